@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything the build and the QEMU tests need on a fresh Debian/Ubuntu machine.
+# Idempotent: re-running it only checks. Needs root (or sudo) for apt-get.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+rustup target add aarch64-unknown-linux-musl x86_64-unknown-linux-musl >/dev/null
+
+need=()
+for pair in qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static \
+    mcopy:mtools mkfs.vfat:dosfstools depmod:kmod mksquashfs:squashfs-tools \
+    mkfs.ext4:e2fsprogs cpio:cpio openssl:openssl sfdisk:fdisk zstd:zstd xz:xz-utils; do
+  cmd=${pair%%:*}; pkg=${pair#*:}
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+  updated=0
+else
+  updated=1
+fi
+if [ ${#need[@]} -gt 0 ] || [ "$updated" = 0 ] || [ ! -f /var/lib/apt/lists/.ramboot-updated ]; then
+  $SUDO apt-get update -qq
+  $SUDO touch /var/lib/apt/lists/.ramboot-updated
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+echo "host ready"

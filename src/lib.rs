@@ -1,0 +1,6 @@
+//! ramboot: a static PID 1 that boots Alpine Linux diskless into RAM, and the host tools around it.
+//!
+//! The library holds everything; `main.rs` only dispatches. Module map and the system boundary:
+//! see `DESIGN.md` in the repository.
+
+pub mod sys;

@@ -1,0 +1,251 @@
+//! The system boundary.
+//!
+//! Every effect that needs privileges or a real kernel — mounts, module loading, device nodes, loop
+//! devices, chroot and exec, reboot, uevent sockets, spawning processes — goes through the [`Sys`]
+//! trait. [`RealSys`] performs them with rustix; [`RecordingSys`] records them and acts on a
+//! directory tree that stands in for `/`. That is what lets the whole boot run unprivileged in tests
+//! and in `ramboot plan`.
+//!
+//! Plain reads and writes of files are not privileged and do not go through the trait, but they
+//! must use [`Sys::path`] to turn a path as seen by PID 1 (`/proc/cmdline`) into a host path.
+
+mod real;
+mod recording;
+
+pub use real::RealSys;
+pub use recording::{is_exec_recorded, Call, ExecRecorded, RecordingSys};
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use rustix::mount::MountFlags;
+
+/// Kind of device node for [`Sys::mknod`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Char,
+    Block,
+}
+
+/// What [`Sys::reboot`] asks of the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RebootKind {
+    PowerOff,
+    Restart,
+    Halt,
+}
+
+/// A kernel module image handed to [`Sys::load_module`].
+pub enum ModuleImage<'a> {
+    /// A file the kernel reads itself (`finit_module`); `compressed` sets
+    /// `MODULE_INIT_COMPRESSED_FILE` so the kernel decompresses it.
+    File { path: &'a Path, compressed: bool },
+    /// An uncompressed image already in memory (`init_module`).
+    Bytes(&'a [u8]),
+}
+
+/// A process to start, described as data so the double can record it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Spawn {
+    pub program: PathBuf,
+    /// argv\[1..\]
+    pub args: Vec<OsString>,
+    /// The complete environment (nothing is inherited).
+    pub env: Vec<(OsString, OsString)>,
+    /// chroot into this directory before exec (scripts run inside the new root).
+    pub chroot: Option<PathBuf>,
+    /// Working directory (inside the chroot, when there is one).
+    pub cwd: Option<PathBuf>,
+    pub umask: Option<u32>,
+    /// Make this a session leader with the console as controlling terminal (rescue shell).
+    pub controlling_tty: bool,
+}
+
+/// One kernel uevent: `ACTION@DEVPATH` plus its `KEY=VALUE` pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Uevent {
+    pub action: String,
+    pub devpath: String,
+    pub vars: Vec<(String, String)>,
+}
+
+impl Uevent {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Parses a netlink uevent message: NUL-separated, the first string `action@devpath`.
+    /// Returns `None` for messages that are not kernel uevents (e.g. udev's `libudev` ones).
+    pub fn parse(msg: &[u8]) -> Option<Uevent> {
+        let mut parts = msg.split(|&b| b == 0).filter(|p| !p.is_empty());
+        let head = std::str::from_utf8(parts.next()?).ok()?;
+        let (action, devpath) = head.split_once('@')?;
+        let mut ev = Uevent { action: action.to_string(), devpath: devpath.to_string(), vars: Vec::new() };
+        for p in parts {
+            let Ok(s) = std::str::from_utf8(p) else { continue };
+            if let Some((k, v)) = s.split_once('=') {
+                ev.vars.push((k.to_string(), v.to_string()));
+            }
+        }
+        Some(ev)
+    }
+}
+
+/// What [`UeventSource::recv`] got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UeventRecv {
+    Event(Uevent),
+    /// Nothing arrived before the timeout.
+    Timeout,
+    /// The kernel dropped events (`ENOBUFS`): the caller must re-scan sysfs.
+    Overflow,
+}
+
+/// A subscription to kernel uevents (`NETLINK_KOBJECT_UEVENT`).
+pub trait UeventSource: Send {
+    /// Waits at most `timeout` for the next event.
+    fn recv(&mut self, timeout: Duration) -> io::Result<UeventRecv>;
+}
+
+/// The one door to privileged effects. See the module docs.
+pub trait Sys: Send + Sync {
+    /// Maps a path as PID 1 sees it (absolute) to the host path to open. Identity for [`RealSys`].
+    fn path(&self, guest: &Path) -> PathBuf;
+
+    /// `mount(2)`. `data` is the comma-separated option string the filesystem parses.
+    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()>;
+    /// `mount(2)` with `MS_REMOUNT`.
+    fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()>;
+    /// `mount(2)` with `MS_BIND`.
+    fn bind_mount(&self, source: &Path, target: &Path) -> io::Result<()>;
+    /// `mount(2)` with `MS_MOVE`.
+    fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()>;
+    /// `umount2(2)`; `detach` is `MNT_DETACH`.
+    fn umount(&self, target: &Path, detach: bool) -> io::Result<()>;
+    /// `mknod(2)`.
+    fn mknod(&self, path: &Path, kind: NodeKind, mode: u32, major: u32, minor: u32) -> io::Result<()>;
+
+    /// `finit_module(2)` or `init_module(2)` with the given parameter string.
+    fn load_module(&self, image: ModuleImage<'_>, params: &str) -> io::Result<()>;
+
+    /// Attaches `file` to a free loop device (`LOOP_CONFIGURE`) and returns the device path.
+    fn loop_attach(&self, file: &Path, read_only: bool) -> io::Result<PathBuf>;
+
+    /// Subscribes to kernel uevents with a receive buffer of `buffer_size` bytes.
+    fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>>;
+
+    /// `chroot(2)` + `chdir("/")`.
+    fn chroot(&self, path: &Path) -> io::Result<()>;
+    /// `execve(2)`: only returns on failure.
+    fn exec(&self, program: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error;
+    /// Starts a process and waits for it; returns its exit code (128+signal when killed).
+    fn run(&self, spawn: &Spawn) -> io::Result<i32>;
+
+    /// `reboot(2)`: only returns on failure.
+    fn reboot(&self, kind: RebootKind) -> io::Error;
+    /// `sync(2)`.
+    fn sync(&self);
+    /// Blocks forever without using the CPU (PID 1's last resort). The double returns at once.
+    fn idle_forever(&self);
+
+    /// `CLOCK_BOOTTIME`.
+    fn now(&self) -> Duration;
+    /// `uname -r`.
+    fn kernel_release(&self) -> String;
+    /// `uname -m`.
+    fn machine(&self) -> String;
+}
+
+/// Renders mount flags the way `mount -o` would show them, for traces and messages.
+pub fn mount_flags_text(flags: MountFlags) -> String {
+    let names = [
+        (MountFlags::RDONLY, "ro"),
+        (MountFlags::NOSUID, "nosuid"),
+        (MountFlags::NODEV, "nodev"),
+        (MountFlags::NOEXEC, "noexec"),
+        (MountFlags::SYNCHRONOUS, "sync"),
+        (MountFlags::NOATIME, "noatime"),
+        (MountFlags::NODIRATIME, "nodiratime"),
+        (MountFlags::RELATIME, "relatime"),
+        (MountFlags::STRICTATIME, "strictatime"),
+        (MountFlags::DIRSYNC, "dirsync"),
+        (MountFlags::LAZYTIME, "lazytime"),
+        (MountFlags::SILENT, "silent"),
+    ];
+    let mut out: Vec<&str> = Vec::new();
+    for (flag, name) in names {
+        if flags.contains(flag) {
+            out.push(name);
+        }
+    }
+    out.join(",")
+}
+
+/// Splits a `mount -o` option string into kernel flags and the filesystem's own data string,
+/// the way util-linux and busybox do (`ro,nosuid,size=10M` → `RDONLY|NOSUID`, `size=10M`).
+pub fn parse_mount_options(options: &str) -> (MountFlags, String) {
+    let mut flags = MountFlags::empty();
+    let mut data: Vec<&str> = Vec::new();
+    for opt in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        match opt {
+            "ro" => flags |= MountFlags::RDONLY,
+            "rw" => flags -= MountFlags::RDONLY,
+            "nosuid" => flags |= MountFlags::NOSUID,
+            "suid" => flags -= MountFlags::NOSUID,
+            "nodev" => flags |= MountFlags::NODEV,
+            "dev" => flags -= MountFlags::NODEV,
+            "noexec" => flags |= MountFlags::NOEXEC,
+            "exec" => flags -= MountFlags::NOEXEC,
+            "sync" => flags |= MountFlags::SYNCHRONOUS,
+            "async" => flags -= MountFlags::SYNCHRONOUS,
+            "noatime" => flags |= MountFlags::NOATIME,
+            "atime" => flags -= MountFlags::NOATIME,
+            "nodiratime" => flags |= MountFlags::NODIRATIME,
+            "diratime" => flags -= MountFlags::NODIRATIME,
+            "relatime" => flags |= MountFlags::RELATIME,
+            "norelatime" => flags -= MountFlags::RELATIME,
+            "strictatime" => flags |= MountFlags::STRICTATIME,
+            "dirsync" => flags |= MountFlags::DIRSYNC,
+            "lazytime" => flags |= MountFlags::LAZYTIME,
+            "nolazytime" => flags -= MountFlags::LAZYTIME,
+            "silent" => flags |= MountFlags::SILENT,
+            "loud" => flags -= MountFlags::SILENT,
+            // Userspace-only options that must not reach the kernel.
+            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail" | "_netdev" => {}
+            o if o.starts_with("x-") || o.starts_with("comment=") => {}
+            other => data.push(other),
+        }
+    }
+    (flags, data.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_options_split_into_flags_and_data() {
+        let (f, d) = parse_mount_options("ro,nosuid,size=10M,mode=0755,noauto");
+        assert_eq!(f, MountFlags::RDONLY | MountFlags::NOSUID);
+        assert_eq!(d, "size=10M,mode=0755");
+        let (f, d) = parse_mount_options("exec,nosuid,mode=0755,size=2M");
+        assert_eq!(f, MountFlags::NOSUID);
+        assert_eq!(d, "mode=0755,size=2M");
+        let (f, _) = parse_mount_options("ro,rw");
+        assert!(f.is_empty());
+        assert_eq!(mount_flags_text(MountFlags::RDONLY | MountFlags::NOEXEC), "ro,noexec");
+    }
+
+    #[test]
+    fn uevent_parse() {
+        let msg = b"add@/devices/virtual/block/loop0\0ACTION=add\0DEVPATH=/devices/virtual/block/loop0\0SUBSYSTEM=block\0DEVNAME=loop0\0";
+        let ev = Uevent::parse(msg).unwrap();
+        assert_eq!(ev.action, "add");
+        assert_eq!(ev.get("DEVNAME"), Some("loop0"));
+        assert_eq!(ev.get("SUBSYSTEM"), Some("block"));
+        assert!(Uevent::parse(b"libudev\0\xfe\xed").is_none());
+        assert!(Uevent::parse(b"").is_none());
+    }
+}

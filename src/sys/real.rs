@@ -1,0 +1,383 @@
+//! [`Sys`] on the real kernel, through rustix.
+
+use super::{ModuleImage, NodeKind, RebootKind, Spawn, Sys, Uevent, UeventRecv, UeventSource};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::mount::{MountFlags, UnmountFlags};
+use std::ffi::{CString, OsString};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The real system: every call is the syscall it names.
+#[derive(Debug, Default)]
+pub struct RealSys;
+
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in string"))
+}
+
+fn cpath(p: &Path) -> io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in path"))
+}
+
+/// `MODULE_INIT_COMPRESSED_FILE` from `<linux/module.h>`.
+const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
+
+impl Sys for RealSys {
+    fn path(&self, guest: &Path) -> PathBuf {
+        guest.to_path_buf()
+    }
+
+    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()> {
+        let data = cstr(data)?;
+        rustix::mount::mount(source, target, fstype, flags, Some(data.as_c_str()))?;
+        Ok(())
+    }
+
+    fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
+        rustix::mount::mount_remount(target, flags, data)?;
+        Ok(())
+    }
+
+    fn bind_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
+        rustix::mount::mount_bind(source, target)?;
+        Ok(())
+    }
+
+    fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
+        rustix::mount::mount_move(source, target)?;
+        Ok(())
+    }
+
+    fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
+        let flags = if detach { UnmountFlags::DETACH } else { UnmountFlags::empty() };
+        rustix::mount::unmount(target, flags)?;
+        Ok(())
+    }
+
+    fn mknod(&self, path: &Path, kind: NodeKind, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+        let ft = match kind {
+            NodeKind::Char => FileType::CharacterDevice,
+            NodeKind::Block => FileType::BlockDevice,
+        };
+        rustix::fs::mknodat(rustix::fs::CWD, path, ft, Mode::from_raw_mode(mode), rustix::fs::makedev(major, minor))?;
+        Ok(())
+    }
+
+    fn load_module(&self, image: ModuleImage<'_>, params: &str) -> io::Result<()> {
+        let params = cstr(params)?;
+        match image {
+            ModuleImage::File { path, compressed } => {
+                let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+                let flags = if compressed { MODULE_INIT_COMPRESSED_FILE } else { 0 };
+                rustix::system::finit_module(&fd, &params, flags)?;
+            }
+            ModuleImage::Bytes(bytes) => rustix::system::init_module(bytes, &params)?,
+        }
+        Ok(())
+    }
+
+    fn loop_attach(&self, file: &Path, read_only: bool) -> io::Result<PathBuf> {
+        loopdev::attach(file, read_only)
+    }
+
+    fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>> {
+        Ok(Box::new(NetlinkUevents::open(buffer_size)?))
+    }
+
+    fn chroot(&self, path: &Path) -> io::Result<()> {
+        rustix::process::chroot(path)?;
+        rustix::process::chdir("/")?;
+        Ok(())
+    }
+
+    fn exec(&self, program: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error {
+        let mut cmd = std::process::Command::new(program);
+        if let Some((first, rest)) = argv.split_first() {
+            cmd.arg0(first).args(rest);
+        }
+        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+        cmd.exec()
+    }
+
+    fn run(&self, spawn: &Spawn) -> io::Result<i32> {
+        let mut cmd = std::process::Command::new(&spawn.program);
+        cmd.args(&spawn.args).env_clear().envs(spawn.env.iter().map(|(k, v)| (k, v)));
+        let chroot = spawn.chroot.as_deref().map(cpath).transpose()?;
+        let cwd = spawn.cwd.as_deref().map(cpath).transpose()?;
+        let umask = spawn.umask;
+        let tty = spawn.controlling_tty;
+        // SAFETY: the closure runs between fork and exec; it only makes raw syscalls through rustix
+        // on data prepared before the fork, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(root) = &chroot {
+                    rustix::process::chroot(root.as_c_str())?;
+                    rustix::process::chdir(c"/")?;
+                }
+                if let Some(dir) = &cwd {
+                    rustix::process::chdir(dir.as_c_str())?;
+                }
+                if let Some(mask) = umask {
+                    rustix::process::umask(Mode::from_raw_mode(mask));
+                }
+                if tty {
+                    rustix::process::setsid()?;
+                    // Best effort: the console may not be a tty (e.g. /dev/null in tests).
+                    let _ = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin());
+                }
+                Ok(())
+            });
+        }
+        let status = cmd.status()?;
+        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+
+    fn reboot(&self, kind: RebootKind) -> io::Error {
+        let cmd = match kind {
+            RebootKind::PowerOff => rustix::system::RebootCommand::PowerOff,
+            RebootKind::Restart => rustix::system::RebootCommand::Restart,
+            RebootKind::Halt => rustix::system::RebootCommand::Halt,
+        };
+        match rustix::system::reboot(cmd) {
+            Ok(()) => io::Error::other("reboot(2) returned"),
+            Err(e) => e.into(),
+        }
+    }
+
+    fn sync(&self) {
+        rustix::fs::sync();
+    }
+
+    fn idle_forever(&self) {
+        loop {
+            rustix::event::pause();
+        }
+    }
+
+    fn now(&self) -> Duration {
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    fn kernel_release(&self) -> String {
+        rustix::system::uname().release().to_string_lossy().into_owned()
+    }
+
+    fn machine(&self) -> String {
+        rustix::system::uname().machine().to_string_lossy().into_owned()
+    }
+}
+
+/// The kernel's uevent multicast group, read like nlplug-findfs reads it.
+struct NetlinkUevents {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl NetlinkUevents {
+    fn open(buffer_size: usize) -> io::Result<Self> {
+        use rustix::net::{netlink, socket_with, AddressFamily, SocketFlags, SocketType};
+        let fd = socket_with(
+            AddressFamily::NETLINK,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            Some(netlink::KOBJECT_UEVENT),
+        )?;
+        // FORCE needs CAP_NET_ADMIN; fall back to the capped size when unprivileged.
+        if rustix::net::sockopt::set_socket_recv_buffer_size_force(&fd, buffer_size).is_err() {
+            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, buffer_size);
+        }
+        rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1))?;
+        Ok(Self { fd, buf: vec![0; 16 * 1024] })
+    }
+}
+
+impl UeventSource for NetlinkUevents {
+    fn recv(&mut self, timeout: Duration) -> io::Result<UeventRecv> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match rustix::net::recvfrom(&self.fd, &mut self.buf[..], rustix::net::RecvFlags::empty()) {
+                Ok((n, full, addr)) => {
+                    // Only the kernel (port id 0) speaks for devices; drop truncated messages.
+                    let from_kernel = addr
+                        .and_then(|a| rustix::net::netlink::SocketAddrNetlink::try_from(a).ok())
+                        .is_some_and(|a| a.pid() == 0);
+                    if !from_kernel || full > n {
+                        continue;
+                    }
+                    if let Some(ev) = Uevent::parse(&self.buf[..n]) {
+                        return Ok(UeventRecv::Event(ev));
+                    }
+                }
+                Err(rustix::io::Errno::AGAIN) => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(UeventRecv::Timeout);
+                    }
+                    let ts = Timespec { tv_sec: left.as_secs() as _, tv_nsec: left.subsec_nanos() as _ };
+                    let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+                    match poll(&mut fds, Some(&ts)) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(rustix::io::Errno::NOBUFS) => return Ok(UeventRecv::Overflow),
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Loop devices through `/dev/loop-control` and `LOOP_CONFIGURE` (Linux 5.8+), with the older
+/// `LOOP_SET_FD` + `LOOP_SET_STATUS64` pair as a fallback.
+mod loopdev {
+    use super::*;
+    use rustix::ioctl::{ioctl, Ioctl, IoctlOutput, Opcode};
+    use std::ffi::c_void;
+
+    const LOOP_SET_FD: Opcode = 0x4C00;
+    const LOOP_SET_STATUS64: Opcode = 0x4C04;
+    const LOOP_CONFIGURE: Opcode = 0x4C0A;
+    const LOOP_CTL_GET_FREE: Opcode = 0x4C82;
+    const LO_FLAGS_READ_ONLY: u32 = 1;
+
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct LoopInfo64 {
+        lo_device: u64,
+        lo_inode: u64,
+        lo_rdevice: u64,
+        lo_offset: u64,
+        lo_sizelimit: u64,
+        lo_number: u32,
+        lo_encrypt_type: u32,
+        lo_encrypt_key_size: u32,
+        lo_flags: u32,
+        lo_file_name: [u8; 64],
+        lo_crypt_name: [u8; 64],
+        lo_encrypt_key: [u8; 32],
+        lo_init: [u64; 2],
+    }
+
+    #[repr(C)]
+    struct LoopConfig {
+        fd: u32,
+        block_size: u32,
+        info: LoopInfo64,
+        reserved: [u64; 8],
+    }
+
+    /// An ioctl whose int return value is the result (`LOOP_CTL_GET_FREE`).
+    struct GetFree;
+    // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns the free index as the ioctl result.
+    unsafe impl Ioctl for GetFree {
+        type Output = u32;
+        const IS_MUTATING: bool = false;
+        fn opcode(&self) -> Opcode {
+            LOOP_CTL_GET_FREE
+        }
+        fn as_ptr(&mut self) -> *mut c_void {
+            std::ptr::null_mut()
+        }
+        unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<u32> {
+            Ok(out as u32)
+        }
+    }
+
+    /// An ioctl that passes a pointer to `T` (or an integer argument) and returns nothing.
+    struct PtrArg<T> {
+        op: Opcode,
+        arg: T,
+    }
+    // SAFETY: the opcodes used with this type take a pointer to the `#[repr(C)]` struct given
+    // (or, for LOOP_SET_FD, an fd number passed by value: see `FdArg`), and do not retain it.
+    unsafe impl<T> Ioctl for PtrArg<T> {
+        type Output = ();
+        const IS_MUTATING: bool = false;
+        fn opcode(&self) -> Opcode {
+            self.op
+        }
+        fn as_ptr(&mut self) -> *mut c_void {
+            (&mut self.arg as *mut T).cast()
+        }
+        unsafe fn output_from_ptr(_: IoctlOutput, _: *mut c_void) -> rustix::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// `LOOP_SET_FD` takes the fd number itself as the argument.
+    struct FdArg(usize);
+    // SAFETY: LOOP_SET_FD reads its argument as an integer file descriptor.
+    unsafe impl Ioctl for FdArg {
+        type Output = ();
+        const IS_MUTATING: bool = false;
+        fn opcode(&self) -> Opcode {
+            LOOP_SET_FD
+        }
+        fn as_ptr(&mut self) -> *mut c_void {
+            self.0 as *mut c_void
+        }
+        unsafe fn output_from_ptr(_: IoctlOutput, _: *mut c_void) -> rustix::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    pub fn attach(file: &Path, read_only: bool) -> io::Result<PathBuf> {
+        use std::os::fd::AsRawFd;
+        let access = if read_only { OFlags::RDONLY } else { OFlags::RDWR };
+        let backing = rustix::fs::open(file, access | OFlags::CLOEXEC, Mode::empty())?;
+        let ctl = rustix::fs::open("/dev/loop-control", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+        // Another process may grab the same free device: retry a few times on EBUSY.
+        for _ in 0..8 {
+            // SAFETY: GetFree matches LOOP_CTL_GET_FREE's contract.
+            let n = unsafe { ioctl(&ctl, GetFree)? };
+            let dev = PathBuf::from(format!("/dev/loop{n}"));
+            let loopfd = rustix::fs::open(&dev, access | OFlags::CLOEXEC, Mode::empty())?;
+            let mut info = LoopInfo64 {
+                lo_device: 0,
+                lo_inode: 0,
+                lo_rdevice: 0,
+                lo_offset: 0,
+                lo_sizelimit: 0,
+                lo_number: 0,
+                lo_encrypt_type: 0,
+                lo_encrypt_key_size: 0,
+                // No AUTOCLEAR: the fd closes before the caller mounts the device.
+                lo_flags: if read_only { LO_FLAGS_READ_ONLY } else { 0 },
+                lo_file_name: [0; 64],
+                lo_crypt_name: [0; 64],
+                lo_encrypt_key: [0; 32],
+                lo_init: [0; 2],
+            };
+            let name = file.as_os_str().as_bytes();
+            let len = name.len().min(63);
+            info.lo_file_name[..len].copy_from_slice(&name[..len]);
+            let config = LoopConfig { fd: backing.as_fd().as_raw_fd() as u32, block_size: 0, info, reserved: [0; 8] };
+            // SAFETY: LOOP_CONFIGURE takes a pointer to a struct loop_config, which LoopConfig mirrors.
+            match unsafe { ioctl(&loopfd, PtrArg { op: LOOP_CONFIGURE, arg: config }) } {
+                Ok(()) => return Ok(dev),
+                Err(rustix::io::Errno::BUSY) => continue,
+                Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOTTY) => {
+                    // Kernel older than 5.8: the two-step way.
+                    // SAFETY: LOOP_SET_FD takes the backing fd by value.
+                    match unsafe { ioctl(&loopfd, FdArg(backing.as_fd().as_raw_fd() as usize)) } {
+                        Ok(()) => {}
+                        Err(rustix::io::Errno::BUSY) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                    // SAFETY: LOOP_SET_STATUS64 takes a pointer to struct loop_info64.
+                    unsafe { ioctl(&loopfd, PtrArg { op: LOOP_SET_STATUS64, arg: info })? };
+                    return Ok(dev);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(io::Error::other("no free loop device (all busy)"))
+    }
+}

@@ -1,0 +1,401 @@
+//! [`Sys`] as a recording test double over a directory tree that stands in for `/`.
+//!
+//! Each call is recorded as a [`Call`] (rendered like the shell command it replaces, so traces read
+//! like Alpine's `MOCK=echo` test output) and then given the smallest effect on the tree that keeps
+//! later stages honest: a mount point must exist, a moved mount carries its files along, `mknod`
+//! leaves a placeholder file. Failures and uevents can be scripted.
+
+use super::{mount_flags_text, ModuleImage, NodeKind, RebootKind, Spawn, Sys, UeventRecv, UeventSource};
+use rustix::mount::MountFlags;
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One recorded effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Mount { source: String, target: PathBuf, fstype: String, flags: String, data: String },
+    Remount { target: PathBuf, flags: String, data: String },
+    Bind { source: PathBuf, target: PathBuf },
+    Move { source: PathBuf, target: PathBuf },
+    Umount { target: PathBuf, detach: bool },
+    Mknod { path: PathBuf, kind: NodeKind, mode: u32, major: u32, minor: u32 },
+    LoadModule { image: String, params: String },
+    LoopAttach { file: PathBuf, read_only: bool, device: PathBuf },
+    Uevents { buffer_size: usize },
+    Chroot { path: PathBuf },
+    Exec { program: PathBuf, argv: Vec<OsString> },
+    Run { spawn: Spawn },
+    Reboot { kind: RebootKind },
+    Sync,
+    Idle,
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn opts(flags: &str, data: &str) -> String {
+            match (flags.is_empty(), data.is_empty()) {
+                (true, true) => String::new(),
+                (false, true) => format!(" -o {flags}"),
+                (true, false) => format!(" -o {data}"),
+                (false, false) => format!(" -o {flags},{data}"),
+            }
+        }
+        match self {
+            Call::Mount { source, target, fstype, flags, data } => {
+                write!(f, "mount -t {fstype}{} {source} {}", opts(flags, data), target.display())
+            }
+            Call::Remount { target, flags, data } => {
+                let o = opts(flags, data);
+                let o = if o.is_empty() { " -o remount".to_string() } else { o.replacen(" -o ", " -o remount,", 1) };
+                write!(f, "mount{o} {}", target.display())
+            }
+            Call::Bind { source, target } => write!(f, "mount --bind {} {}", source.display(), target.display()),
+            Call::Move { source, target } => write!(f, "mount -o move {} {}", source.display(), target.display()),
+            Call::Umount { target, detach } => {
+                write!(f, "umount{} {}", if *detach { " -l" } else { "" }, target.display())
+            }
+            Call::Mknod { path, kind, mode, major, minor } => {
+                let k = if *kind == NodeKind::Char { 'c' } else { 'b' };
+                write!(f, "mknod -m {mode:o} {} {k} {major} {minor}", path.display())
+            }
+            Call::LoadModule { image, params } => {
+                write!(f, "insmod {image}{}{params}", if params.is_empty() { "" } else { " " })
+            }
+            Call::LoopAttach { file, read_only, device } => {
+                write!(f, "losetup{} {} {}", if *read_only { " -r" } else { "" }, device.display(), file.display())
+            }
+            Call::Uevents { buffer_size } => write!(f, "uevent-listen {buffer_size}"),
+            Call::Chroot { path } => write!(f, "chroot {}", path.display()),
+            Call::Exec { program, argv } => {
+                write!(f, "exec {}", program.display())?;
+                for a in argv.iter().skip(1) {
+                    write!(f, " {}", a.to_string_lossy())?;
+                }
+                Ok(())
+            }
+            Call::Run { spawn } => {
+                if let Some(root) = &spawn.chroot {
+                    write!(f, "chroot {} ", root.display())?;
+                }
+                write!(f, "{}", spawn.program.display())?;
+                for a in &spawn.args {
+                    write!(f, " {}", a.to_string_lossy())?;
+                }
+                Ok(())
+            }
+            Call::Reboot { kind } => write!(f, "reboot {kind:?}"),
+            Call::Sync => write!(f, "sync"),
+            Call::Idle => write!(f, "idle"),
+        }
+    }
+}
+
+/// The payload of the error [`RecordingSys::exec`] returns: the exec was recorded, and in a real
+/// system it would have replaced the process. Callers treat it as a successful handoff.
+#[derive(Debug)]
+pub struct ExecRecorded;
+
+impl fmt::Display for ExecRecorded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("exec recorded by the test double")
+    }
+}
+
+impl std::error::Error for ExecRecorded {}
+
+/// True when `err` is [`RecordingSys::exec`]'s "would have succeeded".
+pub fn is_exec_recorded(err: &io::Error) -> bool {
+    err.get_ref().is_some_and(|e| e.is::<ExecRecorded>())
+}
+
+#[derive(Default)]
+struct State {
+    calls: Vec<Call>,
+    /// (substring of the rendered call, errno): the first matching call fails.
+    failures: Vec<(String, i32)>,
+    uevents: VecDeque<UeventRecv>,
+    run_results: VecDeque<i32>,
+    clock: Duration,
+    next_loop: u32,
+}
+
+/// The recording double. Cheap to clone; clones share the record.
+#[derive(Clone)]
+pub struct RecordingSys {
+    root: PathBuf,
+    state: Arc<Mutex<State>>,
+    release: String,
+    machine: String,
+}
+
+impl RecordingSys {
+    /// A double acting on `root`, which stands in for `/`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            state: Arc::default(),
+            release: "6.1.0-ramboot-test".into(),
+            machine: std::env::consts::ARCH.into(),
+        }
+    }
+
+    pub fn with_kernel_release(mut self, release: &str) -> Self {
+        self.release = release.into();
+        self
+    }
+
+    pub fn with_machine(mut self, machine: &str) -> Self {
+        self.machine = machine.into();
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Every call whose rendering contains `pattern` fails with `errno` (first match wins).
+    pub fn fail_on(&self, pattern: &str, errno: i32) {
+        self.lock().failures.push((pattern.to_string(), errno));
+    }
+
+    /// Queues a uevent (or overflow) for the next [`UeventSource::recv`].
+    pub fn push_uevent(&self, ev: UeventRecv) {
+        self.lock().uevents.push_back(ev);
+    }
+
+    /// Queues the exit code of the next [`Sys::run`] (default 0).
+    pub fn push_run_result(&self, code: i32) {
+        self.lock().run_results.push_back(code);
+    }
+
+    /// Advances the fake `CLOCK_BOOTTIME`.
+    pub fn advance(&self, by: Duration) {
+        self.lock().clock += by;
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// The calls rendered as shell-like lines.
+    pub fn trace(&self) -> Vec<String> {
+        self.lock().calls.iter().map(ToString::to_string).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic in another test thread must not hide this record.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, call: Call) -> io::Result<()> {
+        let text = call.to_string();
+        let mut st = self.lock();
+        st.calls.push(call);
+        match st.failures.iter().find(|(p, _)| text.contains(p.as_str())) {
+            Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
+            None => Ok(()),
+        }
+    }
+
+    fn require_dir(&self, guest: &Path) -> io::Result<PathBuf> {
+        let host = self.path(guest);
+        if host.is_dir() {
+            Ok(host)
+        } else {
+            Err(io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error()))
+        }
+    }
+}
+
+impl Sys for RecordingSys {
+    fn path(&self, guest: &Path) -> PathBuf {
+        // Lexical join: `..` cannot climb above the stand-in root.
+        let mut out = self.root.clone();
+        let mut depth = 0usize;
+        for c in guest.components() {
+            match c {
+                Component::Normal(n) => {
+                    out.push(n);
+                    depth += 1;
+                }
+                Component::ParentDir if depth > 0 => {
+                    out.pop();
+                    depth -= 1;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()> {
+        self.record(Call::Mount {
+            source: source.into(),
+            target: target.into(),
+            fstype: fstype.into(),
+            flags: mount_flags_text(flags),
+            data: data.into(),
+        })?;
+        self.require_dir(target).map(drop)
+    }
+
+    fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
+        self.record(Call::Remount { target: target.into(), flags: mount_flags_text(flags), data: data.into() })?;
+        self.require_dir(target).map(drop)
+    }
+
+    fn bind_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
+        self.record(Call::Bind { source: source.into(), target: target.into() })?;
+        self.require_dir(target).map(drop)
+    }
+
+    fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
+        self.record(Call::Move { source: source.into(), target: target.into() })?;
+        let from = self.require_dir(source)?;
+        let to = self.require_dir(target)?;
+        // The mounted tree now shows up at the target; the source becomes an empty mount point.
+        for entry in std::fs::read_dir(&from)? {
+            let entry = entry?;
+            std::fs::rename(entry.path(), to.join(entry.file_name()))?;
+        }
+        Ok(())
+    }
+
+    fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
+        self.record(Call::Umount { target: target.into(), detach })
+    }
+
+    fn mknod(&self, path: &Path, kind: NodeKind, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+        self.record(Call::Mknod { path: path.into(), kind, mode, major, minor })?;
+        std::fs::File::create(self.path(path)).map(drop)
+    }
+
+    fn load_module(&self, image: ModuleImage<'_>, params: &str) -> io::Result<()> {
+        let name = match &image {
+            ModuleImage::File { path, .. } => path.display().to_string(),
+            ModuleImage::Bytes(b) => format!("<{} bytes>", b.len()),
+        };
+        self.record(Call::LoadModule { image: name, params: params.into() })?;
+        if let ModuleImage::File { path, .. } = image {
+            std::fs::metadata(path)?;
+        }
+        Ok(())
+    }
+
+    fn loop_attach(&self, file: &Path, read_only: bool) -> io::Result<PathBuf> {
+        let device = {
+            let mut st = self.lock();
+            let n = st.next_loop;
+            st.next_loop += 1;
+            PathBuf::from(format!("/dev/loop{n}"))
+        };
+        self.record(Call::LoopAttach { file: file.into(), read_only, device: device.clone() })?;
+        std::fs::metadata(self.path(file))?;
+        Ok(device)
+    }
+
+    fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>> {
+        self.record(Call::Uevents { buffer_size })?;
+        Ok(Box::new(ScriptedUevents { sys: self.clone() }))
+    }
+
+    fn chroot(&self, path: &Path) -> io::Result<()> {
+        self.record(Call::Chroot { path: path.into() })?;
+        self.require_dir(path).map(drop)
+    }
+
+    fn exec(&self, program: &Path, argv: &[OsString], _env: &[(OsString, OsString)]) -> io::Error {
+        match self.record(Call::Exec { program: program.into(), argv: argv.to_vec() }) {
+            Err(e) => e,
+            Ok(()) => io::Error::other(ExecRecorded),
+        }
+    }
+
+    fn run(&self, spawn: &Spawn) -> io::Result<i32> {
+        self.record(Call::Run { spawn: spawn.clone() })?;
+        Ok(self.lock().run_results.pop_front().unwrap_or(0))
+    }
+
+    fn reboot(&self, kind: RebootKind) -> io::Error {
+        match self.record(Call::Reboot { kind }) {
+            Err(e) => e,
+            Ok(()) => io::Error::other("reboot recorded by the test double"),
+        }
+    }
+
+    fn sync(&self) {
+        let _ = self.record(Call::Sync);
+    }
+
+    fn idle_forever(&self) {
+        let _ = self.record(Call::Idle);
+    }
+
+    fn now(&self) -> Duration {
+        self.lock().clock
+    }
+
+    fn kernel_release(&self) -> String {
+        self.release.clone()
+    }
+
+    fn machine(&self) -> String {
+        self.machine.clone()
+    }
+}
+
+struct ScriptedUevents {
+    sys: RecordingSys,
+}
+
+impl UeventSource for ScriptedUevents {
+    fn recv(&mut self, timeout: Duration) -> io::Result<UeventRecv> {
+        let mut st = self.sys.lock();
+        match st.uevents.pop_front() {
+            Some(ev) => Ok(ev),
+            None => {
+                st.clock += timeout;
+                Ok(UeventRecv::Timeout)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_fails_as_scripted() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = RecordingSys::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("sysroot")).unwrap();
+        sys.mount("tmpfs", Path::new("/sysroot"), "tmpfs", MountFlags::empty(), "mode=0755").unwrap();
+        assert_eq!(sys.trace(), vec!["mount -t tmpfs -o mode=0755 tmpfs /sysroot"]);
+        // A missing mount point fails like the kernel would.
+        assert!(sys.mount("x", Path::new("/nope"), "ext4", MountFlags::RDONLY, "").is_err());
+        sys.fail_on("/dev/vda", 19);
+        let e = sys.mount("/dev/vda", Path::new("/sysroot"), "ext4", MountFlags::RDONLY, "").unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(19));
+        assert_eq!(sys.path(Path::new("/../../etc/passwd")), dir.path().join("etc/passwd"));
+    }
+
+    #[test]
+    fn move_carries_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = RecordingSys::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("media/vda1")).unwrap();
+        std::fs::write(dir.path().join("media/vda1/x"), b"1").unwrap();
+        std::fs::create_dir_all(dir.path().join("sysroot/media/vda1")).unwrap();
+        sys.move_mount(Path::new("/media/vda1"), Path::new("/sysroot/media/vda1")).unwrap();
+        assert!(dir.path().join("sysroot/media/vda1/x").exists());
+        assert!(!dir.path().join("media/vda1/x").exists());
+        let err = sys.exec(Path::new("/sbin/init"), &["/sbin/init".into()], &[]);
+        assert!(is_exec_recorded(&err));
+    }
+}
