@@ -3,4 +3,8 @@
 //! The library holds everything; `main.rs` only dispatches. Module map and the system boundary:
 //! see `DESIGN.md` in the repository.
 
+pub mod boot;
+pub mod cli;
+pub mod initramfs;
+pub mod json;
 pub mod sys;

@@ -136,8 +136,15 @@ pub trait Sys: Send + Sync {
     /// Subscribes to kernel uevents with a receive buffer of `buffer_size` bytes.
     fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>>;
 
+    /// `chdir(2)`.
+    fn chdir(&self, path: &Path) -> io::Result<()>;
     /// `chroot(2)` + `chdir("/")`.
     fn chroot(&self, path: &Path) -> io::Result<()>;
+    /// Deletes the initramfs contents before switch_root, without crossing into other filesystems
+    /// and keeping `keep` (the new root). Refuses unless `/` is a ramfs/tmpfs.
+    fn free_initramfs(&self, keep: &Path) -> io::Result<()>;
+    /// Opens `device` and makes it stdin, stdout and stderr.
+    fn attach_console(&self, device: &Path) -> io::Result<()>;
     /// `execve(2)`: only returns on failure.
     fn exec(&self, program: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error;
     /// Starts a process and waits for it; returns its exit code (128+signal when killed).

@@ -88,6 +88,23 @@ impl Sys for RealSys {
         Ok(Box::new(NetlinkUevents::open(buffer_size)?))
     }
 
+    fn chdir(&self, path: &Path) -> io::Result<()> {
+        rustix::process::chdir(path)?;
+        Ok(())
+    }
+
+    fn free_initramfs(&self, keep: &Path) -> io::Result<()> {
+        initramfs_cleanup::free(keep)
+    }
+
+    fn attach_console(&self, device: &Path) -> io::Result<()> {
+        let fd = rustix::fs::open(device, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::stdio::dup2_stdin(&fd)?;
+        rustix::stdio::dup2_stdout(&fd)?;
+        rustix::stdio::dup2_stderr(&fd)?;
+        Ok(())
+    }
+
     fn chroot(&self, path: &Path) -> io::Result<()> {
         rustix::process::chroot(path)?;
         rustix::process::chdir("/")?;
@@ -379,5 +396,48 @@ mod loopdev {
             }
         }
         Err(io::Error::other("no free loop device (all busy)"))
+    }
+}
+
+/// Freeing the initramfs before switch_root: its files would otherwise stay in RAM forever.
+mod initramfs_cleanup {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+    pub fn free(keep: &Path) -> io::Result<()> {
+        let fs = rustix::fs::statfs("/")?;
+        #[allow(clippy::unnecessary_cast)]
+        let magic = fs.f_type as i64;
+        if magic != RAMFS_MAGIC && magic != TMPFS_MAGIC {
+            return Err(io::Error::other("/ is not an initramfs (ramfs/tmpfs): refusing to delete it"));
+        }
+        let root_dev = std::fs::symlink_metadata("/")?.dev();
+        remove_children(Path::new("/"), root_dev, keep)
+    }
+
+    fn remove_children(dir: &Path, dev: u64, keep: &Path) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path == keep {
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(_) => continue,
+            };
+            if meta.dev() != dev {
+                continue; // a mount point: not ours to delete
+            }
+            if meta.is_dir() {
+                remove_children(&path, dev, keep)?;
+                let _ = std::fs::remove_dir(&path); // stays if it holds a mount point
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Ok(())
     }
 }
