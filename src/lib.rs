@@ -5,6 +5,8 @@
 
 pub mod boot;
 pub mod cli;
+pub mod fsutil;
 pub mod initramfs;
 pub mod json;
+pub mod overlay;
 pub mod sys;
