@@ -10,6 +10,7 @@ pub mod console;
 pub mod early;
 pub mod root;
 pub mod switch_root;
+pub mod sysroot;
 pub mod timeline;
 
 use crate::cmdline::{self, BootPlan, FailPolicy, Mode};
