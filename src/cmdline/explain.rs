@@ -161,7 +161,17 @@ pub fn explain(options: &BootOptions, plan: &BootPlan) -> String {
         text.push_str("  (none)\n");
     }
     for (i, word) in options.words.iter().enumerate() {
-        let _ = writeln!(text, "  {:<28} {}", word.text, word_meaning(options, i));
+        let mut meaning = word_meaning(options, i);
+        if let WordKind::Unknown { name, .. } = &word.kind {
+            if let Some(w) = plan.warnings.iter().find(|w| &w.option == name) {
+                meaning = format!("{meaning}; {}", w.message);
+            }
+        }
+        if word.text.chars().count() > 28 {
+            let _ = writeln!(text, "  {}\n  {:<28} {meaning}", word.text, "");
+        } else {
+            let _ = writeln!(text, "  {:<28} {meaning}", word.text);
+        }
     }
     for a in &options.after_dashdash {
         let _ = writeln!(

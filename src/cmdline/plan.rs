@@ -63,8 +63,9 @@ pub struct BootPlan {
     pub autodetect_serial: AutodetectSerial,
     /// `ip=` as written (None: not given).
     pub ip: Option<IpConfig>,
-    /// The network comes up in the initramfs: `ip=` asks for it, or `nbd=`, or an apkovl,
-    /// repository or modloop URL needs it. With `ip` None that means DHCP, Alpine's default.
+    /// The network comes up in the initramfs. Diskless: `ip=` asks for it, or an apkovl,
+    /// repository or modloop URL needs it. Both modes: `nbd=` or `wireguard=` need it. With
+    /// `ip` None that means DHCP, Alpine's default. `ip=off` always wins.
     pub needs_network: bool,
     /// `BOOTIF=` as a MAC address `aa:bb:cc:dd:ee:ff`: the interface to configure.
     pub bootif: Option<String>,
@@ -429,6 +430,7 @@ impl<'a> Planner<'a> {
             None => default,
             Some(Setting::Bare) => true,
             Some(Setting::Negated) => false,
+            Some(Setting::Value(v)) if v.is_empty() => default,
             Some(Setting::Value(v)) => match parse_bool(v) {
                 Some(b) => b,
                 None => {
@@ -547,23 +549,36 @@ impl<'a> Planner<'a> {
             None => Mode::Diskless(self.diskless()),
         };
 
-        let url_needs = match &mode {
-            Mode::Diskless(d) => {
+        // Alpine's `do_networking` (diskless) plus the set-ups that call `configure_ip` in
+        // both modes (nbd, wireguard). In root= mode `ip=` alone configures nothing.
+        let storage_needs = !storage.nbd.is_empty() || storage.wireguard.is_some();
+        let (source_needs, ip_acts) = match &mode {
+            Mode::Diskless(d) => (
                 matches!(d.apkovl, ApkovlSource::Url(_))
                     || matches!(&d.repos, RepoSource::List(l) if l.iter().any(|r| is_url(r)))
-            }
-            Mode::Root(_) => false,
-        } || matches!(modloop, ModloopSpec::Url(_))
-            || !storage.nbd.is_empty();
+                    || matches!(modloop, ModloopSpec::Url(_)),
+                true,
+            ),
+            Mode::Root(_) => (false, storage_needs),
+        };
+        let url_needs = source_needs || storage_needs;
         let needs_network = match &ip {
             Some(IpConfig::Off) => {
                 if url_needs {
                     self.warn(
                         WarningKind::Ignored,
                         "ip",
-                        "ip=off, but a URL or nbd= needs the network: it will not be reachable",
+                        "ip=off, but a URL, nbd= or wireguard= needs the network: it will not be reachable",
                     );
                 }
+                false
+            }
+            Some(_) if !ip_acts => {
+                self.warn(
+                    WarningKind::Ignored,
+                    "ip",
+                    "with root=, ip= only configures the network for nbd= or wireguard=",
+                );
                 false
             }
             Some(_) => true,
@@ -617,7 +632,7 @@ impl<'a> Planner<'a> {
     fn fail_policy(&mut self) -> FailPolicy {
         match self.get(Opt::Panic) {
             None | Some(Setting::Negated) => FailPolicy::Rescue,
-            Some(Setting::Value(v)) if v == "no" => FailPolicy::Rescue,
+            Some(Setting::Value(v)) if v.is_empty() || v == "no" => FailPolicy::Rescue,
             Some(Setting::Bare) => FailPolicy::KernelPanic,
             Some(Setting::Value(v)) => {
                 if v.parse::<i64>().is_err() {
@@ -655,6 +670,7 @@ impl<'a> Planner<'a> {
     fn autodetect_serial(&mut self) -> AutodetectSerial {
         match self.get(Opt::AutodetectSerial) {
             None | Some(Setting::Bare) => AutodetectSerial::Yes,
+            Some(Setting::Value(v)) if v.is_empty() => AutodetectSerial::Yes,
             Some(Setting::Negated) => AutodetectSerial::No,
             Some(Setting::Value(v)) => {
                 if let Some(res) = v.strip_prefix("setconsole=") {
