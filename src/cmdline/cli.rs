@@ -1,7 +1,7 @@
 //! `ramboot cmdline explain [--json] [TEXT... | --file PATH]`.
 //!
-//! Arguments go through two stages, as in ripgrep: [`RawArgs`] collects what was typed,
-//! [`Args::validate`] turns it into one consistent request or a usage error. No clap: the
+//! Arguments go through two stages, as in ripgrep: `RawArgs` collects what was typed,
+//! `Args::validate` turns it into one consistent request or a usage error. No clap: the
 //! binary is PID 1 of an initramfs and every kilobyte is boot time.
 
 use std::ffi::OsString;

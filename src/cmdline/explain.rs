@@ -60,11 +60,7 @@ pub fn explain(options: &BootOptions, plan: &BootPlan) -> String {
             let fstype = r.fstype.as_deref().unwrap_or("autodetected type");
             line(
                 "mode",
-                format!(
-                    "root: mount {} ({fstype}) with {}",
-                    spec_display(&r.device),
-                    r.flags
-                ),
+                format!("root: mount {} ({fstype}) with {}", r.device, r.flags),
             );
             if let Some(t) = &r.overlay_tmpfs {
                 line(
@@ -235,7 +231,7 @@ fn apkovl_text(a: &ApkovlSource) -> String {
             path,
         } => format!(
             "mount {} ({}) and read {path}",
-            spec_display(device),
+            device,
             fstype.as_deref().unwrap_or("autodetected type")
         ),
         ApkovlSource::Path(p) => format!("file {}", p.display()),
@@ -307,10 +303,10 @@ fn modloop_text(plan: &BootPlan) -> String {
 fn storage_texts(s: &Storage) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(c) = &s.crypt {
-        out.push(format!("encrypted device {}", spec_display(&c.device)));
+        out.push(format!("encrypted device {}", c.device));
     }
     if let Some(r) = &s.resume {
-        out.push(format!("resume from {}", spec_display(&r.device)));
+        out.push(format!("resume from {}", r.device));
     }
     if !s.nbd.is_empty() {
         out.push(format!("network block devices {}", s.nbd.join(" ")));

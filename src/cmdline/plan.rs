@@ -1,18 +1,8 @@
 //! Stage two: [`BootOptions`] → [`BootPlan`], the validated decisions the boot consumes.
 //!
 //! Every value is checked here. A bad value never stops the boot: it becomes a [`Warning`] and
-//! the documented default. Where Alpine's script does something the user cannot have meant, we
-//! do what was meant and say so in the field's doc:
-//!
-//! * `no<opt>` always means off. Alpine stores the literal `no`, which switches on every option
-//!   it tests with `-n`: `nodebug_init` (debug on), `nopanic` (panic on), `notinycloud`/`nods`
-//!   (tiny-cloud on), `noip` (static IP "no"), `noroot` (root=no), `noapkovl` (hides the
-//!   auto-found apkovl, which is also what ramboot does, on purpose).
-//! * Booleans accept `yes/no`, `1/0`, `true/false`, `on/off`; Alpine only knows `yes` (and
-//!   `no` for the options tested with `!= no`).
-//! * `usbdelay` may be fractional (Alpine's shell arithmetic only takes integers).
-//! * A `modloop=` URL, like an `apkovl=` or `alpine_repo=` URL, brings the network up.
-//! * Consoles are recorded in command-line order; Alpine prepends, so its list is reversed.
+//! the documented default. Where Alpine's script does something the user cannot have meant,
+//! we do what was meant; the list is in the [module docs](super).
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -469,7 +459,7 @@ impl<'a> Planner<'a> {
             self.warn(
                 WarningKind::InvalidValue,
                 opt.name(),
-                format!("`{text}` is not a path, UUID=, LABEL=, PARTUUID=, PARTLABEL= or ZFS=; using {}", spec_display(&spec)),
+                format!("`{text}` is not a path, UUID=, LABEL=, PARTUUID=, PARTLABEL= or ZFS=; using {}", spec),
             );
         }
         spec
@@ -1074,7 +1064,8 @@ pub fn parse_bool(v: &str) -> Option<bool> {
 /// `root=`-style device names. The bool says the text was not a recognised form and was taken
 /// as a name under `/dev`.
 pub fn parse_device(text: &str) -> (DeviceSpec, bool) {
-    let prefixed: [(&str, fn(String) -> DeviceSpec); 5] = [
+    type Make = fn(String) -> DeviceSpec;
+    let prefixed: [(&str, Make); 5] = [
         ("UUID=", DeviceSpec::Uuid),
         ("LABEL=", DeviceSpec::Label),
         ("PARTUUID=", DeviceSpec::PartUuid),
@@ -1096,15 +1087,17 @@ pub fn parse_device(text: &str) -> (DeviceSpec, bool) {
     }
 }
 
-/// How a device is written on the command line.
-pub fn spec_display(spec: &DeviceSpec) -> String {
-    match spec {
-        DeviceSpec::Path(p) => p.display().to_string(),
-        DeviceSpec::Uuid(s) => format!("UUID={s}"),
-        DeviceSpec::Label(s) => format!("LABEL={s}"),
-        DeviceSpec::PartUuid(s) => format!("PARTUUID={s}"),
-        DeviceSpec::PartLabel(s) => format!("PARTLABEL={s}"),
-        DeviceSpec::Zfs(s) => format!("ZFS={s}"),
+/// As written on the command line: `/dev/sda1`, `UUID=...`.
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceSpec::Path(p) => write!(f, "{}", p.display()),
+            DeviceSpec::Uuid(s) => write!(f, "UUID={s}"),
+            DeviceSpec::Label(s) => write!(f, "LABEL={s}"),
+            DeviceSpec::PartUuid(s) => write!(f, "PARTUUID={s}"),
+            DeviceSpec::PartLabel(s) => write!(f, "PARTLABEL={s}"),
+            DeviceSpec::Zfs(s) => write!(f, "ZFS={s}"),
+        }
     }
 }
 
