@@ -472,6 +472,12 @@ const CASES: &[Case] = &[
     case("noroot", &[], |p| {
         diskless(p);
     }),
+    case("root", &[(InvalidValue, "root")], |p| {
+        diskless(p);
+    }),
+    case("debug-init singel", &[(Misspelled, "debug-init"), (Misspelled, "singel")], |p| {
+        assert!(!p.debug && !p.single)
+    }),
     case("root=", &[], |p| {
         diskless(p);
     }),
