@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod cli;
+pub mod cmdline;
 pub mod fsutil;
 pub mod initramfs;
 pub mod json;
