@@ -3,4 +3,6 @@
 //! The library holds everything; `main.rs` only dispatches. Module map and the system boundary:
 //! see `DESIGN.md` in the repository.
 
+pub mod hw;
+pub mod media;
 pub mod sys;
