@@ -292,7 +292,8 @@ impl Sys for RecordingSys {
         };
         self.record(Call::LoadModule { image: name, params: params.into() })?;
         if let ModuleImage::File { path, .. } = image {
-            std::fs::metadata(path)?;
+            // The path is a guest path, like every other path handed to the trait.
+            std::fs::metadata(self.path(path))?;
         }
         Ok(())
     }

@@ -1,0 +1,413 @@
+//! The modloop: the squashfs with every module and firmware file of the kernel.
+//!
+//! Alpine mounts it late, from the OpenRC `modloop` service, so the initramfs only has the few
+//! modules it ships. Mounting it in the initramfs instead lets coldplug use the full module set
+//! (no second `hwdrivers` pass) and lets the new root see it as Alpine's service would have left it.
+//!
+//! Verification is strict where Alpine is lax: a signature that does not verify, or a missing
+//! signature while keys exist, refuses the image unless `modloop_verify=no`. Signatures are
+//! `openssl dgst -sha1 -sign` output (RSA PKCS#1 v1.5 over SHA-1 of the whole image), stored as
+//! `/var/cache/misc/<image basename>.SIGN.RSA.<key name>` with the key at `/etc/apk/keys/<key name>`.
+//! The image is hashed streaming, never read into memory whole.
+
+use super::modules::{ModuleLoader, Request};
+use crate::sys::{MountFlags, Sys};
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use sha1::{Digest, Sha1};
+use std::fmt;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// Where the modloop is mounted (as Alpine's service does).
+pub const MODLOOP_DIR: &str = "/.modloop";
+const KEYS_DIR: &str = "/etc/apk/keys";
+const SIG_DIR: &str = "/var/cache/misc";
+
+/// Errors of the modloop component.
+#[derive(Debug)]
+pub enum ModloopError {
+    /// The image or a key or signature file could not be read.
+    Read { path: PathBuf, source: io::Error },
+    /// Keys exist but none has a signature for this image.
+    Unsigned { image: PathBuf, keys: Vec<String> },
+    /// Signatures exist but none verifies (or their keys do not parse).
+    BadSignature { image: PathBuf, tried: Vec<String> },
+    /// `LOOP_CONFIGURE` failed.
+    Attach { image: PathBuf, source: io::Error },
+    /// Mounting the loop device failed.
+    Mount { device: PathBuf, source: io::Error },
+    /// The image has no `modules/<release>`: it belongs to another kernel.
+    NoModules { image: PathBuf, release: String },
+    /// Making a link or moving the mount failed.
+    Arrange { path: PathBuf, source: io::Error },
+    /// No candidate was usable; each one's error, in order.
+    NoneUsable(Vec<ModloopError>),
+}
+
+impl fmt::Display for ModloopError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ModloopError::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            ModloopError::Unsigned { image, keys } => write!(
+                f,
+                "modloop {} has no signature for any trusted key ({}); refusing it (modloop_verify=no overrides)",
+                image.display(),
+                keys.join(", ")
+            ),
+            ModloopError::BadSignature { image, tried } => write!(
+                f,
+                "modloop {} signature does not verify with {}; refusing it (modloop_verify=no overrides)",
+                image.display(),
+                tried.join(", ")
+            ),
+            ModloopError::Attach { image, source } => write!(f, "cannot attach {} to a loop device: {source}", image.display()),
+            ModloopError::Mount { device, source } => write!(f, "cannot mount {} on {MODLOOP_DIR}: {source}", device.display()),
+            ModloopError::NoModules { image, release } => {
+                write!(f, "modloop {} has no modules/{release}", image.display())
+            }
+            ModloopError::Arrange { path, source } => write!(f, "cannot set up {}: {source}", path.display()),
+            ModloopError::NoneUsable(errs) => {
+                write!(f, "no usable modloop")?;
+                for e in errs {
+                    write!(f, "; {e}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ModloopError {}
+
+/// How an image passed verification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// The signature made with this key verified.
+    Verified { key: String },
+    /// There are no keys: nothing to verify against (a warning, not an error).
+    NoKeys,
+    /// `modloop_verify=no`.
+    Skipped,
+}
+
+/// DER `DigestInfo` prefix for SHA-1 (RFC 8017 §9.2 note 1).
+const SHA1_DIGEST_INFO: [u8; 15] = [
+    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+];
+
+/// SHA-1 of a file, read in chunks.
+pub fn sha1_file(path: &Path) -> io::Result<[u8; 20]> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha1::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().into())
+}
+
+/// Decodes standard base64, ignoring whitespace. `None` on bad input.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Parses a PEM public key: SubjectPublicKeyInfo (`PUBLIC KEY`, what apk keys are) or PKCS#1
+/// (`RSA PUBLIC KEY`).
+pub fn parse_public_key_pem(pem: &str) -> Option<RsaPublicKey> {
+    let begin = pem.find("-----BEGIN ")?;
+    let rest = &pem[begin + 11..];
+    let label_end = rest.find("-----")?;
+    let label = &rest[..label_end];
+    let body_start = label_end + 5;
+    let end = rest.find("-----END ")?;
+    let der = base64_decode(rest.get(body_start..end)?)?;
+    match label {
+        "PUBLIC KEY" => RsaPublicKey::from_public_key_der(&der).ok(),
+        "RSA PUBLIC KEY" => RsaPublicKey::from_pkcs1_der(&der).ok(),
+        _ => None,
+    }
+}
+
+/// Checks `image` (guest path) against the keys and signatures in the initramfs.
+pub fn verify(
+    sys: &dyn Sys,
+    image: &Path,
+    modloop_verify: bool,
+) -> Result<Verification, ModloopError> {
+    if !modloop_verify {
+        return Ok(Verification::Skipped);
+    }
+    let mut keys: Vec<String> = std::fs::read_dir(sys.path(Path::new(KEYS_DIR)))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    if keys.is_empty() {
+        log::warn!(
+            "no keys in {KEYS_DIR}: modloop {} is not verified",
+            image.display()
+        );
+        return Ok(Verification::NoKeys);
+    }
+    let base = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut digest: Option<[u8; 20]> = None;
+    let mut tried = Vec::new();
+    for key in &keys {
+        let sig_path = PathBuf::from(SIG_DIR).join(format!("{base}.SIGN.RSA.{key}"));
+        let Ok(sig) = std::fs::read(sys.path(&sig_path)) else {
+            continue;
+        };
+        tried.push(key.clone());
+        let key_path = PathBuf::from(KEYS_DIR).join(key);
+        let pem =
+            std::fs::read_to_string(sys.path(&key_path)).map_err(|source| ModloopError::Read {
+                path: key_path.clone(),
+                source,
+            })?;
+        let Some(public) = parse_public_key_pem(&pem) else {
+            log::warn!("cannot parse key {}", key_path.display());
+            continue;
+        };
+        let hash = match digest {
+            Some(d) => d,
+            None => {
+                let d = sha1_file(&sys.path(image)).map_err(|source| ModloopError::Read {
+                    path: image.to_path_buf(),
+                    source,
+                })?;
+                digest = Some(d);
+                d
+            }
+        };
+        let scheme = Pkcs1v15Sign {
+            hash_len: Some(20),
+            prefix: SHA1_DIGEST_INFO.to_vec().into_boxed_slice(),
+        };
+        if public.verify(scheme, &hash, &sig).is_ok() {
+            return Ok(Verification::Verified { key: key.clone() });
+        }
+    }
+    if tried.is_empty() {
+        Err(ModloopError::Unsigned {
+            image: image.to_path_buf(),
+            keys,
+        })
+    } else {
+        Err(ModloopError::BadSignature {
+            image: image.to_path_buf(),
+            tried,
+        })
+    }
+}
+
+/// A mounted modloop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModloopMount {
+    pub image: PathBuf,
+    pub device: PathBuf,
+    pub verification: Verification,
+}
+
+/// Verifies `image`, attaches it read-only, mounts it at `/.modloop` and checks it has
+/// `modules/<release>`. Loads `loop` and `squashfs` first when a loader is given.
+pub fn mount(
+    sys: &dyn Sys,
+    loader: Option<&ModuleLoader<'_>>,
+    image: &Path,
+    release: &str,
+    modloop_verify: bool,
+) -> Result<ModloopMount, ModloopError> {
+    let verification = verify(sys, image, modloop_verify)?;
+    if let Some(l) = loader {
+        let wanted: Vec<&str> = ["loop", "fs-squashfs"]
+            .into_iter()
+            .filter(|n| !l.db().resolve(n, false).modules.is_empty())
+            .collect();
+        l.load(&Request::names(wanted));
+    }
+    let device = sys
+        .loop_attach(image, true)
+        .map_err(|source| ModloopError::Attach {
+            image: image.to_path_buf(),
+            source,
+        })?;
+    let target = Path::new(MODLOOP_DIR);
+    std::fs::create_dir_all(sys.path(target)).map_err(|source| ModloopError::Arrange {
+        path: target.to_path_buf(),
+        source,
+    })?;
+    sys.mount(
+        &device.to_string_lossy(),
+        target,
+        "squashfs",
+        MountFlags::RDONLY,
+        "",
+    )
+    .map_err(|source| ModloopError::Mount {
+        device: device.clone(),
+        source,
+    })?;
+    if !sys.path(&target.join("modules").join(release)).is_dir() {
+        let _ = sys.umount(target, false);
+        return Err(ModloopError::NoModules {
+            image: image.to_path_buf(),
+            release: release.to_string(),
+        });
+    }
+    Ok(ModloopMount {
+        image: image.to_path_buf(),
+        device,
+        verification,
+    })
+}
+
+/// Tries candidates in order (see [`crate::media::find_modloop`]) and keeps the first that verifies
+/// and has this kernel's modules.
+pub fn mount_first(
+    sys: &dyn Sys,
+    loader: Option<&ModuleLoader<'_>>,
+    candidates: &[PathBuf],
+    release: &str,
+    modloop_verify: bool,
+) -> Result<ModloopMount, ModloopError> {
+    let mut errors = Vec::new();
+    for c in candidates {
+        match mount(sys, loader, c, release, modloop_verify) {
+            Ok(m) => return Ok(m),
+            Err(e) => {
+                log::warn!("{e}");
+                errors.push(e);
+            }
+        }
+    }
+    Err(ModloopError::NoneUsable(errors))
+}
+
+fn arrange_err(path: &Path) -> impl FnOnce(io::Error) -> ModloopError + '_ {
+    move |source| ModloopError::Arrange {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Removes a symlink, file or (with `recursive`) directory tree at `host`, if there is one.
+fn remove_any(host: &Path, recursive: bool) -> io::Result<()> {
+    match std::fs::symlink_metadata(host) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() && recursive => std::fs::remove_dir_all(host),
+        Ok(m) if m.is_dir() => std::fs::remove_dir(host),
+        Ok(_) => std::fs::remove_file(host),
+    }
+}
+
+/// True for a missing path or an empty directory.
+fn absent_or_empty(host: &Path) -> bool {
+    match std::fs::symlink_metadata(host) {
+        Err(_) => true,
+        Ok(m) if m.is_dir() => std::fs::read_dir(host)
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(false),
+        Ok(_) => false,
+    }
+}
+
+/// Points the initramfs's `/lib/modules/<release>` at the modloop (the initramfs's own copy is
+/// kept as `<release>.initramfs`) and, when the initramfs has no firmware of its own,
+/// `/lib/firmware` at the modloop's. Links are relative so they also resolve in a test tree.
+/// Afterwards call [`ModuleLoader::reload`].
+pub fn link_into_initramfs(sys: &dyn Sys, release: &str) -> Result<(), ModloopError> {
+    let modules = PathBuf::from("/lib/modules").join(release);
+    let host = sys.path(&modules);
+    match std::fs::symlink_metadata(&host) {
+        Ok(m) if m.is_dir() => {
+            let keep =
+                sys.path(&PathBuf::from("/lib/modules").join(format!("{release}.initramfs")));
+            remove_any(&keep, true).map_err(arrange_err(&modules))?;
+            std::fs::rename(&host, &keep).map_err(arrange_err(&modules))?;
+        }
+        Ok(_) => std::fs::remove_file(&host).map_err(arrange_err(&modules))?,
+        Err(_) => std::fs::create_dir_all(sys.path(Path::new("/lib/modules")))
+            .map_err(arrange_err(&modules))?,
+    }
+    std::os::unix::fs::symlink(Path::new("../../.modloop/modules").join(release), &host)
+        .map_err(arrange_err(&modules))?;
+    let firmware = Path::new("/lib/firmware");
+    let fw_host = sys.path(firmware);
+    if sys.path(Path::new("/.modloop/modules/firmware")).is_dir() && absent_or_empty(&fw_host) {
+        remove_any(&fw_host, false).map_err(arrange_err(firmware))?;
+        std::os::unix::fs::symlink("../.modloop/modules/firmware", &fw_host)
+            .map_err(arrange_err(firmware))?;
+    }
+    Ok(())
+}
+
+/// Leaves the new root the way Alpine's `modloop` service would: the mount moved to
+/// `<sysroot>/.modloop`, `/lib/modules` → `/.modloop/modules`, and `/lib/firmware` →
+/// `/lib/modules/firmware` when the modloop has firmware and the root's `/lib/firmware` is
+/// missing or empty.
+pub fn arrange_new_root(sys: &dyn Sys, sysroot: &Path) -> Result<(), ModloopError> {
+    let target = sysroot.join(MODLOOP_DIR.trim_start_matches('/'));
+    std::fs::create_dir_all(sys.path(&target)).map_err(arrange_err(&target))?;
+    sys.move_mount(Path::new(MODLOOP_DIR), &target)
+        .map_err(arrange_err(&target))?;
+    let lib = sysroot.join("lib");
+    std::fs::create_dir_all(sys.path(&lib)).map_err(arrange_err(&lib))?;
+    let modules = lib.join("modules");
+    // Alpine: `rm -rf /lib/modules; ln -sf /.modloop/modules /lib/`.
+    remove_any(&sys.path(&modules), true).map_err(arrange_err(&modules))?;
+    std::os::unix::fs::symlink("/.modloop/modules", sys.path(&modules))
+        .map_err(arrange_err(&modules))?;
+    let firmware = lib.join("firmware");
+    if sys.path(&target.join("modules/firmware")).is_dir() && absent_or_empty(&sys.path(&firmware))
+    {
+        remove_any(&sys.path(&firmware), false).map_err(arrange_err(&firmware))?;
+        std::os::unix::fs::symlink("/lib/modules/firmware", sys.path(&firmware))
+            .map_err(arrange_err(&firmware))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_decode;
+
+    #[test]
+    fn base64() {
+        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode("aGVs\nbG8h").unwrap(), b"hello!");
+        assert!(base64_decode("a*b").is_none());
+    }
+}
