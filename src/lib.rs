@@ -3,7 +3,6 @@
 //! The library holds everything; `main.rs` only dispatches. Module map and the system boundary:
 //! see `DESIGN.md` in the repository.
 
-<<<<<<< HEAD
 pub mod boot;
 pub mod cli;
 pub mod cmdline;
@@ -13,8 +12,4 @@ pub mod initramfs;
 pub mod json;
 pub mod media;
 pub mod overlay;
-=======
-pub mod hw;
-pub mod media;
->>>>>>> hw
 pub mod sys;

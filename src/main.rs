@@ -10,7 +10,10 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args.first().map(|a| Path::new(a).file_name().unwrap_or(a.as_os_str()).to_os_string()).unwrap_or_default();
     let code = if argv0 == "modprobe" {
-        ramboot::hw::modprobe_main(&args[1..], &ramboot::sys::RealSys)
+        {
+        let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        ramboot::hw::modprobe_main(&args, &ramboot::sys::RealSys)
+    }
     } else {
         ramboot::cli::main(&args[1..])
     };

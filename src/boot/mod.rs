@@ -89,6 +89,8 @@ pub struct Boot<'a> {
     pub rescue_budget: Option<usize>,
     /// Environment for the new init.
     pub env: Vec<(OsString, OsString)>,
+    /// The module loader, once drivers were loaded (absent on kernels without modules).
+    pub loader: Option<crate::hw::ModuleLoader<'a>>,
 }
 
 impl<'a> Boot<'a> {
@@ -100,6 +102,7 @@ impl<'a> Boot<'a> {
             mounts: Vec::new(),
             rescue_budget: None,
             env: vec![("HOME".into(), "/".into()), ("TERM".into(), "linux".into())],
+            loader: None,
         }
     }
 
@@ -275,7 +278,9 @@ pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
     root::load_boot_drivers(&mut boot);
     let result = match boot.plan.mode.clone() {
         Mode::Root(spec) => root::mount_root(&mut boot, &spec),
-        Mode::Diskless => Err(BootEnd::GaveUp { reason: "diskless".into() }),
+        Mode::Diskless(d) => boot.stage("media", "Looking for boot media", |_| -> Result<(), BootError> {
+            Err(BootError::Unsupported { what: format!("diskless boot is not implemented yet ({:?})", d.apkovl) })
+        }),
     };
     if let Err(end) = result {
         return end;

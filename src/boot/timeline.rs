@@ -87,7 +87,9 @@ impl Timeline {
                 so.num("end_ms", ms(st.end));
                 so.num("duration_ms", ms(st.end.saturating_sub(st.start)));
                 match &st.outcome {
-                    Outcome::Ok => so.str("outcome", "ok"),
+                    Outcome::Ok => {
+                        so.str("outcome", "ok");
+                    }
                     Outcome::Degraded(w) => {
                         so.str("outcome", "degraded");
                         so.str("note", w);

@@ -107,7 +107,7 @@ fn validate(raw: Raw) -> Result<Request, String> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .ok_or("--kernel-modules must name a lib/modules/<release> directory")?;
-            let files = crate::hw::modules::closure(&dir, &wanted).map_err(|e| e.to_string())?;
+            let files = crate::hw::modules::closure(&dir, &wanted.iter().map(String::as_str).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
             Some(ModuleSet { dir, kernel_release: release, files })
         }
     };
