@@ -39,7 +39,9 @@ pub fn resolve_beneath(root: &Path, path: &Path, follow_last: bool) -> io::Resul
             Ok(m) if m.file_type().is_symlink() && (!is_last || follow_last) => {
                 hops += 1;
                 if hops > 40 {
-                    return Err(io::Error::from_raw_os_error(rustix::io::Errno::LOOP.raw_os_error()));
+                    return Err(io::Error::from_raw_os_error(
+                        rustix::io::Errno::LOOP.raw_os_error(),
+                    ));
                 }
                 let target = std::fs::read_link(&host)?;
                 if target.is_absolute() {
@@ -77,11 +79,26 @@ mod tests {
         symlink("usr/bin", root.join("bin")).unwrap();
         symlink("/", root.join("up")).unwrap();
         symlink("../../../../etc", root.join("esc")).unwrap();
-        assert_eq!(resolve_beneath(root, Path::new("bin/foo"), false).unwrap(), root.join("usr/bin/foo"));
-        assert_eq!(resolve_beneath(root, Path::new("/up/up/up/x"), false).unwrap(), root.join("x"));
-        assert_eq!(resolve_beneath(root, Path::new("esc/passwd"), false).unwrap(), root.join("etc/passwd"));
-        assert_eq!(resolve_beneath(root, Path::new("../../x"), false).unwrap(), root.join("x"));
-        assert_eq!(resolve_beneath(root, Path::new("bin"), false).unwrap(), root.join("bin"));
+        assert_eq!(
+            resolve_beneath(root, Path::new("bin/foo"), false).unwrap(),
+            root.join("usr/bin/foo")
+        );
+        assert_eq!(
+            resolve_beneath(root, Path::new("/up/up/up/x"), false).unwrap(),
+            root.join("x")
+        );
+        assert_eq!(
+            resolve_beneath(root, Path::new("esc/passwd"), false).unwrap(),
+            root.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve_beneath(root, Path::new("../../x"), false).unwrap(),
+            root.join("x")
+        );
+        assert_eq!(
+            resolve_beneath(root, Path::new("bin"), false).unwrap(),
+            root.join("bin")
+        );
         assert!(resolve_existing(root, Path::new("bin/nothing")).is_err());
         symlink("loop", root.join("loop")).unwrap();
         assert!(resolve_beneath(root, Path::new("loop/x"), false).is_err());

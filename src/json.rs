@@ -111,8 +111,15 @@ mod tests {
     fn escapes_and_shapes() {
         assert_eq!(string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
         let mut o = Object::new();
-        o.str("s", "x").num("i", 3.0).num("f", 1.5).bool("b", true).raw("a", &string_array(&["p", "q"]));
+        o.str("s", "x")
+            .num("i", 3.0)
+            .num("f", 1.5)
+            .bool("b", true)
+            .raw("a", &string_array(&["p", "q"]));
         o.opt_str("n", None).num("nan", f64::NAN);
-        assert_eq!(o.finish(), r#"{"s":"x","i":3,"f":1.5,"b":true,"a":["p","q"],"n":null,"nan":null}"#);
+        assert_eq!(
+            o.finish(),
+            r#"{"s":"x","i":3,"f":1.5,"b":true,"a":["p","q"],"n":null,"nan":null}"#
+        );
     }
 }

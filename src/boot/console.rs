@@ -22,13 +22,24 @@ pub struct BootLogger {
     sinks: Mutex<Option<Sinks>>,
 }
 
-static LOGGER: BootLogger = BootLogger { sinks: Mutex::new(None) };
+static LOGGER: BootLogger = BootLogger {
+    sinks: Mutex::new(None),
+};
 
 /// Installs the logger writing to `console` (and `/dev/kmsg` once [`attach_kmsg`] is called).
 pub fn init(console: Box<dyn Write + Send>, quiet: bool, debug: bool) {
-    *lock() = Some(Sinks { console, kmsg: None, quiet, open_line: false });
+    *lock() = Some(Sinks {
+        console,
+        kmsg: None,
+        quiet,
+        open_line: false,
+    });
     let _ = log::set_logger(&LOGGER);
-    log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+    log::set_max_level(if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
 }
 
 /// Changes verbosity once the command line is known.
@@ -36,7 +47,11 @@ pub fn configure(quiet: bool, debug: bool) {
     if let Some(s) = lock().as_mut() {
         s.quiet = quiet;
     }
-    log::set_max_level(if debug { log::LevelFilter::Debug } else { log::LevelFilter::Info });
+    log::set_max_level(if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    });
 }
 
 /// Starts mirroring messages to the kernel log.

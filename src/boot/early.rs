@@ -7,16 +7,37 @@ use std::path::{Path, PathBuf};
 
 /// Directories Alpine's init creates before anything else.
 const DIRS: &[&str] = &[
-    "/bin", "/sbin", "/usr/bin", "/usr/sbin", "/proc", "/sys", "/dev", "/sysroot", "/media/cdrom", "/media/usb", "/tmp",
-    "/etc", "/run",
+    "/bin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/sbin",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/sysroot",
+    "/media/cdrom",
+    "/media/usb",
+    "/tmp",
+    "/etc",
+    "/run",
 ];
 
 /// One early mount: (fstype, source, target, options). Order matters: /dev before /dev/pts.
 const MOUNTS: &[(&str, &str, &str, &str)] = &[
     ("sysfs", "sysfs", "/sys", "noexec,nosuid,nodev"),
-    ("devtmpfs", "devtmpfs", "/dev", "exec,nosuid,mode=0755,size=2M"),
+    (
+        "devtmpfs",
+        "devtmpfs",
+        "/dev",
+        "exec,nosuid,mode=0755,size=2M",
+    ),
     ("proc", "proc", "/proc", "noexec,nosuid,nodev"),
-    ("devpts", "devpts", "/dev/pts", "gid=5,mode=0620,noexec,nosuid"),
+    (
+        "devpts",
+        "devpts",
+        "/dev/pts",
+        "gid=5,mode=0620,noexec,nosuid",
+    ),
     ("tmpfs", "shm", "/dev/shm", "nodev,nosuid,noexec"),
     ("tmpfs", "tmpfs", "/run", "nosuid,nodev,mode=0755"),
 ];
@@ -106,7 +127,10 @@ mod tests {
         );
         assert!(trace.contains(&"mknod -m 660 /dev/kmsg c 1 11".to_string()));
         assert!(trace.contains(&"console /dev/console".to_string()));
-        assert_eq!(early.mounts, ["/sys", "/dev", "/proc", "/run"].map(PathBuf::from));
+        assert_eq!(
+            early.mounts,
+            ["/sys", "/dev", "/proc", "/run"].map(PathBuf::from)
+        );
         assert!(early.failures.is_empty());
         assert!(dir.path().join("media/usb").is_dir());
     }
@@ -117,7 +141,9 @@ mod tests {
         let sys = RecordingSys::new(dir.path());
         sys.fail_on("-t devtmpfs", 19);
         let early = setup(&sys);
-        assert!(sys.trace().contains(&"mount -t tmpfs -o nosuid,mode=0755,size=2M tmpfs /dev".to_string()));
+        assert!(sys
+            .trace()
+            .contains(&"mount -t tmpfs -o nosuid,mode=0755,size=2M tmpfs /dev".to_string()));
         assert!(early.mounts.contains(&PathBuf::from("/dev")));
     }
 }

@@ -32,30 +32,69 @@ pub const TIMELINE_PATH: &str = "/run/ramboot/timeline.json";
 /// Why a stage could not finish. Each variant names what was being done.
 #[derive(Debug)]
 pub enum BootError {
-    RootNotFound { spec: String, waited: Duration },
-    RootMount { device: String, target: PathBuf, source: io::Error },
-    InitMissing { init: PathBuf, root: PathBuf },
-    InitNotExecutable { init: PathBuf },
-    SwitchRoot { step: &'static str, source: io::Error },
-    Exec { init: PathBuf, source: io::Error },
-    Unsupported { what: String },
-    Panic { message: String },
+    RootNotFound {
+        spec: String,
+        waited: Duration,
+    },
+    RootMount {
+        device: String,
+        target: PathBuf,
+        source: io::Error,
+    },
+    InitMissing {
+        init: PathBuf,
+        root: PathBuf,
+    },
+    InitNotExecutable {
+        init: PathBuf,
+    },
+    SwitchRoot {
+        step: &'static str,
+        source: io::Error,
+    },
+    Exec {
+        init: PathBuf,
+        source: io::Error,
+    },
+    Unsupported {
+        what: String,
+    },
+    Panic {
+        message: String,
+    },
 }
 
 impl fmt::Display for BootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::RootNotFound { spec, waited } => {
-                write!(f, "root device {spec} not found after {:.1}s", waited.as_secs_f64())
+                write!(
+                    f,
+                    "root device {spec} not found after {:.1}s",
+                    waited.as_secs_f64()
+                )
             }
-            Self::RootMount { device, target, source } => {
+            Self::RootMount {
+                device,
+                target,
+                source,
+            } => {
                 write!(f, "cannot mount {device} on {}: {source}", target.display())
             }
             Self::InitMissing { init, root } => {
-                write!(f, "{} does not exist in the new root {}", init.display(), root.display())
+                write!(
+                    f,
+                    "{} does not exist in the new root {}",
+                    init.display(),
+                    root.display()
+                )
             }
-            Self::InitNotExecutable { init } => write!(f, "{} is not an executable file", init.display()),
-            Self::SwitchRoot { step, source } => write!(f, "switch_root failed to {step}: {source}"),
+            Self::InitNotExecutable { init } => {
+                write!(f, "{} is not an executable file", init.display())
+            }
+            Self::SwitchRoot { step, source } => {
+                write!(f, "switch_root failed to {step}: {source}")
+            }
             Self::Exec { init, source } => write!(f, "cannot execute {}: {source}", init.display()),
             Self::Unsupported { what } => write!(f, "{what}"),
             Self::Panic { message } => write!(f, "internal error: {message}"),
@@ -118,7 +157,11 @@ impl<'a> Boot<'a> {
             let start = self.sys.now();
             console::ebegin(title);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(self)))
-                .unwrap_or_else(|p| Err(BootError::Panic { message: panic_text(&p) }));
+                .unwrap_or_else(|p| {
+                    Err(BootError::Panic {
+                        message: panic_text(&p),
+                    })
+                });
             let end = self.sys.now();
             match result {
                 Ok(v) => {
@@ -129,7 +172,8 @@ impl<'a> Boot<'a> {
                 Err(e) => {
                     let reason = e.to_string();
                     console::eend(Err(&reason));
-                    self.timeline.stage(name, start, end, Outcome::Failed(reason.clone()));
+                    self.timeline
+                        .stage(name, start, end, Outcome::Failed(reason.clone()));
                     self.recover(&reason)?;
                 }
             }
@@ -139,21 +183,31 @@ impl<'a> Boot<'a> {
     /// The failure policy. `Ok` means "retry the stage" (the rescue shell ran and exited).
     pub fn recover(&mut self, reason: &str) -> Result<(), BootEnd> {
         if self.plan.fail_policy == FailPolicy::KernelPanic {
-            console::announce(&format!("ramboot: {reason}; panic= is set: exiting so the kernel panics"));
+            console::announce(&format!(
+                "ramboot: {reason}; panic= is set: exiting so the kernel panics"
+            ));
             self.sys.sync();
-            return Err(BootEnd::KernelPanic { reason: reason.into() });
+            return Err(BootEnd::KernelPanic {
+                reason: reason.into(),
+            });
         }
         if let Some(0) = self.rescue_budget {
-            return Err(BootEnd::GaveUp { reason: reason.into() });
+            return Err(BootEnd::GaveUp {
+                reason: reason.into(),
+            });
         }
         if !self.sys.path(Path::new(RESCUE_SHELL)).exists() {
             console::announce(&format!(
                 "ramboot: {reason}; no rescue shell in the initramfs (build it with `mkinitfs --busybox`): waiting"
             ));
             self.sys.idle_forever();
-            return Err(BootEnd::Idle { reason: reason.into() });
+            return Err(BootEnd::Idle {
+                reason: reason.into(),
+            });
         }
-        self.rescue_shell("Launching initramfs emergency recovery shell. Exit the shell to retry the boot.");
+        self.rescue_shell(
+            "Launching initramfs emergency recovery shell. Exit the shell to retry the boot.",
+        );
         if let Some(n) = self.rescue_budget.as_mut() {
             *n -= 1;
         }
@@ -252,7 +306,10 @@ pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
     let init_start = sys.now();
     let early_start = init_start;
     let early = early::setup(sys);
-    if let Ok(kmsg) = std::fs::OpenOptions::new().write(true).open(sys.path(Path::new("/dev/kmsg"))) {
+    if let Ok(kmsg) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(sys.path(Path::new("/dev/kmsg")))
+    {
         console::attach_kmsg(kmsg);
     }
     let plan = read_plan(sys);
@@ -263,11 +320,22 @@ pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
     let early_outcome = if early.failures.is_empty() {
         Outcome::Ok
     } else {
-        Outcome::Degraded(early.failures.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; "))
+        Outcome::Degraded(
+            early
+                .failures
+                .iter()
+                .map(|(t, e)| format!("{t}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     };
-    boot.timeline.stage("early", early_start, sys.now(), early_outcome);
+    boot.timeline
+        .stage("early", early_start, sys.now(), early_outcome);
     if !boot.plan.quiet {
-        console::announce(&format!("ramboot {} (Alpine-compatible init)", env!("CARGO_PKG_VERSION")));
+        console::announce(&format!(
+            "ramboot {} (Alpine-compatible init)",
+            env!("CARGO_PKG_VERSION")
+        ));
     }
     for (target, e) in &early.failures {
         log::warn!("cannot mount {target}: {e}");
@@ -278,9 +346,15 @@ pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
     root::load_boot_drivers(&mut boot);
     let result = match boot.plan.mode.clone() {
         Mode::Root(spec) => root::mount_root(&mut boot, &spec),
-        Mode::Diskless(d) => boot.stage("media", "Looking for boot media", |_| -> Result<(), BootError> {
-            Err(BootError::Unsupported { what: format!("diskless boot is not implemented yet ({:?})", d.apkovl) })
-        }),
+        Mode::Diskless(d) => boot.stage(
+            "media",
+            "Looking for boot media",
+            |_| -> Result<(), BootError> {
+                Err(BootError::Unsupported {
+                    what: format!("diskless boot is not implemented yet ({:?})", d.apkovl),
+                })
+            },
+        ),
     };
     if let Err(end) = result {
         return end;
@@ -296,8 +370,9 @@ pub fn pid1_main() -> ! {
     }));
     let sys = crate::sys::RealSys;
     loop {
-        let end = std::panic::catch_unwind(|| run(&sys, None))
-            .unwrap_or_else(|p| BootEnd::Idle { reason: format!("internal error: {}", panic_text(&p)) });
+        let end = std::panic::catch_unwind(|| run(&sys, None)).unwrap_or_else(|p| BootEnd::Idle {
+            reason: format!("internal error: {}", panic_text(&p)),
+        });
         match end {
             BootEnd::KernelPanic { .. } => std::process::exit(1),
             BootEnd::HandedOff => unreachable_handoff(),

@@ -17,7 +17,12 @@ pub fn write_blacklist(boot: &Boot<'_>) {
     if boot.plan.blacklist.is_empty() {
         return;
     }
-    let text: String = boot.plan.blacklist.iter().map(|m| format!("blacklist {m}\n")).collect();
+    let text: String = boot
+        .plan
+        .blacklist
+        .iter()
+        .map(|m| format!("blacklist {m}\n"))
+        .collect();
     let path = boot.sys.path(Path::new(BLACKLIST_CONF));
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -29,9 +34,17 @@ pub fn write_blacklist(boot: &Boot<'_>) {
 
 /// `/etc/modules` in the initramfs: one module (with parameters) per line, `#` comments.
 fn etc_modules(boot: &Boot<'_>) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(boot.sys.path(Path::new("/etc/modules"))).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(boot.sys.path(Path::new("/etc/modules"))).unwrap_or_default();
     text.lines()
-        .map(|l| l.split('#').next().unwrap_or("").split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .filter(|w| !w.is_empty())
         .collect()
 }
@@ -48,7 +61,12 @@ pub fn load_boot_drivers(boot: &mut Boot<'_>) {
             // A kernel without modules (everything built in) is fine.
             log::debug!("no module loader: {e}");
             super::console::eend(Ok(()));
-            boot.timeline.stage("drivers", start, boot.sys.now(), super::timeline::Outcome::Ok);
+            boot.timeline.stage(
+                "drivers",
+                start,
+                boot.sys.now(),
+                super::timeline::Outcome::Ok,
+            );
             return;
         }
     };
@@ -60,7 +78,8 @@ pub fn load_boot_drivers(boot: &mut Boot<'_>) {
     for line in etc_modules(boot) {
         let mut req = Request::names([line[0].clone()]);
         if line.len() > 1 {
-            req.params.insert(crate::hw::modules::normalize(&line[0]), line[1..].to_vec());
+            req.params
+                .insert(crate::hw::modules::normalize(&line[0]), line[1..].to_vec());
         }
         report.merge(loader.load(&req));
     }
@@ -87,15 +106,23 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
     let text = spec.device.to_string();
     let device = match &spec.device {
         crate::cmdline::DeviceSpec::Zfs(_) => {
-            return Err(BootError::Unsupported { what: format!("root={text}: ZFS roots are not supported by ramboot") })
+            return Err(BootError::Unsupported {
+                what: format!("root={text}: ZFS roots are not supported by ramboot"),
+            })
         }
-        _ => DeviceSpec::parse(&text).ok_or_else(|| BootError::RootNotFound { spec: text.clone(), waited: Default::default() })?,
+        _ => DeviceSpec::parse(&text).ok_or_else(|| BootError::RootNotFound {
+            spec: text.clone(),
+            waited: Default::default(),
+        })?,
     };
     let mut cfg = DiscoverConfig::new(Goal::Root(device));
     cfg.uevent_buffer = boot.plan.uevent_buf_size;
     let d = discover(boot.sys, boot.loader.as_ref(), &cfg);
     for dev in &d.devices {
-        boot.timeline.mark(&format!("device {} appeared", dev.info.dev.name), dev.appeared);
+        boot.timeline.mark(
+            &format!("device {} appeared", dev.info.dev.name),
+            dev.appeared,
+        );
     }
     for w in &d.warnings {
         log::warn!("{w}");
@@ -106,19 +133,30 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
             let fstype = info.probe.as_ref().map(|p| p.fstype.as_str().to_string());
             Ok((format!("/dev/{}", info.dev.name), fstype))
         }
-        _ => Err(BootError::RootNotFound { spec: text, waited: d.finished.saturating_sub(d.started) }),
+        _ => Err(BootError::RootNotFound {
+            spec: text,
+            waited: d.finished.saturating_sub(d.started),
+        }),
     }
 }
 
-fn mount(boot: &Boot<'_>, source: &str, target: &str, fstype: &str, options: &str) -> Result<(), BootError> {
+fn mount(
+    boot: &Boot<'_>,
+    source: &str,
+    target: &str,
+    fstype: &str,
+    options: &str,
+) -> Result<(), BootError> {
     let target = PathBuf::from(target);
     let _ = std::fs::create_dir_all(boot.sys.path(&target));
     let (flags, data) = parse_mount_options(options);
-    boot.sys.mount(source, &target, fstype, flags, &data).map_err(|source_err| BootError::RootMount {
-        device: source.to_string(),
-        target,
-        source: source_err,
-    })
+    boot.sys
+        .mount(source, &target, fstype, flags, &data)
+        .map_err(|source_err| BootError::RootMount {
+            device: source.to_string(),
+            target,
+            source: source_err,
+        })
 }
 
 /// The `root=` branch up to a mounted `/sysroot`, run under the failure policy.

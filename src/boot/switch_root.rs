@@ -12,11 +12,16 @@ use std::path::{Path, PathBuf};
 /// Checks that `init` exists in `newroot` and is an executable file.
 pub fn check_init(sys: &dyn Sys, newroot: &Path, init: &Path) -> Result<(), BootError> {
     let root = sys.path(newroot);
-    let missing = || BootError::InitMissing { init: init.to_path_buf(), root: newroot.to_path_buf() };
+    let missing = || BootError::InitMissing {
+        init: init.to_path_buf(),
+        root: newroot.to_path_buf(),
+    };
     let host = crate::fsutil::resolve_existing(&root, init).map_err(|_| missing())?;
     let meta = std::fs::metadata(&host).map_err(|_| missing())?;
     if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        return Err(BootError::InitNotExecutable { init: init.to_path_buf() });
+        return Err(BootError::InitNotExecutable {
+            init: init.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -45,12 +50,20 @@ pub fn move_mounts(sys: &dyn Sys, newroot: &Path, mounts: &[PathBuf]) -> Vec<Str
         let target = newroot.join(rel);
         let host = sys.path(&target);
         if !host.is_dir() && std::fs::create_dir_all(&host).is_err() {
-            warnings.push(format!("{} is missing in the new root and cannot be created; detaching {}", target.display(), m.display()));
+            warnings.push(format!(
+                "{} is missing in the new root and cannot be created; detaching {}",
+                target.display(),
+                m.display()
+            ));
             let _ = sys.umount(m, true);
             continue;
         }
         if let Err(e) = sys.move_mount(m, &target) {
-            warnings.push(format!("cannot move {} to {}: {e}", m.display(), target.display()));
+            warnings.push(format!(
+                "cannot move {} to {}: {e}",
+                m.display(),
+                target.display()
+            ));
         }
     }
     warnings
@@ -73,7 +86,10 @@ pub fn switch_root(sys: &dyn Sys, h: &Handoff<'_>) -> BootError {
         // Not fatal: the initramfs stays in RAM.
         log::warn!("could not free the initramfs: {e}");
     }
-    if let Err(e) = sys.move_mount(Path::new("."), Path::new("/")).map_err(step("move the new root to /")) {
+    if let Err(e) = sys
+        .move_mount(Path::new("."), Path::new("/"))
+        .map_err(step("move the new root to /"))
+    {
         return e;
     }
     if let Err(e) = sys.chroot(Path::new(".")).map_err(step("chroot")) {
@@ -88,7 +104,10 @@ pub fn switch_root(sys: &dyn Sys, h: &Handoff<'_>) -> BootError {
     let mut argv: Vec<OsString> = vec![h.init.as_os_str().to_os_string()];
     argv.extend(h.init_args.iter().map(OsString::from));
     let source = sys.exec(h.init, &argv, &h.env);
-    BootError::Exec { init: h.init.to_path_buf(), source }
+    BootError::Exec {
+        init: h.init.to_path_buf(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -122,7 +141,9 @@ mod tests {
             env: vec![],
         };
         let err = switch_root(&sys, &h);
-        let BootError::Exec { source, .. } = err else { panic!("{err}") };
+        let BootError::Exec { source, .. } = err else {
+            panic!("{err}")
+        };
         assert!(is_exec_recorded(&source));
         assert_eq!(
             sys.trace(),
@@ -154,9 +175,15 @@ mod tests {
             console: None,
             env: vec![],
         };
-        assert!(matches!(switch_root(&sys, &h), BootError::InitMissing { .. }));
+        assert!(matches!(
+            switch_root(&sys, &h),
+            BootError::InitMissing { .. }
+        ));
         std::fs::write(dir.path().join("sysroot/sbin/init"), b"x").unwrap();
-        assert!(matches!(switch_root(&sys, &h), BootError::InitNotExecutable { .. }));
+        assert!(matches!(
+            switch_root(&sys, &h),
+            BootError::InitNotExecutable { .. }
+        ));
         assert!(sys.trace().is_empty());
     }
 }

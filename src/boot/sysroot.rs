@@ -53,7 +53,10 @@ pub fn clock_service(sys: &dyn Sys) -> &'static str {
             rd.filter_map(|e| e.ok()).any(|e| {
                 let n = e.file_name();
                 let n = n.to_string_lossy();
-                n == "rtc" || (n.starts_with("rtc") && n[3..].chars().all(|c| c.is_ascii_digit()) && n.len() > 3)
+                n == "rtc"
+                    || (n.starts_with("rtc")
+                        && n[3..].chars().all(|c| c.is_ascii_digit())
+                        && n.len() > 3)
             })
         })
         .unwrap_or(false);
@@ -90,7 +93,10 @@ pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {
 
 /// The options of an fstab `/` entry of type tmpfs: Alpine remounts the root tmpfs with them.
 pub fn root_tmpfs_options(fstab: &[FstabEntry]) -> Option<String> {
-    fstab.iter().find(|e| e.file == "/" && e.vfstype == "tmpfs").map(|e| e.options.clone())
+    fstab
+        .iter()
+        .find(|e| e.file == "/" && e.vfstype == "tmpfs")
+        .map(|e| e.options.clone())
 }
 
 /// A boot-media mount as discovery made it, with what identifies its device.
@@ -104,7 +110,10 @@ pub struct MediaMount {
 
 fn rdev(sys: &dyn Sys, dev: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    fs::metadata(sys.path(dev)).ok().map(|m| m.rdev()).filter(|r| *r != 0)
+    fs::metadata(sys.path(dev))
+        .ok()
+        .map(|m| m.rdev())
+        .filter(|r| *r != 0)
 }
 
 fn fstab_matches(sys: &dyn Sys, e: &FstabEntry, m: &MediaMount) -> bool {
@@ -125,27 +134,47 @@ fn fstab_matches(sys: &dyn Sys, e: &FstabEntry, m: &MediaMount) -> bool {
 /// Alpine's `remount_fstab_entry`: media mounted at `/media/<dev>` move to the mount point their
 /// fstab entry names (so the apkovl's `/etc/apk/cache` link and repository paths resolve), then
 /// get that entry's options. Returns the updated mounts.
-pub fn remount_fstab_entries(sys: &dyn Sys, fstab: &[FstabEntry], mounts: &mut [MediaMount]) -> Vec<String> {
+pub fn remount_fstab_entries(
+    sys: &dyn Sys,
+    fstab: &[FstabEntry],
+    mounts: &mut [MediaMount],
+) -> Vec<String> {
     let mut warnings = Vec::new();
     for m in mounts.iter_mut() {
-        let Some(e) = fstab.iter().find(|e| e.file.starts_with('/') && fstab_matches(sys, e, m)) else { continue };
+        let Some(e) = fstab
+            .iter()
+            .find(|e| e.file.starts_with('/') && fstab_matches(sys, e, m))
+        else {
+            continue;
+        };
         let target = PathBuf::from(&e.file);
         if target != m.mountpoint {
             let _ = fs::create_dir_all(sys.path(&target));
             match sys.move_mount(&m.mountpoint, &target) {
                 Ok(()) => m.mountpoint = target.clone(),
                 Err(err) => {
-                    warnings.push(format!("cannot move {} to {}: {err}", m.mountpoint.display(), target.display()));
+                    warnings.push(format!(
+                        "cannot move {} to {}: {err}",
+                        m.mountpoint.display(),
+                        target.display()
+                    ));
                     continue;
                 }
             }
         }
-        let opts: Vec<&str> =
-            e.options.split(',').filter(|o| !matches!(*o, "defaults" | "noauto" | "auto" | "nofail" | "")).collect();
+        let opts: Vec<&str> = e
+            .options
+            .split(',')
+            .filter(|o| !matches!(*o, "defaults" | "noauto" | "auto" | "nofail" | ""))
+            .collect();
         if !opts.is_empty() {
             let (flags, data) = parse_mount_options(&opts.join(","));
             if let Err(err) = sys.remount(&m.mountpoint, flags, &data) {
-                warnings.push(format!("cannot remount {} with {}: {err}", m.mountpoint.display(), opts.join(",")));
+                warnings.push(format!(
+                    "cannot remount {} with {}: {err}",
+                    m.mountpoint.display(),
+                    opts.join(",")
+                ));
             }
         }
     }
@@ -187,9 +216,16 @@ pub fn detect_serial_consoles(sys: &dyn Sys) -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(text) = fs::read_to_string(sys.path(Path::new("/proc/tty/driver/serial"))) {
         for line in text.lines() {
-            let Some((num, rest)) = line.split_once(':') else { continue };
-            let Ok(n) = num.trim().parse::<u32>() else { continue };
-            if rest.split_whitespace().any(|f| f.split('|').any(|s| s == "CTS" || s == "DSR")) {
+            let Some((num, rest)) = line.split_once(':') else {
+                continue;
+            };
+            let Ok(n) = num.trim().parse::<u32>() else {
+                continue;
+            };
+            if rest
+                .split_whitespace()
+                .any(|f| f.split('|').any(|s| s == "CTS" || s == "DSR"))
+            {
                 out.push(format!("ttyS{n}"));
             }
         }
@@ -197,9 +233,15 @@ pub fn detect_serial_consoles(sys: &dyn Sys) -> Vec<String> {
     if let Ok(rd) = fs::read_dir(sys.path(Path::new("/sys/class/tty"))) {
         let mut names: Vec<String> = rd
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().join("device").exists() || fs::symlink_metadata(e.path().join("device")).is_ok())
+            .filter(|e| {
+                e.path().join("device").exists()
+                    || fs::symlink_metadata(e.path().join("device")).is_ok()
+            })
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with("ttyS") && !(n.starts_with("tty") && n[3..].chars().all(|c| c.is_ascii_digit())))
+            .filter(|n| {
+                !n.starts_with("ttyS")
+                    && !(n.starts_with("tty") && n[3..].chars().all(|c| c.is_ascii_digit()))
+            })
             .collect();
         names.sort();
         out.extend(names);
@@ -209,7 +251,11 @@ pub fn detect_serial_consoles(sys: &dyn Sys) -> Vec<String> {
 
 /// `setup_inittab_console`: a getty line in the new root's `/etc/inittab` for each console that
 /// has a device node and no line yet; also `/etc/securetty` when it exists.
-pub fn setup_inittab_consoles(sys: &dyn Sys, root: &Path, consoles: &[String]) -> io::Result<Vec<String>> {
+pub fn setup_inittab_consoles(
+    sys: &dyn Sys,
+    root: &Path,
+    consoles: &[String],
+) -> io::Result<Vec<String>> {
     let inittab = root.join("etc/inittab");
     let mut text = fs::read_to_string(&inittab).unwrap_or_default();
     let mut added = Vec::new();
@@ -223,7 +269,9 @@ pub fn setup_inittab_consoles(sys: &dyn Sys, root: &Path, consoles: &[String]) -
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
-        text.push_str(&format!("# enable login on alternative console\n{tty}::respawn:/sbin/getty -L 0 {tty} vt100\n"));
+        text.push_str(&format!(
+            "# enable login on alternative console\n{tty}::respawn:/sbin/getty -L 0 {tty} vt100\n"
+        ));
         added.push(tty.clone());
         let securetty = root.join("etc/securetty");
         if securetty.exists() {
@@ -269,7 +317,9 @@ pub fn copy_if_missing(src: &Path, dst: &Path) -> io::Result<bool> {
 
 /// Copies every regular file of directory `src` into `dst` (overwriting), e.g. `/etc/apk/keys`.
 pub fn copy_dir_files(src: &Path, dst: &Path) -> io::Result<usize> {
-    let Ok(rd) = fs::read_dir(src) else { return Ok(0) };
+    let Ok(rd) = fs::read_dir(src) else {
+        return Ok(0);
+    };
     fs::create_dir_all(dst)?;
     let mut n = 0;
     for e in rd.filter_map(|e| e.ok()) {
@@ -297,7 +347,10 @@ mod tests {
         let (d, s) = sys();
         let root = d.path().join("sysroot");
         add_default_services(&root, true).unwrap();
-        assert_eq!(fs::read_link(root.join("etc/runlevels/sysinit/modloop")).unwrap(), Path::new("/etc/init.d/modloop"));
+        assert_eq!(
+            fs::read_link(root.join("etc/runlevels/sysinit/modloop")).unwrap(),
+            Path::new("/etc/init.d/modloop")
+        );
         assert!(fs::symlink_metadata(root.join("etc/runlevels/default/sshd")).is_ok());
         assert_eq!(clock_service(&s), "swclock");
         fs::create_dir_all(d.path().join("dev")).unwrap();
@@ -319,10 +372,20 @@ mod tests {
         fs::create_dir_all(d.path().join("media/sr0")).unwrap();
         fs::write(d.path().join("media/sr0/x"), b"").unwrap();
         let fstab = parse_fstab("/dev/sr0 /media/cdrom iso9660 noauto,ro,customopts 0 0\n");
-        let mut mounts =
-            vec![MediaMount { device: "/dev/sr0".into(), mountpoint: "/media/sr0".into(), uuid: None, label: None }];
+        let mut mounts = vec![MediaMount {
+            device: "/dev/sr0".into(),
+            mountpoint: "/media/sr0".into(),
+            uuid: None,
+            label: None,
+        }];
         assert!(remount_fstab_entries(&s, &fstab, &mut mounts).is_empty());
-        assert_eq!(s.trace(), ["mount -o move /media/sr0 /media/cdrom", "mount -o remount,ro,customopts /media/cdrom"]);
+        assert_eq!(
+            s.trace(),
+            [
+                "mount -o move /media/sr0 /media/cdrom",
+                "mount -o remount,ro,customopts /media/cdrom"
+            ]
+        );
         assert_eq!(mounts[0].mountpoint, Path::new("/media/cdrom"));
         assert!(d.path().join("media/cdrom/x").exists());
     }
@@ -354,7 +417,11 @@ mod tests {
             fs::write(d.path().join("dev").join(t), b"").unwrap();
         }
         fs::create_dir_all(root.join("etc")).unwrap();
-        fs::write(root.join("etc/inittab"), "tty1::respawn:/sbin/getty 38400 tty1\n").unwrap();
+        fs::write(
+            root.join("etc/inittab"),
+            "tty1::respawn:/sbin/getty 38400 tty1\n",
+        )
+        .unwrap();
         let names = expand_consoles(&s, &["console".into(), "ttyS0".into()]);
         assert_eq!(names, ["tty0", "ttyS0"]);
         let added = setup_inittab_consoles(&s, &root, &names).unwrap();
@@ -363,7 +430,9 @@ mod tests {
         assert!(tab.contains("tty0::respawn:/sbin/getty -L 0 tty0 vt100\n"));
         assert!(tab.contains("ttyS0::respawn:/sbin/getty -L 0 ttyS0 vt100\n"));
         // Idempotent.
-        assert!(setup_inittab_consoles(&s, &root, &names).unwrap().is_empty());
+        assert!(setup_inittab_consoles(&s, &root, &names)
+            .unwrap()
+            .is_empty());
     }
 
     /// mkinitfs test `tmpfs_root_autodetect_serial`.
@@ -387,6 +456,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         assert!(write_repositories_if_missing(d.path(), &["/media/vda1/apks".into()]).unwrap());
         assert!(!write_repositories_if_missing(d.path(), &["/other".into()]).unwrap());
-        assert_eq!(fs::read_to_string(d.path().join("etc/apk/repositories")).unwrap(), "/media/vda1/apks\n");
+        assert_eq!(
+            fs::read_to_string(d.path().join("etc/apk/repositories")).unwrap(),
+            "/media/vda1/apks\n"
+        );
     }
 }

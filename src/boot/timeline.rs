@@ -37,11 +37,19 @@ fn ms(d: Duration) -> f64 {
 
 impl Timeline {
     pub fn new(init_start: Duration) -> Self {
-        Self { init_start, ..Default::default() }
+        Self {
+            init_start,
+            ..Default::default()
+        }
     }
 
     pub fn stage(&mut self, name: &str, start: Duration, end: Duration, outcome: Outcome) {
-        self.stages.push(Stage { name: name.to_string(), start, end, outcome });
+        self.stages.push(Stage {
+            name: name.to_string(),
+            start,
+            end,
+            outcome,
+        });
     }
 
     pub fn mark(&mut self, name: &str, at: Duration) {
@@ -50,7 +58,10 @@ impl Timeline {
 
     /// `ramboot: kernel 1.52s → /init; early 4ms, drivers 31ms, root 120ms; handoff at 1.68s (157ms in /init)`
     pub fn summary(&self) -> String {
-        let mut s = format!("ramboot: kernel {:.2}s → /init;", self.init_start.as_secs_f64());
+        let mut s = format!(
+            "ramboot: kernel {:.2}s → /init;",
+            self.init_start.as_secs_f64()
+        );
         let parts: Vec<String> = self
             .stages
             .iter()
@@ -60,12 +71,21 @@ impl Timeline {
                     Outcome::Degraded(_) => " (degraded)",
                     Outcome::Failed(_) => " (failed)",
                 };
-                format!("{} {:.0}ms{flag}", st.name, ms(st.end.saturating_sub(st.start)))
+                format!(
+                    "{} {:.0}ms{flag}",
+                    st.name,
+                    ms(st.end.saturating_sub(st.start))
+                )
             })
             .collect();
         let _ = write!(s, " {}", parts.join(", "));
         if let Some(h) = self.handoff {
-            let _ = write!(s, "; handoff at {:.2}s ({:.0}ms in /init)", h.as_secs_f64(), ms(h.saturating_sub(self.init_start)));
+            let _ = write!(
+                s,
+                "; handoff at {:.2}s ({:.0}ms in /init)",
+                h.as_secs_f64(),
+                ms(h.saturating_sub(self.init_start))
+            );
         }
         s
     }
@@ -125,8 +145,18 @@ mod tests {
     #[test]
     fn summary_and_json() {
         let mut t = Timeline::new(Duration::from_millis(1500));
-        t.stage("early", Duration::from_millis(1500), Duration::from_millis(1504), Outcome::Ok);
-        t.stage("root", Duration::from_millis(1504), Duration::from_millis(1620), Outcome::Degraded("x \"y\"".into()));
+        t.stage(
+            "early",
+            Duration::from_millis(1500),
+            Duration::from_millis(1504),
+            Outcome::Ok,
+        );
+        t.stage(
+            "root",
+            Duration::from_millis(1504),
+            Duration::from_millis(1620),
+            Outcome::Degraded("x \"y\"".into()),
+        );
         t.mark("device vda", Duration::from_millis(1600));
         t.handoff = Some(Duration::from_millis(1650));
         assert_eq!(t.summary(), "ramboot: kernel 1.50s → /init; early 4ms, root 116ms (degraded); handoff at 1.65s (150ms in /init)");

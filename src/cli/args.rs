@@ -8,7 +8,10 @@ use std::fmt;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Arg {
     /// `--name` or `-n`, with the value glued on by `=` if there was one.
-    Flag { name: String, inline: Option<OsString> },
+    Flag {
+        name: String,
+        inline: Option<OsString>,
+    },
     Positional(OsString),
 }
 
@@ -16,7 +19,11 @@ pub enum Arg {
 pub enum ArgError {
     MissingValue(String),
     Unexpected(String),
-    Invalid { flag: String, value: String, why: String },
+    Invalid {
+        flag: String,
+        value: String,
+        why: String,
+    },
     Missing(String),
 }
 
@@ -40,7 +47,10 @@ pub struct RawArgs {
 
 impl RawArgs {
     pub fn new(args: &[OsString]) -> Self {
-        Self { items: args.iter().cloned().collect(), only_positionals: false }
+        Self {
+            items: args.iter().cloned().collect(),
+            only_positionals: false,
+        }
     }
 
     /// The next argument; `--` turns everything after it into positionals.
@@ -56,12 +66,21 @@ impl RawArgs {
         }
         if let Some(long) = text.strip_prefix("--") {
             return Some(match long.split_once('=') {
-                Some((name, value)) => Arg::Flag { name: format!("--{name}"), inline: Some(value.into()) },
-                None => Arg::Flag { name: format!("--{long}"), inline: None },
+                Some((name, value)) => Arg::Flag {
+                    name: format!("--{name}"),
+                    inline: Some(value.into()),
+                },
+                None => Arg::Flag {
+                    name: format!("--{long}"),
+                    inline: None,
+                },
             });
         }
         if text.len() > 1 && text.starts_with('-') {
-            return Some(Arg::Flag { name: text.into_owned(), inline: None });
+            return Some(Arg::Flag {
+                name: text.into_owned(),
+                inline: None,
+            });
         }
         Some(Arg::Positional(item))
     }
@@ -71,7 +90,9 @@ impl RawArgs {
         if let Some(v) = inline {
             return Ok(v);
         }
-        self.items.pop_front().ok_or_else(|| ArgError::MissingValue(flag.into()))
+        self.items
+            .pop_front()
+            .ok_or_else(|| ArgError::MissingValue(flag.into()))
     }
 
     pub fn string(&mut self, flag: &str, inline: Option<OsString>) -> Result<String, ArgError> {
@@ -90,16 +111,35 @@ mod tests {
 
     #[test]
     fn splits_flags_values_and_positionals() {
-        let args: Vec<OsString> = ["-o", "out", "--x=1", "--y", "2", "pos", "--", "--z"].iter().map(OsString::from).collect();
+        let args: Vec<OsString> = ["-o", "out", "--x=1", "--y", "2", "pos", "--", "--z"]
+            .iter()
+            .map(OsString::from)
+            .collect();
         let mut r = RawArgs::new(&args);
-        let Some(Arg::Flag { name, inline }) = r.next_arg() else { panic!() };
-        assert_eq!((name.as_str(), r.value("-o", inline).unwrap()), ("-o", OsString::from("out")));
-        assert_eq!(r.next_arg(), Some(Arg::Flag { name: "--x".into(), inline: Some("1".into()) }));
-        let Some(Arg::Flag { inline, .. }) = r.next_arg() else { panic!() };
+        let Some(Arg::Flag { name, inline }) = r.next_arg() else {
+            panic!()
+        };
+        assert_eq!(
+            (name.as_str(), r.value("-o", inline).unwrap()),
+            ("-o", OsString::from("out"))
+        );
+        assert_eq!(
+            r.next_arg(),
+            Some(Arg::Flag {
+                name: "--x".into(),
+                inline: Some("1".into())
+            })
+        );
+        let Some(Arg::Flag { inline, .. }) = r.next_arg() else {
+            panic!()
+        };
         assert_eq!(r.string("--y", inline).unwrap(), "2");
         assert_eq!(r.next_arg(), Some(Arg::Positional("pos".into())));
         assert_eq!(r.next_arg(), Some(Arg::Positional("--z".into())));
         assert_eq!(r.next_arg(), None);
-        assert_eq!(r.value("--q", None), Err(ArgError::MissingValue("--q".into())));
+        assert_eq!(
+            r.value("--q", None),
+            Err(ArgError::MissingValue("--q".into()))
+        );
     }
 }

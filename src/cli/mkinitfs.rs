@@ -39,7 +39,9 @@ struct Raw {
 }
 
 fn split_list(v: &str) -> impl Iterator<Item = String> + '_ {
-    v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string)
+    v.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn parse_raw(args: &[OsString]) -> Result<Raw, ArgError> {
@@ -47,7 +49,9 @@ fn parse_raw(args: &[OsString]) -> Result<Raw, ArgError> {
     let mut raw = Raw::default();
     while let Some(arg) = r.next_arg() {
         let Arg::Flag { name, inline } = arg else {
-            let Arg::Positional(p) = arg else { unreachable!() };
+            let Arg::Positional(p) = arg else {
+                unreachable!()
+            };
             return Err(ArgError::Unexpected(p.to_string_lossy().into()));
         };
         match name.as_str() {
@@ -91,12 +95,18 @@ fn validate(raw: Raw) -> Result<Request, String> {
         let plan = crate::cmdline::plan(&crate::cmdline::parse(text));
         wanted.extend(plan.modules.iter().cloned());
     }
-    let features_dir = raw.features_dir.unwrap_or_else(|| PathBuf::from("initramfs/features"));
+    let features_dir = raw
+        .features_dir
+        .unwrap_or_else(|| PathBuf::from("initramfs/features"));
     for f in &raw.features {
         let path = features_dir.join(format!("{f}.modules"));
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("feature {f}: cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("feature {f}: cannot read {}: {e}", path.display()))?;
         wanted.extend(
-            text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(str::to_string),
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
         );
     }
     let modules = match raw.kernel_modules {
@@ -107,18 +117,39 @@ fn validate(raw: Raw) -> Result<Request, String> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .ok_or("--kernel-modules must name a lib/modules/<release> directory")?;
-            let files = crate::hw::modules::closure(&dir, &wanted.iter().map(String::as_str).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
-            Some(ModuleSet { dir, kernel_release: release, files })
+            let files = crate::hw::modules::closure(
+                &dir,
+                &wanted.iter().map(String::as_str).collect::<Vec<_>>(),
+            )
+            .map_err(|e| e.to_string())?;
+            Some(ModuleSet {
+                dir,
+                kernel_release: release,
+                files,
+            })
         }
     };
     let mut files = Vec::new();
     for f in raw.files {
-        let (src, dest) = f.split_once(':').ok_or_else(|| format!("--file {f:?}: expected SRC:DEST"))?;
+        let (src, dest) = f
+            .split_once(':')
+            .ok_or_else(|| format!("--file {f:?}: expected SRC:DEST"))?;
         files.push((PathBuf::from(src), dest.to_string()));
     }
-    let mtime = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mtime = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     Ok(Request {
-        spec: Spec { init, modules, busybox: raw.busybox, apk_keys: raw.apk_keys, files, compression, mtime },
+        spec: Spec {
+            init,
+            modules,
+            busybox: raw.busybox,
+            apk_keys: raw.apk_keys,
+            files,
+            compression,
+            mtime,
+        },
         output,
     })
 }

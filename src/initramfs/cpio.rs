@@ -35,7 +35,10 @@ const S_IFLNK: u32 = 0o120000;
 const S_IFCHR: u32 = 0o020000;
 
 fn normalise(path: &str) -> Option<String> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if parts.is_empty() || parts.contains(&"..") {
         return None;
     }
@@ -50,17 +53,36 @@ impl Archive {
     /// Adds (or replaces) an entry, creating missing parent directories with mode 0755.
     /// Paths with `..` are refused: the archive must not describe anything outside its root.
     pub fn add(&mut self, path: &str, mode: u32, kind: EntryKind) -> io::Result<()> {
-        let path = normalise(path)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad archive path {path:?}")))?;
+        let path = normalise(path).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad archive path {path:?}"),
+            )
+        })?;
         let mut parent = String::new();
-        for part in path.split('/').collect::<Vec<_>>().split_last().map(|(_, p)| p.to_vec()).unwrap_or_default() {
+        for part in path
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, p)| p.to_vec())
+            .unwrap_or_default()
+        {
             if !parent.is_empty() {
                 parent.push('/');
             }
             parent.push_str(part);
-            self.entries.entry(parent.clone()).or_insert(Entry { mode: 0o755, kind: EntryKind::Dir });
+            self.entries.entry(parent.clone()).or_insert(Entry {
+                mode: 0o755,
+                kind: EntryKind::Dir,
+            });
         }
-        self.entries.insert(path, Entry { mode: mode & 0o7777, kind });
+        self.entries.insert(
+            path,
+            Entry {
+                mode: mode & 0o7777,
+                kind,
+            },
+        );
         Ok(())
     }
 
@@ -94,16 +116,34 @@ impl Archive {
 
     /// Writes the archive in newc format with the trailer; every mtime is `mtime`.
     pub fn write_to(&self, out: &mut dyn Write, mtime: u32) -> io::Result<u64> {
-        let mut w = Counting { inner: out, written: 0 };
+        let mut w = Counting {
+            inner: out,
+            written: 0,
+        };
         for (ino, (path, entry)) in self.entries.iter().enumerate() {
             let (mode, data, rdev): (u32, &[u8], (u32, u32)) = match &entry.kind {
                 EntryKind::Dir => (S_IFDIR | entry.mode, &[], (0, 0)),
                 EntryKind::File(d) => (S_IFREG | entry.mode, d, (0, 0)),
                 EntryKind::Symlink(t) => (S_IFLNK | 0o777, t.as_bytes(), (0, 0)),
-                EntryKind::CharDev { major, minor } => (S_IFCHR | entry.mode, &[], (*major, *minor)),
+                EntryKind::CharDev { major, minor } => {
+                    (S_IFCHR | entry.mode, &[], (*major, *minor))
+                }
             };
-            let nlink = if matches!(entry.kind, EntryKind::Dir) { 2 } else { 1 };
-            write_header(&mut w, ino as u32 + 1, mode, nlink, mtime, data.len() as u32, rdev, path)?;
+            let nlink = if matches!(entry.kind, EntryKind::Dir) {
+                2
+            } else {
+                1
+            };
+            write_header(
+                &mut w,
+                ino as u32 + 1,
+                mode,
+                nlink,
+                mtime,
+                data.len() as u32,
+                rdev,
+                path,
+            )?;
             w.write_all(data)?;
             pad(&mut w)?;
         }
@@ -124,7 +164,9 @@ fn write_header(
     name: &str,
 ) -> io::Result<()> {
     let namesize = name.len() as u32 + 1;
-    let fields = [ino, mode, 0, 0, nlink, mtime, size, 0, 0, rdev.0, rdev.1, namesize, 0];
+    let fields = [
+        ino, mode, 0, 0, nlink, mtime, size, 0, 0, rdev.0, rdev.1, namesize, 0,
+    ];
     let mut header = String::with_capacity(110);
     header.push_str("070701");
     for f in fields {
@@ -171,7 +213,9 @@ mod tests {
             assert_eq!(&h[..6], "070701");
             let field = |i: usize| u32::from_str_radix(&h[6 + i * 8..14 + i * 8], 16).unwrap();
             let (mode, size, namesize) = (field(1), field(6) as usize, field(11) as usize);
-            let name = std::str::from_utf8(&bytes[pos + 110..pos + 110 + namesize - 1]).unwrap().to_string();
+            let name = std::str::from_utf8(&bytes[pos + 110..pos + 110 + namesize - 1])
+                .unwrap()
+                .to_string();
             pos = (pos + 110 + namesize + 3) & !3;
             let data = bytes[pos..pos + size].to_vec();
             pos = (pos + size + 3) & !3;

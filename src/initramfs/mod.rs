@@ -68,7 +68,9 @@ impl fmt::Display for MkinitfsError {
         match self {
             Self::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Self::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
-            Self::BadDestination { dest } => write!(f, "bad destination path in the image: {dest:?}"),
+            Self::BadDestination { dest } => {
+                write!(f, "bad destination path in the image: {dest:?}")
+            }
         }
     }
 }
@@ -76,14 +78,24 @@ impl fmt::Display for MkinitfsError {
 impl std::error::Error for MkinitfsError {}
 
 fn read(path: &Path) -> Result<Vec<u8>, MkinitfsError> {
-    fs::read(path).map_err(|source| MkinitfsError::Read { path: path.into(), source })
+    fs::read(path).map_err(|source| MkinitfsError::Read {
+        path: path.into(),
+        source,
+    })
 }
 
 /// The directories every image has: what PID 1 mounts on or creates files in.
-const SKELETON: &[&str] = &["dev", "proc", "sys", "run", "tmp", "sysroot", "media", "etc", "bin", "sbin", "root"];
+const SKELETON: &[&str] = &[
+    "dev", "proc", "sys", "run", "tmp", "sysroot", "media", "etc", "bin", "sbin", "root",
+];
 
 /// Index files the loader reads; `modules.dep` and `modules.alias` are cut to the included modules.
-const MODULE_INDEXES: &[&str] = &["modules.softdep", "modules.builtin", "modules.builtin.modinfo", "modules.devname"];
+const MODULE_INDEXES: &[&str] = &[
+    "modules.softdep",
+    "modules.builtin",
+    "modules.builtin.modinfo",
+    "modules.devname",
+];
 
 /// Builds the archive described by `spec`.
 pub fn build(spec: &Spec) -> Result<(Archive, usize), MkinitfsError> {
@@ -92,14 +104,20 @@ pub fn build(spec: &Spec) -> Result<(Archive, usize), MkinitfsError> {
     for d in SKELETON {
         a.dir(d).map_err(|_| bad(d))?;
     }
-    a.file("init", 0o755, read(&spec.init)?).map_err(|_| bad("init"))?;
-    a.symlink("sbin/modprobe", "/init").map_err(|_| bad("sbin/modprobe"))?;
+    a.file("init", 0o755, read(&spec.init)?)
+        .map_err(|_| bad("init"))?;
+    a.symlink("sbin/modprobe", "/init")
+        .map_err(|_| bad("sbin/modprobe"))?;
     if let Some(bb) = &spec.busybox {
-        a.file("bin/busybox", 0o755, read(bb)?).map_err(|_| bad("bin/busybox"))?;
+        a.file("bin/busybox", 0o755, read(bb)?)
+            .map_err(|_| bad("bin/busybox"))?;
         a.symlink("bin/sh", "busybox").map_err(|_| bad("bin/sh"))?;
     }
     for key in &spec.apk_keys {
-        let name = key.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = key
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let dest = format!("etc/apk/keys/{name}");
         a.file(&dest, 0o644, read(key)?).map_err(|_| bad(&dest))?;
     }
@@ -108,7 +126,10 @@ pub fn build(spec: &Spec) -> Result<(Archive, usize), MkinitfsError> {
         module_count = add_modules(&mut a, set)?;
     }
     for (src, dest) in &spec.files {
-        let meta = fs::metadata(src).map_err(|source| MkinitfsError::Read { path: src.clone(), source })?;
+        let meta = fs::metadata(src).map_err(|source| MkinitfsError::Read {
+            path: src.clone(),
+            source,
+        })?;
         let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
         if meta.is_dir() {
             a.add(dest, mode, EntryKind::Dir).map_err(|_| bad(dest))?;
@@ -121,7 +142,11 @@ pub fn build(spec: &Spec) -> Result<(Archive, usize), MkinitfsError> {
 
 fn add_modules(a: &mut Archive, set: &ModuleSet) -> Result<usize, MkinitfsError> {
     let base = format!("lib/modules/{}", set.kernel_release);
-    let included: BTreeSet<String> = set.files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let included: BTreeSet<String> = set
+        .files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     for rel in &included {
         let dest = format!("{base}/{rel}");
         a.file(&dest, 0o644, read(&set.dir.join(rel))?)
@@ -143,19 +168,26 @@ fn add_modules(a: &mut Archive, set: &ModuleSet) -> Result<usize, MkinitfsError>
             .filter(|l| l.split_once(':').is_some_and(|(m, _)| included.contains(m)))
             .map(|l| format!("{l}\n"))
             .collect();
-        a.file(&format!("{base}/modules.dep"), 0o644, kept.into_bytes()).expect("valid path");
+        a.file(&format!("{base}/modules.dep"), 0o644, kept.into_bytes())
+            .expect("valid path");
     }
     if let Some(alias) = text("modules.alias")? {
         let kept: String = alias
             .lines()
-            .filter(|l| l.split_whitespace().nth(2).is_some_and(|m| names.contains(&m.replace('-', "_"))))
+            .filter(|l| {
+                l.split_whitespace()
+                    .nth(2)
+                    .is_some_and(|m| names.contains(&m.replace('-', "_")))
+            })
             .map(|l| format!("{l}\n"))
             .collect();
-        a.file(&format!("{base}/modules.alias"), 0o644, kept.into_bytes()).expect("valid path");
+        a.file(&format!("{base}/modules.alias"), 0o644, kept.into_bytes())
+            .expect("valid path");
     }
     for idx in MODULE_INDEXES {
         if let Some(t) = text(idx)? {
-            a.file(&format!("{base}/{idx}"), 0o644, t.into_bytes()).expect("valid path");
+            a.file(&format!("{base}/{idx}"), 0o644, t.into_bytes())
+                .expect("valid path");
         }
     }
     Ok(included.len())
@@ -171,21 +203,33 @@ pub fn module_name(path: &str) -> String {
 /// Builds and writes the image; returns what was written.
 pub fn write(spec: &Spec, output: &Path) -> Result<Report, MkinitfsError> {
     let (archive, modules) = build(spec)?;
-    let werr = |source| MkinitfsError::Write { path: output.into(), source };
+    let werr = |source| MkinitfsError::Write {
+        path: output.into(),
+        source,
+    };
     let mut raw = Vec::new();
     let uncompressed = archive.write_to(&mut raw, spec.mtime).map_err(werr)?;
     let bytes = match spec.compression {
         Compression::None => raw,
         Compression::Gzip => {
             // mtime 0 and no file name in the gzip header keep the output reproducible.
-            let mut gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+            let mut gz = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(Vec::new(), flate2::Compression::best());
             gz.write_all(&raw).map_err(werr)?;
             gz.finish().map_err(werr)?
         }
     };
     let tmp = output.with_extension("tmp");
-    fs::write(&tmp, &bytes).and_then(|_| fs::rename(&tmp, output)).map_err(werr)?;
-    Ok(Report { entries: archive.len(), modules, uncompressed, compressed: bytes.len() as u64 })
+    fs::write(&tmp, &bytes)
+        .and_then(|_| fs::rename(&tmp, output))
+        .map_err(werr)?;
+    Ok(Report {
+        entries: archive.len(),
+        modules,
+        uncompressed,
+        compressed: bytes.len() as u64,
+    })
 }
 
 #[cfg(test)]
@@ -195,7 +239,10 @@ mod tests {
     #[test]
     fn module_names_fold_dashes_and_extensions() {
         assert_eq!(module_name("kernel/fs/fat/vfat.ko.xz"), "vfat");
-        assert_eq!(module_name("kernel/drivers/usb/storage/usb-storage.ko"), "usb_storage");
+        assert_eq!(
+            module_name("kernel/drivers/usb/storage/usb-storage.ko"),
+            "usb_storage"
+        );
     }
 
     #[test]
@@ -207,7 +254,11 @@ mod tests {
         fs::create_dir_all(mods.join("kernel/fs")).unwrap();
         fs::write(mods.join("kernel/fs/a.ko"), b"A").unwrap();
         fs::write(mods.join("kernel/fs/b.ko"), b"B").unwrap();
-        fs::write(mods.join("modules.dep"), "kernel/fs/a.ko: kernel/fs/b.ko\nkernel/fs/b.ko:\nkernel/fs/c.ko:\n").unwrap();
+        fs::write(
+            mods.join("modules.dep"),
+            "kernel/fs/a.ko: kernel/fs/b.ko\nkernel/fs/b.ko:\nkernel/fs/c.ko:\n",
+        )
+        .unwrap();
         fs::write(mods.join("modules.alias"), "alias fs-a a\nalias fs-c c\n").unwrap();
         let spec = Spec {
             init,
@@ -224,7 +275,13 @@ mod tests {
         };
         let (a, n) = build(&spec).unwrap();
         assert_eq!(n, 2);
-        for p in ["init", "sbin/modprobe", "dev", "sysroot", "lib/modules/6.1.0/kernel/fs/a.ko"] {
+        for p in [
+            "init",
+            "sbin/modprobe",
+            "dev",
+            "sysroot",
+            "lib/modules/6.1.0/kernel/fs/a.ko",
+        ] {
             assert!(a.contains(p), "{p}");
         }
         let out = dir.path().join("initrd");
@@ -234,7 +291,8 @@ mod tests {
         assert_eq!(first, fs::read(&out).unwrap(), "reproducible");
         assert_eq!(r1.compressed, r2.compressed);
         let mut raw = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&first[..]), &mut raw).unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&first[..]), &mut raw)
+            .unwrap();
         let text = String::from_utf8_lossy(&raw);
         assert!(text.contains("kernel/fs/a.ko: kernel/fs/b.ko\nkernel/fs/b.ko:\n"));
         assert!(!text.contains("kernel/fs/c.ko"));

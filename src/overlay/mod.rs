@@ -19,22 +19,42 @@ use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug)]
 pub enum OverlayError {
-    Open { path: PathBuf, source: io::Error },
+    Open {
+        path: PathBuf,
+        source: io::Error,
+    },
     /// Gzip or tar damage: truncated, bad CRC, bad header.
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        path: PathBuf,
+        reason: String,
+    },
     /// An entry that would escape the root or is not allowed.
-    Hostile { entry: String, reason: &'static str },
+    Hostile {
+        entry: String,
+        reason: &'static str,
+    },
     /// An `.apkovl.tar.gz.<cipher>` file: needs a password and openssl-compatible decryption.
-    Encrypted { cipher: String },
-    Write { path: PathBuf, source: io::Error },
+    Encrypted {
+        cipher: String,
+    },
+    Write {
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for OverlayError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Open { path, source } => write!(f, "cannot open apkovl {}: {source}", path.display()),
-            Self::Corrupt { path, reason } => write!(f, "apkovl {} is corrupt: {reason}", path.display()),
-            Self::Hostile { entry, reason } => write!(f, "apkovl entry {entry:?} refused: {reason}"),
+            Self::Open { path, source } => {
+                write!(f, "cannot open apkovl {}: {source}", path.display())
+            }
+            Self::Corrupt { path, reason } => {
+                write!(f, "apkovl {} is corrupt: {reason}", path.display())
+            }
+            Self::Hostile { entry, reason } => {
+                write!(f, "apkovl entry {entry:?} refused: {reason}")
+            }
             Self::Encrypted { cipher } => {
                 write!(f, "encrypted apkovl ({cipher}) is not supported by ramboot; use an unencrypted apkovl")
             }
@@ -61,11 +81,16 @@ pub struct Options {
 
 /// A checked entry name: relative, no `..`, leading `/` and `./` removed as tar does.
 fn clean_name(raw: &str) -> Result<String, OverlayError> {
-    let hostile = |reason| OverlayError::Hostile { entry: raw.to_string(), reason };
+    let hostile = |reason| OverlayError::Hostile {
+        entry: raw.to_string(),
+        reason,
+    };
     let mut parts = Vec::new();
     for c in Path::new(raw).components() {
         match c {
-            Component::Normal(n) => parts.push(n.to_str().ok_or_else(|| hostile("name is not UTF-8"))?),
+            Component::Normal(n) => {
+                parts.push(n.to_str().ok_or_else(|| hostile("name is not UTF-8"))?)
+            }
             Component::ParentDir => return Err(hostile("`..` in the path")),
             Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
         }
@@ -83,13 +108,19 @@ fn open(path: &Path) -> Result<tar::Archive<flate2::read::GzDecoder<fs::File>>, 
     if let Some(cipher) = cipher_of(path) {
         return Err(OverlayError::Encrypted { cipher });
     }
-    let f = fs::File::open(path).map_err(|source| OverlayError::Open { path: path.into(), source })?;
+    let f = fs::File::open(path).map_err(|source| OverlayError::Open {
+        path: path.into(),
+        source,
+    })?;
     Ok(tar::Archive::new(flate2::read::GzDecoder::new(f)))
 }
 
 /// Reads the whole archive without writing anything: every header, every byte, the gzip trailer.
 pub fn check(path: &Path) -> Result<usize, OverlayError> {
-    let corrupt = |e: io::Error| OverlayError::Corrupt { path: path.into(), reason: e.to_string() };
+    let corrupt = |e: io::Error| OverlayError::Corrupt {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     let mut archive = open(path)?;
     let mut count = 0;
     let mut sink = vec![0u8; 64 * 1024];
@@ -99,10 +130,16 @@ pub fn check(path: &Path) -> Result<usize, OverlayError> {
         let clean = clean_name(&name)?;
         let kind = entry.header().entry_type();
         if (kind.is_character_special() || kind.is_block_special()) && !clean.starts_with("dev/") {
-            return Err(OverlayError::Hostile { entry: name, reason: "device node outside /dev" });
+            return Err(OverlayError::Hostile {
+                entry: name,
+                reason: "device node outside /dev",
+            });
         }
         if kind.is_hard_link() {
-            let target = entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let target = entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
             clean_name(&target)?;
         }
         while entry.read(&mut sink).map_err(corrupt)? > 0 {}
@@ -112,7 +149,10 @@ pub fn check(path: &Path) -> Result<usize, OverlayError> {
     let mut inner = archive.into_inner();
     while inner.read(&mut sink).map_err(corrupt)? > 0 {}
     if count == 0 {
-        return Err(OverlayError::Corrupt { path: path.into(), reason: "no entries".into() });
+        return Err(OverlayError::Corrupt {
+            path: path.into(),
+            reason: "no entries".into(),
+        });
     }
     Ok(count)
 }
@@ -130,8 +170,16 @@ pub fn extract(path: &Path, root: &Path, opts: Options) -> Result<Extracted, Ove
     result
 }
 
-fn extract_checked(path: &Path, root: &Path, opts: Options, created: &mut Vec<PathBuf>) -> Result<Extracted, OverlayError> {
-    let corrupt = |e: io::Error| OverlayError::Corrupt { path: path.into(), reason: e.to_string() };
+fn extract_checked(
+    path: &Path,
+    root: &Path,
+    opts: Options,
+    created: &mut Vec<PathBuf>,
+) -> Result<Extracted, OverlayError> {
+    let corrupt = |e: io::Error| OverlayError::Corrupt {
+        path: path.into(),
+        reason: e.to_string(),
+    };
     let mut out = Extracted::default();
     let mut archive = open(path)?;
     let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
@@ -150,7 +198,8 @@ fn extract_checked(path: &Path, root: &Path, opts: Options, created: &mut Vec<Pa
             let p = p.to_path_buf();
             move |source: io::Error| OverlayError::Write { path: p, source }
         };
-        let dest = resolve_beneath(root, Path::new(&name), false).map_err(werr(&root.join(&name)))?;
+        let dest =
+            resolve_beneath(root, Path::new(&name), false).map_err(werr(&root.join(&name)))?;
         if let Some(parent) = dest.parent() {
             create_dirs(parent, root, created).map_err(werr(parent))?;
         }
@@ -168,23 +217,37 @@ fn extract_checked(path: &Path, root: &Path, opts: Options, created: &mut Vec<Pa
             out.names.push(format!("{name}/"));
         } else {
             if existed {
-                if dest.is_dir() && !fs::symlink_metadata(&dest).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
-                    out.warnings.push(format!("{name}: a directory is in the way; entry skipped"));
+                if dest.is_dir()
+                    && !fs::symlink_metadata(&dest)
+                        .map(|m| m.file_type().is_symlink())
+                        .unwrap_or(false)
+                {
+                    out.warnings
+                        .push(format!("{name}: a directory is in the way; entry skipped"));
                     continue;
                 }
                 fs::remove_file(&dest).map_err(werr(&dest))?;
             }
             if kind.is_symlink() {
-                let target = entry.link_name().map_err(corrupt)?.unwrap_or_default().into_owned();
+                let target = entry
+                    .link_name()
+                    .map_err(corrupt)?
+                    .unwrap_or_default()
+                    .into_owned();
                 symlink(&target, &dest).map_err(werr(&dest))?;
             } else if kind.is_hard_link() {
-                let target = entry.link_name().map_err(corrupt)?.unwrap_or_default().into_owned();
+                let target = entry
+                    .link_name()
+                    .map_err(corrupt)?
+                    .unwrap_or_default()
+                    .into_owned();
                 let src = resolve_beneath(root, &target, true).map_err(werr(&dest))?;
                 fs::hard_link(&src, &dest).map_err(werr(&dest))?;
             } else if kind.is_file() || kind.is_contiguous() {
                 let mut f = fs::File::create(&dest).map_err(werr(&dest))?;
                 io::copy(&mut entry, &mut f).map_err(werr(&dest))?;
-                fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(werr(&dest))?;
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+                    .map_err(werr(&dest))?;
             } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
                 let ft = if kind.is_fifo() {
                     rustix::fs::FileType::Fifo
@@ -197,12 +260,20 @@ fn extract_checked(path: &Path, root: &Path, opts: Options, created: &mut Vec<Pa
                     header.device_major().ok().flatten().unwrap_or(0),
                     header.device_minor().ok().flatten().unwrap_or(0),
                 );
-                if let Err(e) = rustix::fs::mknodat(rustix::fs::CWD, &dest, ft, rustix::fs::Mode::from_raw_mode(mode), dev) {
-                    out.warnings.push(format!("{name}: cannot create the node: {e}"));
+                if let Err(e) = rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    &dest,
+                    ft,
+                    rustix::fs::Mode::from_raw_mode(mode),
+                    dev,
+                ) {
+                    out.warnings
+                        .push(format!("{name}: cannot create the node: {e}"));
                     continue;
                 }
             } else {
-                out.warnings.push(format!("{name}: unsupported entry type, skipped"));
+                out.warnings
+                    .push(format!("{name}: unsupported entry type, skipped"));
                 continue;
             }
             if !existed {
@@ -254,10 +325,21 @@ fn create_dirs(dir: &Path, root: &Path, created: &mut Vec<PathBuf>) -> io::Resul
 
 fn set_mtime(path: &Path, mtime: u64) {
     let t = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 },
-        last_modification: rustix::fs::Timespec { tv_sec: mtime as i64, tv_nsec: 0 },
+        last_access: rustix::fs::Timespec {
+            tv_sec: mtime as i64,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: mtime as i64,
+            tv_nsec: 0,
+        },
     };
-    let _ = rustix::fs::utimensat(rustix::fs::CWD, path, &t, rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+    let _ = rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &t,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    );
 }
 
 #[cfg(test)]

@@ -88,11 +88,31 @@ fn extracts_and_lists_like_tar_v() {
         ],
     );
     let out = extract(&ovl, &root, opts()).unwrap();
-    assert_eq!(out.names, ["etc/", "etc/hostname", "root/", "etc/localtime", "etc/motd"]);
+    assert_eq!(
+        out.names,
+        ["etc/", "etc/hostname", "root/", "etc/localtime", "etc/motd"]
+    );
     assert_eq!(fs::read(root.join("etc/hostname")).unwrap(), b"pi\n");
-    assert_eq!(fs::metadata(root.join("root")).unwrap().permissions().mode() & 0o777, 0o700);
-    assert_eq!(fs::metadata(root.join("etc/motd")).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(fs::read_link(root.join("etc/localtime")).unwrap(), Path::new("/usr/share/zoneinfo/UTC"));
+    assert_eq!(
+        fs::metadata(root.join("root"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    assert_eq!(
+        fs::metadata(root.join("etc/motd"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::read_link(root.join("etc/localtime")).unwrap(),
+        Path::new("/usr/share/zoneinfo/UTC")
+    );
 }
 
 /// mkinitfs test `tmpfs_root_apkovl_unpack_merged`.
@@ -102,7 +122,11 @@ fn tmpfs_root_apkovl_unpack_merged() {
     let root = dir.path().join("root");
     fs::create_dir_all(root.join("usr/bin")).unwrap();
     symlink("usr/bin", root.join("bin")).unwrap();
-    let ovl = apkovl(dir.path(), "a.apkovl.tar.gz", &[E::File("bin/foo", 0o755, b"x")]);
+    let ovl = apkovl(
+        dir.path(),
+        "a.apkovl.tar.gz",
+        &[E::File("bin/foo", 0o755, b"x")],
+    );
     extract(&ovl, &root, opts()).unwrap();
     assert!(root.join("usr/bin/foo").is_file());
 }
@@ -115,7 +139,11 @@ fn symlink_then_write_stays_inside_the_root() {
     let ovl = apkovl(
         dir.path(),
         "a.apkovl.tar.gz",
-        &[E::Link("etc", "/../../.."), E::File("etc/escape", 0o644, b"x"), E::Link("l", "../outside")],
+        &[
+            E::Link("etc", "/../../.."),
+            E::File("etc/escape", 0o644, b"x"),
+            E::Link("l", "../outside"),
+        ],
     );
     extract(&ovl, &root, opts()).unwrap();
     assert!(root.join("escape").is_file(), "{:?}", tree(&root));
@@ -129,18 +157,37 @@ fn hostile_or_corrupt_archives_change_nothing() {
     let root = dir.path().join("root");
     fs::create_dir(&root).unwrap();
     fs::write(root.join("keep"), b"1").unwrap();
-    let traversal =
-        apkovl(dir.path(), "t.apkovl.tar.gz", &[E::File("etc/ok", 0o644, b"x"), E::File("etc/../../evil", 0o644, b"x")]);
-    assert!(matches!(extract(&traversal, &root, opts()), Err(OverlayError::Hostile { .. })));
+    let traversal = apkovl(
+        dir.path(),
+        "t.apkovl.tar.gz",
+        &[
+            E::File("etc/ok", 0o644, b"x"),
+            E::File("etc/../../evil", 0o644, b"x"),
+        ],
+    );
+    assert!(matches!(
+        extract(&traversal, &root, opts()),
+        Err(OverlayError::Hostile { .. })
+    ));
     let device = apkovl(dir.path(), "d.apkovl.tar.gz", &[E::Char("etc/sda")]);
-    assert!(matches!(extract(&device, &root, opts()), Err(OverlayError::Hostile { .. })));
-    let good = apkovl(dir.path(), "g.apkovl.tar.gz", &[E::File("etc/big", 0o644, &[7u8; 100_000])]);
+    assert!(matches!(
+        extract(&device, &root, opts()),
+        Err(OverlayError::Hostile { .. })
+    ));
+    let good = apkovl(
+        dir.path(),
+        "g.apkovl.tar.gz",
+        &[E::File("etc/big", 0o644, &[7u8; 100_000])],
+    );
     let bytes = fs::read(&good).unwrap();
     for cut in [10, bytes.len() / 2, bytes.len() - 4] {
         let truncated = dir.path().join("x.apkovl.tar.gz");
         fs::write(&truncated, &bytes[..cut]).unwrap();
         let err = extract(&truncated, &root, opts()).unwrap_err();
-        assert!(matches!(err, OverlayError::Corrupt { .. }), "cut {cut}: {err}");
+        assert!(
+            matches!(err, OverlayError::Corrupt { .. }),
+            "cut {cut}: {err}"
+        );
     }
     let mut flipped = bytes.clone();
     let mid = flipped.len() / 2;
@@ -151,7 +198,10 @@ fn hostile_or_corrupt_archives_change_nothing() {
     assert_eq!(tree(&root), ["keep"]);
     let enc = dir.path().join("h.apkovl.tar.gz.aes-256-cbc");
     fs::write(&enc, b"Salted__").unwrap();
-    assert!(matches!(extract(&enc, &root, opts()), Err(OverlayError::Encrypted { .. })));
+    assert!(matches!(
+        extract(&enc, &root, opts()),
+        Err(OverlayError::Encrypted { .. })
+    ));
 }
 
 #[test]

@@ -127,7 +127,11 @@ impl Sys for RealSys {
     }
 
     fn attach_console(&self, device: &Path) -> io::Result<()> {
-        let fd = rustix::fs::open(device, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?;
+        let fd = rustix::fs::open(
+            device,
+            OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         rustix::stdio::dup2_stdin(&fd)?;
         rustix::stdio::dup2_stdout(&fd)?;
         rustix::stdio::dup2_stderr(&fd)?;
@@ -490,7 +494,9 @@ mod initramfs_cleanup {
         #[allow(clippy::unnecessary_cast)]
         let magic = fs.f_type as i64;
         if magic != RAMFS_MAGIC && magic != TMPFS_MAGIC {
-            return Err(io::Error::other("/ is not an initramfs (ramfs/tmpfs): refusing to delete it"));
+            return Err(io::Error::other(
+                "/ is not an initramfs (ramfs/tmpfs): refusing to delete it",
+            ));
         }
         let root_dev = std::fs::symlink_metadata("/")?.dev();
         remove_children(Path::new("/"), root_dev, keep)

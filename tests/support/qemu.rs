@@ -30,7 +30,11 @@ pub fn script(name: &str, args: &[&str]) -> String {
         .env("RAMBOOT_OUT", out_dir())
         .output()
         .expect("bash runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "qemu/{name} {args:?} failed:\n{text}");
     text
 }
@@ -47,8 +51,17 @@ pub struct Kernel {
 pub fn kernel() -> &'static Kernel {
     static K: OnceLock<Kernel> = OnceLock::new();
     K.get_or_init(|| {
-        let cache = PathBuf::from(script("fetch-kernel.sh", &[]).trim().lines().last().unwrap());
-        let release = std::fs::read_to_string(cache.join("kernel/kver")).unwrap().trim().to_string();
+        let cache = PathBuf::from(
+            script("fetch-kernel.sh", &[])
+                .trim()
+                .lines()
+                .last()
+                .unwrap(),
+        );
+        let release = std::fs::read_to_string(cache.join("kernel/kver"))
+            .unwrap()
+            .trim()
+            .to_string();
         let dtb = std::fs::read_dir(cache.join("kernel/usr/lib"))
             .unwrap()
             .filter_map(|e| e.ok())
@@ -78,7 +91,18 @@ impl Qemu {
     pub fn virt(name: &str, initrd: &Path, append: &str, extra: &[String]) -> Qemu {
         let k = kernel();
         let mut args: Vec<String> = [
-            "-M", "virt", "-cpu", "cortex-a57", "-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-nic", "none",
+            "-M",
+            "virt",
+            "-cpu",
+            "cortex-a57",
+            "-m",
+            "512",
+            "-smp",
+            "1",
+            "-nographic",
+            "-no-reboot",
+            "-nic",
+            "none",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -101,7 +125,10 @@ impl Qemu {
             .spawn()
             .expect("qemu-system-aarch64 runs (qemu/setup-host.sh installs it)");
         let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
-        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
             let console = console.clone();
             std::thread::spawn(move || {
                 let mut r = BufReader::new(stream);
@@ -122,7 +149,12 @@ impl Qemu {
             });
         }
         let stdin = child.stdin.take();
-        Qemu { child, stdin, console, name: name.into() }
+        Qemu {
+            child,
+            stdin,
+            console,
+            name: name.into(),
+        }
     }
 
     pub fn text(&self) -> String {
@@ -184,7 +216,12 @@ impl Qemu {
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
                 let log = self.save_log();
-                panic!("[{}] QEMU did not exit in time; console in {}:\n{}", self.name, log.display(), self.text());
+                panic!(
+                    "[{}] QEMU did not exit in time; console in {}:\n{}",
+                    self.name,
+                    log.display(),
+                    self.text()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
