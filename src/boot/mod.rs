@@ -96,6 +96,12 @@ impl fmt::Display for BootError {
                 write!(f, "switch_root failed to {step}: {source}")
             }
             Self::Exec { init, source } => write!(f, "cannot execute {}: {source}", init.display()),
+            Self::NoBootMedia { devices, waited } => write!(
+                f,
+                "no boot media found after {:.1}s (no boot repository and no apkovl on {})",
+                waited.as_secs_f64(),
+                if devices.is_empty() { "any device".to_string() } else { devices.join(", ") }
+            ),
             Self::Unsupported { what } => write!(f, "{what}"),
             Self::Panic { message } => write!(f, "internal error: {message}"),
         }
@@ -130,6 +136,8 @@ pub struct Boot<'a> {
     pub env: Vec<(OsString, OsString)>,
     /// The module loader, once drivers were loaded (absent on kernels without modules).
     pub loader: Option<crate::hw::ModuleLoader<'a>>,
+    /// `apkovl=DEVICE:…` mounted this; unmounted after the packages are installed.
+    pub apkovl_mount: Option<PathBuf>,
 }
 
 impl<'a> Boot<'a> {
@@ -142,6 +150,7 @@ impl<'a> Boot<'a> {
             rescue_budget: None,
             env: vec![("HOME".into(), "/".into()), ("TERM".into(), "linux".into())],
             loader: None,
+            apkovl_mount: None,
         }
     }
 

@@ -1,0 +1,456 @@
+//! The diskless branch (no `root=`): find the boot media, build the whole system in a tmpfs from
+//! the media's repositories and the apkovl, and leave it ready for switch_root.
+//!
+//! Order and rules follow Alpine's `initramfs-init` (diskless part); the differences are where
+//! Alpine is weak: the apkovl is chosen by a documented rule and extracted safely, the modloop
+//! is verified and mounted here (so the initramfs can load every driver), packages are installed
+//! by ramboot's own apk-compatible installer, and every decision is logged.
+
+use super::sysroot::{self, MediaMount};
+use super::timeline::Outcome;
+use super::{Boot, BootEnd, BootError, SYSROOT};
+use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, ModloopSpec, RepoSource};
+use crate::hw::discover::{discover, DiscoverConfig, Discovery, Goal};
+use crate::hw::modloop;
+use crate::media::ScanOptions;
+use crate::overlay;
+use crate::sys::parse_mount_options;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// What the media stage found and the later stages use.
+#[derive(Debug, Default)]
+pub struct Media {
+    pub mounts: Vec<MediaMount>,
+    pub repositories: Vec<PathBuf>,
+    pub apkovl: Option<PathBuf>,
+    pub modloops: Vec<PathBuf>,
+    pub discovery_warnings: Vec<String>,
+}
+
+/// Everything decided while preparing the new root, for `ramboot plan` and the logs.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    pub apkovl: Option<PathBuf>,
+    pub apkovl_reason: String,
+    pub overlay_files: Vec<String>,
+    pub default_services: bool,
+    pub packages: Vec<String>,
+    pub repositories: Vec<String>,
+    pub modloop: Option<String>,
+    pub notes: Vec<String>,
+}
+
+fn note(d: &mut Decisions, text: String) {
+    log::info!("{text}");
+    d.notes.push(text);
+}
+
+/// Finds and mounts the boot media; fails only when there is nothing to boot from.
+fn find_media(boot: &mut Boot<'_>, plan: &Diskless, decisions: &mut Decisions) -> Result<Media, BootError> {
+    let want_repository = plan.repos == RepoSource::Auto;
+    let want_apkovl = plan.apkovl == ApkovlSource::Auto;
+    let mut cfg = DiscoverConfig::new(Goal::Media { want_repository, want_apkovl });
+    if let Some(delay) = plan.usbdelay {
+        cfg = cfg.with_usbdelay(delay);
+    }
+    cfg.uevent_buffer = boot.plan.uevent_buf_size;
+    cfg.scan = ScanOptions {
+        modloop: match &boot.plan.modloop {
+            ModloopSpec::Path(p) => Some(p.clone()),
+            _ => None,
+        },
+        kernel_release: Some(boot.sys.kernel_release()),
+    };
+    let d: Discovery = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    for dev in &d.devices {
+        if !dev.info.dev.name.starts_with("loop") && !dev.info.dev.name.starts_with("ram") {
+            boot.timeline.mark(&format!("device {} appeared", dev.info.dev.name), dev.appeared);
+        }
+    }
+    if let Some(at) = d.ready_at {
+        boot.timeline.mark("media ready", at);
+    }
+    for w in &d.warnings {
+        log::warn!("{w}");
+    }
+    let mut media = Media { discovery_warnings: d.warnings.clone(), ..Default::default() };
+    for m in d.kept_media() {
+        let info = d.devices.iter().find(|s| s.info.dev.name == m.device).and_then(|s| s.info.probe.clone());
+        media.mounts.push(MediaMount {
+            device: PathBuf::from(format!("/dev/{}", m.device)),
+            mountpoint: m.mountpoint.clone(),
+            uuid: info.as_ref().and_then(|p| p.uuid.clone()),
+            label: info.as_ref().and_then(|p| p.label.clone()),
+        });
+        if !m.already && !boot.mounts.contains(&m.mountpoint) {
+            boot.mounts.push(m.mountpoint.clone());
+        }
+    }
+    media.repositories = d.boot_repositories.clone();
+    media.modloops = d.modloops.clone();
+    if let Some(choice) = &d.apkovl {
+        media.apkovl = Some(choice.chosen.path.clone());
+        decisions.apkovl_reason = choice.reason.clone();
+        if !choice.others.is_empty() {
+            let others: Vec<String> = choice.others.iter().map(|o| o.path.display().to_string()).collect();
+            log::warn!(
+                "several apkovls found: using {} ({}); ignoring {}",
+                choice.chosen.path.display(),
+                choice.reason,
+                others.join(", ")
+            );
+        }
+    }
+    let nothing = media.repositories.is_empty() && media.apkovl.is_none();
+    let explicit = !matches!(plan.repos, RepoSource::Auto) || !matches!(plan.apkovl, ApkovlSource::Auto);
+    if nothing && !explicit && !boot.plan.needs_network {
+        return Err(BootError::NoBootMedia {
+            devices: d.devices.iter().map(|s| s.info.dev.name.clone()).filter(|n| !n.starts_with("loop")).collect(),
+            waited: d.finished.saturating_sub(d.started),
+        });
+    }
+    Ok(media)
+}
+
+/// Verifies and mounts the modloop, points the initramfs's module tree at it and loads drivers
+/// for devices the initramfs had no module for. Failure is a warning: the boot goes on without it.
+fn mount_modloop(boot: &mut Boot<'_>, media: &Media, decisions: &mut Decisions) -> Outcome {
+    match &boot.plan.modloop {
+        ModloopSpec::None => return Outcome::Ok,
+        ModloopSpec::Url(u) => {
+            let w = format!("modloop={u} needs networking, which ramboot does not do yet; no modloop");
+            log::warn!("{w}");
+            return Outcome::Degraded(w);
+        }
+        _ => {}
+    }
+    if media.modloops.is_empty() {
+        return Outcome::Degraded("no modloop on the boot media".into());
+    }
+    let release = boot.sys.kernel_release();
+    let mounted =
+        match modloop::mount_first(boot.sys, boot.loader.as_ref(), &media.modloops, &release, boot.plan.modloop_verify) {
+            Ok(m) => m,
+            Err(e) => {
+                let w = format!("modloop refused: {e}");
+                log::error!("{w}");
+                return Outcome::Degraded(w);
+            }
+        };
+    boot.timeline.mark("modloop mounted", boot.sys.now());
+    note(decisions, format!("modloop {} mounted ({:?})", mounted.image.display(), mounted.verification));
+    decisions.modloop = Some(mounted.image.display().to_string());
+    if let Err(e) = modloop::link_into_initramfs(boot.sys, &release) {
+        log::warn!("{e}");
+    }
+    if let Some(loader) = boot.loader.as_mut() {
+        if let Err(e) = loader.reload() {
+            log::warn!("cannot read the modloop's module index: {e}");
+        }
+    }
+    // Drivers for devices the initramfs had no module for.
+    let cfg = DiscoverConfig::new(Goal::Drivers);
+    let d = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    if !d.modules.loaded.is_empty() {
+        note(decisions, format!("modloop drivers loaded: {}", d.modules.loaded.join(" ")));
+    }
+    Outcome::Ok
+}
+
+/// Resolves `apkovl=` (or the media's choice) to a file, mounting a device when asked to.
+fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<PathBuf> {
+    match &plan.apkovl {
+        ApkovlSource::None => None,
+        ApkovlSource::Auto => media.apkovl.clone(),
+        ApkovlSource::Url(u) => {
+            log::warn!("apkovl={u} needs networking, which ramboot does not do yet: booting without an apkovl");
+            None
+        }
+        ApkovlSource::Path(p) => Some(p.clone()),
+        ApkovlSource::Device { device, fstype, path } => {
+            let text = device.to_string();
+            let name = text.rsplit('/').next().unwrap_or(&text).to_string();
+            let dir = PathBuf::from("/media").join(&name);
+            let _ = fs::create_dir_all(boot.sys.path(&dir));
+            let source = if text.starts_with('/') { text.clone() } else { format!("/dev/{name}") };
+            let fs_type = fstype.clone().unwrap_or_else(|| "auto".into());
+            match boot.sys.mount(&source, &dir, &fs_type, Default::default(), "") {
+                Ok(()) => {
+                    boot.apkovl_mount = Some(dir.clone());
+                    Some(dir.join(path.trim_start_matches('/')))
+                }
+                Err(e) => {
+                    log::warn!("apkovl: cannot mount {source} on {}: {e}", dir.display());
+                    None
+                }
+            }
+        }
+    }
+}
+
+fn read_world(root: &Path) -> Vec<String> {
+    fs::read_to_string(root.join("etc/apk/world"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `ssh_key=`: a literal key goes to `/root/.ssh/authorized_keys` (0700/0600) unless one exists.
+fn install_ssh_key(root: &Path, key: &str) -> std::io::Result<bool> {
+    if crate::cmdline::is_url(key) {
+        return Ok(false);
+    }
+    let dir = root.join("root/.ssh");
+    let file = dir.join("authorized_keys");
+    if file.exists() {
+        return Ok(false);
+    }
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(&dir)?;
+    fs::set_permissions(root.join("root"), fs::Permissions::from_mode(0o700))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+    fs::write(&file, format!("{}\n", key.trim()))?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
+    Ok(true)
+}
+
+/// apk's architecture name for this machine.
+pub fn apk_arch(machine: &str) -> &str {
+    match machine {
+        "armv7l" | "armv8l" => "armv7",
+        "armv6l" => "armhf",
+        "i686" | "i586" | "i486" | "i386" => "x86",
+        other => other,
+    }
+}
+
+/// The diskless branch, from device discovery to a populated `/sysroot`.
+pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
+    let mut decisions = Decisions::default();
+    let media = boot.stage("media", "Looking for boot media", |b| find_media(b, plan, &mut decisions))?;
+    if boot.plan.needs_network {
+        log::warn!("networking (ip=, URLs) is not supported by ramboot yet: continuing offline");
+    }
+
+    let start = boot.sys.now();
+    let outcome = mount_modloop(boot, &media, &mut decisions);
+    boot.timeline.stage("modloop", start, boot.sys.now(), outcome);
+
+    if boot.plan.single {
+        boot.rescue_shell("Single-user mode: exit the shell to continue the boot.");
+    }
+
+    boot.stage("sysroot", "Mounting the root tmpfs", |b| {
+        let target = Path::new(SYSROOT);
+        let _ = fs::create_dir_all(b.sys.path(target));
+        let (flags, data) = parse_mount_options(&plan.tmpfs_flags);
+        b.sys.mount("tmpfs", target, "tmpfs", flags, &data).map_err(|source| BootError::RootMount {
+            device: "tmpfs".into(),
+            target: target.into(),
+            source,
+        })?;
+        if plan.bootstrap_usr_merged {
+            let root = b.sys.path(target);
+            for d in ["usr/lib", "usr/bin", "usr/sbin"] {
+                let _ = fs::create_dir_all(root.join(d));
+            }
+            for l in ["bin", "sbin", "lib"] {
+                let _ = std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l));
+            }
+        }
+        Ok(())
+    })?;
+    let root = boot.sys.path(Path::new(SYSROOT));
+
+    // The apkovl.
+    let start = boot.sys.now();
+    let mut outcome = Outcome::Ok;
+    let apkovl = locate_apkovl(boot, plan, &media).filter(|p| {
+        let ok = boot.sys.path(p).is_file();
+        if !ok {
+            log::warn!("apkovl {} is not a file: booting without one", p.display());
+        }
+        ok
+    });
+    crate::apk::db::init_root(&root).unwrap_or_else(|e| log::warn!("cannot create the apk database: {e}"));
+    let mut applied = false;
+    if let Some(path) = &apkovl {
+        super::console::ebegin(&format!("Loading user settings from {}", path.display()));
+        let chown = rustix::process::geteuid().is_root();
+        match overlay::extract(&boot.sys.path(path), &root, overlay::Options { chown }) {
+            Ok(x) => {
+                super::console::eend(Ok(()));
+                for w in &x.warnings {
+                    log::warn!("apkovl: {w}");
+                }
+                decisions.overlay_files = x.names;
+                decisions.apkovl = Some(path.clone());
+                applied = true;
+            }
+            Err(e) => {
+                super::console::eend(Err(&e.to_string()));
+                log::warn!("booting a clean default system instead");
+                outcome = Outcome::Degraded(e.to_string());
+            }
+        }
+    }
+    let marker = root.join("etc/.default_boot_services");
+    decisions.default_services = !applied || marker.exists();
+    let ssh_key = plan.ssh_key.clone().filter(|_| decisions.default_services);
+    if decisions.default_services {
+        if let Err(e) = sysroot::add_default_services(&root, ssh_key.is_some()) {
+            log::warn!("cannot add the default services: {e}");
+        }
+        let _ = fs::remove_file(&marker);
+    }
+    if let Some(key) = &ssh_key {
+        match install_ssh_key(&root, key) {
+            Ok(true) => note(&mut decisions, "ssh_key: written to /root/.ssh/authorized_keys".into()),
+            Ok(false) => {}
+            Err(e) => log::warn!("ssh_key: {e}"),
+        }
+    }
+    boot.timeline.stage("apkovl", start, boot.sys.now(), outcome);
+
+    // fstab: root tmpfs options and media relocation.
+    let mut media_mounts = media.mounts.clone();
+    let sys_fstab = root.join("etc/fstab");
+    let has_fstab = sys_fstab.exists();
+    let fstab_text = if has_fstab {
+        fs::read_to_string(&sys_fstab).unwrap_or_default()
+    } else {
+        fs::read_to_string(boot.sys.path(Path::new("/etc/fstab"))).unwrap_or_default()
+    };
+    let fstab = sysroot::parse_fstab(&fstab_text);
+    if has_fstab {
+        if let Some(opts) = sysroot::root_tmpfs_options(&fstab) {
+            let (flags, data) = parse_mount_options(&opts);
+            if let Err(e) = boot.sys.remount(Path::new(SYSROOT), flags, &data) {
+                log::warn!("cannot remount {SYSROOT} with {opts}: {e}");
+            }
+        }
+    }
+    relocate(boot, &fstab, &mut media_mounts);
+
+    // What to install.
+    let mut pkgs: Vec<String> = plan.pkgs.clone();
+    pkgs.extend(read_world(&root));
+    if ssh_key.is_some() {
+        pkgs.push("openssh".into());
+    }
+    pkgs.push("alpine-base".into());
+    let modloop_keys = copy_modloop_keys(boot, &root);
+    if modloop_keys > 0 {
+        pkgs.push("openssl".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    pkgs.retain(|p| seen.insert(p.clone()));
+    let _ = sysroot::copy_dir_files(&boot.sys.path(Path::new("/etc/apk/keys")), &root.join("etc/apk/keys"));
+    let repositories: Vec<String> = match &plan.repos {
+        RepoSource::List(l) => l.clone(),
+        RepoSource::None => Vec::new(),
+        RepoSource::Auto => boot_repositories(boot, &media_mounts),
+    };
+    let arch_file = root.join("etc/apk/arch");
+    if arch_file.exists() {
+        let _ = fs::write(&arch_file, format!("{}\n", apk_arch(&boot.sys.machine())));
+    }
+    let clock = sysroot::clock_service(boot.sys);
+    let _ = sysroot::rc_add(&root, clock, "boot");
+    decisions.packages = pkgs.clone();
+    decisions.repositories = repositories.clone();
+
+    let start = boot.sys.now();
+    let outcome = super::packages::install(boot, &root, &repositories, &pkgs, &decisions.overlay_files, plan);
+    boot.timeline.stage("packages", start, boot.sys.now(), outcome);
+
+    if let Some(dir) = boot.apkovl_mount.take() {
+        let _ = boot.sys.umount(&dir, false);
+    }
+    if !has_fstab && sys_fstab.exists() {
+        let fstab = sysroot::parse_fstab(&fs::read_to_string(&sys_fstab).unwrap_or_default());
+        relocate(boot, &fstab, &mut media_mounts);
+    }
+    let repos_now: Vec<String> = match &plan.repos {
+        RepoSource::List(l) => l.clone(),
+        _ => boot_repositories(boot, &media_mounts),
+    };
+    if let Err(e) = sysroot::write_repositories_if_missing(&root, &repos_now) {
+        log::warn!("cannot write /etc/apk/repositories: {e}");
+    }
+
+    // Consoles and resolv.conf.
+    let mut candidates = vec!["console".to_string()];
+    candidates.extend(boot.plan.consoles.iter().cloned());
+    if !applied && boot.plan.autodetect_serial != AutodetectSerial::No {
+        candidates.extend(sysroot::detect_serial_consoles(boot.sys));
+    }
+    let consoles = sysroot::expand_consoles(boot.sys, &candidates);
+    match sysroot::setup_inittab_consoles(boot.sys, &root, &consoles) {
+        Ok(added) if !added.is_empty() => note(&mut decisions, format!("getty added for {}", added.join(" "))),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot update /etc/inittab: {e}"),
+    }
+    let _ = sysroot::copy_if_missing(&boot.sys.path(Path::new("/etc/resolv.conf")), &root.join("etc/resolv.conf"));
+
+    if decisions.modloop.is_some() {
+        if let Err(e) = modloop::arrange_new_root(boot.sys, Path::new(SYSROOT)) {
+            log::warn!("modloop in the new root: {e}");
+        }
+    }
+    Ok(decisions)
+}
+
+/// Moves media to their fstab mount points and keeps `boot.mounts` in step.
+fn relocate(boot: &mut Boot<'_>, fstab: &[sysroot::FstabEntry], mounts: &mut [MediaMount]) {
+    let before: Vec<PathBuf> = mounts.iter().map(|m| m.mountpoint.clone()).collect();
+    for w in sysroot::remount_fstab_entries(boot.sys, fstab, mounts) {
+        log::warn!("{w}");
+    }
+    for (old, m) in before.iter().zip(mounts.iter()) {
+        if *old != m.mountpoint {
+            if let Some(slot) = boot.mounts.iter_mut().find(|x| *x == old) {
+                *slot = m.mountpoint.clone();
+            }
+        }
+    }
+}
+
+/// Alpine's `find_boot_repositories`: `.boot_repository` up to three levels under each media
+/// mount, after relocation.
+fn boot_repositories(boot: &Boot<'_>, mounts: &[MediaMount]) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in mounts {
+        for r in crate::media::deep_boot_repositories(&boot.sys.path(&m.mountpoint)) {
+            let host_base = boot.sys.path(&m.mountpoint);
+            let rel = r.strip_prefix(&host_base).unwrap_or(&r);
+            let guest = m.mountpoint.join(rel);
+            let text = guest.display().to_string();
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+    }
+    out
+}
+
+/// `/var/cache/misc/*modloop*.SIGN.RSA.*.pub` go into the new root (the modloop service there
+/// verifies with them); returns how many.
+fn copy_modloop_keys(boot: &Boot<'_>, root: &Path) -> usize {
+    let dir = boot.sys.path(Path::new("/var/cache/misc"));
+    let Ok(rd) = fs::read_dir(&dir) else { return 0 };
+    let mut n = 0;
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains("modloop") && name.contains(".SIGN.RSA.") && name.ends_with(".pub") {
+            let dst = root.join("var/cache/misc").join(&name);
+            let _ = fs::create_dir_all(root.join("var/cache/misc"));
+            if fs::copy(e.path(), dst).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
