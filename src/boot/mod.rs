@@ -56,6 +56,10 @@ pub enum BootError {
         init: PathBuf,
         source: io::Error,
     },
+    NoBootMedia {
+        devices: Vec<String>,
+        waited: Duration,
+    },
     Unsupported {
         what: String,
     },
