@@ -3,4 +3,5 @@
 //! The library holds everything; `main.rs` only dispatches. Module map and the system boundary:
 //! see `DESIGN.md` in the repository.
 
+pub mod apk;
 pub mod sys;

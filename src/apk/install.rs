@@ -1,0 +1,6 @@
+//! stub
+pub struct InstallReport;
+pub struct InstallRequest;
+pub struct Progress;
+pub enum ScriptPolicy {}
+pub fn install() {}
