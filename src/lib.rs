@@ -3,6 +3,7 @@
 //! The library holds everything; `main.rs` only dispatches. Module map and the system boundary:
 //! see `DESIGN.md` in the repository.
 
+pub mod apk;
 pub mod boot;
 pub mod cli;
 pub mod cmdline;

@@ -175,7 +175,7 @@ fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<
             let _ = fs::create_dir_all(boot.sys.path(&dir));
             let source = if text.starts_with('/') { text.clone() } else { format!("/dev/{name}") };
             let fs_type = fstype.clone().unwrap_or_else(|| "auto".into());
-            match boot.sys.mount(&source, &dir, &fs_type, Default::default(), "") {
+            match boot.sys.mount(&source, &dir, &fs_type, crate::sys::MountFlags::empty(), "") {
                 Ok(()) => {
                     boot.apkovl_mount = Some(dir.clone());
                     Some(dir.join(path.trim_start_matches('/')))
@@ -274,7 +274,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         }
         ok
     });
-    crate::apk::db::init_root(&root).unwrap_or_else(|e| log::warn!("cannot create the apk database: {e}"));
+    super::packages::init_db(boot);
     let mut applied = false;
     if let Some(path) = &apkovl {
         super::console::ebegin(&format!("Loading user settings from {}", path.display()));
@@ -363,7 +363,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     decisions.repositories = repositories.clone();
 
     let start = boot.sys.now();
-    let outcome = super::packages::install(boot, &root, &repositories, &pkgs, &decisions.overlay_files, plan);
+    let outcome = super::packages::install(boot, &repositories, &pkgs, &decisions.overlay_files, plan);
     boot.timeline.stage("packages", start, boot.sys.now(), outcome);
 
     if let Some(dir) = boot.apkovl_mount.take() {

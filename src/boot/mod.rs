@@ -7,7 +7,9 @@
 //! takes the same road.
 
 pub mod console;
+pub mod diskless;
 pub mod early;
+pub mod packages;
 pub mod root;
 pub mod switch_root;
 pub mod sysroot;

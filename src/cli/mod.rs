@@ -32,6 +32,8 @@ pub fn main(args: &[OsString]) -> i32 {
     match cmd {
         "mkinitfs" => mkinitfs::main(rest),
         "cmdline" => crate::cmdline::cli::main(rest),
+        "install" => crate::apk::cli::main_install(rest),
+        "apk" => crate::apk::cli::main_apk(rest),
         "version" | "--version" | "-V" => {
             println!("ramboot {}", env!("CARGO_PKG_VERSION"));
             0

@@ -1,0 +1,188 @@
+//! Install benchmark: a deterministic synthetic repository (200 packages, ~18,000 files,
+//! ~150 MB installed) installed into a tmpfs directory with scripts off.
+//!
+//!     cargo run --release --example apk_bench [-- RUNS]
+//!
+//! The repository is generated once under `target/apk-bench/` (same seed, same bytes). Each
+//! timed install runs in a child process so that its peak RSS (VmHWM) is measured alone.
+
+use ramboot::apk::build::{default_arch, Content, IndexBuilder, PackageBuilder};
+use ramboot::apk::sign::{SigAlgo, SigningKey};
+use ramboot::apk::{install, InstallRequest, ScriptPolicy};
+use ramboot::sys::RealSys;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const GENERATOR_VERSION: &str = "3";
+const KEY_NAME: &str = "bench-00000000.rsa.pub";
+
+/// xorshift64*: deterministic and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+const WORDS: &[&str] = &[
+    "alpine", "linux", "package", "install", "root", "kernel", "module", "boot", "diskless", "overlay", "signature", "index",
+    "version", "depend", "provide", "library", "command", "shell", "busybox", "musl", "config", "service", "network", "file",
+    "directory", "symlink", "checksum", "archive", "compress", "stream", "memory", "tmpfs", "cache", "repository", "trigger",
+];
+
+fn text(rng: &mut Rng, size: usize) -> Vec<u8> {
+    let mut s = Vec::with_capacity(size + 16);
+    while s.len() < size {
+        s.extend_from_slice(WORDS[(rng.next() % WORDS.len() as u64) as usize].as_bytes());
+        s.push(if rng.next() % 12 == 0 { b'\n' } else { b' ' });
+    }
+    s.truncate(size);
+    s
+}
+
+fn bench_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/apk-bench")
+}
+
+fn generate(dir: &Path) -> SigningKey {
+    let stamp = dir.join("stamp");
+    let key_path = dir.join("bench.rsa");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(GENERATOR_VERSION) {
+        return SigningKey::load(&key_path, Some(KEY_NAME)).unwrap();
+    }
+    eprintln!("generating the synthetic repository in {} ...", dir.display());
+    let _ = std::fs::remove_dir_all(dir);
+    let repo = dir.join("repo").join(default_arch());
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::create_dir_all(dir.join("keys")).unwrap();
+    let key = SigningKey::generate(KEY_NAME, 2048).unwrap();
+    std::fs::write(&key_path, key.private_pem()).unwrap();
+    std::fs::write(dir.join("keys").join(KEY_NAME), key.public_pem()).unwrap();
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut idx = IndexBuilder { description: "bench".into(), mtime: 1_700_000_000, ..Default::default() };
+    let n = 200;
+    for i in 0..n {
+        let name = format!("pkg{i:03}");
+        let mut b = PackageBuilder::new(&name, &format!("1.{}.{}-r{}", i % 7, i % 13, i % 3));
+        if i % 3 == 0 {
+            b.info.provides.push(ramboot::apk::dep::Dep::parse(&format!("so:lib{name}.so.1=1.0")).unwrap());
+        }
+        if i % 4 == 0 {
+            b.info.provides.push(ramboot::apk::dep::Dep::parse(&format!("cmd:{name}-tool=1.0")).unwrap());
+        }
+        // A random DAG: dependencies only on earlier packages, through their provides.
+        if i > 0 {
+            for _ in 0..rng.range(0, 3) {
+                let j = rng.range(0, i - 1);
+                let atom = if j % 3 == 0 && rng.next() % 2 == 0 {
+                    format!("so:libpkg{j:03}.so.1")
+                } else if j % 4 == 0 && rng.next() % 2 == 0 {
+                    format!("cmd:pkg{j:03}-tool")
+                } else {
+                    format!("pkg{j:03}")
+                };
+                let d = ramboot::apk::dep::Dep::parse(&atom).unwrap();
+                if !b.info.depends.contains(&d) {
+                    b.info.depends.push(d);
+                }
+            }
+        }
+        if i < 180 {
+            for f in 0..100 {
+                let size = rng.range(256, 8192) as usize;
+                let path = format!("usr/share/{name}/d{}/file{f:03}.txt", f / 20);
+                b = b.file(&path, &text(&mut rng, size), 0o644);
+            }
+            b = b.symlink(&format!("usr/share/{name}/latest"), "d0/file000.txt").symlink(&format!("usr/share/{name}/d1/first"), "file020.txt");
+        } else if i < 194 {
+            let size = rng.range(2 << 20, 3 << 20) as usize;
+            b = b.file(&format!("usr/lib/{name}/data.bin"), &text(&mut rng, size), 0o644);
+        } else {
+            let size = rng.range(6 << 20, 8 << 20) as usize;
+            let data: Vec<u8> = (0..size.div_ceil(8)).flat_map(|_| rng.next().to_le_bytes()).take(size).collect();
+            b = b.entry(PackageBuilder::file_entry(&format!("usr/lib/{name}/blob.bin"), Content::Bytes(data), 0o644));
+        }
+        b.level = 6;
+        let built = b.build(Some(&key)).unwrap();
+        std::fs::write(repo.join(built.file_name()), &built.bytes).unwrap();
+        idx.add(&built.info);
+    }
+    std::fs::write(repo.join("APKINDEX.tar.gz"), idx.build(Some(&key), SigAlgo::Sha1).unwrap()).unwrap();
+    std::fs::write(&stamp, GENERATOR_VERSION).unwrap();
+    key
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+/// One timed install (child process). Prints `seconds bytes files hwm_kib`.
+fn run_once(dir: &Path, jobs: usize) {
+    let target_base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let root = target_base.join(format!("ramboot-apk-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let world: Vec<String> = (0..200).map(|i| format!("pkg{i:03}")).collect();
+    let req = InstallRequest {
+        root: root.clone(),
+        repositories: vec![dir.join("repo")],
+        keys_dirs: vec![dir.join("keys")],
+        world_add: world,
+        initdb: true,
+        scripts: ScriptPolicy::Never,
+        jobs,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let r = install(&req, &RealSys).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(r.installed.len(), 200, "failed: {:?}", r.failed);
+    assert_eq!(r.errors(), 0, "{:?} {:?}", r.failed, r.broken);
+    println!("{secs} {} {} {}", r.bytes, r.files, vm_hwm_kib());
+    let _ = std::fs::remove_dir_all(&root);
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = bench_dir();
+    if args.get(1).map(String::as_str) == Some("--run-once") {
+        let jobs = args.get(2).and_then(|j| j.parse().ok()).unwrap_or(0);
+        run_once(&dir, jobs);
+        return;
+    }
+    let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
+    let jobs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(0);
+    generate(&dir);
+    let exe = std::env::current_exe().unwrap();
+    let mut times = Vec::new();
+    for run in 0..runs {
+        let out = std::process::Command::new(&exe).arg("--run-once").arg(jobs.to_string()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let f: Vec<f64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+        let (secs, bytes, files, hwm) = (f[0], f[1], f[2], f[3]);
+        println!(
+            "run {}: {:.3} s, {:.1} MB/s, {:.0} files/s, {} files, {:.1} MB, peak RSS {:.1} MiB",
+            run + 1,
+            secs,
+            bytes / secs / 1e6,
+            files / secs,
+            files,
+            bytes / 1e6,
+            hwm / 1024.0
+        );
+        times.push(secs);
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("median wall time: {:.3} s over {runs} runs", times[times.len() / 2]);
+}

@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Builds Alpine-layout boot media for the diskless scenarios: an MBR disk image with one FAT32
+# partition holding a signed boot repository (apks/<arch>, .boot_repository), an apkovl,
+# boot/modloop-<flavor> (squashfs of the Debian kernel's storage/fs modules) and cache/.
+# Every package is built here by ramboot itself from Debian's busybox-static:arm64.
+#
+# Usage: make-media.sh OUTDIR [options]
+#   --size MB            image size (power of two for -M raspi3b; default 256)
+#   --hostname NAME      the apkovl's hostname (default ramboot-demo)
+#   --apkovls N          0, 1 or 2 apkovls (2: a second, older one named zz-old.apkovl.tar.gz)
+#   --corrupt-apkovl     truncate the apkovl
+#   --bad-modloop-sig    sign the modloop with a key the initramfs does not trust
+#   --media-name NAME    the device name the media will have (mmcblk0p1, vda1, sda1) for the
+#                        apkovl's /etc/apk/cache link (default vda1)
+# Writes OUTDIR/media.img, OUTDIR/keys/<name>.rsa.pub (trusted apk key) and
+# OUTDIR/initramfs-files/ (the modloop signature, to put into the initramfs with mkinitfs --file).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+kernel_ready
+out=$1; shift
+size=256 hostname=ramboot-demo apkovls=1 corrupt=0 badsig=0 media=vda1
+while [ $# -gt 0 ]; do
+  case $1 in
+    --size) size=$2; shift ;;
+    --hostname) hostname=$2; shift ;;
+    --apkovls) apkovls=$2; shift ;;
+    --corrupt-apkovl) corrupt=1 ;;
+    --bad-modloop-sig) badsig=1 ;;
+    --media-name) media=$2; shift ;;
+    *) echo "make-media.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+host=$(ramboot_host)
+arch=aarch64
+flavor=virt
+rm -rf "$out" && mkdir -p "$out"/{keys,initramfs-files} "$out/stage/apks/$arch" "$out/stage/boot" "$out/stage/cache"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Keys: the trusted one (shipped in the initramfs) and an untrusted one for the negative cases.
+"$host" apk genkey --out "$out/keys" --name ramboot-demo >/dev/null
+"$host" apk genkey --out "$work/untrusted" --name untrusted >/dev/null
+key=$(ls "$out"/keys/*.rsa | head -n1)
+keyname=$(basename "$key").pub
+badkey=$(ls "$work"/untrusted/*.rsa | head -n1)
+
+# --- packages -----------------------------------------------------------------------------------
+pkg() { # pkg NAME VERSION ROOTDIR [extra mkpkg args...]
+  local name=$1 version=$2 root=$3; shift 3
+  "$host" apk mkpkg --root "$root" --name "$name" --version "$version" --arch "$arch" \
+    --key "${PKG_KEY:-$key}" --out "$out/stage/apks/$arch/$name-$version.apk" "$@" >/dev/null
+}
+
+mkdir -p "$work/busybox/bin"
+cp "$BUSYBOX" "$work/busybox/bin/busybox"
+cat > "$work/busybox.post-install" <<'EOF'
+#!/bin/busybox sh
+# Applet links, as Alpine's busybox package makes them.
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin
+exec /bin/busybox --install -s
+EOF
+pkg busybox 1.36.1-r0 "$work/busybox" --description "Size optimized toolbox (static)" \
+  --provides "/bin/sh cmd:sh cmd:busybox" --script "post-install=$work/busybox.post-install"
+
+base=$work/baselayout
+mkdir -p "$base"/{etc,proc,sys,dev,run,tmp,root,var/log,var/cache/misc,media,mnt,lib,usr/bin,usr/sbin}
+cat > "$base/etc/inittab" <<'EOF'
+# ramboot demo: busybox init runs the report service, then powers off.
+::sysinit:/usr/sbin/demo-report
+EOF
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\ndemo:x:1000:1000:Demo user:/home/demo:/bin/sh\n' > "$base/etc/passwd"
+printf 'root:x:0:root\nnogroup:x:65534:\ndemo:x:1000:demo\n' > "$base/etc/group"
+echo localhost > "$base/etc/hostname"
+echo "setting=from-package" > "$base/etc/demo.conf"
+printf 'tmpfs / tmpfs rw 0 0\n' > "$base/etc/fstab.example"
+pkg alpine-baselayout 3.6.8-r1 "$base" --description "Alpine base dir structure and init scripts (demo)"
+
+svc=$work/service
+mkdir -p "$svc/usr/sbin"
+cat > "$svc/usr/sbin/demo-report" <<'EOF'
+#!/bin/sh
+# The demo's small service: shows what the diskless boot built, then powers the machine off.
+echo "RAMBOOT-DEMO: init is running; hostname=$(cat /etc/hostname)"
+echo "RAMBOOT-DEMO: demo.conf $(cat /etc/demo.conf)"
+echo "RAMBOOT-DEMO: modules $(ls /lib/modules/ 2>&1 | tr '\n' ' ')"
+echo "RAMBOOT-DEMO: installed $(grep '^P:' /lib/apk/db/installed | sed 's/^P://' | tr '\n' ' ')"
+echo "RAMBOOT-DEMO: world $(cat /etc/apk/world | tr '\n' ' ')"
+[ -f /usr/share/extra/marker ] && echo "RAMBOOT-DEMO: extra package present"
+echo "RAMBOOT-DEMO: timeline $(cat /run/ramboot/timeline.json)"
+echo "RAMBOOT-DEMO: done, powering off"
+poweroff -f
+EOF
+chmod 755 "$svc/usr/sbin/demo-report"
+pkg demo-service 1.0-r0 "$svc" --description "The ramboot demo's report service" --depends "busybox alpine-baselayout"
+
+meta=$work/empty
+mkdir -p "$meta"
+pkg alpine-base 3.22.0-r0 "$meta" --description "Meta package for minimal alpine base (demo)" \
+  --depends "alpine-baselayout busybox"
+
+extra=$work/extra
+mkdir -p "$extra/usr/share/extra"
+echo "extra package" > "$extra/usr/share/extra/marker"
+pkg extra 1.0-r0 "$extra" --description "An extra package for pkgs="
+
+broken=$work/broken
+mkdir -p "$broken/usr/share/broken"
+echo "must never be installed" > "$broken/usr/share/broken/marker"
+PKG_KEY=$badkey pkg broken 1.0-r0 "$broken" --description "Signed with an untrusted key"
+
+"$host" apk index --key "$key" --description "ramboot demo repository" \
+  --out "$out/stage/apks/$arch/APKINDEX.tar.gz" "$out"/stage/apks/$arch/*.apk >/dev/null
+touch "$out/stage/apks/.boot_repository"
+
+# --- apkovl -------------------------------------------------------------------------------------
+make_apkovl() { # make_apkovl FILE HOSTNAME CONF
+  local d=$work/ovl-$2
+  mkdir -p "$d/etc/apk"
+  echo "$2" > "$d/etc/hostname"
+  echo "$3" > "$d/etc/demo.conf"
+  printf 'alpine-base\ndemo-service\n' > "$d/etc/apk/world"
+  ln -sfn "/media/$media/cache" "$d/etc/apk/cache"
+  tar -C "$d" --owner=0 --group=0 --numeric-owner -czf "$1" etc
+}
+if [ "$apkovls" -ge 1 ]; then
+  make_apkovl "$out/stage/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl"
+  if [ "$corrupt" = 1 ]; then
+    f=$out/stage/$hostname.apkovl.tar.gz
+    head -c $(( $(stat -c %s "$f") / 2 )) "$f" > "$f.cut" && mv "$f.cut" "$f"
+  fi
+fi
+if [ "$apkovls" -ge 2 ]; then
+  make_apkovl "$out/stage/zz-old.apkovl.tar.gz" "old-host" "setting=from-old-apkovl"
+fi
+
+# --- modloop ------------------------------------------------------------------------------------
+ml=$work/modloop/modules/$KVER
+mkdir -p "$ml"
+(cd "$KMODS" && cp --parents -a modules.builtin modules.builtin.modinfo modules.order \
+  kernel/drivers/block kernel/drivers/mmc kernel/drivers/usb kernel/drivers/scsi kernel/drivers/virtio \
+  kernel/drivers/watchdog kernel/drivers/net/virtio_net.ko kernel/drivers/net/net_failover.ko \
+  kernel/net/core/failover.ko kernel/fs/fat kernel/fs/nls kernel/fs/ext4 kernel/fs/jbd2 kernel/fs/squashfs \
+  kernel/fs/isofs kernel/fs/mbcache.ko kernel/lib kernel/crypto "$ml/" 2>/dev/null || true)
+mkdir -p "$work/depmod/lib/modules"
+ln -s "$ml" "$work/depmod/lib/modules/$KVER"
+depmod -b "$work/depmod" "$KVER"
+mksquashfs "$work/modloop" "$out/stage/boot/modloop-$flavor" -comp gzip -noappend -quiet -all-root >/dev/null
+sigkey=$key
+[ "$badsig" = 1 ] && sigkey=$badkey
+openssl dgst -sha1 -sign "$sigkey" -out "$out/initramfs-files/modloop-$flavor.SIGN.RSA.$keyname" \
+  "$out/stage/boot/modloop-$flavor"
+
+echo "ramboot-demo $(date -u +%Y%m%d)" > "$out/stage/.alpine-release"
+
+# --- the disk image -----------------------------------------------------------------------------
+img=$out/media.img
+rm -f "$img"
+truncate -s "${size}M" "$img"
+echo 'start=2048, type=c, bootable' | sfdisk -q "$img"
+mkfs.vfat -F 32 -n RAMBOOT --offset 2048 "$img" $(( (size * 1024) - 1024 )) >/dev/null
+mcopy -s -i "$img@@1M" "$out"/stage/* "$out"/stage/.alpine-release ::/
+echo "$img"

@@ -1,0 +1,323 @@
+//! The installed database under the root: `lib/apk/db/{installed,scripts.tar,triggers}`,
+//! `etc/apk/world`, `etc/apk/arch`, and `--initdb`.
+//!
+//! Written in apk-tools' exact format and order (`spec/apk.md` §14) so that the booted
+//! system's own apk reads it as its own.
+
+use super::checksum::Checksum;
+use super::dep::{name_cmp, Dep};
+use super::pkg::PkgInfo;
+use super::stream::ScriptKind;
+use super::tar::{Header, TarWriter};
+use super::version;
+use super::ApkError;
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::Path;
+
+/// A file the db records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRec {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub xattr_csum: Option<Checksum>,
+    pub csum: Option<Checksum>,
+}
+
+/// A directory a package owns, with its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirRec {
+    pub path: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub xattr_csum: Option<Checksum>,
+    pub files: Vec<FileRec>,
+}
+
+/// One installed package.
+#[derive(Clone, Debug, Default)]
+pub struct InstalledPkg {
+    pub info: PkgInfo,
+    pub dirs: Vec<DirRec>,
+    pub broken_files: bool,
+    pub broken_script: bool,
+    pub broken_xattr: bool,
+    pub tag: Option<String>,
+    pub scripts: Vec<(ScriptKind, Vec<u8>)>,
+}
+
+impl InstalledPkg {
+    /// Full paths of every file it owns.
+    pub fn file_paths(&self) -> impl Iterator<Item = String> + '_ {
+        self.dirs.iter().flat_map(|d| {
+            d.files.iter().map(move |f| if d.path.is_empty() { f.name.clone() } else { format!("{}/{}", d.path, f.name) })
+        })
+    }
+
+    /// Drops a file from the record (another package took it over).
+    pub fn forget_file(&mut self, path: &str) {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if let Some(d) = self.dirs.iter_mut().find(|d| d.path == dir) {
+            d.files.retain(|f| f.name != name);
+        }
+    }
+}
+
+/// The whole installed state.
+#[derive(Clone, Debug, Default)]
+pub struct Db {
+    /// In install order (scripts.tar order).
+    pub packages: Vec<InstalledPkg>,
+    pub world: Vec<Dep>,
+}
+
+pub const INSTALLED: &str = "lib/apk/db/installed";
+pub const SCRIPTS: &str = "lib/apk/db/scripts.tar";
+pub const TRIGGERS: &str = "lib/apk/db/triggers";
+pub const WORLD: &str = "etc/apk/world";
+pub const ARCH: &str = "etc/apk/arch";
+
+fn ugm(uid: u32, gid: u32, mode: u32, x: &Option<Checksum>) -> String {
+    match x {
+        Some(c) => format!("{uid}:{gid}:{mode:o}:{c}"),
+        None => format!("{uid}:{gid}:{mode:o}"),
+    }
+}
+
+/// `lib/apk/db/installed` text.
+pub fn installed_text(db: &Db) -> String {
+    let mut pkgs: Vec<&InstalledPkg> = db.packages.iter().collect();
+    pkgs.sort_by(|a, b| name_cmp(&a.info.name, &b.info.name).then_with(|| version::compare(&a.info.version, &b.info.version)));
+    let mut s = String::new();
+    for p in pkgs {
+        p.info.write_index_header(&mut s);
+        if !p.info.replaces.is_empty() {
+            let _ = writeln!(s, "r:{}", super::dep::list_text(&p.info.replaces));
+        }
+        if p.info.replaces_priority != 0 {
+            let _ = writeln!(s, "q:{}", p.info.replaces_priority);
+        }
+        if let Some(t) = &p.tag {
+            let _ = writeln!(s, "s:{t}");
+        }
+        if p.broken_files || p.broken_script || p.broken_xattr {
+            let mut f = String::new();
+            if p.broken_files {
+                f.push('f');
+            }
+            if p.broken_script {
+                f.push('s');
+            }
+            if p.broken_xattr {
+                f.push('x');
+            }
+            f.push('S');
+            let _ = writeln!(s, "f:{f}");
+        }
+        for d in &p.dirs {
+            let _ = writeln!(s, "F:{}", d.path);
+            if (d.uid, d.gid, d.mode) != (0, 0, 0o755) || d.xattr_csum.is_some() {
+                let _ = writeln!(s, "M:{}", ugm(d.uid, d.gid, d.mode, &d.xattr_csum));
+            }
+            for f in &d.files {
+                let _ = writeln!(s, "R:{}", f.name);
+                if (f.uid, f.gid, f.mode) != (0, 0, 0o644) || f.xattr_csum.is_some() {
+                    let _ = writeln!(s, "a:{}", ugm(f.uid, f.gid, f.mode, &f.xattr_csum));
+                }
+                if let Some(c) = &f.csum {
+                    let _ = writeln!(s, "Z:{c}");
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+fn parse_ugm(v: &str) -> Option<(u32, u32, u32, Option<Checksum>)> {
+    let mut it = v.splitn(4, ':');
+    let uid = it.next()?.parse().ok()?;
+    let gid = it.next()?.parse().ok()?;
+    let mode = u32::from_str_radix(it.next()?, 8).ok()?;
+    let x = match it.next() {
+        Some(c) => Some(Checksum::parse(c)?),
+        None => None,
+    };
+    Some((uid, gid, mode, x))
+}
+
+/// Parses `lib/apk/db/installed`.
+pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
+    let err = |line: usize, reason: String| ApkError::IndexParse { source: INSTALLED.into(), line, reason };
+    let mut out = Vec::new();
+    let mut cur = InstalledPkg::default();
+    let mut started = false;
+    for (n, line) in text.split_terminator('\n').enumerate() {
+        if line.len() < 2 {
+            if started {
+                out.push(std::mem::take(&mut cur));
+                started = false;
+            }
+            continue;
+        }
+        let b = line.as_bytes();
+        if b[1] != b':' {
+            return Err(err(n + 1, format!("expected `X:value`, got {:?}", super::pkg::truncate(line, 60))));
+        }
+        started = true;
+        let v = &line[2..];
+        match b[0] {
+            b'F' => cur.dirs.push(DirRec { path: v.into(), uid: 0, gid: 0, mode: 0o755, xattr_csum: None, files: Vec::new() }),
+            b'M' => {
+                let (u, g, m, x) = parse_ugm(v).ok_or_else(|| err(n + 1, "bad M:".into()))?;
+                let d = cur.dirs.last_mut().ok_or_else(|| err(n + 1, "M: before F:".into()))?;
+                (d.uid, d.gid, d.mode, d.xattr_csum) = (u, g, m, x);
+            }
+            b'R' => {
+                let d = cur.dirs.last_mut().ok_or_else(|| err(n + 1, "R: before F:".into()))?;
+                d.files.push(FileRec { name: v.into(), uid: 0, gid: 0, mode: 0o644, xattr_csum: None, csum: None });
+            }
+            b'a' => {
+                let (u, g, m, x) = parse_ugm(v).ok_or_else(|| err(n + 1, "bad a:".into()))?;
+                let f = cur.dirs.last_mut().and_then(|d| d.files.last_mut()).ok_or_else(|| err(n + 1, "a: before R:".into()))?;
+                (f.uid, f.gid, f.mode, f.xattr_csum) = (u, g, m, x);
+            }
+            b'Z' => {
+                let f = cur.dirs.last_mut().and_then(|d| d.files.last_mut()).ok_or_else(|| err(n + 1, "Z: before R:".into()))?;
+                f.csum = Some(Checksum::parse(v).ok_or_else(|| err(n + 1, "bad Z:".into()))?);
+            }
+            b'f' => {
+                cur.broken_files = v.contains('f');
+                cur.broken_script = v.contains('s');
+                cur.broken_xattr = v.contains('x');
+            }
+            b's' => cur.tag = Some(v.into()),
+            letter => {
+                cur.info.apply_index_field(letter, v).map_err(|r| err(n + 1, r))?;
+            }
+        }
+    }
+    if started {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// `lib/apk/db/scripts.tar`: packages in install order, scripts in apk's order.
+pub fn scripts_tar(db: &Db) -> Vec<u8> {
+    let mut t = TarWriter::new(Vec::new());
+    for p in &db.packages {
+        let Some(id) = &p.info.identity else { continue };
+        for kind in ScriptKind::ALL {
+            if let Some((_, body)) = p.scripts.iter().find(|(k, _)| *k == kind) {
+                let mut name = format!("{}-{}.{}.{}", p.info.name, p.info.version, id, kind.name());
+                name.truncate(99);
+                let mtime = if p.info.build_time != 0 { p.info.build_time } else { now() };
+                let h = Header::file(&name, body.len() as u64, 0o755, mtime);
+                // Names are cut at 99 bytes like apk's strlcpy, never continued in PAX.
+                t.file(&h, body).expect("writing to memory");
+            }
+        }
+    }
+    t.finish().expect("writing to memory");
+    t.into_inner()
+}
+
+/// Reads scripts back from scripts.tar into the packages they belong to.
+pub fn read_scripts(data: &[u8], packages: &mut [InstalledPkg]) {
+    let mut pos = 0;
+    while pos + 512 <= data.len() {
+        let h = &data[pos..pos + 512];
+        if h.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name_end = h[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        let name = String::from_utf8_lossy(&h[..name_end]).into_owned();
+        let size_txt = String::from_utf8_lossy(&h[124..136]);
+        let size = usize::from_str_radix(size_txt.trim_matches(|c: char| c == '\0' || c == ' '), 8).unwrap_or(0);
+        let body_start = pos + 512;
+        let Some(body) = data.get(body_start..body_start + size) else { break };
+        if let Some((rest, kind)) = name.rsplit_once('.') {
+            if let (Some(kind), Some((_, id))) = (ScriptKind::from_name(kind), rest.rsplit_once('.')) {
+                if let Some(p) = packages.iter_mut().find(|p| p.info.identity.map(|c| c.to_string()).as_deref() == Some(id)) {
+                    p.scripts.push((kind, body.to_vec()));
+                }
+            }
+        }
+        pos = body_start + size.div_ceil(512) * 512;
+    }
+}
+
+/// `lib/apk/db/triggers`.
+pub fn triggers_text(db: &Db) -> String {
+    let mut s = String::new();
+    for p in &db.packages {
+        if let (Some(id), false) = (&p.info.identity, p.info.triggers.is_empty()) {
+            let _ = write!(s, "{id}");
+            for g in &p.info.triggers {
+                let _ = write!(s, " {g}");
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+/// `etc/apk/world`.
+pub fn world_text(world: &[Dep]) -> String {
+    if world.is_empty() {
+        return "\n".into();
+    }
+    world.iter().map(|d| format!("{d}\n")).collect()
+}
+
+fn now() -> u64 {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+}
+
+/// Writes `data` to `root/rel` through `rel.new` + rename, mode 0644.
+pub fn write_file(root: &Path, rel: &str, data: &[u8]) -> Result<(), ApkError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = root.join(rel);
+    let tmp = root.join(format!("{rel}.new"));
+    let ctx = |e| ApkError::io(format!("writing {}", path.display()), e);
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp).map_err(ctx)?;
+    std::io::Write::write_all(&mut f, data).map_err(ctx)?;
+    drop(f);
+    std::fs::rename(&tmp, &path).map_err(ctx)
+}
+
+/// Reads the db from a root (missing files: empty).
+pub fn read(root: &Path) -> Result<Db, ApkError> {
+    let text = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap_or_default();
+    let mut packages = parse_installed(&text(INSTALLED))?;
+    if let Ok(mut f) = std::fs::File::open(root.join(SCRIPTS)) {
+        let mut data = Vec::new();
+        if f.read_to_end(&mut data).is_ok() {
+            read_scripts(&data, &mut packages);
+        }
+    }
+    for line in text(TRIGGERS).lines() {
+        let mut it = line.split(' ');
+        let Some(id) = it.next().and_then(Checksum::parse) else { continue };
+        if let Some(p) = packages.iter_mut().find(|p| p.info.identity == Some(id)) {
+            p.info.triggers = it.filter(|g| !g.is_empty()).map(String::from).collect();
+        }
+    }
+    let world = Dep::parse_list(text(WORLD).trim()).unwrap_or_default();
+    Ok(Db { packages, world })
+}
+
+/// Writes world, installed, scripts.tar and triggers, in apk's order.
+pub fn write(root: &Path, db: &Db) -> Result<(), ApkError> {
+    write_file(root, WORLD, world_text(&db.world).as_bytes())?;
+    write_file(root, INSTALLED, installed_text(db).as_bytes())?;
+    write_file(root, SCRIPTS, &scripts_tar(db))?;
+    write_file(root, TRIGGERS, triggers_text(db).as_bytes())
+}

@@ -1,0 +1,649 @@
+//! Writing package contents into the root, safely.
+//!
+//! Two halves, so that packages can be decompressed in parallel but land in install order:
+//! - [`Stager`] (worker threads) streams a package's data entries into a private staging
+//!   directory inside the root, under sequence-number names, with mode, mtime and xattrs set.
+//!   Nothing outside the staging directory changes, so an unverified package leaves no trace.
+//! - [`Committer`] (one thread, install order) creates directories, chowns, and renames staged
+//!   files to their final names, exactly when apk would write them.
+//!
+//! Every path is resolved with `openat2(RESOLVE_BENEATH)` from the root: `..`, absolute names
+//! and symlinks pointing outside the root (even absolute ones that apk would follow to the
+//! host's `/`) are refused.
+
+use super::checksum::Checksum;
+use super::stream::{Control, ContentRead, DataSink};
+use super::tar::{Entry, Kind};
+use super::ApkError;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+use sha1::{Digest, Sha1};
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Name of the staging directory inside the root (removed at the end of the transaction).
+pub const STAGING_DIR: &str = ".ramboot-apk-staging";
+
+fn errno_io(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+/// Opens the root directory.
+pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(errno_io)
+}
+
+/// Why a path could not be resolved beneath the root.
+#[derive(Debug)]
+pub enum ResolveError {
+    Escapes,
+    Io(io::Error),
+}
+
+/// Opens directory `rel` beneath `root_fd`, refusing anything that leaves the root.
+pub fn open_beneath(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveError> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    match rustix::fs::openat2(root_fd, rel, flags, Mode::empty(), ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS) {
+        Ok(fd) => Ok(fd),
+        Err(Errno::XDEV) => Err(ResolveError::Escapes),
+        Err(Errno::NOSYS) | Err(Errno::PERM) => open_beneath_walk(root_fd, rel),
+        Err(e) => Err(ResolveError::Io(errno_io(e))),
+    }
+}
+
+/// Fallback for kernels without openat2: walk component by component, following only
+/// relative symlinks that stay inside the root.
+fn open_beneath_walk(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveError> {
+    let mut pending: Vec<String> = rel.split('/').filter(|c| !c.is_empty() && *c != ".").map(String::from).rev().collect();
+    let mut stack: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(comp) = pending.pop() {
+        if comp == ".." {
+            if stack.pop().is_none() {
+                return Err(ResolveError::Escapes);
+            }
+            continue;
+        }
+        let parent = stack.join("/");
+        let pfd = if parent.is_empty() {
+            rustix::io::dup(root_fd).map_err(|e| ResolveError::Io(errno_io(e)))?
+        } else {
+            rustix::fs::openat(root_fd, parent.as_str(), OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| ResolveError::Io(errno_io(e)))?
+        };
+        let st = rustix::fs::statat(&pfd, comp.as_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| ResolveError::Io(errno_io(e)))?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+            hops += 1;
+            if hops > 40 {
+                return Err(ResolveError::Io(io::Error::from_raw_os_error(libc_eloop())));
+            }
+            let target = rustix::fs::readlinkat(&pfd, comp.as_str(), Vec::new()).map_err(|e| ResolveError::Io(errno_io(e)))?;
+            let target = target.to_string_lossy().into_owned();
+            if target.starts_with('/') {
+                return Err(ResolveError::Escapes);
+            }
+            for c in target.split('/').filter(|c| !c.is_empty() && *c != ".").rev() {
+                pending.push(c.into());
+            }
+            continue;
+        }
+        stack.push(comp);
+    }
+    let path = stack.join("/");
+    rustix::fs::openat(root_fd, if path.is_empty() { "." } else { path.as_str() }, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| ResolveError::Io(errno_io(e)))
+}
+
+fn libc_eloop() -> i32 {
+    Errno::LOOP.raw_os_error()
+}
+
+/// The staging directory: flat, sequence-numbered files.
+pub struct Staging {
+    pub fd: OwnedFd,
+    host: PathBuf,
+    counter: AtomicU64,
+}
+
+impl Staging {
+    /// Creates `<root>/.ramboot-apk-staging` (mode 0700), emptying a leftover one.
+    pub fn create(root_fd: &OwnedFd, root_host: &Path) -> io::Result<Staging> {
+        let host = root_host.join(STAGING_DIR);
+        if std::fs::symlink_metadata(&host).is_ok() {
+            std::fs::remove_dir_all(&host)?;
+        }
+        rustix::fs::mkdirat(root_fd, STAGING_DIR, Mode::from_raw_mode(0o700)).map_err(errno_io)?;
+        let fd = rustix::fs::openat(root_fd, STAGING_DIR, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+            .map_err(errno_io)?;
+        Ok(Staging { fd, host, counter: AtomicU64::new(0) })
+    }
+
+    fn next_name(&self) -> String {
+        format!("{:x}", self.counter.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Deletes a staged file (best effort).
+    pub fn discard(&self, name: &str) {
+        let _ = rustix::fs::unlinkat(&self.fd, name, AtFlags::empty());
+    }
+
+    /// Free bytes on the target filesystem.
+    pub fn free_bytes(&self) -> Option<u64> {
+        rustix::fs::fstatvfs(&self.fd).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
+    /// Removes the staging directory and anything left in it.
+    pub fn remove(self) {
+        drop(self.fd);
+        let _ = std::fs::remove_dir_all(&self.host);
+    }
+}
+
+/// One data entry as staged by a worker, to be committed in order.
+#[derive(Clone, Debug)]
+pub struct StagedEntry {
+    pub path: String,
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub uname: String,
+    pub gname: String,
+    pub mtime: u64,
+    pub link: String,
+    /// Name in the staging directory (regular files and hard links).
+    pub staged: Option<String>,
+    pub checksum: Option<Checksum>,
+    pub xattr_csum: Option<Checksum>,
+    pub size: u64,
+}
+
+/// A package's data, staged.
+#[derive(Debug, Default)]
+pub struct StagedPackage {
+    pub entries: Vec<StagedEntry>,
+    pub broken_files: bool,
+    pub broken_xattr: bool,
+    pub warnings: Vec<String>,
+    pub bytes: u64,
+}
+
+impl StagedPackage {
+    /// Deletes every staged file of this package.
+    pub fn discard(&self, staging: &Staging) {
+        for e in &self.entries {
+            if let Some(s) = &e.staged {
+                staging.discard(s);
+            }
+        }
+    }
+}
+
+/// apk's xattr checksum: SHA1 over name-sorted `be32 len, name, be32 len, value`.
+pub fn xattr_checksum(xattrs: &[(String, Vec<u8>)]) -> Option<Checksum> {
+    if xattrs.is_empty() {
+        return None;
+    }
+    let mut sorted: Vec<&(String, Vec<u8>)> = xattrs.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = Sha1::new();
+    for (k, v) in sorted {
+        h.update((k.len() as u32).to_be_bytes());
+        h.update(k.as_bytes());
+        h.update((v.len() as u32).to_be_bytes());
+        h.update(v);
+    }
+    Some(Checksum::Sha1(h.finalize().into()))
+}
+
+/// Checks an archive name. Ok(None): silently skipped, as apk skips dot-names.
+pub fn check_name(package: &str, name: &str) -> Result<Option<String>, ApkError> {
+    let refuse = |reason: &str| ApkError::UnsafeEntry { package: package.into(), path: name.into(), reason: reason.into() };
+    if name.starts_with('/') {
+        return Err(refuse("absolute name"));
+    }
+    if name.split('/').any(|c| c == "..") {
+        return Err(refuse("path traversal (`..`)"));
+    }
+    if name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(refuse("control character in name"));
+    }
+    let trimmed = name.trim_end_matches('/');
+    if trimmed.is_empty() || trimmed.starts_with('.') {
+        return Ok(None);
+    }
+    if trimmed.split('/').any(|c| c == "." || c.is_empty()) {
+        return Err(refuse("malformed name (`.` or empty component)"));
+    }
+    Ok(Some(trimmed.into()))
+}
+
+fn parent_of(path: &str) -> (&str, &str) {
+    match path.rsplit_once('/') {
+        Some((d, f)) => (d, f),
+        None => ("", path),
+    }
+}
+
+/// Streams a package's data into the staging directory (a [`DataSink`]).
+pub struct Stager<'a> {
+    staging: &'a Staging,
+    package: String,
+    pub out: StagedPackage,
+    dirs: HashSet<String>,
+    symlinks: HashMap<String, String>,
+    staged_by_path: HashMap<String, String>,
+    limit: u64,
+    declared: u64,
+    privileged: bool,
+    umask: u32,
+    buf: Vec<u8>,
+    warned_checksum: bool,
+    /// Called once the control part is known (the pre-install hook, if any).
+    pub on_control: Option<Box<dyn FnMut(&Control) -> Result<(), ApkError> + 'a>>,
+}
+
+impl<'a> Stager<'a> {
+    pub fn new(staging: &'a Staging, package: &str, declared_size: u64, privileged: bool, umask: u32) -> Self {
+        Stager {
+            staging,
+            package: package.into(),
+            out: StagedPackage::default(),
+            dirs: HashSet::new(),
+            symlinks: HashMap::new(),
+            staged_by_path: HashMap::new(),
+            limit: declared_size.saturating_mul(2).saturating_add(4 << 20),
+            declared: declared_size,
+            privileged,
+            umask,
+            buf: vec![0u8; 128 * 1024],
+            warned_checksum: false,
+            on_control: None,
+        }
+    }
+
+    fn refuse(&self, path: &str, reason: String) -> ApkError {
+        ApkError::UnsafeEntry { package: self.package.clone(), path: path.into(), reason }
+    }
+
+    fn io_err(&self, path: &str, e: io::Error) -> ApkError {
+        if e.raw_os_error() == Some(Errno::NOSPC.raw_os_error()) {
+            return ApkError::NoSpace { package: self.package.clone(), path: path.into() };
+        }
+        ApkError::io(format!("{}: writing {path}", self.package), e)
+    }
+
+    fn write_file(&mut self, e: &Entry, path: &str, content: &mut dyn ContentRead) -> Result<String, ApkError> {
+        if self.out.bytes.saturating_add(e.size) > self.limit {
+            return Err(ApkError::TooLarge { package: self.package.clone(), declared: self.declared, limit: self.limit });
+        }
+        let name = self.staging.next_name();
+        let fd = rustix::fs::openat(&self.staging.fd, name.as_str(), OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(e.mode & 0o7777))
+            .map_err(|er| self.io_err(path, errno_io(er)))?;
+        // Registered before writing, so a failure below still deletes it.
+        self.out.entries.push(StagedEntry {
+            path: path.into(),
+            kind: Kind::File,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            uname: e.uname.clone(),
+            gname: e.gname.clone(),
+            mtime: e.mtime,
+            link: String::new(),
+            staged: Some(name.clone()),
+            checksum: e.checksum,
+            xattr_csum: xattr_checksum(&e.xattrs),
+            size: e.size,
+        });
+        let mut file = std::fs::File::from(fd);
+        loop {
+            let n = content.read_content(&mut self.buf).map_err(|er| ApkError::Format { what: self.package.clone(), reason: er.to_string() })?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&self.buf[..n]).map_err(|er| self.io_err(path, er))?;
+        }
+        self.out.bytes += e.size;
+        if e.mode & 0o7777 & self.umask != 0 {
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|er| self.io_err(path, errno_io(er)))?;
+        }
+        for (k, v) in &e.xattrs {
+            if !self.privileged && !k.starts_with("user.") {
+                continue;
+            }
+            match rustix::fs::fsetxattr(&file, k.as_str(), v, rustix::fs::XattrFlags::empty()) {
+                Ok(()) => {}
+                Err(Errno::NOTSUP) => self.out.broken_xattr = true,
+                Err(er) => {
+                    self.out.broken_files = true;
+                    self.out.warnings.push(format!("{path}: setting xattr {k}: {er}"));
+                }
+            }
+        }
+        let t = Timespec { tv_sec: e.mtime as i64, tv_nsec: 0 };
+        let _ = rustix::fs::futimens(&file, &Timestamps { last_access: t, last_modification: t });
+        Ok(name)
+    }
+}
+
+impl DataSink for Stager<'_> {
+    fn control_ready(&mut self, control: &Control) -> Result<(), ApkError> {
+        if let Some(free) = self.staging.free_bytes() {
+            if control.info.installed_size > free && self.declared > free {
+                return Err(ApkError::NoSpace { package: self.package.clone(), path: format!("(needs {} bytes, {free} free)", self.declared) });
+            }
+        }
+        match &mut self.on_control {
+            Some(f) => f(control),
+            None => Ok(()),
+        }
+    }
+
+    fn entry(&mut self, e: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
+        let Some(path) = check_name(&self.package, &e.name)? else { return Ok(()) };
+        let (dir, base) = parent_of(&path);
+        if base.starts_with(".keep_") {
+            return Ok(());
+        }
+        // A later entry must not go through a symlink of this package that leaves the root.
+        let mut prefix = String::new();
+        for comp in path.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(comp);
+            if prefix.len() == path.len() {
+                break;
+            }
+            if let Some(target) = self.symlinks.get(&prefix) {
+                let depth = prefix.matches('/').count() as i64;
+                let escapes = target.starts_with('/')
+                    || target.split('/').try_fold(depth, |d, c| match c {
+                        ".." if d == 0 => None,
+                        ".." => Some(d - 1),
+                        "" | "." => Some(d),
+                        _ => Some(d + 1),
+                    }).is_none();
+                if escapes {
+                    return Err(self.refuse(&path, format!("goes through symlink {prefix} -> {target} (outside the root)")));
+                }
+            }
+        }
+        let needs_dirent = e.kind != Kind::Dir && !dir.is_empty() && !self.dirs.contains(dir);
+        if needs_dirent {
+            self.out.broken_files = true;
+            self.out.warnings.push(format!("{path}: no directory entry for {dir} in archive; skipped"));
+            return Ok(());
+        }
+        let mut staged = None;
+        match e.kind {
+            Kind::CharDevice | Kind::BlockDevice => {
+                return Err(self.refuse(&path, "device node in a package (refused: devices come from devtmpfs)".into()));
+            }
+            Kind::Dir => {
+                self.dirs.insert(path.clone());
+            }
+            Kind::File => {
+                if e.checksum.is_none() && !self.warned_checksum {
+                    self.warned_checksum = true;
+                    self.out.broken_files = true;
+                    self.out.warnings.push("support for packages without embedded checksums will be dropped".into());
+                }
+                self.write_file(&e, &path, content)?;
+                let name = self.out.entries.last().and_then(|s| s.staged.clone()).expect("just staged");
+                self.staged_by_path.insert(path, name);
+                return Ok(());
+            }
+            Kind::HardLink => {
+                let target = e.link.trim_start_matches("./").trim_end_matches('/');
+                let Some(tname) = self.staged_by_path.get(target).cloned() else {
+                    return Err(self.refuse(&path, format!("hard link target {target} is not an earlier file of this package")));
+                };
+                let name = self.staging.next_name();
+                rustix::fs::linkat(&self.staging.fd, tname.as_str(), &self.staging.fd, name.as_str(), AtFlags::empty())
+                    .map_err(|er| self.io_err(&path, errno_io(er)))?;
+                staged = Some(name);
+            }
+            Kind::Symlink => {
+                if e.checksum.is_none() && !self.warned_checksum {
+                    self.warned_checksum = true;
+                    self.out.broken_files = true;
+                    self.out.warnings.push("support for packages without embedded checksums will be dropped".into());
+                }
+                self.symlinks.insert(path.clone(), e.link.clone());
+            }
+            Kind::Fifo => {}
+        }
+        // A hard link shares its target's checksum and attributes.
+        let (checksum, xattr_csum) = if e.kind == Kind::HardLink {
+            let target = e.link.trim_start_matches("./").trim_end_matches('/');
+            self.out.entries.iter().find(|s| s.path == target).map(|s| (s.checksum, s.xattr_csum)).unwrap_or((None, None))
+        } else {
+            (e.checksum, xattr_checksum(&e.xattrs))
+        };
+        self.out.entries.push(StagedEntry {
+            path,
+            kind: e.kind,
+            mode: e.mode,
+            uid: e.uid,
+            gid: e.gid,
+            uname: e.uname,
+            gname: e.gname,
+            mtime: e.mtime,
+            link: e.link,
+            staged,
+            checksum,
+            xattr_csum,
+            size: 0,
+        });
+        Ok(())
+    }
+}
+
+/// User and group names from the root's `etc/passwd` and `etc/group`.
+#[derive(Default)]
+pub struct Owners {
+    users: HashMap<String, u32>,
+    groups: HashMap<String, u32>,
+}
+
+impl Owners {
+    pub fn load(root_host: &Path) -> Owners {
+        let read = |f: &str| -> HashMap<String, u32> {
+            std::fs::read_to_string(root_host.join(f))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let mut it = l.split(':');
+                    let name = it.next()?;
+                    let id = it.nth(1)?.parse().ok()?;
+                    Some((name.to_string(), id))
+                })
+                .collect()
+        };
+        Owners { users: read("etc/passwd"), groups: read("etc/group") }
+    }
+
+    /// Resolved (uid, gid): names first, numeric fields as the fallback.
+    pub fn resolve(&self, uname: &str, uid: u32, gname: &str, gid: u32) -> (u32, u32) {
+        (self.users.get(uname).copied().unwrap_or(uid), self.groups.get(gname).copied().unwrap_or(gid))
+    }
+}
+
+/// Applies staged entries to the root in install order.
+pub struct Committer<'a> {
+    pub root_fd: &'a OwnedFd,
+    pub staging: &'a Staging,
+    pub privileged: bool,
+    dir_cache: HashMap<String, OwnedFd>,
+}
+
+/// How a file was committed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Placed {
+    Written,
+    /// The staged copy was dropped; the existing file stays.
+    KeptExisting,
+    /// Written as `<path>.apk-new`.
+    AsApkNew,
+}
+
+impl<'a> Committer<'a> {
+    pub fn new(root_fd: &'a OwnedFd, staging: &'a Staging, privileged: bool) -> Self {
+        Committer { root_fd, staging, privileged, dir_cache: HashMap::new() }
+    }
+
+    /// Forgets cached directory handles (between packages).
+    pub fn reset_cache(&mut self) {
+        self.dir_cache.clear();
+    }
+
+    pub fn dir(&mut self, rel: &str) -> Result<&OwnedFd, ResolveError> {
+        if !self.dir_cache.contains_key(rel) {
+            let fd = open_beneath(self.root_fd, rel)?;
+            self.dir_cache.insert(rel.to_string(), fd);
+        }
+        Ok(&self.dir_cache[rel])
+    }
+
+    /// Creates directory `rel` (and missing parents, 0755). Returns true if it was created.
+    pub fn mkdir(&mut self, rel: &str, mode: u32) -> Result<bool, ResolveError> {
+        let (parent, base) = parent_of(rel);
+        let pfd = match self.dir(parent) {
+            Ok(fd) => fd,
+            Err(ResolveError::Io(e)) if e.kind() == io::ErrorKind::NotFound && !parent.is_empty() => {
+                self.mkdir(parent, 0o755)?;
+                self.dir(parent)?
+            }
+            Err(e) => return Err(e),
+        };
+        match rustix::fs::mkdirat(pfd, base, Mode::from_raw_mode(mode & 0o7777)) {
+            Ok(()) => {
+                // mkdir is subject to the umask; apk runs with umask 0.
+                let _ = rustix::fs::chmodat(pfd, base, Mode::from_raw_mode(mode & 0o7777), AtFlags::empty());
+                Ok(true)
+            }
+            Err(Errno::EXIST) => {
+                // Existing directory (or symlink to one inside the root) is used as is.
+                self.dir(rel)?;
+                Ok(false)
+            }
+            Err(e) => Err(ResolveError::Io(errno_io(e))),
+        }
+    }
+
+    /// Does `rel` exist (lstat)? Returns its content checksum when it is a regular file or
+    /// symlink and `want_sum`.
+    pub fn existing(&mut self, rel: &str, want_sum: bool) -> Result<Option<Option<Checksum>>, ResolveError> {
+        let (parent, base) = parent_of(rel);
+        let pfd = match self.dir(parent) {
+            Ok(fd) => fd,
+            Err(ResolveError::Io(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let st = match rustix::fs::statat(pfd, base, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(_) => return Ok(None),
+        };
+        if !want_sum {
+            return Ok(Some(None));
+        }
+        let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+        let sum = match ft {
+            rustix::fs::FileType::Symlink => rustix::fs::readlinkat(pfd, base, Vec::new())
+                .ok()
+                .map(|t| Checksum::Sha1(Sha1::digest(t.as_bytes()).into())),
+            rustix::fs::FileType::RegularFile => rustix::fs::openat(pfd, base, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+                .ok()
+                .and_then(|fd| {
+                    let mut f = std::fs::File::from(fd);
+                    let mut h = Sha1::new();
+                    io::copy(&mut f, &mut HashW(&mut h)).ok()?;
+                    Some(Checksum::Sha1(h.finalize().into()))
+                }),
+            _ => None,
+        };
+        Ok(Some(sum))
+    }
+
+    /// Puts one non-directory entry at `rel` (or `rel.apk-new`).
+    pub fn place(&mut self, e: &StagedEntry, rel: &str, uid: u32, gid: u32, apk_new: bool) -> Result<(), ResolveError> {
+        let (parent, base) = parent_of(rel);
+        let target_name = if apk_new { format!("{base}.apk-new") } else { base.to_string() };
+        let privileged = self.privileged;
+        let staging_fd = self.staging.fd.as_fd();
+        let tmp_name = format!(".apk.{}", self.staging.next_name());
+        let pfd = self.dir(parent)?;
+        let io = |e: Errno| ResolveError::Io(errno_io(e));
+        match e.kind {
+            Kind::File | Kind::HardLink => {
+                let staged = e.staged.as_deref().expect("files are staged");
+                if privileged {
+                    rustix::fs::chownat(staging_fd, staged, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::empty()).map_err(io)?;
+                    if e.mode & 0o7000 != 0 {
+                        // chown cleared setuid/setgid: apply the mode again.
+                        rustix::fs::chmodat(staging_fd, staged, Mode::from_raw_mode(e.mode & 0o7777), AtFlags::empty()).map_err(io)?;
+                    }
+                }
+                rustix::fs::renameat(staging_fd, staged, pfd, target_name.as_str()).map_err(io)?;
+            }
+            Kind::Symlink => {
+                rustix::fs::symlinkat(e.link.as_str(), pfd, tmp_name.as_str()).map_err(io)?;
+                if privileged {
+                    let _ = rustix::fs::chownat(pfd, tmp_name.as_str(), Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
+                }
+                if let Err(er) = rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str()) {
+                    let _ = rustix::fs::unlinkat(pfd, tmp_name.as_str(), AtFlags::empty());
+                    return Err(io(er));
+                }
+            }
+            Kind::Fifo => {
+                rustix::fs::mknodat(pfd, tmp_name.as_str(), rustix::fs::FileType::Fifo, Mode::from_raw_mode(e.mode & 0o7777), 0).map_err(io)?;
+                let _ = rustix::fs::chmodat(pfd, tmp_name.as_str(), Mode::from_raw_mode(e.mode & 0o7777), AtFlags::empty());
+                if privileged {
+                    let _ = rustix::fs::chownat(pfd, tmp_name.as_str(), Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::empty());
+                }
+                rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str()).map_err(io)?;
+            }
+            Kind::Dir | Kind::CharDevice | Kind::BlockDevice => unreachable!("not placed as files"),
+        }
+        Ok(())
+    }
+
+    /// Sets a directory's final owner and mode (end of the transaction).
+    pub fn fix_dir(&mut self, rel: &str, uid: u32, gid: u32, mode: u32) {
+        let (parent, base) = parent_of(rel);
+        let privileged = self.privileged;
+        if let Ok(pfd) = self.dir(parent) {
+            if privileged {
+                let _ = rustix::fs::chownat(pfd, base, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
+            }
+            let _ = rustix::fs::chmodat(pfd, base, Mode::from_raw_mode(mode & 0o7777), AtFlags::empty());
+        }
+    }
+
+    /// Removes a file (upgrades; best effort).
+    pub fn remove(&mut self, rel: &str) {
+        let (parent, base) = parent_of(rel);
+        if let Ok(pfd) = self.dir(parent) {
+            let _ = rustix::fs::unlinkat(pfd, base, AtFlags::empty());
+        }
+    }
+}
+
+struct HashW<'a>(&'a mut Sha1);
+
+impl Write for HashW<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

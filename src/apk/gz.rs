@@ -1,0 +1,217 @@
+//! A reader over concatenated gzip members that stops at each member boundary.
+//!
+//! apk's trust model hashes the *compressed* bytes of whole gzip members (signature, control,
+//! data), so the reader hashes exactly the bytes each member consumes, and pauses at the end of
+//! each member until the caller has looked at the hashes and called [`GzMembers::next_member`].
+
+use flate2::{Decompress, FlushDecompress, Status};
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
+use std::io::{self, Read};
+
+/// The digests fed with compressed bytes. The caller switches them between members.
+#[derive(Default, Clone)]
+pub struct Hashers {
+    pub sha1: Option<Sha1>,
+    pub sha256: Option<Sha256>,
+    pub sha512: Option<Sha512>,
+}
+
+impl Hashers {
+    pub fn all() -> Self {
+        Hashers { sha1: Some(Sha1::new()), sha256: Some(Sha256::new()), sha512: Some(Sha512::new()) }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        if let Some(h) = &mut self.sha1 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    InMember,
+    MemberEnd,
+    Eof,
+}
+
+const INPUT_BUFFER: usize = 64 * 1024;
+
+/// See the module docs.
+pub struct GzMembers<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    end: usize,
+    inner_eof: bool,
+    inflate: Decompress,
+    state: State,
+    pub hash: Hashers,
+    /// Compressed bytes consumed so far.
+    pub compressed: u64,
+    /// Members started so far.
+    pub members: u32,
+}
+
+impl<R: Read> GzMembers<R> {
+    pub fn new(inner: R) -> io::Result<Self> {
+        let mut g = GzMembers {
+            inner,
+            buf: vec![0u8; INPUT_BUFFER].into_boxed_slice(),
+            pos: 0,
+            end: 0,
+            inner_eof: false,
+            inflate: Decompress::new_gzip(15),
+            state: State::InMember,
+            hash: Hashers::default(),
+            compressed: 0,
+            members: 1,
+        };
+        if !g.fill()? {
+            g.state = State::Eof;
+            g.members = 0;
+        }
+        Ok(g)
+    }
+
+    /// Makes input available; false at the end of the underlying stream.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.pos < self.end {
+            return Ok(true);
+        }
+        if self.inner_eof {
+            return Ok(false);
+        }
+        self.pos = 0;
+        self.end = 0;
+        loop {
+            match self.inner.read(&mut self.buf) {
+                Ok(0) => {
+                    self.inner_eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end = n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// True when the current member has ended and [`Self::next_member`] has not been called.
+    pub fn at_member_end(&self) -> bool {
+        self.state != State::InMember
+    }
+
+    /// Moves past a member boundary. Returns false at the end of the stream.
+    pub fn next_member(&mut self) -> io::Result<bool> {
+        match self.state {
+            State::Eof => return Ok(false),
+            State::InMember => return Err(io::Error::other("next_member called inside a gzip member")),
+            State::MemberEnd => {}
+        }
+        if !self.fill()? {
+            self.state = State::Eof;
+            return Ok(false);
+        }
+        self.inflate = Decompress::new_gzip(15);
+        self.state = State::InMember;
+        self.members += 1;
+        Ok(true)
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+fn corrupt(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+impl<R: Read> Read for GzMembers<R> {
+    /// Reads decompressed bytes of the current member; 0 at its end.
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.state != State::InMember || out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.fill()? {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated gzip stream"));
+            }
+            let before_in = self.inflate.total_in();
+            let before_out = self.inflate.total_out();
+            let status = self
+                .inflate
+                .decompress(&self.buf[self.pos..self.end], out, FlushDecompress::None)
+                .map_err(|e| corrupt(format!("corrupt gzip data: {e}")))?;
+            let used = (self.inflate.total_in() - before_in) as usize;
+            let produced = (self.inflate.total_out() - before_out) as usize;
+            self.hash.update(&self.buf[self.pos..self.pos + used]);
+            self.pos += used;
+            self.compressed += used as u64;
+            if status == Status::StreamEnd {
+                self.state = State::MemberEnd;
+                return Ok(produced);
+            }
+            if produced > 0 {
+                return Ok(produced);
+            }
+            if used == 0 && self.pos < self.end {
+                return Err(corrupt("gzip decoder made no progress".into()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use std::io::Write;
+
+    fn member(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn members_pause_and_hash_exact_bytes() {
+        let (a, b) = (member(b"hello "), member(&vec![7u8; 100_000]));
+        let mut all = a.clone();
+        all.extend_from_slice(&b);
+        let mut g = GzMembers::new(&all[..]).unwrap();
+        g.hash.sha1 = Some(Sha1::new());
+        let mut s = Vec::new();
+        g.read_to_end(&mut s).unwrap();
+        assert_eq!(s, b"hello ");
+        assert!(g.at_member_end());
+        assert_eq!(g.hash.sha1.take().unwrap().finalize()[..], Sha1::digest(&a)[..]);
+        g.hash.sha256 = Some(Sha256::new());
+        assert!(g.next_member().unwrap());
+        let mut s = Vec::new();
+        g.read_to_end(&mut s).unwrap();
+        assert_eq!(s.len(), 100_000);
+        assert_eq!(g.hash.sha256.take().unwrap().finalize()[..], Sha256::digest(&b)[..]);
+        assert!(!g.next_member().unwrap());
+    }
+
+    #[test]
+    fn truncated_is_an_error() {
+        let a = member(&vec![1u8; 50_000]);
+        let mut g = GzMembers::new(&a[..a.len() - 5]).unwrap();
+        let mut s = Vec::new();
+        assert!(g.read_to_end(&mut s).is_err());
+    }
+}

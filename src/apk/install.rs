@@ -1,0 +1,802 @@
+//! The install transaction: what `apk add` does, in parallel where it is safe.
+//!
+//! Worker threads take packages in install order, stream each one through verification into
+//! the staging directory (decompression and hashing run on all cores, memory stays bounded by
+//! a small look-ahead window). The calling thread commits packages strictly in install order:
+//! pre-install script, directories, ownership and protected-path decisions, renames,
+//! post-install script — so the root goes through the same states as with apk. Then directory
+//! permissions, triggers and the db files. A package that fails (bad checksum, missing file,
+//! hostile entry) is dropped and the others still install, as at boot.
+
+use super::db::{self, DirRec, FileRec, InstalledPkg};
+use super::dep::Dep;
+use super::extract::{open_root, Committer, Owners, ResolveError, StagedPackage, Stager, Staging};
+use super::fnmatch::fnmatch;
+use super::pkg::PkgInfo;
+use super::repo::{parse_repositories_file, RepoSet};
+use super::sign::Keyring;
+use super::solver::{self, Candidate};
+use super::stream::{read_package, Control, ScriptKind, Verify};
+use super::tar::Kind;
+use super::ApkError;
+use crate::sys::{NodeKind, Spawn, Sys};
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// When package scripts run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScriptPolicy {
+    /// Run when privileged (root); otherwise skip with a warning (host use).
+    #[default]
+    Auto,
+    /// Always try (through [`Sys::run`]); a script that cannot run marks its package.
+    Always,
+    /// Never (`--no-scripts`); scripts are still recorded in scripts.tar.
+    Never,
+    /// Like `Auto`, but a skipped script marks its package as failed.
+    FailUnprivileged,
+}
+
+/// What the progress callback is told.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// The transaction starts: packages to install and their total installed size.
+    Start { packages: usize, bytes: u64 },
+    /// Package `index` (1-based) of `total` is being committed.
+    Package { index: usize, total: usize, name: String, version: String, bytes_done: u64 },
+    Done,
+}
+
+/// Everything an install needs. Paths are as the system sees them (mapped by [`Sys::path`]).
+pub struct InstallRequest {
+    pub root: PathBuf,
+    /// Local repository directories (`--repository`), in command-line order.
+    pub repositories: Vec<PathBuf>,
+    /// Package cache; None: `<root>/etc/apk/cache` when that is a directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Extra trusted key directories (the root's `etc/apk/keys` is always used).
+    pub keys_dirs: Vec<PathBuf>,
+    /// Atoms added to world (`apk add` arguments).
+    pub world_add: Vec<String>,
+    /// The overlay file list (`tar -v` listing of the apkovl): these files win.
+    pub overlay_list: Option<Vec<String>>,
+    /// Create the db (`--initdb`).
+    pub initdb: bool,
+    /// `--initramfs-diskless-boot`: initdb, force overwrite and broken world.
+    pub diskless_boot: bool,
+    /// `--clean-protected`: keep existing protected files, no `.apk-new`.
+    pub clean_protected: bool,
+    /// Accept unsigned or unknown-key indexes (loudly).
+    pub allow_untrusted: bool,
+    pub scripts: ScriptPolicy,
+    /// Architecture; None: `etc/apk/arch` or this machine's.
+    pub arch: Option<String>,
+    /// Also use `<root>/etc/apk/repositories` (apk does unless `--repositories-file`).
+    pub use_root_repositories: bool,
+    /// Worker threads; 0: one per core.
+    pub jobs: usize,
+    pub progress: Option<Box<dyn Fn(&Progress) + Send + Sync>>,
+}
+
+impl Default for InstallRequest {
+    fn default() -> Self {
+        InstallRequest {
+            root: PathBuf::from("/"),
+            repositories: Vec::new(),
+            cache_dir: None,
+            keys_dirs: Vec::new(),
+            world_add: Vec::new(),
+            overlay_list: None,
+            initdb: false,
+            diskless_boot: false,
+            clean_protected: false,
+            allow_untrusted: false,
+            scripts: ScriptPolicy::Auto,
+            arch: None,
+            use_root_repositories: true,
+            jobs: 0,
+            progress: None,
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Default)]
+pub struct InstallReport {
+    /// (name, version) in install order, including packages installed with problems.
+    pub installed: Vec<(String, String)>,
+    /// World atoms that could not be satisfied and were skipped (diskless boot), with why.
+    pub skipped_world: Vec<(String, String)>,
+    /// Packages refused (not installed), with the error.
+    pub failed: Vec<(String, ApkError)>,
+    /// Packages installed with broken files or scripts (db `f:` flags), with details.
+    pub broken: Vec<(String, String)>,
+    /// Repositories that could not be used.
+    pub repo_warnings: Vec<String>,
+    pub warnings: Vec<String>,
+    pub files: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl InstallReport {
+    /// apk's error count: failed plus broken packages.
+    pub fn errors(&self) -> usize {
+        self.failed.len() + self.broken.len()
+    }
+
+    /// apk's exit status: the error count, capped at 99.
+    pub fn exit_code(&self) -> i32 {
+        self.errors().min(99) as i32
+    }
+}
+
+/// Protection modes of directories (`etc/apk/protected_paths.d`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Protect {
+    None,
+    Ignore,
+    Changed,
+    SymlinksOnly,
+    All,
+}
+
+struct Protection {
+    rules: Vec<(Protect, Vec<String>)>,
+}
+
+impl Protection {
+    fn load(root: &Path) -> Protection {
+        let mut rules = Vec::new();
+        let mut add = |line: &str| {
+            let (mode, pat) = match line.as_bytes().first() {
+                Some(b'-') => (Protect::Ignore, &line[1..]),
+                Some(b'+') => (Protect::Changed, &line[1..]),
+                Some(b'@') => (Protect::SymlinksOnly, &line[1..]),
+                Some(b'!') => (Protect::All, &line[1..]),
+                Some(b'#') | None => return,
+                _ => (Protect::Changed, line),
+            };
+            let pat = pat.trim_matches('/');
+            if !pat.is_empty() {
+                rules.push((mode, pat.split('/').map(String::from).collect()));
+            }
+        };
+        for l in ["+etc", "@etc/init.d", "!etc/apk"] {
+            add(l);
+        }
+        if let Ok(rd) = std::fs::read_dir(root.join("etc/apk/protected_paths.d")) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().ends_with(".list") {
+                    for l in std::fs::read_to_string(e.path()).unwrap_or_default().lines() {
+                        add(l);
+                    }
+                }
+            }
+        }
+        Protection { rules }
+    }
+
+    /// A directory's mode: the most specific matching rule; children inherit.
+    fn mode(&self, dir: &str) -> Protect {
+        let comps: Vec<&str> = if dir.is_empty() { Vec::new() } else { dir.split('/').collect() };
+        let mut best = (0usize, Protect::None);
+        for (mode, pat) in &self.rules {
+            if pat.len() <= comps.len() && pat.len() >= best.0 && pat.iter().zip(&comps).all(|(p, c)| fnmatch(p, c)) {
+                best = (pat.len(), *mode);
+            }
+        }
+        best.1
+    }
+
+    fn protects(&self, dir: &str) -> bool {
+        !matches!(self.mode(dir), Protect::None | Protect::Ignore)
+    }
+}
+
+/// Parses the overlay list: files (full paths) and directories. Stops at a line without `/`.
+fn parse_overlay(lines: &[String]) -> (HashSet<String>, HashSet<String>) {
+    let (mut files, mut dirs) = (HashSet::new(), HashSet::new());
+    for l in lines {
+        let Some((dir, file)) = l.rsplit_once('/') else { break };
+        if !dir.is_empty() {
+            dirs.insert(dir.to_string());
+        }
+        if !file.is_empty() {
+            files.insert(l.clone());
+        }
+    }
+    (files, dirs)
+}
+
+fn mkdir_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::create_dir(path).is_ok() {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    }
+}
+
+/// `apk_db_create`: the skeleton of an empty root.
+fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError> {
+    mkdir_mode(&root.join("tmp"), 0o1777);
+    mkdir_mode(&root.join("dev"), 0o755);
+    for (name, minor, mode) in [("null", 3, 0o666), ("zero", 5, 0o666), ("random", 8, 0o666), ("urandom", 9, 0o666)] {
+        let _ = sys.mknod(&req_root.join("dev").join(name), NodeKind::Char, mode, 1, minor);
+    }
+    let _ = sys.mknod(&req_root.join("dev/console"), NodeKind::Char, 0o600, 5, 1);
+    for d in ["etc", "etc/apk", "lib", "lib/apk", "lib/apk/db", "var", "var/cache", "var/cache/apk", "var/cache/misc"] {
+        mkdir_mode(&root.join(d), 0o755);
+    }
+    db::write_file(root, db::WORLD, b"")?;
+    db::write_file(root, db::INSTALLED, b"")?;
+    Ok(())
+}
+
+/// The cache directory: explicit, or `<root>/etc/apk/cache` if it leads to a directory.
+fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<PathBuf> {
+    if let Some(c) = &req.cache_dir {
+        return Some(sys.path(c));
+    }
+    let link = root.join("etc/apk/cache");
+    let target = match std::fs::read_link(&link) {
+        // An absolute target is resolved from the system's `/` (the boot medium), as apk does.
+        Ok(t) if t.is_absolute() => sys.path(&t),
+        Ok(t) => link.parent()?.join(t),
+        Err(_) => link,
+    };
+    target.is_dir().then_some(target)
+}
+
+struct Job {
+    index: usize,
+    info: PkgInfo,
+    path: Option<PathBuf>,
+}
+
+type WorkResult = Result<(Option<Control>, StagedPackage), (ApkError, StagedPackage)>;
+
+struct Shared {
+    results: Mutex<(Vec<Option<WorkResult>>, usize)>,
+    cond: Condvar,
+}
+
+fn run_worker(jobs: &[Job], next: &Mutex<usize>, shared: &Shared, staging: &Staging, window: usize, privileged: bool, umask: u32) {
+    loop {
+        let job = {
+            let mut n = next.lock().expect("lock");
+            if *n >= jobs.len() {
+                return;
+            }
+            let i = *n;
+            *n += 1;
+            &jobs[i]
+        };
+        // Bounded look-ahead: do not run too far ahead of the committer.
+        {
+            let mut g = shared.results.lock().expect("lock");
+            while job.index >= g.1 + window {
+                g = shared.cond.wait(g).expect("lock");
+            }
+        }
+        let nv = job.info.nv();
+        let result = match (&job.path, job.info.installed_size) {
+            (_, 0) => Ok((None, StagedPackage::default())),
+            (None, _) => Err((ApkError::PackageFileMissing { package: nv.clone(), path: PathBuf::from("(no repository has it)") }, StagedPackage::default())),
+            (Some(p), _) => match std::fs::File::open(p) {
+                Err(_) => Err((ApkError::PackageFileMissing { package: nv.clone(), path: p.clone() }, StagedPackage::default())),
+                Ok(f) => {
+                    let mut stager = Stager::new(staging, &nv, job.info.installed_size, privileged, umask);
+                    let id = job.info.identity.expect("repository packages have C:");
+                    match read_package(f, &nv, Verify::Identity(&id), &mut stager) {
+                        Ok(c) => Ok((Some(c), stager.out)),
+                        Err(e) => Err((e, stager.out)),
+                    }
+                }
+            },
+        };
+        let result = match result {
+            Err((e, staged)) => {
+                staged.discard(staging);
+                Err((e, StagedPackage::default()))
+            }
+            ok => ok,
+        };
+        let mut g = shared.results.lock().expect("lock");
+        g.0[job.index] = Some(result);
+        shared.cond.notify_all();
+    }
+}
+
+struct ScriptRunner<'a> {
+    sys: &'a dyn Sys,
+    req_root: &'a Path,
+    root: &'a Path,
+    policy: ScriptPolicy,
+    privileged: bool,
+}
+
+impl ScriptRunner<'_> {
+    /// Runs one script; Err(reason) marks the package's script as broken.
+    fn run(&self, info: &PkgInfo, kind: ScriptKind, body: &[u8], args: &[String], warnings: &mut Vec<String>) -> Result<bool, String> {
+        let run = match self.policy {
+            ScriptPolicy::Never => false,
+            ScriptPolicy::Always => true,
+            ScriptPolicy::Auto | ScriptPolicy::FailUnprivileged => self.privileged,
+        };
+        if !run {
+            if self.policy == ScriptPolicy::Never {
+                return Ok(false);
+            }
+            let msg = format!("{}: {} script not run (needs root to chroot)", info.nv(), kind.name());
+            if self.policy == ScriptPolicy::FailUnprivileged {
+                return Err(msg);
+            }
+            warnings.push(msg);
+            return Ok(false);
+        }
+        let file = format!("{}-{}.{}", info.name, info.version, kind.name());
+        let exec_dir = self.root.join("lib/apk/exec");
+        let host = exec_dir.join(&file);
+        let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::remove_file(&host);
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&host)?;
+            std::io::Write::write_all(&mut f, body)
+        };
+        if write().is_err() {
+            let _ = std::fs::create_dir_all(self.root.join("lib/apk"));
+            mkdir_mode(&exec_dir, 0o700);
+            write().map_err(|e| format!("{}: cannot write {} script: {e}", info.nv(), kind.name()))?;
+        }
+        let spawn = Spawn {
+            program: PathBuf::from(format!("lib/apk/exec/{file}")),
+            args: args.iter().map(OsString::from).collect(),
+            env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
+            chroot: Some(self.req_root.to_path_buf()),
+            cwd: Some(PathBuf::from("/")),
+            umask: Some(0o022),
+            controlling_tty: false,
+        };
+        let result = self.sys.run(&spawn);
+        let _ = std::fs::remove_file(&host);
+        match result {
+            Ok(0) => Ok(true),
+            Ok(code) => Err(format!("{}: {} script exited with error {code}", info.nv(), kind.name())),
+            Err(e) => Err(format!("{}: {} script could not run: {e} (exit 127)", info.nv(), kind.name())),
+        }
+    }
+}
+
+/// Installs `req.world_add` (plus the existing world) into `req.root`. See the module docs.
+pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, ApkError> {
+    let started = Instant::now();
+    let mut report = InstallReport::default();
+    let root = sys.path(&req.root);
+    let create = req.initdb || req.diskless_boot;
+    if !root.is_dir() {
+        if !create {
+            return Err(ApkError::io(format!("root {}", root.display()), std::io::Error::from(std::io::ErrorKind::NotFound)));
+        }
+        std::fs::create_dir_all(&root).map_err(|e| ApkError::io(format!("creating root {}", root.display()), e))?;
+    }
+    let db_missing = !root.join(db::WORLD).exists() || !root.join("lib/apk/db").is_dir();
+    if db_missing {
+        if !create {
+            return Err(ApkError::Usage(format!("{}: no apk database (use --initdb)", root.display())));
+        }
+        create_db(&req.root, &root, sys)?;
+    }
+    mkdir_mode(&root.join("proc"), 0o555);
+    // Architecture.
+    let arch = match &req.arch {
+        Some(a) => {
+            db::write_file(&root, db::ARCH, format!("{a}\n").as_bytes())?;
+            a.clone()
+        }
+        None => match std::fs::read_to_string(root.join(db::ARCH)) {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let a = super::build::default_arch().to_string();
+                db::write_file(&root, db::ARCH, format!("{a}\n").as_bytes())?;
+                a
+            }
+        },
+    };
+    // Lock.
+    let lock_path = root.join("lib/apk/db/lock");
+    let lock = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&lock_path)
+    }
+    .map_err(|e| ApkError::io(format!("opening {}", lock_path.display()), e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|e| ApkError::io(format!("locking {} (another apk running?)", lock_path.display()), std::io::Error::from_raw_os_error(e.raw_os_error())))?;
+
+    let mut keys = Keyring::default();
+    keys.add_dir(&root.join("etc/apk/keys"))?;
+    for k in &req.keys_dirs {
+        keys.add_dir(&sys.path(k))?;
+    }
+    if req.allow_untrusted {
+        let w = "--allow-untrusted: unsigned indexes and indexes signed by unknown keys are ACCEPTED; package checksums are still checked against the index".to_string();
+        log::warn!("apk: {w}");
+        report.warnings.push(w);
+    }
+    let protection = Protection::load(&root);
+    let (overlay_files, overlay_dirs) = parse_overlay(req.overlay_list.as_deref().unwrap_or(&[]));
+    let mut dbs = db::read(&root)?;
+    let cache = find_cache(req, &root, sys);
+    let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
+        parse_repositories_file(&std::fs::read_to_string(root.join("etc/apk/repositories")).unwrap_or_default())
+            .into_iter()
+            .map(|(t, u)| if u.contains("://") { (t, u) } else { (t, sys.path(Path::new(&u)).to_string_lossy().into_owned()) })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let repo_paths: Vec<PathBuf> = req.repositories.iter().map(|p| sys.path(p)).collect();
+    let repos = RepoSet::load(&repo_paths, &extra, &arch, cache.as_deref(), &keys, req.allow_untrusted);
+    for w in &repos.warnings {
+        log::warn!("apk: {w}");
+    }
+    report.repo_warnings = repos.warnings.clone();
+
+    // World.
+    let mut world = dbs.world.clone();
+    for a in &req.world_add {
+        let d = Dep::parse(a)?;
+        world.retain(|w| w.name != d.name);
+        world.push(d);
+    }
+    // Candidates: repository packages and what is installed.
+    let mut cands: Vec<Candidate> = repos
+        .packages
+        .iter()
+        .map(|a| Candidate { info: a.info.clone(), repos: a.repos, available: repos.available(a), installed: false })
+        .collect();
+    let mut repo_of: Vec<Option<usize>> = (0..cands.len()).map(Some).collect();
+    for ip in &dbs.packages {
+        match cands.iter().position(|c| c.info.identity.is_some() && c.info.identity == ip.info.identity) {
+            Some(i) => cands[i].installed = true,
+            None => {
+                cands.push(Candidate { info: ip.info.clone(), repos: 0, available: true, installed: true });
+                repo_of.push(None);
+            }
+        }
+    }
+    let solution = solver::solve(&cands, &world, req.diskless_boot)?;
+    for (d, why) in &solution.broken_world {
+        log::warn!("apk: world entry {d} skipped: {why}");
+        report.skipped_world.push((d.to_string(), why.clone()));
+    }
+    dbs.world = solution.world.clone();
+
+    // The changeset: chosen packages not installed yet.
+    let mut jobs: Vec<Job> = Vec::new();
+    for &c in &solution.order {
+        if cands[c].installed {
+            continue;
+        }
+        let path = repo_of[c].and_then(|r| repos.package_path(&repos.packages[r]));
+        jobs.push(Job { index: jobs.len(), info: cands[c].info.clone(), path });
+    }
+    let total_bytes: u64 = jobs.iter().map(|j| j.info.installed_size).sum();
+    if let Some(p) = &req.progress {
+        p(&Progress::Start { packages: jobs.len(), bytes: total_bytes });
+    }
+
+    let privileged = rustix::process::geteuid().is_root();
+    let umask = {
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        rustix::process::umask(old);
+        old.bits()
+    };
+    let root_fd = open_root(&root).map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
+    let staging = Staging::create(&root_fd, &root).map_err(|e| ApkError::io("creating the staging directory", e))?;
+    let shared = Shared { results: Mutex::new(((0..jobs.len()).map(|_| None).collect(), 0)), cond: Condvar::new() };
+    let next = Mutex::new(0usize);
+    let threads = if req.jobs > 0 { req.jobs } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) };
+    let window = threads * 2 + 2;
+    let scripts = ScriptRunner { sys, req_root: &req.root, root: &root, policy: req.scripts, privileged };
+
+    // File ownership: path -> index into dbs.packages; overlay files are None.
+    let mut owner: HashMap<String, Option<usize>> = HashMap::new();
+    for (i, p) in dbs.packages.iter().enumerate() {
+        for f in p.file_paths() {
+            owner.insert(f, Some(i));
+        }
+    }
+    for f in &overlay_files {
+        owner.insert(f.clone(), None);
+    }
+    // Directory permissions merged over the transaction: path -> (uid, gid, mode, created).
+    let mut dir_perms: HashMap<String, (u32, u32, u32, bool)> = HashMap::new();
+    let mut installed_now: Vec<usize> = Vec::new();
+    let mut bytes_done = 0u64;
+
+    std::thread::scope(|s| {
+        for _ in 0..threads.min(jobs.len().max(1)) {
+            s.spawn(|| run_worker(&jobs, &next, &shared, &staging, window, privileged, umask));
+        }
+        let mut committer = Committer::new(&root_fd, &staging, privileged);
+        let mut owners = Owners::load(&root);
+        for job in &jobs {
+            let result = {
+                let mut g = shared.results.lock().expect("lock");
+                loop {
+                    if let Some(r) = g.0[job.index].take() {
+                        break r;
+                    }
+                    g = shared.cond.wait(g).expect("lock");
+                }
+            };
+            let nv = job.info.nv();
+            if let Some(p) = &req.progress {
+                p(&Progress::Package { index: job.index + 1, total: jobs.len(), name: job.info.name.clone(), version: job.info.version.clone(), bytes_done });
+            }
+            let (control, staged) = match result {
+                Ok(ok) => ok,
+                Err((e, _)) => {
+                    log::error!("apk: {e}");
+                    report.failed.push((nv, e));
+                    release(&shared, job.index);
+                    continue;
+                }
+            };
+            committer.reset_cache();
+            let mut problems: Vec<String> = staged.warnings.clone();
+            let mut broken_files = staged.broken_files;
+            let mut broken_script = false;
+            let mut info = job.info.clone();
+            let mut pkg_scripts = Vec::new();
+            if let Some(c) = &control {
+                info.replaces = c.info.replaces.clone();
+                info.replaces_priority = c.info.replaces_priority;
+                info.triggers = c.info.triggers.clone();
+                pkg_scripts = c.scripts.clone();
+            }
+            let old = dbs.packages.iter().position(|p| p.info.name == info.name);
+            let old_version = old.map(|o| dbs.packages[o].info.version.clone());
+            let pre = if old.is_some() { ScriptKind::PreUpgrade } else { ScriptKind::PreInstall };
+            let mut script_args = vec![info.version.clone()];
+            script_args.extend(old_version.clone());
+            if let Some(body) = control.as_ref().and_then(|c| c.script(pre)) {
+                match scripts.run(&info, pre, body, &script_args, &mut report.warnings) {
+                    Ok(ran) => {
+                        if ran {
+                            owners = Owners::load(&root);
+                        }
+                    }
+                    Err(m) => {
+                        broken_script = true;
+                        problems.push(m);
+                    }
+                }
+            }
+            // Commit the entries in archive order.
+            let mut dirs: Vec<DirRec> = Vec::new();
+            let mut dir_index: HashMap<String, usize> = HashMap::new();
+            let new_index = dbs.packages.len();
+            for e in &staged.entries {
+                let (uid, gid) = owners.resolve(&e.uname, e.uid, &e.gname, e.gid);
+                if e.kind == Kind::Dir {
+                    match committer.mkdir(&e.path, e.mode) {
+                        Ok(created) => {
+                            let entry = dir_perms.entry(e.path.clone()).or_insert((uid, gid, e.mode & 0o7777, created));
+                            if (uid, gid) < (entry.0, entry.1) {
+                                (entry.0, entry.1, entry.2) = (uid, gid, e.mode & 0o7777);
+                            } else if (uid, gid) == (entry.0, entry.1) {
+                                entry.2 &= e.mode & 0o7777;
+                            }
+                        }
+                        Err(err) => {
+                            broken_files = true;
+                            problems.push(resolve_text(&e.path, err));
+                            continue;
+                        }
+                    }
+                    if !dir_index.contains_key(&e.path) {
+                        dir_index.insert(e.path.clone(), dirs.len());
+                        dirs.push(DirRec { path: e.path.clone(), uid, gid, mode: e.mode & 0o7777, xattr_csum: e.xattr_csum, files: Vec::new() });
+                    }
+                    continue;
+                }
+                let (dir, _) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                // Who owns the path now?
+                let mut discard = false;
+                let mut record = true;
+                match owner.get(&e.path).copied() {
+                    Some(None) => discard = true, // overlay: the user's copy stays
+                    Some(Some(o)) if Some(o) != old && o != new_index => {
+                        let other = &dbs.packages[o].info;
+                        let same = other.name == info.name || (!other.origin.is_empty() && other.origin == info.origin);
+                        let replaces = |a: &PkgInfo, b: &PkgInfo| a.replaces.iter().any(|d| d.name == b.name && d.matches_provider(Some(&b.version), b.identity.as_ref()));
+                        if same || replaces(&info, other) {
+                            dbs.packages[o].forget_file(&e.path);
+                        } else if replaces(other, &info) {
+                            discard = true;
+                            record = false;
+                        } else if req.diskless_boot {
+                            report.warnings.push(format!("{nv}: overwriting {} owned by {}", e.path, other.nv()));
+                            dbs.packages[o].forget_file(&e.path);
+                        } else {
+                            problems.push(format!("trying to overwrite {} owned by {}", e.path, other.nv()));
+                            broken_files = true;
+                            discard = true;
+                            record = false;
+                        }
+                    }
+                    _ => {}
+                }
+                let mut apk_new = false;
+                if !discard && protection.protects(dir) {
+                    let ofile_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
+                        let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                        dbs.packages[o].dirs.iter().find(|x| x.path == d).and_then(|x| x.files.iter().find(|y| y.name == f)).and_then(|y| y.csum)
+                    });
+                    match committer.existing(&e.path, true) {
+                        Ok(Some(disk_sum)) => {
+                            let differs = ofile_sum.is_none() || ofile_sum != disk_sum;
+                            if differs {
+                                if req.clean_protected || (e.checksum.is_some() && e.checksum == disk_sum) {
+                                    discard = true;
+                                } else {
+                                    apk_new = true;
+                                }
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(err) => {
+                            broken_files = true;
+                            problems.push(resolve_text(&e.path, err));
+                            discard = true;
+                            record = false;
+                        }
+                    }
+                }
+                if discard {
+                    if let Some(s) = &e.staged {
+                        staging.discard(s);
+                    }
+                } else if let Err(err) = committer.place(e, &e.path, uid, gid, apk_new) {
+                    broken_files = true;
+                    problems.push(resolve_text(&e.path, err));
+                    if let Some(s) = &e.staged {
+                        staging.discard(s);
+                    }
+                    continue;
+                }
+                if !record {
+                    continue;
+                }
+                report.files += 1;
+                report.bytes += e.size;
+                bytes_done += e.size;
+                let di = *dir_index.entry(dir.to_string()).or_insert_with(|| {
+                    dirs.push(DirRec { path: dir.to_string(), uid: 0, gid: 0, mode: 0o755, xattr_csum: None, files: Vec::new() });
+                    dirs.len() - 1
+                });
+                let mode = if e.kind == Kind::Symlink { 0o777 } else { e.mode & 0o7777 };
+                let fname = e.path.rsplit_once('/').map(|(_, f)| f).unwrap_or(&e.path).to_string();
+                dirs[di].files.retain(|f| f.name != fname);
+                dirs[di].files.push(FileRec { name: fname, uid, gid, mode, xattr_csum: e.xattr_csum, csum: e.checksum });
+                owner.insert(e.path.clone(), Some(new_index));
+            }
+            // Upgrade: drop the old version's files that the new one does not ship.
+            if let Some(o) = old {
+                let keep: HashSet<String> = dirs.iter().flat_map(|d| d.files.iter().map(move |f| if d.path.is_empty() { f.name.clone() } else { format!("{}/{}", d.path, f.name) })).collect();
+                let old_files: Vec<String> = dbs.packages[o].file_paths().collect();
+                for f in old_files {
+                    if !keep.contains(&f) && owner.get(&f) == Some(&Some(o)) {
+                        committer.remove(&f);
+                        owner.remove(&f);
+                    }
+                }
+            }
+            let post = if old.is_some() { ScriptKind::PostUpgrade } else { ScriptKind::PostInstall };
+            if let Some(body) = control.as_ref().and_then(|c| c.script(post)) {
+                match scripts.run(&info, post, body, &script_args, &mut report.warnings) {
+                    Ok(true) => owners = Owners::load(&root),
+                    Ok(false) => {}
+                    Err(m) => {
+                        broken_script = true;
+                        problems.push(m);
+                    }
+                }
+            }
+            dbs.packages.push(InstalledPkg {
+                info: info.clone(),
+                dirs,
+                broken_files,
+                broken_script,
+                broken_xattr: staged.broken_xattr,
+                tag: None,
+                scripts: pkg_scripts,
+            });
+            if let Some(o) = old {
+                // Re-point ownership of files that moved index when the old record goes away.
+                dbs.packages.remove(o);
+                for v in owner.values_mut() {
+                    if let Some(i) = v {
+                        if *i > o {
+                            *i -= 1;
+                        }
+                    }
+                }
+                installed_now.iter_mut().for_each(|i| {
+                    if *i > o {
+                        *i -= 1
+                    }
+                });
+            }
+            installed_now.push(dbs.packages.len() - 1);
+            report.installed.push((info.name.clone(), info.version.clone()));
+            for p in &problems {
+                log::warn!("apk: {nv}: {p}");
+            }
+            if broken_files || broken_script {
+                report.broken.push((nv, problems.join("; ")));
+            } else if !problems.is_empty() {
+                report.warnings.extend(problems.into_iter().map(|p| format!("{nv}: {p}")));
+            }
+            release(&shared, job.index);
+        }
+        // Directory permissions, merged over all packages (apk_db_update_directory_permissions).
+        let mut dirs: Vec<(&String, &(u32, u32, u32, bool))> = dir_perms.iter().filter(|(_, v)| v.3).collect();
+        dirs.sort();
+        committer.reset_cache();
+        for (path, &(uid, gid, mode, _)) in dirs {
+            committer.fix_dir(path, uid, gid, mode);
+        }
+    });
+    staging.remove();
+
+    // Triggers: each newly installed package's globs against every known directory.
+    let mut all_dirs: Vec<String> = dbs.packages.iter().flat_map(|p| p.dirs.iter().map(|d| d.path.clone())).collect();
+    all_dirs.extend(overlay_dirs);
+    all_dirs.sort();
+    all_dirs.dedup();
+    for &i in &installed_now {
+        let p = &dbs.packages[i];
+        let Some((_, body)) = p.scripts.iter().find(|(k, _)| *k == ScriptKind::Trigger) else { continue };
+        let matched: Vec<String> = all_dirs
+            .iter()
+            .map(|d| format!("/{d}"))
+            .filter(|d| p.info.triggers.iter().any(|g| g.starts_with('/') && fnmatch(g, d)))
+            .collect();
+        if matched.is_empty() {
+            continue;
+        }
+        let info = p.info.clone();
+        let body = body.clone();
+        if let Err(m) = scripts.run(&info, ScriptKind::Trigger, &body, &matched, &mut report.warnings) {
+            // A failing trigger marks the package but does not count as an error.
+            log::warn!("apk: {m}");
+            report.warnings.push(m);
+            dbs.packages[i].broken_script = true;
+        }
+    }
+    db::write(&root, &dbs)?;
+    drop(lock);
+    if let Some(p) = &req.progress {
+        p(&Progress::Done);
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn release(shared: &Shared, index: usize) {
+    let mut g = shared.results.lock().expect("lock");
+    g.1 = index + 1;
+    shared.cond.notify_all();
+}
+
+fn resolve_text(path: &str, e: ResolveError) -> String {
+    match e {
+        ResolveError::Escapes => format!("refused {path}: the path leads outside the root through a symlink"),
+        ResolveError::Io(e) => format!("{path}: {e}"),
+    }
+}

@@ -1,0 +1,39 @@
+//! A native, apk-compatible package installer.
+//!
+//! Alpine's diskless boot runs `apk add --initramfs-diskless-boot` to fill a tmpfs root from
+//! signed repositories on the boot medium. This module does that job inside ramboot, so the
+//! initramfs needs no `apk.static`, and does it faster: packages are decompressed, hashed and
+//! extracted on all cores, while files are committed into the root strictly in install order.
+//! The result (files and `lib/apk/db/*`) is what apk-tools builds from the same inputs, so the
+//! booted system's own `apk` takes over seamlessly. See `spec/apk.md` for the behaviour
+//! reproduced, with its citations of apk-tools.
+//!
+//! Layers, bottom up: [`version`], [`dep`], [`checksum`] (text formats); [`gz`], [`tar`],
+//! [`stream`], [`sign`] (verified streams); [`pkg`], [`repo`] (indexes, repositories, cache);
+//! [`solver`]; [`db`] (installed state); [`extract`] (safe writes into the root); [`install`]
+//! (the transaction); [`build`] (a package and index builder for tests and media); [`cli`].
+//!
+//! Stricter than apk, on purpose: nothing is written outside the root. Names with `..`, absolute
+//! names, device nodes, and paths that go through a symlink pointing outside the root (apk
+//! follows those, even to the host's `/`) are refused with an error.
+
+pub mod build;
+pub mod checksum;
+pub mod cli;
+pub mod db;
+pub mod dep;
+mod error;
+pub mod extract;
+pub mod fnmatch;
+pub mod gz;
+pub mod install;
+pub mod pkg;
+pub mod repo;
+pub mod sign;
+pub mod solver;
+pub mod stream;
+pub mod tar;
+pub mod version;
+
+pub use error::ApkError;
+pub use install::{install, InstallReport, InstallRequest, Progress, ScriptPolicy};

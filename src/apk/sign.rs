@@ -1,0 +1,150 @@
+//! RSA signatures over gzip members: `.SIGN.RSA.` (SHA1), `.SIGN.RSA256.`, `.SIGN.RSA512.`.
+//!
+//! Keys are PEM public keys in a keys directory; the signature entry names the key file. The same
+//! module signs, for the package and index builder.
+
+use super::ApkError;
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use sha1::Sha1;
+use sha2::{Sha256, Sha512};
+use std::path::{Path, PathBuf};
+
+/// The digest behind a signature entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigAlgo {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl SigAlgo {
+    /// Splits `.SIGN.<TYPE>.<keyname>`; None for DSA and unknown types (not usable).
+    pub fn from_entry_name(name: &str) -> Option<(SigAlgo, &str)> {
+        let rest = name.strip_prefix(".SIGN.")?;
+        let (ty, key) = rest.split_once('.')?;
+        let algo = match ty {
+            "RSA" => SigAlgo::Sha1,
+            "RSA256" => SigAlgo::Sha256,
+            "RSA512" => SigAlgo::Sha512,
+            _ => return None,
+        };
+        Some((algo, key))
+    }
+
+    pub fn entry_prefix(self) -> &'static str {
+        match self {
+            SigAlgo::Sha1 => ".SIGN.RSA.",
+            SigAlgo::Sha256 => ".SIGN.RSA256.",
+            SigAlgo::Sha512 => ".SIGN.RSA512.",
+        }
+    }
+
+    fn scheme(self) -> Pkcs1v15Sign {
+        match self {
+            SigAlgo::Sha1 => Pkcs1v15Sign::new::<Sha1>(),
+            SigAlgo::Sha256 => Pkcs1v15Sign::new::<Sha256>(),
+            SigAlgo::Sha512 => Pkcs1v15Sign::new::<Sha512>(),
+        }
+    }
+}
+
+/// Trusted public keys by file name.
+#[derive(Clone, Default)]
+pub struct Keyring {
+    keys: Vec<(String, RsaPublicKey)>,
+}
+
+pub fn parse_public_key(pem: &str) -> Option<RsaPublicKey> {
+    RsaPublicKey::from_public_key_pem(pem).ok().or_else(|| RsaPublicKey::from_pkcs1_pem(pem).ok())
+}
+
+impl Keyring {
+    /// Adds every parseable key file in `dir`; a missing directory adds nothing.
+    pub fn add_dir(&mut self, dir: &Path) -> Result<(), ApkError> {
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ApkError::io(format!("reading keys dir {}", dir.display()), e)),
+        };
+        for ent in rd.flatten() {
+            let Some(name) = ent.file_name().to_str().map(String::from) else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(ent.path()) else { continue };
+            match parse_public_key(&text) {
+                Some(k) => self.add(&name, k),
+                None => log::debug!("apk: {} is not a PEM public key, ignored", ent.path().display()),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn add(&mut self, name: &str, key: RsaPublicKey) {
+        self.keys.retain(|(n, _)| n != name);
+        self.keys.push((name.into(), key));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&RsaPublicKey> {
+        self.keys.iter().find(|(n, _)| n == name).map(|(_, k)| k)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.keys.iter().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+/// Verifies `sig` over the pre-computed `digest`.
+pub fn verify(key: &RsaPublicKey, algo: SigAlgo, digest: &[u8], sig: &[u8]) -> bool {
+    key.verify(algo.scheme(), digest, sig).is_ok()
+}
+
+/// A private key plus the public key file name it is known by (`name-5f3a2b1c.rsa.pub`).
+#[derive(Clone)]
+pub struct SigningKey {
+    pub key_name: String,
+    pub private: RsaPrivateKey,
+}
+
+impl SigningKey {
+    /// Loads a PEM private key (PKCS#8 or PKCS#1). The key name defaults to the file name +
+    /// `.pub`, as abuild does.
+    pub fn load(path: &Path, key_name: Option<&str>) -> Result<SigningKey, ApkError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ApkError::io(format!("reading key {}", path.display()), e))?;
+        let private = RsaPrivateKey::from_pkcs8_pem(&text)
+            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&text))
+            .map_err(|e| ApkError::Key { path: path.into(), reason: format!("not an RSA private key: {e}") })?;
+        let default_name = format!("{}.pub", path.file_name().and_then(|n| n.to_str()).unwrap_or("key.rsa"));
+        Ok(SigningKey { key_name: key_name.map(String::from).unwrap_or(default_name), private })
+    }
+
+    /// Generates a fresh key (`bits` = 2048 or more for real use).
+    pub fn generate(key_name: &str, bits: usize) -> Result<SigningKey, ApkError> {
+        let mut rng = rsa::rand_core::OsRng;
+        let private = RsaPrivateKey::new(&mut rng, bits).map_err(|e| ApkError::Key { path: PathBuf::new(), reason: e.to_string() })?;
+        Ok(SigningKey { key_name: key_name.into(), private })
+    }
+
+    pub fn public(&self) -> RsaPublicKey {
+        self.private.to_public_key()
+    }
+
+    pub fn public_pem(&self) -> String {
+        self.public().to_public_key_pem(LineEnding::LF).expect("encoding a public key")
+    }
+
+    pub fn private_pem(&self) -> String {
+        self.private.to_pkcs8_pem(LineEnding::LF).expect("encoding a private key").to_string()
+    }
+
+    /// Signs a pre-computed digest.
+    pub fn sign(&self, algo: SigAlgo, digest: &[u8]) -> Result<Vec<u8>, ApkError> {
+        self.private.sign(algo.scheme(), digest).map_err(|e| ApkError::Key { path: PathBuf::new(), reason: e.to_string() })
+    }
+}

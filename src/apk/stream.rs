@@ -1,0 +1,406 @@
+//! Reading and verifying apk v2 streams (`.apk` packages and `APKINDEX.tar.gz`).
+//!
+//! The state machine follows apk-tools' `apk_sign_ctx_*`: signature members, then a control
+//! member starting with `.PKGINFO`, then data members. What is hashed is the compressed bytes
+//! of whole members; see `spec/apk.md` §2. Data entries are handed to a sink while streaming,
+//! so nothing is buffered whole; the caller must treat extracted data as provisional until
+//! this returns `Ok` (the final hash is only known at EOF).
+
+use super::checksum::{hex, Checksum};
+use super::gz::{GzMembers, Hashers};
+use super::pkg::PkgInfo;
+use super::sign::{self, Keyring, SigAlgo};
+use super::tar::{Entry, Event, Kind, TarReader};
+use super::ApkError;
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
+use std::io::{self, Read};
+
+/// Largest `.PKGINFO` accepted.
+pub const MAX_PKGINFO: u64 = 1 << 20;
+/// Largest script accepted.
+pub const MAX_SCRIPT: u64 = 4 << 20;
+/// Largest APKINDEX (uncompressed) accepted.
+pub const MAX_INDEX: u64 = 256 << 20;
+
+/// What trust check a stream must pass.
+#[derive(Clone, Copy)]
+pub enum Verify<'a> {
+    /// From a repository: the control member's SHA1 must equal the index `C:`; the package's
+    /// own signatures are ignored (trust comes from the index signature).
+    Identity(&'a Checksum),
+    /// A package file or an index: a `.SIGN.*` entry must verify with a trusted key.
+    /// `allow_untrusted` lets a missing or unknown key through (never a failing signature).
+    Signature { keys: &'a Keyring, allow_untrusted: bool },
+}
+
+/// Package scripts, by their control entry name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ScriptKind {
+    PreInstall,
+    PostInstall,
+    PreDeinstall,
+    PostDeinstall,
+    PreUpgrade,
+    PostUpgrade,
+    Trigger,
+}
+
+impl ScriptKind {
+    /// In the order apk stores them in scripts.tar.
+    pub const ALL: [ScriptKind; 7] = [
+        ScriptKind::PreInstall,
+        ScriptKind::PostInstall,
+        ScriptKind::PreDeinstall,
+        ScriptKind::PostDeinstall,
+        ScriptKind::PreUpgrade,
+        ScriptKind::PostUpgrade,
+        ScriptKind::Trigger,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ScriptKind::PreInstall => "pre-install",
+            ScriptKind::PostInstall => "post-install",
+            ScriptKind::PreDeinstall => "pre-deinstall",
+            ScriptKind::PostDeinstall => "post-deinstall",
+            ScriptKind::PreUpgrade => "pre-upgrade",
+            ScriptKind::PostUpgrade => "post-upgrade",
+            ScriptKind::Trigger => "trigger",
+        }
+    }
+
+    pub fn from_name(n: &str) -> Option<ScriptKind> {
+        ScriptKind::ALL.into_iter().find(|k| k.name() == n)
+    }
+}
+
+/// The control part of a package.
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    pub info: PkgInfo,
+    pub scripts: Vec<(ScriptKind, Vec<u8>)>,
+    /// SHA1 of the control member (or control+data without datahash): the identity.
+    pub identity: Option<Checksum>,
+}
+
+impl Control {
+    pub fn script(&self, kind: ScriptKind) -> Option<&[u8]> {
+        self.scripts.iter().find(|(k, _)| *k == kind).map(|(_, s)| s.as_slice())
+    }
+}
+
+/// Reads entry content for a [`DataSink`].
+pub trait ContentRead {
+    fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl<R: Read> ContentRead for TarReader<R> {
+    fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        TarReader::read_content(self, buf)
+    }
+}
+
+/// Receives the data part while it streams.
+pub trait DataSink {
+    /// Called once the control part is known (and, with a datahash, verified), before the first
+    /// data entry. `pre-install` runs here.
+    fn control_ready(&mut self, _control: &Control) -> Result<(), ApkError> {
+        Ok(())
+    }
+    /// One data entry; regular file content is read through `content`.
+    fn entry(&mut self, entry: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError>;
+}
+
+/// A sink that stops after the control part (reading metadata only).
+pub struct ControlOnly;
+
+impl DataSink for ControlOnly {
+    fn entry(&mut self, _: Entry, _: &mut dyn ContentRead) -> Result<(), ApkError> {
+        Err(ApkError::Cancelled)
+    }
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Part {
+    Signature,
+    Control,
+    Data,
+}
+
+struct SigChoice {
+    algo: SigAlgo,
+    key_name: String,
+    sig: Vec<u8>,
+}
+
+/// Verifier state shared by package and index reading.
+struct Checker<'a> {
+    what: String,
+    verify: Verify<'a>,
+    chosen: Option<SigChoice>,
+    /// An unknown-key signature was seen (for the error message).
+    unknown_keys: Vec<String>,
+}
+
+impl Checker<'_> {
+    fn hashers_for_control(&self) -> Hashers {
+        let mut h = Hashers { sha1: Some(Sha1::new()), ..Default::default() };
+        if let Some(c) = &self.chosen {
+            match c.algo {
+                SigAlgo::Sha1 => {}
+                SigAlgo::Sha256 => h.sha256 = Some(Sha256::new()),
+                SigAlgo::Sha512 => h.sha512 = Some(Sha512::new()),
+            }
+        }
+        h
+    }
+
+    fn on_sign_entry<R: Read>(&mut self, e: &Entry, tar: &mut TarReader<R>) -> Result<(), ApkError> {
+        let sig = tar.content_to_vec(64 << 10, "signature").map_err(|err| self.format(err))?;
+        if self.chosen.is_some() {
+            return Ok(());
+        }
+        if let Verify::Signature { keys, .. } = self.verify {
+            if let Some((algo, key_name)) = SigAlgo::from_entry_name(&e.name) {
+                if keys.get(key_name).is_some() {
+                    self.chosen = Some(SigChoice { algo, key_name: key_name.into(), sig });
+                } else {
+                    self.unknown_keys.push(key_name.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn format(&self, err: io::Error) -> ApkError {
+        ApkError::Format { what: self.what.clone(), reason: err.to_string() }
+    }
+
+    /// Checks the identity or signature over the finished digests.
+    fn check(&self, h: Hashers) -> Result<Checksum, ApkError> {
+        let sha1 = h.sha1.expect("sha1 always runs").finalize();
+        let identity = Checksum::Sha1(sha1.into());
+        match self.verify {
+            Verify::Identity(expected) => {
+                if *expected != identity {
+                    return Err(ApkError::ChecksumMismatch {
+                        package: self.what.clone(),
+                        expected: expected.to_string(),
+                        actual: identity.to_string(),
+                    });
+                }
+            }
+            Verify::Signature { keys, allow_untrusted } => match &self.chosen {
+                Some(c) => {
+                    let digest: Vec<u8> = match c.algo {
+                        SigAlgo::Sha1 => sha1.to_vec(),
+                        SigAlgo::Sha256 => h.sha256.expect("chosen").finalize().to_vec(),
+                        SigAlgo::Sha512 => h.sha512.expect("chosen").finalize().to_vec(),
+                    };
+                    let key = keys.get(&c.key_name).expect("chosen keys exist");
+                    if !sign::verify(key, c.algo, &digest, &c.sig) {
+                        return Err(ApkError::BadSignature {
+                            what: self.what.clone(),
+                            reason: format!("signature by key {} does not verify", c.key_name),
+                        });
+                    }
+                }
+                None if allow_untrusted => {
+                    log::warn!("apk: {}: no trusted signature, accepted because of --allow-untrusted", self.what);
+                }
+                None => {
+                    let reason = if self.unknown_keys.is_empty() {
+                        "not signed".to_string()
+                    } else {
+                        format!("signed by unknown key(s) {}", self.unknown_keys.join(", "))
+                    };
+                    return Err(ApkError::UntrustedSignature { what: self.what.clone(), reason });
+                }
+            },
+        }
+        Ok(identity)
+    }
+}
+
+/// Reads a package stream: verifies it as `verify` says and hands data entries to `sink`.
+/// Returns the control part (with the computed identity).
+pub fn read_package<R: Read>(src: R, what: &str, verify: Verify<'_>, sink: &mut dyn DataSink) -> Result<Control, ApkError> {
+    let mut ck = Checker { what: what.into(), verify, chosen: None, unknown_keys: Vec::new() };
+    let gz = GzMembers::new(src).map_err(|e| ck.format(e))?;
+    if gz.members == 0 {
+        return Err(ApkError::Format { what: what.into(), reason: "empty file".into() });
+    }
+    let mut tar = TarReader::new(gz);
+    tar.gz().hash = Hashers { sha1: Some(Sha1::new()), ..Default::default() };
+    let mut part = Part::Signature;
+    let mut control = Control::default();
+    let mut identity: Option<Checksum> = None;
+    let mut ready_sent = false;
+    let mut saw_pkginfo = false;
+    let mut data_hash: Option<Sha256> = None;
+    loop {
+        let ev = tar.next().map_err(|e| ck.format(e))?;
+        match ev {
+            Event::MemberEnd => {
+                match part {
+                    Part::Signature => {
+                        // Still in the signature part: the control digest starts afresh.
+                        tar.gz().hash = ck.hashers_for_control();
+                    }
+                    Part::Control => {
+                        part = Part::Data;
+                        if let Some(expected) = control.info.datahash {
+                            let h = std::mem::take(&mut tar.gz().hash);
+                            identity = Some(ck.check(h)?);
+                            tar.gz().hash = Hashers { sha256: Some(Sha256::new()), ..Default::default() };
+                            data_hash = None;
+                            let _ = expected;
+                        }
+                    }
+                    Part::Data => {}
+                }
+                if !tar.next_member().map_err(|e| ck.format(e))? {
+                    break;
+                }
+                if part == Part::Signature && tar.gz().hash.sha1.is_none() {
+                    tar.gz().hash = ck.hashers_for_control();
+                }
+            }
+            Event::Entry(e) => {
+                if part == Part::Signature && e.name.starts_with(".SIGN.") {
+                    ck.on_sign_entry(&e, &mut tar)?;
+                    continue;
+                }
+                if part == Part::Signature {
+                    part = Part::Control;
+                    // The first non-signature entry in the first member: no signature member.
+                    if tar.gz().members == 1 {
+                        // Digest so far covers this member from its start: correct.
+                    }
+                }
+                let is_control_name = e.name.starts_with('.') && !e.name.contains('/');
+                if part == Part::Control && !is_control_name {
+                    // APKv1 layout: data in the same member as control.
+                    if control.info.datahash.is_some() {
+                        return Err(ApkError::Format { what: what.into(), reason: "data entries inside the control member".into() });
+                    }
+                    part = Part::Data;
+                }
+                if part == Part::Control {
+                    if e.name == ".PKGINFO" {
+                        let data = tar.content_to_vec(MAX_PKGINFO, ".PKGINFO").map_err(|err| ck.format(err))?;
+                        let text = String::from_utf8(data).map_err(|_| ApkError::Format { what: what.into(), reason: ".PKGINFO is not UTF-8".into() })?;
+                        control.info = PkgInfo::parse_pkginfo(&text).map_err(|err| ApkError::Format { what: what.into(), reason: err.to_string() })?;
+                        saw_pkginfo = true;
+                    } else if let Some(kind) = e.name.strip_prefix('.').and_then(ScriptKind::from_name) {
+                        if e.kind == Kind::File {
+                            let data = tar.content_to_vec(MAX_SCRIPT, &e.name).map_err(|err| ck.format(err))?;
+                            control.scripts.retain(|(k, _)| *k != kind);
+                            control.scripts.push((kind, data));
+                        }
+                    }
+                    continue;
+                }
+                // Data part.
+                if !ready_sent {
+                    if !saw_pkginfo {
+                        return Err(ApkError::Format { what: what.into(), reason: "no .PKGINFO before the data".into() });
+                    }
+                    control.identity = identity;
+                    ready_sent = true;
+                    match sink.control_ready(&control) {
+                        Err(ApkError::Cancelled) => return Ok(control),
+                        r => r?,
+                    }
+                }
+                match sink.entry(e, &mut tar) {
+                    Err(ApkError::Cancelled) => return Ok(control),
+                    r => r?,
+                }
+            }
+        }
+    }
+    let _ = data_hash;
+    if !saw_pkginfo {
+        return Err(ApkError::Format { what: what.into(), reason: "no .PKGINFO in the package".into() });
+    }
+    let h = std::mem::take(&mut tar.gz().hash);
+    match control.info.datahash {
+        Some(expected) if identity.is_some() => {
+            let actual: [u8; 32] = h.sha256.expect("data hash runs").finalize().into();
+            if actual != expected {
+                return Err(ApkError::DataHashMismatch { package: what.into(), expected: hex(&expected), actual: hex(&actual) });
+            }
+        }
+        Some(_) => {
+            // The stream ended inside the control member.
+            return Err(ApkError::Format { what: what.into(), reason: "stream ended before the data part".into() });
+        }
+        None => identity = Some(ck.check(h)?),
+    }
+    control.identity = identity;
+    if !ready_sent {
+        match sink.control_ready(&control) {
+            Err(ApkError::Cancelled) => return Ok(control),
+            r => r?,
+        }
+    }
+    Ok(control)
+}
+
+/// A verified APKINDEX.tar.gz: its text and description.
+pub struct IndexFile {
+    pub description: String,
+    pub text: String,
+}
+
+/// Reads and verifies an APKINDEX.tar.gz (signature over everything after the signature member).
+pub fn read_index<R: Read>(src: R, what: &str, keys: &Keyring, allow_untrusted: bool) -> Result<IndexFile, ApkError> {
+    let mut ck = Checker { what: what.into(), verify: Verify::Signature { keys, allow_untrusted }, chosen: None, unknown_keys: Vec::new() };
+    let gz = GzMembers::new(src).map_err(|e| ck.format(e))?;
+    let mut tar = TarReader::new(gz);
+    tar.gz().hash = Hashers::all();
+    let mut in_sig = true;
+    let mut description = String::new();
+    let mut text: Option<String> = None;
+    loop {
+        match tar.next().map_err(|e| ck.format(e))? {
+            Event::MemberEnd => {
+                if in_sig {
+                    tar.gz().hash = ck.hashers_for_control();
+                }
+                if !tar.next_member().map_err(|e| ck.format(e))? {
+                    break;
+                }
+            }
+            Event::Entry(e) => {
+                if in_sig && e.name.starts_with(".SIGN.") {
+                    ck.on_sign_entry(&e, &mut tar)?;
+                    continue;
+                }
+                if in_sig {
+                    in_sig = false;
+                    if tar.gz().members == 1 {
+                        // Unsigned: the digest covers this member from its start.
+                    }
+                }
+                let fmt = |err: io::Error| ApkError::Format { what: what.into(), reason: err.to_string() };
+                match e.name.as_str() {
+                    "DESCRIPTION" => {
+                        description = String::from_utf8_lossy(&tar.content_to_vec(1 << 16, "DESCRIPTION").map_err(fmt)?).trim_end().into()
+                    }
+                    "APKINDEX" => {
+                        let data = tar.content_to_vec(MAX_INDEX, "APKINDEX").map_err(fmt)?;
+                        text = Some(String::from_utf8(data).map_err(|_| ApkError::Format { what: what.into(), reason: "APKINDEX is not UTF-8".into() })?);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let h = std::mem::take(&mut tar.gz().hash);
+    ck.check(h)?;
+    let text = text.ok_or_else(|| ApkError::Format { what: what.into(), reason: "no APKINDEX entry in the archive".into() })?;
+    Ok(IndexFile { description, text })
+}

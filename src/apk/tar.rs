@@ -1,0 +1,489 @@
+//! The tar dialect apk reads and writes (`src/io_archive.c` in apk-tools).
+//!
+//! Own reader rather than the `tar` crate: entries must be read from a stream that pauses at gzip
+//! member boundaries, PAX checksum and xattr records must be kept, and every size and name is
+//! untrusted. The writer produces what abuild and `apk index` produce (GNU magic, PAX records,
+//! optionally "cut" without end-of-archive blocks).
+
+use super::checksum::Checksum;
+use super::gz::GzMembers;
+use std::io::{self, Read, Write};
+
+/// Longest name or link target accepted (apk: PATH_MAX - 10).
+pub const MAX_NAME: usize = 4086;
+/// Largest PAX or GNU long-name record accepted.
+const MAX_META: u64 = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    HardLink,
+    Symlink,
+    CharDevice,
+    BlockDevice,
+    Dir,
+    Fifo,
+}
+
+/// One archive member, with the PAX data that applies to it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub name: String,
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub uname: String,
+    pub gname: String,
+    pub size: u64,
+    pub mtime: u64,
+    pub link: String,
+    pub dev_major: u32,
+    pub dev_minor: u32,
+    /// `SCHILY.xattr.*` records, in archive order.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+    /// `APK-TOOLS.checksum.SHA1` (or `.MD5`).
+    pub checksum: Option<Checksum>,
+}
+
+/// What [`TarReader::next`] found.
+#[derive(Debug)]
+pub enum Event {
+    Entry(Entry),
+    /// The gzip member ended on a record boundary; call [`TarReader::next_member`].
+    MemberEnd,
+}
+
+fn bad(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg.into())
+}
+
+fn octal(field: &[u8], what: &str) -> io::Result<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        return Err(bad(format!("tar header: base-256 {what} is not supported")));
+    }
+    let mut v: u64 = 0;
+    for &c in field {
+        match c {
+            b'0'..=b'7' => v = v.checked_mul(8).and_then(|v| v.checked_add(u64::from(c - b'0'))).ok_or_else(|| bad("tar number overflow"))?,
+            b' ' if v == 0 => {}
+            0 | b' ' => break,
+            _ => return Err(bad(format!("tar header: bad octal {what}"))),
+        }
+    }
+    Ok(v)
+}
+
+fn cstr(field: &[u8]) -> io::Result<String> {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8(field[..end].to_vec()).map_err(|_| bad("tar header: name is not UTF-8"))
+}
+
+/// Reads entries from a (possibly multi-member) gzip stream.
+pub struct TarReader<R> {
+    src: GzMembers<R>,
+    /// Content bytes of the current entry not yet read, then its padding.
+    remaining: u64,
+    padding: u64,
+    zero_blocks: u32,
+    /// Two zero blocks were seen: the rest is discarded.
+    ended: bool,
+}
+
+impl<R: Read> TarReader<R> {
+    pub fn new(src: GzMembers<R>) -> Self {
+        TarReader { src, remaining: 0, padding: 0, zero_blocks: 0, ended: false }
+    }
+
+    pub fn gz(&mut self) -> &mut GzMembers<R> {
+        &mut self.src
+    }
+
+    pub fn into_gz(self) -> GzMembers<R> {
+        self.src
+    }
+
+    /// Continues after [`Event::MemberEnd`]; false at the end of the stream.
+    pub fn next_member(&mut self) -> io::Result<bool> {
+        self.src.next_member()
+    }
+
+    /// Reads exactly `buf.len()` bytes of the current member. Ok(false) if the member ended
+    /// before the first byte; an error if it ended in the middle.
+    fn read_block(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        let mut got = 0;
+        while got < buf.len() {
+            let n = self.src.read(&mut buf[got..])?;
+            if n == 0 {
+                if got == 0 && self.src.at_member_end() {
+                    return Ok(false);
+                }
+                return Err(bad("tar record cut by the end of a gzip member (truncated or malformed)"));
+            }
+            got += n;
+        }
+        Ok(true)
+    }
+
+    fn skip(&mut self, mut n: u64) -> io::Result<()> {
+        let mut scratch = [0u8; 8192];
+        while n > 0 {
+            let want = n.min(scratch.len() as u64) as usize;
+            if !self.read_block(&mut scratch[..want])? {
+                return Err(bad("tar entry cut by the end of a gzip member"));
+            }
+            n -= want as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads content of the current entry; 0 once it is all read.
+    pub fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(self.remaining) as usize;
+        let n = self.src.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(bad("tar entry content cut short (truncated archive)"));
+        }
+        self.remaining -= n as u64;
+        Ok(n)
+    }
+
+    /// Reads the whole content of the current entry, refusing more than `limit` bytes.
+    pub fn content_to_vec(&mut self, limit: u64, what: &str) -> io::Result<Vec<u8>> {
+        if self.remaining > limit {
+            return Err(bad(format!("{what} is {} bytes, more than the {limit} allowed", self.remaining)));
+        }
+        let mut v = vec![0u8; self.remaining as usize];
+        let mut got = 0;
+        while got < v.len() {
+            let n = self.read_content(&mut v[got..])?;
+            got += n;
+        }
+        Ok(v)
+    }
+
+    /// The next entry or member boundary.
+    pub fn next(&mut self) -> io::Result<Event> {
+        let rest = self.remaining + self.padding;
+        self.remaining = 0;
+        self.padding = 0;
+        self.skip(rest)?;
+        let mut long_name: Option<String> = None;
+        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut block = [0u8; 512];
+        loop {
+            if self.ended {
+                // Discard trailing records up to the end of the member.
+                let mut scratch = [0u8; 8192];
+                while self.src.read(&mut scratch)? > 0 {}
+                return Ok(Event::MemberEnd);
+            }
+            if !self.read_block(&mut block)? {
+                if long_name.is_some() || !pax.is_empty() {
+                    return Err(bad("tar: extended header without an entry before the member end"));
+                }
+                return Ok(Event::MemberEnd);
+            }
+            if block.iter().all(|&b| b == 0) {
+                self.zero_blocks += 1;
+                if self.zero_blocks >= 2 {
+                    self.ended = true;
+                }
+                continue;
+            }
+            if &block[257..262] != b"ustar" {
+                return Err(bad("tar header without ustar magic"));
+            }
+            let stored = octal(&block[148..156], "checksum")?;
+            let sum: u64 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
+            if stored != sum {
+                return Err(bad("tar header checksum mismatch"));
+            }
+            let size = octal(&block[124..136], "size")?;
+            if size > u64::from(u32::MAX) {
+                return Err(bad("tar entry larger than 4 GiB"));
+            }
+            self.remaining = size;
+            self.padding = (512 - size % 512) % 512;
+            let typeflag = block[156];
+            match typeflag {
+                b'x' => {
+                    let data = self.content_to_vec(MAX_META, "PAX header")?;
+                    pax.extend(parse_pax(&data)?);
+                    let p = self.padding;
+                    self.padding = 0;
+                    self.skip(p)?;
+                    continue;
+                }
+                b'L' => {
+                    let data = self.content_to_vec(MAX_NAME as u64 + 1, "GNU long name")?;
+                    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                    long_name = Some(String::from_utf8(data[..end].to_vec()).map_err(|_| bad("long name is not UTF-8"))?);
+                    let p = self.padding;
+                    self.padding = 0;
+                    self.skip(p)?;
+                    continue;
+                }
+                _ => {}
+            }
+            let kind = match typeflag {
+                b'0' | b'7' => Kind::File,
+                b'1' => Kind::HardLink,
+                b'2' => Kind::Symlink,
+                b'3' => Kind::CharDevice,
+                b'4' => Kind::BlockDevice,
+                b'5' => Kind::Dir,
+                b'6' => Kind::Fifo,
+                _ => {
+                    // 'g', 'K', old-style NUL and unknown types are skipped, as apk does.
+                    long_name = None;
+                    pax.clear();
+                    let rest = self.remaining + self.padding;
+                    self.remaining = 0;
+                    self.padding = 0;
+                    self.skip(rest)?;
+                    continue;
+                }
+            };
+            let mut name = cstr(&block[0..100])?;
+            if &block[257..263] == b"ustar\0" && block[345] != 0 {
+                name = format!("{}/{}", cstr(&block[345..500])?, name);
+            }
+            if let Some(n) = long_name.take() {
+                name = n;
+            }
+            let mut entry = Entry {
+                name,
+                kind,
+                mode: (octal(&block[100..108], "mode")? & 0o7777) as u32,
+                uid: octal(&block[108..116], "uid")? as u32,
+                gid: octal(&block[116..124], "gid")? as u32,
+                uname: cstr(&block[265..297])?,
+                gname: cstr(&block[297..329])?,
+                size,
+                mtime: octal(&block[136..148], "mtime")?,
+                link: cstr(&block[157..257])?,
+                dev_major: octal(&block[329..337], "devmajor")? as u32,
+                dev_minor: octal(&block[337..345], "devminor")? as u32,
+                xattrs: Vec::new(),
+                checksum: None,
+            };
+            for (k, v) in pax.drain(..) {
+                let text = || String::from_utf8(v.clone()).map_err(|_| bad(format!("PAX {k} is not UTF-8")));
+                match k.as_str() {
+                    "path" => entry.name = text()?,
+                    "linkpath" => entry.link = text()?,
+                    "APK-TOOLS.checksum.SHA1" => {
+                        entry.checksum = Some(Checksum::from_sha1_hex(&text()?).ok_or_else(|| bad("bad APK-TOOLS.checksum.SHA1"))?)
+                    }
+                    "APK-TOOLS.checksum.MD5" => {
+                        entry.checksum = Some(Checksum::parse(&text()?).ok_or_else(|| bad("bad APK-TOOLS.checksum.MD5"))?)
+                    }
+                    _ => {
+                        if let Some(x) = k.strip_prefix("SCHILY.xattr.") {
+                            entry.xattrs.push((x.to_string(), v));
+                        }
+                    }
+                }
+            }
+            if entry.name.len() >= MAX_NAME || entry.link.len() >= MAX_NAME {
+                return Err(bad("tar name or link target too long"));
+            }
+            if !matches!(kind, Kind::File) {
+                // Only regular files carry content that is extracted; skip anything else's.
+                if kind != Kind::Dir && kind != Kind::Symlink && kind != Kind::HardLink {
+                    // devices and fifos: content, if any, is skipped below by the next call
+                }
+            }
+            return Ok(Event::Entry(entry));
+        }
+    }
+}
+
+/// Parses PAX records `"<len> <key>=<value>\n"`.
+fn parse_pax(mut data: &[u8]) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let sp = data.iter().position(|&b| b == b' ').ok_or_else(|| bad("malformed PAX record"))?;
+        let len: usize = std::str::from_utf8(&data[..sp]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad("malformed PAX record length"))?;
+        if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
+            return Err(bad("malformed PAX record"));
+        }
+        let rec = &data[sp + 1..len - 1];
+        let eq = rec.iter().position(|&b| b == b'=').ok_or_else(|| bad("PAX record without `=`"))?;
+        let key = String::from_utf8(rec[..eq].to_vec()).map_err(|_| bad("PAX key is not UTF-8"))?;
+        out.push((key, rec[eq + 1..].to_vec()));
+        data = &data[len..];
+    }
+    Ok(out)
+}
+
+/// Header fields for [`TarWriter`].
+#[derive(Clone, Debug)]
+pub struct Header<'a> {
+    pub name: &'a str,
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub uname: &'a str,
+    pub gname: &'a str,
+    pub mtime: u64,
+    pub link: &'a str,
+    pub size: u64,
+    pub dev: (u32, u32),
+}
+
+impl<'a> Header<'a> {
+    pub fn file(name: &'a str, size: u64, mode: u32, mtime: u64) -> Self {
+        Header { name, kind: Kind::File, mode, uid: 0, gid: 0, uname: "root", gname: "root", mtime, link: "", size, dev: (0, 0) }
+    }
+}
+
+/// Writes tar records with GNU magic (as `apk index` and abuild's tar produce).
+pub struct TarWriter<W> {
+    out: W,
+}
+
+fn put_octal(field: &mut [u8], v: u64) {
+    let digits = field.len() - 1;
+    let s = format!("{v:0digits$o}");
+    let s = s.as_bytes();
+    let start = s.len().saturating_sub(digits);
+    field[..digits].copy_from_slice(&s[start..]);
+    field[digits] = 0;
+}
+
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ' '=' '\n'
+    let mut len = body + body.to_string().len();
+    if len.to_string().len() + body != len {
+        len = body + len.to_string().len();
+    }
+    let mut r = format!("{len} {key}=").into_bytes();
+    r.extend_from_slice(value);
+    r.push(b'\n');
+    r
+}
+
+impl<W: Write> TarWriter<W> {
+    pub fn new(out: W) -> Self {
+        TarWriter { out }
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn raw_header(&mut self, h: &Header<'_>, name: &str, link: &str, typeflag: u8) -> io::Result<()> {
+        let mut b = [0u8; 512];
+        let n = name.as_bytes();
+        b[..n.len().min(100)].copy_from_slice(&n[..n.len().min(100)]);
+        put_octal(&mut b[100..108], u64::from(h.mode));
+        put_octal(&mut b[108..116], u64::from(h.uid));
+        put_octal(&mut b[116..124], u64::from(h.gid));
+        put_octal(&mut b[124..136], h.size);
+        put_octal(&mut b[136..148], h.mtime);
+        b[156] = typeflag;
+        let l = link.as_bytes();
+        b[157..157 + l.len().min(100)].copy_from_slice(&l[..l.len().min(100)]);
+        b[257..265].copy_from_slice(b"ustar  \0");
+        let (u, g) = (h.uname.as_bytes(), h.gname.as_bytes());
+        b[265..265 + u.len().min(31)].copy_from_slice(&u[..u.len().min(31)]);
+        b[297..297 + g.len().min(31)].copy_from_slice(&g[..g.len().min(31)]);
+        if matches!(h.kind, Kind::CharDevice | Kind::BlockDevice) {
+            put_octal(&mut b[329..337], u64::from(h.dev.0));
+            put_octal(&mut b[337..345], u64::from(h.dev.1));
+        }
+        b[148..156].fill(b' ');
+        let sum: u64 = b.iter().map(|&x| u64::from(x)).sum();
+        let s = format!("{sum:06o}\0 ");
+        b[148..156].copy_from_slice(s.as_bytes());
+        self.out.write_all(&b)
+    }
+
+    fn pad(&mut self, size: u64) -> io::Result<()> {
+        let p = ((512 - size % 512) % 512) as usize;
+        self.out.write_all(&[0u8; 512][..p])
+    }
+
+    /// Writes one entry, with PAX records first when `pax` is not empty or names are long.
+    /// The content (for files) must then be written with [`Self::content`].
+    pub fn header(&mut self, h: &Header<'_>, pax: &[(&str, &[u8])]) -> io::Result<()> {
+        let mut records = Vec::new();
+        for (k, v) in pax {
+            records.extend(pax_record(k, v));
+        }
+        if h.name.len() > 100 {
+            records.extend(pax_record("path", h.name.as_bytes()));
+        }
+        if h.link.len() > 100 {
+            records.extend(pax_record("linkpath", h.link.as_bytes()));
+        }
+        if !records.is_empty() {
+            let ph = Header { size: records.len() as u64, kind: Kind::File, ..h.clone() };
+            self.raw_header(&ph, "PaxHeader", "", b'x')?;
+            self.out.write_all(&records)?;
+            self.pad(records.len() as u64)?;
+        }
+        let t = match h.kind {
+            Kind::File => b'0',
+            Kind::HardLink => b'1',
+            Kind::Symlink => b'2',
+            Kind::CharDevice => b'3',
+            Kind::BlockDevice => b'4',
+            Kind::Dir => b'5',
+            Kind::Fifo => b'6',
+        };
+        self.raw_header(h, h.name, h.link, t)
+    }
+
+    /// Writes a whole content (exactly the header's size) and its padding.
+    pub fn content(&mut self, data: &[u8]) -> io::Result<()> {
+        self.out.write_all(data)?;
+        self.pad(data.len() as u64)
+    }
+
+    /// Streams content of `size` bytes from `src`.
+    pub fn content_from(&mut self, src: &mut dyn Read, size: u64) -> io::Result<()> {
+        let n = io::copy(&mut src.take(size), &mut self.out)?;
+        if n != size {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while archiving"));
+        }
+        self.pad(size)
+    }
+
+    /// A whole file entry.
+    pub fn file(&mut self, h: &Header<'_>, data: &[u8]) -> io::Result<()> {
+        let h = Header { size: data.len() as u64, ..h.clone() };
+        self.header(&h, &[])?;
+        self.content(data)
+    }
+
+    /// The two zero blocks that end an archive.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.out.write_all(&[0u8; 1024])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_lengths_are_self_consistent() {
+        for n in [0usize, 1, 5, 90, 94, 95, 96, 990, 995] {
+            let v = vec![b'a'; n];
+            let r = pax_record("k", &v);
+            let parsed = parse_pax(&r).unwrap();
+            assert_eq!(parsed[0].1, v);
+        }
+    }
+}
