@@ -61,7 +61,7 @@ cat > "$work/busybox.post-install" <<'EOF'
 exec /bin/busybox --install -s
 EOF
 pkg busybox 1.36.1-r0 "$work/busybox" --description "Size optimized toolbox (static)" \
-  --provides "/bin/sh cmd:sh cmd:busybox" --script "post-install=$work/busybox.post-install"
+  --provides "cmd:sh cmd:busybox" --script "post-install=$work/busybox.post-install"
 
 base=$work/baselayout
 mkdir -p "$base"/{etc,proc,sys,dev,run,tmp,root,var/log,var/cache/misc,media,mnt,lib,usr/bin,usr/sbin}

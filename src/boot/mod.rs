@@ -361,15 +361,7 @@ pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
     root::load_boot_drivers(&mut boot);
     let result = match boot.plan.mode.clone() {
         Mode::Root(spec) => root::mount_root(&mut boot, &spec),
-        Mode::Diskless(d) => boot.stage(
-            "media",
-            "Looking for boot media",
-            |_| -> Result<(), BootError> {
-                Err(BootError::Unsupported {
-                    what: format!("diskless boot is not implemented yet ({:?})", d.apkovl),
-                })
-            },
-        ),
+        Mode::Diskless(d) => diskless::run(&mut boot, &d).map(drop),
     };
     if let Err(end) = result {
         return end;
