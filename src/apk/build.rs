@@ -431,7 +431,8 @@ impl PackageBuilder {
                 _ => 0,
             };
         }
-        Ok(total)
+        // Like `du` of a package directory: never 0 once there is an entry.
+        Ok(total.max(4096))
     }
 
     /// Builds the package; signs it when a key is given.
