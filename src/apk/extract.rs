@@ -309,7 +309,8 @@ impl<'a> Stager<'a> {
             file.write_all(&self.buf[..n]).map_err(|er| self.io_err(path, er))?;
         }
         self.out.bytes += e.size;
-        if e.mode & 0o7777 & self.umask != 0 {
+        // Writing clears setuid/setgid, and the umask applied at create: set the mode last.
+        if e.mode & 0o7000 != 0 || e.mode & 0o777 & self.umask != 0 {
             rustix::fs::fchmod(&file, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|er| self.io_err(path, errno_io(er)))?;
         }
         for (k, v) in &e.xattrs {
@@ -583,7 +584,8 @@ impl<'a> Committer<'a> {
         match e.kind {
             Kind::File | Kind::HardLink => {
                 let staged = e.staged.as_deref().expect("files are staged");
-                if privileged {
+                // A hard link shares its target's inode, already owned and moded.
+                if privileged && e.kind == Kind::File {
                     rustix::fs::chownat(staging_fd, staged, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::empty()).map_err(io)?;
                     if e.mode & 0o7000 != 0 {
                         // chown cleared setuid/setgid: apply the mode again.

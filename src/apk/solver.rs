@@ -108,7 +108,7 @@ impl Run<'_> {
             if let Some(cons) = self.learned.get(n) {
                 for (d, _) in cons {
                     if !self.satisfies(c, d) {
-                        return Err(format!("breaks {d}"));
+                        return Err(if d.conflict { format!("conflicts: {d}") } else { format!("breaks {d}") });
                     }
                 }
             }
