@@ -32,9 +32,41 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "alpine", "linux", "package", "install", "root", "kernel", "module", "boot", "diskless", "overlay", "signature", "index",
-    "version", "depend", "provide", "library", "command", "shell", "busybox", "musl", "config", "service", "network", "file",
-    "directory", "symlink", "checksum", "archive", "compress", "stream", "memory", "tmpfs", "cache", "repository", "trigger",
+    "alpine",
+    "linux",
+    "package",
+    "install",
+    "root",
+    "kernel",
+    "module",
+    "boot",
+    "diskless",
+    "overlay",
+    "signature",
+    "index",
+    "version",
+    "depend",
+    "provide",
+    "library",
+    "command",
+    "shell",
+    "busybox",
+    "musl",
+    "config",
+    "service",
+    "network",
+    "file",
+    "directory",
+    "symlink",
+    "checksum",
+    "archive",
+    "compress",
+    "stream",
+    "memory",
+    "tmpfs",
+    "cache",
+    "repository",
+    "trigger",
 ];
 
 fn text(rng: &mut Rng, size: usize) -> Vec<u8> {
@@ -57,7 +89,10 @@ fn generate(dir: &Path) -> SigningKey {
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(GENERATOR_VERSION) {
         return SigningKey::load(&key_path, Some(KEY_NAME)).unwrap();
     }
-    eprintln!("generating the synthetic repository in {} ...", dir.display());
+    eprintln!(
+        "generating the synthetic repository in {} ...",
+        dir.display()
+    );
     let _ = std::fs::remove_dir_all(dir);
     let repo = dir.join("repo").join(default_arch());
     std::fs::create_dir_all(&repo).unwrap();
@@ -66,16 +101,24 @@ fn generate(dir: &Path) -> SigningKey {
     std::fs::write(&key_path, key.private_pem()).unwrap();
     std::fs::write(dir.join("keys").join(KEY_NAME), key.public_pem()).unwrap();
     let mut rng = Rng(0x5eed_1234_abcd_0001);
-    let mut idx = IndexBuilder { description: "bench".into(), mtime: 1_700_000_000, ..Default::default() };
+    let mut idx = IndexBuilder {
+        description: "bench".into(),
+        mtime: 1_700_000_000,
+        ..Default::default()
+    };
     let n = 200;
     for i in 0..n {
         let name = format!("pkg{i:03}");
         let mut b = PackageBuilder::new(&name, &format!("1.{}.{}-r{}", i % 7, i % 13, i % 3));
         if i % 3 == 0 {
-            b.info.provides.push(ramboot::apk::dep::Dep::parse(&format!("so:lib{name}.so.1=1.0")).unwrap());
+            b.info
+                .provides
+                .push(ramboot::apk::dep::Dep::parse(&format!("so:lib{name}.so.1=1.0")).unwrap());
         }
         if i % 4 == 0 {
-            b.info.provides.push(ramboot::apk::dep::Dep::parse(&format!("cmd:{name}-tool=1.0")).unwrap());
+            b.info
+                .provides
+                .push(ramboot::apk::dep::Dep::parse(&format!("cmd:{name}-tool=1.0")).unwrap());
         }
         // A random DAG: dependencies only on earlier packages, through their provides.
         if i > 0 {
@@ -100,21 +143,38 @@ fn generate(dir: &Path) -> SigningKey {
                 let path = format!("usr/share/{name}/d{}/file{f:03}.txt", f / 20);
                 b = b.file(&path, &text(&mut rng, size), 0o644);
             }
-            b = b.symlink(&format!("usr/share/{name}/latest"), "d0/file000.txt").symlink(&format!("usr/share/{name}/d1/first"), "file020.txt");
+            b = b
+                .symlink(&format!("usr/share/{name}/latest"), "d0/file000.txt")
+                .symlink(&format!("usr/share/{name}/d1/first"), "file020.txt");
         } else if i < 194 {
             let size = rng.range(2 << 20, 3 << 20) as usize;
-            b = b.file(&format!("usr/lib/{name}/data.bin"), &text(&mut rng, size), 0o644);
+            b = b.file(
+                &format!("usr/lib/{name}/data.bin"),
+                &text(&mut rng, size),
+                0o644,
+            );
         } else {
             let size = rng.range(6 << 20, 8 << 20) as usize;
-            let data: Vec<u8> = (0..size.div_ceil(8)).flat_map(|_| rng.next().to_le_bytes()).take(size).collect();
-            b = b.entry(PackageBuilder::file_entry(&format!("usr/lib/{name}/blob.bin"), Content::Bytes(data), 0o644));
+            let data: Vec<u8> = (0..size.div_ceil(8))
+                .flat_map(|_| rng.next().to_le_bytes())
+                .take(size)
+                .collect();
+            b = b.entry(PackageBuilder::file_entry(
+                &format!("usr/lib/{name}/blob.bin"),
+                Content::Bytes(data),
+                0o644,
+            ));
         }
         b.level = 6;
         let built = b.build(Some(&key)).unwrap();
         std::fs::write(repo.join(built.file_name()), &built.bytes).unwrap();
         idx.add(&built.info);
     }
-    std::fs::write(repo.join("APKINDEX.tar.gz"), idx.build(Some(&key), SigAlgo::Sha1).unwrap()).unwrap();
+    std::fs::write(
+        repo.join("APKINDEX.tar.gz"),
+        idx.build(Some(&key), SigAlgo::Sha1).unwrap(),
+    )
+    .unwrap();
     std::fs::write(&stamp, GENERATOR_VERSION).unwrap();
     key
 }
@@ -123,13 +183,20 @@ fn vm_hwm_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("VmHWM:")
+                .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0)
 }
 
 /// One timed install (child process). Prints `seconds bytes files hwm_kib`.
 fn run_once(dir: &Path, jobs: usize) {
-    let target_base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let target_base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
     let root = target_base.join(format!("ramboot-apk-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let world: Vec<String> = (0..200).map(|i| format!("pkg{i:03}")).collect();
@@ -166,8 +233,16 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let mut times = Vec::new();
     for run in 0..runs {
-        let out = std::process::Command::new(&exe).arg("--run-once").arg(jobs.to_string()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(&exe)
+            .arg("--run-once")
+            .arg(jobs.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let f: Vec<f64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
         let (secs, bytes, files, hwm) = (f[0], f[1], f[2], f[3]);
@@ -184,5 +259,8 @@ fn main() {
         times.push(secs);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!("median wall time: {:.3} s over {runs} runs", times[times.len() / 2]);
+    println!(
+        "median wall time: {:.3} s over {runs} runs",
+        times[times.len() / 2]
+    );
 }

@@ -7,21 +7,42 @@ use apk_support::*;
 fn chain_installs_in_dependency_order_and_writes_db() {
     let f = Fixture::new();
     f.publish(vec![
-        pkg("app", "1.0-r0").depends("libfoo so:libbar.so.1").file("usr/bin/app", b"#!/bin/sh\necho app\n", 0o755),
+        pkg("app", "1.0-r0").depends("libfoo so:libbar.so.1").file(
+            "usr/bin/app",
+            b"#!/bin/sh\necho app\n",
+            0o755,
+        ),
         pkg("libfoo", "2.1-r3").file("usr/lib/libfoo.so", b"foo", 0o644),
-        pkg("libbar", "1.0-r0").provides("so:libbar.so.1=1.0").file("usr/lib/libbar.so.1", b"bar", 0o644).symlink("usr/lib/libbar.so", "libbar.so.1"),
+        pkg("libbar", "1.0-r0")
+            .provides("so:libbar.so.1=1.0")
+            .file("usr/lib/libbar.so.1", b"bar", 0o644)
+            .symlink("usr/lib/libbar.so", "libbar.so.1"),
     ]);
     let r = f.install(&["app"]);
     assert!(r.failed.is_empty(), "{:?}", r.failed);
     assert_eq!(names(&r), ["libfoo", "libbar", "app"]);
     assert_eq!(f.read("usr/bin/app"), "#!/bin/sh\necho app\n");
-    assert_eq!(std::fs::read_link(f.root().join("usr/lib/libbar.so")).unwrap().to_str(), Some("libbar.so.1"));
+    assert_eq!(
+        std::fs::read_link(f.root().join("usr/lib/libbar.so"))
+            .unwrap()
+            .to_str(),
+        Some("libbar.so.1")
+    );
     assert_eq!(f.read("etc/apk/world"), "app\n");
     let installed = f.read("lib/apk/db/installed");
     assert!(installed.contains("P:app\nV:1.0-r0\n"), "{installed}");
-    assert!(installed.contains("F:usr/bin\nR:app\na:0:0:755\nZ:Q1"), "{installed}");
-    assert!(installed.contains("R:libbar.so\na:0:0:777\nZ:Q1"), "{installed}");
-    assert_eq!(std::fs::read(f.root().join("lib/apk/db/scripts.tar")).unwrap(), vec![0u8; 1024]);
+    assert!(
+        installed.contains("F:usr/bin\nR:app\na:0:0:755\nZ:Q1"),
+        "{installed}"
+    );
+    assert!(
+        installed.contains("R:libbar.so\na:0:0:777\nZ:Q1"),
+        "{installed}"
+    );
+    assert_eq!(
+        std::fs::read(f.root().join("lib/apk/db/scripts.tar")).unwrap(),
+        vec![0u8; 1024]
+    );
     assert!(!f.root().join(".ramboot-apk-staging").exists());
     assert_eq!(r.exit_code(), 0);
 }

@@ -5,11 +5,17 @@ use std::cmp::Ordering;
 
 #[test]
 fn apk_tools_version_vectors() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/apk-version-vectors.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/apk-version-vectors.txt"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let mut n = 0;
     let mut failures = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+    {
         let f: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(f.len(), 4, "line {line:?}");
         let (a, op, b, valid) = (f[0], f[1], f[2], f[3].as_bytes());
@@ -31,5 +37,10 @@ fn apk_tools_version_vectors() {
         n += 1;
     }
     assert_eq!(n, 204);
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -151,7 +151,11 @@ fn gzip(data: &[u8], level: u32) -> io::Result<Vec<u8>> {
 }
 
 /// Builds the `.SIGN.*` member over a digest source.
-fn signature_member(key: &SigningKey, algo: SigAlgo, signed: &[&[u8]]) -> Result<Vec<u8>, ApkError> {
+fn signature_member(
+    key: &SigningKey,
+    algo: SigAlgo,
+    signed: &[&[u8]],
+) -> Result<Vec<u8>, ApkError> {
     let digest: Vec<u8> = match algo {
         SigAlgo::Sha1 => {
             let mut h = Sha1::new();
@@ -172,7 +176,8 @@ fn signature_member(key: &SigningKey, algo: SigAlgo, signed: &[&[u8]]) -> Result
     let sig = key.sign(algo, &digest)?;
     let name = format!("{}{}", algo.entry_prefix(), key.key_name);
     let mut t = TarWriter::new(Vec::new());
-    t.file(&Header::file(&name, 0, 0o644, 0), &sig).map_err(|e| ApkError::io("signature", e))?;
+    t.file(&Header::file(&name, 0, 0o644, 0), &sig)
+        .map_err(|e| ApkError::io("signature", e))?;
     gzip(&t.into_inner(), 9).map_err(|e| ApkError::io("signature", e))
 }
 
@@ -204,22 +209,30 @@ impl PackageBuilder {
 
     /// Adds `depend` atoms (space-separated).
     pub fn depends(mut self, atoms: &str) -> Self {
-        self.info.depends.extend(Dep::parse_list(atoms).expect("valid atoms"));
+        self.info
+            .depends
+            .extend(Dep::parse_list(atoms).expect("valid atoms"));
         self
     }
 
     pub fn provides(mut self, atoms: &str) -> Self {
-        self.info.provides.extend(Dep::parse_list(atoms).expect("valid atoms"));
+        self.info
+            .provides
+            .extend(Dep::parse_list(atoms).expect("valid atoms"));
         self
     }
 
     pub fn install_if(mut self, atoms: &str) -> Self {
-        self.info.install_if.extend(Dep::parse_list(atoms).expect("valid atoms"));
+        self.info
+            .install_if
+            .extend(Dep::parse_list(atoms).expect("valid atoms"));
         self
     }
 
     pub fn replaces(mut self, atoms: &str) -> Self {
-        self.info.replaces.extend(Dep::parse_list(atoms).expect("valid atoms"));
+        self.info
+            .replaces
+            .extend(Dep::parse_list(atoms).expect("valid atoms"));
         self
     }
 
@@ -229,7 +242,11 @@ impl PackageBuilder {
     }
 
     pub fn triggers(mut self, globs: &str) -> Self {
-        self.info.triggers = globs.split(' ').filter(|g| !g.is_empty()).map(String::from).collect();
+        self.info.triggers = globs
+            .split(' ')
+            .filter(|g| !g.is_empty())
+            .map(String::from)
+            .collect();
         self
     }
 
@@ -292,8 +309,15 @@ impl PackageBuilder {
             names.sort_by_key(|e| e.file_name());
             let mut subdirs = Vec::new();
             for ent in names {
-                let name = ent.file_name().into_string().map_err(|_| io::Error::other("non-UTF-8 file name"))?;
-                let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                let name = ent
+                    .file_name()
+                    .into_string()
+                    .map_err(|_| io::Error::other("non-UTF-8 file name"))?;
+                let path = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
                 let md = std::fs::symlink_metadata(ent.path())?;
                 let mode = md.mode() & 0o7777;
                 let ft = md.file_type();
@@ -303,7 +327,10 @@ impl PackageBuilder {
                 } else if ft.is_symlink() {
                     let target = std::fs::read_link(ent.path())?;
                     let mut e = BuildEntry::new(&path, Kind::Symlink, 0o777);
-                    e.link = target.to_str().ok_or_else(|| io::Error::other("non-UTF-8 link"))?.into();
+                    e.link = target
+                        .to_str()
+                        .ok_or_else(|| io::Error::other("non-UTF-8 link"))?
+                        .into();
                     self.entries.push(e);
                 } else if ft.is_file() {
                     if md.nlink() > 1 {
@@ -333,7 +360,8 @@ impl PackageBuilder {
         let mut have: HashSet<String> = HashSet::new();
         let mut out = Vec::new();
         for e in &self.entries {
-            let hostile = e.path.starts_with('/') || e.path.split('/').any(|c| c == ".." || c == ".");
+            let hostile =
+                e.path.starts_with('/') || e.path.split('/').any(|c| c == ".." || c == ".");
             if !hostile {
                 let mut prefix = String::new();
                 let parts: Vec<&str> = e.path.split('/').collect();
@@ -347,13 +375,14 @@ impl PackageBuilder {
                     }
                 }
             }
-            if e.kind == Kind::Dir {
-                if !have.insert(e.path.clone()) {
-                    // Replace an auto-added entry by the explicit one, in place.
-                    if let Some(pos) = out.iter().position(|o: &BuildEntry| o.path == e.path && o.kind == Kind::Dir) {
-                        out[pos] = e.clone();
-                        continue;
-                    }
+            if e.kind == Kind::Dir && !have.insert(e.path.clone()) {
+                // Replace an auto-added entry by the explicit one, in place.
+                let pos = out
+                    .iter()
+                    .position(|o: &BuildEntry| o.path == e.path && o.kind == Kind::Dir);
+                if let Some(pos) = pos {
+                    out[pos] = e.clone();
+                    continue;
                 }
             }
             out.push(e.clone());
@@ -390,11 +419,14 @@ impl PackageBuilder {
                     (ChecksumRecord::Computed, Kind::File) => {
                         let mut h = Sha1::new();
                         if let Some(c) = &e.content {
-                            io::copy(&mut c.reader().map_err(err)?, &mut HashWriter(&mut h)).map_err(err)?;
+                            io::copy(&mut c.reader().map_err(err)?, &mut HashWriter(&mut h))
+                                .map_err(err)?;
                         }
                         Some(hex(&h.finalize()))
                     }
-                    (ChecksumRecord::Computed, Kind::Symlink) => Some(hex(&Sha1::digest(e.link.as_bytes()))),
+                    (ChecksumRecord::Computed, Kind::Symlink) => {
+                        Some(hex(&Sha1::digest(e.link.as_bytes())))
+                    }
                     _ => None,
                 };
                 let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
@@ -404,11 +436,15 @@ impl PackageBuilder {
                 for (k, v) in &e.xattrs {
                     pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
                 }
-                let pax_refs: Vec<(&str, &[u8])> = pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                let pax_refs: Vec<(&str, &[u8])> = pax
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_slice()))
+                    .collect();
                 t.header(&h, &pax_refs).map_err(err)?;
                 if size > 0 {
                     let c = e.content.as_ref().expect("size > 0 only with content");
-                    t.content_from(&mut c.reader().map_err(err)?, size).map_err(err)?;
+                    t.content_from(&mut c.reader().map_err(err)?, size)
+                        .map_err(err)?;
                 }
             }
             t.finish().map_err(err)?;
@@ -431,7 +467,8 @@ impl PackageBuilder {
                 _ => 0,
             };
         }
-        Ok(total)
+        // Like `du` of a package directory: never 0 once there is an entry.
+        Ok(total.max(4096))
     }
 
     /// Builds the package; signs it when a key is given.
@@ -439,9 +476,14 @@ impl PackageBuilder {
         let entries = self.entries_with_dirs();
         let data = self.data_tar(&entries)?;
         let mut info = self.info.clone();
-        info.installed_size = self.estimated_size(&entries).map_err(|e| ApkError::io("sizing", e))?;
+        info.installed_size = self
+            .estimated_size(&entries)
+            .map_err(|e| ApkError::io("sizing", e))?;
         info.datahash = if self.datahash {
-            Some(self.datahash_override.unwrap_or_else(|| Sha256::digest(&data).into()))
+            Some(
+                self.datahash_override
+                    .unwrap_or_else(|| Sha256::digest(&data).into()),
+            )
         } else {
             None
         };
@@ -449,14 +491,26 @@ impl PackageBuilder {
         pkginfo.push_str(&self.pkginfo_extra);
         let err = |e| ApkError::io(format!("building {}", info.nv()), e);
         let mut t = TarWriter::new(Vec::new());
-        t.file(&Header::file(".PKGINFO", 0, 0o644, info.build_time), pkginfo.as_bytes()).map_err(err)?;
+        t.file(
+            &Header::file(".PKGINFO", 0, 0o644, info.build_time),
+            pkginfo.as_bytes(),
+        )
+        .map_err(err)?;
         for kind in ScriptKind::ALL {
             if let Some((_, s)) = self.scripts.iter().find(|(k, _)| *k == kind) {
-                t.file(&Header::file(&format!(".{}", kind.name()), 0, 0o755, info.build_time), s).map_err(err)?;
+                t.file(
+                    &Header::file(&format!(".{}", kind.name()), 0, 0o755, info.build_time),
+                    s,
+                )
+                .map_err(err)?;
             }
         }
         let control = gzip(&t.into_inner(), self.level).map_err(err)?;
-        let signed: Vec<&[u8]> = if self.datahash { vec![&control] } else { vec![&control, &data] };
+        let signed: Vec<&[u8]> = if self.datahash {
+            vec![&control]
+        } else {
+            vec![&control, &data]
+        };
         let mut id = Sha1::new();
         signed.iter().for_each(|s| id.update(s));
         info.identity = Some(Checksum::Sha1(id.finalize().into()));
@@ -507,7 +561,10 @@ impl IndexBuilder {
     /// The APKINDEX text: records sorted by name, then version.
     pub fn text(&self) -> String {
         let mut pkgs: Vec<&PkgInfo> = self.packages.iter().collect();
-        pkgs.sort_by(|a, b| super::dep::name_cmp(&a.name, &b.name).then_with(|| super::version::compare(&a.version, &b.version)));
+        pkgs.sort_by(|a, b| {
+            super::dep::name_cmp(&a.name, &b.name)
+                .then_with(|| super::version::compare(&a.version, &b.version))
+        });
         let mut s = String::new();
         for p in pkgs {
             p.write_index_header(&mut s);
@@ -522,9 +579,17 @@ impl IndexBuilder {
         let err = |e| ApkError::io("building index", e);
         let mut t = TarWriter::new(Vec::new());
         if !self.description.is_empty() {
-            t.file(&Header::file("DESCRIPTION", 0, 0o644, self.mtime), self.description.as_bytes()).map_err(err)?;
+            t.file(
+                &Header::file("DESCRIPTION", 0, 0o644, self.mtime),
+                self.description.as_bytes(),
+            )
+            .map_err(err)?;
         }
-        t.file(&Header::file("APKINDEX", 0, 0o644, self.mtime), self.text().as_bytes()).map_err(err)?;
+        t.file(
+            &Header::file("APKINDEX", 0, 0o644, self.mtime),
+            self.text().as_bytes(),
+        )
+        .map_err(err)?;
         t.finish().map_err(err)?;
         let body = gzip(&t.into_inner(), 9).map_err(err)?;
         let mut out = match key {
@@ -539,17 +604,24 @@ impl IndexBuilder {
 /// Reads a package file's control part (unverified) and returns its index record:
 /// what `apk index` does with each file.
 pub fn index_record(path: &Path) -> Result<PkgInfo, ApkError> {
-    let f = std::fs::File::open(path).map_err(|e| ApkError::io(format!("opening {}", path.display()), e))?;
+    let f = std::fs::File::open(path)
+        .map_err(|e| ApkError::io(format!("opening {}", path.display()), e))?;
     let size = f.metadata().map_err(|e| ApkError::io("stat", e))?.len();
     let keys = super::sign::Keyring::default();
     let mut sink = super::stream::ControlOnly;
     let what = path.display().to_string();
-    let verify = super::stream::Verify::Signature { keys: &keys, allow_untrusted: true };
+    let verify = super::stream::Verify::Signature {
+        keys: &keys,
+        allow_untrusted: true,
+    };
     let control = super::stream::read_package(io::BufReader::new(f), &what, verify, &mut sink)?;
     let mut info = control.info;
     info.identity = control.identity;
     if info.identity.is_none() {
-        return Err(ApkError::Format { what, reason: "cannot compute the identity (no datahash and stopped early)".into() });
+        return Err(ApkError::Format {
+            what,
+            reason: "cannot compute the identity (no datahash and stopped early)".into(),
+        });
     }
     info.file_size = size;
     info.datahash = None;

@@ -22,10 +22,16 @@ struct Raw {
 
 /// Splits `args` using `takes_value` to know which flags consume the next argument.
 fn split_args(args: &[OsString], takes_value: &[&str], switches: &[&str]) -> Result<Raw, ApkError> {
-    let mut raw = Raw { flags: Vec::new(), positional: Vec::new() };
+    let mut raw = Raw {
+        flags: Vec::new(),
+        positional: Vec::new(),
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let a = a.to_str().ok_or_else(|| ApkError::Usage(format!("argument is not UTF-8: {a:?}")))?.to_string();
+        let a = a
+            .to_str()
+            .ok_or_else(|| ApkError::Usage(format!("argument is not UTF-8: {a:?}")))?
+            .to_string();
         if a == "--" {
             for rest in it.by_ref() {
                 raw.positional.push(rest.to_string_lossy().into_owned());
@@ -43,7 +49,11 @@ fn split_args(args: &[OsString], takes_value: &[&str], switches: &[&str]) -> Res
         if takes_value.contains(&name.as_str()) {
             let v = match inline {
                 Some(v) => v,
-                None => it.next().ok_or_else(|| ApkError::Usage(format!("{name} needs a value")))?.to_string_lossy().into_owned(),
+                None => it
+                    .next()
+                    .ok_or_else(|| ApkError::Usage(format!("{name} needs a value")))?
+                    .to_string_lossy()
+                    .into_owned(),
             };
             raw.flags.push((name, Some(v)));
         } else if switches.contains(&name.as_str()) {
@@ -52,7 +62,9 @@ fn split_args(args: &[OsString], takes_value: &[&str], switches: &[&str]) -> Res
             }
             raw.flags.push((name, None));
         } else {
-            return Err(ApkError::Usage(format!("unknown option {name} (see --help)")));
+            return Err(ApkError::Usage(format!(
+                "unknown option {name} (see --help)"
+            )));
         }
     }
     Ok(raw)
@@ -63,13 +75,18 @@ impl Raw {
         self.flags.iter().any(|(f, _)| f == n)
     }
     fn all(&self, names: &[&str]) -> Vec<String> {
-        self.flags.iter().filter(|(f, _)| names.contains(&f.as_str())).filter_map(|(_, v)| v.clone()).collect()
+        self.flags
+            .iter()
+            .filter(|(f, _)| names.contains(&f.as_str()))
+            .filter_map(|(_, v)| v.clone())
+            .collect()
     }
     fn one(&self, names: &[&str]) -> Option<String> {
         self.all(names).pop()
     }
     fn required(&self, name: &str) -> Result<String, ApkError> {
-        self.one(&[name]).ok_or_else(|| ApkError::Usage(format!("{name} is required (see --help)")))
+        self.one(&[name])
+            .ok_or_else(|| ApkError::Usage(format!("{name} is required (see --help)")))
     }
 }
 
@@ -108,24 +125,55 @@ struct InstallArgs {
 fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
     let raw = split_args(
         args,
-        &["--root", "-X", "--repository", "--keys-dir", "--cache-dir", "--overlay-list", "--arch", "-j", "--jobs"],
-        &["--initdb", "--initramfs-diskless-boot", "--overlay-from-stdin", "--clean-protected", "--allow-untrusted", "--no-scripts", "--scripts-must-run", "-q", "--quiet", "--no-progress", "--progress", "--no-network", "-h", "--help"],
+        &[
+            "--root",
+            "-X",
+            "--repository",
+            "--keys-dir",
+            "--cache-dir",
+            "--overlay-list",
+            "--arch",
+            "-j",
+            "--jobs",
+        ],
+        &[
+            "--initdb",
+            "--initramfs-diskless-boot",
+            "--overlay-from-stdin",
+            "--clean-protected",
+            "--allow-untrusted",
+            "--no-scripts",
+            "--scripts-must-run",
+            "-q",
+            "--quiet",
+            "--no-progress",
+            "--progress",
+            "--no-network",
+            "-h",
+            "--help",
+        ],
     )?;
     if raw.has("-h") || raw.has("--help") {
         print!("{INSTALL_HELP}");
         return Ok(None);
     }
     let root = PathBuf::from(raw.required("--root")?);
-    let overlay_src = if raw.has("--overlay-from-stdin") { Some("-".to_string()) } else { raw.one(&["--overlay-list"]) };
+    let overlay_src = if raw.has("--overlay-from-stdin") {
+        Some("-".to_string())
+    } else {
+        raw.one(&["--overlay-list"])
+    };
     let overlay_list = match overlay_src {
         None => None,
         Some(src) => {
             let text = if src == "-" {
                 let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| ApkError::io("reading the overlay list from stdin", e))?;
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .map_err(|e| ApkError::io("reading the overlay list from stdin", e))?;
                 s
             } else {
-                std::fs::read_to_string(&src).map_err(|e| ApkError::io(format!("reading {src}"), e))?
+                std::fs::read_to_string(&src)
+                    .map_err(|e| ApkError::io(format!("reading {src}"), e))?
             };
             Some(text.lines().map(String::from).collect())
         }
@@ -134,7 +182,9 @@ fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
         Dep::parse(p)?;
     }
     let jobs = match raw.one(&["-j", "--jobs"]) {
-        Some(j) => j.parse().map_err(|_| ApkError::Usage(format!("--jobs: not a number: {j}")))?,
+        Some(j) => j
+            .parse()
+            .map_err(|_| ApkError::Usage(format!("--jobs: not a number: {j}")))?,
         None => 0,
     };
     let scripts = if raw.has("--no-scripts") {
@@ -147,9 +197,17 @@ fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
     let quiet = raw.has("-q") || raw.has("--quiet");
     let req = InstallRequest {
         root,
-        repositories: raw.all(&["-X", "--repository"]).into_iter().map(PathBuf::from).collect(),
+        repositories: raw
+            .all(&["-X", "--repository"])
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         cache_dir: raw.one(&["--cache-dir"]).map(PathBuf::from),
-        keys_dirs: raw.all(&["--keys-dir"]).into_iter().map(PathBuf::from).collect(),
+        keys_dirs: raw
+            .all(&["--keys-dir"])
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         world_add: raw.positional.clone(),
         overlay_list,
         initdb: raw.has("--initdb"),
@@ -162,8 +220,13 @@ fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
         jobs,
         progress: None,
     };
-    let progress = !quiet && !raw.has("--no-progress") && rustix::termios::isatty(rustix::stdio::stderr());
-    Ok(Some(InstallArgs { req, quiet, progress }))
+    let progress =
+        !quiet && !raw.has("--no-progress") && rustix::termios::isatty(rustix::stdio::stderr());
+    Ok(Some(InstallArgs {
+        req,
+        quiet,
+        progress,
+    }))
 }
 
 fn progress_bar() -> Box<dyn Fn(&Progress) + Send + Sync> {
@@ -173,10 +236,21 @@ fn progress_bar() -> Box<dyn Fn(&Progress) + Send + Sync> {
         let mut err = std::io::stderr().lock();
         match p {
             Progress::Start { bytes, .. } => total.store((*bytes).max(1), Ordering::Relaxed),
-            Progress::Package { index, total: n, name, version, bytes_done } => {
+            Progress::Package {
+                index,
+                total: n,
+                name,
+                version,
+                bytes_done,
+            } => {
                 let frac = (*bytes_done as f64 / total.load(Ordering::Relaxed) as f64).min(1.0);
                 let filled = (frac * 30.0) as usize;
-                let _ = write!(err, "\r\x1b[K[{}{}] {index}/{n} {name}-{version}", "#".repeat(filled), " ".repeat(30 - filled));
+                let _ = write!(
+                    err,
+                    "\r\x1b[K[{}{}] {index}/{n} {name}-{version}",
+                    "#".repeat(filled),
+                    " ".repeat(30 - filled)
+                );
             }
             Progress::Done => {
                 let _ = write!(err, "\r\x1b[K");
@@ -199,7 +273,7 @@ pub fn main_install(args: &[OsString]) -> i32 {
     if parsed.progress {
         parsed.req.progress = Some(progress_bar());
     }
-    let sys = RealSys::default();
+    let sys = RealSys;
     match install(&parsed.req, &sys) {
         Ok(r) => {
             for w in &r.repo_warnings {
@@ -219,7 +293,11 @@ pub fn main_install(args: &[OsString]) -> i32 {
                     eprintln!("WARNING: {w}");
                 }
                 let secs = r.elapsed.as_secs_f64();
-                let status = if r.errors() == 0 { "OK".to_string() } else { format!("{} errors", r.errors()) };
+                let status = if r.errors() == 0 {
+                    "OK".to_string()
+                } else {
+                    format!("{} errors", r.errors())
+                };
                 println!(
                     "{status}: {} packages, {} files, {:.1} MiB in {:.2} s",
                     r.installed.len(),
@@ -265,19 +343,37 @@ fn load_key(raw: &Raw) -> Result<SigningKey, ApkError> {
 fn cmd_genkey(raw: &Raw) -> Result<(), ApkError> {
     let out = PathBuf::from(raw.required("--out")?);
     let name = raw.one(&["--name"]).unwrap_or_else(|| "ramboot".into());
-    let bits: usize = raw.one(&["--bits"]).map(|b| b.parse().map_err(|_| ApkError::Usage("--bits: not a number".into()))).transpose()?.unwrap_or(2048);
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let bits: usize = raw
+        .one(&["--bits"])
+        .map(|b| {
+            b.parse()
+                .map_err(|_| ApkError::Usage("--bits: not a number".into()))
+        })
+        .transpose()?
+        .unwrap_or(2048);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let base = format!("{name}-{stamp:08x}.rsa");
     let key = SigningKey::generate(&format!("{base}.pub"), bits)?;
-    std::fs::create_dir_all(&out).map_err(|e| ApkError::io(format!("creating {}", out.display()), e))?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| ApkError::io(format!("creating {}", out.display()), e))?;
     let private = out.join(&base);
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&private).map_err(|e| ApkError::io(format!("writing {}", private.display()), e))?;
-        f.write_all(key.private_pem().as_bytes()).map_err(|e| ApkError::io("writing key", e))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&private)
+            .map_err(|e| ApkError::io(format!("writing {}", private.display()), e))?;
+        f.write_all(key.private_pem().as_bytes())
+            .map_err(|e| ApkError::io("writing key", e))?;
     }
     let public = out.join(format!("{base}.pub"));
-    std::fs::write(&public, key.public_pem()).map_err(|e| ApkError::io(format!("writing {}", public.display()), e))?;
+    std::fs::write(&public, key.public_pem())
+        .map_err(|e| ApkError::io(format!("writing {}", public.display()), e))?;
     println!("{}\n{}", private.display(), public.display());
     Ok(())
 }
@@ -287,7 +383,10 @@ fn cmd_mkpkg(raw: &Raw) -> Result<(), ApkError> {
     let tree = PathBuf::from(raw.required("--root")?);
     let mut b = PackageBuilder::new(&raw.required("--name")?, &raw.required("--version")?);
     if !super::version::validate(&b.info.version) {
-        return Err(ApkError::Usage(format!("invalid version {:?}", b.info.version)));
+        return Err(ApkError::Usage(format!(
+            "invalid version {:?}",
+            b.info.version
+        )));
     }
     b.level = 9;
     if let Some(a) = raw.one(&["--arch"]) {
@@ -306,8 +405,13 @@ fn cmd_mkpkg(raw: &Raw) -> Result<(), ApkError> {
         b.info.origin = o;
     }
     b.info.build_time = match raw.one(&["--builddate"]) {
-        Some(t) => t.parse().map_err(|_| ApkError::Usage("--builddate: not a number".into()))?,
-        None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        Some(t) => t
+            .parse()
+            .map_err(|_| ApkError::Usage("--builddate: not a number".into()))?,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
     };
     for v in raw.all(&["--depends"]) {
         b.info.depends.extend(Dep::parse_list(&v)?);
@@ -322,44 +426,73 @@ fn cmd_mkpkg(raw: &Raw) -> Result<(), ApkError> {
         b.info.replaces.extend(Dep::parse_list(&v)?);
     }
     if let Some(k) = raw.one(&["--priority"]) {
-        b.info.provider_priority = k.parse().map_err(|_| ApkError::Usage("--priority: not a number".into()))?;
+        b.info.provider_priority = k
+            .parse()
+            .map_err(|_| ApkError::Usage("--priority: not a number".into()))?;
     }
     if let Some(t) = raw.one(&["--triggers"]) {
         b.info.triggers = t.split_whitespace().map(String::from).collect();
     }
     for s in raw.all(&["--script"]) {
-        let (kind, file) = s.split_once('=').ok_or_else(|| ApkError::Usage(format!("--script {s}: expected KIND=FILE")))?;
-        let kind = ScriptKind::from_name(kind).ok_or_else(|| ApkError::Usage(format!("--script: unknown kind {kind}")))?;
+        let (kind, file) = s
+            .split_once('=')
+            .ok_or_else(|| ApkError::Usage(format!("--script {s}: expected KIND=FILE")))?;
+        let kind = ScriptKind::from_name(kind)
+            .ok_or_else(|| ApkError::Usage(format!("--script: unknown kind {kind}")))?;
         let body = std::fs::read(file).map_err(|e| ApkError::io(format!("reading {file}"), e))?;
         b.scripts.push((kind, body));
     }
     if raw.has("--sha256") {
         b.sign_algo = SigAlgo::Sha256;
     }
-    b.add_tree(&tree).map_err(|e| ApkError::io(format!("reading {}", tree.display()), e))?;
+    b.add_tree(&tree)
+        .map_err(|e| ApkError::io(format!("reading {}", tree.display()), e))?;
     let built = b.build(Some(&key))?;
     let out = PathBuf::from(raw.required("--out")?);
-    std::fs::write(&out, &built.bytes).map_err(|e| ApkError::io(format!("writing {}", out.display()), e))?;
-    println!("{} {}", out.display(), built.info.identity.map(|c| c.to_string()).unwrap_or_default());
+    std::fs::write(&out, &built.bytes)
+        .map_err(|e| ApkError::io(format!("writing {}", out.display()), e))?;
+    println!(
+        "{} {}",
+        out.display(),
+        built
+            .info
+            .identity
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    );
     Ok(())
 }
 
 fn cmd_index(raw: &Raw) -> Result<(), ApkError> {
     let key = load_key(raw)?;
-    let mut idx = IndexBuilder { description: raw.one(&["--description"]).unwrap_or_default(), ..Default::default() };
-    idx.mtime = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-    });
+    let mut idx = IndexBuilder {
+        description: raw.one(&["--description"]).unwrap_or_default(),
+        ..Default::default()
+    };
+    idx.mtime = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        });
     if raw.positional.is_empty() {
         return Err(ApkError::Usage("index: no package files given".into()));
     }
     for p in &raw.positional {
         idx.add(&index_record(std::path::Path::new(p))?);
     }
-    let algo = if raw.has("--sha256") { SigAlgo::Sha256 } else { SigAlgo::Sha1 };
+    let algo = if raw.has("--sha256") {
+        SigAlgo::Sha256
+    } else {
+        SigAlgo::Sha1
+    };
     let out = PathBuf::from(raw.required("--out")?);
     let bytes = idx.build(Some(&key), algo)?;
-    std::fs::write(&out, bytes).map_err(|e| ApkError::io(format!("writing {}", out.display()), e))?;
+    std::fs::write(&out, bytes)
+        .map_err(|e| ApkError::io(format!("writing {}", out.display()), e))?;
     println!("{} ({} packages)", out.display(), idx.packages.len());
     Ok(())
 }
@@ -372,26 +505,47 @@ pub fn main_apk(args: &[OsString]) -> i32 {
     };
     let rest = &args[1..];
     let values = [
-        "--out", "--name", "--bits", "--root", "--version", "--arch", "--description", "--url", "--license", "--origin", "--builddate",
-        "--depends", "--provides", "--install-if", "--replaces", "--priority", "--triggers", "--script", "--key", "--key-name",
+        "--out",
+        "--name",
+        "--bits",
+        "--root",
+        "--version",
+        "--arch",
+        "--description",
+        "--url",
+        "--license",
+        "--origin",
+        "--builddate",
+        "--depends",
+        "--provides",
+        "--install-if",
+        "--replaces",
+        "--priority",
+        "--triggers",
+        "--script",
+        "--key",
+        "--key-name",
     ];
     let result = match cmd {
         "-h" | "--help" | "help" => {
             print!("{APK_HELP}");
             return 0;
         }
-        "genkey" | "mkpkg" | "index" => split_args(rest, &values, &["--sha256", "-h", "--help"]).and_then(|raw| {
-            if raw.has("-h") || raw.has("--help") {
-                print!("{APK_HELP}");
-                return Ok(());
-            }
-            match cmd {
-                "genkey" => cmd_genkey(&raw),
-                "mkpkg" => cmd_mkpkg(&raw),
-                _ => cmd_index(&raw),
-            }
-        }),
-        other => Err(ApkError::Usage(format!("unknown apk command {other:?} (genkey, mkpkg, index)"))),
+        "genkey" | "mkpkg" | "index" => split_args(rest, &values, &["--sha256", "-h", "--help"])
+            .and_then(|raw| {
+                if raw.has("-h") || raw.has("--help") {
+                    print!("{APK_HELP}");
+                    return Ok(());
+                }
+                match cmd {
+                    "genkey" => cmd_genkey(&raw),
+                    "mkpkg" => cmd_mkpkg(&raw),
+                    _ => cmd_index(&raw),
+                }
+            }),
+        other => Err(ApkError::Usage(format!(
+            "unknown apk command {other:?} (genkey, mkpkg, index)"
+        ))),
     };
     match result {
         Ok(()) => 0,

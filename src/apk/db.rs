@@ -53,7 +53,13 @@ impl InstalledPkg {
     /// Full paths of every file it owns.
     pub fn file_paths(&self) -> impl Iterator<Item = String> + '_ {
         self.dirs.iter().flat_map(|d| {
-            d.files.iter().map(move |f| if d.path.is_empty() { f.name.clone() } else { format!("{}/{}", d.path, f.name) })
+            d.files.iter().map(move |f| {
+                if d.path.is_empty() {
+                    f.name.clone()
+                } else {
+                    format!("{}/{}", d.path, f.name)
+                }
+            })
         })
     }
 
@@ -90,7 +96,10 @@ fn ugm(uid: u32, gid: u32, mode: u32, x: &Option<Checksum>) -> String {
 /// `lib/apk/db/installed` text.
 pub fn installed_text(db: &Db) -> String {
     let mut pkgs: Vec<&InstalledPkg> = db.packages.iter().collect();
-    pkgs.sort_by(|a, b| name_cmp(&a.info.name, &b.info.name).then_with(|| version::compare(&a.info.version, &b.info.version)));
+    pkgs.sort_by(|a, b| {
+        name_cmp(&a.info.name, &b.info.name)
+            .then_with(|| version::compare(&a.info.version, &b.info.version))
+    });
     let mut s = String::new();
     for p in pkgs {
         p.info.write_index_header(&mut s);
@@ -151,7 +160,11 @@ fn parse_ugm(v: &str) -> Option<(u32, u32, u32, Option<Checksum>)> {
 
 /// Parses `lib/apk/db/installed`.
 pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
-    let err = |line: usize, reason: String| ApkError::IndexParse { source: INSTALLED.into(), line, reason };
+    let err = |line: usize, reason: String| ApkError::IndexParse {
+        source: INSTALLED.into(),
+        line,
+        reason,
+    };
     let mut out = Vec::new();
     let mut cur = InstalledPkg::default();
     let mut started = false;
@@ -165,28 +178,62 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
         }
         let b = line.as_bytes();
         if b[1] != b':' {
-            return Err(err(n + 1, format!("expected `X:value`, got {:?}", super::pkg::truncate(line, 60))));
+            return Err(err(
+                n + 1,
+                format!(
+                    "expected `X:value`, got {:?}",
+                    super::pkg::truncate(line, 60)
+                ),
+            ));
         }
         started = true;
         let v = &line[2..];
         match b[0] {
-            b'F' => cur.dirs.push(DirRec { path: v.into(), uid: 0, gid: 0, mode: 0o755, xattr_csum: None, files: Vec::new() }),
+            b'F' => cur.dirs.push(DirRec {
+                path: v.into(),
+                uid: 0,
+                gid: 0,
+                mode: 0o755,
+                xattr_csum: None,
+                files: Vec::new(),
+            }),
             b'M' => {
                 let (u, g, m, x) = parse_ugm(v).ok_or_else(|| err(n + 1, "bad M:".into()))?;
-                let d = cur.dirs.last_mut().ok_or_else(|| err(n + 1, "M: before F:".into()))?;
+                let d = cur
+                    .dirs
+                    .last_mut()
+                    .ok_or_else(|| err(n + 1, "M: before F:".into()))?;
                 (d.uid, d.gid, d.mode, d.xattr_csum) = (u, g, m, x);
             }
             b'R' => {
-                let d = cur.dirs.last_mut().ok_or_else(|| err(n + 1, "R: before F:".into()))?;
-                d.files.push(FileRec { name: v.into(), uid: 0, gid: 0, mode: 0o644, xattr_csum: None, csum: None });
+                let d = cur
+                    .dirs
+                    .last_mut()
+                    .ok_or_else(|| err(n + 1, "R: before F:".into()))?;
+                d.files.push(FileRec {
+                    name: v.into(),
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o644,
+                    xattr_csum: None,
+                    csum: None,
+                });
             }
             b'a' => {
                 let (u, g, m, x) = parse_ugm(v).ok_or_else(|| err(n + 1, "bad a:".into()))?;
-                let f = cur.dirs.last_mut().and_then(|d| d.files.last_mut()).ok_or_else(|| err(n + 1, "a: before R:".into()))?;
+                let f = cur
+                    .dirs
+                    .last_mut()
+                    .and_then(|d| d.files.last_mut())
+                    .ok_or_else(|| err(n + 1, "a: before R:".into()))?;
                 (f.uid, f.gid, f.mode, f.xattr_csum) = (u, g, m, x);
             }
             b'Z' => {
-                let f = cur.dirs.last_mut().and_then(|d| d.files.last_mut()).ok_or_else(|| err(n + 1, "Z: before R:".into()))?;
+                let f = cur
+                    .dirs
+                    .last_mut()
+                    .and_then(|d| d.files.last_mut())
+                    .ok_or_else(|| err(n + 1, "Z: before R:".into()))?;
                 f.csum = Some(Checksum::parse(v).ok_or_else(|| err(n + 1, "bad Z:".into()))?);
             }
             b'f' => {
@@ -196,7 +243,9 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
             }
             b's' => cur.tag = Some(v.into()),
             letter => {
-                cur.info.apply_index_field(letter, v).map_err(|r| err(n + 1, r))?;
+                cur.info
+                    .apply_index_field(letter, v)
+                    .map_err(|r| err(n + 1, r))?;
             }
         }
     }
@@ -215,7 +264,11 @@ pub fn scripts_tar(db: &Db) -> Vec<u8> {
             if let Some((_, body)) = p.scripts.iter().find(|(k, _)| *k == kind) {
                 let mut name = format!("{}-{}.{}.{}", p.info.name, p.info.version, id, kind.name());
                 name.truncate(99);
-                let mtime = if p.info.build_time != 0 { p.info.build_time } else { now() };
+                let mtime = if p.info.build_time != 0 {
+                    p.info.build_time
+                } else {
+                    now()
+                };
                 let h = Header::file(&name, body.len() as u64, 0o755, mtime);
                 // Names are cut at 99 bytes like apk's strlcpy, never continued in PAX.
                 t.file(&h, body).expect("writing to memory");
@@ -237,12 +290,20 @@ pub fn read_scripts(data: &[u8], packages: &mut [InstalledPkg]) {
         let name_end = h[..100].iter().position(|&b| b == 0).unwrap_or(100);
         let name = String::from_utf8_lossy(&h[..name_end]).into_owned();
         let size_txt = String::from_utf8_lossy(&h[124..136]);
-        let size = usize::from_str_radix(size_txt.trim_matches(|c: char| c == '\0' || c == ' '), 8).unwrap_or(0);
+        let size = usize::from_str_radix(size_txt.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .unwrap_or(0);
         let body_start = pos + 512;
-        let Some(body) = data.get(body_start..body_start + size) else { break };
+        let Some(body) = data.get(body_start..body_start + size) else {
+            break;
+        };
         if let Some((rest, kind)) = name.rsplit_once('.') {
-            if let (Some(kind), Some((_, id))) = (ScriptKind::from_name(kind), rest.rsplit_once('.')) {
-                if let Some(p) = packages.iter_mut().find(|p| p.info.identity.map(|c| c.to_string()).as_deref() == Some(id)) {
+            if let (Some(kind), Some((_, id))) =
+                (ScriptKind::from_name(kind), rest.rsplit_once('.'))
+            {
+                if let Some(p) = packages
+                    .iter_mut()
+                    .find(|p| p.info.identity.map(|c| c.to_string()).as_deref() == Some(id))
+                {
                     p.scripts.push((kind, body.to_vec()));
                 }
             }
@@ -278,7 +339,12 @@ fn now() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        })
 }
 
 /// Writes `data` to `root/rel` through `rel.new` + rename, mode 0644.
@@ -287,7 +353,13 @@ pub fn write_file(root: &Path, rel: &str, data: &[u8]) -> Result<(), ApkError> {
     let path = root.join(rel);
     let tmp = root.join(format!("{rel}.new"));
     let ctx = |e| ApkError::io(format!("writing {}", path.display()), e);
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp).map_err(ctx)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(ctx)?;
     std::io::Write::write_all(&mut f, data).map_err(ctx)?;
     drop(f);
     std::fs::rename(&tmp, &path).map_err(ctx)
@@ -305,7 +377,9 @@ pub fn read(root: &Path) -> Result<Db, ApkError> {
     }
     for line in text(TRIGGERS).lines() {
         let mut it = line.split(' ');
-        let Some(id) = it.next().and_then(Checksum::parse) else { continue };
+        let Some(id) = it.next().and_then(Checksum::parse) else {
+            continue;
+        };
         if let Some(p) = packages.iter_mut().find(|p| p.info.identity == Some(id)) {
             p.info.triggers = it.filter(|g| !g.is_empty()).map(String::from).collect();
         }

@@ -47,12 +47,21 @@ fn op_text(op: u8) -> &'static str {
 impl Dep {
     /// An unversioned atom on `name`.
     pub fn any(name: &str) -> Dep {
-        Dep { name: name.into(), conflict: false, tag: None, op: ANY, version: None }
+        Dep {
+            name: name.into(),
+            conflict: false,
+            tag: None,
+            op: ANY,
+            version: None,
+        }
     }
 
     /// Parses one atom.
     pub fn parse(atom: &str) -> Result<Dep, ApkError> {
-        let bad = |reason: &'static str| ApkError::BadDependency { atom: atom.into(), reason };
+        let bad = |reason: &'static str| ApkError::BadDependency {
+            atom: atom.into(),
+            reason,
+        };
         let (conflict, rest) = match atom.strip_prefix('!') {
             Some(r) => (true, r),
             None => (false, atom),
@@ -70,9 +79,17 @@ impl Dep {
             return Err(bad("control character or space in name"));
         }
         if verpart.is_empty() {
-            return Ok(Dep { name: name.into(), conflict, tag, op: ANY, version: None });
+            return Ok(Dep {
+                name: name.into(),
+                conflict,
+                tag,
+                op: ANY,
+                version: None,
+            });
         }
-        let op_len = verpart.find(|c| !matches!(c, '<' | '>' | '=' | '~')).unwrap_or(verpart.len());
+        let op_len = verpart
+            .find(|c| !matches!(c, '<' | '>' | '=' | '~'))
+            .unwrap_or(verpart.len());
         let (op_str, ver) = verpart.split_at(op_len);
         let op = match op_str {
             "<" => LESS,
@@ -94,12 +111,21 @@ impl Dep {
         } else if !version::validate(ver) {
             return Err(bad("invalid version"));
         }
-        Ok(Dep { name: name.into(), conflict, tag, op, version: Some(ver.into()) })
+        Ok(Dep {
+            name: name.into(),
+            conflict,
+            tag,
+            op,
+            version: Some(ver.into()),
+        })
     }
 
     /// Parses a list of atoms separated by runs of spaces or newlines (not tabs).
     pub fn parse_list(text: &str) -> Result<Vec<Dep>, ApkError> {
-        text.split([' ', '\n']).filter(|a| !a.is_empty()).map(Dep::parse).collect()
+        text.split([' ', '\n'])
+            .filter(|a| !a.is_empty())
+            .map(Dep::parse)
+            .collect()
     }
 
     /// Does a provider with version `provided` (None: a virtual provide) and identity `identity`
@@ -159,12 +185,18 @@ impl fmt::Debug for Dep {
 
 /// Formats a list of atoms space-separated, as in APKINDEX `D:` lines.
 pub fn list_text(deps: &[Dep]) -> String {
-    deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" ")
+    deps.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// apk's name order: case-insensitive first, then bytewise.
 pub fn name_cmp(a: &str, b: &str) -> Ordering {
-    let ci = a.bytes().map(|c| c.to_ascii_lowercase()).cmp(b.bytes().map(|c| c.to_ascii_lowercase()));
+    let ci = a
+        .bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()));
     ci.then_with(|| a.cmp(b))
 }
 
@@ -174,7 +206,17 @@ mod tests {
 
     #[test]
     fn parse_and_print() {
-        for s in ["foo", "!foo", "so:libc.so.1", "foo>=1.2", "foo<2", "foo~1.2", "foo@edge", "!bar<3", "cmd:sh=1.0"] {
+        for s in [
+            "foo",
+            "!foo",
+            "so:libc.so.1",
+            "foo>=1.2",
+            "foo<2",
+            "foo~1.2",
+            "foo@edge",
+            "!bar<3",
+            "cmd:sh=1.0",
+        ] {
             assert_eq!(Dep::parse(s).unwrap().to_string(), s);
         }
         assert_eq!(Dep::parse("foo=~1.2").unwrap().to_string(), "foo~1.2");

@@ -8,32 +8,78 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub enum ApkError {
     /// An I/O error, with what was being done.
-    Io { context: String, source: io::Error },
+    Io {
+        context: String,
+        source: io::Error,
+    },
     /// The target filesystem ran out of space.
-    NoSpace { package: String, path: String },
-    BadDependency { atom: String, reason: &'static str },
+    NoSpace {
+        package: String,
+        path: String,
+    },
+    BadDependency {
+        atom: String,
+        reason: &'static str,
+    },
     /// A line of an APKINDEX (or installed db) is malformed.
-    IndexParse { source: String, line: usize, reason: String },
+    IndexParse {
+        source: String,
+        line: usize,
+        reason: String,
+    },
     /// A stream is not a well-formed apk v2 package or index.
-    Format { what: String, reason: String },
+    Format {
+        what: String,
+        reason: String,
+    },
     /// No usable signature by a trusted key (apk: "UNTRUSTED signature").
-    UntrustedSignature { what: String, reason: String },
+    UntrustedSignature {
+        what: String,
+        reason: String,
+    },
     /// A signature by a trusted key that does not verify (apk: "BAD signature").
-    BadSignature { what: String, reason: String },
+    BadSignature {
+        what: String,
+        reason: String,
+    },
     /// The package's control checksum differs from its index `C:`.
-    ChecksumMismatch { package: String, expected: String, actual: String },
+    ChecksumMismatch {
+        package: String,
+        expected: String,
+        actual: String,
+    },
     /// The data members do not hash to `.PKGINFO`'s `datahash`.
-    DataHashMismatch { package: String, expected: String, actual: String },
+    DataHashMismatch {
+        package: String,
+        expected: String,
+        actual: String,
+    },
     /// An archive entry would land outside the root, or is a kind we refuse.
-    UnsafeEntry { package: String, path: String, reason: String },
+    UnsafeEntry {
+        package: String,
+        path: String,
+        reason: String,
+    },
     /// The data is much larger than the package declares (a decompression bomb).
-    TooLarge { package: String, declared: u64, limit: u64 },
+    TooLarge {
+        package: String,
+        declared: u64,
+        limit: u64,
+    },
     /// The index names a package whose file is missing.
-    PackageFileMissing { package: String, path: PathBuf },
+    PackageFileMissing {
+        package: String,
+        path: PathBuf,
+    },
     /// The solver could not satisfy world; one line per problem.
-    Unsatisfiable { problems: Vec<String> },
+    Unsatisfiable {
+        problems: Vec<String>,
+    },
     /// A key file could not be read or used.
-    Key { path: PathBuf, reason: String },
+    Key {
+        path: PathBuf,
+        reason: String,
+    },
     /// Bad command-line use.
     Usage(String),
     /// Internal: a sink asked to stop reading early (not an error for the caller).
@@ -42,7 +88,10 @@ pub enum ApkError {
 
 impl ApkError {
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        ApkError::Io { context: context.into(), source }
+        ApkError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! host's `/`) are refused.
 
 use super::checksum::Checksum;
-use super::stream::{Control, ContentRead, DataSink};
+use super::stream::{ContentRead, Control, DataSink};
 use super::tar::{Entry, Kind};
 use super::ApkError;
 use rustix::fd::{AsFd, OwnedFd};
@@ -33,7 +33,12 @@ fn errno_io(e: Errno) -> io::Error {
 
 /// Opens the root directory.
 pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
-    rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(errno_io)
+    rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno_io)
 }
 
 /// Why a path could not be resolved beneath the root.
@@ -47,7 +52,13 @@ pub enum ResolveError {
 pub fn open_beneath(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveError> {
     let rel = if rel.is_empty() { "." } else { rel };
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    match rustix::fs::openat2(root_fd, rel, flags, Mode::empty(), ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS) {
+    match rustix::fs::openat2(
+        root_fd,
+        rel,
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
         Ok(fd) => Ok(fd),
         Err(Errno::XDEV) => Err(ResolveError::Escapes),
         Err(Errno::NOSYS) | Err(Errno::PERM) => open_beneath_walk(root_fd, rel),
@@ -58,7 +69,12 @@ pub fn open_beneath(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveErro
 /// Fallback for kernels without openat2: walk component by component, following only
 /// relative symlinks that stay inside the root.
 fn open_beneath_walk(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveError> {
-    let mut pending: Vec<String> = rel.split('/').filter(|c| !c.is_empty() && *c != ".").map(String::from).rev().collect();
+    let mut pending: Vec<String> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(String::from)
+        .rev()
+        .collect();
     let mut stack: Vec<String> = Vec::new();
     let mut hops = 0;
     while let Some(comp) = pending.pop() {
@@ -72,21 +88,32 @@ fn open_beneath_walk(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveErr
         let pfd = if parent.is_empty() {
             rustix::io::dup(root_fd).map_err(|e| ResolveError::Io(errno_io(e)))?
         } else {
-            rustix::fs::openat(root_fd, parent.as_str(), OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| ResolveError::Io(errno_io(e)))?
+            rustix::fs::openat(
+                root_fd,
+                parent.as_str(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| ResolveError::Io(errno_io(e)))?
         };
-        let st = rustix::fs::statat(&pfd, comp.as_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| ResolveError::Io(errno_io(e)))?;
+        let st = rustix::fs::statat(&pfd, comp.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| ResolveError::Io(errno_io(e)))?;
         if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
             hops += 1;
             if hops > 40 {
                 return Err(ResolveError::Io(io::Error::from_raw_os_error(libc_eloop())));
             }
-            let target = rustix::fs::readlinkat(&pfd, comp.as_str(), Vec::new()).map_err(|e| ResolveError::Io(errno_io(e)))?;
+            let target = rustix::fs::readlinkat(&pfd, comp.as_str(), Vec::new())
+                .map_err(|e| ResolveError::Io(errno_io(e)))?;
             let target = target.to_string_lossy().into_owned();
             if target.starts_with('/') {
                 return Err(ResolveError::Escapes);
             }
-            for c in target.split('/').filter(|c| !c.is_empty() && *c != ".").rev() {
+            for c in target
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .rev()
+            {
                 pending.push(c.into());
             }
             continue;
@@ -94,8 +121,13 @@ fn open_beneath_walk(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveErr
         stack.push(comp);
     }
     let path = stack.join("/");
-    rustix::fs::openat(root_fd, if path.is_empty() { "." } else { path.as_str() }, OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| ResolveError::Io(errno_io(e)))
+    rustix::fs::openat(
+        root_fd,
+        if path.is_empty() { "." } else { path.as_str() },
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ResolveError::Io(errno_io(e)))
 }
 
 fn libc_eloop() -> i32 {
@@ -117,9 +149,18 @@ impl Staging {
             std::fs::remove_dir_all(&host)?;
         }
         rustix::fs::mkdirat(root_fd, STAGING_DIR, Mode::from_raw_mode(0o700)).map_err(errno_io)?;
-        let fd = rustix::fs::openat(root_fd, STAGING_DIR, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-            .map_err(errno_io)?;
-        Ok(Staging { fd, host, counter: AtomicU64::new(0) })
+        let fd = rustix::fs::openat(
+            root_fd,
+            STAGING_DIR,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        Ok(Staging {
+            fd,
+            host,
+            counter: AtomicU64::new(0),
+        })
     }
 
     fn next_name(&self) -> String {
@@ -133,7 +174,9 @@ impl Staging {
 
     /// Free bytes on the target filesystem.
     pub fn free_bytes(&self) -> Option<u64> {
-        rustix::fs::fstatvfs(&self.fd).ok().map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+        rustix::fs::fstatvfs(&self.fd)
+            .ok()
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
     }
 
     /// Removes the staging directory and anything left in it.
@@ -202,7 +245,11 @@ pub fn xattr_checksum(xattrs: &[(String, Vec<u8>)]) -> Option<Checksum> {
 
 /// Checks an archive name. Ok(None): silently skipped, as apk skips dot-names.
 pub fn check_name(package: &str, name: &str) -> Result<Option<String>, ApkError> {
-    let refuse = |reason: &str| ApkError::UnsafeEntry { package: package.into(), path: name.into(), reason: reason.into() };
+    let refuse = |reason: &str| ApkError::UnsafeEntry {
+        package: package.into(),
+        path: name.into(),
+        reason: reason.into(),
+    };
     if name.starts_with('/') {
         return Err(refuse("absolute name"));
     }
@@ -243,12 +290,16 @@ pub struct Stager<'a> {
     umask: u32,
     buf: Vec<u8>,
     warned_checksum: bool,
-    /// Called once the control part is known (the pre-install hook, if any).
-    pub on_control: Option<Box<dyn FnMut(&Control) -> Result<(), ApkError> + 'a>>,
 }
 
 impl<'a> Stager<'a> {
-    pub fn new(staging: &'a Staging, package: &str, declared_size: u64, privileged: bool, umask: u32) -> Self {
+    pub fn new(
+        staging: &'a Staging,
+        package: &str,
+        declared_size: u64,
+        privileged: bool,
+        umask: u32,
+    ) -> Self {
         Stager {
             staging,
             package: package.into(),
@@ -262,28 +313,48 @@ impl<'a> Stager<'a> {
             umask,
             buf: vec![0u8; 128 * 1024],
             warned_checksum: false,
-            on_control: None,
         }
     }
 
     fn refuse(&self, path: &str, reason: String) -> ApkError {
-        ApkError::UnsafeEntry { package: self.package.clone(), path: path.into(), reason }
+        ApkError::UnsafeEntry {
+            package: self.package.clone(),
+            path: path.into(),
+            reason,
+        }
     }
 
     fn io_err(&self, path: &str, e: io::Error) -> ApkError {
         if e.raw_os_error() == Some(Errno::NOSPC.raw_os_error()) {
-            return ApkError::NoSpace { package: self.package.clone(), path: path.into() };
+            return ApkError::NoSpace {
+                package: self.package.clone(),
+                path: path.into(),
+            };
         }
         ApkError::io(format!("{}: writing {path}", self.package), e)
     }
 
-    fn write_file(&mut self, e: &Entry, path: &str, content: &mut dyn ContentRead) -> Result<String, ApkError> {
+    fn write_file(
+        &mut self,
+        e: &Entry,
+        path: &str,
+        content: &mut dyn ContentRead,
+    ) -> Result<String, ApkError> {
         if self.out.bytes.saturating_add(e.size) > self.limit {
-            return Err(ApkError::TooLarge { package: self.package.clone(), declared: self.declared, limit: self.limit });
+            return Err(ApkError::TooLarge {
+                package: self.package.clone(),
+                declared: self.declared,
+                limit: self.limit,
+            });
         }
         let name = self.staging.next_name();
-        let fd = rustix::fs::openat(&self.staging.fd, name.as_str(), OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC, Mode::from_raw_mode(e.mode & 0o7777))
-            .map_err(|er| self.io_err(path, errno_io(er)))?;
+        let fd = rustix::fs::openat(
+            &self.staging.fd,
+            name.as_str(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(e.mode & 0o7777),
+        )
+        .map_err(|er| self.io_err(path, errno_io(er)))?;
         // Registered before writing, so a failure below still deletes it.
         self.out.entries.push(StagedEntry {
             path: path.into(),
@@ -302,15 +373,23 @@ impl<'a> Stager<'a> {
         });
         let mut file = std::fs::File::from(fd);
         loop {
-            let n = content.read_content(&mut self.buf).map_err(|er| ApkError::Format { what: self.package.clone(), reason: er.to_string() })?;
+            let n = content
+                .read_content(&mut self.buf)
+                .map_err(|er| ApkError::Format {
+                    what: self.package.clone(),
+                    reason: er.to_string(),
+                })?;
             if n == 0 {
                 break;
             }
-            file.write_all(&self.buf[..n]).map_err(|er| self.io_err(path, er))?;
+            file.write_all(&self.buf[..n])
+                .map_err(|er| self.io_err(path, er))?;
         }
         self.out.bytes += e.size;
-        if e.mode & 0o7777 & self.umask != 0 {
-            rustix::fs::fchmod(&file, Mode::from_raw_mode(e.mode & 0o7777)).map_err(|er| self.io_err(path, errno_io(er)))?;
+        // Writing clears setuid/setgid, and the umask applied at create: set the mode last.
+        if e.mode & 0o7000 != 0 || e.mode & 0o777 & self.umask != 0 {
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(e.mode & 0o7777))
+                .map_err(|er| self.io_err(path, errno_io(er)))?;
         }
         for (k, v) in &e.xattrs {
             if !self.privileged && !k.starts_with("user.") {
@@ -321,12 +400,23 @@ impl<'a> Stager<'a> {
                 Err(Errno::NOTSUP) => self.out.broken_xattr = true,
                 Err(er) => {
                     self.out.broken_files = true;
-                    self.out.warnings.push(format!("{path}: setting xattr {k}: {er}"));
+                    self.out
+                        .warnings
+                        .push(format!("{path}: setting xattr {k}: {er}"));
                 }
             }
         }
-        let t = Timespec { tv_sec: e.mtime as i64, tv_nsec: 0 };
-        let _ = rustix::fs::futimens(&file, &Timestamps { last_access: t, last_modification: t });
+        let t = Timespec {
+            tv_sec: e.mtime as i64,
+            tv_nsec: 0,
+        };
+        let _ = rustix::fs::futimens(
+            &file,
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+        );
         Ok(name)
     }
 }
@@ -335,17 +425,19 @@ impl DataSink for Stager<'_> {
     fn control_ready(&mut self, control: &Control) -> Result<(), ApkError> {
         if let Some(free) = self.staging.free_bytes() {
             if control.info.installed_size > free && self.declared > free {
-                return Err(ApkError::NoSpace { package: self.package.clone(), path: format!("(needs {} bytes, {free} free)", self.declared) });
+                return Err(ApkError::NoSpace {
+                    package: self.package.clone(),
+                    path: format!("(needs {} bytes, {free} free)", self.declared),
+                });
             }
         }
-        match &mut self.on_control {
-            Some(f) => f(control),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     fn entry(&mut self, e: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
-        let Some(path) = check_name(&self.package, &e.name)? else { return Ok(()) };
+        let Some(path) = check_name(&self.package, &e.name)? else {
+            return Ok(());
+        };
         let (dir, base) = parent_of(&path);
         if base.starts_with(".keep_") {
             return Ok(());
@@ -363,27 +455,38 @@ impl DataSink for Stager<'_> {
             if let Some(target) = self.symlinks.get(&prefix) {
                 let depth = prefix.matches('/').count() as i64;
                 let escapes = target.starts_with('/')
-                    || target.split('/').try_fold(depth, |d, c| match c {
-                        ".." if d == 0 => None,
-                        ".." => Some(d - 1),
-                        "" | "." => Some(d),
-                        _ => Some(d + 1),
-                    }).is_none();
+                    || target
+                        .split('/')
+                        .try_fold(depth, |d, c| match c {
+                            ".." if d == 0 => None,
+                            ".." => Some(d - 1),
+                            "" | "." => Some(d),
+                            _ => Some(d + 1),
+                        })
+                        .is_none();
                 if escapes {
-                    return Err(self.refuse(&path, format!("goes through symlink {prefix} -> {target} (outside the root)")));
+                    return Err(self.refuse(
+                        &path,
+                        format!("goes through symlink {prefix} -> {target} (outside the root)"),
+                    ));
                 }
             }
         }
         let needs_dirent = e.kind != Kind::Dir && !dir.is_empty() && !self.dirs.contains(dir);
         if needs_dirent {
             self.out.broken_files = true;
-            self.out.warnings.push(format!("{path}: no directory entry for {dir} in archive; skipped"));
+            self.out.warnings.push(format!(
+                "{path}: no directory entry for {dir} in archive; skipped"
+            ));
             return Ok(());
         }
         let mut staged = None;
         match e.kind {
             Kind::CharDevice | Kind::BlockDevice => {
-                return Err(self.refuse(&path, "device node in a package (refused: devices come from devtmpfs)".into()));
+                return Err(self.refuse(
+                    &path,
+                    "device node in a package (refused: devices come from devtmpfs)".into(),
+                ));
             }
             Kind::Dir => {
                 self.dirs.insert(path.clone());
@@ -392,28 +495,46 @@ impl DataSink for Stager<'_> {
                 if e.checksum.is_none() && !self.warned_checksum {
                     self.warned_checksum = true;
                     self.out.broken_files = true;
-                    self.out.warnings.push("support for packages without embedded checksums will be dropped".into());
+                    self.out.warnings.push(
+                        "support for packages without embedded checksums will be dropped".into(),
+                    );
                 }
                 self.write_file(&e, &path, content)?;
-                let name = self.out.entries.last().and_then(|s| s.staged.clone()).expect("just staged");
+                let name = self
+                    .out
+                    .entries
+                    .last()
+                    .and_then(|s| s.staged.clone())
+                    .expect("just staged");
                 self.staged_by_path.insert(path, name);
                 return Ok(());
             }
             Kind::HardLink => {
                 let target = e.link.trim_start_matches("./").trim_end_matches('/');
                 let Some(tname) = self.staged_by_path.get(target).cloned() else {
-                    return Err(self.refuse(&path, format!("hard link target {target} is not an earlier file of this package")));
+                    return Err(self.refuse(
+                        &path,
+                        format!("hard link target {target} is not an earlier file of this package"),
+                    ));
                 };
                 let name = self.staging.next_name();
-                rustix::fs::linkat(&self.staging.fd, tname.as_str(), &self.staging.fd, name.as_str(), AtFlags::empty())
-                    .map_err(|er| self.io_err(&path, errno_io(er)))?;
+                rustix::fs::linkat(
+                    &self.staging.fd,
+                    tname.as_str(),
+                    &self.staging.fd,
+                    name.as_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(|er| self.io_err(&path, errno_io(er)))?;
                 staged = Some(name);
             }
             Kind::Symlink => {
                 if e.checksum.is_none() && !self.warned_checksum {
                     self.warned_checksum = true;
                     self.out.broken_files = true;
-                    self.out.warnings.push("support for packages without embedded checksums will be dropped".into());
+                    self.out.warnings.push(
+                        "support for packages without embedded checksums will be dropped".into(),
+                    );
                 }
                 self.symlinks.insert(path.clone(), e.link.clone());
             }
@@ -422,7 +543,12 @@ impl DataSink for Stager<'_> {
         // A hard link shares its target's checksum and attributes.
         let (checksum, xattr_csum) = if e.kind == Kind::HardLink {
             let target = e.link.trim_start_matches("./").trim_end_matches('/');
-            self.out.entries.iter().find(|s| s.path == target).map(|s| (s.checksum, s.xattr_csum)).unwrap_or((None, None))
+            self.out
+                .entries
+                .iter()
+                .find(|s| s.path == target)
+                .map(|s| (s.checksum, s.xattr_csum))
+                .unwrap_or((None, None))
         } else {
             (e.checksum, xattr_checksum(&e.xattrs))
         };
@@ -466,12 +592,18 @@ impl Owners {
                 })
                 .collect()
         };
-        Owners { users: read("etc/passwd"), groups: read("etc/group") }
+        Owners {
+            users: read("etc/passwd"),
+            groups: read("etc/group"),
+        }
     }
 
     /// Resolved (uid, gid): names first, numeric fields as the fallback.
     pub fn resolve(&self, uname: &str, uid: u32, gname: &str, gid: u32) -> (u32, u32) {
-        (self.users.get(uname).copied().unwrap_or(uid), self.groups.get(gname).copied().unwrap_or(gid))
+        (
+            self.users.get(uname).copied().unwrap_or(uid),
+            self.groups.get(gname).copied().unwrap_or(gid),
+        )
     }
 }
 
@@ -495,7 +627,12 @@ pub enum Placed {
 
 impl<'a> Committer<'a> {
     pub fn new(root_fd: &'a OwnedFd, staging: &'a Staging, privileged: bool) -> Self {
-        Committer { root_fd, staging, privileged, dir_cache: HashMap::new() }
+        Committer {
+            root_fd,
+            staging,
+            privileged,
+            dir_cache: HashMap::new(),
+        }
     }
 
     /// Forgets cached directory handles (between packages).
@@ -516,7 +653,9 @@ impl<'a> Committer<'a> {
         let (parent, base) = parent_of(rel);
         let pfd = match self.dir(parent) {
             Ok(fd) => fd,
-            Err(ResolveError::Io(e)) if e.kind() == io::ErrorKind::NotFound && !parent.is_empty() => {
+            Err(ResolveError::Io(e))
+                if e.kind() == io::ErrorKind::NotFound && !parent.is_empty() =>
+            {
                 self.mkdir(parent, 0o755)?;
                 self.dir(parent)?
             }
@@ -525,7 +664,12 @@ impl<'a> Committer<'a> {
         match rustix::fs::mkdirat(pfd, base, Mode::from_raw_mode(mode & 0o7777)) {
             Ok(()) => {
                 // mkdir is subject to the umask; apk runs with umask 0.
-                let _ = rustix::fs::chmodat(pfd, base, Mode::from_raw_mode(mode & 0o7777), AtFlags::empty());
+                let _ = rustix::fs::chmodat(
+                    pfd,
+                    base,
+                    Mode::from_raw_mode(mode & 0o7777),
+                    AtFlags::empty(),
+                );
                 Ok(true)
             }
             Err(Errno::EXIST) => {
@@ -539,7 +683,11 @@ impl<'a> Committer<'a> {
 
     /// Does `rel` exist (lstat)? Returns its content checksum when it is a regular file or
     /// symlink and `want_sum`.
-    pub fn existing(&mut self, rel: &str, want_sum: bool) -> Result<Option<Option<Checksum>>, ResolveError> {
+    pub fn existing(
+        &mut self,
+        rel: &str,
+        want_sum: bool,
+    ) -> Result<Option<Option<Checksum>>, ResolveError> {
         let (parent, base) = parent_of(rel);
         let pfd = match self.dir(parent) {
             Ok(fd) => fd,
@@ -558,23 +706,39 @@ impl<'a> Committer<'a> {
             rustix::fs::FileType::Symlink => rustix::fs::readlinkat(pfd, base, Vec::new())
                 .ok()
                 .map(|t| Checksum::Sha1(Sha1::digest(t.as_bytes()).into())),
-            rustix::fs::FileType::RegularFile => rustix::fs::openat(pfd, base, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
-                .ok()
-                .and_then(|fd| {
-                    let mut f = std::fs::File::from(fd);
-                    let mut h = Sha1::new();
-                    io::copy(&mut f, &mut HashW(&mut h)).ok()?;
-                    Some(Checksum::Sha1(h.finalize().into()))
-                }),
+            rustix::fs::FileType::RegularFile => rustix::fs::openat(
+                pfd,
+                base,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()
+            .and_then(|fd| {
+                let mut f = std::fs::File::from(fd);
+                let mut h = Sha1::new();
+                io::copy(&mut f, &mut HashW(&mut h)).ok()?;
+                Some(Checksum::Sha1(h.finalize().into()))
+            }),
             _ => None,
         };
         Ok(Some(sum))
     }
 
     /// Puts one non-directory entry at `rel` (or `rel.apk-new`).
-    pub fn place(&mut self, e: &StagedEntry, rel: &str, uid: u32, gid: u32, apk_new: bool) -> Result<(), ResolveError> {
+    pub fn place(
+        &mut self,
+        e: &StagedEntry,
+        rel: &str,
+        uid: u32,
+        gid: u32,
+        apk_new: bool,
+    ) -> Result<(), ResolveError> {
         let (parent, base) = parent_of(rel);
-        let target_name = if apk_new { format!("{base}.apk-new") } else { base.to_string() };
+        let target_name = if apk_new {
+            format!("{base}.apk-new")
+        } else {
+            base.to_string()
+        };
         let privileged = self.privileged;
         let staging_fd = self.staging.fd.as_fd();
         let tmp_name = format!(".apk.{}", self.staging.next_name());
@@ -583,11 +747,25 @@ impl<'a> Committer<'a> {
         match e.kind {
             Kind::File | Kind::HardLink => {
                 let staged = e.staged.as_deref().expect("files are staged");
-                if privileged {
-                    rustix::fs::chownat(staging_fd, staged, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::empty()).map_err(io)?;
+                // A hard link shares its target's inode, already owned and moded.
+                if privileged && e.kind == Kind::File {
+                    rustix::fs::chownat(
+                        staging_fd,
+                        staged,
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                        AtFlags::empty(),
+                    )
+                    .map_err(io)?;
                     if e.mode & 0o7000 != 0 {
                         // chown cleared setuid/setgid: apply the mode again.
-                        rustix::fs::chmodat(staging_fd, staged, Mode::from_raw_mode(e.mode & 0o7777), AtFlags::empty()).map_err(io)?;
+                        rustix::fs::chmodat(
+                            staging_fd,
+                            staged,
+                            Mode::from_raw_mode(e.mode & 0o7777),
+                            AtFlags::empty(),
+                        )
+                        .map_err(io)?;
                     }
                 }
                 rustix::fs::renameat(staging_fd, staged, pfd, target_name.as_str()).map_err(io)?;
@@ -595,20 +773,47 @@ impl<'a> Committer<'a> {
             Kind::Symlink => {
                 rustix::fs::symlinkat(e.link.as_str(), pfd, tmp_name.as_str()).map_err(io)?;
                 if privileged {
-                    let _ = rustix::fs::chownat(pfd, tmp_name.as_str(), Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
+                    let _ = rustix::fs::chownat(
+                        pfd,
+                        tmp_name.as_str(),
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    );
                 }
-                if let Err(er) = rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str()) {
+                if let Err(er) =
+                    rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str())
+                {
                     let _ = rustix::fs::unlinkat(pfd, tmp_name.as_str(), AtFlags::empty());
                     return Err(io(er));
                 }
             }
             Kind::Fifo => {
-                rustix::fs::mknodat(pfd, tmp_name.as_str(), rustix::fs::FileType::Fifo, Mode::from_raw_mode(e.mode & 0o7777), 0).map_err(io)?;
-                let _ = rustix::fs::chmodat(pfd, tmp_name.as_str(), Mode::from_raw_mode(e.mode & 0o7777), AtFlags::empty());
+                rustix::fs::mknodat(
+                    pfd,
+                    tmp_name.as_str(),
+                    rustix::fs::FileType::Fifo,
+                    Mode::from_raw_mode(e.mode & 0o7777),
+                    0,
+                )
+                .map_err(io)?;
+                let _ = rustix::fs::chmodat(
+                    pfd,
+                    tmp_name.as_str(),
+                    Mode::from_raw_mode(e.mode & 0o7777),
+                    AtFlags::empty(),
+                );
                 if privileged {
-                    let _ = rustix::fs::chownat(pfd, tmp_name.as_str(), Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::empty());
+                    let _ = rustix::fs::chownat(
+                        pfd,
+                        tmp_name.as_str(),
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
+                        AtFlags::empty(),
+                    );
                 }
-                rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str()).map_err(io)?;
+                rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str())
+                    .map_err(io)?;
             }
             Kind::Dir | Kind::CharDevice | Kind::BlockDevice => unreachable!("not placed as files"),
         }
@@ -621,9 +826,20 @@ impl<'a> Committer<'a> {
         let privileged = self.privileged;
         if let Ok(pfd) = self.dir(parent) {
             if privileged {
-                let _ = rustix::fs::chownat(pfd, base, Some(rustix::fs::Uid::from_raw(uid)), Some(rustix::fs::Gid::from_raw(gid)), AtFlags::SYMLINK_NOFOLLOW);
+                let _ = rustix::fs::chownat(
+                    pfd,
+                    base,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                );
             }
-            let _ = rustix::fs::chmodat(pfd, base, Mode::from_raw_mode(mode & 0o7777), AtFlags::empty());
+            let _ = rustix::fs::chmodat(
+                pfd,
+                base,
+                Mode::from_raw_mode(mode & 0o7777),
+                AtFlags::empty(),
+            );
         }
     }
 

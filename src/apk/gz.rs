@@ -19,7 +19,11 @@ pub struct Hashers {
 
 impl Hashers {
     pub fn all() -> Self {
-        Hashers { sha1: Some(Sha1::new()), sha256: Some(Sha256::new()), sha512: Some(Sha512::new()) }
+        Hashers {
+            sha1: Some(Sha1::new()),
+            sha256: Some(Sha256::new()),
+            sha512: Some(Sha512::new()),
+        }
     }
 
     fn update(&mut self, data: &[u8]) {
@@ -116,7 +120,9 @@ impl<R: Read> GzMembers<R> {
     pub fn next_member(&mut self) -> io::Result<bool> {
         match self.state {
             State::Eof => return Ok(false),
-            State::InMember => return Err(io::Error::other("next_member called inside a gzip member")),
+            State::InMember => {
+                return Err(io::Error::other("next_member called inside a gzip member"))
+            }
             State::MemberEnd => {}
         }
         if !self.fill()? {
@@ -146,7 +152,10 @@ impl<R: Read> Read for GzMembers<R> {
         }
         loop {
             if !self.fill()? {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "truncated gzip stream"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "truncated gzip stream",
+                ));
             }
             let before_in = self.inflate.total_in();
             let before_out = self.inflate.total_out();
@@ -197,13 +206,19 @@ mod tests {
         g.read_to_end(&mut s).unwrap();
         assert_eq!(s, b"hello ");
         assert!(g.at_member_end());
-        assert_eq!(g.hash.sha1.take().unwrap().finalize()[..], Sha1::digest(&a)[..]);
+        assert_eq!(
+            g.hash.sha1.take().unwrap().finalize()[..],
+            Sha1::digest(&a)[..]
+        );
         g.hash.sha256 = Some(Sha256::new());
         assert!(g.next_member().unwrap());
         let mut s = Vec::new();
         g.read_to_end(&mut s).unwrap();
         assert_eq!(s.len(), 100_000);
-        assert_eq!(g.hash.sha256.take().unwrap().finalize()[..], Sha256::digest(&b)[..]);
+        assert_eq!(
+            g.hash.sha256.take().unwrap().finalize()[..],
+            Sha256::digest(&b)[..]
+        );
         assert!(!g.next_member().unwrap());
     }
 

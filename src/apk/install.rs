@@ -44,11 +44,26 @@ pub enum ScriptPolicy {
 #[derive(Clone, Debug)]
 pub enum Progress {
     /// The transaction starts: packages to install and their total installed size.
-    Start { packages: usize, bytes: u64 },
+    Start {
+        packages: usize,
+        bytes: u64,
+    },
     /// Package `index` (1-based) of `total` is being committed.
-    Package { index: usize, total: usize, name: String, version: String, bytes_done: u64 },
+    Package {
+        index: usize,
+        total: usize,
+        name: String,
+        version: String,
+        bytes_done: u64,
+    },
     Done,
 }
+
+/// The progress callback.
+pub type ProgressFn = Box<dyn Fn(&Progress) + Send + Sync>;
+
+/// Merged directory permissions: (uid, gid, mode, created by this transaction).
+type DirPerm = (u32, u32, u32, bool);
 
 /// Everything an install needs. Paths are as the system sees them (mapped by [`Sys::path`]).
 pub struct InstallRequest {
@@ -78,7 +93,7 @@ pub struct InstallRequest {
     pub use_root_repositories: bool,
     /// Worker threads; 0: one per core.
     pub jobs: usize,
-    pub progress: Option<Box<dyn Fn(&Progress) + Send + Sync>>,
+    pub progress: Option<ProgressFn>,
 }
 
 impl Default for InstallRequest {
@@ -171,7 +186,10 @@ impl Protection {
         if let Ok(rd) = std::fs::read_dir(root.join("etc/apk/protected_paths.d")) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().ends_with(".list") {
-                    for l in std::fs::read_to_string(e.path()).unwrap_or_default().lines() {
+                    for l in std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .lines()
+                    {
                         add(l);
                     }
                 }
@@ -182,10 +200,17 @@ impl Protection {
 
     /// A directory's mode: the most specific matching rule; children inherit.
     fn mode(&self, dir: &str) -> Protect {
-        let comps: Vec<&str> = if dir.is_empty() { Vec::new() } else { dir.split('/').collect() };
+        let comps: Vec<&str> = if dir.is_empty() {
+            Vec::new()
+        } else {
+            dir.split('/').collect()
+        };
         let mut best = (0usize, Protect::None);
         for (mode, pat) in &self.rules {
-            if pat.len() <= comps.len() && pat.len() >= best.0 && pat.iter().zip(&comps).all(|(p, c)| fnmatch(p, c)) {
+            if pat.len() <= comps.len()
+                && pat.len() >= best.0
+                && pat.iter().zip(&comps).all(|(p, c)| fnmatch(p, c))
+            {
                 best = (pat.len(), *mode);
             }
         }
@@ -201,7 +226,9 @@ impl Protection {
 fn parse_overlay(lines: &[String]) -> (HashSet<String>, HashSet<String>) {
     let (mut files, mut dirs) = (HashSet::new(), HashSet::new());
     for l in lines {
-        let Some((dir, file)) = l.rsplit_once('/') else { break };
+        let Some((dir, file)) = l.rsplit_once('/') else {
+            break;
+        };
         if !dir.is_empty() {
             dirs.insert(dir.to_string());
         }
@@ -223,11 +250,32 @@ fn mkdir_mode(path: &Path, mode: u32) {
 fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError> {
     mkdir_mode(&root.join("tmp"), 0o1777);
     mkdir_mode(&root.join("dev"), 0o755);
-    for (name, minor, mode) in [("null", 3, 0o666), ("zero", 5, 0o666), ("random", 8, 0o666), ("urandom", 9, 0o666)] {
-        let _ = sys.mknod(&req_root.join("dev").join(name), NodeKind::Char, mode, 1, minor);
+    for (name, minor, mode) in [
+        ("null", 3, 0o666),
+        ("zero", 5, 0o666),
+        ("random", 8, 0o666),
+        ("urandom", 9, 0o666),
+    ] {
+        let _ = sys.mknod(
+            &req_root.join("dev").join(name),
+            NodeKind::Char,
+            mode,
+            1,
+            minor,
+        );
     }
     let _ = sys.mknod(&req_root.join("dev/console"), NodeKind::Char, 0o600, 5, 1);
-    for d in ["etc", "etc/apk", "lib", "lib/apk", "lib/apk/db", "var", "var/cache", "var/cache/apk", "var/cache/misc"] {
+    for d in [
+        "etc",
+        "etc/apk",
+        "lib",
+        "lib/apk",
+        "lib/apk/db",
+        "var",
+        "var/cache",
+        "var/cache/apk",
+        "var/cache/misc",
+    ] {
         mkdir_mode(&root.join(d), 0o755);
     }
     db::write_file(root, db::WORLD, b"")?;
@@ -263,7 +311,15 @@ struct Shared {
     cond: Condvar,
 }
 
-fn run_worker(jobs: &[Job], next: &Mutex<usize>, shared: &Shared, staging: &Staging, window: usize, privileged: bool, umask: u32) {
+fn run_worker(
+    jobs: &[Job],
+    next: &Mutex<usize>,
+    shared: &Shared,
+    staging: &Staging,
+    window: usize,
+    privileged: bool,
+    umask: u32,
+) {
     loop {
         let job = {
             let mut n = next.lock().expect("lock");
@@ -284,11 +340,24 @@ fn run_worker(jobs: &[Job], next: &Mutex<usize>, shared: &Shared, staging: &Stag
         let nv = job.info.nv();
         let result = match (&job.path, job.info.installed_size) {
             (_, 0) => Ok((None, StagedPackage::default())),
-            (None, _) => Err((ApkError::PackageFileMissing { package: nv.clone(), path: PathBuf::from("(no repository has it)") }, StagedPackage::default())),
+            (None, _) => Err((
+                ApkError::PackageFileMissing {
+                    package: nv.clone(),
+                    path: PathBuf::from("(no repository has it)"),
+                },
+                StagedPackage::default(),
+            )),
             (Some(p), _) => match std::fs::File::open(p) {
-                Err(_) => Err((ApkError::PackageFileMissing { package: nv.clone(), path: p.clone() }, StagedPackage::default())),
+                Err(_) => Err((
+                    ApkError::PackageFileMissing {
+                        package: nv.clone(),
+                        path: p.clone(),
+                    },
+                    StagedPackage::default(),
+                )),
                 Ok(f) => {
-                    let mut stager = Stager::new(staging, &nv, job.info.installed_size, privileged, umask);
+                    let mut stager =
+                        Stager::new(staging, &nv, job.info.installed_size, privileged, umask);
                     let id = job.info.identity.expect("repository packages have C:");
                     match read_package(f, &nv, Verify::Identity(&id), &mut stager) {
                         Ok(c) => Ok((Some(c), stager.out)),
@@ -320,7 +389,14 @@ struct ScriptRunner<'a> {
 
 impl ScriptRunner<'_> {
     /// Runs one script; Err(reason) marks the package's script as broken.
-    fn run(&self, info: &PkgInfo, kind: ScriptKind, body: &[u8], args: &[String], warnings: &mut Vec<String>) -> Result<bool, String> {
+    fn run(
+        &self,
+        info: &PkgInfo,
+        kind: ScriptKind,
+        body: &[u8],
+        args: &[String],
+        warnings: &mut Vec<String>,
+    ) -> Result<bool, String> {
         let run = match self.policy {
             ScriptPolicy::Never => false,
             ScriptPolicy::Always => true,
@@ -330,7 +406,11 @@ impl ScriptRunner<'_> {
             if self.policy == ScriptPolicy::Never {
                 return Ok(false);
             }
-            let msg = format!("{}: {} script not run (needs root to chroot)", info.nv(), kind.name());
+            let msg = format!(
+                "{}: {} script not run (needs root to chroot)",
+                info.nv(),
+                kind.name()
+            );
             if self.policy == ScriptPolicy::FailUnprivileged {
                 return Err(msg);
             }
@@ -343,13 +423,18 @@ impl ScriptRunner<'_> {
         let write = || -> std::io::Result<()> {
             use std::os::unix::fs::OpenOptionsExt;
             let _ = std::fs::remove_file(&host);
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&host)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o755)
+                .open(&host)?;
             std::io::Write::write_all(&mut f, body)
         };
         if write().is_err() {
             let _ = std::fs::create_dir_all(self.root.join("lib/apk"));
             mkdir_mode(&exec_dir, 0o700);
-            write().map_err(|e| format!("{}: cannot write {} script: {e}", info.nv(), kind.name()))?;
+            write()
+                .map_err(|e| format!("{}: cannot write {} script: {e}", info.nv(), kind.name()))?;
         }
         let spawn = Spawn {
             program: PathBuf::from(format!("lib/apk/exec/{file}")),
@@ -364,8 +449,16 @@ impl ScriptRunner<'_> {
         let _ = std::fs::remove_file(&host);
         match result {
             Ok(0) => Ok(true),
-            Ok(code) => Err(format!("{}: {} script exited with error {code}", info.nv(), kind.name())),
-            Err(e) => Err(format!("{}: {} script could not run: {e} (exit 127)", info.nv(), kind.name())),
+            Ok(code) => Err(format!(
+                "{}: {} script exited with error {code}",
+                info.nv(),
+                kind.name()
+            )),
+            Err(e) => Err(format!(
+                "{}: {} script could not run: {e} (exit 127)",
+                info.nv(),
+                kind.name()
+            )),
         }
     }
 }
@@ -378,14 +471,21 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let create = req.initdb || req.diskless_boot;
     if !root.is_dir() {
         if !create {
-            return Err(ApkError::io(format!("root {}", root.display()), std::io::Error::from(std::io::ErrorKind::NotFound)));
+            return Err(ApkError::io(
+                format!("root {}", root.display()),
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ));
         }
-        std::fs::create_dir_all(&root).map_err(|e| ApkError::io(format!("creating root {}", root.display()), e))?;
+        std::fs::create_dir_all(&root)
+            .map_err(|e| ApkError::io(format!("creating root {}", root.display()), e))?;
     }
     let db_missing = !root.join(db::WORLD).exists() || !root.join("lib/apk/db").is_dir();
     if db_missing {
         if !create {
-            return Err(ApkError::Usage(format!("{}: no apk database (use --initdb)", root.display())));
+            return Err(ApkError::Usage(format!(
+                "{}: no apk database (use --initdb)",
+                root.display()
+            )));
         }
         create_db(&req.root, &root, sys)?;
     }
@@ -409,11 +509,22 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let lock_path = root.join("lib/apk/db/lock");
     let lock = {
         use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&lock_path)
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
     }
     .map_err(|e| ApkError::io(format!("opening {}", lock_path.display()), e))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        .map_err(|e| ApkError::io(format!("locking {} (another apk running?)", lock_path.display()), std::io::Error::from_raw_os_error(e.raw_os_error())))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| {
+            ApkError::io(
+                format!("locking {} (another apk running?)", lock_path.display()),
+                std::io::Error::from_raw_os_error(e.raw_os_error()),
+            )
+        },
+    )?;
 
     let mut keys = Keyring::default();
     keys.add_dir(&root.join("etc/apk/keys"))?;
@@ -430,15 +541,30 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let mut dbs = db::read(&root)?;
     let cache = find_cache(req, &root, sys);
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
-        parse_repositories_file(&std::fs::read_to_string(root.join("etc/apk/repositories")).unwrap_or_default())
-            .into_iter()
-            .map(|(t, u)| if u.contains("://") { (t, u) } else { (t, sys.path(Path::new(&u)).to_string_lossy().into_owned()) })
-            .collect()
+        parse_repositories_file(
+            &std::fs::read_to_string(root.join("etc/apk/repositories")).unwrap_or_default(),
+        )
+        .into_iter()
+        .map(|(t, u)| {
+            if u.contains("://") {
+                (t, u)
+            } else {
+                (t, sys.path(Path::new(&u)).to_string_lossy().into_owned())
+            }
+        })
+        .collect()
     } else {
         Vec::new()
     };
     let repo_paths: Vec<PathBuf> = req.repositories.iter().map(|p| sys.path(p)).collect();
-    let repos = RepoSet::load(&repo_paths, &extra, &arch, cache.as_deref(), &keys, req.allow_untrusted);
+    let repos = RepoSet::load(
+        &repo_paths,
+        &extra,
+        &arch,
+        cache.as_deref(),
+        &keys,
+        req.allow_untrusted,
+    );
     for w in &repos.warnings {
         log::warn!("apk: {w}");
     }
@@ -455,14 +581,27 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let mut cands: Vec<Candidate> = repos
         .packages
         .iter()
-        .map(|a| Candidate { info: a.info.clone(), repos: a.repos, available: repos.available(a), installed: false })
+        .map(|a| Candidate {
+            info: a.info.clone(),
+            repos: a.repos,
+            available: repos.available(a),
+            installed: false,
+        })
         .collect();
     let mut repo_of: Vec<Option<usize>> = (0..cands.len()).map(Some).collect();
     for ip in &dbs.packages {
-        match cands.iter().position(|c| c.info.identity.is_some() && c.info.identity == ip.info.identity) {
+        match cands
+            .iter()
+            .position(|c| c.info.identity.is_some() && c.info.identity == ip.info.identity)
+        {
             Some(i) => cands[i].installed = true,
             None => {
-                cands.push(Candidate { info: ip.info.clone(), repos: 0, available: true, installed: true });
+                cands.push(Candidate {
+                    info: ip.info.clone(),
+                    repos: 0,
+                    available: true,
+                    installed: true,
+                });
                 repo_of.push(None);
             }
         }
@@ -481,11 +620,18 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             continue;
         }
         let path = repo_of[c].and_then(|r| repos.package_path(&repos.packages[r]));
-        jobs.push(Job { index: jobs.len(), info: cands[c].info.clone(), path });
+        jobs.push(Job {
+            index: jobs.len(),
+            info: cands[c].info.clone(),
+            path,
+        });
     }
     let total_bytes: u64 = jobs.iter().map(|j| j.info.installed_size).sum();
     if let Some(p) = &req.progress {
-        p(&Progress::Start { packages: jobs.len(), bytes: total_bytes });
+        p(&Progress::Start {
+            packages: jobs.len(),
+            bytes: total_bytes,
+        });
     }
 
     let privileged = rustix::process::geteuid().is_root();
@@ -494,13 +640,30 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         rustix::process::umask(old);
         old.bits()
     };
-    let root_fd = open_root(&root).map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
-    let staging = Staging::create(&root_fd, &root).map_err(|e| ApkError::io("creating the staging directory", e))?;
-    let shared = Shared { results: Mutex::new(((0..jobs.len()).map(|_| None).collect(), 0)), cond: Condvar::new() };
+    let root_fd = open_root(&root)
+        .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
+    let staging = Staging::create(&root_fd, &root)
+        .map_err(|e| ApkError::io("creating the staging directory", e))?;
+    let shared = Shared {
+        results: Mutex::new(((0..jobs.len()).map(|_| None).collect(), 0)),
+        cond: Condvar::new(),
+    };
     let next = Mutex::new(0usize);
-    let threads = if req.jobs > 0 { req.jobs } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) };
+    let threads = if req.jobs > 0 {
+        req.jobs
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    };
     let window = threads * 2 + 2;
-    let scripts = ScriptRunner { sys, req_root: &req.root, root: &root, policy: req.scripts, privileged };
+    let scripts = ScriptRunner {
+        sys,
+        req_root: &req.root,
+        root: &root,
+        policy: req.scripts,
+        privileged,
+    };
 
     // File ownership: path -> index into dbs.packages; overlay files are None.
     let mut owner: HashMap<String, Option<usize>> = HashMap::new();
@@ -513,7 +676,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         owner.insert(f.clone(), None);
     }
     // Directory permissions merged over the transaction: path -> (uid, gid, mode, created).
-    let mut dir_perms: HashMap<String, (u32, u32, u32, bool)> = HashMap::new();
+    let mut dir_perms: HashMap<String, DirPerm> = HashMap::new();
     let mut installed_now: Vec<usize> = Vec::new();
     let mut bytes_done = 0u64;
 
@@ -535,7 +698,13 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             };
             let nv = job.info.nv();
             if let Some(p) = &req.progress {
-                p(&Progress::Package { index: job.index + 1, total: jobs.len(), name: job.info.name.clone(), version: job.info.version.clone(), bytes_done });
+                p(&Progress::Package {
+                    index: job.index + 1,
+                    total: jobs.len(),
+                    name: job.info.name.clone(),
+                    version: job.info.version.clone(),
+                    bytes_done,
+                });
             }
             let (control, staged) = match result {
                 Ok(ok) => ok,
@@ -560,7 +729,11 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             }
             let old = dbs.packages.iter().position(|p| p.info.name == info.name);
             let old_version = old.map(|o| dbs.packages[o].info.version.clone());
-            let pre = if old.is_some() { ScriptKind::PreUpgrade } else { ScriptKind::PreInstall };
+            let pre = if old.is_some() {
+                ScriptKind::PreUpgrade
+            } else {
+                ScriptKind::PreInstall
+            };
             let mut script_args = vec![info.version.clone()];
             script_args.extend(old_version.clone());
             if let Some(body) = control.as_ref().and_then(|c| c.script(pre)) {
@@ -585,7 +758,12 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 if e.kind == Kind::Dir {
                     match committer.mkdir(&e.path, e.mode) {
                         Ok(created) => {
-                            let entry = dir_perms.entry(e.path.clone()).or_insert((uid, gid, e.mode & 0o7777, created));
+                            let entry = dir_perms.entry(e.path.clone()).or_insert((
+                                uid,
+                                gid,
+                                e.mode & 0o7777,
+                                created,
+                            ));
                             if (uid, gid) < (entry.0, entry.1) {
                                 (entry.0, entry.1, entry.2) = (uid, gid, e.mode & 0o7777);
                             } else if (uid, gid) == (entry.0, entry.1) {
@@ -600,7 +778,14 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                     if !dir_index.contains_key(&e.path) {
                         dir_index.insert(e.path.clone(), dirs.len());
-                        dirs.push(DirRec { path: e.path.clone(), uid, gid, mode: e.mode & 0o7777, xattr_csum: e.xattr_csum, files: Vec::new() });
+                        dirs.push(DirRec {
+                            path: e.path.clone(),
+                            uid,
+                            gid,
+                            mode: e.mode & 0o7777,
+                            xattr_csum: e.xattr_csum,
+                            files: Vec::new(),
+                        });
                     }
                     continue;
                 }
@@ -612,18 +797,32 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     Some(None) => discard = true, // overlay: the user's copy stays
                     Some(Some(o)) if Some(o) != old && o != new_index => {
                         let other = &dbs.packages[o].info;
-                        let same = other.name == info.name || (!other.origin.is_empty() && other.origin == info.origin);
-                        let replaces = |a: &PkgInfo, b: &PkgInfo| a.replaces.iter().any(|d| d.name == b.name && d.matches_provider(Some(&b.version), b.identity.as_ref()));
+                        let same = other.name == info.name
+                            || (!other.origin.is_empty() && other.origin == info.origin);
+                        let replaces = |a: &PkgInfo, b: &PkgInfo| {
+                            a.replaces.iter().any(|d| {
+                                d.name == b.name
+                                    && d.matches_provider(Some(&b.version), b.identity.as_ref())
+                            })
+                        };
                         if same || replaces(&info, other) {
                             dbs.packages[o].forget_file(&e.path);
                         } else if replaces(other, &info) {
                             discard = true;
                             record = false;
                         } else if req.diskless_boot {
-                            report.warnings.push(format!("{nv}: overwriting {} owned by {}", e.path, other.nv()));
+                            report.warnings.push(format!(
+                                "{nv}: overwriting {} owned by {}",
+                                e.path,
+                                other.nv()
+                            ));
                             dbs.packages[o].forget_file(&e.path);
                         } else {
-                            problems.push(format!("trying to overwrite {} owned by {}", e.path, other.nv()));
+                            problems.push(format!(
+                                "trying to overwrite {} owned by {}",
+                                e.path,
+                                other.nv()
+                            ));
                             broken_files = true;
                             discard = true;
                             record = false;
@@ -635,13 +834,20 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 if !discard && protection.protects(dir) {
                     let ofile_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
                         let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-                        dbs.packages[o].dirs.iter().find(|x| x.path == d).and_then(|x| x.files.iter().find(|y| y.name == f)).and_then(|y| y.csum)
+                        dbs.packages[o]
+                            .dirs
+                            .iter()
+                            .find(|x| x.path == d)
+                            .and_then(|x| x.files.iter().find(|y| y.name == f))
+                            .and_then(|y| y.csum)
                     });
                     match committer.existing(&e.path, true) {
                         Ok(Some(disk_sum)) => {
                             let differs = ofile_sum.is_none() || ofile_sum != disk_sum;
                             if differs {
-                                if req.clean_protected || (e.checksum.is_some() && e.checksum == disk_sum) {
+                                if req.clean_protected
+                                    || (e.checksum.is_some() && e.checksum == disk_sum)
+                                {
                                     discard = true;
                                 } else {
                                     apk_new = true;
@@ -676,18 +882,52 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 report.bytes += e.size;
                 bytes_done += e.size;
                 let di = *dir_index.entry(dir.to_string()).or_insert_with(|| {
-                    dirs.push(DirRec { path: dir.to_string(), uid: 0, gid: 0, mode: 0o755, xattr_csum: None, files: Vec::new() });
+                    dirs.push(DirRec {
+                        path: dir.to_string(),
+                        uid: 0,
+                        gid: 0,
+                        mode: 0o755,
+                        xattr_csum: None,
+                        files: Vec::new(),
+                    });
                     dirs.len() - 1
                 });
-                let mode = if e.kind == Kind::Symlink { 0o777 } else { e.mode & 0o7777 };
-                let fname = e.path.rsplit_once('/').map(|(_, f)| f).unwrap_or(&e.path).to_string();
+                let mode = if e.kind == Kind::Symlink {
+                    0o777
+                } else {
+                    e.mode & 0o7777
+                };
+                let fname = e
+                    .path
+                    .rsplit_once('/')
+                    .map(|(_, f)| f)
+                    .unwrap_or(&e.path)
+                    .to_string();
                 dirs[di].files.retain(|f| f.name != fname);
-                dirs[di].files.push(FileRec { name: fname, uid, gid, mode, xattr_csum: e.xattr_csum, csum: e.checksum });
+                dirs[di].files.push(FileRec {
+                    name: fname,
+                    uid,
+                    gid,
+                    mode,
+                    xattr_csum: e.xattr_csum,
+                    csum: e.checksum,
+                });
                 owner.insert(e.path.clone(), Some(new_index));
             }
             // Upgrade: drop the old version's files that the new one does not ship.
             if let Some(o) = old {
-                let keep: HashSet<String> = dirs.iter().flat_map(|d| d.files.iter().map(move |f| if d.path.is_empty() { f.name.clone() } else { format!("{}/{}", d.path, f.name) })).collect();
+                let keep: HashSet<String> = dirs
+                    .iter()
+                    .flat_map(|d| {
+                        d.files.iter().map(move |f| {
+                            if d.path.is_empty() {
+                                f.name.clone()
+                            } else {
+                                format!("{}/{}", d.path, f.name)
+                            }
+                        })
+                    })
+                    .collect();
                 let old_files: Vec<String> = dbs.packages[o].file_paths().collect();
                 for f in old_files {
                     if !keep.contains(&f) && owner.get(&f) == Some(&Some(o)) {
@@ -696,7 +936,11 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                 }
             }
-            let post = if old.is_some() { ScriptKind::PostUpgrade } else { ScriptKind::PostInstall };
+            let post = if old.is_some() {
+                ScriptKind::PostUpgrade
+            } else {
+                ScriptKind::PostInstall
+            };
             if let Some(body) = control.as_ref().and_then(|c| c.script(post)) {
                 match scripts.run(&info, post, body, &script_args, &mut report.warnings) {
                     Ok(true) => owners = Owners::load(&root),
@@ -719,11 +963,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             if let Some(o) = old {
                 // Re-point ownership of files that moved index when the old record goes away.
                 dbs.packages.remove(o);
-                for v in owner.values_mut() {
-                    if let Some(i) = v {
-                        if *i > o {
-                            *i -= 1;
-                        }
+                for i in owner.values_mut().flatten() {
+                    if *i > o {
+                        *i -= 1;
                     }
                 }
                 installed_now.iter_mut().for_each(|i| {
@@ -733,19 +975,23 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 });
             }
             installed_now.push(dbs.packages.len() - 1);
-            report.installed.push((info.name.clone(), info.version.clone()));
+            report
+                .installed
+                .push((info.name.clone(), info.version.clone()));
             for p in &problems {
                 log::warn!("apk: {nv}: {p}");
             }
             if broken_files || broken_script {
                 report.broken.push((nv, problems.join("; ")));
             } else if !problems.is_empty() {
-                report.warnings.extend(problems.into_iter().map(|p| format!("{nv}: {p}")));
+                report
+                    .warnings
+                    .extend(problems.into_iter().map(|p| format!("{nv}: {p}")));
             }
             release(&shared, job.index);
         }
         // Directory permissions, merged over all packages (apk_db_update_directory_permissions).
-        let mut dirs: Vec<(&String, &(u32, u32, u32, bool))> = dir_perms.iter().filter(|(_, v)| v.3).collect();
+        let mut dirs: Vec<(&String, &DirPerm)> = dir_perms.iter().filter(|(_, v)| v.3).collect();
         dirs.sort();
         committer.reset_cache();
         for (path, &(uid, gid, mode, _)) in dirs {
@@ -755,24 +1001,41 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     staging.remove();
 
     // Triggers: each newly installed package's globs against every known directory.
-    let mut all_dirs: Vec<String> = dbs.packages.iter().flat_map(|p| p.dirs.iter().map(|d| d.path.clone())).collect();
+    let mut all_dirs: Vec<String> = dbs
+        .packages
+        .iter()
+        .flat_map(|p| p.dirs.iter().map(|d| d.path.clone()))
+        .collect();
     all_dirs.extend(overlay_dirs);
     all_dirs.sort();
     all_dirs.dedup();
     for &i in &installed_now {
         let p = &dbs.packages[i];
-        let Some((_, body)) = p.scripts.iter().find(|(k, _)| *k == ScriptKind::Trigger) else { continue };
+        let Some((_, body)) = p.scripts.iter().find(|(k, _)| *k == ScriptKind::Trigger) else {
+            continue;
+        };
         let matched: Vec<String> = all_dirs
             .iter()
             .map(|d| format!("/{d}"))
-            .filter(|d| p.info.triggers.iter().any(|g| g.starts_with('/') && fnmatch(g, d)))
+            .filter(|d| {
+                p.info
+                    .triggers
+                    .iter()
+                    .any(|g| g.starts_with('/') && fnmatch(g, d))
+            })
             .collect();
         if matched.is_empty() {
             continue;
         }
         let info = p.info.clone();
         let body = body.clone();
-        if let Err(m) = scripts.run(&info, ScriptKind::Trigger, &body, &matched, &mut report.warnings) {
+        if let Err(m) = scripts.run(
+            &info,
+            ScriptKind::Trigger,
+            &body,
+            &matched,
+            &mut report.warnings,
+        ) {
             // A failing trigger marks the package but does not count as an error.
             log::warn!("apk: {m}");
             report.warnings.push(m);
@@ -796,7 +1059,9 @@ fn release(shared: &Shared, index: usize) {
 
 fn resolve_text(path: &str, e: ResolveError) -> String {
     match e {
-        ResolveError::Escapes => format!("refused {path}: the path leads outside the root through a symlink"),
+        ResolveError::Escapes => {
+            format!("refused {path}: the path leads outside the root through a symlink")
+        }
         ResolveError::Io(e) => format!("{path}: {e}"),
     }
 }

@@ -75,13 +75,19 @@ impl PkgInfo {
             "replaces" => self.replaces.extend(Dep::parse_list(value)?),
             "replaces_priority" => self.replaces_priority = num(value)? as u32,
             "triggers" => {
-                self.triggers = value.split(' ').filter(|t| !t.is_empty()).map(String::from).collect()
+                self.triggers = value
+                    .split(' ')
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect()
             }
             "datahash" => {
-                let bytes = unhex(value.trim()).filter(|b| b.len() == 32).ok_or_else(|| ApkError::Format {
-                    what: ".PKGINFO".into(),
-                    reason: format!("datahash is not 64 hex digits: {value:?}"),
-                })?;
+                let bytes = unhex(value.trim())
+                    .filter(|b| b.len() == 32)
+                    .ok_or_else(|| ApkError::Format {
+                        what: ".PKGINFO".into(),
+                        reason: format!("datahash is not 64 hex digits: {value:?}"),
+                    })?;
                 self.datahash = Some(bytes.try_into().expect("length checked"));
             }
             _ => {}
@@ -156,7 +162,10 @@ impl PkgInfo {
     /// Applies one `X:value` index/db field. Returns false for letters it does not know
     /// (the caller decides what that means).
     pub fn apply_index_field(&mut self, letter: u8, value: &str) -> Result<bool, String> {
-        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("`{}:` is not a number", letter as char));
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("`{}:` is not a number", letter as char))
+        };
         let deps = |v: &str| Dep::parse_list(v).map_err(|e| e.to_string());
         match letter {
             b'C' => {
@@ -235,7 +244,10 @@ impl PkgInfo {
         if self.name == name {
             return Some(Some(&self.version));
         }
-        self.provides.iter().find(|p| p.name == name).map(|p| p.provided_version())
+        self.provides
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.provided_version())
     }
 }
 
@@ -269,11 +281,13 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
             });
         }
         started = true;
-        let known = cur.apply_index_field(b[0], &line[2..]).map_err(|reason| ApkError::IndexParse {
-            source: source.into(),
-            line: n + 1,
-            reason,
-        })?;
+        let known =
+            cur.apply_index_field(b[0], &line[2..])
+                .map_err(|reason| ApkError::IndexParse {
+                    source: source.into(),
+                    line: n + 1,
+                    reason,
+                })?;
         if !known && b[0].is_ascii_uppercase() && !b"FMRZ".contains(&b[0]) {
             cur.uninstallable = true;
         }

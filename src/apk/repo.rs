@@ -46,7 +46,9 @@ pub struct RepoSet {
 }
 
 fn is_remote(url: &str) -> bool {
-    ["http:", "https:", "ftp:"].iter().any(|p| url.starts_with(p))
+    ["http:", "https:", "ftp:"]
+        .iter()
+        .any(|p| url.starts_with(p))
 }
 
 fn join_url(url: &str, rest: &str) -> String {
@@ -60,7 +62,10 @@ fn join_url(url: &str, rest: &str) -> String {
 /// The cache file name of a repository's index: `APKINDEX.<8 hex>.tar.gz`.
 pub fn cache_index_name(url: &str, arch: &str) -> String {
     let full = join_url(url, &format!("{arch}/APKINDEX.tar.gz"));
-    format!("APKINDEX.{}.tar.gz", hex(&Sha1::digest(full.as_bytes())[..4]))
+    format!(
+        "APKINDEX.{}.tar.gz",
+        hex(&Sha1::digest(full.as_bytes())[..4])
+    )
 }
 
 /// The cache file name of a package: `<name>-<version>.<8 hex>.apk`.
@@ -72,10 +77,12 @@ pub fn cache_package_name(info: &PkgInfo) -> Option<String> {
 pub fn parse_repositories_file(text: &str) -> Vec<(Option<String>, String)> {
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .map(|l| match l.strip_prefix('@').and_then(|r| r.split_once([' ', '\t'])) {
-            Some((tag, url)) => (Some(tag.to_string()), url.trim().to_string()),
-            None => (None, l.trim().to_string()),
-        })
+        .map(
+            |l| match l.strip_prefix('@').and_then(|r| r.split_once([' ', '\t'])) {
+                Some((tag, url)) => (Some(tag.to_string()), url.trim().to_string()),
+                None => (None, l.trim().to_string()),
+            },
+        )
         .collect()
 }
 
@@ -90,8 +97,16 @@ impl RepoSet {
         keys: &Keyring,
         allow_untrusted: bool,
     ) -> RepoSet {
-        let mut set = RepoSet { cache_dir: cache_dir.map(Path::to_path_buf), arch: arch.into(), ..Default::default() };
-        let mut urls: Vec<(Option<String>, String)> = cmdline.iter().rev().map(|p| (None, p.to_string_lossy().into_owned())).collect();
+        let mut set = RepoSet {
+            cache_dir: cache_dir.map(Path::to_path_buf),
+            arch: arch.into(),
+            ..Default::default()
+        };
+        let mut urls: Vec<(Option<String>, String)> = cmdline
+            .iter()
+            .rev()
+            .map(|p| (None, p.to_string_lossy().into_owned()))
+            .collect();
         urls.extend(extra.iter().cloned());
         let mut by_identity: HashMap<Checksum, usize> = HashMap::new();
         for (tag, url) in urls {
@@ -100,7 +115,8 @@ impl RepoSet {
             }
             let index = set.repos.len() + 1;
             if index >= 64 {
-                set.warnings.push(format!("{url}: too many repositories, ignored"));
+                set.warnings
+                    .push(format!("{url}: too many repositories, ignored"));
                 continue;
             }
             let remote = is_remote(&url);
@@ -109,7 +125,9 @@ impl RepoSet {
                 match cache_dir {
                     Some(c) => (c.join(cache_index_name(&url, arch)), None),
                     None => {
-                        set.warnings.push(format!("{url}: remote repository and no cache; skipped (offline install)"));
+                        set.warnings.push(format!(
+                            "{url}: remote repository and no cache; skipped (offline install)"
+                        ));
                         continue;
                     }
                 }
@@ -120,18 +138,23 @@ impl RepoSet {
                     (p, Some(d))
                 } else {
                     // Tolerate a flat repository (index next to the packages).
-                    (Path::new(local).join("APKINDEX.tar.gz"), Some(PathBuf::from(local)))
+                    (
+                        Path::new(local).join("APKINDEX.tar.gz"),
+                        Some(PathBuf::from(local)),
+                    )
                 }
             };
             let what = index_path.display().to_string();
             let file = match std::fs::File::open(&index_path) {
                 Ok(f) => f,
                 Err(e) => {
-                    set.warnings.push(format!("{url}: cannot open index {what}: {e}"));
+                    set.warnings
+                        .push(format!("{url}: cannot open index {what}: {e}"));
                     continue;
                 }
             };
-            let idx = match read_index(std::io::BufReader::new(file), &what, keys, allow_untrusted) {
+            let idx = match read_index(std::io::BufReader::new(file), &what, keys, allow_untrusted)
+            {
                 Ok(i) => i,
                 Err(e) => {
                     set.warnings.push(format!("{url}: index refused: {e}"));
@@ -153,11 +176,21 @@ impl RepoSet {
                         if let Some(k) = key {
                             by_identity.insert(k, set.packages.len());
                         }
-                        set.packages.push(Available { info, repos: 1 << index });
+                        set.packages.push(Available {
+                            info,
+                            repos: 1 << index,
+                        });
                     }
                 }
             }
-            set.repos.push(Repository { index, url: url.clone(), tag, remote, dir, description: idx.description });
+            set.repos.push(Repository {
+                index,
+                url: url.clone(),
+                tag,
+                remote,
+                dir,
+                description: idx.description,
+            });
         }
         // Packages present in the cache get bit 0.
         if let Some(c) = cache_dir {
@@ -172,13 +205,21 @@ impl RepoSet {
 
     /// Is a package installable (some local repository or the cache has it)?
     pub fn available(&self, a: &Available) -> bool {
-        a.repos & 1 != 0 || self.repos.iter().any(|r| a.repos & (1 << r.index) != 0 && !r.remote)
+        a.repos & 1 != 0
+            || self
+                .repos
+                .iter()
+                .any(|r| a.repos & (1 << r.index) != 0 && !r.remote)
     }
 
     /// Where to read a package from: local repositories first (lowest index), then the cache.
     pub fn package_path(&self, a: &Available) -> Option<PathBuf> {
         let file = format!("{}.apk", a.info.nv());
-        let mut local: Vec<&Repository> = self.repos.iter().filter(|r| a.repos & (1 << r.index) != 0 && !r.remote).collect();
+        let mut local: Vec<&Repository> = self
+            .repos
+            .iter()
+            .filter(|r| a.repos & (1 << r.index) != 0 && !r.remote)
+            .collect();
         local.sort_by_key(|r| r.index);
         if let Some(r) = local.first() {
             return r.dir.as_ref().map(|d| d.join(&file));

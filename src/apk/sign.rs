@@ -5,7 +5,9 @@
 
 use super::ApkError;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
@@ -57,7 +59,9 @@ pub struct Keyring {
 }
 
 pub fn parse_public_key(pem: &str) -> Option<RsaPublicKey> {
-    RsaPublicKey::from_public_key_pem(pem).ok().or_else(|| RsaPublicKey::from_pkcs1_pem(pem).ok())
+    RsaPublicKey::from_public_key_pem(pem)
+        .ok()
+        .or_else(|| RsaPublicKey::from_pkcs1_pem(pem).ok())
 }
 
 impl Keyring {
@@ -66,17 +70,29 @@ impl Keyring {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(ApkError::io(format!("reading keys dir {}", dir.display()), e)),
+            Err(e) => {
+                return Err(ApkError::io(
+                    format!("reading keys dir {}", dir.display()),
+                    e,
+                ))
+            }
         };
         for ent in rd.flatten() {
-            let Some(name) = ent.file_name().to_str().map(String::from) else { continue };
+            let Some(name) = ent.file_name().to_str().map(String::from) else {
+                continue;
+            };
             if name.starts_with('.') {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(ent.path()) else { continue };
+            let Ok(text) = std::fs::read_to_string(ent.path()) else {
+                continue;
+            };
             match parse_public_key(&text) {
                 Some(k) => self.add(&name, k),
-                None => log::debug!("apk: {} is not a PEM public key, ignored", ent.path().display()),
+                None => log::debug!(
+                    "apk: {} is not a PEM public key, ignored",
+                    ent.path().display()
+                ),
             }
         }
         Ok(())
@@ -116,19 +132,37 @@ impl SigningKey {
     /// Loads a PEM private key (PKCS#8 or PKCS#1). The key name defaults to the file name +
     /// `.pub`, as abuild does.
     pub fn load(path: &Path, key_name: Option<&str>) -> Result<SigningKey, ApkError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ApkError::io(format!("reading key {}", path.display()), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ApkError::io(format!("reading key {}", path.display()), e))?;
         let private = RsaPrivateKey::from_pkcs8_pem(&text)
             .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&text))
-            .map_err(|e| ApkError::Key { path: path.into(), reason: format!("not an RSA private key: {e}") })?;
-        let default_name = format!("{}.pub", path.file_name().and_then(|n| n.to_str()).unwrap_or("key.rsa"));
-        Ok(SigningKey { key_name: key_name.map(String::from).unwrap_or(default_name), private })
+            .map_err(|e| ApkError::Key {
+                path: path.into(),
+                reason: format!("not an RSA private key: {e}"),
+            })?;
+        let default_name = format!(
+            "{}.pub",
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("key.rsa")
+        );
+        Ok(SigningKey {
+            key_name: key_name.map(String::from).unwrap_or(default_name),
+            private,
+        })
     }
 
     /// Generates a fresh key (`bits` = 2048 or more for real use).
     pub fn generate(key_name: &str, bits: usize) -> Result<SigningKey, ApkError> {
         let mut rng = rsa::rand_core::OsRng;
-        let private = RsaPrivateKey::new(&mut rng, bits).map_err(|e| ApkError::Key { path: PathBuf::new(), reason: e.to_string() })?;
-        Ok(SigningKey { key_name: key_name.into(), private })
+        let private = RsaPrivateKey::new(&mut rng, bits).map_err(|e| ApkError::Key {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        })?;
+        Ok(SigningKey {
+            key_name: key_name.into(),
+            private,
+        })
     }
 
     pub fn public(&self) -> RsaPublicKey {
@@ -136,15 +170,25 @@ impl SigningKey {
     }
 
     pub fn public_pem(&self) -> String {
-        self.public().to_public_key_pem(LineEnding::LF).expect("encoding a public key")
+        self.public()
+            .to_public_key_pem(LineEnding::LF)
+            .expect("encoding a public key")
     }
 
     pub fn private_pem(&self) -> String {
-        self.private.to_pkcs8_pem(LineEnding::LF).expect("encoding a private key").to_string()
+        self.private
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("encoding a private key")
+            .to_string()
     }
 
     /// Signs a pre-computed digest.
     pub fn sign(&self, algo: SigAlgo, digest: &[u8]) -> Result<Vec<u8>, ApkError> {
-        self.private.sign(algo.scheme(), digest).map_err(|e| ApkError::Key { path: PathBuf::new(), reason: e.to_string() })
+        self.private
+            .sign(algo.scheme(), digest)
+            .map_err(|e| ApkError::Key {
+                path: PathBuf::new(),
+                reason: e.to_string(),
+            })
     }
 }

@@ -79,7 +79,10 @@ impl Run<'_> {
 
     /// Selected packages providing `name`.
     fn selected_providers(&self, name: &str) -> Vec<usize> {
-        self.providers.get(name).map(|v| v.iter().copied().filter(|&p| self.selected[p]).collect()).unwrap_or_default()
+        self.providers
+            .get(name)
+            .map(|v| v.iter().copied().filter(|&p| self.selected[p]).collect())
+            .unwrap_or_default()
     }
 
     fn satisfies(&self, p: usize, dep: &Dep) -> bool {
@@ -94,7 +97,11 @@ impl Run<'_> {
     fn admissible(&self, c: usize) -> Result<(), String> {
         let info = &self.pkgs[c].info;
         let mut names: Vec<(&str, bool)> = vec![(info.name.as_str(), true)];
-        names.extend(info.provides.iter().map(|p| (p.name.as_str(), p.provided_version().is_some())));
+        names.extend(
+            info.provides
+                .iter()
+                .map(|p| (p.name.as_str(), p.provided_version().is_some())),
+        );
         for (n, versioned) in names {
             for s in self.selected_providers(n) {
                 if s == c {
@@ -102,13 +109,20 @@ impl Run<'_> {
                 }
                 let s_versioned = self.pkgs[s].info.provides_name(n).flatten().is_some();
                 if versioned || s_versioned {
-                    return Err(format!("conflicts with {} over {n}", pkg_text(&self.pkgs[s].info)));
+                    return Err(format!(
+                        "conflicts with {} over {n}",
+                        pkg_text(&self.pkgs[s].info)
+                    ));
                 }
             }
             if let Some(cons) = self.learned.get(n) {
                 for (d, _) in cons {
                     if !self.satisfies(c, d) {
-                        return Err(format!("breaks {d}"));
+                        return Err(if d.conflict {
+                            format!("conflicts: {d}")
+                        } else {
+                            format!("breaks {d}")
+                        });
                     }
                 }
             }
@@ -171,7 +185,11 @@ impl Run<'_> {
                 if !self.satisfies(s, dep) {
                     let mut roots = vec![root];
                     roots.extend(self.root_of[s]);
-                    let t = format!("{}: conflicts: {}", pkg_text(&self.pkgs[s].info), self.requirer_text(by, dep, root));
+                    let t = format!(
+                        "{}: conflicts: {}",
+                        pkg_text(&self.pkgs[s].info),
+                        self.requirer_text(by, dep, root)
+                    );
                     self.problem(roots, t);
                 }
             }
@@ -189,13 +207,25 @@ impl Run<'_> {
             let s = have[0];
             let mut roots = vec![root];
             roots.extend(self.root_of[s]);
-            let t = format!("{}: breaks: {}", pkg_text(&self.pkgs[s].info), self.requirer_text(by, dep, root));
+            let t = format!(
+                "{}: breaks: {}",
+                pkg_text(&self.pkgs[s].info),
+                self.requirer_text(by, dep, root)
+            );
             self.problem(roots, t);
             return;
         }
-        let all: Vec<usize> = self.providers.get(dep.name.as_str()).cloned().unwrap_or_default();
+        let all: Vec<usize> = self
+            .providers
+            .get(dep.name.as_str())
+            .cloned()
+            .unwrap_or_default();
         if all.is_empty() {
-            let t = format!("{} (no such package):\n    required by: {}", dep.name, self.requirer_text(by, dep, root));
+            let t = format!(
+                "{} (no such package):\n    required by: {}",
+                dep.name,
+                self.requirer_text(by, dep, root)
+            );
             self.problem(vec![root], t);
             return;
         }
@@ -204,11 +234,20 @@ impl Run<'_> {
         for &c in &all {
             let p = &self.pkgs[c];
             if self.excluded.contains(&c) {
-                reasons.push(format!("{}: excluded after an earlier failure", pkg_text(&p.info)));
+                reasons.push(format!(
+                    "{}: excluded after an earlier failure",
+                    pkg_text(&p.info)
+                ));
             } else if !p.available {
-                reasons.push(format!("{}: not in any available repository", pkg_text(&p.info)));
+                reasons.push(format!(
+                    "{}: not in any available repository",
+                    pkg_text(&p.info)
+                ));
             } else if p.info.uninstallable {
-                reasons.push(format!("{}: needs a newer apk (unknown index field)", pkg_text(&p.info)));
+                reasons.push(format!(
+                    "{}: needs a newer apk (unknown index field)",
+                    pkg_text(&p.info)
+                ));
             } else if !self.satisfies(c, dep) {
                 reasons.push(format!("{}: does not match {dep}", pkg_text(&p.info)));
             } else if let Err(r) = self.admissible(c) {
@@ -218,7 +257,13 @@ impl Run<'_> {
             }
         }
         // A name with only virtual providers is picked automatically only with a priority.
-        let only_virtual = ok.iter().all(|&c| self.pkgs[c].info.provides_name(&dep.name).flatten().is_none());
+        let only_virtual = ok.iter().all(|&c| {
+            self.pkgs[c]
+                .info
+                .provides_name(&dep.name)
+                .flatten()
+                .is_none()
+        });
         if only_virtual && !ok.is_empty() {
             let names: Vec<String> = ok.iter().map(|&c| self.pkgs[c].info.name.clone()).collect();
             ok.retain(|&c| self.pkgs[c].info.provider_priority > 0);
@@ -233,7 +278,11 @@ impl Run<'_> {
                 return;
             }
         }
-        let Some(best) = ok.iter().copied().max_by(|&a, &b| self.better(&dep.name, a, b)) else {
+        let Some(best) = ok
+            .iter()
+            .copied()
+            .max_by(|&a, &b| self.better(&dep.name, a, b))
+        else {
             let mut roots = vec![root];
             if let Some(cons) = self.learned.get(&dep.name) {
                 roots.extend(cons.iter().map(|(_, r)| *r));
@@ -297,15 +346,23 @@ impl Run<'_> {
         loop {
             let mut added = false;
             let mut cands: Vec<usize> = (0..self.pkgs.len())
-                .filter(|&c| !self.selected[c] && !self.excluded.contains(&c) && self.pkgs[c].available && self.install_if_ready(c))
+                .filter(|&c| {
+                    !self.selected[c]
+                        && !self.excluded.contains(&c)
+                        && self.pkgs[c].available
+                        && self.install_if_ready(c)
+                })
                 .collect();
             // Highest version of each name first.
             cands.sort_by(|&a, &b| {
-                name_cmp(&self.pkgs[a].info.name, &self.pkgs[b].info.name)
-                    .then_with(|| version::compare(&self.pkgs[b].info.version, &self.pkgs[a].info.version))
+                name_cmp(&self.pkgs[a].info.name, &self.pkgs[b].info.name).then_with(|| {
+                    version::compare(&self.pkgs[b].info.version, &self.pkgs[a].info.version)
+                })
             });
             for c in cands {
-                if !self.selected_providers(&self.pkgs[c].info.name).is_empty() || self.admissible(c).is_err() {
+                if !self.selected_providers(&self.pkgs[c].info.name).is_empty()
+                    || self.admissible(c).is_err()
+                {
                     continue;
                 }
                 self.select(c, Root::InstallIf(c));
@@ -323,7 +380,11 @@ impl Run<'_> {
 
 /// Solves `world` over `pkgs`. Without `force_broken_world` any problem is an error; with it,
 /// unsatisfiable world atoms are reported in [`Solution::broken_world`] and skipped.
-pub fn solve(pkgs: &[Candidate], world: &[Dep], force_broken_world: bool) -> Result<Solution, ApkError> {
+pub fn solve(
+    pkgs: &[Candidate],
+    world: &[Dep],
+    force_broken_world: bool,
+) -> Result<Solution, ApkError> {
     let mut providers: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, c) in pkgs.iter().enumerate() {
         providers.entry(c.info.name.as_str()).or_default().push(i);
@@ -342,7 +403,9 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], force_broken_world: bool) -> Res
     let selected = loop {
         attempts += 1;
         if attempts > 10_000 {
-            return Err(ApkError::Unsatisfiable { problems: vec!["solver did not converge".into()] });
+            return Err(ApkError::Unsatisfiable {
+                problems: vec!["solver did not converge".into()],
+            });
         }
         let mut run = Run {
             pkgs,
@@ -368,7 +431,11 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], force_broken_world: bool) -> Res
             for r in &p.roots {
                 match *r {
                     Root::InstallIf(c) => {
-                        log::warn!("apk: not installing {} (install_if): {}", pkgs[c].info.nv(), p.text);
+                        log::warn!(
+                            "apk: not installing {} (install_if): {}",
+                            pkgs[c].info.nv(),
+                            p.text
+                        );
                         progressed |= excluded.insert(c);
                     }
                     Root::World(w) if force_broken_world => {
@@ -381,9 +448,13 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], force_broken_world: bool) -> Res
                 }
             }
         }
-        let only_install_if = problems.iter().all(|p| p.roots.iter().all(|r| matches!(r, Root::InstallIf(_))));
+        let only_install_if = problems
+            .iter()
+            .all(|p| p.roots.iter().all(|r| matches!(r, Root::InstallIf(_))));
         if !progressed || (!force_broken_world && !only_install_if) {
-            return Err(ApkError::Unsatisfiable { problems: problems.into_iter().map(|p| p.text).collect() });
+            return Err(ApkError::Unsatisfiable {
+                problems: problems.into_iter().map(|p| p.text).collect(),
+            });
         }
         // Constraints learned from dropped roots must not linger.
         learned.values_mut().for_each(|v| {
@@ -394,26 +465,39 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], force_broken_world: bool) -> Res
         });
     };
     let mut world_sorted = world.to_vec();
-    world_sorted.sort_by(|a, b| name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string())));
+    world_sorted
+        .sort_by(|a, b| name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string())));
     world_sorted.dedup();
     let order = install_order(pkgs, world, &selected, &providers);
     broken_reasons.sort_by_key(|(w, _)| *w);
     Ok(Solution {
         order,
-        broken_world: broken_reasons.into_iter().map(|(w, t)| (world[w].clone(), t)).collect(),
+        broken_world: broken_reasons
+            .into_iter()
+            .map(|(w, t)| (world[w].clone(), t))
+            .collect(),
         world: world_sorted,
     })
 }
 
 /// apk's post-order walk over the chosen packages (`generate_changeset`).
-fn install_order(pkgs: &[Candidate], world: &[Dep], selected: &[bool], providers: &HashMap<&str, Vec<usize>>) -> Vec<usize> {
+fn install_order(
+    pkgs: &[Candidate],
+    world: &[Dep],
+    selected: &[bool],
+    providers: &HashMap<&str, Vec<usize>>,
+) -> Vec<usize> {
     let chosen = |name: &str| -> Option<usize> {
         let list = providers.get(name)?;
         let sel: Vec<usize> = list.iter().copied().filter(|&p| selected[p]).collect();
         sel.iter()
             .copied()
             .find(|&p| pkgs[p].info.name == name)
-            .or_else(|| sel.iter().copied().find(|&p| pkgs[p].info.provides_name(name).flatten().is_some()))
+            .or_else(|| {
+                sel.iter()
+                    .copied()
+                    .find(|&p| pkgs[p].info.provides_name(name).flatten().is_some())
+            })
             .or_else(|| sel.first().copied())
     };
     let mut rinstall_if: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -430,7 +514,12 @@ fn install_order(pkgs: &[Candidate], world: &[Dep], selected: &[bool], providers
         pkg_seen: Vec<bool>,
         order: Vec<usize>,
     }
-    fn visit<'a>(w: &mut Walk<'a>, name: &str, chosen: &dyn Fn(&str) -> Option<usize>, rii: &HashMap<&str, Vec<usize>>) {
+    fn visit<'a>(
+        w: &mut Walk<'a>,
+        name: &str,
+        chosen: &dyn Fn(&str) -> Option<usize>,
+        rii: &HashMap<&str, Vec<usize>>,
+    ) {
         if !w.name_seen.insert(name.to_string()) {
             return;
         }
@@ -463,19 +552,31 @@ fn install_order(pkgs: &[Candidate], world: &[Dep], selected: &[bool], providers
             }
         }
     }
-    let mut w = Walk { pkgs, name_seen: HashSet::new(), pkg_seen: vec![false; pkgs.len()], order: Vec::new() };
+    let mut w = Walk {
+        pkgs,
+        name_seen: HashSet::new(),
+        pkg_seen: vec![false; pkgs.len()],
+        order: Vec::new(),
+    };
     let mut sorted: Vec<&Dep> = world.iter().collect();
     sorted.sort_by(|a, b| name_cmp(&a.name, &b.name));
     for d in sorted {
         visit(&mut w, &d.name, &chosen, &rinstall_if);
     }
     // Anything selected but not reached (install_if with unusual triggers): append in name order.
-    let mut rest: Vec<usize> = (0..pkgs.len()).filter(|&p| selected[p] && !w.pkg_seen[p]).collect();
+    let mut rest: Vec<usize> = (0..pkgs.len())
+        .filter(|&p| selected[p] && !w.pkg_seen[p])
+        .collect();
     rest.sort_by(|&a, &b| name_cmp(&pkgs[a].info.name, &pkgs[b].info.name));
     for p in rest {
         w.name_seen.remove(&pkgs[p].info.name);
         let n = pkgs[p].info.name.clone();
-        visit(&mut w, &n, &|name| if name == n { Some(p) } else { chosen(name) }, &rinstall_if);
+        visit(
+            &mut w,
+            &n,
+            &|name| if name == n { Some(p) } else { chosen(name) },
+            &rinstall_if,
+        );
     }
     w.order
 }

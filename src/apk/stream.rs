@@ -31,7 +31,10 @@ pub enum Verify<'a> {
     Identity(&'a Checksum),
     /// A package file or an index: a `.SIGN.*` entry must verify with a trusted key.
     /// `allow_untrusted` lets a missing or unknown key through (never a failing signature).
-    Signature { keys: &'a Keyring, allow_untrusted: bool },
+    Signature {
+        keys: &'a Keyring,
+        allow_untrusted: bool,
+    },
 }
 
 /// Package scripts, by their control entry name.
@@ -86,7 +89,10 @@ pub struct Control {
 
 impl Control {
     pub fn script(&self, kind: ScriptKind) -> Option<&[u8]> {
-        self.scripts.iter().find(|(k, _)| *k == kind).map(|(_, s)| s.as_slice())
+        self.scripts
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, s)| s.as_slice())
     }
 }
 
@@ -145,7 +151,10 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn hashers_for_control(&self) -> Hashers {
-        let mut h = Hashers { sha1: Some(Sha1::new()), ..Default::default() };
+        let mut h = Hashers {
+            sha1: Some(Sha1::new()),
+            ..Default::default()
+        };
         if let Some(c) = &self.chosen {
             match c.algo {
                 SigAlgo::Sha1 => {}
@@ -156,15 +165,25 @@ impl Checker<'_> {
         h
     }
 
-    fn on_sign_entry<R: Read>(&mut self, e: &Entry, tar: &mut TarReader<R>) -> Result<(), ApkError> {
-        let sig = tar.content_to_vec(64 << 10, "signature").map_err(|err| self.format(err))?;
+    fn on_sign_entry<R: Read>(
+        &mut self,
+        e: &Entry,
+        tar: &mut TarReader<R>,
+    ) -> Result<(), ApkError> {
+        let sig = tar
+            .content_to_vec(64 << 10, "signature")
+            .map_err(|err| self.format(err))?;
         if self.chosen.is_some() {
             return Ok(());
         }
         if let Verify::Signature { keys, .. } = self.verify {
             if let Some((algo, key_name)) = SigAlgo::from_entry_name(&e.name) {
                 if keys.get(key_name).is_some() {
-                    self.chosen = Some(SigChoice { algo, key_name: key_name.into(), sig });
+                    self.chosen = Some(SigChoice {
+                        algo,
+                        key_name: key_name.into(),
+                        sig,
+                    });
                 } else {
                     self.unknown_keys.push(key_name.into());
                 }
@@ -174,7 +193,10 @@ impl Checker<'_> {
     }
 
     fn format(&self, err: io::Error) -> ApkError {
-        ApkError::Format { what: self.what.clone(), reason: err.to_string() }
+        ApkError::Format {
+            what: self.what.clone(),
+            reason: err.to_string(),
+        }
     }
 
     /// Checks the identity or signature over the finished digests.
@@ -191,7 +213,10 @@ impl Checker<'_> {
                     });
                 }
             }
-            Verify::Signature { keys, allow_untrusted } => match &self.chosen {
+            Verify::Signature {
+                keys,
+                allow_untrusted,
+            } => match &self.chosen {
                 Some(c) => {
                     let digest: Vec<u8> = match c.algo {
                         SigAlgo::Sha1 => sha1.to_vec(),
@@ -207,7 +232,10 @@ impl Checker<'_> {
                     }
                 }
                 None if allow_untrusted => {
-                    log::warn!("apk: {}: no trusted signature, accepted because of --allow-untrusted", self.what);
+                    log::warn!(
+                        "apk: {}: no trusted signature, accepted because of --allow-untrusted",
+                        self.what
+                    );
                 }
                 None => {
                     let reason = if self.unknown_keys.is_empty() {
@@ -215,7 +243,10 @@ impl Checker<'_> {
                     } else {
                         format!("signed by unknown key(s) {}", self.unknown_keys.join(", "))
                     };
-                    return Err(ApkError::UntrustedSignature { what: self.what.clone(), reason });
+                    return Err(ApkError::UntrustedSignature {
+                        what: self.what.clone(),
+                        reason,
+                    });
                 }
             },
         }
@@ -225,22 +256,37 @@ impl Checker<'_> {
 
 /// Reads a package stream: verifies it as `verify` says and hands data entries to `sink`.
 /// Returns the control part (with the computed identity).
-pub fn read_package<R: Read>(src: R, what: &str, verify: Verify<'_>, sink: &mut dyn DataSink) -> Result<Control, ApkError> {
-    let mut ck = Checker { what: what.into(), verify, chosen: None, unknown_keys: Vec::new() };
+pub fn read_package<R: Read>(
+    src: R,
+    what: &str,
+    verify: Verify<'_>,
+    sink: &mut dyn DataSink,
+) -> Result<Control, ApkError> {
+    let mut ck = Checker {
+        what: what.into(),
+        verify,
+        chosen: None,
+        unknown_keys: Vec::new(),
+    };
     let gz = GzMembers::new(src).map_err(|e| ck.format(e))?;
     if gz.members == 0 {
-        return Err(ApkError::Format { what: what.into(), reason: "empty file".into() });
+        return Err(ApkError::Format {
+            what: what.into(),
+            reason: "empty file".into(),
+        });
     }
     let mut tar = TarReader::new(gz);
-    tar.gz().hash = Hashers { sha1: Some(Sha1::new()), ..Default::default() };
+    tar.gz().hash = Hashers {
+        sha1: Some(Sha1::new()),
+        ..Default::default()
+    };
     let mut part = Part::Signature;
     let mut control = Control::default();
     let mut identity: Option<Checksum> = None;
     let mut ready_sent = false;
     let mut saw_pkginfo = false;
-    let mut data_hash: Option<Sha256> = None;
     loop {
-        let ev = tar.next().map_err(|e| ck.format(e))?;
+        let ev = tar.next_event().map_err(|e| ck.format(e))?;
         match ev {
             Event::MemberEnd => {
                 match part {
@@ -250,21 +296,19 @@ pub fn read_package<R: Read>(src: R, what: &str, verify: Verify<'_>, sink: &mut 
                     }
                     Part::Control => {
                         part = Part::Data;
-                        if let Some(expected) = control.info.datahash {
+                        if control.info.datahash.is_some() {
                             let h = std::mem::take(&mut tar.gz().hash);
                             identity = Some(ck.check(h)?);
-                            tar.gz().hash = Hashers { sha256: Some(Sha256::new()), ..Default::default() };
-                            data_hash = None;
-                            let _ = expected;
+                            tar.gz().hash = Hashers {
+                                sha256: Some(Sha256::new()),
+                                ..Default::default()
+                            };
                         }
                     }
                     Part::Data => {}
                 }
                 if !tar.next_member().map_err(|e| ck.format(e))? {
                     break;
-                }
-                if part == Part::Signature && tar.gz().hash.sha1.is_none() {
-                    tar.gz().hash = ck.hashers_for_control();
                 }
             }
             Event::Entry(e) => {
@@ -274,28 +318,40 @@ pub fn read_package<R: Read>(src: R, what: &str, verify: Verify<'_>, sink: &mut 
                 }
                 if part == Part::Signature {
                     part = Part::Control;
-                    // The first non-signature entry in the first member: no signature member.
-                    if tar.gz().members == 1 {
-                        // Digest so far covers this member from its start: correct.
-                    }
                 }
                 let is_control_name = e.name.starts_with('.') && !e.name.contains('/');
                 if part == Part::Control && !is_control_name {
                     // APKv1 layout: data in the same member as control.
                     if control.info.datahash.is_some() {
-                        return Err(ApkError::Format { what: what.into(), reason: "data entries inside the control member".into() });
+                        return Err(ApkError::Format {
+                            what: what.into(),
+                            reason: "data entries inside the control member".into(),
+                        });
                     }
                     part = Part::Data;
                 }
                 if part == Part::Control {
                     if e.name == ".PKGINFO" {
-                        let data = tar.content_to_vec(MAX_PKGINFO, ".PKGINFO").map_err(|err| ck.format(err))?;
-                        let text = String::from_utf8(data).map_err(|_| ApkError::Format { what: what.into(), reason: ".PKGINFO is not UTF-8".into() })?;
-                        control.info = PkgInfo::parse_pkginfo(&text).map_err(|err| ApkError::Format { what: what.into(), reason: err.to_string() })?;
+                        let data = tar
+                            .content_to_vec(MAX_PKGINFO, ".PKGINFO")
+                            .map_err(|err| ck.format(err))?;
+                        let text = String::from_utf8(data).map_err(|_| ApkError::Format {
+                            what: what.into(),
+                            reason: ".PKGINFO is not UTF-8".into(),
+                        })?;
+                        control.info =
+                            PkgInfo::parse_pkginfo(&text).map_err(|err| ApkError::Format {
+                                what: what.into(),
+                                reason: err.to_string(),
+                            })?;
                         saw_pkginfo = true;
-                    } else if let Some(kind) = e.name.strip_prefix('.').and_then(ScriptKind::from_name) {
+                    } else if let Some(kind) =
+                        e.name.strip_prefix('.').and_then(ScriptKind::from_name)
+                    {
                         if e.kind == Kind::File {
-                            let data = tar.content_to_vec(MAX_SCRIPT, &e.name).map_err(|err| ck.format(err))?;
+                            let data = tar
+                                .content_to_vec(MAX_SCRIPT, &e.name)
+                                .map_err(|err| ck.format(err))?;
                             control.scripts.retain(|(k, _)| *k != kind);
                             control.scripts.push((kind, data));
                         }
@@ -305,7 +361,10 @@ pub fn read_package<R: Read>(src: R, what: &str, verify: Verify<'_>, sink: &mut 
                 // Data part.
                 if !ready_sent {
                     if !saw_pkginfo {
-                        return Err(ApkError::Format { what: what.into(), reason: "no .PKGINFO before the data".into() });
+                        return Err(ApkError::Format {
+                            what: what.into(),
+                            reason: "no .PKGINFO before the data".into(),
+                        });
                     }
                     control.identity = identity;
                     ready_sent = true;
@@ -321,21 +380,30 @@ pub fn read_package<R: Read>(src: R, what: &str, verify: Verify<'_>, sink: &mut 
             }
         }
     }
-    let _ = data_hash;
     if !saw_pkginfo {
-        return Err(ApkError::Format { what: what.into(), reason: "no .PKGINFO in the package".into() });
+        return Err(ApkError::Format {
+            what: what.into(),
+            reason: "no .PKGINFO in the package".into(),
+        });
     }
     let h = std::mem::take(&mut tar.gz().hash);
     match control.info.datahash {
         Some(expected) if identity.is_some() => {
             let actual: [u8; 32] = h.sha256.expect("data hash runs").finalize().into();
             if actual != expected {
-                return Err(ApkError::DataHashMismatch { package: what.into(), expected: hex(&expected), actual: hex(&actual) });
+                return Err(ApkError::DataHashMismatch {
+                    package: what.into(),
+                    expected: hex(&expected),
+                    actual: hex(&actual),
+                });
             }
         }
         Some(_) => {
             // The stream ended inside the control member.
-            return Err(ApkError::Format { what: what.into(), reason: "stream ended before the data part".into() });
+            return Err(ApkError::Format {
+                what: what.into(),
+                reason: "stream ended before the data part".into(),
+            });
         }
         None => identity = Some(ck.check(h)?),
     }
@@ -356,8 +424,21 @@ pub struct IndexFile {
 }
 
 /// Reads and verifies an APKINDEX.tar.gz (signature over everything after the signature member).
-pub fn read_index<R: Read>(src: R, what: &str, keys: &Keyring, allow_untrusted: bool) -> Result<IndexFile, ApkError> {
-    let mut ck = Checker { what: what.into(), verify: Verify::Signature { keys, allow_untrusted }, chosen: None, unknown_keys: Vec::new() };
+pub fn read_index<R: Read>(
+    src: R,
+    what: &str,
+    keys: &Keyring,
+    allow_untrusted: bool,
+) -> Result<IndexFile, ApkError> {
+    let mut ck = Checker {
+        what: what.into(),
+        verify: Verify::Signature {
+            keys,
+            allow_untrusted,
+        },
+        chosen: None,
+        unknown_keys: Vec::new(),
+    };
     let gz = GzMembers::new(src).map_err(|e| ck.format(e))?;
     let mut tar = TarReader::new(gz);
     tar.gz().hash = Hashers::all();
@@ -365,7 +446,7 @@ pub fn read_index<R: Read>(src: R, what: &str, keys: &Keyring, allow_untrusted: 
     let mut description = String::new();
     let mut text: Option<String> = None;
     loop {
-        match tar.next().map_err(|e| ck.format(e))? {
+        match tar.next_event().map_err(|e| ck.format(e))? {
             Event::MemberEnd => {
                 if in_sig {
                     tar.gz().hash = ck.hashers_for_control();
@@ -381,18 +462,25 @@ pub fn read_index<R: Read>(src: R, what: &str, keys: &Keyring, allow_untrusted: 
                 }
                 if in_sig {
                     in_sig = false;
-                    if tar.gz().members == 1 {
-                        // Unsigned: the digest covers this member from its start.
-                    }
                 }
-                let fmt = |err: io::Error| ApkError::Format { what: what.into(), reason: err.to_string() };
+                let fmt = |err: io::Error| ApkError::Format {
+                    what: what.into(),
+                    reason: err.to_string(),
+                };
                 match e.name.as_str() {
                     "DESCRIPTION" => {
-                        description = String::from_utf8_lossy(&tar.content_to_vec(1 << 16, "DESCRIPTION").map_err(fmt)?).trim_end().into()
+                        description = String::from_utf8_lossy(
+                            &tar.content_to_vec(1 << 16, "DESCRIPTION").map_err(fmt)?,
+                        )
+                        .trim_end()
+                        .into()
                     }
                     "APKINDEX" => {
                         let data = tar.content_to_vec(MAX_INDEX, "APKINDEX").map_err(fmt)?;
-                        text = Some(String::from_utf8(data).map_err(|_| ApkError::Format { what: what.into(), reason: "APKINDEX is not UTF-8".into() })?);
+                        text = Some(String::from_utf8(data).map_err(|_| ApkError::Format {
+                            what: what.into(),
+                            reason: "APKINDEX is not UTF-8".into(),
+                        })?);
                     }
                     _ => {}
                 }
@@ -401,6 +489,9 @@ pub fn read_index<R: Read>(src: R, what: &str, keys: &Keyring, allow_untrusted: 
     }
     let h = std::mem::take(&mut tar.gz().hash);
     ck.check(h)?;
-    let text = text.ok_or_else(|| ApkError::Format { what: what.into(), reason: "no APKINDEX entry in the archive".into() })?;
+    let text = text.ok_or_else(|| ApkError::Format {
+        what: what.into(),
+        reason: "no APKINDEX entry in the archive".into(),
+    })?;
     Ok(IndexFile { description, text })
 }

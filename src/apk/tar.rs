@@ -46,7 +46,7 @@ pub struct Entry {
     pub checksum: Option<Checksum>,
 }
 
-/// What [`TarReader::next`] found.
+/// What [`TarReader::next_event`] found.
 #[derive(Debug)]
 pub enum Event {
     Entry(Entry),
@@ -65,7 +65,12 @@ fn octal(field: &[u8], what: &str) -> io::Result<u64> {
     let mut v: u64 = 0;
     for &c in field {
         match c {
-            b'0'..=b'7' => v = v.checked_mul(8).and_then(|v| v.checked_add(u64::from(c - b'0'))).ok_or_else(|| bad("tar number overflow"))?,
+            b'0'..=b'7' => {
+                v = v
+                    .checked_mul(8)
+                    .and_then(|v| v.checked_add(u64::from(c - b'0')))
+                    .ok_or_else(|| bad("tar number overflow"))?
+            }
             b' ' if v == 0 => {}
             0 | b' ' => break,
             _ => return Err(bad(format!("tar header: bad octal {what}"))),
@@ -92,7 +97,13 @@ pub struct TarReader<R> {
 
 impl<R: Read> TarReader<R> {
     pub fn new(src: GzMembers<R>) -> Self {
-        TarReader { src, remaining: 0, padding: 0, zero_blocks: 0, ended: false }
+        TarReader {
+            src,
+            remaining: 0,
+            padding: 0,
+            zero_blocks: 0,
+            ended: false,
+        }
     }
 
     pub fn gz(&mut self) -> &mut GzMembers<R> {
@@ -118,7 +129,9 @@ impl<R: Read> TarReader<R> {
                 if got == 0 && self.src.at_member_end() {
                     return Ok(false);
                 }
-                return Err(bad("tar record cut by the end of a gzip member (truncated or malformed)"));
+                return Err(bad(
+                    "tar record cut by the end of a gzip member (truncated or malformed)",
+                ));
             }
             got += n;
         }
@@ -154,7 +167,10 @@ impl<R: Read> TarReader<R> {
     /// Reads the whole content of the current entry, refusing more than `limit` bytes.
     pub fn content_to_vec(&mut self, limit: u64, what: &str) -> io::Result<Vec<u8>> {
         if self.remaining > limit {
-            return Err(bad(format!("{what} is {} bytes, more than the {limit} allowed", self.remaining)));
+            return Err(bad(format!(
+                "{what} is {} bytes, more than the {limit} allowed",
+                self.remaining
+            )));
         }
         let mut v = vec![0u8; self.remaining as usize];
         let mut got = 0;
@@ -166,7 +182,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// The next entry or member boundary.
-    pub fn next(&mut self) -> io::Result<Event> {
+    pub fn next_event(&mut self) -> io::Result<Event> {
         let rest = self.remaining + self.padding;
         self.remaining = 0;
         self.padding = 0;
@@ -183,7 +199,9 @@ impl<R: Read> TarReader<R> {
             }
             if !self.read_block(&mut block)? {
                 if long_name.is_some() || !pax.is_empty() {
-                    return Err(bad("tar: extended header without an entry before the member end"));
+                    return Err(bad(
+                        "tar: extended header without an entry before the member end",
+                    ));
                 }
                 return Ok(Event::MemberEnd);
             }
@@ -198,7 +216,17 @@ impl<R: Read> TarReader<R> {
                 return Err(bad("tar header without ustar magic"));
             }
             let stored = octal(&block[148..156], "checksum")?;
-            let sum: u64 = block.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) }).sum();
+            let sum: u64 = block
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if (148..156).contains(&i) {
+                        32
+                    } else {
+                        u64::from(b)
+                    }
+                })
+                .sum();
             if stored != sum {
                 return Err(bad("tar header checksum mismatch"));
             }
@@ -221,7 +249,10 @@ impl<R: Read> TarReader<R> {
                 b'L' => {
                     let data = self.content_to_vec(MAX_NAME as u64 + 1, "GNU long name")?;
                     let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-                    long_name = Some(String::from_utf8(data[..end].to_vec()).map_err(|_| bad("long name is not UTF-8"))?);
+                    long_name = Some(
+                        String::from_utf8(data[..end].to_vec())
+                            .map_err(|_| bad("long name is not UTF-8"))?,
+                    );
                     let p = self.padding;
                     self.padding = 0;
                     self.skip(p)?;
@@ -272,15 +303,23 @@ impl<R: Read> TarReader<R> {
                 checksum: None,
             };
             for (k, v) in pax.drain(..) {
-                let text = || String::from_utf8(v.clone()).map_err(|_| bad(format!("PAX {k} is not UTF-8")));
+                let text = || {
+                    String::from_utf8(v.clone()).map_err(|_| bad(format!("PAX {k} is not UTF-8")))
+                };
                 match k.as_str() {
                     "path" => entry.name = text()?,
                     "linkpath" => entry.link = text()?,
                     "APK-TOOLS.checksum.SHA1" => {
-                        entry.checksum = Some(Checksum::from_sha1_hex(&text()?).ok_or_else(|| bad("bad APK-TOOLS.checksum.SHA1"))?)
+                        entry.checksum = Some(
+                            Checksum::from_sha1_hex(&text()?)
+                                .ok_or_else(|| bad("bad APK-TOOLS.checksum.SHA1"))?,
+                        )
                     }
                     "APK-TOOLS.checksum.MD5" => {
-                        entry.checksum = Some(Checksum::parse(&text()?).ok_or_else(|| bad("bad APK-TOOLS.checksum.MD5"))?)
+                        entry.checksum = Some(
+                            Checksum::parse(&text()?)
+                                .ok_or_else(|| bad("bad APK-TOOLS.checksum.MD5"))?,
+                        )
                     }
                     _ => {
                         if let Some(x) = k.strip_prefix("SCHILY.xattr.") {
@@ -292,12 +331,6 @@ impl<R: Read> TarReader<R> {
             if entry.name.len() >= MAX_NAME || entry.link.len() >= MAX_NAME {
                 return Err(bad("tar name or link target too long"));
             }
-            if !matches!(kind, Kind::File) {
-                // Only regular files carry content that is extracted; skip anything else's.
-                if kind != Kind::Dir && kind != Kind::Symlink && kind != Kind::HardLink {
-                    // devices and fifos: content, if any, is skipped below by the next call
-                }
-            }
             return Ok(Event::Entry(entry));
         }
     }
@@ -307,13 +340,22 @@ impl<R: Read> TarReader<R> {
 fn parse_pax(mut data: &[u8]) -> io::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     while !data.is_empty() {
-        let sp = data.iter().position(|&b| b == b' ').ok_or_else(|| bad("malformed PAX record"))?;
-        let len: usize = std::str::from_utf8(&data[..sp]).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad("malformed PAX record length"))?;
+        let sp = data
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| bad("malformed PAX record"))?;
+        let len: usize = std::str::from_utf8(&data[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad("malformed PAX record length"))?;
         if len <= sp + 1 || len > data.len() || data[len - 1] != b'\n' {
             return Err(bad("malformed PAX record"));
         }
         let rec = &data[sp + 1..len - 1];
-        let eq = rec.iter().position(|&b| b == b'=').ok_or_else(|| bad("PAX record without `=`"))?;
+        let eq = rec
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| bad("PAX record without `=`"))?;
         let key = String::from_utf8(rec[..eq].to_vec()).map_err(|_| bad("PAX key is not UTF-8"))?;
         out.push((key, rec[eq + 1..].to_vec()));
         data = &data[len..];
@@ -339,7 +381,19 @@ pub struct Header<'a> {
 
 impl<'a> Header<'a> {
     pub fn file(name: &'a str, size: u64, mode: u32, mtime: u64) -> Self {
-        Header { name, kind: Kind::File, mode, uid: 0, gid: 0, uname: "root", gname: "root", mtime, link: "", size, dev: (0, 0) }
+        Header {
+            name,
+            kind: Kind::File,
+            mode,
+            uid: 0,
+            gid: 0,
+            uname: "root",
+            gname: "root",
+            mtime,
+            link: "",
+            size,
+            dev: (0, 0),
+        }
     }
 }
 
@@ -382,7 +436,13 @@ impl<W: Write> TarWriter<W> {
         self.out
     }
 
-    fn raw_header(&mut self, h: &Header<'_>, name: &str, link: &str, typeflag: u8) -> io::Result<()> {
+    fn raw_header(
+        &mut self,
+        h: &Header<'_>,
+        name: &str,
+        link: &str,
+        typeflag: u8,
+    ) -> io::Result<()> {
         let mut b = [0u8; 512];
         let n = name.as_bytes();
         b[..n.len().min(100)].copy_from_slice(&n[..n.len().min(100)]);
@@ -428,7 +488,11 @@ impl<W: Write> TarWriter<W> {
             records.extend(pax_record("linkpath", h.link.as_bytes()));
         }
         if !records.is_empty() {
-            let ph = Header { size: records.len() as u64, kind: Kind::File, ..h.clone() };
+            let ph = Header {
+                size: records.len() as u64,
+                kind: Kind::File,
+                ..h.clone()
+            };
             self.raw_header(&ph, "PaxHeader", "", b'x')?;
             self.out.write_all(&records)?;
             self.pad(records.len() as u64)?;
@@ -455,14 +519,20 @@ impl<W: Write> TarWriter<W> {
     pub fn content_from(&mut self, src: &mut dyn Read, size: u64) -> io::Result<()> {
         let n = io::copy(&mut src.take(size), &mut self.out)?;
         if n != size {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while archiving"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while archiving",
+            ));
         }
         self.pad(size)
     }
 
     /// A whole file entry.
     pub fn file(&mut self, h: &Header<'_>, data: &[u8]) -> io::Result<()> {
-        let h = Header { size: data.len() as u64, ..h.clone() };
+        let h = Header {
+            size: data.len() as u64,
+            ..h.clone()
+        };
         self.header(&h, &[])?;
         self.content(data)
     }

@@ -31,7 +31,10 @@ struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     fn new(v: &'a str) -> Self {
-        Tokens { rest: v.as_bytes(), kind: Tok::Digit }
+        Tokens {
+            rest: v.as_bytes(),
+            kind: Tok::Digit,
+        }
     }
 
     /// Works out the type of the next token from the separator in front of it.
@@ -60,7 +63,9 @@ impl<'a> Tokens<'a> {
         }
         let allowed_drop = matches!(
             (next, prev),
-            (Tok::DigitOrZero, Tok::Digit) | (Tok::Suffix, Tok::SuffixNo) | (Tok::Digit, Tok::Letter)
+            (Tok::DigitOrZero, Tok::Digit)
+                | (Tok::Suffix, Tok::SuffixNo)
+                | (Tok::Digit, Tok::Letter)
         );
         if next < prev && !allowed_drop {
             next = Tok::Invalid;
@@ -88,7 +93,9 @@ impl<'a> Tokens<'a> {
             }
             Tok::DigitOrZero | Tok::Digit | Tok::SuffixNo | Tok::RevisionNo => {
                 while used < s.len() && s[used].is_ascii_digit() {
-                    value = value.wrapping_mul(10).wrapping_add(i64::from(s[used] - b'0'));
+                    value = value
+                        .wrapping_mul(10)
+                        .wrapping_add(i64::from(s[used] - b'0'));
                     used += 1;
                 }
                 if used >= 18 {
@@ -101,10 +108,15 @@ impl<'a> Tokens<'a> {
                 used = 1;
             }
             Tok::Suffix => {
-                if let Some(i) = PRE_SUFFIXES.iter().position(|p| s.starts_with(p.as_bytes())) {
+                if let Some(i) = PRE_SUFFIXES
+                    .iter()
+                    .position(|p| s.starts_with(p.as_bytes()))
+                {
                     used = PRE_SUFFIXES[i].len();
                     value = i as i64 - PRE_SUFFIXES.len() as i64;
-                } else if let Some(i) = POST_SUFFIXES.iter().position(|p| s.starts_with(p.as_bytes()))
+                } else if let Some(i) = POST_SUFFIXES
+                    .iter()
+                    .position(|p| s.starts_with(p.as_bytes()))
                 {
                     used = POST_SUFFIXES[i].len();
                     value = i as i64;

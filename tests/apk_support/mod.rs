@@ -28,7 +28,9 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
-        Fixture { dir: tempfile::tempdir().unwrap() }
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     pub fn root(&self) -> PathBuf {
         self.dir.path().join("root")
@@ -50,11 +52,18 @@ impl Fixture {
         self.publish_with(pkgs, |_| {})
     }
 
-    pub fn publish_with(&self, pkgs: Vec<PackageBuilder>, tweak: impl FnOnce(&mut IndexBuilder)) -> Vec<BuiltPackage> {
+    pub fn publish_with(
+        &self,
+        pkgs: Vec<PackageBuilder>,
+        tweak: impl FnOnce(&mut IndexBuilder),
+    ) -> Vec<BuiltPackage> {
         let arch = ramboot::apk::build::default_arch();
         let dir = self.repo().join(arch);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut idx = IndexBuilder { description: "test repo".into(), ..Default::default() };
+        let mut idx = IndexBuilder {
+            description: "test repo".into(),
+            ..Default::default()
+        };
         let mut built = Vec::new();
         for p in pkgs {
             let b = p.build(Some(key())).unwrap();
@@ -63,7 +72,11 @@ impl Fixture {
             built.push(b);
         }
         tweak(&mut idx);
-        std::fs::write(dir.join("APKINDEX.tar.gz"), idx.build(Some(key()), SigAlgo::Sha1).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("APKINDEX.tar.gz"),
+            idx.build(Some(key()), SigAlgo::Sha1).unwrap(),
+        )
+        .unwrap();
         built
     }
 

@@ -1,0 +1,589 @@
+//! Solver, ownership, scripts, attributes, overlay and protection, cache, and the CLI builder.
+
+mod apk_support;
+use apk_support::*;
+use ramboot::apk::build::PackageBuilder;
+use ramboot::apk::stream::ScriptKind;
+use ramboot::apk::{install, ScriptPolicy};
+use ramboot::sys::{Call, RecordingSys};
+use std::os::unix::fs::MetadataExt;
+
+#[test]
+fn diamond_and_versions() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("top", "1").depends("left right"),
+        pkg("left", "1").depends("base>=2"),
+        pkg("right", "1").depends("base"),
+        pkg("base", "1.0"),
+        pkg("base", "2.0"),
+        pkg("base", "3.0_rc1"),
+    ]);
+    let r = f.install(&["top"]);
+    assert_eq!(names(&r), ["base", "left", "right", "top"]);
+    assert_eq!(r.installed[0].1, "3.0_rc1");
+    let f2 = Fixture::new();
+    f2.publish(vec![
+        pkg("vera", "1.0"),
+        pkg("vera", "2.0"),
+        pkg("vera", "3.0_rc1"),
+    ]);
+    assert_eq!(f2.install(&["vera<2"]).installed[0].1, "1.0");
+    let f3 = Fixture::new();
+    f3.publish(vec![pkg("vera", "1.0"), pkg("vera", "2.0")]);
+    assert_eq!(f3.install(&["vera~1"]).installed[0].1, "1.0");
+}
+
+#[test]
+fn late_constraint_restarts_the_choice() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("a", "1").depends("lib"),
+        pkg("b", "1").depends("lib<2"),
+        pkg("lib", "1.5"),
+        pkg("lib", "2.0"),
+    ]);
+    let r = f.install(&["a", "b"]);
+    assert!(
+        r.installed.contains(&("lib".into(), "1.5".into())),
+        "{:?}",
+        r.installed
+    );
+}
+
+#[test]
+fn providers_priority_and_virtuals() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("user", "1").depends("so:libx.so.1"),
+        pkg("libx-a", "1").provides("so:libx.so.1=1.0"),
+        pkg("libx-b", "1").provides("so:libx.so.1=1.0").priority(10),
+        pkg("needsh", "1").depends("/bin/sh"),
+        pkg("busybox-binsh", "1")
+            .provides("/bin/sh cmd:sh")
+            .priority(100),
+        pkg("needvirt", "1").depends("virt"),
+        pkg("v1", "1").provides("virt"),
+        pkg("v2", "1").provides("virt"),
+    ]);
+    let r = f.install(&["user", "needsh"]);
+    assert!(
+        names(&r).contains(&"libx-b".to_string()) && !names(&r).contains(&"libx-a".to_string()),
+        "{:?}",
+        r.installed
+    );
+    assert!(names(&r).contains(&"busybox-binsh".to_string()));
+    // Two virtual providers without priority: apk asks to choose.
+    let f2 = Fixture::new();
+    f2.publish(vec![
+        pkg("needvirt", "1").depends("virt"),
+        pkg("v1", "1").provides("virt"),
+        pkg("v2", "1").provides("virt"),
+    ]);
+    let err = install(&f2.request(&["needvirt"]), &RecordingSys::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("virt (virtual)"), "{err}");
+    // Any number of virtual providers may be installed together.
+    let r = f2.install(&["v1", "v2"]);
+    assert_eq!(names(&r), ["v1", "v2"]);
+}
+
+#[test]
+fn same_versioned_provide_conflicts() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("provA", "1.0").provides("so:libx.so.1=1.0"),
+        pkg("provB", "2.0").provides("so:libx.so.1=1.0"),
+    ]);
+    let err = install(&f.request(&["provA", "provB"]), &RecordingSys::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("provB-2.0") || err.contains("provA-1.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn conflicts_drop_both_under_diskless_boot() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("conf1", "1").depends("!conf2"),
+        pkg("conf2", "1"),
+        pkg("other", "1"),
+    ]);
+    let err = install(&f.request(&["conf1", "conf2"]), &RecordingSys::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conflicts"), "{err}");
+    let mut req = f.request(&["conf1", "conf2", "other"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(names(&r), ["other"]);
+    assert_eq!(r.skipped_world.len(), 2);
+    assert_eq!(r.exit_code(), 0);
+    assert_eq!(f.read("etc/apk/world"), "conf1\nconf2\nother\n");
+}
+
+#[test]
+fn install_if_follows_its_trigger() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("docs", "1"),
+        pkg("man", "1"),
+        pkg("foo", "1"),
+        pkg("foo-doc", "1").install_if("foo docs"),
+        pkg("bar-doc", "1").install_if("bar docs"),
+    ]);
+    let r = f.install(&["foo", "docs", "man"]);
+    assert_eq!(names(&r), ["docs", "foo", "foo-doc", "man"]);
+    assert_eq!(f.read("etc/apk/world"), "docs\nfoo\nman\n");
+}
+
+#[test]
+fn replaces_moves_file_ownership() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("old", "1").file("usr/bin/tool", b"old", 0o755),
+        pkg("new", "1")
+            .depends("old")
+            .replaces("old")
+            .file("usr/bin/tool", b"new", 0o755),
+        pkg("clash", "1")
+            .depends("old")
+            .file("usr/bin/tool", b"clash", 0o755),
+    ]);
+    let r = f.install(&["new"]);
+    assert_eq!(r.errors(), 0, "{:?}", r.broken);
+    assert_eq!(f.read("usr/bin/tool"), "new");
+    let db = f.read("lib/apk/db/installed");
+    let old_rec = db.split("\n\n").find(|r| r.contains("P:old\n")).unwrap();
+    assert!(!old_rec.contains("R:tool"), "{old_rec}");
+    let new_rec = db.split("\n\n").find(|r| r.contains("P:new\n")).unwrap();
+    assert!(new_rec.contains("R:tool"));
+    // Without replaces: an error, the file stays the old owner's.
+    let r = f.install(&["clash"]);
+    assert_eq!(r.broken.len(), 1, "{r:?}");
+    assert!(
+        r.broken[0]
+            .1
+            .contains("trying to overwrite usr/bin/tool owned by new-1"),
+        "{:?}",
+        r.broken
+    );
+    assert_eq!(f.read("usr/bin/tool"), "new");
+}
+
+#[test]
+fn upgrade_replaces_files_and_removes_obsolete_ones() {
+    let f = Fixture::new();
+    f.publish(vec![pkg("app", "1.0")
+        .file("usr/bin/app", b"v1", 0o755)
+        .file("usr/share/app/old", b"o", 0o644)]);
+    f.install(&["app"]);
+    let f2_repo = f.dir.path().join("repo");
+    std::fs::remove_dir_all(&f2_repo).unwrap();
+    f.publish(vec![pkg("app", "2.0").file("usr/bin/app", b"v2", 0o755)]);
+    let r = f.install(&["app"]);
+    assert_eq!(r.installed, [("app".to_string(), "2.0".to_string())]);
+    assert_eq!(f.read("usr/bin/app"), "v2");
+    assert!(!f.root().join("usr/share/app/old").exists());
+    let db = f.read("lib/apk/db/installed");
+    assert_eq!(db.matches("P:app\n").count(), 1);
+    assert!(db.contains("V:2.0"));
+}
+
+#[test]
+fn scripts_run_chrooted_in_order_with_apk_contract() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("base", "1")
+            .script(ScriptKind::PostInstall, "#!/bin/sh\necho base\n")
+            .dir("usr/share/x", 0o755),
+        pkg("app", "2.0-r1")
+            .depends("base")
+            .script(ScriptKind::PreInstall, "#!/bin/sh\nexit 0\n")
+            .script(ScriptKind::PostInstall, "#!/bin/sh\nexit 1\n")
+            .script(ScriptKind::Trigger, "#!/bin/sh\n")
+            .triggers("/usr/share/*")
+            .file("usr/bin/app", b"x", 0o755),
+    ]);
+    let sys = RecordingSys::new("/");
+    sys.push_run_result(0);
+    sys.push_run_result(0);
+    sys.push_run_result(1);
+    let mut req = f.request(&["app"]);
+    req.scripts = ScriptPolicy::Always;
+    let r = install(&req, &sys).unwrap();
+    let runs: Vec<_> = sys
+        .calls()
+        .into_iter()
+        .filter_map(|c| {
+            if let Call::Run { spawn } = c {
+                Some(spawn)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let progs: Vec<String> = runs
+        .iter()
+        .map(|s| s.program.display().to_string())
+        .collect();
+    assert_eq!(
+        progs,
+        [
+            "lib/apk/exec/base-1.post-install",
+            "lib/apk/exec/app-2.0-r1.pre-install",
+            "lib/apk/exec/app-2.0-r1.post-install",
+            "lib/apk/exec/app-2.0-r1.trigger"
+        ]
+    );
+    assert_eq!(runs[1].chroot.as_deref(), Some(f.root().as_path()));
+    assert_eq!(runs[1].args, ["2.0-r1"]);
+    assert_eq!(runs[1].umask, Some(0o022));
+    assert_eq!(
+        runs[1].env,
+        [("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())]
+    );
+    assert_eq!(runs[3].args, ["/usr/share/x"]);
+    assert_eq!(r.broken.len(), 1);
+    assert!(r.broken[0]
+        .1
+        .contains("post-install script exited with error 1"));
+    assert!(
+        f.root().join("usr/bin/app").exists(),
+        "install goes on after a failed script"
+    );
+    let db = f.read("lib/apk/db/installed");
+    assert!(db.contains("f:sS"), "{db}");
+    assert!(f.read("lib/apk/db/triggers").contains(" /usr/share/*"));
+    let tar = std::fs::read(f.root().join("lib/apk/db/scripts.tar")).unwrap();
+    assert!(String::from_utf8_lossy(&tar).contains("app-2.0-r1.Q1"));
+    assert!(!f
+        .root()
+        .join("lib/apk/exec/app-2.0-r1.post-install")
+        .exists());
+}
+
+#[test]
+fn unprivileged_scripts_are_skipped_or_fail_as_asked() {
+    if rustix::process::geteuid().is_root() {
+        return;
+    }
+    let f = Fixture::new();
+    f.publish(vec![pkg("s", "1")
+        .script(ScriptKind::PostInstall, "#!/bin/sh\n")
+        .file("f", b"f", 0o644)]);
+    let mut req = f.request(&["s"]);
+    req.scripts = ScriptPolicy::Auto;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(r.errors(), 0);
+    assert!(r.warnings.iter().any(|w| w.contains("not run")));
+    let f = Fixture::new();
+    f.publish(vec![pkg("s", "1")
+        .script(ScriptKind::PostInstall, "#!/bin/sh\n")
+        .file("f", b"f", 0o644)]);
+    let mut req = f.request(&["s"]);
+    req.scripts = ScriptPolicy::FailUnprivileged;
+    assert_eq!(install(&req, &RecordingSys::new("/")).unwrap().errors(), 1);
+}
+
+#[test]
+fn hard_links_setuid_xattrs_owners_and_mtimes() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.root().join("etc")).unwrap();
+    std::fs::write(
+        f.root().join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nsvc:x:42:42::/:/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(f.root().join("etc/group"), "root:x:0:\nsvc:x:43:\n").unwrap();
+    let owned = PackageBuilder::file_entry(
+        "var/lib/svc/state",
+        ramboot::apk::build::Content::Bytes(b"s".to_vec()),
+        0o640,
+    )
+    .owner("svc", 1000, "svc", 1000);
+    let xat = PackageBuilder::file_entry(
+        "usr/bin/x",
+        ramboot::apk::build::Content::Bytes(b"x".to_vec()),
+        0o755,
+    )
+    .xattr("user.test", b"v");
+    f.publish(vec![pkg("attrs", "1")
+        .file("usr/bin/suid", b"s", 0o4755)
+        .hardlink("usr/bin/suid-link", "usr/bin/suid")
+        .dir("var", 0o755)
+        .dir("var/lib", 0o755)
+        .dir("var/lib/svc", 0o700)
+        .entry(owned)
+        .entry(xat)]);
+    let mut req = f.request(&["attrs"]);
+    req.initdb = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    let a = std::fs::metadata(f.root().join("usr/bin/suid")).unwrap();
+    let b = std::fs::metadata(f.root().join("usr/bin/suid-link")).unwrap();
+    assert_eq!(a.ino(), b.ino());
+    assert_eq!(a.mode() & 0o7777, 0o4755);
+    assert_eq!(a.mtime(), 1_700_000_000);
+    assert_eq!(
+        std::fs::metadata(f.root().join("var/lib/svc"))
+            .unwrap()
+            .mode()
+            & 0o7777,
+        0o700
+    );
+    let db = f.read("lib/apk/db/installed");
+    assert!(
+        db.contains("F:var/lib/svc\nM:0:0:700\nR:state\na:42:43:640\n"),
+        "{db}"
+    );
+    assert!(db.contains("R:suid\na:0:0:4755\n"), "{db}");
+    assert!(db.contains("R:x\na:0:0:755:Q1"), "{db}");
+}
+
+#[test]
+fn overlay_files_win_and_protected_paths_get_apk_new() {
+    let f = Fixture::new();
+    f.publish(vec![pkg("conf", "1")
+        .file("etc/listed.conf", b"pkg", 0o644)
+        .file("etc/unlisted.conf", b"pkg", 0o644)
+        .file("etc/same.conf", b"same", 0o644)
+        .file("usr/bin/listed", b"pkg", 0o755)
+        .file("usr/bin/unlisted", b"pkg", 0o755)]);
+    let setup = |f: &Fixture| {
+        std::fs::create_dir_all(f.root().join("etc")).unwrap();
+        std::fs::create_dir_all(f.root().join("usr/bin")).unwrap();
+        for p in [
+            "etc/listed.conf",
+            "etc/unlisted.conf",
+            "usr/bin/listed",
+            "usr/bin/unlisted",
+        ] {
+            std::fs::write(f.root().join(p), "user").unwrap();
+        }
+        std::fs::write(f.root().join("etc/same.conf"), "same").unwrap();
+    };
+    setup(&f);
+    let mut req = f.request(&["conf"]);
+    req.overlay_list = Some(vec![
+        "etc/".into(),
+        "etc/listed.conf".into(),
+        "usr/bin/listed".into(),
+    ]);
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(r.errors(), 0);
+    assert_eq!(f.read("etc/listed.conf"), "user");
+    assert!(!f.root().join("etc/listed.conf.apk-new").exists());
+    assert_eq!(f.read("etc/unlisted.conf"), "user");
+    assert_eq!(f.read("etc/unlisted.conf.apk-new"), "pkg");
+    assert!(!f.root().join("etc/same.conf.apk-new").exists());
+    assert_eq!(f.read("usr/bin/listed"), "user");
+    assert_eq!(f.read("usr/bin/unlisted"), "pkg");
+    // The db records the package's checksum for the kept file.
+    assert!(f
+        .read("lib/apk/db/installed")
+        .contains("R:listed.conf\nZ:Q1"));
+
+    let f = Fixture::new();
+    f.publish(vec![pkg("conf", "1").file(
+        "etc/unlisted.conf",
+        b"pkg",
+        0o644,
+    )]);
+    std::fs::create_dir_all(f.root().join("etc")).unwrap();
+    std::fs::write(f.root().join("etc/unlisted.conf"), "user").unwrap();
+    let mut req = f.request(&["conf"]);
+    req.clean_protected = true;
+    install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(f.read("etc/unlisted.conf"), "user");
+    assert!(!f.root().join("etc/unlisted.conf.apk-new").exists());
+}
+
+#[test]
+fn cache_names_and_cache_installs() {
+    use ramboot::apk::repo::{cache_index_name, cache_package_name};
+    assert_eq!(
+        cache_index_name("http://dl-cdn.example.invalid/alpine/v3.20/main", "x86_64"),
+        "APKINDEX.3492ca4a.tar.gz"
+    );
+    let mut info = ramboot::apk::pkg::PkgInfo {
+        name: "foo".into(),
+        version: "1.0-r0".into(),
+        ..Default::default()
+    };
+    info.identity = ramboot::apk::checksum::Checksum::parse("Q1sKBraP0l14fbx+ZBoqeB0pFzpH4=");
+    assert_eq!(
+        cache_package_name(&info).unwrap(),
+        "foo-1.0-r0.b0a06b68.apk"
+    );
+
+    // A remote repository listed in the root, served from the cache only.
+    let f = Fixture::new();
+    let built = f.publish(vec![pkg("cached", "1").file("usr/bin/cached", b"c", 0o755)]);
+    let url = "http://dl-cdn.example.invalid/alpine/v3.20/main";
+    let cache = f.dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let arch = ramboot::apk::build::default_arch();
+    std::fs::copy(
+        f.repo().join(arch).join("APKINDEX.tar.gz"),
+        cache.join(cache_index_name(url, arch)),
+    )
+    .unwrap();
+    std::fs::write(
+        cache.join(cache_package_name(&built[0].info).unwrap()),
+        &built[0].bytes,
+    )
+    .unwrap();
+    std::fs::create_dir_all(f.root().join("etc/apk")).unwrap();
+    std::fs::write(f.root().join("etc/apk/repositories"), format!("{url}\n")).unwrap();
+    std::os::unix::fs::symlink(&cache, f.root().join("etc/apk/cache")).unwrap();
+    let mut req = f.request(&["cached"]);
+    req.repositories.clear();
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(names(&r), ["cached"], "{:?}", r.repo_warnings);
+    assert_eq!(f.read("usr/bin/cached"), "c");
+}
+
+#[test]
+fn initdb_skeleton() {
+    let f = Fixture::new();
+    f.publish(vec![]);
+    let sys = RecordingSys::new("/");
+    let r = install(&f.request(&[]), &sys).unwrap();
+    assert!(r.installed.is_empty());
+    assert_eq!(f.read("etc/apk/world"), "\n");
+    assert_eq!(f.read("lib/apk/db/installed"), "");
+    assert_eq!(f.read("lib/apk/db/triggers"), "");
+    assert_eq!(
+        std::fs::read(f.root().join("lib/apk/db/scripts.tar"))
+            .unwrap()
+            .len(),
+        1024
+    );
+    assert_eq!(
+        std::fs::metadata(f.root().join("tmp")).unwrap().mode() & 0o7777,
+        0o1777
+    );
+    assert_eq!(
+        std::fs::metadata(f.root().join("lib/apk/db/lock"))
+            .unwrap()
+            .mode()
+            & 0o7777,
+        0o600
+    );
+    assert!(
+        sys.trace()
+            .iter()
+            .any(|t| t.contains("mknod -m 600") && t.contains("dev/console c 5 1")),
+        "{:?}",
+        sys.trace()
+    );
+    assert_eq!(
+        f.read("etc/apk/arch").trim(),
+        ramboot::apk::build::default_arch()
+    );
+}
+
+#[test]
+fn cli_genkey_mkpkg_index_install() {
+    use std::ffi::OsString;
+    let f = Fixture::new();
+    let d = f.dir.path();
+    let args = |v: &[&str]| -> Vec<OsString> { v.iter().map(OsString::from).collect() };
+    assert_eq!(
+        ramboot::apk::cli::main_apk(&args(&[
+            "genkey",
+            "--out",
+            d.join("k").to_str().unwrap(),
+            "--name",
+            "demo",
+            "--bits",
+            "1024"
+        ])),
+        0
+    );
+    let key = std::fs::read_dir(d.join("k"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "rsa"))
+        .unwrap();
+    let tree = d.join("tree");
+    std::fs::create_dir_all(tree.join("bin")).unwrap();
+    std::fs::write(tree.join("bin/busybox"), b"\x7fELF fake").unwrap();
+    std::os::unix::fs::symlink("busybox", tree.join("bin/sh")).unwrap();
+    std::fs::write(d.join("post"), "#!/bin/sh\n/bin/busybox --install -s\n").unwrap();
+    let arch = ramboot::apk::build::default_arch();
+    let repo = d.join("clirepo").join(arch);
+    std::fs::create_dir_all(&repo).unwrap();
+    let apk = repo.join("busybox-1.36.1-r0.apk");
+    let post = format!("post-install={}", d.join("post").display());
+    assert_eq!(
+        ramboot::apk::cli::main_apk(&args(&[
+            "mkpkg",
+            "--root",
+            tree.to_str().unwrap(),
+            "--name",
+            "busybox",
+            "--version",
+            "1.36.1-r0",
+            "--provides",
+            "/bin/sh cmd:sh",
+            "--priority",
+            "100",
+            "--script",
+            &post,
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            apk.to_str().unwrap(),
+        ])),
+        0
+    );
+    let index = repo.join("APKINDEX.tar.gz");
+    assert_eq!(
+        ramboot::apk::cli::main_apk(&args(&[
+            "index",
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            index.to_str().unwrap(),
+            apk.to_str().unwrap()
+        ])),
+        0
+    );
+    let root = d.join("cliroot");
+    let rc = ramboot::apk::cli::main_install(&args(&[
+        "--root",
+        root.to_str().unwrap(),
+        "--initdb",
+        "-X",
+        d.join("clirepo").to_str().unwrap(),
+        "--keys-dir",
+        d.join("k").to_str().unwrap(),
+        "--no-scripts",
+        "--quiet",
+        "cmd:sh",
+    ]));
+    assert_eq!(rc, 0);
+    assert_eq!(
+        std::fs::read_link(root.join("bin/sh")).unwrap().to_str(),
+        Some("busybox")
+    );
+    assert!(std::fs::read_to_string(root.join("lib/apk/db/installed"))
+        .unwrap()
+        .contains("p:/bin/sh cmd:sh"));
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/apk/world")).unwrap(),
+        "cmd:sh\n"
+    );
+    // Unknown options are usage errors.
+    assert_eq!(
+        ramboot::apk::cli::main_install(&args(&["--root", "x", "--bogus"])),
+        99
+    );
+}

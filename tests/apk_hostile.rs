@@ -1,0 +1,305 @@
+//! Hostile inputs: each is refused with a clear error and nothing lands outside the root.
+
+mod apk_support;
+use apk_support::*;
+use ramboot::apk::build::{ChecksumRecord, Content, PackageBuilder};
+use ramboot::apk::tar::Kind;
+use ramboot::apk::{install, ApkError};
+use ramboot::sys::RecordingSys;
+
+/// Installs `bad` next to a good package; returns the report and the error text for `bad`.
+fn install_bad(f: &Fixture, bad: PackageBuilder) -> (ramboot::apk::InstallReport, String) {
+    let name = bad.info.name.clone();
+    f.publish(vec![
+        bad,
+        pkg("good", "1.0").file("usr/bin/good", b"ok", 0o755),
+    ]);
+    let mut req = f.request(&[&name, "good"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(
+        names(&r).contains(&"good".to_string()),
+        "the good package still installs"
+    );
+    let err = r
+        .failed
+        .iter()
+        .find(|(p, _)| p.starts_with(&name))
+        .map(|(_, e)| e.to_string())
+        .unwrap_or_default();
+    (r, err)
+}
+
+fn assert_outside_untouched(f: &Fixture) {
+    let outside: Vec<String> = list_tree(f.dir.path())
+        .into_iter()
+        .filter(|p| !p.starts_with("root") && !p.starts_with("repo") && !p.starts_with("keys"))
+        .collect();
+    assert!(outside.is_empty(), "written outside the root: {outside:?}");
+}
+
+#[test]
+fn path_traversal_is_refused() {
+    let f = Fixture::new();
+    let (r, err) = install_bad(&f, pkg("evil", "1.0").file("usr/../../escape", b"x", 0o644));
+    assert!(err.contains("path traversal"), "{err} {:?}", r.failed);
+    assert_outside_untouched(&f);
+}
+
+#[test]
+fn absolute_names_are_refused() {
+    let f = Fixture::new();
+    let (_, err) = install_bad(
+        &f,
+        pkg("evil", "1.0").entry(PackageBuilder::file_entry(
+            "/tmp/abs-escape",
+            Content::Bytes(b"x".to_vec()),
+            0o644,
+        )),
+    );
+    assert!(err.contains("absolute name"), "{err}");
+    assert_outside_untouched(&f);
+}
+
+#[test]
+fn symlink_then_write_escape_is_refused() {
+    let f = Fixture::new();
+    let outside = f.dir.path().join("victim");
+    std::fs::create_dir_all(&outside).unwrap();
+    let (_, err) = install_bad(
+        &f,
+        pkg("evil", "1.0")
+            .symlink("link", outside.to_str().unwrap())
+            .dir("link", 0o755)
+            .file("link/owned", b"x", 0o644),
+    );
+    assert!(err.contains("symlink"), "{err}");
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+    // Relative escapes too.
+    let f = Fixture::new();
+    let (_, err) = install_bad(
+        &f,
+        pkg("evil", "1.0")
+            .symlink("up", "../..")
+            .dir("up", 0o755)
+            .file("up/owned", b"x", 0o644),
+    );
+    assert!(err.contains("symlink"), "{err}");
+    assert_outside_untouched(&f);
+}
+
+#[test]
+fn symlink_from_an_earlier_package_cannot_lead_outside() {
+    let f = Fixture::new();
+    let outside = f.dir.path().join("victim");
+    std::fs::create_dir_all(&outside).unwrap();
+    f.publish(vec![
+        pkg("linker", "1.0").symlink("srv", outside.to_str().unwrap()),
+        pkg("writer", "1.0")
+            .depends("linker")
+            .file("srv/passwd", b"root::0:0", 0o644),
+    ]);
+    let mut req = f.request(&["writer"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
+    assert!(r.errors() > 0, "{r:?}");
+    let text = format!("{:?}", r.broken);
+    assert!(text.contains("outside the root"), "{text}");
+}
+
+#[test]
+fn device_nodes_are_refused() {
+    let f = Fixture::new();
+    let mut dev = PackageBuilder::raw_entry("dev/sda", Kind::BlockDevice, 0o600);
+    dev.dev = (8, 0);
+    let (_, err) = install_bad(&f, pkg("evil", "1.0").dir("dev", 0o755).entry(dev));
+    assert!(err.contains("device node"), "{err}");
+    assert!(!f.root().join("dev/sda").exists());
+}
+
+#[test]
+fn truncated_gzip_is_refused() {
+    let f = Fixture::new();
+    let built = f.publish(vec![
+        pkg("trunc", "1.0").file("usr/share/big", &vec![b'a'; 200_000], 0o644),
+        pkg("good", "1.0"),
+    ]);
+    let path = f
+        .repo()
+        .join(ramboot::apk::build::default_arch())
+        .join(built[0].file_name());
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 20]).unwrap();
+    let mut req = f.request(&["trunc", "good"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    let err = format!("{:?}", r.failed);
+    assert!(err.contains("trunc"), "{err}");
+    assert!(!f.root().join("usr/share/big").exists());
+    assert!(!f.root().join(".ramboot-apk-staging").exists());
+}
+
+#[test]
+fn gzip_bomb_is_stopped() {
+    let f = Fixture::new();
+    let mut bomb = pkg("bomb", "1.0")
+        .dir("usr", 0o755)
+        .entry(PackageBuilder::file_entry(
+            "usr/zeros",
+            Content::Zeros(64 << 20),
+            0o644,
+        ));
+    bomb.installed_size = Some(4096);
+    bomb.level = 1;
+    let (_, err) = install_bad(&f, bomb);
+    assert!(err.contains("decompression bomb"), "{err}");
+    assert!(!f.root().join("usr/zeros").exists());
+}
+
+#[test]
+fn bad_index_signature_drops_the_repository() {
+    let f = Fixture::new();
+    f.publish(vec![pkg("a", "1.0")]);
+    // Re-sign the index with a different key of the same name.
+    let arch = ramboot::apk::build::default_arch();
+    let mut idx = ramboot::apk::build::IndexBuilder::default();
+    idx.add(&pkg("a", "1.0").build(None).unwrap().info);
+    let bytes = idx
+        .build(Some(impostor_key()), ramboot::apk::sign::SigAlgo::Sha1)
+        .unwrap();
+    std::fs::write(f.repo().join(arch).join("APKINDEX.tar.gz"), bytes).unwrap();
+    let mut req = f.request(&["a"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(
+        r.repo_warnings.iter().any(|w| w.contains("BAD signature")),
+        "{:?}",
+        r.repo_warnings
+    );
+    assert!(r.installed.is_empty());
+    assert_eq!(r.skipped_world.len(), 1);
+    // Without diskless-boot forcing, the solver error names the package.
+    let err = install(&f.request(&["a"]), &RecordingSys::new("/")).unwrap_err();
+    assert!(err.to_string().contains("a (no such package)"), "{err}");
+}
+
+#[test]
+fn unsigned_index_is_untrusted_unless_allowed() {
+    let f = Fixture::new();
+    let built = f.publish(vec![pkg("a", "1.0").file("a", b"a", 0o644)]);
+    let arch = ramboot::apk::build::default_arch();
+    let mut idx = ramboot::apk::build::IndexBuilder::default();
+    idx.add(&built[0].info);
+    std::fs::write(
+        f.repo().join(arch).join("APKINDEX.tar.gz"),
+        idx.build(None, ramboot::apk::sign::SigAlgo::Sha1).unwrap(),
+    )
+    .unwrap();
+    let err = install(&f.request(&["a"]), &RecordingSys::new("/")).unwrap_err();
+    assert!(matches!(err, ApkError::Unsatisfiable { .. }));
+    let mut req = f.request(&["a"]);
+    req.allow_untrusted = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(names(&r), ["a"]);
+    assert!(r.warnings.iter().any(|w| w.contains("--allow-untrusted")));
+}
+
+#[test]
+fn index_checksum_mismatch_is_refused() {
+    let f = Fixture::new();
+    let other = pkg("x", "9").build(Some(key())).unwrap().info.identity;
+    f.publish_with(
+        vec![
+            pkg("cmis", "1.0").file("usr/bin/c", b"c", 0o755),
+            pkg("good", "1.0"),
+        ],
+        |idx| {
+            idx.packages
+                .iter_mut()
+                .find(|p| p.name == "cmis")
+                .unwrap()
+                .identity = other;
+        },
+    );
+    let mut req = f.request(&["cmis", "good"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    let err = format!("{}", r.failed[0].1);
+    assert!(err.contains("does not match the index C:"), "{err}");
+    assert!(!f.root().join("usr/bin/c").exists());
+    assert_eq!(names(&r), ["good"]);
+    assert_eq!(r.exit_code(), 1);
+}
+
+#[test]
+fn datahash_mismatch_is_refused() {
+    let f = Fixture::new();
+    let mut b = pkg("dh", "1.0").file("usr/bin/d", b"d", 0o755);
+    b.datahash_override = Some([7u8; 32]);
+    let (_, err) = install_bad(&f, b);
+    assert!(err.contains("datahash"), "{err}");
+    assert!(!f.root().join("usr/bin/d").exists());
+}
+
+#[test]
+fn missing_dependency_and_cycle() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("app", "1.0").depends("nothere"),
+        pkg("cyca", "1.0").depends("cycb"),
+        pkg("cycb", "1.0").depends("cycc"),
+        pkg("cycc", "1.0").depends("cyca"),
+    ]);
+    let err = install(&f.request(&["app"]), &RecordingSys::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nothere (no such package)") && err.contains("app-1.0[nothere]"),
+        "{err}"
+    );
+    let mut req = f.request(&["app", "cyca"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(names(&r), ["cycc", "cycb", "cyca"]);
+    assert_eq!(r.skipped_world[0].0, "app");
+    assert_eq!(f.read("etc/apk/world"), "app\ncyca\n");
+}
+
+#[test]
+fn malformed_index_line_is_refused() {
+    let f = Fixture::new();
+    f.publish_with(vec![pkg("a", "1.0")], |idx| {
+        idx.raw_append = "P:b\nthis is not a field\n\n".into()
+    });
+    let mut req = f.request(&["a"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(
+        r.repo_warnings
+            .iter()
+            .any(|w| w.contains("expected `X:value`")),
+        "{:?}",
+        r.repo_warnings
+    );
+}
+
+#[test]
+fn huge_pkginfo_line_is_refused() {
+    let f = Fixture::new();
+    let mut b = pkg("huge", "1.0").file("x", b"x", 0o644);
+    b.pkginfo_extra = format!("pkgdesc = {}\n", "x".repeat(10 << 20));
+    let (_, err) = install_bad(&f, b);
+    assert!(err.contains(".PKGINFO") && err.contains("allowed"), "{err}");
+}
+
+#[test]
+fn files_without_checksums_mark_the_package() {
+    let f = Fixture::new();
+    let mut e = PackageBuilder::file_entry("nosum", Content::Bytes(b"x".to_vec()), 0o644);
+    e.checksum = ChecksumRecord::Omitted;
+    f.publish(vec![pkg("nosum", "1.0").entry(e)]);
+    let r = f.install(&["nosum"]);
+    assert_eq!(r.broken.len(), 1);
+    assert!(f.read("lib/apk/db/installed").contains("f:fS"));
+}
