@@ -222,6 +222,7 @@ pub fn fat16_image(serial: u32, label: Option<&str>) -> Vec<u8> {
         // A deleted entry and a long-name entry first: both must be skipped.
         img[root] = 0xE5;
         img[root + 11] = 0x08;
+        img[root + 32] = 0x41;
         img[root + 32 + 11] = 0x0F;
         let e = root + 64;
         let mut name = [b' '; 11];
