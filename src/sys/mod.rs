@@ -73,10 +73,7 @@ pub struct Uevent {
 
 impl Uevent {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Parses a netlink uevent message: NUL-separated, the first string `action@devpath`.
@@ -85,11 +82,7 @@ impl Uevent {
         let mut parts = msg.split(|&b| b == 0).filter(|p| !p.is_empty());
         let head = std::str::from_utf8(parts.next()?).ok()?;
         let (action, devpath) = head.split_once('@')?;
-        let mut ev = Uevent {
-            action: action.to_string(),
-            devpath: devpath.to_string(),
-            vars: Vec::new(),
-        };
+        let mut ev = Uevent { action: action.to_string(), devpath: devpath.to_string(), vars: Vec::new() };
         for p in parts {
             let Ok(s) = std::str::from_utf8(p) else {
                 continue;
@@ -124,14 +117,7 @@ pub trait Sys: Send + Sync {
     fn path(&self, guest: &Path) -> PathBuf;
 
     /// `mount(2)`. `data` is the comma-separated option string the filesystem parses.
-    fn mount(
-        &self,
-        source: &str,
-        target: &Path,
-        fstype: &str,
-        flags: MountFlags,
-        data: &str,
-    ) -> io::Result<()>;
+    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()>;
     /// `mount(2)` with `MS_REMOUNT`.
     fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()>;
     /// `mount(2)` with `MS_BIND`.
@@ -141,14 +127,7 @@ pub trait Sys: Send + Sync {
     /// `umount2(2)`; `detach` is `MNT_DETACH`.
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()>;
     /// `mknod(2)`.
-    fn mknod(
-        &self,
-        path: &Path,
-        kind: NodeKind,
-        mode: u32,
-        major: u32,
-        minor: u32,
-    ) -> io::Result<()>;
+    fn mknod(&self, path: &Path, kind: NodeKind, mode: u32, major: u32, minor: u32) -> io::Result<()>;
 
     /// `finit_module(2)` or `init_module(2)` with the given parameter string.
     fn load_module(&self, image: ModuleImage<'_>, params: &str) -> io::Result<()>;
@@ -236,8 +215,7 @@ pub fn parse_mount_options(options: &str) -> (MountFlags, String) {
             "silent" => flags |= MountFlags::SILENT,
             "loud" => flags -= MountFlags::SILENT,
             // Userspace-only options that must not reach the kernel.
-            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail" | "_netdev" => {
-            }
+            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail" | "_netdev" => {}
             o if o.starts_with("x-") || o.starts_with("comment=") => {}
             other => data.push(other),
         }
@@ -259,10 +237,7 @@ mod tests {
         assert_eq!(d, "mode=0755,size=2M");
         let (f, _) = parse_mount_options("ro,rw");
         assert!(f.is_empty());
-        assert_eq!(
-            mount_flags_text(MountFlags::RDONLY | MountFlags::NOEXEC),
-            "ro,noexec"
-        );
+        assert_eq!(mount_flags_text(MountFlags::RDONLY | MountFlags::NOEXEC), "ro,noexec");
     }
 
     #[test]

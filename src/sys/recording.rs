@@ -5,9 +5,7 @@
 //! later stages honest: a mount point must exist, a moved mount carries its files along, `mknod`
 //! leaves a placeholder file. Failures and uevents can be scripted.
 
-use super::{
-    mount_flags_text, ModuleImage, NodeKind, RebootKind, Spawn, Sys, UeventRecv, UeventSource,
-};
+use super::{mount_flags_text, ModuleImage, NodeKind, RebootKind, Spawn, Sys, UeventRecv, UeventSource};
 use rustix::mount::MountFlags;
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -20,62 +18,19 @@ use std::time::Duration;
 /// One recorded effect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
-    Mount {
-        source: String,
-        target: PathBuf,
-        fstype: String,
-        flags: String,
-        data: String,
-    },
-    Remount {
-        target: PathBuf,
-        flags: String,
-        data: String,
-    },
-    Bind {
-        source: PathBuf,
-        target: PathBuf,
-    },
-    Move {
-        source: PathBuf,
-        target: PathBuf,
-    },
-    Umount {
-        target: PathBuf,
-        detach: bool,
-    },
-    Mknod {
-        path: PathBuf,
-        kind: NodeKind,
-        mode: u32,
-        major: u32,
-        minor: u32,
-    },
-    LoadModule {
-        image: String,
-        params: String,
-    },
-    LoopAttach {
-        file: PathBuf,
-        read_only: bool,
-        device: PathBuf,
-    },
-    Uevents {
-        buffer_size: usize,
-    },
-    Chroot {
-        path: PathBuf,
-    },
-    Exec {
-        program: PathBuf,
-        argv: Vec<OsString>,
-    },
-    Run {
-        spawn: Spawn,
-    },
-    Reboot {
-        kind: RebootKind,
-    },
+    Mount { source: String, target: PathBuf, fstype: String, flags: String, data: String },
+    Remount { target: PathBuf, flags: String, data: String },
+    Bind { source: PathBuf, target: PathBuf },
+    Move { source: PathBuf, target: PathBuf },
+    Umount { target: PathBuf, detach: bool },
+    Mknod { path: PathBuf, kind: NodeKind, mode: u32, major: u32, minor: u32 },
+    LoadModule { image: String, params: String },
+    LoopAttach { file: PathBuf, read_only: bool, device: PathBuf },
+    Uevents { buffer_size: usize },
+    Chroot { path: PathBuf },
+    Exec { program: PathBuf, argv: Vec<OsString> },
+    Run { spawn: Spawn },
+    Reboot { kind: RebootKind },
     Sync,
     Idle,
 }
@@ -91,31 +46,12 @@ impl fmt::Display for Call {
             }
         }
         match self {
-            Call::Mount {
-                source,
-                target,
-                fstype,
-                flags,
-                data,
-            } => {
-                write!(
-                    f,
-                    "mount -t {fstype}{} {source} {}",
-                    opts(flags, data),
-                    target.display()
-                )
+            Call::Mount { source, target, fstype, flags, data } => {
+                write!(f, "mount -t {fstype}{} {source} {}", opts(flags, data), target.display())
             }
-            Call::Remount {
-                target,
-                flags,
-                data,
-            } => {
+            Call::Remount { target, flags, data } => {
                 let o = opts(flags, data);
-                let o = if o.is_empty() {
-                    " -o remount".to_string()
-                } else {
-                    o.replacen(" -o ", " -o remount,", 1)
-                };
+                let o = if o.is_empty() { " -o remount".to_string() } else { o.replacen(" -o ", " -o remount,", 1) };
                 write!(f, "mount{o} {}", target.display())
             }
             Call::Bind { source, target } => {
@@ -125,46 +61,17 @@ impl fmt::Display for Call {
                 write!(f, "mount -o move {} {}", source.display(), target.display())
             }
             Call::Umount { target, detach } => {
-                write!(
-                    f,
-                    "umount{} {}",
-                    if *detach { " -l" } else { "" },
-                    target.display()
-                )
+                write!(f, "umount{} {}", if *detach { " -l" } else { "" }, target.display())
             }
-            Call::Mknod {
-                path,
-                kind,
-                mode,
-                major,
-                minor,
-            } => {
+            Call::Mknod { path, kind, mode, major, minor } => {
                 let k = if *kind == NodeKind::Char { 'c' } else { 'b' };
-                write!(
-                    f,
-                    "mknod -m {mode:o} {} {k} {major} {minor}",
-                    path.display()
-                )
+                write!(f, "mknod -m {mode:o} {} {k} {major} {minor}", path.display())
             }
             Call::LoadModule { image, params } => {
-                write!(
-                    f,
-                    "insmod {image}{}{params}",
-                    if params.is_empty() { "" } else { " " }
-                )
+                write!(f, "insmod {image}{}{params}", if params.is_empty() { "" } else { " " })
             }
-            Call::LoopAttach {
-                file,
-                read_only,
-                device,
-            } => {
-                write!(
-                    f,
-                    "losetup{} {} {}",
-                    if *read_only { " -r" } else { "" },
-                    device.display(),
-                    file.display()
-                )
+            Call::LoopAttach { file, read_only, device } => {
+                write!(f, "losetup{} {} {}", if *read_only { " -r" } else { "" }, device.display(), file.display())
             }
             Call::Uevents { buffer_size } => write!(f, "uevent-listen {buffer_size}"),
             Call::Chroot { path } => write!(f, "chroot {}", path.display()),
@@ -304,9 +211,7 @@ impl RecordingSys {
         if host.is_dir() {
             Ok(host)
         } else {
-            Err(io::Error::from_raw_os_error(
-                rustix::io::Errno::NOENT.raw_os_error(),
-            ))
+            Err(io::Error::from_raw_os_error(rustix::io::Errno::NOENT.raw_os_error()))
         }
     }
 }
@@ -332,14 +237,7 @@ impl Sys for RecordingSys {
         out
     }
 
-    fn mount(
-        &self,
-        source: &str,
-        target: &Path,
-        fstype: &str,
-        flags: MountFlags,
-        data: &str,
-    ) -> io::Result<()> {
+    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()> {
         self.record(Call::Mount {
             source: source.into(),
             target: target.into(),
@@ -351,27 +249,17 @@ impl Sys for RecordingSys {
     }
 
     fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
-        self.record(Call::Remount {
-            target: target.into(),
-            flags: mount_flags_text(flags),
-            data: data.into(),
-        })?;
+        self.record(Call::Remount { target: target.into(), flags: mount_flags_text(flags), data: data.into() })?;
         self.require_dir(target).map(drop)
     }
 
     fn bind_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
-        self.record(Call::Bind {
-            source: source.into(),
-            target: target.into(),
-        })?;
+        self.record(Call::Bind { source: source.into(), target: target.into() })?;
         self.require_dir(target).map(drop)
     }
 
     fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
-        self.record(Call::Move {
-            source: source.into(),
-            target: target.into(),
-        })?;
+        self.record(Call::Move { source: source.into(), target: target.into() })?;
         let from = self.require_dir(source)?;
         let to = self.require_dir(target)?;
         // The mounted tree now shows up at the target; the source becomes an empty mount point.
@@ -383,27 +271,11 @@ impl Sys for RecordingSys {
     }
 
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
-        self.record(Call::Umount {
-            target: target.into(),
-            detach,
-        })
+        self.record(Call::Umount { target: target.into(), detach })
     }
 
-    fn mknod(
-        &self,
-        path: &Path,
-        kind: NodeKind,
-        mode: u32,
-        major: u32,
-        minor: u32,
-    ) -> io::Result<()> {
-        self.record(Call::Mknod {
-            path: path.into(),
-            kind,
-            mode,
-            major,
-            minor,
-        })?;
+    fn mknod(&self, path: &Path, kind: NodeKind, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+        self.record(Call::Mknod { path: path.into(), kind, mode, major, minor })?;
         std::fs::File::create(self.path(path)).map(drop)
     }
 
@@ -412,10 +284,7 @@ impl Sys for RecordingSys {
             ModuleImage::File { path, .. } => path.display().to_string(),
             ModuleImage::Bytes(b) => format!("<{} bytes>", b.len()),
         };
-        self.record(Call::LoadModule {
-            image: name,
-            params: params.into(),
-        })?;
+        self.record(Call::LoadModule { image: name, params: params.into() })?;
         if let ModuleImage::File { path, .. } = image {
             // The path is a guest path, like every other path handed to the trait.
             std::fs::metadata(self.path(path))?;
@@ -430,11 +299,7 @@ impl Sys for RecordingSys {
             st.next_loop += 1;
             PathBuf::from(format!("/dev/loop{n}"))
         };
-        self.record(Call::LoopAttach {
-            file: file.into(),
-            read_only,
-            device: device.clone(),
-        })?;
+        self.record(Call::LoopAttach { file: file.into(), read_only, device: device.clone() })?;
         std::fs::metadata(self.path(file))?;
         Ok(device)
     }
@@ -450,19 +315,14 @@ impl Sys for RecordingSys {
     }
 
     fn exec(&self, program: &Path, argv: &[OsString], _env: &[(OsString, OsString)]) -> io::Error {
-        match self.record(Call::Exec {
-            program: program.into(),
-            argv: argv.to_vec(),
-        }) {
+        match self.record(Call::Exec { program: program.into(), argv: argv.to_vec() }) {
             Err(e) => e,
             Ok(()) => io::Error::other(ExecRecorded),
         }
     }
 
     fn run(&self, spawn: &Spawn) -> io::Result<i32> {
-        self.record(Call::Run {
-            spawn: spawn.clone(),
-        })?;
+        self.record(Call::Run { spawn: spawn.clone() })?;
         Ok(self.lock().run_results.pop_front().unwrap_or(0))
     }
 
@@ -520,37 +380,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sys = RecordingSys::new(dir.path());
         std::fs::create_dir_all(dir.path().join("sysroot")).unwrap();
-        sys.mount(
-            "tmpfs",
-            Path::new("/sysroot"),
-            "tmpfs",
-            MountFlags::empty(),
-            "mode=0755",
-        )
-        .unwrap();
-        assert_eq!(
-            sys.trace(),
-            vec!["mount -t tmpfs -o mode=0755 tmpfs /sysroot"]
-        );
+        sys.mount("tmpfs", Path::new("/sysroot"), "tmpfs", MountFlags::empty(), "mode=0755").unwrap();
+        assert_eq!(sys.trace(), vec!["mount -t tmpfs -o mode=0755 tmpfs /sysroot"]);
         // A missing mount point fails like the kernel would.
-        assert!(sys
-            .mount("x", Path::new("/nope"), "ext4", MountFlags::RDONLY, "")
-            .is_err());
+        assert!(sys.mount("x", Path::new("/nope"), "ext4", MountFlags::RDONLY, "").is_err());
         sys.fail_on("/dev/vda", 19);
-        let e = sys
-            .mount(
-                "/dev/vda",
-                Path::new("/sysroot"),
-                "ext4",
-                MountFlags::RDONLY,
-                "",
-            )
-            .unwrap_err();
+        let e = sys.mount("/dev/vda", Path::new("/sysroot"), "ext4", MountFlags::RDONLY, "").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(19));
-        assert_eq!(
-            sys.path(Path::new("/../../etc/passwd")),
-            dir.path().join("etc/passwd")
-        );
+        assert_eq!(sys.path(Path::new("/../../etc/passwd")), dir.path().join("etc/passwd"));
     }
 
     #[test]
@@ -560,8 +397,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("media/vda1")).unwrap();
         std::fs::write(dir.path().join("media/vda1/x"), b"1").unwrap();
         std::fs::create_dir_all(dir.path().join("sysroot/media/vda1")).unwrap();
-        sys.move_mount(Path::new("/media/vda1"), Path::new("/sysroot/media/vda1"))
-            .unwrap();
+        sys.move_mount(Path::new("/media/vda1"), Path::new("/sysroot/media/vda1")).unwrap();
         assert!(dir.path().join("sysroot/media/vda1/x").exists());
         assert!(!dir.path().join("media/vda1/x").exists());
         let err = sys.exec(Path::new("/sbin/init"), &["/sbin/init".into()], &[]);
