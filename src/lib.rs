@@ -3,6 +3,13 @@
 //! The library holds everything; `main.rs` only dispatches. Module map and the system boundary:
 //! see `DESIGN.md` in the repository.
 
+pub mod boot;
+pub mod cli;
+pub mod cmdline;
+pub mod fsutil;
 pub mod hw;
+pub mod initramfs;
+pub mod json;
 pub mod media;
+pub mod overlay;
 pub mod sys;

@@ -73,7 +73,10 @@ pub struct Uevent {
 
 impl Uevent {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.vars
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Parses a netlink uevent message: NUL-separated, the first string `action@devpath`.
@@ -82,7 +85,11 @@ impl Uevent {
         let mut parts = msg.split(|&b| b == 0).filter(|p| !p.is_empty());
         let head = std::str::from_utf8(parts.next()?).ok()?;
         let (action, devpath) = head.split_once('@')?;
-        let mut ev = Uevent { action: action.to_string(), devpath: devpath.to_string(), vars: Vec::new() };
+        let mut ev = Uevent {
+            action: action.to_string(),
+            devpath: devpath.to_string(),
+            vars: Vec::new(),
+        };
         for p in parts {
             let Ok(s) = std::str::from_utf8(p) else {
                 continue;
@@ -117,7 +124,14 @@ pub trait Sys: Send + Sync {
     fn path(&self, guest: &Path) -> PathBuf;
 
     /// `mount(2)`. `data` is the comma-separated option string the filesystem parses.
-    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()>;
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()>;
     /// `mount(2)` with `MS_REMOUNT`.
     fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()>;
     /// `mount(2)` with `MS_BIND`.
@@ -127,7 +141,14 @@ pub trait Sys: Send + Sync {
     /// `umount2(2)`; `detach` is `MNT_DETACH`.
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()>;
     /// `mknod(2)`.
-    fn mknod(&self, path: &Path, kind: NodeKind, mode: u32, major: u32, minor: u32) -> io::Result<()>;
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()>;
 
     /// `finit_module(2)` or `init_module(2)` with the given parameter string.
     fn load_module(&self, image: ModuleImage<'_>, params: &str) -> io::Result<()>;
@@ -138,8 +159,15 @@ pub trait Sys: Send + Sync {
     /// Subscribes to kernel uevents with a receive buffer of `buffer_size` bytes.
     fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>>;
 
+    /// `chdir(2)`.
+    fn chdir(&self, path: &Path) -> io::Result<()>;
     /// `chroot(2)` + `chdir("/")`.
     fn chroot(&self, path: &Path) -> io::Result<()>;
+    /// Deletes the initramfs contents before switch_root, without crossing into other filesystems
+    /// and keeping `keep` (the new root). Refuses unless `/` is a ramfs/tmpfs.
+    fn free_initramfs(&self, keep: &Path) -> io::Result<()>;
+    /// Opens `device` and makes it stdin, stdout and stderr.
+    fn attach_console(&self, device: &Path) -> io::Result<()>;
     /// `execve(2)`: only returns on failure.
     fn exec(&self, program: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error;
     /// Starts a process and waits for it; returns its exit code (128+signal when killed).
@@ -215,7 +243,8 @@ pub fn parse_mount_options(options: &str) -> (MountFlags, String) {
             "silent" => flags |= MountFlags::SILENT,
             "loud" => flags -= MountFlags::SILENT,
             // Userspace-only options that must not reach the kernel.
-            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail" | "_netdev" => {}
+            "defaults" | "auto" | "noauto" | "user" | "nouser" | "users" | "nofail" | "_netdev" => {
+            }
             o if o.starts_with("x-") || o.starts_with("comment=") => {}
             other => data.push(other),
         }
@@ -237,7 +266,10 @@ mod tests {
         assert_eq!(d, "mode=0755,size=2M");
         let (f, _) = parse_mount_options("ro,rw");
         assert!(f.is_empty());
-        assert_eq!(mount_flags_text(MountFlags::RDONLY | MountFlags::NOEXEC), "ro,noexec");
+        assert_eq!(
+            mount_flags_text(MountFlags::RDONLY | MountFlags::NOEXEC),
+            "ro,noexec"
+        );
     }
 
     #[test]

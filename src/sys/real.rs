@@ -20,7 +20,8 @@ fn cstr(s: &str) -> io::Result<CString> {
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in path"))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in path"))
 }
 
 /// `MODULE_INIT_COMPRESSED_FILE` from `<linux/module.h>`.
@@ -31,7 +32,14 @@ impl Sys for RealSys {
         guest.to_path_buf()
     }
 
-    fn mount(&self, source: &str, target: &Path, fstype: &str, flags: MountFlags, data: &str) -> io::Result<()> {
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        flags: MountFlags,
+        data: &str,
+    ) -> io::Result<()> {
         let data = cstr(data)?;
         rustix::mount::mount(source, target, fstype, flags, Some(data.as_c_str()))?;
         Ok(())
@@ -53,17 +61,34 @@ impl Sys for RealSys {
     }
 
     fn umount(&self, target: &Path, detach: bool) -> io::Result<()> {
-        let flags = if detach { UnmountFlags::DETACH } else { UnmountFlags::empty() };
+        let flags = if detach {
+            UnmountFlags::DETACH
+        } else {
+            UnmountFlags::empty()
+        };
         rustix::mount::unmount(target, flags)?;
         Ok(())
     }
 
-    fn mknod(&self, path: &Path, kind: NodeKind, mode: u32, major: u32, minor: u32) -> io::Result<()> {
+    fn mknod(
+        &self,
+        path: &Path,
+        kind: NodeKind,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    ) -> io::Result<()> {
         let ft = match kind {
             NodeKind::Char => FileType::CharacterDevice,
             NodeKind::Block => FileType::BlockDevice,
         };
-        rustix::fs::mknodat(rustix::fs::CWD, path, ft, Mode::from_raw_mode(mode), rustix::fs::makedev(major, minor))?;
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            ft,
+            Mode::from_raw_mode(mode),
+            rustix::fs::makedev(major, minor),
+        )?;
         Ok(())
     }
 
@@ -72,7 +97,11 @@ impl Sys for RealSys {
         match image {
             ModuleImage::File { path, compressed } => {
                 let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-                let flags = if compressed { MODULE_INIT_COMPRESSED_FILE } else { 0 };
+                let flags = if compressed {
+                    MODULE_INIT_COMPRESSED_FILE
+                } else {
+                    0
+                };
                 rustix::system::finit_module(&fd, &params, flags)?;
             }
             ModuleImage::Bytes(bytes) => rustix::system::init_module(bytes, &params)?,
@@ -86,6 +115,23 @@ impl Sys for RealSys {
 
     fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>> {
         Ok(Box::new(NetlinkUevents::open(buffer_size)?))
+    }
+
+    fn chdir(&self, path: &Path) -> io::Result<()> {
+        rustix::process::chdir(path)?;
+        Ok(())
+    }
+
+    fn free_initramfs(&self, keep: &Path) -> io::Result<()> {
+        initramfs_cleanup::free(keep)
+    }
+
+    fn attach_console(&self, device: &Path) -> io::Result<()> {
+        let fd = rustix::fs::open(device, OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC, Mode::empty())?;
+        rustix::stdio::dup2_stdin(&fd)?;
+        rustix::stdio::dup2_stdout(&fd)?;
+        rustix::stdio::dup2_stderr(&fd)?;
+        Ok(())
     }
 
     fn chroot(&self, path: &Path) -> io::Result<()> {
@@ -105,7 +151,9 @@ impl Sys for RealSys {
 
     fn run(&self, spawn: &Spawn) -> io::Result<i32> {
         let mut cmd = std::process::Command::new(&spawn.program);
-        cmd.args(&spawn.args).env_clear().envs(spawn.env.iter().map(|(k, v)| (k, v)));
+        cmd.args(&spawn.args)
+            .env_clear()
+            .envs(spawn.env.iter().map(|(k, v)| (k, v)));
         let chroot = spawn.chroot.as_deref().map(cpath).transpose()?;
         let cwd = spawn.cwd.as_deref().map(cpath).transpose()?;
         let umask = spawn.umask;
@@ -133,7 +181,9 @@ impl Sys for RealSys {
             });
         }
         let status = cmd.status()?;
-        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
     fn reboot(&self, kind: RebootKind) -> io::Error {
@@ -164,11 +214,17 @@ impl Sys for RealSys {
     }
 
     fn kernel_release(&self) -> String {
-        rustix::system::uname().release().to_string_lossy().into_owned()
+        rustix::system::uname()
+            .release()
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn machine(&self) -> String {
-        rustix::system::uname().machine().to_string_lossy().into_owned()
+        rustix::system::uname()
+            .machine()
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -192,7 +248,10 @@ impl NetlinkUevents {
             let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, buffer_size);
         }
         rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1))?;
-        Ok(Self { fd, buf: vec![0; 16 * 1024] })
+        Ok(Self {
+            fd,
+            buf: vec![0; 16 * 1024],
+        })
     }
 }
 
@@ -201,7 +260,11 @@ impl UeventSource for NetlinkUevents {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            match rustix::net::recvfrom(&self.fd, &mut self.buf[..], rustix::net::RecvFlags::empty()) {
+            match rustix::net::recvfrom(
+                &self.fd,
+                &mut self.buf[..],
+                rustix::net::RecvFlags::empty(),
+            ) {
                 Ok((n, full, addr)) => {
                     // Only the kernel (port id 0) speaks for devices; drop truncated messages.
                     let from_kernel = addr
@@ -219,7 +282,10 @@ impl UeventSource for NetlinkUevents {
                     if left.is_zero() {
                         return Ok(UeventRecv::Timeout);
                     }
-                    let ts = Timespec { tv_sec: left.as_secs() as _, tv_nsec: left.subsec_nanos() as _ };
+                    let ts = Timespec {
+                        tv_sec: left.as_secs() as _,
+                        tv_nsec: left.subsec_nanos() as _,
+                    };
                     let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
                     match poll(&mut fds, Some(&ts)) {
                         Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -330,9 +396,17 @@ mod loopdev {
 
     pub fn attach(file: &Path, read_only: bool) -> io::Result<PathBuf> {
         use std::os::fd::AsRawFd;
-        let access = if read_only { OFlags::RDONLY } else { OFlags::RDWR };
+        let access = if read_only {
+            OFlags::RDONLY
+        } else {
+            OFlags::RDWR
+        };
         let backing = rustix::fs::open(file, access | OFlags::CLOEXEC, Mode::empty())?;
-        let ctl = rustix::fs::open("/dev/loop-control", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+        let ctl = rustix::fs::open(
+            "/dev/loop-control",
+            OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
         // Another process may grab the same free device: retry a few times on EBUSY.
         for _ in 0..8 {
             // SAFETY: GetFree matches LOOP_CTL_GET_FREE's contract.
@@ -358,9 +432,22 @@ mod loopdev {
             let name = file.as_os_str().as_bytes();
             let len = name.len().min(63);
             info.lo_file_name[..len].copy_from_slice(&name[..len]);
-            let config = LoopConfig { fd: backing.as_fd().as_raw_fd() as u32, block_size: 0, info, reserved: [0; 8] };
+            let config = LoopConfig {
+                fd: backing.as_fd().as_raw_fd() as u32,
+                block_size: 0,
+                info,
+                reserved: [0; 8],
+            };
             // SAFETY: LOOP_CONFIGURE takes a pointer to a struct loop_config, which LoopConfig mirrors.
-            match unsafe { ioctl(&loopfd, PtrArg { op: LOOP_CONFIGURE, arg: config }) } {
+            match unsafe {
+                ioctl(
+                    &loopfd,
+                    PtrArg {
+                        op: LOOP_CONFIGURE,
+                        arg: config,
+                    },
+                )
+            } {
                 Ok(()) => return Ok(dev),
                 Err(rustix::io::Errno::BUSY) => continue,
                 Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::NOTTY) => {
@@ -372,12 +459,63 @@ mod loopdev {
                         Err(e) => return Err(e.into()),
                     }
                     // SAFETY: LOOP_SET_STATUS64 takes a pointer to struct loop_info64.
-                    unsafe { ioctl(&loopfd, PtrArg { op: LOOP_SET_STATUS64, arg: info })? };
+                    unsafe {
+                        ioctl(
+                            &loopfd,
+                            PtrArg {
+                                op: LOOP_SET_STATUS64,
+                                arg: info,
+                            },
+                        )?
+                    };
                     return Ok(dev);
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         Err(io::Error::other("no free loop device (all busy)"))
+    }
+}
+
+/// Freeing the initramfs before switch_root: its files would otherwise stay in RAM forever.
+mod initramfs_cleanup {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+    pub fn free(keep: &Path) -> io::Result<()> {
+        let fs = rustix::fs::statfs("/")?;
+        #[allow(clippy::unnecessary_cast)]
+        let magic = fs.f_type as i64;
+        if magic != RAMFS_MAGIC && magic != TMPFS_MAGIC {
+            return Err(io::Error::other("/ is not an initramfs (ramfs/tmpfs): refusing to delete it"));
+        }
+        let root_dev = std::fs::symlink_metadata("/")?.dev();
+        remove_children(Path::new("/"), root_dev, keep)
+    }
+
+    fn remove_children(dir: &Path, dev: u64, keep: &Path) -> io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path == keep {
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(_) => continue,
+            };
+            if meta.dev() != dev {
+                continue; // a mount point: not ours to delete
+            }
+            if meta.is_dir() {
+                remove_children(&path, dev, keep)?;
+                let _ = std::fs::remove_dir(&path); // stays if it holds a mount point
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Ok(())
     }
 }

@@ -27,7 +27,10 @@ pub enum Call {
     LoadModule { image: String, params: String },
     LoopAttach { file: PathBuf, read_only: bool, device: PathBuf },
     Uevents { buffer_size: usize },
+    Chdir { path: PathBuf },
     Chroot { path: PathBuf },
+    FreeInitramfs { keep: PathBuf },
+    AttachConsole { device: PathBuf },
     Exec { program: PathBuf, argv: Vec<OsString> },
     Run { spawn: Spawn },
     Reboot { kind: RebootKind },
@@ -54,12 +57,8 @@ impl fmt::Display for Call {
                 let o = if o.is_empty() { " -o remount".to_string() } else { o.replacen(" -o ", " -o remount,", 1) };
                 write!(f, "mount{o} {}", target.display())
             }
-            Call::Bind { source, target } => {
-                write!(f, "mount --bind {} {}", source.display(), target.display())
-            }
-            Call::Move { source, target } => {
-                write!(f, "mount -o move {} {}", source.display(), target.display())
-            }
+            Call::Bind { source, target } => write!(f, "mount --bind {} {}", source.display(), target.display()),
+            Call::Move { source, target } => write!(f, "mount -o move {} {}", source.display(), target.display()),
             Call::Umount { target, detach } => {
                 write!(f, "umount{} {}", if *detach { " -l" } else { "" }, target.display())
             }
@@ -74,7 +73,10 @@ impl fmt::Display for Call {
                 write!(f, "losetup{} {} {}", if *read_only { " -r" } else { "" }, device.display(), file.display())
             }
             Call::Uevents { buffer_size } => write!(f, "uevent-listen {buffer_size}"),
+            Call::Chdir { path } => write!(f, "cd {}", path.display()),
             Call::Chroot { path } => write!(f, "chroot {}", path.display()),
+            Call::FreeInitramfs { keep } => write!(f, "rm -rf --one-file-system / (keep {})", keep.display()),
+            Call::AttachConsole { device } => write!(f, "console {}", device.display()),
             Call::Exec { program, argv } => {
                 write!(f, "exec {}", program.display())?;
                 for a in argv.iter().skip(1) {
@@ -260,6 +262,10 @@ impl Sys for RecordingSys {
 
     fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
         self.record(Call::Move { source: source.into(), target: target.into() })?;
+        if target == Path::new("/") || source == Path::new(".") {
+            // switch_root's final move: the tree is already where the test looks.
+            return Ok(());
+        }
         let from = self.require_dir(source)?;
         let to = self.require_dir(target)?;
         // The mounted tree now shows up at the target; the source becomes an empty mount point.
@@ -309,9 +315,22 @@ impl Sys for RecordingSys {
         Ok(Box::new(ScriptedUevents { sys: self.clone() }))
     }
 
-    fn chroot(&self, path: &Path) -> io::Result<()> {
-        self.record(Call::Chroot { path: path.into() })?;
+    fn chdir(&self, path: &Path) -> io::Result<()> {
+        self.record(Call::Chdir { path: path.into() })?;
         self.require_dir(path).map(drop)
+    }
+
+    fn chroot(&self, path: &Path) -> io::Result<()> {
+        self.record(Call::Chroot { path: path.into() })
+    }
+
+    fn free_initramfs(&self, keep: &Path) -> io::Result<()> {
+        // Recorded only: the stand-in tree may be a user's directory (`ramboot plan`).
+        self.record(Call::FreeInitramfs { keep: keep.into() })
+    }
+
+    fn attach_console(&self, device: &Path) -> io::Result<()> {
+        self.record(Call::AttachConsole { device: device.into() })
     }
 
     fn exec(&self, program: &Path, argv: &[OsString], _env: &[(OsString, OsString)]) -> io::Error {

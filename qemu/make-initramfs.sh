@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds ramboot's initramfs for the Debian arm64 kernel. Usage: make-initramfs.sh OUT [mkinitfs args...]
+# Default contents: features base,virtio,ext4 and a busybox rescue shell.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+kernel_ready
+out=$1; shift
+init=$(ramboot_aarch64)
+host=$(ramboot_host)
+"$host" mkinitfs -o "$out" --init "$init" --kernel-modules "$KMODS" \
+  --features-dir "$REPO/initramfs/features" --busybox "$BUSYBOX" "$@"

@@ -1,0 +1,322 @@
+//! PID 1: the boot as a sequence of timed stages, each with one failure policy.
+//!
+//! The stages run against a [`Sys`]: the real kernel at boot, the recording double in tests and
+//! in `ramboot plan`. PID 1 never exits on its own: a fatal error prints one line saying why, then
+//! opens the rescue shell and retries the failed stage when the shell exits; without a shell it
+//! waits idle. Only `panic=` makes PID 1 exit so the kernel panics, as Alpine does. A Rust panic
+//! takes the same road.
+
+pub mod console;
+pub mod early;
+pub mod root;
+pub mod switch_root;
+pub mod sysroot;
+pub mod timeline;
+
+use crate::cmdline::{self, BootPlan, FailPolicy, Mode};
+use crate::sys::{is_exec_recorded, Spawn, Sys};
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use timeline::{Outcome, Timeline};
+
+/// Where the new root is assembled.
+pub const SYSROOT: &str = "/sysroot";
+/// The rescue shell inside the initramfs (`mkinitfs --busybox` puts one there).
+pub const RESCUE_SHELL: &str = "/bin/sh";
+/// Where the timeline goes; `/run` is moved into the new root, so it shows up there too.
+pub const TIMELINE_PATH: &str = "/run/ramboot/timeline.json";
+
+/// Why a stage could not finish. Each variant names what was being done.
+#[derive(Debug)]
+pub enum BootError {
+    RootNotFound { spec: String, waited: Duration },
+    RootMount { device: String, target: PathBuf, source: io::Error },
+    InitMissing { init: PathBuf, root: PathBuf },
+    InitNotExecutable { init: PathBuf },
+    SwitchRoot { step: &'static str, source: io::Error },
+    Exec { init: PathBuf, source: io::Error },
+    Unsupported { what: String },
+    Panic { message: String },
+}
+
+impl fmt::Display for BootError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RootNotFound { spec, waited } => {
+                write!(f, "root device {spec} not found after {:.1}s", waited.as_secs_f64())
+            }
+            Self::RootMount { device, target, source } => {
+                write!(f, "cannot mount {device} on {}: {source}", target.display())
+            }
+            Self::InitMissing { init, root } => {
+                write!(f, "{} does not exist in the new root {}", init.display(), root.display())
+            }
+            Self::InitNotExecutable { init } => write!(f, "{} is not an executable file", init.display()),
+            Self::SwitchRoot { step, source } => write!(f, "switch_root failed to {step}: {source}"),
+            Self::Exec { init, source } => write!(f, "cannot execute {}: {source}", init.display()),
+            Self::Unsupported { what } => write!(f, "{what}"),
+            Self::Panic { message } => write!(f, "internal error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for BootError {}
+
+/// How a boot run ended, for the callers that can see an end (tests, `ramboot plan`).
+#[derive(Debug)]
+pub enum BootEnd {
+    /// init was exec'd (recorded by the double).
+    HandedOff,
+    /// PID 1 exited so that the kernel panics (`panic=`).
+    KernelPanic { reason: String },
+    /// No rescue shell: PID 1 waits idle.
+    Idle { reason: String },
+    /// The rescue budget ran out (tests and dry runs only).
+    GaveUp { reason: String },
+}
+
+/// One boot: the plan, the system, what has been mounted and the timeline.
+pub struct Boot<'a> {
+    pub sys: &'a dyn Sys,
+    pub plan: BootPlan,
+    pub timeline: Timeline,
+    /// Top-level mount points to carry into the new root.
+    pub mounts: Vec<PathBuf>,
+    /// How many times the rescue shell may run; `None` at boot (forever), a number in tests.
+    pub rescue_budget: Option<usize>,
+    /// Environment for the new init.
+    pub env: Vec<(OsString, OsString)>,
+    /// The module loader, once drivers were loaded (absent on kernels without modules).
+    pub loader: Option<crate::hw::ModuleLoader<'a>>,
+}
+
+impl<'a> Boot<'a> {
+    pub fn new(sys: &'a dyn Sys, plan: BootPlan, init_start: Duration) -> Self {
+        Self {
+            sys,
+            plan,
+            timeline: Timeline::new(init_start),
+            mounts: Vec::new(),
+            rescue_budget: None,
+            env: vec![("HOME".into(), "/".into()), ("TERM".into(), "linux".into())],
+            loader: None,
+        }
+    }
+
+    /// Runs one stage under the failure policy: on error, the reason goes to the console and the
+    /// kernel log; then the rescue shell (and a retry), the kernel panic, or an idle wait.
+    pub fn stage<T>(
+        &mut self,
+        name: &str,
+        title: &str,
+        mut step: impl FnMut(&mut Self) -> Result<T, BootError>,
+    ) -> Result<T, BootEnd> {
+        loop {
+            let start = self.sys.now();
+            console::ebegin(title);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(self)))
+                .unwrap_or_else(|p| Err(BootError::Panic { message: panic_text(&p) }));
+            let end = self.sys.now();
+            match result {
+                Ok(v) => {
+                    console::eend(Ok(()));
+                    self.timeline.stage(name, start, end, Outcome::Ok);
+                    return Ok(v);
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    console::eend(Err(&reason));
+                    self.timeline.stage(name, start, end, Outcome::Failed(reason.clone()));
+                    self.recover(&reason)?;
+                }
+            }
+        }
+    }
+
+    /// The failure policy. `Ok` means "retry the stage" (the rescue shell ran and exited).
+    pub fn recover(&mut self, reason: &str) -> Result<(), BootEnd> {
+        if self.plan.fail_policy == FailPolicy::KernelPanic {
+            console::announce(&format!("ramboot: {reason}; panic= is set: exiting so the kernel panics"));
+            self.sys.sync();
+            return Err(BootEnd::KernelPanic { reason: reason.into() });
+        }
+        if let Some(0) = self.rescue_budget {
+            return Err(BootEnd::GaveUp { reason: reason.into() });
+        }
+        if !self.sys.path(Path::new(RESCUE_SHELL)).exists() {
+            console::announce(&format!(
+                "ramboot: {reason}; no rescue shell in the initramfs (build it with `mkinitfs --busybox`): waiting"
+            ));
+            self.sys.idle_forever();
+            return Err(BootEnd::Idle { reason: reason.into() });
+        }
+        self.rescue_shell("Launching initramfs emergency recovery shell. Exit the shell to retry the boot.");
+        if let Some(n) = self.rescue_budget.as_mut() {
+            *n -= 1;
+        }
+        Ok(())
+    }
+
+    /// Runs the initramfs shell on the console and waits for it.
+    pub fn rescue_shell(&self, banner: &str) {
+        console::announce(banner);
+        let spawn = Spawn {
+            program: RESCUE_SHELL.into(),
+            args: vec![],
+            env: vec![
+                ("PATH".into(), "/usr/bin:/bin:/usr/sbin:/sbin".into()),
+                ("HOME".into(), "/".into()),
+                ("TERM".into(), "linux".into()),
+                ("PS1".into(), "ramboot# ".into()),
+            ],
+            controlling_tty: true,
+            ..Default::default()
+        };
+        if let Err(e) = self.sys.run(&spawn) {
+            log::error!("cannot start {RESCUE_SHELL}: {e}");
+        }
+    }
+
+    /// Writes the timeline where the new root will see it and prints the summary.
+    pub fn finish_timeline(&mut self) {
+        self.timeline.handoff = Some(self.sys.now());
+        let path = self.sys.path(Path::new(TIMELINE_PATH));
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = std::fs::write(&path, self.timeline.to_json()) {
+            log::warn!("cannot write {TIMELINE_PATH}: {e}");
+        }
+        console::announce(&self.timeline.summary());
+    }
+
+    /// The last stage: switch_root into `/sysroot` and exec init. Failures before the point of no
+    /// return go through the failure policy and are retried.
+    pub fn handoff(&mut self) -> BootEnd {
+        if self.plan.single {
+            self.rescue_shell("Single-user mode: exit the shell to continue the boot.");
+        }
+        let mut checked = self.stage("handoff", "Checking the new init", |b| {
+            switch_root::check_init(b.sys, Path::new(SYSROOT), &b.plan.init)
+        });
+        loop {
+            if let Err(end) = checked {
+                return end;
+            }
+            self.finish_timeline();
+            let init = self.plan.init.clone();
+            let args = self.plan.init_args.clone();
+            let console_dev = self.plan.switch_root_console.clone();
+            let h = switch_root::Handoff {
+                newroot: Path::new(SYSROOT),
+                mounts: &self.mounts,
+                init: &init,
+                init_args: &args,
+                console: console_dev.as_deref(),
+                env: self.env.clone(),
+            };
+            let err = switch_root::switch_root(self.sys, &h);
+            if let BootError::Exec { source, .. } = &err {
+                if is_exec_recorded(source) {
+                    return BootEnd::HandedOff;
+                }
+            }
+            let reason = err.to_string();
+            log::error!("{reason}");
+            checked = self.recover(&reason).map(drop);
+        }
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".into()
+    }
+}
+
+/// Reads and plans the kernel command line.
+pub fn read_plan(sys: &dyn Sys) -> BootPlan {
+    let bytes = std::fs::read(sys.path(Path::new("/proc/cmdline"))).unwrap_or_default();
+    cmdline::plan(&cmdline::parse_bytes(&bytes))
+}
+
+/// The whole boot, from the first instruction of PID 1 to the exec of the new init.
+pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
+    let init_start = sys.now();
+    let early_start = init_start;
+    let early = early::setup(sys);
+    if let Ok(kmsg) = std::fs::OpenOptions::new().write(true).open(sys.path(Path::new("/dev/kmsg"))) {
+        console::attach_kmsg(kmsg);
+    }
+    let plan = read_plan(sys);
+    console::configure(plan.quiet, plan.debug);
+    let mut boot = Boot::new(sys, plan, init_start);
+    boot.rescue_budget = rescue_budget;
+    boot.mounts = early.mounts.clone();
+    let early_outcome = if early.failures.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Degraded(early.failures.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; "))
+    };
+    boot.timeline.stage("early", early_start, sys.now(), early_outcome);
+    if !boot.plan.quiet {
+        console::announce(&format!("ramboot {} (Alpine-compatible init)", env!("CARGO_PKG_VERSION")));
+    }
+    for (target, e) in &early.failures {
+        log::warn!("cannot mount {target}: {e}");
+    }
+    for w in boot.plan.warnings.clone() {
+        log::warn!("{w}");
+    }
+    root::load_boot_drivers(&mut boot);
+    let result = match boot.plan.mode.clone() {
+        Mode::Root(spec) => root::mount_root(&mut boot, &spec),
+        Mode::Diskless(d) => boot.stage("media", "Looking for boot media", |_| -> Result<(), BootError> {
+            Err(BootError::Unsupported { what: format!("diskless boot is not implemented yet ({:?})", d.apkovl) })
+        }),
+    };
+    if let Err(end) = result {
+        return end;
+    }
+    boot.handoff()
+}
+
+/// The entry point when running as PID 1. Never returns; exits only when `panic=` asks.
+pub fn pid1_main() -> ! {
+    console::init(Box::new(std::io::stdout()), false, false);
+    std::panic::set_hook(Box::new(|info| {
+        log::error!("ramboot panicked: {info}");
+    }));
+    let sys = crate::sys::RealSys;
+    loop {
+        let end = std::panic::catch_unwind(|| run(&sys, None))
+            .unwrap_or_else(|p| BootEnd::Idle { reason: format!("internal error: {}", panic_text(&p)) });
+        match end {
+            BootEnd::KernelPanic { .. } => std::process::exit(1),
+            BootEnd::HandedOff => unreachable_handoff(),
+            BootEnd::Idle { reason } | BootEnd::GaveUp { reason } => {
+                console::announce(&format!("ramboot: boot stopped: {reason}"));
+                if std::path::Path::new(RESCUE_SHELL).exists() {
+                    let boot = Boot::new(&sys, cmdline::plan(&cmdline::parse("")), sys.now());
+                    boot.rescue_shell("Launching initramfs emergency recovery shell.");
+                } else {
+                    sys.idle_forever();
+                }
+            }
+        }
+    }
+}
+
+fn unreachable_handoff() -> ! {
+    // RealSys::exec only returns on failure, which the boot reports as an error instead.
+    loop {
+        rustix::event::pause();
+    }
+}

@@ -1,0 +1,166 @@
+//! Boot drivers and the `root=` branch: load what the command line names, find the root device
+//! by uevents with a deadline, mount it (optionally under a tmpfs overlay) on `/sysroot`.
+
+use super::{Boot, BootEnd, BootError, SYSROOT};
+use crate::cmdline::RootSpec;
+use crate::hw::discover::{discover, DiscoverConfig, Goal};
+use crate::hw::modules::{ModuleLoader, Request};
+use crate::hw::DeviceSpec;
+use crate::sys::parse_mount_options;
+use std::path::{Path, PathBuf};
+
+/// Where the blacklist from `blacklist=` goes, as in Alpine.
+pub const BLACKLIST_CONF: &str = "/etc/modprobe.d/boot-opt-blacklist.conf";
+
+/// Writes `blacklist=` into modprobe.d (Alpine: only in the initramfs).
+pub fn write_blacklist(boot: &Boot<'_>) {
+    if boot.plan.blacklist.is_empty() {
+        return;
+    }
+    let text: String = boot.plan.blacklist.iter().map(|m| format!("blacklist {m}\n")).collect();
+    let path = boot.sys.path(Path::new(BLACKLIST_CONF));
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = std::fs::write(&path, text) {
+        log::warn!("cannot write {BLACKLIST_CONF}: {e}");
+    }
+}
+
+/// `/etc/modules` in the initramfs: one module (with parameters) per line, `#` comments.
+fn etc_modules(boot: &Boot<'_>) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(boot.sys.path(Path::new("/etc/modules"))).unwrap_or_default();
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// "Loading boot drivers": `modules=`, `rootfstype=`, Alpine's fixed `loop squashfs simpledrm`,
+/// then `/etc/modules`. Never fails: a module that does not load is a warning.
+pub fn load_boot_drivers(boot: &mut Boot<'_>) {
+    let start = boot.sys.now();
+    super::console::ebegin("Loading boot drivers");
+    write_blacklist(boot);
+    let loader = match ModuleLoader::open(boot.sys) {
+        Ok(l) => l,
+        Err(e) => {
+            // A kernel without modules (everything built in) is fine.
+            log::debug!("no module loader: {e}");
+            super::console::eend(Ok(()));
+            boot.timeline.stage("drivers", start, boot.sys.now(), super::timeline::Outcome::Ok);
+            return;
+        }
+    };
+    let mut report = loader.load(&Request::names(boot.plan.modules.clone()));
+    // Alpine loads these with errors hidden: a kernel may have them built in or not at all.
+    let fixed = loader.load(&Request::names(boot.plan.fixed_modules.clone()));
+    report.loaded.extend(fixed.loaded);
+    report.failed.extend(fixed.failed);
+    for line in etc_modules(boot) {
+        let mut req = Request::names([line[0].clone()]);
+        if line.len() > 1 {
+            req.params.insert(crate::hw::modules::normalize(&line[0]), line[1..].to_vec());
+        }
+        report.merge(loader.load(&req));
+    }
+    for (m, why) in &report.failed {
+        log::warn!("module {m}: {why}");
+    }
+    for m in &report.not_found {
+        if boot.plan.modules.contains(m) {
+            log::warn!("module {m} not found");
+        }
+    }
+    super::console::eend(Ok(()));
+    let note = if report.failed.is_empty() {
+        super::timeline::Outcome::Ok
+    } else {
+        super::timeline::Outcome::Degraded(format!("{} module(s) failed", report.failed.len()))
+    };
+    boot.timeline.stage("drivers", start, boot.sys.now(), note);
+    boot.loader = Some(loader);
+}
+
+/// Finds the root device: its `/dev` node and probed filesystem type.
+fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<String>), BootError> {
+    let text = spec.device.to_string();
+    let device = match &spec.device {
+        crate::cmdline::DeviceSpec::Zfs(_) => {
+            return Err(BootError::Unsupported { what: format!("root={text}: ZFS roots are not supported by ramboot") })
+        }
+        _ => DeviceSpec::parse(&text).ok_or_else(|| BootError::RootNotFound { spec: text.clone(), waited: Default::default() })?,
+    };
+    let mut cfg = DiscoverConfig::new(Goal::Root(device));
+    cfg.uevent_buffer = boot.plan.uevent_buf_size;
+    let d = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    for dev in &d.devices {
+        boot.timeline.mark(&format!("device {} appeared", dev.info.dev.name), dev.appeared);
+    }
+    for w in &d.warnings {
+        log::warn!("{w}");
+    }
+    match (d.root, d.ready_at) {
+        (Some(info), Some(at)) => {
+            boot.timeline.mark("root device ready", at);
+            let fstype = info.probe.as_ref().map(|p| p.fstype.as_str().to_string());
+            Ok((format!("/dev/{}", info.dev.name), fstype))
+        }
+        _ => Err(BootError::RootNotFound { spec: text, waited: d.finished.saturating_sub(d.started) }),
+    }
+}
+
+fn mount(boot: &Boot<'_>, source: &str, target: &str, fstype: &str, options: &str) -> Result<(), BootError> {
+    let target = PathBuf::from(target);
+    let _ = std::fs::create_dir_all(boot.sys.path(&target));
+    let (flags, data) = parse_mount_options(options);
+    boot.sys.mount(source, &target, fstype, flags, &data).map_err(|source_err| BootError::RootMount {
+        device: source.to_string(),
+        target,
+        source: source_err,
+    })
+}
+
+/// The `root=` branch up to a mounted `/sysroot`, run under the failure policy.
+pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
+    boot.stage("root", "Mounting root", |b| {
+        let (device, probed) = find_root(b, spec)?;
+        let fstype = spec.fstype.clone().or(probed).unwrap_or_else(|| "auto".into());
+        if let Some(loader) = b.loader.as_ref() {
+            let mut names = vec![format!("fs-{fstype}")];
+            if fstype == "vfat" {
+                names.extend(["nls_cp437".to_string(), "nls_ascii".to_string()]);
+            }
+            names.retain(|n| !loader.db().resolve(n, false).modules.is_empty());
+            loader.load(&Request::names(names));
+        }
+        match &spec.overlay_tmpfs {
+            Some(tmpfs_flags) => {
+                let ro = format!("{},ro", spec.flags);
+                mount(b, &device, "/media/root-ro", &fstype, ro.trim_start_matches(','))?;
+                let rw = format!("mode=0755,{tmpfs_flags},rw");
+                mount(b, "root-tmpfs", "/media/root-rw", "tmpfs", rw.replace(",,", ",").as_str())?;
+                for d in ["/media/root-rw/work", "/media/root-rw/root"] {
+                    let _ = std::fs::create_dir_all(b.sys.path(Path::new(d)));
+                }
+                mount(
+                    b,
+                    "overlayfs",
+                    SYSROOT,
+                    "overlay",
+                    "lowerdir=/media/root-ro,upperdir=/media/root-rw/root,workdir=/media/root-rw/work",
+                )?;
+                for d in ["/sysroot/media/root-ro", "/sysroot/media/root-rw"] {
+                    let _ = std::fs::create_dir_all(b.sys.path(Path::new(d)));
+                }
+                for m in ["/media/root-ro", "/media/root-rw"] {
+                    if !b.mounts.iter().any(|x| x == Path::new(m)) {
+                        b.mounts.push(PathBuf::from(m));
+                    }
+                }
+            }
+            None => mount(b, &device, SYSROOT, &fstype, &spec.flags)?,
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,162 @@
+//! switch_root done right: check the new init before burning bridges, carry the pseudo
+//! filesystems and boot media along, free the initramfs without crossing mount points, then
+//! make the new root `/` and exec init.
+
+use super::BootError;
+use crate::sys::Sys;
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Checks that `init` exists in `newroot` and is an executable file.
+pub fn check_init(sys: &dyn Sys, newroot: &Path, init: &Path) -> Result<(), BootError> {
+    let root = sys.path(newroot);
+    let missing = || BootError::InitMissing { init: init.to_path_buf(), root: newroot.to_path_buf() };
+    let host = crate::fsutil::resolve_existing(&root, init).map_err(|_| missing())?;
+    let meta = std::fs::metadata(&host).map_err(|_| missing())?;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(BootError::InitNotExecutable { init: init.to_path_buf() });
+    }
+    Ok(())
+}
+
+/// What the handoff needs.
+pub struct Handoff<'a> {
+    pub newroot: &'a Path,
+    /// Top-level mount points of the initramfs to carry into the new root (`/dev`, `/media/vda1`…).
+    pub mounts: &'a [PathBuf],
+    pub init: &'a Path,
+    pub init_args: &'a [String],
+    /// `console=` device for the new init's stdio (`ttyAMA0` → `/dev/ttyAMA0`).
+    pub console: Option<&'a str>,
+    pub env: Vec<(OsString, OsString)>,
+}
+
+/// Moves the mounts into the new root. A mount whose target cannot be created (a read-only root
+/// without that directory) is detached instead and reported; it would be unreachable anyway.
+pub fn move_mounts(sys: &dyn Sys, newroot: &Path, mounts: &[PathBuf]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for m in mounts {
+        if m == newroot || m.starts_with(newroot) || m == Path::new("/") {
+            continue;
+        }
+        let rel = m.strip_prefix("/").unwrap_or(m);
+        let target = newroot.join(rel);
+        let host = sys.path(&target);
+        if !host.is_dir() && std::fs::create_dir_all(&host).is_err() {
+            warnings.push(format!("{} is missing in the new root and cannot be created; detaching {}", target.display(), m.display()));
+            let _ = sys.umount(m, true);
+            continue;
+        }
+        if let Err(e) = sys.move_mount(m, &target) {
+            warnings.push(format!("cannot move {} to {}: {e}", m.display(), target.display()));
+        }
+    }
+    warnings
+}
+
+/// Does the switch. Returns only on failure (or, with the recording double, after the recorded exec).
+pub fn switch_root(sys: &dyn Sys, h: &Handoff<'_>) -> BootError {
+    if let Err(e) = check_init(sys, h.newroot, h.init) {
+        return e;
+    }
+    for w in move_mounts(sys, h.newroot, h.mounts) {
+        log::warn!("{w}");
+    }
+    sys.sync();
+    let step = |step: &'static str| move |source: io::Error| BootError::SwitchRoot { step, source };
+    if let Err(e) = sys.chdir(h.newroot).map_err(step("chdir to the new root")) {
+        return e;
+    }
+    if let Err(e) = sys.free_initramfs(h.newroot) {
+        // Not fatal: the initramfs stays in RAM.
+        log::warn!("could not free the initramfs: {e}");
+    }
+    if let Err(e) = sys.move_mount(Path::new("."), Path::new("/")).map_err(step("move the new root to /")) {
+        return e;
+    }
+    if let Err(e) = sys.chroot(Path::new(".")).map_err(step("chroot")) {
+        return e;
+    }
+    if let Some(c) = h.console {
+        let dev = Path::new("/dev").join(c);
+        if let Err(e) = sys.attach_console(&dev) {
+            log::warn!("cannot open console {}: {e}", dev.display());
+        }
+    }
+    let mut argv: Vec<OsString> = vec![h.init.as_os_str().to_os_string()];
+    argv.extend(h.init_args.iter().map(OsString::from));
+    let source = sys.exec(h.init, &argv, &h.env);
+    BootError::Exec { init: h.init.to_path_buf(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::{is_exec_recorded, RecordingSys};
+    use std::os::unix::fs::symlink;
+
+    fn exe(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"#!").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn switch_root_checks_init_moves_mounts_and_execs() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = RecordingSys::new(dir.path());
+        exe(&dir.path().join("sysroot/bin/busybox"));
+        symlink("/bin/busybox", dir.path().join("sysroot/sbin-init")).unwrap();
+        for d in ["dev", "proc", "media/vda1", "sysroot/dev"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let mounts = ["/dev", "/proc", "/media/vda1", "/sysroot"].map(PathBuf::from);
+        let h = Handoff {
+            newroot: Path::new("/sysroot"),
+            mounts: &mounts,
+            init: Path::new("/sbin-init"),
+            init_args: &["single".into()],
+            console: Some("ttyAMA0"),
+            env: vec![],
+        };
+        let err = switch_root(&sys, &h);
+        let BootError::Exec { source, .. } = err else { panic!("{err}") };
+        assert!(is_exec_recorded(&source));
+        assert_eq!(
+            sys.trace(),
+            [
+                "mount -o move /dev /sysroot/dev",
+                "mount -o move /proc /sysroot/proc",
+                "mount -o move /media/vda1 /sysroot/media/vda1",
+                "sync",
+                "cd /sysroot",
+                "rm -rf --one-file-system / (keep /sysroot)",
+                "mount -o move . /",
+                "chroot .",
+                "console /dev/ttyAMA0",
+                "exec /sbin-init single",
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_or_non_executable_init_is_refused_before_anything_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = RecordingSys::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("sysroot/sbin")).unwrap();
+        let h = Handoff {
+            newroot: Path::new("/sysroot"),
+            mounts: &[PathBuf::from("/dev")],
+            init: Path::new("/sbin/init"),
+            init_args: &[],
+            console: None,
+            env: vec![],
+        };
+        assert!(matches!(switch_root(&sys, &h), BootError::InitMissing { .. }));
+        std::fs::write(dir.path().join("sysroot/sbin/init"), b"x").unwrap();
+        assert!(matches!(switch_root(&sys, &h), BootError::InitNotExecutable { .. }));
+        assert!(sys.trace().is_empty());
+    }
+}

@@ -1,0 +1,166 @@
+//! `ramboot mkinitfs`: build an initramfs around the ramboot binary.
+
+use super::args::{Arg, ArgError, RawArgs};
+use crate::initramfs::{self, Compression, ModuleSet, Spec};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+pub const HELP: &str = "\
+ramboot mkinitfs -o FILE [options]
+
+  -o, --output FILE        where to write the image
+  --init FILE              the static ramboot binary to use as /init (default: this program)
+  --kernel-modules DIR     a lib/modules/<release> directory (with modules.dep)
+  -m, --modules a,b        modules to include, with their dependencies
+  -F, --features a,b       feature lists from the features directory (base, virtio, mmc, usb, ...)
+  --features-dir DIR       where feature lists live (default: initramfs/features)
+  --cmdline TEXT           also include the modules named by modules= / rootfstype= in TEXT
+  --busybox FILE           add a static busybox as /bin/busybox and /bin/sh (rescue shell)
+  --apk-key FILE           add an apk public key to /etc/apk/keys (repeatable)
+  --file SRC:DEST          add a file at DEST (repeatable)
+  --compress gzip|none     compression (default: gzip)
+";
+
+/// Flags as given.
+#[derive(Default)]
+struct Raw {
+    output: Option<PathBuf>,
+    init: Option<PathBuf>,
+    kernel_modules: Option<PathBuf>,
+    modules: Vec<String>,
+    features: Vec<String>,
+    features_dir: Option<PathBuf>,
+    cmdline: Option<String>,
+    busybox: Option<PathBuf>,
+    apk_keys: Vec<PathBuf>,
+    files: Vec<String>,
+    compress: Option<String>,
+    help: bool,
+}
+
+fn split_list(v: &str) -> impl Iterator<Item = String> + '_ {
+    v.split([',', ' ']).filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn parse_raw(args: &[OsString]) -> Result<Raw, ArgError> {
+    let mut r = RawArgs::new(args);
+    let mut raw = Raw::default();
+    while let Some(arg) = r.next_arg() {
+        let Arg::Flag { name, inline } = arg else {
+            let Arg::Positional(p) = arg else { unreachable!() };
+            return Err(ArgError::Unexpected(p.to_string_lossy().into()));
+        };
+        match name.as_str() {
+            "-o" | "--output" => raw.output = Some(r.value(&name, inline)?.into()),
+            "--init" => raw.init = Some(r.value(&name, inline)?.into()),
+            "--kernel-modules" => raw.kernel_modules = Some(r.value(&name, inline)?.into()),
+            "-m" | "--modules" => raw.modules.extend(split_list(&r.string(&name, inline)?)),
+            "-F" | "--features" => raw.features.extend(split_list(&r.string(&name, inline)?)),
+            "--features-dir" => raw.features_dir = Some(r.value(&name, inline)?.into()),
+            "--cmdline" => raw.cmdline = Some(r.string(&name, inline)?),
+            "--busybox" => raw.busybox = Some(r.value(&name, inline)?.into()),
+            "--apk-key" => raw.apk_keys.push(r.value(&name, inline)?.into()),
+            "--file" => raw.files.push(r.string(&name, inline)?),
+            "--compress" => raw.compress = Some(r.string(&name, inline)?),
+            "-h" | "--help" => raw.help = true,
+            _ => return Err(ArgError::Unexpected(name)),
+        }
+    }
+    Ok(raw)
+}
+
+/// Validated request.
+struct Request {
+    spec: Spec,
+    output: PathBuf,
+}
+
+fn validate(raw: Raw) -> Result<Request, String> {
+    let output = raw.output.ok_or("missing -o FILE")?;
+    let init = match raw.init {
+        Some(p) => p,
+        None => std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
+    };
+    let compression = match raw.compress.as_deref() {
+        None | Some("gzip") => Compression::Gzip,
+        Some("none") => Compression::None,
+        Some(other) => return Err(format!("unknown compression {other:?} (gzip or none)")),
+    };
+    let mut wanted: Vec<String> = raw.modules;
+    if let Some(text) = &raw.cmdline {
+        let plan = crate::cmdline::plan(&crate::cmdline::parse(text));
+        wanted.extend(plan.modules.iter().cloned());
+    }
+    let features_dir = raw.features_dir.unwrap_or_else(|| PathBuf::from("initramfs/features"));
+    for f in &raw.features {
+        let path = features_dir.join(format!("{f}.modules"));
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("feature {f}: cannot read {}: {e}", path.display()))?;
+        wanted.extend(
+            text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(str::to_string),
+        );
+    }
+    let modules = match raw.kernel_modules {
+        None if wanted.is_empty() => None,
+        None => return Err("modules were asked for but --kernel-modules DIR is missing".into()),
+        Some(dir) => {
+            let release = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or("--kernel-modules must name a lib/modules/<release> directory")?;
+            let files = crate::hw::modules::closure(&dir, &wanted.iter().map(String::as_str).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
+            Some(ModuleSet { dir, kernel_release: release, files })
+        }
+    };
+    let mut files = Vec::new();
+    for f in raw.files {
+        let (src, dest) = f.split_once(':').ok_or_else(|| format!("--file {f:?}: expected SRC:DEST"))?;
+        files.push((PathBuf::from(src), dest.to_string()));
+    }
+    let mtime = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Request {
+        spec: Spec { init, modules, busybox: raw.busybox, apk_keys: raw.apk_keys, files, compression, mtime },
+        output,
+    })
+}
+
+pub fn main(args: &[OsString]) -> i32 {
+    let raw = match parse_raw(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ramboot mkinitfs: {e}\n\n{HELP}");
+            return 2;
+        }
+    };
+    if raw.help {
+        print!("{HELP}");
+        return 0;
+    }
+    let req = match validate(raw) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ramboot mkinitfs: {e}");
+            return 2;
+        }
+    };
+    match initramfs::write(&req.spec, &req.output) {
+        Ok(r) => {
+            println!(
+                "{}: {} entries, {} modules, {} bytes ({} uncompressed)",
+                display(&req.output),
+                r.entries,
+                r.modules,
+                r.compressed,
+                r.uncompressed
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("ramboot mkinitfs: {e}");
+            1
+        }
+    }
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}

@@ -1,0 +1,48 @@
+//! Host commands. Each parses its arguments in two stages, as ripgrep does: raw flags into a
+//! plain record (no validation), then that record into a validated request the library runs.
+
+pub mod args;
+pub mod mkinitfs;
+
+use std::ffi::OsString;
+
+pub const USAGE: &str = "\
+ramboot — Alpine diskless boot as one static binary
+
+As PID 1 (/init in an initramfs) it boots. On a host:
+  ramboot mkinitfs -o FILE [options]      build an initramfs (see `ramboot mkinitfs --help`)
+  ramboot cmdline explain [--json] [TEXT | --file FILE]
+                                          what a kernel command line means for the boot
+  ramboot plan --root DIR [--cmdline TEXT] [--json]
+                                          dry-run the boot against DIR standing in for /
+  ramboot install --root DIR [options] PKG...
+                                          install apk packages into DIR
+  ramboot apk genkey|mkpkg|index ...      build signed apk packages and indexes
+  ramboot version
+Installed as /sbin/modprobe it answers the kernel's module requests.
+";
+
+/// Dispatches a host command; returns the exit status.
+pub fn main(args: &[OsString]) -> i32 {
+    let Some(cmd) = args.first().and_then(|a| a.to_str()) else {
+        eprint!("{USAGE}");
+        return 2;
+    };
+    let rest = &args[1..];
+    match cmd {
+        "mkinitfs" => mkinitfs::main(rest),
+        "cmdline" => crate::cmdline::cli::main(rest),
+        "version" | "--version" | "-V" => {
+            println!("ramboot {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            0
+        }
+        other => {
+            eprintln!("ramboot: unknown command {other:?}\n\n{USAGE}");
+            2
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! Human (and machine) readable account of a plan: what each word means for this boot.
+
+use std::fmt::Write;
+
+use super::json::Json;
+use super::options::{BootOptions, Setting, WordKind};
+use super::plan::*;
+
+/// The plan as text: the decisions, then each word with its meaning, then the warnings.
+pub fn explain(options: &BootOptions, plan: &BootPlan) -> String {
+    let mut out = String::new();
+    let mut line = |key: &str, value: String| {
+        let _ = writeln!(out, "  {key:<12}{value}");
+    };
+    match &plan.mode {
+        Mode::Diskless(d) => {
+            line(
+                "mode",
+                format!("diskless: the root is a tmpfs in RAM ({})", d.tmpfs_flags),
+            );
+            line("apkovl", apkovl_text(&d.apkovl));
+            line("repos", repos_text(&d.repos));
+            let mut pkgs = d.pkgs.clone();
+            pkgs.push("<apkovl world>".into());
+            pkgs.push("alpine-base".into());
+            line("packages", pkgs.join(" "));
+            line(
+                "usbdelay",
+                match d.usbdelay {
+                    Some(t) => format!(
+                        "{} s quiet period once a boot repository is found",
+                        t.as_secs_f64()
+                    ),
+                    None => "default: 0.25 s quiet period once a boot repository is found".into(),
+                },
+            );
+            line(
+                "apk",
+                if d.keep_apk_new {
+                    "keep .apk-new files (no --clean-protected, no overlay list)".into()
+                } else {
+                    "--clean-protected, apkovl files win over package files".into()
+                },
+            );
+            if d.bootstrap_usr_merged {
+                line(
+                    "usr merge",
+                    "/bin, /sbin, /lib link into /usr before install".into(),
+                );
+            }
+            if let Some(k) = &d.ssh_key {
+                let kind = if is_url(k) { "fetched from" } else { "key" };
+                line(
+                    "ssh key",
+                    format!("{kind} {k} (openssh added when default services apply)"),
+                );
+            }
+        }
+        Mode::Root(r) => {
+            let fstype = r.fstype.as_deref().unwrap_or("autodetected type");
+            line(
+                "mode",
+                format!("root: mount {} ({fstype}) with {}", r.device, r.flags),
+            );
+            if let Some(t) = &r.overlay_tmpfs {
+                line(
+                    "overlay",
+                    format!("read-only root under a tmpfs overlay ({t})"),
+                );
+            }
+            line(
+                "/usr",
+                match &r.usr {
+                    UsrMount::Flags(f) => format!("if the root's fstab has /usr: mount with {f}"),
+                    UsrMount::Disabled => "never mounted separately (usrflags=disable)".into(),
+                },
+            );
+            if r.btrfs_scan {
+                line("btrfs", "scan for btrfs devices before mounting".into());
+            }
+            if r.zfs_force {
+                line("zfs", "import the pool with -f".into());
+            }
+        }
+    }
+    line("modules", modules_text(plan));
+    if !plan.blacklist.is_empty() {
+        line("blacklist", plan.blacklist.join(" "));
+    }
+    line("network", network_text(plan));
+    line("modloop", modloop_text(plan));
+    line(
+        "consoles",
+        match &plan.switch_root_console {
+            Some(c) => format!("{} (switch_root -c /dev/{c})", plan.consoles.join(" ")),
+            None => "kernel default".into(),
+        },
+    );
+    line(
+        "serial",
+        match &plan.autodetect_serial {
+            AutodetectSerial::Yes => "gettys on detected serial ports when there is no apkovl".into(),
+            AutodetectSerial::No => "no detection".into(),
+            AutodetectSerial::SetConsole(re) if re.is_empty() => {
+                "detect, and make the first working serial port the console".into()
+            }
+            AutodetectSerial::SetConsole(re) => format!(
+                "detect; first working serial port becomes the console if the DMI modalias matches {}",
+                re.join(" or ")
+            ),
+        },
+    );
+    let mut handoff = plan.init.display().to_string();
+    for a in &plan.init_args {
+        handoff.push(' ');
+        handoff.push_str(a);
+    }
+    line("handoff", handoff);
+    if plan.single {
+        line(
+            "single",
+            "a shell before the root is set up; the boot continues when it exits".into(),
+        );
+    }
+    line(
+        "on failure",
+        match plan.fail_policy {
+            FailPolicy::Rescue => "rescue shell, then continue".into(),
+            FailPolicy::KernelPanic => "PID 1 exits: kernel panic".into(),
+        },
+    );
+    let mut output = vec![if plan.quiet { "quiet" } else { "verbose" }];
+    if plan.debug {
+        output.push("debug trace");
+    }
+    line("output", output.join(", "));
+    if !plan.hw_autodetect {
+        line(
+            "hwdrivers",
+            "no driver autodetection after switch_root (noautodetect)".into(),
+        );
+    }
+    if plan.tiny_cloud {
+        line(
+            "tiny-cloud",
+            "wanted (tiny-cloud packages and services)".into(),
+        );
+    }
+    for s in storage_texts(&plan.storage) {
+        line("unsupported", s);
+    }
+
+    let mut text = String::from("Boot plan\n");
+    text.push_str(&out);
+    text.push_str("\nWords\n");
+    if options.words.is_empty() && options.after_dashdash.is_empty() {
+        text.push_str("  (none)\n");
+    }
+    for (i, word) in options.words.iter().enumerate() {
+        let mut meaning = word_meaning(options, i);
+        if let WordKind::Unknown { name, .. } = &word.kind {
+            if let Some(w) = plan.warnings.iter().find(|w| &w.option == name) {
+                meaning = format!("{meaning}; {}", w.message);
+            }
+        }
+        if word.text.chars().count() > 28 {
+            let _ = writeln!(text, "  {}\n  {:<28} {meaning}", word.text, "");
+        } else {
+            let _ = writeln!(text, "  {:<28} {meaning}", word.text);
+        }
+    }
+    for a in &options.after_dashdash {
+        let _ = writeln!(
+            text,
+            "  {a:<28} after `--`: an argument for PID 1, not an option"
+        );
+    }
+    if !plan.warnings.is_empty() {
+        text.push_str("\nWarnings\n");
+        for w in &plan.warnings {
+            let _ = writeln!(text, "  warning[{}] {w}", w.kind.as_str());
+        }
+    }
+    text
+}
+
+/// What word `i` means, in one line.
+fn word_meaning(options: &BootOptions, i: usize) -> String {
+    let word = &options.words[i];
+    match &word.kind {
+        WordKind::Single => "single-user: a shell before the root is set up".into(),
+        WordKind::Console(c) => {
+            let later = options.words[i + 1..]
+                .iter()
+                .any(|w| matches!(w.kind, WordKind::Console(_)));
+            let role = if later {
+                "gets a getty"
+            } else {
+                "gets a getty and is init's console"
+            };
+            match &c.options {
+                Some(o) => format!("console {} ({o}): {role}", c.device),
+                None => format!("console {}: {role}", c.device),
+            }
+        }
+        WordKind::Known { opt, setting } => {
+            let overridden = options.words[i + 1..]
+                .iter()
+                .any(|w| matches!(&w.kind, WordKind::Known { opt: o, .. } if o == opt));
+            let mut s = match setting {
+                Setting::Negated => format!("off: {}", opt.help()),
+                _ => opt.help().to_string(),
+            };
+            if overridden {
+                s.push_str(" [overridden later]");
+            }
+            s
+        }
+        WordKind::Unknown { .. } => "not an Alpine option: left for the kernel and init".into(),
+    }
+}
+
+fn apkovl_text(a: &ApkovlSource) -> String {
+    match a {
+        ApkovlSource::Auto => "auto: first *.apkovl.tar.gz* at the top of a boot medium".into(),
+        ApkovlSource::None => "none: boot without saved configuration".into(),
+        ApkovlSource::Url(u) => format!("download {u}"),
+        ApkovlSource::Device {
+            device,
+            fstype,
+            path,
+        } => format!(
+            "mount {} ({}) and read {path}",
+            device,
+            fstype.as_deref().unwrap_or("autodetected type")
+        ),
+        ApkovlSource::Path(p) => format!("file {}", p.display()),
+    }
+}
+
+fn repos_text(r: &RepoSource) -> String {
+    match r {
+        RepoSource::Auto => "auto: directories marked .boot_repository on boot media".into(),
+        RepoSource::None => "none from media; only the apkovl's /etc/apk/repositories".into(),
+        RepoSource::List(l) => l.join(" "),
+    }
+}
+
+fn modules_text(plan: &BootPlan) -> String {
+    let mut s = if plan.modules.is_empty() {
+        "none requested".to_string()
+    } else {
+        plan.modules.join(" ")
+    };
+    if !plan.fixed_modules.is_empty() {
+        let _ = write!(s, " (always, quietly: {})", plan.fixed_modules.join(" "));
+    }
+    s
+}
+
+fn network_text(plan: &BootPlan) -> String {
+    let iface = |d: &Option<String>| match (d, &plan.bootif) {
+        (Some(d), _) => d.clone(),
+        (None, Some(mac)) => format!("the interface with MAC {mac}"),
+        (None, None) => "the first interface with a link".into(),
+    };
+    match (&plan.ip, plan.needs_network) {
+        (Some(IpConfig::Off), _) => "off (ip=off)".into(),
+        (_, false) => "not needed".into(),
+        (None, true) => format!("needed: DHCP on {}", iface(&None)),
+        (Some(IpConfig::Dhcp { device }), true) => format!("DHCP on {}", iface(device)),
+        (Some(IpConfig::Static(s)), true) => {
+            let mut t = format!("static {} on {}", s.client, iface(&s.device));
+            if let Some(m) = s.netmask {
+                let _ = write!(t, " netmask {m}");
+            }
+            if let Some(g) = s.gateway {
+                let _ = write!(t, " gateway {g}");
+            }
+            if !s.dns.is_empty() {
+                let dns: Vec<String> = s.dns.iter().map(|d| d.to_string()).collect();
+                let _ = write!(t, " dns {}", dns.join(" "));
+            }
+            t
+        }
+    }
+}
+
+fn modloop_text(plan: &BootPlan) -> String {
+    let verify = if plan.modloop_verify {
+        "signature checked"
+    } else {
+        "signature NOT checked"
+    };
+    match &plan.modloop {
+        ModloopSpec::Auto => format!("auto: boot/modloop-* on boot media, {verify}"),
+        ModloopSpec::None => "none".into(),
+        ModloopSpec::Url(u) => format!("download {u}, {verify}"),
+        ModloopSpec::Path(p) => format!("{p} on boot media, {verify}"),
+    }
+}
+
+fn storage_texts(s: &Storage) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(c) = &s.crypt {
+        out.push(format!("encrypted device {}", c.device));
+    }
+    if let Some(r) = &s.resume {
+        out.push(format!("resume from {}", r.device));
+    }
+    if !s.nbd.is_empty() {
+        out.push(format!("network block devices {}", s.nbd.join(" ")));
+    }
+    if s.aoe.is_some() {
+        out.push("ATA over Ethernet".into());
+    }
+    if let Some(w) = &s.wireguard {
+        out.push(format!("WireGuard interface {}", w.interface));
+    }
+    if s.memdisk {
+        out.push("memdisk".into());
+    }
+    if !s.zfcp.is_empty() || !s.dasd.is_empty() || s.s390x_net.is_some() {
+        out.push("s390x device set-up".into());
+    }
+    out
+}
+
+/// The plan as JSON (pretty-printed), with the words and warnings.
+pub fn explain_json(options: &BootOptions, plan: &BootPlan) -> String {
+    let words = options
+        .words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let (kind, name) = match &w.kind {
+                WordKind::Single => ("single", None),
+                WordKind::Console(_) => ("console", Some("console".to_string())),
+                WordKind::Known { opt, setting } => (
+                    match setting {
+                        Setting::Value(_) => "option",
+                        Setting::Bare => "flag",
+                        Setting::Negated => "negated",
+                    },
+                    Some(opt.name().to_string()),
+                ),
+                WordKind::Unknown { name, .. } => ("unknown", Some(name.clone())),
+            };
+            Json::obj([
+                ("text", Json::str(&w.text)),
+                ("kind", Json::str(kind)),
+                ("name", Json::opt_str(name)),
+                ("meaning", Json::str(word_meaning(options, i))),
+            ])
+        })
+        .collect();
+    let warnings = plan
+        .warnings
+        .iter()
+        .map(|w| {
+            Json::obj([
+                ("kind", Json::str(w.kind.as_str())),
+                ("option", Json::str(&w.option)),
+                ("message", Json::str(&w.message)),
+            ])
+        })
+        .collect();
+    Json::obj([
+        ("plan", plan_json(plan)),
+        ("words", Json::Arr(words)),
+        ("after_dashdash", Json::strs(&options.after_dashdash)),
+        ("warnings", Json::Arr(warnings)),
+    ])
+    .render(true)
+}
+
+fn device_json(d: &DeviceSpec) -> Json {
+    let (kind, value) = match d {
+        DeviceSpec::Path(p) => ("path", p.display().to_string()),
+        DeviceSpec::Uuid(s) => ("uuid", s.clone()),
+        DeviceSpec::Label(s) => ("label", s.clone()),
+        DeviceSpec::PartUuid(s) => ("partuuid", s.clone()),
+        DeviceSpec::PartLabel(s) => ("partlabel", s.clone()),
+        DeviceSpec::Zfs(s) => ("zfs", s.clone()),
+    };
+    Json::obj([("kind", Json::str(kind)), ("value", Json::str(value))])
+}
+
+fn tagged(kind: &str, mut rest: Vec<(&str, Json)>) -> Json {
+    rest.insert(0, ("kind", Json::str(kind)));
+    Json::obj(rest)
+}
+
+fn plan_json(plan: &BootPlan) -> Json {
+    let mode = match &plan.mode {
+        Mode::Diskless(d) => tagged(
+            "diskless",
+            vec![
+                (
+                    "apkovl",
+                    match &d.apkovl {
+                        ApkovlSource::Auto => tagged("auto", vec![]),
+                        ApkovlSource::None => tagged("none", vec![]),
+                        ApkovlSource::Url(u) => tagged("url", vec![("url", Json::str(u))]),
+                        ApkovlSource::Device {
+                            device,
+                            fstype,
+                            path,
+                        } => tagged(
+                            "device",
+                            vec![
+                                ("device", device_json(device)),
+                                ("fstype", Json::opt_str(fstype.clone())),
+                                ("path", Json::str(path)),
+                            ],
+                        ),
+                        ApkovlSource::Path(p) => {
+                            tagged("path", vec![("path", Json::str(p.display().to_string()))])
+                        }
+                    },
+                ),
+                (
+                    "repos",
+                    match &d.repos {
+                        RepoSource::Auto => tagged("auto", vec![]),
+                        RepoSource::None => tagged("none", vec![]),
+                        RepoSource::List(l) => tagged("list", vec![("repos", Json::strs(l))]),
+                    },
+                ),
+                ("pkgs", Json::strs(&d.pkgs)),
+                (
+                    "usbdelay_ms",
+                    d.usbdelay
+                        .map_or(Json::Null, |t| Json::Num(t.as_millis() as f64)),
+                ),
+                ("tmpfs_flags", Json::str(&d.tmpfs_flags)),
+                ("ssh_key", Json::opt_str(d.ssh_key.clone())),
+                ("keep_apk_new", Json::Bool(d.keep_apk_new)),
+                ("bootstrap_usr_merged", Json::Bool(d.bootstrap_usr_merged)),
+            ],
+        ),
+        Mode::Root(r) => tagged(
+            "root",
+            vec![
+                ("device", device_json(&r.device)),
+                ("fstype", Json::opt_str(r.fstype.clone())),
+                ("flags", Json::str(&r.flags)),
+                ("overlay_tmpfs", Json::opt_str(r.overlay_tmpfs.clone())),
+                (
+                    "usr_flags",
+                    match &r.usr {
+                        UsrMount::Flags(f) => Json::str(f),
+                        UsrMount::Disabled => Json::Null,
+                    },
+                ),
+                ("btrfs_scan", Json::Bool(r.btrfs_scan)),
+                ("zfs_force", Json::Bool(r.zfs_force)),
+            ],
+        ),
+    };
+    let ip = match &plan.ip {
+        None => Json::Null,
+        Some(IpConfig::Off) => tagged("off", vec![]),
+        Some(IpConfig::Dhcp { device }) => {
+            tagged("dhcp", vec![("device", Json::opt_str(device.clone()))])
+        }
+        Some(IpConfig::Static(s)) => {
+            let addr = |a: Option<std::net::Ipv4Addr>| Json::opt_str(a.map(|a| a.to_string()));
+            tagged(
+                "static",
+                vec![
+                    ("client", Json::str(s.client.to_string())),
+                    ("server", Json::opt_str(s.server.clone())),
+                    ("gateway", addr(s.gateway)),
+                    ("netmask", addr(s.netmask)),
+                    ("hostname", Json::opt_str(s.hostname.clone())),
+                    ("device", Json::opt_str(s.device.clone())),
+                    ("dns", Json::strs(s.dns.iter().map(|d| d.to_string()))),
+                    ("ntp", Json::opt_str(s.ntp.clone())),
+                ],
+            )
+        }
+    };
+    let modloop = match &plan.modloop {
+        ModloopSpec::Auto => tagged("auto", vec![]),
+        ModloopSpec::None => tagged("none", vec![]),
+        ModloopSpec::Url(u) => tagged("url", vec![("url", Json::str(u))]),
+        ModloopSpec::Path(p) => tagged("path", vec![("path", Json::str(p))]),
+    };
+    let serial = match &plan.autodetect_serial {
+        AutodetectSerial::Yes => tagged("yes", vec![]),
+        AutodetectSerial::No => tagged("no", vec![]),
+        AutodetectSerial::SetConsole(re) => {
+            tagged("setconsole", vec![("dmi_regexes", Json::strs(re))])
+        }
+    };
+    Json::obj([
+        ("mode", mode),
+        ("modules", Json::strs(&plan.modules)),
+        ("fixed_modules", Json::strs(&plan.fixed_modules)),
+        ("blacklist", Json::strs(&plan.blacklist)),
+        ("quiet", Json::Bool(plan.quiet)),
+        ("debug", Json::Bool(plan.debug)),
+        ("single", Json::Bool(plan.single)),
+        (
+            "fail_policy",
+            Json::str(match plan.fail_policy {
+                FailPolicy::Rescue => "rescue",
+                FailPolicy::KernelPanic => "kernel-panic",
+            }),
+        ),
+        ("init", Json::str(plan.init.display().to_string())),
+        ("init_args", Json::strs(&plan.init_args)),
+        ("kernel_init_args", Json::strs(&plan.kernel_init_args)),
+        ("consoles", Json::strs(&plan.consoles)),
+        (
+            "switch_root_console",
+            Json::opt_str(plan.switch_root_console.clone()),
+        ),
+        ("autodetect_serial", serial),
+        ("ip", ip),
+        ("needs_network", Json::Bool(plan.needs_network)),
+        ("bootif", Json::opt_str(plan.bootif.clone())),
+        ("uevent_buf_size", Json::Num(plan.uevent_buf_size as f64)),
+        ("modloop", modloop),
+        ("modloop_verify", Json::Bool(plan.modloop_verify)),
+        ("hw_autodetect", Json::Bool(plan.hw_autodetect)),
+        (
+            "splash",
+            Json::str(match plan.splash {
+                Splash::On => "on",
+                Splash::Off => "off",
+                Splash::UntilInit => "until-init",
+            }),
+        ),
+        ("chart", Json::Bool(plan.chart)),
+        ("tiny_cloud", Json::Bool(plan.tiny_cloud)),
+        ("unsupported", Json::strs(storage_texts(&plan.storage))),
+        ("passthrough", Json::strs(&plan.passthrough)),
+    ])
+}

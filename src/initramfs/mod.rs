@@ -1,0 +1,243 @@
+//! Building the initramfs: the cpio writer and `mkinitfs`.
+//!
+//! The image holds ramboot as `/init` (and as `/sbin/modprobe`, so the kernel's own module requests
+//! reach ramboot's loader), the kernel modules needed to reach the boot media with their index
+//! files cut down to match, apk keys, optional extra files and an optional busybox for the rescue
+//! shell. Everything is written reproducibly (see [`cpio`]).
+
+pub mod cpio;
+
+use cpio::{Archive, EntryKind};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// How the archive is compressed; the kernel must have the matching decompressor (gzip always is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// Everything `mkinitfs` puts into an image.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The static ramboot binary that becomes `/init`.
+    pub init: PathBuf,
+    /// A `lib/modules/<kver>` directory and the modules to take from it (paths relative to it, as
+    /// in `modules.dep`); the caller computes the dependency closure.
+    pub modules: Option<ModuleSet>,
+    /// A static busybox: installed as `/bin/busybox` with a `/bin/sh` link for the rescue shell.
+    pub busybox: Option<PathBuf>,
+    /// apk public keys, copied to `/etc/apk/keys/` (the boot copies them into the new root).
+    pub apk_keys: Vec<PathBuf>,
+    /// Extra files: (host source, absolute destination in the image).
+    pub files: Vec<(PathBuf, String)>,
+    pub compression: Compression,
+    /// The mtime of every entry (`SOURCE_DATE_EPOCH`, else 0).
+    pub mtime: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModuleSet {
+    pub dir: PathBuf,
+    pub kernel_release: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// What was written.
+#[derive(Debug)]
+pub struct Report {
+    pub entries: usize,
+    pub modules: usize,
+    pub uncompressed: u64,
+    pub compressed: u64,
+}
+
+#[derive(Debug)]
+pub enum MkinitfsError {
+    Read { path: PathBuf, source: io::Error },
+    Write { path: PathBuf, source: io::Error },
+    BadDestination { dest: String },
+}
+
+impl fmt::Display for MkinitfsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Self::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
+            Self::BadDestination { dest } => write!(f, "bad destination path in the image: {dest:?}"),
+        }
+    }
+}
+
+impl std::error::Error for MkinitfsError {}
+
+fn read(path: &Path) -> Result<Vec<u8>, MkinitfsError> {
+    fs::read(path).map_err(|source| MkinitfsError::Read { path: path.into(), source })
+}
+
+/// The directories every image has: what PID 1 mounts on or creates files in.
+const SKELETON: &[&str] = &["dev", "proc", "sys", "run", "tmp", "sysroot", "media", "etc", "bin", "sbin", "root"];
+
+/// Index files the loader reads; `modules.dep` and `modules.alias` are cut to the included modules.
+const MODULE_INDEXES: &[&str] = &["modules.softdep", "modules.builtin", "modules.builtin.modinfo", "modules.devname"];
+
+/// Builds the archive described by `spec`.
+pub fn build(spec: &Spec) -> Result<(Archive, usize), MkinitfsError> {
+    let mut a = Archive::new();
+    let bad = |dest: &str| MkinitfsError::BadDestination { dest: dest.into() };
+    for d in SKELETON {
+        a.dir(d).map_err(|_| bad(d))?;
+    }
+    a.file("init", 0o755, read(&spec.init)?).map_err(|_| bad("init"))?;
+    a.symlink("sbin/modprobe", "/init").map_err(|_| bad("sbin/modprobe"))?;
+    if let Some(bb) = &spec.busybox {
+        a.file("bin/busybox", 0o755, read(bb)?).map_err(|_| bad("bin/busybox"))?;
+        a.symlink("bin/sh", "busybox").map_err(|_| bad("bin/sh"))?;
+    }
+    for key in &spec.apk_keys {
+        let name = key.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dest = format!("etc/apk/keys/{name}");
+        a.file(&dest, 0o644, read(key)?).map_err(|_| bad(&dest))?;
+    }
+    let mut module_count = 0;
+    if let Some(set) = &spec.modules {
+        module_count = add_modules(&mut a, set)?;
+    }
+    for (src, dest) in &spec.files {
+        let meta = fs::metadata(src).map_err(|source| MkinitfsError::Read { path: src.clone(), source })?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+        if meta.is_dir() {
+            a.add(dest, mode, EntryKind::Dir).map_err(|_| bad(dest))?;
+        } else {
+            a.file(dest, mode, read(src)?).map_err(|_| bad(dest))?;
+        }
+    }
+    Ok((a, module_count))
+}
+
+fn add_modules(a: &mut Archive, set: &ModuleSet) -> Result<usize, MkinitfsError> {
+    let base = format!("lib/modules/{}", set.kernel_release);
+    let included: BTreeSet<String> = set.files.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    for rel in &included {
+        let dest = format!("{base}/{rel}");
+        a.file(&dest, 0o644, read(&set.dir.join(rel))?)
+            .map_err(|_| MkinitfsError::BadDestination { dest: dest.clone() })?;
+    }
+    // Names as the loader sees them: file stem before `.ko`, with `-` folded to `_`.
+    let names: BTreeSet<String> = included.iter().map(|p| module_name(p)).collect();
+    let text = |name: &str| -> Result<Option<String>, MkinitfsError> {
+        let path = set.dir.join(name);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(MkinitfsError::Read { path, source }),
+        }
+    };
+    if let Some(dep) = text("modules.dep")? {
+        let kept: String = dep
+            .lines()
+            .filter(|l| l.split_once(':').is_some_and(|(m, _)| included.contains(m)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        a.file(&format!("{base}/modules.dep"), 0o644, kept.into_bytes()).expect("valid path");
+    }
+    if let Some(alias) = text("modules.alias")? {
+        let kept: String = alias
+            .lines()
+            .filter(|l| l.split_whitespace().nth(2).is_some_and(|m| names.contains(&m.replace('-', "_"))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        a.file(&format!("{base}/modules.alias"), 0o644, kept.into_bytes()).expect("valid path");
+    }
+    for idx in MODULE_INDEXES {
+        if let Some(t) = text(idx)? {
+            a.file(&format!("{base}/{idx}"), 0o644, t.into_bytes()).expect("valid path");
+        }
+    }
+    Ok(included.len())
+}
+
+/// `kernel/fs/fat/vfat.ko.xz` → `vfat`.
+pub fn module_name(path: &str) -> String {
+    let file = path.rsplit('/').next().unwrap_or(path);
+    let stem = file.split(".ko").next().unwrap_or(file);
+    stem.replace('-', "_")
+}
+
+/// Builds and writes the image; returns what was written.
+pub fn write(spec: &Spec, output: &Path) -> Result<Report, MkinitfsError> {
+    let (archive, modules) = build(spec)?;
+    let werr = |source| MkinitfsError::Write { path: output.into(), source };
+    let mut raw = Vec::new();
+    let uncompressed = archive.write_to(&mut raw, spec.mtime).map_err(werr)?;
+    let bytes = match spec.compression {
+        Compression::None => raw,
+        Compression::Gzip => {
+            // mtime 0 and no file name in the gzip header keep the output reproducible.
+            let mut gz = flate2::GzBuilder::new().mtime(0).write(Vec::new(), flate2::Compression::best());
+            gz.write_all(&raw).map_err(werr)?;
+            gz.finish().map_err(werr)?
+        }
+    };
+    let tmp = output.with_extension("tmp");
+    fs::write(&tmp, &bytes).and_then(|_| fs::rename(&tmp, output)).map_err(werr)?;
+    Ok(Report { entries: archive.len(), modules, uncompressed, compressed: bytes.len() as u64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_names_fold_dashes_and_extensions() {
+        assert_eq!(module_name("kernel/fs/fat/vfat.ko.xz"), "vfat");
+        assert_eq!(module_name("kernel/drivers/usb/storage/usb-storage.ko"), "usb_storage");
+    }
+
+    #[test]
+    fn image_has_init_modprobe_link_modules_and_cut_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = dir.path().join("ramboot");
+        fs::write(&init, b"\x7fELF").unwrap();
+        let mods = dir.path().join("6.1.0");
+        fs::create_dir_all(mods.join("kernel/fs")).unwrap();
+        fs::write(mods.join("kernel/fs/a.ko"), b"A").unwrap();
+        fs::write(mods.join("kernel/fs/b.ko"), b"B").unwrap();
+        fs::write(mods.join("modules.dep"), "kernel/fs/a.ko: kernel/fs/b.ko\nkernel/fs/b.ko:\nkernel/fs/c.ko:\n").unwrap();
+        fs::write(mods.join("modules.alias"), "alias fs-a a\nalias fs-c c\n").unwrap();
+        let spec = Spec {
+            init,
+            modules: Some(ModuleSet {
+                dir: mods,
+                kernel_release: "6.1.0".into(),
+                files: vec!["kernel/fs/a.ko".into(), "kernel/fs/b.ko".into()],
+            }),
+            busybox: None,
+            apk_keys: vec![],
+            files: vec![],
+            compression: Compression::Gzip,
+            mtime: 0,
+        };
+        let (a, n) = build(&spec).unwrap();
+        assert_eq!(n, 2);
+        for p in ["init", "sbin/modprobe", "dev", "sysroot", "lib/modules/6.1.0/kernel/fs/a.ko"] {
+            assert!(a.contains(p), "{p}");
+        }
+        let out = dir.path().join("initrd");
+        let r1 = write(&spec, &out).unwrap();
+        let first = fs::read(&out).unwrap();
+        let r2 = write(&spec, &out).unwrap();
+        assert_eq!(first, fs::read(&out).unwrap(), "reproducible");
+        assert_eq!(r1.compressed, r2.compressed);
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&first[..]), &mut raw).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("kernel/fs/a.ko: kernel/fs/b.ko\nkernel/fs/b.ko:\n"));
+        assert!(!text.contains("kernel/fs/c.ko"));
+        assert!(text.contains("alias fs-a a\n") && !text.contains("fs-c"));
+    }
+}

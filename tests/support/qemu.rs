@@ -1,0 +1,210 @@
+//! Drives QEMU aarch64 for the boot scenarios: builds the images once per test binary (through
+//! the scripts in `qemu/`), boots under TCG with a hard timeout, and matches markers on the serial
+//! console. QEMU's exit code means nothing (it exits 0 on power-off and on a kernel panic), so
+//! every assertion is about what the console printed.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn out_dir() -> PathBuf {
+    let d = repo().join("target/qemu-test");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs a script under `qemu/` with the test's host binary; panics with its output on failure.
+pub fn script(name: &str, args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("qemu").join(name))
+        .args(args)
+        .env("RAMBOOT_HOST", env!("CARGO_BIN_EXE_ramboot"))
+        .env("RAMBOOT_OUT", out_dir())
+        .output()
+        .expect("bash runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "qemu/{name} {args:?} failed:\n{text}");
+    text
+}
+
+/// Paths of the fetched kernel (fetching it on first use).
+pub struct Kernel {
+    pub image: PathBuf,
+    pub modules: PathBuf,
+    pub release: String,
+    pub busybox: PathBuf,
+    pub dtb_rpi3: PathBuf,
+}
+
+pub fn kernel() -> &'static Kernel {
+    static K: OnceLock<Kernel> = OnceLock::new();
+    K.get_or_init(|| {
+        let cache = PathBuf::from(script("fetch-kernel.sh", &[]).trim().lines().last().unwrap());
+        let release = std::fs::read_to_string(cache.join("kernel/kver")).unwrap().trim().to_string();
+        let dtb = std::fs::read_dir(cache.join("kernel/usr/lib"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("broadcom/bcm2837-rpi-3-b.dtb"))
+            .find(|p| p.exists())
+            .unwrap_or_default();
+        Kernel {
+            image: cache.join("kernel/Image"),
+            modules: cache.join("kernel/lib/modules").join(&release),
+            release,
+            busybox: cache.join("busybox/bin/busybox"),
+            dtb_rpi3: dtb,
+        }
+    })
+}
+
+/// A running QEMU with its console captured.
+pub struct Qemu {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    console: Arc<(Mutex<String>, Condvar)>,
+    pub name: String,
+}
+
+impl Qemu {
+    /// Boots `-M virt` with the given initramfs, command line and extra QEMU arguments.
+    pub fn virt(name: &str, initrd: &Path, append: &str, extra: &[String]) -> Qemu {
+        let k = kernel();
+        let mut args: Vec<String> = [
+            "-M", "virt", "-cpu", "cortex-a57", "-m", "512", "-smp", "1", "-nographic", "-no-reboot", "-nic", "none",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["-kernel".into(), k.image.display().to_string()]);
+        args.extend(["-initrd".into(), initrd.display().to_string()]);
+        args.extend(["-append".into(), append.to_string()]);
+        args.extend(extra.iter().cloned());
+        Self::spawn(name, &args)
+    }
+
+    pub fn spawn(name: &str, args: &[String]) -> Qemu {
+        let mut child = Command::new("timeout")
+            .arg("300")
+            .arg("qemu-system-aarch64")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("qemu-system-aarch64 runs (qemu/setup-host.sh installs it)");
+        let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        for stream in [Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stderr.take().unwrap())] {
+            let console = console.clone();
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(stream);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match r.read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let (m, cv) = &*console;
+                            m.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
+                            cv.notify_all();
+                        }
+                    }
+                }
+                let (_, cv) = &*console;
+                cv.notify_all();
+            });
+        }
+        let stdin = child.stdin.take();
+        Qemu { child, stdin, console, name: name.into() }
+    }
+
+    pub fn text(&self) -> String {
+        self.console.0.lock().unwrap().clone()
+    }
+
+    fn save_log(&self) -> PathBuf {
+        let p = out_dir().join(format!("{}.log", self.name));
+        let _ = std::fs::write(&p, self.text());
+        p
+    }
+
+    /// Waits until the console shows `marker`; panics with the console text after `timeout`.
+    pub fn expect(&mut self, marker: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let (m, cv) = &*self.console;
+        let mut text = m.lock().unwrap();
+        while !text.contains(marker) {
+            let now = Instant::now();
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if now >= deadline || exited {
+                let t = text.clone();
+                drop(text);
+                // Give the reader threads a moment to drain after an exit.
+                std::thread::sleep(Duration::from_millis(200));
+                let full = self.text();
+                if full.contains(marker) {
+                    return;
+                }
+                let log = self.save_log();
+                panic!(
+                    "[{}] marker {marker:?} not seen ({}); console ({}):\n{}",
+                    self.name,
+                    if exited { "QEMU exited" } else { "timeout" },
+                    log.display(),
+                    if full.len() > t.len() { full } else { t }
+                );
+            }
+            text = cv.wait_timeout(text, Duration::from_millis(250)).unwrap().0;
+        }
+    }
+
+    /// Types into the serial console.
+    pub fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for QEMU to exit (power-off or panic with -no-reboot); returns the console text.
+    pub fn wait_exit(mut self, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(200));
+                self.save_log();
+                return self.text();
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let log = self.save_log();
+                panic!("[{}] QEMU did not exit in time; console in {}:\n{}", self.name, log.display(), self.text());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.save_log();
+    }
+}
+
+/// A virtio-blk disk for `Qemu::virt`.
+pub fn virtio_disk(image: &Path, id: &str) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!("if=none,id={id},file={},format=raw", image.display()),
+        "-device".into(),
+        format!("virtio-blk-pci,drive={id}"),
+    ]
+}
