@@ -16,7 +16,7 @@
 use super::block::{self, natural_cmp, BlockDevice, DeviceInfo};
 use super::coldplug::Hotplug;
 use super::modules::{LoadReport, ModuleLoader};
-use super::mount::{mount_media, Mounted};
+use super::mount::{load_fs_modules, mount_media, Mounted};
 use super::spec::DeviceSpec;
 use crate::media::{self, ApkovlCandidate, ApkovlChoice, Offer, ScanOptions, Verdict};
 use crate::sys::{Sys, Uevent, UeventRecv, UeventSource};
@@ -93,7 +93,10 @@ pub struct SeenDevice {
 pub enum Ending {
     /// Everything the goal asked for was found.
     Found,
-    /// The idle timeout (or quiet period) ran out first.
+    /// A boot repository was found and the quiet period passed without an apkovl (nlplug's
+    /// success case for media without an overlay).
+    Settled,
+    /// The idle timeout ran out first.
     TimedOut,
     /// No uevent source: one sysfs pass only.
     NoUevents,
@@ -230,6 +233,11 @@ impl Driver<'_, '_> {
     }
 
     fn scan_media(&mut self, seen: &mut SeenDevice) {
+        // Load the filesystem's modules here so they show in the report (mount_media then finds
+        // them present).
+        if let (Some(l), Some(p)) = (self.loader, &seen.info.probe) {
+            self.out.modules.merge(load_fs_modules(l, p.fstype, &[]));
+        }
         let m = match mount_media(self.sys, self.loader, &seen.info) {
             Ok(m) => m,
             Err(e) => {
@@ -295,7 +303,7 @@ impl Driver<'_, '_> {
             let now = self.sys.now();
             let deadline = last_activity + idle;
             if now >= deadline {
-                return Ending::TimedOut;
+                return if quiet { Ending::Settled } else { Ending::TimedOut };
             }
             match src.recv(deadline - now) {
                 Ok(UeventRecv::Event(ev)) => {
@@ -336,6 +344,25 @@ impl Driver<'_, '_> {
 /// Runs discovery for `cfg.goal`. Never fails: problems end up in [`Discovery::warnings`] and an
 /// unmet goal shows as `ready_at == None`. `loader` is `None` when the kernel has no modules.
 pub fn discover(sys: &dyn Sys, loader: Option<&ModuleLoader<'_>>, cfg: &DiscoverConfig) -> Discovery {
+    // Listen before looking, so a device appearing during the walk is not missed.
+    match sys.uevents(cfg.uevent_buffer) {
+        Ok(src) => discover_with(sys, loader, cfg, Some(src)),
+        Err(e) => {
+            let mut d = discover_with(sys, loader, cfg, None);
+            d.warnings.insert(0, format!("cannot listen for uevents: {e}"));
+            d
+        }
+    }
+}
+
+/// [`discover`] with a uevent source the caller opened (for example before loading the boot
+/// drivers, so that nothing they make appear is missed), or none (one sysfs pass).
+pub fn discover_with(
+    sys: &dyn Sys,
+    loader: Option<&ModuleLoader<'_>>,
+    cfg: &DiscoverConfig,
+    src: Option<Box<dyn UeventSource>>,
+) -> Discovery {
     let started = sys.now();
     let mut d = Driver {
         sys,
@@ -360,14 +387,6 @@ pub fn discover(sys: &dyn Sys, loader: Option<&ModuleLoader<'_>>, cfg: &Discover
             overflows: 0,
             warnings: Vec::new(),
         },
-    };
-    // Listen before looking, so a device appearing during the walk is not missed.
-    let src = match sys.uevents(cfg.uevent_buffer) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            d.out.warnings.push(format!("cannot listen for uevents: {e}"));
-            None
-        }
     };
     d.coldplug();
     d.out.coldplug_done = sys.now();

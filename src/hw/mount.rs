@@ -3,7 +3,7 @@
 //! `request_module` round trip through `/sbin/modprobe`.
 
 use super::block::DeviceInfo;
-use super::modules::{ModuleLoader, Request};
+use super::modules::{LoadReport, ModuleLoader, Request};
 use super::probe::FsType;
 use crate::sys::{MountFlags, Sys};
 use std::fmt;
@@ -65,7 +65,7 @@ const VFAT_NLS_FALLBACK: [&str; 2] = ["nls_utf8", "nls_iso8859_1"];
 
 /// Loads the module behind `fs-<type>` (and vfat's character sets). Names that resolve to nothing
 /// are skipped silently: the filesystem may be built in without a `modules.builtin.modinfo`.
-pub fn load_fs_modules(loader: &ModuleLoader<'_>, fstype: FsType, extra: &[&str]) {
+pub fn load_fs_modules(loader: &ModuleLoader<'_>, fstype: FsType, extra: &[&str]) -> LoadReport {
     let alias = format!("fs-{fstype}");
     let mut names: Vec<String> = vec![alias];
     if fstype == FsType::Vfat {
@@ -73,9 +73,10 @@ pub fn load_fs_modules(loader: &ModuleLoader<'_>, fstype: FsType, extra: &[&str]
     }
     names.extend(extra.iter().map(|s| s.to_string()));
     names.retain(|n| !loader.db().resolve(n, false).modules.is_empty());
-    if !names.is_empty() {
-        loader.load(&Request::names(names));
+    if names.is_empty() {
+        return LoadReport::default();
     }
+    loader.load(&Request::names(names))
 }
 
 /// `(source, mount point)` pairs from `/proc/mounts`.
@@ -102,14 +103,14 @@ pub fn mount_ro(
     let host = sys.path(target);
     std::fs::create_dir_all(&host).map_err(|source| MountError::Mkdir { path: target.to_path_buf(), source })?;
     if let Some(l) = loader {
-        load_fs_modules(l, fstype, &[]);
+        let _ = load_fs_modules(l, fstype, &[]);
     }
     let source = format!("/dev/{name}");
     let mut result = sys.mount(&source, target, fstype.as_str(), MountFlags::RDONLY, "");
     if fstype == FsType::Vfat && matches!(&result, Err(e) if e.raw_os_error() == Some(22)) {
         if let Some(l) = loader {
             // EINVAL from vfat is usually a missing character set: load the others and retry once.
-            load_fs_modules(l, fstype, &VFAT_NLS_FALLBACK);
+            let _ = load_fs_modules(l, fstype, &VFAT_NLS_FALLBACK);
             result = sys.mount(&source, target, fstype.as_str(), MountFlags::RDONLY, "");
         }
     }
