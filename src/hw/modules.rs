@@ -20,7 +20,7 @@
 //! Compressed modules (`.ko.gz`, `.ko.xz`, `.ko.zst`) go to the kernel as files when
 //! `/sys/module/compression` names their format, and are decompressed here otherwise.
 
-use super::fnmatch::{fnmatch, has_magic};
+use super::fnmatch::fnmatch;
 use crate::sys::{ModuleImage, Sys};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -167,28 +167,94 @@ pub struct SoftDep {
 
 /// Glob aliases, bucketed by the literal text before the first `:` so a modalias is only matched
 /// against patterns of its own bus (plus the few that start with a wildcard).
+/// Glob aliases indexed for fast modalias lookups (thousands of `of:`/`pci:`/`usb:` patterns,
+/// one lookup per device, and under emulation every microsecond counts). Each pattern keeps its
+/// longest literal run (the needle): a text the pattern matches contains the needle, so it also
+/// contains the needle's last three bytes. Patterns are bucketed by those three bytes and a lookup
+/// only visits the buckets of the trigrams that occur in the text, then checks the needle with a
+/// substring search before the glob match.
 #[derive(Default, Debug)]
 struct AliasTable {
-    by_prefix: HashMap<String, Vec<(String, String)>>,
-    wild: Vec<(String, String)>,
+    by_trigram: HashMap<[u8; 3], Vec<AliasEntry>>,
+    /// Needles shorter than three bytes.
+    short: Vec<AliasEntry>,
+}
+
+#[derive(Debug)]
+struct AliasEntry {
+    pattern: String,
+    module: String,
+    needle: String,
+}
+
+/// The longest run of literal characters in a glob (outside `[...]`, escapes cut runs short):
+/// every text the glob matches contains it.
+fn longest_literal(pattern: &str) -> String {
+    let b = pattern.as_bytes();
+    let mut best = "";
+    let (mut i, mut start) = (0usize, 0usize);
+    loop {
+        let end = i >= b.len();
+        if end || matches!(b[i], b'*' | b'?' | b'[' | b'\\') {
+            if let Some(run) = pattern.get(start..i.min(b.len())) {
+                if run.len() > best.len() {
+                    best = run;
+                }
+            }
+            if end {
+                break;
+            }
+            i = match b[i] {
+                b'[' => {
+                    // Same rules as the matcher: `!`/`^` negates, a leading `]` is literal.
+                    let mut j = i + 1;
+                    if matches!(b.get(j), Some(b'!' | b'^')) {
+                        j += 1;
+                    }
+                    if b.get(j) == Some(&b']') {
+                        j += 1;
+                    }
+                    match b[j.min(b.len())..].iter().position(|&c| c == b']') {
+                        Some(k) => j + k + 1,
+                        None => break, // unterminated: stop, the run so far is still required
+                    }
+                }
+                b'\\' => i + 2,
+                _ => i + 1,
+            };
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    best.to_string()
 }
 
 impl AliasTable {
     fn insert(&mut self, pattern: String, module: String) {
-        let key = pattern.split(':').next().unwrap_or("");
-        if has_magic(key) {
-            self.wild.push((pattern, module));
-        } else {
-            self.by_prefix.entry(key.to_string()).or_default().push((pattern, module));
+        let needle = longest_literal(&pattern);
+        let entry = AliasEntry { pattern, module, needle };
+        match entry.needle.as_bytes() {
+            [.., a, b, c] => {
+                let key = [*a, *b, *c];
+                self.by_trigram.entry(key).or_default().push(entry);
+            }
+            _ => self.short.push(entry),
         }
     }
 
     fn lookup(&self, alias: &str, out: &mut Vec<String>) {
-        let key = alias.split(':').next().unwrap_or("");
-        let bucket = self.by_prefix.get(key).map(Vec::as_slice).unwrap_or(&[]);
-        for (pat, module) in bucket.iter().chain(&self.wild) {
-            if fnmatch(pat, alias) && !out.contains(module) {
-                out.push(module.clone());
+        let mut seen: HashSet<[u8; 3]> = HashSet::new();
+        let buckets = alias
+            .as_bytes()
+            .windows(3)
+            .map(|w| [w[0], w[1], w[2]])
+            .filter(|k| seen.insert(*k))
+            .filter_map(|k| self.by_trigram.get(&k))
+            .flatten();
+        for e in buckets.chain(&self.short) {
+            if alias.contains(e.needle.as_str()) && fnmatch(&e.pattern, alias) && !out.contains(&e.module) {
+                out.push(e.module.clone());
             }
         }
     }
@@ -884,6 +950,28 @@ pub fn closure_detailed(modules_dir: &Path, names_or_globs: &[&str]) -> Result<C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The needle never rejects a text the glob matches.
+        #[test]
+        fn needle_is_necessary(p in "[ab*?\\[\\]!\\\\]{0,10}", t in "[ab\\[\\]!*?\\\\]{0,12}") {
+            if crate::hw::fnmatch::fnmatch(&p, &t) {
+                proptest::prop_assert!(t.contains(longest_literal(&p).as_str()), "{p:?} {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn literal_runs() {
+        assert_eq!(longest_literal("of:N*T*Cbrcm,bcm2835-sdhostC*"), "Cbrcm,bcm2835-sdhostC");
+        assert_eq!(longest_literal("pci:v00001AF4d*sv*"), "pci:v00001AF4d");
+        assert_eq!(longest_literal("a[xyz]bcd?e"), "bcd");
+        assert_eq!(longest_literal("*"), "");
+        assert_eq!(longest_literal("ab[cd"), "ab");
+        assert_eq!(longest_literal("x\\*yz"), "yz");
+        assert_eq!(longest_literal("[]ab]cd"), "cd");
+        assert_eq!(longest_literal("é\\éxy"), "é");
+    }
 
     #[test]
     fn names_normalise() {
