@@ -217,11 +217,9 @@ impl Driver<'_, '_> {
             seen.appeared = self.out.devices[i].appeared;
         }
         match &self.cfg.goal {
-            Goal::Root(spec) => {
-                if self.out.root.is_none() && spec.matches(&seen.info) {
-                    log::info!("root device {spec} is /dev/{}", seen.info.dev.name);
-                    self.out.root = Some(seen.info.clone());
-                }
+            Goal::Root(spec) if self.out.root.is_none() && spec.matches(&seen.info) => {
+                log::info!("root device {spec} is /dev/{}", seen.info.dev.name);
+                self.out.root = Some(seen.info.clone());
             }
             Goal::Media { .. } if seen.info.probe.is_some() => self.scan_media(&mut seen),
             _ => {}

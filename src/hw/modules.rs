@@ -801,7 +801,12 @@ impl<'s> ModuleLoader<'s> {
             let Some((i, failed_dep)) = job else { break };
             let outcome = match failed_dep {
                 Some(d) => Outcome::Failed(FailReason::Dependency(d)),
-                None => self.load_one(&steps[i].name, extra.get(&steps[i].name)),
+                // A panic here must not leave the step Running (the other workers would wait
+                // forever, and this is PID 1): it becomes a failure of this module.
+                None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.load_one(&steps[i].name, extra.get(&steps[i].name))
+                }))
+                .unwrap_or_else(|_| Outcome::Failed(FailReason::Read("internal error while loading".into()))),
             };
             lock()[i] = State::Done(outcome);
             cv.notify_all();
