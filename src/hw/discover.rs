@@ -16,7 +16,7 @@
 use super::block::{self, natural_cmp, BlockDevice, DeviceInfo};
 use super::coldplug::Hotplug;
 use super::modules::{LoadReport, ModuleLoader};
-use super::mount::{mount_media, Mounted};
+use super::mount::{load_fs_modules, mount_media, Mounted};
 use super::spec::DeviceSpec;
 use crate::media::{self, ApkovlCandidate, ApkovlChoice, Offer, ScanOptions, Verdict};
 use crate::sys::{Sys, Uevent, UeventRecv, UeventSource};
@@ -30,10 +30,7 @@ pub enum Goal {
     Root(DeviceSpec),
     /// Diskless: mount and scan every filesystem until what is wanted was found.
     /// With neither wanted, every device present at coldplug is scanned and the wait ends there.
-    Media {
-        want_repository: bool,
-        want_apkovl: bool,
-    },
+    Media { want_repository: bool, want_apkovl: bool },
     /// Coldplug only: load drivers, list devices, do not wait.
     Drivers,
 }
@@ -96,7 +93,10 @@ pub struct SeenDevice {
 pub enum Ending {
     /// Everything the goal asked for was found.
     Found,
-    /// The idle timeout (or quiet period) ran out first.
+    /// A boot repository was found and the quiet period passed without an apkovl (nlplug's
+    /// success case for media without an overlay).
+    Settled,
+    /// The idle timeout ran out first.
     TimedOut,
     /// No uevent source: one sysfs pass only.
     NoUevents,
@@ -134,11 +134,7 @@ pub struct Discovery {
 impl Discovery {
     /// The media still mounted (kept), in natural device order.
     pub fn kept_media(&self) -> Vec<&Mounted> {
-        let mut v: Vec<&Mounted> = self
-            .devices
-            .iter()
-            .filter_map(|d| d.mounted.as_ref())
-            .collect();
+        let mut v: Vec<&Mounted> = self.devices.iter().filter_map(|d| d.mounted.as_ref()).collect();
         v.sort_by(|a, b| natural_cmp(&a.device, &b.device));
         v
     }
@@ -155,27 +151,17 @@ struct Driver<'a, 'l> {
 
 impl Driver<'_, '_> {
     fn found_repository(&self) -> bool {
-        self.out.devices.iter().any(|d| {
-            d.offer
-                .as_ref()
-                .is_some_and(|o| !o.boot_repositories.is_empty())
-        })
+        self.out.devices.iter().any(|d| d.offer.as_ref().is_some_and(|o| !o.boot_repositories.is_empty()))
     }
 
     fn found_apkovl(&self) -> bool {
-        self.out
-            .devices
-            .iter()
-            .any(|d| d.offer.as_ref().is_some_and(|o| !o.apkovls.is_empty()))
+        self.out.devices.iter().any(|d| d.offer.as_ref().is_some_and(|o| !o.apkovls.is_empty()))
     }
 
     fn goal_met(&self) -> bool {
         match &self.cfg.goal {
             Goal::Root(_) => self.out.root.is_some(),
-            Goal::Media {
-                want_repository,
-                want_apkovl,
-            } => {
+            Goal::Media { want_repository, want_apkovl } => {
                 (*want_repository || *want_apkovl)
                     && (!want_repository || self.found_repository())
                     && (!want_apkovl || self.found_apkovl())
@@ -188,10 +174,7 @@ impl Driver<'_, '_> {
     fn wait_wanted(&self) -> bool {
         match &self.cfg.goal {
             Goal::Root(_) => true,
-            Goal::Media {
-                want_repository,
-                want_apkovl,
-            } => *want_repository || *want_apkovl,
+            Goal::Media { want_repository, want_apkovl } => *want_repository || *want_apkovl,
             Goal::Drivers => false,
         }
     }
@@ -221,11 +204,7 @@ impl Driver<'_, '_> {
     /// Identifies a block device and acts on it per the goal.
     fn consider(&mut self, dev: BlockDevice) {
         let now = self.sys.now();
-        let existing = self
-            .out
-            .devices
-            .iter()
-            .position(|d| d.info.dev.name == dev.name);
+        let existing = self.out.devices.iter().position(|d| d.info.dev.name == dev.name);
         if let Some(i) = existing {
             // A `change` (card inserted) re-probes devices not yet mounted; the rest is done.
             if self.out.devices[i].mounted.is_some() || self.out.devices[i].info.probe.is_some() {
@@ -233,22 +212,14 @@ impl Driver<'_, '_> {
             }
         }
         let info = block::identify(self.sys, &dev);
-        let mut seen = SeenDevice {
-            info,
-            appeared: now,
-            mounted: None,
-            offer: None,
-            error: None,
-        };
+        let mut seen = SeenDevice { info, appeared: now, mounted: None, offer: None, error: None };
         if let Some(i) = existing {
             seen.appeared = self.out.devices[i].appeared;
         }
         match &self.cfg.goal {
-            Goal::Root(spec) => {
-                if self.out.root.is_none() && spec.matches(&seen.info) {
-                    log::info!("root device {spec} is /dev/{}", seen.info.dev.name);
-                    self.out.root = Some(seen.info.clone());
-                }
+            Goal::Root(spec) if self.out.root.is_none() && spec.matches(&seen.info) => {
+                log::info!("root device {spec} is /dev/{}", seen.info.dev.name);
+                self.out.root = Some(seen.info.clone());
             }
             Goal::Media { .. } if seen.info.probe.is_some() => self.scan_media(&mut seen),
             _ => {}
@@ -260,6 +231,11 @@ impl Driver<'_, '_> {
     }
 
     fn scan_media(&mut self, seen: &mut SeenDevice) {
+        // Load the filesystem's modules here so they show in the report (mount_media then finds
+        // them present).
+        if let (Some(l), Some(p)) = (self.loader, &seen.info.probe) {
+            self.out.modules.merge(load_fs_modules(l, p.fstype, &[]));
+        }
         let m = match mount_media(self.sys, self.loader, &seen.info) {
             Ok(m) => m,
             Err(e) => {
@@ -278,9 +254,7 @@ impl Driver<'_, '_> {
         };
         if offer.verdict() == Verdict::Unmount && !m.already {
             if let Err(e) = self.sys.umount(&m.mountpoint, false) {
-                self.out
-                    .warnings
-                    .push(format!("cannot unmount {}: {e}", m.mountpoint.display()));
+                self.out.warnings.push(format!("cannot unmount {}: {e}", m.mountpoint.display()));
             }
         } else {
             seen.mounted = Some(m);
@@ -289,17 +263,13 @@ impl Driver<'_, '_> {
     }
 
     fn handle_batch(&mut self, events: Vec<Uevent>) {
-        let aliases: Vec<String> = events
-            .iter()
-            .filter(|e| e.action == "add")
-            .filter_map(|e| e.get("MODALIAS").map(str::to_string))
-            .collect();
+        let aliases: Vec<String> =
+            events.iter().filter(|e| e.action == "add").filter_map(|e| e.get("MODALIAS").map(str::to_string)).collect();
         if !aliases.is_empty() {
             self.load_modaliases(aliases);
         }
         for ev in &events {
-            if ev.get("SUBSYSTEM") == Some("block") && (ev.action == "add" || ev.action == "change")
-            {
+            if ev.get("SUBSYSTEM") == Some("block") && (ev.action == "add" || ev.action == "change") {
                 if let Some(dev) = BlockDevice::from_uevent(self.sys, ev) {
                     self.consider(dev);
                 }
@@ -325,22 +295,13 @@ impl Driver<'_, '_> {
             if self.goal_met() {
                 return Ending::Found;
             }
-            let quiet = matches!(
-                self.cfg.goal,
-                Goal::Media {
-                    want_repository: true,
-                    want_apkovl: true
-                }
-            ) && self.found_repository();
-            let idle = if quiet {
-                self.cfg.quiet_period
-            } else {
-                self.cfg.idle_timeout + self.grace
-            };
+            let quiet = matches!(self.cfg.goal, Goal::Media { want_repository: true, want_apkovl: true })
+                && self.found_repository();
+            let idle = if quiet { self.cfg.quiet_period } else { self.cfg.idle_timeout + self.grace };
             let now = self.sys.now();
             let deadline = last_activity + idle;
             if now >= deadline {
-                return Ending::TimedOut;
+                return if quiet { Ending::Settled } else { Ending::TimedOut };
             }
             match src.recv(deadline - now) {
                 Ok(UeventRecv::Event(ev)) => {
@@ -369,9 +330,7 @@ impl Driver<'_, '_> {
                 }
                 Ok(UeventRecv::Timeout) => {}
                 Err(e) => {
-                    self.out
-                        .warnings
-                        .push(format!("uevent receive failed: {e}"));
+                    self.out.warnings.push(format!("uevent receive failed: {e}"));
                     return Ending::NoUevents;
                 }
             }
@@ -382,10 +341,25 @@ impl Driver<'_, '_> {
 
 /// Runs discovery for `cfg.goal`. Never fails: problems end up in [`Discovery::warnings`] and an
 /// unmet goal shows as `ready_at == None`. `loader` is `None` when the kernel has no modules.
-pub fn discover(
+pub fn discover(sys: &dyn Sys, loader: Option<&ModuleLoader<'_>>, cfg: &DiscoverConfig) -> Discovery {
+    // Listen before looking, so a device appearing during the walk is not missed.
+    match sys.uevents(cfg.uevent_buffer) {
+        Ok(src) => discover_with(sys, loader, cfg, Some(src)),
+        Err(e) => {
+            let mut d = discover_with(sys, loader, cfg, None);
+            d.warnings.insert(0, format!("cannot listen for uevents: {e}"));
+            d
+        }
+    }
+}
+
+/// [`discover`] with a uevent source the caller opened (for example before loading the boot
+/// drivers, so that nothing they make appear is missed), or none (one sysfs pass).
+pub fn discover_with(
     sys: &dyn Sys,
     loader: Option<&ModuleLoader<'_>>,
     cfg: &DiscoverConfig,
+    src: Option<Box<dyn UeventSource>>,
 ) -> Discovery {
     let started = sys.now();
     let mut d = Driver {
@@ -412,16 +386,6 @@ pub fn discover(
             warnings: Vec::new(),
         },
     };
-    // Listen before looking, so a device appearing during the walk is not missed.
-    let src = match sys.uevents(cfg.uevent_buffer) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            d.out
-                .warnings
-                .push(format!("cannot listen for uevents: {e}"));
-            None
-        }
-    };
     d.coldplug();
     d.out.coldplug_done = sys.now();
     d.mark_ready();
@@ -443,33 +407,24 @@ pub fn discover(
 
 /// Gathers what the kept media offer, in natural device order.
 fn collect(sys: &dyn Sys, out: &mut Discovery, cfg: &DiscoverConfig) {
-    let mut kept: Vec<(&SeenDevice, &Mounted, &Offer)> = out
-        .devices
-        .iter()
-        .filter_map(|d| Some((d, d.mounted.as_ref()?, d.offer.as_ref()?)))
-        .collect();
+    let mut kept: Vec<(&SeenDevice, &Mounted, &Offer)> =
+        out.devices.iter().filter_map(|d| Some((d, d.mounted.as_ref()?, d.offer.as_ref()?))).collect();
     kept.sort_by(|a, b| natural_cmp(&a.1.device, &b.1.device));
-    let (mut repos, mut ovls, mut loops, mut caches) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut repos, mut ovls, mut loops, mut caches) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (_, m, offer) in kept {
         for r in media::deep_boot_repositories(&sys.path(&m.mountpoint)) {
             repos.push(m.mountpoint.join(r));
         }
-        ovls.extend(offer.apkovls.iter().map(|a| ApkovlCandidate {
-            device: m.device.clone(),
-            path: m.mountpoint.join(a),
-        }));
+        ovls.extend(
+            offer.apkovls.iter().map(|a| ApkovlCandidate { device: m.device.clone(), path: m.mountpoint.join(a) }),
+        );
         loops.extend(offer.modloops.iter().map(|p| m.mountpoint.join(p)));
         caches.extend(offer.cache.iter().map(|p| m.mountpoint.join(p)));
     }
     out.apkovl = media::choose_apkovl(&ovls, cfg.hostname.as_deref());
     if let Some(c) = &out.apkovl {
         if !c.others.is_empty() {
-            let names: Vec<String> = c
-                .others
-                .iter()
-                .map(|o| o.path.display().to_string())
-                .collect();
+            let names: Vec<String> = c.others.iter().map(|o| o.path.display().to_string()).collect();
             out.warnings.push(format!(
                 "several apkovls found: using {} ({}); ignoring {}",
                 c.chosen.path.display(),

@@ -20,7 +20,7 @@
 //! Compressed modules (`.ko.gz`, `.ko.xz`, `.ko.zst`) go to the kernel as files when
 //! `/sys/module/compression` names their format, and are decompressed here otherwise.
 
-use super::fnmatch::{fnmatch, has_magic};
+use super::fnmatch::fnmatch;
 use crate::sys::{ModuleImage, Sys};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -34,11 +34,7 @@ pub enum ModuleError {
     /// `modules.dep` could not be read: without it nothing can be loaded.
     ReadIndex { path: PathBuf, source: io::Error },
     /// A module file could not be read or decompressed.
-    ReadModule {
-        module: String,
-        path: PathBuf,
-        source: io::Error,
-    },
+    ReadModule { module: String, path: PathBuf, source: io::Error },
 }
 
 impl fmt::Display for ModuleError {
@@ -47,16 +43,8 @@ impl fmt::Display for ModuleError {
             ModuleError::ReadIndex { path, source } => {
                 write!(f, "cannot read module index {}: {source}", path.display())
             }
-            ModuleError::ReadModule {
-                module,
-                path,
-                source,
-            } => {
-                write!(
-                    f,
-                    "cannot read module {module} ({}): {source}",
-                    path.display()
-                )
+            ModuleError::ReadModule { module, path, source } => {
+                write!(f, "cannot read module {module} ({}): {source}", path.display())
             }
         }
     }
@@ -65,9 +53,7 @@ impl fmt::Display for ModuleError {
 impl std::error::Error for ModuleError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ModuleError::ReadIndex { source, .. } | ModuleError::ReadModule { source, .. } => {
-                Some(source)
-            }
+            ModuleError::ReadIndex { source, .. } | ModuleError::ReadModule { source, .. } => Some(source),
         }
     }
 }
@@ -181,31 +167,94 @@ pub struct SoftDep {
 
 /// Glob aliases, bucketed by the literal text before the first `:` so a modalias is only matched
 /// against patterns of its own bus (plus the few that start with a wildcard).
+/// Glob aliases indexed for fast modalias lookups (thousands of `of:`/`pci:`/`usb:` patterns,
+/// one lookup per device, and under emulation every microsecond counts). Each pattern keeps its
+/// longest literal run (the needle): a text the pattern matches contains the needle, so it also
+/// contains the needle's last three bytes. Patterns are bucketed by those three bytes and a lookup
+/// only visits the buckets of the trigrams that occur in the text, then checks the needle with a
+/// substring search before the glob match.
 #[derive(Default, Debug)]
 struct AliasTable {
-    by_prefix: HashMap<String, Vec<(String, String)>>,
-    wild: Vec<(String, String)>,
+    by_trigram: HashMap<[u8; 3], Vec<AliasEntry>>,
+    /// Needles shorter than three bytes.
+    short: Vec<AliasEntry>,
+}
+
+#[derive(Debug)]
+struct AliasEntry {
+    pattern: String,
+    module: String,
+    needle: String,
+}
+
+/// The longest run of literal characters in a glob (outside `[...]`, escapes cut runs short):
+/// every text the glob matches contains it.
+fn longest_literal(pattern: &str) -> String {
+    let b = pattern.as_bytes();
+    let mut best = "";
+    let (mut i, mut start) = (0usize, 0usize);
+    loop {
+        let end = i >= b.len();
+        if end || matches!(b[i], b'*' | b'?' | b'[' | b'\\') {
+            if let Some(run) = pattern.get(start..i.min(b.len())) {
+                if run.len() > best.len() {
+                    best = run;
+                }
+            }
+            if end {
+                break;
+            }
+            i = match b[i] {
+                b'[' => {
+                    // Same rules as the matcher: `!`/`^` negates, a leading `]` is literal.
+                    let mut j = i + 1;
+                    if matches!(b.get(j), Some(b'!' | b'^')) {
+                        j += 1;
+                    }
+                    if b.get(j) == Some(&b']') {
+                        j += 1;
+                    }
+                    match b[j.min(b.len())..].iter().position(|&c| c == b']') {
+                        Some(k) => j + k + 1,
+                        None => break, // unterminated: stop, the run so far is still required
+                    }
+                }
+                b'\\' => i + 2,
+                _ => i + 1,
+            };
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    best.to_string()
 }
 
 impl AliasTable {
     fn insert(&mut self, pattern: String, module: String) {
-        let key = pattern.split(':').next().unwrap_or("");
-        if has_magic(key) {
-            self.wild.push((pattern, module));
-        } else {
-            self.by_prefix
-                .entry(key.to_string())
-                .or_default()
-                .push((pattern, module));
+        let needle = longest_literal(&pattern);
+        let entry = AliasEntry { pattern, module, needle };
+        match entry.needle.as_bytes() {
+            [.., a, b, c] => {
+                let key = [*a, *b, *c];
+                self.by_trigram.entry(key).or_default().push(entry);
+            }
+            _ => self.short.push(entry),
         }
     }
 
     fn lookup(&self, alias: &str, out: &mut Vec<String>) {
-        let key = alias.split(':').next().unwrap_or("");
-        let bucket = self.by_prefix.get(key).map(Vec::as_slice).unwrap_or(&[]);
-        for (pat, module) in bucket.iter().chain(&self.wild) {
-            if fnmatch(pat, alias) && !out.contains(module) {
-                out.push(module.clone());
+        let mut seen: HashSet<[u8; 3]> = HashSet::new();
+        let buckets = alias
+            .as_bytes()
+            .windows(3)
+            .map(|w| [w[0], w[1], w[2]])
+            .filter(|k| seen.insert(*k))
+            .filter_map(|k| self.by_trigram.get(&k))
+            .flatten();
+        for e in buckets.chain(&self.short) {
+            if alias.contains(e.needle.as_str()) && fnmatch(&e.pattern, alias) && !out.contains(&e.module) {
+                out.push(e.module.clone());
             }
         }
     }
@@ -241,10 +290,7 @@ impl ModprobeConfig {
                     self.blacklist.insert(normalize(m));
                 }
                 (Some("options"), Some(m)) => {
-                    self.options
-                        .entry(normalize(m))
-                        .or_default()
-                        .extend(words.map(str::to_string));
+                    self.options.entry(normalize(m)).or_default().extend(words.map(str::to_string));
                 }
                 (Some("alias"), Some(a)) => {
                     if let Some(m) = words.next() {
@@ -279,15 +325,11 @@ impl ModprobeConfig {
                 continue;
             };
             if key == "modprobe.blacklist" || key == "blacklist" {
-                self.blacklist
-                    .extend(value.split(',').filter(|s| !s.is_empty()).map(normalize));
+                self.blacklist.extend(value.split(',').filter(|s| !s.is_empty()).map(normalize));
             } else if let Some((module, param)) = key.split_once('.') {
                 if !module.is_empty() && !param.is_empty() && !module.contains('/') {
                     let value = value.trim_matches('"');
-                    self.options
-                        .entry(normalize(module))
-                        .or_default()
-                        .push(format!("{param}={value}"));
+                    self.options.entry(normalize(module)).or_default().push(format!("{param}={value}"));
                 }
             }
         }
@@ -321,10 +363,7 @@ impl ModuleDb {
             let host = sys.path(Path::new(conf_dir));
             let mut files: Vec<PathBuf> = std::fs::read_dir(&host)
                 .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.path())
-                        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-                        .collect()
+                    rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "conf")).collect()
                 })
                 .unwrap_or_default();
             files.sort();
@@ -332,8 +371,7 @@ impl ModuleDb {
                 db.config.parse(&read_opt(&f));
             }
         }
-        db.config
-            .parse_cmdline(&read_opt(&sys.path(Path::new("/proc/cmdline"))));
+        db.config.parse_cmdline(&read_opt(&sys.path(Path::new("/proc/cmdline"))));
         Ok(db)
     }
 
@@ -341,10 +379,8 @@ impl ModuleDb {
     /// are named in load requests (the guest path).
     pub fn from_dir_host(host: &Path, dir: PathBuf) -> Result<ModuleDb, ModuleError> {
         let dep_path = host.join("modules.dep");
-        let dep = std::fs::read_to_string(&dep_path).map_err(|source| ModuleError::ReadIndex {
-            path: dep_path,
-            source,
-        })?;
+        let dep =
+            std::fs::read_to_string(&dep_path).map_err(|source| ModuleError::ReadIndex { path: dep_path, source })?;
         let mut db = ModuleDb {
             dir,
             modules: HashMap::new(),
@@ -363,13 +399,7 @@ impl ModuleDb {
                 continue;
             }
             let deps = deps.split_whitespace().map(name_from_path).collect();
-            db.modules.insert(
-                name_from_path(path),
-                ModuleEntry {
-                    path: path.to_string(),
-                    deps,
-                },
-            );
+            db.modules.insert(name_from_path(path), ModuleEntry { path: path.to_string(), deps });
         }
         for line in read_opt(&host.join("modules.alias")).lines() {
             let mut w = line.split_whitespace();
@@ -386,10 +416,7 @@ impl ModuleDb {
                 e.post.extend(sd.post);
             }
         }
-        for line in read_opt(&host.join("modules.builtin"))
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-        {
+        for line in read_opt(&host.join("modules.builtin")).lines().filter(|l| !l.trim().is_empty()) {
             db.builtin.insert(name_from_path(line.trim()));
         }
         // `name.alias=pattern` records, NUL-separated.
@@ -400,8 +427,7 @@ impl ModuleDb {
                 };
                 if let Some((name, rest)) = rec.split_once('.') {
                     if let Some(pat) = rest.strip_prefix("alias=") {
-                        db.builtin_aliases
-                            .insert(normalize_alias(pat), normalize(name));
+                        db.builtin_aliases.insert(normalize_alias(pat), normalize(name));
                     }
                 }
             }
@@ -411,10 +437,7 @@ impl ModuleDb {
 
     /// Softdeps from the config override those depmod extracted, as in kmod.
     pub fn softdep(&self, module: &str) -> Option<&SoftDep> {
-        self.config
-            .softdeps
-            .get(module)
-            .or_else(|| self.softdeps.get(module))
+        self.config.softdeps.get(module).or_else(|| self.softdeps.get(module))
     }
 
     /// Resolves a name, alias or modalias to module names (loadable or built-in).
@@ -427,26 +450,15 @@ impl ModuleDb {
             let name = normalize(query);
             if self.modules.contains_key(&name) || self.builtin.contains(&name) {
                 if blacklist_names && self.config.blacklist.contains(&name) {
-                    return Resolved {
-                        modules: vec![],
-                        blacklisted: vec![name],
-                    };
+                    return Resolved { modules: vec![], blacklisted: vec![name] };
                 }
-                return Resolved {
-                    modules: vec![name],
-                    blacklisted: vec![],
-                };
+                return Resolved { modules: vec![name], blacklisted: vec![] };
             }
             self.aliases.lookup(&q, &mut via_alias);
             self.builtin_aliases.lookup(&q, &mut via_alias);
         }
-        let (blacklisted, modules) = via_alias
-            .into_iter()
-            .partition(|m| self.config.blacklist.contains(m));
-        Resolved {
-            modules,
-            blacklisted,
-        }
+        let (blacklisted, modules) = via_alias.into_iter().partition(|m| self.config.blacklist.contains(m));
+        Resolved { modules, blacklisted }
     }
 
     /// Parameters for a module from `options` lines and the kernel command line.
@@ -476,10 +488,7 @@ pub struct Request {
 
 impl Request {
     pub fn names<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Request {
-        Request {
-            names: names.into_iter().map(Into::into).collect(),
-            ..Request::default()
-        }
+        Request { names: names.into_iter().map(Into::into).collect(), ..Request::default() }
     }
 }
 
@@ -536,12 +545,7 @@ impl LoadReport {
     }
 
     fn sort(&mut self) {
-        for v in [
-            &mut self.loaded,
-            &mut self.already,
-            &mut self.not_found,
-            &mut self.blacklisted,
-        ] {
+        for v in [&mut self.loaded, &mut self.already, &mut self.not_found, &mut self.blacklisted] {
             v.sort();
             v.dedup();
         }
@@ -585,22 +589,12 @@ pub struct ModuleLoader<'s> {
 
 impl<'s> ModuleLoader<'s> {
     pub fn new(sys: &'s dyn Sys, db: ModuleDb) -> Self {
-        let kernel_compression =
-            std::fs::read_to_string(sys.path(Path::new("/sys/module/compression")))
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty());
-        let max_threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
-        ModuleLoader {
-            sys,
-            db,
-            present: Mutex::new(HashSet::new()),
-            kernel_compression,
-            max_threads,
-        }
+        let kernel_compression = std::fs::read_to_string(sys.path(Path::new("/sys/module/compression")))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty());
+        let max_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+        ModuleLoader { sys, db, present: Mutex::new(HashSet::new()), kernel_compression, max_threads }
     }
 
     /// Opens the database for the running kernel (`uname -r`).
@@ -615,12 +609,7 @@ impl<'s> ModuleLoader<'s> {
     /// Re-reads the indexes (after the modloop replaced `/lib/modules/<release>`), keeping what is
     /// known to be loaded.
     pub fn reload(&mut self) -> Result<(), ModuleError> {
-        let release = self
-            .db
-            .dir
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let release = self.db.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         self.db = ModuleDb::open(self.sys, &release)?;
         Ok(())
     }
@@ -639,11 +628,7 @@ impl<'s> ModuleLoader<'s> {
     fn refresh_present(&self) {
         let text = read_opt(&self.sys.path(Path::new("/proc/modules")));
         let mut present = self.lock_present();
-        present.extend(
-            text.lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .map(normalize),
-        );
+        present.extend(text.lines().filter_map(|l| l.split_whitespace().next()).map(normalize));
     }
 
     fn is_present(&self, name: &str) -> bool {
@@ -728,8 +713,7 @@ impl<'s> ModuleLoader<'s> {
                 }
                 let Some(entry) = loader.db.modules.get(name) else {
                     self.index.insert(name.to_string(), None);
-                    self.settled
-                        .push((name.to_string(), Outcome::Failed(FailReason::Missing)));
+                    self.settled.push((name.to_string(), Outcome::Failed(FailReason::Missing)));
                     return None;
                 };
                 self.visiting.insert(name.to_string());
@@ -745,27 +729,18 @@ impl<'s> ModuleLoader<'s> {
                 let mut missing = None;
                 for d in entry.deps.iter().rev() {
                     hard.extend(self.visit(d));
-                    if self
-                        .settled
-                        .iter()
-                        .any(|(n, o)| n == d && matches!(o, Outcome::Failed(_)))
-                    {
+                    if self.settled.iter().any(|(n, o)| n == d && matches!(o, Outcome::Failed(_))) {
                         missing = Some(d.clone());
                     }
                 }
                 self.visiting.remove(name);
                 if let Some(d) = missing {
                     self.index.insert(name.to_string(), None);
-                    self.settled
-                        .push((name.to_string(), Outcome::Failed(FailReason::Dependency(d))));
+                    self.settled.push((name.to_string(), Outcome::Failed(FailReason::Dependency(d))));
                     return None;
                 }
                 let i = self.steps.len();
-                self.steps.push(Step {
-                    name: name.to_string(),
-                    hard,
-                    soft,
-                });
+                self.steps.push(Step { name: name.to_string(), hard, soft });
                 self.index.insert(name.to_string(), Some(i));
                 for s in &softdep.post {
                     for m in loader.db.resolve(s, false).modules {
@@ -806,8 +781,7 @@ impl<'s> ModuleLoader<'s> {
                 loop {
                     let done = |i: usize| matches!(st[i], State::Done(_));
                     let ready = (0..steps.len()).find(|&i| {
-                        matches!(st[i], State::Pending)
-                            && steps[i].hard.iter().chain(&steps[i].soft).all(|&d| done(d))
+                        matches!(st[i], State::Pending) && steps[i].hard.iter().chain(&steps[i].soft).all(|&d| done(d))
                     });
                     if let Some(i) = ready {
                         let failed_dep = steps[i]
@@ -827,7 +801,12 @@ impl<'s> ModuleLoader<'s> {
             let Some((i, failed_dep)) = job else { break };
             let outcome = match failed_dep {
                 Some(d) => Outcome::Failed(FailReason::Dependency(d)),
-                None => self.load_one(&steps[i].name, extra.get(&steps[i].name)),
+                // A panic here must not leave the step Running (the other workers would wait
+                // forever, and this is PID 1): it becomes a failure of this module.
+                None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.load_one(&steps[i].name, extra.get(&steps[i].name))
+                }))
+                .unwrap_or_else(|_| Outcome::Failed(FailReason::Read("internal error while loading".into()))),
             };
             lock()[i] = State::Done(outcome);
             cv.notify_all();
@@ -867,13 +846,7 @@ impl<'s> ModuleLoader<'s> {
                 .as_deref()
                 .is_some_and(|k| k.split_whitespace().any(|w| w == compression.kernel_name()));
         let mut result = if compression == Compression::None || kernel_does_it {
-            self.sys.load_module(
-                ModuleImage::File {
-                    path: &guest,
-                    compressed: kernel_does_it,
-                },
-                &params,
-            )
+            self.sys.load_module(ModuleImage::File { path: &guest, compressed: kernel_does_it }, &params)
         } else {
             Err(io::Error::from(io::ErrorKind::Unsupported))
         };
@@ -881,16 +854,11 @@ impl<'s> ModuleLoader<'s> {
             && matches!(&result, Err(e) if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(95))
         {
             // Decompress here: the kernel cannot (EOPNOTSUPP) or does not claim to.
-            let bytes =
-                std::fs::File::open(self.sys.path(&guest)).and_then(|f| decompress(compression, f));
+            let bytes = std::fs::File::open(self.sys.path(&guest)).and_then(|f| decompress(compression, f));
             result = match bytes {
                 Ok(b) => self.sys.load_module(ModuleImage::Bytes(&b), &params),
                 Err(e) => {
-                    let err = ModuleError::ReadModule {
-                        module: name.into(),
-                        path: guest.clone(),
-                        source: e,
-                    };
+                    let err = ModuleError::ReadModule { module: name.into(), path: guest.clone(), source: e };
                     return Outcome::Failed(FailReason::Read(err.to_string()));
                 }
             };
@@ -906,10 +874,7 @@ impl<'s> ModuleLoader<'s> {
                 Outcome::Already
             }
             Err(e) => match e.raw_os_error() {
-                Some(errno) => Outcome::Failed(FailReason::Kernel {
-                    errno,
-                    message: e.to_string(),
-                }),
+                Some(errno) => Outcome::Failed(FailReason::Kernel { errno, message: e.to_string() }),
                 None => Outcome::Failed(FailReason::Read(e.to_string())),
             },
         }
@@ -929,10 +894,7 @@ pub struct Closure {
 pub fn closure(modules_dir: &Path, names_or_globs: &[&str]) -> Result<Vec<PathBuf>, ModuleError> {
     let c = closure_detailed(modules_dir, names_or_globs)?;
     for m in &c.missing {
-        log::warn!(
-            "feature entry {m} matches no module in {}",
-            modules_dir.display()
-        );
+        log::warn!("feature entry {m} matches no module in {}", modules_dir.display());
     }
     Ok(c.paths)
 }
@@ -941,10 +903,7 @@ pub fn closure(modules_dir: &Path, names_or_globs: &[&str]) -> Result<Vec<PathBu
 /// paths (`*` crosses `/`, like `find -path`; a trailing `/` means the whole directory; a
 /// trailing `.ko*` is optional); others are module names or aliases. Blank lines and `#` comments
 /// are skipped so feature files can be passed line by line.
-pub fn closure_detailed(
-    modules_dir: &Path,
-    names_or_globs: &[&str],
-) -> Result<Closure, ModuleError> {
+pub fn closure_detailed(modules_dir: &Path, names_or_globs: &[&str]) -> Result<Closure, ModuleError> {
     let db = ModuleDb::from_dir_host(modules_dir, modules_dir.to_path_buf())?;
     let mut want: BTreeSet<String> = BTreeSet::new();
     let mut missing = Vec::new();
@@ -956,17 +915,9 @@ pub fn closure_detailed(
         let before = want.len();
         let mut hit = false;
         if entry.contains('/') {
-            let pat = if entry.ends_with('/') {
-                format!("{entry}*")
-            } else {
-                entry.to_string()
-            };
+            let pat = if entry.ends_with('/') { format!("{entry}*") } else { entry.to_string() };
             for (name, m) in &db.modules {
-                let stem = m
-                    .path
-                    .find(".ko")
-                    .map(|i| &m.path[..i + 3])
-                    .unwrap_or(&m.path);
+                let stem = m.path.find(".ko").map(|i| &m.path[..i + 3]).unwrap_or(&m.path);
                 if fnmatch(&pat, &m.path) || fnmatch(&pat, stem) {
                     want.insert(name.clone());
                 }
@@ -983,11 +934,7 @@ pub fn closure_detailed(
     // Close over hard and soft dependencies.
     let mut stack: Vec<String> = want.iter().cloned().collect();
     while let Some(m) = stack.pop() {
-        let mut next: Vec<String> = db
-            .modules
-            .get(&m)
-            .map(|e| e.deps.clone())
-            .unwrap_or_default();
+        let mut next: Vec<String> = db.modules.get(&m).map(|e| e.deps.clone()).unwrap_or_default();
         if let Some(sd) = db.softdep(&m) {
             for s in sd.pre.iter().chain(&sd.post) {
                 next.extend(db.resolve(s, false).modules);
@@ -999,11 +946,8 @@ pub fn closure_detailed(
             }
         }
     }
-    let mut paths: Vec<PathBuf> = want
-        .iter()
-        .filter_map(|m| db.modules.get(m))
-        .map(|e| PathBuf::from(&e.path))
-        .collect();
+    let mut paths: Vec<PathBuf> =
+        want.iter().filter_map(|m| db.modules.get(m)).map(|e| PathBuf::from(&e.path)).collect();
     paths.sort();
     Ok(Closure { paths, missing })
 }
@@ -1012,16 +956,32 @@ pub fn closure_detailed(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// The needle never rejects a text the glob matches.
+        #[test]
+        fn needle_is_necessary(p in "[ab*?\\[\\]!\\\\]{0,10}", t in "[ab\\[\\]!*?\\\\]{0,12}") {
+            if crate::hw::fnmatch::fnmatch(&p, &t) {
+                proptest::prop_assert!(t.contains(longest_literal(&p).as_str()), "{p:?} {t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn literal_runs() {
+        assert_eq!(longest_literal("of:N*T*Cbrcm,bcm2835-sdhostC*"), "Cbrcm,bcm2835-sdhostC");
+        assert_eq!(longest_literal("pci:v00001AF4d*sv*"), "pci:v00001AF4d");
+        assert_eq!(longest_literal("a[xyz]bcd?e"), "bcd");
+        assert_eq!(longest_literal("*"), "");
+        assert_eq!(longest_literal("ab[cd"), "ab");
+        assert_eq!(longest_literal("x\\*yz"), "yz");
+        assert_eq!(longest_literal("[]ab]cd"), "cd");
+        assert_eq!(longest_literal("é\\éxy"), "é");
+    }
+
     #[test]
     fn names_normalise() {
-        assert_eq!(
-            name_from_path("kernel/drivers/block/virtio_blk.ko"),
-            "virtio_blk"
-        );
-        assert_eq!(
-            name_from_path("kernel/fs/nls/nls_iso8859-1.ko.xz"),
-            "nls_iso8859_1"
-        );
+        assert_eq!(name_from_path("kernel/drivers/block/virtio_blk.ko"), "virtio_blk");
+        assert_eq!(name_from_path("kernel/fs/nls/nls_iso8859-1.ko.xz"), "nls_iso8859_1");
         assert_eq!(normalize_alias("fs-vfat"), "fs_vfat");
         assert_eq!(normalize_alias("pci:v[0-9]-x"), "pci:v[0-9]_x");
     }
@@ -1035,11 +995,7 @@ mod tests {
         assert_eq!(c.softdeps["a"].pre, vec!["b", "c"]);
         assert_eq!(c.softdeps["a"].post, vec!["d"]);
         c.parse_cmdline("quiet blacklist=dummy,evbug-x modprobe.blacklist=y usb-storage.delay_use=0 modules=loop");
-        assert!(
-            c.blacklist.contains("evbug_x")
-                && c.blacklist.contains("y")
-                && c.blacklist.contains("dummy")
-        );
+        assert!(c.blacklist.contains("evbug_x") && c.blacklist.contains("y") && c.blacklist.contains("dummy"));
         assert_eq!(c.options["usb_storage"], vec!["delay_use=0"]);
     }
 }

@@ -3,7 +3,7 @@
 //! `request_module` round trip through `/sbin/modprobe`.
 
 use super::block::DeviceInfo;
-use super::modules::{ModuleLoader, Request};
+use super::modules::{LoadReport, ModuleLoader, Request};
 use super::probe::FsType;
 use crate::sys::{MountFlags, Sys};
 use std::fmt;
@@ -18,12 +18,7 @@ pub enum MountError {
     /// The mount point could not be created.
     Mkdir { path: PathBuf, source: io::Error },
     /// `mount(2)` failed.
-    Mount {
-        device: String,
-        fstype: FsType,
-        target: PathBuf,
-        source: io::Error,
-    },
+    Mount { device: String, fstype: FsType, target: PathBuf, source: io::Error },
 }
 
 impl fmt::Display for MountError {
@@ -35,17 +30,8 @@ impl fmt::Display for MountError {
             MountError::Mkdir { path, source } => {
                 write!(f, "cannot create mount point {}: {source}", path.display())
             }
-            MountError::Mount {
-                device,
-                fstype,
-                target,
-                source,
-            } => {
-                write!(
-                    f,
-                    "cannot mount /dev/{device} ({fstype}) on {}: {source}",
-                    target.display()
-                )
+            MountError::Mount { device, fstype, target, source } => {
+                write!(f, "cannot mount /dev/{device} ({fstype}) on {}: {source}", target.display())
             }
         }
     }
@@ -79,7 +65,7 @@ const VFAT_NLS_FALLBACK: [&str; 2] = ["nls_utf8", "nls_iso8859_1"];
 
 /// Loads the module behind `fs-<type>` (and vfat's character sets). Names that resolve to nothing
 /// are skipped silently: the filesystem may be built in without a `modules.builtin.modinfo`.
-pub fn load_fs_modules(loader: &ModuleLoader<'_>, fstype: FsType, extra: &[&str]) {
+pub fn load_fs_modules(loader: &ModuleLoader<'_>, fstype: FsType, extra: &[&str]) -> LoadReport {
     let alias = format!("fs-{fstype}");
     let mut names: Vec<String> = vec![alias];
     if fstype == FsType::Vfat {
@@ -87,9 +73,10 @@ pub fn load_fs_modules(loader: &ModuleLoader<'_>, fstype: FsType, extra: &[&str]
     }
     names.extend(extra.iter().map(|s| s.to_string()));
     names.retain(|n| !loader.db().resolve(n, false).modules.is_empty());
-    if !names.is_empty() {
-        loader.load(&Request::names(names));
+    if names.is_empty() {
+        return LoadReport::default();
     }
+    loader.load(&Request::names(names))
 }
 
 /// `(source, mount point)` pairs from `/proc/mounts`.
@@ -98,10 +85,7 @@ pub fn mounts(sys: &dyn Sys) -> Vec<(String, PathBuf)> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
-            Some((
-                w.next()?.to_string(),
-                PathBuf::from(w.next()?.replace("\\040", " ")),
-            ))
+            Some((w.next()?.to_string(), PathBuf::from(w.next()?.replace("\\040", " "))))
         })
         .collect()
 }
@@ -114,27 +98,19 @@ pub fn mount_ro(
     target: &Path,
 ) -> Result<Mounted, MountError> {
     let name = info.dev.name.clone();
-    let fstype = info
-        .probe
-        .as_ref()
-        .map(|p| p.fstype)
-        .ok_or_else(|| MountError::NoFilesystem {
-            device: name.clone(),
-        })?;
+    let fstype =
+        info.probe.as_ref().map(|p| p.fstype).ok_or_else(|| MountError::NoFilesystem { device: name.clone() })?;
     let host = sys.path(target);
-    std::fs::create_dir_all(&host).map_err(|source| MountError::Mkdir {
-        path: target.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(&host).map_err(|source| MountError::Mkdir { path: target.to_path_buf(), source })?;
     if let Some(l) = loader {
-        load_fs_modules(l, fstype, &[]);
+        let _ = load_fs_modules(l, fstype, &[]);
     }
     let source = format!("/dev/{name}");
     let mut result = sys.mount(&source, target, fstype.as_str(), MountFlags::RDONLY, "");
     if fstype == FsType::Vfat && matches!(&result, Err(e) if e.raw_os_error() == Some(22)) {
         if let Some(l) = loader {
             // EINVAL from vfat is usually a missing character set: load the others and retry once.
-            load_fs_modules(l, fstype, &VFAT_NLS_FALLBACK);
+            let _ = load_fs_modules(l, fstype, &VFAT_NLS_FALLBACK);
             result = sys.mount(&source, target, fstype.as_str(), MountFlags::RDONLY, "");
         }
     }
@@ -144,44 +120,20 @@ pub fn mount_ro(
         target: target.to_path_buf(),
         source,
     })?;
-    Ok(Mounted {
-        device: name,
-        mountpoint: target.to_path_buf(),
-        fstype,
-        already: false,
-    })
+    Ok(Mounted { device: name, mountpoint: target.to_path_buf(), fstype, already: false })
 }
 
 /// Mounts `info` at `/media/<name>` like nlplug-findfs, unless `/proc/mounts` already lists the
 /// device (then its existing mount point is returned with `already`).
-pub fn mount_media(
-    sys: &dyn Sys,
-    loader: Option<&ModuleLoader<'_>>,
-    info: &DeviceInfo,
-) -> Result<Mounted, MountError> {
+pub fn mount_media(sys: &dyn Sys, loader: Option<&ModuleLoader<'_>>, info: &DeviceInfo) -> Result<Mounted, MountError> {
     let devnode = info.dev.devnode();
-    if let Some((_, at)) = mounts(sys)
-        .into_iter()
-        .find(|(src, _)| Path::new(src) == devnode)
-    {
-        let fstype =
-            info.probe
-                .as_ref()
-                .map(|p| p.fstype)
-                .ok_or_else(|| MountError::NoFilesystem {
-                    device: info.dev.name.clone(),
-                })?;
-        return Ok(Mounted {
-            device: info.dev.name.clone(),
-            mountpoint: at,
-            fstype,
-            already: true,
-        });
+    if let Some((_, at)) = mounts(sys).into_iter().find(|(src, _)| Path::new(src) == devnode) {
+        let fstype = info
+            .probe
+            .as_ref()
+            .map(|p| p.fstype)
+            .ok_or_else(|| MountError::NoFilesystem { device: info.dev.name.clone() })?;
+        return Ok(Mounted { device: info.dev.name.clone(), mountpoint: at, fstype, already: true });
     }
-    mount_ro(
-        sys,
-        loader,
-        info,
-        &PathBuf::from("/media").join(&info.dev.name),
-    )
+    mount_ro(sys, loader, info, &PathBuf::from("/media").join(&info.dev.name))
 }

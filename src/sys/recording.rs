@@ -229,7 +229,8 @@ struct State {
     calls: Vec<Call>,
     /// (substring of the rendered call, errno): the first matching call fails.
     failures: Vec<(String, i32)>,
-    uevents: VecDeque<UeventRecv>,
+    /// (delay after the previous delivery, what arrives).
+    uevents: VecDeque<(Duration, UeventRecv)>,
     run_results: VecDeque<i32>,
     clock: Duration,
     next_loop: u32,
@@ -276,7 +277,13 @@ impl RecordingSys {
 
     /// Queues a uevent (or overflow) for the next [`UeventSource::recv`].
     pub fn push_uevent(&self, ev: UeventRecv) {
-        self.lock().uevents.push_back(ev);
+        self.lock().uevents.push_back((Duration::ZERO, ev));
+    }
+
+    /// Queues a uevent that arrives `delay` after the previous one was delivered: the fake clock
+    /// advances on the way, and a `recv` whose timeout ends earlier times out (as a real socket would).
+    pub fn push_uevent_after(&self, delay: Duration, ev: UeventRecv) {
+        self.lock().uevents.push_back((delay, ev));
     }
 
     /// Queues the exit code of the next [`Sys::run`] (default 0).
@@ -534,8 +541,17 @@ struct ScriptedUevents {
 impl UeventSource for ScriptedUevents {
     fn recv(&mut self, timeout: Duration) -> io::Result<UeventRecv> {
         let mut st = self.sys.lock();
-        match st.uevents.pop_front() {
-            Some(ev) => Ok(ev),
+        match st.uevents.front_mut() {
+            Some((delay, _)) if *delay > timeout => {
+                *delay -= timeout;
+                st.clock += timeout;
+                Ok(UeventRecv::Timeout)
+            }
+            Some(_) => {
+                let (delay, ev) = st.uevents.pop_front().expect("front exists");
+                st.clock += delay;
+                Ok(ev)
+            }
             None => {
                 st.clock += timeout;
                 Ok(UeventRecv::Timeout)
@@ -599,5 +615,18 @@ mod tests {
         assert!(!dir.path().join("media/vda1/x").exists());
         let err = sys.exec(Path::new("/sbin/init"), &["/sbin/init".into()], &[]);
         assert!(is_exec_recorded(&err));
+    }
+
+    #[test]
+    fn timed_uevents_advance_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = RecordingSys::new(dir.path());
+        let ev = || UeventRecv::Event(super::super::Uevent { action: "add".into(), ..Default::default() });
+        sys.push_uevent_after(Duration::from_millis(300), ev());
+        let mut src = sys.uevents(1).unwrap();
+        assert_eq!(src.recv(Duration::from_millis(200)).unwrap(), UeventRecv::Timeout);
+        assert_eq!(sys.now(), Duration::from_millis(200));
+        assert_eq!(src.recv(Duration::from_millis(200)).unwrap(), ev());
+        assert_eq!(sys.now(), Duration::from_millis(300));
     }
 }
