@@ -337,14 +337,15 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     // What to install.
     let mut pkgs: Vec<String> = plan.pkgs.clone();
     pkgs.extend(read_world(&root));
+    let mut implicit: Vec<String> = Vec::new();
     if ssh_key.is_some() {
-        pkgs.push("openssh".into());
+        implicit.push("openssh".into());
     }
-    pkgs.push("alpine-base".into());
-    let modloop_keys = copy_modloop_keys(boot, &root);
-    if modloop_keys > 0 {
-        pkgs.push("openssl".into());
+    implicit.push("alpine-base".into());
+    if copy_modloop_keys(boot, &root) > 0 {
+        implicit.push("openssl".into());
     }
+    pkgs.extend(implicit.iter().cloned());
     let mut seen = std::collections::HashSet::new();
     pkgs.retain(|p| seen.insert(p.clone()));
     let _ = sysroot::copy_dir_files(&boot.sys.path(Path::new("/etc/apk/keys")), &root.join("etc/apk/keys"));
@@ -363,7 +364,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     decisions.repositories = repositories.clone();
 
     let start = boot.sys.now();
-    let outcome = super::packages::install(boot, &repositories, &pkgs, &decisions.overlay_files, plan);
+    let outcome = super::packages::install(boot, &repositories, &pkgs, &implicit, &decisions.overlay_files, plan);
     boot.timeline.stage("packages", start, boot.sys.now(), outcome);
 
     if let Some(dir) = boot.apkovl_mount.take() {

@@ -26,10 +26,14 @@ const BINDS: [&str; 3] = ["/sys", "/proc", "/dev"];
 
 /// Installs `pkgs` from `repositories` (local paths; URLs need networking and are skipped) with
 /// the apkovl's files winning. Failures are reported per package; the boot goes on.
+/// `implicit` are packages the boot adds on its own (`alpine-base`, `openssl` for modloop keys,
+/// `openssh` for `ssh_key=`): when no repository provides one, it is skipped with a notice and
+/// kept out of the world file, so `apk` after boot does not complain about it.
 pub fn install(
     boot: &mut Boot<'_>,
     repositories: &[String],
     pkgs: &[String],
+    implicit: &[String],
     overlay_files: &[String],
     plan: &Diskless,
 ) -> Outcome {
@@ -70,7 +74,14 @@ pub fn install(
         ..Default::default()
     };
     let outcome = match apk::install(&req, boot.sys) {
-        Ok(report) => {
+        Ok(mut report) => {
+            let (notices, skipped): (Vec<_>, Vec<_>) =
+                report.skipped_world.drain(..).partition(|(atom, _)| implicit.contains(atom));
+            report.skipped_world = skipped;
+            for (atom, _) in &notices {
+                log::info!("{atom} is not in any repository: skipped");
+            }
+            drop_from_world(boot, notices.iter().map(|(a, _)| a.as_str()));
             for (atom, why) in &report.skipped_world {
                 log::warn!("package {atom} skipped: {why}");
             }
@@ -110,4 +121,18 @@ pub fn install(
         }
     }
     outcome
+}
+
+/// Removes `names` from the new root's `etc/apk/world`.
+fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        return;
+    }
+    let path = boot.sys.path(&Path::new(SYSROOT).join("etc/apk/world"));
+    let Ok(text) = std::fs::read_to_string(&path) else { return };
+    let kept: String = text.lines().filter(|l| !names.contains(&l.trim())).map(|l| format!("{l}\n")).collect();
+    if let Err(e) = std::fs::write(&path, kept) {
+        log::warn!("cannot update {}: {e}", path.display());
+    }
 }

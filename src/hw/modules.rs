@@ -652,7 +652,7 @@ impl<'s> ModuleLoader<'s> {
         for name in &req.names {
             let r = self.db.resolve(name, req.blacklist_all);
             if r.modules.is_empty() && r.blacklisted.is_empty() {
-                log::warn!("module {name} not found in {}", self.db.dir.display());
+                log::debug!("module {name} not found in {}", self.db.dir.display());
                 report.not_found.push(name.clone());
             }
             report.blacklisted.extend(r.blacklisted);
