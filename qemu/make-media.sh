@@ -4,29 +4,28 @@
 # boot/modloop-<flavor> (squashfs of the Debian kernel's storage/fs modules) and cache/.
 # Every package is built here by ramboot itself from Debian's busybox-static:arm64.
 #
-# Usage: make-media.sh OUTDIR [options]
-#   --size MB            image size (power of two for -M raspi3b; default 256)
-#   --hostname NAME      the apkovl's hostname (default ramboot-demo)
-#   --apkovls N          0, 1 or 2 apkovls (2: a second, older one named zz-old.apkovl.tar.gz)
-#   --corrupt-apkovl     truncate the apkovl
-#   --bad-modloop-sig    sign the modloop with a key the initramfs does not trust
-#   --media-name NAME    the device name the media will have (mmcblk0p1, vda1, sda1) for the
-#                        apkovl's /etc/apk/cache link (default vda1)
-# Writes OUTDIR/media.img, OUTDIR/keys/<name>.rsa.pub (trusted apk key) and
-# OUTDIR/initramfs-files/ (the modloop signature, to put into the initramfs with mkinitfs --file).
+# Usage: make-media.sh OUTDIR [--size MB] [--hostname NAME] [--all]
+# Writes, sharing one signed repository, modloop and key:
+#   OUTDIR/media.img            the demo: one apkovl <hostname>.apkovl.tar.gz (media seen as vda1)
+# and with --all also the variants the tests use:
+#   OUTDIR/sd.img               the same for a Raspberry Pi SD card (mmcblk0p1)
+#   OUTDIR/usb.img              the same for a USB stick (sda1)
+#   OUTDIR/two-apkovls.img      plus an older zz-old.apkovl.tar.gz
+#   OUTDIR/corrupt-apkovl.img   the apkovl cut in half
+#   OUTDIR/no-apkovl.img        a repository and modloop, no apkovl
+# plus OUTDIR/keys/<name>.rsa.pub (the trusted apk key, for the initramfs) and
+# OUTDIR/initramfs-files/modloop-virt.SIGN.RSA.<key>.pub (the modloop signature, for the
+# initramfs's /var/cache/misc). --size must be a power of two for -M raspi3b (default 256).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 kernel_ready
 out=$1; shift
-size=256 hostname=ramboot-demo apkovls=1 corrupt=0 badsig=0 media=vda1
+size=256 hostname=ramboot-demo all=0
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift ;;
     --hostname) hostname=$2; shift ;;
-    --apkovls) apkovls=$2; shift ;;
-    --corrupt-apkovl) corrupt=1 ;;
-    --bad-modloop-sig) badsig=1 ;;
-    --media-name) media=$2; shift ;;
+    --all) all=1 ;;
     *) echo "make-media.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -97,7 +96,7 @@ pkg demo-service 1.0-r0 "$svc" --description "The ramboot demo's report service"
 meta=$work/empty
 mkdir -p "$meta"
 pkg alpine-base 3.22.0-r0 "$meta" --description "Meta package for minimal alpine base (demo)" \
-  --depends "alpine-baselayout busybox"
+  --depends "alpine-baselayout busybox demo-service"
 
 extra=$work/extra
 mkdir -p "$extra/usr/share/extra"
@@ -107,32 +106,15 @@ pkg extra 1.0-r0 "$extra" --description "An extra package for pkgs="
 broken=$work/broken
 mkdir -p "$broken/usr/share/broken"
 echo "must never be installed" > "$broken/usr/share/broken/marker"
-PKG_KEY=$badkey pkg broken 1.0-r0 "$broken" --description "Signed with an untrusted key"
+pkg broken 1.0-r0 "$broken" --description "Replaced after indexing: its signature no longer matches the index"
 
 "$host" apk index --key "$key" --description "ramboot demo repository" \
   --out "$out/stage/apks/$arch/APKINDEX.tar.gz" "$out"/stage/apks/$arch/*.apk >/dev/null
 touch "$out/stage/apks/.boot_repository"
-
-# --- apkovl -------------------------------------------------------------------------------------
-make_apkovl() { # make_apkovl FILE HOSTNAME CONF
-  local d=$work/ovl-$2
-  mkdir -p "$d/etc/apk"
-  echo "$2" > "$d/etc/hostname"
-  echo "$3" > "$d/etc/demo.conf"
-  printf 'alpine-base\ndemo-service\n' > "$d/etc/apk/world"
-  ln -sfn "/media/$media/cache" "$d/etc/apk/cache"
-  tar -C "$d" --owner=0 --group=0 --numeric-owner -czf "$1" etc
-}
-if [ "$apkovls" -ge 1 ]; then
-  make_apkovl "$out/stage/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl"
-  if [ "$corrupt" = 1 ]; then
-    f=$out/stage/$hostname.apkovl.tar.gz
-    head -c $(( $(stat -c %s "$f") / 2 )) "$f" > "$f.cut" && mv "$f.cut" "$f"
-  fi
-fi
-if [ "$apkovls" -ge 2 ]; then
-  make_apkovl "$out/stage/zz-old.apkovl.tar.gz" "old-host" "setting=from-old-apkovl"
-fi
+# A tampered package: rebuilt with other content and signed by an untrusted key after the index
+# recorded the original's checksum. The installer must refuse it and install the rest.
+echo "tampered" > "$broken/usr/share/broken/marker"
+PKG_KEY=$badkey pkg broken 1.0-r0 "$broken" --description "tampered"
 
 # --- modloop ------------------------------------------------------------------------------------
 ml=$work/modloop/modules/$KVER
@@ -146,18 +128,49 @@ mkdir -p "$work/depmod/lib/modules"
 ln -s "$ml" "$work/depmod/lib/modules/$KVER"
 depmod -b "$work/depmod" "$KVER"
 mksquashfs "$work/modloop" "$out/stage/boot/modloop-$flavor" -comp gzip -noappend -quiet -all-root >/dev/null
-sigkey=$key
-[ "$badsig" = 1 ] && sigkey=$badkey
-openssl dgst -sha1 -sign "$sigkey" -out "$out/initramfs-files/modloop-$flavor.SIGN.RSA.$keyname" \
+openssl dgst -sha1 -sign "$key" -out "$out/initramfs-files/modloop-$flavor.SIGN.RSA.$keyname" \
   "$out/stage/boot/modloop-$flavor"
 
 echo "ramboot-demo $(date -u +%Y%m%d)" > "$out/stage/.alpine-release"
 
-# --- the disk image -----------------------------------------------------------------------------
-img=$out/media.img
-rm -f "$img"
-truncate -s "${size}M" "$img"
-echo 'start=2048, type=c, bootable' | sfdisk -q "$img"
-mkfs.vfat -F 32 -n RAMBOOT --offset 2048 "$img" $(( (size * 1024) - 1024 )) >/dev/null
-mcopy -s -i "$img@@1M" "$out"/stage/* "$out"/stage/.alpine-release ::/
-echo "$img"
+# --- apkovls and disk images ------------------------------------------------------------------
+make_apkovl() { # make_apkovl FILE HOSTNAME CONF MEDIA
+  local d=$work/ovl-$2-$4
+  rm -rf "$d" && mkdir -p "$d/etc/apk"
+  echo "$2" > "$d/etc/hostname"
+  echo "$3" > "$d/etc/demo.conf"
+  printf 'alpine-base\ndemo-service\n' > "$d/etc/apk/world"
+  ln -sfn "/media/$4/cache" "$d/etc/apk/cache"
+  tar -C "$d" --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$1" etc
+}
+
+make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none)
+  local name=$1 dev=$2 kind=$3 st=$work/img-$1
+  rm -rf "$st" && cp -a "$out/stage" "$st"
+  case $kind in
+    one|two|corrupt) make_apkovl "$st/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl" "$dev" ;;
+  esac
+  if [ "$kind" = two ]; then
+    make_apkovl "$st/zz-old.apkovl.tar.gz" old-host "setting=from-old-apkovl" "$dev"
+  fi
+  if [ "$kind" = corrupt ]; then
+    local f=$st/$hostname.apkovl.tar.gz
+    head -c $(( $(stat -c %s "$f") / 2 )) "$f" > "$f.cut" && mv "$f.cut" "$f"
+  fi
+  local img=$out/$name.img
+  rm -f "$img"
+  truncate -s "${size}M" "$img"
+  echo 'start=2048, type=c, bootable' | sfdisk -q "$img"
+  mkfs.vfat -F 32 -n RAMBOOT --offset 2048 "$img" $(( (size * 1024) - 1024 )) >/dev/null
+  mcopy -s -i "$img@@1M" "$st"/* "$st"/.alpine-release ::/
+  echo "$img"
+}
+
+make_image media vda1 one
+if [ "$all" = 1 ]; then
+  make_image sd mmcblk0p1 one
+  make_image usb sda1 one
+  make_image two-apkovls vda1 two
+  make_image corrupt-apkovl vda1 corrupt
+  make_image no-apkovl vda1 none
+fi

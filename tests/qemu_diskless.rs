@@ -1,0 +1,238 @@
+//! QEMU aarch64 scenarios for diskless boots (no `root=`) from Alpine-layout media built by
+//! `qemu/make-media.sh`: a signed boot repository of packages built by ramboot, an apkovl, a
+//! signed modloop. Covers the media scenarios (virtio disk, late USB stick, two apkovls, a bad
+//! modloop signature, no media, Raspberry Pi SD card) and the diskless system they boot into
+//! (hostname and config from the apkovl, modules from the modloop, the apk database, `pkgs=`,
+//! a corrupt apkovl, a tampered package).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use support::qemu::{kernel, out_dir, script, Qemu};
+
+struct Artifacts {
+    media: PathBuf,
+    /// virtio + USB + SCSI drivers, the trusted key and the modloop signature.
+    initrd_virt: PathBuf,
+    /// The same with a corrupted modloop signature.
+    initrd_badsig: PathBuf,
+    /// SD host drivers for -M raspi3b.
+    initrd_rpi: PathBuf,
+}
+
+fn artifacts() -> &'static Artifacts {
+    static A: OnceLock<Artifacts> = OnceLock::new();
+    A.get_or_init(|| {
+        let media = out_dir().join("media");
+        script("make-media.sh", &[media.to_str().unwrap(), "--all"]);
+        let key = std::fs::read_dir(media.join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "pub"))
+            .unwrap();
+        let sig = std::fs::read_dir(media.join("initramfs-files")).unwrap().next().unwrap().unwrap().path();
+        let sig_name = sig.file_name().unwrap().to_str().unwrap().to_string();
+        let build = |name: &str, features: &str, sig: &Path| {
+            let out = out_dir().join(name);
+            let file = format!("{}:/var/cache/misc/{sig_name}", sig.display());
+            let text = script(
+                "make-initramfs.sh",
+                &[out.to_str().unwrap(), "-F", features, "--apk-key", key.to_str().unwrap(), "--file", &file],
+            );
+            eprintln!("{text}");
+            out
+        };
+        let initrd_virt = build("dl-initrd-virt", "base,virtio,vfat,usb,scsi", &sig);
+        let bad = out_dir().join("bad.sig");
+        let mut bytes = std::fs::read(&sig).unwrap();
+        bytes[10] ^= 0x55;
+        std::fs::write(&bad, bytes).unwrap();
+        let initrd_badsig = build("dl-initrd-badsig", "base,virtio,vfat", &bad);
+        let initrd_rpi = build("dl-initrd-rpi", "base,mmc,rpi,vfat", &sig);
+        Artifacts { media, initrd_virt, initrd_badsig, initrd_rpi }
+    })
+}
+
+fn virtio(image: &str) -> Vec<String> {
+    let img = artifacts().media.join(image);
+    vec![
+        "-drive".into(),
+        format!("if=none,id=d0,file={},format=raw,snapshot=on", img.display()),
+        "-device".into(),
+        "virtio-blk-pci,drive=d0".into(),
+    ]
+}
+
+const BOOT: Duration = Duration::from_secs(180);
+
+/// A number after `key` in `text` (`"end_ms":123.4`).
+fn number_after(text: &str, key: &str) -> f64 {
+    let at = text.find(key).unwrap_or_else(|| panic!("{key} not in {text}")) + key.len();
+    let digits: String = text[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    digits.parse().unwrap()
+}
+
+/// Issue 4 (a) and issue 5 (a): the demo boots from a virtio disk.
+#[test]
+fn virtio_media_demo_boots_diskless() {
+    let a = artifacts();
+    let mut q = Qemu::virt("dl-a-virtio", &a.initrd_virt, "console=ttyAMA0", &virtio("media.img"));
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("modloop /media/vda1/boot/modloop-virt mounted (Verified"), "{text}");
+    assert!(text.contains("RAMBOOT-DEMO: init is running; hostname=ramboot-demo"), "{text}");
+    assert!(text.contains("RAMBOOT-DEMO: demo.conf setting=from-apkovl"), "the apkovl's file wins: {text}");
+    assert!(text.contains(&format!("RAMBOOT-DEMO: modules {} ", kernel().release)), "{text}");
+    let installed = text.lines().find(|l| l.contains("RAMBOOT-DEMO: installed")).unwrap();
+    for p in ["alpine-base", "alpine-baselayout", "busybox", "demo-service"] {
+        assert!(installed.contains(p), "{p} in {installed}");
+    }
+    assert!(!installed.contains("broken") && !installed.contains("extra"), "{installed}");
+    // No idle wait once the media was ready: the media stage ends right after.
+    let timeline = text.lines().find(|l| l.contains("RAMBOOT-DEMO: timeline")).unwrap();
+    let ready = number_after(timeline, "\"name\":\"media ready\",\"at_ms\":");
+    let media_end = number_after(&timeline[timeline.find("\"name\":\"media\"").unwrap()..], "\"end_ms\":");
+    assert!(media_end - ready < 50.0, "media stage ended {}ms after the media was ready", media_end - ready);
+    assert!(timeline.contains("\"name\":\"modloop mounted\""), "{timeline}");
+}
+
+/// Issue 4 (b): the same media on a USB stick, which appears late (USB enumeration).
+#[test]
+fn usb_stick_that_appears_late() {
+    let a = artifacts();
+    let img = a.media.join("usb.img");
+    let extra = vec![
+        "-drive".into(),
+        format!("if=none,id=u0,file={},format=raw,snapshot=on", img.display()),
+        "-device".into(),
+        "qemu-xhci,id=xhci".into(),
+        "-device".into(),
+        "usb-storage,bus=xhci.0,drive=u0".into(),
+    ];
+    let mut q = Qemu::virt("dl-b-usb", &a.initrd_virt, "console=ttyAMA0", &extra);
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("modloop /media/sda1/boot/modloop-virt mounted"), "{text}");
+    assert!(text.contains("hostname=ramboot-demo"), "{text}");
+    assert!(text.contains("\"name\":\"device sda1 appeared\""), "{text}");
+}
+
+/// Issue 4 (c): two apkovls: the documented choice and a warning naming the other.
+#[test]
+fn two_apkovls_documented_choice_and_warning() {
+    let a = artifacts();
+    let mut q = Qemu::virt("dl-c-two-apkovls", &a.initrd_virt, "console=ttyAMA0", &virtio("two-apkovls.img"));
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(
+        text.contains("several apkovls found: using /media/vda1/ramboot-demo.apkovl.tar.gz")
+            && text.contains("ignoring /media/vda1/zz-old.apkovl.tar.gz"),
+        "{text}"
+    );
+    assert!(text.contains("hostname=ramboot-demo"), "{text}");
+}
+
+/// Issue 4 (d): a modloop whose signature does not verify is refused with a clear message; the
+/// boot goes on without it.
+#[test]
+fn bad_modloop_signature_is_refused() {
+    let a = artifacts();
+    let mut q = Qemu::virt("dl-d-badsig", &a.initrd_badsig, "console=ttyAMA0", &virtio("media.img"));
+    q.expect("modloop refused", BOOT);
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("signature"), "{text}");
+    assert!(!text.contains("modloop /media/vda1/boot/modloop-virt mounted"), "{text}");
+}
+
+/// Issue 4 (e): no media at all: a clear message after the deadline, then the rescue shell.
+#[test]
+fn no_media_gives_clear_message_and_rescue() {
+    let a = artifacts();
+    let mut q = Qemu::virt("dl-e-no-media", &a.initrd_virt, "console=ttyAMA0", &[]);
+    q.expect("no boot media found after", BOOT);
+    q.expect("Launching initramfs emergency recovery shell", BOOT);
+    std::thread::sleep(Duration::from_millis(500));
+    q.send("echo RESCUE-$((6*7)); /bin/busybox poweroff -f\n");
+    q.expect("RESCUE-42", BOOT);
+    q.wait_exit(BOOT);
+}
+
+/// Issue 4 (f) and issue 5 (b): Raspberry Pi 3B with the SD card, found through the SD host
+/// driver modules — the real Pi boot path.
+#[test]
+fn raspberry_pi_sd_card() {
+    let a = artifacts();
+    let k = kernel();
+    let args: Vec<String> = [
+        "-M",
+        "raspi3b",
+        "-m",
+        "1G",
+        "-smp",
+        "4",
+        "-accel",
+        "tcg,thread=single",
+        "-nographic",
+        "-no-reboot",
+        "-dtb",
+        k.dtb_rpi3.to_str().unwrap(),
+        "-kernel",
+        k.image.to_str().unwrap(),
+        "-initrd",
+        a.initrd_rpi.to_str().unwrap(),
+        "-append",
+        "console=ttyAMA0 modules=loop,squashfs,sd-mod,usb-storage",
+        "-drive",
+        &format!("if=sd,format=raw,snapshot=on,file={}", a.media.join("sd.img").display()),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut q = Qemu::spawn("dl-f-raspi3b", &args);
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("modloop /media/mmcblk0p1/boot/modloop-virt mounted"), "{text}");
+    assert!(text.contains("hostname=ramboot-demo"), "{text}");
+    assert!(text.contains("demo.conf setting=from-apkovl"), "{text}");
+}
+
+/// Issue 5 (c): `pkgs=extra` adds a package that is not in world.
+#[test]
+fn pkgs_option_adds_a_package() {
+    let a = artifacts();
+    let mut q = Qemu::virt("dl-5c-pkgs", &a.initrd_virt, "console=ttyAMA0 pkgs=extra", &virtio("media.img"));
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("RAMBOOT-DEMO: extra package present"), "{text}");
+    let world = text.lines().find(|l| l.contains("RAMBOOT-DEMO: world")).unwrap();
+    assert!(world.contains("extra"), "{world}");
+}
+
+/// Issue 5 (d): a corrupt apkovl: a warning and a clean default system, not a half-applied one.
+#[test]
+fn corrupt_apkovl_boots_clean_default() {
+    let a = artifacts();
+    let mut q = Qemu::virt("dl-5d-corrupt", &a.initrd_virt, "console=ttyAMA0", &virtio("corrupt-apkovl.img"));
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("is corrupt"), "{text}");
+    assert!(text.contains("booting a clean default system instead"), "{text}");
+    assert!(text.contains("hostname=localhost"), "the package's default: {text}");
+    assert!(text.contains("demo.conf setting=from-package"), "{text}");
+}
+
+/// Issue 5 (e): a tampered package in the repository is refused, the others install, the boot
+/// goes on.
+#[test]
+fn tampered_package_is_refused_others_install() {
+    let a = artifacts();
+    let mut q = Qemu::virt("dl-5e-tampered", &a.initrd_virt, "console=ttyAMA0 pkgs=broken", &virtio("media.img"));
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("package broken refused"), "{text}");
+    let installed = text.lines().find(|l| l.contains("RAMBOOT-DEMO: installed")).unwrap();
+    assert!(!installed.contains("broken") && installed.contains("demo-service"), "{installed}");
+}
