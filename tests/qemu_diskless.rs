@@ -232,7 +232,7 @@ fn tampered_package_is_refused_others_install() {
     let mut q = Qemu::virt("dl-5e-tampered", &a.initrd_virt, "console=ttyAMA0 pkgs=broken", &virtio("media.img"));
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
-    assert!(text.contains("package broken refused"), "{text}");
+    assert!(text.contains("package broken-1.0-r0 refused"), "{text}");
     let installed = text.lines().find(|l| l.contains("RAMBOOT-DEMO: installed")).unwrap();
     assert!(!installed.contains("broken") && installed.contains("demo-service"), "{installed}");
 }

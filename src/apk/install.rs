@@ -608,7 +608,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let solution = solver::solve(&cands, &world, req.diskless_boot)?;
     for (d, why) in &solution.broken_world {
-        log::warn!("apk: world entry {d} skipped: {why}");
+        log::debug!("apk: world entry {d} skipped: {why}");
         report.skipped_world.push((d.to_string(), why.clone()));
     }
     dbs.world = solution.world.clone();
