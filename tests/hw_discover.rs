@@ -71,63 +71,130 @@ fn mbr(sig: u32) -> Vec<u8> {
 }
 
 fn ev(action: &str, devpath: &str, vars: &[(&str, &str)]) -> UeventRecv {
-    let mut vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     vars.push(("ACTION".into(), action.into()));
     vars.push(("DEVPATH".into(), devpath.into()));
-    UeventRecv::Event(Uevent { action: action.into(), devpath: devpath.into(), vars })
+    UeventRecv::Event(Uevent {
+        action: action.into(),
+        devpath: devpath.into(),
+        vars,
+    })
 }
 
 /// A block `add` for a device that sysfs does not list (it appears after coldplug).
 fn block_add(disk: &str, part: Option<(&str, &str)>, major: &str, minor: &str) -> UeventRecv {
     let (devpath, name, extra): (String, &str, Vec<(&str, &str)>) = match part {
-        None => (format!("/devices/usb1/host0/block/{disk}"), disk, vec![("DEVTYPE", "disk")]),
-        Some((p, n)) => {
-            (format!("/devices/usb1/host0/block/{disk}/{p}"), p, vec![("DEVTYPE", "partition"), ("PARTN", n)])
-        }
+        None => (
+            format!("/devices/usb1/host0/block/{disk}"),
+            disk,
+            vec![("DEVTYPE", "disk")],
+        ),
+        Some((p, n)) => (
+            format!("/devices/usb1/host0/block/{disk}/{p}"),
+            p,
+            vec![("DEVTYPE", "partition"), ("PARTN", n)],
+        ),
     };
-    let mut vars = vec![("SUBSYSTEM", "block"), ("DEVNAME", name), ("MAJOR", major), ("MINOR", minor)];
+    let mut vars = vec![
+        ("SUBSYSTEM", "block"),
+        ("DEVNAME", name),
+        ("MAJOR", major),
+        ("MINOR", minor),
+    ];
     vars.extend(extra);
     ev("add", &devpath, &vars)
 }
 
 fn media_goal() -> Goal {
-    Goal::Media { want_repository: true, want_apkovl: true }
+    Goal::Media {
+        want_repository: true,
+        want_apkovl: true,
+    }
 }
 
 fn index_of(trace: &[String], needle: &str) -> usize {
-    trace.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle:?} not in {trace:#?}"))
+    trace
+        .iter()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in {trace:#?}"))
 }
 
 #[test]
 fn coldplug_finds_boot_media_without_waiting() {
     let w = World::new();
-    sys_modalias(w.root(), "pci0000:00/0000:00:01.0", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00");
-    sys_modalias(w.root(), "pci0000:00/0000:00:01.0/virtio0", "virtio:d00000002v00001AF4");
+    sys_modalias(
+        w.root(),
+        "pci0000:00/0000:00:01.0",
+        "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00",
+    );
+    sys_modalias(
+        w.root(),
+        "pci0000:00/0000:00:01.0/virtio0",
+        "virtio:d00000002v00001AF4",
+    );
     sys_modalias(w.root(), "platform/serial", "platform:unknown-device");
     w.fat_disk("vda", "vda1", 254, 0x1234ABCD);
-    w.media("vda1", &["apks/.boot_repository", "apks/aarch64/APKINDEX.tar.gz", "host.apkovl.tar.gz", "boot/x"]);
+    w.media(
+        "vda1",
+        &[
+            "apks/.boot_repository",
+            "apks/aarch64/APKINDEX.tar.gz",
+            "host.apkovl.tar.gz",
+            "boot/x",
+        ],
+    );
     let loader = ModuleLoader::open(&w.sys).unwrap();
     let d = discover(&w.sys, Some(&loader), &DiscoverConfig::new(media_goal()));
 
     assert_eq!(d.ending, Ending::Found);
     assert_eq!(d.ready_at, Some(Duration::ZERO));
     assert_eq!(d.finished, Duration::ZERO, "no waiting at all");
-    for m in ["virtio_pci", "virtio_blk", "vfat", "fat", "nls_cp437", "nls_ascii"] {
-        assert!(d.modules.loaded.contains(&m.to_string()), "{m}: {:?}", d.modules);
+    for m in [
+        "virtio_pci",
+        "virtio_blk",
+        "vfat",
+        "fat",
+        "nls_cp437",
+        "nls_ascii",
+    ] {
+        assert!(
+            d.modules.loaded.contains(&m.to_string()),
+            "{m}: {:?}",
+            d.modules
+        );
     }
     let t = w.trace();
-    assert_eq!(t[0], "uevent-listen 4194304", "listen before the sysfs walk");
+    assert_eq!(
+        t[0], "uevent-listen 4194304",
+        "listen before the sysfs walk"
+    );
     let mount = index_of(&t, "mount -t vfat -o ro /dev/vda1 /media/vda1");
     assert!(index_of(&t, "vfat.ko") < mount && index_of(&t, "nls_cp437.ko") < mount);
-    assert!(!t.iter().any(|l| l.contains("/dev/vda ")), "the partitioned disk itself has no filesystem");
+    assert!(
+        !t.iter().any(|l| l.contains("/dev/vda ")),
+        "the partitioned disk itself has no filesystem"
+    );
     assert_eq!(d.boot_repositories, [PathBuf::from("/media/vda1/apks")]);
     let ovl = d.apkovl.as_ref().unwrap();
-    assert_eq!(ovl.chosen.path, PathBuf::from("/media/vda1/host.apkovl.tar.gz"));
+    assert_eq!(
+        ovl.chosen.path,
+        PathBuf::from("/media/vda1/host.apkovl.tar.gz")
+    );
     assert!(d.warnings.is_empty(), "{:?}", d.warnings);
-    let vda1 = d.devices.iter().find(|s| s.info.dev.name == "vda1").unwrap();
+    let vda1 = d
+        .devices
+        .iter()
+        .find(|s| s.info.dev.name == "vda1")
+        .unwrap();
     assert_eq!(vda1.info.dev.parent.as_deref(), Some("vda"));
     assert_eq!(vda1.info.part.partuuid.as_deref(), Some("5e29a4d6-01"));
-    assert_eq!(vda1.info.probe.as_ref().unwrap().uuid.as_deref(), Some("1234-ABCD"));
+    assert_eq!(
+        vda1.info.probe.as_ref().unwrap().uuid.as_deref(),
+        Some("1234-ABCD")
+    );
     assert_eq!(d.kept_media().len(), 1);
 }
 
@@ -144,26 +211,54 @@ fn late_usb_stick_brings_the_apkovl() {
         ev(
             "add",
             "/devices/usb1/1-1/1-1:1.0",
-            &[("SUBSYSTEM", "usb"), ("MODALIAS", "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00")],
+            &[
+                ("SUBSYSTEM", "usb"),
+                (
+                    "MODALIAS",
+                    "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00",
+                ),
+            ],
         ),
     );
-    w.sys.push_uevent_after(MS(50), block_add("sda", None, "8", "0"));
-    w.sys.push_uevent(block_add("sda", Some(("sda1", "1")), "8", "1"));
+    w.sys
+        .push_uevent_after(MS(50), block_add("sda", None, "8", "0"));
+    w.sys
+        .push_uevent(block_add("sda", Some(("sda1", "1")), "8", "1"));
     let loader = ModuleLoader::open(&w.sys).unwrap();
     let d = discover(&w.sys, Some(&loader), &DiscoverConfig::new(media_goal()));
 
     assert_eq!(d.ending, Ending::Found);
     assert_eq!(d.ready_at, Some(MS(150)));
     assert!(d.modules.loaded.contains(&"usb_storage".to_string()));
-    let sda1 = d.devices.iter().find(|s| s.info.dev.name == "sda1").unwrap();
+    let sda1 = d
+        .devices
+        .iter()
+        .find(|s| s.info.dev.name == "sda1")
+        .unwrap();
     assert_eq!(sda1.appeared, MS(150));
     assert_eq!(sda1.info.part.partuuid.as_deref(), Some("abcdef01-01"));
-    assert_eq!(d.devices.iter().find(|s| s.info.dev.name == "mmcblk0p1").unwrap().appeared, Duration::ZERO);
-    assert_eq!(d.boot_repositories, [PathBuf::from("/media/mmcblk0p1/apks")]);
+    assert_eq!(
+        d.devices
+            .iter()
+            .find(|s| s.info.dev.name == "mmcblk0p1")
+            .unwrap()
+            .appeared,
+        Duration::ZERO
+    );
+    assert_eq!(
+        d.boot_repositories,
+        [PathBuf::from("/media/mmcblk0p1/apks")]
+    );
     assert_eq!(d.caches, [PathBuf::from("/media/mmcblk0p1/cache")]);
-    assert_eq!(d.apkovl.unwrap().chosen.path, PathBuf::from("/media/sda1/pi.apkovl.tar.gz"));
+    assert_eq!(
+        d.apkovl.unwrap().chosen.path,
+        PathBuf::from("/media/sda1/pi.apkovl.tar.gz")
+    );
     // The whole disk sda has no filesystem: not mounted.
-    assert!(w.trace().iter().any(|l| l == "mount -t vfat -o ro /dev/sda1 /media/sda1"));
+    assert!(w
+        .trace()
+        .iter()
+        .any(|l| l == "mount -t vfat -o ro /dev/sda1 /media/sda1"));
 }
 
 #[test]
@@ -184,25 +279,41 @@ fn repository_without_apkovl_settles_after_the_quiet_period() {
     w.media("vda1", &["apks/.boot_repository"]);
     let cfg = DiscoverConfig::new(media_goal()).with_usbdelay(Duration::from_secs(2));
     let d = discover(&w.sys, None, &cfg);
-    assert_eq!((d.ending, d.finished), (Ending::Settled, Duration::from_secs(2)));
+    assert_eq!(
+        (d.ending, d.finished),
+        (Ending::Settled, Duration::from_secs(2))
+    );
 }
 
 #[test]
 fn nothing_found_times_out_and_usb_storage_extends_the_wait() {
     let w = World::new();
     let d = discover(&w.sys, None, &DiscoverConfig::new(media_goal()));
-    assert_eq!((d.ending, d.finished, d.ready_at), (Ending::TimedOut, Duration::from_secs(5), None));
+    assert_eq!(
+        (d.ending, d.finished, d.ready_at),
+        (Ending::TimedOut, Duration::from_secs(5), None)
+    );
 
     // A USB mass-storage device at coldplug: +1 s for it to show its disks.
     let w = World::new();
-    sys_modalias(w.root(), "usb1/1-1/1-1:1.0", "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00");
+    sys_modalias(
+        w.root(),
+        "usb1/1-1/1-1:1.0",
+        "usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00",
+    );
     let loader = ModuleLoader::open(&w.sys).unwrap();
     let d = discover(&w.sys, Some(&loader), &DiscoverConfig::new(media_goal()));
-    assert_eq!((d.ending, d.finished), (Ending::TimedOut, Duration::from_secs(6)));
+    assert_eq!(
+        (d.ending, d.finished),
+        (Ending::TimedOut, Duration::from_secs(6))
+    );
 
     // Each event restarts the idle timer (nlplug's poll timeout).
     let w = World::new();
-    w.sys.push_uevent_after(Duration::from_secs(4), ev("add", "/devices/virtual/misc/x", &[("SUBSYSTEM", "misc")]));
+    w.sys.push_uevent_after(
+        Duration::from_secs(4),
+        ev("add", "/devices/virtual/misc/x", &[("SUBSYSTEM", "misc")]),
+    );
     let d = discover(&w.sys, None, &DiscoverConfig::new(media_goal()));
     assert_eq!(d.finished, Duration::from_secs(9));
 }
@@ -221,7 +332,11 @@ fn unused_media_is_unmounted_and_mount_failures_are_skipped() {
     let t = w.trace();
     assert!(t.contains(&"umount /media/vda1".to_string()), "{t:#?}");
     let vdb = d.devices.iter().find(|s| s.info.dev.name == "vdb").unwrap();
-    assert!(vdb.error.as_ref().unwrap().contains("/dev/vdb (ext4)"), "{:?}", vdb.error);
+    assert!(
+        vdb.error.as_ref().unwrap().contains("/dev/vdb (ext4)"),
+        "{:?}",
+        vdb.error
+    );
     assert!(d.modules.loaded.contains(&"ext4".to_string()));
     assert!(d.kept_media().is_empty());
 }
@@ -232,9 +347,14 @@ fn vfat_einval_loads_more_character_sets_and_retries() {
     let mut m = FakeModules::new(w.root());
     // The standard tree plus nls_utf8.
     drop(standard_modules(w.root()));
-    m.module("kernel/fs/nls/nls_utf8.ko", &[]).alias("fs-vfat", "vfat");
+    m.module("kernel/fs/nls/nls_utf8.ko", &[])
+        .alias("fs-vfat", "vfat");
     let dep = fs::read_to_string(m.dir.join("modules.dep")).unwrap();
-    fs::write(m.dir.join("modules.dep"), format!("{dep}kernel/fs/nls/nls_utf8.ko:\n")).unwrap();
+    fs::write(
+        m.dir.join("modules.dep"),
+        format!("{dep}kernel/fs/nls/nls_utf8.ko:\n"),
+    )
+    .unwrap();
     w.fat_disk("vda", "vda1", 254, 1);
     w.media("vda1", &["a.apkovl.tar.gz"]);
     w.sys.fail_on("mount -t vfat", 22);
@@ -242,12 +362,18 @@ fn vfat_einval_loads_more_character_sets_and_retries() {
     let d = discover(
         &w.sys,
         Some(&loader),
-        &DiscoverConfig::new(Goal::Media { want_repository: false, want_apkovl: true }),
+        &DiscoverConfig::new(Goal::Media {
+            want_repository: false,
+            want_apkovl: true,
+        }),
     );
     let t = w.trace();
     let first = index_of(&t, "mount -t vfat");
     let utf8 = index_of(&t, "nls_utf8.ko");
-    assert!(first < utf8 && t[utf8 + 1..].iter().any(|l| l.starts_with("mount -t vfat")), "{t:#?}");
+    assert!(
+        first < utf8 && t[utf8 + 1..].iter().any(|l| l.starts_with("mount -t vfat")),
+        "{t:#?}"
+    );
     assert!(d.devices[1].error.is_some());
 }
 
@@ -260,8 +386,14 @@ fn several_apkovls_pick_by_rule_and_warn() {
     w.media("vdb1", &["web.apkovl.tar.gz"]);
     let mut cfg = DiscoverConfig::new(media_goal());
     let d = discover(&w.sys, None, &cfg);
-    assert_eq!(d.apkovl.as_ref().unwrap().chosen.path, PathBuf::from("/media/vda1/old.apkovl.tar.gz"));
-    assert!(d.warnings.iter().any(|w| w.contains("several apkovls") && w.contains("/media/vdb1/web.apkovl.tar.gz")));
+    assert_eq!(
+        d.apkovl.as_ref().unwrap().chosen.path,
+        PathBuf::from("/media/vda1/old.apkovl.tar.gz")
+    );
+    assert!(d
+        .warnings
+        .iter()
+        .any(|w| w.contains("several apkovls") && w.contains("/media/vdb1/web.apkovl.tar.gz")));
     // Both were scanned although the goal was met after the first: coldplug handles every present device.
     assert_eq!(d.apkovls.len(), 2);
 
@@ -272,7 +404,10 @@ fn several_apkovls_pick_by_rule_and_warn() {
     w.media("vdb1", &["web.apkovl.tar.gz"]);
     cfg.hostname = Some("web".into());
     let d = discover(&w.sys, None, &cfg);
-    assert_eq!(d.apkovl.unwrap().chosen.path, PathBuf::from("/media/vdb1/web.apkovl.tar.gz"));
+    assert_eq!(
+        d.apkovl.unwrap().chosen.path,
+        PathBuf::from("/media/vdb1/web.apkovl.tar.gz")
+    );
 }
 
 #[test]
@@ -283,11 +418,23 @@ fn root_by_uuid_at_coldplug_mounts_nothing() {
     sys_block(w.root(), "vda2", 254, 2, Some((2, "vda")), 8192, false);
     dev_file(w.root(), "vda", &mbr(0x11223344));
     dev_file(w.root(), "vda1", &fat16_image(1, None));
-    dev_file(w.root(), "vda2", &ext_image(4, 0x2c2, 3, [0xab; 16], "rootfs"));
-    for spec in
-        ["UUID=abababab-abab-abab-abab-abababababab", "LABEL=rootfs", "PARTUUID=11223344-02", "/dev/vda2", "254:2"]
-    {
-        let d = discover(&w.sys, None, &DiscoverConfig::new(Goal::Root(DeviceSpec::parse(spec).unwrap())));
+    dev_file(
+        w.root(),
+        "vda2",
+        &ext_image(4, 0x2c2, 3, [0xab; 16], "rootfs"),
+    );
+    for spec in [
+        "UUID=abababab-abab-abab-abab-abababababab",
+        "LABEL=rootfs",
+        "PARTUUID=11223344-02",
+        "/dev/vda2",
+        "254:2",
+    ] {
+        let d = discover(
+            &w.sys,
+            None,
+            &DiscoverConfig::new(Goal::Root(DeviceSpec::parse(spec).unwrap())),
+        );
         assert_eq!(d.ending, Ending::Found, "{spec}");
         assert_eq!(d.root.as_ref().unwrap().dev.name, "vda2", "{spec}");
         assert_eq!(d.ready_at, Some(Duration::ZERO));
@@ -300,11 +447,19 @@ fn root_appearing_late_and_root_never_appearing() {
     let w = World::new();
     dev_file(w.root(), "sda", &mbr(0x5e29a4d6));
     dev_file(w.root(), "sda2", &ext_image(4, 0x2c2, 3, [1; 16], "r"));
-    w.sys.push_uevent_after(MS(1500), block_add("sda", None, "8", "0"));
-    w.sys.push_uevent(block_add("sda", Some(("sda1", "1")), "8", "1"));
-    w.sys.push_uevent(block_add("sda", Some(("sda2", "2")), "8", "2"));
-    let d =
-        discover(&w.sys, None, &DiscoverConfig::new(Goal::Root(DeviceSpec::parse("PARTUUID=5e29a4d6-02").unwrap())));
+    w.sys
+        .push_uevent_after(MS(1500), block_add("sda", None, "8", "0"));
+    w.sys
+        .push_uevent(block_add("sda", Some(("sda1", "1")), "8", "1"));
+    w.sys
+        .push_uevent(block_add("sda", Some(("sda2", "2")), "8", "2"));
+    let d = discover(
+        &w.sys,
+        None,
+        &DiscoverConfig::new(Goal::Root(
+            DeviceSpec::parse("PARTUUID=5e29a4d6-02").unwrap(),
+        )),
+    );
     assert_eq!(d.ending, Ending::Found);
     assert_eq!(d.ready_at, Some(MS(1500)));
     let root = d.root.unwrap();
@@ -312,8 +467,15 @@ fn root_appearing_late_and_root_never_appearing() {
     assert_eq!(root.dev.partition, Some(2));
 
     let w = World::new();
-    let d = discover(&w.sys, None, &DiscoverConfig::new(Goal::Root(DeviceSpec::parse("LABEL=nope").unwrap())));
-    assert_eq!((d.ending, d.root.is_none(), d.finished), (Ending::TimedOut, true, Duration::from_secs(5)));
+    let d = discover(
+        &w.sys,
+        None,
+        &DiscoverConfig::new(Goal::Root(DeviceSpec::parse("LABEL=nope").unwrap())),
+    );
+    assert_eq!(
+        (d.ending, d.root.is_none(), d.finished),
+        (Ending::TimedOut, true, Duration::from_secs(5))
+    );
 }
 
 #[test]
@@ -361,12 +523,27 @@ fn overflow_rescans_sysfs() {
         fs::write(p.join(".boot_repository"), b"").unwrap();
         fs::write(root.join("media/vdb/h.apkovl.tar.gz"), b"").unwrap();
     });
-    let src = Hooked { sys: w.sys.clone(), script: VecDeque::from([(hook, UeventRecv::Overflow)]) };
+    let src = Hooked {
+        sys: w.sys.clone(),
+        script: VecDeque::from([(hook, UeventRecv::Overflow)]),
+    };
     let loader = ModuleLoader::open(&w.sys).unwrap();
-    let d = discover_with(&w.sys, Some(&loader), &DiscoverConfig::new(media_goal()), Some(Box::new(src)));
+    let d = discover_with(
+        &w.sys,
+        Some(&loader),
+        &DiscoverConfig::new(media_goal()),
+        Some(Box::new(src)),
+    );
     assert_eq!(d.overflows, 1);
     assert_eq!(d.ending, Ending::Found);
-    assert_eq!(d.modules.loaded.iter().filter(|m| *m == "virtio_blk").count(), 1);
+    assert_eq!(
+        d.modules
+            .loaded
+            .iter()
+            .filter(|m| *m == "virtio_blk")
+            .count(),
+        1
+    );
     assert_eq!(d.boot_repositories, [PathBuf::from("/media/vdb/apks")]);
 }
 

@@ -14,8 +14,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use support::*;
 
-const SHA1_PREFIX: [u8; 15] =
-    [0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14];
+const SHA1_PREFIX: [u8; 15] = [
+    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+];
 
 fn key() -> RsaPrivateKey {
     RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap()
@@ -23,7 +24,14 @@ fn key() -> RsaPrivateKey {
 
 fn sign(key: &RsaPrivateKey, data: &[u8]) -> Vec<u8> {
     let digest = Sha1::digest(data);
-    key.sign(Pkcs1v15Sign { hash_len: Some(20), prefix: SHA1_PREFIX.to_vec().into() }, &digest).unwrap()
+    key.sign(
+        Pkcs1v15Sign {
+            hash_len: Some(20),
+            prefix: SHA1_PREFIX.to_vec().into(),
+        },
+        &digest,
+    )
+    .unwrap()
 }
 
 struct Setup {
@@ -54,7 +62,10 @@ impl Setup {
     }
 
     fn trust(&self, key: &RsaPrivateKey, name: &str) {
-        let pem = key.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
+        let pem = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
         let d = self.root().join("etc/apk/keys");
         fs::create_dir_all(&d).unwrap();
         fs::write(d.join(name), pem).unwrap();
@@ -70,10 +81,18 @@ impl Setup {
     fn modloop_tree(&self, release: &str) {
         let m = self.root().join(".modloop/modules").join(release);
         fs::create_dir_all(m.join("kernel/extra")).unwrap();
-        fs::write(m.join("kernel/extra/only_in_modloop.ko"), module_bytes("only_in_modloop")).unwrap();
+        fs::write(
+            m.join("kernel/extra/only_in_modloop.ko"),
+            module_bytes("only_in_modloop"),
+        )
+        .unwrap();
         fs::write(m.join("modules.dep"), "kernel/extra/only_in_modloop.ko:\n").unwrap();
         fs::create_dir_all(self.root().join(".modloop/modules/firmware/brcm")).unwrap();
-        fs::write(self.root().join(".modloop/modules/firmware/brcm/fw.bin"), b"fw").unwrap();
+        fs::write(
+            self.root().join(".modloop/modules/firmware/brcm/fw.bin"),
+            b"fw",
+        )
+        .unwrap();
     }
 }
 
@@ -82,7 +101,10 @@ fn signatures_verify_or_refuse() {
     let s = Setup::new();
     let (img, bytes) = s.image("modloop-virt");
     // No keys at all: accepted, with a warning.
-    assert_eq!(modloop::verify(&s.sys, &img, true).unwrap(), Verification::NoKeys);
+    assert_eq!(
+        modloop::verify(&s.sys, &img, true).unwrap(),
+        Verification::NoKeys
+    );
 
     let good = key();
     let other = key();
@@ -90,25 +112,43 @@ fn signatures_verify_or_refuse() {
     s.trust(&other, "other.rsa.pub");
     // Keys but no signature: refused, unless modloop_verify=no.
     let e = modloop::verify(&s.sys, &img, true).unwrap_err();
-    assert!(matches!(&e, ModloopError::Unsigned { keys, .. } if keys.len() == 2), "{e}");
+    assert!(
+        matches!(&e, ModloopError::Unsigned { keys, .. } if keys.len() == 2),
+        "{e}"
+    );
     assert!(e.to_string().contains("modloop_verify=no"));
-    assert_eq!(modloop::verify(&s.sys, &img, false).unwrap(), Verification::Skipped);
+    assert_eq!(
+        modloop::verify(&s.sys, &img, false).unwrap(),
+        Verification::Skipped
+    );
 
     // A signature by another key than the one its name claims: refused.
     s.signature("modloop-virt", "other.rsa.pub", &sign(&good, &bytes));
-    assert!(matches!(modloop::verify(&s.sys, &img, true), Err(ModloopError::BadSignature { .. })));
+    assert!(matches!(
+        modloop::verify(&s.sys, &img, true),
+        Err(ModloopError::BadSignature { .. })
+    ));
     // A good one next to it: verified.
-    s.signature("modloop-virt", "alpine-devel@lists.alpinelinux.org-1.rsa.pub", &sign(&good, &bytes));
+    s.signature(
+        "modloop-virt",
+        "alpine-devel@lists.alpinelinux.org-1.rsa.pub",
+        &sign(&good, &bytes),
+    );
     assert_eq!(
         modloop::verify(&s.sys, &img, true).unwrap(),
-        Verification::Verified { key: "alpine-devel@lists.alpinelinux.org-1.rsa.pub".into() }
+        Verification::Verified {
+            key: "alpine-devel@lists.alpinelinux.org-1.rsa.pub".into()
+        }
     );
     // One flipped byte in the image: refused.
     let host = s.root().join("media/vda1/boot/modloop-virt");
     let mut tampered = bytes.clone();
     tampered[200_000] ^= 1;
     fs::write(&host, &tampered).unwrap();
-    assert!(matches!(modloop::verify(&s.sys, &img, true), Err(ModloopError::BadSignature { .. })));
+    assert!(matches!(
+        modloop::verify(&s.sys, &img, true),
+        Err(ModloopError::BadSignature { .. })
+    ));
 }
 
 #[test]
@@ -121,12 +161,22 @@ fn openssl_signatures_and_keys_interoperate() {
     let work = s.root().join("work");
     fs::create_dir_all(&work).unwrap();
     let priv_pem = work.join("k.pem");
-    run("openssl", &["genrsa", "-out", priv_pem.to_str().unwrap(), "2048"]);
+    run(
+        "openssl",
+        &["genrsa", "-out", priv_pem.to_str().unwrap(), "2048"],
+    );
     let keys = s.root().join("etc/apk/keys");
     fs::create_dir_all(&keys).unwrap();
     run(
         "openssl",
-        &["rsa", "-in", priv_pem.to_str().unwrap(), "-pubout", "-out", keys.join("k.rsa.pub").to_str().unwrap()],
+        &[
+            "rsa",
+            "-in",
+            priv_pem.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            keys.join("k.rsa.pub").to_str().unwrap(),
+        ],
     );
     let sigs = s.root().join("var/cache/misc");
     fs::create_dir_all(&sigs).unwrap();
@@ -139,11 +189,18 @@ fn openssl_signatures_and_keys_interoperate() {
             "-sign",
             priv_pem.to_str().unwrap(),
             "-out",
-            sigs.join("modloop-lts.SIGN.RSA.k.rsa.pub").to_str().unwrap(),
+            sigs.join("modloop-lts.SIGN.RSA.k.rsa.pub")
+                .to_str()
+                .unwrap(),
             host_img.to_str().unwrap(),
         ],
     );
-    assert_eq!(modloop::verify(&s.sys, &img, true).unwrap(), Verification::Verified { key: "k.rsa.pub".into() });
+    assert_eq!(
+        modloop::verify(&s.sys, &img, true).unwrap(),
+        Verification::Verified {
+            key: "k.rsa.pub".into()
+        }
+    );
     // PKCS#1 "RSA PUBLIC KEY" PEM works too.
     run(
         "openssl",
@@ -156,7 +213,12 @@ fn openssl_signatures_and_keys_interoperate() {
             keys.join("k.rsa.pub").to_str().unwrap(),
         ],
     );
-    assert_eq!(modloop::verify(&s.sys, &img, true).unwrap(), Verification::Verified { key: "k.rsa.pub".into() });
+    assert_eq!(
+        modloop::verify(&s.sys, &img, true).unwrap(),
+        Verification::Verified {
+            key: "k.rsa.pub".into()
+        }
+    );
 }
 
 #[test]
@@ -172,22 +234,46 @@ fn mount_link_reload_and_arrange_the_new_root() {
 
     let m = modloop::mount(&s.sys, Some(&loader), &img, RELEASE, true).unwrap();
     assert_eq!(m.device, PathBuf::from("/dev/loop0"));
-    assert_eq!(m.verification, Verification::Verified { key: "k.rsa.pub".into() });
+    assert_eq!(
+        m.verification,
+        Verification::Verified {
+            key: "k.rsa.pub".into()
+        }
+    );
     let t = s.sys.trace();
-    let attach = t.iter().position(|l| l == "losetup -r /dev/loop0 /media/vda1/boot/modloop-virt").unwrap();
-    let mount = t.iter().position(|l| l == "mount -t squashfs -o ro /dev/loop0 /.modloop").unwrap();
+    let attach = t
+        .iter()
+        .position(|l| l == "losetup -r /dev/loop0 /media/vda1/boot/modloop-virt")
+        .unwrap();
+    let mount = t
+        .iter()
+        .position(|l| l == "mount -t squashfs -o ro /dev/loop0 /.modloop")
+        .unwrap();
     let squashfs = t.iter().position(|l| l.contains("squashfs.ko")).unwrap();
     assert!(squashfs < attach && attach < mount, "{t:#?}");
 
     // The initramfs now uses the modloop's modules.
     modloop::link_into_initramfs(&s.sys, RELEASE).unwrap();
     let lm = s.root().join("lib/modules").join(RELEASE);
-    assert_eq!(fs::read_link(&lm).unwrap(), Path::new("../../.modloop/modules").join(RELEASE));
-    assert!(s.root().join("lib/modules").join(format!("{RELEASE}.initramfs/modules.dep")).is_file());
-    assert_eq!(fs::read_link(s.root().join("lib/firmware")).unwrap(), Path::new("../.modloop/modules/firmware"));
+    assert_eq!(
+        fs::read_link(&lm).unwrap(),
+        Path::new("../../.modloop/modules").join(RELEASE)
+    );
+    assert!(s
+        .root()
+        .join("lib/modules")
+        .join(format!("{RELEASE}.initramfs/modules.dep"))
+        .is_file());
+    assert_eq!(
+        fs::read_link(s.root().join("lib/firmware")).unwrap(),
+        Path::new("../.modloop/modules/firmware")
+    );
     assert!(s.root().join("lib/firmware/brcm/fw.bin").is_file());
     loader.reload().unwrap();
-    assert_eq!(loader.load(&Request::names(["only_in_modloop"])).loaded, ["only_in_modloop"]);
+    assert_eq!(
+        loader.load(&Request::names(["only_in_modloop"])).loaded,
+        ["only_in_modloop"]
+    );
     // Doing it twice is harmless.
     modloop::link_into_initramfs(&s.sys, RELEASE).unwrap();
 
@@ -195,11 +281,24 @@ fn mount_link_reload_and_arrange_the_new_root() {
     fs::create_dir_all(s.root().join("sysroot/lib/modules/stale")).unwrap();
     fs::create_dir_all(s.root().join("sysroot/lib/firmware")).unwrap();
     modloop::arrange_new_root(&s.sys, Path::new("/sysroot")).unwrap();
-    assert!(s.sys.trace().contains(&"mount -o move /.modloop /sysroot/.modloop".to_string()));
+    assert!(s
+        .sys
+        .trace()
+        .contains(&"mount -o move /.modloop /sysroot/.modloop".to_string()));
     let sr = s.root().join("sysroot");
-    assert_eq!(fs::read_link(sr.join("lib/modules")).unwrap(), Path::new("/.modloop/modules"));
-    assert_eq!(fs::read_link(sr.join("lib/firmware")).unwrap(), Path::new("/lib/modules/firmware"));
-    assert!(sr.join(".modloop/modules").join(RELEASE).join("modules.dep").is_file());
+    assert_eq!(
+        fs::read_link(sr.join("lib/modules")).unwrap(),
+        Path::new("/.modloop/modules")
+    );
+    assert_eq!(
+        fs::read_link(sr.join("lib/firmware")).unwrap(),
+        Path::new("/lib/modules/firmware")
+    );
+    assert!(sr
+        .join(".modloop/modules")
+        .join(RELEASE)
+        .join("modules.dep")
+        .is_file());
 }
 
 #[test]
@@ -212,9 +311,18 @@ fn wrong_kernel_or_bad_signature_tries_the_next_candidate() {
     s.signature("modloop-lts", "k.rsa.pub", b"garbage signature");
     s.signature("modloop-virt", "k.rsa.pub", &sign(&k, &bytes));
     s.modloop_tree(RELEASE);
-    let m = modloop::mount_first(&s.sys, None, &[bad.clone(), good.clone()], RELEASE, true).unwrap();
+    let m =
+        modloop::mount_first(&s.sys, None, &[bad.clone(), good.clone()], RELEASE, true).unwrap();
     assert_eq!(m.image, good);
-    assert_eq!(s.sys.trace().iter().filter(|l| l.starts_with("losetup")).count(), 1, "the bad one is never attached");
+    assert_eq!(
+        s.sys
+            .trace()
+            .iter()
+            .filter(|l| l.starts_with("losetup"))
+            .count(),
+        1,
+        "the bad one is never attached"
+    );
 
     // The modloop of another kernel: unmounted again, and an error naming the release.
     let e = modloop::mount_first(&s.sys, None, &[good], "9.9.9-other", true).unwrap_err();

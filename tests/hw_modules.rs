@@ -31,7 +31,10 @@ fn loaded_order(sys: &RecordingSys) -> Vec<String> {
 }
 
 fn pos(order: &[String], name: &str) -> usize {
-    order.iter().position(|n| n == name).unwrap_or_else(|| panic!("{name} not loaded: {order:?}"))
+    order
+        .iter()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("{name} not loaded: {order:?}"))
 }
 
 #[test]
@@ -41,7 +44,18 @@ fn dependencies_and_softdeps_load_first() {
     let loader = ModuleLoader::open(&sys).unwrap();
     let r = loader.load(&Request::names(["ext4", "vfat"]));
     assert!(r.ok(), "{r:?}");
-    assert_eq!(r.loaded, ["crc16", "crc32c_generic", "ext4", "fat", "jbd2", "mbcache", "vfat"]);
+    assert_eq!(
+        r.loaded,
+        [
+            "crc16",
+            "crc32c_generic",
+            "ext4",
+            "fat",
+            "jbd2",
+            "mbcache",
+            "vfat"
+        ]
+    );
     let order = loaded_order(&sys);
     assert_eq!(order.len(), 7);
     for dep in ["crc16", "mbcache", "jbd2", "crc32c_generic"] {
@@ -53,7 +67,9 @@ fn dependencies_and_softdeps_load_first() {
     assert_eq!(r2.already, ["ext4"]);
     assert_eq!(loaded_order(&sys).len(), 7);
     // Files are handed to the kernel by guest path.
-    assert!(sys.trace().contains(&format!("insmod /lib/modules/{RELEASE}/kernel/fs/ext4/ext4.ko")));
+    assert!(sys.trace().contains(&format!(
+        "insmod /lib/modules/{RELEASE}/kernel/fs/ext4/ext4.ko"
+    )));
 }
 
 #[test]
@@ -63,7 +79,11 @@ fn parallel_loading_respects_each_modules_own_dependencies() {
     // 12 independent chains a_i → b_i → c_i.
     let mut names = Vec::new();
     for i in 0..12 {
-        let (a, b, c) = (format!("kernel/a{i}.ko"), format!("kernel/b{i}.ko"), format!("kernel/c{i}.ko"));
+        let (a, b, c) = (
+            format!("kernel/a{i}.ko"),
+            format!("kernel/b{i}.ko"),
+            format!("kernel/c{i}.ko"),
+        );
         m.module(&c, &[]).module(&b, &[&c]).module(&a, &[&b, &c]);
         names.push(format!("a{i}"));
     }
@@ -86,14 +106,35 @@ fn aliases_globs_and_normalisation() {
     let (dir, sys) = setup();
     standard_modules(dir.path());
     let db = ModuleDb::open(&sys, RELEASE).unwrap();
-    assert_eq!(db.resolve("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", false).modules, ["virtio_pci"]);
-    assert_eq!(db.resolve("virtio:d00000002v00001AF4", false).modules, ["virtio_blk"]);
+    assert_eq!(
+        db.resolve(
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00",
+            false
+        )
+        .modules,
+        ["virtio_pci"]
+    );
+    assert_eq!(
+        db.resolve("virtio:d00000002v00001AF4", false).modules,
+        ["virtio_blk"]
+    );
     assert_eq!(db.resolve("usb-storage", false).modules, ["usb_storage"]);
     assert_eq!(db.resolve("usb_storage", false).modules, ["usb_storage"]);
     assert_eq!(db.resolve("fs-vfat", false).modules, ["vfat"]);
-    assert_eq!(db.resolve("of:NmmcT(null)Cbrcm,bcm2835-sdhost", false).modules, ["bcm2835"]);
-    assert_eq!(db.resolve("usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00", false).modules, ["usb_storage"]);
-    assert!(db.resolve("pci:v00008086d00001237sv0000sd0000bc06sc00i00", false).modules.is_empty());
+    assert_eq!(
+        db.resolve("of:NmmcT(null)Cbrcm,bcm2835-sdhost", false)
+            .modules,
+        ["bcm2835"]
+    );
+    assert_eq!(
+        db.resolve("usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00", false)
+            .modules,
+        ["usb_storage"]
+    );
+    assert!(db
+        .resolve("pci:v00008086d00001237sv0000sd0000bc06sc00i00", false)
+        .modules
+        .is_empty());
     // Built-in modules and their aliases resolve, and loading them is a no-op.
     assert_eq!(db.resolve("mmc_block", false).modules, ["mmc_block"]);
     assert_eq!(db.resolve("fs-fakebuiltin", false).modules, ["mmc_block"]);
@@ -117,8 +158,11 @@ fn blacklist_options_config_aliases_and_cmdline() {
     .unwrap();
     std::fs::write(conf.join("ignored.txt"), "blacklist vfat\n").unwrap();
     std::fs::create_dir_all(dir.path().join("proc")).unwrap();
-    std::fs::write(dir.path().join("proc/cmdline"), "console=ttyAMA0 loop.max_part=4 blacklist=bcm2835 modules=loop\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("proc/cmdline"),
+        "console=ttyAMA0 loop.max_part=4 blacklist=bcm2835 modules=loop\n",
+    )
+    .unwrap();
     let loader = ModuleLoader::open(&sys).unwrap().with_max_threads(1);
 
     // Blacklist hides aliases...
@@ -129,7 +173,11 @@ fn blacklist_options_config_aliases_and_cmdline() {
     assert_eq!(r.blacklisted, ["bcm2835", "usb_storage"]);
     assert!(r.loaded.is_empty());
     // ...but not a name, unless -b.
-    let r = loader.load(&Request { names: vec!["bcm2835".into()], blacklist_all: true, ..Default::default() });
+    let r = loader.load(&Request {
+        names: vec!["bcm2835".into()],
+        blacklist_all: true,
+        ..Default::default()
+    });
     assert_eq!(r.blacklisted, ["bcm2835"]);
     assert!(r.loaded.is_empty());
     let r = loader.load(&Request::names(["usb-storage"]));
@@ -139,11 +187,20 @@ fn blacklist_options_config_aliases_and_cmdline() {
     let mut req = Request::names(["loop"]);
     req.params.insert("loop".into(), vec!["hw=1".into()]);
     loader.load(&req);
-    assert!(sys.trace().iter().any(|l| l.ends_with("loop.ko max_loop=8 max_part=4 hw=1")), "{:?}", sys.trace());
+    assert!(
+        sys.trace()
+            .iter()
+            .any(|l| l.ends_with("loop.ko max_loop=8 max_part=4 hw=1")),
+        "{:?}",
+        sys.trace()
+    );
 
     // Config aliases and softdeps.
     let r = loader.load(&Request::names(["my-disk", "vfat"]));
-    assert_eq!(r.loaded, ["fat", "nls_ascii", "nls_cp437", "vfat", "virtio_blk"]);
+    assert_eq!(
+        r.loaded,
+        ["fat", "nls_ascii", "nls_cp437", "vfat", "virtio_blk"]
+    );
     let order = loaded_order(&sys);
     assert!(pos(&order, "nls_cp437") < pos(&order, "vfat"));
     assert!(pos(&order, "vfat") < pos(&order, "nls_ascii"));
@@ -154,22 +211,39 @@ fn already_loaded_eexist_and_failures() {
     let (dir, sys) = setup();
     standard_modules(dir.path());
     std::fs::create_dir_all(dir.path().join("proc")).unwrap();
-    std::fs::write(dir.path().join("proc/modules"), "fat 86016 1 vfat, Live 0xffff\n").unwrap();
+    std::fs::write(
+        dir.path().join("proc/modules"),
+        "fat 86016 1 vfat, Live 0xffff\n",
+    )
+    .unwrap();
     std::fs::create_dir_all(dir.path().join("sys/module/nls_cp437")).unwrap();
     sys.fail_on("mbcache.ko", 17); // EEXIST: success
     sys.fail_on("jbd2.ko", 8); // ENOEXEC
     let loader = ModuleLoader::open(&sys).unwrap();
-    let r = loader.load(&Request::names(["vfat", "nls_cp437", "ext4", "squashfs", "no-such-module"]));
+    let r = loader.load(&Request::names([
+        "vfat",
+        "nls_cp437",
+        "ext4",
+        "squashfs",
+        "no-such-module",
+    ]));
     assert!(r.already.contains(&"fat".to_string()));
     assert!(r.already.contains(&"nls_cp437".to_string()));
     assert!(r.already.contains(&"mbcache".to_string()));
     assert!(r.loaded.contains(&"vfat".to_string()) && r.loaded.contains(&"squashfs".to_string()));
     assert_eq!(r.not_found, ["no-such-module"]);
-    let failed: Vec<(&str, String)> = r.failed.iter().map(|(m, why)| (m.as_str(), why.to_string())).collect();
+    let failed: Vec<(&str, String)> = r
+        .failed
+        .iter()
+        .map(|(m, why)| (m.as_str(), why.to_string()))
+        .collect();
     assert_eq!(failed.len(), 2, "{failed:?}");
     assert!(matches!(&r.failed[0], (m, FailReason::Dependency(d)) if m == "ext4" && d == "jbd2"));
     assert!(matches!(&r.failed[1], (m, FailReason::Kernel { errno: 8, .. }) if m == "jbd2"));
-    assert!(!loaded_order(&sys).contains(&"ext4".to_string()), "ext4 must not be tried after jbd2 failed");
+    assert!(
+        !loaded_order(&sys).contains(&"ext4".to_string()),
+        "ext4 must not be tried after jbd2 failed"
+    );
     assert!(!loaded_order(&sys).contains(&"fat".to_string()));
 }
 
@@ -187,20 +261,28 @@ fn compressed_modules_in_kernel_or_userspace() {
     let r = loader.load(&Request::names(["a", "b", "c", "d"]));
     assert_eq!(r.loaded, ["a", "b", "c", "d"], "{r:?}");
     let t = sys.trace();
-    assert_eq!(t.iter().filter(|l| *l == "insmod <4096 bytes>").count(), 3, "{t:?}");
+    assert_eq!(
+        t.iter().filter(|l| *l == "insmod <4096 bytes>").count(),
+        3,
+        "{t:?}"
+    );
     assert!(t.contains(&format!("insmod /lib/modules/{RELEASE}/kernel/d.ko")));
 
     // The kernel decompresses xz itself: the file goes in as is; gzip still decompressed here.
     let (dir2, sys2) = setup();
     let mut m = FakeModules::new(dir2.path());
-    m.module("kernel/a.ko.gz", &[]).module("kernel/b.ko.xz", &[]);
+    m.module("kernel/a.ko.gz", &[])
+        .module("kernel/b.ko.xz", &[]);
     m.write();
     std::fs::create_dir_all(dir2.path().join("sys/module")).unwrap();
     std::fs::write(dir2.path().join("sys/module/compression"), "xz\n").unwrap();
     let loader = ModuleLoader::open(&sys2).unwrap().with_max_threads(1);
     assert!(loader.load(&Request::names(["a", "b"])).ok());
     let t = sys2.trace();
-    assert!(t.contains(&format!("insmod /lib/modules/{RELEASE}/kernel/b.ko.xz")), "{t:?}");
+    assert!(
+        t.contains(&format!("insmod /lib/modules/{RELEASE}/kernel/b.ko.xz")),
+        "{t:?}"
+    );
     assert!(t.contains(&"insmod <4096 bytes>".to_string()));
 
     // The kernel claims xz but refuses (EOPNOTSUPP): fall back to userspace.
@@ -216,18 +298,32 @@ fn compressed_modules_in_kernel_or_userspace() {
     assert_eq!(sys3.trace().last().unwrap(), "insmod <4096 bytes>");
 
     // A corrupt compressed file is a failure naming the module, not a panic.
-    std::fs::write(dir.path().join("lib/modules").join(RELEASE).join("kernel/a.ko.gz"), b"\x1f\x8bgarbage").unwrap();
+    std::fs::write(
+        dir.path()
+            .join("lib/modules")
+            .join(RELEASE)
+            .join("kernel/a.ko.gz"),
+        b"\x1f\x8bgarbage",
+    )
+    .unwrap();
     let loader = ModuleLoader::open(&sys).unwrap();
-    let r = ModuleLoader::new(&sys, ModuleDb::open(&sys, RELEASE).unwrap()).load(&Request::names(["a"]));
+    let r = ModuleLoader::new(&sys, ModuleDb::open(&sys, RELEASE).unwrap())
+        .load(&Request::names(["a"]));
     drop(loader);
-    assert!(matches!(&r.failed[..], [(m, FailReason::Read(why))] if m == "a" && why.contains("a.ko.gz")), "{r:?}");
+    assert!(
+        matches!(&r.failed[..], [(m, FailReason::Read(why))] if m == "a" && why.contains("a.ko.gz")),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn softdep_cycles_do_not_hang() {
     let (dir, sys) = setup();
     let mut m = FakeModules::new(dir.path());
-    m.module("kernel/x.ko", &[]).module("kernel/y.ko", &[]).softdep("x pre: y").softdep("y pre: x");
+    m.module("kernel/x.ko", &[])
+        .module("kernel/y.ko", &[])
+        .softdep("x pre: y")
+        .softdep("y pre: x");
     m.write();
     let loader = ModuleLoader::open(&sys).unwrap().with_max_threads(3);
     let r = loader.load(&Request::names(["x"]));
@@ -250,8 +346,15 @@ fn modprobe_personality() {
     assert_eq!(loaded_order(&sys), ["fat", "vfat"]);
     assert_eq!(modprobe_main(&args("modprobe -a loop squashfs"), &sys), 0);
     assert_eq!(modprobe_main(&args("modprobe -qb nonexistent"), &sys), 1);
-    assert_eq!(modprobe_main(&args("modprobe virtio_blk foo=1 bar=2"), &sys), 0);
-    assert!(sys.trace().last().unwrap().ends_with("virtio_blk.ko foo=1 bar=2"));
+    assert_eq!(
+        modprobe_main(&args("modprobe virtio_blk foo=1 bar=2"), &sys),
+        0
+    );
+    assert!(sys
+        .trace()
+        .last()
+        .unwrap()
+        .ends_with("virtio_blk.ko foo=1 bar=2"));
     assert_eq!(modprobe_main(&args("modprobe -r loop"), &sys), 1);
     assert_eq!(modprobe_main(&args("modprobe"), &sys), 1);
     // Another kernel release that has no modules.
@@ -264,7 +367,15 @@ fn mkinitfs_closure() {
     let m = standard_modules(dir.path());
     let paths = closure(
         &m.dir,
-        &["# comment", "ext4", "kernel/drivers/virtio/*", "kernel/fs/fat/", "fs-squashfs", "mmc_block", ""],
+        &[
+            "# comment",
+            "ext4",
+            "kernel/drivers/virtio/*",
+            "kernel/fs/fat/",
+            "fs-squashfs",
+            "mmc_block",
+            "",
+        ],
     )
     .unwrap();
     let want: Vec<PathBuf> = [
@@ -309,6 +420,7 @@ fn feature_files_resolve_against_a_module_tree() {
     let lines: Vec<&str> = vfat.lines().collect();
     let c = closure(&m.dir, &lines).unwrap();
     assert!(
-        c.contains(&PathBuf::from("kernel/fs/fat/vfat.ko")) && c.contains(&PathBuf::from("kernel/fs/nls/nls_cp437.ko"))
+        c.contains(&PathBuf::from("kernel/fs/fat/vfat.ko"))
+            && c.contains(&PathBuf::from("kernel/fs/nls/nls_cp437.ko"))
     );
 }

@@ -10,10 +10,16 @@ use ramboot::hw::probe::{probe, probe_bytes, FsType, Probe};
 use support::*;
 
 fn p(fstype: FsType, label: Option<&str>, uuid: Option<&str>) -> Option<Probe> {
-    Some(Probe { fstype, label: label.map(String::from), uuid: uuid.map(String::from) })
+    Some(Probe {
+        fstype,
+        label: label.map(String::from),
+        uuid: uuid.map(String::from),
+    })
 }
 
-const UUID: [u8; 16] = [0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
+const UUID: [u8; 16] = [
+    0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+];
 const UUID_S: &str = "12345678-9abc-def0-0123-456789abcdef";
 
 #[test]
@@ -23,13 +29,19 @@ fn fat16_labels_and_serial() {
         p(FsType::Vfat, Some("ALPINE"), Some("1234-ABCD"))
     );
     // No root-directory label: the boot sector's.
-    assert_eq!(probe_bytes(&fat16_image(0xDEADBEEF, None)), p(FsType::Vfat, Some("BOOTLBL"), Some("DEAD-BEEF")));
+    assert_eq!(
+        probe_bytes(&fat16_image(0xDEADBEEF, None)),
+        p(FsType::Vfat, Some("BOOTLBL"), Some("DEAD-BEEF"))
+    );
     // "NO NAME" is no label.
     let mut img = fat16_image(1, None);
     img[43..54].copy_from_slice(b"NO NAME    ");
     assert_eq!(probe_bytes(&img), p(FsType::Vfat, None, Some("0000-0001")));
     // Truncated right after the boot sector: still vfat, label from the boot sector.
-    assert_eq!(probe_bytes(&fat16_image(2, Some("X"))[..512]), p(FsType::Vfat, Some("BOOTLBL"), Some("0000-0002")));
+    assert_eq!(
+        probe_bytes(&fat16_image(2, Some("X"))[..512]),
+        p(FsType::Vfat, Some("BOOTLBL"), Some("0000-0002"))
+    );
 }
 
 #[test]
@@ -48,42 +60,73 @@ fn fat32_hand_written() {
     img[67..71].copy_from_slice(&0x0A0B0C0Du32.to_le_bytes());
     img[71..82].copy_from_slice(b"RPI-BOOT   ");
     img[82..90].copy_from_slice(b"FAT32   ");
-    assert_eq!(probe_bytes(&img), p(FsType::Vfat, Some("RPI-BOOT"), Some("0A0B-0C0D")));
+    assert_eq!(
+        probe_bytes(&img),
+        p(FsType::Vfat, Some("RPI-BOOT"), Some("0A0B-0C0D"))
+    );
     let root = (32 + 2 * 8) * 512;
     img[root..root + 11].copy_from_slice(b"DIRLABEL   ");
     img[root + 11] = 0x08;
-    assert_eq!(probe_bytes(&img).unwrap().label.as_deref(), Some("DIRLABEL"));
+    assert_eq!(
+        probe_bytes(&img).unwrap().label.as_deref(),
+        Some("DIRLABEL")
+    );
 }
 
 #[test]
 fn ext_generations_by_feature_flags() {
-    assert_eq!(probe_bytes(&ext_image(0, 0x2, 0x3, UUID, "root")), p(FsType::Ext2, Some("root"), Some(UUID_S)));
-    assert_eq!(probe_bytes(&ext_image(0x4, 0x2, 0x3, UUID, "")), p(FsType::Ext3, None, Some(UUID_S)));
+    assert_eq!(
+        probe_bytes(&ext_image(0, 0x2, 0x3, UUID, "root")),
+        p(FsType::Ext2, Some("root"), Some(UUID_S))
+    );
+    assert_eq!(
+        probe_bytes(&ext_image(0x4, 0x2, 0x3, UUID, "")),
+        p(FsType::Ext3, None, Some(UUID_S))
+    );
     // extents + 64bit + flex_bg, huge_file/dir_nlink/extra_isize.
-    assert_eq!(probe_bytes(&ext_image(0x4, 0x2c2, 0x7b, UUID, "x")).unwrap().fstype, FsType::Ext4);
+    assert_eq!(
+        probe_bytes(&ext_image(0x4, 0x2c2, 0x7b, UUID, "x"))
+            .unwrap()
+            .fstype,
+        FsType::Ext4
+    );
     // No journal but extents: still ext4.
-    assert_eq!(probe_bytes(&ext_image(0, 0x42, 0x3, UUID, "x")).unwrap().fstype, FsType::Ext4);
+    assert_eq!(
+        probe_bytes(&ext_image(0, 0x42, 0x3, UUID, "x"))
+            .unwrap()
+            .fstype,
+        FsType::Ext4
+    );
     // An external journal device is not a filesystem to mount.
     assert_eq!(probe_bytes(&ext_image(0, 0x8, 0, UUID, "")), None);
 }
 
 #[test]
 fn other_filesystems_hand_written() {
-    assert_eq!(probe_bytes(&squashfs_image()), p(FsType::Squashfs, None, None));
+    assert_eq!(
+        probe_bytes(&squashfs_image()),
+        p(FsType::Squashfs, None, None)
+    );
 
     let mut xfs = vec![0u8; 4096];
     xfs[0..4].copy_from_slice(b"XFSB");
     xfs[4..8].copy_from_slice(&4096u32.to_be_bytes());
     xfs[32..48].copy_from_slice(&UUID);
     xfs[108..113].copy_from_slice(b"data1");
-    assert_eq!(probe_bytes(&xfs), p(FsType::Xfs, Some("data1"), Some(UUID_S)));
+    assert_eq!(
+        probe_bytes(&xfs),
+        p(FsType::Xfs, Some("data1"), Some(UUID_S))
+    );
 
     let mut btrfs = vec![0u8; 65536 + 4096];
     let sb = 65536;
     btrfs[sb + 32..sb + 48].copy_from_slice(&UUID);
     btrfs[sb + 64..sb + 72].copy_from_slice(b"_BHRfS_M");
     btrfs[sb + 299..sb + 303].copy_from_slice(b"pool");
-    assert_eq!(probe_bytes(&btrfs), p(FsType::Btrfs, Some("pool"), Some(UUID_S)));
+    assert_eq!(
+        probe_bytes(&btrfs),
+        p(FsType::Btrfs, Some("pool"), Some(UUID_S))
+    );
 
     let mut f2fs = vec![0u8; 4096];
     f2fs[1024..1028].copy_from_slice(&0xF2F52010u32.to_le_bytes());
@@ -91,7 +134,10 @@ fn other_filesystems_hand_written() {
     for (i, c) in "flash".encode_utf16().enumerate() {
         f2fs[1024 + 124 + 2 * i..1024 + 126 + 2 * i].copy_from_slice(&c.to_le_bytes());
     }
-    assert_eq!(probe_bytes(&f2fs), p(FsType::F2fs, Some("flash"), Some(UUID_S)));
+    assert_eq!(
+        probe_bytes(&f2fs),
+        p(FsType::F2fs, Some("flash"), Some(UUID_S))
+    );
 
     let mut iso = vec![0u8; 32768 + 2048];
     let v = 32768;
@@ -104,7 +150,11 @@ fn other_filesystems_hand_written() {
     iso[v + 830..v + 846].copy_from_slice(b"0000000000000000");
     assert_eq!(
         probe_bytes(&iso),
-        p(FsType::Iso9660, Some("alpine-virt 3.21.0 aarch64"), Some("2024-12-05-12-00-00-00"))
+        p(
+            FsType::Iso9660,
+            Some("alpine-virt 3.21.0 aarch64"),
+            Some("2024-12-05-12-00-00-00")
+        )
     );
 
     let mut exfat = vec![0u8; 1 << 20];
@@ -122,7 +172,10 @@ fn other_filesystems_hand_written() {
     for (i, c) in "USB".encode_utf16().enumerate() {
         exfat[root + 34 + 2 * i..root + 36 + 2 * i].copy_from_slice(&c.to_le_bytes());
     }
-    assert_eq!(probe_bytes(&exfat), p(FsType::Exfat, Some("USB"), Some("CAFE-1234")));
+    assert_eq!(
+        probe_bytes(&exfat),
+        p(FsType::Exfat, Some("USB"), Some("CAFE-1234"))
+    );
 }
 
 #[test]
@@ -143,7 +196,10 @@ fn partition_tables_hand_written() {
         d[e2 + 56 + 2 * i..e2 + 58 + 2 * i].copy_from_slice(&c.to_le_bytes());
     }
     let info = partition_info(&d[..], 2);
-    assert_eq!(info.partuuid.as_deref(), Some("78563412-bc9a-f0de-0123-456789abcdef"));
+    assert_eq!(
+        info.partuuid.as_deref(),
+        Some("78563412-bc9a-f0de-0123-456789abcdef")
+    );
     assert_eq!(info.partlabel.as_deref(), Some("rootfs"));
     assert_eq!(partition_info(&d[..], 1).partuuid, None); // unused entry
     assert_eq!(partition_info(&d[..], 200).partuuid, None); // beyond the table
@@ -179,7 +235,10 @@ proptest! {
 /// `blkid -p -o export` of a file, as (TYPE, LABEL, UUID).
 fn blkid(path: &std::path::Path) -> (Option<String>, Option<String>, Option<String>) {
     let out = output("blkid", &["-p", "-o", "export", path.to_str().unwrap()]);
-    let get = |k: &str| out.lines().find_map(|l| l.strip_prefix(&format!("{k}=")).map(String::from));
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")).map(String::from))
+    };
     (get("TYPE"), get("LABEL"), get("UUID"))
 }
 
@@ -208,19 +267,58 @@ fn real_mkfs_images_match_blkid() {
     let d = dir.path();
     if have("mkfs.vfat") {
         let i = image(d, "fat16.img", 16);
-        run("mkfs.vfat", &["-F", "16", "-n", "ALPINE", "-i", "1a2b3c4d", i.to_str().unwrap()]);
+        run(
+            "mkfs.vfat",
+            &[
+                "-F",
+                "16",
+                "-n",
+                "ALPINE",
+                "-i",
+                "1a2b3c4d",
+                i.to_str().unwrap(),
+            ],
+        );
         check_against_blkid(&i, FsType::Vfat);
         let i = image(d, "fat32.img", 40);
-        run("mkfs.vfat", &["-F", "32", "-n", "RPI", "-i", "deadbeef", i.to_str().unwrap()]);
+        run(
+            "mkfs.vfat",
+            &[
+                "-F",
+                "32",
+                "-n",
+                "RPI",
+                "-i",
+                "deadbeef",
+                i.to_str().unwrap(),
+            ],
+        );
         check_against_blkid(&i, FsType::Vfat);
         let i = image(d, "fat12.img", 1);
         run("mkfs.vfat", &["-F", "12", i.to_str().unwrap()]);
         check_against_blkid(&i, FsType::Vfat);
     }
     if have("mkfs.ext4") {
-        for (t, ty) in [("ext2", FsType::Ext2), ("ext3", FsType::Ext3), ("ext4", FsType::Ext4)] {
+        for (t, ty) in [
+            ("ext2", FsType::Ext2),
+            ("ext3", FsType::Ext3),
+            ("ext4", FsType::Ext4),
+        ] {
             let i = image(d, &format!("{t}.img"), 8);
-            run("mke2fs", &["-q", "-F", "-t", t, "-L", "rootfs", "-U", UUID_S, i.to_str().unwrap()]);
+            run(
+                "mke2fs",
+                &[
+                    "-q",
+                    "-F",
+                    "-t",
+                    t,
+                    "-L",
+                    "rootfs",
+                    "-U",
+                    UUID_S,
+                    i.to_str().unwrap(),
+                ],
+            );
             check_against_blkid(&i, ty);
         }
     }
@@ -228,7 +326,15 @@ fn real_mkfs_images_match_blkid() {
         let src = d.join("sq");
         std::fs::create_dir_all(src.join("modules")).unwrap();
         let i = d.join("sq.img");
-        run("mksquashfs", &[src.to_str().unwrap(), i.to_str().unwrap(), "-quiet", "-noappend"]);
+        run(
+            "mksquashfs",
+            &[
+                src.to_str().unwrap(),
+                i.to_str().unwrap(),
+                "-quiet",
+                "-noappend",
+            ],
+        );
         check_against_blkid(&i, FsType::Squashfs);
     }
     if have("mkfs.btrfs") {
@@ -256,7 +362,17 @@ fn real_mkfs_images_match_blkid() {
         std::fs::create_dir_all(&src).unwrap();
         std::fs::write(src.join("f"), "x").unwrap();
         let i = d.join("x.iso");
-        run("genisoimage", &["-quiet", "-V", "ALPINE_CD", "-o", i.to_str().unwrap(), src.to_str().unwrap()]);
+        run(
+            "genisoimage",
+            &[
+                "-quiet",
+                "-V",
+                "ALPINE_CD",
+                "-o",
+                i.to_str().unwrap(),
+                src.to_str().unwrap(),
+            ],
+        );
         check_against_blkid(&i, FsType::Iso9660);
     }
 }
@@ -281,9 +397,16 @@ fn real_partition_tables_match_sfdisk() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "sfdisk: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sfdisk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let f = std::fs::File::open(&mbr).unwrap();
-    assert_eq!(partition_info(&f, 2).partuuid.as_deref(), Some("5e29a4d6-02"));
+    assert_eq!(
+        partition_info(&f, 2).partuuid.as_deref(),
+        Some("5e29a4d6-02")
+    );
 
     let gpt = image(d, "gpt.img", 8);
     let script = "label: gpt\nsize=2M, type=L, name=boot\ntype=L, name=rootfs\n";
@@ -298,8 +421,14 @@ fn real_partition_tables_match_sfdisk() {
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
     drop(child.stdin.take());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "sfdisk: {}", String::from_utf8_lossy(&out.stderr));
-    let want = output("sfdisk", &["--part-uuid", gpt.to_str().unwrap(), "2"]).trim().to_lowercase();
+    assert!(
+        out.status.success(),
+        "sfdisk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = output("sfdisk", &["--part-uuid", gpt.to_str().unwrap(), "2"])
+        .trim()
+        .to_lowercase();
     let f = std::fs::File::open(&gpt).unwrap();
     let info = partition_info(&f, 2);
     assert_eq!(info.partuuid.as_deref(), Some(want.as_str()));

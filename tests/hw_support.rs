@@ -29,7 +29,14 @@ impl FakeModules {
     pub fn new(root: &Path) -> Self {
         let dir = root.join("lib/modules").join(RELEASE);
         std::fs::create_dir_all(&dir).unwrap();
-        FakeModules { dir, dep: vec![], alias: vec![], softdep: vec![], builtin: vec![], modinfo: vec![] }
+        FakeModules {
+            dir,
+            dep: vec![],
+            alias: vec![],
+            softdep: vec![],
+            builtin: vec![],
+            modinfo: vec![],
+        }
     }
 
     /// Adds a module at `path` (relative, e.g. `kernel/fs/fat/vfat.ko.gz`) needing `deps` (paths).
@@ -47,7 +54,10 @@ impl FakeModules {
             lzma_rs::xz_compress(&mut &plain[..], &mut out).unwrap();
             out
         } else if path.ends_with(".zst") {
-            ruzstd::encoding::compress_to_vec(&plain[..], ruzstd::encoding::CompressionLevel::Fastest)
+            ruzstd::encoding::compress_to_vec(
+                &plain[..],
+                ruzstd::encoding::CompressionLevel::Fastest,
+            )
         } else {
             plain
         };
@@ -73,7 +83,8 @@ impl FakeModules {
         let name = path.rsplit('/').next().unwrap();
         let name = &name[..name.find(".ko").unwrap()];
         for a in aliases {
-            self.modinfo.extend_from_slice(format!("{name}.alias={a}\0").as_bytes());
+            self.modinfo
+                .extend_from_slice(format!("{name}.alias={a}\0").as_bytes());
         }
         self
     }
@@ -83,11 +94,17 @@ impl FakeModules {
         std::fs::write(self.dir.join("modules.dep"), lines(&self.dep)).unwrap();
         std::fs::write(
             self.dir.join("modules.alias"),
-            format!("# Aliases extracted from modules themselves.\n{}", lines(&self.alias)),
+            format!(
+                "# Aliases extracted from modules themselves.\n{}",
+                lines(&self.alias)
+            ),
         )
         .unwrap();
-        std::fs::write(self.dir.join("modules.softdep"), format!("# Soft dependencies.\n{}", lines(&self.softdep)))
-            .unwrap();
+        std::fs::write(
+            self.dir.join("modules.softdep"),
+            format!("# Soft dependencies.\n{}", lines(&self.softdep)),
+        )
+        .unwrap();
         std::fs::write(self.dir.join("modules.builtin"), lines(&self.builtin)).unwrap();
         std::fs::write(self.dir.join("modules.builtin.modinfo"), &self.modinfo).unwrap();
     }
@@ -107,7 +124,14 @@ pub fn standard_modules(root: &Path) -> FakeModules {
         .module("kernel/fs/mbcache.ko", &[])
         .module("kernel/fs/jbd2/jbd2.ko", &[])
         .module("kernel/crypto/crc32c_generic.ko", &[])
-        .module("kernel/fs/ext4/ext4.ko", &["kernel/lib/crc16.ko", "kernel/fs/mbcache.ko", "kernel/fs/jbd2/jbd2.ko"])
+        .module(
+            "kernel/fs/ext4/ext4.ko",
+            &[
+                "kernel/lib/crc16.ko",
+                "kernel/fs/mbcache.ko",
+                "kernel/fs/jbd2/jbd2.ko",
+            ],
+        )
         .module("kernel/drivers/usb/storage/usb-storage.ko", &[])
         .module("kernel/fs/squashfs/squashfs.ko", &[])
         .module("kernel/drivers/block/loop.ko", &[])
@@ -210,7 +234,13 @@ pub fn fat16_image(serial: u32, label: Option<&str>) -> Vec<u8> {
 }
 
 /// An ext2/3/4 superblock at 1024 with the given feature words.
-pub fn ext_image(compat: u32, incompat: u32, ro_compat: u32, uuid: [u8; 16], label: &str) -> Vec<u8> {
+pub fn ext_image(
+    compat: u32,
+    incompat: u32,
+    ro_compat: u32,
+    uuid: [u8; 16],
+    label: &str,
+) -> Vec<u8> {
     let mut img = vec![0u8; 64 * 1024];
     let sb = 1024;
     img[sb + 56..sb + 58].copy_from_slice(&0xEF53u16.to_le_bytes());
@@ -234,7 +264,9 @@ pub fn squashfs_image() -> Vec<u8> {
 pub fn have(tool: &str) -> bool {
     let ok = Command::new("sh")
         .arg("-c")
-        .arg(format!("command -v {tool} || test -x /sbin/{tool} || test -x /usr/sbin/{tool}"))
+        .arg(format!(
+            "command -v {tool} || test -x /sbin/{tool} || test -x /usr/sbin/{tool}"
+        ))
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
@@ -246,13 +278,25 @@ pub fn have(tool: &str) -> bool {
 /// Runs a tool (looking in the sbin directories too); panics with its output on failure.
 pub fn run(tool: &str, args: &[&str]) {
     let path = std::env::var("PATH").unwrap_or_default();
-    let out = Command::new(tool).args(args).env("PATH", format!("{path}:/sbin:/usr/sbin")).output().unwrap();
-    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(tool)
+        .args(args)
+        .env("PATH", format!("{path}:/sbin:/usr/sbin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Runs a tool and returns stdout.
 pub fn output(tool: &str, args: &[&str]) -> String {
     let path = std::env::var("PATH").unwrap_or_default();
-    let out = Command::new(tool).args(args).env("PATH", format!("{path}:/sbin:/usr/sbin")).output().unwrap();
+    let out = Command::new(tool)
+        .args(args)
+        .env("PATH", format!("{path}:/sbin:/usr/sbin"))
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -4,7 +4,8 @@
 mod support;
 
 use ramboot::media::{
-    choose_apkovl, deep_boot_repositories, find_modloop, scan, ApkovlCandidate, ScanOptions, Verdict,
+    choose_apkovl, deep_boot_repositories, find_modloop, scan, ApkovlCandidate, ScanOptions,
+    Verdict,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,10 @@ fn rpi_media(d: &Path) {
     touch(&d.join("boot/modloop-rpi"), &squashfs_image());
     touch(&d.join("boot/config-rpi"), b"CONFIG_X=y");
     touch(&d.join("bcm2710-rpi-3-b.dtb"), b"dtb");
-    touch(&d.join("cmdline.txt"), b"modules=loop,squashfs,sd-mod,usb-storage quiet console=tty1");
+    touch(
+        &d.join("cmdline.txt"),
+        b"modules=loop,squashfs,sd-mod,usb-storage quiet console=tty1",
+    );
     touch(&d.join("pi.apkovl.tar.gz"), b"ovl");
     touch(&d.join("pi.apkovl.tar.gz.bak"), b"old");
     touch(&d.join("notes.apkovl.txt"), b"no");
@@ -43,14 +47,23 @@ fn rpi_media(d: &Path) {
 fn scans_the_rpi_layout() {
     let dir = tempfile::tempdir().unwrap();
     rpi_media(dir.path());
-    let opts = ScanOptions { modloop: None, kernel_release: Some("6.6.31-0-rpi".into()) };
+    let opts = ScanOptions {
+        modloop: None,
+        kernel_release: Some("6.6.31-0-rpi".into()),
+    };
     let offer = scan(dir.path(), &opts).unwrap();
     assert_eq!(offer.boot_repositories, paths(&["apks"]));
-    assert_eq!(offer.apkovls, paths(&["pi.apkovl.tar.gz", "pi.apkovl.tar.gz.bak"]));
+    assert_eq!(
+        offer.apkovls,
+        paths(&["pi.apkovl.tar.gz", "pi.apkovl.tar.gz.bak"])
+    );
     assert_eq!(offer.modloops, paths(&["boot/modloop-rpi"]));
     assert_eq!(offer.cache, Some(PathBuf::from("cache")));
     assert_eq!(offer.verdict(), Verdict::Keep);
-    assert_eq!(deep_boot_repositories(dir.path()), paths(&["apks", "extra/edge"]));
+    assert_eq!(
+        deep_boot_repositories(dir.path()),
+        paths(&["apks", "extra/edge"])
+    );
 }
 
 #[test]
@@ -86,19 +99,35 @@ fn modloop_search_order() {
     touch(&d.join("boot/modloop-fake"), b"not a squashfs");
     assert_eq!(
         find_modloop(d, None, Some("6.12.1-0-virt")),
-        paths(&["boot/modloop-virt", "boot/modloop-lts", "modloop-top", "boot/other.sqfs"])
+        paths(&[
+            "boot/modloop-virt",
+            "boot/modloop-lts",
+            "modloop-top",
+            "boot/other.sqfs"
+        ])
     );
     assert_eq!(
         find_modloop(d, None, None),
-        paths(&["boot/modloop-lts", "boot/modloop-virt", "modloop-top", "boot/other.sqfs"])
+        paths(&[
+            "boot/modloop-lts",
+            "boot/modloop-virt",
+            "modloop-top",
+            "boot/other.sqfs"
+        ])
     );
     // modloop=<relpath> names exactly one file.
-    assert_eq!(find_modloop(d, Some("/boot/modloop-fake"), None), paths(&["boot/modloop-fake"]));
+    assert_eq!(
+        find_modloop(d, Some("/boot/modloop-fake"), None),
+        paths(&["boot/modloop-fake"])
+    );
     assert!(find_modloop(d, Some("boot/absent"), None).is_empty());
 }
 
 fn cand(dev: &str, name: &str) -> ApkovlCandidate {
-    ApkovlCandidate { device: dev.into(), path: PathBuf::from(format!("/media/{dev}/{name}")) }
+    ApkovlCandidate {
+        device: dev.into(),
+        path: PathBuf::from(format!("/media/{dev}/{name}")),
+    }
 }
 
 #[test]
@@ -135,6 +164,13 @@ fn apkovl_choice_is_deterministic_and_explained() {
     assert_eq!(choose_apkovl(&all, Some("nobody")).unwrap().chosen, all[1]);
     assert_eq!(choose_apkovl(&all, Some("old")).unwrap().chosen, all[1]);
     // Same device: by file name.
-    let c = choose_apkovl(&[cand("vda1", "b.apkovl.tar.gz"), cand("vda1", "a.apkovl.tar.gz")], None).unwrap();
+    let c = choose_apkovl(
+        &[
+            cand("vda1", "b.apkovl.tar.gz"),
+            cand("vda1", "a.apkovl.tar.gz"),
+        ],
+        None,
+    )
+    .unwrap();
     assert!(c.chosen.path.ends_with("a.apkovl.tar.gz"));
 }

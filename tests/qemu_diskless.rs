@@ -32,14 +32,27 @@ fn artifacts() -> &'static Artifacts {
             .map(|e| e.unwrap().path())
             .find(|p| p.extension().is_some_and(|e| e == "pub"))
             .unwrap();
-        let sig = std::fs::read_dir(media.join("initramfs-files")).unwrap().next().unwrap().unwrap().path();
+        let sig = std::fs::read_dir(media.join("initramfs-files"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         let sig_name = sig.file_name().unwrap().to_str().unwrap().to_string();
         let build = |name: &str, features: &str, sig: &Path| {
             let out = out_dir().join(name);
             let file = format!("{}:/var/cache/misc/{sig_name}", sig.display());
             let text = script(
                 "make-initramfs.sh",
-                &[out.to_str().unwrap(), "-F", features, "--apk-key", key.to_str().unwrap(), "--file", &file],
+                &[
+                    out.to_str().unwrap(),
+                    "-F",
+                    features,
+                    "--apk-key",
+                    key.to_str().unwrap(),
+                    "--file",
+                    &file,
+                ],
             );
             eprintln!("{text}");
             out
@@ -51,7 +64,12 @@ fn artifacts() -> &'static Artifacts {
         std::fs::write(&bad, bytes).unwrap();
         let initrd_badsig = build("dl-initrd-badsig", "base,virtio,vfat", &bad);
         let initrd_rpi = build("dl-initrd-rpi", "base,mmc,rpi,vfat", &sig);
-        Artifacts { media, initrd_virt, initrd_badsig, initrd_rpi }
+        Artifacts {
+            media,
+            initrd_virt,
+            initrd_badsig,
+            initrd_rpi,
+        }
     })
 }
 
@@ -59,7 +77,10 @@ fn virtio(image: &str) -> Vec<String> {
     let img = artifacts().media.join(image);
     vec![
         "-drive".into(),
-        format!("if=none,id=d0,file={},format=raw,snapshot=on", img.display()),
+        format!(
+            "if=none,id=d0,file={},format=raw,snapshot=on",
+            img.display()
+        ),
         "-device".into(),
         "virtio-blk-pci,drive=d0".into(),
     ]
@@ -69,8 +90,14 @@ const BOOT: Duration = Duration::from_secs(180);
 
 /// A number after `key` in `text` (`"end_ms":123.4`).
 fn number_after(text: &str, key: &str) -> f64 {
-    let at = text.find(key).unwrap_or_else(|| panic!("{key} not in {text}")) + key.len();
-    let digits: String = text[at..].chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let at = text
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} not in {text}"))
+        + key.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     digits.parse().unwrap()
 }
 
@@ -78,24 +105,65 @@ fn number_after(text: &str, key: &str) -> f64 {
 #[test]
 fn virtio_media_demo_boots_diskless() {
     let a = artifacts();
-    let mut q = Qemu::virt("dl-a-virtio", &a.initrd_virt, "console=ttyAMA0", &virtio("media.img"));
+    let mut q = Qemu::virt(
+        "dl-a-virtio",
+        &a.initrd_virt,
+        "console=ttyAMA0",
+        &virtio("media.img"),
+    );
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
-    assert!(text.contains("modloop /media/vda1/boot/modloop-virt mounted (Verified"), "{text}");
-    assert!(text.contains("RAMBOOT-DEMO: init is running; hostname=ramboot-demo"), "{text}");
-    assert!(text.contains("RAMBOOT-DEMO: demo.conf setting=from-apkovl"), "the apkovl's file wins: {text}");
-    assert!(text.contains(&format!("RAMBOOT-DEMO: modules {} ", kernel().release)), "{text}");
-    let installed = text.lines().find(|l| l.contains("RAMBOOT-DEMO: installed")).unwrap();
-    for p in ["alpine-base", "alpine-baselayout", "busybox", "demo-service"] {
+    assert!(
+        text.contains("modloop /media/vda1/boot/modloop-virt mounted (Verified"),
+        "{text}"
+    );
+    assert!(
+        text.contains("RAMBOOT-DEMO: init is running; hostname=ramboot-demo"),
+        "{text}"
+    );
+    assert!(
+        text.contains("RAMBOOT-DEMO: demo.conf setting=from-apkovl"),
+        "the apkovl's file wins: {text}"
+    );
+    assert!(
+        text.contains(&format!("RAMBOOT-DEMO: modules {} ", kernel().release)),
+        "{text}"
+    );
+    let installed = text
+        .lines()
+        .find(|l| l.contains("RAMBOOT-DEMO: installed"))
+        .unwrap();
+    for p in [
+        "alpine-base",
+        "alpine-baselayout",
+        "busybox",
+        "demo-service",
+    ] {
         assert!(installed.contains(p), "{p} in {installed}");
     }
-    assert!(!installed.contains("broken") && !installed.contains("extra"), "{installed}");
+    assert!(
+        !installed.contains("broken") && !installed.contains("extra"),
+        "{installed}"
+    );
     // No idle wait once the media was ready: the media stage ends right after.
-    let timeline = text.lines().find(|l| l.contains("RAMBOOT-DEMO: timeline")).unwrap();
+    let timeline = text
+        .lines()
+        .find(|l| l.contains("RAMBOOT-DEMO: timeline"))
+        .unwrap();
     let ready = number_after(timeline, "\"name\":\"media ready\",\"at_ms\":");
-    let media_end = number_after(&timeline[timeline.find("\"name\":\"media\"").unwrap()..], "\"end_ms\":");
-    assert!(media_end - ready < 50.0, "media stage ended {}ms after the media was ready", media_end - ready);
-    assert!(timeline.contains("\"name\":\"modloop mounted\""), "{timeline}");
+    let media_end = number_after(
+        &timeline[timeline.find("\"name\":\"media\"").unwrap()..],
+        "\"end_ms\":",
+    );
+    assert!(
+        media_end - ready < 50.0,
+        "media stage ended {}ms after the media was ready",
+        media_end - ready
+    );
+    assert!(
+        timeline.contains("\"name\":\"modloop mounted\""),
+        "{timeline}"
+    );
 }
 
 /// Issue 4 (b): the same media on a USB stick, which appears late (USB enumeration).
@@ -105,7 +173,10 @@ fn usb_stick_that_appears_late() {
     let img = a.media.join("usb.img");
     let extra = vec![
         "-drive".into(),
-        format!("if=none,id=u0,file={},format=raw,snapshot=on", img.display()),
+        format!(
+            "if=none,id=u0,file={},format=raw,snapshot=on",
+            img.display()
+        ),
         "-device".into(),
         "qemu-xhci,id=xhci".into(),
         "-device".into(),
@@ -114,7 +185,10 @@ fn usb_stick_that_appears_late() {
     let mut q = Qemu::virt("dl-b-usb", &a.initrd_virt, "console=ttyAMA0", &extra);
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
-    assert!(text.contains("modloop /media/sda1/boot/modloop-virt mounted"), "{text}");
+    assert!(
+        text.contains("modloop /media/sda1/boot/modloop-virt mounted"),
+        "{text}"
+    );
     assert!(text.contains("hostname=ramboot-demo"), "{text}");
     assert!(text.contains("\"name\":\"device sda1 appeared\""), "{text}");
 }
@@ -123,7 +197,12 @@ fn usb_stick_that_appears_late() {
 #[test]
 fn two_apkovls_documented_choice_and_warning() {
     let a = artifacts();
-    let mut q = Qemu::virt("dl-c-two-apkovls", &a.initrd_virt, "console=ttyAMA0", &virtio("two-apkovls.img"));
+    let mut q = Qemu::virt(
+        "dl-c-two-apkovls",
+        &a.initrd_virt,
+        "console=ttyAMA0",
+        &virtio("two-apkovls.img"),
+    );
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
     assert!(
@@ -139,12 +218,20 @@ fn two_apkovls_documented_choice_and_warning() {
 #[test]
 fn bad_modloop_signature_is_refused() {
     let a = artifacts();
-    let mut q = Qemu::virt("dl-d-badsig", &a.initrd_badsig, "console=ttyAMA0", &virtio("media.img"));
+    let mut q = Qemu::virt(
+        "dl-d-badsig",
+        &a.initrd_badsig,
+        "console=ttyAMA0",
+        &virtio("media.img"),
+    );
     q.expect("modloop refused", BOOT);
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
     assert!(text.contains("signature"), "{text}");
-    assert!(!text.contains("modloop /media/vda1/boot/modloop-virt mounted"), "{text}");
+    assert!(
+        !text.contains("modloop /media/vda1/boot/modloop-virt mounted"),
+        "{text}"
+    );
 }
 
 /// Issue 4 (e): no media at all: a clear message after the deadline, then the rescue shell.
@@ -153,11 +240,7 @@ fn no_media_gives_clear_message_and_rescue() {
     let a = artifacts();
     let mut q = Qemu::virt("dl-e-no-media", &a.initrd_virt, "console=ttyAMA0", &[]);
     q.expect("no boot media found after", BOOT);
-    q.expect("Launching initramfs emergency recovery shell", BOOT);
-    std::thread::sleep(Duration::from_millis(500));
-    q.send("echo RESCUE-$((6*7)); /bin/busybox poweroff -f\n");
-    q.expect("RESCUE-42", BOOT);
-    q.wait_exit(BOOT);
+    q.use_rescue_shell_and_power_off(BOOT);
 }
 
 /// Issue 4 (f) and issue 5 (b): Raspberry Pi 3B with the SD card, found through the SD host
@@ -186,7 +269,10 @@ fn raspberry_pi_sd_card() {
         "-append",
         "console=ttyAMA0 modules=loop,squashfs,sd-mod,usb-storage",
         "-drive",
-        &format!("if=sd,format=raw,snapshot=on,file={}", a.media.join("sd.img").display()),
+        &format!(
+            "if=sd,format=raw,snapshot=on,file={}",
+            a.media.join("sd.img").display()
+        ),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -194,7 +280,10 @@ fn raspberry_pi_sd_card() {
     let mut q = Qemu::spawn("dl-f-raspi3b", &args);
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
-    assert!(text.contains("modloop /media/mmcblk0p1/boot/modloop-virt mounted"), "{text}");
+    assert!(
+        text.contains("modloop /media/mmcblk0p1/boot/modloop-virt mounted"),
+        "{text}"
+    );
     assert!(text.contains("hostname=ramboot-demo"), "{text}");
     assert!(text.contains("demo.conf setting=from-apkovl"), "{text}");
 }
@@ -203,11 +292,22 @@ fn raspberry_pi_sd_card() {
 #[test]
 fn pkgs_option_adds_a_package() {
     let a = artifacts();
-    let mut q = Qemu::virt("dl-5c-pkgs", &a.initrd_virt, "console=ttyAMA0 pkgs=extra", &virtio("media.img"));
+    let mut q = Qemu::virt(
+        "dl-5c-pkgs",
+        &a.initrd_virt,
+        "console=ttyAMA0 pkgs=extra",
+        &virtio("media.img"),
+    );
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
-    assert!(text.contains("RAMBOOT-DEMO: extra package present"), "{text}");
-    let world = text.lines().find(|l| l.contains("RAMBOOT-DEMO: world")).unwrap();
+    assert!(
+        text.contains("RAMBOOT-DEMO: extra package present"),
+        "{text}"
+    );
+    let world = text
+        .lines()
+        .find(|l| l.contains("RAMBOOT-DEMO: world"))
+        .unwrap();
     assert!(world.contains("extra"), "{world}");
 }
 
@@ -215,12 +315,23 @@ fn pkgs_option_adds_a_package() {
 #[test]
 fn corrupt_apkovl_boots_clean_default() {
     let a = artifacts();
-    let mut q = Qemu::virt("dl-5d-corrupt", &a.initrd_virt, "console=ttyAMA0", &virtio("corrupt-apkovl.img"));
+    let mut q = Qemu::virt(
+        "dl-5d-corrupt",
+        &a.initrd_virt,
+        "console=ttyAMA0",
+        &virtio("corrupt-apkovl.img"),
+    );
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
     assert!(text.contains("is corrupt"), "{text}");
-    assert!(text.contains("booting a clean default system instead"), "{text}");
-    assert!(text.contains("hostname=localhost"), "the package's default: {text}");
+    assert!(
+        text.contains("booting a clean default system instead"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hostname=localhost"),
+        "the package's default: {text}"
+    );
     assert!(text.contains("demo.conf setting=from-package"), "{text}");
 }
 
@@ -229,10 +340,21 @@ fn corrupt_apkovl_boots_clean_default() {
 #[test]
 fn tampered_package_is_refused_others_install() {
     let a = artifacts();
-    let mut q = Qemu::virt("dl-5e-tampered", &a.initrd_virt, "console=ttyAMA0 pkgs=broken", &virtio("media.img"));
+    let mut q = Qemu::virt(
+        "dl-5e-tampered",
+        &a.initrd_virt,
+        "console=ttyAMA0 pkgs=broken",
+        &virtio("media.img"),
+    );
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
     assert!(text.contains("package broken-1.0-r0 refused"), "{text}");
-    let installed = text.lines().find(|l| l.contains("RAMBOOT-DEMO: installed")).unwrap();
-    assert!(!installed.contains("broken") && installed.contains("demo-service"), "{installed}");
+    let installed = text
+        .lines()
+        .find(|l| l.contains("RAMBOOT-DEMO: installed"))
+        .unwrap();
+    assert!(
+        !installed.contains("broken") && installed.contains("demo-service"),
+        "{installed}"
+    );
 }

@@ -92,11 +92,7 @@ fn c_missing_root_device_gives_rescue_shell() {
         &disk(),
     );
     q.expect("root device /dev/vdb not found after", BOOT);
-    q.expect("Launching initramfs emergency recovery shell", BOOT);
-    std::thread::sleep(Duration::from_millis(500));
-    q.send("echo RESCUE-$((6*7)); /bin/busybox poweroff -f\n");
-    q.expect("RESCUE-42", BOOT);
-    q.wait_exit(BOOT);
+    q.use_rescue_shell_and_power_off(BOOT);
 }
 
 #[test]
@@ -109,11 +105,7 @@ fn d_missing_init_gives_rescue_shell() {
         &disk(),
     );
     q.expect("/nonexistent does not exist in the new root /sysroot", BOOT);
-    q.expect("Launching initramfs emergency recovery shell", BOOT);
-    std::thread::sleep(Duration::from_millis(500));
-    q.send("echo RESCUE-$((6*7)); /bin/busybox poweroff -f\n");
-    q.expect("RESCUE-42", BOOT);
-    q.wait_exit(BOOT);
+    q.use_rescue_shell_and_power_off(BOOT);
 }
 
 #[test]

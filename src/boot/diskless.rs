@@ -47,10 +47,17 @@ fn note(d: &mut Decisions, text: String) {
 }
 
 /// Finds and mounts the boot media; fails only when there is nothing to boot from.
-fn find_media(boot: &mut Boot<'_>, plan: &Diskless, decisions: &mut Decisions) -> Result<Media, BootError> {
+fn find_media(
+    boot: &mut Boot<'_>,
+    plan: &Diskless,
+    decisions: &mut Decisions,
+) -> Result<Media, BootError> {
     let want_repository = plan.repos == RepoSource::Auto;
     let want_apkovl = plan.apkovl == ApkovlSource::Auto;
-    let mut cfg = DiscoverConfig::new(Goal::Media { want_repository, want_apkovl });
+    let mut cfg = DiscoverConfig::new(Goal::Media {
+        want_repository,
+        want_apkovl,
+    });
     if let Some(delay) = plan.usbdelay {
         cfg = cfg.with_usbdelay(delay);
     }
@@ -65,7 +72,10 @@ fn find_media(boot: &mut Boot<'_>, plan: &Diskless, decisions: &mut Decisions) -
     let d: Discovery = discover(boot.sys, boot.loader.as_ref(), &cfg);
     for dev in &d.devices {
         if !dev.info.dev.name.starts_with("loop") && !dev.info.dev.name.starts_with("ram") {
-            boot.timeline.mark(&format!("device {} appeared", dev.info.dev.name), dev.appeared);
+            boot.timeline.mark(
+                &format!("device {} appeared", dev.info.dev.name),
+                dev.appeared,
+            );
         }
     }
     if let Some(at) = d.ready_at {
@@ -74,9 +84,16 @@ fn find_media(boot: &mut Boot<'_>, plan: &Diskless, decisions: &mut Decisions) -
     for w in &d.warnings {
         log::warn!("{w}");
     }
-    let mut media = Media { discovery_warnings: d.warnings.clone(), ..Default::default() };
+    let mut media = Media {
+        discovery_warnings: d.warnings.clone(),
+        ..Default::default()
+    };
     for m in d.kept_media() {
-        let info = d.devices.iter().find(|s| s.info.dev.name == m.device).and_then(|s| s.info.probe.clone());
+        let info = d
+            .devices
+            .iter()
+            .find(|s| s.info.dev.name == m.device)
+            .and_then(|s| s.info.probe.clone());
         media.mounts.push(MediaMount {
             device: PathBuf::from(format!("/dev/{}", m.device)),
             mountpoint: m.mountpoint.clone(),
@@ -93,7 +110,11 @@ fn find_media(boot: &mut Boot<'_>, plan: &Diskless, decisions: &mut Decisions) -
         media.apkovl = Some(choice.chosen.path.clone());
         decisions.apkovl_reason = choice.reason.clone();
         if !choice.others.is_empty() {
-            let others: Vec<String> = choice.others.iter().map(|o| o.path.display().to_string()).collect();
+            let others: Vec<String> = choice
+                .others
+                .iter()
+                .map(|o| o.path.display().to_string())
+                .collect();
             log::warn!(
                 "several apkovls found: using {} ({}); ignoring {}",
                 choice.chosen.path.display(),
@@ -103,10 +124,16 @@ fn find_media(boot: &mut Boot<'_>, plan: &Diskless, decisions: &mut Decisions) -
         }
     }
     let nothing = media.repositories.is_empty() && media.apkovl.is_none();
-    let explicit = !matches!(plan.repos, RepoSource::Auto) || !matches!(plan.apkovl, ApkovlSource::Auto);
+    let explicit =
+        !matches!(plan.repos, RepoSource::Auto) || !matches!(plan.apkovl, ApkovlSource::Auto);
     if nothing && !explicit && !boot.plan.needs_network {
         return Err(BootError::NoBootMedia {
-            devices: d.devices.iter().map(|s| s.info.dev.name.clone()).filter(|n| !n.starts_with("loop")).collect(),
+            devices: d
+                .devices
+                .iter()
+                .map(|s| s.info.dev.name.clone())
+                .filter(|n| !n.starts_with("loop"))
+                .collect(),
             waited: d.finished.saturating_sub(d.started),
         });
     }
@@ -119,7 +146,8 @@ fn mount_modloop(boot: &mut Boot<'_>, media: &Media, decisions: &mut Decisions) 
     match &boot.plan.modloop {
         ModloopSpec::None => return Outcome::Ok,
         ModloopSpec::Url(u) => {
-            let w = format!("modloop={u} needs networking, which ramboot does not do yet; no modloop");
+            let w =
+                format!("modloop={u} needs networking, which ramboot does not do yet; no modloop");
             log::warn!("{w}");
             return Outcome::Degraded(w);
         }
@@ -129,17 +157,29 @@ fn mount_modloop(boot: &mut Boot<'_>, media: &Media, decisions: &mut Decisions) 
         return Outcome::Degraded("no modloop on the boot media".into());
     }
     let release = boot.sys.kernel_release();
-    let mounted =
-        match modloop::mount_first(boot.sys, boot.loader.as_ref(), &media.modloops, &release, boot.plan.modloop_verify) {
-            Ok(m) => m,
-            Err(e) => {
-                let w = format!("modloop refused: {e}");
-                log::error!("{w}");
-                return Outcome::Degraded(w);
-            }
-        };
+    let mounted = match modloop::mount_first(
+        boot.sys,
+        boot.loader.as_ref(),
+        &media.modloops,
+        &release,
+        boot.plan.modloop_verify,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            let w = format!("modloop refused: {e}");
+            log::error!("{w}");
+            return Outcome::Degraded(w);
+        }
+    };
     boot.timeline.mark("modloop mounted", boot.sys.now());
-    note(decisions, format!("modloop {} mounted ({:?})", mounted.image.display(), mounted.verification));
+    note(
+        decisions,
+        format!(
+            "modloop {} mounted ({:?})",
+            mounted.image.display(),
+            mounted.verification
+        ),
+    );
     decisions.modloop = Some(mounted.image.display().to_string());
     if let Err(e) = modloop::link_into_initramfs(boot.sys, &release) {
         log::warn!("{e}");
@@ -153,7 +193,10 @@ fn mount_modloop(boot: &mut Boot<'_>, media: &Media, decisions: &mut Decisions) 
     let cfg = DiscoverConfig::new(Goal::Drivers);
     let d = discover(boot.sys, boot.loader.as_ref(), &cfg);
     if !d.modules.loaded.is_empty() {
-        note(decisions, format!("modloop drivers loaded: {}", d.modules.loaded.join(" ")));
+        note(
+            decisions,
+            format!("modloop drivers loaded: {}", d.modules.loaded.join(" ")),
+        );
     }
     Outcome::Ok
 }
@@ -168,14 +211,25 @@ fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<
             None
         }
         ApkovlSource::Path(p) => Some(p.clone()),
-        ApkovlSource::Device { device, fstype, path } => {
+        ApkovlSource::Device {
+            device,
+            fstype,
+            path,
+        } => {
             let text = device.to_string();
             let name = text.rsplit('/').next().unwrap_or(&text).to_string();
             let dir = PathBuf::from("/media").join(&name);
             let _ = fs::create_dir_all(boot.sys.path(&dir));
-            let source = if text.starts_with('/') { text.clone() } else { format!("/dev/{name}") };
+            let source = if text.starts_with('/') {
+                text.clone()
+            } else {
+                format!("/dev/{name}")
+            };
             let fs_type = fstype.clone().unwrap_or_else(|| "auto".into());
-            match boot.sys.mount(&source, &dir, &fs_type, crate::sys::MountFlags::empty(), "") {
+            match boot
+                .sys
+                .mount(&source, &dir, &fs_type, crate::sys::MountFlags::empty(), "")
+            {
                 Ok(()) => {
                     boot.apkovl_mount = Some(dir.clone());
                     Some(dir.join(path.trim_start_matches('/')))
@@ -229,14 +283,17 @@ pub fn apk_arch(machine: &str) -> &str {
 /// The diskless branch, from device discovery to a populated `/sysroot`.
 pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     let mut decisions = Decisions::default();
-    let media = boot.stage("media", "Looking for boot media", |b| find_media(b, plan, &mut decisions))?;
+    let media = boot.stage("media", "Looking for boot media", |b| {
+        find_media(b, plan, &mut decisions)
+    })?;
     if boot.plan.needs_network {
         log::warn!("networking (ip=, URLs) is not supported by ramboot yet: continuing offline");
     }
 
     let start = boot.sys.now();
     let outcome = mount_modloop(boot, &media, &mut decisions);
-    boot.timeline.stage("modloop", start, boot.sys.now(), outcome);
+    boot.timeline
+        .stage("modloop", start, boot.sys.now(), outcome);
 
     if boot.plan.single {
         boot.rescue_shell("Single-user mode: exit the shell to continue the boot.");
@@ -246,11 +303,13 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         let target = Path::new(SYSROOT);
         let _ = fs::create_dir_all(b.sys.path(target));
         let (flags, data) = parse_mount_options(&plan.tmpfs_flags);
-        b.sys.mount("tmpfs", target, "tmpfs", flags, &data).map_err(|source| BootError::RootMount {
-            device: "tmpfs".into(),
-            target: target.into(),
-            source,
-        })?;
+        b.sys
+            .mount("tmpfs", target, "tmpfs", flags, &data)
+            .map_err(|source| BootError::RootMount {
+                device: "tmpfs".into(),
+                target: target.into(),
+                source,
+            })?;
         if plan.bootstrap_usr_merged {
             let root = b.sys.path(target);
             for d in ["usr/lib", "usr/bin", "usr/sbin"] {
@@ -307,12 +366,16 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     }
     if let Some(key) = &ssh_key {
         match install_ssh_key(&root, key) {
-            Ok(true) => note(&mut decisions, "ssh_key: written to /root/.ssh/authorized_keys".into()),
+            Ok(true) => note(
+                &mut decisions,
+                "ssh_key: written to /root/.ssh/authorized_keys".into(),
+            ),
             Ok(false) => {}
             Err(e) => log::warn!("ssh_key: {e}"),
         }
     }
-    boot.timeline.stage("apkovl", start, boot.sys.now(), outcome);
+    boot.timeline
+        .stage("apkovl", start, boot.sys.now(), outcome);
 
     // fstab: root tmpfs options and media relocation.
     let mut media_mounts = media.mounts.clone();
@@ -348,7 +411,10 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     pkgs.extend(implicit.iter().cloned());
     let mut seen = std::collections::HashSet::new();
     pkgs.retain(|p| seen.insert(p.clone()));
-    let _ = sysroot::copy_dir_files(&boot.sys.path(Path::new("/etc/apk/keys")), &root.join("etc/apk/keys"));
+    let _ = sysroot::copy_dir_files(
+        &boot.sys.path(Path::new("/etc/apk/keys")),
+        &root.join("etc/apk/keys"),
+    );
     let repositories: Vec<String> = match &plan.repos {
         RepoSource::List(l) => l.clone(),
         RepoSource::None => Vec::new(),
@@ -364,8 +430,16 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     decisions.repositories = repositories.clone();
 
     let start = boot.sys.now();
-    let outcome = super::packages::install(boot, &repositories, &pkgs, &implicit, &decisions.overlay_files, plan);
-    boot.timeline.stage("packages", start, boot.sys.now(), outcome);
+    let outcome = super::packages::install(
+        boot,
+        &repositories,
+        &pkgs,
+        &implicit,
+        &decisions.overlay_files,
+        plan,
+    );
+    boot.timeline
+        .stage("packages", start, boot.sys.now(), outcome);
 
     if let Some(dir) = boot.apkovl_mount.take() {
         let _ = boot.sys.umount(&dir, false);
@@ -390,11 +464,17 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     }
     let consoles = sysroot::expand_consoles(boot.sys, &candidates);
     match sysroot::setup_inittab_consoles(boot.sys, &root, &consoles) {
-        Ok(added) if !added.is_empty() => note(&mut decisions, format!("getty added for {}", added.join(" "))),
+        Ok(added) if !added.is_empty() => note(
+            &mut decisions,
+            format!("getty added for {}", added.join(" ")),
+        ),
         Ok(_) => {}
         Err(e) => log::warn!("cannot update /etc/inittab: {e}"),
     }
-    let _ = sysroot::copy_if_missing(&boot.sys.path(Path::new("/etc/resolv.conf")), &root.join("etc/resolv.conf"));
+    let _ = sysroot::copy_if_missing(
+        &boot.sys.path(Path::new("/etc/resolv.conf")),
+        &root.join("etc/resolv.conf"),
+    );
 
     if decisions.modloop.is_some() {
         if let Err(e) = modloop::arrange_new_root(boot.sys, Path::new(SYSROOT)) {

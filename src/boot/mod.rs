@@ -106,7 +106,11 @@ impl fmt::Display for BootError {
                 f,
                 "no boot media found after {:.1}s (no boot repository and no apkovl on {})",
                 waited.as_secs_f64(),
-                if devices.is_empty() { "any device".to_string() } else { devices.join(", ") }
+                if devices.is_empty() {
+                    "any device".to_string()
+                } else {
+                    devices.join(", ")
+                }
             ),
             Self::Unsupported { what } => write!(f, "{what}"),
             Self::Panic { message } => write!(f, "internal error: {message}"),

@@ -60,12 +60,20 @@ pub fn install(
         root: PathBuf::from(SYSROOT),
         repositories: local,
         world_add: pkgs.to_vec(),
-        overlay_list: (!plan.keep_apk_new && !overlay_files.is_empty()).then(|| overlay_files.to_vec()),
+        overlay_list: (!plan.keep_apk_new && !overlay_files.is_empty())
+            .then(|| overlay_files.to_vec()),
         diskless_boot: true,
         clean_protected: !plan.keep_apk_new,
         scripts: ScriptPolicy::Auto,
         progress: Some(Box::new(move |p: &Progress| {
-            if let Progress::Package { index, total, name, version, .. } = p {
+            if let Progress::Package {
+                index,
+                total,
+                name,
+                version,
+                ..
+            } = p
+            {
                 if !quiet {
                     log::info!("({index}/{total}) Installing {name} ({version})");
                 }
@@ -75,8 +83,10 @@ pub fn install(
     };
     let outcome = match apk::install(&req, boot.sys) {
         Ok(mut report) => {
-            let (notices, skipped): (Vec<_>, Vec<_>) =
-                report.skipped_world.drain(..).partition(|(atom, _)| implicit.contains(atom));
+            let (notices, skipped): (Vec<_>, Vec<_>) = report
+                .skipped_world
+                .drain(..)
+                .partition(|(atom, _)| implicit.contains(atom));
             report.skipped_world = skipped;
             for (atom, _) in &notices {
                 log::info!("{atom} is not in any repository: skipped");
@@ -130,8 +140,14 @@ fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
         return;
     }
     let path = boot.sys.path(&Path::new(SYSROOT).join("etc/apk/world"));
-    let Ok(text) = std::fs::read_to_string(&path) else { return };
-    let kept: String = text.lines().filter(|l| !names.contains(&l.trim())).map(|l| format!("{l}\n")).collect();
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| !names.contains(&l.trim()))
+        .map(|l| format!("{l}\n"))
+        .collect();
     if let Err(e) = std::fs::write(&path, kept) {
         log::warn!("cannot update {}: {e}", path.display());
     }

@@ -38,7 +38,11 @@ impl BlockDevice {
         let dir = sys.path(&guest);
         let dev = std::fs::read_to_string(dir.join("dev")).ok()?;
         let (major, minor) = parse_majmin(dev.trim())?;
-        let read_num = |f: &str| std::fs::read_to_string(dir.join(f)).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let read_num = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
         let partition = read_num("partition").and_then(|n| u32::try_from(n).ok());
         let parent = partition.map(|_| parent_of(&dir, name));
         // `removable` lives on the disk.
@@ -46,7 +50,8 @@ impl BlockDevice {
             Some(p) => sys.path(&PathBuf::from("/sys/class/block").join(p)),
             None => dir.clone(),
         };
-        let removable = std::fs::read_to_string(removable_dir.join("removable")).is_ok_and(|s| s.trim() == "1");
+        let removable =
+            std::fs::read_to_string(removable_dir.join("removable")).is_ok_and(|s| s.trim() == "1");
         Some(BlockDevice {
             name: name.to_string(),
             major,
@@ -61,20 +66,29 @@ impl BlockDevice {
 
     /// A block uevent, enriched from sysfs when sysfs has the device.
     pub fn from_uevent(sys: &dyn Sys, ev: &Uevent) -> Option<BlockDevice> {
-        let name = ev.get("DEVNAME").map(|n| n.rsplit('/').next().unwrap_or(n).to_string()).or_else(|| {
-            let base = ev.devpath.rsplit('/').next()?;
-            (!base.is_empty()).then(|| base.to_string())
-        })?;
+        let name = ev
+            .get("DEVNAME")
+            .map(|n| n.rsplit('/').next().unwrap_or(n).to_string())
+            .or_else(|| {
+                let base = ev.devpath.rsplit('/').next()?;
+                (!base.is_empty()).then(|| base.to_string())
+            })?;
         if let Some(d) = BlockDevice::from_sysfs(sys, &name) {
             return Some(d);
         }
         let num = |k: &str| ev.get(k).and_then(|v| v.parse::<u32>().ok());
-        let partition = if ev.get("DEVTYPE") == Some("partition") { Some(num("PARTN").unwrap_or(0)) } else { None };
+        let partition = if ev.get("DEVTYPE") == Some("partition") {
+            Some(num("PARTN").unwrap_or(0))
+        } else {
+            None
+        };
         let parent = partition.map(|_| {
             // DEVPATH of a partition is .../block/<disk>/<part>.
             let mut it = ev.devpath.rsplit('/');
             it.next();
-            it.next().map(str::to_string).unwrap_or_else(|| guess_parent(&name))
+            it.next()
+                .map(str::to_string)
+                .unwrap_or_else(|| guess_parent(&name))
         });
         Some(BlockDevice {
             name,
@@ -157,10 +171,17 @@ fn trim_zeros(d: &[u8]) -> &[u8] {
 pub fn list(sys: &dyn Sys) -> Vec<BlockDevice> {
     let dir = sys.path(Path::new("/sys/class/block"));
     let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort_by(|a, b| natural_cmp(a, b));
-    names.iter().filter_map(|n| BlockDevice::from_sysfs(sys, n)).collect()
+    names
+        .iter()
+        .filter_map(|n| BlockDevice::from_sysfs(sys, n))
+        .collect()
 }
 
 /// Identity a partition gets from its partition table.
@@ -191,7 +212,10 @@ pub fn partition_info<R: ReadAt + ?Sized>(disk: &R, partnum: u32) -> PartInfo {
     if sig == 0 {
         return PartInfo::default();
     }
-    PartInfo { partuuid: Some(format!("{sig:08x}-{partnum:02x}")), partlabel: None }
+    PartInfo {
+        partuuid: Some(format!("{sig:08x}-{partnum:02x}")),
+        partlabel: None,
+    }
 }
 
 fn gpt_entry<R: ReadAt + ?Sized>(disk: &R, sector: u64, partnum: u32) -> Option<PartInfo> {
@@ -205,13 +229,18 @@ fn gpt_entry<R: ReadAt + ?Sized>(disk: &R, sector: u64, partnum: u32) -> Option<
     if partnum > count || !(128..=4096).contains(&size) {
         return None;
     }
-    let off = entries_lba.checked_mul(sector)?.checked_add(u64::from(partnum - 1) * u64::from(size))?;
+    let off = entries_lba
+        .checked_mul(sector)?
+        .checked_add(u64::from(partnum - 1) * u64::from(size))?;
     let e = disk.read_at(off, 128);
     let type_guid = e.get(..16)?;
     if type_guid.iter().all(|&b| b == 0) {
         return Some(PartInfo::default()); // unused entry
     }
-    Some(PartInfo { partuuid: guid_string(e.get(16..32)?), partlabel: utf16_label(e.get(56..128)?) })
+    Some(PartInfo {
+        partuuid: guid_string(e.get(16..32)?),
+        partlabel: utf16_label(e.get(56..128)?),
+    })
 }
 
 /// A block device with everything a `root=` or media search may match on.
@@ -226,14 +255,20 @@ pub struct DeviceInfo {
 /// Probes `/dev/<name>` and, for a partition, its disk's table. Unreadable devices come back with
 /// no filesystem (a card reader without a card is normal).
 pub fn identify(sys: &dyn Sys, dev: &BlockDevice) -> DeviceInfo {
-    let probed = std::fs::File::open(sys.path(&dev.devnode())).ok().and_then(|f| probe(&f));
+    let probed = std::fs::File::open(sys.path(&dev.devnode()))
+        .ok()
+        .and_then(|f| probe(&f));
     let part = match (&dev.partition, &dev.parent) {
         (Some(n), Some(disk)) => std::fs::File::open(sys.path(&PathBuf::from("/dev").join(disk)))
             .map(|f| partition_info(&f, *n))
             .unwrap_or_default(),
         _ => PartInfo::default(),
     };
-    DeviceInfo { dev: dev.clone(), probe: probed, part }
+    DeviceInfo {
+        dev: dev.clone(),
+        probe: probed,
+        part,
+    }
 }
 
 #[cfg(test)]
@@ -258,6 +293,9 @@ mod tests {
         d[510] = 0x55;
         d[511] = 0xAA;
         d[446 + 4] = 0x0c;
-        assert_eq!(partition_info(&d[..], 2).partuuid.as_deref(), Some("5e29a4d6-02"));
+        assert_eq!(
+            partition_info(&d[..], 2).partuuid.as_deref(),
+            Some("5e29a4d6-02")
+        );
     }
 }

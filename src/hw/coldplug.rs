@@ -50,8 +50,15 @@ impl Hotplug {
     /// Loads modules for the modaliases not handled before. Blacklisted modules are skipped and
     /// aliases matching nothing are normal (most devices need no module): neither is reported as
     /// not found.
-    pub fn load<I: IntoIterator<Item = String>>(&mut self, loader: &ModuleLoader<'_>, modaliases: I) -> LoadReport {
-        let fresh: Vec<String> = modaliases.into_iter().filter(|m| self.seen.insert(m.clone())).collect();
+    pub fn load<I: IntoIterator<Item = String>>(
+        &mut self,
+        loader: &ModuleLoader<'_>,
+        modaliases: I,
+    ) -> LoadReport {
+        let fresh: Vec<String> = modaliases
+            .into_iter()
+            .filter(|m| self.seen.insert(m.clone()))
+            .collect();
         if fresh.is_empty() {
             return LoadReport::default();
         }

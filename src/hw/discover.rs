@@ -30,7 +30,10 @@ pub enum Goal {
     Root(DeviceSpec),
     /// Diskless: mount and scan every filesystem until what is wanted was found.
     /// With neither wanted, every device present at coldplug is scanned and the wait ends there.
-    Media { want_repository: bool, want_apkovl: bool },
+    Media {
+        want_repository: bool,
+        want_apkovl: bool,
+    },
     /// Coldplug only: load drivers, list devices, do not wait.
     Drivers,
 }
@@ -134,7 +137,11 @@ pub struct Discovery {
 impl Discovery {
     /// The media still mounted (kept), in natural device order.
     pub fn kept_media(&self) -> Vec<&Mounted> {
-        let mut v: Vec<&Mounted> = self.devices.iter().filter_map(|d| d.mounted.as_ref()).collect();
+        let mut v: Vec<&Mounted> = self
+            .devices
+            .iter()
+            .filter_map(|d| d.mounted.as_ref())
+            .collect();
         v.sort_by(|a, b| natural_cmp(&a.device, &b.device));
         v
     }
@@ -151,17 +158,27 @@ struct Driver<'a, 'l> {
 
 impl Driver<'_, '_> {
     fn found_repository(&self) -> bool {
-        self.out.devices.iter().any(|d| d.offer.as_ref().is_some_and(|o| !o.boot_repositories.is_empty()))
+        self.out.devices.iter().any(|d| {
+            d.offer
+                .as_ref()
+                .is_some_and(|o| !o.boot_repositories.is_empty())
+        })
     }
 
     fn found_apkovl(&self) -> bool {
-        self.out.devices.iter().any(|d| d.offer.as_ref().is_some_and(|o| !o.apkovls.is_empty()))
+        self.out
+            .devices
+            .iter()
+            .any(|d| d.offer.as_ref().is_some_and(|o| !o.apkovls.is_empty()))
     }
 
     fn goal_met(&self) -> bool {
         match &self.cfg.goal {
             Goal::Root(_) => self.out.root.is_some(),
-            Goal::Media { want_repository, want_apkovl } => {
+            Goal::Media {
+                want_repository,
+                want_apkovl,
+            } => {
                 (*want_repository || *want_apkovl)
                     && (!want_repository || self.found_repository())
                     && (!want_apkovl || self.found_apkovl())
@@ -174,7 +191,10 @@ impl Driver<'_, '_> {
     fn wait_wanted(&self) -> bool {
         match &self.cfg.goal {
             Goal::Root(_) => true,
-            Goal::Media { want_repository, want_apkovl } => *want_repository || *want_apkovl,
+            Goal::Media {
+                want_repository,
+                want_apkovl,
+            } => *want_repository || *want_apkovl,
             Goal::Drivers => false,
         }
     }
@@ -204,7 +224,11 @@ impl Driver<'_, '_> {
     /// Identifies a block device and acts on it per the goal.
     fn consider(&mut self, dev: BlockDevice) {
         let now = self.sys.now();
-        let existing = self.out.devices.iter().position(|d| d.info.dev.name == dev.name);
+        let existing = self
+            .out
+            .devices
+            .iter()
+            .position(|d| d.info.dev.name == dev.name);
         if let Some(i) = existing {
             // A `change` (card inserted) re-probes devices not yet mounted; the rest is done.
             if self.out.devices[i].mounted.is_some() || self.out.devices[i].info.probe.is_some() {
@@ -212,7 +236,13 @@ impl Driver<'_, '_> {
             }
         }
         let info = block::identify(self.sys, &dev);
-        let mut seen = SeenDevice { info, appeared: now, mounted: None, offer: None, error: None };
+        let mut seen = SeenDevice {
+            info,
+            appeared: now,
+            mounted: None,
+            offer: None,
+            error: None,
+        };
         if let Some(i) = existing {
             seen.appeared = self.out.devices[i].appeared;
         }
@@ -254,7 +284,9 @@ impl Driver<'_, '_> {
         };
         if offer.verdict() == Verdict::Unmount && !m.already {
             if let Err(e) = self.sys.umount(&m.mountpoint, false) {
-                self.out.warnings.push(format!("cannot unmount {}: {e}", m.mountpoint.display()));
+                self.out
+                    .warnings
+                    .push(format!("cannot unmount {}: {e}", m.mountpoint.display()));
             }
         } else {
             seen.mounted = Some(m);
@@ -263,13 +295,17 @@ impl Driver<'_, '_> {
     }
 
     fn handle_batch(&mut self, events: Vec<Uevent>) {
-        let aliases: Vec<String> =
-            events.iter().filter(|e| e.action == "add").filter_map(|e| e.get("MODALIAS").map(str::to_string)).collect();
+        let aliases: Vec<String> = events
+            .iter()
+            .filter(|e| e.action == "add")
+            .filter_map(|e| e.get("MODALIAS").map(str::to_string))
+            .collect();
         if !aliases.is_empty() {
             self.load_modaliases(aliases);
         }
         for ev in &events {
-            if ev.get("SUBSYSTEM") == Some("block") && (ev.action == "add" || ev.action == "change") {
+            if ev.get("SUBSYSTEM") == Some("block") && (ev.action == "add" || ev.action == "change")
+            {
                 if let Some(dev) = BlockDevice::from_uevent(self.sys, ev) {
                     self.consider(dev);
                 }
@@ -295,13 +331,26 @@ impl Driver<'_, '_> {
             if self.goal_met() {
                 return Ending::Found;
             }
-            let quiet = matches!(self.cfg.goal, Goal::Media { want_repository: true, want_apkovl: true })
-                && self.found_repository();
-            let idle = if quiet { self.cfg.quiet_period } else { self.cfg.idle_timeout + self.grace };
+            let quiet = matches!(
+                self.cfg.goal,
+                Goal::Media {
+                    want_repository: true,
+                    want_apkovl: true
+                }
+            ) && self.found_repository();
+            let idle = if quiet {
+                self.cfg.quiet_period
+            } else {
+                self.cfg.idle_timeout + self.grace
+            };
             let now = self.sys.now();
             let deadline = last_activity + idle;
             if now >= deadline {
-                return if quiet { Ending::Settled } else { Ending::TimedOut };
+                return if quiet {
+                    Ending::Settled
+                } else {
+                    Ending::TimedOut
+                };
             }
             match src.recv(deadline - now) {
                 Ok(UeventRecv::Event(ev)) => {
@@ -330,7 +379,9 @@ impl Driver<'_, '_> {
                 }
                 Ok(UeventRecv::Timeout) => {}
                 Err(e) => {
-                    self.out.warnings.push(format!("uevent receive failed: {e}"));
+                    self.out
+                        .warnings
+                        .push(format!("uevent receive failed: {e}"));
                     return Ending::NoUevents;
                 }
             }
@@ -341,13 +392,18 @@ impl Driver<'_, '_> {
 
 /// Runs discovery for `cfg.goal`. Never fails: problems end up in [`Discovery::warnings`] and an
 /// unmet goal shows as `ready_at == None`. `loader` is `None` when the kernel has no modules.
-pub fn discover(sys: &dyn Sys, loader: Option<&ModuleLoader<'_>>, cfg: &DiscoverConfig) -> Discovery {
+pub fn discover(
+    sys: &dyn Sys,
+    loader: Option<&ModuleLoader<'_>>,
+    cfg: &DiscoverConfig,
+) -> Discovery {
     // Listen before looking, so a device appearing during the walk is not missed.
     match sys.uevents(cfg.uevent_buffer) {
         Ok(src) => discover_with(sys, loader, cfg, Some(src)),
         Err(e) => {
             let mut d = discover_with(sys, loader, cfg, None);
-            d.warnings.insert(0, format!("cannot listen for uevents: {e}"));
+            d.warnings
+                .insert(0, format!("cannot listen for uevents: {e}"));
             d
         }
     }
@@ -407,24 +463,33 @@ pub fn discover_with(
 
 /// Gathers what the kept media offer, in natural device order.
 fn collect(sys: &dyn Sys, out: &mut Discovery, cfg: &DiscoverConfig) {
-    let mut kept: Vec<(&SeenDevice, &Mounted, &Offer)> =
-        out.devices.iter().filter_map(|d| Some((d, d.mounted.as_ref()?, d.offer.as_ref()?))).collect();
+    let mut kept: Vec<(&SeenDevice, &Mounted, &Offer)> = out
+        .devices
+        .iter()
+        .filter_map(|d| Some((d, d.mounted.as_ref()?, d.offer.as_ref()?)))
+        .collect();
     kept.sort_by(|a, b| natural_cmp(&a.1.device, &b.1.device));
-    let (mut repos, mut ovls, mut loops, mut caches) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut repos, mut ovls, mut loops, mut caches) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (_, m, offer) in kept {
         for r in media::deep_boot_repositories(&sys.path(&m.mountpoint)) {
             repos.push(m.mountpoint.join(r));
         }
-        ovls.extend(
-            offer.apkovls.iter().map(|a| ApkovlCandidate { device: m.device.clone(), path: m.mountpoint.join(a) }),
-        );
+        ovls.extend(offer.apkovls.iter().map(|a| ApkovlCandidate {
+            device: m.device.clone(),
+            path: m.mountpoint.join(a),
+        }));
         loops.extend(offer.modloops.iter().map(|p| m.mountpoint.join(p)));
         caches.extend(offer.cache.iter().map(|p| m.mountpoint.join(p)));
     }
     out.apkovl = media::choose_apkovl(&ovls, cfg.hostname.as_deref());
     if let Some(c) = &out.apkovl {
         if !c.others.is_empty() {
-            let names: Vec<String> = c.others.iter().map(|o| o.path.display().to_string()).collect();
+            let names: Vec<String> = c
+                .others
+                .iter()
+                .map(|o| o.path.display().to_string())
+                .collect();
             out.warnings.push(format!(
                 "several apkovls found: using {} ({}); ignoring {}",
                 c.chosen.path.display(),

@@ -85,11 +85,23 @@ mod tests {
     #[test]
     fn basics() {
         assert!(fnmatch("*.apkovl.tar.gz*", "host.apkovl.tar.gz"));
-        assert!(fnmatch("*.apkovl.tar.gz*", "host.apkovl.tar.gz.aes-256-cbc"));
+        assert!(fnmatch(
+            "*.apkovl.tar.gz*",
+            "host.apkovl.tar.gz.aes-256-cbc"
+        ));
         assert!(!fnmatch("*.apkovl.tar.gz*", "host.apkovl.tar"));
-        assert!(fnmatch("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"));
-        assert!(fnmatch("of:N*T*Cbrcm,bcm2835-sdhostC*", "of:NmmcT(null)Cbrcm,bcm2835-sdhostCfoo"));
-        assert!(fnmatch("of:N*T*Cbrcm,bcm2835-sdhost", "of:NmmcT(null)Cbrcm,bcm2835-sdhost"));
+        assert!(fnmatch(
+            "pci:v00001AF4d*sv*sd*bc*sc*i*",
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+        ));
+        assert!(fnmatch(
+            "of:N*T*Cbrcm,bcm2835-sdhostC*",
+            "of:NmmcT(null)Cbrcm,bcm2835-sdhostCfoo"
+        ));
+        assert!(fnmatch(
+            "of:N*T*Cbrcm,bcm2835-sdhost",
+            "of:NmmcT(null)Cbrcm,bcm2835-sdhost"
+        ));
         assert!(fnmatch("a?c", "abc"));
         assert!(!fnmatch("a?c", "ac"));
         assert!(fnmatch("[a-c]x", "bx"));
@@ -99,7 +111,10 @@ mod tests {
         assert!(fnmatch("[", "["));
         assert!(fnmatch("a\\*", "a*"));
         assert!(!fnmatch("a\\*", "ab"));
-        assert!(fnmatch("kernel/drivers/mmc/host/*", "kernel/drivers/mmc/host/sub/x.ko"));
+        assert!(fnmatch(
+            "kernel/drivers/mmc/host/*",
+            "kernel/drivers/mmc/host/sub/x.ko"
+        ));
         assert!(fnmatch("**", ""));
         assert!(!fnmatch("", "a"));
         assert!(fnmatch("*a*b*c", "xxaxxbxxbc"));

@@ -67,7 +67,9 @@ pub fn modprobe_main(args: &[String], sys: &dyn Sys) -> i32 {
                 return 1;
             }
             "-S" | "--set-version" => release = it.next().cloned(),
-            s if s.starts_with("--set-version=") => release = Some(s["--set-version=".len()..].to_string()),
+            s if s.starts_with("--set-version=") => {
+                release = Some(s["--set-version=".len()..].to_string())
+            }
             s if s.starts_with("--") => {
                 let _ = writeln!(stderr, "modprobe: option {s} ignored");
             }
@@ -134,7 +136,10 @@ pub fn modprobe_main(args: &[String], sys: &dyn Sys) -> i32 {
     }
     if !quiet {
         for n in &report.not_found {
-            let _ = writeln!(stderr, "modprobe: FATAL: Module {n} not found in directory /lib/modules/{release}");
+            let _ = writeln!(
+                stderr,
+                "modprobe: FATAL: Module {n} not found in directory /lib/modules/{release}"
+            );
         }
     }
     for (m, why) in &report.failed {

@@ -12,8 +12,6 @@
 
 use super::modules::{ModuleLoader, Request};
 use crate::sys::{MountFlags, Sys};
-use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::pkcs8::DecodePublicKey;
 use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha1::{Digest, Sha1};
 use std::fmt;
@@ -97,8 +95,9 @@ pub enum Verification {
 }
 
 /// DER `DigestInfo` prefix for SHA-1 (RFC 8017 §9.2 note 1).
-const SHA1_DIGEST_INFO: [u8; 15] =
-    [0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14];
+const SHA1_DIGEST_INFO: [u8; 15] = [
+    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+];
 
 /// SHA-1 of a file, read in chunks.
 pub fn sha1_file(path: &Path) -> io::Result<[u8; 20]> {
@@ -115,63 +114,44 @@ pub fn sha1_file(path: &Path) -> io::Result<[u8; 20]> {
     Ok(h.finalize().into())
 }
 
-/// Decodes standard base64, ignoring whitespace. `None` on bad input.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
-}
-
-/// Parses a PEM public key: SubjectPublicKeyInfo (`PUBLIC KEY`, what apk keys are) or PKCS#1
 /// (`RSA PUBLIC KEY`).
 pub fn parse_public_key_pem(pem: &str) -> Option<RsaPublicKey> {
-    let begin = pem.find("-----BEGIN ")?;
-    let rest = &pem[begin + 11..];
-    let label_end = rest.find("-----")?;
-    let label = &rest[..label_end];
-    let body_start = label_end + 5;
-    let end = rest.find("-----END ")?;
-    let der = base64_decode(rest.get(body_start..end)?)?;
-    match label {
-        "PUBLIC KEY" => RsaPublicKey::from_public_key_der(&der).ok(),
-        "RSA PUBLIC KEY" => RsaPublicKey::from_pkcs1_der(&der).ok(),
-        _ => None,
-    }
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    RsaPublicKey::from_public_key_pem(pem.trim())
+        .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem.trim()))
+        .ok()
 }
 
 /// Checks `image` (guest path) against the keys and signatures in the initramfs.
-pub fn verify(sys: &dyn Sys, image: &Path, modloop_verify: bool) -> Result<Verification, ModloopError> {
+pub fn verify(
+    sys: &dyn Sys,
+    image: &Path,
+    modloop_verify: bool,
+) -> Result<Verification, ModloopError> {
     if !modloop_verify {
         return Ok(Verification::Skipped);
     }
     let mut keys: Vec<String> = std::fs::read_dir(sys.path(Path::new(KEYS_DIR)))
         .map(|rd| {
-            rd.flatten().filter(|e| e.path().is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+            rd.flatten()
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
         })
         .unwrap_or_default();
     keys.sort();
     if keys.is_empty() {
-        log::warn!("no keys in {KEYS_DIR}: modloop {} is not verified", image.display());
+        log::warn!(
+            "no keys in {KEYS_DIR}: modloop {} is not verified",
+            image.display()
+        );
         return Ok(Verification::NoKeys);
     }
-    let base = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut digest: Option<[u8; 20]> = None;
     let mut tried = Vec::new();
     for key in &keys {
@@ -181,8 +161,11 @@ pub fn verify(sys: &dyn Sys, image: &Path, modloop_verify: bool) -> Result<Verif
         };
         tried.push(key.clone());
         let key_path = PathBuf::from(KEYS_DIR).join(key);
-        let pem = std::fs::read_to_string(sys.path(&key_path))
-            .map_err(|source| ModloopError::Read { path: key_path.clone(), source })?;
+        let pem =
+            std::fs::read_to_string(sys.path(&key_path)).map_err(|source| ModloopError::Read {
+                path: key_path.clone(),
+                source,
+            })?;
         let Some(public) = parse_public_key_pem(&pem) else {
             log::warn!("cannot parse key {}", key_path.display());
             continue;
@@ -190,21 +173,32 @@ pub fn verify(sys: &dyn Sys, image: &Path, modloop_verify: bool) -> Result<Verif
         let hash = match digest {
             Some(d) => d,
             None => {
-                let d = sha1_file(&sys.path(image))
-                    .map_err(|source| ModloopError::Read { path: image.to_path_buf(), source })?;
+                let d = sha1_file(&sys.path(image)).map_err(|source| ModloopError::Read {
+                    path: image.to_path_buf(),
+                    source,
+                })?;
                 digest = Some(d);
                 d
             }
         };
-        let scheme = Pkcs1v15Sign { hash_len: Some(20), prefix: SHA1_DIGEST_INFO.to_vec().into_boxed_slice() };
+        let scheme = Pkcs1v15Sign {
+            hash_len: Some(20),
+            prefix: SHA1_DIGEST_INFO.to_vec().into_boxed_slice(),
+        };
         if public.verify(scheme, &hash, &sig).is_ok() {
             return Ok(Verification::Verified { key: key.clone() });
         }
     }
     if tried.is_empty() {
-        Err(ModloopError::Unsigned { image: image.to_path_buf(), keys })
+        Err(ModloopError::Unsigned {
+            image: image.to_path_buf(),
+            keys,
+        })
     } else {
-        Err(ModloopError::BadSignature { image: image.to_path_buf(), tried })
+        Err(ModloopError::BadSignature {
+            image: image.to_path_buf(),
+            tried,
+        })
     }
 }
 
@@ -227,22 +221,46 @@ pub fn mount(
 ) -> Result<ModloopMount, ModloopError> {
     let verification = verify(sys, image, modloop_verify)?;
     if let Some(l) = loader {
-        let wanted: Vec<&str> =
-            ["loop", "fs-squashfs"].into_iter().filter(|n| !l.db().resolve(n, false).modules.is_empty()).collect();
+        let wanted: Vec<&str> = ["loop", "fs-squashfs"]
+            .into_iter()
+            .filter(|n| !l.db().resolve(n, false).modules.is_empty())
+            .collect();
         l.load(&Request::names(wanted));
     }
-    let device =
-        sys.loop_attach(image, true).map_err(|source| ModloopError::Attach { image: image.to_path_buf(), source })?;
+    let device = sys
+        .loop_attach(image, true)
+        .map_err(|source| ModloopError::Attach {
+            image: image.to_path_buf(),
+            source,
+        })?;
     let target = Path::new(MODLOOP_DIR);
-    std::fs::create_dir_all(sys.path(target))
-        .map_err(|source| ModloopError::Arrange { path: target.to_path_buf(), source })?;
-    sys.mount(&device.to_string_lossy(), target, "squashfs", MountFlags::RDONLY, "")
-        .map_err(|source| ModloopError::Mount { device: device.clone(), source })?;
+    std::fs::create_dir_all(sys.path(target)).map_err(|source| ModloopError::Arrange {
+        path: target.to_path_buf(),
+        source,
+    })?;
+    sys.mount(
+        &device.to_string_lossy(),
+        target,
+        "squashfs",
+        MountFlags::RDONLY,
+        "",
+    )
+    .map_err(|source| ModloopError::Mount {
+        device: device.clone(),
+        source,
+    })?;
     if !sys.path(&target.join("modules").join(release)).is_dir() {
         let _ = sys.umount(target, false);
-        return Err(ModloopError::NoModules { image: image.to_path_buf(), release: release.to_string() });
+        return Err(ModloopError::NoModules {
+            image: image.to_path_buf(),
+            release: release.to_string(),
+        });
     }
-    Ok(ModloopMount { image: image.to_path_buf(), device, verification })
+    Ok(ModloopMount {
+        image: image.to_path_buf(),
+        device,
+        verification,
+    })
 }
 
 /// Tries candidates in order (see [`crate::media::find_modloop`]) and keeps the first that verifies
@@ -268,7 +286,10 @@ pub fn mount_first(
 }
 
 fn arrange_err(path: &Path) -> impl FnOnce(io::Error) -> ModloopError + '_ {
-    move |source| ModloopError::Arrange { path: path.to_path_buf(), source }
+    move |source| ModloopError::Arrange {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Removes a symlink, file or (with `recursive`) directory tree at `host`, if there is one.
@@ -286,7 +307,9 @@ fn remove_any(host: &Path, recursive: bool) -> io::Result<()> {
 fn absent_or_empty(host: &Path) -> bool {
     match std::fs::symlink_metadata(host) {
         Err(_) => true,
-        Ok(m) if m.is_dir() => std::fs::read_dir(host).map(|mut r| r.next().is_none()).unwrap_or(false),
+        Ok(m) if m.is_dir() => std::fs::read_dir(host)
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(false),
         Ok(_) => false,
     }
 }
@@ -300,12 +323,14 @@ pub fn link_into_initramfs(sys: &dyn Sys, release: &str) -> Result<(), ModloopEr
     let host = sys.path(&modules);
     match std::fs::symlink_metadata(&host) {
         Ok(m) if m.is_dir() => {
-            let keep = sys.path(&PathBuf::from("/lib/modules").join(format!("{release}.initramfs")));
+            let keep =
+                sys.path(&PathBuf::from("/lib/modules").join(format!("{release}.initramfs")));
             remove_any(&keep, true).map_err(arrange_err(&modules))?;
             std::fs::rename(&host, &keep).map_err(arrange_err(&modules))?;
         }
         Ok(_) => std::fs::remove_file(&host).map_err(arrange_err(&modules))?,
-        Err(_) => std::fs::create_dir_all(sys.path(Path::new("/lib/modules"))).map_err(arrange_err(&modules))?,
+        Err(_) => std::fs::create_dir_all(sys.path(Path::new("/lib/modules")))
+            .map_err(arrange_err(&modules))?,
     }
     std::os::unix::fs::symlink(Path::new("../../.modloop/modules").join(release), &host)
         .map_err(arrange_err(&modules))?;
@@ -313,7 +338,8 @@ pub fn link_into_initramfs(sys: &dyn Sys, release: &str) -> Result<(), ModloopEr
     let fw_host = sys.path(firmware);
     if sys.path(Path::new("/.modloop/modules/firmware")).is_dir() && absent_or_empty(&fw_host) {
         remove_any(&fw_host, false).map_err(arrange_err(firmware))?;
-        std::os::unix::fs::symlink("../.modloop/modules/firmware", &fw_host).map_err(arrange_err(firmware))?;
+        std::os::unix::fs::symlink("../.modloop/modules/firmware", &fw_host)
+            .map_err(arrange_err(firmware))?;
     }
     Ok(())
 }
@@ -325,29 +351,21 @@ pub fn link_into_initramfs(sys: &dyn Sys, release: &str) -> Result<(), ModloopEr
 pub fn arrange_new_root(sys: &dyn Sys, sysroot: &Path) -> Result<(), ModloopError> {
     let target = sysroot.join(MODLOOP_DIR.trim_start_matches('/'));
     std::fs::create_dir_all(sys.path(&target)).map_err(arrange_err(&target))?;
-    sys.move_mount(Path::new(MODLOOP_DIR), &target).map_err(arrange_err(&target))?;
+    sys.move_mount(Path::new(MODLOOP_DIR), &target)
+        .map_err(arrange_err(&target))?;
     let lib = sysroot.join("lib");
     std::fs::create_dir_all(sys.path(&lib)).map_err(arrange_err(&lib))?;
     let modules = lib.join("modules");
     // Alpine: `rm -rf /lib/modules; ln -sf /.modloop/modules /lib/`.
     remove_any(&sys.path(&modules), true).map_err(arrange_err(&modules))?;
-    std::os::unix::fs::symlink("/.modloop/modules", sys.path(&modules)).map_err(arrange_err(&modules))?;
+    std::os::unix::fs::symlink("/.modloop/modules", sys.path(&modules))
+        .map_err(arrange_err(&modules))?;
     let firmware = lib.join("firmware");
-    if sys.path(&target.join("modules/firmware")).is_dir() && absent_or_empty(&sys.path(&firmware)) {
+    if sys.path(&target.join("modules/firmware")).is_dir() && absent_or_empty(&sys.path(&firmware))
+    {
         remove_any(&sys.path(&firmware), false).map_err(arrange_err(&firmware))?;
-        std::os::unix::fs::symlink("/lib/modules/firmware", sys.path(&firmware)).map_err(arrange_err(&firmware))?;
+        std::os::unix::fs::symlink("/lib/modules/firmware", sys.path(&firmware))
+            .map_err(arrange_err(&firmware))?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::base64_decode;
-
-    #[test]
-    fn base64() {
-        assert_eq!(base64_decode("aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode("aGVs\nbG8h").unwrap(), b"hello!");
-        assert!(base64_decode("a*b").is_none());
-    }
 }

@@ -34,7 +34,11 @@ pub enum ModuleError {
     /// `modules.dep` could not be read: without it nothing can be loaded.
     ReadIndex { path: PathBuf, source: io::Error },
     /// A module file could not be read or decompressed.
-    ReadModule { module: String, path: PathBuf, source: io::Error },
+    ReadModule {
+        module: String,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for ModuleError {
@@ -43,8 +47,16 @@ impl fmt::Display for ModuleError {
             ModuleError::ReadIndex { path, source } => {
                 write!(f, "cannot read module index {}: {source}", path.display())
             }
-            ModuleError::ReadModule { module, path, source } => {
-                write!(f, "cannot read module {module} ({}): {source}", path.display())
+            ModuleError::ReadModule {
+                module,
+                path,
+                source,
+            } => {
+                write!(
+                    f,
+                    "cannot read module {module} ({}): {source}",
+                    path.display()
+                )
             }
         }
     }
@@ -53,7 +65,9 @@ impl fmt::Display for ModuleError {
 impl std::error::Error for ModuleError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ModuleError::ReadIndex { source, .. } | ModuleError::ReadModule { source, .. } => Some(source),
+            ModuleError::ReadIndex { source, .. } | ModuleError::ReadModule { source, .. } => {
+                Some(source)
+            }
         }
     }
 }
@@ -233,7 +247,11 @@ fn longest_literal(pattern: &str) -> String {
 impl AliasTable {
     fn insert(&mut self, pattern: String, module: String) {
         let needle = longest_literal(&pattern);
-        let entry = AliasEntry { pattern, module, needle };
+        let entry = AliasEntry {
+            pattern,
+            module,
+            needle,
+        };
         match entry.needle.as_bytes() {
             [.., a, b, c] => {
                 let key = [*a, *b, *c];
@@ -253,7 +271,10 @@ impl AliasTable {
             .filter_map(|k| self.by_trigram.get(&k))
             .flatten();
         for e in buckets.chain(&self.short) {
-            if alias.contains(e.needle.as_str()) && fnmatch(&e.pattern, alias) && !out.contains(&e.module) {
+            if alias.contains(e.needle.as_str())
+                && fnmatch(&e.pattern, alias)
+                && !out.contains(&e.module)
+            {
                 out.push(e.module.clone());
             }
         }
@@ -290,7 +311,10 @@ impl ModprobeConfig {
                     self.blacklist.insert(normalize(m));
                 }
                 (Some("options"), Some(m)) => {
-                    self.options.entry(normalize(m)).or_default().extend(words.map(str::to_string));
+                    self.options
+                        .entry(normalize(m))
+                        .or_default()
+                        .extend(words.map(str::to_string));
                 }
                 (Some("alias"), Some(a)) => {
                     if let Some(m) = words.next() {
@@ -325,11 +349,15 @@ impl ModprobeConfig {
                 continue;
             };
             if key == "modprobe.blacklist" || key == "blacklist" {
-                self.blacklist.extend(value.split(',').filter(|s| !s.is_empty()).map(normalize));
+                self.blacklist
+                    .extend(value.split(',').filter(|s| !s.is_empty()).map(normalize));
             } else if let Some((module, param)) = key.split_once('.') {
                 if !module.is_empty() && !param.is_empty() && !module.contains('/') {
                     let value = value.trim_matches('"');
-                    self.options.entry(normalize(module)).or_default().push(format!("{param}={value}"));
+                    self.options
+                        .entry(normalize(module))
+                        .or_default()
+                        .push(format!("{param}={value}"));
                 }
             }
         }
@@ -363,7 +391,10 @@ impl ModuleDb {
             let host = sys.path(Path::new(conf_dir));
             let mut files: Vec<PathBuf> = std::fs::read_dir(&host)
                 .map(|rd| {
-                    rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "conf")).collect()
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                        .collect()
                 })
                 .unwrap_or_default();
             files.sort();
@@ -371,7 +402,8 @@ impl ModuleDb {
                 db.config.parse(&read_opt(&f));
             }
         }
-        db.config.parse_cmdline(&read_opt(&sys.path(Path::new("/proc/cmdline"))));
+        db.config
+            .parse_cmdline(&read_opt(&sys.path(Path::new("/proc/cmdline"))));
         Ok(db)
     }
 
@@ -379,8 +411,10 @@ impl ModuleDb {
     /// are named in load requests (the guest path).
     pub fn from_dir_host(host: &Path, dir: PathBuf) -> Result<ModuleDb, ModuleError> {
         let dep_path = host.join("modules.dep");
-        let dep =
-            std::fs::read_to_string(&dep_path).map_err(|source| ModuleError::ReadIndex { path: dep_path, source })?;
+        let dep = std::fs::read_to_string(&dep_path).map_err(|source| ModuleError::ReadIndex {
+            path: dep_path,
+            source,
+        })?;
         let mut db = ModuleDb {
             dir,
             modules: HashMap::new(),
@@ -399,7 +433,13 @@ impl ModuleDb {
                 continue;
             }
             let deps = deps.split_whitespace().map(name_from_path).collect();
-            db.modules.insert(name_from_path(path), ModuleEntry { path: path.to_string(), deps });
+            db.modules.insert(
+                name_from_path(path),
+                ModuleEntry {
+                    path: path.to_string(),
+                    deps,
+                },
+            );
         }
         for line in read_opt(&host.join("modules.alias")).lines() {
             let mut w = line.split_whitespace();
@@ -416,7 +456,10 @@ impl ModuleDb {
                 e.post.extend(sd.post);
             }
         }
-        for line in read_opt(&host.join("modules.builtin")).lines().filter(|l| !l.trim().is_empty()) {
+        for line in read_opt(&host.join("modules.builtin"))
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             db.builtin.insert(name_from_path(line.trim()));
         }
         // `name.alias=pattern` records, NUL-separated.
@@ -427,7 +470,8 @@ impl ModuleDb {
                 };
                 if let Some((name, rest)) = rec.split_once('.') {
                     if let Some(pat) = rest.strip_prefix("alias=") {
-                        db.builtin_aliases.insert(normalize_alias(pat), normalize(name));
+                        db.builtin_aliases
+                            .insert(normalize_alias(pat), normalize(name));
                     }
                 }
             }
@@ -437,7 +481,10 @@ impl ModuleDb {
 
     /// Softdeps from the config override those depmod extracted, as in kmod.
     pub fn softdep(&self, module: &str) -> Option<&SoftDep> {
-        self.config.softdeps.get(module).or_else(|| self.softdeps.get(module))
+        self.config
+            .softdeps
+            .get(module)
+            .or_else(|| self.softdeps.get(module))
     }
 
     /// Resolves a name, alias or modalias to module names (loadable or built-in).
@@ -450,15 +497,26 @@ impl ModuleDb {
             let name = normalize(query);
             if self.modules.contains_key(&name) || self.builtin.contains(&name) {
                 if blacklist_names && self.config.blacklist.contains(&name) {
-                    return Resolved { modules: vec![], blacklisted: vec![name] };
+                    return Resolved {
+                        modules: vec![],
+                        blacklisted: vec![name],
+                    };
                 }
-                return Resolved { modules: vec![name], blacklisted: vec![] };
+                return Resolved {
+                    modules: vec![name],
+                    blacklisted: vec![],
+                };
             }
             self.aliases.lookup(&q, &mut via_alias);
             self.builtin_aliases.lookup(&q, &mut via_alias);
         }
-        let (blacklisted, modules) = via_alias.into_iter().partition(|m| self.config.blacklist.contains(m));
-        Resolved { modules, blacklisted }
+        let (blacklisted, modules) = via_alias
+            .into_iter()
+            .partition(|m| self.config.blacklist.contains(m));
+        Resolved {
+            modules,
+            blacklisted,
+        }
     }
 
     /// Parameters for a module from `options` lines and the kernel command line.
@@ -488,7 +546,10 @@ pub struct Request {
 
 impl Request {
     pub fn names<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Request {
-        Request { names: names.into_iter().map(Into::into).collect(), ..Request::default() }
+        Request {
+            names: names.into_iter().map(Into::into).collect(),
+            ..Request::default()
+        }
     }
 }
 
@@ -545,7 +606,12 @@ impl LoadReport {
     }
 
     fn sort(&mut self) {
-        for v in [&mut self.loaded, &mut self.already, &mut self.not_found, &mut self.blacklisted] {
+        for v in [
+            &mut self.loaded,
+            &mut self.already,
+            &mut self.not_found,
+            &mut self.blacklisted,
+        ] {
             v.sort();
             v.dedup();
         }
@@ -589,12 +655,22 @@ pub struct ModuleLoader<'s> {
 
 impl<'s> ModuleLoader<'s> {
     pub fn new(sys: &'s dyn Sys, db: ModuleDb) -> Self {
-        let kernel_compression = std::fs::read_to_string(sys.path(Path::new("/sys/module/compression")))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty());
-        let max_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
-        ModuleLoader { sys, db, present: Mutex::new(HashSet::new()), kernel_compression, max_threads }
+        let kernel_compression =
+            std::fs::read_to_string(sys.path(Path::new("/sys/module/compression")))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty());
+        let max_threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        ModuleLoader {
+            sys,
+            db,
+            present: Mutex::new(HashSet::new()),
+            kernel_compression,
+            max_threads,
+        }
     }
 
     /// Opens the database for the running kernel (`uname -r`).
@@ -609,7 +685,12 @@ impl<'s> ModuleLoader<'s> {
     /// Re-reads the indexes (after the modloop replaced `/lib/modules/<release>`), keeping what is
     /// known to be loaded.
     pub fn reload(&mut self) -> Result<(), ModuleError> {
-        let release = self.db.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let release = self
+            .db
+            .dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         self.db = ModuleDb::open(self.sys, &release)?;
         Ok(())
     }
@@ -628,7 +709,11 @@ impl<'s> ModuleLoader<'s> {
     fn refresh_present(&self) {
         let text = read_opt(&self.sys.path(Path::new("/proc/modules")));
         let mut present = self.lock_present();
-        present.extend(text.lines().filter_map(|l| l.split_whitespace().next()).map(normalize));
+        present.extend(
+            text.lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .map(normalize),
+        );
     }
 
     fn is_present(&self, name: &str) -> bool {
@@ -713,7 +798,8 @@ impl<'s> ModuleLoader<'s> {
                 }
                 let Some(entry) = loader.db.modules.get(name) else {
                     self.index.insert(name.to_string(), None);
-                    self.settled.push((name.to_string(), Outcome::Failed(FailReason::Missing)));
+                    self.settled
+                        .push((name.to_string(), Outcome::Failed(FailReason::Missing)));
                     return None;
                 };
                 self.visiting.insert(name.to_string());
@@ -729,18 +815,27 @@ impl<'s> ModuleLoader<'s> {
                 let mut missing = None;
                 for d in entry.deps.iter().rev() {
                     hard.extend(self.visit(d));
-                    if self.settled.iter().any(|(n, o)| n == d && matches!(o, Outcome::Failed(_))) {
+                    if self
+                        .settled
+                        .iter()
+                        .any(|(n, o)| n == d && matches!(o, Outcome::Failed(_)))
+                    {
                         missing = Some(d.clone());
                     }
                 }
                 self.visiting.remove(name);
                 if let Some(d) = missing {
                     self.index.insert(name.to_string(), None);
-                    self.settled.push((name.to_string(), Outcome::Failed(FailReason::Dependency(d))));
+                    self.settled
+                        .push((name.to_string(), Outcome::Failed(FailReason::Dependency(d))));
                     return None;
                 }
                 let i = self.steps.len();
-                self.steps.push(Step { name: name.to_string(), hard, soft });
+                self.steps.push(Step {
+                    name: name.to_string(),
+                    hard,
+                    soft,
+                });
                 self.index.insert(name.to_string(), Some(i));
                 for s in &softdep.post {
                     for m in loader.db.resolve(s, false).modules {
@@ -781,7 +876,8 @@ impl<'s> ModuleLoader<'s> {
                 loop {
                     let done = |i: usize| matches!(st[i], State::Done(_));
                     let ready = (0..steps.len()).find(|&i| {
-                        matches!(st[i], State::Pending) && steps[i].hard.iter().chain(&steps[i].soft).all(|&d| done(d))
+                        matches!(st[i], State::Pending)
+                            && steps[i].hard.iter().chain(&steps[i].soft).all(|&d| done(d))
                     });
                     if let Some(i) = ready {
                         let failed_dep = steps[i]
@@ -806,7 +902,9 @@ impl<'s> ModuleLoader<'s> {
                 None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     self.load_one(&steps[i].name, extra.get(&steps[i].name))
                 }))
-                .unwrap_or_else(|_| Outcome::Failed(FailReason::Read("internal error while loading".into()))),
+                .unwrap_or_else(|_| {
+                    Outcome::Failed(FailReason::Read("internal error while loading".into()))
+                }),
             };
             lock()[i] = State::Done(outcome);
             cv.notify_all();
@@ -846,7 +944,13 @@ impl<'s> ModuleLoader<'s> {
                 .as_deref()
                 .is_some_and(|k| k.split_whitespace().any(|w| w == compression.kernel_name()));
         let mut result = if compression == Compression::None || kernel_does_it {
-            self.sys.load_module(ModuleImage::File { path: &guest, compressed: kernel_does_it }, &params)
+            self.sys.load_module(
+                ModuleImage::File {
+                    path: &guest,
+                    compressed: kernel_does_it,
+                },
+                &params,
+            )
         } else {
             Err(io::Error::from(io::ErrorKind::Unsupported))
         };
@@ -854,11 +958,16 @@ impl<'s> ModuleLoader<'s> {
             && matches!(&result, Err(e) if e.kind() == io::ErrorKind::Unsupported || e.raw_os_error() == Some(95))
         {
             // Decompress here: the kernel cannot (EOPNOTSUPP) or does not claim to.
-            let bytes = std::fs::File::open(self.sys.path(&guest)).and_then(|f| decompress(compression, f));
+            let bytes =
+                std::fs::File::open(self.sys.path(&guest)).and_then(|f| decompress(compression, f));
             result = match bytes {
                 Ok(b) => self.sys.load_module(ModuleImage::Bytes(&b), &params),
                 Err(e) => {
-                    let err = ModuleError::ReadModule { module: name.into(), path: guest.clone(), source: e };
+                    let err = ModuleError::ReadModule {
+                        module: name.into(),
+                        path: guest.clone(),
+                        source: e,
+                    };
                     return Outcome::Failed(FailReason::Read(err.to_string()));
                 }
             };
@@ -874,7 +983,10 @@ impl<'s> ModuleLoader<'s> {
                 Outcome::Already
             }
             Err(e) => match e.raw_os_error() {
-                Some(errno) => Outcome::Failed(FailReason::Kernel { errno, message: e.to_string() }),
+                Some(errno) => Outcome::Failed(FailReason::Kernel {
+                    errno,
+                    message: e.to_string(),
+                }),
                 None => Outcome::Failed(FailReason::Read(e.to_string())),
             },
         }
@@ -894,7 +1006,10 @@ pub struct Closure {
 pub fn closure(modules_dir: &Path, names_or_globs: &[&str]) -> Result<Vec<PathBuf>, ModuleError> {
     let c = closure_detailed(modules_dir, names_or_globs)?;
     for m in &c.missing {
-        log::warn!("feature entry {m} matches no module in {}", modules_dir.display());
+        log::warn!(
+            "feature entry {m} matches no module in {}",
+            modules_dir.display()
+        );
     }
     Ok(c.paths)
 }
@@ -903,7 +1018,10 @@ pub fn closure(modules_dir: &Path, names_or_globs: &[&str]) -> Result<Vec<PathBu
 /// paths (`*` crosses `/`, like `find -path`; a trailing `/` means the whole directory; a
 /// trailing `.ko*` is optional); others are module names or aliases. Blank lines and `#` comments
 /// are skipped so feature files can be passed line by line.
-pub fn closure_detailed(modules_dir: &Path, names_or_globs: &[&str]) -> Result<Closure, ModuleError> {
+pub fn closure_detailed(
+    modules_dir: &Path,
+    names_or_globs: &[&str],
+) -> Result<Closure, ModuleError> {
     let db = ModuleDb::from_dir_host(modules_dir, modules_dir.to_path_buf())?;
     let mut want: BTreeSet<String> = BTreeSet::new();
     let mut missing = Vec::new();
@@ -915,9 +1033,17 @@ pub fn closure_detailed(modules_dir: &Path, names_or_globs: &[&str]) -> Result<C
         let before = want.len();
         let mut hit = false;
         if entry.contains('/') {
-            let pat = if entry.ends_with('/') { format!("{entry}*") } else { entry.to_string() };
+            let pat = if entry.ends_with('/') {
+                format!("{entry}*")
+            } else {
+                entry.to_string()
+            };
             for (name, m) in &db.modules {
-                let stem = m.path.find(".ko").map(|i| &m.path[..i + 3]).unwrap_or(&m.path);
+                let stem = m
+                    .path
+                    .find(".ko")
+                    .map(|i| &m.path[..i + 3])
+                    .unwrap_or(&m.path);
                 if fnmatch(&pat, &m.path) || fnmatch(&pat, stem) {
                     want.insert(name.clone());
                 }
@@ -934,7 +1060,11 @@ pub fn closure_detailed(modules_dir: &Path, names_or_globs: &[&str]) -> Result<C
     // Close over hard and soft dependencies.
     let mut stack: Vec<String> = want.iter().cloned().collect();
     while let Some(m) = stack.pop() {
-        let mut next: Vec<String> = db.modules.get(&m).map(|e| e.deps.clone()).unwrap_or_default();
+        let mut next: Vec<String> = db
+            .modules
+            .get(&m)
+            .map(|e| e.deps.clone())
+            .unwrap_or_default();
         if let Some(sd) = db.softdep(&m) {
             for s in sd.pre.iter().chain(&sd.post) {
                 next.extend(db.resolve(s, false).modules);
@@ -946,8 +1076,11 @@ pub fn closure_detailed(modules_dir: &Path, names_or_globs: &[&str]) -> Result<C
             }
         }
     }
-    let mut paths: Vec<PathBuf> =
-        want.iter().filter_map(|m| db.modules.get(m)).map(|e| PathBuf::from(&e.path)).collect();
+    let mut paths: Vec<PathBuf> = want
+        .iter()
+        .filter_map(|m| db.modules.get(m))
+        .map(|e| PathBuf::from(&e.path))
+        .collect();
     paths.sort();
     Ok(Closure { paths, missing })
 }
@@ -968,7 +1101,10 @@ mod tests {
 
     #[test]
     fn literal_runs() {
-        assert_eq!(longest_literal("of:N*T*Cbrcm,bcm2835-sdhostC*"), "Cbrcm,bcm2835-sdhostC");
+        assert_eq!(
+            longest_literal("of:N*T*Cbrcm,bcm2835-sdhostC*"),
+            "Cbrcm,bcm2835-sdhostC"
+        );
         assert_eq!(longest_literal("pci:v00001AF4d*sv*"), "pci:v00001AF4d");
         assert_eq!(longest_literal("a[xyz]bcd?e"), "bcd");
         assert_eq!(longest_literal("*"), "");
@@ -980,8 +1116,14 @@ mod tests {
 
     #[test]
     fn names_normalise() {
-        assert_eq!(name_from_path("kernel/drivers/block/virtio_blk.ko"), "virtio_blk");
-        assert_eq!(name_from_path("kernel/fs/nls/nls_iso8859-1.ko.xz"), "nls_iso8859_1");
+        assert_eq!(
+            name_from_path("kernel/drivers/block/virtio_blk.ko"),
+            "virtio_blk"
+        );
+        assert_eq!(
+            name_from_path("kernel/fs/nls/nls_iso8859-1.ko.xz"),
+            "nls_iso8859_1"
+        );
         assert_eq!(normalize_alias("fs-vfat"), "fs_vfat");
         assert_eq!(normalize_alias("pci:v[0-9]-x"), "pci:v[0-9]_x");
     }
@@ -995,7 +1137,11 @@ mod tests {
         assert_eq!(c.softdeps["a"].pre, vec!["b", "c"]);
         assert_eq!(c.softdeps["a"].post, vec!["d"]);
         c.parse_cmdline("quiet blacklist=dummy,evbug-x modprobe.blacklist=y usb-storage.delay_use=0 modules=loop");
-        assert!(c.blacklist.contains("evbug_x") && c.blacklist.contains("y") && c.blacklist.contains("dummy"));
+        assert!(
+            c.blacklist.contains("evbug_x")
+                && c.blacklist.contains("y")
+                && c.blacklist.contains("dummy")
+        );
         assert_eq!(c.options["usb_storage"], vec!["delay_use=0"]);
     }
 }

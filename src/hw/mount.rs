@@ -18,7 +18,12 @@ pub enum MountError {
     /// The mount point could not be created.
     Mkdir { path: PathBuf, source: io::Error },
     /// `mount(2)` failed.
-    Mount { device: String, fstype: FsType, target: PathBuf, source: io::Error },
+    Mount {
+        device: String,
+        fstype: FsType,
+        target: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for MountError {
@@ -30,8 +35,17 @@ impl fmt::Display for MountError {
             MountError::Mkdir { path, source } => {
                 write!(f, "cannot create mount point {}: {source}", path.display())
             }
-            MountError::Mount { device, fstype, target, source } => {
-                write!(f, "cannot mount /dev/{device} ({fstype}) on {}: {source}", target.display())
+            MountError::Mount {
+                device,
+                fstype,
+                target,
+                source,
+            } => {
+                write!(
+                    f,
+                    "cannot mount /dev/{device} ({fstype}) on {}: {source}",
+                    target.display()
+                )
             }
         }
     }
@@ -85,7 +99,10 @@ pub fn mounts(sys: &dyn Sys) -> Vec<(String, PathBuf)> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
-            Some((w.next()?.to_string(), PathBuf::from(w.next()?.replace("\\040", " "))))
+            Some((
+                w.next()?.to_string(),
+                PathBuf::from(w.next()?.replace("\\040", " ")),
+            ))
         })
         .collect()
 }
@@ -98,10 +115,18 @@ pub fn mount_ro(
     target: &Path,
 ) -> Result<Mounted, MountError> {
     let name = info.dev.name.clone();
-    let fstype =
-        info.probe.as_ref().map(|p| p.fstype).ok_or_else(|| MountError::NoFilesystem { device: name.clone() })?;
+    let fstype = info
+        .probe
+        .as_ref()
+        .map(|p| p.fstype)
+        .ok_or_else(|| MountError::NoFilesystem {
+            device: name.clone(),
+        })?;
     let host = sys.path(target);
-    std::fs::create_dir_all(&host).map_err(|source| MountError::Mkdir { path: target.to_path_buf(), source })?;
+    std::fs::create_dir_all(&host).map_err(|source| MountError::Mkdir {
+        path: target.to_path_buf(),
+        source,
+    })?;
     if let Some(l) = loader {
         let _ = load_fs_modules(l, fstype, &[]);
     }
@@ -120,20 +145,44 @@ pub fn mount_ro(
         target: target.to_path_buf(),
         source,
     })?;
-    Ok(Mounted { device: name, mountpoint: target.to_path_buf(), fstype, already: false })
+    Ok(Mounted {
+        device: name,
+        mountpoint: target.to_path_buf(),
+        fstype,
+        already: false,
+    })
 }
 
 /// Mounts `info` at `/media/<name>` like nlplug-findfs, unless `/proc/mounts` already lists the
 /// device (then its existing mount point is returned with `already`).
-pub fn mount_media(sys: &dyn Sys, loader: Option<&ModuleLoader<'_>>, info: &DeviceInfo) -> Result<Mounted, MountError> {
+pub fn mount_media(
+    sys: &dyn Sys,
+    loader: Option<&ModuleLoader<'_>>,
+    info: &DeviceInfo,
+) -> Result<Mounted, MountError> {
     let devnode = info.dev.devnode();
-    if let Some((_, at)) = mounts(sys).into_iter().find(|(src, _)| Path::new(src) == devnode) {
-        let fstype = info
-            .probe
-            .as_ref()
-            .map(|p| p.fstype)
-            .ok_or_else(|| MountError::NoFilesystem { device: info.dev.name.clone() })?;
-        return Ok(Mounted { device: info.dev.name.clone(), mountpoint: at, fstype, already: true });
+    if let Some((_, at)) = mounts(sys)
+        .into_iter()
+        .find(|(src, _)| Path::new(src) == devnode)
+    {
+        let fstype =
+            info.probe
+                .as_ref()
+                .map(|p| p.fstype)
+                .ok_or_else(|| MountError::NoFilesystem {
+                    device: info.dev.name.clone(),
+                })?;
+        return Ok(Mounted {
+            device: info.dev.name.clone(),
+            mountpoint: at,
+            fstype,
+            already: true,
+        });
     }
-    mount_ro(sys, loader, info, &PathBuf::from("/media").join(&info.dev.name))
+    mount_ro(
+        sys,
+        loader,
+        info,
+        &PathBuf::from("/media").join(&info.dev.name),
+    )
 }

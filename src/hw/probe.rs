@@ -135,13 +135,19 @@ pub fn guid_string(b: &[u8]) -> Option<String> {
 /// A fixed-size, space or NUL padded label.
 fn label_string(b: &[u8]) -> Option<String> {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    let s: String = String::from_utf8_lossy(&b[..end]).trim_end_matches(' ').to_string();
+    let s: String = String::from_utf8_lossy(&b[..end])
+        .trim_end_matches(' ')
+        .to_string();
     (!s.is_empty()).then_some(s)
 }
 
 /// A NUL-terminated UTF-16LE label.
 pub(crate) fn utf16_label(b: &[u8]) -> Option<String> {
-    let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
     let s = String::from_utf16_lossy(&units).trim_end().to_string();
     (!s.is_empty()).then_some(s)
 }
@@ -177,7 +183,11 @@ pub fn is_squashfs(head: &[u8]) -> bool {
 
 fn probe_squashfs(b: &[u8]) -> Option<Probe> {
     // "hsqs", version 4.x.
-    (b.get(..4)? == b"hsqs" && le16(b, 28)? == 4).then_some(Probe { fstype: FsType::Squashfs, label: None, uuid: None })
+    (b.get(..4)? == b"hsqs" && le16(b, 28)? == 4).then_some(Probe {
+        fstype: FsType::Squashfs,
+        label: None,
+        uuid: None,
+    })
 }
 
 fn probe_xfs(b: &[u8]) -> Option<Probe> {
@@ -188,7 +198,11 @@ fn probe_xfs(b: &[u8]) -> Option<Probe> {
     if !(512..=65536).contains(&bs) || !bs.is_power_of_two() {
         return None;
     }
-    Some(Probe { fstype: FsType::Xfs, label: label_string(b.get(108..120)?), uuid: uuid_string(b.get(32..48)?) })
+    Some(Probe {
+        fstype: FsType::Xfs,
+        label: label_string(b.get(108..120)?),
+        uuid: uuid_string(b.get(32..48)?),
+    })
 }
 
 fn probe_ext(sb: &[u8]) -> Option<Probe> {
@@ -212,12 +226,19 @@ fn probe_ext(sb: &[u8]) -> Option<Probe> {
     // The oldest driver that understands every feature flag names the type, as in blkid.
     let fstype = if !journal && old_ro && incompat & !(INCOMPAT_FILETYPE | INCOMPAT_META_BG) == 0 {
         FsType::Ext2
-    } else if journal && old_ro && incompat & !(INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG) == 0 {
+    } else if journal
+        && old_ro
+        && incompat & !(INCOMPAT_FILETYPE | INCOMPAT_RECOVER | INCOMPAT_META_BG) == 0
+    {
         FsType::Ext3
     } else {
         FsType::Ext4
     };
-    Some(Probe { fstype, label: label_string(sb.get(120..136)?), uuid: uuid_string(sb.get(104..120)?) })
+    Some(Probe {
+        fstype,
+        label: label_string(sb.get(120..136)?),
+        uuid: uuid_string(sb.get(104..120)?),
+    })
 }
 
 fn probe_f2fs(sb: &[u8]) -> Option<Probe> {
@@ -236,7 +257,11 @@ fn probe_btrfs<R: ReadAt + ?Sized>(dev: &R) -> Option<Probe> {
     if sb.get(64..72)? != b"_BHRfS_M" {
         return None;
     }
-    Some(Probe { fstype: FsType::Btrfs, label: label_string(sb.get(299..555)?), uuid: uuid_string(sb.get(32..48)?) })
+    Some(Probe {
+        fstype: FsType::Btrfs,
+        label: label_string(sb.get(299..555)?),
+        uuid: uuid_string(sb.get(32..48)?),
+    })
 }
 
 fn probe_iso9660<R: ReadAt + ?Sized>(dev: &R) -> Option<Probe> {
@@ -297,7 +322,11 @@ fn probe_exfat<R: ReadAt + ?Sized>(dev: &R, b: &[u8]) -> Option<Probe> {
         }
         None
     })();
-    Some(Probe { fstype: FsType::Exfat, label, uuid })
+    Some(Probe {
+        fstype: FsType::Exfat,
+        label,
+        uuid,
+    })
 }
 
 fn probe_vfat<R: ReadAt + ?Sized>(dev: &R, b: &[u8]) -> Option<Probe> {
@@ -322,21 +351,35 @@ fn probe_vfat<R: ReadAt + ?Sized>(dev: &R, b: &[u8]) -> Option<Probe> {
         return None;
     }
     let fat32 = fatsz16 == 0;
-    let (ext_sig, id_off, label_off, fatsz) =
-        if fat32 { (66, 67, 71, le32(b, 36)?) } else { (38, 39, 43, u32::from(fatsz16)) };
+    let (ext_sig, id_off, label_off, fatsz) = if fat32 {
+        (66, 67, 71, le32(b, 36)?)
+    } else {
+        (38, 39, 43, u32::from(fatsz16))
+    };
     if fatsz == 0 || (fat32 && root_entries != 0) {
         return None;
     }
     let has_ext = matches!(b[ext_sig], 0x28 | 0x29);
-    let uuid = if has_ext { Some(fat_serial(le32(b, id_off)?)) } else { None };
-    let boot_label = if b[ext_sig] == 0x29 { label_string(&b[label_off..label_off + 11]) } else { None };
+    let uuid = if has_ext {
+        Some(fat_serial(le32(b, id_off)?))
+    } else {
+        None
+    };
+    let boot_label = if b[ext_sig] == 0x29 {
+        label_string(&b[label_off..label_off + 11])
+    } else {
+        None
+    };
     // The root directory's volume-label entry wins over the boot sector (as in blkid).
     let dir_label = (|| {
         let bps = u64::from(bps);
         let fats_end = (u64::from(reserved) + u64::from(nfats) * u64::from(fatsz)) * bps;
         let (offset, len) = if fat32 {
             let cluster = u64::from(le32(b, 44)?).checked_sub(2)?;
-            (fats_end.checked_add(cluster.checked_mul(u64::from(spc) * bps)?)?, u64::from(spc) * bps)
+            (
+                fats_end.checked_add(cluster.checked_mul(u64::from(spc) * bps)?)?,
+                u64::from(spc) * bps,
+            )
         } else {
             (fats_end, u64::from(root_entries) * 32)
         };
@@ -360,7 +403,11 @@ fn probe_vfat<R: ReadAt + ?Sized>(dev: &R, b: &[u8]) -> Option<Probe> {
         None
     })();
     let label = dir_label.or(boot_label).filter(|l| l != "NO NAME");
-    Some(Probe { fstype: FsType::Vfat, label, uuid })
+    Some(Probe {
+        fstype: FsType::Vfat,
+        label,
+        uuid,
+    })
 }
 
 #[cfg(test)]
@@ -369,8 +416,14 @@ mod tests {
 
     #[test]
     fn guid_formats_like_blkid() {
-        let b = [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b];
-        assert_eq!(guid_string(&b).unwrap(), "c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
+        let b = [
+            0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e,
+            0xc9, 0x3b,
+        ];
+        assert_eq!(
+            guid_string(&b).unwrap(),
+            "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
+        );
         assert_eq!(fat_serial(0x1234ABCD), "1234-ABCD");
         assert_eq!(uuid_string(&[0; 16]), None);
     }

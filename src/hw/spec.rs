@@ -47,7 +47,8 @@ impl DeviceSpec {
 
     /// True when `info` is the device this spec names.
     pub fn matches(&self, info: &DeviceInfo) -> bool {
-        let eq_ci = |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
+        let eq_ci =
+            |a: &Option<String>, b: &str| a.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(b));
         let probe = info.probe.as_ref();
         match self {
             DeviceSpec::Name(n) => info.dev.name == *n,
@@ -84,10 +85,19 @@ mod tests {
 
     #[test]
     fn parses() {
-        assert_eq!(DeviceSpec::parse("/dev/vda1"), Some(DeviceSpec::Name("vda1".into())));
-        assert_eq!(DeviceSpec::parse("UUID=\"AB-CD\""), Some(DeviceSpec::Uuid("AB-CD".into())));
+        assert_eq!(
+            DeviceSpec::parse("/dev/vda1"),
+            Some(DeviceSpec::Name("vda1".into()))
+        );
+        assert_eq!(
+            DeviceSpec::parse("UUID=\"AB-CD\""),
+            Some(DeviceSpec::Uuid("AB-CD".into()))
+        );
         assert_eq!(DeviceSpec::parse("8:1"), Some(DeviceSpec::MajMin(8, 1)));
-        assert_eq!(DeviceSpec::parse("PARTUUID=5e29a4d6-02"), Some(DeviceSpec::PartUuid("5e29a4d6-02".into())));
+        assert_eq!(
+            DeviceSpec::parse("PARTUUID=5e29a4d6-02"),
+            Some(DeviceSpec::PartUuid("5e29a4d6-02".into()))
+        );
         assert_eq!(DeviceSpec::parse(""), None);
     }
 }

@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub enum MediaError {
     /// The directory to scan could not be listed.
-    ReadDir { path: PathBuf, source: std::io::Error },
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for MediaError {
@@ -94,7 +97,10 @@ pub struct ScanOptions {
 
 /// Scans the top level of a mounted filesystem (nlplug's depth 1) plus the modloop and cache.
 pub fn scan(dir: &Path, opts: &ScanOptions) -> Result<Offer, MediaError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| MediaError::ReadDir { path: dir.to_path_buf(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|source| MediaError::ReadDir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut offer = Offer::default();
     for e in rd.flatten() {
         let Ok(ft) = e.file_type() else { continue };
@@ -146,7 +152,10 @@ pub fn deep_boot_repositories(dir: &Path) -> Vec<PathBuf> {
 /// True when the file starts with a squashfs superblock.
 fn file_is_squashfs(path: &Path) -> bool {
     let mut head = [0u8; 96];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && is_squashfs(&head)
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && is_squashfs(&head)
 }
 
 /// Modloop candidates on a filesystem, best first.
@@ -156,11 +165,19 @@ fn file_is_squashfs(path: &Path) -> bool {
 /// them a `modloop-<flavour>` whose flavour ends the kernel release (`6.6.7-0-rpi` → `rpi`) comes
 /// first, then other `modloop-*`, then the rest, each group sorted. The caller mounts them in order
 /// and keeps the first with `modules/<release>`.
-pub fn find_modloop(dir: &Path, modloop: Option<&str>, kernel_release: Option<&str>) -> Vec<PathBuf> {
+pub fn find_modloop(
+    dir: &Path,
+    modloop: Option<&str>,
+    kernel_release: Option<&str>,
+) -> Vec<PathBuf> {
     if let Some(rel) = modloop {
         let rel = rel.trim_start_matches('/');
         let p = PathBuf::from(rel);
-        return if !rel.is_empty() && dir.join(&p).is_file() { vec![p] } else { vec![] };
+        return if !rel.is_empty() && dir.join(&p).is_file() {
+            vec![p]
+        } else {
+            vec![]
+        };
     }
     let mut found: Vec<PathBuf> = Vec::new();
     for sub in ["boot", ""] {
@@ -176,9 +193,14 @@ pub fn find_modloop(dir: &Path, modloop: Option<&str>, kernel_release: Option<&s
         names.sort();
         found.extend(names);
     }
-    let flavour = kernel_release.and_then(|r| r.rsplit('-').next()).filter(|f| !f.is_empty());
+    let flavour = kernel_release
+        .and_then(|r| r.rsplit('-').next())
+        .filter(|f| !f.is_empty());
     let rank = |p: &PathBuf| {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         match name.strip_prefix("modloop-") {
             Some(f) if Some(f) == flavour => 0,
             Some(_) => 1,
@@ -214,7 +236,10 @@ fn is_leftover(name: &str) -> bool {
         return false;
     };
     let suffix = &name[i + ".apkovl.tar.gz".len()..];
-    suffix.ends_with('~') || [".new", ".bak", ".old", ".orig", ".tmp", ".save"].iter().any(|s| suffix.ends_with(s))
+    suffix.ends_with('~')
+        || [".new", ".bak", ".old", ".orig", ".tmp", ".save"]
+            .iter()
+            .any(|s| suffix.ends_with(s))
 }
 
 fn matches_host(name: &str, hostname: &str) -> bool {
@@ -231,9 +256,18 @@ fn matches_host(name: &str, hostname: &str) -> bool {
 /// 4. by file name.
 ///
 /// Returns `None` for no candidates.
-pub fn choose_apkovl(candidates: &[ApkovlCandidate], hostname: Option<&str>) -> Option<ApkovlChoice> {
-    let file = |c: &ApkovlCandidate| c.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let host_hit = |c: &ApkovlCandidate| hostname.is_some_and(|h| !h.is_empty() && matches_host(&file(c), h));
+pub fn choose_apkovl(
+    candidates: &[ApkovlCandidate],
+    hostname: Option<&str>,
+) -> Option<ApkovlChoice> {
+    let file = |c: &ApkovlCandidate| {
+        c.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let host_hit =
+        |c: &ApkovlCandidate| hostname.is_some_and(|h| !h.is_empty() && matches_host(&file(c), h));
     let mut sorted: Vec<ApkovlCandidate> = candidates.to_vec();
     sorted.sort_by(|a, b| {
         host_hit(b)
@@ -260,5 +294,9 @@ pub fn choose_apkovl(candidates: &[ApkovlCandidate], hostname: Option<&str>) -> 
     } else {
         "first file name in order".to_string()
     };
-    Some(ApkovlChoice { chosen, others, reason })
+    Some(ApkovlChoice {
+        chosen,
+        others,
+        reason,
+    })
 }

@@ -621,10 +621,18 @@ mod tests {
     fn timed_uevents_advance_the_clock() {
         let dir = tempfile::tempdir().unwrap();
         let sys = RecordingSys::new(dir.path());
-        let ev = || UeventRecv::Event(super::super::Uevent { action: "add".into(), ..Default::default() });
+        let ev = || {
+            UeventRecv::Event(super::super::Uevent {
+                action: "add".into(),
+                ..Default::default()
+            })
+        };
         sys.push_uevent_after(Duration::from_millis(300), ev());
         let mut src = sys.uevents(1).unwrap();
-        assert_eq!(src.recv(Duration::from_millis(200)).unwrap(), UeventRecv::Timeout);
+        assert_eq!(
+            src.recv(Duration::from_millis(200)).unwrap(),
+            UeventRecv::Timeout
+        );
         assert_eq!(sys.now(), Duration::from_millis(200));
         assert_eq!(src.recv(Duration::from_millis(200)).unwrap(), ev());
         assert_eq!(sys.now(), Duration::from_millis(300));

@@ -204,6 +204,16 @@ impl Qemu {
         stdin.flush().unwrap();
     }
 
+    /// Expects the rescue shell, proves it works by typing into it, and powers off from it.
+    pub fn use_rescue_shell_and_power_off(mut self, timeout: Duration) -> String {
+        self.expect("Launching initramfs emergency recovery shell", timeout);
+        // The shell prints its prompt after the banner; give it a moment to read the tty.
+        std::thread::sleep(Duration::from_millis(500));
+        self.send("echo RESCUE-$((6*7)); /bin/busybox poweroff -f\n");
+        self.expect("RESCUE-42", timeout);
+        self.wait_exit(timeout)
+    }
+
     /// Waits for QEMU to exit (power-off or panic with -no-reboot); returns the console text.
     pub fn wait_exit(mut self, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
