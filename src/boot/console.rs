@@ -69,8 +69,25 @@ pub fn set_console(console: Box<dyn Write + Send>) {
     }
 }
 
+#[cfg(not(test))]
 fn lock() -> std::sync::MutexGuard<'static, Option<Sinks>> {
     LOGGER.sinks.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+// Unit tests run in parallel threads: each test thread gets its own console, so one test's
+// lines never land in another's capture.
+#[cfg(test)]
+thread_local! {
+    static TEST_SINKS: &'static Mutex<Option<Sinks>> = Box::leak(Box::new(Mutex::new(None)));
+}
+
+#[cfg(test)]
+fn lock() -> std::sync::MutexGuard<'static, Option<Sinks>> {
+    let _ = &LOGGER.sinks;
+    TEST_SINKS
+        .with(|m| *m)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 fn kmsg_line(s: &mut Sinks, level: u8, text: &str) {

@@ -269,9 +269,6 @@ impl<'a> Boot<'a> {
     /// The last stage: switch_root into `/sysroot` and exec init. Failures before the point of no
     /// return go through the failure policy and are retried.
     pub fn handoff(&mut self) -> BootEnd {
-        if self.plan.single {
-            self.rescue_shell("Single-user mode: exit the shell to continue the boot.");
-        }
         let mut checked = self.stage("handoff", "Checking the new init", |b| {
             switch_root::check_init(b.sys, Path::new(SYSROOT), &b.plan.init)
         });
@@ -404,5 +401,81 @@ fn unreachable_handoff() -> ! {
     // RealSys::exec only returns on failure, which the boot reports as an error instead.
     loop {
         rustix::event::pause();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::{Call, RecordingSys};
+
+    fn boot_with<'a>(sys: &'a RecordingSys, cmdline: &str) -> Boot<'a> {
+        let mut b = Boot::new(sys, cmdline::plan(&cmdline::parse(cmdline)), Duration::ZERO);
+        b.rescue_budget = Some(1);
+        b
+    }
+
+    fn shell(dir: &Path) {
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin/sh"), b"").unwrap();
+    }
+
+    #[test]
+    fn a_failing_stage_opens_the_rescue_shell_then_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        shell(dir.path());
+        let sys = RecordingSys::new(dir.path());
+        let mut b = boot_with(&sys, "");
+        let mut tries = 0;
+        let r = b.stage("x", "Doing x", |_| {
+            tries += 1;
+            if tries == 1 {
+                Err(BootError::Unsupported {
+                    what: "first try fails".into(),
+                })
+            } else {
+                Ok(tries)
+            }
+        });
+        assert_eq!(r.unwrap(), 2);
+        assert!(
+            matches!(&sys.calls()[..], [Call::Run { spawn }] if spawn.program == Path::new(RESCUE_SHELL))
+        );
+        assert_eq!(b.timeline.stages.len(), 2);
+        assert!(matches!(b.timeline.stages[0].outcome, Outcome::Failed(_)));
+    }
+
+    #[test]
+    fn a_rust_panic_in_a_stage_takes_the_same_road() {
+        let dir = tempfile::tempdir().unwrap();
+        shell(dir.path());
+        let sys = RecordingSys::new(dir.path());
+        let mut b = boot_with(&sys, "");
+        let r: Result<(), BootEnd> = b.stage("x", "Doing x", |_| panic!("boom"));
+        assert!(
+            matches!(r, Err(BootEnd::GaveUp { reason }) if reason.contains("internal error: boom"))
+        );
+        assert_eq!(
+            sys.calls().len(),
+            1,
+            "the rescue shell ran once before the budget ran out"
+        );
+    }
+
+    #[test]
+    fn panic_option_ends_in_kernel_panic_and_no_shell_means_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = RecordingSys::new(dir.path());
+        let mut b = boot_with(&sys, "panic=10");
+        let r: Result<(), BootEnd> = b.stage("x", "x", |_| {
+            Err(BootError::Unsupported { what: "no".into() })
+        });
+        assert!(matches!(r, Err(BootEnd::KernelPanic { .. })));
+        let mut b = boot_with(&sys, "");
+        let r: Result<(), BootEnd> = b.stage("x", "x", |_| {
+            Err(BootError::Unsupported { what: "no".into() })
+        });
+        assert!(matches!(r, Err(BootEnd::Idle { .. })));
+        assert!(sys.trace().contains(&"idle".to_string()));
     }
 }

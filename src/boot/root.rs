@@ -161,8 +161,13 @@ fn mount(
 
 /// The `root=` branch up to a mounted `/sysroot`, run under the failure policy.
 pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
+    let mut single = boot.plan.single;
     boot.stage("root", "Mounting root", |b| {
         let (device, probed) = find_root(b, spec)?;
+        if std::mem::take(&mut single) {
+            // Alpine: after the device search, before the mount.
+            b.rescue_shell("Single-user mode: exit the shell to continue the boot.");
+        }
         let fstype = spec.fstype.clone().or(probed).unwrap_or_else(|| "auto".into());
         if let Some(loader) = b.loader.as_ref() {
             let mut names = vec![format!("fs-{fstype}")];
