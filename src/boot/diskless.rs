@@ -217,25 +217,43 @@ fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<
             path,
         } => {
             let text = device.to_string();
-            let name = text.rsplit('/').next().unwrap_or(&text).to_string();
+            let spec = crate::hw::DeviceSpec::parse(&text)?;
+            let found = crate::hw::block::list(boot.sys)
+                .iter()
+                .map(|d| crate::hw::block::identify(boot.sys, d))
+                .find(|info| spec.matches(info));
+            let name = match &found {
+                Some(info) => info.dev.name.clone(),
+                None => text.rsplit('/').next().unwrap_or(&text).to_string(),
+            };
             let dir = PathBuf::from("/media").join(&name);
             let _ = fs::create_dir_all(boot.sys.path(&dir));
-            let source = if text.starts_with('/') {
-                text.clone()
-            } else {
-                format!("/dev/{name}")
+            let result = match (fstype, &found) {
+                // `DEVICE:FSTYPE:PATH`: mount as told, like Alpine's `mount -t FSTYPE`.
+                (Some(t), _) => boot
+                    .sys
+                    .mount(
+                        &format!("/dev/{name}"),
+                        &dir,
+                        t,
+                        crate::sys::MountFlags::RDONLY,
+                        "",
+                    )
+                    .map_err(|e| e.to_string()),
+                (None, Some(info)) => {
+                    crate::hw::mount::mount_ro(boot.sys, boot.loader.as_ref(), info, &dir)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+                (None, None) => Err(format!("device {text} not found")),
             };
-            let fs_type = fstype.clone().unwrap_or_else(|| "auto".into());
-            match boot
-                .sys
-                .mount(&source, &dir, &fs_type, crate::sys::MountFlags::empty(), "")
-            {
+            match result {
                 Ok(()) => {
                     boot.apkovl_mount = Some(dir.clone());
                     Some(dir.join(path.trim_start_matches('/')))
                 }
                 Err(e) => {
-                    log::warn!("apkovl: cannot mount {source} on {}: {e}", dir.display());
+                    log::warn!("apkovl: cannot mount {text} on {}: {e}", dir.display());
                     None
                 }
             }
