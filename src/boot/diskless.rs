@@ -63,6 +63,7 @@ fn find_media(boot: &mut Boot<'_>, plan: &Diskless, decisions: &mut Decisions) -
         kernel_release: Some(boot.sys.kernel_release()),
     };
     let d: Discovery = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    boot.record.discovery = Some(d.clone());
     for dev in &d.devices {
         if !dev.info.dev.name.starts_with("loop") && !dev.info.dev.name.starts_with("ram") {
             boot.timeline.mark(&format!("device {} appeared", dev.info.dev.name), dev.appeared);

@@ -71,6 +71,11 @@ pub fn install(
     };
     let outcome = match apk::install(&req, boot.sys) {
         Ok(report) => {
+            boot.record.installed.extend(report.installed.iter().cloned());
+            let problems = &mut boot.record.package_problems;
+            problems.extend(report.skipped_world.iter().map(|(a, w)| (a.clone(), format!("skipped: {w}"))));
+            problems.extend(report.failed.iter().map(|(n, e)| (n.clone(), format!("refused: {e}"))));
+            problems.extend(report.broken.iter().map(|(n, w)| (n.clone(), format!("installed with errors: {w}"))));
             for (atom, why) in &report.skipped_world {
                 log::warn!("package {atom} skipped: {why}");
             }

@@ -118,6 +118,7 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
     let mut cfg = DiscoverConfig::new(Goal::Root(device));
     cfg.uevent_buffer = boot.plan.uevent_buf_size;
     let d = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    boot.record.discovery = Some(d.clone());
     for dev in &d.devices {
         boot.timeline.mark(
             &format!("device {} appeared", dev.info.dev.name),
