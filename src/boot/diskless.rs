@@ -92,16 +92,8 @@ fn find_media(boot: &mut Boot<'_>, plan: &Diskless, decisions: &mut Decisions) -
     media.modloops = d.modloops.clone();
     if let Some(choice) = &d.apkovl {
         media.apkovl = Some(choice.chosen.path.clone());
+        // Several candidates: discovery's warning (logged above) names the ignored ones.
         decisions.apkovl_reason = choice.reason.clone();
-        if !choice.others.is_empty() {
-            let others: Vec<String> = choice.others.iter().map(|o| o.path.display().to_string()).collect();
-            log::warn!(
-                "several apkovls found: using {} ({}); ignoring {}",
-                choice.chosen.path.display(),
-                choice.reason,
-                others.join(", ")
-            );
-        }
     }
     let nothing = media.repositories.is_empty() && media.apkovl.is_none();
     let explicit = !matches!(plan.repos, RepoSource::Auto) || !matches!(plan.apkovl, ApkovlSource::Auto);
