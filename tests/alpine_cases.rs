@@ -147,7 +147,7 @@ fn inittab(w: &World) -> String {
     fs::read_to_string(w.sysroot().join("etc/inittab")).unwrap_or_default()
 }
 
-/// 1. `root=/dev/vda1`: the device is found, mounted read-only on /sysroot, and init is exec'd.
+/// Case 1: `root=/dev/vda1`: the device is found, mounted read-only on /sysroot, and init is exec'd.
 #[test]
 fn cmdline_root() {
     let w = World::new("root=/dev/vda1");
@@ -166,7 +166,7 @@ fn cmdline_root() {
     assert!(w.has("chroot ."));
 }
 
-/// 2. `blacklist=dummy,evbug` goes into the initramfs's modprobe.d.
+/// Case 2: `blacklist=dummy,evbug` goes into the initramfs's modprobe.d.
 #[test]
 fn blacklist() {
     let w = World::new("blacklist=dummy,evbug");
@@ -175,7 +175,7 @@ fn blacklist() {
     assert_eq!(conf, "blacklist dummy\nblacklist evbug\n");
 }
 
-/// 3. No command line: media found, tmpfs on /sysroot, the usr-merged skeleton, switch_root.
+/// Case 3: No command line: media found, tmpfs on /sysroot, the usr-merged skeleton, switch_root.
 #[test]
 fn tmpfs_root() {
     let w = World::new("bootstrap_usr_merged=yes");
@@ -198,7 +198,7 @@ fn tmpfs_root() {
     assert!(w.has("mount -o move /media/vda1 /sysroot/media/vda1"));
 }
 
-/// 4. The modloop signing keys of the initramfs are copied into the new root, and `openssl`
+/// Case 4: The modloop signing keys of the initramfs are copied into the new root, and `openssl`
 /// is added to the packages.
 #[test]
 fn tmpfs_root_modloop_sign() {
@@ -220,7 +220,7 @@ fn tmpfs_root_modloop_sign() {
     );
 }
 
-/// 6 (the handoff part): the last `console=` is the console of the new init.
+/// Case 6 (the handoff part): the last `console=` is the console of the new init.
 #[test]
 fn tmpfs_root_console_serial_handoff() {
     let w = World::new("console=tty0 console=ttyS0");
@@ -234,7 +234,7 @@ fn tmpfs_root_console_serial_handoff() {
     assert!(inittab(&w).contains("ttyS0::respawn:/sbin/getty -L 0 ttyS0 vt100\n"));
 }
 
-/// 7 (the wiring): with no apkovl, detected serial ports get gettys.
+/// Case 7 (the wiring): with no apkovl, detected serial ports get gettys.
 #[test]
 fn tmpfs_root_autodetect_serial_wiring() {
     let w = World::new("");
@@ -247,7 +247,7 @@ fn tmpfs_root_autodetect_serial_wiring() {
     assert!(tab.contains("ttyAMA0::respawn:"), "{tab}");
 }
 
-/// 8. `autodetect_serial=no`: no getty for detected ports.
+/// Case 8: `autodetect_serial=no`: no getty for detected ports.
 #[test]
 fn tmpfs_root_disable_autodetect_serial() {
     let w = World::new("autodetect_serial=no");
@@ -259,7 +259,7 @@ fn tmpfs_root_disable_autodetect_serial() {
     assert!(!tab.contains("ttyS0") && !tab.contains("ttyAMA0"), "{tab}");
 }
 
-/// 9. An apkovl was loaded: serial auto-detection is skipped (the apkovl owns inittab).
+/// Case 9: An apkovl was loaded: serial auto-detection is skipped (the apkovl owns inittab).
 #[test]
 fn tmpfs_root_apkovl_autodetect_serial() {
     let w = World::new("apkovl=/media/vda1/foo.apkovl.tar.gz");
@@ -277,7 +277,7 @@ fn tmpfs_root_apkovl_autodetect_serial() {
     assert!(!tab.contains("ttyS0") && !tab.contains("ttyAMA0"), "{tab}");
 }
 
-/// 10 (from the apkovl): the apkovl's fstab names the boot medium: it is moved to its mount
+/// Case 10 (from the apkovl): the apkovl's fstab names the boot medium: it is moved to its mount
 /// point and remounted with its options.
 #[test]
 fn tmpfs_root_remount_opts_from_apkovl_fstab() {
@@ -303,7 +303,7 @@ fn tmpfs_root_remount_opts_from_apkovl_fstab() {
     );
 }
 
-/// 17. `apkovl=/dev/sda1:foofs:bar.apkovl.tar.gz`: mount the device with that type, take the
+/// Case 17: `apkovl=/dev/sda1:foofs:bar.apkovl.tar.gz`: mount the device with that type, take the
 /// apkovl from it, unmount it after the packages.
 #[test]
 fn tmpfs_root_apkovl_mount() {
@@ -331,7 +331,7 @@ fn tmpfs_root_apkovl_mount() {
     );
 }
 
-/// 25. `alpine_repo=a,b` becomes the new root's repositories, one per line.
+/// Case 25: `alpine_repo=a,b` becomes the new root's repositories, one per line.
 #[test]
 fn tmpfs_root_alpine_repo() {
     let w = World::new("alpine_repo=https://a.example/main,https://b.example/community");
@@ -344,7 +344,7 @@ fn tmpfs_root_alpine_repo() {
     );
 }
 
-/// 29. `root=` with a `/usr` line in the new root's fstab: "Mounting /usr" with `usrflags`
+/// Case 29: `root=` with a `/usr` line in the new root's fstab: "Mounting /usr" with `usrflags`
 /// (default `ro`), and /sysroot/usr is not moved again at switch_root.
 #[test]
 fn mount_usr() {
