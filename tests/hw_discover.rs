@@ -558,3 +558,44 @@ fn no_uevent_socket_means_one_pass() {
     assert!(d.warnings[0].contains("cannot listen"));
     assert_eq!(d.boot_repositories.len(), 1);
 }
+
+#[test]
+fn already_mounted_media_needs_no_superblock() {
+    // A device listed in /proc/mounts whose node cannot be probed (no /dev file at all): it is
+    // scanned where it is mounted, typed from /proc/mounts, and never mounted again.
+    let w = World::new();
+    sys_block(
+        w.root(),
+        "mmcblk0p1",
+        179,
+        1,
+        Some((1, "mmcblk0")),
+        2048,
+        false,
+    );
+    w.media("mmcblk0p1", &["apks/.boot_repository", "rpi.apkovl.tar.gz"]);
+    fs::create_dir_all(w.root().join("proc")).unwrap();
+    fs::write(
+        w.root().join("proc/mounts"),
+        "/dev/mmcblk0p1 /media/mmcblk0p1 vfat ro 0 0\n",
+    )
+    .unwrap();
+    let d = discover(&w.sys, None, &DiscoverConfig::new(media_goal()));
+    assert_eq!(d.ending, Ending::Found);
+    assert_eq!(
+        d.boot_repositories,
+        [PathBuf::from("/media/mmcblk0p1/apks")]
+    );
+    assert_eq!(
+        d.apkovl.as_ref().unwrap().chosen.path,
+        PathBuf::from("/media/mmcblk0p1/rpi.apkovl.tar.gz")
+    );
+    let m = d.kept_media();
+    assert!(m[0].already);
+    assert_eq!(m[0].fstype.as_str(), "vfat");
+    assert!(
+        !w.trace().iter().any(|l| l.starts_with("mount")),
+        "{:?}",
+        w.trace()
+    );
+}

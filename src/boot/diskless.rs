@@ -70,6 +70,7 @@ fn find_media(
         kernel_release: Some(boot.sys.kernel_release()),
     };
     let d: Discovery = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    boot.record.discovery = Some(d.clone());
     for dev in &d.devices {
         if !dev.info.dev.name.starts_with("loop") && !dev.info.dev.name.starts_with("ram") {
             boot.timeline.mark(
@@ -108,20 +109,8 @@ fn find_media(
     media.modloops = d.modloops.clone();
     if let Some(choice) = &d.apkovl {
         media.apkovl = Some(choice.chosen.path.clone());
+        // Several candidates: discovery's warning (logged above) names the ignored ones.
         decisions.apkovl_reason = choice.reason.clone();
-        if !choice.others.is_empty() {
-            let others: Vec<String> = choice
-                .others
-                .iter()
-                .map(|o| o.path.display().to_string())
-                .collect();
-            log::warn!(
-                "several apkovls found: using {} ({}); ignoring {}",
-                choice.chosen.path.display(),
-                choice.reason,
-                others.join(", ")
-            );
-        }
     }
     let nothing = media.repositories.is_empty() && media.apkovl.is_none();
     let explicit =

@@ -133,6 +133,21 @@ pub enum BootEnd {
     GaveUp { reason: String },
 }
 
+/// What a boot run found and decided beyond its trace, kept for `ramboot plan` and tests.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// The device search of the media stage (diskless) or of the root search (`root=`).
+    pub discovery: Option<crate::hw::Discovery>,
+    /// The diskless branch's decisions (set when that branch finished).
+    pub decisions: Option<diskless::Decisions>,
+    /// Packages installed, `(name, version)` in install order.
+    pub installed: Vec<(String, String)>,
+    /// Packages skipped, refused or installed with errors: `(name, why)`.
+    pub package_problems: Vec<(String, String)>,
+    /// `/usr` mounted from the new root's fstab (`root=` branch).
+    pub usr: Option<String>,
+}
+
 /// One boot: the plan, the system, what has been mounted and the timeline.
 pub struct Boot<'a> {
     pub sys: &'a dyn Sys,
@@ -148,6 +163,8 @@ pub struct Boot<'a> {
     pub loader: Option<crate::hw::ModuleLoader<'a>>,
     /// `apkovl=DEVICE:…` mounted this; unmounted after the packages are installed.
     pub apkovl_mount: Option<PathBuf>,
+    /// What the stages found, for reports.
+    pub record: Record,
 }
 
 impl<'a> Boot<'a> {
@@ -161,6 +178,7 @@ impl<'a> Boot<'a> {
             env: vec![("HOME".into(), "/".into()), ("TERM".into(), "linux".into())],
             loader: None,
             apkovl_mount: None,
+            record: Record::default(),
         }
     }
 
@@ -317,8 +335,21 @@ pub fn read_plan(sys: &dyn Sys) -> BootPlan {
     cmdline::plan(&cmdline::parse_bytes(&bytes))
 }
 
+/// A finished boot run with what it decided, for callers that can see an end.
+pub struct Finished {
+    pub end: BootEnd,
+    pub plan: BootPlan,
+    pub timeline: Timeline,
+    pub record: Record,
+}
+
 /// The whole boot, from the first instruction of PID 1 to the exec of the new init.
 pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
+    run_recorded(sys, rescue_budget).end
+}
+
+/// [`run`], keeping the plan, the timeline and the [`Record`] (`ramboot plan`, tests).
+pub fn run_recorded(sys: &dyn Sys, rescue_budget: Option<usize>) -> Finished {
     let init_start = sys.now();
     let early_start = init_start;
     let early = early::setup(sys);
@@ -362,12 +393,20 @@ pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
     root::load_boot_drivers(&mut boot);
     let result = match boot.plan.mode.clone() {
         Mode::Root(spec) => root::mount_root(&mut boot, &spec),
-        Mode::Diskless(d) => diskless::run(&mut boot, &d).map(drop),
+        Mode::Diskless(d) => diskless::run(&mut boot, &d).map(|d| {
+            boot.record.decisions = Some(d);
+        }),
     };
-    if let Err(end) = result {
-        return end;
+    let end = match result {
+        Err(end) => end,
+        Ok(()) => boot.handoff(),
+    };
+    Finished {
+        end,
+        plan: boot.plan,
+        timeline: boot.timeline,
+        record: boot.record,
     }
-    boot.handoff()
 }
 
 /// The entry point when running as PID 1. Never returns; exits only when `panic=` asks.

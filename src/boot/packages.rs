@@ -92,6 +92,28 @@ pub fn install(
                 log::info!("{atom} is not in any repository: skipped");
             }
             drop_from_world(boot, notices.iter().map(|(a, _)| a.as_str()));
+            boot.record
+                .installed
+                .extend(report.installed.iter().cloned());
+            let problems = &mut boot.record.package_problems;
+            problems.extend(
+                report
+                    .skipped_world
+                    .iter()
+                    .map(|(a, w)| (a.clone(), format!("skipped: {w}"))),
+            );
+            problems.extend(
+                report
+                    .failed
+                    .iter()
+                    .map(|(n, e)| (n.clone(), format!("refused: {e}"))),
+            );
+            problems.extend(
+                report
+                    .broken
+                    .iter()
+                    .map(|(n, w)| (n.clone(), format!("installed with errors: {w}"))),
+            );
             for (atom, why) in &report.skipped_world {
                 log::warn!("package {atom} skipped: {why}");
             }

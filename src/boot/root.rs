@@ -115,9 +115,8 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
             waited: Default::default(),
         })?,
     };
-    let mut cfg = DiscoverConfig::new(Goal::Root(device));
-    cfg.uevent_buffer = boot.plan.uevent_buf_size;
-    let d = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    let d = find_device(boot, device);
+    boot.record.discovery = Some(d.clone());
     for dev in &d.devices {
         boot.timeline.mark(
             &format!("device {} appeared", dev.info.dev.name),
@@ -137,6 +136,62 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
             spec: text,
             waited: d.finished.saturating_sub(d.started),
         }),
+    }
+}
+
+/// Waits for one device, as nlplug-findfs does for `root=` and the fstab's `/usr`.
+fn find_device(boot: &mut Boot<'_>, device: DeviceSpec) -> crate::hw::Discovery {
+    let mut cfg = DiscoverConfig::new(Goal::Root(device));
+    cfg.uevent_buffer = boot.plan.uevent_buf_size;
+    discover(boot.sys, boot.loader.as_ref(), &cfg)
+}
+
+/// Loads `fs-<type>` (and vfat's character sets) when the kernel has modules for them.
+fn load_fs(boot: &Boot<'_>, fstype: &str) {
+    if let Some(loader) = boot.loader.as_ref() {
+        let mut names = vec![format!("fs-{fstype}")];
+        if fstype == "vfat" {
+            names.extend(["nls_cp437".to_string(), "nls_ascii".to_string()]);
+        }
+        names.retain(|n| !loader.db().resolve(n, false).modules.is_empty());
+        loader.load(&Request::names(names));
+    }
+}
+
+/// Alpine's "Mounting /usr": each `/usr` line of the new root's fstab is mounted on
+/// `/sysroot/usr` with `usrflags` (default `ro`), unless `usrflags=disable`. A failure is a
+/// warning: the new root's own services may still cope.
+pub fn mount_usr(boot: &mut Boot<'_>, spec: &RootSpec) {
+    let crate::cmdline::UsrMount::Flags(flags) = &spec.usr else {
+        return;
+    };
+    let fstab = boot.sys.path(&Path::new(SYSROOT).join("etc/fstab"));
+    let Ok(text) = std::fs::read_to_string(fstab) else {
+        return;
+    };
+    for e in super::sysroot::parse_fstab(&text)
+        .into_iter()
+        .filter(|e| e.file == "/usr")
+    {
+        super::console::ebegin("Mounting /usr");
+        let found = DeviceSpec::parse(&e.spec)
+            .map(|d| find_device(boot, d))
+            .and_then(|d| d.root);
+        let Some(info) = found else {
+            let why = format!("device {} not found", e.spec);
+            super::console::eend(Err(&why));
+            boot.record.usr = Some(why);
+            continue;
+        };
+        let device = format!("/dev/{}", info.dev.name);
+        load_fs(boot, &e.vfstype);
+        let result = mount(boot, &device, "/sysroot/usr", &e.vfstype, flags);
+        let text = match &result {
+            Ok(()) => format!("{device} ({}) mounted with {flags}", e.vfstype),
+            Err(err) => err.to_string(),
+        };
+        super::console::eend(result.as_ref().map(drop).map_err(|_| text.as_str()));
+        boot.record.usr = Some(text);
     }
 }
 
@@ -169,14 +224,7 @@ pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
             b.rescue_shell("Single-user mode: exit the shell to continue the boot.");
         }
         let fstype = spec.fstype.clone().or(probed).unwrap_or_else(|| "auto".into());
-        if let Some(loader) = b.loader.as_ref() {
-            let mut names = vec![format!("fs-{fstype}")];
-            if fstype == "vfat" {
-                names.extend(["nls_cp437".to_string(), "nls_ascii".to_string()]);
-            }
-            names.retain(|n| !loader.db().resolve(n, false).modules.is_empty());
-            loader.load(&Request::names(names));
-        }
+        load_fs(b, &fstype);
         match &spec.overlay_tmpfs {
             Some(tmpfs_flags) => {
                 let ro = format!("{},ro", spec.flags);
@@ -205,5 +253,7 @@ pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
             None => mount(b, &device, SYSROOT, &fstype, &spec.flags)?,
         }
         Ok(())
-    })
+    })?;
+    mount_usr(boot, spec);
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod mkinitfs;
+pub mod plan;
 
 use std::ffi::OsString;
 
@@ -32,6 +33,7 @@ pub fn main(args: &[OsString]) -> i32 {
     match cmd {
         "mkinitfs" => mkinitfs::main(rest),
         "cmdline" => crate::cmdline::cli::main(rest),
+        "plan" => plan::main(rest),
         "install" => crate::apk::cli::main_install(rest),
         "apk" => crate::apk::cli::main_apk(rest),
         "version" | "--version" | "-V" => {

@@ -16,7 +16,7 @@
 use super::block::{self, natural_cmp, BlockDevice, DeviceInfo};
 use super::coldplug::Hotplug;
 use super::modules::{LoadReport, ModuleLoader};
-use super::mount::{load_fs_modules, mount_media, Mounted};
+use super::mount::{self, load_fs_modules, mount_media, Mounted};
 use super::spec::DeviceSpec;
 use crate::media::{self, ApkovlCandidate, ApkovlChoice, Offer, ScanOptions, Verdict};
 use crate::sys::{Sys, Uevent, UeventRecv, UeventSource};
@@ -251,7 +251,12 @@ impl Driver<'_, '_> {
                 log::info!("root device {spec} is /dev/{}", seen.info.dev.name);
                 self.out.root = Some(seen.info.clone());
             }
-            Goal::Media { .. } if seen.info.probe.is_some() => self.scan_media(&mut seen),
+            Goal::Media { .. }
+                if seen.info.probe.is_some()
+                    || mount::mounted_at(self.sys, &seen.info.dev.name).is_some() =>
+            {
+                self.scan_media(&mut seen)
+            }
             _ => {}
         }
         match existing {

@@ -107,6 +107,22 @@ pub fn mounts(sys: &dyn Sys) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
+/// Where `/proc/mounts` says `/dev/<name>` is mounted already, and its filesystem type there.
+pub fn mounted_at(sys: &dyn Sys, name: &str) -> Option<(PathBuf, String)> {
+    let devnode = PathBuf::from("/dev").join(name);
+    let text = std::fs::read_to_string(sys.path(Path::new("/proc/mounts"))).ok()?;
+    text.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        if Path::new(w.next()?) != devnode {
+            return None;
+        }
+        Some((
+            PathBuf::from(w.next()?.replace("\\040", " ")),
+            w.next()?.to_string(),
+        ))
+    })
+}
+
 /// Mounts `info` read-only at `target` (created with mode 0755), loading its module first.
 pub fn mount_ro(
     sys: &dyn Sys,
@@ -154,24 +170,23 @@ pub fn mount_ro(
 }
 
 /// Mounts `info` at `/media/<name>` like nlplug-findfs, unless `/proc/mounts` already lists the
-/// device (then its existing mount point is returned with `already`).
+/// device (then its existing mount point is returned with `already`). An already-mounted device
+/// needs no superblock: its type comes from `/proc/mounts` when probing found none (a device node
+/// that cannot be read, or `ramboot plan` over a copy of a card's files).
 pub fn mount_media(
     sys: &dyn Sys,
     loader: Option<&ModuleLoader<'_>>,
     info: &DeviceInfo,
 ) -> Result<Mounted, MountError> {
-    let devnode = info.dev.devnode();
-    if let Some((_, at)) = mounts(sys)
-        .into_iter()
-        .find(|(src, _)| Path::new(src) == devnode)
-    {
-        let fstype =
-            info.probe
-                .as_ref()
-                .map(|p| p.fstype)
-                .ok_or_else(|| MountError::NoFilesystem {
-                    device: info.dev.name.clone(),
-                })?;
+    if let Some((at, fs_name)) = mounted_at(sys, &info.dev.name) {
+        let fstype = info
+            .probe
+            .as_ref()
+            .map(|p| p.fstype)
+            .or_else(|| FsType::from_name(&fs_name))
+            .ok_or_else(|| MountError::NoFilesystem {
+                device: info.dev.name.clone(),
+            })?;
         return Ok(Mounted {
             device: info.dev.name.clone(),
             mountpoint: at,

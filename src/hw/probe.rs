@@ -74,6 +74,23 @@ impl FsType {
             FsType::Exfat => "exfat",
         }
     }
+
+    /// The type `mount -t` and `/proc/mounts` call by this name.
+    pub fn from_name(name: &str) -> Option<FsType> {
+        const ALL: [FsType; 10] = [
+            FsType::Vfat,
+            FsType::Ext2,
+            FsType::Ext3,
+            FsType::Ext4,
+            FsType::Iso9660,
+            FsType::Squashfs,
+            FsType::Btrfs,
+            FsType::Xfs,
+            FsType::F2fs,
+            FsType::Exfat,
+        ];
+        ALL.into_iter().find(|t| t.as_str() == name)
+    }
 }
 
 impl fmt::Display for FsType {

@@ -1,0 +1,948 @@
+//! `ramboot plan`: the whole boot, run unprivileged against a directory standing in for `/`,
+//! with every decision printed. It answers "why did my apkovl not load?" before a card is
+//! flashed, from a copy of that card's files.
+//!
+//! The boot writes (it assembles `/sysroot`, moves mounts, creates device placeholders), so it
+//! never runs on the user's directory: DIR is copied to a fresh scratch directory first and the
+//! boot runs there through [`RecordingSys`], which records every privileged call instead of making
+//! it and never deletes anything (`free_initramfs` is only recorded). In the copy, absolute
+//! symlinks are made relative to the copy (a stand-in root resolves `/x` inside itself, as a
+//! chroot would), and device nodes, fifos and sockets become empty files: nothing the boot does
+//! can reach outside the scratch directory. The copy is removed at the end unless `--keep`.
+//!
+//! A copy of an SD card is not a fake kernel: a non-empty `media/<name>/` with no
+//! `sys/class/block/<name>` becomes an already-mounted vfat device (a `proc/mounts` line and a
+//! minimal sysfs entry), which discovery scans where it is, as it would a mounted card.
+
+use super::args::{Arg, ArgError, RawArgs};
+use crate::boot::{self, timeline::Outcome, BootEnd, Finished};
+use crate::cmdline::{ApkovlSource, Mode, RepoSource};
+use crate::json;
+use crate::sys::{RecordingSys, Sys};
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub const HELP: &str = "\
+ramboot plan --root DIR [options]
+
+Runs the whole boot unprivileged against DIR standing in for / (proc/cmdline, sys/, dev/,
+media/<dev>/, lib/modules, etc/apk/keys ...) and prints every decision and the recorded calls.
+DIR is never written: the boot runs on a scratch copy (removed afterwards unless --keep).
+A non-empty media/<name>/ without sys/class/block/<name> (e.g. a copy of an SD card's files)
+is treated as an already-mounted vfat boot medium.
+
+  --root DIR               the stand-in for / (default: an empty one, with --media)
+  --media SRC[:NAME]       also copy SRC to media/NAME (default NAME: mmcblk0p1; repeatable)
+  --cmdline TEXT           the kernel command line (default: DIR/proc/cmdline)
+  --kernel-release REL     uname -r (default: the one directory in DIR/lib/modules)
+  --arch ARCH              apk architecture (default: the one found in the boot repositories)
+  --keep                   keep the scratch copy and print where it is
+  --json                   the same report as JSON
+";
+
+/// Errors of `ramboot plan` before the boot runs.
+#[derive(Debug)]
+pub enum PlanError {
+    Args(ArgError),
+    Usage(String),
+    Copy { path: PathBuf, source: io::Error },
+    Setup { what: String, source: io::Error },
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Args(e) => write!(f, "{e}"),
+            Self::Usage(s) => write!(f, "{s}"),
+            Self::Copy { path, source } => write!(f, "cannot copy {}: {source}", path.display()),
+            Self::Setup { what, source } => write!(f, "cannot {what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl From<ArgError> for PlanError {
+    fn from(e: ArgError) -> Self {
+        Self::Args(e)
+    }
+}
+
+/// Flags as given.
+#[derive(Default)]
+struct Raw {
+    root: Option<PathBuf>,
+    media: Vec<String>,
+    cmdline: Option<String>,
+    kernel_release: Option<String>,
+    arch: Option<String>,
+    keep: bool,
+    json: bool,
+    help: bool,
+}
+
+fn parse_raw(args: &[OsString]) -> Result<Raw, ArgError> {
+    let mut r = RawArgs::new(args);
+    let mut raw = Raw::default();
+    while let Some(arg) = r.next_arg() {
+        let (name, inline) = match arg {
+            Arg::Flag { name, inline } => (name, inline),
+            Arg::Positional(p) => return Err(ArgError::Unexpected(p.to_string_lossy().into())),
+        };
+        match name.as_str() {
+            "--root" => raw.root = Some(r.value(&name, inline)?.into()),
+            "--media" => raw.media.push(r.string(&name, inline)?),
+            "--cmdline" => raw.cmdline = Some(r.string(&name, inline)?),
+            "--kernel-release" => raw.kernel_release = Some(r.string(&name, inline)?),
+            "--arch" => raw.arch = Some(r.string(&name, inline)?),
+            "--keep" => raw.keep = true,
+            "--json" => raw.json = true,
+            "-h" | "--help" => raw.help = true,
+            _ => return Err(ArgError::Unexpected(name)),
+        }
+    }
+    Ok(raw)
+}
+
+/// A validated request.
+#[derive(Debug)]
+pub struct Request {
+    pub root: Option<PathBuf>,
+    /// (source directory, name under `media/`).
+    pub media: Vec<(PathBuf, String)>,
+    pub cmdline: Option<String>,
+    pub kernel_release: Option<String>,
+    pub arch: Option<String>,
+    pub keep: bool,
+    pub json: bool,
+}
+
+fn validate(raw: Raw) -> Result<Request, PlanError> {
+    if raw.root.is_none() && raw.media.is_empty() {
+        return Err(PlanError::Usage(
+            "missing --root DIR (or --media SRC)".into(),
+        ));
+    }
+    if let Some(root) = &raw.root {
+        if !root.is_dir() {
+            return Err(PlanError::Usage(format!(
+                "--root {}: not a directory",
+                root.display()
+            )));
+        }
+    }
+    let mut media = Vec::new();
+    for m in raw.media {
+        let (src, name) = match m.rsplit_once(':') {
+            Some((s, n)) if !n.is_empty() && !n.contains('/') => (s.to_string(), n.to_string()),
+            _ => (m.clone(), "mmcblk0p1".to_string()),
+        };
+        if !Path::new(&src).is_dir() {
+            return Err(PlanError::Usage(format!("--media {src}: not a directory")));
+        }
+        media.push((PathBuf::from(src), name));
+    }
+    Ok(Request {
+        root: raw.root,
+        media,
+        cmdline: raw.cmdline,
+        kernel_release: raw.kernel_release,
+        arch: raw.arch,
+        keep: raw.keep,
+        json: raw.json,
+    })
+}
+
+/// Copies `src` into `dst` without following symlinks; see the module docs for what changes.
+pub fn copy_tree(src: &Path, dst: &Path, top: &Path) -> Result<(), PlanError> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PlanError::Copy { path, source }
+    };
+    fs::create_dir_all(dst).map_err(err(dst))?;
+    for e in fs::read_dir(src).map_err(err(src))? {
+        let e = e.map_err(err(src))?;
+        let from = e.path();
+        let to = dst.join(e.file_name());
+        let ft = e.file_type().map_err(err(&from))?;
+        if ft.is_dir() {
+            copy_tree(&from, &to, top)?;
+            let mode = fs::metadata(&from).map_err(err(&from))?.permissions();
+            fs::set_permissions(&to, mode).map_err(err(&to))?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(err(&from))?;
+            let target = if target.is_absolute() {
+                // `/x` seen from DIR/a/b/link is ../../x.
+                let depth = dst
+                    .strip_prefix(top)
+                    .map(|p| p.components().count())
+                    .unwrap_or(0);
+                let mut rel: PathBuf = std::iter::repeat("..").take(depth).collect();
+                rel.push(target.strip_prefix("/").unwrap_or(&target));
+                rel
+            } else {
+                target
+            };
+            std::os::unix::fs::symlink(target, &to).map_err(err(&to))?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to).map_err(err(&from))?;
+        } else {
+            fs::File::create(&to).map_err(err(&to))?;
+        }
+    }
+    Ok(())
+}
+
+/// The scratch root, ready for the boot.
+pub struct Prepared {
+    pub dir: PathBuf,
+    pub kernel_release: String,
+    pub machine: String,
+    /// What was assumed or synthesised, for the report.
+    pub notes: Vec<String>,
+}
+
+fn scratch_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    std::env::temp_dir().join(format!("ramboot-plan.{}.{nanos}", std::process::id()))
+}
+
+fn setup_err(what: &str) -> impl FnOnce(io::Error) -> PlanError + '_ {
+    move |source| PlanError::Setup {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// `uname -m` for an apk architecture (the inverse of the boot's `apk_arch`).
+fn machine_for(arch: &str) -> &str {
+    match arch {
+        "armv7" => "armv7l",
+        "armhf" => "armv6l",
+        "x86" => "i686",
+        other => other,
+    }
+}
+
+/// Architectures of the boot repositories under `media/*` (`<repo>/<arch>/APKINDEX.tar.gz`).
+fn media_arches(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir(root.join("media")) else {
+        return out;
+    };
+    for m in rd.flatten() {
+        for repo in crate::media::deep_boot_repositories(&m.path()) {
+            let Ok(sub) = fs::read_dir(m.path().join(repo)) else {
+                continue;
+            };
+            for a in sub.flatten() {
+                let name = a.file_name().to_string_lossy().into_owned();
+                if a.path().join("APKINDEX.tar.gz").is_file() && !out.contains(&name) {
+                    out.push(name);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Copies DIR and the `--media` trees into `dir`, writes `--cmdline` and synthesises the sysfs
+/// and `/proc/mounts` entries of copied media.
+pub fn prepare(req: &Request, dir: &Path) -> Result<Prepared, PlanError> {
+    let mut notes = Vec::new();
+    match &req.root {
+        Some(root) => copy_tree(root, dir, dir)?,
+        None => fs::create_dir_all(dir).map_err(setup_err("create the scratch directory"))?,
+    }
+    for (src, name) in &req.media {
+        let to = dir.join("media").join(name);
+        copy_tree(src, &to, dir)?;
+        notes.push(format!("{} copied to media/{name}", src.display()));
+    }
+    if let Some(text) = &req.cmdline {
+        fs::create_dir_all(dir.join("proc")).map_err(setup_err("create proc/"))?;
+        fs::write(dir.join("proc/cmdline"), format!("{text}\n"))
+            .map_err(setup_err("write proc/cmdline"))?;
+    }
+    // Copied media: already mounted, no superblock needed.
+    let mut names: Vec<String> = fs::read_dir(dir.join("media"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter(|e| fs::read_dir(e.path()).is_ok_and(|mut r| r.next().is_some()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_by(|a, b| crate::hw::block::natural_cmp(a, b));
+    let mut minor = 0;
+    for name in names {
+        let sysfs = dir.join("sys/class/block").join(&name);
+        if fs::symlink_metadata(&sysfs).is_ok() {
+            continue;
+        }
+        fs::create_dir_all(&sysfs).map_err(setup_err("create a sysfs entry"))?;
+        fs::write(sysfs.join("dev"), format!("259:{minor}\n"))
+            .map_err(setup_err("create a sysfs entry"))?;
+        minor += 1;
+        let mounts = dir.join("proc/mounts");
+        fs::create_dir_all(dir.join("proc")).map_err(setup_err("create proc/"))?;
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&mounts)
+            .map_err(setup_err("write proc/mounts"))?;
+        writeln!(f, "/dev/{name} /media/{name} vfat ro 0 0")
+            .map_err(setup_err("write proc/mounts"))?;
+        notes.push(format!(
+            "media/{name}: no sys/class/block/{name}, so treated as /dev/{name} already mounted (vfat)"
+        ));
+    }
+    let kernel_release =
+        match &req.kernel_release {
+            Some(r) => r.clone(),
+            None => {
+                let mut rels: Vec<String> = fs::read_dir(dir.join("lib/modules"))
+                    .map(|rd| {
+                        rd.flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                rels.sort();
+                match rels.as_slice() {
+                    [one] => one.clone(),
+                    _ => {
+                        let r = RecordingSys::new(dir).kernel_release();
+                        notes.push(format!(
+                        "kernel release {r} assumed (give --kernel-release; lib/modules has {})",
+                        if rels.is_empty() { "none".to_string() } else { rels.join(", ") }
+                    ));
+                        r
+                    }
+                }
+            }
+        };
+    let arch = match &req.arch {
+        Some(a) => a.clone(),
+        None => {
+            let found = media_arches(dir);
+            match found.as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    let a = crate::apk::build::default_arch().to_string();
+                    if found.len() > 1 {
+                        notes.push(format!(
+                            "architecture {a} assumed; the boot repositories have {} (give --arch)",
+                            found.join(", ")
+                        ));
+                    }
+                    a
+                }
+            }
+        }
+    };
+    Ok(Prepared {
+        dir: dir.to_path_buf(),
+        kernel_release,
+        machine: machine_for(&arch).to_string(),
+        notes,
+    })
+}
+
+/// The console of the plan: every line kept for the report, echoed live when asked.
+#[derive(Clone)]
+struct Tee {
+    buf: Arc<Mutex<Vec<u8>>>,
+    echo: bool,
+}
+
+impl Write for Tee {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.buf
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        if self.echo {
+            io::stdout().write_all(b)?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if self.echo {
+            io::stdout().flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// One boot medium as discovery saw it.
+#[derive(Debug, Default)]
+pub struct MediaEntry {
+    pub device: String,
+    pub fstype: Option<String>,
+    pub label: Option<String>,
+    pub uuid: Option<String>,
+    pub mountpoint: Option<String>,
+    pub repositories: Vec<String>,
+    pub apkovls: Vec<String>,
+    pub modloops: Vec<String>,
+    /// Why it was not used, or what it was used for.
+    pub verdict: String,
+}
+
+/// Every decision of one run, rendered as text or JSON.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub cmdline: String,
+    pub setup: Vec<String>,
+    pub mode: String,
+    pub modules: Vec<String>,
+    pub fixed_modules: Vec<String>,
+    pub blacklist: Vec<String>,
+    pub cmdline_warnings: Vec<String>,
+    pub media: Vec<MediaEntry>,
+    pub discovery: String,
+    pub apkovl: Option<String>,
+    pub apkovl_why: String,
+    pub apkovl_ignored: Vec<String>,
+    pub overlay_files: usize,
+    pub default_services: Option<bool>,
+    pub modloop: Option<String>,
+    pub repositories: Vec<String>,
+    pub world: Vec<String>,
+    pub installed: Vec<String>,
+    pub skipped: Vec<String>,
+    pub notes: Vec<String>,
+    pub stages: Vec<(String, String)>,
+    pub handoff: String,
+    pub calls: Vec<String>,
+    pub end: String,
+    pub handed_off: bool,
+    pub log: Vec<String>,
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Ok => "ok".into(),
+        Outcome::Degraded(w) => format!("degraded: {w}"),
+        Outcome::Failed(w) => format!("failed: {w}"),
+    }
+}
+
+/// Builds the report from a finished run and its trace.
+pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
+    let plan = &f.plan;
+    let mut r = Report {
+        cmdline,
+        modules: plan.modules.clone(),
+        fixed_modules: plan.fixed_modules.clone(),
+        blacklist: plan.blacklist.clone(),
+        cmdline_warnings: plan.warnings.iter().map(|w| w.to_string()).collect(),
+        calls: sys.trace(),
+        ..Default::default()
+    };
+    r.mode = match &plan.mode {
+        Mode::Diskless(_) => "diskless (no root=): tmpfs root from boot media".into(),
+        Mode::Root(s) => format!(
+            "root={} ({}, options {}{})",
+            s.device,
+            s.fstype.as_deref().unwrap_or("type probed"),
+            s.flags,
+            if s.overlay_tmpfs.is_some() {
+                ", tmpfs overlay"
+            } else {
+                ""
+            }
+        ),
+    };
+    if let Some(d) = &f.record.discovery {
+        r.discovery = format!(
+            "{:?} after {:.2}s{}",
+            d.ending,
+            d.finished.saturating_sub(d.started).as_secs_f64(),
+            match d.ready_at {
+                Some(at) => format!(" (goal met at {:.2}s)", at.as_secs_f64()),
+                None => " (goal not met)".into(),
+            }
+        );
+        for s in &d.devices {
+            let probe = s.info.probe.as_ref();
+            let mut e = MediaEntry {
+                device: s.info.dev.name.clone(),
+                fstype: probe
+                    .map(|p| p.fstype.to_string())
+                    .or_else(|| s.mounted.as_ref().map(|m| m.fstype.to_string())),
+                label: probe.and_then(|p| p.label.clone()),
+                uuid: probe.and_then(|p| p.uuid.clone()),
+                mountpoint: s
+                    .mounted
+                    .as_ref()
+                    .map(|m| m.mountpoint.display().to_string()),
+                ..Default::default()
+            };
+            if let (Some(o), Some(m)) = (&s.offer, &s.mounted) {
+                let full = |p: &PathBuf| m.mountpoint.join(p).display().to_string();
+                e.repositories = o.boot_repositories.iter().map(full).collect();
+                e.apkovls = o.apkovls.iter().map(full).collect();
+                e.modloops = o.modloops.iter().map(full).collect();
+            }
+            e.verdict = match (&s.error, &s.offer, &s.mounted) {
+                (Some(err), _, _) => format!("skipped: {err}"),
+                (None, Some(_), Some(m)) if m.already => "kept (was already mounted)".into(),
+                (None, Some(_), Some(_)) => "kept".into(),
+                (None, Some(_), None) => {
+                    "unmounted: no boot repository, apkovl, modloop or cache at its top level"
+                        .into()
+                }
+                (None, None, _) if probe.is_none() => "no filesystem recognised".into(),
+                (None, None, _) => match &plan.mode {
+                    Mode::Root(_)
+                        if f.record
+                            .discovery
+                            .as_ref()
+                            .and_then(|d| d.root.as_ref())
+                            .is_some_and(|x| x.dev.name == s.info.dev.name) =>
+                    {
+                        "the root device".into()
+                    }
+                    _ => "not needed".into(),
+                },
+            };
+            r.media.push(e);
+        }
+        if let Some(c) = &d.apkovl {
+            r.apkovl_ignored = c
+                .others
+                .iter()
+                .map(|o| o.path.display().to_string())
+                .collect();
+        }
+    }
+    let stage = |name: &str| f.timeline.stages.iter().rev().find(|s| s.name == name);
+    if let Mode::Diskless(dl) = &plan.mode {
+        let chosen = f.record.discovery.as_ref().and_then(|d| d.apkovl.as_ref());
+        match &f.record.decisions {
+            Some(dec) => {
+                r.apkovl = dec.apkovl.as_ref().map(|p| p.display().to_string());
+                r.overlay_files = dec.overlay_files.len();
+                r.default_services = Some(dec.default_services);
+                r.modloop = dec.modloop.clone();
+                r.repositories = dec.repositories.clone();
+                r.world = dec.packages.clone();
+                r.notes = dec.notes.clone();
+            }
+            None => r
+                .notes
+                .push("the diskless branch did not finish (see the end)".into()),
+        }
+        r.apkovl_why = match (&dl.apkovl, &r.apkovl) {
+            (ApkovlSource::Auto, Some(_)) => chosen
+                .map(|c| format!("found on the boot media: {}", c.reason))
+                .unwrap_or_default(),
+            (ApkovlSource::Auto, None) => match chosen {
+                Some(c) => format!(
+                    "{} was found but not applied: {}",
+                    c.chosen.path.display(),
+                    stage("apkovl")
+                        .map(|s| outcome_text(&s.outcome))
+                        .unwrap_or_default()
+                ),
+                None => format!(
+                    "no file matching {} at the top level of any mounted boot medium",
+                    crate::media::APKOVL_PATTERN
+                ),
+            },
+            (ApkovlSource::None, _) => {
+                "disabled by the command line (noapkovl / apkovl=none)".into()
+            }
+            (ApkovlSource::Url(u), _) => {
+                format!("apkovl={u} needs networking, which ramboot does not do yet")
+            }
+            (ApkovlSource::Path(p), None) => {
+                format!("apkovl={}: not a file (or not a valid apkovl)", p.display())
+            }
+            (ApkovlSource::Device { device, .. }, None) => {
+                format!("apkovl={device}:...: not mounted or not a file")
+            }
+            (_, Some(_)) => "named by apkovl= on the command line".into(),
+        };
+        if dl.repos == RepoSource::None {
+            r.notes
+                .push("noalpine_repo: only the apkovl's repositories are used".into());
+        }
+    }
+    r.installed = f
+        .record
+        .installed
+        .iter()
+        .map(|(n, v)| format!("{n}-{v}"))
+        .collect();
+    r.skipped = f
+        .record
+        .package_problems
+        .iter()
+        .map(|(n, w)| format!("{n}: {w}"))
+        .collect();
+    for s in &f.timeline.stages {
+        r.stages.push((s.name.clone(), outcome_text(&s.outcome)));
+        if s.outcome != Outcome::Ok {
+            r.skipped
+                .push(format!("stage {}: {}", s.name, outcome_text(&s.outcome)));
+        }
+    }
+    if let Some(usr) = &f.record.usr {
+        r.notes.push(format!("/usr: {usr}"));
+    }
+    let mut handoff = String::from("switch_root");
+    if let Some(c) = &plan.switch_root_console {
+        handoff.push_str(&format!(" -c /dev/{c}"));
+    }
+    handoff.push_str(&format!(" {} {}", boot::SYSROOT, plan.init.display()));
+    for a in &plan.init_args {
+        handoff.push(' ');
+        handoff.push_str(a);
+    }
+    r.handoff = handoff;
+    r.handed_off = matches!(f.end, BootEnd::HandedOff);
+    r.end = match &f.end {
+        BootEnd::HandedOff => format!("handed off: exec {} in the new root", plan.init.display()),
+        BootEnd::GaveUp { reason } => {
+            format!("stopped: {reason} (the real boot would open the rescue shell here)")
+        }
+        BootEnd::KernelPanic { reason } => format!("kernel panic (panic= is set): {reason}"),
+        BootEnd::Idle { reason } => format!("idle (no rescue shell): {reason}"),
+    };
+    r
+}
+
+fn list(out: &mut String, title: &str, items: &[String]) {
+    if items.is_empty() {
+        out.push_str(&format!("{title}: none\n"));
+    } else {
+        out.push_str(&format!("{title}:\n"));
+        for i in items {
+            out.push_str(&format!("  {i}\n"));
+        }
+    }
+}
+
+impl Report {
+    /// The decisions, the recorded calls and the end, for people.
+    pub fn text(&self) -> String {
+        let mut o = String::new();
+        o.push_str("\n== decisions ==\n");
+        o.push_str(&format!("command line: {}\n", self.cmdline));
+        for s in &self.setup {
+            o.push_str(&format!("setup: {s}\n"));
+        }
+        o.push_str(&format!("mode: {}\n", self.mode));
+        o.push_str(&format!(
+            "modules: {} (then, quietly: {})\n",
+            if self.modules.is_empty() {
+                "-".into()
+            } else {
+                self.modules.join(" ")
+            },
+            self.fixed_modules.join(" ")
+        ));
+        if !self.blacklist.is_empty() {
+            o.push_str(&format!("blacklist: {}\n", self.blacklist.join(" ")));
+        }
+        for w in &self.cmdline_warnings {
+            o.push_str(&format!("command line warning: {w}\n"));
+        }
+        o.push_str(&format!("devices ({}):\n", self.discovery));
+        for m in &self.media {
+            o.push_str(&format!(
+                "  {} [{}{}{}]{}: {}\n",
+                m.device,
+                m.fstype.as_deref().unwrap_or("?"),
+                m.label
+                    .as_ref()
+                    .map(|l| format!(" LABEL={l}"))
+                    .unwrap_or_default(),
+                m.uuid
+                    .as_ref()
+                    .map(|u| format!(" UUID={u}"))
+                    .unwrap_or_default(),
+                m.mountpoint
+                    .as_ref()
+                    .map(|p| format!(" at {p}"))
+                    .unwrap_or_default(),
+                m.verdict
+            ));
+            for (what, v) in [
+                ("repository", &m.repositories),
+                ("apkovl", &m.apkovls),
+                ("modloop", &m.modloops),
+            ] {
+                for x in v {
+                    o.push_str(&format!("    {what} {x}\n"));
+                }
+            }
+        }
+        o.push_str(&format!(
+            "apkovl: {} ({})\n",
+            self.apkovl.as_deref().unwrap_or("none"),
+            self.apkovl_why
+        ));
+        if self.apkovl.is_some() {
+            o.push_str(&format!(
+                "  {} entries unpacked into /sysroot\n",
+                self.overlay_files
+            ));
+        }
+        for i in &self.apkovl_ignored {
+            o.push_str(&format!("  ignored: {i}\n"));
+        }
+        if let Some(d) = self.default_services {
+            o.push_str(&format!(
+                "default services: {}\n",
+                if d {
+                    "added (no apkovl, or it has etc/.default_boot_services)"
+                } else {
+                    "not added (the apkovl decides)"
+                }
+            ));
+        }
+        if let Some(m) = &self.modloop {
+            o.push_str(&format!("modloop: {m}\n"));
+        }
+        list(&mut o, "repositories", &self.repositories);
+        o.push_str(&format!("packages asked for: {}\n", self.world.join(" ")));
+        list(&mut o, "installed, in order", &self.installed);
+        list(&mut o, "skipped or degraded", &self.skipped);
+        list(&mut o, "notes", &self.notes);
+        o.push_str(&format!("handoff: {}\n", self.handoff));
+        o.push_str("\n== recorded calls ==\n");
+        for c in &self.calls {
+            o.push_str(&format!("{c}\n"));
+        }
+        o.push_str(&format!("\n== end ==\n{}\n", self.end));
+        o
+    }
+
+    pub fn json(&self) -> String {
+        let media: Vec<String> = self
+            .media
+            .iter()
+            .map(|m| {
+                json::Object::new()
+                    .str("device", &m.device)
+                    .opt_str("fstype", m.fstype.as_deref())
+                    .opt_str("label", m.label.as_deref())
+                    .opt_str("uuid", m.uuid.as_deref())
+                    .opt_str("mountpoint", m.mountpoint.as_deref())
+                    .raw("repositories", &json::string_array(&m.repositories))
+                    .raw("apkovls", &json::string_array(&m.apkovls))
+                    .raw("modloops", &json::string_array(&m.modloops))
+                    .str("verdict", &m.verdict)
+                    .finish()
+            })
+            .collect();
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|(n, o)| {
+                json::Object::new()
+                    .str("name", n)
+                    .str("outcome", o)
+                    .finish()
+            })
+            .collect();
+        let mut o = json::Object::new();
+        o.str("cmdline", &self.cmdline)
+            .raw("setup", &json::string_array(&self.setup))
+            .str("mode", &self.mode)
+            .raw("modules", &json::string_array(&self.modules))
+            .raw("fixed_modules", &json::string_array(&self.fixed_modules))
+            .raw("blacklist", &json::string_array(&self.blacklist))
+            .raw(
+                "cmdline_warnings",
+                &json::string_array(&self.cmdline_warnings),
+            )
+            .str("discovery", &self.discovery)
+            .raw("devices", &json::array(&media))
+            .opt_str("apkovl", self.apkovl.as_deref())
+            .str("apkovl_why", &self.apkovl_why)
+            .raw("apkovl_ignored", &json::string_array(&self.apkovl_ignored))
+            .num("overlay_files", self.overlay_files as f64);
+        match self.default_services {
+            Some(d) => o.bool("default_services", d),
+            None => o.raw("default_services", "null"),
+        };
+        o.opt_str("modloop", self.modloop.as_deref())
+            .raw("repositories", &json::string_array(&self.repositories))
+            .raw("packages", &json::string_array(&self.world))
+            .raw("installed", &json::string_array(&self.installed))
+            .raw("skipped", &json::string_array(&self.skipped))
+            .raw("notes", &json::string_array(&self.notes))
+            .raw("stages", &json::array(&stages))
+            .str("handoff", &self.handoff)
+            .raw("calls", &json::string_array(&self.calls))
+            .raw("log", &json::string_array(&self.log))
+            .bool("handed_off", self.handed_off)
+            .str("end", &self.end);
+        o.finish()
+    }
+}
+
+/// Runs the boot on a prepared scratch root with a rescue budget of zero.
+pub fn run(prep: &Prepared, echo: bool) -> Report {
+    let tee = Tee {
+        buf: Arc::default(),
+        echo,
+    };
+    boot::console::init(Box::new(tee.clone()), false, false);
+    let sys = RecordingSys::new(&prep.dir)
+        .with_kernel_release(&prep.kernel_release)
+        .with_machine(&prep.machine);
+    let cmdline = fs::read_to_string(prep.dir.join("proc/cmdline"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let finished = boot::run_recorded(&sys, Some(0));
+    let mut r = report(&finished, &sys, cmdline);
+    r.setup = prep.notes.clone();
+    r.setup.push(format!(
+        "kernel release {}, machine {}",
+        prep.kernel_release, prep.machine
+    ));
+    let log = tee.buf.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    r.log = String::from_utf8_lossy(&log)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    r
+}
+
+pub fn main(args: &[OsString]) -> i32 {
+    let raw = match parse_raw(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ramboot plan: {e}\n\n{HELP}");
+            return 2;
+        }
+    };
+    if raw.help {
+        print!("{HELP}");
+        return 0;
+    }
+    let req = match validate(raw) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ramboot plan: {e}");
+            return 2;
+        }
+    };
+    let dir = scratch_dir();
+    let prep = match prepare(&req, &dir) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ramboot plan: {e}");
+            let _ = fs::remove_dir_all(&dir);
+            return 1;
+        }
+    };
+    if !req.json {
+        println!(
+            "ramboot plan: booting a copy of {} in {}\n\n== boot log ==",
+            req.root
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "an empty root".into()),
+            dir.display()
+        );
+    }
+    let mut report = run(&prep, !req.json);
+    if req.keep {
+        report
+            .setup
+            .push(format!("scratch copy kept in {}", dir.display()));
+    } else if let Err(e) = fs::remove_dir_all(&dir) {
+        eprintln!("ramboot plan: cannot remove {}: {e}", dir.display());
+    }
+    if req.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+        if req.keep {
+            println!("(scratch copy kept in {})", dir.display());
+        }
+    }
+    i32::from(!report.handed_off)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn parses_and_validates() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let raw = parse_raw(&args(&[
+            "--root",
+            d,
+            "--cmdline=quiet",
+            "--json",
+            "--media",
+            &format!("{d}:sda1"),
+        ]))
+        .unwrap();
+        let req = validate(raw).unwrap();
+        assert_eq!(req.cmdline.as_deref(), Some("quiet"));
+        assert!(req.json);
+        assert_eq!(req.media, [(dir.path().to_path_buf(), "sda1".to_string())]);
+        assert!(validate(parse_raw(&args(&["--json"])).unwrap()).is_err());
+        assert!(parse_raw(&args(&["stray"])).is_err());
+    }
+
+    #[test]
+    fn copy_keeps_the_user_tree_and_stays_inside() {
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        fs::create_dir_all(s.join("media/mmcblk0p1/apks/aarch64")).unwrap();
+        fs::write(s.join("media/mmcblk0p1/apks/.boot_repository"), b"").unwrap();
+        fs::write(s.join("media/mmcblk0p1/apks/aarch64/APKINDEX.tar.gz"), b"x").unwrap();
+        fs::create_dir_all(s.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", s.join("etc/link")).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let dir = scratch.path().join("copy");
+        let req = Request {
+            root: Some(s.to_path_buf()),
+            media: vec![],
+            cmdline: Some("quiet".into()),
+            kernel_release: None,
+            arch: None,
+            keep: false,
+            json: false,
+        };
+        let p = prepare(&req, &dir).unwrap();
+        assert_eq!(p.machine, "aarch64");
+        assert_eq!(
+            fs::read_link(dir.join("etc/link")).unwrap(),
+            Path::new("../etc/passwd")
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("proc/mounts")).unwrap(),
+            "/dev/mmcblk0p1 /media/mmcblk0p1 vfat ro 0 0\n"
+        );
+        assert!(dir.join("sys/class/block/mmcblk0p1/dev").is_file());
+        // The user's tree is untouched.
+        assert!(!s.join("proc").exists() && !s.join("sys").exists());
+    }
+}
