@@ -321,7 +321,8 @@ fn tmpfs_root_apkovl_mount() {
     let t = w.trace();
     let mount = t
         .iter()
-        .position(|l| l == "mount -t foofs /dev/sda1 /media/sda1")
+        // Upstream mounts it read-write; ramboot only reads the apkovl there, so read-only.
+        .position(|l| l == "mount -t foofs -o ro /dev/sda1 /media/sda1")
         .unwrap_or_else(|| panic!("{t:#?}"));
     let umount = t.iter().position(|l| l == "umount /media/sda1").unwrap();
     assert!(mount < umount);
