@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default)]
 pub struct Media {
     pub mounts: Vec<MediaMount>,
+    /// Devices the initramfs had no driver for (their modaliases).
+    pub unmatched_modaliases: Vec<String>,
     pub repositories: Vec<PathBuf>,
     pub apkovl: Option<PathBuf>,
     pub modloops: Vec<PathBuf>,
@@ -107,6 +109,7 @@ fn find_media(
     }
     media.repositories = d.boot_repositories.clone();
     media.modloops = d.modloops.clone();
+    media.unmatched_modaliases = d.unmatched_modaliases.clone();
     if let Some(choice) = &d.apkovl {
         media.apkovl = Some(choice.chosen.path.clone());
         // Several candidates: discovery's warning (logged above) names the ignored ones.
@@ -178,15 +181,22 @@ fn mount_modloop(boot: &mut Boot<'_>, media: &Media, decisions: &mut Decisions) 
             log::warn!("cannot read the modloop's module index: {e}");
         }
     }
-    // Drivers for devices the initramfs had no module for.
-    let cfg = DiscoverConfig::new(Goal::Drivers);
-    let d = discover(boot.sys, boot.loader.as_ref(), &cfg);
-    if !d.modules.loaded.is_empty() {
-        note(
-            decisions,
-            format!("modloop drivers loaded: {}", d.modules.loaded.join(" ")),
-        );
+    // Drivers for the devices the initramfs had no module for: only those modaliases are looked
+    // up again, no second walk over sysfs.
+    if let Some(loader) = boot.loader.as_ref() {
+        let report = crate::hw::coldplug::Hotplug::new()
+            .load(loader, media.unmatched_modaliases.iter().cloned());
+        for (m, why) in &report.failed {
+            log::warn!("module {m}: {why}");
+        }
+        if !report.loaded.is_empty() {
+            note(
+                decisions,
+                format!("drivers from the modloop: {}", report.loaded.join(" ")),
+            );
+        }
     }
+    boot.timeline.mark("modloop drivers loaded", boot.sys.now());
     Outcome::Ok
 }
 

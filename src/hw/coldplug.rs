@@ -40,6 +40,8 @@ pub fn scan_modaliases(sys: &dyn Sys) -> BTreeSet<String> {
 #[derive(Default)]
 pub struct Hotplug {
     seen: BTreeSet<String>,
+    /// Modaliases no module matched: a larger module set (the modloop) may have one.
+    unmatched: BTreeSet<String>,
 }
 
 impl Hotplug {
@@ -66,6 +68,9 @@ impl Hotplug {
         let mut report = LoadReport::default();
         for alias in &fresh {
             let r = loader.db().resolve(alias, true);
+            if r.modules.is_empty() && r.blacklisted.is_empty() {
+                self.unmatched.insert(alias.clone());
+            }
             report.blacklisted.extend(r.blacklisted);
             for m in r.modules {
                 if !names.contains(&m) {
@@ -80,6 +85,11 @@ impl Hotplug {
     /// Walks sysfs and loads what the modaliases there need.
     pub fn coldplug(&mut self, sys: &dyn Sys, loader: &ModuleLoader<'_>) -> LoadReport {
         self.load(loader, scan_modaliases(sys))
+    }
+
+    /// Modaliases seen so far that no module matched.
+    pub fn unmatched(&self) -> Vec<String> {
+        self.unmatched.iter().cloned().collect()
     }
 
     /// Number of modaliases handled so far.

@@ -130,6 +130,8 @@ pub struct Discovery {
     pub caches: Vec<PathBuf>,
     /// Modules loaded by coldplug and hotplug.
     pub modules: LoadReport,
+    /// Modaliases of devices no module matched (retried once the modloop adds modules).
+    pub unmatched_modaliases: Vec<String>,
     pub overflows: u32,
     pub warnings: Vec<String>,
 }
@@ -443,6 +445,7 @@ pub fn discover_with(
             modloops: Vec::new(),
             caches: Vec::new(),
             modules: LoadReport::default(),
+            unmatched_modaliases: Vec::new(),
             overflows: 0,
             warnings: Vec::new(),
         },
@@ -462,6 +465,7 @@ pub fn discover_with(
     };
     d.mark_ready();
     d.out.finished = sys.now();
+    d.out.unmatched_modaliases = d.hotplug.unmatched();
     collect(sys, &mut d.out, cfg);
     d.out
 }
