@@ -90,6 +90,39 @@ fn providers_priority_and_virtuals() {
 }
 
 #[test]
+fn virtual_provider_required_by_name_is_selectable() {
+    // apk-tools 2.14 `is_provider_auto_selectable`: a provider without priority is chosen for a
+    // virtual name once its own name is required, even when that requirement comes later (by
+    // world order, or through another package).
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("app", "1").depends("cmd:tool"),
+        pkg("tool", "1").provides("cmd:tool"),
+        pkg("other", "1").provides("cmd:tool"),
+    ]);
+    let r = f.install(&["app", "tool"]);
+    assert_eq!(names(&r), ["tool", "app"]);
+    let r = Fixture::new();
+    r.publish(vec![
+        pkg("b", "1").depends("cmd:t2 zz"),
+        pkg("t2", "1").provides("cmd:t2"),
+        pkg("zz", "1").depends("t2"),
+    ]);
+    let rep = r.install(&["b"]);
+    assert_eq!(names(&rep), ["t2", "zz", "b"]);
+    // Still an error when nothing asks for a provider by name.
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("app", "1").depends("cmd:tool"),
+        pkg("tool", "1").provides("cmd:tool"),
+    ]);
+    let err = install(&f.request(&["app"]), &RecordingSys::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cmd:tool (virtual)"), "{err}");
+}
+
+#[test]
 fn same_versioned_provide_conflicts() {
     let f = Fixture::new();
     f.publish(vec![
@@ -468,6 +501,17 @@ fn initdb_skeleton() {
         std::fs::metadata(f.root().join("tmp")).unwrap().mode() & 0o7777,
         0o1777
     );
+    // apk runs with umask 0: its device nodes are 0666 whatever the caller's umask.
+    for dev in ["null", "zero", "random", "urandom"] {
+        assert_eq!(
+            std::fs::metadata(f.root().join("dev").join(dev))
+                .unwrap()
+                .mode()
+                & 0o7777,
+            0o666,
+            "dev/{dev}"
+        );
+    }
     assert_eq!(
         std::fs::metadata(f.root().join("lib/apk/db/lock"))
             .unwrap()

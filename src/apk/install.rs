@@ -256,13 +256,21 @@ fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError
         ("random", 8, 0o666),
         ("urandom", 9, 0o666),
     ] {
-        let _ = sys.mknod(
+        // apk runs with umask 0: the nodes get exactly this mode.
+        let made = sys.mknod(
             &req_root.join("dev").join(name),
             NodeKind::Char,
             mode,
             1,
             minor,
         );
+        if made.is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(
+                root.join("dev").join(name),
+                std::fs::Permissions::from_mode(mode),
+            );
+        }
     }
     let _ = sys.mknod(&req_root.join("dev/console"), NodeKind::Char, 0o600, 5, 1);
     for d in [
