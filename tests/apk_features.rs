@@ -290,7 +290,7 @@ fn scripts_run_chrooted_in_order_with_apk_contract() {
         "install goes on after a failed script"
     );
     let db = f.read("lib/apk/db/installed");
-    assert!(db.contains("f:sS"), "{db}");
+    assert!(db.contains("\nf:s\n"), "{db}"); // apk-tools 2.14 writes no `S` here
     assert!(f.read("lib/apk/db/triggers").contains(" /usr/share/*"));
     let tar = std::fs::read(f.root().join("lib/apk/db/scripts.tar")).unwrap();
     assert!(String::from_utf8_lossy(&tar).contains("app-2.0-r1.Q1"));

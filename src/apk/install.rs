@@ -965,6 +965,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 broken_files,
                 broken_script,
                 broken_xattr: staged.broken_xattr,
+                sha256_160: false,
                 tag: None,
                 scripts: pkg_scripts,
             });
