@@ -631,3 +631,46 @@ fn cli_genkey_mkpkg_index_install() {
         99
     );
 }
+
+#[test]
+fn files_that_fail_to_land_stay_in_the_db_like_apk() {
+    // apk-tools 2.14 (`apk_db_install_archive_entry`) keeps a file it could not write in the
+    // db: without `Z:` when its temporary file could not be created, with `Z:` when only the
+    // rename into place failed. The directory is recorded even if creating it failed.
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("alink", "1").symlink("usr/lib64", "lib"),
+        pkg("bdir", "1")
+            .depends("alink")
+            .dir("usr/lib64", 0o755)
+            .file("usr/lib64/x", b"x", 0o644),
+    ]);
+    let r = f.install(&["bdir"]);
+    assert_eq!(r.broken.len(), 1, "{:?}", r.broken);
+    let db = f.read("lib/apk/db/installed");
+    let b = &db[db.find("P:bdir").unwrap()..];
+    assert!(b.contains("\nf:f\nF:usr\nF:usr/lib64\nR:x\n\n"), "{db}");
+
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("alink", "1")
+            .depends("bdir")
+            .symlink("usr/lib64", "lib"),
+        pkg("bdir", "1")
+            .dir("usr/lib64", 0o755)
+            .file("usr/lib64/x", b"x", 0o644),
+    ]);
+    let r = f.install(&["alink"]);
+    assert_eq!(r.broken.len(), 1, "{:?}", r.broken);
+    let db = f.read("lib/apk/db/installed");
+    let a = &db[db.find("P:alink").unwrap()..db.find("P:bdir").unwrap()];
+    assert!(a.contains("\nf:f\nF:usr\nR:lib64\na:0:0:777\nZ:Q1"), "{db}");
+    assert!(f.root().join("usr/lib64/x").is_file());
+    // Unlike apk, no `.apk.*` temporary is left behind.
+    let left: Vec<_> = std::fs::read_dir(f.root().join("usr"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".apk."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

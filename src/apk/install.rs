@@ -780,8 +780,13 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                         }
                         Err(err) => {
                             broken_files = true;
+                            let escapes = matches!(err, ResolveError::Escapes);
                             problems.push(resolve_text(&e.path, err));
-                            continue;
+                            // apk records the directory even when creating it failed; a
+                            // refused path (outside the root) is not recorded.
+                            if escapes {
+                                continue;
+                            }
                         }
                     }
                     if !dir_index.contains_key(&e.path) {
@@ -839,6 +844,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     _ => {}
                 }
                 let mut apk_new = false;
+                // The checksum recorded: none when the file could not be written (apk).
+                let mut csum = e.checksum;
+                let mut written = true;
                 if !discard && protection.protects(dir) {
                     let ofile_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
                         let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
@@ -877,17 +885,30 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                 } else if let Err(err) = committer.place(e, &e.path, uid, gid, apk_new) {
                     broken_files = true;
+                    let escapes = matches!(err, ResolveError::Escapes);
                     problems.push(resolve_text(&e.path, err));
                     if let Some(s) = &e.staged {
                         staging.discard(s);
                     }
-                    continue;
+                    // apk keeps a file it failed to write in the db: without checksum when
+                    // its temporary file could not be created (no parent directory), with it
+                    // when only the final rename failed. A refused path (outside the root)
+                    // is not recorded.
+                    if escapes {
+                        continue;
+                    }
+                    if committer.dir(dir).is_err() {
+                        csum = None;
+                    }
+                    written = false;
                 }
                 if !record {
                     continue;
                 }
-                report.files += 1;
-                report.bytes += e.size;
+                if written {
+                    report.files += 1;
+                    report.bytes += e.size;
+                }
                 bytes_done += e.size;
                 let di = *dir_index.entry(dir.to_string()).or_insert_with(|| {
                     dirs.push(DirRec {
@@ -918,7 +939,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     gid,
                     mode,
                     xattr_csum: e.xattr_csum,
-                    csum: e.checksum,
+                    csum,
                 });
                 owner.insert(e.path.clone(), Some(new_index));
             }
