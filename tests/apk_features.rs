@@ -482,6 +482,53 @@ fn cache_names_and_cache_installs() {
 }
 
 #[test]
+fn cache_installed_is_read_and_written_like_apk() {
+    // apk-tools 2.14: with an active cache, `<cache>/installed` lists the installed packages
+    // that no repository has (installed from a file, or virtual with no content); they are
+    // installable from the cache, and the list is rewritten after the db.
+    use ramboot::apk::build::IndexBuilder;
+    use ramboot::apk::repo::cache_package_name;
+    let f = Fixture::new();
+    f.publish(vec![pkg("inrepo", "1").file(
+        "usr/share/inrepo",
+        b"r",
+        0o644,
+    )]);
+    let local = pkg("local", "1.0-r0")
+        .depends("inrepo")
+        .file("usr/share/local", b"l", 0o644)
+        .build(Some(key()))
+        .unwrap();
+    let virt = pkg(".virt", "20240101.000000")
+        .depends("local")
+        .build(None)
+        .unwrap();
+    assert_eq!(virt.info.installed_size, 0);
+    let cache = f.dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(
+        cache.join(cache_package_name(&local.info).unwrap()),
+        &local.bytes,
+    )
+    .unwrap();
+    let listed = IndexBuilder {
+        packages: vec![local.info.clone(), virt.info.clone()],
+        ..Default::default()
+    }
+    .text();
+    std::fs::write(cache.join("installed"), &listed).unwrap();
+    let mut req = f.request(&[".virt"]);
+    req.cache_dir = Some(cache.clone());
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert_eq!(names(&r), ["inrepo", "local", ".virt"]);
+    assert_eq!(f.read("usr/share/local"), "l");
+    // Rewritten: the same two records (sorted like the db), not the repository's package.
+    let after = std::fs::read_to_string(cache.join("installed")).unwrap();
+    assert_eq!(after, listed);
+}
+
+#[test]
 fn initdb_skeleton() {
     let f = Fixture::new();
     f.publish(vec![]);

@@ -291,6 +291,32 @@ fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError
     Ok(())
 }
 
+/// `<cache>/installed`, written after the db as apk does when the cache is active.
+fn write_cache_installed(cache: &Path, dbs: &db::Db, repos: &super::repo::RepoSet) {
+    let mut pkgs: Vec<&InstalledPkg> = dbs.packages.iter().collect();
+    pkgs.sort_by(|a, b| {
+        super::dep::name_cmp(&a.info.name, &b.info.name)
+            .then_with(|| super::version::compare(&a.info.version, &b.info.version))
+    });
+    let text = super::repo::cache_installed_text(pkgs.into_iter().map(|p| {
+        let bits = repos
+            .packages
+            .iter()
+            .find(|a| a.info.identity.is_some() && a.info.identity == p.info.identity)
+            .map_or(0, |a| a.repos);
+        (&p.info, bits)
+    }));
+    let tmp = cache.join("installed.new");
+    let done = std::fs::write(&tmp, text).and_then(|()| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, cache.join(super::repo::CACHE_INSTALLED))
+    });
+    if let Err(e) = done {
+        log::warn!("apk: writing {}/installed: {e}", cache.display());
+    }
+}
+
 /// The cache directory: explicit, or `<root>/etc/apk/cache` if it leads to a directory.
 fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<PathBuf> {
     if let Some(c) = &req.cache_dir {
@@ -1073,6 +1099,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         }
     }
     db::write(&root, &dbs)?;
+    if let Some(c) = &cache {
+        write_cache_installed(c, &dbs, &repos);
+    }
     drop(lock);
     if let Some(p) = &req.progress {
         p(&Progress::Done);
