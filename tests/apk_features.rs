@@ -529,6 +529,22 @@ fn cache_installed_is_read_and_written_like_apk() {
 }
 
 #[test]
+fn repositories_d_lists_are_read() {
+    // apk-tools 2.14 also reads etc/apk/repositories.d/*.list (other names are ignored).
+    let f = Fixture::new();
+    f.publish(vec![pkg("fromlist", "1").file("usr/share/l", b"l", 0o644)]);
+    let d = f.root().join("etc/apk/repositories.d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("main.list"), format!("{}\n", f.repo().display())).unwrap();
+    std::fs::write(d.join("ignored.txt"), "/nonexistent/repo\n").unwrap();
+    let mut req = f.request(&["fromlist"]);
+    req.repositories.clear();
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(names(&r), ["fromlist"]);
+    assert!(r.repo_warnings.is_empty(), "{:?}", r.repo_warnings);
+}
+
+#[test]
 fn initdb_skeleton() {
     let f = Fixture::new();
     f.publish(vec![]);

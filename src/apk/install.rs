@@ -13,7 +13,7 @@ use super::dep::Dep;
 use super::extract::{open_root, Committer, Owners, ResolveError, StagedPackage, Stager, Staging};
 use super::fnmatch::fnmatch;
 use super::pkg::PkgInfo;
-use super::repo::{parse_repositories_file, RepoSet};
+use super::repo::{root_repositories, RepoSet};
 use super::sign::Keyring;
 use super::solver::{self, Candidate};
 use super::stream::{read_package, Control, ScriptKind, Verify};
@@ -575,18 +575,16 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let mut dbs = db::read(&root)?;
     let cache = find_cache(req, &root, sys);
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
-        parse_repositories_file(
-            &std::fs::read_to_string(root.join("etc/apk/repositories")).unwrap_or_default(),
-        )
-        .into_iter()
-        .map(|(t, u)| {
-            if u.contains("://") {
-                (t, u)
-            } else {
-                (t, sys.path(Path::new(&u)).to_string_lossy().into_owned())
-            }
-        })
-        .collect()
+        root_repositories(&root)
+            .into_iter()
+            .map(|(t, u)| {
+                if u.contains("://") {
+                    (t, u)
+                } else {
+                    (t, sys.path(Path::new(&u)).to_string_lossy().into_owned())
+                }
+            })
+            .collect()
     } else {
         Vec::new()
     };

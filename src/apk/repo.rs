@@ -106,6 +106,30 @@ pub fn parse_repositories_file(text: &str) -> Vec<(Option<String>, String)> {
         .collect()
 }
 
+/// The repository lines a root configures, as apk reads them: `etc/apk/repositories`, then
+/// every `etc/apk/repositories.d/*.list` (apk-tools 2.14 takes these in directory order; here
+/// in name order, to be deterministic). Missing files are no repositories.
+pub fn root_repositories(root: &Path) -> Vec<(Option<String>, String)> {
+    let mut lines = parse_repositories_file(
+        &std::fs::read_to_string(root.join("etc/apk/repositories")).unwrap_or_default(),
+    );
+    let mut lists: Vec<PathBuf> = std::fs::read_dir(root.join("etc/apk/repositories.d"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "list"))
+                .collect()
+        })
+        .unwrap_or_default();
+    lists.sort();
+    for l in lists {
+        lines.extend(parse_repositories_file(
+            &std::fs::read_to_string(l).unwrap_or_default(),
+        ));
+    }
+    lines
+}
+
 impl RepoSet {
     /// Loads every repository: `cmdline` (host paths, in command-line order), then the `extra`
     /// lines (from the root's repositories file; local paths there are host paths too).
