@@ -228,6 +228,37 @@ fn upgrade_replaces_files_and_removes_obsolete_ones() {
 }
 
 #[test]
+fn upgrade_keeps_changed_protected_files_and_drops_unused_dirs() {
+    // apk-tools 2.14 `apk_db_purge_pkg`: an obsolete file in a protected directory is removed
+    // only if unchanged; directories no package uses any more are removed when empty.
+    let f = Fixture::new();
+    f.publish(vec![pkg("app", "1.0")
+        .file("usr/bin/app", b"v1", 0o755)
+        .file("etc/app/changed.conf", b"c", 0o644)
+        .file("etc/app/same.conf", b"s", 0o644)
+        .file("usr/share/app/old", b"o", 0o644)
+        .dir("var/lib/app", 0o750)
+        .dir("var/spool/app", 0o755)]);
+    f.install(&["app"]);
+    std::fs::write(f.root().join("etc/app/changed.conf"), "mine").unwrap();
+    std::fs::write(f.root().join("var/spool/app/userfile"), "u").unwrap();
+    std::fs::remove_dir_all(f.repo()).unwrap();
+    f.publish(vec![pkg("app", "2.0").file("usr/bin/app", b"v2", 0o755)]);
+    let r = f.install(&["app"]);
+    assert_eq!(r.installed, [("app".to_string(), "2.0".to_string())]);
+    assert_eq!(f.read("etc/app/changed.conf"), "mine");
+    assert!(!f.root().join("etc/app/same.conf").exists());
+    for gone in ["usr/share/app", "usr/share", "var/lib/app", "var/lib"] {
+        assert!(!f.root().join(gone).exists(), "{gone}");
+    }
+    for kept in ["usr/bin", "var/spool/app/userfile", "var/cache", "etc/app"] {
+        assert!(f.root().join(kept).exists(), "{kept}");
+    }
+    let db = f.read("lib/apk/db/installed");
+    assert!(!db.contains("F:etc/app") && !db.contains("F:var"), "{db}");
+}
+
+#[test]
 fn scripts_run_chrooted_in_order_with_apk_contract() {
     let f = Fixture::new();
     f.publish(vec![

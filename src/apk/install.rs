@@ -8,6 +8,7 @@
 //! permissions, triggers and the db files. A package that fails (bad checksum, missing file,
 //! hostile entry) is dropped and the others still install, as at boot.
 
+use super::checksum::Checksum;
 use super::db::{self, DirRec, FileRec, InstalledPkg};
 use super::dep::Dep;
 use super::extract::{open_root, Committer, Owners, ResolveError, StagedPackage, Stager, Staging};
@@ -981,12 +982,59 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                         })
                     })
                     .collect();
-                let old_files: Vec<String> = dbs.packages[o].file_paths().collect();
-                for f in old_files {
+                let old_files: Vec<(String, Option<Checksum>)> = dbs.packages[o]
+                    .dirs
+                    .iter()
+                    .flat_map(|d| {
+                        d.files.iter().map(move |f| {
+                            let p = if d.path.is_empty() {
+                                f.name.clone()
+                            } else {
+                                format!("{}/{}", d.path, f.name)
+                            };
+                            (p, f.csum)
+                        })
+                    })
+                    .collect();
+                for (f, sum) in old_files {
                     if !keep.contains(&f) && owner.get(&f) == Some(&Some(o)) {
-                        committer.remove(&f);
+                        // apk (`apk_db_purge_pkg`) leaves a protected file the user changed.
+                        let (d, _) = f.rsplit_once('/').unwrap_or(("", &f));
+                        let unlink = !protection.protects(d)
+                            || matches!(
+                                (sum, committer.existing(&f, true)),
+                                (Some(s), Ok(Some(Some(disk)))) if s == disk
+                            );
+                        if unlink {
+                            committer.remove(&f);
+                        }
                         owner.remove(&f);
                     }
+                }
+                // Directories no package uses any more go too, deepest first, if empty.
+                let mut used: HashSet<&str> = dirs.iter().map(|d| d.path.as_str()).collect();
+                for (i, p) in dbs.packages.iter().enumerate() {
+                    if i != o {
+                        used.extend(p.dirs.iter().map(|d| d.path.as_str()));
+                    }
+                }
+                let in_use = |d: &str| {
+                    used.contains(d) || used.iter().any(|u| u.starts_with(&format!("{d}/")))
+                };
+                let mut gone: Vec<String> = Vec::new();
+                for d in &dbs.packages[o].dirs {
+                    let mut cur = d.path.as_str();
+                    while !cur.is_empty() && !in_use(cur) {
+                        if !gone.iter().any(|g| g == cur) {
+                            gone.push(cur.to_string());
+                        }
+                        cur = cur.rsplit_once('/').map_or("", |(p, _)| p);
+                    }
+                }
+                gone.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+                for d in &gone {
+                    committer.rmdir(d);
+                    dir_perms.remove(d);
                 }
             }
             let post = if old.is_some() {
