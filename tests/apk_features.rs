@@ -90,6 +90,39 @@ fn providers_priority_and_virtuals() {
 }
 
 #[test]
+fn virtual_provider_required_by_name_is_selectable() {
+    // apk-tools 2.14 `is_provider_auto_selectable`: a provider without priority is chosen for a
+    // virtual name once its own name is required, even when that requirement comes later (by
+    // world order, or through another package).
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("app", "1").depends("cmd:tool"),
+        pkg("tool", "1").provides("cmd:tool"),
+        pkg("other", "1").provides("cmd:tool"),
+    ]);
+    let r = f.install(&["app", "tool"]);
+    assert_eq!(names(&r), ["tool", "app"]);
+    let r = Fixture::new();
+    r.publish(vec![
+        pkg("b", "1").depends("cmd:t2 zz"),
+        pkg("t2", "1").provides("cmd:t2"),
+        pkg("zz", "1").depends("t2"),
+    ]);
+    let rep = r.install(&["b"]);
+    assert_eq!(names(&rep), ["t2", "zz", "b"]);
+    // Still an error when nothing asks for a provider by name.
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("app", "1").depends("cmd:tool"),
+        pkg("tool", "1").provides("cmd:tool"),
+    ]);
+    let err = install(&f.request(&["app"]), &RecordingSys::new("/"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cmd:tool (virtual)"), "{err}");
+}
+
+#[test]
 fn same_versioned_provide_conflicts() {
     let f = Fixture::new();
     f.publish(vec![
@@ -195,6 +228,37 @@ fn upgrade_replaces_files_and_removes_obsolete_ones() {
 }
 
 #[test]
+fn upgrade_keeps_changed_protected_files_and_drops_unused_dirs() {
+    // apk-tools 2.14 `apk_db_purge_pkg`: an obsolete file in a protected directory is removed
+    // only if unchanged; directories no package uses any more are removed when empty.
+    let f = Fixture::new();
+    f.publish(vec![pkg("app", "1.0")
+        .file("usr/bin/app", b"v1", 0o755)
+        .file("etc/app/changed.conf", b"c", 0o644)
+        .file("etc/app/same.conf", b"s", 0o644)
+        .file("usr/share/app/old", b"o", 0o644)
+        .dir("var/lib/app", 0o750)
+        .dir("var/spool/app", 0o755)]);
+    f.install(&["app"]);
+    std::fs::write(f.root().join("etc/app/changed.conf"), "mine").unwrap();
+    std::fs::write(f.root().join("var/spool/app/userfile"), "u").unwrap();
+    std::fs::remove_dir_all(f.repo()).unwrap();
+    f.publish(vec![pkg("app", "2.0").file("usr/bin/app", b"v2", 0o755)]);
+    let r = f.install(&["app"]);
+    assert_eq!(r.installed, [("app".to_string(), "2.0".to_string())]);
+    assert_eq!(f.read("etc/app/changed.conf"), "mine");
+    assert!(!f.root().join("etc/app/same.conf").exists());
+    for gone in ["usr/share/app", "usr/share", "var/lib/app", "var/lib"] {
+        assert!(!f.root().join(gone).exists(), "{gone}");
+    }
+    for kept in ["usr/bin", "var/spool/app/userfile", "var/cache", "etc/app"] {
+        assert!(f.root().join(kept).exists(), "{kept}");
+    }
+    let db = f.read("lib/apk/db/installed");
+    assert!(!db.contains("F:etc/app") && !db.contains("F:var"), "{db}");
+}
+
+#[test]
 fn scripts_run_chrooted_in_order_with_apk_contract() {
     let f = Fixture::new();
     f.publish(vec![
@@ -257,7 +321,7 @@ fn scripts_run_chrooted_in_order_with_apk_contract() {
         "install goes on after a failed script"
     );
     let db = f.read("lib/apk/db/installed");
-    assert!(db.contains("f:sS"), "{db}");
+    assert!(db.contains("\nf:s\n"), "{db}"); // apk-tools 2.14 writes no `S` here
     assert!(f.read("lib/apk/db/triggers").contains(" /usr/share/*"));
     let tar = std::fs::read(f.root().join("lib/apk/db/scripts.tar")).unwrap();
     assert!(String::from_utf8_lossy(&tar).contains("app-2.0-r1.Q1"));
@@ -449,6 +513,69 @@ fn cache_names_and_cache_installs() {
 }
 
 #[test]
+fn cache_installed_is_read_and_written_like_apk() {
+    // apk-tools 2.14: with an active cache, `<cache>/installed` lists the installed packages
+    // that no repository has (installed from a file, or virtual with no content); they are
+    // installable from the cache, and the list is rewritten after the db.
+    use ramboot::apk::build::IndexBuilder;
+    use ramboot::apk::repo::cache_package_name;
+    let f = Fixture::new();
+    f.publish(vec![pkg("inrepo", "1").file(
+        "usr/share/inrepo",
+        b"r",
+        0o644,
+    )]);
+    let local = pkg("local", "1.0-r0")
+        .depends("inrepo")
+        .file("usr/share/local", b"l", 0o644)
+        .build(Some(key()))
+        .unwrap();
+    let virt = pkg(".virt", "20240101.000000")
+        .depends("local")
+        .build(None)
+        .unwrap();
+    assert_eq!(virt.info.installed_size, 0);
+    let cache = f.dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(
+        cache.join(cache_package_name(&local.info).unwrap()),
+        &local.bytes,
+    )
+    .unwrap();
+    let listed = IndexBuilder {
+        packages: vec![local.info.clone(), virt.info.clone()],
+        ..Default::default()
+    }
+    .text();
+    std::fs::write(cache.join("installed"), &listed).unwrap();
+    let mut req = f.request(&[".virt"]);
+    req.cache_dir = Some(cache.clone());
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert_eq!(names(&r), ["inrepo", "local", ".virt"]);
+    assert_eq!(f.read("usr/share/local"), "l");
+    // Rewritten: the same two records (sorted like the db), not the repository's package.
+    let after = std::fs::read_to_string(cache.join("installed")).unwrap();
+    assert_eq!(after, listed);
+}
+
+#[test]
+fn repositories_d_lists_are_read() {
+    // apk-tools 2.14 also reads etc/apk/repositories.d/*.list (other names are ignored).
+    let f = Fixture::new();
+    f.publish(vec![pkg("fromlist", "1").file("usr/share/l", b"l", 0o644)]);
+    let d = f.root().join("etc/apk/repositories.d");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("main.list"), format!("{}\n", f.repo().display())).unwrap();
+    std::fs::write(d.join("ignored.txt"), "/nonexistent/repo\n").unwrap();
+    let mut req = f.request(&["fromlist"]);
+    req.repositories.clear();
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(names(&r), ["fromlist"]);
+    assert!(r.repo_warnings.is_empty(), "{:?}", r.repo_warnings);
+}
+
+#[test]
 fn initdb_skeleton() {
     let f = Fixture::new();
     f.publish(vec![]);
@@ -468,6 +595,17 @@ fn initdb_skeleton() {
         std::fs::metadata(f.root().join("tmp")).unwrap().mode() & 0o7777,
         0o1777
     );
+    // apk runs with umask 0: its device nodes are 0666 whatever the caller's umask.
+    for dev in ["null", "zero", "random", "urandom"] {
+        assert_eq!(
+            std::fs::metadata(f.root().join("dev").join(dev))
+                .unwrap()
+                .mode()
+                & 0o7777,
+            0o666,
+            "dev/{dev}"
+        );
+    }
     assert_eq!(
         std::fs::metadata(f.root().join("lib/apk/db/lock"))
             .unwrap()
@@ -586,4 +724,47 @@ fn cli_genkey_mkpkg_index_install() {
         ramboot::apk::cli::main_install(&args(&["--root", "x", "--bogus"])),
         99
     );
+}
+
+#[test]
+fn files_that_fail_to_land_stay_in_the_db_like_apk() {
+    // apk-tools 2.14 (`apk_db_install_archive_entry`) keeps a file it could not write in the
+    // db: without `Z:` when its temporary file could not be created, with `Z:` when only the
+    // rename into place failed. The directory is recorded even if creating it failed.
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("alink", "1").symlink("usr/lib64", "lib"),
+        pkg("bdir", "1")
+            .depends("alink")
+            .dir("usr/lib64", 0o755)
+            .file("usr/lib64/x", b"x", 0o644),
+    ]);
+    let r = f.install(&["bdir"]);
+    assert_eq!(r.broken.len(), 1, "{:?}", r.broken);
+    let db = f.read("lib/apk/db/installed");
+    let b = &db[db.find("P:bdir").unwrap()..];
+    assert!(b.contains("\nf:f\nF:usr\nF:usr/lib64\nR:x\n\n"), "{db}");
+
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("alink", "1")
+            .depends("bdir")
+            .symlink("usr/lib64", "lib"),
+        pkg("bdir", "1")
+            .dir("usr/lib64", 0o755)
+            .file("usr/lib64/x", b"x", 0o644),
+    ]);
+    let r = f.install(&["alink"]);
+    assert_eq!(r.broken.len(), 1, "{:?}", r.broken);
+    let db = f.read("lib/apk/db/installed");
+    let a = &db[db.find("P:alink").unwrap()..db.find("P:bdir").unwrap()];
+    assert!(a.contains("\nf:f\nF:usr\nR:lib64\na:0:0:777\nZ:Q1"), "{db}");
+    assert!(f.root().join("usr/lib64/x").is_file());
+    // Unlike apk, no `.apk.*` temporary is left behind.
+    let left: Vec<_> = std::fs::read_dir(f.root().join("usr"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".apk."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

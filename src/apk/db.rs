@@ -45,6 +45,9 @@ pub struct InstalledPkg {
     pub broken_files: bool,
     pub broken_script: bool,
     pub broken_xattr: bool,
+    /// db flag `S` (files hashed with SHA-256-160): only ever read back, never set by an
+    /// install (apk-tools 2.14 sets it only when reading the db).
+    pub sha256_160: bool,
     pub tag: Option<String>,
     pub scripts: Vec<(ScriptKind, Vec<u8>)>,
 }
@@ -123,7 +126,9 @@ pub fn installed_text(db: &Db) -> String {
             if p.broken_xattr {
                 f.push('x');
             }
-            f.push('S');
+            if p.sha256_160 {
+                f.push('S');
+            }
             let _ = writeln!(s, "f:{f}");
         }
         for d in &p.dirs {
@@ -240,6 +245,7 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
                 cur.broken_files = v.contains('f');
                 cur.broken_script = v.contains('s');
                 cur.broken_xattr = v.contains('x');
+                cur.sha256_160 = v.contains('S');
             }
             b's' => cur.tag = Some(v.into()),
             letter => {
@@ -394,4 +400,30 @@ pub fn write(root: &Path, db: &Db) -> Result<(), ApkError> {
     write_file(root, INSTALLED, installed_text(db).as_bytes())?;
     write_file(root, SCRIPTS, &scripts_tar(db))?;
     write_file(root, TRIGGERS, triggers_text(db).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_line_has_s_only_when_read_back() {
+        // apk-tools 2.14 writes `f:` only for f/s/x and adds `S` only if the db had it.
+        let mut db = Db::default();
+        let mut p = InstalledPkg {
+            broken_script: true,
+            ..Default::default()
+        };
+        p.info.name = "a".into();
+        p.info.version = "1".into();
+        db.packages.push(p);
+        let text = installed_text(&db);
+        assert!(text.contains("\nf:s\n"), "{text}");
+        let back = parse_installed(&text.replace("f:s\n", "f:sS\n")).unwrap();
+        assert!(back[0].sha256_160 && back[0].broken_script);
+        db.packages = back;
+        assert!(installed_text(&db).contains("\nf:sS\n"));
+        db.packages[0].broken_script = false;
+        assert!(!installed_text(&db).contains("f:"));
+    }
 }

@@ -850,6 +850,20 @@ impl<'a> Committer<'a> {
             let _ = rustix::fs::unlinkat(pfd, base, AtFlags::empty());
         }
     }
+
+    /// Removes directory `rel` if it is empty (errors ignored, as apk's `apk_db_dir_unref`).
+    pub fn rmdir(&mut self, rel: &str) {
+        if rel.is_empty() {
+            return;
+        }
+        let (parent, base) = parent_of(rel);
+        if let Ok(pfd) = self.dir(parent) {
+            if rustix::fs::unlinkat(pfd, base, AtFlags::REMOVEDIR).is_ok() {
+                self.dir_cache
+                    .retain(|k, _| k != rel && !k.starts_with(&format!("{rel}/")));
+            }
+        }
+    }
 }
 
 struct HashW<'a>(&'a mut Sha1);

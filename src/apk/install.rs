@@ -8,12 +8,13 @@
 //! permissions, triggers and the db files. A package that fails (bad checksum, missing file,
 //! hostile entry) is dropped and the others still install, as at boot.
 
+use super::checksum::Checksum;
 use super::db::{self, DirRec, FileRec, InstalledPkg};
 use super::dep::Dep;
 use super::extract::{open_root, Committer, Owners, ResolveError, StagedPackage, Stager, Staging};
 use super::fnmatch::fnmatch;
 use super::pkg::PkgInfo;
-use super::repo::{parse_repositories_file, RepoSet};
+use super::repo::{root_repositories, RepoSet};
 use super::sign::Keyring;
 use super::solver::{self, Candidate};
 use super::stream::{read_package, Control, ScriptKind, Verify};
@@ -256,13 +257,21 @@ fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError
         ("random", 8, 0o666),
         ("urandom", 9, 0o666),
     ] {
-        let _ = sys.mknod(
+        // apk runs with umask 0: the nodes get exactly this mode.
+        let made = sys.mknod(
             &req_root.join("dev").join(name),
             NodeKind::Char,
             mode,
             1,
             minor,
         );
+        if made.is_ok() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(
+                root.join("dev").join(name),
+                std::fs::Permissions::from_mode(mode),
+            );
+        }
     }
     let _ = sys.mknod(&req_root.join("dev/console"), NodeKind::Char, 0o600, 5, 1);
     for d in [
@@ -281,6 +290,32 @@ fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError
     db::write_file(root, db::WORLD, b"")?;
     db::write_file(root, db::INSTALLED, b"")?;
     Ok(())
+}
+
+/// `<cache>/installed`, written after the db as apk does when the cache is active.
+fn write_cache_installed(cache: &Path, dbs: &db::Db, repos: &super::repo::RepoSet) {
+    let mut pkgs: Vec<&InstalledPkg> = dbs.packages.iter().collect();
+    pkgs.sort_by(|a, b| {
+        super::dep::name_cmp(&a.info.name, &b.info.name)
+            .then_with(|| super::version::compare(&a.info.version, &b.info.version))
+    });
+    let text = super::repo::cache_installed_text(pkgs.into_iter().map(|p| {
+        let bits = repos
+            .packages
+            .iter()
+            .find(|a| a.info.identity.is_some() && a.info.identity == p.info.identity)
+            .map_or(0, |a| a.repos);
+        (&p.info, bits)
+    }));
+    let tmp = cache.join("installed.new");
+    let done = std::fs::write(&tmp, text).and_then(|()| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&tmp, cache.join(super::repo::CACHE_INSTALLED))
+    });
+    if let Err(e) = done {
+        log::warn!("apk: writing {}/installed: {e}", cache.display());
+    }
 }
 
 /// The cache directory: explicit, or `<root>/etc/apk/cache` if it leads to a directory.
@@ -541,18 +576,16 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let mut dbs = db::read(&root)?;
     let cache = find_cache(req, &root, sys);
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
-        parse_repositories_file(
-            &std::fs::read_to_string(root.join("etc/apk/repositories")).unwrap_or_default(),
-        )
-        .into_iter()
-        .map(|(t, u)| {
-            if u.contains("://") {
-                (t, u)
-            } else {
-                (t, sys.path(Path::new(&u)).to_string_lossy().into_owned())
-            }
-        })
-        .collect()
+        root_repositories(&root)
+            .into_iter()
+            .map(|(t, u)| {
+                if u.contains("://") {
+                    (t, u)
+                } else {
+                    (t, sys.path(Path::new(&u)).to_string_lossy().into_owned())
+                }
+            })
+            .collect()
     } else {
         Vec::new()
     };
@@ -772,8 +805,13 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                         }
                         Err(err) => {
                             broken_files = true;
+                            let escapes = matches!(err, ResolveError::Escapes);
                             problems.push(resolve_text(&e.path, err));
-                            continue;
+                            // apk records the directory even when creating it failed; a
+                            // refused path (outside the root) is not recorded.
+                            if escapes {
+                                continue;
+                            }
                         }
                     }
                     if !dir_index.contains_key(&e.path) {
@@ -831,6 +869,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     _ => {}
                 }
                 let mut apk_new = false;
+                // The checksum recorded: none when the file could not be written (apk).
+                let mut csum = e.checksum;
+                let mut written = true;
                 if !discard && protection.protects(dir) {
                     let ofile_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
                         let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
@@ -869,17 +910,30 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                 } else if let Err(err) = committer.place(e, &e.path, uid, gid, apk_new) {
                     broken_files = true;
+                    let escapes = matches!(err, ResolveError::Escapes);
                     problems.push(resolve_text(&e.path, err));
                     if let Some(s) = &e.staged {
                         staging.discard(s);
                     }
-                    continue;
+                    // apk keeps a file it failed to write in the db: without checksum when
+                    // its temporary file could not be created (no parent directory), with it
+                    // when only the final rename failed. A refused path (outside the root)
+                    // is not recorded.
+                    if escapes {
+                        continue;
+                    }
+                    if committer.dir(dir).is_err() {
+                        csum = None;
+                    }
+                    written = false;
                 }
                 if !record {
                     continue;
                 }
-                report.files += 1;
-                report.bytes += e.size;
+                if written {
+                    report.files += 1;
+                    report.bytes += e.size;
+                }
                 bytes_done += e.size;
                 let di = *dir_index.entry(dir.to_string()).or_insert_with(|| {
                     dirs.push(DirRec {
@@ -910,7 +964,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     gid,
                     mode,
                     xattr_csum: e.xattr_csum,
-                    csum: e.checksum,
+                    csum,
                 });
                 owner.insert(e.path.clone(), Some(new_index));
             }
@@ -928,12 +982,59 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                         })
                     })
                     .collect();
-                let old_files: Vec<String> = dbs.packages[o].file_paths().collect();
-                for f in old_files {
+                let old_files: Vec<(String, Option<Checksum>)> = dbs.packages[o]
+                    .dirs
+                    .iter()
+                    .flat_map(|d| {
+                        d.files.iter().map(move |f| {
+                            let p = if d.path.is_empty() {
+                                f.name.clone()
+                            } else {
+                                format!("{}/{}", d.path, f.name)
+                            };
+                            (p, f.csum)
+                        })
+                    })
+                    .collect();
+                for (f, sum) in old_files {
                     if !keep.contains(&f) && owner.get(&f) == Some(&Some(o)) {
-                        committer.remove(&f);
+                        // apk (`apk_db_purge_pkg`) leaves a protected file the user changed.
+                        let (d, _) = f.rsplit_once('/').unwrap_or(("", &f));
+                        let unlink = !protection.protects(d)
+                            || matches!(
+                                (sum, committer.existing(&f, true)),
+                                (Some(s), Ok(Some(Some(disk)))) if s == disk
+                            );
+                        if unlink {
+                            committer.remove(&f);
+                        }
                         owner.remove(&f);
                     }
+                }
+                // Directories no package uses any more go too, deepest first, if empty.
+                let mut used: HashSet<&str> = dirs.iter().map(|d| d.path.as_str()).collect();
+                for (i, p) in dbs.packages.iter().enumerate() {
+                    if i != o {
+                        used.extend(p.dirs.iter().map(|d| d.path.as_str()));
+                    }
+                }
+                let in_use = |d: &str| {
+                    used.contains(d) || used.iter().any(|u| u.starts_with(&format!("{d}/")))
+                };
+                let mut gone: Vec<String> = Vec::new();
+                for d in &dbs.packages[o].dirs {
+                    let mut cur = d.path.as_str();
+                    while !cur.is_empty() && !in_use(cur) {
+                        if !gone.iter().any(|g| g == cur) {
+                            gone.push(cur.to_string());
+                        }
+                        cur = cur.rsplit_once('/').map_or("", |(p, _)| p);
+                    }
+                }
+                gone.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+                for d in &gone {
+                    committer.rmdir(d);
+                    dir_perms.remove(d);
                 }
             }
             let post = if old.is_some() {
@@ -957,6 +1058,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 broken_files,
                 broken_script,
                 broken_xattr: staged.broken_xattr,
+                sha256_160: false,
                 tag: None,
                 scripts: pkg_scripts,
             });
@@ -1043,6 +1145,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         }
     }
     db::write(&root, &dbs)?;
+    if let Some(c) = &cache {
+        write_cache_installed(c, &dbs, &repos);
+    }
     drop(lock);
     if let Some(p) = &req.progress {
         p(&Progress::Done);

@@ -32,6 +32,9 @@ pub struct Available {
     pub info: PkgInfo,
     /// Bitmask of repository indexes that list it.
     pub repos: u64,
+    /// Listed in `<cache>/installed` (apk's `cached_non_repository`): selectable without
+    /// any repository.
+    pub cached_non_repository: bool,
 }
 
 /// All indexes, merged by identity.
@@ -57,6 +60,23 @@ fn join_url(url: &str, rest: &str) -> String {
     } else {
         format!("{url}/{rest}")
     }
+}
+
+/// The cache's list of installed packages that no repository has (index format).
+pub const CACHE_INSTALLED: &str = "installed";
+
+/// `<cache>/installed` text (`apk_db_index_write_nr_cache`): the index records of the
+/// installed packages, in the db's order, whose only source is the cache, or that have no
+/// source and no content (virtual).
+pub fn cache_installed_text<'a>(installed: impl IntoIterator<Item = (&'a PkgInfo, u64)>) -> String {
+    let mut s = String::new();
+    for (info, repos) in installed {
+        if repos == 1 || (repos == 0 && info.installed_size == 0) {
+            info.write_index_header(&mut s);
+            s.push('\n');
+        }
+    }
+    s
 }
 
 /// The cache file name of a repository's index: `APKINDEX.<8 hex>.tar.gz`.
@@ -86,6 +106,30 @@ pub fn parse_repositories_file(text: &str) -> Vec<(Option<String>, String)> {
         .collect()
 }
 
+/// The repository lines a root configures, as apk reads them: `etc/apk/repositories`, then
+/// every `etc/apk/repositories.d/*.list` (apk-tools 2.14 takes these in directory order; here
+/// in name order, to be deterministic). Missing files are no repositories.
+pub fn root_repositories(root: &Path) -> Vec<(Option<String>, String)> {
+    let mut lines = parse_repositories_file(
+        &std::fs::read_to_string(root.join("etc/apk/repositories")).unwrap_or_default(),
+    );
+    let mut lists: Vec<PathBuf> = std::fs::read_dir(root.join("etc/apk/repositories.d"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "list"))
+                .collect()
+        })
+        .unwrap_or_default();
+    lists.sort();
+    for l in lists {
+        lines.extend(parse_repositories_file(
+            &std::fs::read_to_string(l).unwrap_or_default(),
+        ));
+    }
+    lines
+}
+
 impl RepoSet {
     /// Loads every repository: `cmdline` (host paths, in command-line order), then the `extra`
     /// lines (from the root's repositories file; local paths there are host paths too).
@@ -109,6 +153,31 @@ impl RepoSet {
             .collect();
         urls.extend(extra.iter().cloned());
         let mut by_identity: HashMap<Checksum, usize> = HashMap::new();
+        // `<cache>/installed`: packages installed from files (apk's "cached non-repository"
+        // packages); installable when their file is in the cache.
+        if let Some(c) = cache_dir {
+            let path = c.join(CACHE_INSTALLED);
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                match parse_index(&text, &path.display().to_string()) {
+                    Ok(recs) => {
+                        for info in recs {
+                            if let Some(k) = info.identity {
+                                if by_identity.contains_key(&k) {
+                                    continue;
+                                }
+                                by_identity.insert(k, set.packages.len());
+                            }
+                            set.packages.push(Available {
+                                info,
+                                repos: 0,
+                                cached_non_repository: true,
+                            });
+                        }
+                    }
+                    Err(e) => set.warnings.push(format!("{}: {e}", path.display())),
+                }
+            }
+        }
         for (tag, url) in urls {
             if set.repos.iter().any(|r| r.url == url) {
                 continue;
@@ -179,6 +248,7 @@ impl RepoSet {
                         set.packages.push(Available {
                             info,
                             repos: 1 << index,
+                            cached_non_repository: false,
                         });
                     }
                 }
@@ -203,9 +273,13 @@ impl RepoSet {
         set
     }
 
-    /// Is a package installable (some local repository or the cache has it)?
+    /// Is a package installable (some local repository or the cache has it)? As apk's
+    /// `pkg_selectable`, also a package listed in `<cache>/installed` and one without content
+    /// (installed size 0: nothing to read).
     pub fn available(&self, a: &Available) -> bool {
         a.repos & 1 != 0
+            || a.cached_non_repository
+            || a.info.installed_size == 0
             || self
                 .repos
                 .iter()

@@ -62,6 +62,13 @@ struct Run<'a> {
     root_of: Vec<Option<Root>>,
     problems: Vec<Problem>,
     restart: bool,
+    /// World atoms left out (broken world).
+    broken: &'a HashSet<usize>,
+    /// Requirements of a virtual name that no provider could be chosen for yet: apk decides
+    /// those last, once it knows which provider names are required by name.
+    deferred: Vec<(Dep, Option<usize>, Root)>,
+    /// Deferred requirements are final: report them instead of deferring again.
+    finishing: bool,
 }
 
 fn pkg_text(p: &PkgInfo) -> String {
@@ -256,7 +263,8 @@ impl Run<'_> {
                 ok.push(c);
             }
         }
-        // A name with only virtual providers is picked automatically only with a priority.
+        // A name with only virtual providers is picked automatically only with a priority, or
+        // when the provider's own name is required (apk's `is_provider_auto_selectable`).
         let only_virtual = ok.iter().all(|&c| {
             self.pkgs[c]
                 .info
@@ -266,7 +274,14 @@ impl Run<'_> {
         });
         if only_virtual && !ok.is_empty() {
             let names: Vec<String> = ok.iter().map(|&c| self.pkgs[c].info.name.clone()).collect();
-            ok.retain(|&c| self.pkgs[c].info.provider_priority > 0);
+            ok.retain(|&c| {
+                self.pkgs[c].info.provider_priority > 0
+                    || self.name_required(&self.pkgs[c].info.name)
+            });
+            if ok.is_empty() && !self.finishing {
+                self.deferred.push((dep.clone(), by, root));
+                return;
+            }
             if ok.is_empty() {
                 let t = format!(
                     "{} (virtual):\n    note: please select one of the 'provided by' packages explicitly\n    provided by: {}\n    required by: {}",
@@ -304,6 +319,19 @@ impl Run<'_> {
         self.select(best, root);
     }
 
+    /// Is `name` asked for by name, by world or by a selected package?
+    fn name_required(&self, name: &str) -> bool {
+        let world = self
+            .world
+            .iter()
+            .enumerate()
+            .any(|(i, d)| !self.broken.contains(&i) && !d.conflict && d.name == name);
+        world
+            || self.pkgs.iter().enumerate().any(|(p, c)| {
+                self.selected[p] && c.info.depends.iter().any(|d| !d.conflict && d.name == name)
+            })
+    }
+
     fn select(&mut self, p: usize, root: Root) {
         self.selected[p] = true;
         self.root_of[p] = Some(root);
@@ -329,11 +357,11 @@ impl Run<'_> {
             })
     }
 
-    fn solve(&mut self, broken: &HashSet<usize>) {
+    fn solve(&mut self) {
         let mut order: Vec<usize> = (0..self.world.len()).collect();
         order.sort_by(|&a, &b| name_cmp(&self.world[a].name, &self.world[b].name));
         for wi in order {
-            if broken.contains(&wi) {
+            if self.broken.contains(&wi) {
                 continue;
             }
             let dep = self.world[wi].clone();
@@ -342,7 +370,37 @@ impl Run<'_> {
                 return;
             }
         }
-        // install_if: add packages whose triggers are all in, until nothing changes.
+        loop {
+            self.add_install_if();
+            if self.restart {
+                return;
+            }
+            // Virtual names decided last: a provider may have been required by name since.
+            let pending = std::mem::take(&mut self.deferred);
+            if pending.is_empty() {
+                return;
+            }
+            let before = self.selected.iter().filter(|&&s| s).count();
+            for (dep, by, root) in &pending {
+                self.require(dep, *by, *root);
+                if self.restart {
+                    return;
+                }
+            }
+            let after = self.selected.iter().filter(|&&s| s).count();
+            if after == before && self.deferred.len() == pending.len() {
+                // Nothing moved: what is still pending is a problem.
+                self.finishing = true;
+                for (dep, by, root) in std::mem::take(&mut self.deferred) {
+                    self.require(&dep, by, root);
+                }
+                return;
+            }
+        }
+    }
+
+    /// install_if: adds packages whose triggers are all in, until nothing changes.
+    fn add_install_if(&mut self) {
         loop {
             let mut added = false;
             let mut cands: Vec<usize> = (0..self.pkgs.len())
@@ -417,8 +475,11 @@ pub fn solve(
             root_of: vec![None; pkgs.len()],
             problems: Vec::new(),
             restart: false,
+            broken: &broken,
+            deferred: Vec::new(),
+            finishing: false,
         };
-        run.solve(&broken);
+        run.solve();
         if run.restart {
             continue;
         }

@@ -402,13 +402,20 @@ pub struct TarWriter<W> {
     out: W,
 }
 
-fn put_octal(field: &mut [u8], v: u64) {
-    let digits = field.len() - 1;
+/// Zero-padded octal, NUL-terminated or filling the whole field, like apk's `put_octal`.
+fn put_octal_as(field: &mut [u8], v: u64, nul: bool) {
+    let digits = field.len() - usize::from(nul);
     let s = format!("{v:0digits$o}");
     let s = s.as_bytes();
     let start = s.len().saturating_sub(digits);
     field[..digits].copy_from_slice(&s[start..]);
-    field[digits] = 0;
+    if nul {
+        field[digits] = 0;
+    }
+}
+
+fn put_octal(field: &mut [u8], v: u64) {
+    put_octal_as(field, v, true);
 }
 
 fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
@@ -449,8 +456,9 @@ impl<W: Write> TarWriter<W> {
         put_octal(&mut b[100..108], u64::from(h.mode));
         put_octal(&mut b[108..116], u64::from(h.uid));
         put_octal(&mut b[116..124], u64::from(h.gid));
-        put_octal(&mut b[124..136], h.size);
-        put_octal(&mut b[136..148], h.mtime);
+        // apk-tools writes size and mtime over all 12 bytes (`apk_tar_write_entry`).
+        put_octal_as(&mut b[124..136], h.size, false);
+        put_octal_as(&mut b[136..148], h.mtime, false);
         b[156] = typeflag;
         let l = link.as_bytes();
         b[157..157 + l.len().min(100)].copy_from_slice(&l[..l.len().min(100)]);
@@ -546,6 +554,30 @@ impl<W: Write> TarWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_numbers_are_laid_out_like_apk_tools() {
+        // apk-tools 2.14 `apk_tar_write_entry`: mode/uid/gid 7 digits + NUL, size and mtime 12
+        // digits without NUL, checksum 6 digits + NUL + space.
+        let mut t = TarWriter::new(Vec::new());
+        t.file(&Header::file("a", 0, 0o755, 1_700_000_000), b"hello")
+            .unwrap();
+        let b = t.into_inner();
+        assert_eq!(&b[100..108], b"0000755\0");
+        assert_eq!(&b[108..124], b"0000000\00000000\0");
+        assert_eq!(&b[124..136], b"000000000005");
+        assert_eq!(&b[136..148], b"014524770400");
+        assert_eq!(&b[154..156], b"\0 ");
+        let e = read_first(&b);
+        assert_eq!((e.0, e.1, e.2), (5, 1_700_000_000, 0o755));
+    }
+
+    fn read_first(b: &[u8]) -> (u64, u64, u32) {
+        let size = octal(&b[124..136], "size").unwrap();
+        let mtime = octal(&b[136..148], "mtime").unwrap();
+        let mode = octal(&b[100..108], "mode").unwrap() as u32;
+        (size, mtime, mode)
+    }
 
     #[test]
     fn pax_lengths_are_self_consistent() {
