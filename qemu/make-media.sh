@@ -4,7 +4,9 @@
 # boot/modloop-<flavor> (squashfs of the Debian kernel's storage/fs modules) and cache/.
 # Every package is built here by ramboot itself from Debian's busybox-static:arm64.
 #
-# Usage: make-media.sh OUTDIR [--size MB] [--hostname NAME] [--all]
+# Usage: make-media.sh OUTDIR [--size MB] [--hostname NAME] [--all] [--filler N]
+# --filler N adds packages filler1..fillerN of about 1 MiB installed each (half random, half text:
+# like binaries and their data), for boot benchmarks with a realistic package volume.
 # Writes, sharing one signed repository, modloop and key:
 #   OUTDIR/media.img            the demo: one apkovl <hostname>.apkovl.tar.gz (media seen as vda1)
 # and with --all also the variants the tests use:
@@ -20,12 +22,13 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 kernel_ready
 out=$1; shift
-size=256 hostname=ramboot-demo all=0
+size=256 hostname=ramboot-demo all=0 filler=0
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift ;;
     --hostname) hostname=$2; shift ;;
     --all) all=1 ;;
+    --filler) filler=$2; shift ;;
     *) echo "make-media.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -107,6 +110,14 @@ broken=$work/broken
 mkdir -p "$broken/usr/share/broken"
 echo "must never be installed" > "$broken/usr/share/broken/marker"
 pkg broken 1.0-r0 "$broken" --description "Replaced after indexing: its signature no longer matches the index"
+
+for i in $(seq "$filler"); do
+  f=$work/filler$i
+  mkdir -p "$f/usr/lib/filler$i" "$f/usr/share/filler$i"
+  head -c 524288 /dev/urandom > "$f/usr/lib/filler$i/lib.so"
+  for j in $(seq 32); do seq $((i * 1000 + j)) $((i * 1000 + j + 2400)) > "$f/usr/share/filler$i/data$j.txt"; done
+  pkg "filler$i" 1.0-r0 "$f" --description "Benchmark filler $i" --depends busybox
+done
 
 "$host" apk index --key "$key" --description "ramboot demo repository" \
   --out "$out/stage/apks/$arch/APKINDEX.tar.gz" "$out"/stage/apks/$arch/*.apk >/dev/null

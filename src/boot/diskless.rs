@@ -132,30 +132,36 @@ fn find_media(
     Ok(media)
 }
 
-/// Verifies and mounts the modloop, points the initramfs's module tree at it and loads drivers
-/// for devices the initramfs had no module for. Failure is a warning: the boot goes on without it.
-fn mount_modloop(boot: &mut Boot<'_>, media: &Media, decisions: &mut Decisions) -> Outcome {
+/// The modloop images to try, or why there is none.
+fn modloop_candidates(boot: &Boot<'_>, media: &Media) -> Result<Vec<PathBuf>, Outcome> {
     match &boot.plan.modloop {
-        ModloopSpec::None => return Outcome::Ok,
+        ModloopSpec::None => return Err(Outcome::Ok),
         ModloopSpec::Url(u) => {
             let w =
                 format!("modloop={u} needs networking, which ramboot does not do yet; no modloop");
             log::warn!("{w}");
-            return Outcome::Degraded(w);
+            return Err(Outcome::Degraded(w));
         }
         _ => {}
     }
     if media.modloops.is_empty() {
-        return Outcome::Degraded("no modloop on the boot media".into());
+        return Err(Outcome::Degraded("no modloop on the boot media".into()));
     }
+    Ok(media.modloops.clone())
+}
+
+/// After the modloop was verified and mounted (in parallel with building the root): points the
+/// initramfs's module tree at it and loads drivers for devices the initramfs had no module for.
+/// A refused modloop is a warning: the boot goes on without it.
+fn finish_modloop(
+    boot: &mut Boot<'_>,
+    media: &Media,
+    decisions: &mut Decisions,
+    result: Result<modloop::ModloopMount, String>,
+    mounted_at: std::time::Duration,
+) -> Outcome {
     let release = boot.sys.kernel_release();
-    let mounted = match modloop::mount_first(
-        boot.sys,
-        boot.loader.as_ref(),
-        &media.modloops,
-        &release,
-        boot.plan.modloop_verify,
-    ) {
+    let mounted = match result {
         Ok(m) => m,
         Err(e) => {
             let w = format!("modloop refused: {e}");
@@ -163,7 +169,7 @@ fn mount_modloop(boot: &mut Boot<'_>, media: &Media, decisions: &mut Decisions) 
             return Outcome::Degraded(w);
         }
     };
-    boot.timeline.mark("modloop mounted", boot.sys.now());
+    boot.timeline.mark("modloop mounted", mounted_at);
     note(
         decisions,
         format!(
@@ -307,11 +313,112 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         log::warn!("networking (ip=, URLs) is not supported by ramboot yet: continuing offline");
     }
 
-    let start = boot.sys.now();
-    let outcome = mount_modloop(boot, &media, &mut decisions);
+    // The modloop is verified (a SHA-1 over the whole image) and mounted on another core while
+    // the root is built: nothing before the driver reload needs it.
+    let modloop_start = boot.sys.now();
+    let candidates = modloop_candidates(boot, &media);
+    let loader = boot.loader.take();
+    let sys = boot.sys;
+    let verify = boot.plan.modloop_verify;
+    let release = sys.kernel_release();
+    let (built, modloop) = std::thread::scope(|s| {
+        let job = candidates.as_ref().ok().map(|c| {
+            let loader = loader.as_ref();
+            let release = &release;
+            s.spawn(move || {
+                let r = modloop::mount_first(sys, loader, c, release, verify)
+                    .map_err(|e| e.to_string());
+                (r, sys.now())
+            })
+        });
+        let built = build_root(boot, plan, &media, &mut decisions);
+        let modloop = job.map(|j| {
+            j.join().unwrap_or_else(|_| {
+                (
+                    Err("internal error while mounting the modloop".into()),
+                    sys.now(),
+                )
+            })
+        });
+        (built, modloop)
+    });
+    boot.loader = loader;
+    let outcome = match (candidates, modloop) {
+        (Err(outcome), _) => outcome,
+        (Ok(_), None) => Outcome::Ok,
+        (Ok(_), Some((result, at))) => finish_modloop(boot, &media, &mut decisions, result, at),
+    };
     boot.timeline
-        .stage("modloop", start, boot.sys.now(), outcome);
+        .stage("modloop", modloop_start, boot.sys.now(), outcome);
+    let Built {
+        root,
+        applied,
+        mut media_mounts,
+        has_fstab,
+        sys_fstab,
+    } = built?;
 
+    if let Some(dir) = boot.apkovl_mount.take() {
+        let _ = boot.sys.umount(&dir, false);
+    }
+    if !has_fstab && sys_fstab.exists() {
+        let fstab = sysroot::parse_fstab(&fs::read_to_string(&sys_fstab).unwrap_or_default());
+        relocate(boot, &fstab, &mut media_mounts);
+    }
+    let repos_now: Vec<String> = match &plan.repos {
+        RepoSource::List(l) => l.clone(),
+        _ => boot_repositories(boot, &media_mounts),
+    };
+    if let Err(e) = sysroot::write_repositories_if_missing(&root, &repos_now) {
+        log::warn!("cannot write /etc/apk/repositories: {e}");
+    }
+
+    // Consoles and resolv.conf.
+    let mut candidates = vec!["console".to_string()];
+    candidates.extend(boot.plan.consoles.iter().cloned());
+    if !applied && boot.plan.autodetect_serial != AutodetectSerial::No {
+        candidates.extend(sysroot::detect_serial_consoles(boot.sys));
+    }
+    let consoles = sysroot::expand_consoles(boot.sys, &candidates);
+    match sysroot::setup_inittab_consoles(boot.sys, &root, &consoles) {
+        Ok(added) if !added.is_empty() => note(
+            &mut decisions,
+            format!("getty added for {}", added.join(" ")),
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot update /etc/inittab: {e}"),
+    }
+    let _ = sysroot::copy_if_missing(
+        &boot.sys.path(Path::new("/etc/resolv.conf")),
+        &root.join("etc/resolv.conf"),
+    );
+
+    if decisions.modloop.is_some() {
+        if let Err(e) = modloop::arrange_new_root(boot.sys, Path::new(SYSROOT)) {
+            log::warn!("modloop in the new root: {e}");
+        }
+    }
+    Ok(decisions)
+}
+
+/// What [`build_root`] leaves for the rest of the diskless branch.
+struct Built {
+    root: PathBuf,
+    /// An apkovl was applied.
+    applied: bool,
+    media_mounts: Vec<MediaMount>,
+    /// The apkovl brought an fstab.
+    has_fstab: bool,
+    sys_fstab: PathBuf,
+}
+
+/// The root tmpfs, the apkovl, default services, fstab handling and the packages.
+fn build_root(
+    boot: &mut Boot<'_>,
+    plan: &Diskless,
+    media: &Media,
+    decisions: &mut Decisions,
+) -> Result<Built, BootEnd> {
     if boot.plan.single {
         boot.rescue_shell("Single-user mode: exit the shell to continue the boot.");
     }
@@ -343,7 +450,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     // The apkovl.
     let start = boot.sys.now();
     let mut outcome = Outcome::Ok;
-    let apkovl = locate_apkovl(boot, plan, &media).filter(|p| {
+    let apkovl = locate_apkovl(boot, plan, media).filter(|p| {
         let ok = boot.sys.path(p).is_file();
         if !ok {
             log::warn!("apkovl {} is not a file: booting without one", p.display());
@@ -384,7 +491,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     if let Some(key) = &ssh_key {
         match install_ssh_key(&root, key) {
             Ok(true) => note(
-                &mut decisions,
+                decisions,
                 "ssh_key: written to /root/.ssh/authorized_keys".into(),
             ),
             Ok(false) => {}
@@ -458,47 +565,13 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     boot.timeline
         .stage("packages", start, boot.sys.now(), outcome);
 
-    if let Some(dir) = boot.apkovl_mount.take() {
-        let _ = boot.sys.umount(&dir, false);
-    }
-    if !has_fstab && sys_fstab.exists() {
-        let fstab = sysroot::parse_fstab(&fs::read_to_string(&sys_fstab).unwrap_or_default());
-        relocate(boot, &fstab, &mut media_mounts);
-    }
-    let repos_now: Vec<String> = match &plan.repos {
-        RepoSource::List(l) => l.clone(),
-        _ => boot_repositories(boot, &media_mounts),
-    };
-    if let Err(e) = sysroot::write_repositories_if_missing(&root, &repos_now) {
-        log::warn!("cannot write /etc/apk/repositories: {e}");
-    }
-
-    // Consoles and resolv.conf.
-    let mut candidates = vec!["console".to_string()];
-    candidates.extend(boot.plan.consoles.iter().cloned());
-    if !applied && boot.plan.autodetect_serial != AutodetectSerial::No {
-        candidates.extend(sysroot::detect_serial_consoles(boot.sys));
-    }
-    let consoles = sysroot::expand_consoles(boot.sys, &candidates);
-    match sysroot::setup_inittab_consoles(boot.sys, &root, &consoles) {
-        Ok(added) if !added.is_empty() => note(
-            &mut decisions,
-            format!("getty added for {}", added.join(" ")),
-        ),
-        Ok(_) => {}
-        Err(e) => log::warn!("cannot update /etc/inittab: {e}"),
-    }
-    let _ = sysroot::copy_if_missing(
-        &boot.sys.path(Path::new("/etc/resolv.conf")),
-        &root.join("etc/resolv.conf"),
-    );
-
-    if decisions.modloop.is_some() {
-        if let Err(e) = modloop::arrange_new_root(boot.sys, Path::new(SYSROOT)) {
-            log::warn!("modloop in the new root: {e}");
-        }
-    }
-    Ok(decisions)
+    Ok(Built {
+        root,
+        applied,
+        media_mounts,
+        has_fstab,
+        sys_fstab,
+    })
 }
 
 /// Moves media to their fstab mount points and keeps `boot.mounts` in step.
