@@ -34,7 +34,6 @@ pub mod db;
 pub mod dep;
 mod error;
 pub mod extract;
-pub mod fnmatch;
 pub mod gz;
 pub mod install;
 pub mod pkg;

@@ -19,7 +19,6 @@
 pub mod block;
 pub mod coldplug;
 pub mod discover;
-pub mod fnmatch;
 pub mod modloop;
 pub mod modules;
 pub mod mount;

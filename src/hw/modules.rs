@@ -20,7 +20,7 @@
 //! Compressed modules (`.ko.gz`, `.ko.xz`, `.ko.zst`) go to the kernel as files when
 //! `/sys/module/compression` names their format, and are decompressed here otherwise.
 
-use super::fnmatch::fnmatch;
+use crate::fnmatch::fnmatch;
 use crate::sys::{ModuleImage, Sys};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -1093,7 +1093,7 @@ mod tests {
         /// The needle never rejects a text the glob matches.
         #[test]
         fn needle_is_necessary(p in "[ab*?\\[\\]!\\\\]{0,10}", t in "[ab\\[\\]!*?\\\\]{0,12}") {
-            if crate::hw::fnmatch::fnmatch(&p, &t) {
+            if crate::fnmatch::fnmatch(&p, &t) {
                 proptest::prop_assert!(t.contains(longest_literal(&p).as_str()), "{p:?} {t:?}");
             }
         }

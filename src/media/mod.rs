@@ -9,8 +9,8 @@
 //! [`choose_apkovl`] applies a documented order and names the ones it passed over, instead of
 //! "the first uevent wins".
 
+use crate::fnmatch::fnmatch;
 use crate::hw::block::natural_cmp;
-use crate::hw::fnmatch::fnmatch;
 use crate::hw::probe::is_squashfs;
 use std::fmt;
 use std::io::Read;

@@ -1,12 +1,22 @@
-//! Shell-style pattern matching (`fnmatch(3)` without flags).
+//! Shell-style pattern matching (`fnmatch(3)`), in the two flavours the project needs.
 //!
-//! Used for `modules.alias` patterns, `modprobe.d` aliases, feature-list paths and apkovl names
-//! (`*.apkovl.tar.gz*`). No flags means `*` also matches `/` and a leading `.`, which is what
-//! kmod, `find -path` and nlplug-findfs rely on.
+//! [`fnmatch`] has no flags: `*` also matches `/` and a leading `.`, which is what kmod
+//! (`modules.alias`, `modprobe.d`), `find -path` (feature lists) and nlplug-findfs (apkovl names,
+//! `*.apkovl.tar.gz*`) rely on. [`fnmatch_pathname`] is `FNM_PATHNAME`: wildcards never match
+//! `/`, as apk matches trigger globs and protected paths.
 
 /// True when `text` matches `pattern`: `*` any run, `?` one byte, `[a-z]`/`[!x]`/`[^x]` a class,
 /// `\c` a literal `c`. An unterminated `[` is a literal.
 pub fn fnmatch(pattern: &str, text: &str) -> bool {
+    matches(pattern, text, false)
+}
+
+/// [`fnmatch`] with `FNM_PATHNAME`: `*`, `?` and `[...]` never match `/`.
+pub fn fnmatch_pathname(pattern: &str, text: &str) -> bool {
+    matches(pattern, text, true)
+}
+
+fn matches(pattern: &str, text: &str, pathname: bool) -> bool {
     let p = pattern.as_bytes();
     let t = text.as_bytes();
     let (mut pi, mut ti) = (0usize, 0usize);
@@ -19,7 +29,9 @@ pub fn fnmatch(pattern: &str, text: &str) -> bool {
                 pi += 1;
                 continue;
             }
+            Some(b'?') if pathname && t[ti] == b'/' => None,
             Some(b'?') => Some(pi + 1),
+            Some(b'[') if pathname && t[ti] == b'/' => None,
             Some(b'[') => match class(p, pi, t[ti]) {
                 Some((true, next)) => Some(next),
                 Some((false, _)) => None,
@@ -34,6 +46,8 @@ pub fn fnmatch(pattern: &str, text: &str) -> bool {
                 pi = next;
                 ti += 1;
             }
+            // With FNM_PATHNAME a `*` cannot swallow a `/`.
+            (None, Some((_, st))) if pathname && t[st] == b'/' => return false,
             (None, Some((sp, st))) => {
                 // Let the last `*` swallow one more byte and retry.
                 pi = sp;
@@ -80,7 +94,7 @@ pub fn has_magic(pattern: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::fnmatch;
+    use super::{fnmatch, fnmatch_pathname};
 
     #[test]
     fn basics() {
@@ -118,5 +132,19 @@ mod tests {
         assert!(fnmatch("**", ""));
         assert!(!fnmatch("", "a"));
         assert!(fnmatch("*a*b*c", "xxaxxbxxbc"));
+    }
+
+    #[test]
+    fn pathname_globs() {
+        assert!(fnmatch_pathname("/usr/share/*", "/usr/share/x"));
+        assert!(!fnmatch_pathname("/usr/share/*", "/usr/share/x/y"));
+        assert!(fnmatch_pathname("/lib/modules/*", "/lib/modules/6.1"));
+        assert!(fnmatch_pathname("etc", "etc"));
+        assert!(fnmatch_pathname("e?c", "etc"));
+        assert!(fnmatch_pathname("[a-f]tc", "etc"));
+        assert!(!fnmatch_pathname("[!e]tc", "etc"));
+        assert!(fnmatch_pathname("*", "anything"));
+        assert!(!fnmatch_pathname("*", "a/b"));
+        assert!(fnmatch_pathname("*.list", "x.list"));
     }
 }
