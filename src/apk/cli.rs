@@ -469,15 +469,7 @@ fn cmd_index(raw: &Raw) -> Result<(), ApkError> {
         description: raw.one(&["--description"]).unwrap_or_default(),
         ..Default::default()
     };
-    idx.mtime = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        });
+    idx.mtime = super::db::now();
     if raw.positional.is_empty() {
         return Err(ApkError::Usage("index: no package files given".into()));
     }

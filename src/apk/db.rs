@@ -341,7 +341,8 @@ pub fn world_text(world: &[Dep]) -> String {
     world.iter().map(|d| format!("{d}\n")).collect()
 }
 
-fn now() -> u64 {
+/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else the current time.
+pub(crate) fn now() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -155,23 +155,9 @@ fn validate(raw: Raw) -> Result<Request, String> {
 }
 
 pub fn main(args: &[OsString]) -> i32 {
-    let raw = match parse_raw(args) {
+    let req = match super::two_stage("mkinitfs", HELP, args, parse_raw, |r| r.help, validate) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("ramboot mkinitfs: {e}\n\n{HELP}");
-            return 2;
-        }
-    };
-    if raw.help {
-        print!("{HELP}");
-        return 0;
-    }
-    let req = match validate(raw) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ramboot mkinitfs: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     match initramfs::write(&req.spec, &req.output) {
         Ok(r) => {

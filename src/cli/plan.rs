@@ -826,23 +826,9 @@ pub fn run(prep: &Prepared, echo: bool) -> Report {
 }
 
 pub fn main(args: &[OsString]) -> i32 {
-    let raw = match parse_raw(args) {
+    let req = match super::two_stage("plan", HELP, args, parse_raw, |r| r.help, validate) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("ramboot plan: {e}\n\n{HELP}");
-            return 2;
-        }
-    };
-    if raw.help {
-        print!("{HELP}");
-        return 0;
-    }
-    let req = match validate(raw) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ramboot plan: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let dir = scratch_dir();
     let prep = match prepare(&req, &dir) {
