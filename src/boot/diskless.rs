@@ -348,8 +348,10 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         (Ok(_), None) => Outcome::Ok,
         (Ok(_), Some((result, at))) => finish_modloop(boot, &media, &mut decisions, result, at),
     };
-    boot.timeline
-        .stage("modloop", modloop_start, boot.sys.now(), outcome);
+    if boot.plan.modloop != ModloopSpec::None {
+        boot.timeline
+            .stage("modloop", modloop_start, boot.sys.now(), outcome);
+    }
     let Built {
         root,
         applied,
