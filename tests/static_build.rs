@@ -11,7 +11,10 @@ fn build(target: &str) -> PathBuf {
         .current_dir(&repo)
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "cargo build --release --target {target} failed");
+    assert!(
+        status.success(),
+        "cargo build --release --target {target} failed"
+    );
     repo.join("target").join(target).join("release/ramboot")
 }
 
@@ -26,21 +29,34 @@ fn elf_facts(path: &Path) -> (u16, bool) {
     let phoff = u64_at(32) as usize;
     let phentsize = u16_at(54) as usize;
     let phnum = u16_at(56) as usize;
-    let interp = (0..phnum).any(|i| u32::from_le_bytes(b[phoff + i * phentsize..][..4].try_into().unwrap()) == 3);
+    let interp = (0..phnum)
+        .any(|i| u32::from_le_bytes(b[phoff + i * phentsize..][..4].try_into().unwrap()) == 3);
     (machine, interp)
 }
 
 #[test]
 fn aarch64_and_x86_64_release_builds_are_static() {
-    for (target, machine) in [("aarch64-unknown-linux-musl", 183u16), ("x86_64-unknown-linux-musl", 62)] {
+    for (target, machine) in [
+        ("aarch64-unknown-linux-musl", 183u16),
+        ("x86_64-unknown-linux-musl", 62),
+    ] {
         let bin = build(target);
         let (m, interp) = elf_facts(&bin);
         assert_eq!(m, machine, "{target}: ELF machine");
-        assert!(!interp, "{target}: a static binary has no program interpreter");
+        assert!(
+            !interp,
+            "{target}: a static binary has no program interpreter"
+        );
         let size = std::fs::metadata(&bin).unwrap().len();
         eprintln!("{target}: {} bytes", size);
-        assert!(size < 8 << 20, "{target}: {size} bytes is too big for an initramfs /init");
+        assert!(
+            size < 8 << 20,
+            "{target}: {size} bytes is too big for an initramfs /init"
+        );
     }
-    let out = Command::new(build("x86_64-unknown-linux-musl")).arg("version").output().unwrap();
+    let out = Command::new(build("x86_64-unknown-linux-musl"))
+        .arg("version")
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ramboot "));
 }

@@ -238,15 +238,18 @@ pub fn detect_serial_consoles(sys: &dyn Sys) -> Vec<String> {
                     || fs::symlink_metadata(e.path().join("device")).is_ok()
             })
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| {
-                !n.starts_with("ttyS")
-                    && !(n.starts_with("tty") && n[3..].chars().all(|c| c.is_ascii_digit()))
-            })
+            .filter(|n| !n.starts_with("ttyS") && !is_virtual_terminal(n))
             .collect();
         names.sort();
         out.extend(names);
     }
     out
+}
+
+/// `tty0`, `tty1`…: virtual terminals, not serial ports.
+fn is_virtual_terminal(name: &str) -> bool {
+    name.strip_prefix("tty")
+        .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// `setup_inittab_console`: a getty line in the new root's `/etc/inittab` for each console that
