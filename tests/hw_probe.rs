@@ -377,6 +377,26 @@ fn real_mkfs_images_match_blkid() {
     }
 }
 
+/// Partitions `image` with an sfdisk script.
+fn sfdisk(image: &std::path::Path, script: &str) {
+    let mut child = std::process::Command::new("sfdisk")
+        .args(["-q", image.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "sfdisk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn real_partition_tables_match_sfdisk() {
     if !have("sfdisk") {
@@ -386,22 +406,7 @@ fn real_partition_tables_match_sfdisk() {
     let d = dir.path();
     let mbr = image(d, "mbr.img", 8);
     let script = "label: dos\nlabel-id: 0x5e29a4d6\n,2M,c\n,,83\n";
-    let mut child = std::process::Command::new("sfdisk")
-        .args(["-q", mbr.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "sfdisk: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sfdisk(&mbr, script);
     let f = std::fs::File::open(&mbr).unwrap();
     assert_eq!(
         partition_info(&f, 2).partuuid.as_deref(),
@@ -410,22 +415,7 @@ fn real_partition_tables_match_sfdisk() {
 
     let gpt = image(d, "gpt.img", 8);
     let script = "label: gpt\nsize=2M, type=L, name=boot\ntype=L, name=rootfs\n";
-    let mut child = std::process::Command::new("sfdisk")
-        .args(["-q", gpt.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .env("PATH", "/usr/sbin:/sbin:/usr/bin:/bin")
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "sfdisk: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sfdisk(&gpt, script);
     let want = output("sfdisk", &["--part-uuid", gpt.to_str().unwrap(), "2"])
         .trim()
         .to_lowercase();
