@@ -9,8 +9,6 @@ use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
-use sha1::Sha1;
-use sha2::{Sha256, Sha512};
 use std::path::{Path, PathBuf};
 
 /// The digest behind a signature entry.
@@ -43,11 +41,34 @@ impl SigAlgo {
         }
     }
 
-    fn scheme(self) -> Pkcs1v15Sign {
-        match self {
-            SigAlgo::Sha1 => Pkcs1v15Sign::new::<Sha1>(),
-            SigAlgo::Sha256 => Pkcs1v15Sign::new::<Sha256>(),
-            SigAlgo::Sha512 => Pkcs1v15Sign::new::<Sha512>(),
+    /// PKCS#1 v1.5 with this digest's DER `DigestInfo` prefix (RFC 8017 §9.2 note 1).
+    pub fn scheme(self) -> Pkcs1v15Sign {
+        let (hash_len, prefix): (usize, &[u8]) = match self {
+            SigAlgo::Sha1 => (
+                20,
+                &[
+                    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00,
+                    0x04, 0x14,
+                ],
+            ),
+            SigAlgo::Sha256 => (
+                32,
+                &[
+                    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
+                    0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
+                ],
+            ),
+            SigAlgo::Sha512 => (
+                64,
+                &[
+                    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
+                    0x02, 0x03, 0x05, 0x00, 0x04, 0x40,
+                ],
+            ),
+        };
+        Pkcs1v15Sign {
+            hash_len: Some(hash_len),
+            prefix: prefix.into(),
         }
     }
 }

@@ -12,7 +12,6 @@
 
 use super::modules::{ModuleLoader, Request};
 use crate::sys::{MountFlags, Sys};
-use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use sha1::{Digest, Sha1};
 use std::fmt;
 use std::io::{self, Read};
@@ -94,11 +93,6 @@ pub enum Verification {
     Skipped,
 }
 
-/// DER `DigestInfo` prefix for SHA-1 (RFC 8017 §9.2 note 1).
-const SHA1_DIGEST_INFO: [u8; 15] = [
-    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
-];
-
 /// SHA-1 of a file, read in chunks.
 pub fn sha1_file(path: &Path) -> io::Result<[u8; 20]> {
     let mut f = std::fs::File::open(path)?;
@@ -112,15 +106,6 @@ pub fn sha1_file(path: &Path) -> io::Result<[u8; 20]> {
         h.update(&buf[..n]);
     }
     Ok(h.finalize().into())
-}
-
-/// (`RSA PUBLIC KEY`).
-pub fn parse_public_key_pem(pem: &str) -> Option<RsaPublicKey> {
-    use rsa::pkcs1::DecodeRsaPublicKey;
-    use rsa::pkcs8::DecodePublicKey;
-    RsaPublicKey::from_public_key_pem(pem.trim())
-        .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem.trim()))
-        .ok()
 }
 
 /// Checks `image` (guest path) against the keys and signatures in the initramfs.
@@ -166,7 +151,7 @@ pub fn verify(
                 path: key_path.clone(),
                 source,
             })?;
-        let Some(public) = parse_public_key_pem(&pem) else {
+        let Some(public) = crate::apk::sign::parse_public_key(pem.trim()) else {
             log::warn!("cannot parse key {}", key_path.display());
             continue;
         };
@@ -181,10 +166,7 @@ pub fn verify(
                 d
             }
         };
-        let scheme = Pkcs1v15Sign {
-            hash_len: Some(20),
-            prefix: SHA1_DIGEST_INFO.to_vec().into_boxed_slice(),
-        };
+        let scheme = crate::apk::sign::SigAlgo::Sha1.scheme();
         if public.verify(scheme, &hash, &sig).is_ok() {
             return Ok(Verification::Verified { key: key.clone() });
         }

@@ -1,0 +1,78 @@
+//! The PKCS#1 v1.5 DigestInfo prefixes ramboot writes out itself (apk::sign) agree with OpenSSL:
+//! signatures made by `openssl dgst -<digest> -sign` verify, and ramboot's own signatures verify
+//! with `openssl dgst -verify`.
+
+use ramboot::apk::sign::{SigAlgo, SigningKey};
+use std::process::Command;
+
+fn openssl(args: &[&str]) -> std::process::Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs (qemu/setup-host.sh installs it)")
+}
+
+#[test]
+fn digest_info_prefixes_match_openssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate("test.rsa", 1024).unwrap();
+    let priv_pem = dir.path().join("key.pem");
+    let pub_pem = dir.path().join("key.pub");
+    std::fs::write(&priv_pem, key.private_pem()).unwrap();
+    std::fs::write(&pub_pem, key.public_pem()).unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(&data, b"ramboot signs what apk-tools verifies").unwrap();
+    let bytes = std::fs::read(&data).unwrap();
+    for (algo, name, digest) in [
+        (SigAlgo::Sha1, "-sha1", {
+            use sha1::Digest;
+            sha1::Sha1::digest(&bytes).to_vec()
+        }),
+        (SigAlgo::Sha256, "-sha256", {
+            use sha2::Digest;
+            sha2::Sha256::digest(&bytes).to_vec()
+        }),
+        (SigAlgo::Sha512, "-sha512", {
+            use sha2::Digest;
+            sha2::Sha512::digest(&bytes).to_vec()
+        }),
+    ] {
+        let sig = dir.path().join(format!("sig{name}"));
+        let out = openssl(&[
+            "dgst",
+            name,
+            "-sign",
+            priv_pem.to_str().unwrap(),
+            "-out",
+            sig.to_str().unwrap(),
+            data.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = std::fs::read(&sig).unwrap();
+        assert!(
+            ramboot::apk::sign::verify(&key.public(), algo, &digest, &theirs),
+            "{name}: openssl's signature"
+        );
+        let ours = key.sign(algo, &digest).unwrap();
+        assert_eq!(ours, theirs, "{name}: PKCS#1 v1.5 is deterministic");
+        std::fs::write(&sig, &ours).unwrap();
+        let out = openssl(&[
+            "dgst",
+            name,
+            "-verify",
+            pub_pem.to_str().unwrap(),
+            "-signature",
+            sig.to_str().unwrap(),
+            data.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{name}: openssl rejects ramboot's signature: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
