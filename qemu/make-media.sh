@@ -11,7 +11,7 @@
 #   OUTDIR/media.img            the demo: one apkovl <hostname>.apkovl.tar.gz (media seen as vda1)
 # and with --all also the variants the tests use:
 #   OUTDIR/sd.img               the same for a Raspberry Pi SD card (mmcblk0p1)
-#   OUTDIR/usb.img              the same for a USB stick (sda1)
+#   OUTDIR/usb.img              the same for a USB stick (moved to /media/usb, as in Alpine)
 #   OUTDIR/two-apkovls.img      plus an older zz-old.apkovl.tar.gz
 #   OUTDIR/corrupt-apkovl.img   the apkovl cut in half
 #   OUTDIR/no-apkovl.img        a repository and modloop, no apkovl
@@ -88,6 +88,7 @@ echo "RAMBOOT-DEMO: demo.conf $(cat /etc/demo.conf)"
 echo "RAMBOOT-DEMO: modules $(ls /lib/modules/ 2>&1 | tr '\n' ' ')"
 echo "RAMBOOT-DEMO: installed $(grep '^P:' /lib/apk/db/installed | sed 's/^P://' | tr '\n' ' ')"
 echo "RAMBOOT-DEMO: world $(cat /etc/apk/world | tr '\n' ' ')"
+echo "RAMBOOT-DEMO: media $(grep ' /media/' /proc/mounts | cut -d' ' -f2 | tr '\n' ' ')"
 [ -f /usr/share/extra/marker ] && echo "RAMBOOT-DEMO: extra package present"
 echo "RAMBOOT-DEMO: timeline $(cat /run/ramboot/timeline.json)"
 echo "RAMBOOT-DEMO: done, powering off"
@@ -180,7 +181,7 @@ make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none)
 make_image media vda1 one
 if [ "$all" = 1 ]; then
   make_image sd mmcblk0p1 one
-  make_image usb sda1 one
+  make_image usb usb one
   make_image two-apkovls vda1 two
   make_image corrupt-apkovl vda1 corrupt
   make_image no-apkovl vda1 none

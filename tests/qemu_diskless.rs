@@ -191,6 +191,12 @@ fn usb_stick_that_appears_late() {
     );
     assert!(text.contains("hostname=ramboot-demo"), "{text}");
     assert!(text.contains("\"name\":\"device sda1 appeared\""), "{text}");
+    // Alpine's initramfs fstab and mdev's /dev/usbdisk link move a USB stick to /media/usb.
+    let media = text
+        .lines()
+        .find(|l| l.contains("RAMBOOT-DEMO: media"))
+        .unwrap();
+    assert!(media.contains("/media/usb"), "{media}");
 }
 
 /// Issue 4 (c): two apkovls: the documented choice and a warning naming the other.

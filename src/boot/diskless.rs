@@ -106,6 +106,7 @@ fn find_media(
         if !m.already && !boot.mounts.contains(&m.mountpoint) {
             boot.mounts.push(m.mountpoint.clone());
         }
+        mdev_media_link(boot, &m.device);
     }
     media.repositories = d.boot_repositories.clone();
     media.modloops = d.modloops.clone();
@@ -130,6 +131,34 @@ fn find_media(
         });
     }
     Ok(media)
+}
+
+/// The `/dev/cdrom` and `/dev/usbdisk` links Alpine's mdev rules make for boot media (`sr*`, and
+/// `sd*` behind USB). The initramfs fstab names media by them, so the relocation to
+/// `/media/cdrom` and `/media/usb` works as in Alpine without running mdev.
+pub fn mdev_media_link(boot: &Boot<'_>, device: &str) {
+    let link = if device.starts_with("sr") {
+        "cdrom"
+    } else if device.starts_with("sd") && on_usb(boot, device) {
+        "usbdisk"
+    } else {
+        return;
+    };
+    let path = boot.sys.path(&Path::new("/dev").join(link));
+    if fs::symlink_metadata(&path).is_err() {
+        if let Err(e) = std::os::unix::fs::symlink(device, &path) {
+            log::debug!("cannot link /dev/{link} to {device}: {e}");
+        }
+    }
+}
+
+/// True when the block device's sysfs path runs through a USB bus.
+fn on_usb(boot: &Boot<'_>, device: &str) -> bool {
+    let sysfs = boot.sys.path(&Path::new("/sys/class/block").join(device));
+    fs::canonicalize(sysfs).is_ok_and(|p| {
+        p.components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with("usb"))
+    })
 }
 
 /// The modloop images to try, or why there is none.
@@ -322,7 +351,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     let verify = boot.plan.modloop_verify;
     let release = sys.kernel_release();
     let (built, modloop) = std::thread::scope(|s| {
-        let job = candidates.as_ref().ok().map(|c| {
+        let mut job = candidates.as_ref().ok().map(|c| {
             let loader = loader.as_ref();
             let release = &release;
             s.spawn(move || {
@@ -331,16 +360,20 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
                 (r, sys.now())
             })
         });
-        let built = build_root(boot, plan, &media, &mut decisions);
-        let modloop = job.map(|j| {
-            j.join().unwrap_or_else(|_| {
-                (
-                    Err("internal error while mounting the modloop".into()),
-                    sys.now(),
-                )
-            })
-        });
-        (built, modloop)
+        let mut result = None;
+        let mut wait = || {
+            if let Some(j) = job.take() {
+                result = Some(j.join().unwrap_or_else(|_| {
+                    (
+                        Err("internal error while mounting the modloop".into()),
+                        sys.now(),
+                    )
+                }));
+            }
+        };
+        let built = build_root(boot, plan, &media, &mut wait, &mut decisions);
+        wait();
+        (built, result)
     });
     boot.loader = loader;
     let outcome = match (candidates, modloop) {
@@ -415,10 +448,12 @@ struct Built {
 }
 
 /// The root tmpfs, the apkovl, default services, fstab handling and the packages.
+/// `wait_modloop` joins the modloop job: media must not move while it reads the image by path.
 fn build_root(
     boot: &mut Boot<'_>,
     plan: &Diskless,
     media: &Media,
+    wait_modloop: &mut dyn FnMut(),
     decisions: &mut Decisions,
 ) -> Result<Built, BootEnd> {
     if boot.plan.single {
@@ -520,6 +555,9 @@ fn build_root(
                 log::warn!("cannot remount {SYSROOT} with {opts}: {e}");
             }
         }
+    }
+    if sysroot::moves_pending(boot.sys, &fstab, &media_mounts) {
+        wait_modloop();
     }
     relocate(boot, &fstab, &mut media_mounts);
 

@@ -126,9 +126,29 @@ fn fstab_matches(sys: &dyn Sys, e: &FstabEntry, m: &MediaMount) -> bool {
     if e.spec == m.device.to_string_lossy() {
         return true;
     }
-    // `/dev/usbdisk` or `/dev/cdrom` links: compare the device numbers, as Alpine's `stat -L` does.
+    // `/dev/usbdisk` or `/dev/cdrom` links: the link's target names the device…
+    if let Ok(target) = fs::read_link(sys.path(Path::new(&e.spec))) {
+        if target
+            .file_name()
+            .is_some_and(|n| Some(n) == m.device.file_name())
+        {
+            return true;
+        }
+    }
+    // …or compare the device numbers, as Alpine's `stat -L` does.
     e.spec.starts_with("/dev/")
         && matches!((rdev(sys, Path::new(&e.spec)), rdev(sys, &m.device)), (Some(a), Some(b)) if a == b)
+}
+
+/// True when [`remount_fstab_entries`] would move one of `mounts`.
+pub fn moves_pending(sys: &dyn Sys, fstab: &[FstabEntry], mounts: &[MediaMount]) -> bool {
+    mounts.iter().any(|m| {
+        fstab.iter().any(|e| {
+            e.file.starts_with('/')
+                && Path::new(&e.file) != m.mountpoint
+                && fstab_matches(sys, e, m)
+        })
+    })
 }
 
 /// Alpine's `remount_fstab_entry`: media mounted at `/media/<dev>` move to the mount point their
@@ -391,6 +411,27 @@ mod tests {
         );
         assert_eq!(mounts[0].mountpoint, Path::new("/media/cdrom"));
         assert!(d.path().join("media/cdrom/x").exists());
+    }
+
+    /// An ISO's `/media/sr0` moves to `/media/cdrom` through the initramfs fstab and the
+    /// `/dev/cdrom` link (made for media as mdev would).
+    #[test]
+    fn cdrom_link_relocates_iso_media() {
+        let (d, s) = sys();
+        fs::create_dir_all(d.path().join("media/sr0")).unwrap();
+        fs::create_dir_all(d.path().join("dev")).unwrap();
+        std::os::unix::fs::symlink("sr0", d.path().join("dev/cdrom")).unwrap();
+        let fstab = parse_fstab("/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0\n/dev/usbdisk\t/media/usb\tvfat\tnoauto\t0 0\n");
+        let mut mounts = vec![MediaMount {
+            device: "/dev/sr0".into(),
+            mountpoint: "/media/sr0".into(),
+            uuid: None,
+            label: None,
+        }];
+        assert!(moves_pending(&s, &fstab, &mounts));
+        remount_fstab_entries(&s, &fstab, &mut mounts);
+        assert_eq!(mounts[0].mountpoint, Path::new("/media/cdrom"));
+        assert!(!moves_pending(&s, &fstab, &mounts));
     }
 
     #[test]

@@ -89,6 +89,8 @@ const SKELETON: &[&str] = &[
     "dev", "proc", "sys", "run", "tmp", "sysroot", "media", "etc", "bin", "sbin", "root",
 ];
 
+const ALPINE_FSTAB: &str = "/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0\n/dev/fd0\t/media/floppy\tvfat\tnoauto\t0 0\n/dev/usbdisk\t/media/usb\tvfat\tnoauto\t0 0\n";
+
 /// Index files the loader reads; `modules.dep` and `modules.alias` are cut to the included modules.
 const MODULE_INDEXES: &[&str] = &[
     "modules.softdep",
@@ -104,6 +106,10 @@ pub fn build(spec: &Spec) -> Result<(Archive, usize), MkinitfsError> {
     for d in SKELETON {
         a.dir(d).map_err(|_| bad(d))?;
     }
+    // Alpine's initramfs fstab (mkinitfs `fstab`): where boot media are relocated to when the
+    // apkovl brings no fstab of its own.
+    a.file("etc/fstab", 0o644, ALPINE_FSTAB.as_bytes().to_vec())
+        .map_err(|_| bad("etc/fstab"))?;
     a.file("init", 0o755, read(&spec.init)?)
         .map_err(|_| bad("init"))?;
     a.symlink("sbin/modprobe", "/init")
