@@ -281,7 +281,8 @@ impl<'a> Boot<'a> {
         if let Err(e) = std::fs::write(&path, self.timeline.to_json()) {
             log::warn!("cannot write {TIMELINE_PATH}: {e}");
         }
-        console::announce(&self.timeline.summary());
+        // The kernel log always has it; the console only without `quiet`.
+        log::info!("{}", self.timeline.summary());
     }
 
     /// The last stage: switch_root into `/sysroot` and exec init. Failures before the point of no
@@ -378,12 +379,11 @@ pub fn run_recorded(sys: &dyn Sys, rescue_budget: Option<usize>) -> Finished {
     };
     boot.timeline
         .stage("early", early_start, sys.now(), early_outcome);
-    if !boot.plan.quiet {
-        console::announce(&format!(
-            "ramboot {} (Alpine-compatible init)",
-            env!("CARGO_PKG_VERSION")
-        ));
-    }
+    // Like Alpine's "Alpine Init <ver>": always in the kernel log, on the console unless quiet.
+    log::info!(
+        "ramboot {} (Alpine-compatible init)",
+        env!("CARGO_PKG_VERSION")
+    );
     for (target, e) in &early.failures {
         log::warn!("cannot mount {target}: {e}");
     }
