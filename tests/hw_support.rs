@@ -275,14 +275,19 @@ pub fn have(tool: &str) -> bool {
     ok
 }
 
-/// Runs a tool (looking in the sbin directories too); panics with its output on failure.
-pub fn run(tool: &str, args: &[&str]) {
+/// Runs a tool with the sbin directories on PATH and collects what it printed.
+fn tool_output(tool: &str, args: &[&str]) -> std::process::Output {
     let path = std::env::var("PATH").unwrap_or_default();
-    let out = Command::new(tool)
+    Command::new(tool)
         .args(args)
         .env("PATH", format!("{path}:/sbin:/usr/sbin"))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs a tool (looking in the sbin directories too); panics with its output on failure.
+pub fn run(tool: &str, args: &[&str]) {
+    let out = tool_output(tool, args);
     assert!(
         out.status.success(),
         "{tool} {args:?}: {}",
@@ -292,11 +297,6 @@ pub fn run(tool: &str, args: &[&str]) {
 
 /// Runs a tool and returns stdout.
 pub fn output(tool: &str, args: &[&str]) -> String {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let out = Command::new(tool)
-        .args(args)
-        .env("PATH", format!("{path}:/sbin:/usr/sbin"))
-        .output()
-        .unwrap();
+    let out = tool_output(tool, args);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

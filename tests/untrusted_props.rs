@@ -86,7 +86,7 @@ proptest! {
             let ovl = dir.path().join(format!("{i}.apkovl.tar.gz"));
             std::fs::write(&ovl, &input).unwrap();
             let _ = ramboot::overlay::check(&ovl);
-            let _ = ramboot::overlay::extract(&ovl, &root, ramboot::overlay::Options { chown: false });
+            let _ = ramboot::overlay::extract(&ovl, &root, ramboot::overlay::Options::default());
         }
         // Whatever was extracted stayed inside the root.
         let outside: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten()

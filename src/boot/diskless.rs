@@ -499,7 +499,15 @@ fn build_root(
     if let Some(path) = &apkovl {
         super::console::ebegin(&format!("Loading user settings from {}", path.display()));
         let chown = rustix::process::geteuid().is_root();
-        match overlay::extract(&boot.sys.path(path), &root, overlay::Options { chown }) {
+        let sys = boot.sys;
+        let make_node = |rel: &Path, kind, mode, major, minor| {
+            sys.mknod(&Path::new(SYSROOT).join(rel), kind, mode, major, minor)
+        };
+        let opts = overlay::Options {
+            chown,
+            make_node: Some(&make_node),
+        };
+        match overlay::extract(&boot.sys.path(path), &root, opts) {
             Ok(x) => {
                 super::console::eend(Ok(()));
                 for w in &x.warnings {

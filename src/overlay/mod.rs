@@ -11,6 +11,7 @@
 //! - device nodes only under `dev/`, and an archive with hostile names is refused whole.
 
 use crate::fsutil::resolve_beneath;
+use crate::sys::NodeKind;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
@@ -73,10 +74,16 @@ pub struct Extracted {
     pub warnings: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct Options {
+/// Creates a device node at a path relative to the root: the boot passes one that goes through
+/// the system boundary ([`crate::sys::Sys::mknod`]).
+pub type MakeNode<'a> = &'a dyn Fn(&Path, NodeKind, u32, u32, u32) -> io::Result<()>;
+
+#[derive(Clone, Copy, Default)]
+pub struct Options<'a> {
     /// Apply the archive's numeric owners (only possible as root).
     pub chown: bool,
+    /// How to create device nodes (under `dev/` only); `None` skips them with a warning.
+    pub make_node: Option<MakeNode<'a>>,
 }
 
 /// A checked entry name: relative, no `..`, leading `/` and `./` removed as tar does.
@@ -158,7 +165,7 @@ pub fn check(path: &Path) -> Result<usize, OverlayError> {
 }
 
 /// Checks, then extracts `path` into `root`. On an error nothing of the archive stays in `root`.
-pub fn extract(path: &Path, root: &Path, opts: Options) -> Result<Extracted, OverlayError> {
+pub fn extract(path: &Path, root: &Path, opts: Options<'_>) -> Result<Extracted, OverlayError> {
     check(path)?;
     let mut created: Vec<PathBuf> = Vec::new();
     let result = extract_checked(path, root, opts, &mut created);
@@ -173,7 +180,7 @@ pub fn extract(path: &Path, root: &Path, opts: Options) -> Result<Extracted, Ove
 fn extract_checked(
     path: &Path,
     root: &Path,
-    opts: Options,
+    opts: Options<'_>,
     created: &mut Vec<PathBuf>,
 ) -> Result<Extracted, OverlayError> {
     let corrupt = |e: io::Error| OverlayError::Corrupt {
@@ -248,27 +255,35 @@ fn extract_checked(
                 io::copy(&mut entry, &mut f).map_err(werr(&dest))?;
                 fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
                     .map_err(werr(&dest))?;
-            } else if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-                let ft = if kind.is_fifo() {
-                    rustix::fs::FileType::Fifo
-                } else if kind.is_character_special() {
-                    rustix::fs::FileType::CharacterDevice
-                } else {
-                    rustix::fs::FileType::BlockDevice
-                };
-                let dev = rustix::fs::makedev(
-                    header.device_major().ok().flatten().unwrap_or(0),
-                    header.device_minor().ok().flatten().unwrap_or(0),
-                );
-                if let Err(e) = rustix::fs::mknodat(
+            } else if kind.is_fifo() {
+                let made = rustix::fs::mknodat(
                     rustix::fs::CWD,
                     &dest,
-                    ft,
+                    rustix::fs::FileType::Fifo,
                     rustix::fs::Mode::from_raw_mode(mode),
-                    dev,
-                ) {
+                    0,
+                );
+                if let Err(e) = made {
                     out.warnings
-                        .push(format!("{name}: cannot create the node: {e}"));
+                        .push(format!("{name}: cannot create the fifo: {e}"));
+                    continue;
+                }
+            } else if kind.is_character_special() || kind.is_block_special() {
+                let node = if kind.is_character_special() {
+                    NodeKind::Char
+                } else {
+                    NodeKind::Block
+                };
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                let rel = dest.strip_prefix(root).unwrap_or(&dest);
+                let made = match opts.make_node {
+                    Some(make) => make(rel, node, mode, major, minor),
+                    None => Err(io::Error::other("device nodes are not created here")),
+                };
+                if let Err(e) = made {
+                    out.warnings
+                        .push(format!("{name}: cannot create the device node: {e}"));
                     continue;
                 }
             } else {

@@ -51,8 +51,8 @@ fn apkovl(dir: &Path, name: &str, entries: &[E<'_>]) -> PathBuf {
     p
 }
 
-fn opts() -> Options {
-    Options { chown: false }
+fn opts() -> Options<'static> {
+    Options::default()
 }
 
 fn tree(root: &Path) -> Vec<String> {
@@ -209,4 +209,38 @@ fn device_nodes_under_dev_are_allowed_by_the_check() {
     let dir = tempfile::tempdir().unwrap();
     let ovl = apkovl(dir.path(), "a.apkovl.tar.gz", &[E::Char("dev/ttyX")]);
     assert_eq!(check(&ovl).unwrap(), 1);
+}
+
+#[test]
+fn device_nodes_are_made_through_the_callers_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir(&root).unwrap();
+    let ovl = apkovl(dir.path(), "a.apkovl.tar.gz", &[E::Char("dev/ttyX")]);
+    let made = std::cell::RefCell::new(Vec::new());
+    let make = |rel: &Path, kind, mode, _: u32, _: u32| {
+        made.borrow_mut().push((rel.to_path_buf(), kind, mode));
+        Ok(())
+    };
+    let out = extract(
+        &ovl,
+        &root,
+        Options {
+            chown: false,
+            make_node: Some(&make),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        made.borrow().as_slice(),
+        [(PathBuf::from("dev/ttyX"), crate::sys::NodeKind::Char, 0o600)]
+    );
+    assert_eq!(out.names, ["dev/ttyX"]);
+    // Without a way to make nodes: skipped with a warning, nothing else changes.
+    let out = extract(&ovl, &root, opts()).unwrap();
+    assert!(
+        out.warnings[0].contains("device node"),
+        "{:?}",
+        out.warnings
+    );
 }
