@@ -11,7 +11,7 @@
 use super::checksum::Checksum;
 use super::db::{self, DirRec, FileRec, InstalledPkg};
 use super::dep::Dep;
-use super::extract::{open_root, Committer, Owners, ResolveError, StagedPackage, Stager, Staging};
+use super::extract::{Committer, Owners, StagedPackage, Stager, Staging};
 use super::pkg::PkgInfo;
 use super::repo::{root_repositories, RepoSet};
 use super::sign::Keyring;
@@ -20,6 +20,7 @@ use super::stream::{read_package, Control, ScriptKind, Verify};
 use super::tar::Kind;
 use super::ApkError;
 use crate::fnmatch::fnmatch_pathname as fnmatch;
+use crate::fsutil::{Resolve, Root};
 use crate::sys::{NodeKind, Spawn, Sys};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -95,6 +96,8 @@ pub struct InstallRequest {
     /// Worker threads; 0: one per core.
     pub jobs: usize,
     pub progress: Option<ProgressFn>,
+    /// How paths are resolved in the root (tests force the walk older kernels get).
+    pub resolve: Resolve,
 }
 
 impl Default for InstallRequest {
@@ -115,6 +118,7 @@ impl Default for InstallRequest {
             use_root_repositories: true,
             jobs: 0,
             progress: None,
+            resolve: Resolve::Kernel,
         }
     }
 }
@@ -673,9 +677,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         rustix::process::umask(old);
         old.bits()
     };
-    let root_fd = open_root(&root)
+    let root_dir = Root::open(&root, req.resolve)
         .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
-    let staging = Staging::create(&root_fd, &root)
+    let staging = Staging::create(&root_dir, &root)
         .map_err(|e| ApkError::io("creating the staging directory", e))?;
     let shared = Shared {
         results: Mutex::new(((0..jobs.len()).map(|_| None).collect(), 0)),
@@ -717,7 +721,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         for _ in 0..threads.min(jobs.len().max(1)) {
             s.spawn(|| run_worker(&jobs, &next, &shared, &staging, window, privileged, umask));
         }
-        let mut committer = Committer::new(&root_fd, &staging, privileged);
+        let mut committer = Committer::new(&root_dir, &staging, privileged);
         let mut owners = Owners::load(&root);
         for job in &jobs {
             let result = {
@@ -804,14 +808,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                             }
                         }
                         Err(err) => {
+                            // apk records the directory even when creating it failed.
                             broken_files = true;
-                            let escapes = matches!(err, ResolveError::Escapes);
-                            problems.push(resolve_text(&e.path, err));
-                            // apk records the directory even when creating it failed; a
-                            // refused path (outside the root) is not recorded.
-                            if escapes {
-                                continue;
-                            }
+                            problems.push(format!("{}: {err}", e.path));
                         }
                     }
                     if !dir_index.contains_key(&e.path) {
@@ -898,7 +897,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                         Ok(None) => {}
                         Err(err) => {
                             broken_files = true;
-                            problems.push(resolve_text(&e.path, err));
+                            problems.push(format!("{}: {err}", e.path));
                             discard = true;
                             record = false;
                         }
@@ -910,18 +909,13 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                 } else if let Err(err) = committer.place(e, &e.path, uid, gid, apk_new) {
                     broken_files = true;
-                    let escapes = matches!(err, ResolveError::Escapes);
-                    problems.push(resolve_text(&e.path, err));
+                    problems.push(format!("{}: {err}", e.path));
                     if let Some(s) = &e.staged {
                         staging.discard(s);
                     }
                     // apk keeps a file it failed to write in the db: without checksum when
                     // its temporary file could not be created (no parent directory), with it
-                    // when only the final rename failed. A refused path (outside the root)
-                    // is not recorded.
-                    if escapes {
-                        continue;
-                    }
+                    // when only the final rename failed.
                     if committer.dir(dir).is_err() {
                         csum = None;
                     }
@@ -1160,13 +1154,4 @@ fn release(shared: &Shared, index: usize) {
     let mut g = shared.results.lock().expect("lock");
     g.1 = index + 1;
     shared.cond.notify_all();
-}
-
-fn resolve_text(path: &str, e: ResolveError) -> String {
-    match e {
-        ResolveError::Escapes => {
-            format!("refused {path}: the path leads outside the root through a symlink")
-        }
-        ResolveError::Io(e) => format!("{path}: {e}"),
-    }
 }

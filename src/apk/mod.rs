@@ -14,9 +14,11 @@
 //! (the transaction); [`build`] (a package and index builder for tests and media); [`cli`].
 //!
 //! Stricter than apk, on purpose: nothing is written outside the root. Names with `..`, absolute
-//! names, device nodes, and paths that go through a symlink pointing outside the root (apk
-//! follows those, even to the host's `/`) are refused with an error; such a refused path is
-//! not recorded in the db (apk records a file it failed to write).
+//! names and device nodes are refused with an error. Every path is resolved as chroot would see
+//! it ([`crate::fsutil`]): apk run with `--root` follows an absolute symlink such as
+//! alpine-baselayout's `var/run -> /run` to the host's `/run`; ramboot follows it inside the
+//! root, where apk running in the booted system lands too. The db records the path as written
+//! in the package (`F:var/run/ppp`), as apk does.
 //!
 //! Checked against the real apk-tools 2.14.10 (packages, indexes, installed trees, db files,
 //! scripts, upgrades, cache, version comparisons). Other deliberate differences:
