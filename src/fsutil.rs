@@ -16,7 +16,7 @@ use rustix::io::Errno;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Symlinks followed while resolving one path, as the kernel's limit (`MAXSYMLINKS`).
@@ -51,6 +51,7 @@ fn errno_io(e: Errno) -> io::Error {
 /// A root directory, held open: every path is resolved inside it.
 pub struct Root {
     fd: OwnedFd,
+    path: PathBuf,
     resolve: Resolve,
 }
 
@@ -63,11 +64,20 @@ impl Root {
             Mode::empty(),
         )
         .map_err(errno_io)?;
-        Ok(Root { fd, resolve })
+        Ok(Root {
+            fd,
+            path: path.to_path_buf(),
+            resolve,
+        })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Where the root was opened (for messages: what is opened inside is not resolved by it).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Opens `path` with `flags` (as `openat`; `NOFOLLOW` leaves a last symlink unfollowed).
@@ -104,6 +114,55 @@ impl Root {
         };
         let parent = path.parent().unwrap_or(Path::new(""));
         Ok((self.dir(parent)?, name))
+    }
+
+    /// Creates directory `path` with exactly `mode` (the umask does not apply). Ok(false): it
+    /// existed and is left as it is.
+    pub fn mkdir(&self, path: &Path, mode: u32) -> io::Result<bool> {
+        let (parent, name) = self.parent(path)?;
+        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(mode)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => return Ok(false),
+            Err(e) => return Err(errno_io(e)),
+        }
+        let fd = rustix::fs::openat(
+            &parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(errno_io)?;
+        Ok(true)
+    }
+
+    /// Opens file `path` for writing, creating it with `mode` if missing; a symlink in its place
+    /// is an error, not followed. `flags` adds to `O_WRONLY | O_CREAT` (`EXCL`, `TRUNC`).
+    pub fn create(&self, path: &Path, flags: OFlags, mode: u32) -> io::Result<std::fs::File> {
+        let (parent, name) = self.parent(path)?;
+        let flags = flags | OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&parent, name, flags, Mode::from_raw_mode(mode))
+            .map_err(errno_io)?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Replaces file `path` with `data` through `<name>.new` and a rename in the same directory,
+    /// so a reader sees the old or the new file, never a part.
+    pub fn replace_file(&self, path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+        let (parent, name) = self.parent(path)?;
+        let mut tmp = name.to_owned();
+        tmp.push(".new");
+        let _ = rustix::fs::unlinkat(&parent, tmp.as_os_str(), rustix::fs::AtFlags::empty());
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+        let fd = rustix::fs::openat(
+            &parent,
+            tmp.as_os_str(),
+            flags | OFlags::CLOEXEC,
+            Mode::from_raw_mode(mode),
+        )
+        .map_err(errno_io)?;
+        std::io::Write::write_all(&mut std::fs::File::from(fd), data)?;
+        rustix::fs::renameat(&parent, tmp.as_os_str(), &parent, name).map_err(errno_io)
     }
 
     /// Opens directory `path`, creating what is missing with `mode` (as `mkdir -p`, existing

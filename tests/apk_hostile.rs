@@ -4,8 +4,9 @@
 mod apk_support;
 use apk_support::*;
 use ramboot::apk::build::{ChecksumRecord, Content, PackageBuilder};
+use ramboot::apk::stream::ScriptKind;
 use ramboot::apk::tar::Kind;
-use ramboot::apk::{install, ApkError};
+use ramboot::apk::{install, ApkError, ScriptPolicy};
 use ramboot::sys::RecordingSys;
 
 /// Installs `bad` next to a good package; returns the report and the error text for `bad`.
@@ -160,6 +161,39 @@ fn links_from_an_earlier_package_stay_inside_the_root() {
         let text = format!("{:?}", r.broken);
         assert!(!text.contains("writer"), "{text}");
         assert!(text.contains("looper") && text.contains("loop"), "{text}");
+    }
+}
+
+/// apk's own files (the db, the scripts it runs) never follow a link a package put in their
+/// place out of the root: a package ships `lib/apk/exec` and `lib/apk/db/triggers.new` as
+/// absolute links to a host directory.
+#[test]
+fn bookkeeping_writes_never_follow_links_out_of_the_root() {
+    for resolve in RESOLVERS {
+        let f = Fixture::new();
+        let outside = sentinel(&f);
+        let abs = outside.to_str().unwrap();
+        f.publish(vec![pkg("evil", "1.0")
+            .symlink("lib/apk/exec", abs)
+            .symlink("lib/apk/db/triggers.new", &format!("{abs}/triggers"))
+            .script(ScriptKind::PostInstall, "#!/bin/sh\nexit 0\n")]);
+        let mut req = f.request(&["evil"]);
+        req.scripts = ScriptPolicy::Always;
+        req.resolve = resolve;
+        let sys = RecordingSys::new("/");
+        let r = install(&req, &sys).unwrap();
+        assert_sentinel_untouched(&outside);
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(
+            sys.trace()
+                .iter()
+                .any(|t| t.contains("evil-1.0.post-install")),
+            "{:?}",
+            sys.trace()
+        );
+        assert!(std::fs::metadata(f.root().join("lib/apk/db/triggers"))
+            .unwrap()
+            .is_file());
     }
 }
 

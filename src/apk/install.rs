@@ -20,8 +20,9 @@ use super::stream::{read_package, Control, ScriptKind, Verify};
 use super::tar::Kind;
 use super::ApkError;
 use crate::fnmatch::fnmatch_pathname as fnmatch;
-use crate::fsutil::{Resolve, Root};
+use crate::fsutil::{Resolve, Root, Symlinks};
 use crate::sys::{NodeKind, Spawn, Sys};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -244,40 +245,38 @@ fn parse_overlay(lines: &[String]) -> (HashSet<String>, HashSet<String>) {
     (files, dirs)
 }
 
-fn mkdir_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::create_dir(path).is_ok() {
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
-    }
+fn mkdir_mode(root: &Root, rel: &str, mode: u32) {
+    let _ = root.mkdir(Path::new(rel), mode);
 }
 
 /// `apk_db_create`: the skeleton of an empty root.
-fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError> {
-    mkdir_mode(&root.join("tmp"), 0o1777);
-    mkdir_mode(&root.join("dev"), 0o755);
-    for (name, minor, mode) in [
-        ("null", 3, 0o666),
-        ("zero", 5, 0o666),
-        ("random", 8, 0o666),
-        ("urandom", 9, 0o666),
-    ] {
-        // apk runs with umask 0: the nodes get exactly this mode.
-        let made = sys.mknod(
-            &req_root.join("dev").join(name),
-            NodeKind::Char,
-            mode,
-            1,
-            minor,
-        );
-        if made.is_ok() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(
-                root.join("dev").join(name),
-                std::fs::Permissions::from_mode(mode),
+fn create_db(req_root: &Path, root: &Root, sys: &dyn Sys) -> Result<(), ApkError> {
+    mkdir_mode(root, "tmp", 0o1777);
+    mkdir_mode(root, "dev", 0o755);
+    // The nodes are made by path: only where no symlink leads elsewhere.
+    let dev = Path::new("dev");
+    if let Ok(dev_fd) = root.open_with(dev, OFlags::PATH | OFlags::DIRECTORY, Symlinks::Refused) {
+        for (name, minor, mode) in [
+            ("null", 3, 0o666),
+            ("zero", 5, 0o666),
+            ("random", 8, 0o666),
+            ("urandom", 9, 0o666),
+        ] {
+            let made = sys.mknod(
+                &req_root.join(dev).join(name),
+                NodeKind::Char,
+                mode,
+                1,
+                minor,
             );
+            if made.is_ok() {
+                // apk runs with umask 0: the nodes get exactly this mode.
+                let mode = Mode::from_raw_mode(mode);
+                let _ = rustix::fs::chmodat(&dev_fd, name, mode, AtFlags::empty());
+            }
         }
+        let _ = sys.mknod(&req_root.join("dev/console"), NodeKind::Char, 0o600, 5, 1);
     }
-    let _ = sys.mknod(&req_root.join("dev/console"), NodeKind::Char, 0o600, 5, 1);
     for d in [
         "etc",
         "etc/apk",
@@ -289,7 +288,7 @@ fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError
         "var/cache/apk",
         "var/cache/misc",
     ] {
-        mkdir_mode(&root.join(d), 0o755);
+        mkdir_mode(root, d, 0o755);
     }
     db::write_file(root, db::WORLD, b"")?;
     db::write_file(root, db::INSTALLED, b"")?;
@@ -421,7 +420,7 @@ fn run_worker(
 struct ScriptRunner<'a> {
     sys: &'a dyn Sys,
     req_root: &'a Path,
-    root: &'a Path,
+    root: &'a Root,
     policy: ScriptPolicy,
     privileged: bool,
 }
@@ -457,26 +456,27 @@ impl ScriptRunner<'_> {
             return Ok(false);
         }
         let file = format!("{}-{}.{}", info.name, info.version, kind.name());
-        let exec_dir = self.root.join("lib/apk/exec");
-        let host = exec_dir.join(&file);
+        let script = PathBuf::from(format!("lib/apk/exec/{file}"));
+        let remove = || {
+            if let Ok((dir, name)) = self.root.parent(&script) {
+                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+            }
+        };
         let write = || -> std::io::Result<()> {
-            use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::remove_file(&host);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o755)
-                .open(&host)?;
+            remove();
+            let mut f = self.root.create(&script, OFlags::EXCL, 0o755)?;
             std::io::Write::write_all(&mut f, body)
         };
         if write().is_err() {
-            let _ = std::fs::create_dir_all(self.root.join("lib/apk"));
-            mkdir_mode(&exec_dir, 0o700);
+            let _ = self
+                .root
+                .create_dirs(Path::new("lib/apk"), 0o755, &mut Vec::new());
+            mkdir_mode(self.root, "lib/apk/exec", 0o700);
             write()
                 .map_err(|e| format!("{}: cannot write {} script: {e}", info.nv(), kind.name()))?;
         }
         let spawn = Spawn {
-            program: PathBuf::from(format!("lib/apk/exec/{file}")),
+            program: script.clone(),
             args: args.iter().map(OsString::from).collect(),
             env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
             chroot: Some(self.req_root.to_path_buf()),
@@ -485,7 +485,7 @@ impl ScriptRunner<'_> {
             controlling_tty: false,
         };
         let result = self.sys.run(&spawn);
-        let _ = std::fs::remove_file(&host);
+        remove();
         match result {
             Ok(0) => Ok(true),
             Ok(code) => Err(format!(
@@ -518,6 +518,8 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         std::fs::create_dir_all(&root)
             .map_err(|e| ApkError::io(format!("creating root {}", root.display()), e))?;
     }
+    let root_dir = Root::open(&root, req.resolve)
+        .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
     let db_missing = !root.join(db::WORLD).exists() || !root.join("lib/apk/db").is_dir();
     if db_missing {
         if !create {
@@ -526,36 +528,29 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 root.display()
             )));
         }
-        create_db(&req.root, &root, sys)?;
+        create_db(&req.root, &root_dir, sys)?;
     }
-    mkdir_mode(&root.join("proc"), 0o555);
+    mkdir_mode(&root_dir, "proc", 0o555);
     // Architecture.
     let arch = match &req.arch {
         Some(a) => {
-            db::write_file(&root, db::ARCH, format!("{a}\n").as_bytes())?;
+            db::write_file(&root_dir, db::ARCH, format!("{a}\n").as_bytes())?;
             a.clone()
         }
         None => match std::fs::read_to_string(root.join(db::ARCH)) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
                 let a = super::build::default_arch().to_string();
-                db::write_file(&root, db::ARCH, format!("{a}\n").as_bytes())?;
+                db::write_file(&root_dir, db::ARCH, format!("{a}\n").as_bytes())?;
                 a
             }
         },
     };
     // Lock.
     let lock_path = root.join("lib/apk/db/lock");
-    let lock = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-    }
-    .map_err(|e| ApkError::io(format!("opening {}", lock_path.display()), e))?;
+    let lock = root_dir
+        .create(Path::new("lib/apk/db/lock"), OFlags::empty(), 0o600)
+        .map_err(|e| ApkError::io(format!("opening {}", lock_path.display()), e))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
         |e| {
             ApkError::io(
@@ -677,8 +672,6 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         rustix::process::umask(old);
         old.bits()
     };
-    let root_dir = Root::open(&root, req.resolve)
-        .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
     let staging = Staging::create(&root_dir, &root)
         .map_err(|e| ApkError::io("creating the staging directory", e))?;
     let shared = Shared {
@@ -697,7 +690,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let scripts = ScriptRunner {
         sys,
         req_root: &req.root,
-        root: &root,
+        root: &root_dir,
         policy: req.scripts,
         privileged,
     };
@@ -1138,7 +1131,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             dbs.packages[i].broken_script = true;
         }
     }
-    db::write(&root, &dbs)?;
+    db::write(&root_dir, &dbs)?;
     if let Some(c) = &cache {
         write_cache_installed(c, &dbs, &repos);
     }
