@@ -1,6 +1,7 @@
 //! Paths inside a root directory, resolved as `chroot` would see them, through file descriptors.
 //!
-//! Everything that puts untrusted names into a root (packages, apkovls) or looks one up there
+//! Everything that puts names into a root whose links it does not control (the apk and apkovl
+//! extractors, apk's own db files, the boot's edits of the new root) or looks one up there
 //! (`init=`) opens its paths here, so there is one confinement rule: symlinks are followed, and
 //! absolute ones and `..` at the top resolve against the root. A stock `var/run -> /run` then
 //! works as it does for apk in the booted system, and no name or link can reach outside.

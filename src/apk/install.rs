@@ -672,7 +672,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         rustix::process::umask(old);
         old.bits()
     };
-    let staging = Staging::create(&root_dir, &root)
+    let staging = Staging::create(&root_dir)
         .map_err(|e| ApkError::io("creating the staging directory", e))?;
     let shared = Shared {
         results: Mutex::new(((0..jobs.len()).map(|_| None).collect(), 0)),
