@@ -520,7 +520,8 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let root_dir = Root::open(&root, req.resolve)
         .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
-    let db_missing = !root.join(db::WORLD).exists() || !root.join("lib/apk/db").is_dir();
+    let db_missing = !root_dir.exists(Path::new(db::WORLD), true)
+        || root_dir.dir(Path::new("lib/apk/db")).is_err();
     if db_missing {
         if !create {
             return Err(ApkError::Usage(format!(
@@ -537,7 +538,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             db::write_file(&root_dir, db::ARCH, format!("{a}\n").as_bytes())?;
             a.clone()
         }
-        None => match std::fs::read_to_string(root.join(db::ARCH)) {
+        None => match root_dir.read_to_string(Path::new(db::ARCH)) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
                 let a = super::build::default_arch().to_string();
@@ -572,7 +573,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let protection = Protection::load(&root);
     let (overlay_files, overlay_dirs) = parse_overlay(req.overlay_list.as_deref().unwrap_or(&[]));
-    let mut dbs = db::read(&root)?;
+    let mut dbs = db::read(&root_dir)?;
     let cache = find_cache(req, &root, sys);
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
         root_repositories(&root)
