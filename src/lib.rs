@@ -7,6 +7,7 @@ pub mod apk;
 pub mod boot;
 pub mod cli;
 pub mod cmdline;
+pub mod elf;
 pub mod fnmatch;
 pub mod fsutil;
 pub mod hw;
