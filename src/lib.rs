@@ -9,6 +9,8 @@ pub mod cli;
 pub mod cmdline;
 pub mod fnmatch;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hw;
 pub mod initramfs;
 pub mod json;

@@ -205,8 +205,10 @@ fn extract_checked(
             let p = p.to_path_buf();
             move |source: io::Error| OverlayError::Write { path: p, source }
         };
-        let dest =
-            resolve_beneath(root, Path::new(&name), false).map_err(werr(&root.join(&name)))?;
+        // A directory entry applies to what a symlink in the root names (inside the root), so
+        // `chmod` never follows one out of it; other entries replace the last component.
+        let dest = resolve_beneath(root, Path::new(&name), kind.is_dir())
+            .map_err(werr(&root.join(&name)))?;
         if let Some(parent) = dest.parent() {
             create_dirs(parent, root, created).map_err(werr(parent))?;
         }
@@ -319,8 +321,9 @@ fn extract_checked(
         set_mtime(dir, *mtime);
     }
     // Alpine: `chmod 700 /sysroot/root`.
+    // Only a real directory: a symlink named `root` may point anywhere.
     let root_home = root.join("root");
-    if root_home.is_dir() {
+    if fs::symlink_metadata(&root_home).is_ok_and(|m| m.is_dir()) {
         let _ = fs::set_permissions(&root_home, fs::Permissions::from_mode(0o700));
     }
     Ok(out)
