@@ -11,7 +11,10 @@
 use super::checksum::Checksum;
 use super::db::{self, DirRec, FileRec, InstalledPkg};
 use super::dep::Dep;
-use super::extract::{open_root, Committer, Owners, ResolveError, StagedPackage, Stager, Staging};
+use super::extract::{
+    open_root, Committer, ResolveError, StagedEntry, StagedPackage, Stager, Staging,
+};
+use super::ids::IdCache;
 use super::pkg::PkgInfo;
 use super::repo::{root_repositories, RepoSet};
 use super::sign::Keyring;
@@ -21,6 +24,7 @@ use super::tar::Kind;
 use super::ApkError;
 use crate::fnmatch::fnmatch_pathname as fnmatch;
 use crate::sys::{NodeKind, Spawn, Sys};
+use rustix::fd::OwnedFd;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -718,7 +722,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             s.spawn(|| run_worker(&jobs, &next, &shared, &staging, window, privileged, umask));
         }
         let mut committer = Committer::new(&root_fd, &staging, privileged);
-        let mut owners = Owners::load(&root);
+        let mut ids = IdCache::default();
         for job in &jobs {
             let result = {
                 let mut g = shared.results.lock().expect("lock");
@@ -769,11 +773,18 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             };
             let mut script_args = vec![info.version.clone()];
             script_args.extend(old_version.clone());
+            // Owners, looked up when apk looks them up (see `ids` and `stream::Lookup`).
+            ids.look_up_all(&root_fd, &staged.owners_before_script);
+            let first_owner = staged
+                .entries
+                .first()
+                .filter(|_| staged.first_entry_before_script)
+                .map(|e| resolve_owner(&mut ids, &root_fd, e));
             if let Some(body) = control.as_ref().and_then(|c| c.script(pre)) {
                 match scripts.run(&info, pre, body, &script_args, &mut report.warnings) {
                     Ok(ran) => {
                         if ran {
-                            owners = Owners::load(&root);
+                            ids.reset();
                         }
                     }
                     Err(m) => {
@@ -782,12 +793,16 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                 }
             }
+            ids.look_up_all(&root_fd, &staged.owners_after_script);
             // Commit the entries in archive order.
             let mut dirs: Vec<DirRec> = Vec::new();
             let mut dir_index: HashMap<String, usize> = HashMap::new();
             let new_index = dbs.packages.len();
-            for e in &staged.entries {
-                let (uid, gid) = owners.resolve(&e.uname, e.uid, &e.gname, e.gid);
+            for (n, e) in staged.entries.iter().enumerate() {
+                let (uid, gid) = match first_owner {
+                    Some(owner) if n == 0 => owner,
+                    _ => resolve_owner(&mut ids, &root_fd, e),
+                };
                 if e.kind == Kind::Dir {
                     match committer.mkdir(&e.path, e.mode) {
                         Ok(created) => {
@@ -828,6 +843,18 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     continue;
                 }
                 let (dir, _) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                // The checksum the db has for the file now, taken before a takeover below
+                // forgets it (apk compares with it in `apk_db_migrate_files`).
+                let recorded_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
+                    let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                    dbs.packages
+                        .get(o)?
+                        .dirs
+                        .iter()
+                        .find(|x| x.path == d)
+                        .and_then(|x| x.files.iter().find(|y| y.name == f))
+                        .and_then(|y| y.csum)
+                });
                 // Who owns the path now?
                 let mut discard = false;
                 let mut record = true;
@@ -873,18 +900,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 let mut csum = e.checksum;
                 let mut written = true;
                 if !discard && protection.protects(dir) {
-                    let ofile_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
-                        let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-                        dbs.packages[o]
-                            .dirs
-                            .iter()
-                            .find(|x| x.path == d)
-                            .and_then(|x| x.files.iter().find(|y| y.name == f))
-                            .and_then(|y| y.csum)
-                    });
                     match committer.existing(&e.path, true) {
                         Ok(Some(disk_sum)) => {
-                            let differs = ofile_sum.is_none() || ofile_sum != disk_sum;
+                            let differs = recorded_sum.is_none() || recorded_sum != disk_sum;
                             if differs {
                                 if req.clean_protected
                                     || (e.checksum.is_some() && e.checksum == disk_sum)
@@ -1044,7 +1062,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             };
             if let Some(body) = control.as_ref().and_then(|c| c.script(post)) {
                 match scripts.run(&info, post, body, &script_args, &mut report.warnings) {
-                    Ok(true) => owners = Owners::load(&root),
+                    Ok(true) => ids.reset(),
                     Ok(false) => {}
                     Err(m) => {
                         broken_script = true;
@@ -1154,6 +1172,14 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// An entry's (uid, gid): its owner names through the id cache, its numbers as the fallback.
+fn resolve_owner(ids: &mut IdCache, root_fd: &OwnedFd, e: &StagedEntry) -> (u32, u32) {
+    (
+        ids.uid(root_fd, &e.uname, e.uid),
+        ids.gid(root_fd, &e.gname, e.gid),
+    )
 }
 
 fn release(shared: &Shared, index: usize) {
