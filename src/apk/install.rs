@@ -23,7 +23,7 @@ use super::stream::{read_package, Control, ScriptKind, Verify};
 use super::tar::Kind;
 use super::ApkError;
 use crate::fnmatch::fnmatch_pathname as fnmatch;
-use crate::sys::{NodeKind, Spawn, Sys};
+use crate::sys::{MountFlags, NodeKind, Spawn, Sys};
 use rustix::fd::OwnedFd;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -296,8 +296,18 @@ fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError
     Ok(())
 }
 
+/// The package cache: as the system sees it (for its mount) and where to open it.
+struct CacheDir {
+    guest: PathBuf,
+    host: PathBuf,
+}
+
 /// `<cache>/installed`, written after the db as apk does when the cache is active.
-fn write_cache_installed(cache: &Path, dbs: &db::Db, repos: &super::repo::RepoSet) {
+///
+/// An lbu-style card keeps the cache on the boot medium, mounted read-only: like apk
+/// (`apk_db_open`), the medium is remounted read-write for the write and then back, through
+/// [`Sys::remount`]. A medium that cannot be made writable (a locked card) only gets a notice.
+fn write_cache_installed(sys: &dyn Sys, cache: &CacheDir, dbs: &db::Db, repos: &RepoSet) {
     let mut pkgs: Vec<&InstalledPkg> = dbs.packages.iter().collect();
     pkgs.sort_by(|a, b| {
         super::dep::name_cmp(&a.info.name, &b.info.name)
@@ -311,30 +321,70 @@ fn write_cache_installed(cache: &Path, dbs: &db::Db, repos: &super::repo::RepoSe
             .map_or(0, |a| a.repos);
         (&p.info, bits)
     }));
-    let tmp = cache.join("installed.new");
+    let shown = cache.guest.join(super::repo::CACHE_INSTALLED);
+    let read_only = sys
+        .mount_containing(&cache.guest)
+        .ok()
+        .filter(|m| m.flags.contains(MountFlags::RDONLY));
+    if let Some(m) = &read_only {
+        if let Err(e) = sys.remount(&m.target, m.flags - MountFlags::RDONLY, "") {
+            log::info!(
+                "apk: {} not updated: {} is read-only and cannot be remounted read-write ({e})",
+                shown.display(),
+                m.target.display()
+            );
+            return;
+        }
+    }
+    let tmp = cache.host.join("installed.new");
     let done = std::fs::write(&tmp, text).and_then(|()| {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, cache.join(super::repo::CACHE_INSTALLED))
+        std::fs::rename(&tmp, cache.host.join(super::repo::CACHE_INSTALLED))
     });
-    if let Err(e) = done {
-        log::warn!("apk: writing {}/installed: {e}", cache.display());
+    if let Some(m) = &read_only {
+        if let Err(e) = sys.remount(&m.target, m.flags, "") {
+            log::warn!(
+                "apk: cannot remount {} read-only again: {e}",
+                m.target.display()
+            );
+        }
+    }
+    match done {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error()) => {
+            log::info!("apk: {} not updated: read-only", shown.display());
+        }
+        Err(e) => log::warn!("apk: writing {}: {e}", shown.display()),
     }
 }
 
 /// The cache directory: explicit, or `<root>/etc/apk/cache` if it leads to a directory.
-fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<PathBuf> {
+fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<CacheDir> {
     if let Some(c) = &req.cache_dir {
-        return Some(sys.path(c));
+        return Some(CacheDir {
+            guest: c.clone(),
+            host: sys.path(c),
+        });
     }
     let link = root.join("etc/apk/cache");
-    let target = match std::fs::read_link(&link) {
+    let guest_link = req.root.join("etc/apk/cache");
+    let cache = match std::fs::read_link(&link) {
         // An absolute target is resolved from the system's `/` (the boot medium), as apk does.
-        Ok(t) if t.is_absolute() => sys.path(&t),
-        Ok(t) => link.parent()?.join(t),
-        Err(_) => link,
+        Ok(t) if t.is_absolute() => CacheDir {
+            host: sys.path(&t),
+            guest: t,
+        },
+        Ok(t) => CacheDir {
+            guest: guest_link.parent()?.join(&t),
+            host: link.parent()?.join(t),
+        },
+        Err(_) => CacheDir {
+            guest: guest_link,
+            host: link,
+        },
     };
-    target.is_dir().then_some(target)
+    cache.host.is_dir().then_some(cache)
 }
 
 struct Job {
@@ -579,6 +629,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let (overlay_files, overlay_dirs) = parse_overlay(req.overlay_list.as_deref().unwrap_or(&[]));
     let mut dbs = db::read(&root)?;
     let cache = find_cache(req, &root, sys);
+    let cache_host = cache.as_ref().map(|c| c.host.as_path());
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
         root_repositories(&root)
             .into_iter()
@@ -598,7 +649,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         &repo_paths,
         &extra,
         &arch,
-        cache.as_deref(),
+        cache_host,
         &keys,
         req.allow_untrusted,
     );
@@ -1164,7 +1215,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     db::write(&root, &dbs)?;
     if let Some(c) = &cache {
-        write_cache_installed(c, &dbs, &repos);
+        write_cache_installed(sys, c, &dbs, &repos);
     }
     drop(lock);
     if let Some(p) = &req.progress {
