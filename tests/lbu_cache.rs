@@ -75,6 +75,11 @@ fn a_healthy_lbu_card_boots_without_warnings_and_its_cache_is_remounted_for_the_
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let all = format!("{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let scratch = text
+        .lines()
+        .find_map(|l| l.strip_prefix("(scratch copy kept in ")?.strip_suffix(')'))
+        .map(|p| Scratch(p.into()))
+        .unwrap_or_else(|| panic!("no scratch path:\n{all}"));
     assert!(out.status.success(), "{all}");
     assert!(text.contains("(1/1) Installing hello (1)"), "{all}");
     assert!(!all.contains("WARNING"), "{all}");
@@ -85,14 +90,17 @@ fn a_healthy_lbu_card_boots_without_warnings_and_its_cache_is_remounted_for_the_
         .find("mount -o remount,ro /media/mmcblk0p1\n")
         .unwrap_or_else(|| panic!("no remount read-only:\n{all}"));
     assert!(rw < ro, "{all}");
-    let kept = text
-        .lines()
-        .find_map(|l| l.strip_prefix("(scratch copy kept in ")?.strip_suffix(')'))
-        .unwrap_or_else(|| panic!("no scratch path:\n{all}"));
-    let scratch = Path::new(kept);
     assert!(
-        scratch.join("media/mmcblk0p1/cache/installed").is_file(),
+        scratch.0.join("media/mmcblk0p1/cache/installed").is_file(),
         "{all}"
     );
-    fs::remove_dir_all(scratch).unwrap();
+}
+
+/// The plan's kept scratch copy, removed when the test ends.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
