@@ -25,6 +25,7 @@ use super::ApkError;
 use crate::fnmatch::fnmatch_pathname as fnmatch;
 use crate::sys::{MountFlags, NodeKind, Spawn, Sys};
 use rustix::fd::OwnedFd;
+use rustix::io::Errno;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -305,8 +306,8 @@ struct CacheDir {
 /// `<cache>/installed`, written after the db as apk does when the cache is active.
 ///
 /// An lbu-style card keeps the cache on the boot medium, mounted read-only: like apk
-/// (`apk_db_open`), the medium is remounted read-write for the write and then back, through
-/// [`Sys::remount`]. A medium that cannot be made writable (a locked card) only gets a notice.
+/// (`apk_db_open`), the medium is remounted read-write for the write and then back. A medium
+/// that cannot be made writable (a locked card) only gets a notice.
 fn write_cache_installed(sys: &dyn Sys, cache: &CacheDir, dbs: &db::Db, repos: &RepoSet) {
     let mut pkgs: Vec<&InstalledPkg> = dbs.packages.iter().collect();
     pkgs.sort_by(|a, b| {
@@ -322,26 +323,51 @@ fn write_cache_installed(sys: &dyn Sys, cache: &CacheDir, dbs: &db::Db, repos: &
         (&p.info, bits)
     }));
     let shown = cache.guest.join(super::repo::CACHE_INSTALLED);
-    let read_only = sys
-        .mount_containing(&cache.guest)
-        .ok()
-        .filter(|m| m.flags.contains(MountFlags::RDONLY));
-    if let Some(m) = &read_only {
-        if let Err(e) = sys.remount(&m.target, m.flags - MountFlags::RDONLY, "") {
-            log::info!(
-                "apk: {} not updated: {} is read-only and cannot be remounted read-write ({e})",
-                shown.display(),
-                m.target.display()
-            );
-            return;
-        }
-    }
-    let tmp = cache.host.join("installed.new");
-    let done = std::fs::write(&tmp, text).and_then(|()| {
+    let written = with_writable_mount(sys, &cache.guest, || {
         use std::os::unix::fs::PermissionsExt;
+        let tmp = cache.host.join("installed.new");
+        std::fs::write(&tmp, text)?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
         std::fs::rename(&tmp, cache.host.join(super::repo::CACHE_INSTALLED))
     });
+    match written {
+        Ok(()) => {}
+        Err(CacheWrite::StaysReadOnly(target, e)) => log::info!(
+            "apk: {} not updated: {} is read-only and cannot be remounted read-write ({e})",
+            shown.display(),
+            target.display()
+        ),
+        Err(CacheWrite::Failed(e)) if e.raw_os_error() == Some(Errno::ROFS.raw_os_error()) => {
+            log::info!("apk: {} not updated: read-only", shown.display())
+        }
+        Err(CacheWrite::Failed(e)) => log::warn!("apk: writing {}: {e}", shown.display()),
+    }
+}
+
+/// Why a write into the cache did not happen.
+enum CacheWrite {
+    /// The cache's mount is read-only and refused to become writable.
+    StaysReadOnly(PathBuf, std::io::Error),
+    Failed(std::io::Error),
+}
+
+/// Runs `write` with the mount that holds `guest` writable: a read-only mount is remounted
+/// read-write, keeping its other flags, and read-only again afterwards (apk's
+/// `cache_remount_dir`), through [`Sys::remount`].
+fn with_writable_mount(
+    sys: &dyn Sys,
+    guest: &Path,
+    write: impl FnOnce() -> std::io::Result<()>,
+) -> Result<(), CacheWrite> {
+    let read_only = sys
+        .mount_containing(guest)
+        .ok()
+        .filter(|m| m.flags.contains(MountFlags::RDONLY));
+    if let Some(m) = &read_only {
+        sys.remount(&m.target, m.flags - MountFlags::RDONLY, "")
+            .map_err(|e| CacheWrite::StaysReadOnly(m.target.clone(), e))?;
+    }
+    let written = write();
     if let Some(m) = &read_only {
         if let Err(e) = sys.remount(&m.target, m.flags, "") {
             log::warn!(
@@ -350,13 +376,7 @@ fn write_cache_installed(sys: &dyn Sys, cache: &CacheDir, dbs: &db::Db, repos: &
             );
         }
     }
-    match done {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error()) => {
-            log::info!("apk: {} not updated: read-only", shown.display());
-        }
-        Err(e) => log::warn!("apk: writing {}: {e}", shown.display()),
-    }
+    written.map_err(CacheWrite::Failed)
 }
 
 /// The cache directory: explicit, or `<root>/etc/apk/cache` if it leads to a directory.
