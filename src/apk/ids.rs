@@ -39,10 +39,6 @@ impl OwnerNames {
             self.groups.insert(group.to_string());
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.groups.is_empty()
-    }
 }
 
 /// One cached answer: the generation it belongs to, and the id (None: the name is not there).
@@ -67,7 +63,7 @@ impl Default for IdCache {
     }
 }
 
-/// Which account file, and where its numeric id is.
+/// Which account file.
 #[derive(Clone, Copy)]
 enum Accounts {
     /// `name:passwd:uid:gid:gecos:dir:shell`
