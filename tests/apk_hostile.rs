@@ -392,3 +392,17 @@ fn files_without_checksums_mark_the_package() {
     assert_eq!(r.broken.len(), 1);
     assert!(f.read("lib/apk/db/installed").contains("\nf:f\n"));
 }
+
+#[test]
+fn a_protected_file_listed_twice_does_not_crash_the_install() {
+    // Bug fixed: the second copy looked up the checksum of its own, not yet recorded, package
+    // by index and panicked.
+    let f = Fixture::new();
+    f.publish(vec![pkg("twice", "1")
+        .dir("etc", 0o755)
+        .file("etc/x", b"one\n", 0o644)
+        .file("etc/x", b"two\n", 0o644)]);
+    let r = f.install(&["twice"]);
+    assert_eq!(r.installed.len(), 1, "{r:?}");
+    assert!(f.read("lib/apk/db/installed").contains("\nR:x\n"));
+}

@@ -13,7 +13,8 @@
 //! last component is created, renamed, chmodded and chowned relative to its parent's descriptor.
 
 use super::checksum::Checksum;
-use super::stream::{ContentRead, Control, DataSink};
+use super::ids::OwnerNames;
+use super::stream::{ContentRead, Control, DataSink, Lookup};
 use super::tar::{Entry, Kind};
 use super::ApkError;
 use crate::fsutil::Root;
@@ -113,6 +114,12 @@ pub struct StagedPackage {
     pub broken_xattr: bool,
     pub warnings: Vec<String>,
     pub bytes: u64,
+    /// Owner names apk looks up before the pre-install script, and after it ([`Lookup`]).
+    pub owners_before_script: OwnerNames,
+    pub owners_after_script: OwnerNames,
+    /// `entries[0]` comes from the first data header, whose owner apk resolves before the
+    /// pre-install script runs.
+    pub first_entry_before_script: bool,
 }
 
 impl StagedPackage {
@@ -189,6 +196,7 @@ pub struct Stager<'a> {
     umask: u32,
     buf: Vec<u8>,
     warned_checksum: bool,
+    saw_data_header: bool,
 }
 
 impl<'a> Stager<'a> {
@@ -211,6 +219,7 @@ impl<'a> Stager<'a> {
             umask,
             buf: vec![0u8; 128 * 1024],
             warned_checksum: false,
+            saw_data_header: false,
         }
     }
 
@@ -333,6 +342,24 @@ impl DataSink for Stager<'_> {
     }
 
     fn entry(&mut self, e: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
+        let first = !std::mem::replace(&mut self.saw_data_header, true);
+        let result = self.stage_entry(e, content);
+        if first && !self.out.entries.is_empty() {
+            self.out.first_entry_before_script = true;
+        }
+        result
+    }
+
+    fn owner_names(&mut self, when: Lookup, names: OwnerNames) {
+        match when {
+            Lookup::BeforeScript => self.out.owners_before_script = names,
+            Lookup::AfterScript => self.out.owners_after_script = names,
+        }
+    }
+}
+
+impl Stager<'_> {
+    fn stage_entry(&mut self, e: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
         let Some(path) = check_name(&self.package, &e.name)? else {
             return Ok(());
         };
@@ -435,42 +462,6 @@ impl DataSink for Stager<'_> {
             size: 0,
         });
         Ok(())
-    }
-}
-
-/// User and group names from the root's `etc/passwd` and `etc/group`.
-#[derive(Default)]
-pub struct Owners {
-    users: HashMap<String, u32>,
-    groups: HashMap<String, u32>,
-}
-
-impl Owners {
-    pub fn load(root_host: &Path) -> Owners {
-        let read = |f: &str| -> HashMap<String, u32> {
-            std::fs::read_to_string(root_host.join(f))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| {
-                    let mut it = l.split(':');
-                    let name = it.next()?;
-                    let id = it.nth(1)?.parse().ok()?;
-                    Some((name.to_string(), id))
-                })
-                .collect()
-        };
-        Owners {
-            users: read("etc/passwd"),
-            groups: read("etc/group"),
-        }
-    }
-
-    /// Resolved (uid, gid): names first, numeric fields as the fallback.
-    pub fn resolve(&self, uname: &str, uid: u32, gname: &str, gid: u32) -> (u32, u32) {
-        (
-            self.users.get(uname).copied().unwrap_or(uid),
-            self.groups.get(gname).copied().unwrap_or(gid),
-        )
     }
 }
 

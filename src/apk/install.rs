@@ -11,7 +11,8 @@
 use super::checksum::Checksum;
 use super::db::{self, DirRec, FileRec, InstalledPkg};
 use super::dep::Dep;
-use super::extract::{Committer, Owners, StagedPackage, Stager, Staging};
+use super::extract::{Committer, StagedEntry, StagedPackage, Stager, Staging};
+use super::ids::IdCache;
 use super::pkg::PkgInfo;
 use super::repo::{root_repositories, RepoSet};
 use super::sign::Keyring;
@@ -21,8 +22,9 @@ use super::tar::Kind;
 use super::ApkError;
 use crate::fnmatch::fnmatch_pathname as fnmatch;
 use crate::fsutil::{Resolve, Root, Symlinks};
-use crate::sys::{NodeKind, Spawn, Sys};
+use crate::sys::{MountFlags, NodeKind, Spawn, Sys};
 use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -295,8 +297,18 @@ fn create_db(req_root: &Path, root: &Root, sys: &dyn Sys) -> Result<(), ApkError
     Ok(())
 }
 
+/// The package cache: as the system sees it (for its mount) and where to open it.
+struct CacheDir {
+    guest: PathBuf,
+    host: PathBuf,
+}
+
 /// `<cache>/installed`, written after the db as apk does when the cache is active.
-fn write_cache_installed(cache: &Path, dbs: &db::Db, repos: &super::repo::RepoSet) {
+///
+/// An lbu-style card keeps the cache on the boot medium, mounted read-only: like apk
+/// (`apk_db_open`), the medium is remounted read-write for the write and then back. A medium
+/// that cannot be made writable (a locked card) only gets a notice.
+fn write_cache_installed(sys: &dyn Sys, cache: &CacheDir, dbs: &db::Db, repos: &RepoSet) {
     let mut pkgs: Vec<&InstalledPkg> = dbs.packages.iter().collect();
     pkgs.sort_by(|a, b| {
         super::dep::name_cmp(&a.info.name, &b.info.name)
@@ -310,30 +322,89 @@ fn write_cache_installed(cache: &Path, dbs: &db::Db, repos: &super::repo::RepoSe
             .map_or(0, |a| a.repos);
         (&p.info, bits)
     }));
-    let tmp = cache.join("installed.new");
-    let done = std::fs::write(&tmp, text).and_then(|()| {
+    let shown = cache.guest.join(super::repo::CACHE_INSTALLED);
+    let written = with_writable_mount(sys, &cache.guest, || {
         use std::os::unix::fs::PermissionsExt;
+        let tmp = cache.host.join("installed.new");
+        std::fs::write(&tmp, text)?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, cache.join(super::repo::CACHE_INSTALLED))
+        std::fs::rename(&tmp, cache.host.join(super::repo::CACHE_INSTALLED))
     });
-    if let Err(e) = done {
-        log::warn!("apk: writing {}/installed: {e}", cache.display());
+    match written {
+        Ok(()) => {}
+        Err(CacheWrite::StaysReadOnly(target, e)) => log::info!(
+            "apk: {} not updated: {} is read-only and cannot be remounted read-write ({e})",
+            shown.display(),
+            target.display()
+        ),
+        Err(CacheWrite::Failed(e)) if e.raw_os_error() == Some(Errno::ROFS.raw_os_error()) => {
+            log::info!("apk: {} not updated: read-only", shown.display())
+        }
+        Err(CacheWrite::Failed(e)) => log::warn!("apk: writing {}: {e}", shown.display()),
     }
 }
 
+/// Why a write into the cache did not happen.
+enum CacheWrite {
+    /// The cache's mount is read-only and refused to become writable.
+    StaysReadOnly(PathBuf, std::io::Error),
+    Failed(std::io::Error),
+}
+
+/// Runs `write` with the mount that holds `guest` writable: a read-only mount is remounted
+/// read-write, keeping its other flags, and read-only again afterwards (apk's
+/// `cache_remount_dir`), through [`Sys::remount`].
+fn with_writable_mount(
+    sys: &dyn Sys,
+    guest: &Path,
+    write: impl FnOnce() -> std::io::Result<()>,
+) -> Result<(), CacheWrite> {
+    let read_only = sys
+        .mount_containing(guest)
+        .ok()
+        .filter(|m| m.flags.contains(MountFlags::RDONLY));
+    if let Some(m) = &read_only {
+        sys.remount(&m.target, m.flags - MountFlags::RDONLY, "")
+            .map_err(|e| CacheWrite::StaysReadOnly(m.target.clone(), e))?;
+    }
+    let written = write();
+    if let Some(m) = &read_only {
+        if let Err(e) = sys.remount(&m.target, m.flags, "") {
+            log::warn!(
+                "apk: cannot remount {} read-only again: {e}",
+                m.target.display()
+            );
+        }
+    }
+    written.map_err(CacheWrite::Failed)
+}
+
 /// The cache directory: explicit, or `<root>/etc/apk/cache` if it leads to a directory.
-fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<PathBuf> {
+fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<CacheDir> {
     if let Some(c) = &req.cache_dir {
-        return Some(sys.path(c));
+        return Some(CacheDir {
+            guest: c.clone(),
+            host: sys.path(c),
+        });
     }
     let link = root.join("etc/apk/cache");
-    let target = match std::fs::read_link(&link) {
+    let guest_link = req.root.join("etc/apk/cache");
+    let cache = match std::fs::read_link(&link) {
         // An absolute target is resolved from the system's `/` (the boot medium), as apk does.
-        Ok(t) if t.is_absolute() => sys.path(&t),
-        Ok(t) => link.parent()?.join(t),
-        Err(_) => link,
+        Ok(t) if t.is_absolute() => CacheDir {
+            host: sys.path(&t),
+            guest: t,
+        },
+        Ok(t) => CacheDir {
+            guest: guest_link.parent()?.join(&t),
+            host: link.parent()?.join(t),
+        },
+        Err(_) => CacheDir {
+            guest: guest_link,
+            host: link,
+        },
     };
-    target.is_dir().then_some(target)
+    cache.host.is_dir().then_some(cache)
 }
 
 struct Job {
@@ -575,6 +646,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let (overlay_files, overlay_dirs) = parse_overlay(req.overlay_list.as_deref().unwrap_or(&[]));
     let mut dbs = db::read(&root_dir)?;
     let cache = find_cache(req, &root, sys);
+    let cache_host = cache.as_ref().map(|c| c.host.as_path());
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
         root_repositories(&root)
             .into_iter()
@@ -594,7 +666,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         &repo_paths,
         &extra,
         &arch,
-        cache.as_deref(),
+        cache_host,
         &keys,
         req.allow_untrusted,
     );
@@ -716,7 +788,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             s.spawn(|| run_worker(&jobs, &next, &shared, &staging, window, privileged, umask));
         }
         let mut committer = Committer::new(&root_dir, &staging, privileged);
-        let mut owners = Owners::load(&root);
+        let mut ids = IdCache::default();
         for job in &jobs {
             let result = {
                 let mut g = shared.results.lock().expect("lock");
@@ -767,11 +839,18 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             };
             let mut script_args = vec![info.version.clone()];
             script_args.extend(old_version.clone());
+            // Owners, looked up when apk looks them up (see `ids` and `stream::Lookup`).
+            ids.look_up_all(&root_dir, &staged.owners_before_script);
+            let first_owner = staged
+                .entries
+                .first()
+                .filter(|_| staged.first_entry_before_script)
+                .map(|e| resolve_owner(&mut ids, &root_dir, e));
             if let Some(body) = control.as_ref().and_then(|c| c.script(pre)) {
                 match scripts.run(&info, pre, body, &script_args, &mut report.warnings) {
                     Ok(ran) => {
                         if ran {
-                            owners = Owners::load(&root);
+                            ids.reset();
                         }
                     }
                     Err(m) => {
@@ -780,12 +859,16 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                 }
             }
+            ids.look_up_all(&root_dir, &staged.owners_after_script);
             // Commit the entries in archive order.
             let mut dirs: Vec<DirRec> = Vec::new();
             let mut dir_index: HashMap<String, usize> = HashMap::new();
             let new_index = dbs.packages.len();
-            for e in &staged.entries {
-                let (uid, gid) = owners.resolve(&e.uname, e.uid, &e.gname, e.gid);
+            for (n, e) in staged.entries.iter().enumerate() {
+                let (uid, gid) = match first_owner {
+                    Some(owner) if n == 0 => owner,
+                    _ => resolve_owner(&mut ids, &root_dir, e),
+                };
                 if e.kind == Kind::Dir {
                     match committer.mkdir(&e.path, e.mode) {
                         Ok(created) => {
@@ -821,6 +904,18 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     continue;
                 }
                 let (dir, _) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                // The checksum the db has for the file now, taken before a takeover below
+                // forgets it (apk compares with it in `apk_db_migrate_files`).
+                let recorded_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
+                    let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                    dbs.packages
+                        .get(o)?
+                        .dirs
+                        .iter()
+                        .find(|x| x.path == d)
+                        .and_then(|x| x.files.iter().find(|y| y.name == f))
+                        .and_then(|y| y.csum)
+                });
                 // Who owns the path now?
                 let mut discard = false;
                 let mut record = true;
@@ -866,18 +961,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 let mut csum = e.checksum;
                 let mut written = true;
                 if !discard && protection.protects(dir) {
-                    let ofile_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
-                        let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-                        dbs.packages[o]
-                            .dirs
-                            .iter()
-                            .find(|x| x.path == d)
-                            .and_then(|x| x.files.iter().find(|y| y.name == f))
-                            .and_then(|y| y.csum)
-                    });
                     match committer.existing(&e.path, true) {
                         Ok(Some(disk_sum)) => {
-                            let differs = ofile_sum.is_none() || ofile_sum != disk_sum;
+                            let differs = recorded_sum.is_none() || recorded_sum != disk_sum;
                             if differs {
                                 if req.clean_protected
                                     || (e.checksum.is_some() && e.checksum == disk_sum)
@@ -1032,7 +1118,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             };
             if let Some(body) = control.as_ref().and_then(|c| c.script(post)) {
                 match scripts.run(&info, post, body, &script_args, &mut report.warnings) {
-                    Ok(true) => owners = Owners::load(&root),
+                    Ok(true) => ids.reset(),
                     Ok(false) => {}
                     Err(m) => {
                         broken_script = true;
@@ -1134,7 +1220,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     db::write(&root_dir, &dbs)?;
     if let Some(c) = &cache {
-        write_cache_installed(c, &dbs, &repos);
+        write_cache_installed(sys, c, &dbs, &repos);
     }
     drop(lock);
     if let Some(p) = &req.progress {
@@ -1142,6 +1228,14 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// An entry's (uid, gid): its owner names through the id cache, its numbers as the fallback.
+fn resolve_owner(ids: &mut IdCache, root_dir: &Root, e: &StagedEntry) -> (u32, u32) {
+    (
+        ids.uid(root_dir, &e.uname, e.uid),
+        ids.gid(root_dir, &e.gname, e.gid),
+    )
 }
 
 fn release(shared: &Shared, index: usize) {
