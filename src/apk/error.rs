@@ -82,6 +82,8 @@ pub enum ApkError {
     },
     /// Bad command-line use.
     Usage(String),
+    /// A bug: a thread of the installer panicked. The install stops; nothing more is committed.
+    Internal(String),
     /// Internal: a sink asked to stop reading early (not an error for the caller).
     Cancelled,
 }
@@ -131,6 +133,7 @@ impl fmt::Display for ApkError {
             }
             ApkError::Key { path, reason } => write!(f, "key {}: {reason}", path.display()),
             ApkError::Usage(msg) => f.write_str(msg),
+            ApkError::Internal(msg) => write!(f, "internal error in the installer: {msg}"),
             ApkError::Cancelled => f.write_str("cancelled"),
         }
     }

@@ -601,17 +601,33 @@ fn build_root(
     decisions.packages = pkgs.clone();
     decisions.repositories = repositories.clone();
 
-    let start = boot.sys.now();
-    let outcome = super::packages::install(
-        boot,
-        &repositories,
-        &pkgs,
-        &implicit,
-        &decisions.overlay_files,
-        plan,
-    );
-    boot.timeline
-        .stage("packages", start, boot.sys.now(), outcome);
+    // An internal error of the installer takes the failure policy; the rescue shell's exit
+    // retries the install.
+    loop {
+        let start = boot.sys.now();
+        let installed = super::packages::install(
+            boot,
+            &repositories,
+            &pkgs,
+            &implicit,
+            &decisions.overlay_files,
+            plan,
+        );
+        match installed {
+            Ok(outcome) => {
+                boot.timeline
+                    .stage("packages", start, boot.sys.now(), outcome);
+                break;
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let failed = Outcome::Failed(reason.clone());
+                boot.timeline
+                    .stage("packages", start, boot.sys.now(), failed);
+                boot.recover(&reason)?;
+            }
+        }
+    }
 
     Ok(Built {
         root,

@@ -68,6 +68,10 @@ pub enum BootError {
     Panic {
         message: String,
     },
+    /// The package installer stopped on an internal error.
+    Install {
+        source: crate::apk::ApkError,
+    },
 }
 
 impl fmt::Display for BootError {
@@ -114,6 +118,7 @@ impl fmt::Display for BootError {
             ),
             Self::Unsupported { what } => write!(f, "{what}"),
             Self::Panic { message } => write!(f, "internal error: {message}"),
+            Self::Install { source } => write!(f, "installing packages failed: {source}"),
         }
     }
 }

@@ -2,8 +2,8 @@
 //! way Alpine's init calls `apk add --root /sysroot --initramfs-diskless-boot ...`.
 
 use super::timeline::Outcome;
-use super::{console, Boot, SYSROOT};
-use crate::apk::{self, InstallRequest, Progress, ScriptPolicy};
+use super::{console, Boot, BootError, SYSROOT};
+use crate::apk::{self, ApkError, InstallRequest, Progress, ScriptPolicy};
 use crate::cmdline::Diskless;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,9 @@ pub fn init_db(boot: &Boot<'_>) {
 const BINDS: [&str; 3] = ["/sys", "/proc", "/dev"];
 
 /// Installs `pkgs` from `repositories` (local paths; URLs need networking and are skipped) with
-/// the apkovl's files winning. Failures are reported per package; the boot goes on.
+/// the apkovl's files winning. Failures are reported per package; the boot goes on. Only an
+/// internal error of the installer (a bug: a panic) is an error here: the boot then takes its
+/// failure policy.
 /// `implicit` are packages the boot adds on its own (`alpine-base`, `openssl` for modloop keys,
 /// `openssh` for `ssh_key=`): when no repository provides one, it is skipped with a notice and
 /// kept out of the world file, so `apk` after boot does not complain about it.
@@ -36,7 +38,7 @@ pub fn install(
     implicit: &[String],
     overlay_files: &[String],
     plan: &Diskless,
-) -> Outcome {
+) -> Result<Outcome, BootError> {
     let mut local = Vec::new();
     for r in repositories {
         if crate::cmdline::is_url(r) {
@@ -134,17 +136,21 @@ pub fn install(
             if problems == 0 {
                 console::eend(Ok(()));
                 log::info!("installed {summary}");
-                Outcome::Ok
+                Ok(Outcome::Ok)
             } else {
                 console::eend(Err(&format!("{problems} problem(s); {summary}")));
-                Outcome::Degraded(format!("{problems} package problem(s)"))
+                Ok(Outcome::Degraded(format!("{problems} package problem(s)")))
             }
+        }
+        Err(e @ ApkError::Internal(_)) => {
+            console::eend(Err(&e.to_string()));
+            Err(BootError::Install { source: e })
         }
         Err(e) => {
             // Alpine: a warning only, the boot goes on (mkinitfs 6702e30).
             let why = e.to_string();
             console::eend(Err(&why));
-            Outcome::Degraded(why)
+            Ok(Outcome::Degraded(why))
         }
     };
     for target in bound.iter().rev() {
