@@ -79,3 +79,56 @@ fn a_panicking_installer_worker_sends_the_boot_to_rescue() {
     );
     assert!(!Path::new(&s.root().join("sysroot/usr/bin/bf")).exists());
 }
+
+/// Issue 8, point 5, at boot (through `ramboot plan`, which runs the boot with its log): when
+/// the boot repository's index is refused, the log says why before the package is skipped, and
+/// so do the plan's decisions (they listed only "wanted (no such package)").
+#[test]
+fn a_refused_boot_repository_is_explained_before_the_skipped_package() {
+    let f = Fixture::new();
+    f.publish(vec![pkg("wanted", "1.0").file("usr/bin/w", b"w", 0o755)]);
+    let dir = tempfile::tempdir().unwrap();
+    let card = dir.path().join("media/mmcblk0p1");
+    fs::create_dir_all(&card).unwrap();
+    fs::rename(f.repo(), card.join("apks")).unwrap();
+    fs::write(card.join("apks/.boot_repository"), b"").unwrap();
+    // The initramfs trusts another key than the one that signed the index.
+    fs::create_dir_all(dir.path().join("etc/apk/keys")).unwrap();
+    fs::write(
+        dir.path().join("etc/apk/keys/other-5f000001.rsa.pub"),
+        impostor_key().public_pem(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(["plan", "--cmdline", "pkgs=wanted modloop=none", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let why = text
+        .find(&format!(
+            "UNTRUSTED signature (signed by unknown key(s) {KEY_NAME})"
+        ))
+        .unwrap_or_else(|| panic!("the refusal is not in the boot log:\n{text}"));
+    let skipped = text
+        .find("package wanted skipped")
+        .unwrap_or_else(|| panic!("wanted was not skipped:\n{text}"));
+    assert!(why < skipped, "{text}");
+    // The decisions say it too, before the skipped package.
+    let decisions = &text[text.find("== decisions ==").unwrap()..];
+    let unused = decisions
+        .find("  repository not used: ")
+        .unwrap_or_else(|| panic!("the decisions do not name the refusal:\n{text}"));
+    assert!(
+        decisions[unused..]
+            .lines()
+            .next()
+            .unwrap()
+            .contains("UNTRUSTED signature"),
+        "{text}"
+    );
+    let skipped = decisions
+        .find("  wanted: skipped: wanted (no such package)")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(unused < skipped, "{text}");
+}

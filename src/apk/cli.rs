@@ -309,9 +309,19 @@ pub fn main_install(args: &[OsString]) -> i32 {
             r.exit_code()
         }
         Err(e) => {
+            // A refused repository is often why a package is "no such package": say so first.
+            if let ApkError::Unsatisfiable {
+                unused_repositories,
+                ..
+            } = &e
+            {
+                for w in unused_repositories {
+                    eprintln!("WARNING: {w}");
+                }
+            }
             eprintln!("ERROR: {e}");
             match e {
-                ApkError::Unsatisfiable { problems } => problems.len().clamp(1, 99) as i32,
+                ApkError::Unsatisfiable { problems, .. } => problems.len().clamp(1, 99) as i32,
                 _ => 99,
             }
         }

@@ -74,6 +74,9 @@ pub enum ApkError {
     /// The solver could not satisfy world; one line per problem.
     Unsatisfiable {
         problems: Vec<String>,
+        /// Why repositories were not used (refused index, missing index ...): often the real
+        /// cause of a "no such package". Not part of the message: callers print these first.
+        unused_repositories: Vec<String>,
     },
     /// A key file could not be read or used.
     Key {
@@ -124,7 +127,7 @@ impl fmt::Display for ApkError {
             ApkError::PackageFileMissing { package, path } => {
                 write!(f, "{package}: package mentioned in index not found: {}", path.display())
             }
-            ApkError::Unsatisfiable { problems } => {
+            ApkError::Unsatisfiable { problems, .. } => {
                 write!(f, "unable to select packages:")?;
                 for p in problems {
                     write!(f, "\n  {p}")?;

@@ -827,7 +827,13 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             }
         }
     }
-    let solution = solver::solve(&cands, &world, req.diskless_boot)?;
+    let solution = solver::solve(&cands, &world, req.diskless_boot).map_err(|e| match e {
+        ApkError::Unsatisfiable { problems, .. } => ApkError::Unsatisfiable {
+            problems,
+            unused_repositories: repos.warnings.clone(),
+        },
+        other => other,
+    })?;
     for (d, why) in &solution.broken_world {
         log::debug!("apk: world entry {d} skipped: {why}");
         report.skipped_world.push((d.to_string(), why.clone()));

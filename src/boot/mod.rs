@@ -149,6 +149,9 @@ pub struct Record {
     pub installed: Vec<(String, String)>,
     /// Packages skipped, refused or installed with errors: `(name, why)`.
     pub package_problems: Vec<(String, String)>,
+    /// Why repositories were not used (a refused index, a missing one ...): often the cause of
+    /// a skipped package.
+    pub unused_repositories: Vec<String>,
     /// `/usr` mounted from the new root's fstab (`root=` branch).
     pub usr: Option<String>,
 }

@@ -85,6 +85,7 @@ pub fn install(
     };
     let outcome = match apk::install(&req, boot.sys) {
         Ok(mut report) => {
+            boot.record.unused_repositories = report.repo_warnings.clone();
             let (notices, skipped): (Vec<_>, Vec<_>) = report
                 .skipped_world
                 .drain(..)
@@ -147,6 +148,13 @@ pub fn install(
             Err(BootError::Install { source: e })
         }
         Err(e) => {
+            if let ApkError::Unsatisfiable {
+                unused_repositories,
+                ..
+            } = &e
+            {
+                boot.record.unused_repositories = unused_repositories.clone();
+            }
             // Alpine: a warning only, the boot goes on (mkinitfs 6702e30).
             let why = e.to_string();
             console::eend(Err(&why));
