@@ -132,3 +132,52 @@ fn a_refused_boot_repository_is_explained_before_the_skipped_package() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(unused < skipped, "{text}");
 }
+
+/// Issue 8, point 15: a package the boot adds on its own says why it was wanted when it is
+/// skipped ("openssl is not in any repository: skipped" did not), and the plan shows no Debug
+/// formatting (the device search read "Settled after").
+#[test]
+fn a_skipped_implicit_package_says_why_it_was_wanted() {
+    let f = Fixture::new();
+    f.publish(vec![pkg("wanted", "1.0").file("usr/bin/w", b"w", 0o755)]);
+    let dir = tempfile::tempdir().unwrap();
+    let card = dir.path().join("media/mmcblk0p1");
+    fs::create_dir_all(&card).unwrap();
+    fs::rename(f.repo(), card.join("apks")).unwrap();
+    fs::write(card.join("apks/.boot_repository"), b"").unwrap();
+    fs::create_dir_all(dir.path().join("etc/apk/keys")).unwrap();
+    fs::write(
+        dir.path().join("etc/apk/keys").join(KEY_NAME),
+        key().public_pem(),
+    )
+    .unwrap();
+    // mkinitfs puts the modloop signing key here: the boot then adds openssl.
+    fs::create_dir_all(dir.path().join("var/cache/misc")).unwrap();
+    fs::write(
+        dir.path()
+            .join("var/cache/misc/modloop-lts.SIGN.RSA.modloop-5f000002.rsa.pub"),
+        key().public_pem(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(["plan", "--cmdline", "pkgs=wanted modloop=none", "--root"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            " * openssl (wanted to verify the modloop signature) is not in any repository: skipped\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(" * alpine-base (the base system every diskless boot installs) is not in any repository: skipped\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("installed, in order:\n  wanted-1.0\n"),
+        "{text}"
+    );
+    assert!(text.contains("devices (settled after "), "{text}");
+}

@@ -30,7 +30,12 @@ fn split_args(args: &[OsString], takes_value: &[&str], switches: &[&str]) -> Res
     while let Some(a) = it.next() {
         let a = a
             .to_str()
-            .ok_or_else(|| ApkError::Usage(format!("argument is not UTF-8: {a:?}")))?
+            .ok_or_else(|| {
+                ApkError::Usage(format!(
+                    "argument is not UTF-8: {}",
+                    crate::quote::quoted(&a.to_string_lossy())
+                ))
+            })?
             .to_string();
         if a == "--" {
             for rest in it.by_ref() {
@@ -394,8 +399,8 @@ fn cmd_mkpkg(raw: &Raw) -> Result<(), ApkError> {
     let mut b = PackageBuilder::new(&raw.required("--name")?, &raw.required("--version")?);
     if !super::version::validate(&b.info.version) {
         return Err(ApkError::Usage(format!(
-            "invalid version {:?}",
-            b.info.version
+            "invalid version {}",
+            crate::quote::quoted(&b.info.version)
         )));
     }
     b.level = 9;
@@ -546,7 +551,8 @@ pub fn main_apk(args: &[OsString]) -> i32 {
                 }
             }),
         other => Err(ApkError::Usage(format!(
-            "unknown apk command {other:?} (genkey, mkpkg, index)"
+            "unknown apk command {} (genkey, mkpkg, index)",
+            crate::quote::quoted(other)
         ))),
     };
     match result {

@@ -1,5 +1,6 @@
 //! The one error type of the apk component.
 
+use crate::quote::quoted;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -107,7 +108,7 @@ impl fmt::Display for ApkError {
             ApkError::NoSpace { package, path } => {
                 write!(f, "{package}: no space left on the target filesystem while writing {path}")
             }
-            ApkError::BadDependency { atom, reason } => write!(f, "bad dependency {atom:?}: {reason}"),
+            ApkError::BadDependency { atom, reason } => write!(f, "bad dependency {}: {reason}", quoted(atom)),
             ApkError::IndexParse { source, line, reason } => write!(f, "{source}: line {line}: {reason}"),
             ApkError::Format { what, reason } => write!(f, "{what}: malformed: {reason}"),
             ApkError::UntrustedSignature { what, reason } => write!(f, "{what}: UNTRUSTED signature ({reason})"),
@@ -119,7 +120,7 @@ impl fmt::Display for ApkError {
             ApkError::DataHashMismatch { package, expected, actual } => {
                 write!(f, "{package}: BAD signature: data hash {actual} does not match datahash {expected}")
             }
-            ApkError::UnsafeEntry { package, path, reason } => write!(f, "{package}: refused entry {path:?}: {reason}"),
+            ApkError::UnsafeEntry { package, path, reason } => write!(f, "{package}: refused entry {}: {reason}", quoted(path)),
             ApkError::TooLarge { package, declared, limit } => write!(
                 f,
                 "{package}: data exceeds {limit} bytes although the package declares {declared} bytes installed (decompression bomb?)"

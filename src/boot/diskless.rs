@@ -202,7 +202,7 @@ fn finish_modloop(
     note(
         decisions,
         format!(
-            "modloop {} mounted ({:?})",
+            "modloop {} mounted ({})",
             mounted.image.display(),
             mounted.verification
         ),
@@ -293,6 +293,13 @@ fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<
             }
         }
     }
+}
+
+/// The package name of a world atom (`openssl>3`, `foo@edge`: `openssl`, `foo`).
+fn atom_name(atom: &str) -> String {
+    crate::apk::dep::Dep::parse(atom)
+        .map(|d| d.name)
+        .unwrap_or_else(|_| atom.to_string())
 }
 
 fn read_world(root: &Path) -> Vec<String> {
@@ -572,15 +579,24 @@ fn build_root(
     // What to install.
     let mut pkgs: Vec<String> = plan.pkgs.clone();
     pkgs.extend(read_world(&root));
-    let mut implicit: Vec<String> = Vec::new();
+    // Packages the boot adds on its own, with why; one the user asked for is not implicit.
+    let mut implicit: Vec<(String, String)> = Vec::new();
     if ssh_key.is_some() {
-        implicit.push("openssh".into());
+        implicit.push(("openssh".into(), "wanted for ssh_key=".into()));
     }
-    implicit.push("alpine-base".into());
+    implicit.push((
+        "alpine-base".into(),
+        "the base system every diskless boot installs".into(),
+    ));
     if copy_modloop_keys(boot, &root) > 0 {
-        implicit.push("openssl".into());
+        implicit.push((
+            "openssl".into(),
+            "wanted to verify the modloop signature".into(),
+        ));
     }
-    pkgs.extend(implicit.iter().cloned());
+    let asked: Vec<String> = pkgs.iter().map(|p| atom_name(p)).collect();
+    implicit.retain(|(name, _)| !asked.contains(name));
+    pkgs.extend(implicit.iter().map(|(name, _)| name.clone()));
     let mut seen = std::collections::HashSet::new();
     pkgs.retain(|p| seen.insert(p.clone()));
     let _ = sysroot::copy_dir_files(

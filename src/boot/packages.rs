@@ -28,14 +28,15 @@ const BINDS: [&str; 3] = ["/sys", "/proc", "/dev"];
 /// the apkovl's files winning. Failures are reported per package; the boot goes on. Only an
 /// internal error of the installer (a bug: a panic) is an error here: the boot then takes its
 /// failure policy.
-/// `implicit` are packages the boot adds on its own (`alpine-base`, `openssl` for modloop keys,
-/// `openssh` for `ssh_key=`): when no repository provides one, it is skipped with a notice and
-/// kept out of the world file, so `apk` after boot does not complain about it.
+/// `implicit` are packages the boot adds on its own, with why (`alpine-base`, `openssl` for
+/// modloop keys, `openssh` for `ssh_key=`): when one cannot be installed (usually: no repository
+/// has it), it is skipped with a notice saying why it was wanted and kept out of the world file,
+/// so `apk` after boot does not complain about it.
 pub fn install(
     boot: &mut Boot<'_>,
     repositories: &[String],
     pkgs: &[String],
-    implicit: &[String],
+    implicit: &[(String, String)],
     overlay_files: &[String],
     plan: &Diskless,
 ) -> Result<Outcome, BootError> {
@@ -89,10 +90,18 @@ pub fn install(
             let (notices, skipped): (Vec<_>, Vec<_>) = report
                 .skipped_world
                 .drain(..)
-                .partition(|(atom, _)| implicit.contains(atom));
+                .partition(|(atom, _)| implicit.iter().any(|(name, _)| name == atom));
             report.skipped_world = skipped;
-            for (atom, _) in &notices {
-                log::info!("{atom} is not in any repository: skipped");
+            for (atom, why) in &notices {
+                let wanted = implicit
+                    .iter()
+                    .find(|(name, _)| name == atom)
+                    .map_or("", |(_, wanted)| wanted.as_str());
+                if why.contains("(no such package)") {
+                    log::info!("{atom} ({wanted}) is not in any repository: skipped");
+                } else {
+                    log::info!("{atom} ({wanted}) cannot be installed: skipped: {why}");
+                }
             }
             drop_from_world(boot, notices.iter().map(|(a, _)| a.as_str()));
             boot.record

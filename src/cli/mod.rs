@@ -70,7 +70,10 @@ pub fn main(args: &[OsString]) -> i32 {
             0
         }
         other => {
-            eprintln!("ramboot: unknown command {other:?}\n\n{USAGE}");
+            eprintln!(
+                "ramboot: unknown command {}\n\n{USAGE}",
+                crate::quote::quoted(other)
+            );
             2
         }
     }

@@ -466,7 +466,7 @@ pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
     };
     if let Some(d) = &f.record.discovery {
         r.discovery = format!(
-            "{:?} after {:.2}s{}",
+            "{} after {:.2}s{}",
             d.ending,
             d.finished.saturating_sub(d.started).as_secs_f64(),
             match d.ready_at {
