@@ -133,11 +133,9 @@ fn a_refused_boot_repository_is_explained_before_the_skipped_package() {
     assert!(unused < skipped, "{text}");
 }
 
-/// Issue 8, point 15: a package the boot adds on its own says why it was wanted when it is
-/// skipped ("openssl is not in any repository: skipped" did not), and the plan shows no Debug
-/// formatting (the device search read "Settled after").
-#[test]
-fn a_skipped_implicit_package_says_why_it_was_wanted() {
+/// `ramboot plan` over a card whose boot repository has `wanted`, signed by the key the
+/// initramfs trusts, and a modloop signing key in the initramfs (so the boot adds openssl).
+fn plan_card_with_modloop_key(cmdline: &str) -> String {
     let f = Fixture::new();
     f.publish(vec![pkg("wanted", "1.0").file("usr/bin/w", b"w", 0o755)]);
     let dir = tempfile::tempdir().unwrap();
@@ -160,11 +158,19 @@ fn a_skipped_implicit_package_says_why_it_was_wanted() {
     )
     .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ramboot"))
-        .args(["plan", "--cmdline", "pkgs=wanted modloop=none", "--root"])
+        .args(["plan", "--cmdline", cmdline, "--root"])
         .arg(dir.path())
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 8, point 15: a package the boot adds on its own says why it was wanted when it is
+/// skipped ("openssl is not in any repository: skipped" did not), and the plan shows no Debug
+/// formatting (the device search read "Settled after").
+#[test]
+fn a_skipped_implicit_package_says_why_it_was_wanted() {
+    let text = plan_card_with_modloop_key("pkgs=wanted modloop=none");
     assert!(
         text.contains(
             " * openssl (wanted to verify the modloop signature) is not in any repository: skipped\n"
@@ -180,4 +186,20 @@ fn a_skipped_implicit_package_says_why_it_was_wanted() {
         "{text}"
     );
     assert!(text.contains("devices (settled after "), "{text}");
+}
+
+/// A package the user asked for is not an implicit one, even when the boot would add it too:
+/// its absence is a problem, not a notice, and it stays in world (it was dropped silently).
+#[test]
+fn a_package_the_user_asked_for_is_not_implicit() {
+    let text = plan_card_with_modloop_key("pkgs=wanted,openssl modloop=none");
+    assert!(
+        text.contains(" * WARNING: package openssl skipped: openssl (no such package)"),
+        "{text}"
+    );
+    assert!(!text.contains("openssl (wanted to verify"), "{text}");
+    assert!(
+        text.contains("  openssl: skipped: openssl (no such package)"),
+        "{text}"
+    );
 }
