@@ -6,6 +6,7 @@
 //! is verified and mounted here (so the initramfs can load every driver), packages are installed
 //! by ramboot's own apk-compatible installer, and every decision is logged.
 
+use super::apkovl;
 use super::sysroot::{self, MediaMount};
 use super::timeline::Outcome;
 use super::{Boot, BootEnd, BootError, SYSROOT};
@@ -13,7 +14,6 @@ use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, ModloopSpec, Repo
 use crate::hw::discover::{discover, DiscoverConfig, Discovery, Goal};
 use crate::hw::modloop;
 use crate::media::ScanOptions;
-use crate::overlay;
 use crate::sys::parse_mount_options;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -302,14 +302,6 @@ fn atom_name(atom: &str) -> String {
         .unwrap_or_else(|_| atom.to_string())
 }
 
-fn read_world(root: &Path) -> Vec<String> {
-    fs::read_to_string(root.join("etc/apk/world"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
 /// `ssh_key=`: a literal key goes to `/root/.ssh/authorized_keys` (0700/0600) unless one exists.
 fn install_ssh_key(root: &Path, key: &str) -> std::io::Result<bool> {
     if crate::cmdline::is_url(key) {
@@ -501,27 +493,22 @@ fn build_root(
         }
         ok
     });
-    super::packages::init_db(boot);
+    if let Err(e) = apkovl::init_db(boot.sys, Path::new(SYSROOT)) {
+        log::warn!("cannot create the apk database: {e}");
+    }
     let mut applied = false;
+    let mut apkovl_world = Vec::new();
     if let Some(path) = &apkovl {
         super::console::ebegin(&format!("Loading user settings from {}", path.display()));
-        let chown = rustix::process::geteuid().is_root();
-        let sys = boot.sys;
-        let make_node = |rel: &Path, kind, mode, major, minor| {
-            sys.mknod(&Path::new(SYSROOT).join(rel), kind, mode, major, minor)
-        };
-        let opts = overlay::Options {
-            chown,
-            make_node: Some(&make_node),
-        };
-        match overlay::extract(&boot.sys.path(path), &root, opts) {
+        match apkovl::apply(boot.sys, Path::new(SYSROOT), path) {
             Ok(x) => {
                 super::console::eend(Ok(()));
                 for w in &x.warnings {
                     log::warn!("apkovl: {w}");
                 }
-                decisions.overlay_files = x.names;
+                decisions.overlay_files = x.overlay_files;
                 decisions.apkovl = Some(path.clone());
+                apkovl_world = x.world;
                 applied = true;
             }
             Err(e) => {
@@ -578,7 +565,7 @@ fn build_root(
 
     // What to install.
     let mut pkgs: Vec<String> = plan.pkgs.clone();
-    pkgs.extend(read_world(&root));
+    pkgs.extend(apkovl_world);
     // Packages the boot adds on its own, with why; one the user asked for is not implicit.
     let mut implicit: Vec<(String, String)> = Vec::new();
     if ssh_key.is_some() {

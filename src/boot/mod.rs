@@ -6,6 +6,7 @@
 //! waits idle. Only `panic=` makes PID 1 exit so the kernel panics, as Alpine does. A Rust panic
 //! takes the same road.
 
+pub mod apkovl;
 pub mod console;
 pub mod diskless;
 pub mod early;

@@ -7,20 +7,6 @@ use crate::apk::{self, ApkError, InstallRequest, Progress, ScriptPolicy};
 use crate::cmdline::Diskless;
 use std::path::{Path, PathBuf};
 
-/// Creates the apk database in the new root (`apk add --initdb`), before the apkovl is applied.
-pub fn init_db(boot: &Boot<'_>) {
-    let req = InstallRequest {
-        root: PathBuf::from(SYSROOT),
-        initdb: true,
-        scripts: ScriptPolicy::Never,
-        use_root_repositories: false,
-        ..Default::default()
-    };
-    if let Err(e) = apk::install(&req, boot.sys) {
-        log::warn!("cannot create the apk database: {e}");
-    }
-}
-
 /// `/sys`, `/proc` and `/dev` inside the new root while package scripts run.
 const BINDS: [&str; 3] = ["/sys", "/proc", "/dev"];
 
