@@ -853,7 +853,10 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             path,
         });
     }
-    let total_bytes: u64 = jobs.iter().map(|j| j.info.installed_size).sum();
+    // Declared sizes come from the index: untrusted numbers that may add up past u64.
+    let total_bytes: u64 = jobs
+        .iter()
+        .fold(0, |sum, j| sum.saturating_add(j.info.installed_size));
     if let Some(p) = &req.progress {
         p(&Progress::Start {
             packages: jobs.len(),
