@@ -17,10 +17,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The text of a source file without its test code: a `tests.rs` file is all test code, and a
-/// `#[cfg(test)] mod …` block runs to the end of the file by this crate's convention.
+/// The text of a source file without its test code: a `tests.rs` file is all test code, so is
+/// `src/fuzzing/` (fuzz target bodies whose panics are findings for the fuzz drivers, never
+/// shown to users), and a `#[cfg(test)] mod …` block runs to the end of the file by this crate's
+/// convention.
 fn non_test_code(path: &Path) -> String {
-    if path.file_name().is_some_and(|n| n == "tests.rs") {
+    let fuzzing = path.components().any(|c| c.as_os_str() == "fuzzing");
+    if fuzzing || path.file_name().is_some_and(|n| n == "tests.rs") {
         return String::new();
     }
     let text = fs::read_to_string(path).unwrap();

@@ -238,6 +238,7 @@ pub fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError>
         use_root_repositories: true,
         jobs,
         progress: None,
+        resolve: Default::default(),
     };
     let progress =
         !quiet && !raw.has("--no-progress") && rustix::termios::isatty(rustix::stdio::stderr());
