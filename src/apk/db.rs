@@ -187,8 +187,8 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
             return Err(err(
                 n + 1,
                 format!(
-                    "expected `X:value`, got {:?}",
-                    super::pkg::truncate(line, 60)
+                    "expected `X:value`, got {}",
+                    crate::quote::quoted(&super::pkg::truncate(line, 60))
                 ),
             ));
         }

@@ -6,6 +6,7 @@
 //! is verified and mounted here (so the initramfs can load every driver), packages are installed
 //! by ramboot's own apk-compatible installer, and every decision is logged.
 
+use super::apkovl;
 use super::sysroot::{self, MediaMount};
 use super::timeline::Outcome;
 use super::{Boot, BootEnd, BootError, SYSROOT};
@@ -13,7 +14,6 @@ use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, ModloopSpec, Repo
 use crate::hw::discover::{discover, DiscoverConfig, Discovery, Goal};
 use crate::hw::modloop;
 use crate::media::ScanOptions;
-use crate::overlay;
 use crate::sys::parse_mount_options;
 use rustix::fs::{Mode, OFlags};
 use std::fs;
@@ -203,7 +203,7 @@ fn finish_modloop(
     note(
         decisions,
         format!(
-            "modloop {} mounted ({:?})",
+            "modloop {} mounted ({})",
             mounted.image.display(),
             mounted.verification
         ),
@@ -296,13 +296,11 @@ fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<
     }
 }
 
-fn read_world(root: &Path) -> Vec<String> {
-    sysroot::open_root(root)
-        .and_then(|r| r.read_to_string(Path::new("etc/apk/world")))
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
+/// The package name of a world atom (`openssl>3`, `foo@edge`: `openssl`, `foo`).
+fn atom_name(atom: &str) -> String {
+    crate::apk::dep::Dep::parse(atom)
+        .map(|d| d.name)
+        .unwrap_or_else(|_| atom.to_string())
 }
 
 /// `ssh_key=`: a literal key goes to `/root/.ssh/authorized_keys` (0700/0600) unless one exists.
@@ -502,28 +500,22 @@ fn build_root(
         }
         ok
     });
-    super::packages::init_db(boot);
+    if let Err(e) = apkovl::init_db(boot.sys, Path::new(SYSROOT)) {
+        log::warn!("cannot create the apk database: {e}");
+    }
     let mut applied = false;
+    let mut apkovl_world = Vec::new();
     if let Some(path) = &apkovl {
         super::console::ebegin(&format!("Loading user settings from {}", path.display()));
-        let chown = rustix::process::geteuid().is_root();
-        let sys = boot.sys;
-        let make_node = |rel: &Path, kind, mode, major, minor| {
-            sys.mknod(&Path::new(SYSROOT).join(rel), kind, mode, major, minor)
-        };
-        let opts = overlay::Options {
-            chown,
-            make_node: Some(&make_node),
-            ..Default::default()
-        };
-        match overlay::extract(&boot.sys.path(path), &root, opts) {
+        match apkovl::apply(boot.sys, Path::new(SYSROOT), path) {
             Ok(x) => {
                 super::console::eend(Ok(()));
                 for w in &x.warnings {
                     log::warn!("apkovl: {w}");
                 }
-                decisions.overlay_files = x.names;
+                decisions.overlay_files = x.overlay_files;
                 decisions.apkovl = Some(path.clone());
+                apkovl_world = x.world;
                 applied = true;
             }
             Err(e) => {
@@ -586,16 +578,25 @@ fn build_root(
 
     // What to install.
     let mut pkgs: Vec<String> = plan.pkgs.clone();
-    pkgs.extend(read_world(&root));
-    let mut implicit: Vec<String> = Vec::new();
+    pkgs.extend(apkovl_world);
+    // Packages the boot adds on its own, with why; one the user asked for is not implicit.
+    let mut implicit: Vec<(String, String)> = Vec::new();
     if ssh_key.is_some() {
-        implicit.push("openssh".into());
+        implicit.push(("openssh".into(), "wanted for ssh_key=".into()));
     }
-    implicit.push("alpine-base".into());
+    implicit.push((
+        "alpine-base".into(),
+        "the base system every diskless boot installs".into(),
+    ));
     if copy_modloop_keys(boot, &root) > 0 {
-        implicit.push("openssl".into());
+        implicit.push((
+            "openssl".into(),
+            "wanted to verify the modloop signature".into(),
+        ));
     }
-    pkgs.extend(implicit.iter().cloned());
+    let asked: Vec<String> = pkgs.iter().map(|p| atom_name(p)).collect();
+    implicit.retain(|(name, _)| !asked.contains(name));
+    pkgs.extend(implicit.iter().map(|(name, _)| name.clone()));
     let mut seen = std::collections::HashSet::new();
     pkgs.retain(|p| seen.insert(p.clone()));
     let _ = sysroot::copy_dir_files(
@@ -620,17 +621,33 @@ fn build_root(
     decisions.packages = pkgs.clone();
     decisions.repositories = repositories.clone();
 
-    let start = boot.sys.now();
-    let outcome = super::packages::install(
-        boot,
-        &repositories,
-        &pkgs,
-        &implicit,
-        &decisions.overlay_files,
-        plan,
-    );
-    boot.timeline
-        .stage("packages", start, boot.sys.now(), outcome);
+    // An internal error of the installer takes the failure policy; the rescue shell's exit
+    // retries the install.
+    loop {
+        let start = boot.sys.now();
+        let installed = super::packages::install(
+            boot,
+            &repositories,
+            &pkgs,
+            &implicit,
+            &decisions.overlay_files,
+            plan,
+        );
+        match installed {
+            Ok(outcome) => {
+                boot.timeline
+                    .stage("packages", start, boot.sys.now(), outcome);
+                break;
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let failed = Outcome::Failed(reason.clone());
+                boot.timeline
+                    .stage("packages", start, boot.sys.now(), failed);
+                boot.recover(&reason)?;
+            }
+        }
+    }
 
     Ok(Built {
         root,

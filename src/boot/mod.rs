@@ -6,6 +6,7 @@
 //! waits idle. Only `panic=` makes PID 1 exit so the kernel panics, as Alpine does. A Rust panic
 //! takes the same road.
 
+pub mod apkovl;
 pub mod console;
 pub mod diskless;
 pub mod early;
@@ -68,6 +69,10 @@ pub enum BootError {
     Panic {
         message: String,
     },
+    /// The package installer stopped on an internal error.
+    Install {
+        source: crate::apk::ApkError,
+    },
 }
 
 impl fmt::Display for BootError {
@@ -114,6 +119,7 @@ impl fmt::Display for BootError {
             ),
             Self::Unsupported { what } => write!(f, "{what}"),
             Self::Panic { message } => write!(f, "internal error: {message}"),
+            Self::Install { source } => write!(f, "installing packages failed: {source}"),
         }
     }
 }
@@ -144,6 +150,9 @@ pub struct Record {
     pub installed: Vec<(String, String)>,
     /// Packages skipped, refused or installed with errors: `(name, why)`.
     pub package_problems: Vec<(String, String)>,
+    /// Why repositories were not used (a refused index, a missing one ...): often the cause of
+    /// a skipped package.
+    pub unused_repositories: Vec<String>,
     /// `/usr` mounted from the new root's fstab (`root=` branch).
     pub usr: Option<String>,
 }

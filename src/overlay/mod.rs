@@ -15,6 +15,7 @@
 //! - device nodes only under `dev/`, and an archive with hostile names is refused whole.
 
 use crate::fsutil::{Resolve, Root, Symlinks};
+use crate::quote::quoted;
 use crate::sys::NodeKind;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
@@ -61,7 +62,7 @@ impl fmt::Display for OverlayError {
                 write!(f, "apkovl {} is corrupt: {reason}", path.display())
             }
             Self::Hostile { entry, reason } => {
-                write!(f, "apkovl entry {entry:?} refused: {reason}")
+                write!(f, "apkovl entry {} refused: {reason}", quoted(entry))
             }
             Self::Encrypted { cipher } => {
                 write!(f, "encrypted apkovl ({cipher}) is not supported by ramboot; use an unencrypted apkovl")

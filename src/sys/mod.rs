@@ -37,6 +37,16 @@ pub enum RebootKind {
     Halt,
 }
 
+impl std::fmt::Display for RebootKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PowerOff => "poweroff",
+            Self::Restart => "restart",
+            Self::Halt => "halt",
+        })
+    }
+}
+
 /// A kernel module image handed to [`Sys::load_module`].
 pub enum ModuleImage<'a> {
     /// A file the kernel reads itself (`finit_module`); `compressed` sets

@@ -202,7 +202,7 @@ impl fmt::Display for Call {
                 }
                 Ok(())
             }
-            Call::Reboot { kind } => write!(f, "reboot {kind:?}"),
+            Call::Reboot { kind } => write!(f, "reboot {kind}"),
             Call::Sync => write!(f, "sync"),
             Call::Idle => write!(f, "idle"),
         }
