@@ -43,6 +43,13 @@ pub enum BootError {
         target: PathBuf,
         source: io::Error,
     },
+    /// No type was given or recognised and none the kernel knows accepted the device.
+    RootFsUnknown {
+        device: String,
+        target: PathBuf,
+        tried: Vec<String>,
+        last: Option<io::Error>,
+    },
     InitMissing {
         init: PathBuf,
         root: PathBuf,
@@ -86,6 +93,26 @@ impl fmt::Display for BootError {
                 source,
             } => {
                 write!(f, "cannot mount {device} on {}: {source}", target.display())
+            }
+            Self::RootFsUnknown {
+                device,
+                target,
+                tried,
+                last,
+            } => {
+                write!(
+                    f,
+                    "cannot mount {device} on {}: its filesystem type is not given (rootfstype=) nor recognised, and ",
+                    target.display()
+                )?;
+                match last {
+                    None => write!(f, "/proc/filesystems lists no block filesystem to try"),
+                    Some(e) => write!(
+                        f,
+                        "none of the kernel's filesystems accepted it (tried {}; last error: {e})",
+                        tried.join(", ")
+                    ),
+                }
             }
             Self::InitMissing { init, root } => {
                 write!(
@@ -736,5 +763,71 @@ mod tests {
         });
         assert!(matches!(r, Err(BootEnd::Idle { .. })));
         assert!(sys.trace().contains(&"idle".to_string()));
+    }
+
+    fn proc_sys(dir: &Path, devkmsg: &str) {
+        std::fs::create_dir_all(dir.join("proc/sys/kernel")).unwrap();
+        std::fs::write(dir.join("proc/sys/kernel/printk_devkmsg"), devkmsg).unwrap();
+    }
+
+    fn executable_init(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let init = dir.join("sysroot/sbin/init");
+        std::fs::create_dir_all(init.parent().unwrap()).unwrap();
+        std::fs::write(&init, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// Issue 8 (9): the kernel's rate limit on /dev/kmsg writers is lifted for the boot and put
+    /// back before switch_root hands over to the new system.
+    #[test]
+    fn the_kmsg_rate_limit_is_lifted_for_the_boot_and_restored_at_handoff() {
+        let dir = tempfile::tempdir().unwrap();
+        proc_sys(dir.path(), "ratelimit\n");
+        executable_init(dir.path());
+        let sys = RecordingSys::new(dir.path());
+        let limit = KmsgLimit::lift(&sys);
+        let devkmsg = || std::fs::read_to_string(dir.path().join("proc/sys/kernel/printk_devkmsg"));
+        assert_eq!(devkmsg().unwrap(), "on");
+        let mut b = boot_with(&sys, "");
+        b.kmsg_limit = limit;
+        b.mounts = vec![PathBuf::from("/proc")];
+        assert!(matches!(b.handoff(), BootEnd::HandedOff));
+        let t = sys.trace();
+        assert_eq!(t[0], "sysctl -w kernel.printk_devkmsg=on");
+        let restored = t
+            .iter()
+            .position(|l| l == "sysctl -w kernel.printk_devkmsg=ratelimit")
+            .unwrap_or_else(|| panic!("{t:#?}"));
+        let moved = t
+            .iter()
+            .position(|l| l.starts_with("mount -o move"))
+            .unwrap();
+        assert!(restored < moved, "{t:#?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sysroot/proc/sys/kernel/printk_devkmsg"))
+                .unwrap(),
+            "ratelimit",
+            "/proc moved into the new root with the kernel's default back"
+        );
+    }
+
+    /// `on` needs nothing; `off` is the user's choice; a value locked by `printk.devkmsg=`
+    /// (the write fails) stays as it is.
+    #[test]
+    fn the_kmsg_rate_limit_is_left_alone_unless_it_is_the_default() {
+        for value in ["on\n", "off\n"] {
+            let dir = tempfile::tempdir().unwrap();
+            proc_sys(dir.path(), value);
+            let sys = RecordingSys::new(dir.path());
+            KmsgLimit::lift(&sys).restore(&sys);
+            assert!(sys.trace().is_empty(), "{value}: {:?}", sys.trace());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        proc_sys(dir.path(), "ratelimit\n");
+        let sys = RecordingSys::new(dir.path());
+        sys.fail_on("printk_devkmsg", 22);
+        KmsgLimit::lift(&sys).restore(&sys);
+        assert_eq!(sys.trace(), ["sysctl -w kernel.printk_devkmsg=on"]);
     }
 }
