@@ -10,7 +10,8 @@ rustup target add aarch64-unknown-linux-musl x86_64-unknown-linux-musl >/dev/nul
 need=()
 for pair in qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static \
     mcopy:mtools mkfs.vfat:dosfstools depmod:kmod mksquashfs:squashfs-tools \
-    mkfs.ext4:e2fsprogs cpio:cpio openssl:openssl sfdisk:fdisk zstd:zstd xz:xz-utils; do
+    mkfs.ext4:e2fsprogs cpio:cpio openssl:openssl sfdisk:fdisk zstd:zstd xz:xz-utils \
+    unshare:util-linux; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
 done

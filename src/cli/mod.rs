@@ -50,6 +50,19 @@ As PID 1 (/init in an initramfs) it boots. On a host:
 Installed as /sbin/modprobe it answers the kernel's module requests.
 ";
 
+/// Whether a process should boot the system: only as PID 1 and only when started as the init —
+/// argv\[0\] named `init` (`/init` in an initramfs, `/sbin/init`) or no arguments at all. As the
+/// entrypoint of a container, `ramboot mkinitfs …` is PID 1 too, and runs its command.
+pub fn boots_as_pid1(is_pid1: bool, args: &[OsString]) -> bool {
+    if !is_pid1 {
+        return false;
+    }
+    let named_init = args
+        .first()
+        .is_some_and(|a| std::path::Path::new(a).file_name() == Some("init".as_ref()));
+    named_init || args.len() <= 1
+}
+
 /// Dispatches a host command; returns the exit status.
 pub fn main(args: &[OsString]) -> i32 {
     let Some(cmd) = args.first().and_then(|a| a.to_str()) else {
@@ -78,5 +91,40 @@ pub fn main(args: &[OsString]) -> i32 {
             );
             2
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    /// Issue 8 (10): PID 1 boots only as the init; a container entrypoint runs its command.
+    #[test]
+    fn pid1_boots_only_as_the_init() {
+        for init in [
+            &["/init"][..],
+            &["init"],
+            &["/init", "single"],
+            &["/sbin/init", "s"],
+        ] {
+            assert!(boots_as_pid1(true, &args(init)), "{init:?}");
+        }
+        assert!(
+            boots_as_pid1(true, &args(&["/usr/bin/ramboot"])),
+            "no arguments"
+        );
+        assert!(boots_as_pid1(true, &[]), "no argv at all");
+        for cmd in [
+            &["ramboot", "mkinitfs", "-o", "x"][..],
+            &["/usr/bin/ramboot", "--version"],
+            &["ramboot", "cmdline", "explain", "quiet"],
+        ] {
+            assert!(!boots_as_pid1(true, &args(cmd)), "{cmd:?}");
+        }
+        assert!(!boots_as_pid1(false, &args(&["/init"])), "not PID 1");
     }
 }

@@ -200,6 +200,10 @@ pub trait Sys: Send + Sync {
     fn sync(&self);
     /// Blocks forever without using the CPU (PID 1's last resort). The double returns at once.
     fn idle_forever(&self);
+    /// Waits (the rescue loop's backoff). The double records it and advances its clock.
+    fn sleep(&self, duration: Duration);
+    /// Writes a kernel setting under `/proc/sys` (`key` like `kernel/printk_devkmsg`).
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()>;
 
     /// `CLOCK_BOOTTIME`.
     fn now(&self) -> Duration;
