@@ -1,13 +1,12 @@
 //! Superblock probing: hand-written superblocks (never skipped), images from the real mkfs tools
 //! checked against `blkid` (skipped with a message when a tool is missing), garbage (property test).
 
-#[path = "hw_support.rs"]
 mod support;
 
 use proptest::prelude::*;
 use ramboot::hw::block::partition_info;
 use ramboot::hw::probe::{probe, probe_bytes, FsType, Probe};
-use support::*;
+use support::{hw::*, tools::*};
 
 fn p(fstype: FsType, label: Option<&str>, uuid: Option<&str>) -> Option<Probe> {
     Some(Probe {

@@ -498,7 +498,7 @@ fn build_root(
     let mut applied = false;
     if let Some(path) = &apkovl {
         super::console::ebegin(&format!("Loading user settings from {}", path.display()));
-        let chown = rustix::process::geteuid().is_root();
+        let chown = boot.sys.privileged();
         let sys = boot.sys;
         let make_node = |rel: &Path, kind, mode, major, minor| {
             sys.mknod(&Path::new(SYSROOT).join(rel), kind, mode, major, minor)

@@ -4,6 +4,11 @@
 //! like Alpine's `MOCK=echo` test output) and then given the smallest effect on the tree that keeps
 //! later stages honest: a mount point must exist, a moved mount carries its files along, `mknod`
 //! leaves a placeholder file. Failures and uevents can be scripted.
+//!
+//! One opt-in exception ([`ChrootRuns::Execute`], for `ramboot plan`): processes spawned
+//! chrooted into the stand-in tree (package scripts) really run there, through
+//! [`RealSys`](super::RealSys), natively or under qemu-user (see [`super::foreign`]). Their effects
+//! stay inside the tree, as the chroot confines them.
 
 use super::{
     mount_flags_text, ModuleImage, NodeKind, RebootKind, Spawn, Sys, UeventRecv, UeventSource,
@@ -243,6 +248,21 @@ pub struct RecordingSys {
     state: Arc<Mutex<State>>,
     release: String,
     machine: String,
+    privileged: bool,
+    chroot_runs: ChrootRuns,
+}
+
+/// What [`RecordingSys`] does with a process spawned with a chroot (a package script).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ChrootRuns {
+    /// Only recorded; it "exits" with the next scripted result (tests).
+    #[default]
+    Record,
+    /// Really run, chrooted into the stand-in tree (see the module docs); when this host cannot
+    /// run it faithfully, [`Sys::run`] fails with [`NotRun`](super::NotRun).
+    Execute,
+    /// Not run: [`Sys::run`] fails with [`NotRun`](super::NotRun) and this reason.
+    Refuse(String),
 }
 
 impl RecordingSys {
@@ -253,7 +273,21 @@ impl RecordingSys {
             state: Arc::default(),
             release: "6.1.0-ramboot-test".into(),
             machine: std::env::consts::ARCH.into(),
+            privileged: rustix::process::geteuid().is_root(),
+            chroot_runs: ChrootRuns::Record,
         }
+    }
+
+    /// Answers [`Sys::privileged`] with `yes` instead of this process's effective uid.
+    pub fn with_privileged(mut self, yes: bool) -> Self {
+        self.privileged = yes;
+        self
+    }
+
+    /// What happens to processes spawned with a chroot; others are always only recorded.
+    pub fn with_chroot_runs(mut self, runs: ChrootRuns) -> Self {
+        self.chroot_runs = runs;
+        self
     }
 
     pub fn with_kernel_release(mut self, release: &str) -> Self {
@@ -503,7 +537,11 @@ impl Sys for RecordingSys {
         self.record(Call::Run {
             spawn: spawn.clone(),
         })?;
-        Ok(self.lock().run_results.pop_front().unwrap_or(0))
+        match (&spawn.chroot, &self.chroot_runs) {
+            (Some(chroot), ChrootRuns::Execute) => self.run_chrooted(spawn, chroot),
+            (Some(_), ChrootRuns::Refuse(why)) => Err(not_run(why.clone())),
+            _ => Ok(self.lock().run_results.pop_front().unwrap_or(0)),
+        }
     }
 
     fn reboot(&self, kind: RebootKind) -> io::Error {
@@ -531,6 +569,87 @@ impl Sys for RecordingSys {
 
     fn machine(&self) -> String {
         self.machine.clone()
+    }
+
+    fn privileged(&self) -> bool {
+        self.privileged
+    }
+}
+
+/// The first bytes of a file: a `#!` line, or an ELF header with its program headers.
+fn head(path: &Path) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    io::Read::read_to_end(
+        &mut io::Read::take(std::fs::File::open(path)?, 4096),
+        &mut buf,
+    )?;
+    Ok(buf)
+}
+
+fn not_run(why: String) -> io::Error {
+    io::Error::other(super::NotRun(why))
+}
+
+impl RecordingSys {
+    /// Runs `spawn` chrooted into the stand-in tree's `chroot` ([`ChrootRuns::Execute`]).
+    fn run_chrooted(&self, spawn: &Spawn, chroot: &Path) -> io::Result<i32> {
+        use super::foreign::{runner_for, shebang, Runner};
+        let root = self.path(chroot);
+        let cwd = spawn.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let unreadable = |what: &Path, e: io::Error| {
+            not_run(format!(
+                "cannot read {} in {}: {e}",
+                what.display(),
+                chroot.display()
+            ))
+        };
+        let program = cwd.join(&spawn.program);
+        let host_program = crate::fsutil::resolve_existing(&root, &program)
+            .map_err(|e| unreadable(&program, e))?;
+        let first = head(&host_program).map_err(|e| unreadable(&program, e))?;
+        let interpreter = shebang(&first);
+        let exe = match &interpreter {
+            Some((interp, _)) => crate::fsutil::resolve_existing(&root, interp)
+                .and_then(|p| head(&p))
+                .map_err(|e| unreadable(interp, e))?,
+            None => first,
+        };
+        let mut real = spawn.clone();
+        real.chroot = Some(root.clone());
+        match runner_for(&exe) {
+            Runner::Kernel => super::RealSys.run(&real),
+            Runner::Qemu(qemu) => {
+                // qemu-user does not read `#!` lines: it runs the interpreter with the script.
+                let mut args: Vec<std::ffi::OsString> = Vec::new();
+                if let Some((interp, arg)) = interpreter {
+                    args.push(interp.into());
+                    args.extend(arg.map(Into::into));
+                }
+                args.push(spawn.program.clone().into());
+                args.extend(spawn.args.iter().cloned());
+                let inside = PathBuf::from(format!("/.ramboot-qemu-user.{}", std::process::id()));
+                let host_copy = root.join(inside.strip_prefix("/").expect("absolute"));
+                std::fs::copy(&qemu, &host_copy).map_err(|e| {
+                    not_run(format!("cannot copy {} into the root: {e}", qemu.display()))
+                })?;
+                real.program = inside;
+                real.args = args;
+                let result = super::RealSys.run(&real);
+                let _ = std::fs::remove_file(&host_copy);
+                match result? {
+                    0 => Ok(0),
+                    code => {
+                        Err(not_run(format!(
+                        "exit status {code} under {}, which cannot start the other {} programs \
+                         a script runs without binfmt_misc",
+                        qemu.display(),
+                        crate::elf::parse(&exe).map(|i| i.machine_name()).unwrap_or_default()
+                    )))
+                    }
+                }
+            }
+            Runner::Unavailable(why) => Err(not_run(why)),
+        }
     }
 }
 
