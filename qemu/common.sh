@@ -35,14 +35,18 @@ ramboot_host() {
   echo "$REPO/target/release/ramboot"
 }
 
-# step TITLE COMMAND...: runs COMMAND in this shell between a header and its duration.
+# step TITLE COMMAND...: runs COMMAND in this shell after a header, then prints its duration
+# (also kept in STEPS for a summary).
+STEPS=()
 step() {
-  local title=$1 t0
+  local title=$1 t0 took
   shift
   t0=$(date +%s.%N)
   echo "== $title"
   "$@"
-  echo "   ($title: $(since "$t0") s)"
+  took=$(since "$t0")
+  echo "   done in $took s"
+  STEPS+=("$(printf '%7s s  %s' "$took" "$title")")
 }
 
 # since T0: seconds since T0 (from date +%s.%N), one decimal.

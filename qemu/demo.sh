@@ -34,4 +34,5 @@ step "building the initramfs (ramboot mkinitfs)" bash "$here/make-initramfs.sh" 
 step "booting (QEMU aarch64, TCG: no KVM needed)" qemu_virt "$OUT/demo-initrd" \
   "$(cat "$REPO/kernel-cmdline/qemu-virt-aarch64.txt")" \
   -drive if=none,id=d0,file="$OUT/demo/media.img",format=raw,snapshot=on -device virtio-blk-pci,drive=d0
-echo "== demo done in $(since "$started") s"
+echo "== demo done in $(since "$started") s:"
+printf '%s\n' "${STEPS[@]}"

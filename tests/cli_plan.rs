@@ -190,14 +190,14 @@ fn plan_card(card: &Path, keys: &Path, extra: &[&str]) -> (bool, String) {
 
 /// This machine's static busybox (package busybox-static, installed by qemu/setup-host.sh).
 fn host_busybox() -> Option<Vec<u8>> {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if let Ok(b) = fs::read(p) {
-            if ramboot::elf::parse(&b).is_ok_and(|i| i.interpreter.is_none()) {
-                return Some(b);
-            }
-        }
+    let found = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .filter_map(|p| fs::read(p).ok())
+        .find(|b| ramboot::elf::parse(b).is_ok_and(|i| i.interpreter.is_none()));
+    if found.is_none() {
+        tools::missing("no static busybox (package busybox-static)");
     }
-    tools::have("a static /bin/busybox (busybox-static)").then(Vec::new)
+    found
 }
 
 /// Bug fixed: `/sbin/init` comes from busybox's post-install script, which the plan only

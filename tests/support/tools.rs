@@ -9,8 +9,8 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
-/// Skips (with a SKIP line) or, under CI, fails: `what` is missing.
-fn missing(what: &str) -> bool {
+/// Skips (with a SKIP line, returning false) or, under CI, fails: `what` is missing.
+pub fn missing(what: &str) -> bool {
     assert!(
         !in_ci(),
         "{what}, and CI is set: run qemu/setup-host.sh (no test may skip its check in CI)"
