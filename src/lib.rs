@@ -10,6 +10,8 @@ pub mod cmdline;
 pub mod elf;
 pub mod fnmatch;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hw;
 pub mod initramfs;
 pub mod json;

@@ -8,8 +8,8 @@ use ramboot::apk::stream::ScriptKind;
 use ramboot::apk::{install, ScriptPolicy};
 use ramboot::boot::{packages, timeline::Outcome, Boot};
 use ramboot::sys::{
-    Call, ChrootRuns, ModuleImage, MountFlags, NodeKind, RealSys, RebootKind, RecordingSys, Spawn,
-    Sys, UeventSource,
+    Call, ChrootRuns, ModuleImage, MountFlags, MountPoint, NodeKind, RealSys, RebootKind,
+    RecordingSys, Spawn, Sys, UeventSource,
 };
 use std::ffi::OsString;
 use std::io;
@@ -590,6 +590,9 @@ impl Sys for BindingSys {
     fn privileged(&self) -> bool {
         self.0.privileged()
     }
+    fn mount_containing(&self, path: &std::path::Path) -> io::Result<MountPoint> {
+        self.0.mount_containing(path)
+    }
 }
 
 #[test]
@@ -1005,4 +1008,57 @@ fn files_that_fail_to_land_stay_in_the_db_like_apk() {
         .filter(|n| n.starts_with(".apk."))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_read_only_cache_medium_is_remounted_for_the_write_and_back() {
+    // Bug fixed: with an lbu-style card (`etc/apk/cache -> /media/<dev>/cache`, the card mounted
+    // read-only) every boot warned "writing …/cache/installed: Read-only file system". Like
+    // apk, the medium is remounted read-write for the write, then back with its own flags.
+    let f = Fixture::new();
+    f.publish(vec![pkg("a", "1").file("a", b"a", 0o644)]);
+    let media = f.dir.path().join("media/sda1");
+    std::fs::create_dir_all(media.join("cache")).unwrap();
+    std::fs::create_dir_all(f.root().join("etc/apk")).unwrap();
+    std::os::unix::fs::symlink(media.join("cache"), f.root().join("etc/apk/cache")).unwrap();
+    let sys = RecordingSys::new("/");
+    use ramboot::sys::{MountFlags, Sys};
+    let ro = MountFlags::RDONLY | MountFlags::NOEXEC;
+    sys.mount("/dev/sda1", &media, "vfat", ro, "").unwrap();
+    let r = install(&f.request(&["a"]), &sys).unwrap();
+    assert_eq!(r.errors(), 0);
+    let m = media.display();
+    let remounts: Vec<String> = sys
+        .trace()
+        .into_iter()
+        .filter(|l| l.contains("remount"))
+        .collect();
+    assert_eq!(
+        remounts,
+        [
+            format!("mount -o remount,noexec {m}"),
+            format!("mount -o remount,ro,noexec {m}")
+        ]
+    );
+    assert!(std::fs::read_to_string(media.join("cache/installed"))
+        .unwrap()
+        .is_empty());
+    // Back to read-only, as the double's mount table shows.
+    let now = sys.mount_containing(&media.join("cache")).unwrap();
+    assert_eq!((now.target, now.flags), (media.clone(), ro));
+
+    // A medium that refuses to become writable (a locked card): no write, no remount back.
+    let f2 = Fixture::new();
+    f2.publish(vec![pkg("a", "1").file("a", b"a", 0o644)]);
+    std::fs::create_dir_all(f2.root().join("etc/apk")).unwrap();
+    std::os::unix::fs::symlink(media.join("cache"), f2.root().join("etc/apk/cache")).unwrap();
+    std::fs::remove_file(media.join("cache/installed")).unwrap();
+    sys.fail_on("remount,noexec", 13);
+    let r = install(&f2.request(&["a"]), &sys).unwrap();
+    assert_eq!(r.errors(), 0);
+    assert!(!media.join("cache/installed").exists());
+    assert_eq!(
+        sys.trace().iter().filter(|l| l.contains("remount")).count(),
+        3
+    );
 }

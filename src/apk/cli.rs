@@ -219,6 +219,7 @@ fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
         use_root_repositories: true,
         jobs,
         progress: None,
+        resolve: Default::default(),
     };
     let progress =
         !quiet && !raw.has("--no-progress") && rustix::termios::isatty(rustix::stdio::stderr());

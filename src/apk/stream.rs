@@ -8,6 +8,7 @@
 
 use super::checksum::{hex, Checksum};
 use super::gz::{GzMembers, Hashers};
+use super::ids::OwnerNames;
 use super::pkg::PkgInfo;
 use super::sign::{self, Keyring, SigAlgo};
 use super::tar::{Entry, Event, Kind, TarReader};
@@ -116,6 +117,23 @@ pub trait DataSink {
     }
     /// One data entry; regular file content is read through `content`.
     fn entry(&mut self, entry: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError>;
+    /// The owner names of the headers read so far: once with [`Lookup::BeforeScript`] just
+    /// before the first data entry (or at the end when there is none), once with
+    /// [`Lookup::AfterScript`] for the rest. See [`Lookup`].
+    fn owner_names(&mut self, _when: Lookup, _names: OwnerNames) {}
+}
+
+/// When apk-tools looks a header's owner names up, relative to the package's pre-install (or
+/// pre-upgrade) script: apk resolves names as it parses each header, and runs the script only
+/// when it meets the first data entry, after that entry's header was parsed
+/// (`apk_db_install_archive_entry`). Data files land only after the whole archive was read
+/// (`apk_db_migrate_files`), so a package's own `etc/passwd` never affects its own names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Signature and control headers, and the first data header.
+    BeforeScript,
+    /// Every later header.
+    AfterScript,
 }
 
 /// A sink that stops after the control part (reading metadata only).
@@ -372,6 +390,7 @@ pub fn read_package<R: Read>(
                         Err(ApkError::Cancelled) => return Ok(control),
                         r => r?,
                     }
+                    sink.owner_names(Lookup::BeforeScript, tar.take_owner_names());
                 }
                 match sink.entry(e, &mut tar) {
                     Err(ApkError::Cancelled) => return Ok(control),
@@ -408,12 +427,18 @@ pub fn read_package<R: Read>(
         None => identity = Some(ck.check(h)?),
     }
     control.identity = identity;
+    let when = if ready_sent {
+        Lookup::AfterScript
+    } else {
+        Lookup::BeforeScript
+    };
     if !ready_sent {
         match sink.control_ready(&control) {
             Err(ApkError::Cancelled) => return Ok(control),
             r => r?,
         }
     }
+    sink.owner_names(when, tar.take_owner_names());
     Ok(control)
 }
 

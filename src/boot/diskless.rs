@@ -506,6 +506,7 @@ fn build_root(
         let opts = overlay::Options {
             chown,
             make_node: Some(&make_node),
+            ..Default::default()
         };
         match overlay::extract(&boot.sys.path(path), &root, opts) {
             Ok(x) => {

@@ -3,10 +3,10 @@
 //! make the new root `/` and exec init.
 
 use super::BootError;
+use crate::fsutil::{Resolve, Root};
 use crate::sys::Sys;
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Checks that `init` exists in `newroot` and is an executable file.
@@ -16,9 +16,13 @@ pub fn check_init(sys: &dyn Sys, newroot: &Path, init: &Path) -> Result<(), Boot
         init: init.to_path_buf(),
         root: newroot.to_path_buf(),
     };
-    let host = crate::fsutil::resolve_existing(&root, init).map_err(|_| missing())?;
-    let meta = std::fs::metadata(&host).map_err(|_| missing())?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+    let root = Root::open(&root, Resolve::Kernel).map_err(|_| missing())?;
+    let fd = root
+        .open_at(init, rustix::fs::OFlags::PATH)
+        .map_err(|_| missing())?;
+    let st = rustix::fs::fstat(&fd).map_err(|_| missing())?;
+    let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+    if kind != rustix::fs::FileType::RegularFile || st.st_mode & 0o111 == 0 {
         return Err(BootError::InitNotExecutable {
             init: init.to_path_buf(),
         });
@@ -120,6 +124,7 @@ mod tests {
     use super::*;
     use crate::sys::{is_exec_recorded, RecordingSys};
     use std::os::unix::fs::symlink;
+    use std::os::unix::fs::PermissionsExt;
 
     fn exe(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
