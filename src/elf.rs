@@ -153,9 +153,8 @@ impl Reader<'_> {
     }
 }
 
-/// Reads the file header and the program headers of `bytes` (the whole file, or at least up to
-/// the end of the program headers and the interpreter string).
-pub fn parse(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
+/// Reads only the file header (class, byte order, type, machine); `interpreter` stays `None`.
+pub fn header(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
     if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
         return Err(ElfError::NotElf);
     }
@@ -171,8 +170,24 @@ pub fn parse(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
         e => return Err(ElfError::BadEncoding(e)),
     };
     let r = Reader { b: bytes, le };
-    let kind = r.u16(16)?;
-    let machine = r.u16(18)?;
+    Ok(ElfInfo {
+        is_64,
+        little_endian: le,
+        kind: r.u16(16)?,
+        machine: r.u16(18)?,
+        interpreter: None,
+    })
+}
+
+/// Reads the file header and the program headers of `bytes` (the whole file, or at least up to
+/// the end of the program headers and the interpreter string).
+pub fn parse(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
+    let mut info = header(bytes)?;
+    let is_64 = info.is_64;
+    let r = Reader {
+        b: bytes,
+        le: info.little_endian,
+    };
     // e_phoff, e_phentsize, e_phnum sit at different offsets in the two classes.
     let (phoff, phentsize, phnum) = if is_64 {
         (r.word(32, true)?, r.u16(54)?, r.u16(56)?)
@@ -198,13 +213,8 @@ pub fn parse(bytes: &[u8]) -> Result<ElfInfo, ElfError> {
         let path = raw.split(|&c| c == 0).next().unwrap_or_default();
         interpreter = Some(String::from_utf8_lossy(path).into_owned());
     }
-    Ok(ElfInfo {
-        is_64,
-        little_endian: le,
-        kind,
-        machine,
-        interpreter,
-    })
+    info.interpreter = interpreter;
+    Ok(info)
 }
 
 /// Test and fixture helper: a minimal ELF header for `machine`, 64- or 32-bit little-endian,

@@ -1,7 +1,6 @@
 //! Modloop: signature verification (own keys, and openssl's format when openssl is installed),
 //! mounting through the double, linking into the initramfs and into the new root.
 
-#[path = "hw_support.rs"]
 mod support;
 
 use ramboot::hw::modloop::{self, ModloopError, Verification};
@@ -12,7 +11,7 @@ use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use sha1::{Digest, Sha1};
 use std::fs;
 use std::path::{Path, PathBuf};
-use support::*;
+use support::{hw::*, tools::*};
 
 const SHA1_PREFIX: [u8; 15] = [
     0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,

@@ -139,6 +139,9 @@ pub struct InstallReport {
     pub broken: Vec<(String, String)>,
     /// Repositories that could not be used.
     pub repo_warnings: Vec<String>,
+    /// Scripts that did not run (not privileged, or a system that cannot run them faithfully),
+    /// with why: what they would have done is not verified.
+    pub scripts_not_run: Vec<String>,
     pub warnings: Vec<String>,
     pub files: u64,
     pub bytes: u64,
@@ -669,9 +672,31 @@ struct ScriptRunner<'a> {
     root: &'a Root,
     policy: ScriptPolicy,
     privileged: bool,
+    /// Scripts skipped or not run faithfully, for [`InstallReport::scripts_not_run`].
+    not_run: Mutex<Vec<String>>,
 }
 
 impl ScriptRunner<'_> {
+    /// A script that did not run: a warning (or, when it must run, the package's error).
+    fn skipped(
+        &self,
+        info: &PkgInfo,
+        kind: ScriptKind,
+        why: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<bool, String> {
+        let msg = format!("{}: {} script not run ({why})", info.nv(), kind.name());
+        if self.policy == ScriptPolicy::FailUnprivileged {
+            return Err(msg);
+        }
+        self.not_run
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(msg.clone());
+        warnings.push(msg);
+        Ok(false)
+    }
+
     /// Runs one script; Err(reason) marks the package's script as broken.
     fn run(
         &self,
@@ -690,16 +715,7 @@ impl ScriptRunner<'_> {
             if self.policy == ScriptPolicy::Never {
                 return Ok(false);
             }
-            let msg = format!(
-                "{}: {} script not run (needs root to chroot)",
-                info.nv(),
-                kind.name()
-            );
-            if self.policy == ScriptPolicy::FailUnprivileged {
-                return Err(msg);
-            }
-            warnings.push(msg);
-            return Ok(false);
+            return self.skipped(info, kind, "needs root to chroot", warnings);
         }
         let file = format!("{}-{}.{}", info.name, info.version, kind.name());
         let script = PathBuf::from(format!("lib/apk/exec/{file}"));
@@ -733,6 +749,12 @@ impl ScriptRunner<'_> {
         let result = self.sys.run(&spawn);
         remove();
         match result {
+            Err(e) if crate::sys::not_run_reason(&e).is_some() => {
+                let why = crate::sys::not_run_reason(&e)
+                    .unwrap_or_default()
+                    .to_string();
+                self.skipped(info, kind, &why, warnings)
+            }
             Ok(0) => Ok(true),
             Ok(code) => Err(format!(
                 "{}: {} script exited with error {code}",
@@ -934,7 +956,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         });
     }
 
-    let privileged = rustix::process::geteuid().is_root();
+    let privileged = sys.privileged();
     let umask = {
         let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
         rustix::process::umask(old);
@@ -965,6 +987,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         root: &root_dir,
         policy: req.scripts,
         privileged,
+        not_run: Mutex::default(),
     };
 
     // File ownership: path -> index into dbs.packages; overlay files are None.
@@ -1428,6 +1451,8 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             dbs.packages[i].broken_script = true;
         }
     }
+    report.scripts_not_run =
+        std::mem::take(&mut *scripts.not_run.lock().unwrap_or_else(|e| e.into_inner()));
     db::write(&root_dir, &dbs)?;
     if let Some(c) = &cache {
         write_cache_installed(sys, c, &dbs, &repos);

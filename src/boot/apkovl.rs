@@ -39,7 +39,7 @@ pub fn init_db(sys: &dyn Sys, root: &Path) -> Result<(), apk::ApkError> {
 /// Extracts `apkovl` into `root` (both as the system sees them). Owners from the archive are
 /// applied when running as root; device nodes (under `dev/` only) go through [`Sys::mknod`].
 pub fn apply(sys: &dyn Sys, root: &Path, apkovl: &Path) -> Result<Applied, OverlayError> {
-    let chown = rustix::process::geteuid().is_root();
+    let chown = sys.privileged();
     let make_node =
         |rel: &Path, kind, mode, major, minor| sys.mknod(&root.join(rel), kind, mode, major, minor);
     let opts = overlay::Options {

@@ -93,6 +93,9 @@ pub fn install(
             boot.record
                 .installed
                 .extend(report.installed.iter().cloned());
+            boot.record
+                .scripts_not_run
+                .append(&mut report.scripts_not_run);
             let problems = &mut boot.record.package_problems;
             problems.extend(
                 report

@@ -9,11 +9,12 @@
 //! Plain reads and writes of files are not privileged and do not go through the trait, but they
 //! must use [`Sys::path`] to turn a path as seen by PID 1 (`/proc/cmdline`) into a host path.
 
+pub mod foreign;
 mod real;
 mod recording;
 
 pub use real::RealSys;
-pub use recording::{is_exec_recorded, Call, ExecRecorded, RecordingSys};
+pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
 
 use std::ffi::OsString;
 use std::io;
@@ -211,6 +212,29 @@ pub trait Sys: Send + Sync {
     fn kernel_release(&self) -> String;
     /// `uname -m`.
     fn machine(&self) -> String;
+    /// Whether this process may chroot, chown and create device nodes (effective uid 0).
+    fn privileged(&self) -> bool;
+}
+
+/// The payload of the error [`Sys::run`] returns when it did not run a process faithfully (a
+/// double that cannot run the stand-in root's programs on this host). Callers report what the
+/// process would have done as not verified, never as a failure of the thing being run.
+#[derive(Debug)]
+pub struct NotRun(pub String);
+
+impl std::fmt::Display for NotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotRun {}
+
+/// Why `err` is a [`NotRun`], if it is one.
+pub fn not_run_reason(err: &io::Error) -> Option<&str> {
+    err.get_ref()
+        .and_then(|e| e.downcast_ref::<NotRun>())
+        .map(|n| n.0.as_str())
 }
 
 /// Of `mounts` (mount point, flags) in mount order, the one holding `path`: the deepest mount

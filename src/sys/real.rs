@@ -276,6 +276,10 @@ impl Sys for RealSys {
             .to_string_lossy()
             .into_owned()
     }
+
+    fn privileged(&self) -> bool {
+        rustix::process::geteuid().is_root()
+    }
 }
 
 /// The kernel's uevent multicast group, read like nlplug-findfs reads it.

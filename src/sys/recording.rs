@@ -6,6 +6,11 @@
 //! leaves a placeholder file, the mount calls keep a mount table (over the stand-in's own
 //! `/proc/mounts`) that [`Sys::mount_containing`] answers from. Failures and uevents can be
 //! scripted.
+//!
+//! One opt-in exception ([`ChrootRuns::Execute`], for `ramboot plan`): processes spawned
+//! chrooted into the stand-in tree (package scripts) really run there, through
+//! [`RealSys`](super::RealSys), natively or under qemu-user (see [`super::foreign`]). Their effects
+//! stay inside the tree, as the chroot confines them.
 
 use super::{
     mount_flags_text, ModuleImage, MountPoint, NodeKind, RebootKind, Spawn, Sys, UeventRecv,
@@ -315,6 +320,21 @@ pub struct RecordingSys {
     state: Arc<Mutex<State>>,
     release: String,
     machine: String,
+    privileged: bool,
+    chroot_runs: ChrootRuns,
+}
+
+/// What [`RecordingSys`] does with a process spawned with a chroot (a package script).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ChrootRuns {
+    /// Only recorded; it "exits" with the next scripted result (tests).
+    #[default]
+    Record,
+    /// Really run, chrooted into the stand-in tree (see the module docs); when this host cannot
+    /// run it faithfully, [`Sys::run`] fails with [`NotRun`](super::NotRun).
+    Execute,
+    /// Not run: [`Sys::run`] fails with [`NotRun`](super::NotRun) and this reason.
+    Refuse(String),
 }
 
 impl RecordingSys {
@@ -325,7 +345,21 @@ impl RecordingSys {
             state: Arc::default(),
             release: "6.1.0-ramboot-test".into(),
             machine: std::env::consts::ARCH.into(),
+            privileged: rustix::process::geteuid().is_root(),
+            chroot_runs: ChrootRuns::Record,
         }
+    }
+
+    /// Answers [`Sys::privileged`] with `yes` instead of this process's effective uid.
+    pub fn with_privileged(mut self, yes: bool) -> Self {
+        self.privileged = yes;
+        self
+    }
+
+    /// What happens to processes spawned with a chroot; others are always only recorded.
+    pub fn with_chroot_runs(mut self, runs: ChrootRuns) -> Self {
+        self.chroot_runs = runs;
+        self
     }
 
     pub fn with_kernel_release(mut self, release: &str) -> Self {
@@ -609,10 +643,16 @@ impl Sys for RecordingSys {
         self.record(Call::Run {
             spawn: spawn.clone(),
         })?;
-        let mut st = self.lock();
-        let (code, took) = st.run_results.pop_front().unwrap_or_default();
-        st.clock += took;
-        Ok(code)
+        match (&spawn.chroot, &self.chroot_runs) {
+            (Some(chroot), ChrootRuns::Execute) => self.run_chrooted(spawn, chroot),
+            (Some(_), ChrootRuns::Refuse(why)) => Err(not_run(why.clone())),
+            _ => {
+                let mut st = self.lock();
+                let (code, took) = st.run_results.pop_front().unwrap_or_default();
+                st.clock += took;
+                Ok(code)
+            }
+        }
     }
 
     fn reboot(&self, kind: RebootKind) -> io::Error {
@@ -656,6 +696,84 @@ impl Sys for RecordingSys {
 
     fn machine(&self) -> String {
         self.machine.clone()
+    }
+
+    fn privileged(&self) -> bool {
+        self.privileged
+    }
+}
+
+/// The first bytes of `path` in `root` (resolved as the chroot will): a `#!` line, or an ELF
+/// header with its program headers.
+fn head(root: &crate::fsutil::Root, path: &Path) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::from(root.open_at(path, rustix::fs::OFlags::RDONLY)?);
+    let mut buf = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, 4096), &mut buf)?;
+    Ok(buf)
+}
+
+fn not_run(why: String) -> io::Error {
+    io::Error::other(super::NotRun(why))
+}
+
+impl RecordingSys {
+    /// Runs `spawn` chrooted into the stand-in tree's `chroot` ([`ChrootRuns::Execute`]).
+    fn run_chrooted(&self, spawn: &Spawn, chroot: &Path) -> io::Result<i32> {
+        use super::foreign::{runner_for, shebang, Runner};
+        let root = self.path(chroot);
+        let cwd = spawn.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let unreadable = |what: &Path, e: io::Error| {
+            not_run(format!(
+                "cannot read {} in {}: {e}",
+                what.display(),
+                chroot.display()
+            ))
+        };
+        let program = cwd.join(&spawn.program);
+        let inside = crate::fsutil::Root::open(&root, crate::fsutil::Resolve::Kernel)
+            .map_err(|e| unreadable(Path::new("/"), e))?;
+        let first = head(&inside, &program).map_err(|e| unreadable(&program, e))?;
+        let interpreter = shebang(&first);
+        let exe = match &interpreter {
+            Some((interp, _)) => head(&inside, interp).map_err(|e| unreadable(interp, e))?,
+            None => first,
+        };
+        let mut real = spawn.clone();
+        real.chroot = Some(root.clone());
+        match runner_for(&exe) {
+            Runner::Kernel => super::RealSys.run(&real),
+            Runner::Qemu(qemu) => {
+                // qemu-user does not read `#!` lines: it runs the interpreter with the script.
+                let mut args: Vec<std::ffi::OsString> = Vec::new();
+                if let Some((interp, arg)) = interpreter {
+                    args.push(interp.into());
+                    args.extend(arg.map(Into::into));
+                }
+                args.push(spawn.program.clone().into());
+                args.extend(spawn.args.iter().cloned());
+                let inside = PathBuf::from(format!("/.ramboot-qemu-user.{}", std::process::id()));
+                let host_copy = root.join(inside.strip_prefix("/").expect("absolute"));
+                std::fs::copy(&qemu, &host_copy).map_err(|e| {
+                    not_run(format!("cannot copy {} into the root: {e}", qemu.display()))
+                })?;
+                real.program = inside;
+                real.args = args;
+                let result = super::RealSys.run(&real);
+                let _ = std::fs::remove_file(&host_copy);
+                match result? {
+                    0 => Ok(0),
+                    code => {
+                        Err(not_run(format!(
+                        "exit status {code} under {}, which cannot start the other {} programs \
+                         a script runs without binfmt_misc",
+                        qemu.display(),
+                        crate::elf::parse(&exe).map(|i| i.machine_name()).unwrap_or_default()
+                    )))
+                    }
+                }
+            }
+            Runner::Unavailable(why) => Err(not_run(why)),
+        }
     }
 }
 

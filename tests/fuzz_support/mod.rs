@@ -6,7 +6,7 @@
 //! `tests/data/fuzz-regressions/<target>/` are added to both.
 #![allow(dead_code)]
 
-#[path = "../hw_support.rs"]
+#[path = "../support/hw.rs"]
 mod hw_support;
 
 use ramboot::apk::build::{IndexBuilder, PackageBuilder};
