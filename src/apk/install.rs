@@ -778,7 +778,8 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let root_dir = Root::open(&root, req.resolve)
         .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
-    let db_missing = !root.join(db::WORLD).exists() || !root.join("lib/apk/db").is_dir();
+    let db_missing = !root_dir.exists(Path::new(db::WORLD), true)
+        || root_dir.dir(Path::new("lib/apk/db")).is_err();
     if db_missing {
         if !create {
             return Err(ApkError::Usage(format!(
@@ -795,7 +796,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             db::write_file(&root_dir, db::ARCH, format!("{a}\n").as_bytes())?;
             a.clone()
         }
-        None => match std::fs::read_to_string(root.join(db::ARCH)) {
+        None => match root_dir.read_to_string(Path::new(db::ARCH)) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
                 let a = super::build::default_arch().to_string();
@@ -830,7 +831,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let protection = Protection::load(&root);
     let (overlay_files, overlay_dirs) = parse_overlay(req.overlay_list.as_deref().unwrap_or(&[]));
-    let mut dbs = db::read(&root)?;
+    let mut dbs = db::read(&root_dir)?;
     let cache = find_cache(req, &root, sys);
     let cache_host = cache.as_ref().map(|c| c.host.as_path());
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
@@ -940,7 +941,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         rustix::process::umask(old);
         old.bits()
     };
-    let staging = Staging::create(&root_dir, &root)
+    let staging = Staging::create(&root_dir)
         .map_err(|e| ApkError::io("creating the staging directory", e))?;
     let shared = Shared {
         state: Mutex::new(State {

@@ -170,8 +170,11 @@ fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
     if names.is_empty() {
         return;
     }
-    let path = boot.sys.path(&Path::new(SYSROOT).join("etc/apk/world"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let world = Path::new("etc/apk/world");
+    let Ok(root) = super::sysroot::open_root(&boot.sys.path(Path::new(SYSROOT))) else {
+        return;
+    };
+    let Ok(text) = root.read_to_string(world) else {
         return;
     };
     let kept: String = text
@@ -179,7 +182,7 @@ fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
         .filter(|l| !names.contains(&l.trim()))
         .map(|l| format!("{l}\n"))
         .collect();
-    if let Err(e) = std::fs::write(&path, kept) {
-        log::warn!("cannot update {}: {e}", path.display());
+    if let Err(e) = root.write(world, kept.as_bytes(), 0o644) {
+        log::warn!("cannot update {SYSROOT}/{}: {e}", world.display());
     }
 }
