@@ -537,18 +537,19 @@ struct CommitGuard<'a> {
 
 impl Drop for CommitGuard<'_> {
     fn drop(&mut self) {
-        if !self.done {
-            let how = if std::thread::panicking() {
-                "panicked"
-            } else {
-                "stopped"
-            };
+        if self.done {
+            return;
+        }
+        if std::thread::panicking() {
             let why = format!(
-                "the committing thread {how} while committing {}",
+                "the committing thread panicked while committing {}",
                 self.current
             );
             log::error!("apk: {why}");
             self.shared.fail(why);
+        } else {
+            // An early return: the failure that caused it is already recorded.
+            self.shared.fail("the committer stopped".into());
         }
     }
 }

@@ -56,10 +56,10 @@ pub fn apply(sys: &dyn Sys, root: &Path, apkovl: &Path) -> Result<Applied, Overl
     })
 }
 
-/// The atoms of `<root>/etc/apk/world` (none when it is missing).
+/// The atoms of `<root>/etc/apk/world` (none when it is missing), read inside the root: the
+/// apkovl may have made it a symlink, which is followed as chroot would, never out of the root.
 pub fn read_world(root: &Path) -> Vec<String> {
-    // Through the root: an apkovl's absolute link resolves inside it.
-    crate::fsutil::Root::open(root, crate::fsutil::Resolve::Kernel)
+    super::sysroot::open_root(root)
         .and_then(|r| r.read_to_string(Path::new("etc/apk/world")))
         .unwrap_or_default()
         .split_whitespace()
