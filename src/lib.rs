@@ -3,13 +3,13 @@
 //! The library holds everything; `main.rs` only dispatches. Module map and the system boundary:
 //! see `DESIGN.md` in the repository.
 
-pub mod apk;
+pub use ramboot_apk as apk;
 pub mod boot;
 pub mod cli;
 pub mod cmdline;
-pub mod elf;
-pub mod fnmatch;
-pub mod fsutil;
+pub use ramboot_apk::fnmatch;
+pub use ramboot_sys::elf;
+pub use ramboot_sys::fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hw;
@@ -17,5 +17,5 @@ pub mod initramfs;
 pub mod json;
 pub mod media;
 pub mod overlay;
-pub mod quote;
-pub mod sys;
+pub use ramboot_apk::quote;
+pub use ramboot_sys as sys;

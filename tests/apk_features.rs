@@ -880,7 +880,7 @@ fn cli_genkey_mkpkg_index_install() {
     let d = f.dir.path();
     let args = |v: &[&str]| -> Vec<OsString> { v.iter().map(OsString::from).collect() };
     assert_eq!(
-        ramboot::apk::cli::main_apk(&args(&[
+        ramboot::cli::apk::main_apk(&args(&[
             "genkey",
             "--out",
             d.join("k").to_str().unwrap(),
@@ -908,7 +908,7 @@ fn cli_genkey_mkpkg_index_install() {
     let apk = repo.join("busybox-1.36.1-r0.apk");
     let post = format!("post-install={}", d.join("post").display());
     assert_eq!(
-        ramboot::apk::cli::main_apk(&args(&[
+        ramboot::cli::apk::main_apk(&args(&[
             "mkpkg",
             "--root",
             tree.to_str().unwrap(),
@@ -931,7 +931,7 @@ fn cli_genkey_mkpkg_index_install() {
     );
     let index = repo.join("APKINDEX.tar.gz");
     assert_eq!(
-        ramboot::apk::cli::main_apk(&args(&[
+        ramboot::cli::apk::main_apk(&args(&[
             "index",
             "--key",
             key.to_str().unwrap(),
@@ -942,7 +942,7 @@ fn cli_genkey_mkpkg_index_install() {
         0
     );
     let root = d.join("cliroot");
-    let rc = ramboot::apk::cli::main_install(&args(&[
+    let rc = ramboot::cli::apk::main_install(&args(&[
         "--root",
         root.to_str().unwrap(),
         "--initdb",
@@ -968,7 +968,7 @@ fn cli_genkey_mkpkg_index_install() {
     );
     // Unknown options are usage errors.
     assert_eq!(
-        ramboot::apk::cli::main_install(&args(&["--root", "x", "--bogus"])),
+        ramboot::cli::apk::main_install(&args(&["--root", "x", "--bogus"])),
         99
     );
 }

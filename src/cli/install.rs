@@ -3,8 +3,8 @@
 //! image can be built or checked exactly as the boot would assemble it. The apk component
 //! parses the command line and runs the install; the apkovl step lives with the boot.
 
-use crate::apk::cli::{parse_install, run_install};
 use crate::boot::apkovl;
+use crate::cli::apk::{parse_install, run_install};
 use crate::sys::RealSys;
 use std::ffi::OsString;
 

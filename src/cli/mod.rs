@@ -1,6 +1,8 @@
 //! Host commands. Each parses its arguments in two stages, as ripgrep does: raw flags into a
 //! plain record (no validation), then that record into a validated request the library runs.
 
+pub mod apk;
+
 pub mod args;
 pub mod install;
 pub mod mkinitfs;
@@ -75,7 +77,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "cmdline" => crate::cmdline::cli::main(rest),
         "plan" => plan::main(rest),
         "install" => install::main(rest),
-        "apk" => crate::apk::cli::main_apk(rest),
+        "apk" => crate::cli::apk::main_apk(rest),
         "version" | "--version" | "-V" => {
             println!("ramboot {}", env!("CARGO_PKG_VERSION"));
             0

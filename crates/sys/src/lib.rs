@@ -9,6 +9,10 @@
 //! Plain reads and writes of files are not privileged and do not go through the trait, but they
 //! must use [`Sys::path`] to turn a path as seen by PID 1 (`/proc/cmdline`) into a host path.
 
+pub mod elf;
+
+pub mod fsutil;
+
 pub mod foreign;
 mod real;
 mod recording;

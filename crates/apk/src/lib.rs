@@ -16,7 +16,7 @@
 //!
 //! Stricter than apk, on purpose: nothing is written outside the root. Names with `..`, absolute
 //! names and device nodes are refused with an error. Every path is resolved as chroot would see
-//! it ([`crate::fsutil`]): apk run with `--root` follows an absolute symlink such as
+//! it ([`ramboot_sys::fsutil`]): apk run with `--root` follows an absolute symlink such as
 //! alpine-baselayout's `var/run -> /run` to the host's `/run`; ramboot follows it inside the
 //! root, where apk running in the booted system lands too. The db records the path as written
 //! in the package (`F:var/run/ppp`), as apk does.
@@ -40,9 +40,12 @@
 //!   them up when it opens the db, which can only change the id of a file whose owner is
 //!   named like those headers' owner (`root`) but numbered otherwise in its tar header.
 
+pub mod quote;
+
+pub mod fnmatch;
+
 pub mod build;
 pub mod checksum;
-pub mod cli;
 pub mod db;
 pub mod dep;
 mod error;

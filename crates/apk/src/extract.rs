@@ -7,7 +7,7 @@
 //! - [`Committer`] (one thread, install order) creates directories, chowns, and renames staged
 //!   files to their final names, exactly when apk would write them.
 //!
-//! Every path is resolved as chroot would see it ([`crate::fsutil::Root`]): symlinks, absolute
+//! Every path is resolved as chroot would see it ([`ramboot_sys::fsutil::Root`]): symlinks, absolute
 //! ones too, are followed inside the root and `..` stops at it. So `var/run -> /run` from
 //! alpine-baselayout works as in the booted system and nothing can land outside the root. The
 //! last component is created, renamed, chmodded and chowned relative to its parent's descriptor.
@@ -17,7 +17,7 @@ use super::ids::OwnerNames;
 use super::stream::{ContentRead, Control, DataSink, Lookup};
 use super::tar::{Entry, Kind};
 use super::ApkError;
-use crate::fsutil::Root;
+use ramboot_sys::fsutil::Root;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;

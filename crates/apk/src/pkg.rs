@@ -296,7 +296,7 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
     Ok(out)
 }
 
-pub(crate) fn truncate(s: &str, max: usize) -> String {
+pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.into();
     }

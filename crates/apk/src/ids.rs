@@ -14,7 +14,7 @@
 //! (Alpine's apk is linked with musl): a line without all its fields is skipped, the first line
 //! with the name wins.
 
-use crate::fsutil::Root;
+use ramboot_sys::fsutil::Root;
 use rustix::fs::{FileType, OFlags};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -202,7 +202,7 @@ mod tests {
         for (name, text) in files {
             fs::write(dir.path().join(name), text).unwrap();
         }
-        let fd = Root::open(dir.path(), crate::fsutil::Resolve::Kernel).unwrap();
+        let fd = Root::open(dir.path(), ramboot_sys::fsutil::Resolve::Kernel).unwrap();
         (dir, fd)
     }
 

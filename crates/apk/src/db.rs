@@ -11,7 +11,7 @@ use super::stream::ScriptKind;
 use super::tar::{Header, TarWriter};
 use super::version;
 use super::ApkError;
-use crate::fsutil::Root;
+use ramboot_sys::fsutil::Root;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
@@ -343,7 +343,7 @@ pub fn world_text(world: &[Dep]) -> String {
 }
 
 /// `SOURCE_DATE_EPOCH` when set (reproducible builds), else the current time.
-pub(crate) fn now() -> u64 {
+pub fn now() -> u64 {
     std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())

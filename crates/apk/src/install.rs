@@ -21,8 +21,8 @@ use super::stream::{read_package, Control, ScriptKind, Verify};
 use super::tar::Kind;
 use super::ApkError;
 use crate::fnmatch::fnmatch_pathname as fnmatch;
-use crate::fsutil::{Resolve, Root, Symlinks};
-use crate::sys::{MountFlags, NodeKind, Spawn, Sys};
+use ramboot_sys::fsutil::{Resolve, Root, Symlinks};
+use ramboot_sys::{MountFlags, NodeKind, Spawn, Sys};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use std::collections::{HashMap, HashSet};
@@ -750,8 +750,8 @@ impl ScriptRunner<'_> {
         let result = self.sys.run(&spawn);
         remove();
         match result {
-            Err(e) if crate::sys::not_run_reason(&e).is_some() => {
-                let why = crate::sys::not_run_reason(&e)
+            Err(e) if ramboot_sys::not_run_reason(&e).is_some() => {
+                let why = ramboot_sys::not_run_reason(&e)
                     .unwrap_or_default()
                     .to_string();
                 self.skipped(info, kind, &why, warnings)

@@ -3,12 +3,12 @@
 //! Hand-written two-stage parsing (raw flags, then a validated struct) keeps the binary small;
 //! `main.rs` only forwards the arguments after the subcommand name.
 
-use super::build::{index_record, IndexBuilder, PackageBuilder};
-use super::dep::Dep;
-use super::install::{install, InstallRequest, Progress, ScriptPolicy};
-use super::sign::{SigAlgo, SigningKey};
-use super::stream::ScriptKind;
-use super::ApkError;
+use crate::apk::build::{index_record, IndexBuilder, PackageBuilder};
+use crate::apk::dep::Dep;
+use crate::apk::install::{install, InstallRequest, Progress, ScriptPolicy};
+use crate::apk::sign::{SigAlgo, SigningKey};
+use crate::apk::stream::ScriptKind;
+use crate::apk::ApkError;
 use crate::sys::RealSys;
 use std::ffi::OsString;
 use std::io::Write;
@@ -423,7 +423,7 @@ fn cmd_mkpkg(raw: &Raw) -> Result<(), ApkError> {
     let key = load_key(raw)?;
     let tree = PathBuf::from(raw.required("--root")?);
     let mut b = PackageBuilder::new(&raw.required("--name")?, &raw.required("--version")?);
-    if !super::version::validate(&b.info.version) {
+    if !crate::apk::version::validate(&b.info.version) {
         return Err(ApkError::Usage(format!(
             "invalid version {}",
             crate::quote::quoted(&b.info.version)
@@ -510,7 +510,7 @@ fn cmd_index(raw: &Raw) -> Result<(), ApkError> {
         description: raw.one(&["--description"]).unwrap_or_default(),
         ..Default::default()
     };
-    idx.mtime = super::db::now();
+    idx.mtime = crate::apk::db::now();
     if raw.positional.is_empty() {
         return Err(ApkError::Usage("index: no package files given".into()));
     }
