@@ -76,9 +76,13 @@ fn find_qemu(name: &str) -> Option<PathBuf> {
     for file in [format!("qemu-{name}-static"), format!("qemu-{name}")] {
         for d in &dirs {
             let p = d.join(&file);
-            let Ok(bytes) = std::fs::read(&p) else {
+            let mut bytes = Vec::new();
+            let read = std::fs::File::open(&p).and_then(|f| {
+                std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut bytes)
+            });
+            if read.is_err() {
                 continue;
-            };
+            }
             // It runs inside the chroot, where the host's shared libraries are not.
             if elf::parse(&bytes).is_ok_and(|i| i.interpreter.is_none()) {
                 return Some(p);
