@@ -27,8 +27,11 @@ rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly -
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 
 work=${FUZZ_WORK:-$(mktemp -d /tmp/ramboot-fuzz.XXXXXX)}
-mkdir -p "$work/tmp" "$work/logs"
+mkdir -p "$work/logs"
 echo "work directory: $work"
+# Scratch roots of the file-based targets: on tmpfs when there is one (fewer disk writes).
+scratch=$(mktemp -d "$( [ -d /dev/shm ] && echo /dev/shm || echo "$work" )/ramboot-fuzz-tmp.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
 
 cd "$repo"
 nice -n 19 cargo run --quiet --example fuzz_seeds -- "$work/seeds"
@@ -37,7 +40,7 @@ bin_dir="$here/target/x86_64-unknown-linux-gnu/release"
 
 as_user=()
 if [ "$(id -u)" = 0 ]; then
-    chown -R 65534:65534 "$work"
+    chown -R 65534:65534 "$work" "$scratch"
     as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
 fi
 
@@ -48,7 +51,7 @@ for t in $targets; do
     [ "$(id -u)" = 0 ] && chown 65534:65534 "$corpus" "$artifacts" "$work/corpus"
     echo "== $t: $secs s"
     # libFuzzer stops at the first crash; its exit status is the crash, reported below.
-    TMPDIR="$work/tmp" nice -n 19 "${as_user[@]}" "$bin_dir/$t" "$corpus" "$work/seeds/$t" \
+    TMPDIR="$scratch" nice -n 19 "${as_user[@]}" "$bin_dir/$t" "$corpus" "$work/seeds/$t" \
         -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" >"$log" 2>&1 || true
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -14,7 +14,7 @@ for pair in qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-st
     mcopy:mtools mkfs.vfat:dosfstools depmod:kmod mksquashfs:squashfs-tools \
     mkfs.ext4:e2fsprogs cpio:cpio openssl:openssl sfdisk:fdisk zstd:zstd xz:xz-utils \
     blkid:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mkfs.f2fs:f2fs-tools \
-    mkfs.exfat:exfatprogs genisoimage:genisoimage; do
+    mkfs.exfat:exfatprogs genisoimage:genisoimage unshare:util-linux; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/sbin/$cmd" ] || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done

@@ -1,6 +1,7 @@
 //! Paths inside a root directory, resolved as `chroot` would see them, through file descriptors.
 //!
-//! Everything that puts untrusted names into a root (packages, apkovls) or looks one up there
+//! Everything that puts names into a root whose links it does not control (the apk and apkovl
+//! extractors, apk's own db files, the boot's edits of the new root) or looks one up there
 //! (`init=`) opens its paths here, so there is one confinement rule: symlinks are followed, and
 //! absolute ones and `..` at the top resolve against the root. A stock `var/run -> /run` then
 //! works as it does for apk in the booted system, and no name or link can reach outside.
@@ -87,16 +88,28 @@ impl Root {
 
     /// [`Root::open_at`], choosing whether symlinks may be followed.
     pub fn open_with(&self, path: &Path, flags: OFlags, symlinks: Symlinks) -> io::Result<OwnedFd> {
+        self.resolve_open(path, flags, Mode::empty(), symlinks)
+    }
+
+    /// The primitive: `openat` inside the root, `O_CREAT` (with `mode`) included; a file created
+    /// through a symlink is created where the link leads inside the root.
+    fn resolve_open(
+        &self,
+        path: &Path,
+        flags: OFlags,
+        mode: Mode,
+        symlinks: Symlinks,
+    ) -> io::Result<OwnedFd> {
         let flags = flags | OFlags::CLOEXEC;
         if self.resolve == Resolve::Kernel && !NO_OPENAT2.load(Ordering::Relaxed) {
-            match open_kernel(self.fd(), path, flags, symlinks) {
+            match open_kernel(self.fd(), path, flags, mode, symlinks) {
                 Err(Errno::NOSYS) | Err(Errno::PERM) => NO_OPENAT2.store(true, Ordering::Relaxed),
                 // A rename raced with `..`: the kernel asks for a retry; the walk is one.
                 Err(Errno::AGAIN) => {}
                 other => return other.map_err(errno_io),
             }
         }
-        open_walk(self.fd(), path, flags, symlinks)
+        open_walk(self.fd(), path, flags, mode, symlinks)
     }
 
     /// A directory, for `*at` calls (`O_PATH`).
@@ -165,6 +178,58 @@ impl Root {
         rustix::fs::renameat(&parent, tmp.as_os_str(), &parent, name).map_err(errno_io)
     }
 
+    /// Whether `path` exists; `follow` decides for a symlink as the last component.
+    pub fn exists(&self, path: &Path, follow: bool) -> bool {
+        let flags = if follow {
+            OFlags::PATH
+        } else {
+            OFlags::PATH | OFlags::NOFOLLOW
+        };
+        self.open_at(path, flags).is_ok()
+    }
+
+    /// Reads file `path`.
+    pub fn read_to_string(&self, path: &Path) -> io::Result<String> {
+        let fd = self.open_at(path, OFlags::RDONLY)?;
+        io::read_to_string(std::fs::File::from(fd))
+    }
+
+    /// Opens file `path` for writing as `fs::write` would under chroot: an existing file (or a
+    /// link to one inside the root) is truncated, a missing one is created with `mode`.
+    pub fn open_write(&self, path: &Path, mode: u32) -> io::Result<std::fs::File> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC;
+        self.resolve_open(path, flags, Mode::from_raw_mode(mode), Symlinks::InRoot)
+            .map(std::fs::File::from)
+    }
+
+    /// [`Root::open_write`], then writes `data`.
+    pub fn write(&self, path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+        std::io::Write::write_all(&mut self.open_write(path, mode)?, data)
+    }
+
+    /// Copies host file `src` to `path` with its mode, as `fs::copy` under chroot.
+    pub fn copy_in(&self, src: &Path, path: &Path) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = std::fs::read(src)?;
+        let mode = std::fs::metadata(src)?.permissions().mode() & 0o7777;
+        let mut f = self.open_write(path, mode)?;
+        std::io::Write::write_all(&mut f, &data)?;
+        rustix::fs::fchmod(&f, Mode::from_raw_mode(mode)).map_err(errno_io)
+    }
+
+    /// Puts a symlink to `target` at `path`, replacing a file or link there.
+    pub fn symlink(&self, target: &Path, path: &Path) -> io::Result<()> {
+        let (parent, name) = self.parent(path)?;
+        let _ = rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty());
+        rustix::fs::symlinkat(target, &parent, name).map_err(errno_io)
+    }
+
+    /// Removes file `path` (the last component itself, not what it points to).
+    pub fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let (parent, name) = self.parent(path)?;
+        rustix::fs::unlinkat(&parent, name, rustix::fs::AtFlags::empty()).map_err(errno_io)
+    }
+
     /// Opens directory `path`, creating what is missing with `mode` (as `mkdir -p`, existing
     /// symlinks followed inside the root). Each created name is pushed on `created`.
     pub fn create_dirs(
@@ -197,6 +262,7 @@ fn open_kernel(
     root: BorrowedFd<'_>,
     path: &Path,
     flags: OFlags,
+    mode: Mode,
     symlinks: Symlinks,
 ) -> Result<OwnedFd, Errno> {
     let mut how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
@@ -208,7 +274,7 @@ fn open_kernel(
     } else {
         path
     };
-    rustix::fs::openat2(root, path, flags, Mode::empty(), how)
+    rustix::fs::openat2(root, path, flags, mode, how)
 }
 
 fn push_components(pending: &mut Vec<OsString>, path: &Path) {
@@ -230,6 +296,7 @@ fn open_walk(
     root: BorrowedFd<'_>,
     path: &Path,
     flags: OFlags,
+    mode: Mode,
     symlinks: Symlinks,
 ) -> io::Result<OwnedFd> {
     let follow_last = !flags.contains(OFlags::NOFOLLOW);
@@ -244,13 +311,20 @@ fn open_walk(
         }
         let cur = stack.last().map_or(root, |fd| fd.as_fd());
         let last = pending.is_empty();
-        let fd = rustix::fs::openat(
+        let found = rustix::fs::openat(
             cur,
             name.as_os_str(),
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
-        )
-        .map_err(errno_io)?;
+        );
+        let fd = match found {
+            Err(Errno::NOENT) if last && flags.contains(OFlags::CREATE) => {
+                let name = name.as_os_str();
+                return rustix::fs::openat(cur, name, flags | OFlags::NOFOLLOW, mode)
+                    .map_err(errno_io);
+            }
+            other => other.map_err(errno_io)?,
+        };
         let kind = FileType::from_raw_mode(rustix::fs::fstat(&fd).map_err(errno_io)?.st_mode);
         if kind == FileType::Symlink && (!last || follow_last) {
             followed += 1;
@@ -267,13 +341,8 @@ fn open_walk(
         }
         if last {
             // Reopen with the caller's flags; NOFOLLOW keeps a swapped-in symlink from counting.
-            return rustix::fs::openat(
-                cur,
-                name.as_os_str(),
-                flags | OFlags::NOFOLLOW,
-                Mode::empty(),
-            )
-            .map_err(errno_io);
+            return rustix::fs::openat(cur, name.as_os_str(), flags | OFlags::NOFOLLOW, mode)
+                .map_err(errno_io);
         }
         if kind != FileType::Directory {
             return Err(errno_io(Errno::NOTDIR));

@@ -17,4 +17,5 @@ pub mod initramfs;
 pub mod json;
 pub mod media;
 pub mod overlay;
+pub mod quote;
 pub mod sys;

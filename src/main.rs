@@ -1,13 +1,14 @@
-//! The thin binary: PID 1 boots, `modprobe` (by name) loads modules, anything else is a host command.
+//! The thin binary: PID 1 started as the init boots, `modprobe` (by name) loads modules,
+//! anything else is a host command.
 
 use std::ffi::OsString;
 use std::path::Path;
 
 fn main() {
-    if rustix::process::getpid().is_init() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if ramboot::cli::boots_as_pid1(rustix::process::getpid().is_init(), &args) {
         ramboot::boot::pid1_main();
     }
-    let args: Vec<OsString> = std::env::args_os().collect();
     let argv0 = args
         .first()
         .map(|a| {
@@ -26,7 +27,7 @@ fn main() {
             ramboot::hw::modprobe_main(&args, &ramboot::sys::RealSys)
         }
     } else {
-        ramboot::cli::main(&args[1..])
+        ramboot::cli::main(args.get(1..).unwrap_or_default())
     };
     std::process::exit(code);
 }

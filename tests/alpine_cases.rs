@@ -165,6 +165,67 @@ fn cmdline_root() {
     assert!(w.has("chroot ."));
 }
 
+/// Case 1 without `rootfstype=` on a filesystem the probe does not know: like busybox `mount`,
+/// each block filesystem in `/proc/filesystems` (`nodev` lines skipped) is tried in order until
+/// one accepts the device; never the literal type `auto` (issue 8, point 11).
+#[test]
+fn cmdline_root_unknown_type_tries_the_kernel_filesystems() {
+    let w = World::new("root=/dev/vda1");
+    sys_block(w.root(), "vda", 254, 0, None, 16384, false);
+    sys_block(w.root(), "vda1", 254, 1, Some((1, "vda")), 2048, false);
+    dev_file(w.root(), "vda1", &[0u8; 65536]);
+    fs::write(
+        w.root().join("proc/filesystems"),
+        "nodev\tsysfs\nnodev\ttmpfs\n\text4\nnodev\toverlay\n\tsquashfs\n\tbtrfs\n\tvfat\n",
+    )
+    .unwrap();
+    w.sys.fail_on("mount -t ext4 ", 22);
+    w.sys.fail_on("mount -t squashfs ", 22);
+    w.init(false);
+    let f = w.run();
+    handed_off(&f, &w);
+    let mounts: Vec<String> = w
+        .trace()
+        .into_iter()
+        .filter(|l| l.starts_with("mount ") && l.ends_with(" /sysroot"))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            "mount -t ext4 -o ro /dev/vda1 /sysroot",
+            "mount -t squashfs -o ro /dev/vda1 /sysroot",
+            "mount -t btrfs -o ro /dev/vda1 /sysroot",
+        ]
+    );
+}
+
+/// The same when nothing accepts the device: the refusal names what was tried and why.
+#[test]
+fn cmdline_root_unknown_type_nothing_accepts_it() {
+    let w = World::new("root=/dev/vda1");
+    sys_block(w.root(), "vda1", 254, 1, None, 2048, false);
+    dev_file(w.root(), "vda1", &[0u8; 65536]);
+    fs::write(
+        w.root().join("proc/filesystems"),
+        "nodev\tproc\n\text4\n\tvfat\n",
+    )
+    .unwrap();
+    w.sys.fail_on("mount -t ext4 ", 22);
+    w.sys.fail_on("mount -t vfat ", 22);
+    w.init(false);
+    let f = w.run();
+    let BootEnd::GaveUp { reason } = &f.end else {
+        panic!("{:?}", f.end)
+    };
+    assert_eq!(
+        reason,
+        "cannot mount /dev/vda1 on /sysroot: its filesystem type is not given (rootfstype=) nor \
+         recognised, and none of the kernel's filesystems accepted it (tried ext4, vfat; last \
+         error: Invalid argument (os error 22))"
+    );
+    assert!(!w.trace().iter().any(|l| l.contains("-t auto")));
+}
+
 /// Case 2: `blacklist=dummy,evbug` goes into the initramfs's modprobe.d.
 #[test]
 fn blacklist() {
@@ -374,6 +435,26 @@ fn mount_usr() {
         .unwrap_or_else(|| panic!("{t:#?}"));
     assert!(root < usr);
     assert!(!t.iter().any(|l| l.contains("move /sysroot/usr")));
+
+    // Type `auto` in the fstab: the probed type, never the literal `auto` (issue 8, point 11).
+    let w = World::new("root=/dev/vda1");
+    sys_block(w.root(), "vda1", 254, 1, None, 2048, false);
+    sys_block(w.root(), "vda2", 254, 2, None, 2048, false);
+    dev_file(w.root(), "vda1", &ext_image(0, 0x40, 0, [7; 16], "root"));
+    dev_file(w.root(), "vda2", &ext_image(0, 0x40, 0, [8; 16], "usr"));
+    w.init(false);
+    fs::create_dir_all(w.sysroot().join("etc")).unwrap();
+    fs::write(
+        w.sysroot().join("etc/fstab"),
+        "LABEL=usr /usr auto defaults 0 2\n",
+    )
+    .unwrap();
+    handed_off(&w.run(), &w);
+    assert!(
+        w.has("mount -t ext4 -o ro /dev/vda2 /sysroot/usr"),
+        "{:#?}",
+        w.trace()
+    );
 
     // usrflags=disable: no /usr mount.
     let w = World::new("root=/dev/vda1 usrflags=disable");

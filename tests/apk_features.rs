@@ -405,7 +405,7 @@ fn privileged_scripts_run_chrooted_with_sys_proc_dev_bound() {
         panic!("no root= means diskless");
     };
     let mut boot = Boot::new(&sys, plan, std::time::Duration::ZERO);
-    packages::init_db(&boot);
+    ramboot::boot::apkovl::init_db(&sys, std::path::Path::new("/sysroot")).unwrap();
     let outcome = packages::install(
         &mut boot,
         &["/media/vda1/apks".into()],
@@ -414,7 +414,7 @@ fn privileged_scripts_run_chrooted_with_sys_proc_dev_bound() {
         &[],
         &diskless,
     );
-    assert_eq!(outcome, Outcome::Ok, "{:?}", sys.0.trace());
+    assert_eq!(outcome.unwrap(), Outcome::Ok, "{:?}", sys.0.trace());
     assert_eq!(
         std::fs::read_to_string(root.join("sysroot/script-saw")).unwrap(),
         "args=1.36.1-r0\ncwd=/\numask=0022\nchroot=yes\nproc=yes\ndev=yes\nsys=yes\n"
@@ -586,6 +586,12 @@ impl Sys for BindingSys {
     }
     fn machine(&self) -> String {
         self.0.machine()
+    }
+    fn sleep(&self, duration: std::time::Duration) {
+        self.0.sleep(duration)
+    }
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
+        self.0.write_sysctl(key, value)
     }
     fn privileged(&self) -> bool {
         self.0.privileged()

@@ -393,6 +393,151 @@ fn files_without_checksums_mark_the_package() {
     assert!(f.read("lib/apk/db/installed").contains("\nf:f\n"));
 }
 
+/// A panic in a worker thread (a bug, injected here) ends the install with an error; before,
+/// the committer waited forever for the package the dead worker had taken.
+#[test]
+fn a_panicking_worker_ends_the_install_with_an_error() {
+    use ramboot::apk::install::fault::{panic_at, Site};
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("fault-worker", "1.0").file("usr/bin/w", b"w", 0o755),
+        pkg("calm", "1.0").file("usr/bin/c", b"c", 0o755),
+    ]);
+    panic_at(Site::Worker, "fault-worker");
+    let mut req = f.request(&["calm", "fault-worker"]);
+    req.diskless_boot = true;
+    let err = install(&req, &RecordingSys::new("/")).unwrap_err();
+    assert!(matches!(err, ApkError::Internal(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("internal error") && text.contains("fault-worker"),
+        "{text}"
+    );
+    assert_eq!(
+        f.read("lib/apk/db/installed"),
+        "",
+        "no db claiming a half-done transaction"
+    );
+    assert!(!f.root().join(ramboot::apk::extract::STAGING_DIR).exists());
+}
+
+/// A panic in the committing thread ends the install with an error; before, the scope waited
+/// for workers blocked on the look-ahead window, which only the committer opens.
+#[test]
+fn a_panicking_committer_ends_the_install_with_an_error() {
+    use ramboot::apk::install::fault::{panic_at, Site};
+    let f = Fixture::new();
+    // More packages than the look-ahead window of two workers, so workers are waiting.
+    let mut pkgs = vec![pkg("fault-committer", "1.0").file("usr/bin/f", b"f", 0o755)];
+    let mut world = vec!["fault-committer".to_string()];
+    for i in 0..12 {
+        let name = format!("filler{i:02}");
+        pkgs.push(pkg(&name, "1.0").file(&format!("usr/share/{name}"), b"x", 0o644));
+        world.push(name);
+    }
+    // Installed first: a dependency of every filler.
+    for p in pkgs.iter_mut().skip(1) {
+        p.info.depends = ramboot::apk::dep::Dep::parse_list("fault-committer").unwrap();
+    }
+    f.publish(pkgs);
+    panic_at(Site::Committer, "fault-committer");
+    let world: Vec<&str> = world.iter().map(String::as_str).collect();
+    let mut req = f.request(&world);
+    req.diskless_boot = true;
+    let err = install(&req, &RecordingSys::new("/")).unwrap_err();
+    assert!(matches!(err, ApkError::Internal(_)), "{err}");
+    assert!(err.to_string().contains("fault-committer"), "{err}");
+}
+
+/// An index record without `C:` names a package that cannot be verified: that package is
+/// refused with the reason (it was an `expect`, a panic), the others install.
+#[test]
+fn an_index_record_without_checksum_is_refused_with_the_reason() {
+    let f = Fixture::new();
+    f.publish_with(
+        vec![
+            pkg("nocsum", "1.0").file("usr/bin/n", b"n", 0o755),
+            pkg("good", "1.0").file("usr/bin/good", b"ok", 0o755),
+        ],
+        |idx| {
+            idx.packages
+                .iter_mut()
+                .find(|p| p.name == "nocsum")
+                .unwrap()
+                .identity = None;
+        },
+    );
+    let mut req = f.request(&["nocsum", "good"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(names(&r), ["good"]);
+    let err = r.failed[0].1.to_string();
+    assert!(err.contains("nocsum-1.0") && err.contains("C:"), "{err}");
+    assert!(!f.root().join("usr/bin/n").exists());
+}
+
+/// A signature entry that comes after an empty first gzip member, in the same member as the
+/// index, names an algorithm whose digest was never started: the index is refused with the
+/// reason (it was an `expect`, a panic while loading repositories).
+#[test]
+fn a_signature_next_to_the_index_is_refused() {
+    use std::io::Write;
+    let f = Fixture::new();
+    f.publish(vec![pkg("late", "1.0")]);
+    let gz = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let mut t = tar::Builder::new(Vec::new());
+    let text = "C:Q1sKBraP0l14fbx+ZBoqeB0pFzpH4=\nP:late\nV:1.0\nS:1\nI:1\nT:d\nU:\nL:\n\n";
+    for (name, data) in [
+        (format!(".SIGN.RSA256.{KEY_NAME}"), &[7u8; 128][..]),
+        ("APKINDEX".to_string(), text.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        t.append_data(&mut h, name, data).unwrap();
+    }
+    let mut bytes = gz(b"");
+    bytes.extend(gz(&t.into_inner().unwrap()));
+    let arch = ramboot::apk::build::default_arch();
+    std::fs::write(f.repo().join(arch).join("APKINDEX.tar.gz"), bytes).unwrap();
+    let mut req = f.request(&["late"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(r.installed.is_empty());
+    assert!(
+        r.repo_warnings.iter().any(|w| w.contains("index refused")),
+        "{:?}",
+        r.repo_warnings
+    );
+}
+
+/// Installed sizes from the index are untrusted numbers: two that add up past u64 once made the
+/// progress total overflow (a panic in debug builds); the install goes on.
+#[test]
+fn huge_declared_sizes_do_not_overflow() {
+    let f = Fixture::new();
+    f.publish_with(
+        vec![
+            pkg("big1", "1.0").file("usr/share/b1", b"1", 0o644),
+            pkg("big2", "1.0").file("usr/share/b2", b"2", 0o644),
+        ],
+        |idx| {
+            for p in &mut idx.packages {
+                p.installed_size = u64::MAX - 1;
+            }
+        },
+    );
+    let mut req = f.request(&["big1", "big2"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert_eq!(names(&r), ["big1", "big2"]);
+}
+
 #[test]
 fn a_protected_file_listed_twice_does_not_crash_the_install() {
     // Bug fixed: the second copy looked up the checksum of its own, not yet recorded, package

@@ -193,6 +193,34 @@ fn apkovl() {
     }
 }
 
+/// Unmutated package and index seeds verify (the member layout gzips back to the built bytes),
+/// so the fuzzer starts from the accepting path, not only from refusals.
+#[test]
+fn stream_seeds_verify() {
+    use ramboot::apk::stream::{read_index, read_package, ControlOnly, Verify};
+    use ramboot::fuzzing::{apk_stream_bytes, fuzz_keyring};
+    let seeds: Vec<_> = fuzz_support::all()
+        .into_iter()
+        .filter(|(t, n, _)| {
+            *t == "apk_stream" && !n.starts_with("regression") && !n.contains("unsigned")
+        })
+        .collect();
+    assert!(seeds.len() >= 10);
+    for (_, name, bytes) in seeds {
+        let (_, stream) = apk_stream_bytes(&bytes).unwrap();
+        let ok = if name.starts_with("index") {
+            read_index(&stream[..], &name, fuzz_keyring(), false).is_ok()
+        } else {
+            let keys = Verify::Signature {
+                keys: fuzz_keyring(),
+                allow_untrusted: false,
+            };
+            read_package(&stream[..], &name, keys, &mut ControlOnly).is_ok()
+        };
+        assert!(ok, "seed {name} does not verify");
+    }
+}
+
 /// `RAMBOOT_FUZZ_INPUT=<target>:<file>` runs one input (a saved failure, a libFuzzer artifact)
 /// through its target, panicking the way the fuzzer saw; without it, nothing to do.
 #[test]

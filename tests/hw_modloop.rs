@@ -328,3 +328,24 @@ fn wrong_kernel_or_bad_signature_tries_the_next_candidate() {
     assert!(e.to_string().contains("no modules/9.9.9-other"), "{e}");
     assert_eq!(s.sys.trace().last().unwrap(), "umount /.modloop");
 }
+
+/// Issue 8, point 15: the boot log says how the modloop was verified in words; it showed the
+/// enum's Debug form (`mounted (Verified { key: "…" })`).
+#[test]
+fn verification_reads_as_words() {
+    let v = Verification::Verified {
+        key: "modloop-5f000002.rsa.pub".into(),
+    };
+    assert_eq!(
+        v.to_string(),
+        "signature verified with modloop-5f000002.rsa.pub"
+    );
+    assert_eq!(
+        Verification::NoKeys.to_string(),
+        "not verified: no keys to verify it with"
+    );
+    assert_eq!(
+        Verification::Skipped.to_string(),
+        "not verified: modloop_verify=no"
+    );
+}

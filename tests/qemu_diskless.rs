@@ -113,7 +113,7 @@ fn virtio_media_demo_boots_diskless() {
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
     assert!(
-        text.contains("modloop /media/vda1/boot/modloop-virt mounted (Verified"),
+        text.contains("modloop /media/vda1/boot/modloop-virt mounted (signature verified with"),
         "{text}"
     );
     assert!(

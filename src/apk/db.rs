@@ -187,8 +187,8 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
             return Err(err(
                 n + 1,
                 format!(
-                    "expected `X:value`, got {:?}",
-                    super::pkg::truncate(line, 60)
+                    "expected `X:value`, got {}",
+                    crate::quote::quoted(&super::pkg::truncate(line, 60))
                 ),
             ));
         }
@@ -362,10 +362,11 @@ pub fn write_file(root: &Root, rel: &str, data: &[u8]) -> Result<(), ApkError> {
 }
 
 /// Reads the db from a root (missing files: empty).
-pub fn read(root: &Path) -> Result<Db, ApkError> {
-    let text = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap_or_default();
+pub fn read(root: &Root) -> Result<Db, ApkError> {
+    let text = |rel: &str| root.read_to_string(Path::new(rel)).unwrap_or_default();
     let mut packages = parse_installed(&text(INSTALLED))?;
-    if let Ok(mut f) = std::fs::File::open(root.join(SCRIPTS)) {
+    let scripts = root.open_at(Path::new(SCRIPTS), rustix::fs::OFlags::RDONLY);
+    if let Ok(mut f) = scripts.map(std::fs::File::from) {
         let mut data = Vec::new();
         if f.read_to_end(&mut data).is_ok() {
             read_scripts(&data, &mut packages);

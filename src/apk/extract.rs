@@ -43,8 +43,8 @@ pub struct Staging {
 
 impl Staging {
     /// Creates `<root>/.ramboot-apk-staging` (mode 0700), emptying a leftover one.
-    pub fn create(root: &Root, root_host: &Path) -> io::Result<Staging> {
-        let host = root_host.join(STAGING_DIR);
+    pub fn create(root: &Root) -> io::Result<Staging> {
+        let host = root.path().join(STAGING_DIR);
         if std::fs::symlink_metadata(&host).is_ok() {
             std::fs::remove_dir_all(&host)?;
         }

@@ -11,7 +11,7 @@
 use super::checksum::Checksum;
 use super::db::{self, DirRec, FileRec, InstalledPkg};
 use super::dep::Dep;
-use super::extract::{Committer, StagedEntry, StagedPackage, Stager, Staging};
+use super::extract::{Committer, StagedEntry, StagedPackage, Stager, Staging, STAGING_DIR};
 use super::ids::IdCache;
 use super::pkg::PkgInfo;
 use super::repo::{root_repositories, RepoSet};
@@ -28,7 +28,7 @@ use rustix::io::Errno;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// When package scripts run.
@@ -410,6 +410,50 @@ fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<CacheD
     cache.host.is_dir().then_some(cache)
 }
 
+/// Fault injection for tests: makes the installer panic where a bug would, to prove that a
+/// panic ends the install with an error instead of a hang. Armed per package name, so tests that
+/// run in parallel do not disturb each other; unarmed it costs one atomic load per package.
+#[doc(hidden)]
+pub mod fault {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    /// Where the injected panic happens.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum Site {
+        /// A worker thread, while it stages the package.
+        Worker,
+        /// The committing thread, as the package's commit starts.
+        Committer,
+    }
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static TARGETS: Mutex<Vec<(Site, String)>> = Mutex::new(Vec::new());
+
+    /// From now on, `site` panics whenever it handles the package named `package`.
+    pub fn panic_at(site: Site, package: &str) {
+        TARGETS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((site, package.to_string()));
+        ARMED.store(true, Ordering::Release);
+    }
+
+    pub(super) fn check(site: Site, package: &str) {
+        if !ARMED.load(Ordering::Acquire) {
+            return;
+        }
+        let hit = TARGETS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(s, p)| *s == site && p == package);
+        if hit {
+            panic!("injected fault while handling {package}");
+        }
+    }
+}
+
 struct Job {
     index: usize,
     info: PkgInfo,
@@ -418,76 +462,208 @@ struct Job {
 
 type WorkResult = Result<(Option<Control>, StagedPackage), (ApkError, StagedPackage)>;
 
+/// What the workers and the committer share.
 struct Shared {
-    results: Mutex<(Vec<Option<WorkResult>>, usize)>,
+    state: Mutex<State>,
     cond: Condvar,
 }
 
-fn run_worker(
-    jobs: &[Job],
-    next: &Mutex<usize>,
-    shared: &Shared,
-    staging: &Staging,
+struct State {
+    /// One slot per job, filled by a worker, taken by the committer.
+    results: Vec<Option<WorkResult>>,
+    /// Jobs below this index are committed (the look-ahead window starts here).
+    committed: usize,
+    /// Set when a thread panicked: everyone stops waiting and the install fails with it.
+    failure: Option<String>,
+}
+
+impl Shared {
+    /// The state, also after a panicking thread poisoned the lock: every writer leaves it
+    /// consistent, and the failure it records is what the others must see.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.cond.wait(g).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the first failure and wakes every waiting thread.
+    fn fail(&self, why: String) {
+        let mut g = self.lock();
+        g.failure.get_or_insert(why);
+        self.cond.notify_all();
+    }
+
+    /// The committer's wait for job `index`; Err when a worker died.
+    fn take(&self, index: usize) -> Result<WorkResult, ApkError> {
+        let mut g = self.lock();
+        loop {
+            if let Some(r) = g.results[index].take() {
+                return Ok(r);
+            }
+            if let Some(why) = &g.failure {
+                return Err(ApkError::Internal(why.clone()));
+            }
+            g = self.wait(g);
+        }
+    }
+
+    /// Job `index` is committed: the window moves on.
+    fn release(&self, index: usize) {
+        let mut g = self.lock();
+        g.committed = index + 1;
+        self.cond.notify_all();
+    }
+}
+
+/// The text of a caught panic.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Stops the workers when the committer leaves early (an error, or a panic, which is a bug):
+/// they wait on the look-ahead window only the committer moves, and the scope that joins them
+/// would wait forever.
+struct CommitGuard<'a> {
+    shared: &'a Shared,
+    /// The package being committed.
+    current: String,
+    done: bool,
+}
+
+impl Drop for CommitGuard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if std::thread::panicking() {
+            let why = format!(
+                "the committing thread panicked while committing {}",
+                self.current
+            );
+            log::error!("apk: {why}");
+            self.shared.fail(why);
+        } else {
+            // An early return: the failure that caused it is already recorded.
+            self.shared.fail("the committer stopped".into());
+        }
+    }
+}
+
+/// The settings every worker uses.
+struct WorkerEnv<'a> {
+    jobs: &'a [Job],
+    next: &'a Mutex<usize>,
+    shared: &'a Shared,
+    staging: &'a Staging,
     window: usize,
     privileged: bool,
     umask: u32,
-) {
+}
+
+/// A worker thread: stages jobs until none is left. A panic (a bug) is caught and recorded, so
+/// the committer stops instead of waiting forever for the job this worker held.
+fn run_worker(env: &WorkerEnv<'_>) {
+    let mut current = String::new();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(env, &mut current)));
+    if let Err(p) = run {
+        env.shared.fail(format!(
+            "a worker thread panicked while staging {current}: {}",
+            panic_text(p.as_ref())
+        ));
+    }
+}
+
+fn work(env: &WorkerEnv<'_>, current: &mut String) {
+    let shared = env.shared;
     loop {
         let job = {
-            let mut n = next.lock().expect("lock");
-            if *n >= jobs.len() {
+            let mut n = env.next.lock().unwrap_or_else(PoisonError::into_inner);
+            if *n >= env.jobs.len() {
                 return;
             }
             let i = *n;
             *n += 1;
-            &jobs[i]
+            &env.jobs[i]
         };
+        *current = job.info.nv();
         // Bounded look-ahead: do not run too far ahead of the committer.
         {
-            let mut g = shared.results.lock().expect("lock");
-            while job.index >= g.1 + window {
-                g = shared.cond.wait(g).expect("lock");
+            let mut g = shared.lock();
+            while job.index >= g.committed + env.window && g.failure.is_none() {
+                g = shared.wait(g);
+            }
+            if g.failure.is_some() {
+                return;
             }
         }
-        let nv = job.info.nv();
-        let result = match (&job.path, job.info.installed_size) {
-            (_, 0) => Ok((None, StagedPackage::default())),
-            (None, _) => Err((
-                ApkError::PackageFileMissing {
-                    package: nv.clone(),
-                    path: PathBuf::from("(no repository has it)"),
-                },
-                StagedPackage::default(),
-            )),
-            (Some(p), _) => match std::fs::File::open(p) {
-                Err(_) => Err((
-                    ApkError::PackageFileMissing {
-                        package: nv.clone(),
-                        path: p.clone(),
-                    },
-                    StagedPackage::default(),
-                )),
-                Ok(f) => {
-                    let mut stager =
-                        Stager::new(staging, &nv, job.info.installed_size, privileged, umask);
-                    let id = job.info.identity.expect("repository packages have C:");
-                    match read_package(f, &nv, Verify::Identity(&id), &mut stager) {
-                        Ok(c) => Ok((Some(c), stager.out)),
-                        Err(e) => Err((e, stager.out)),
-                    }
-                }
-            },
-        };
+        fault::check(fault::Site::Worker, &job.info.name);
+        let result = stage_job(job, env);
         let result = match result {
             Err((e, staged)) => {
-                staged.discard(staging);
+                staged.discard(env.staging);
                 Err((e, StagedPackage::default()))
             }
             ok => ok,
         };
-        let mut g = shared.results.lock().expect("lock");
-        g.0[job.index] = Some(result);
+        let mut g = shared.lock();
+        g.results[job.index] = Some(result);
         shared.cond.notify_all();
+    }
+}
+
+/// Reads one package through verification into the staging directory.
+// The result goes straight into its slot in `State::results`: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn stage_job(job: &Job, env: &WorkerEnv<'_>) -> WorkResult {
+    let nv = job.info.nv();
+    if job.info.installed_size == 0 {
+        return Ok((None, StagedPackage::default()));
+    }
+    let Some(path) = &job.path else {
+        return Err((
+            ApkError::PackageFileMissing {
+                package: nv,
+                path: PathBuf::from("(no repository has it)"),
+            },
+            StagedPackage::default(),
+        ));
+    };
+    // The index's `C:` is what the package is verified against: without it there is nothing
+    // to trust the file by.
+    let Some(id) = job.info.identity else {
+        return Err((
+            ApkError::Format {
+                what: nv,
+                reason: "its index record has no checksum (C:), so the package cannot be verified"
+                    .into(),
+            },
+            StagedPackage::default(),
+        ));
+    };
+    let Ok(f) = std::fs::File::open(path) else {
+        return Err((
+            ApkError::PackageFileMissing {
+                package: nv,
+                path: path.clone(),
+            },
+            StagedPackage::default(),
+        ));
+    };
+    let mut stager = Stager::new(
+        env.staging,
+        &nv,
+        job.info.installed_size,
+        env.privileged,
+        env.umask,
+    );
+    match read_package(f, &nv, Verify::Identity(&id), &mut stager) {
+        Ok(c) => Ok((Some(c), stager.out)),
+        Err(e) => Err((e, stager.out)),
     }
 }
 
@@ -596,7 +772,18 @@ impl ScriptRunner<'_> {
 }
 
 /// Installs `req.world_add` (plus the existing world) into `req.root`. See the module docs.
+/// A panic anywhere in the transaction (a bug) ends it with [`ApkError::Internal`]; the db is
+/// then not written.
 pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, ApkError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(req, sys))).unwrap_or_else(
+        |p| {
+            let _ = std::fs::remove_dir_all(sys.path(&req.root).join(STAGING_DIR));
+            Err(ApkError::Internal(panic_text(p.as_ref())))
+        },
+    )
+}
+
+fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, ApkError> {
     let started = Instant::now();
     let mut report = InstallReport::default();
     let root = sys.path(&req.root);
@@ -613,7 +800,8 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let root_dir = Root::open(&root, req.resolve)
         .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
-    let db_missing = !root.join(db::WORLD).exists() || !root.join("lib/apk/db").is_dir();
+    let db_missing = !root_dir.exists(Path::new(db::WORLD), true)
+        || root_dir.dir(Path::new("lib/apk/db")).is_err();
     if db_missing {
         if !create {
             return Err(ApkError::Usage(format!(
@@ -630,7 +818,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             db::write_file(&root_dir, db::ARCH, format!("{a}\n").as_bytes())?;
             a.clone()
         }
-        None => match std::fs::read_to_string(root.join(db::ARCH)) {
+        None => match root_dir.read_to_string(Path::new(db::ARCH)) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
                 let a = super::build::default_arch().to_string();
@@ -665,7 +853,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let protection = Protection::load(&root);
     let (overlay_files, overlay_dirs) = parse_overlay(req.overlay_list.as_deref().unwrap_or(&[]));
-    let mut dbs = db::read(&root)?;
+    let mut dbs = db::read(&root_dir)?;
     let cache = find_cache(req, &root, sys);
     let cache_host = cache.as_ref().map(|c| c.host.as_path());
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
@@ -732,7 +920,13 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             }
         }
     }
-    let solution = solver::solve(&cands, &world, req.diskless_boot)?;
+    let solution = solver::solve(&cands, &world, req.diskless_boot).map_err(|e| match e {
+        ApkError::Unsatisfiable { problems, .. } => ApkError::Unsatisfiable {
+            problems,
+            unused_repositories: repos.warnings.clone(),
+        },
+        other => other,
+    })?;
     for (d, why) in &solution.broken_world {
         log::debug!("apk: world entry {d} skipped: {why}");
         report.skipped_world.push((d.to_string(), why.clone()));
@@ -752,7 +946,10 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             path,
         });
     }
-    let total_bytes: u64 = jobs.iter().map(|j| j.info.installed_size).sum();
+    // Declared sizes come from the index: untrusted numbers that may add up past u64.
+    let total_bytes: u64 = jobs
+        .iter()
+        .fold(0, |sum, j| sum.saturating_add(j.info.installed_size));
     if let Some(p) = &req.progress {
         p(&Progress::Start {
             packages: jobs.len(),
@@ -766,10 +963,14 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         rustix::process::umask(old);
         old.bits()
     };
-    let staging = Staging::create(&root_dir, &root)
+    let staging = Staging::create(&root_dir)
         .map_err(|e| ApkError::io("creating the staging directory", e))?;
     let shared = Shared {
-        results: Mutex::new(((0..jobs.len()).map(|_| None).collect(), 0)),
+        state: Mutex::new(State {
+            results: (0..jobs.len()).map(|_| None).collect(),
+            committed: 0,
+            failure: None,
+        }),
         cond: Condvar::new(),
     };
     let next = Mutex::new(0usize);
@@ -805,23 +1006,31 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let mut installed_now: Vec<usize> = Vec::new();
     let mut bytes_done = 0u64;
 
-    std::thread::scope(|s| {
+    let env = WorkerEnv {
+        jobs: &jobs,
+        next: &next,
+        shared: &shared,
+        staging: &staging,
+        window,
+        privileged,
+        umask,
+    };
+    let committed = std::thread::scope(|s| {
         for _ in 0..threads.min(jobs.len().max(1)) {
-            s.spawn(|| run_worker(&jobs, &next, &shared, &staging, window, privileged, umask));
+            s.spawn(|| run_worker(&env));
         }
+        let mut guard = CommitGuard {
+            shared: &shared,
+            current: String::new(),
+            done: false,
+        };
         let mut committer = Committer::new(&root_dir, &staging, privileged);
         let mut ids = IdCache::default();
         for job in &jobs {
-            let result = {
-                let mut g = shared.results.lock().expect("lock");
-                loop {
-                    if let Some(r) = g.0[job.index].take() {
-                        break r;
-                    }
-                    g = shared.cond.wait(g).expect("lock");
-                }
-            };
+            let result = shared.take(job.index)?;
             let nv = job.info.nv();
+            guard.current.clone_from(&nv);
+            fault::check(fault::Site::Committer, &job.info.name);
             if let Some(p) = &req.progress {
                 p(&Progress::Package {
                     index: job.index + 1,
@@ -836,7 +1045,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 Err((e, _)) => {
                     log::error!("apk: {e}");
                     report.failed.push((nv, e));
-                    release(&shared, job.index);
+                    shared.release(job.index);
                     continue;
                 }
             };
@@ -1186,7 +1395,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     .warnings
                     .extend(problems.into_iter().map(|p| format!("{nv}: {p}")));
             }
-            release(&shared, job.index);
+            shared.release(job.index);
         }
         // Directory permissions, merged over all packages (apk_db_update_directory_permissions).
         let mut dirs: Vec<(&String, &DirPerm)> = dir_perms.iter().filter(|(_, v)| v.3).collect();
@@ -1195,8 +1404,11 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         for (path, &(uid, gid, mode, _)) in dirs {
             committer.fix_dir(path, uid, gid, mode);
         }
+        guard.done = true;
+        Ok::<(), ApkError>(())
     });
     staging.remove();
+    committed?;
 
     // Triggers: each newly installed package's globs against every known directory.
     let mut all_dirs: Vec<String> = dbs
@@ -1260,10 +1472,4 @@ fn resolve_owner(ids: &mut IdCache, root_dir: &Root, e: &StagedEntry) -> (u32, u
         ids.uid(root_dir, &e.uname, e.uid),
         ids.gid(root_dir, &e.gname, e.gid),
     )
-}
-
-fn release(shared: &Shared, index: usize) {
-    let mut g = shared.results.lock().expect("lock");
-    g.1 = index + 1;
-    shared.cond.notify_all();
 }

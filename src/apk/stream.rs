@@ -210,6 +210,16 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// The signature names a digest that does not cover the signed part.
+    fn unhashed(&self, digest: &str) -> ApkError {
+        ApkError::Format {
+            what: self.what.clone(),
+            reason: format!(
+                "the signature entry is not in the archive's first gzip member, so its {digest} digest does not cover the signed part"
+            ),
+        }
+    }
+
     fn format(&self, err: io::Error) -> ApkError {
         ApkError::Format {
             what: self.what.clone(),
@@ -219,7 +229,10 @@ impl Checker<'_> {
 
     /// Checks the identity or signature over the finished digests.
     fn check(&self, h: Hashers) -> Result<Checksum, ApkError> {
-        let sha1 = h.sha1.expect("sha1 always runs").finalize();
+        let sha1 = h
+            .sha1
+            .ok_or_else(|| self.format(io::Error::other("the control part was not hashed")))?
+            .finalize();
         let identity = Checksum::Sha1(sha1.into());
         match self.verify {
             Verify::Identity(expected) => {
@@ -236,12 +249,27 @@ impl Checker<'_> {
                 allow_untrusted,
             } => match &self.chosen {
                 Some(c) => {
+                    // A signature entry met after the signed part began (in the same gzip
+                    // member as the index) asks for a digest that was never started.
                     let digest: Vec<u8> = match c.algo {
                         SigAlgo::Sha1 => sha1.to_vec(),
-                        SigAlgo::Sha256 => h.sha256.expect("chosen").finalize().to_vec(),
-                        SigAlgo::Sha512 => h.sha512.expect("chosen").finalize().to_vec(),
+                        SigAlgo::Sha256 => h
+                            .sha256
+                            .ok_or_else(|| self.unhashed("SHA-256"))?
+                            .finalize()
+                            .to_vec(),
+                        SigAlgo::Sha512 => h
+                            .sha512
+                            .ok_or_else(|| self.unhashed("SHA-512"))?
+                            .finalize()
+                            .to_vec(),
                     };
-                    let key = keys.get(&c.key_name).expect("chosen keys exist");
+                    let key =
+                        keys.get(&c.key_name)
+                            .ok_or_else(|| ApkError::UntrustedSignature {
+                                what: self.what.clone(),
+                                reason: format!("signed by unknown key {}", c.key_name),
+                            })?;
                     if !sign::verify(key, c.algo, &digest, &c.sig) {
                         return Err(ApkError::BadSignature {
                             what: self.what.clone(),
@@ -408,7 +436,14 @@ pub fn read_package<R: Read>(
     let h = std::mem::take(&mut tar.gz().hash);
     match control.info.datahash {
         Some(expected) if identity.is_some() => {
-            let actual: [u8; 32] = h.sha256.expect("data hash runs").finalize().into();
+            let actual: [u8; 32] = h
+                .sha256
+                .ok_or_else(|| ApkError::Format {
+                    what: what.into(),
+                    reason: "the data part was not hashed".into(),
+                })?
+                .finalize()
+                .into();
             if actual != expected {
                 return Err(ApkError::DataHashMismatch {
                     package: what.into(),

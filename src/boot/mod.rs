@@ -6,6 +6,7 @@
 //! waits idle. Only `panic=` makes PID 1 exit so the kernel panics, as Alpine does. A Rust panic
 //! takes the same road.
 
+pub mod apkovl;
 pub mod console;
 pub mod diskless;
 pub mod early;
@@ -43,6 +44,13 @@ pub enum BootError {
         target: PathBuf,
         source: io::Error,
     },
+    /// No type was given or recognised and none the kernel knows accepted the device.
+    RootFsUnknown {
+        device: String,
+        target: PathBuf,
+        tried: Vec<String>,
+        last: Option<io::Error>,
+    },
     InitMissing {
         init: PathBuf,
         root: PathBuf,
@@ -68,6 +76,10 @@ pub enum BootError {
     Panic {
         message: String,
     },
+    /// The package installer stopped on an internal error.
+    Install {
+        source: crate::apk::ApkError,
+    },
 }
 
 impl fmt::Display for BootError {
@@ -86,6 +98,26 @@ impl fmt::Display for BootError {
                 source,
             } => {
                 write!(f, "cannot mount {device} on {}: {source}", target.display())
+            }
+            Self::RootFsUnknown {
+                device,
+                target,
+                tried,
+                last,
+            } => {
+                write!(
+                    f,
+                    "cannot mount {device} on {}: its filesystem type is not given (rootfstype=) nor recognised, and ",
+                    target.display()
+                )?;
+                match last {
+                    None => write!(f, "/proc/filesystems lists no block filesystem to try"),
+                    Some(e) => write!(
+                        f,
+                        "none of the kernel's filesystems accepted it (tried {}; last error: {e})",
+                        tried.join(", ")
+                    ),
+                }
             }
             Self::InitMissing { init, root } => {
                 write!(
@@ -114,6 +146,7 @@ impl fmt::Display for BootError {
             ),
             Self::Unsupported { what } => write!(f, "{what}"),
             Self::Panic { message } => write!(f, "internal error: {message}"),
+            Self::Install { source } => write!(f, "installing packages failed: {source}"),
         }
     }
 }
@@ -144,6 +177,9 @@ pub struct Record {
     pub installed: Vec<(String, String)>,
     /// Packages skipped, refused or installed with errors: `(name, why)`.
     pub package_problems: Vec<(String, String)>,
+    /// Why repositories were not used (a refused index, a missing one ...): often the cause of
+    /// a skipped package.
+    pub unused_repositories: Vec<String>,
     /// `/usr` mounted from the new root's fstab (`root=` branch).
     pub usr: Option<String>,
     /// Package scripts that did not run (a dry run: unprivileged, or a foreign machine).
@@ -170,6 +206,10 @@ pub struct Boot<'a> {
     pub apkovl_mount: Option<PathBuf>,
     /// What the stages found, for reports.
     pub record: Record,
+    /// The kernel log's rate limit, lifted for the boot.
+    pub kmsg_limit: KmsgLimit,
+    /// Paces the rescue loop.
+    pub backoff: RescueBackoff,
 }
 
 impl<'a> Boot<'a> {
@@ -184,6 +224,8 @@ impl<'a> Boot<'a> {
             loader: None,
             apkovl_mount: None,
             record: Record::default(),
+            kmsg_limit: KmsgLimit::default(),
+            backoff: RescueBackoff::default(),
         }
     }
 
@@ -247,9 +289,10 @@ impl<'a> Boot<'a> {
                 reason: reason.into(),
             });
         }
-        self.rescue_shell(
+        let run = self.rescue_shell(
             "Launching initramfs emergency recovery shell. Exit the shell to retry the boot.",
         );
+        self.backoff.pace(self.sys, &run);
         if let Some(n) = self.rescue_budget.as_mut() {
             *n -= 1;
         }
@@ -257,7 +300,7 @@ impl<'a> Boot<'a> {
     }
 
     /// Runs the initramfs shell on the console and waits for it.
-    pub fn rescue_shell(&self, banner: &str) {
+    pub fn rescue_shell(&self, banner: &str) -> ShellRun {
         console::announce(banner);
         let spawn = Spawn {
             program: RESCUE_SHELL.into(),
@@ -271,8 +314,14 @@ impl<'a> Boot<'a> {
             controlling_tty: true,
             ..Default::default()
         };
-        if let Err(e) = self.sys.run(&spawn) {
+        let start = self.sys.now();
+        let result = self.sys.run(&spawn);
+        if let Err(e) = &result {
             log::error!("cannot start {RESCUE_SHELL}: {e}");
+        }
+        ShellRun {
+            result,
+            ran: self.sys.now().saturating_sub(start),
         }
     }
 
@@ -299,6 +348,8 @@ impl<'a> Boot<'a> {
                 return end;
             }
             self.finish_timeline();
+            // Back to the kernel's default for the new system's own writers.
+            self.kmsg_limit.restore(self.sys);
             let init = self.plan.init.clone();
             let args = self.plan.init_args.clone();
             let console_dev = self.plan.switch_root_console.clone();
@@ -317,9 +368,106 @@ impl<'a> Boot<'a> {
                     return BootEnd::HandedOff;
                 }
             }
+            self.kmsg_limit.lift_again(self.sys);
             let reason = err.to_string();
             log::error!("{reason}");
             checked = self.recover(&reason).map(drop);
+        }
+    }
+}
+
+/// How a rescue shell run ended.
+#[derive(Debug)]
+pub struct ShellRun {
+    /// The exit code, or why the shell could not start.
+    pub result: io::Result<i32>,
+    /// How long it ran (`CLOCK_BOOTTIME`).
+    pub ran: Duration,
+}
+
+/// Paces the rescue loop, so a shell that cannot start or exits at once (no console input, a
+/// broken `/bin/sh`) does not turn PID 1 into a hot loop: 1 s, then doubling up to 30 s. A shell
+/// that was used for a while resets the pace.
+#[derive(Debug, Clone)]
+pub struct RescueBackoff {
+    next: Duration,
+}
+
+impl RescueBackoff {
+    pub const FIRST: Duration = Duration::from_secs(1);
+    pub const MAX: Duration = Duration::from_secs(30);
+    /// A shell that ran shorter than this exited "at once".
+    pub const AT_ONCE: Duration = Duration::from_secs(1);
+
+    /// Called after each rescue shell: waits (through [`Sys::sleep`]) when the shell did not run.
+    pub fn pace(&mut self, sys: &dyn Sys, run: &ShellRun) {
+        let why = match &run.result {
+            Err(_) => "the rescue shell could not be started",
+            Ok(_) if run.ran < Self::AT_ONCE => "the rescue shell exited at once",
+            Ok(_) => {
+                self.next = Self::FIRST;
+                return;
+            }
+        };
+        let wait = self.next;
+        log::warn!("{why}: retrying in {}s", wait.as_secs());
+        sys.sleep(wait);
+        self.next = (wait * 2).min(Self::MAX);
+    }
+}
+
+impl Default for RescueBackoff {
+    fn default() -> Self {
+        Self { next: Self::FIRST }
+    }
+}
+
+/// `printk_devkmsg` under `/proc/sys`.
+const PRINTK_DEVKMSG: &str = "kernel/printk_devkmsg";
+
+/// The kernel's rate limit on `/dev/kmsg` writers (`printk.devkmsg=ratelimit`, the default, lets
+/// 10 lines through per 5 s and drops the rest): lifted for the boot so the kernel log keeps
+/// every line, put back before the handoff so the new system gets the kernel's default.
+#[derive(Debug, Default)]
+pub struct KmsgLimit {
+    /// The value to restore; `None` when nothing was changed.
+    original: Option<String>,
+}
+
+impl KmsgLimit {
+    /// Lifts the limit when it is `ratelimit`. `on` needs nothing; `off` and a value locked by
+    /// `printk.devkmsg=` on the command line (the write fails) are the user's choice.
+    pub fn lift(sys: &dyn Sys) -> Self {
+        let path = sys.path(&Path::new("/proc/sys").join(PRINTK_DEVKMSG));
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Self::default();
+        };
+        let value = text.trim();
+        if value != "ratelimit" {
+            return Self::default();
+        }
+        match sys.write_sysctl(PRINTK_DEVKMSG, "on") {
+            Ok(()) => Self {
+                original: Some(value.to_string()),
+            },
+            Err(e) => {
+                log::debug!("kernel log rate limit kept ({e})");
+                Self::default()
+            }
+        }
+    }
+
+    /// Puts the original value back.
+    pub fn restore(&self, sys: &dyn Sys) {
+        if let Some(v) = &self.original {
+            let _ = sys.write_sysctl(PRINTK_DEVKMSG, v);
+        }
+    }
+
+    /// Lifts it again after a handoff that failed (the boot goes on logging).
+    pub fn lift_again(&self, sys: &dyn Sys) {
+        if self.original.is_some() {
+            let _ = sys.write_sysctl(PRINTK_DEVKMSG, "on");
         }
     }
 }
@@ -343,6 +491,14 @@ impl Boot<'_> {
             other => other,
         }
     }
+}
+
+/// The kernel's `console_loglevel` (first field of `/proc/sys/kernel/printk`).
+fn console_loglevel(sys: &dyn Sys) -> u8 {
+    std::fs::read_to_string(sys.path(Path::new("/proc/sys/kernel/printk")))
+        .ok()
+        .and_then(|t| console::parse_console_loglevel(&t))
+        .unwrap_or(console::DEFAULT_CONSOLE_LOGLEVEL)
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -379,15 +535,17 @@ pub fn run_recorded(sys: &dyn Sys, rescue_budget: Option<usize>) -> Finished {
     let init_start = sys.now();
     let early_start = init_start;
     let early = early::setup(sys);
+    let kmsg_limit = KmsgLimit::lift(sys);
     if let Ok(kmsg) = std::fs::OpenOptions::new()
         .write(true)
         .open(sys.path(Path::new("/dev/kmsg")))
     {
-        console::attach_kmsg(kmsg);
+        console::attach_kmsg(kmsg, console_loglevel(sys));
     }
     let plan = read_plan(sys);
     console::configure(plan.quiet, plan.debug);
     let mut boot = Boot::new(sys, plan, init_start);
+    boot.kmsg_limit = kmsg_limit;
     boot.rescue_budget = rescue_budget;
     boot.mounts = early.mounts.clone();
     let early_outcome = if early.failures.is_empty() {
@@ -434,13 +592,32 @@ pub fn run_recorded(sys: &dyn Sys, rescue_budget: Option<usize>) -> Finished {
     }
 }
 
+/// Reports Rust panics on the console and in the kernel log without ever waiting for the
+/// logger (a panic inside the logger holds its lock).
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("panic");
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        // One line: the kernel log keeps a record per write.
+        let message = message.replace('\n', " ");
+        console::report_panic(&format!("ramboot panicked: {message}{at}"));
+    }));
+}
+
 /// The entry point when running as PID 1. Never returns; exits only when `panic=` asks.
 pub fn pid1_main() -> ! {
     console::init(Box::new(std::io::stdout()), false, false);
-    std::panic::set_hook(Box::new(|info| {
-        log::error!("ramboot panicked: {info}");
-    }));
+    install_panic_hook();
     let sys = crate::sys::RealSys;
+    let mut backoff = RescueBackoff::default();
     loop {
         let end = std::panic::catch_unwind(|| run(&sys, None)).unwrap_or_else(|p| BootEnd::Idle {
             reason: format!("internal error: {}", panic_text(&p)),
@@ -452,7 +629,8 @@ pub fn pid1_main() -> ! {
                 console::announce(&format!("ramboot: boot stopped: {reason}"));
                 if std::path::Path::new(RESCUE_SHELL).exists() {
                     let boot = Boot::new(&sys, cmdline::plan(&cmdline::parse("")), sys.now());
-                    boot.rescue_shell("Launching initramfs emergency recovery shell.");
+                    let run = boot.rescue_shell("Launching initramfs emergency recovery shell.");
+                    backoff.pace(&sys, &run);
                 } else {
                     sys.idle_forever();
                 }
@@ -489,6 +667,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         shell(dir.path());
         let sys = RecordingSys::new(dir.path());
+        // Someone used the shell for a minute: no backoff.
+        sys.push_run_lasting(0, Duration::from_secs(60));
         let mut b = boot_with(&sys, "");
         let mut tries = 0;
         let r = b.stage("x", "Doing x", |_| {
@@ -520,9 +700,85 @@ mod tests {
             matches!(r, Err(BootEnd::GaveUp { reason }) if reason.contains("internal error: boom"))
         );
         assert_eq!(
-            sys.calls().len(),
-            1,
-            "the rescue shell ran once before the budget ran out"
+            sys.trace(),
+            ["/bin/sh", "sleep 1"],
+            "the rescue shell ran once (and exited at once) before the budget ran out"
+        );
+    }
+
+    fn always_failing(b: &mut Boot<'_>) -> Result<(), BootEnd> {
+        b.stage("x", "x", |_| {
+            Err(BootError::Unsupported {
+                what: "always fails".into(),
+            })
+        })
+    }
+
+    fn sleeps(sys: &RecordingSys) -> Vec<String> {
+        sys.trace()
+            .into_iter()
+            .filter(|l| l.starts_with("sleep"))
+            .collect()
+    }
+
+    /// Issue 8 (8): a rescue shell that exits at once backs off 1 s, doubling to 30 s, and
+    /// says so; a shell that was used resets the pace.
+    #[test]
+    fn a_shell_that_exits_at_once_backs_off_up_to_30s() {
+        let dir = tempfile::tempdir().unwrap();
+        shell(dir.path());
+        let sys = RecordingSys::new(dir.path());
+        let out = console::tests::Captured::default();
+        console::init(Box::new(out.clone()), true, false);
+        for _ in 0..7 {
+            sys.push_run_result(0);
+        }
+        sys.push_run_lasting(0, Duration::from_secs(120));
+        sys.push_run_result(0);
+        let mut b = boot_with(&sys, "");
+        b.rescue_budget = Some(9);
+        assert!(matches!(
+            always_failing(&mut b),
+            Err(BootEnd::GaveUp { .. })
+        ));
+        assert_eq!(
+            sleeps(&sys),
+            [
+                "sleep 1", "sleep 2", "sleep 4", "sleep 8", "sleep 16", "sleep 30", "sleep 30",
+                // the eighth shell ran two minutes; the ninth exited at once again
+                "sleep 1",
+            ]
+        );
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains(" * WARNING: the rescue shell exited at once: retrying in 30s\n"),
+            "{text}"
+        );
+    }
+
+    /// Issue 8 (8): a shell that cannot be executed takes the same backoff.
+    #[test]
+    fn a_shell_that_cannot_start_backs_off() {
+        let dir = tempfile::tempdir().unwrap();
+        shell(dir.path());
+        let sys = RecordingSys::new(dir.path());
+        sys.fail_on("/bin/sh", 8); // ENOEXEC
+        let out = console::tests::Captured::default();
+        console::init(Box::new(out.clone()), true, false);
+        let mut b = boot_with(&sys, "");
+        b.rescue_budget = Some(3);
+        assert!(matches!(
+            always_failing(&mut b),
+            Err(BootEnd::GaveUp { .. })
+        ));
+        assert_eq!(sleeps(&sys), ["sleep 1", "sleep 2", "sleep 4"]);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.contains(" * ERROR: cannot start /bin/sh: Exec format error (os error 8)\n")
+                && text.contains(
+                    " * WARNING: the rescue shell could not be started: retrying in 1s\n"
+                ),
+            "{text}"
         );
     }
 
@@ -541,5 +797,71 @@ mod tests {
         });
         assert!(matches!(r, Err(BootEnd::Idle { .. })));
         assert!(sys.trace().contains(&"idle".to_string()));
+    }
+
+    fn proc_sys(dir: &Path, devkmsg: &str) {
+        std::fs::create_dir_all(dir.join("proc/sys/kernel")).unwrap();
+        std::fs::write(dir.join("proc/sys/kernel/printk_devkmsg"), devkmsg).unwrap();
+    }
+
+    fn executable_init(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        let init = dir.join("sysroot/sbin/init");
+        std::fs::create_dir_all(init.parent().unwrap()).unwrap();
+        std::fs::write(&init, b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// Issue 8 (9): the kernel's rate limit on /dev/kmsg writers is lifted for the boot and put
+    /// back before switch_root hands over to the new system.
+    #[test]
+    fn the_kmsg_rate_limit_is_lifted_for_the_boot_and_restored_at_handoff() {
+        let dir = tempfile::tempdir().unwrap();
+        proc_sys(dir.path(), "ratelimit\n");
+        executable_init(dir.path());
+        let sys = RecordingSys::new(dir.path());
+        let limit = KmsgLimit::lift(&sys);
+        let devkmsg = || std::fs::read_to_string(dir.path().join("proc/sys/kernel/printk_devkmsg"));
+        assert_eq!(devkmsg().unwrap(), "on");
+        let mut b = boot_with(&sys, "");
+        b.kmsg_limit = limit;
+        b.mounts = vec![PathBuf::from("/proc")];
+        assert!(matches!(b.handoff(), BootEnd::HandedOff));
+        let t = sys.trace();
+        assert_eq!(t[0], "sysctl -w kernel.printk_devkmsg=on");
+        let restored = t
+            .iter()
+            .position(|l| l == "sysctl -w kernel.printk_devkmsg=ratelimit")
+            .unwrap_or_else(|| panic!("{t:#?}"));
+        let moved = t
+            .iter()
+            .position(|l| l.starts_with("mount -o move"))
+            .unwrap();
+        assert!(restored < moved, "{t:#?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sysroot/proc/sys/kernel/printk_devkmsg"))
+                .unwrap(),
+            "ratelimit",
+            "/proc moved into the new root with the kernel's default back"
+        );
+    }
+
+    /// `on` needs nothing; `off` is the user's choice; a value locked by `printk.devkmsg=`
+    /// (the write fails) stays as it is.
+    #[test]
+    fn the_kmsg_rate_limit_is_left_alone_unless_it_is_the_default() {
+        for value in ["on\n", "off\n"] {
+            let dir = tempfile::tempdir().unwrap();
+            proc_sys(dir.path(), value);
+            let sys = RecordingSys::new(dir.path());
+            KmsgLimit::lift(&sys).restore(&sys);
+            assert!(sys.trace().is_empty(), "{value}: {:?}", sys.trace());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        proc_sys(dir.path(), "ratelimit\n");
+        let sys = RecordingSys::new(dir.path());
+        sys.fail_on("printk_devkmsg", 22);
+        KmsgLimit::lift(&sys).restore(&sys);
+        assert_eq!(sys.trace(), ["sysctl -w kernel.printk_devkmsg=on"]);
     }
 }

@@ -184,8 +184,11 @@ pub fn mount_usr(boot: &mut Boot<'_>, spec: &RootSpec) {
             continue;
         };
         let device = format!("/dev/{}", info.dev.name);
-        load_fs(boot, &e.vfstype);
-        let result = mount(boot, &device, "/sysroot/usr", &e.vfstype, flags);
+        let fstype = info.probe.as_ref().map(|p| p.fstype.as_str().to_string());
+        let fstype = Some(e.vfstype.as_str())
+            .filter(|t| *t != "auto")
+            .or(fstype.as_deref());
+        let result = mount_any(boot, &device, "/sysroot/usr", fstype, flags);
         let text = match &result {
             Ok(()) => format!("{device} ({}) mounted with {flags}", e.vfstype),
             Err(err) => err.to_string(),
@@ -193,6 +196,53 @@ pub fn mount_usr(boot: &mut Boot<'_>, spec: &RootSpec) {
         super::console::eend(result.as_ref().map(drop).map_err(|_| text.as_str()));
         boot.record.usr = Some(text);
     }
+}
+
+/// The block-device filesystems the kernel knows now (`/proc/filesystems` without its `nodev`
+/// lines), in the kernel's order: what busybox `mount` tries when no type is given.
+pub fn kernel_filesystems(boot: &Boot<'_>) -> Vec<String> {
+    std::fs::read_to_string(boot.sys.path(Path::new("/proc/filesystems")))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with("nodev"))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Mounts `source` with `fstype`, or, when the type is unknown (not given, not recognised, or
+/// `auto`), with each filesystem the kernel knows until one accepts it, as busybox `mount`
+/// does. The kernel has no type called `auto`.
+fn mount_any(
+    boot: &Boot<'_>,
+    source: &str,
+    target: &str,
+    fstype: Option<&str>,
+    options: &str,
+) -> Result<(), BootError> {
+    if let Some(t) = fstype.filter(|t| *t != "auto") {
+        load_fs(boot, t);
+        return mount(boot, source, target, t, options);
+    }
+    let tried = kernel_filesystems(boot);
+    let mut last = None;
+    for t in &tried {
+        match mount(boot, source, target, t, options) {
+            Ok(()) => {
+                log::info!("{source}: mounted as {t}");
+                return Ok(());
+            }
+            Err(BootError::RootMount { source, .. }) => last = Some(source),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(BootError::RootFsUnknown {
+        device: source.to_string(),
+        target: PathBuf::from(target),
+        tried,
+        last,
+    })
 }
 
 fn mount(
@@ -223,12 +273,12 @@ pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
             // Alpine: after the device search, before the mount.
             b.rescue_shell("Single-user mode: exit the shell to continue the boot.");
         }
-        let fstype = spec.fstype.clone().or(probed).unwrap_or_else(|| "auto".into());
-        load_fs(b, &fstype);
+        let fstype = spec.fstype.clone().or(probed);
+        let fstype = fstype.as_deref();
         match &spec.overlay_tmpfs {
             Some(tmpfs_flags) => {
                 let ro = format!("{},ro", spec.flags);
-                mount(b, &device, "/media/root-ro", &fstype, ro.trim_start_matches(','))?;
+                mount_any(b, &device, "/media/root-ro", fstype, ro.trim_start_matches(','))?;
                 let rw = format!("mode=0755,{tmpfs_flags},rw");
                 mount(b, "root-tmpfs", "/media/root-rw", "tmpfs", rw.replace(",,", ",").as_str())?;
                 for d in ["/media/root-rw/work", "/media/root-rw/root"] {
@@ -250,7 +300,7 @@ pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
                     }
                 }
             }
-            None => mount(b, &device, SYSROOT, &fstype, &spec.flags)?,
+            None => mount_any(b, &device, SYSROOT, fstype, &spec.flags)?,
         }
         Ok(())
     })?;

@@ -88,7 +88,12 @@ fn validate(raw: Raw) -> Result<Request, String> {
     let compression = match raw.compress.as_deref() {
         None | Some("gzip") => Compression::Gzip,
         Some("none") => Compression::None,
-        Some(other) => return Err(format!("unknown compression {other:?} (gzip or none)")),
+        Some(other) => {
+            return Err(format!(
+                "unknown compression {} (gzip or none)",
+                crate::quote::quoted(other)
+            ))
+        }
     };
     let mut wanted: Vec<String> = raw.modules;
     if let Some(text) = &raw.cmdline {
@@ -126,7 +131,7 @@ fn validate(raw: Raw) -> Result<Request, String> {
     for f in raw.files {
         let (src, dest) = f
             .split_once(':')
-            .ok_or_else(|| format!("--file {f:?}: expected SRC:DEST"))?;
+            .ok_or_else(|| format!("--file {}: expected SRC:DEST", crate::quote::quoted(&f)))?;
         files.push((PathBuf::from(src), dest.to_string()));
     }
     let mtime = std::env::var("SOURCE_DATE_EPOCH")

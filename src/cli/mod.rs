@@ -2,6 +2,7 @@
 //! plain record (no validation), then that record into a validated request the library runs.
 
 pub mod args;
+pub mod install;
 pub mod mkinitfs;
 pub mod plan;
 
@@ -41,12 +42,26 @@ As PID 1 (/init in an initramfs) it boots. On a host:
                                           what a kernel command line means for the boot
   ramboot plan --root DIR [--cmdline TEXT] [--json]
                                           dry-run the boot against DIR standing in for /
-  ramboot install --root DIR [options] PKG...
-                                          install apk packages into DIR
+  ramboot install --root DIR [--apkovl FILE] [options] PKG...
+                                          install apk packages into DIR (after the apkovl,
+                                          as the boot does)
   ramboot apk genkey|mkpkg|index ...      build signed apk packages and indexes
   ramboot version
 Installed as /sbin/modprobe it answers the kernel's module requests.
 ";
+
+/// Whether a process should boot the system: only as PID 1 and only when started as the init —
+/// argv\[0\] named `init` (`/init` in an initramfs, `/sbin/init`) or no arguments at all. As the
+/// entrypoint of a container, `ramboot mkinitfs …` is PID 1 too, and runs its command.
+pub fn boots_as_pid1(is_pid1: bool, args: &[OsString]) -> bool {
+    if !is_pid1 {
+        return false;
+    }
+    let named_init = args
+        .first()
+        .is_some_and(|a| std::path::Path::new(a).file_name() == Some("init".as_ref()));
+    named_init || args.len() <= 1
+}
 
 /// Dispatches a host command; returns the exit status.
 pub fn main(args: &[OsString]) -> i32 {
@@ -59,7 +74,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "mkinitfs" => mkinitfs::main(rest),
         "cmdline" => crate::cmdline::cli::main(rest),
         "plan" => plan::main(rest),
-        "install" => crate::apk::cli::main_install(rest),
+        "install" => install::main(rest),
         "apk" => crate::apk::cli::main_apk(rest),
         "version" | "--version" | "-V" => {
             println!("ramboot {}", env!("CARGO_PKG_VERSION"));
@@ -70,8 +85,46 @@ pub fn main(args: &[OsString]) -> i32 {
             0
         }
         other => {
-            eprintln!("ramboot: unknown command {other:?}\n\n{USAGE}");
+            eprintln!(
+                "ramboot: unknown command {}\n\n{USAGE}",
+                crate::quote::quoted(other)
+            );
             2
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    /// Issue 8 (10): PID 1 boots only as the init; a container entrypoint runs its command.
+    #[test]
+    fn pid1_boots_only_as_the_init() {
+        for init in [
+            &["/init"][..],
+            &["init"],
+            &["/init", "single"],
+            &["/sbin/init", "s"],
+        ] {
+            assert!(boots_as_pid1(true, &args(init)), "{init:?}");
+        }
+        assert!(
+            boots_as_pid1(true, &args(&["/usr/bin/ramboot"])),
+            "no arguments"
+        );
+        assert!(boots_as_pid1(true, &[]), "no argv at all");
+        for cmd in [
+            &["ramboot", "mkinitfs", "-o", "x"][..],
+            &["/usr/bin/ramboot", "--version"],
+            &["ramboot", "cmdline", "explain", "quiet"],
+        ] {
+            assert!(!boots_as_pid1(true, &args(cmd)), "{cmd:?}");
+        }
+        assert!(!boots_as_pid1(false, &args(&["/init"])), "not PID 1");
     }
 }

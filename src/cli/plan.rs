@@ -512,7 +512,7 @@ pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
     };
     if let Some(d) = &f.record.discovery {
         r.discovery = format!(
-            "{:?} after {:.2}s{}",
+            "{} after {:.2}s{}",
             d.ending,
             d.finished.saturating_sub(d.started).as_secs_f64(),
             match d.ready_at {
@@ -632,11 +632,18 @@ pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
         .iter()
         .map(|(n, v)| format!("{n}-{v}"))
         .collect();
+    // A repository that was not used comes first: it often explains a skipped package.
     r.skipped = f
         .record
-        .package_problems
+        .unused_repositories
         .iter()
-        .map(|(n, w)| format!("{n}: {w}"))
+        .map(|w| format!("repository not used: {w}"))
+        .chain(
+            f.record
+                .package_problems
+                .iter()
+                .map(|(n, w)| format!("{n}: {w}")),
+        )
         .collect();
     for s in &f.timeline.stages {
         r.stages.push((s.name.clone(), outcome_text(&s.outcome)));

@@ -101,6 +101,14 @@ fn check_semantics(resolve: Resolve) {
     let (parent, name) = root.parent(Path::new("bin/sh")).unwrap();
     assert_eq!(name, "sh");
     assert_eq!(ino_of_fd(&parent), ino_of(&root_path.join("usr/bin")));
+    // Files are written where links lead inside the root, created there when missing.
+    symlink("/etc/made", root_path.join("dangling")).unwrap();
+    root.write(Path::new("dangling"), b"1", 0o600).unwrap();
+    assert_eq!(std::fs::read(root_path.join("etc/made")).unwrap(), b"1");
+    root.write(Path::new("abs/made"), b"2", 0o600).unwrap();
+    assert_eq!(root.read_to_string(Path::new("etc/made")).unwrap(), "2");
+    root.write(Path::new("out/x"), b"3", 0o600).unwrap();
+    assert_eq!(std::fs::read(mirror.join("x")).unwrap(), b"3");
     // Nothing was written outside.
     assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
 }
@@ -114,6 +122,7 @@ fn kernel_resolution_is_chroot_semantics() {
         root.fd(),
         Path::new("var/run"),
         OFlags::PATH,
+        Mode::empty(),
         Symlinks::InRoot,
     )
     .expect("openat2(RESOLVE_IN_ROOT) works on this kernel");

@@ -17,7 +17,9 @@ mod streams;
 mod system;
 mod text;
 
-pub use streams::{apk_stream, apkovl, fuzz_key, FUZZ_KEY_NAME, GZ_MEMBER_SPLIT};
+pub use streams::{
+    apk_stream, apk_stream_bytes, apkovl, fuzz_key, fuzz_keyring, FUZZ_KEY_NAME, GZ_MEMBER_SPLIT,
+};
 pub use system::{modules, superblock, SPARSE_MAGIC};
 pub use text::{apkindex, cmdline, dep_atoms, fstab, installed_db};
 

@@ -61,7 +61,8 @@ pub fn fuzz_key() -> &'static SigningKey {
     })
 }
 
-fn keyring() -> &'static Keyring {
+/// The keyring the stream target verifies with: [`fuzz_key`] only.
+pub fn fuzz_keyring() -> &'static Keyring {
     static KEYS: OnceLock<Keyring> = OnceLock::new();
     KEYS.get_or_init(|| {
         let mut k = Keyring::default();
@@ -70,8 +71,10 @@ fn keyring() -> &'static Keyring {
     })
 }
 
+/// Level 9 like abuild and the package builder: members of unmutated seeds come out byte for
+/// byte as built, so their signatures and data hashes verify.
 fn gzip(data: &[u8], out: &mut Vec<u8>) {
-    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::best());
     gz.write_all(data).expect("gzip to memory");
     gz.finish().expect("gzip to memory");
 }
@@ -105,17 +108,9 @@ impl DataSink for Drain {
     }
 }
 
-/// Input: a flags byte, then the stream. Flags bit 0 set: the rest is the file as it would be
-/// read. Clear: the rest is uncompressed gzip members separated by [`GZ_MEMBER_SPLIT`], each
-/// gzipped here, so checksums are right and mutations reach the tar reader and the verifier.
-/// Bit 1: `--allow-untrusted`. Bit 2: stop after the control part.
-///
-/// The stream is read as a repository package (identity check), as a signed package file and as
-/// an APKINDEX.tar.gz; nothing panics, and an index that verifies is parsed.
-pub fn apk_stream(data: &[u8]) {
-    let Some((&flags, rest)) = data.split_first() else {
-        return;
-    };
+/// The flags byte and the stream bytes of an [`apk_stream`] input.
+pub fn apk_stream_bytes(data: &[u8]) -> Option<(u8, Vec<u8>)> {
+    let (&flags, rest) = data.split_first()?;
     let stream = if flags & 1 != 0 {
         rest.to_vec()
     } else {
@@ -125,8 +120,22 @@ pub fn apk_stream(data: &[u8]) {
         }
         out
     };
+    Some((flags, stream))
+}
+
+/// Input: a flags byte, then the stream. Flags bit 0 set: the rest is the file as it would be
+/// read. Clear: the rest is uncompressed gzip members separated by [`GZ_MEMBER_SPLIT`], each
+/// gzipped here, so checksums are right and mutations reach the tar reader and the verifier.
+/// Bit 1: `--allow-untrusted`. Bit 2: stop after the control part.
+///
+/// The stream is read as a repository package (identity check), as a signed package file and as
+/// an APKINDEX.tar.gz; nothing panics, and an index that verifies is parsed.
+pub fn apk_stream(data: &[u8]) {
+    let Some((flags, stream)) = apk_stream_bytes(data) else {
+        return;
+    };
     let allow_untrusted = flags & 2 != 0;
-    let keys = keyring();
+    let keys = fuzz_keyring();
     let identity = Checksum::Sha1([0; 20]);
     let mut control_only = ControlOnly;
     let mut drain = Drain;

@@ -89,7 +89,11 @@ impl fmt::Display for MkinitfsError {
             Self::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Self::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
             Self::BadDestination { dest } => {
-                write!(f, "bad destination path in the image: {dest:?}")
+                write!(
+                    f,
+                    "bad destination path in the image: {}",
+                    crate::quote::quoted(dest)
+                )
             }
             Self::Unrunnable { what, path, why } => {
                 write!(f, "{what} {}: {why}", path.display())

@@ -15,6 +15,7 @@
 //! - device nodes only under `dev/`, and an archive with hostile names is refused whole.
 
 use crate::fsutil::{Resolve, Root, Symlinks};
+use crate::quote::quoted;
 use crate::sys::NodeKind;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
@@ -61,7 +62,7 @@ impl fmt::Display for OverlayError {
                 write!(f, "apkovl {} is corrupt: {reason}", path.display())
             }
             Self::Hostile { entry, reason } => {
-                write!(f, "apkovl entry {entry:?} refused: {reason}")
+                write!(f, "apkovl entry {} refused: {reason}", quoted(entry))
             }
             Self::Encrypted { cipher } => {
                 write!(f, "encrypted apkovl ({cipher}) is not supported by ramboot; use an unencrypted apkovl")
@@ -230,6 +231,8 @@ fn timestamps(mtime: u64) -> Timestamps {
     }
 }
 
+type Entry<'r> = tar::Entry<'r, flate2::read::GzDecoder<fs::File>>;
+
 impl Extractor<'_, '_> {
     fn run(&mut self, path: &Path) -> Result<Extracted, OverlayError> {
         let corrupt = |e: io::Error| OverlayError::Corrupt {
@@ -252,102 +255,22 @@ impl Extractor<'_, '_> {
                 source,
             };
             let rel = Path::new(&name);
-            let base = rel.file_name().expect("a cleaned, non-empty name");
             let parent = rel.parent().unwrap_or(Path::new(""));
             let dir = self
                 .root
                 .create_dirs(parent, 0o755, self.created)
                 .map_err(werr)?;
-            let kind = header.entry_type();
-            if kind.is_dir() {
+            if header.entry_type().is_dir() {
                 if self.directory(&dir, rel, &header).map_err(werr)? {
                     dir_times.push((name.clone(), header.mtime().unwrap_or(0)));
                 }
                 out.names.push(format!("{name}/"));
                 continue;
             }
-            let existing = lstat_kind(&dir, base);
-            if existing == Some(FileType::Directory) {
-                out.warnings
-                    .push(format!("{name}: a directory is in the way; entry skipped"));
-                continue;
+            match self.non_directory(&dir, rel, &mut entry, &header, path)? {
+                Ok(()) => out.names.push(name),
+                Err(skipped) => out.warnings.push(format!("{name}: {skipped}")),
             }
-            if existing.is_some() {
-                rustix::fs::unlinkat(&dir, base, AtFlags::empty())
-                    .map_err(|e| werr(errno_io(e)))?;
-            }
-            let link = || -> Result<PathBuf, OverlayError> {
-                Ok(entry
-                    .link_name()
-                    .map_err(corrupt)?
-                    .unwrap_or_default()
-                    .into_owned())
-            };
-            let mode = header.mode().unwrap_or(0o644) & 0o7777;
-            let is_file = kind.is_file() || kind.is_contiguous();
-            if kind.is_symlink() {
-                let target = link()?;
-                rustix::fs::symlinkat(&target, &dir, base).map_err(|e| werr(errno_io(e)))?;
-            } else if kind.is_hard_link() {
-                let target = clean_name(&link()?.to_string_lossy())?;
-                let (tdir, tbase) = self.root.parent(Path::new(&target)).map_err(werr)?;
-                rustix::fs::linkat(&tdir, tbase, &dir, base, AtFlags::empty())
-                    .map_err(|e| werr(errno_io(e)))?;
-            } else if is_file {
-                let fd = rustix::fs::openat(
-                    &dir,
-                    base,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(mode),
-                )
-                .map_err(|e| werr(errno_io(e)))?;
-                if existing.is_none() {
-                    self.created.push(name.clone().into());
-                }
-                let mut file = fs::File::from(fd);
-                io::copy(&mut entry, &mut file).map_err(werr)?;
-                self.owner_and_mode(&file, &header).map_err(werr)?;
-            } else if kind.is_fifo() {
-                let made =
-                    rustix::fs::mknodat(&dir, base, FileType::Fifo, Mode::from_raw_mode(mode), 0);
-                if let Err(e) = made {
-                    out.warnings
-                        .push(format!("{name}: cannot create the fifo: {e}"));
-                    continue;
-                }
-            } else if kind.is_character_special() || kind.is_block_special() {
-                if let Err(e) = self.device(rel, &header) {
-                    out.warnings
-                        .push(format!("{name}: cannot create the device node: {e}"));
-                    continue;
-                }
-            } else {
-                out.warnings
-                    .push(format!("{name}: unsupported entry type, skipped"));
-                continue;
-            }
-            if existing.is_none() && !is_file {
-                self.created.push(name.clone().into());
-            }
-            if self.opts.chown && !is_file {
-                // The entry itself, never what a symlink points to.
-                let _ = rustix::fs::chownat(
-                    &dir,
-                    base,
-                    Some(Uid::from_raw(header.uid().unwrap_or(0) as u32)),
-                    Some(Gid::from_raw(header.gid().unwrap_or(0) as u32)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                );
-            }
-            if !kind.is_symlink() {
-                let t = timestamps(header.mtime().unwrap_or(0));
-                let _ = rustix::fs::utimensat(&dir, base, &t, AtFlags::SYMLINK_NOFOLLOW);
-            }
-            out.names.push(name.clone());
         }
         for (name, mtime) in dir_times.iter().rev() {
             if let Ok((dir, base)) = self.root.parent(Path::new(name)) {
@@ -365,6 +288,92 @@ impl Extractor<'_, '_> {
             let _ = rustix::fs::fchmod(&home, Mode::from_raw_mode(0o700));
         }
         Ok(out)
+    }
+
+    /// Any entry but a directory, at `rel` in `dir`. Ok(Err(why)): skipped with a warning.
+    fn non_directory(
+        &mut self,
+        dir: &OwnedFd,
+        rel: &Path,
+        entry: &mut Entry<'_>,
+        header: &tar::Header,
+        archive: &Path,
+    ) -> Result<Result<(), String>, OverlayError> {
+        let werr = |source: io::Error| OverlayError::Write {
+            path: self.root_path.join(rel),
+            source,
+        };
+        let errno = |e: Errno| werr(errno_io(e));
+        let base = rel.file_name().expect("a cleaned, non-empty name");
+        let existing = lstat_kind(dir, base);
+        if existing == Some(FileType::Directory) {
+            return Ok(Err("a directory is in the way; entry skipped".into()));
+        }
+        if existing.is_some() {
+            rustix::fs::unlinkat(dir, base, AtFlags::empty()).map_err(errno)?;
+        }
+        let link = entry
+            .link_name()
+            .map_err(|e| OverlayError::Corrupt {
+                path: archive.into(),
+                reason: e.to_string(),
+            })?
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        let kind = header.entry_type();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let is_file = kind.is_file() || kind.is_contiguous();
+        if kind.is_symlink() {
+            rustix::fs::symlinkat(&link, dir, base).map_err(errno)?;
+        } else if kind.is_hard_link() {
+            let target = clean_name(&link.to_string_lossy())?;
+            let (tdir, tbase) = self.root.parent(Path::new(&target)).map_err(werr)?;
+            rustix::fs::linkat(&tdir, tbase, dir, base, AtFlags::empty()).map_err(errno)?;
+        } else if is_file {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+            let fd = rustix::fs::openat(
+                dir,
+                base,
+                flags | OFlags::CLOEXEC,
+                Mode::from_raw_mode(mode),
+            )
+            .map_err(errno)?;
+            if existing.is_none() {
+                self.created.push(rel.as_os_str().to_owned());
+            }
+            let mut file = fs::File::from(fd);
+            io::copy(entry, &mut file).map_err(werr)?;
+            self.owner_and_mode(&file, mode, header).map_err(werr)?;
+        } else if kind.is_fifo() {
+            let made = rustix::fs::mknodat(dir, base, FileType::Fifo, Mode::from_raw_mode(mode), 0);
+            if let Err(e) = made {
+                return Ok(Err(format!("cannot create the fifo: {e}")));
+            }
+        } else if kind.is_character_special() || kind.is_block_special() {
+            if let Err(e) = self.device(rel, header) {
+                return Ok(Err(format!("cannot create the device node: {e}")));
+            }
+        } else {
+            return Ok(Err("unsupported entry type, skipped".into()));
+        }
+        if existing.is_none() && !is_file {
+            self.created.push(rel.as_os_str().to_owned());
+        }
+        if self.opts.chown && !is_file {
+            // The entry itself, never what a symlink points to.
+            let _ = rustix::fs::chownat(
+                dir,
+                base,
+                Some(Uid::from_raw(header.uid().unwrap_or(0) as u32)),
+                Some(Gid::from_raw(header.gid().unwrap_or(0) as u32)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            );
+        }
+        if !kind.is_symlink() {
+            let t = timestamps(header.mtime().unwrap_or(0));
+            let _ = rustix::fs::utimensat(dir, base, &t, AtFlags::SYMLINK_NOFOLLOW);
+        }
+        Ok(Ok(()))
     }
 
     /// A directory entry. A symlink to a directory (inside the root) stays, and neither mode nor
@@ -390,13 +399,13 @@ impl Extractor<'_, '_> {
             Mode::empty(),
         )
         .map_err(errno_io)?;
-        self.owner_and_mode(&fd, header)?;
+        self.owner_and_mode(&fd, mode, header)?;
         Ok(true)
     }
 
-    /// The archive's mode, and its owner when asked, on an open file or directory.
-    fn owner_and_mode(&self, fd: &impl AsFd, header: &tar::Header) -> io::Result<()> {
-        let mode = Mode::from_raw_mode(header.mode().unwrap_or(0o644) & 0o7777);
+    /// `mode`, and the archive's owner when asked, on an open file or directory.
+    fn owner_and_mode(&self, fd: &impl AsFd, mode: u32, header: &tar::Header) -> io::Result<()> {
+        let mode = Mode::from_raw_mode(mode);
         rustix::fs::fchmod(fd, mode).map_err(errno_io)?;
         if self.opts.chown {
             let uid = Uid::from_raw(header.uid().unwrap_or(0) as u32);

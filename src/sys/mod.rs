@@ -38,6 +38,16 @@ pub enum RebootKind {
     Halt,
 }
 
+impl std::fmt::Display for RebootKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PowerOff => "poweroff",
+            Self::Restart => "restart",
+            Self::Halt => "halt",
+        })
+    }
+}
+
 /// A kernel module image handed to [`Sys::load_module`].
 pub enum ModuleImage<'a> {
     /// A file the kernel reads itself (`finit_module`); `compressed` sets
@@ -191,6 +201,10 @@ pub trait Sys: Send + Sync {
     fn sync(&self);
     /// Blocks forever without using the CPU (PID 1's last resort). The double returns at once.
     fn idle_forever(&self);
+    /// Waits (the rescue loop's backoff). The double records it and advances its clock.
+    fn sleep(&self, duration: Duration);
+    /// Writes a kernel setting under `/proc/sys` (`key` like `kernel/printk_devkmsg`).
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()>;
 
     /// `CLOCK_BOOTTIME`.
     fn now(&self) -> Duration;

@@ -250,6 +250,14 @@ impl Sys for RealSys {
         }
     }
 
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
+        std::fs::write(Path::new("/proc/sys").join(key), value)
+    }
+
     fn now(&self) -> Duration {
         let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
         Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)

@@ -95,6 +95,13 @@ pub enum Call {
     },
     Sync,
     Idle,
+    Sleep {
+        duration: Duration,
+    },
+    Sysctl {
+        key: String,
+        value: String,
+    },
 }
 
 impl fmt::Display for Call {
@@ -207,9 +214,13 @@ impl fmt::Display for Call {
                 }
                 Ok(())
             }
-            Call::Reboot { kind } => write!(f, "reboot {kind:?}"),
+            Call::Reboot { kind } => write!(f, "reboot {kind}"),
             Call::Sync => write!(f, "sync"),
             Call::Idle => write!(f, "idle"),
+            Call::Sleep { duration } => write!(f, "sleep {}", duration.as_secs_f64()),
+            Call::Sysctl { key, value } => {
+                write!(f, "sysctl -w {}={value}", key.replace('/', "."))
+            }
         }
     }
 }
@@ -239,7 +250,8 @@ struct State {
     failures: Vec<(String, i32)>,
     /// (delay after the previous delivery, what arrives).
     uevents: VecDeque<(Duration, UeventRecv)>,
-    run_results: VecDeque<i32>,
+    /// (exit code, how long the process runs on the fake clock).
+    run_results: VecDeque<(i32, Duration)>,
     clock: Duration,
     next_loop: u32,
     /// The mount calls that succeeded, in order: the double's mount table over the stand-in's
@@ -380,9 +392,14 @@ impl RecordingSys {
         self.lock().uevents.push_back((delay, ev));
     }
 
-    /// Queues the exit code of the next [`Sys::run`] (default 0).
+    /// Queues the exit code of the next [`Sys::run`] (default 0, at once).
     pub fn push_run_result(&self, code: i32) {
-        self.lock().run_results.push_back(code);
+        self.push_run_lasting(code, Duration::ZERO);
+    }
+
+    /// Queues the exit code of the next [`Sys::run`], which takes `took` on the fake clock.
+    pub fn push_run_lasting(&self, code: i32, took: Duration) {
+        self.lock().run_results.push_back((code, took));
     }
 
     /// Advances the fake `CLOCK_BOOTTIME`.
@@ -629,7 +646,12 @@ impl Sys for RecordingSys {
         match (&spawn.chroot, &self.chroot_runs) {
             (Some(chroot), ChrootRuns::Execute) => self.run_chrooted(spawn, chroot),
             (Some(_), ChrootRuns::Refuse(why)) => Err(not_run(why.clone())),
-            _ => Ok(self.lock().run_results.pop_front().unwrap_or(0)),
+            _ => {
+                let mut st = self.lock();
+                let (code, took) = st.run_results.pop_front().unwrap_or_default();
+                st.clock += took;
+                Ok(code)
+            }
         }
     }
 
@@ -646,6 +668,22 @@ impl Sys for RecordingSys {
 
     fn idle_forever(&self) {
         let _ = self.record(Call::Idle);
+    }
+
+    fn sleep(&self, duration: Duration) {
+        let _ = self.record(Call::Sleep { duration });
+        self.lock().clock += duration;
+    }
+
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
+        self.record(Call::Sysctl {
+            key: key.into(),
+            value: value.into(),
+        })?;
+        // Like /proc/sys: only existing settings can be written.
+        let path = self.path(&Path::new("/proc/sys").join(key));
+        std::fs::metadata(&path)?;
+        std::fs::write(path, value)
     }
 
     fn now(&self) -> Duration {
