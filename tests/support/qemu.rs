@@ -80,8 +80,16 @@ pub fn kernel() -> &'static Kernel {
 pub struct Qemu {
     child: Child,
     stdin: Option<ChildStdin>,
-    console: Arc<(Mutex<String>, Condvar)>,
+    console: Arc<(Mutex<Console>, Condvar)>,
     pub name: String,
+}
+
+/// What QEMU printed so far, and how many of its output streams are still open (both close
+/// when it exits, so waiting for `open == 0` replaces any sleep after an exit).
+#[derive(Default)]
+struct Console {
+    text: String,
+    open: usize,
 }
 
 impl Qemu {
@@ -122,7 +130,13 @@ impl Qemu {
             .stderr(Stdio::piped())
             .spawn()
             .expect("qemu-system-aarch64 runs (qemu/setup-host.sh installs it)");
-        let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        let console = Arc::new((
+            Mutex::new(Console {
+                text: String::new(),
+                open: 2,
+            }),
+            Condvar::new(),
+        ));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
@@ -137,12 +151,16 @@ impl Qemu {
                         Ok(0) | Err(_) => break,
                         Ok(_) => {
                             let (m, cv) = &*console;
-                            m.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
+                            m.lock()
+                                .unwrap()
+                                .text
+                                .push_str(&String::from_utf8_lossy(&buf));
                             cv.notify_all();
                         }
                     }
                 }
-                let (_, cv) = &*console;
+                let (m, cv) = &*console;
+                m.lock().unwrap().open -= 1;
                 cv.notify_all();
             });
         }
@@ -156,7 +174,15 @@ impl Qemu {
     }
 
     pub fn text(&self) -> String {
-        self.console.0.lock().unwrap().clone()
+        self.console.0.lock().unwrap().text.clone()
+    }
+
+    /// Waits (up to `timeout`) until QEMU's output streams are closed: everything it printed
+    /// has been read.
+    fn drain(&self, timeout: Duration) {
+        let (m, cv) = &*self.console;
+        let guard = m.lock().unwrap();
+        let _ = cv.wait_timeout_while(guard, timeout, |c| c.open > 0);
     }
 
     fn save_log(&self) -> PathBuf {
@@ -167,18 +193,35 @@ impl Qemu {
 
     /// Waits until the console shows `marker`; panics with the console text after `timeout`.
     pub fn expect(&mut self, marker: &str, timeout: Duration) {
+        self.expect_after(0, marker, timeout);
+    }
+
+    /// Waits until the console shows `marker` after byte `from`; returns where it ends.
+    pub fn expect_after(&mut self, from: usize, marker: &str, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
+        let found = |c: &Console| {
+            c.text
+                .get(from..)
+                .and_then(|t| t.find(marker))
+                .map(|i| from + i + marker.len())
+        };
         let (m, cv) = &*self.console;
-        let mut text = m.lock().unwrap();
-        while !text.contains(marker) {
+        let mut console = m.lock().unwrap();
+        loop {
+            if let Some(end) = found(&console) {
+                return end;
+            }
             let now = Instant::now();
-            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            // Streams closed: QEMU exited (or is about to).
+            let exited = console.open == 0 || matches!(self.child.try_wait(), Ok(Some(_)));
             if now >= deadline || exited {
-                let t = text.clone();
-                drop(text);
-                // Give the reader threads a moment to drain after an exit.
-                std::thread::sleep(Duration::from_millis(200));
+                let t = console.text.clone();
+                drop(console);
+                self.drain(Duration::from_secs(5));
                 let full = self.text();
+                if let Some(i) = full.get(from..).and_then(|t| t.find(marker)) {
+                    return from + i + marker.len();
+                }
                 if full.contains(marker) {
                     return;
                 }
@@ -191,7 +234,9 @@ impl Qemu {
                     if full.len() > t.len() { full } else { t }
                 );
             }
-            text = cv.wait_timeout(text, Duration::from_millis(250)).unwrap().0;
+            // The stream readers notify on every line and at EOF; the timeout only bounds the
+            // check of the deadline.
+            console = cv.wait_timeout(console, deadline - now).unwrap().0;
         }
     }
 
@@ -204,9 +249,9 @@ impl Qemu {
 
     /// Expects the rescue shell, proves it works by typing into it, and powers off from it.
     pub fn use_rescue_shell_and_power_off(mut self, timeout: Duration) -> String {
-        self.expect("Launching initramfs emergency recovery shell", timeout);
-        // The shell prints its prompt after the banner; give it a moment to read the tty.
-        std::thread::sleep(Duration::from_millis(500));
+        let banner = self.expect_after(0, "Launching initramfs emergency recovery shell", timeout);
+        // Type only once the shell reads the tty: its prompt (PS1 set by the rescue path).
+        self.expect_after(banner, "ramboot# ", timeout);
         self.send("echo RESCUE-$((6*7)); /bin/busybox poweroff -f\n");
         self.expect("RESCUE-42", timeout);
         self.wait_exit(timeout)
@@ -214,10 +259,11 @@ impl Qemu {
 
     /// Waits for QEMU to exit (power-off or panic with -no-reboot); returns the console text.
     pub fn wait_exit(mut self, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
+        // QEMU's streams close when it exits: wait for that, not on a poll.
+        self.drain(timeout);
+        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Ok(Some(_)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(200));
                 self.save_log();
                 return self.text();
             }
@@ -231,7 +277,8 @@ impl Qemu {
                     self.text()
                 );
             }
-            std::thread::sleep(Duration::from_millis(100));
+            // Output closed but the process not yet reaped: wait for it.
+            let _ = self.child.wait();
         }
     }
 }
