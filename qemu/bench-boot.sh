@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boot timings on QEMU's instruction clock (-icount shift=0,sleep=on: 1 ns of guest time per
-# instruction), which makes them repeatable between runs and commits. Boots the root= demo and the
-# diskless demo (building what is missing) and prints ramboot's one-line timeline of each.
+# instruction), which makes them repeatable between runs and commits. Boots every row of the
+# README's speed table (building what is missing), prints ramboot's one-line timeline of each
+# boot, then the table: /init to the exec of the new init, the median over the runs.
 # Usage: bench-boot.sh [runs]   (default 1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -11,21 +12,60 @@ runs=${1:-1}
 # The demo media plus 19 filler packages: 23 packages of ~21 MiB, the size of the stock Alpine
 # reference in qemu-facts (23 packages, ~23 MiB installed).
 [ -f "$OUT/bench-media/media.img" ] || bash "$here/make-media.sh" "$OUT/bench-media" --filler 19 >/dev/null
+# The demo exactly as qemu/demo.sh builds and boots it.
+[ -f "$OUT/bench-demo/media.img" ] || bash "$here/make-media.sh" "$OUT/bench-demo" >/dev/null
 fillers=$(seq -s, -f 'filler%g' 19)
-key=$(ls "$OUT"/bench-media/keys/*.rsa.pub)
-sig=$(ls "$OUT"/bench-media/initramfs-files/)
-bash "$here/make-initramfs.sh" "$OUT/bench-diskless" -F base,virtio,vfat --apk-key "$key" \
-  --file "$OUT/bench-media/initramfs-files/$sig:/var/cache/misc/$sig" >/dev/null
+initrd_with_key() { # OUT MEDIA-DIR: the diskless initramfs trusting MEDIA-DIR's key and modloop
+  local key sig
+  key=$(ls "$2"/keys/*.rsa.pub)
+  sig=$(ls "$2"/initramfs-files/)
+  bash "$here/make-initramfs.sh" "$1" -F base,virtio,vfat --apk-key "$key" \
+    --file "$2/initramfs-files/$sig:/var/cache/misc/$sig" >/dev/null
+}
+initrd_with_key "$OUT/bench-diskless" "$OUT/bench-media"
+initrd_with_key "$OUT/bench-demo-initrd" "$OUT/bench-demo"
 bash "$here/make-initramfs.sh" "$OUT/bench-root" -F base,virtio,ext4 >/dev/null
 [ -f "$OUT/rootfs.img" ] || bash "$here/make-rootfs.sh" "$OUT/rootfs.img" >/dev/null
 echo "initramfs sizes: diskless $(stat -c %s "$OUT/bench-diskless") bytes, root= $(stat -c %s "$OUT/bench-root") bytes"
+
+rows=(
+  "root= ext4 on virtio (modules: ext4 + deps)"
+  "diskless, 23 packages (~21 MiB), apkovl, \`modloop=none\`"
+  "the same with the modloop verified and mounted in the initramfs"
+  "the demo (4 packages) with the modloop"
+)
+# boot ROW: one boot of table row ROW on the instruction clock; prints its timeline line and
+# appends "ROW MS" to $results.
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+boot() {
+  local row=$1 initrd append img
+  case $row in
+    0) initrd=$OUT/bench-root append="console=ttyAMA0 root=/dev/vda rootfstype=ext4" img=$OUT/rootfs.img ;;
+    1) initrd=$OUT/bench-diskless append="console=ttyAMA0 pkgs=$fillers modloop=none" img=$OUT/bench-media/media.img ;;
+    2) initrd=$OUT/bench-diskless append="console=ttyAMA0 pkgs=$fillers" img=$OUT/bench-media/media.img ;;
+    3) initrd=$OUT/bench-demo-initrd append=$(cat "$REPO/kernel-cmdline/qemu-virt-aarch64.txt") img=$OUT/bench-demo/media.img ;;
+  esac
+  local line
+  line=$(QEMU_TIMEOUT=300 qemu_virt "$initrd" "$append" -icount shift=0,sleep=on \
+    -drive if=none,id=d0,file="$img",format=raw,snapshot=on -device virtio-blk-pci,drive=d0 \
+    | tr -d '\r' | grep -a -m1 -o "ramboot: kernel .*ms in /init)" || true)
+  echo "  ${line:-no timeline line: the boot failed (see the console with qemu/demo.sh)}"
+  local ms
+  ms=$(printf '%s' "$line" | sed -n 's/.*(\([0-9]*\)ms in \/init)$/\1/p')
+  echo "$row ${ms:-?}" >> "$results"
+}
 for i in $(seq "$runs"); do
-  echo "== root= (ext4 on virtio), run $i"
-  QEMU_TIMEOUT=300 qemu_virt "$OUT/bench-root" "console=ttyAMA0 root=/dev/vda rootfstype=ext4" -icount shift=0,sleep=on \
-    -drive if=none,id=d0,file="$OUT/rootfs.img",format=raw,snapshot=on -device virtio-blk-pci,drive=d0 \
-    | grep -a -E "Run /init|ramboot: kernel" | grep -v "^\[.*ramboot: ramboot" || true
-  echo "== diskless (FAT on virtio, repository + apkovl + modloop, 23 packages), run $i"
-  QEMU_TIMEOUT=300 qemu_virt "$OUT/bench-diskless" "console=ttyAMA0 pkgs=$fillers" -icount shift=0,sleep=on \
-    -drive if=none,id=d0,file="$OUT/bench-media/media.img",format=raw,snapshot=on -device virtio-blk-pci,drive=d0 \
-    | grep -a -E "Run /init|ramboot: kernel" | grep -v "^\[.*ramboot: ramboot" || true
+  for row in 0 1 2 3; do
+    echo "== ${rows[$row]}, run $i"
+    boot "$row"
+  done
+done
+echo
+echo "/init → exec of the new init, instruction clock, median of $runs run(s):"
+echo "| boot | ramboot |"
+echo "|---|---|"
+for row in 0 1 2 3; do
+  median=$(awk -v r="$row" '$1 == r { print $2 }' "$results" | sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "?") }')
+  echo "| ${rows[$row]} | $median ms |"
 done

@@ -1,27 +1,38 @@
 #!/usr/bin/env bash
 # The README's first command: builds everything and boots the diskless demo in QEMU aarch64
-# (offline once qemu/setup-host.sh has fetched its packages). Prints the serial console.
+# (offline once qemu/setup-host.sh has fetched its packages). Prints each step with its
+# duration, cargo's progress, then the serial console of the boot.
 #
-#   1. host packages, Rust targets, the Debian arm64 kernel and busybox-static (cached);
-#   2. an Alpine-layout boot disk (qemu/make-media.sh): FAT partition with a signed boot
+#   1. host packages and Rust targets (qemu/setup-host.sh);
+#   2. the Debian arm64 kernel, its modules and busybox-static (downloaded once, cached);
+#   3. ramboot for this host (mkinitfs, the package tools) and for aarch64 (the static /init);
+#   4. an Alpine-layout boot disk (qemu/make-media.sh): FAT partition with a signed boot
 #      repository of packages built by ramboot, <hostname>.apkovl.tar.gz, boot/modloop-virt;
-#   3. ramboot's initramfs (ramboot as /init, virtio + vfat drivers, the apk key, the modloop
+#   5. ramboot's initramfs (ramboot as /init, virtio + vfat drivers, the apk key, the modloop
 #      signature, busybox for the rescue shell);
-#   4. boots it with the command line in kernel-cmdline/qemu-virt-aarch64.txt, no root=.
+#   6. boots it with the command line in kernel-cmdline/qemu-virt-aarch64.txt, no root=.
 # The demo system prints what it got (hostname and config from the apkovl, modules from the
 # modloop, installed packages, ramboot's timeline) and powers off.
+# Measured on a 2-core machine: about 6 minutes the first time (two release builds, the kernel
+# download), about 15 seconds after that; see the README.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/setup-host.sh"
 source "$here/common.sh"
-kernel_ready
-echo "== building the boot media"
-bash "$here/make-media.sh" "$OUT/demo" >/dev/null
+started=$(date +%s.%N)
+export CARGO_QUIET=""
+step "host packages and Rust targets (qemu/setup-host.sh)" bash "$here/setup-host.sh"
+step "Debian arm64 kernel and busybox (downloaded once into $CACHE)" kernel_ready
+build_host() { RAMBOOT_HOST=$(ramboot_host); export RAMBOOT_HOST; }
+build_init() { RAMBOOT_INIT=$(ramboot_aarch64); export RAMBOOT_INIT; }
+step "building ramboot for this host (cargo build --release)" build_host
+step "building the static aarch64 /init (cargo build --release --target aarch64-unknown-linux-musl)" build_init
+step "building the boot media (qemu/make-media.sh)" bash "$here/make-media.sh" "$OUT/demo"
 key=$(ls "$OUT"/demo/keys/*.rsa.pub)
 sig=$(ls "$OUT"/demo/initramfs-files/)
-echo "== building the initramfs"
-bash "$here/make-initramfs.sh" "$OUT/demo-initrd" -F base,virtio,vfat --apk-key "$key" \
-  --file "$OUT/demo/initramfs-files/$sig:/var/cache/misc/$sig"
-echo "== booting (QEMU aarch64, TCG)"
-qemu_virt "$OUT/demo-initrd" "$(cat "$REPO/kernel-cmdline/qemu-virt-aarch64.txt")" \
+step "building the initramfs (ramboot mkinitfs)" bash "$here/make-initramfs.sh" "$OUT/demo-initrd" \
+  -F base,virtio,vfat --apk-key "$key" --file "$OUT/demo/initramfs-files/$sig:/var/cache/misc/$sig"
+step "booting (QEMU aarch64, TCG: no KVM needed)" qemu_virt "$OUT/demo-initrd" \
+  "$(cat "$REPO/kernel-cmdline/qemu-virt-aarch64.txt")" \
   -drive if=none,id=d0,file="$OUT/demo/media.img",format=raw,snapshot=on -device virtio-blk-pci,drive=d0
+echo "== demo done in $(since "$started") s:"
+printf '%s\n' "${STEPS[@]}"

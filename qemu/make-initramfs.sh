@@ -8,4 +8,4 @@ out=$1; shift
 init=$(ramboot_aarch64)
 host=$(ramboot_host)
 "$host" mkinitfs -o "$out" --init "$init" --kernel-modules "$KMODS" \
-  --features-dir "$REPO/initramfs/features" --busybox "$BUSYBOX" "$@"
+  --busybox "$BUSYBOX" "$@"

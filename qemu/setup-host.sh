@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs everything the build and the QEMU tests need on a fresh Debian/Ubuntu machine.
+# Installs everything the build and the tests need on a fresh Debian/Ubuntu machine: QEMU and the
+# image tools, the mkfs tools the probe tests compare against, a static busybox for the package
+# script tests. Tests fail under CI (env CI set) when one is missing, so nothing is skipped there.
 # Idempotent: re-running it only checks. Needs root (or sudo) for apt-get.
 set -euo pipefail
 SUDO=""
@@ -11,10 +13,13 @@ need=()
 for pair in qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static \
     mcopy:mtools mkfs.vfat:dosfstools depmod:kmod mksquashfs:squashfs-tools \
     mkfs.ext4:e2fsprogs cpio:cpio openssl:openssl sfdisk:fdisk zstd:zstd xz:xz-utils \
-    unshare:util-linux; do
+    blkid:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mkfs.f2fs:f2fs-tools \
+    mkfs.exfat:exfatprogs genisoimage:genisoimage unshare:util-linux; do
   cmd=${pair%%:*}; pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/sbin/$cmd" ] || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
+# A static busybox for this machine (package scripts run chrooted in the tests).
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   $SUDO dpkg --add-architecture arm64
   updated=0

@@ -7,11 +7,15 @@ pub mod apk;
 pub mod boot;
 pub mod cli;
 pub mod cmdline;
+pub mod elf;
 pub mod fnmatch;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hw;
 pub mod initramfs;
 pub mod json;
 pub mod media;
 pub mod overlay;
+pub mod quote;
 pub mod sys;

@@ -26,7 +26,6 @@
 //! * 30-32 `autodetect_serial_setconsole*`: `setconsole` (making a detected serial port the
 //!   console, optionally gated by a DMI regex) is parsed but not implemented.
 
-#[path = "hw_support.rs"]
 mod support;
 
 use ramboot::boot::{self, BootEnd, Finished};
@@ -34,7 +33,7 @@ use ramboot::sys::RecordingSys;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use support::*;
+use support::hw::*;
 
 struct World {
     dir: tempfile::TempDir,

@@ -1,12 +1,20 @@
 //! Solver, ownership, scripts, attributes, overlay and protection, cache, and the CLI builder.
 
 mod apk_support;
+mod support;
 use apk_support::*;
 use ramboot::apk::build::PackageBuilder;
 use ramboot::apk::stream::ScriptKind;
 use ramboot::apk::{install, ScriptPolicy};
-use ramboot::sys::{Call, RecordingSys};
+use ramboot::boot::{packages, timeline::Outcome, Boot};
+use ramboot::sys::{
+    Call, ChrootRuns, ModuleImage, MountFlags, MountPoint, NodeKind, RealSys, RebootKind,
+    RecordingSys, Spawn, Sys, UeventSource,
+};
+use std::ffi::OsString;
+use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 
 #[test]
 fn diamond_and_versions() {
@@ -331,27 +339,266 @@ fn scripts_run_chrooted_in_order_with_apk_contract() {
         .exists());
 }
 
+/// Without the privilege to chroot (asked of the system boundary, whoever runs the tests), a
+/// script is skipped with a warning, or counts as an error when it must run.
 #[test]
 fn unprivileged_scripts_are_skipped_or_fail_as_asked() {
-    if rustix::process::geteuid().is_root() {
-        return;
-    }
+    let unprivileged = || RecordingSys::new("/").with_privileged(false);
     let f = Fixture::new();
     f.publish(vec![pkg("s", "1")
         .script(ScriptKind::PostInstall, "#!/bin/sh\n")
         .file("f", b"f", 0o644)]);
     let mut req = f.request(&["s"]);
     req.scripts = ScriptPolicy::Auto;
-    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    let r = install(&req, &unprivileged()).unwrap();
     assert_eq!(r.errors(), 0);
     assert!(r.warnings.iter().any(|w| w.contains("not run")));
+    assert_eq!(
+        r.scripts_not_run,
+        ["s-1: post-install script not run (needs root to chroot)"]
+    );
     let f = Fixture::new();
     f.publish(vec![pkg("s", "1")
         .script(ScriptKind::PostInstall, "#!/bin/sh\n")
         .file("f", b"f", 0o644)]);
     let mut req = f.request(&["s"]);
     req.scripts = ScriptPolicy::FailUnprivileged;
-    assert_eq!(install(&req, &RecordingSys::new("/")).unwrap().errors(), 1);
+    assert_eq!(install(&req, &unprivileged()).unwrap().errors(), 1);
+}
+
+/// The boot's privileged script path for real: `/sys /proc /dev` bound into the new root, the
+/// script run chrooted there (seeing them), and every bind gone afterwards. Runs as root (CI
+/// fails otherwise) in a temp dir standing in for `/`; the binds are the real `/sys /proc /dev`.
+#[test]
+fn privileged_scripts_run_chrooted_with_sys_proc_dev_bound() {
+    if !support::tools::root("binding /sys /proc /dev and chroot") {
+        return;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .filter(|b| ramboot::elf::parse(b).is_ok_and(|i| i.interpreter.is_none()));
+    let Some(busybox) = busybox else {
+        support::tools::missing("no static busybox (package busybox-static)");
+        return;
+    };
+    let modes_before = host_modes();
+    let sandbox = Sandbox::new();
+    let root = sandbox.path().to_path_buf();
+    // The stand-in initramfs: a repository on a "mounted" medium, the new root with its keys.
+    let f = Fixture::new();
+    f.publish(vec![pkg("busybox", "1.36.1-r0")
+        .file("bin/busybox", &busybox, 0o755)
+        .script(
+            ScriptKind::PostInstall,
+            "#!/bin/busybox sh\nexec > /script-saw\necho \"args=$*\"\necho \"cwd=$(pwd)\"\n\
+             echo \"umask=$(umask)\"\n[ -e /outside-marker ] || echo chroot=yes\n\
+             [ -r /proc/self/mountinfo ] && echo proc=yes\n[ -c /dev/null ] && echo dev=yes\n\
+             [ -d /sys/kernel ] && echo sys=yes\nexit 0\n",
+        )]);
+    copy_dir(&f.repo(), &root.join("media/vda1/apks"));
+    copy_dir(&f.keys(), &root.join("sysroot/etc/apk/keys"));
+    std::fs::write(root.join("outside-marker"), b"").unwrap();
+    let sys = BindingSys(RecordingSys::new(&root).with_chroot_runs(ChrootRuns::Execute));
+    let plan = ramboot::cmdline::plan(&ramboot::cmdline::parse("console=ttyS0"));
+    let ramboot::cmdline::Mode::Diskless(diskless) = plan.mode.clone() else {
+        panic!("no root= means diskless");
+    };
+    let mut boot = Boot::new(&sys, plan, std::time::Duration::ZERO);
+    ramboot::boot::apkovl::init_db(&sys, std::path::Path::new("/sysroot")).unwrap();
+    let outcome = packages::install(
+        &mut boot,
+        &["/media/vda1/apks".into()],
+        &["busybox".into()],
+        &[],
+        &[],
+        &diskless,
+    );
+    assert_eq!(outcome.unwrap(), Outcome::Ok, "{:?}", sys.0.trace());
+    assert_eq!(
+        std::fs::read_to_string(root.join("sysroot/script-saw")).unwrap(),
+        "args=1.36.1-r0\ncwd=/\numask=0022\nchroot=yes\nproc=yes\ndev=yes\nsys=yes\n"
+    );
+    let trace = sys.0.trace();
+    for want in [
+        "mount --bind /sys /sysroot/sys",
+        "mount --bind /proc /sysroot/proc",
+        "mount --bind /dev /sysroot/dev",
+        "chroot /sysroot lib/apk/exec/busybox-1.36.1-r0.post-install 1.36.1-r0",
+        "umount /sysroot/dev",
+        "umount /sysroot/proc",
+        "umount /sysroot/sys",
+    ] {
+        assert!(trace.iter().any(|c| c == want), "{want} in {trace:?}");
+    }
+    assert_eq!(
+        mounts_under(&root),
+        Vec::<String>::new(),
+        "binds left behind"
+    );
+    assert_eq!(host_modes(), modes_before, "a host path changed mode");
+}
+
+/// Modes of host paths a bind or a chroot could reach by mistake.
+fn host_modes() -> Vec<(&'static str, u32)> {
+    ["/", "/dev", "/dev/null", "/proc", "/sys", "/tmp"]
+        .into_iter()
+        .map(|p| (p, std::fs::metadata(p).unwrap().mode()))
+        .collect()
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Mount points at or under `dir`, from `/proc/self/mountinfo`.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| m.replace("\\040", " "))
+        .filter(|m| m == &dir || m.starts_with(&format!("{dir}/")))
+        .collect()
+}
+
+/// A temp dir that is deleted only when nothing is mounted under it: a bind of the host's
+/// `/dev` left there must never be emptied by the cleanup. Binds are detached on the way out,
+/// also when the test panics.
+struct Sandbox(Option<tempfile::TempDir>);
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let canonical = dir.path().canonicalize().unwrap();
+        assert_eq!(canonical, dir.path(), "the temp dir path has no symlinks");
+        Sandbox(Some(dir))
+    }
+    fn path(&self) -> &std::path::Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let dir = self.0.take().unwrap();
+        for m in mounts_under(dir.path()).iter().rev() {
+            let _ = RealSys.umount(std::path::Path::new(m), true);
+        }
+        let left = mounts_under(dir.path());
+        if !left.is_empty() {
+            eprintln!("still mounted, {} kept: {left:?}", dir.path().display());
+            std::mem::forget(dir);
+        }
+    }
+}
+
+/// The recording double over the sandbox, except that binds and unmounts are real: the sources
+/// are the host's own `/sys /proc /dev`, the targets are inside the sandbox.
+struct BindingSys(RecordingSys);
+
+impl Sys for BindingSys {
+    fn path(&self, guest: &std::path::Path) -> PathBuf {
+        self.0.path(guest)
+    }
+    fn mount(
+        &self,
+        s: &str,
+        t: &std::path::Path,
+        f: &str,
+        fl: MountFlags,
+        d: &str,
+    ) -> io::Result<()> {
+        self.0.mount(s, t, f, fl, d)
+    }
+    fn remount(&self, t: &std::path::Path, f: MountFlags, d: &str) -> io::Result<()> {
+        self.0.remount(t, f, d)
+    }
+    fn bind_mount(&self, source: &std::path::Path, target: &std::path::Path) -> io::Result<()> {
+        self.0.bind_mount(source, target)?;
+        RealSys.bind_mount(source, &self.0.path(target))
+    }
+    fn move_mount(&self, s: &std::path::Path, t: &std::path::Path) -> io::Result<()> {
+        self.0.move_mount(s, t)
+    }
+    fn umount(&self, target: &std::path::Path, detach: bool) -> io::Result<()> {
+        self.0.umount(target, detach)?;
+        RealSys.umount(&self.0.path(target), detach)
+    }
+    fn mknod(&self, p: &std::path::Path, k: NodeKind, m: u32, ma: u32, mi: u32) -> io::Result<()> {
+        // Only ever into the sandbox's own files: refuse anything under a bound directory.
+        assert!(
+            mounts_under(self.0.root()).is_empty(),
+            "mknod {} while binds are up",
+            p.display()
+        );
+        self.0.mknod(p, k, m, ma, mi)
+    }
+    fn load_module(&self, i: ModuleImage<'_>, p: &str) -> io::Result<()> {
+        self.0.load_module(i, p)
+    }
+    fn loop_attach(&self, f: &std::path::Path, ro: bool) -> io::Result<PathBuf> {
+        self.0.loop_attach(f, ro)
+    }
+    fn uevents(&self, b: usize) -> io::Result<Box<dyn UeventSource>> {
+        self.0.uevents(b)
+    }
+    fn chdir(&self, p: &std::path::Path) -> io::Result<()> {
+        self.0.chdir(p)
+    }
+    fn chroot(&self, p: &std::path::Path) -> io::Result<()> {
+        self.0.chroot(p)
+    }
+    fn free_initramfs(&self, k: &std::path::Path) -> io::Result<()> {
+        self.0.free_initramfs(k)
+    }
+    fn attach_console(&self, d: &std::path::Path) -> io::Result<()> {
+        self.0.attach_console(d)
+    }
+    fn exec(&self, p: &std::path::Path, a: &[OsString], e: &[(OsString, OsString)]) -> io::Error {
+        self.0.exec(p, a, e)
+    }
+    fn run(&self, spawn: &Spawn) -> io::Result<i32> {
+        self.0.run(spawn)
+    }
+    fn reboot(&self, k: RebootKind) -> io::Error {
+        self.0.reboot(k)
+    }
+    fn sync(&self) {
+        self.0.sync()
+    }
+    fn idle_forever(&self) {
+        self.0.idle_forever()
+    }
+    fn now(&self) -> std::time::Duration {
+        self.0.now()
+    }
+    fn kernel_release(&self) -> String {
+        self.0.kernel_release()
+    }
+    fn machine(&self) -> String {
+        self.0.machine()
+    }
+    fn sleep(&self, duration: std::time::Duration) {
+        self.0.sleep(duration)
+    }
+    fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
+        self.0.write_sysctl(key, value)
+    }
+    fn privileged(&self) -> bool {
+        self.0.privileged()
+    }
+    fn mount_containing(&self, path: &std::path::Path) -> io::Result<MountPoint> {
+        self.0.mount_containing(path)
+    }
 }
 
 #[test]
@@ -767,4 +1014,57 @@ fn files_that_fail_to_land_stay_in_the_db_like_apk() {
         .filter(|n| n.starts_with(".apk."))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_read_only_cache_medium_is_remounted_for_the_write_and_back() {
+    // Bug fixed: with an lbu-style card (`etc/apk/cache -> /media/<dev>/cache`, the card mounted
+    // read-only) every boot warned "writing …/cache/installed: Read-only file system". Like
+    // apk, the medium is remounted read-write for the write, then back with its own flags.
+    let f = Fixture::new();
+    f.publish(vec![pkg("a", "1").file("a", b"a", 0o644)]);
+    let media = f.dir.path().join("media/sda1");
+    std::fs::create_dir_all(media.join("cache")).unwrap();
+    std::fs::create_dir_all(f.root().join("etc/apk")).unwrap();
+    std::os::unix::fs::symlink(media.join("cache"), f.root().join("etc/apk/cache")).unwrap();
+    let sys = RecordingSys::new("/");
+    use ramboot::sys::{MountFlags, Sys};
+    let ro = MountFlags::RDONLY | MountFlags::NOEXEC;
+    sys.mount("/dev/sda1", &media, "vfat", ro, "").unwrap();
+    let r = install(&f.request(&["a"]), &sys).unwrap();
+    assert_eq!(r.errors(), 0);
+    let m = media.display();
+    let remounts: Vec<String> = sys
+        .trace()
+        .into_iter()
+        .filter(|l| l.contains("remount"))
+        .collect();
+    assert_eq!(
+        remounts,
+        [
+            format!("mount -o remount,noexec {m}"),
+            format!("mount -o remount,ro,noexec {m}")
+        ]
+    );
+    assert!(std::fs::read_to_string(media.join("cache/installed"))
+        .unwrap()
+        .is_empty());
+    // Back to read-only, as the double's mount table shows.
+    let now = sys.mount_containing(&media.join("cache")).unwrap();
+    assert_eq!((now.target, now.flags), (media.clone(), ro));
+
+    // A medium that refuses to become writable (a locked card): no write, no remount back.
+    let f2 = Fixture::new();
+    f2.publish(vec![pkg("a", "1").file("a", b"a", 0o644)]);
+    std::fs::create_dir_all(f2.root().join("etc/apk")).unwrap();
+    std::os::unix::fs::symlink(media.join("cache"), f2.root().join("etc/apk/cache")).unwrap();
+    std::fs::remove_file(media.join("cache/installed")).unwrap();
+    sys.fail_on("remount,noexec", 13);
+    let r = install(&f2.request(&["a"]), &sys).unwrap();
+    assert_eq!(r.errors(), 0);
+    assert!(!media.join("cache/installed").exists());
+    assert_eq!(
+        sys.trace().iter().filter(|l| l.contains("remount")).count(),
+        3
+    );
 }

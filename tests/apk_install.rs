@@ -46,3 +46,49 @@ fn chain_installs_in_dependency_order_and_writes_db() {
     assert!(!f.root().join(".ramboot-apk-staging").exists());
     assert_eq!(r.exit_code(), 0);
 }
+
+/// alpine-baselayout ships `var/run -> /run`; ppp-daemon (Alpine 3.13) then ships `var/run/ppp/`.
+/// The absolute link is followed inside the root, as chroot would: the files land in `run/ppp`
+/// and the db lists the paths as written in the package, as apk-tools does.
+#[test]
+fn absolute_symlink_in_the_root_is_followed_inside_it() {
+    for resolve in RESOLVERS {
+        let f = Fixture::new();
+        f.publish(vec![
+            pkg("alpine-baselayout", "3.2.0-r8")
+                .dir("run", 0o755)
+                .dir("var", 0o755)
+                .symlink("var/run", "/run"),
+            pkg("ppp-daemon", "2.4.8-r1")
+                .depends("alpine-baselayout")
+                .dir("var/run/ppp", 0o750)
+                .file("var/run/ppp/resolv.conf", b"nameserver 1.1.1.1\n", 0o644),
+        ]);
+        let r = f.install_resolved(&["ppp-daemon"], resolve);
+        assert!(r.failed.is_empty(), "{:?}", r.failed);
+        assert!(r.broken.is_empty(), "{:?}", r.broken);
+        assert_eq!(r.exit_code(), 0);
+        assert_eq!(f.read("run/ppp/resolv.conf"), "nameserver 1.1.1.1\n");
+        assert_eq!(
+            std::fs::read_link(f.root().join("var/run")).unwrap(),
+            std::path::Path::new("/run")
+        );
+        let installed = f.read("lib/apk/db/installed");
+        // What apk-tools 2.14.10 records for the same two packages.
+        assert!(
+            installed.contains("\nF:run\nF:var\nR:run\na:0:0:777\nZ:Q1"),
+            "{installed}"
+        );
+        assert!(
+            installed.contains("\nF:var\nF:var/run\nF:var/run/ppp\nM:0:0:750\nR:resolv.conf\nZ:Q1"),
+            "{installed}"
+        );
+        assert!(!installed.contains("F:run/ppp"), "{installed}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(f.root().join("run/ppp"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o750);
+    }
+}

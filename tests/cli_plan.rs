@@ -109,3 +109,224 @@ fn plan_over_a_card_copy_explains_the_apkovl_and_touches_nothing() {
     );
     assert!(json.contains(r#""handed_off":true"#), "{json}");
 }
+
+// --- package scripts, --keys-dir, --media over the temp dir (issue 8, point 13) ---
+
+mod support;
+
+use ramboot::apk::build::{IndexBuilder, PackageBuilder};
+use ramboot::apk::sign::{SigAlgo, SigningKey};
+use ramboot::apk::stream::ScriptKind;
+use std::path::{Path, PathBuf};
+use support::tools;
+
+const KEY_NAME: &str = "card-5f000000.rsa.pub";
+
+fn key() -> &'static SigningKey {
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| SigningKey::generate(KEY_NAME, 1024).unwrap())
+}
+
+/// Alpine's busybox post-install, in substance: the applet links, `/sbin/init` among them,
+/// exist only once it ran.
+const ALPINE_POST_INSTALL: &str =
+    "#!/bin/busybox sh\n/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin\n/bin/busybox --install -s || exit 1\nexit 0\n";
+
+/// A copy of an SD card's files: a signed boot repository for `arch` with `busybox` (the given
+/// binary and post-install script) and `alpine-base`, in `dir/card`; the key in `dir/keys`.
+fn card_with_busybox(
+    dir: &Path,
+    arch: &str,
+    busybox: &[u8],
+    post_install: &str,
+) -> (PathBuf, PathBuf) {
+    let card = dir.join("card");
+    let repo = card.join("apks").join(arch);
+    fs::create_dir_all(&repo).unwrap();
+    fs::write(card.join("apks/.boot_repository"), b"").unwrap();
+    let mut idx = IndexBuilder {
+        description: "card".into(),
+        ..Default::default()
+    };
+    let mut bb = PackageBuilder::new("busybox", "1.36.1-r0")
+        .file("bin/busybox", busybox, 0o755)
+        .script(ScriptKind::PostInstall, post_install);
+    bb.info.arch = arch.into();
+    let mut base = PackageBuilder::new("alpine-base", "3.19.0-r0").depends("busybox");
+    base.info.arch = arch.into();
+    for p in [bb, base] {
+        let b = p.build(Some(key())).unwrap();
+        fs::write(repo.join(b.file_name()), &b.bytes).unwrap();
+        idx.add(&b.info);
+    }
+    fs::write(
+        repo.join("APKINDEX.tar.gz"),
+        idx.build(Some(key()), SigAlgo::Sha1).unwrap(),
+    )
+    .unwrap();
+    let keys = dir.join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    fs::write(keys.join(KEY_NAME), key().public_pem()).unwrap();
+    (card, keys)
+}
+
+/// `ramboot plan --media CARD --keys-dir KEYS [extra]`: (exit success, stdout + stderr).
+fn plan_card(card: &Path, keys: &Path, extra: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(["plan", "--cmdline", "console=ttyS0", "--media"])
+        .arg(card)
+        .arg("--keys-dir")
+        .arg(keys)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// This machine's static busybox (package busybox-static, installed by qemu/setup-host.sh).
+fn host_busybox() -> Option<Vec<u8>> {
+    let found = ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .filter_map(|p| fs::read(p).ok())
+        .find(|b| ramboot::elf::parse(b).is_ok_and(|i| i.interpreter.is_none()));
+    if found.is_none() {
+        tools::missing("no static busybox (package busybox-static)");
+    }
+    found
+}
+
+/// Bug fixed: `/sbin/init` comes from busybox's post-install script, which the plan only
+/// recorded, so every real card ended with "/sbin/init does not exist". As root the script now
+/// runs chrooted in the scratch copy and the plan hands off.
+#[test]
+fn busybox_post_install_runs_and_creates_sbin_init() {
+    let Some(busybox) = host_busybox() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let arch = ramboot::apk::build::default_arch();
+    let (card, keys) = card_with_busybox(dir.path(), arch, &busybox, ALPINE_POST_INSTALL);
+    let (ok, text) = plan_card(&card, &keys, &[]);
+    assert!(!text.contains("does not exist"), "{text}");
+    if rustix::process::geteuid().is_root() {
+        assert!(ok, "{text}");
+        assert!(
+            text.contains("installed, in order:\n  busybox-1.36.1-r0\n  alpine-base-3.19.0-r0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("== end ==\nhanded off: exec /sbin/init in the new root\n"),
+            "{text}"
+        );
+        assert!(!text.contains("not verified"), "{text}");
+    } else {
+        assert!(tools::root("running package scripts"));
+    }
+}
+
+/// When the scripts do not run (here `--no-scripts`), what they create is reported as not
+/// verified, never as a failure of the boot.
+#[test]
+fn scripts_that_do_not_run_leave_init_not_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let arch = ramboot::apk::build::default_arch();
+    let (card, keys) = card_with_busybox(dir.path(), arch, b"not run", ALPINE_POST_INSTALL);
+    let (ok, text) = plan_card(&card, &keys, &["--no-scripts"]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("busybox-1.36.1-r0: post-install script not run (--no-scripts)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("handed off: exec /sbin/init in the new root (not verified: /sbin/init: created by a package script, not verified"),
+        "{text}"
+    );
+    let (_, json) = plan_card(&card, &keys, &["--no-scripts", "--json"]);
+    assert!(json.contains(r#""handed_off":true,"unverified":["/sbin/init: created by a package script, not verified"#), "{json}");
+}
+
+/// A card of another machine: the script runs under qemu-user. Debian's arm64 busybox-static
+/// (from the QEMU kernel cache) runs applets in-process, so `ln` works without binfmt_misc.
+#[test]
+fn a_foreign_card_runs_its_scripts_under_qemu_user() {
+    if !tools::have("qemu-aarch64-static") || !tools::root("chroot for package scripts") {
+        return;
+    }
+    let busybox = fs::read(&support::qemu::kernel().busybox).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = "#!/bin/busybox sh\nmkdir -p /sbin\nln -s /bin/busybox /sbin/init\n";
+    let (card, keys) = card_with_busybox(dir.path(), "aarch64", &busybox, script);
+    let (ok, text) = plan_card(&card, &keys, &[]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("kernel release") && text.contains("machine aarch64"),
+        "{text}"
+    );
+    assert!(
+        text.contains("== end ==\nhanded off: exec /sbin/init in the new root\n"),
+        "{text}"
+    );
+    // A script that starts other aarch64 programs by path needs binfmt_misc: without it, the
+    // result is "not verified", not a failure.
+    let dir = tempfile::tempdir().unwrap();
+    let (card, keys) = card_with_busybox(dir.path(), "aarch64", &busybox, ALPINE_POST_INSTALL);
+    let (ok, text) = plan_card(&card, &keys, &[]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("== end ==\nhanded off: exec /sbin/init"),
+        "{text}"
+    );
+    let binfmt = Path::new("/proc/sys/fs/binfmt_misc/status").exists();
+    assert!(
+        binfmt || text.contains("(not verified: /sbin/init: created by a package script"),
+        "{text}"
+    );
+}
+
+/// Bug fixed: with the card in the temp dir (`--media /tmp`), the scratch copy was copied into
+/// itself until "File name too long". And without `--keys-dir`, the card's repository is not
+/// trusted, which the plan says.
+#[test]
+fn media_in_the_temp_dir_and_keys_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (card, keys) = card_with_busybox(
+        tmp.path(),
+        ramboot::apk::build::default_arch(),
+        b"x",
+        ALPINE_POST_INSTALL,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .env("TMPDIR", &card)
+        .args(["plan", "--no-scripts", "--media"])
+        .arg(&card)
+        .arg("--keys-dir")
+        .arg(&keys)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("busybox-1.36.1-r0"), "{text}");
+    let left: Vec<_> = fs::read_dir(&card)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left, ["apks"], "the scratch copy is removed");
+    // Without the card's key, nothing is installed (and not silently).
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(["plan", "--no-scripts", "--media"])
+        .arg(&card)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("  busybox-1.36.1-r0"), "{text}");
+}

@@ -1,7 +1,6 @@
 //! The discovery driver against a fake /sys, fake /dev images, pre-filled /media trees (what the
 //! mount would show) and scripted uevents on the double's fake clock.
 
-#[path = "hw_support.rs"]
 mod support;
 
 use ramboot::hw::discover::{discover, discover_with, DiscoverConfig, Ending, Goal};
@@ -13,7 +12,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::*;
+use support::hw::*;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
 

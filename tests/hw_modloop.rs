@@ -1,7 +1,6 @@
 //! Modloop: signature verification (own keys, and openssl's format when openssl is installed),
 //! mounting through the double, linking into the initramfs and into the new root.
 
-#[path = "hw_support.rs"]
 mod support;
 
 use ramboot::hw::modloop::{self, ModloopError, Verification};
@@ -12,7 +11,7 @@ use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use sha1::{Digest, Sha1};
 use std::fs;
 use std::path::{Path, PathBuf};
-use support::*;
+use support::{hw::*, tools::*};
 
 const SHA1_PREFIX: [u8; 15] = [
     0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
@@ -328,4 +327,25 @@ fn wrong_kernel_or_bad_signature_tries_the_next_candidate() {
     let e = modloop::mount_first(&s.sys, None, &[good], "9.9.9-other", true).unwrap_err();
     assert!(e.to_string().contains("no modules/9.9.9-other"), "{e}");
     assert_eq!(s.sys.trace().last().unwrap(), "umount /.modloop");
+}
+
+/// Issue 8, point 15: the boot log says how the modloop was verified in words; it showed the
+/// enum's Debug form (`mounted (Verified { key: "…" })`).
+#[test]
+fn verification_reads_as_words() {
+    let v = Verification::Verified {
+        key: "modloop-5f000002.rsa.pub".into(),
+    };
+    assert_eq!(
+        v.to_string(),
+        "signature verified with modloop-5f000002.rsa.pub"
+    );
+    assert_eq!(
+        Verification::NoKeys.to_string(),
+        "not verified: no keys to verify it with"
+    );
+    assert_eq!(
+        Verification::Skipped.to_string(),
+        "not verified: modloop_verify=no"
+    );
 }

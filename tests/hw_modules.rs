@@ -1,13 +1,12 @@
 //! Module loading with modprobe semantics, against fake module trees and the recording double.
 
-#[path = "hw_support.rs"]
 mod support;
 
 use ramboot::hw::modules::{FailReason, ModuleDb, ModuleLoader, Request};
 use ramboot::hw::{closure, modprobe_main};
 use ramboot::sys::{Call, RecordingSys};
 use std::path::{Path, PathBuf};
-use support::*;
+use support::hw::*;
 
 fn setup() -> (tempfile::TempDir, RecordingSys) {
     let dir = tempfile::tempdir().unwrap();

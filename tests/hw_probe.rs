@@ -1,13 +1,12 @@
 //! Superblock probing: hand-written superblocks (never skipped), images from the real mkfs tools
 //! checked against `blkid` (skipped with a message when a tool is missing), garbage (property test).
 
-#[path = "hw_support.rs"]
 mod support;
 
 use proptest::prelude::*;
 use ramboot::hw::block::partition_info;
 use ramboot::hw::probe::{probe, probe_bytes, FsType, Probe};
-use support::*;
+use support::{hw::*, tools::*};
 
 fn p(fstype: FsType, label: Option<&str>, uuid: Option<&str>) -> Option<Probe> {
     Some(Probe {
@@ -423,4 +422,36 @@ fn real_partition_tables_match_sfdisk() {
     let info = partition_info(&f, 2);
     assert_eq!(info.partuuid.as_deref(), Some(want.as_str()));
     assert_eq!(info.partlabel.as_deref(), Some("rootfs"));
+}
+
+/// Under CI a missing tool fails the test that needs it instead of letting it pass unchecked;
+/// elsewhere the test says SKIP. Runs this binary's ignored probe below in a child process.
+#[test]
+fn a_missing_tool_fails_under_ci() {
+    let probe = |ci: Option<&str>| {
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--ignored", "--exact", "missing_tool_probe", "--nocapture"])
+            .env_remove("CI");
+        if let Some(v) = ci {
+            cmd.env("CI", v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, text) = probe(Some("true"));
+    assert!(!ok && text.contains("CI is set"), "{text}");
+    let (ok, text) = probe(None);
+    assert!(
+        ok && text.contains("SKIP: ramboot-no-such-tool is not installed"),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "run by a_missing_tool_fails_under_ci"]
+fn missing_tool_probe() {
+    assert!(!have("ramboot-no-such-tool"), "a tool that cannot exist");
 }

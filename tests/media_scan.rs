@@ -1,6 +1,5 @@
 //! What a mounted filesystem offers: repositories, apkovls, modloop, cache; and the apkovl choice.
 
-#[path = "hw_support.rs"]
 mod support;
 
 use ramboot::media::{
@@ -9,7 +8,7 @@ use ramboot::media::{
 };
 use std::fs;
 use std::path::{Path, PathBuf};
-use support::squashfs_image;
+use support::hw::squashfs_image;
 
 fn touch(p: &Path, bytes: &[u8]) {
     fs::create_dir_all(p.parent().unwrap()).unwrap();

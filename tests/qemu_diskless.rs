@@ -105,16 +105,15 @@ fn number_after(text: &str, key: &str) -> f64 {
 #[test]
 fn virtio_media_demo_boots_diskless() {
     let a = artifacts();
-    let mut q = Qemu::virt(
-        "dl-a-virtio",
-        &a.initrd_virt,
-        "console=ttyAMA0",
-        &virtio("media.img"),
-    );
+    // On QEMU's instruction clock (1 ns of guest time per instruction) the stage timings below
+    // do not depend on how busy the host is.
+    let mut extra = virtio("media.img");
+    extra.extend(["-icount".into(), "shift=0,sleep=on".into()]);
+    let mut q = Qemu::virt("dl-a-virtio", &a.initrd_virt, "console=ttyAMA0", &extra);
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
     assert!(
-        text.contains("modloop /media/vda1/boot/modloop-virt mounted (Verified"),
+        text.contains("modloop /media/vda1/boot/modloop-virt mounted (signature verified with"),
         "{text}"
     );
     assert!(
@@ -145,7 +144,8 @@ fn virtio_media_demo_boots_diskless() {
         !installed.contains("broken") && !installed.contains("extra"),
         "{installed}"
     );
-    // No idle wait once the media was ready: the media stage ends right after.
+    // No idle wait once the media was ready: the media stage ends right after. Guest time on
+    // the instruction clock (0.44 ms measured), so the bound holds however busy the host is.
     let timeline = text
         .lines()
         .find(|l| l.contains("RAMBOOT-DEMO: timeline"))
@@ -156,8 +156,8 @@ fn virtio_media_demo_boots_diskless() {
         "\"end_ms\":",
     );
     assert!(
-        media_end - ready < 50.0,
-        "media stage ended {}ms after the media was ready",
+        media_end - ready < 10.0,
+        "media stage ended {}ms (instruction clock) after the media was ready",
         media_end - ready
     );
     assert!(

@@ -30,7 +30,12 @@ fn split_args(args: &[OsString], takes_value: &[&str], switches: &[&str]) -> Res
     while let Some(a) = it.next() {
         let a = a
             .to_str()
-            .ok_or_else(|| ApkError::Usage(format!("argument is not UTF-8: {a:?}")))?
+            .ok_or_else(|| {
+                ApkError::Usage(format!(
+                    "argument is not UTF-8: {}",
+                    crate::quote::quoted(&a.to_string_lossy())
+                ))
+            })?
             .to_string();
         if a == "--" {
             for rest in it.by_ref() {
@@ -101,6 +106,9 @@ Installs packages and their dependencies into DIR, like `apk add --root DIR`.
   --cache-dir DIR          package cache (default: DIR/etc/apk/cache if it is a directory)
   --initdb                 create the apk database in DIR
   --initramfs-diskless-boot  boot mode: initdb, overwrite files, skip unsatisfiable world
+  --apkovl FILE            apply this apkovl first, as the boot does: the same checked
+                           extraction into DIR (after --initdb), its etc/apk/world added,
+                           its files kept over the packages' (the overlay list)
   --overlay-list FILE      apkovl file list (`-`: stdin); listed files keep the user's copy
   --overlay-from-stdin     same as --overlay-list -
   --clean-protected        keep existing protected files, write no .apk-new
@@ -116,13 +124,16 @@ Exit status: the number of failed packages (at most 99).
 ";
 
 /// The validated `install` command line.
-struct InstallArgs {
-    req: InstallRequest,
+pub struct InstallArgs {
+    pub req: InstallRequest,
+    /// `--apkovl`: applied by the caller before [`run_install`] (see `cli::install`).
+    pub apkovl: Option<PathBuf>,
     quiet: bool,
     progress: bool,
 }
 
-fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
+/// Parses `ramboot install` arguments; `Ok(None)` after printing `--help`.
+pub fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
     let raw = split_args(
         args,
         &[
@@ -132,6 +143,7 @@ fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
             "--keys-dir",
             "--cache-dir",
             "--overlay-list",
+            "--apkovl",
             "--arch",
             "-j",
             "--jobs",
@@ -163,6 +175,13 @@ fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
     } else {
         raw.one(&["--overlay-list"])
     };
+    let apkovl = raw.one(&["--apkovl"]).map(PathBuf::from);
+    if apkovl.is_some() && overlay_src.is_some() {
+        return Err(ApkError::Usage(
+            "--apkovl makes the overlay list itself: it cannot be combined with --overlay-list"
+                .into(),
+        ));
+    }
     let overlay_list = match overlay_src {
         None => None,
         Some(src) => {
@@ -219,11 +238,13 @@ fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
         use_root_repositories: true,
         jobs,
         progress: None,
+        resolve: Default::default(),
     };
     let progress =
         !quiet && !raw.has("--no-progress") && rustix::termios::isatty(rustix::stdio::stderr());
     Ok(Some(InstallArgs {
         req,
+        apkovl,
         quiet,
         progress,
     }))
@@ -260,16 +281,26 @@ fn progress_bar() -> Box<dyn Fn(&Progress) + Send + Sync> {
     })
 }
 
-/// `ramboot install ...`; returns the exit status.
+/// `ramboot install ...` without `--apkovl`; returns the exit status.
 pub fn main_install(args: &[OsString]) -> i32 {
-    let mut parsed = match parse_install(args) {
-        Ok(Some(p)) => p,
-        Ok(None) => return 0,
+    match parse_install(args) {
+        Ok(Some(p)) if p.apkovl.is_none() => run_install(p),
+        Ok(Some(_)) => {
+            eprintln!(
+                "ramboot install: --apkovl needs the boot's apkovl step (crate::cli::install)"
+            );
+            99
+        }
+        Ok(None) => 0,
         Err(e) => {
             eprintln!("ramboot install: {e}");
-            return 99;
+            99
         }
-    };
+    }
+}
+
+/// Runs a parsed install and prints its report; returns the exit status.
+pub fn run_install(mut parsed: InstallArgs) -> i32 {
     if parsed.progress {
         parsed.req.progress = Some(progress_bar());
     }
@@ -309,9 +340,19 @@ pub fn main_install(args: &[OsString]) -> i32 {
             r.exit_code()
         }
         Err(e) => {
+            // A refused repository is often why a package is "no such package": say so first.
+            if let ApkError::Unsatisfiable {
+                unused_repositories,
+                ..
+            } = &e
+            {
+                for w in unused_repositories {
+                    eprintln!("WARNING: {w}");
+                }
+            }
             eprintln!("ERROR: {e}");
             match e {
-                ApkError::Unsatisfiable { problems } => problems.len().clamp(1, 99) as i32,
+                ApkError::Unsatisfiable { problems, .. } => problems.len().clamp(1, 99) as i32,
                 _ => 99,
             }
         }
@@ -384,8 +425,8 @@ fn cmd_mkpkg(raw: &Raw) -> Result<(), ApkError> {
     let mut b = PackageBuilder::new(&raw.required("--name")?, &raw.required("--version")?);
     if !super::version::validate(&b.info.version) {
         return Err(ApkError::Usage(format!(
-            "invalid version {:?}",
-            b.info.version
+            "invalid version {}",
+            crate::quote::quoted(&b.info.version)
         )));
     }
     b.level = 9;
@@ -536,7 +577,8 @@ pub fn main_apk(args: &[OsString]) -> i32 {
                 }
             }),
         other => Err(ApkError::Usage(format!(
-            "unknown apk command {other:?} (genkey, mkpkg, index)"
+            "unknown apk command {} (genkey, mkpkg, index)",
+            crate::quote::quoted(other)
         ))),
     };
     match result {

@@ -11,6 +11,7 @@ use super::stream::ScriptKind;
 use super::tar::{Header, TarWriter};
 use super::version;
 use super::ApkError;
+use crate::fsutil::Root;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::Path;
@@ -186,8 +187,8 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
             return Err(err(
                 n + 1,
                 format!(
-                    "expected `X:value`, got {:?}",
-                    super::pkg::truncate(line, 60)
+                    "expected `X:value`, got {}",
+                    crate::quote::quoted(&super::pkg::truncate(line, 60))
                 ),
             ));
         }
@@ -354,29 +355,18 @@ pub(crate) fn now() -> u64 {
         })
 }
 
-/// Writes `data` to `root/rel` through `rel.new` + rename, mode 0644.
-pub fn write_file(root: &Path, rel: &str, data: &[u8]) -> Result<(), ApkError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = root.join(rel);
-    let tmp = root.join(format!("{rel}.new"));
-    let ctx = |e| ApkError::io(format!("writing {}", path.display()), e);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(&tmp)
-        .map_err(ctx)?;
-    std::io::Write::write_all(&mut f, data).map_err(ctx)?;
-    drop(f);
-    std::fs::rename(&tmp, &path).map_err(ctx)
+/// Writes `data` to `rel` in the root through `rel.new` + rename, mode 0644.
+pub fn write_file(root: &Root, rel: &str, data: &[u8]) -> Result<(), ApkError> {
+    root.replace_file(Path::new(rel), data, 0o644)
+        .map_err(|e| ApkError::io(format!("writing {}", root.path().join(rel).display()), e))
 }
 
 /// Reads the db from a root (missing files: empty).
-pub fn read(root: &Path) -> Result<Db, ApkError> {
-    let text = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap_or_default();
+pub fn read(root: &Root) -> Result<Db, ApkError> {
+    let text = |rel: &str| root.read_to_string(Path::new(rel)).unwrap_or_default();
     let mut packages = parse_installed(&text(INSTALLED))?;
-    if let Ok(mut f) = std::fs::File::open(root.join(SCRIPTS)) {
+    let scripts = root.open_at(Path::new(SCRIPTS), rustix::fs::OFlags::RDONLY);
+    if let Ok(mut f) = scripts.map(std::fs::File::from) {
         let mut data = Vec::new();
         if f.read_to_end(&mut data).is_ok() {
             read_scripts(&data, &mut packages);
@@ -396,7 +386,7 @@ pub fn read(root: &Path) -> Result<Db, ApkError> {
 }
 
 /// Writes world, installed, scripts.tar and triggers, in apk's order.
-pub fn write(root: &Path, db: &Db) -> Result<(), ApkError> {
+pub fn write(root: &Root, db: &Db) -> Result<(), ApkError> {
     write_file(root, WORLD, world_text(&db.world).as_bytes())?;
     write_file(root, INSTALLED, installed_text(db).as_bytes())?;
     write_file(root, SCRIPTS, &scripts_tar(db))?;

@@ -1,5 +1,6 @@
 //! The one error type of the apk component.
 
+use crate::quote::quoted;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ pub enum ApkError {
     /// The solver could not satisfy world; one line per problem.
     Unsatisfiable {
         problems: Vec<String>,
+        /// Why repositories were not used (refused index, missing index ...): often the real
+        /// cause of a "no such package". Not part of the message: callers print these first.
+        unused_repositories: Vec<String>,
     },
     /// A key file could not be read or used.
     Key {
@@ -82,6 +86,8 @@ pub enum ApkError {
     },
     /// Bad command-line use.
     Usage(String),
+    /// A bug: a thread of the installer panicked. The install stops; nothing more is committed.
+    Internal(String),
     /// Internal: a sink asked to stop reading early (not an error for the caller).
     Cancelled,
 }
@@ -102,7 +108,7 @@ impl fmt::Display for ApkError {
             ApkError::NoSpace { package, path } => {
                 write!(f, "{package}: no space left on the target filesystem while writing {path}")
             }
-            ApkError::BadDependency { atom, reason } => write!(f, "bad dependency {atom:?}: {reason}"),
+            ApkError::BadDependency { atom, reason } => write!(f, "bad dependency {}: {reason}", quoted(atom)),
             ApkError::IndexParse { source, line, reason } => write!(f, "{source}: line {line}: {reason}"),
             ApkError::Format { what, reason } => write!(f, "{what}: malformed: {reason}"),
             ApkError::UntrustedSignature { what, reason } => write!(f, "{what}: UNTRUSTED signature ({reason})"),
@@ -114,7 +120,7 @@ impl fmt::Display for ApkError {
             ApkError::DataHashMismatch { package, expected, actual } => {
                 write!(f, "{package}: BAD signature: data hash {actual} does not match datahash {expected}")
             }
-            ApkError::UnsafeEntry { package, path, reason } => write!(f, "{package}: refused entry {path:?}: {reason}"),
+            ApkError::UnsafeEntry { package, path, reason } => write!(f, "{package}: refused entry {}: {reason}", quoted(path)),
             ApkError::TooLarge { package, declared, limit } => write!(
                 f,
                 "{package}: data exceeds {limit} bytes although the package declares {declared} bytes installed (decompression bomb?)"
@@ -122,7 +128,7 @@ impl fmt::Display for ApkError {
             ApkError::PackageFileMissing { package, path } => {
                 write!(f, "{package}: package mentioned in index not found: {}", path.display())
             }
-            ApkError::Unsatisfiable { problems } => {
+            ApkError::Unsatisfiable { problems, .. } => {
                 write!(f, "unable to select packages:")?;
                 for p in problems {
                     write!(f, "\n  {p}")?;
@@ -131,6 +137,7 @@ impl fmt::Display for ApkError {
             }
             ApkError::Key { path, reason } => write!(f, "key {}: {reason}", path.display()),
             ApkError::Usage(msg) => f.write_str(msg),
+            ApkError::Internal(msg) => write!(f, "internal error in the installer: {msg}"),
             ApkError::Cancelled => f.write_str("cancelled"),
         }
     }

@@ -7,16 +7,19 @@
 //! - [`Committer`] (one thread, install order) creates directories, chowns, and renames staged
 //!   files to their final names, exactly when apk would write them.
 //!
-//! Every path is resolved with `openat2(RESOLVE_BENEATH)` from the root: `..`, absolute names
-//! and symlinks pointing outside the root (even absolute ones that apk would follow to the
-//! host's `/`) are refused.
+//! Every path is resolved as chroot would see it ([`crate::fsutil::Root`]): symlinks, absolute
+//! ones too, are followed inside the root and `..` stops at it. So `var/run -> /run` from
+//! alpine-baselayout works as in the booted system and nothing can land outside the root. The
+//! last component is created, renamed, chmodded and chowned relative to its parent's descriptor.
 
 use super::checksum::Checksum;
-use super::stream::{ContentRead, Control, DataSink};
+use super::ids::OwnerNames;
+use super::stream::{ContentRead, Control, DataSink, Lookup};
 use super::tar::{Entry, Kind};
 use super::ApkError;
+use crate::fsutil::Root;
 use rustix::fd::{AsFd, OwnedFd};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use sha1::{Digest, Sha1};
 use std::collections::{HashMap, HashSet};
@@ -31,109 +34,6 @@ fn errno_io(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e.raw_os_error())
 }
 
-/// Opens the root directory.
-pub fn open_root(root: &Path) -> io::Result<OwnedFd> {
-    rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(errno_io)
-}
-
-/// Why a path could not be resolved beneath the root.
-#[derive(Debug)]
-pub enum ResolveError {
-    Escapes,
-    Io(io::Error),
-}
-
-/// Opens directory `rel` beneath `root_fd`, refusing anything that leaves the root.
-pub fn open_beneath(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveError> {
-    let rel = if rel.is_empty() { "." } else { rel };
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    match rustix::fs::openat2(
-        root_fd,
-        rel,
-        flags,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
-    ) {
-        Ok(fd) => Ok(fd),
-        Err(Errno::XDEV) => Err(ResolveError::Escapes),
-        Err(Errno::NOSYS) | Err(Errno::PERM) => open_beneath_walk(root_fd, rel),
-        Err(e) => Err(ResolveError::Io(errno_io(e))),
-    }
-}
-
-/// Fallback for kernels without openat2: walk component by component, following only
-/// relative symlinks that stay inside the root.
-fn open_beneath_walk(root_fd: &OwnedFd, rel: &str) -> Result<OwnedFd, ResolveError> {
-    let mut pending: Vec<String> = rel
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(String::from)
-        .rev()
-        .collect();
-    let mut stack: Vec<String> = Vec::new();
-    let mut hops = 0;
-    while let Some(comp) = pending.pop() {
-        if comp == ".." {
-            if stack.pop().is_none() {
-                return Err(ResolveError::Escapes);
-            }
-            continue;
-        }
-        let parent = stack.join("/");
-        let pfd = if parent.is_empty() {
-            rustix::io::dup(root_fd).map_err(|e| ResolveError::Io(errno_io(e)))?
-        } else {
-            rustix::fs::openat(
-                root_fd,
-                parent.as_str(),
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| ResolveError::Io(errno_io(e)))?
-        };
-        let st = rustix::fs::statat(&pfd, comp.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| ResolveError::Io(errno_io(e)))?;
-        if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
-            hops += 1;
-            if hops > 40 {
-                return Err(ResolveError::Io(io::Error::from_raw_os_error(libc_eloop())));
-            }
-            let target = rustix::fs::readlinkat(&pfd, comp.as_str(), Vec::new())
-                .map_err(|e| ResolveError::Io(errno_io(e)))?;
-            let target = target.to_string_lossy().into_owned();
-            if target.starts_with('/') {
-                return Err(ResolveError::Escapes);
-            }
-            for c in target
-                .split('/')
-                .filter(|c| !c.is_empty() && *c != ".")
-                .rev()
-            {
-                pending.push(c.into());
-            }
-            continue;
-        }
-        stack.push(comp);
-    }
-    let path = stack.join("/");
-    rustix::fs::openat(
-        root_fd,
-        if path.is_empty() { "." } else { path.as_str() },
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| ResolveError::Io(errno_io(e)))
-}
-
-fn libc_eloop() -> i32 {
-    Errno::LOOP.raw_os_error()
-}
-
 /// The staging directory: flat, sequence-numbered files.
 pub struct Staging {
     pub fd: OwnedFd,
@@ -143,14 +43,15 @@ pub struct Staging {
 
 impl Staging {
     /// Creates `<root>/.ramboot-apk-staging` (mode 0700), emptying a leftover one.
-    pub fn create(root_fd: &OwnedFd, root_host: &Path) -> io::Result<Staging> {
-        let host = root_host.join(STAGING_DIR);
+    pub fn create(root: &Root) -> io::Result<Staging> {
+        let host = root.path().join(STAGING_DIR);
         if std::fs::symlink_metadata(&host).is_ok() {
             std::fs::remove_dir_all(&host)?;
         }
-        rustix::fs::mkdirat(root_fd, STAGING_DIR, Mode::from_raw_mode(0o700)).map_err(errno_io)?;
+        rustix::fs::mkdirat(root.fd(), STAGING_DIR, Mode::from_raw_mode(0o700))
+            .map_err(errno_io)?;
         let fd = rustix::fs::openat(
-            root_fd,
+            root.fd(),
             STAGING_DIR,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
@@ -213,6 +114,12 @@ pub struct StagedPackage {
     pub broken_xattr: bool,
     pub warnings: Vec<String>,
     pub bytes: u64,
+    /// Owner names apk looks up before the pre-install script, and after it ([`Lookup`]).
+    pub owners_before_script: OwnerNames,
+    pub owners_after_script: OwnerNames,
+    /// `entries[0]` comes from the first data header, whose owner apk resolves before the
+    /// pre-install script runs.
+    pub first_entry_before_script: bool,
 }
 
 impl StagedPackage {
@@ -282,7 +189,6 @@ pub struct Stager<'a> {
     package: String,
     pub out: StagedPackage,
     dirs: HashSet<String>,
-    symlinks: HashMap<String, String>,
     staged_by_path: HashMap<String, String>,
     limit: u64,
     declared: u64,
@@ -290,6 +196,7 @@ pub struct Stager<'a> {
     umask: u32,
     buf: Vec<u8>,
     warned_checksum: bool,
+    saw_data_header: bool,
 }
 
 impl<'a> Stager<'a> {
@@ -305,7 +212,6 @@ impl<'a> Stager<'a> {
             package: package.into(),
             out: StagedPackage::default(),
             dirs: HashSet::new(),
-            symlinks: HashMap::new(),
             staged_by_path: HashMap::new(),
             limit: declared_size.saturating_mul(2).saturating_add(4 << 20),
             declared: declared_size,
@@ -313,6 +219,7 @@ impl<'a> Stager<'a> {
             umask,
             buf: vec![0u8; 128 * 1024],
             warned_checksum: false,
+            saw_data_header: false,
         }
     }
 
@@ -435,42 +342,30 @@ impl DataSink for Stager<'_> {
     }
 
     fn entry(&mut self, e: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
+        let first = !std::mem::replace(&mut self.saw_data_header, true);
+        let result = self.stage_entry(e, content);
+        if first && !self.out.entries.is_empty() {
+            self.out.first_entry_before_script = true;
+        }
+        result
+    }
+
+    fn owner_names(&mut self, when: Lookup, names: OwnerNames) {
+        match when {
+            Lookup::BeforeScript => self.out.owners_before_script = names,
+            Lookup::AfterScript => self.out.owners_after_script = names,
+        }
+    }
+}
+
+impl Stager<'_> {
+    fn stage_entry(&mut self, e: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
         let Some(path) = check_name(&self.package, &e.name)? else {
             return Ok(());
         };
         let (dir, base) = parent_of(&path);
         if base.starts_with(".keep_") {
             return Ok(());
-        }
-        // A later entry must not go through a symlink of this package that leaves the root.
-        let mut prefix = String::new();
-        for comp in path.split('/') {
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(comp);
-            if prefix.len() == path.len() {
-                break;
-            }
-            if let Some(target) = self.symlinks.get(&prefix) {
-                let depth = prefix.matches('/').count() as i64;
-                let escapes = target.starts_with('/')
-                    || target
-                        .split('/')
-                        .try_fold(depth, |d, c| match c {
-                            ".." if d == 0 => None,
-                            ".." => Some(d - 1),
-                            "" | "." => Some(d),
-                            _ => Some(d + 1),
-                        })
-                        .is_none();
-                if escapes {
-                    return Err(self.refuse(
-                        &path,
-                        format!("goes through symlink {prefix} -> {target} (outside the root)"),
-                    ));
-                }
-            }
         }
         let needs_dirent = e.kind != Kind::Dir && !dir.is_empty() && !self.dirs.contains(dir);
         if needs_dirent {
@@ -536,7 +431,6 @@ impl DataSink for Stager<'_> {
                         "support for packages without embedded checksums will be dropped".into(),
                     );
                 }
-                self.symlinks.insert(path.clone(), e.link.clone());
             }
             Kind::Fifo => {}
         }
@@ -571,45 +465,9 @@ impl DataSink for Stager<'_> {
     }
 }
 
-/// User and group names from the root's `etc/passwd` and `etc/group`.
-#[derive(Default)]
-pub struct Owners {
-    users: HashMap<String, u32>,
-    groups: HashMap<String, u32>,
-}
-
-impl Owners {
-    pub fn load(root_host: &Path) -> Owners {
-        let read = |f: &str| -> HashMap<String, u32> {
-            std::fs::read_to_string(root_host.join(f))
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| {
-                    let mut it = l.split(':');
-                    let name = it.next()?;
-                    let id = it.nth(1)?.parse().ok()?;
-                    Some((name.to_string(), id))
-                })
-                .collect()
-        };
-        Owners {
-            users: read("etc/passwd"),
-            groups: read("etc/group"),
-        }
-    }
-
-    /// Resolved (uid, gid): names first, numeric fields as the fallback.
-    pub fn resolve(&self, uname: &str, uid: u32, gname: &str, gid: u32) -> (u32, u32) {
-        (
-            self.users.get(uname).copied().unwrap_or(uid),
-            self.groups.get(gname).copied().unwrap_or(gid),
-        )
-    }
-}
-
 /// Applies staged entries to the root in install order.
 pub struct Committer<'a> {
-    pub root_fd: &'a OwnedFd,
+    pub root: &'a Root,
     pub staging: &'a Staging,
     pub privileged: bool,
     dir_cache: HashMap<String, OwnedFd>,
@@ -626,9 +484,9 @@ pub enum Placed {
 }
 
 impl<'a> Committer<'a> {
-    pub fn new(root_fd: &'a OwnedFd, staging: &'a Staging, privileged: bool) -> Self {
+    pub fn new(root: &'a Root, staging: &'a Staging, privileged: bool) -> Self {
         Committer {
-            root_fd,
+            root,
             staging,
             privileged,
             dir_cache: HashMap::new(),
@@ -640,22 +498,21 @@ impl<'a> Committer<'a> {
         self.dir_cache.clear();
     }
 
-    pub fn dir(&mut self, rel: &str) -> Result<&OwnedFd, ResolveError> {
+    /// Directory `rel`, resolved inside the root (cached until [`Self::reset_cache`]).
+    pub fn dir(&mut self, rel: &str) -> io::Result<&OwnedFd> {
         if !self.dir_cache.contains_key(rel) {
-            let fd = open_beneath(self.root_fd, rel)?;
+            let fd = self.root.dir(Path::new(rel))?;
             self.dir_cache.insert(rel.to_string(), fd);
         }
         Ok(&self.dir_cache[rel])
     }
 
     /// Creates directory `rel` (and missing parents, 0755). Returns true if it was created.
-    pub fn mkdir(&mut self, rel: &str, mode: u32) -> Result<bool, ResolveError> {
+    pub fn mkdir(&mut self, rel: &str, mode: u32) -> io::Result<bool> {
         let (parent, base) = parent_of(rel);
         let pfd = match self.dir(parent) {
             Ok(fd) => fd,
-            Err(ResolveError::Io(e))
-                if e.kind() == io::ErrorKind::NotFound && !parent.is_empty() =>
-            {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !parent.is_empty() => {
                 self.mkdir(parent, 0o755)?;
                 self.dir(parent)?
             }
@@ -664,12 +521,9 @@ impl<'a> Committer<'a> {
         match rustix::fs::mkdirat(pfd, base, Mode::from_raw_mode(mode & 0o7777)) {
             Ok(()) => {
                 // mkdir is subject to the umask; apk runs with umask 0.
-                let _ = rustix::fs::chmodat(
-                    pfd,
-                    base,
-                    Mode::from_raw_mode(mode & 0o7777),
-                    AtFlags::empty(),
-                );
+                if let Ok(fd) = open_dir_nofollow(pfd, base) {
+                    let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777));
+                }
                 Ok(true)
             }
             Err(Errno::EXIST) => {
@@ -677,22 +531,17 @@ impl<'a> Committer<'a> {
                 self.dir(rel)?;
                 Ok(false)
             }
-            Err(e) => Err(ResolveError::Io(errno_io(e))),
+            Err(e) => Err(errno_io(e)),
         }
     }
 
     /// Does `rel` exist (lstat)? Returns its content checksum when it is a regular file or
     /// symlink and `want_sum`.
-    pub fn existing(
-        &mut self,
-        rel: &str,
-        want_sum: bool,
-    ) -> Result<Option<Option<Checksum>>, ResolveError> {
+    pub fn existing(&mut self, rel: &str, want_sum: bool) -> io::Result<Option<Option<Checksum>>> {
         let (parent, base) = parent_of(rel);
         let pfd = match self.dir(parent) {
             Ok(fd) => fd,
-            Err(ResolveError::Io(_)) => return Ok(None),
-            Err(e) => return Err(e),
+            Err(_) => return Ok(None),
         };
         let st = match rustix::fs::statat(pfd, base, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
@@ -732,7 +581,7 @@ impl<'a> Committer<'a> {
         uid: u32,
         gid: u32,
         apk_new: bool,
-    ) -> Result<(), ResolveError> {
+    ) -> io::Result<()> {
         let (parent, base) = parent_of(rel);
         let target_name = if apk_new {
             format!("{base}.apk-new")
@@ -743,7 +592,7 @@ impl<'a> Committer<'a> {
         let staging_fd = self.staging.fd.as_fd();
         let tmp_name = format!(".apk.{}", self.staging.next_name());
         let pfd = self.dir(parent)?;
-        let io = |e: Errno| ResolveError::Io(errno_io(e));
+        let io = errno_io;
         match e.kind {
             Kind::File | Kind::HardLink => {
                 let staged = e.staged.as_deref().expect("files are staged");
@@ -820,27 +669,25 @@ impl<'a> Committer<'a> {
         Ok(())
     }
 
-    /// Sets a directory's final owner and mode (end of the transaction).
+    /// Sets a directory's final owner and mode (end of the transaction), on the directory itself:
+    /// a symlink now standing at `rel` is left alone.
     pub fn fix_dir(&mut self, rel: &str, uid: u32, gid: u32, mode: u32) {
         let (parent, base) = parent_of(rel);
         let privileged = self.privileged;
-        if let Ok(pfd) = self.dir(parent) {
-            if privileged {
-                let _ = rustix::fs::chownat(
-                    pfd,
-                    base,
-                    Some(rustix::fs::Uid::from_raw(uid)),
-                    Some(rustix::fs::Gid::from_raw(gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                );
-            }
-            let _ = rustix::fs::chmodat(
-                pfd,
-                base,
-                Mode::from_raw_mode(mode & 0o7777),
-                AtFlags::empty(),
+        let Ok(fd) = self
+            .dir(parent)
+            .and_then(|pfd| open_dir_nofollow(pfd, base))
+        else {
+            return;
+        };
+        if privileged {
+            let _ = rustix::fs::fchown(
+                &fd,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
             );
         }
+        let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777));
     }
 
     /// Removes a file (upgrades; best effort).
@@ -864,6 +711,17 @@ impl<'a> Committer<'a> {
             }
         }
     }
+}
+
+/// Directory `name` in `parent` itself, not what a symlink there points to, open for fchmod.
+fn open_dir_nofollow(parent: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
+    rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno_io)
 }
 
 struct HashW<'a>(&'a mut Sha1);

@@ -11,7 +11,8 @@
 use super::checksum::Checksum;
 use super::db::{self, DirRec, FileRec, InstalledPkg};
 use super::dep::Dep;
-use super::extract::{open_root, Committer, Owners, ResolveError, StagedPackage, Stager, Staging};
+use super::extract::{Committer, StagedEntry, StagedPackage, Stager, Staging, STAGING_DIR};
+use super::ids::IdCache;
 use super::pkg::PkgInfo;
 use super::repo::{root_repositories, RepoSet};
 use super::sign::Keyring;
@@ -20,11 +21,14 @@ use super::stream::{read_package, Control, ScriptKind, Verify};
 use super::tar::Kind;
 use super::ApkError;
 use crate::fnmatch::fnmatch_pathname as fnmatch;
-use crate::sys::{NodeKind, Spawn, Sys};
+use crate::fsutil::{Resolve, Root, Symlinks};
+use crate::sys::{MountFlags, NodeKind, Spawn, Sys};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// When package scripts run.
@@ -95,6 +99,8 @@ pub struct InstallRequest {
     /// Worker threads; 0: one per core.
     pub jobs: usize,
     pub progress: Option<ProgressFn>,
+    /// How paths are resolved in the root (tests force the walk older kernels get).
+    pub resolve: Resolve,
 }
 
 impl Default for InstallRequest {
@@ -115,6 +121,7 @@ impl Default for InstallRequest {
             use_root_repositories: true,
             jobs: 0,
             progress: None,
+            resolve: Resolve::Kernel,
         }
     }
 }
@@ -132,6 +139,9 @@ pub struct InstallReport {
     pub broken: Vec<(String, String)>,
     /// Repositories that could not be used.
     pub repo_warnings: Vec<String>,
+    /// Scripts that did not run (not privileged, or a system that cannot run them faithfully),
+    /// with why: what they would have done is not verified.
+    pub scripts_not_run: Vec<String>,
     pub warnings: Vec<String>,
     pub files: u64,
     pub bytes: u64,
@@ -240,40 +250,38 @@ fn parse_overlay(lines: &[String]) -> (HashSet<String>, HashSet<String>) {
     (files, dirs)
 }
 
-fn mkdir_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::create_dir(path).is_ok() {
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
-    }
+fn mkdir_mode(root: &Root, rel: &str, mode: u32) {
+    let _ = root.mkdir(Path::new(rel), mode);
 }
 
 /// `apk_db_create`: the skeleton of an empty root.
-fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError> {
-    mkdir_mode(&root.join("tmp"), 0o1777);
-    mkdir_mode(&root.join("dev"), 0o755);
-    for (name, minor, mode) in [
-        ("null", 3, 0o666),
-        ("zero", 5, 0o666),
-        ("random", 8, 0o666),
-        ("urandom", 9, 0o666),
-    ] {
-        // apk runs with umask 0: the nodes get exactly this mode.
-        let made = sys.mknod(
-            &req_root.join("dev").join(name),
-            NodeKind::Char,
-            mode,
-            1,
-            minor,
-        );
-        if made.is_ok() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(
-                root.join("dev").join(name),
-                std::fs::Permissions::from_mode(mode),
+fn create_db(req_root: &Path, root: &Root, sys: &dyn Sys) -> Result<(), ApkError> {
+    mkdir_mode(root, "tmp", 0o1777);
+    mkdir_mode(root, "dev", 0o755);
+    // The nodes are made by path: only where no symlink leads elsewhere.
+    let dev = Path::new("dev");
+    if let Ok(dev_fd) = root.open_with(dev, OFlags::PATH | OFlags::DIRECTORY, Symlinks::Refused) {
+        for (name, minor, mode) in [
+            ("null", 3, 0o666),
+            ("zero", 5, 0o666),
+            ("random", 8, 0o666),
+            ("urandom", 9, 0o666),
+        ] {
+            let made = sys.mknod(
+                &req_root.join(dev).join(name),
+                NodeKind::Char,
+                mode,
+                1,
+                minor,
             );
+            if made.is_ok() {
+                // apk runs with umask 0: the nodes get exactly this mode.
+                let mode = Mode::from_raw_mode(mode);
+                let _ = rustix::fs::chmodat(&dev_fd, name, mode, AtFlags::empty());
+            }
         }
+        let _ = sys.mknod(&req_root.join("dev/console"), NodeKind::Char, 0o600, 5, 1);
     }
-    let _ = sys.mknod(&req_root.join("dev/console"), NodeKind::Char, 0o600, 5, 1);
     for d in [
         "etc",
         "etc/apk",
@@ -285,15 +293,25 @@ fn create_db(req_root: &Path, root: &Path, sys: &dyn Sys) -> Result<(), ApkError
         "var/cache/apk",
         "var/cache/misc",
     ] {
-        mkdir_mode(&root.join(d), 0o755);
+        mkdir_mode(root, d, 0o755);
     }
     db::write_file(root, db::WORLD, b"")?;
     db::write_file(root, db::INSTALLED, b"")?;
     Ok(())
 }
 
+/// The package cache: as the system sees it (for its mount) and where to open it.
+struct CacheDir {
+    guest: PathBuf,
+    host: PathBuf,
+}
+
 /// `<cache>/installed`, written after the db as apk does when the cache is active.
-fn write_cache_installed(cache: &Path, dbs: &db::Db, repos: &super::repo::RepoSet) {
+///
+/// An lbu-style card keeps the cache on the boot medium, mounted read-only: like apk
+/// (`apk_db_open`), the medium is remounted read-write for the write and then back. A medium
+/// that cannot be made writable (a locked card) only gets a notice.
+fn write_cache_installed(sys: &dyn Sys, cache: &CacheDir, dbs: &db::Db, repos: &RepoSet) {
     let mut pkgs: Vec<&InstalledPkg> = dbs.packages.iter().collect();
     pkgs.sort_by(|a, b| {
         super::dep::name_cmp(&a.info.name, &b.info.name)
@@ -307,30 +325,133 @@ fn write_cache_installed(cache: &Path, dbs: &db::Db, repos: &super::repo::RepoSe
             .map_or(0, |a| a.repos);
         (&p.info, bits)
     }));
-    let tmp = cache.join("installed.new");
-    let done = std::fs::write(&tmp, text).and_then(|()| {
+    let shown = cache.guest.join(super::repo::CACHE_INSTALLED);
+    let written = with_writable_mount(sys, &cache.guest, || {
         use std::os::unix::fs::PermissionsExt;
+        let tmp = cache.host.join("installed.new");
+        std::fs::write(&tmp, text)?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, cache.join(super::repo::CACHE_INSTALLED))
+        std::fs::rename(&tmp, cache.host.join(super::repo::CACHE_INSTALLED))
     });
-    if let Err(e) = done {
-        log::warn!("apk: writing {}/installed: {e}", cache.display());
+    match written {
+        Ok(()) => {}
+        Err(CacheWrite::StaysReadOnly(target, e)) => log::info!(
+            "apk: {} not updated: {} is read-only and cannot be remounted read-write ({e})",
+            shown.display(),
+            target.display()
+        ),
+        Err(CacheWrite::Failed(e)) if e.raw_os_error() == Some(Errno::ROFS.raw_os_error()) => {
+            log::info!("apk: {} not updated: read-only", shown.display())
+        }
+        Err(CacheWrite::Failed(e)) => log::warn!("apk: writing {}: {e}", shown.display()),
     }
 }
 
+/// Why a write into the cache did not happen.
+enum CacheWrite {
+    /// The cache's mount is read-only and refused to become writable.
+    StaysReadOnly(PathBuf, std::io::Error),
+    Failed(std::io::Error),
+}
+
+/// Runs `write` with the mount that holds `guest` writable: a read-only mount is remounted
+/// read-write, keeping its other flags, and read-only again afterwards (apk's
+/// `cache_remount_dir`), through [`Sys::remount`].
+fn with_writable_mount(
+    sys: &dyn Sys,
+    guest: &Path,
+    write: impl FnOnce() -> std::io::Result<()>,
+) -> Result<(), CacheWrite> {
+    let read_only = sys
+        .mount_containing(guest)
+        .ok()
+        .filter(|m| m.flags.contains(MountFlags::RDONLY));
+    if let Some(m) = &read_only {
+        sys.remount(&m.target, m.flags - MountFlags::RDONLY, "")
+            .map_err(|e| CacheWrite::StaysReadOnly(m.target.clone(), e))?;
+    }
+    let written = write();
+    if let Some(m) = &read_only {
+        if let Err(e) = sys.remount(&m.target, m.flags, "") {
+            log::warn!(
+                "apk: cannot remount {} read-only again: {e}",
+                m.target.display()
+            );
+        }
+    }
+    written.map_err(CacheWrite::Failed)
+}
+
 /// The cache directory: explicit, or `<root>/etc/apk/cache` if it leads to a directory.
-fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<PathBuf> {
+fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<CacheDir> {
     if let Some(c) = &req.cache_dir {
-        return Some(sys.path(c));
+        return Some(CacheDir {
+            guest: c.clone(),
+            host: sys.path(c),
+        });
     }
     let link = root.join("etc/apk/cache");
-    let target = match std::fs::read_link(&link) {
+    let guest_link = req.root.join("etc/apk/cache");
+    let cache = match std::fs::read_link(&link) {
         // An absolute target is resolved from the system's `/` (the boot medium), as apk does.
-        Ok(t) if t.is_absolute() => sys.path(&t),
-        Ok(t) => link.parent()?.join(t),
-        Err(_) => link,
+        Ok(t) if t.is_absolute() => CacheDir {
+            host: sys.path(&t),
+            guest: t,
+        },
+        Ok(t) => CacheDir {
+            guest: guest_link.parent()?.join(&t),
+            host: link.parent()?.join(t),
+        },
+        Err(_) => CacheDir {
+            guest: guest_link,
+            host: link,
+        },
     };
-    target.is_dir().then_some(target)
+    cache.host.is_dir().then_some(cache)
+}
+
+/// Fault injection for tests: makes the installer panic where a bug would, to prove that a
+/// panic ends the install with an error instead of a hang. Armed per package name, so tests that
+/// run in parallel do not disturb each other; unarmed it costs one atomic load per package.
+#[doc(hidden)]
+pub mod fault {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    /// Where the injected panic happens.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub enum Site {
+        /// A worker thread, while it stages the package.
+        Worker,
+        /// The committing thread, as the package's commit starts.
+        Committer,
+    }
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static TARGETS: Mutex<Vec<(Site, String)>> = Mutex::new(Vec::new());
+
+    /// From now on, `site` panics whenever it handles the package named `package`.
+    pub fn panic_at(site: Site, package: &str) {
+        TARGETS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((site, package.to_string()));
+        ARMED.store(true, Ordering::Release);
+    }
+
+    pub(super) fn check(site: Site, package: &str) {
+        if !ARMED.load(Ordering::Acquire) {
+            return;
+        }
+        let hit = TARGETS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|(s, p)| *s == site && p == package);
+        if hit {
+            panic!("injected fault while handling {package}");
+        }
+    }
 }
 
 struct Job {
@@ -341,88 +462,241 @@ struct Job {
 
 type WorkResult = Result<(Option<Control>, StagedPackage), (ApkError, StagedPackage)>;
 
+/// What the workers and the committer share.
 struct Shared {
-    results: Mutex<(Vec<Option<WorkResult>>, usize)>,
+    state: Mutex<State>,
     cond: Condvar,
 }
 
-fn run_worker(
-    jobs: &[Job],
-    next: &Mutex<usize>,
-    shared: &Shared,
-    staging: &Staging,
+struct State {
+    /// One slot per job, filled by a worker, taken by the committer.
+    results: Vec<Option<WorkResult>>,
+    /// Jobs below this index are committed (the look-ahead window starts here).
+    committed: usize,
+    /// Set when a thread panicked: everyone stops waiting and the install fails with it.
+    failure: Option<String>,
+}
+
+impl Shared {
+    /// The state, also after a panicking thread poisoned the lock: every writer leaves it
+    /// consistent, and the failure it records is what the others must see.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.cond.wait(g).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the first failure and wakes every waiting thread.
+    fn fail(&self, why: String) {
+        let mut g = self.lock();
+        g.failure.get_or_insert(why);
+        self.cond.notify_all();
+    }
+
+    /// The committer's wait for job `index`; Err when a worker died.
+    fn take(&self, index: usize) -> Result<WorkResult, ApkError> {
+        let mut g = self.lock();
+        loop {
+            if let Some(r) = g.results[index].take() {
+                return Ok(r);
+            }
+            if let Some(why) = &g.failure {
+                return Err(ApkError::Internal(why.clone()));
+            }
+            g = self.wait(g);
+        }
+    }
+
+    /// Job `index` is committed: the window moves on.
+    fn release(&self, index: usize) {
+        let mut g = self.lock();
+        g.committed = index + 1;
+        self.cond.notify_all();
+    }
+}
+
+/// The text of a caught panic.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Stops the workers when the committer leaves early (an error, or a panic, which is a bug):
+/// they wait on the look-ahead window only the committer moves, and the scope that joins them
+/// would wait forever.
+struct CommitGuard<'a> {
+    shared: &'a Shared,
+    /// The package being committed.
+    current: String,
+    done: bool,
+}
+
+impl Drop for CommitGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let how = if std::thread::panicking() {
+                "panicked"
+            } else {
+                "stopped"
+            };
+            let why = format!(
+                "the committing thread {how} while committing {}",
+                self.current
+            );
+            log::error!("apk: {why}");
+            self.shared.fail(why);
+        }
+    }
+}
+
+/// The settings every worker uses.
+struct WorkerEnv<'a> {
+    jobs: &'a [Job],
+    next: &'a Mutex<usize>,
+    shared: &'a Shared,
+    staging: &'a Staging,
     window: usize,
     privileged: bool,
     umask: u32,
-) {
+}
+
+/// A worker thread: stages jobs until none is left. A panic (a bug) is caught and recorded, so
+/// the committer stops instead of waiting forever for the job this worker held.
+fn run_worker(env: &WorkerEnv<'_>) {
+    let mut current = String::new();
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(env, &mut current)));
+    if let Err(p) = run {
+        env.shared.fail(format!(
+            "a worker thread panicked while staging {current}: {}",
+            panic_text(p.as_ref())
+        ));
+    }
+}
+
+fn work(env: &WorkerEnv<'_>, current: &mut String) {
+    let shared = env.shared;
     loop {
         let job = {
-            let mut n = next.lock().expect("lock");
-            if *n >= jobs.len() {
+            let mut n = env.next.lock().unwrap_or_else(PoisonError::into_inner);
+            if *n >= env.jobs.len() {
                 return;
             }
             let i = *n;
             *n += 1;
-            &jobs[i]
+            &env.jobs[i]
         };
+        *current = job.info.nv();
         // Bounded look-ahead: do not run too far ahead of the committer.
         {
-            let mut g = shared.results.lock().expect("lock");
-            while job.index >= g.1 + window {
-                g = shared.cond.wait(g).expect("lock");
+            let mut g = shared.lock();
+            while job.index >= g.committed + env.window && g.failure.is_none() {
+                g = shared.wait(g);
+            }
+            if g.failure.is_some() {
+                return;
             }
         }
-        let nv = job.info.nv();
-        let result = match (&job.path, job.info.installed_size) {
-            (_, 0) => Ok((None, StagedPackage::default())),
-            (None, _) => Err((
-                ApkError::PackageFileMissing {
-                    package: nv.clone(),
-                    path: PathBuf::from("(no repository has it)"),
-                },
-                StagedPackage::default(),
-            )),
-            (Some(p), _) => match std::fs::File::open(p) {
-                Err(_) => Err((
-                    ApkError::PackageFileMissing {
-                        package: nv.clone(),
-                        path: p.clone(),
-                    },
-                    StagedPackage::default(),
-                )),
-                Ok(f) => {
-                    let mut stager =
-                        Stager::new(staging, &nv, job.info.installed_size, privileged, umask);
-                    let id = job.info.identity.expect("repository packages have C:");
-                    match read_package(f, &nv, Verify::Identity(&id), &mut stager) {
-                        Ok(c) => Ok((Some(c), stager.out)),
-                        Err(e) => Err((e, stager.out)),
-                    }
-                }
-            },
-        };
+        fault::check(fault::Site::Worker, &job.info.name);
+        let result = stage_job(job, env);
         let result = match result {
             Err((e, staged)) => {
-                staged.discard(staging);
+                staged.discard(env.staging);
                 Err((e, StagedPackage::default()))
             }
             ok => ok,
         };
-        let mut g = shared.results.lock().expect("lock");
-        g.0[job.index] = Some(result);
+        let mut g = shared.lock();
+        g.results[job.index] = Some(result);
         shared.cond.notify_all();
+    }
+}
+
+/// Reads one package through verification into the staging directory.
+// The result goes straight into its slot in `State::results`: boxing it would buy nothing.
+#[allow(clippy::result_large_err)]
+fn stage_job(job: &Job, env: &WorkerEnv<'_>) -> WorkResult {
+    let nv = job.info.nv();
+    if job.info.installed_size == 0 {
+        return Ok((None, StagedPackage::default()));
+    }
+    let Some(path) = &job.path else {
+        return Err((
+            ApkError::PackageFileMissing {
+                package: nv,
+                path: PathBuf::from("(no repository has it)"),
+            },
+            StagedPackage::default(),
+        ));
+    };
+    // The index's `C:` is what the package is verified against: without it there is nothing
+    // to trust the file by.
+    let Some(id) = job.info.identity else {
+        return Err((
+            ApkError::Format {
+                what: nv,
+                reason: "its index record has no checksum (C:), so the package cannot be verified"
+                    .into(),
+            },
+            StagedPackage::default(),
+        ));
+    };
+    let Ok(f) = std::fs::File::open(path) else {
+        return Err((
+            ApkError::PackageFileMissing {
+                package: nv,
+                path: path.clone(),
+            },
+            StagedPackage::default(),
+        ));
+    };
+    let mut stager = Stager::new(
+        env.staging,
+        &nv,
+        job.info.installed_size,
+        env.privileged,
+        env.umask,
+    );
+    match read_package(f, &nv, Verify::Identity(&id), &mut stager) {
+        Ok(c) => Ok((Some(c), stager.out)),
+        Err(e) => Err((e, stager.out)),
     }
 }
 
 struct ScriptRunner<'a> {
     sys: &'a dyn Sys,
     req_root: &'a Path,
-    root: &'a Path,
+    root: &'a Root,
     policy: ScriptPolicy,
     privileged: bool,
+    /// Scripts skipped or not run faithfully, for [`InstallReport::scripts_not_run`].
+    not_run: Mutex<Vec<String>>,
 }
 
 impl ScriptRunner<'_> {
+    /// A script that did not run: a warning (or, when it must run, the package's error).
+    fn skipped(
+        &self,
+        info: &PkgInfo,
+        kind: ScriptKind,
+        why: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<bool, String> {
+        let msg = format!("{}: {} script not run ({why})", info.nv(), kind.name());
+        if self.policy == ScriptPolicy::FailUnprivileged {
+            return Err(msg);
+        }
+        self.not_run
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(msg.clone());
+        warnings.push(msg);
+        Ok(false)
+    }
+
     /// Runs one script; Err(reason) marks the package's script as broken.
     fn run(
         &self,
@@ -441,38 +715,30 @@ impl ScriptRunner<'_> {
             if self.policy == ScriptPolicy::Never {
                 return Ok(false);
             }
-            let msg = format!(
-                "{}: {} script not run (needs root to chroot)",
-                info.nv(),
-                kind.name()
-            );
-            if self.policy == ScriptPolicy::FailUnprivileged {
-                return Err(msg);
-            }
-            warnings.push(msg);
-            return Ok(false);
+            return self.skipped(info, kind, "needs root to chroot", warnings);
         }
         let file = format!("{}-{}.{}", info.name, info.version, kind.name());
-        let exec_dir = self.root.join("lib/apk/exec");
-        let host = exec_dir.join(&file);
+        let script = PathBuf::from(format!("lib/apk/exec/{file}"));
+        let remove = || {
+            if let Ok((dir, name)) = self.root.parent(&script) {
+                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+            }
+        };
         let write = || -> std::io::Result<()> {
-            use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::remove_file(&host);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o755)
-                .open(&host)?;
+            remove();
+            let mut f = self.root.create(&script, OFlags::EXCL, 0o755)?;
             std::io::Write::write_all(&mut f, body)
         };
         if write().is_err() {
-            let _ = std::fs::create_dir_all(self.root.join("lib/apk"));
-            mkdir_mode(&exec_dir, 0o700);
+            let _ = self
+                .root
+                .create_dirs(Path::new("lib/apk"), 0o755, &mut Vec::new());
+            mkdir_mode(self.root, "lib/apk/exec", 0o700);
             write()
                 .map_err(|e| format!("{}: cannot write {} script: {e}", info.nv(), kind.name()))?;
         }
         let spawn = Spawn {
-            program: PathBuf::from(format!("lib/apk/exec/{file}")),
+            program: script.clone(),
             args: args.iter().map(OsString::from).collect(),
             env: vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
             chroot: Some(self.req_root.to_path_buf()),
@@ -481,8 +747,14 @@ impl ScriptRunner<'_> {
             controlling_tty: false,
         };
         let result = self.sys.run(&spawn);
-        let _ = std::fs::remove_file(&host);
+        remove();
         match result {
+            Err(e) if crate::sys::not_run_reason(&e).is_some() => {
+                let why = crate::sys::not_run_reason(&e)
+                    .unwrap_or_default()
+                    .to_string();
+                self.skipped(info, kind, &why, warnings)
+            }
             Ok(0) => Ok(true),
             Ok(code) => Err(format!(
                 "{}: {} script exited with error {code}",
@@ -499,7 +771,18 @@ impl ScriptRunner<'_> {
 }
 
 /// Installs `req.world_add` (plus the existing world) into `req.root`. See the module docs.
+/// A panic anywhere in the transaction (a bug) ends it with [`ApkError::Internal`]; the db is
+/// then not written.
 pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, ApkError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(req, sys))).unwrap_or_else(
+        |p| {
+            let _ = std::fs::remove_dir_all(sys.path(&req.root).join(STAGING_DIR));
+            Err(ApkError::Internal(panic_text(p.as_ref())))
+        },
+    )
+}
+
+fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, ApkError> {
     let started = Instant::now();
     let mut report = InstallReport::default();
     let root = sys.path(&req.root);
@@ -514,7 +797,10 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         std::fs::create_dir_all(&root)
             .map_err(|e| ApkError::io(format!("creating root {}", root.display()), e))?;
     }
-    let db_missing = !root.join(db::WORLD).exists() || !root.join("lib/apk/db").is_dir();
+    let root_dir = Root::open(&root, req.resolve)
+        .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
+    let db_missing = !root_dir.exists(Path::new(db::WORLD), true)
+        || root_dir.dir(Path::new("lib/apk/db")).is_err();
     if db_missing {
         if !create {
             return Err(ApkError::Usage(format!(
@@ -522,36 +808,29 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 root.display()
             )));
         }
-        create_db(&req.root, &root, sys)?;
+        create_db(&req.root, &root_dir, sys)?;
     }
-    mkdir_mode(&root.join("proc"), 0o555);
+    mkdir_mode(&root_dir, "proc", 0o555);
     // Architecture.
     let arch = match &req.arch {
         Some(a) => {
-            db::write_file(&root, db::ARCH, format!("{a}\n").as_bytes())?;
+            db::write_file(&root_dir, db::ARCH, format!("{a}\n").as_bytes())?;
             a.clone()
         }
-        None => match std::fs::read_to_string(root.join(db::ARCH)) {
+        None => match root_dir.read_to_string(Path::new(db::ARCH)) {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
                 let a = super::build::default_arch().to_string();
-                db::write_file(&root, db::ARCH, format!("{a}\n").as_bytes())?;
+                db::write_file(&root_dir, db::ARCH, format!("{a}\n").as_bytes())?;
                 a
             }
         },
     };
     // Lock.
     let lock_path = root.join("lib/apk/db/lock");
-    let lock = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-    }
-    .map_err(|e| ApkError::io(format!("opening {}", lock_path.display()), e))?;
+    let lock = root_dir
+        .create(Path::new("lib/apk/db/lock"), OFlags::empty(), 0o600)
+        .map_err(|e| ApkError::io(format!("opening {}", lock_path.display()), e))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
         |e| {
             ApkError::io(
@@ -573,8 +852,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let protection = Protection::load(&root);
     let (overlay_files, overlay_dirs) = parse_overlay(req.overlay_list.as_deref().unwrap_or(&[]));
-    let mut dbs = db::read(&root)?;
+    let mut dbs = db::read(&root_dir)?;
     let cache = find_cache(req, &root, sys);
+    let cache_host = cache.as_ref().map(|c| c.host.as_path());
     let extra: Vec<(Option<String>, String)> = if req.use_root_repositories {
         root_repositories(&root)
             .into_iter()
@@ -594,7 +874,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         &repo_paths,
         &extra,
         &arch,
-        cache.as_deref(),
+        cache_host,
         &keys,
         req.allow_untrusted,
     );
@@ -639,7 +919,13 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             }
         }
     }
-    let solution = solver::solve(&cands, &world, req.diskless_boot)?;
+    let solution = solver::solve(&cands, &world, req.diskless_boot).map_err(|e| match e {
+        ApkError::Unsatisfiable { problems, .. } => ApkError::Unsatisfiable {
+            problems,
+            unused_repositories: repos.warnings.clone(),
+        },
+        other => other,
+    })?;
     for (d, why) in &solution.broken_world {
         log::debug!("apk: world entry {d} skipped: {why}");
         report.skipped_world.push((d.to_string(), why.clone()));
@@ -659,7 +945,10 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             path,
         });
     }
-    let total_bytes: u64 = jobs.iter().map(|j| j.info.installed_size).sum();
+    // Declared sizes come from the index: untrusted numbers that may add up past u64.
+    let total_bytes: u64 = jobs
+        .iter()
+        .fold(0, |sum, j| sum.saturating_add(j.info.installed_size));
     if let Some(p) = &req.progress {
         p(&Progress::Start {
             packages: jobs.len(),
@@ -667,18 +956,20 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         });
     }
 
-    let privileged = rustix::process::geteuid().is_root();
+    let privileged = sys.privileged();
     let umask = {
         let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
         rustix::process::umask(old);
         old.bits()
     };
-    let root_fd = open_root(&root)
-        .map_err(|e| ApkError::io(format!("opening root {}", root.display()), e))?;
-    let staging = Staging::create(&root_fd, &root)
+    let staging = Staging::create(&root_dir)
         .map_err(|e| ApkError::io("creating the staging directory", e))?;
     let shared = Shared {
-        results: Mutex::new(((0..jobs.len()).map(|_| None).collect(), 0)),
+        state: Mutex::new(State {
+            results: (0..jobs.len()).map(|_| None).collect(),
+            committed: 0,
+            failure: None,
+        }),
         cond: Condvar::new(),
     };
     let next = Mutex::new(0usize);
@@ -693,9 +984,10 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let scripts = ScriptRunner {
         sys,
         req_root: &req.root,
-        root: &root,
+        root: &root_dir,
         policy: req.scripts,
         privileged,
+        not_run: Mutex::default(),
     };
 
     // File ownership: path -> index into dbs.packages; overlay files are None.
@@ -713,23 +1005,31 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let mut installed_now: Vec<usize> = Vec::new();
     let mut bytes_done = 0u64;
 
-    std::thread::scope(|s| {
+    let env = WorkerEnv {
+        jobs: &jobs,
+        next: &next,
+        shared: &shared,
+        staging: &staging,
+        window,
+        privileged,
+        umask,
+    };
+    let committed = std::thread::scope(|s| {
         for _ in 0..threads.min(jobs.len().max(1)) {
-            s.spawn(|| run_worker(&jobs, &next, &shared, &staging, window, privileged, umask));
+            s.spawn(|| run_worker(&env));
         }
-        let mut committer = Committer::new(&root_fd, &staging, privileged);
-        let mut owners = Owners::load(&root);
+        let mut guard = CommitGuard {
+            shared: &shared,
+            current: String::new(),
+            done: false,
+        };
+        let mut committer = Committer::new(&root_dir, &staging, privileged);
+        let mut ids = IdCache::default();
         for job in &jobs {
-            let result = {
-                let mut g = shared.results.lock().expect("lock");
-                loop {
-                    if let Some(r) = g.0[job.index].take() {
-                        break r;
-                    }
-                    g = shared.cond.wait(g).expect("lock");
-                }
-            };
+            let result = shared.take(job.index)?;
             let nv = job.info.nv();
+            guard.current.clone_from(&nv);
+            fault::check(fault::Site::Committer, &job.info.name);
             if let Some(p) = &req.progress {
                 p(&Progress::Package {
                     index: job.index + 1,
@@ -744,7 +1044,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 Err((e, _)) => {
                     log::error!("apk: {e}");
                     report.failed.push((nv, e));
-                    release(&shared, job.index);
+                    shared.release(job.index);
                     continue;
                 }
             };
@@ -769,11 +1069,18 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             };
             let mut script_args = vec![info.version.clone()];
             script_args.extend(old_version.clone());
+            // Owners, looked up when apk looks them up (see `ids` and `stream::Lookup`).
+            ids.look_up_all(&root_dir, &staged.owners_before_script);
+            let first_owner = staged
+                .entries
+                .first()
+                .filter(|_| staged.first_entry_before_script)
+                .map(|e| resolve_owner(&mut ids, &root_dir, e));
             if let Some(body) = control.as_ref().and_then(|c| c.script(pre)) {
                 match scripts.run(&info, pre, body, &script_args, &mut report.warnings) {
                     Ok(ran) => {
                         if ran {
-                            owners = Owners::load(&root);
+                            ids.reset();
                         }
                     }
                     Err(m) => {
@@ -782,12 +1089,16 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                 }
             }
+            ids.look_up_all(&root_dir, &staged.owners_after_script);
             // Commit the entries in archive order.
             let mut dirs: Vec<DirRec> = Vec::new();
             let mut dir_index: HashMap<String, usize> = HashMap::new();
             let new_index = dbs.packages.len();
-            for e in &staged.entries {
-                let (uid, gid) = owners.resolve(&e.uname, e.uid, &e.gname, e.gid);
+            for (n, e) in staged.entries.iter().enumerate() {
+                let (uid, gid) = match first_owner {
+                    Some(owner) if n == 0 => owner,
+                    _ => resolve_owner(&mut ids, &root_dir, e),
+                };
                 if e.kind == Kind::Dir {
                     match committer.mkdir(&e.path, e.mode) {
                         Ok(created) => {
@@ -804,14 +1115,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                             }
                         }
                         Err(err) => {
+                            // apk records the directory even when creating it failed.
                             broken_files = true;
-                            let escapes = matches!(err, ResolveError::Escapes);
-                            problems.push(resolve_text(&e.path, err));
-                            // apk records the directory even when creating it failed; a
-                            // refused path (outside the root) is not recorded.
-                            if escapes {
-                                continue;
-                            }
+                            problems.push(format!("{}: {err}", e.path));
                         }
                     }
                     if !dir_index.contains_key(&e.path) {
@@ -828,6 +1134,18 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     continue;
                 }
                 let (dir, _) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                // The checksum the db has for the file now, taken before a takeover below
+                // forgets it (apk compares with it in `apk_db_migrate_files`).
+                let recorded_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
+                    let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+                    dbs.packages
+                        .get(o)?
+                        .dirs
+                        .iter()
+                        .find(|x| x.path == d)
+                        .and_then(|x| x.files.iter().find(|y| y.name == f))
+                        .and_then(|y| y.csum)
+                });
                 // Who owns the path now?
                 let mut discard = false;
                 let mut record = true;
@@ -873,18 +1191,9 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                 let mut csum = e.checksum;
                 let mut written = true;
                 if !discard && protection.protects(dir) {
-                    let ofile_sum = owner.get(&e.path).copied().flatten().and_then(|o| {
-                        let (d, f) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
-                        dbs.packages[o]
-                            .dirs
-                            .iter()
-                            .find(|x| x.path == d)
-                            .and_then(|x| x.files.iter().find(|y| y.name == f))
-                            .and_then(|y| y.csum)
-                    });
                     match committer.existing(&e.path, true) {
                         Ok(Some(disk_sum)) => {
-                            let differs = ofile_sum.is_none() || ofile_sum != disk_sum;
+                            let differs = recorded_sum.is_none() || recorded_sum != disk_sum;
                             if differs {
                                 if req.clean_protected
                                     || (e.checksum.is_some() && e.checksum == disk_sum)
@@ -898,7 +1207,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                         Ok(None) => {}
                         Err(err) => {
                             broken_files = true;
-                            problems.push(resolve_text(&e.path, err));
+                            problems.push(format!("{}: {err}", e.path));
                             discard = true;
                             record = false;
                         }
@@ -910,18 +1219,13 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     }
                 } else if let Err(err) = committer.place(e, &e.path, uid, gid, apk_new) {
                     broken_files = true;
-                    let escapes = matches!(err, ResolveError::Escapes);
-                    problems.push(resolve_text(&e.path, err));
+                    problems.push(format!("{}: {err}", e.path));
                     if let Some(s) = &e.staged {
                         staging.discard(s);
                     }
                     // apk keeps a file it failed to write in the db: without checksum when
                     // its temporary file could not be created (no parent directory), with it
-                    // when only the final rename failed. A refused path (outside the root)
-                    // is not recorded.
-                    if escapes {
-                        continue;
-                    }
+                    // when only the final rename failed.
                     if committer.dir(dir).is_err() {
                         csum = None;
                     }
@@ -1044,7 +1348,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             };
             if let Some(body) = control.as_ref().and_then(|c| c.script(post)) {
                 match scripts.run(&info, post, body, &script_args, &mut report.warnings) {
-                    Ok(true) => owners = Owners::load(&root),
+                    Ok(true) => ids.reset(),
                     Ok(false) => {}
                     Err(m) => {
                         broken_script = true;
@@ -1090,7 +1394,7 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
                     .warnings
                     .extend(problems.into_iter().map(|p| format!("{nv}: {p}")));
             }
-            release(&shared, job.index);
+            shared.release(job.index);
         }
         // Directory permissions, merged over all packages (apk_db_update_directory_permissions).
         let mut dirs: Vec<(&String, &DirPerm)> = dir_perms.iter().filter(|(_, v)| v.3).collect();
@@ -1099,8 +1403,11 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         for (path, &(uid, gid, mode, _)) in dirs {
             committer.fix_dir(path, uid, gid, mode);
         }
+        guard.done = true;
+        Ok::<(), ApkError>(())
     });
     staging.remove();
+    committed?;
 
     // Triggers: each newly installed package's globs against every known directory.
     let mut all_dirs: Vec<String> = dbs
@@ -1144,9 +1451,11 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
             dbs.packages[i].broken_script = true;
         }
     }
-    db::write(&root, &dbs)?;
+    report.scripts_not_run =
+        std::mem::take(&mut *scripts.not_run.lock().unwrap_or_else(|e| e.into_inner()));
+    db::write(&root_dir, &dbs)?;
     if let Some(c) = &cache {
-        write_cache_installed(c, &dbs, &repos);
+        write_cache_installed(sys, c, &dbs, &repos);
     }
     drop(lock);
     if let Some(p) = &req.progress {
@@ -1156,17 +1465,10 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     Ok(report)
 }
 
-fn release(shared: &Shared, index: usize) {
-    let mut g = shared.results.lock().expect("lock");
-    g.1 = index + 1;
-    shared.cond.notify_all();
-}
-
-fn resolve_text(path: &str, e: ResolveError) -> String {
-    match e {
-        ResolveError::Escapes => {
-            format!("refused {path}: the path leads outside the root through a symlink")
-        }
-        ResolveError::Io(e) => format!("{path}: {e}"),
-    }
+/// An entry's (uid, gid): its owner names through the id cache, its numbers as the fallback.
+fn resolve_owner(ids: &mut IdCache, root_dir: &Root, e: &StagedEntry) -> (u32, u32) {
+    (
+        ids.uid(root_dir, &e.uname, e.uid),
+        ids.gid(root_dir, &e.gname, e.gid),
+    )
 }

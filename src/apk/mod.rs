@@ -10,13 +10,16 @@
 //!
 //! Layers, bottom up: [`version`], [`dep`], [`checksum`] (text formats); [`gz`], [`tar`],
 //! [`stream`], [`sign`] (verified streams); [`pkg`], [`repo`] (indexes, repositories, cache);
-//! [`solver`]; [`db`] (installed state); [`extract`] (safe writes into the root); [`install`]
-//! (the transaction); [`build`] (a package and index builder for tests and media); [`cli`].
+//! [`solver`]; [`db`] (installed state); [`ids`] (owner names to ids, as apk caches them);
+//! [`extract`] (safe writes into the root); [`install`] (the transaction); [`build`] (a package
+//! and index builder for tests and media); [`cli`].
 //!
 //! Stricter than apk, on purpose: nothing is written outside the root. Names with `..`, absolute
-//! names, device nodes, and paths that go through a symlink pointing outside the root (apk
-//! follows those, even to the host's `/`) are refused with an error; such a refused path is
-//! not recorded in the db (apk records a file it failed to write).
+//! names and device nodes are refused with an error. Every path is resolved as chroot would see
+//! it ([`crate::fsutil`]): apk run with `--root` follows an absolute symlink such as
+//! alpine-baselayout's `var/run -> /run` to the host's `/run`; ramboot follows it inside the
+//! root, where apk running in the booted system lands too. The db records the path as written
+//! in the package (`F:var/run/ppp`), as apk does.
 //!
 //! Checked against the real apk-tools 2.14.10 (packages, indexes, installed trees, db files,
 //! scripts, upgrades, cache, version comparisons). Other deliberate differences:
@@ -25,7 +28,17 @@
 //! * `etc/apk/repositories.d/*.list` are read in name order (apk: directory order);
 //! * the exit status of an unsatisfiable solve is the number of problems reported (apk: its
 //!   solver's internal error count, often larger);
-//! * tar headers carry the same fields as apk's, but the gzip streams are not byte-identical.
+//! * tar headers carry the same fields as apk's, but the gzip streams are not byte-identical;
+//! * in `lib/apk/db/installed`, a record's `r:`, `q:`, `s:` and `f:` lines are always in that
+//!   record. apk 2.14 (`apk_db_write_fdb`) buffers them until the record's first `F:` line, so
+//!   the lines of a package without directories (a meta package such as `alpine-base`, which
+//!   replaces `alpine-baselayout`) are written into the next record that has a directory, and
+//!   lost when no later record has one. Read back, apk would credit that other package with
+//!   the replaces (and broken flags) and forget them for the one that declared them: a bug we
+//!   do not copy. Both layouts read back without error;
+//! * owner names in index and `scripts.tar` headers are not looked up ([`ids`]): apk looks
+//!   them up when it opens the db, which can only change the id of a file whose owner is
+//!   named like those headers' owner (`root`) but numbered otherwise in its tar header.
 
 pub mod build;
 pub mod checksum;
@@ -35,6 +48,7 @@ pub mod dep;
 mod error;
 pub mod extract;
 pub mod gz;
+pub mod ids;
 pub mod install;
 pub mod pkg;
 pub mod repo;

@@ -6,6 +6,7 @@
 use super::checksum::{hex, unhex, Checksum};
 use super::dep::{list_text, Dep};
 use super::ApkError;
+use crate::quote::quoted;
 use std::fmt::Write as _;
 
 /// Everything apk knows about one package, from the index or from its `.PKGINFO`.
@@ -53,7 +54,7 @@ impl PkgInfo {
         let num = |v: &str| {
             v.trim().parse::<u64>().map_err(|_| ApkError::Format {
                 what: ".PKGINFO".into(),
-                reason: format!("`{key}` is not a number: {v:?}"),
+                reason: format!("`{key}` is not a number: {}", quoted(v)),
             })
         };
         match key {
@@ -86,7 +87,7 @@ impl PkgInfo {
                     .filter(|b| b.len() == 32)
                     .ok_or_else(|| ApkError::Format {
                         what: ".PKGINFO".into(),
-                        reason: format!("datahash is not 64 hex digits: {value:?}"),
+                        reason: format!("datahash is not 64 hex digits: {}", quoted(value)),
                     })?;
                 self.datahash = Some(bytes.try_into().expect("length checked"));
             }
@@ -277,7 +278,7 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
             return Err(ApkError::IndexParse {
                 source: source.into(),
                 line: n + 1,
-                reason: format!("expected `X:value`, got {:?}", truncate(line, 60)),
+                reason: format!("expected `X:value`, got {}", quoted(&truncate(line, 60))),
             });
         }
         started = true;

@@ -463,6 +463,7 @@ pub fn solve(
         if attempts > 10_000 {
             return Err(ApkError::Unsatisfiable {
                 problems: vec!["solver did not converge".into()],
+                unused_repositories: Vec::new(),
             });
         }
         let mut run = Run {
@@ -515,6 +516,7 @@ pub fn solve(
         if !progressed || (!force_broken_world && !only_install_if) {
             return Err(ApkError::Unsatisfiable {
                 problems: problems.into_iter().map(|p| p.text).collect(),
+                unused_repositories: Vec::new(),
             });
         }
         // Constraints learned from dropped roots must not linger.

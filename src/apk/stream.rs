@@ -8,6 +8,7 @@
 
 use super::checksum::{hex, Checksum};
 use super::gz::{GzMembers, Hashers};
+use super::ids::OwnerNames;
 use super::pkg::PkgInfo;
 use super::sign::{self, Keyring, SigAlgo};
 use super::tar::{Entry, Event, Kind, TarReader};
@@ -116,6 +117,23 @@ pub trait DataSink {
     }
     /// One data entry; regular file content is read through `content`.
     fn entry(&mut self, entry: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError>;
+    /// The owner names of the headers read so far: once with [`Lookup::BeforeScript`] just
+    /// before the first data entry (or at the end when there is none), once with
+    /// [`Lookup::AfterScript`] for the rest. See [`Lookup`].
+    fn owner_names(&mut self, _when: Lookup, _names: OwnerNames) {}
+}
+
+/// When apk-tools looks a header's owner names up, relative to the package's pre-install (or
+/// pre-upgrade) script: apk resolves names as it parses each header, and runs the script only
+/// when it meets the first data entry, after that entry's header was parsed
+/// (`apk_db_install_archive_entry`). Data files land only after the whole archive was read
+/// (`apk_db_migrate_files`), so a package's own `etc/passwd` never affects its own names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Signature and control headers, and the first data header.
+    BeforeScript,
+    /// Every later header.
+    AfterScript,
 }
 
 /// A sink that stops after the control part (reading metadata only).
@@ -192,6 +210,16 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// The signature names a digest that does not cover the signed part.
+    fn unhashed(&self, digest: &str) -> ApkError {
+        ApkError::Format {
+            what: self.what.clone(),
+            reason: format!(
+                "the signature entry is not in the archive's first gzip member, so its {digest} digest does not cover the signed part"
+            ),
+        }
+    }
+
     fn format(&self, err: io::Error) -> ApkError {
         ApkError::Format {
             what: self.what.clone(),
@@ -201,7 +229,10 @@ impl Checker<'_> {
 
     /// Checks the identity or signature over the finished digests.
     fn check(&self, h: Hashers) -> Result<Checksum, ApkError> {
-        let sha1 = h.sha1.expect("sha1 always runs").finalize();
+        let sha1 = h
+            .sha1
+            .ok_or_else(|| self.format(io::Error::other("the control part was not hashed")))?
+            .finalize();
         let identity = Checksum::Sha1(sha1.into());
         match self.verify {
             Verify::Identity(expected) => {
@@ -218,12 +249,27 @@ impl Checker<'_> {
                 allow_untrusted,
             } => match &self.chosen {
                 Some(c) => {
+                    // A signature entry met after the signed part began (in the same gzip
+                    // member as the index) asks for a digest that was never started.
                     let digest: Vec<u8> = match c.algo {
                         SigAlgo::Sha1 => sha1.to_vec(),
-                        SigAlgo::Sha256 => h.sha256.expect("chosen").finalize().to_vec(),
-                        SigAlgo::Sha512 => h.sha512.expect("chosen").finalize().to_vec(),
+                        SigAlgo::Sha256 => h
+                            .sha256
+                            .ok_or_else(|| self.unhashed("SHA-256"))?
+                            .finalize()
+                            .to_vec(),
+                        SigAlgo::Sha512 => h
+                            .sha512
+                            .ok_or_else(|| self.unhashed("SHA-512"))?
+                            .finalize()
+                            .to_vec(),
                     };
-                    let key = keys.get(&c.key_name).expect("chosen keys exist");
+                    let key =
+                        keys.get(&c.key_name)
+                            .ok_or_else(|| ApkError::UntrustedSignature {
+                                what: self.what.clone(),
+                                reason: format!("signed by unknown key {}", c.key_name),
+                            })?;
                     if !sign::verify(key, c.algo, &digest, &c.sig) {
                         return Err(ApkError::BadSignature {
                             what: self.what.clone(),
@@ -372,6 +418,7 @@ pub fn read_package<R: Read>(
                         Err(ApkError::Cancelled) => return Ok(control),
                         r => r?,
                     }
+                    sink.owner_names(Lookup::BeforeScript, tar.take_owner_names());
                 }
                 match sink.entry(e, &mut tar) {
                     Err(ApkError::Cancelled) => return Ok(control),
@@ -389,7 +436,14 @@ pub fn read_package<R: Read>(
     let h = std::mem::take(&mut tar.gz().hash);
     match control.info.datahash {
         Some(expected) if identity.is_some() => {
-            let actual: [u8; 32] = h.sha256.expect("data hash runs").finalize().into();
+            let actual: [u8; 32] = h
+                .sha256
+                .ok_or_else(|| ApkError::Format {
+                    what: what.into(),
+                    reason: "the data part was not hashed".into(),
+                })?
+                .finalize()
+                .into();
             if actual != expected {
                 return Err(ApkError::DataHashMismatch {
                     package: what.into(),
@@ -408,12 +462,18 @@ pub fn read_package<R: Read>(
         None => identity = Some(ck.check(h)?),
     }
     control.identity = identity;
+    let when = if ready_sent {
+        Lookup::AfterScript
+    } else {
+        Lookup::BeforeScript
+    };
     if !ready_sent {
         match sink.control_ready(&control) {
             Err(ApkError::Cancelled) => return Ok(control),
             r => r?,
         }
     }
+    sink.owner_names(when, tar.take_owner_names());
     Ok(control)
 }
 

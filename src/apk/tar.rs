@@ -7,6 +7,7 @@
 
 use super::checksum::Checksum;
 use super::gz::GzMembers;
+use super::ids::OwnerNames;
 use std::io::{self, Read, Write};
 
 /// Longest name or link target accepted (apk: PATH_MAX - 10).
@@ -79,9 +80,13 @@ fn octal(field: &[u8], what: &str) -> io::Result<u64> {
     Ok(v)
 }
 
+/// A NUL-terminated header field's bytes.
+fn c_field(field: &[u8]) -> &[u8] {
+    &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())]
+}
+
 fn cstr(field: &[u8]) -> io::Result<String> {
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    String::from_utf8(field[..end].to_vec()).map_err(|_| bad("tar header: name is not UTF-8"))
+    String::from_utf8(c_field(field).to_vec()).map_err(|_| bad("tar header: name is not UTF-8"))
 }
 
 /// Reads entries from a (possibly multi-member) gzip stream.
@@ -93,6 +98,8 @@ pub struct TarReader<R> {
     zero_blocks: u32,
     /// Two zero blocks were seen: the rest is discarded.
     ended: bool,
+    /// Owner names of every header read, extension headers included (apk looks each up).
+    owners: OwnerNames,
 }
 
 impl<R: Read> TarReader<R> {
@@ -103,6 +110,7 @@ impl<R: Read> TarReader<R> {
             padding: 0,
             zero_blocks: 0,
             ended: false,
+            owners: OwnerNames::default(),
         }
     }
 
@@ -112,6 +120,11 @@ impl<R: Read> TarReader<R> {
 
     pub fn into_gz(self) -> GzMembers<R> {
         self.src
+    }
+
+    /// The owner names of the headers read since the last call.
+    pub fn take_owner_names(&mut self) -> OwnerNames {
+        std::mem::take(&mut self.owners)
     }
 
     /// Continues after [`Event::MemberEnd`]; false at the end of the stream.
@@ -230,6 +243,10 @@ impl<R: Read> TarReader<R> {
             if stored != sum {
                 return Err(bad("tar header checksum mismatch"));
             }
+            self.owners.add(
+                &String::from_utf8_lossy(c_field(&block[265..297])),
+                &String::from_utf8_lossy(c_field(&block[297..329])),
+            );
             let size = octal(&block[124..136], "size")?;
             if size > u64::from(u32::MAX) {
                 return Err(bad("tar entry larger than 4 GiB"));

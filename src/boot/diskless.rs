@@ -6,6 +6,7 @@
 //! is verified and mounted here (so the initramfs can load every driver), packages are installed
 //! by ramboot's own apk-compatible installer, and every decision is logged.
 
+use super::apkovl;
 use super::sysroot::{self, MediaMount};
 use super::timeline::Outcome;
 use super::{Boot, BootEnd, BootError, SYSROOT};
@@ -13,8 +14,8 @@ use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, ModloopSpec, Repo
 use crate::hw::discover::{discover, DiscoverConfig, Discovery, Goal};
 use crate::hw::modloop;
 use crate::media::ScanOptions;
-use crate::overlay;
 use crate::sys::parse_mount_options;
+use rustix::fs::{Mode, OFlags};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -202,7 +203,7 @@ fn finish_modloop(
     note(
         decisions,
         format!(
-            "modloop {} mounted ({:?})",
+            "modloop {} mounted ({})",
             mounted.image.display(),
             mounted.verification
         ),
@@ -295,12 +296,11 @@ fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<
     }
 }
 
-fn read_world(root: &Path) -> Vec<String> {
-    fs::read_to_string(root.join("etc/apk/world"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
+/// The package name of a world atom (`openssl>3`, `foo@edge`: `openssl`, `foo`).
+fn atom_name(atom: &str) -> String {
+    crate::apk::dep::Dep::parse(atom)
+        .map(|d| d.name)
+        .unwrap_or_else(|_| atom.to_string())
 }
 
 /// `ssh_key=`: a literal key goes to `/root/.ssh/authorized_keys` (0700/0600) unless one exists.
@@ -308,17 +308,20 @@ fn install_ssh_key(root: &Path, key: &str) -> std::io::Result<bool> {
     if crate::cmdline::is_url(key) {
         return Ok(false);
     }
-    let dir = root.join("root/.ssh");
-    let file = dir.join("authorized_keys");
-    if file.exists() {
+    let root = sysroot::open_root(root)?;
+    let file = Path::new("root/.ssh/authorized_keys");
+    if root.exists(file, true) {
         return Ok(false);
     }
-    use std::os::unix::fs::PermissionsExt;
-    fs::create_dir_all(&dir)?;
-    fs::set_permissions(root.join("root"), fs::Permissions::from_mode(0o700))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
-    fs::write(&file, format!("{}\n", key.trim()))?;
-    fs::set_permissions(&file, fs::Permissions::from_mode(0o600))?;
+    root.create_dirs(Path::new("root/.ssh"), 0o700, &mut Vec::new())?;
+    // sshd checks the directories the key is in, wherever links inside the root lead.
+    for dir in ["root", "root/.ssh"] {
+        let fd = root.open_at(Path::new(dir), OFlags::RDONLY | OFlags::DIRECTORY)?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+    }
+    let mut f = root.open_write(file, 0o600)?;
+    std::io::Write::write_all(&mut f, format!("{}\n", key.trim()).as_bytes())?;
+    rustix::fs::fchmod(&f, Mode::from_raw_mode(0o600))?;
     Ok(true)
 }
 
@@ -390,15 +393,18 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         applied,
         mut media_mounts,
         has_fstab,
-        sys_fstab,
     } = built?;
 
     if let Some(dir) = boot.apkovl_mount.take() {
         let _ = boot.sys.umount(&dir, false);
     }
-    if !has_fstab && sys_fstab.exists() {
-        let fstab = sysroot::parse_fstab(&fs::read_to_string(&sys_fstab).unwrap_or_default());
-        relocate(boot, &fstab, &mut media_mounts);
+    if !has_fstab {
+        // The packages may have brought one.
+        let fstab_now =
+            sysroot::open_root(&root).and_then(|r| r.read_to_string(Path::new("etc/fstab")));
+        if let Ok(text) = fstab_now {
+            relocate(boot, &sysroot::parse_fstab(&text), &mut media_mounts);
+        }
     }
     let repos_now: Vec<String> = match &plan.repos {
         RepoSource::List(l) => l.clone(),
@@ -425,7 +431,8 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     }
     let _ = sysroot::copy_if_missing(
         &boot.sys.path(Path::new("/etc/resolv.conf")),
-        &root.join("etc/resolv.conf"),
+        &root,
+        "etc/resolv.conf",
     );
 
     if decisions.modloop.is_some() {
@@ -444,7 +451,6 @@ struct Built {
     media_mounts: Vec<MediaMount>,
     /// The apkovl brought an fstab.
     has_fstab: bool,
-    sys_fstab: PathBuf,
 }
 
 /// The root tmpfs, the apkovl, default services, fstab handling and the packages.
@@ -494,27 +500,22 @@ fn build_root(
         }
         ok
     });
-    super::packages::init_db(boot);
+    if let Err(e) = apkovl::init_db(boot.sys, Path::new(SYSROOT)) {
+        log::warn!("cannot create the apk database: {e}");
+    }
     let mut applied = false;
+    let mut apkovl_world = Vec::new();
     if let Some(path) = &apkovl {
         super::console::ebegin(&format!("Loading user settings from {}", path.display()));
-        let chown = rustix::process::geteuid().is_root();
-        let sys = boot.sys;
-        let make_node = |rel: &Path, kind, mode, major, minor| {
-            sys.mknod(&Path::new(SYSROOT).join(rel), kind, mode, major, minor)
-        };
-        let opts = overlay::Options {
-            chown,
-            make_node: Some(&make_node),
-        };
-        match overlay::extract(&boot.sys.path(path), &root, opts) {
+        match apkovl::apply(boot.sys, Path::new(SYSROOT), path) {
             Ok(x) => {
                 super::console::eend(Ok(()));
                 for w in &x.warnings {
                     log::warn!("apkovl: {w}");
                 }
-                decisions.overlay_files = x.names;
+                decisions.overlay_files = x.overlay_files;
                 decisions.apkovl = Some(path.clone());
+                apkovl_world = x.world;
                 applied = true;
             }
             Err(e) => {
@@ -524,14 +525,18 @@ fn build_root(
             }
         }
     }
-    let marker = root.join("etc/.default_boot_services");
-    decisions.default_services = !applied || marker.exists();
+    let new_root = sysroot::open_root(&root);
+    let marker = Path::new("etc/.default_boot_services");
+    decisions.default_services =
+        !applied || new_root.as_ref().is_ok_and(|r| r.exists(marker, true));
     let ssh_key = plan.ssh_key.clone().filter(|_| decisions.default_services);
     if decisions.default_services {
         if let Err(e) = sysroot::add_default_services(&root, ssh_key.is_some()) {
             log::warn!("cannot add the default services: {e}");
         }
-        let _ = fs::remove_file(&marker);
+        if let Ok(r) = &new_root {
+            let _ = r.remove_file(marker);
+        }
     }
     if let Some(key) = &ssh_key {
         match install_ssh_key(&root, key) {
@@ -548,13 +553,15 @@ fn build_root(
 
     // fstab: root tmpfs options and media relocation.
     let mut media_mounts = media.mounts.clone();
-    let sys_fstab = root.join("etc/fstab");
-    let has_fstab = sys_fstab.exists();
-    let fstab_text = if has_fstab {
-        fs::read_to_string(&sys_fstab).unwrap_or_default()
-    } else {
+    let root_fstab = new_root
+        .as_ref()
+        .ok()
+        .and_then(|r| r.read_to_string(Path::new("etc/fstab")).ok());
+    drop(new_root);
+    let has_fstab = root_fstab.is_some();
+    let fstab_text = root_fstab.unwrap_or_else(|| {
         fs::read_to_string(boot.sys.path(Path::new("/etc/fstab"))).unwrap_or_default()
-    };
+    });
     let fstab = sysroot::parse_fstab(&fstab_text);
     if has_fstab {
         if let Some(opts) = sysroot::root_tmpfs_options(&fstab) {
@@ -571,54 +578,82 @@ fn build_root(
 
     // What to install.
     let mut pkgs: Vec<String> = plan.pkgs.clone();
-    pkgs.extend(read_world(&root));
-    let mut implicit: Vec<String> = Vec::new();
+    pkgs.extend(apkovl_world);
+    // Packages the boot adds on its own, with why; one the user asked for is not implicit.
+    let mut implicit: Vec<(String, String)> = Vec::new();
     if ssh_key.is_some() {
-        implicit.push("openssh".into());
+        implicit.push(("openssh".into(), "wanted for ssh_key=".into()));
     }
-    implicit.push("alpine-base".into());
+    implicit.push((
+        "alpine-base".into(),
+        "the base system every diskless boot installs".into(),
+    ));
     if copy_modloop_keys(boot, &root) > 0 {
-        implicit.push("openssl".into());
+        implicit.push((
+            "openssl".into(),
+            "wanted to verify the modloop signature".into(),
+        ));
     }
-    pkgs.extend(implicit.iter().cloned());
+    let asked: Vec<String> = pkgs.iter().map(|p| atom_name(p)).collect();
+    implicit.retain(|(name, _)| !asked.contains(name));
+    pkgs.extend(implicit.iter().map(|(name, _)| name.clone()));
     let mut seen = std::collections::HashSet::new();
     pkgs.retain(|p| seen.insert(p.clone()));
     let _ = sysroot::copy_dir_files(
         &boot.sys.path(Path::new("/etc/apk/keys")),
-        &root.join("etc/apk/keys"),
+        &root,
+        "etc/apk/keys",
     );
     let repositories: Vec<String> = match &plan.repos {
         RepoSource::List(l) => l.clone(),
         RepoSource::None => Vec::new(),
         RepoSource::Auto => boot_repositories(boot, &media_mounts),
     };
-    let arch_file = root.join("etc/apk/arch");
-    if arch_file.exists() {
-        let _ = fs::write(&arch_file, format!("{}\n", apk_arch(&boot.sys.machine())));
+    if let Ok(r) = sysroot::open_root(&root) {
+        let arch_file = Path::new("etc/apk/arch");
+        if r.exists(arch_file, true) {
+            let arch = format!("{}\n", apk_arch(&boot.sys.machine()));
+            let _ = r.write(arch_file, arch.as_bytes(), 0o644);
+        }
     }
     let clock = sysroot::clock_service(boot.sys);
     let _ = sysroot::rc_add(&root, clock, "boot");
     decisions.packages = pkgs.clone();
     decisions.repositories = repositories.clone();
 
-    let start = boot.sys.now();
-    let outcome = super::packages::install(
-        boot,
-        &repositories,
-        &pkgs,
-        &implicit,
-        &decisions.overlay_files,
-        plan,
-    );
-    boot.timeline
-        .stage("packages", start, boot.sys.now(), outcome);
+    // An internal error of the installer takes the failure policy; the rescue shell's exit
+    // retries the install.
+    loop {
+        let start = boot.sys.now();
+        let installed = super::packages::install(
+            boot,
+            &repositories,
+            &pkgs,
+            &implicit,
+            &decisions.overlay_files,
+            plan,
+        );
+        match installed {
+            Ok(outcome) => {
+                boot.timeline
+                    .stage("packages", start, boot.sys.now(), outcome);
+                break;
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                let failed = Outcome::Failed(reason.clone());
+                boot.timeline
+                    .stage("packages", start, boot.sys.now(), failed);
+                boot.recover(&reason)?;
+            }
+        }
+    }
 
     Ok(Built {
         root,
         applied,
         media_mounts,
         has_fstab,
-        sys_fstab,
     })
 }
 
@@ -664,12 +699,49 @@ fn copy_modloop_keys(boot: &Boot<'_>, root: &Path) -> usize {
     for e in rd.filter_map(|e| e.ok()) {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.contains("modloop") && name.contains(".SIGN.RSA.") && name.ends_with(".pub") {
-            let dst = root.join("var/cache/misc").join(&name);
-            let _ = fs::create_dir_all(root.join("var/cache/misc"));
-            if fs::copy(e.path(), dst).is_ok() {
+            let misc = Path::new("var/cache/misc");
+            let copied = sysroot::open_root(root).and_then(|r| {
+                r.create_dirs(misc, 0o755, &mut Vec::new())?;
+                r.copy_in(&e.path(), &misc.join(&name))
+            });
+            if copied.is_ok() {
                 n += 1;
             }
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, MetadataExt};
+
+    /// `ssh_key=` after an apkovl whose `root` is an absolute link: the key lands where the link
+    /// leads inside the new root; the host directory it names keeps its mode and gets nothing.
+    #[test]
+    fn ssh_key_follows_links_inside_the_new_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("sysroot");
+        let outside = d.path().join("outside");
+        let mirror = root.join(outside.strip_prefix("/").unwrap());
+        fs::create_dir_all(&outside).unwrap();
+        fs::create_dir_all(&mirror).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
+        let before = mode(&outside);
+        symlink(&outside, root.join("root")).unwrap();
+        assert!(install_ssh_key(&root, "ssh-ed25519 AAAA test").unwrap());
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "written outside"
+        );
+        assert_eq!(mode(&outside), before);
+        let key = mirror.join(".ssh/authorized_keys");
+        assert_eq!(fs::read_to_string(&key).unwrap(), "ssh-ed25519 AAAA test\n");
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(mode(&mirror.join(".ssh")), 0o700);
+        assert_eq!(mode(&mirror), 0o700);
+        assert!(!install_ssh_key(&root, "another").unwrap());
+    }
 }

@@ -6,6 +6,7 @@
 //! waits idle. Only `panic=` makes PID 1 exit so the kernel panics, as Alpine does. A Rust panic
 //! takes the same road.
 
+pub mod apkovl;
 pub mod console;
 pub mod diskless;
 pub mod early;
@@ -75,6 +76,10 @@ pub enum BootError {
     Panic {
         message: String,
     },
+    /// The package installer stopped on an internal error.
+    Install {
+        source: crate::apk::ApkError,
+    },
 }
 
 impl fmt::Display for BootError {
@@ -141,6 +146,7 @@ impl fmt::Display for BootError {
             ),
             Self::Unsupported { what } => write!(f, "{what}"),
             Self::Panic { message } => write!(f, "internal error: {message}"),
+            Self::Install { source } => write!(f, "installing packages failed: {source}"),
         }
     }
 }
@@ -171,8 +177,16 @@ pub struct Record {
     pub installed: Vec<(String, String)>,
     /// Packages skipped, refused or installed with errors: `(name, why)`.
     pub package_problems: Vec<(String, String)>,
+    /// Why repositories were not used (a refused index, a missing one ...): often the cause of
+    /// a skipped package.
+    pub unused_repositories: Vec<String>,
     /// `/usr` mounted from the new root's fstab (`root=` branch).
     pub usr: Option<String>,
+    /// Package scripts that did not run (a dry run: unprivileged, or a foreign machine).
+    pub scripts_not_run: Vec<String>,
+    /// Checks passed over because what they check would have been made by a script that did
+    /// not run: each says what and why.
+    pub unverified: Vec<String>,
 }
 
 /// One boot: the plan, the system, what has been mounted and the timeline.
@@ -328,9 +342,7 @@ impl<'a> Boot<'a> {
     /// The last stage: switch_root into `/sysroot` and exec init. Failures before the point of no
     /// return go through the failure policy and are retried.
     pub fn handoff(&mut self) -> BootEnd {
-        let mut checked = self.stage("handoff", "Checking the new init", |b| {
-            switch_root::check_init(b.sys, Path::new(SYSROOT), &b.plan.init)
-        });
+        let mut checked = self.stage("handoff", "Checking the new init", Self::check_init);
         loop {
             if let Err(end) = checked {
                 return end;
@@ -348,6 +360,7 @@ impl<'a> Boot<'a> {
                 init_args: &args,
                 console: console_dev.as_deref(),
                 env: self.env.clone(),
+                check_init: self.record.unverified.is_empty(),
             };
             let err = switch_root::switch_root(self.sys, &h);
             if let BootError::Exec { source, .. } = &err {
@@ -455,6 +468,27 @@ impl KmsgLimit {
     pub fn lift_again(&self, sys: &dyn Sys) {
         if self.original.is_some() {
             let _ = sys.write_sysctl(PRINTK_DEVKMSG, "on");
+        }
+    }
+}
+
+impl Boot<'_> {
+    /// The handoff's check of `init=`. A missing init is not held against a dry run whose
+    /// package scripts did not run: busybox's post-install creates `/sbin/init`.
+    fn check_init(&mut self) -> Result<(), BootError> {
+        match switch_root::check_init(self.sys, Path::new(SYSROOT), &self.plan.init) {
+            Err(BootError::InitMissing { init, .. }) if !self.record.scripts_not_run.is_empty() => {
+                let note = format!(
+                    "{}: created by a package script, not verified ({} script(s) did not run, e.g. {})",
+                    init.display(),
+                    self.record.scripts_not_run.len(),
+                    self.record.scripts_not_run[0]
+                );
+                log::warn!("{note}");
+                self.record.unverified.push(note);
+                Ok(())
+            }
+            other => other,
         }
     }
 }

@@ -2,41 +2,30 @@
 //! way Alpine's init calls `apk add --root /sysroot --initramfs-diskless-boot ...`.
 
 use super::timeline::Outcome;
-use super::{console, Boot, SYSROOT};
-use crate::apk::{self, InstallRequest, Progress, ScriptPolicy};
+use super::{console, Boot, BootError, SYSROOT};
+use crate::apk::{self, ApkError, InstallRequest, Progress, ScriptPolicy};
 use crate::cmdline::Diskless;
 use std::path::{Path, PathBuf};
-
-/// Creates the apk database in the new root (`apk add --initdb`), before the apkovl is applied.
-pub fn init_db(boot: &Boot<'_>) {
-    let req = InstallRequest {
-        root: PathBuf::from(SYSROOT),
-        initdb: true,
-        scripts: ScriptPolicy::Never,
-        use_root_repositories: false,
-        ..Default::default()
-    };
-    if let Err(e) = apk::install(&req, boot.sys) {
-        log::warn!("cannot create the apk database: {e}");
-    }
-}
 
 /// `/sys`, `/proc` and `/dev` inside the new root while package scripts run.
 const BINDS: [&str; 3] = ["/sys", "/proc", "/dev"];
 
 /// Installs `pkgs` from `repositories` (local paths; URLs need networking and are skipped) with
-/// the apkovl's files winning. Failures are reported per package; the boot goes on.
-/// `implicit` are packages the boot adds on its own (`alpine-base`, `openssl` for modloop keys,
-/// `openssh` for `ssh_key=`): when no repository provides one, it is skipped with a notice and
-/// kept out of the world file, so `apk` after boot does not complain about it.
+/// the apkovl's files winning. Failures are reported per package; the boot goes on. Only an
+/// internal error of the installer (a bug: a panic) is an error here: the boot then takes its
+/// failure policy.
+/// `implicit` are packages the boot adds on its own, with why (`alpine-base`, `openssl` for
+/// modloop keys, `openssh` for `ssh_key=`): when one cannot be installed (usually: no repository
+/// has it), it is skipped with a notice saying why it was wanted and kept out of the world file,
+/// so `apk` after boot does not complain about it.
 pub fn install(
     boot: &mut Boot<'_>,
     repositories: &[String],
     pkgs: &[String],
-    implicit: &[String],
+    implicit: &[(String, String)],
     overlay_files: &[String],
     plan: &Diskless,
-) -> Outcome {
+) -> Result<Outcome, BootError> {
     let mut local = Vec::new();
     for r in repositories {
         if crate::cmdline::is_url(r) {
@@ -81,18 +70,30 @@ pub fn install(
     };
     let outcome = match apk::install(&req, boot.sys) {
         Ok(mut report) => {
+            boot.record.unused_repositories = report.repo_warnings.clone();
             let (notices, skipped): (Vec<_>, Vec<_>) = report
                 .skipped_world
                 .drain(..)
-                .partition(|(atom, _)| implicit.contains(atom));
+                .partition(|(atom, _)| implicit.iter().any(|(name, _)| name == atom));
             report.skipped_world = skipped;
-            for (atom, _) in &notices {
-                log::info!("{atom} is not in any repository: skipped");
+            for (atom, why) in &notices {
+                let wanted = implicit
+                    .iter()
+                    .find(|(name, _)| name == atom)
+                    .map_or("", |(_, wanted)| wanted.as_str());
+                if why.contains("(no such package)") {
+                    log::info!("{atom} ({wanted}) is not in any repository: skipped");
+                } else {
+                    log::info!("{atom} ({wanted}) cannot be installed: skipped: {why}");
+                }
             }
             drop_from_world(boot, notices.iter().map(|(a, _)| a.as_str()));
             boot.record
                 .installed
                 .extend(report.installed.iter().cloned());
+            boot.record
+                .scripts_not_run
+                .append(&mut report.scripts_not_run);
             let problems = &mut boot.record.package_problems;
             problems.extend(
                 report
@@ -132,17 +133,28 @@ pub fn install(
             if problems == 0 {
                 console::eend(Ok(()));
                 log::info!("installed {summary}");
-                Outcome::Ok
+                Ok(Outcome::Ok)
             } else {
                 console::eend(Err(&format!("{problems} problem(s); {summary}")));
-                Outcome::Degraded(format!("{problems} package problem(s)"))
+                Ok(Outcome::Degraded(format!("{problems} package problem(s)")))
             }
         }
+        Err(e @ ApkError::Internal(_)) => {
+            console::eend(Err(&e.to_string()));
+            Err(BootError::Install { source: e })
+        }
         Err(e) => {
+            if let ApkError::Unsatisfiable {
+                unused_repositories,
+                ..
+            } = &e
+            {
+                boot.record.unused_repositories = unused_repositories.clone();
+            }
             // Alpine: a warning only, the boot goes on (mkinitfs 6702e30).
             let why = e.to_string();
             console::eend(Err(&why));
-            Outcome::Degraded(why)
+            Ok(Outcome::Degraded(why))
         }
     };
     for target in bound.iter().rev() {
@@ -159,8 +171,11 @@ fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
     if names.is_empty() {
         return;
     }
-    let path = boot.sys.path(&Path::new(SYSROOT).join("etc/apk/world"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let world = Path::new("etc/apk/world");
+    let Ok(root) = super::sysroot::open_root(&boot.sys.path(Path::new(SYSROOT))) else {
+        return;
+    };
+    let Ok(text) = root.read_to_string(world) else {
         return;
     };
     let kept: String = text
@@ -168,7 +183,7 @@ fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
         .filter(|l| !names.contains(&l.trim()))
         .map(|l| format!("{l}\n"))
         .collect();
-    if let Err(e) = std::fs::write(&path, kept) {
-        log::warn!("cannot update {}: {e}", path.display());
+    if let Err(e) = root.write(world, kept.as_bytes(), 0o644) {
+        log::warn!("cannot update {SYSROOT}/{}: {e}", world.display());
     }
 }

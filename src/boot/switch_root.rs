@@ -3,10 +3,10 @@
 //! make the new root `/` and exec init.
 
 use super::BootError;
+use crate::fsutil::{Resolve, Root};
 use crate::sys::Sys;
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Checks that `init` exists in `newroot` and is an executable file.
@@ -16,9 +16,13 @@ pub fn check_init(sys: &dyn Sys, newroot: &Path, init: &Path) -> Result<(), Boot
         init: init.to_path_buf(),
         root: newroot.to_path_buf(),
     };
-    let host = crate::fsutil::resolve_existing(&root, init).map_err(|_| missing())?;
-    let meta = std::fs::metadata(&host).map_err(|_| missing())?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+    let root = Root::open(&root, Resolve::Kernel).map_err(|_| missing())?;
+    let fd = root
+        .open_at(init, rustix::fs::OFlags::PATH)
+        .map_err(|_| missing())?;
+    let st = rustix::fs::fstat(&fd).map_err(|_| missing())?;
+    let kind = rustix::fs::FileType::from_raw_mode(st.st_mode);
+    if kind != rustix::fs::FileType::RegularFile || st.st_mode & 0o111 == 0 {
         return Err(BootError::InitNotExecutable {
             init: init.to_path_buf(),
         });
@@ -36,6 +40,9 @@ pub struct Handoff<'a> {
     /// `console=` device for the new init's stdio (`ttyAMA0` → `/dev/ttyAMA0`).
     pub console: Option<&'a str>,
     pub env: Vec<(OsString, OsString)>,
+    /// Check `init` again at the point of no return; false only when a dry run already
+    /// reported it as not verified (see `Boot::check_init`).
+    pub check_init: bool,
 }
 
 /// Moves the mounts into the new root. A mount whose target cannot be created (a read-only root
@@ -71,8 +78,10 @@ pub fn move_mounts(sys: &dyn Sys, newroot: &Path, mounts: &[PathBuf]) -> Vec<Str
 
 /// Does the switch. Returns only on failure (or, with the recording double, after the recorded exec).
 pub fn switch_root(sys: &dyn Sys, h: &Handoff<'_>) -> BootError {
-    if let Err(e) = check_init(sys, h.newroot, h.init) {
-        return e;
+    if h.check_init {
+        if let Err(e) = check_init(sys, h.newroot, h.init) {
+            return e;
+        }
     }
     for w in move_mounts(sys, h.newroot, h.mounts) {
         log::warn!("{w}");
@@ -115,6 +124,7 @@ mod tests {
     use super::*;
     use crate::sys::{is_exec_recorded, RecordingSys};
     use std::os::unix::fs::symlink;
+    use std::os::unix::fs::PermissionsExt;
 
     fn exe(path: &Path) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -139,6 +149,7 @@ mod tests {
             init_args: &["single".into()],
             console: Some("ttyAMA0"),
             env: vec![],
+            check_init: true,
         };
         let err = switch_root(&sys, &h);
         let BootError::Exec { source, .. } = err else {
@@ -174,6 +185,7 @@ mod tests {
             init_args: &[],
             console: None,
             env: vec![],
+            check_init: true,
         };
         assert!(matches!(
             switch_root(&sys, &h),

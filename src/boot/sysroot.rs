@@ -2,19 +2,25 @@
 //! repositories — the parts of Alpine's `initramfs-init` between "tmpfs mounted" and
 //! "switch_root", each a small function over the root directory so it can be tested on a host.
 
+use crate::fsutil::{Resolve, Root};
 use crate::sys::{parse_mount_options, Sys};
+use rustix::fs::OFlags;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 /// `rc_add SERVICE LEVEL`: a runlevel link, as OpenRC's `rc-update add` makes it.
 pub fn rc_add(root: &Path, service: &str, level: &str) -> io::Result<()> {
-    let dir = root.join("etc/runlevels").join(level);
-    fs::create_dir_all(&dir)?;
-    let link = dir.join(service);
-    let _ = fs::remove_file(&link);
-    symlink(format!("/etc/init.d/{service}"), link)
+    let root = open_root(root)?;
+    let dir = Path::new("etc/runlevels").join(level);
+    root.create_dirs(&dir, 0o755, &mut Vec::new())?;
+    let target = format!("/etc/init.d/{service}");
+    root.symlink(Path::new(&target), &dir.join(service))
+}
+
+/// The new root: what the apkovl put there is followed as chroot would, never out of it.
+pub fn open_root(root: &Path) -> io::Result<Root> {
+    Root::open(root, Resolve::Kernel)
 }
 
 /// Alpine's default services (`/etc/.default_boot_services` or no apkovl).
@@ -279,8 +285,10 @@ pub fn setup_inittab_consoles(
     root: &Path,
     consoles: &[String],
 ) -> io::Result<Vec<String>> {
-    let inittab = root.join("etc/inittab");
-    let mut text = fs::read_to_string(&inittab).unwrap_or_default();
+    let root = open_root(root)?;
+    let inittab = Path::new("etc/inittab");
+    let securetty = Path::new("etc/securetty");
+    let mut text = root.read_to_string(inittab).unwrap_or_default();
     let mut added = Vec::new();
     for tty in consoles {
         if tty == "console" || !sys.path(&Path::new("/dev").join(tty)).exists() {
@@ -296,58 +304,59 @@ pub fn setup_inittab_consoles(
             "# enable login on alternative console\n{tty}::respawn:/sbin/getty -L 0 {tty} vt100\n"
         ));
         added.push(tty.clone());
-        let securetty = root.join("etc/securetty");
-        if securetty.exists() {
-            let cur = fs::read_to_string(&securetty).unwrap_or_default();
+        if let Ok(cur) = root.read_to_string(securetty) {
             if !cur.lines().any(|l| l.trim() == tty) {
-                let mut f = fs::OpenOptions::new().append(true).open(&securetty)?;
-                writeln!(f, "{tty}")?;
+                let f = root.open_at(securetty, OFlags::WRONLY | OFlags::APPEND)?;
+                writeln!(fs::File::from(f), "{tty}")?;
             }
         }
     }
     if !added.is_empty() {
-        if let Some(d) = inittab.parent() {
-            fs::create_dir_all(d)?;
-        }
-        fs::write(&inittab, text)?;
+        root.create_dirs(Path::new("etc"), 0o755, &mut Vec::new())?;
+        root.write(inittab, text.as_bytes(), 0o644)?;
     }
     Ok(added)
 }
 
 /// `etc/apk/repositories` from the boot repositories, when the apkovl brought none.
 pub fn write_repositories_if_missing(root: &Path, repos: &[String]) -> io::Result<bool> {
-    let path = root.join("etc/apk/repositories");
-    if path.exists() || repos.is_empty() {
+    let root = open_root(root)?;
+    let path = Path::new("etc/apk/repositories");
+    if root.exists(path, true) || repos.is_empty() {
         return Ok(false);
     }
-    fs::create_dir_all(root.join("etc/apk"))?;
+    root.create_dirs(Path::new("etc/apk"), 0o755, &mut Vec::new())?;
     let text: String = repos.iter().map(|r| format!("{r}\n")).collect();
-    fs::write(path, text)?;
+    root.write(path, text.as_bytes(), 0o644)?;
     Ok(true)
 }
 
-/// Copies `src` (a file) to `dst` unless `dst` exists; returns whether it copied.
-pub fn copy_if_missing(src: &Path, dst: &Path) -> io::Result<bool> {
-    if fs::symlink_metadata(dst).is_ok() || !src.is_file() {
+/// Copies host file `src` to `rel` in the root unless `rel` exists; returns whether it copied.
+pub fn copy_if_missing(src: &Path, root: &Path, rel: &str) -> io::Result<bool> {
+    let root = open_root(root)?;
+    let rel = Path::new(rel);
+    if root.exists(rel, false) || !src.is_file() {
         return Ok(false);
     }
-    if let Some(d) = dst.parent() {
-        fs::create_dir_all(d)?;
+    if let Some(d) = rel.parent() {
+        root.create_dirs(d, 0o755, &mut Vec::new())?;
     }
-    fs::copy(src, dst)?;
+    root.copy_in(src, rel)?;
     Ok(true)
 }
 
-/// Copies every regular file of directory `src` into `dst` (overwriting), e.g. `/etc/apk/keys`.
-pub fn copy_dir_files(src: &Path, dst: &Path) -> io::Result<usize> {
+/// Copies every regular file of host directory `src` into directory `rel` of the root
+/// (overwriting), e.g. `/etc/apk/keys`.
+pub fn copy_dir_files(src: &Path, root: &Path, rel: &str) -> io::Result<usize> {
     let Ok(rd) = fs::read_dir(src) else {
         return Ok(0);
     };
-    fs::create_dir_all(dst)?;
+    let root = open_root(root)?;
+    root.create_dirs(Path::new(rel), 0o755, &mut Vec::new())?;
     let mut n = 0;
     for e in rd.filter_map(|e| e.ok()) {
         if e.path().is_file() {
-            fs::copy(e.path(), dst.join(e.file_name()))?;
+            root.copy_in(&e.path(), &Path::new(rel).join(e.file_name()))?;
             n += 1;
         }
     }
@@ -369,6 +378,7 @@ mod tests {
     fn default_services_and_clock() {
         let (d, s) = sys();
         let root = d.path().join("sysroot");
+        fs::create_dir(&root).unwrap();
         add_default_services(&root, true).unwrap();
         assert_eq!(
             fs::read_link(root.join("etc/runlevels/sysinit/modloop")).unwrap(),
@@ -504,5 +514,58 @@ mod tests {
             fs::read_to_string(d.path().join("etc/apk/repositories")).unwrap(),
             "/media/vda1/apks\n"
         );
+    }
+
+    /// The edits after the apkovl follow what it put in the new root as chroot would: absolute
+    /// links to a host directory lead inside the root, nothing lands outside.
+    #[test]
+    fn edits_follow_apkovl_links_inside_the_new_root() {
+        use std::os::unix::fs::symlink;
+        let (d, s) = sys();
+        let root = d.path().join("sysroot");
+        let outside = d.path().join("outside");
+        let mirror = root.join(outside.strip_prefix("/").unwrap());
+        fs::create_dir_all(&outside).unwrap();
+        fs::create_dir_all(&mirror).unwrap();
+        fs::create_dir_all(root.join("etc/apk")).unwrap();
+        symlink(&outside, root.join("etc/runlevels")).unwrap();
+        symlink(outside.join("inittab"), root.join("etc/inittab")).unwrap();
+        symlink(outside.join("repos"), root.join("etc/apk/repositories")).unwrap();
+        symlink(&outside, root.join("etc/apk/keys")).unwrap();
+        fs::create_dir_all(d.path().join("dev")).unwrap();
+        fs::write(d.path().join("dev/ttyS0"), b"").unwrap();
+        let keys = d.path().join("host-keys");
+        fs::create_dir_all(&keys).unwrap();
+        fs::write(keys.join("a.rsa.pub"), b"key").unwrap();
+        let resolv = d.path().join("resolv.conf");
+        fs::write(&resolv, b"nameserver 10.0.2.3\n").unwrap();
+        symlink(outside.join("resolv.conf"), root.join("etc/resolv.conf")).unwrap();
+
+        rc_add(&root, "sshd", "default").unwrap();
+        assert!(write_repositories_if_missing(&root, &["/media/vda1/apks".into()]).unwrap());
+        assert_eq!(
+            setup_inittab_consoles(&s, &root, &["ttyS0".into()]).unwrap(),
+            ["ttyS0"]
+        );
+        assert_eq!(copy_dir_files(&keys, &root, "etc/apk/keys").unwrap(), 1);
+        assert!(!copy_if_missing(&resolv, &root, "etc/resolv.conf").unwrap());
+
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "written outside"
+        );
+        assert_eq!(
+            fs::read_link(mirror.join("default/sshd")).unwrap(),
+            Path::new("/etc/init.d/sshd")
+        );
+        assert!(fs::read_to_string(mirror.join("inittab"))
+            .unwrap()
+            .contains("ttyS0::respawn"));
+        assert_eq!(
+            fs::read_to_string(mirror.join("repos")).unwrap(),
+            "/media/vda1/apks\n"
+        );
+        assert_eq!(fs::read(mirror.join("a.rsa.pub")).unwrap(), b"key");
     }
 }

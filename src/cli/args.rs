@@ -1,6 +1,7 @@
 //! The first, raw stage of argument parsing shared by the host commands: split `--flag value`,
 //! `--flag=value`, `-f value` and positionals; no meaning attached yet.
 
+use crate::quote::quoted;
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
@@ -31,8 +32,8 @@ impl fmt::Display for ArgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::MissingValue(flag) => write!(f, "{flag} needs a value"),
-            Self::Unexpected(a) => write!(f, "unexpected argument {a:?}"),
-            Self::Invalid { flag, value, why } => write!(f, "{flag} {value:?}: {why}"),
+            Self::Unexpected(a) => write!(f, "unexpected argument {}", quoted(a)),
+            Self::Invalid { flag, value, why } => write!(f, "{flag} {}: {why}", quoted(value)),
             Self::Missing(what) => write!(f, "missing {what}"),
         }
     }

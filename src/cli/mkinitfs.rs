@@ -1,7 +1,7 @@
 //! `ramboot mkinitfs`: build an initramfs around the ramboot binary.
 
 use super::args::{Arg, ArgError, RawArgs};
-use crate::initramfs::{self, Compression, ModuleSet, Spec};
+use crate::initramfs::{self, features, Compression, ModuleSet, Spec};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -12,8 +12,8 @@ ramboot mkinitfs -o FILE [options]
   --init FILE              the static ramboot binary to use as /init (default: this program)
   --kernel-modules DIR     a lib/modules/<release> directory (with modules.dep)
   -m, --modules a,b        modules to include, with their dependencies
-  -F, --features a,b       feature lists from the features directory (base, virtio, mmc, usb, ...)
-  --features-dir DIR       where feature lists live (default: initramfs/features)
+  -F, --features a,b       feature lists (built in: base, virtio, mmc, usb, rpi, vfat, ext4, ...)
+  --features-dir DIR       read feature lists from DIR/<name>.modules instead of the built-in ones
   --cmdline TEXT           also include the modules named by modules= / rootfstype= in TEXT
   --busybox FILE           add a static busybox as /bin/busybox and /bin/sh (rescue shell)
   --apk-key FILE           add an apk public key to /etc/apk/keys (repeatable)
@@ -88,26 +88,24 @@ fn validate(raw: Raw) -> Result<Request, String> {
     let compression = match raw.compress.as_deref() {
         None | Some("gzip") => Compression::Gzip,
         Some("none") => Compression::None,
-        Some(other) => return Err(format!("unknown compression {other:?} (gzip or none)")),
+        Some(other) => {
+            return Err(format!(
+                "unknown compression {} (gzip or none)",
+                crate::quote::quoted(other)
+            ))
+        }
     };
     let mut wanted: Vec<String> = raw.modules;
     if let Some(text) = &raw.cmdline {
         let plan = crate::cmdline::plan(&crate::cmdline::parse(text));
         wanted.extend(plan.modules.iter().cloned());
     }
-    let features_dir = raw
-        .features_dir
-        .unwrap_or_else(|| PathBuf::from("initramfs/features"));
+    let source = match &raw.features_dir {
+        Some(dir) => features::Source::Dir(dir),
+        None => features::Source::BuiltIn,
+    };
     for f in &raw.features {
-        let path = features_dir.join(format!("{f}.modules"));
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("feature {f}: cannot read {}: {e}", path.display()))?;
-        wanted.extend(
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or("").trim())
-                .filter(|l| !l.is_empty())
-                .map(str::to_string),
-        );
+        wanted.extend(features::entries(f, &source)?);
     }
     let modules = match raw.kernel_modules {
         None if wanted.is_empty() => None,
@@ -133,7 +131,7 @@ fn validate(raw: Raw) -> Result<Request, String> {
     for f in raw.files {
         let (src, dest) = f
             .split_once(':')
-            .ok_or_else(|| format!("--file {f:?}: expected SRC:DEST"))?;
+            .ok_or_else(|| format!("--file {}: expected SRC:DEST", crate::quote::quoted(&f)))?;
         files.push((PathBuf::from(src), dest.to_string()));
     }
     let mtime = std::env::var("SOURCE_DATE_EPOCH")

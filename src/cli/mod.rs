@@ -2,6 +2,7 @@
 //! plain record (no validation), then that record into a validated request the library runs.
 
 pub mod args;
+pub mod install;
 pub mod mkinitfs;
 pub mod plan;
 
@@ -41,8 +42,9 @@ As PID 1 (/init in an initramfs) it boots. On a host:
                                           what a kernel command line means for the boot
   ramboot plan --root DIR [--cmdline TEXT] [--json]
                                           dry-run the boot against DIR standing in for /
-  ramboot install --root DIR [options] PKG...
-                                          install apk packages into DIR
+  ramboot install --root DIR [--apkovl FILE] [options] PKG...
+                                          install apk packages into DIR (after the apkovl,
+                                          as the boot does)
   ramboot apk genkey|mkpkg|index ...      build signed apk packages and indexes
   ramboot version
 Installed as /sbin/modprobe it answers the kernel's module requests.
@@ -72,7 +74,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "mkinitfs" => mkinitfs::main(rest),
         "cmdline" => crate::cmdline::cli::main(rest),
         "plan" => plan::main(rest),
-        "install" => crate::apk::cli::main_install(rest),
+        "install" => install::main(rest),
         "apk" => crate::apk::cli::main_apk(rest),
         "version" | "--version" | "-V" => {
             println!("ramboot {}", env!("CARGO_PKG_VERSION"));
@@ -83,7 +85,10 @@ pub fn main(args: &[OsString]) -> i32 {
             0
         }
         other => {
-            eprintln!("ramboot: unknown command {other:?}\n\n{USAGE}");
+            eprintln!(
+                "ramboot: unknown command {}\n\n{USAGE}",
+                crate::quote::quoted(other)
+            );
             2
         }
     }

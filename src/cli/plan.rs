@@ -9,6 +9,14 @@
 //! symlinks are made relative to the copy (a stand-in root resolves `/x` inside itself, as a
 //! chroot would), and device nodes, fifos and sockets become empty files: nothing the boot does
 //! can reach outside the scratch directory. The copy is removed at the end unless `--keep`.
+//! The scratch directory lives in the temp dir, which may be inside a tree being copied
+//! (`--media /tmp`): the copy never descends into it.
+//!
+//! Package scripts matter to the outcome (busybox's post-install creates `/sbin/init`), so they
+//! run, chrooted into the scratch copy, when the plan runs as root: natively, through the
+//! kernel's binfmt_misc, or under `qemu-<arch>-static` (see [`crate::sys::foreign`]). When they
+//! cannot run (not root, `--no-scripts`, no way to run the card's machine), what they would
+//! create is reported as "created by a package script, not verified", never as a failure.
 //!
 //! A copy of an SD card is not a fake kernel: a non-empty `media/<name>/` with no
 //! `sys/class/block/<name>` becomes an already-mounted vfat device (a `proc/mounts` line and a
@@ -18,7 +26,7 @@ use super::args::{Arg, ArgError, RawArgs};
 use crate::boot::{self, timeline::Outcome, BootEnd, Finished};
 use crate::cmdline::{ApkovlSource, Mode, RepoSource};
 use crate::json;
-use crate::sys::{RecordingSys, Sys};
+use crate::sys::{ChrootRuns, RecordingSys, Sys};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
@@ -33,13 +41,17 @@ Runs the whole boot unprivileged against DIR standing in for / (proc/cmdline, sy
 media/<dev>/, lib/modules, etc/apk/keys ...) and prints every decision and the recorded calls.
 DIR is never written: the boot runs on a scratch copy (removed afterwards unless --keep).
 A non-empty media/<name>/ without sys/class/block/<name> (e.g. a copy of an SD card's files)
-is treated as an already-mounted vfat boot medium.
+is treated as an already-mounted vfat boot medium. As root, package scripts run chrooted in the
+scratch copy (for another machine through binfmt_misc or qemu-<arch>-static); otherwise what
+they create is reported as not verified.
 
   --root DIR               the stand-in for / (default: an empty one, with --media)
   --media SRC[:NAME]       also copy SRC to media/NAME (default NAME: mmcblk0p1; repeatable)
   --cmdline TEXT           the kernel command line (default: DIR/proc/cmdline)
   --kernel-release REL     uname -r (default: the one directory in DIR/lib/modules)
   --arch ARCH              apk architecture (default: the one found in the boot repositories)
+  --keys-dir DIR           trust the apk keys in DIR, as the initramfs' /etc/apk/keys (repeatable)
+  --no-scripts             never run package scripts (what they create is not verified)
   --keep                   keep the scratch copy and print where it is
   --json                   the same report as JSON
 ";
@@ -80,6 +92,8 @@ struct Raw {
     cmdline: Option<String>,
     kernel_release: Option<String>,
     arch: Option<String>,
+    keys_dirs: Vec<PathBuf>,
+    no_scripts: bool,
     keep: bool,
     json: bool,
     help: bool,
@@ -99,6 +113,8 @@ fn parse_raw(args: &[OsString]) -> Result<Raw, ArgError> {
             "--cmdline" => raw.cmdline = Some(r.string(&name, inline)?),
             "--kernel-release" => raw.kernel_release = Some(r.string(&name, inline)?),
             "--arch" => raw.arch = Some(r.string(&name, inline)?),
+            "--keys-dir" => raw.keys_dirs.push(r.value(&name, inline)?.into()),
+            "--no-scripts" => raw.no_scripts = true,
             "--keep" => raw.keep = true,
             "--json" => raw.json = true,
             "-h" | "--help" => raw.help = true,
@@ -117,6 +133,9 @@ pub struct Request {
     pub cmdline: Option<String>,
     pub kernel_release: Option<String>,
     pub arch: Option<String>,
+    /// Directories of trusted apk keys, copied to the scratch root's `etc/apk/keys`.
+    pub keys_dirs: Vec<PathBuf>,
+    pub no_scripts: bool,
     pub keep: bool,
     pub json: bool,
 }
@@ -146,19 +165,32 @@ fn validate(raw: Raw) -> Result<Request, PlanError> {
         }
         media.push((PathBuf::from(src), name));
     }
+    for k in &raw.keys_dirs {
+        if !k.is_dir() {
+            return Err(PlanError::Usage(format!(
+                "--keys-dir {}: not a directory",
+                k.display()
+            )));
+        }
+    }
     Ok(Request {
         root: raw.root,
         media,
         cmdline: raw.cmdline,
         kernel_release: raw.kernel_release,
         arch: raw.arch,
+        keys_dirs: raw.keys_dirs,
+        no_scripts: raw.no_scripts,
         keep: raw.keep,
         json: raw.json,
     })
 }
 
 /// Copies `src` into `dst` without following symlinks; see the module docs for what changes.
-pub fn copy_tree(src: &Path, dst: &Path, top: &Path) -> Result<(), PlanError> {
+/// `top` is the scratch root (for absolute symlinks); nothing at or under `skip` (the scratch
+/// directory itself, by device and inode) is copied.
+pub fn copy_tree(src: &Path, dst: &Path, top: &Path, skip: (u64, u64)) -> Result<(), PlanError> {
+    use std::os::unix::fs::MetadataExt;
     let err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PlanError::Copy { path, source }
@@ -170,7 +202,11 @@ pub fn copy_tree(src: &Path, dst: &Path, top: &Path) -> Result<(), PlanError> {
         let to = dst.join(e.file_name());
         let ft = e.file_type().map_err(err(&from))?;
         if ft.is_dir() {
-            copy_tree(&from, &to, top)?;
+            let meta = fs::symlink_metadata(&from).map_err(err(&from))?;
+            if (meta.dev(), meta.ino()) == skip {
+                continue;
+            }
+            copy_tree(&from, &to, top, skip)?;
             let mode = fs::metadata(&from).map_err(err(&from))?.permissions();
             fs::set_permissions(&to, mode).map_err(err(&to))?;
         } else if ft.is_symlink() {
@@ -257,15 +293,23 @@ fn media_arches(root: &Path) -> Vec<String> {
 /// Copies DIR and the `--media` trees into `dir`, writes `--cmdline` and synthesises the sysfs
 /// and `/proc/mounts` entries of copied media.
 pub fn prepare(req: &Request, dir: &Path) -> Result<Prepared, PlanError> {
+    use std::os::unix::fs::MetadataExt;
     let mut notes = Vec::new();
-    match &req.root {
-        Some(root) => copy_tree(root, dir, dir)?,
-        None => fs::create_dir_all(dir).map_err(setup_err("create the scratch directory"))?,
+    fs::create_dir_all(dir).map_err(setup_err("create the scratch directory"))?;
+    let scratch = fs::metadata(dir).map_err(setup_err("create the scratch directory"))?;
+    let skip = (scratch.dev(), scratch.ino());
+    if let Some(root) = &req.root {
+        copy_tree(root, dir, dir, skip)?;
     }
     for (src, name) in &req.media {
         let to = dir.join("media").join(name);
-        copy_tree(src, &to, dir)?;
+        copy_tree(src, &to, dir, skip)?;
         notes.push(format!("{} copied to media/{name}", src.display()));
+    }
+    for keys in &req.keys_dirs {
+        let to = dir.join("etc/apk/keys");
+        copy_tree(keys, &to, dir, skip)?;
+        notes.push(format!("keys in {} trusted (etc/apk/keys)", keys.display()));
     }
     if let Some(text) = &req.cmdline {
         fs::create_dir_all(dir.join("proc")).map_err(setup_err("create proc/"))?;
@@ -427,6 +471,8 @@ pub struct Report {
     pub calls: Vec<String>,
     pub end: String,
     pub handed_off: bool,
+    /// What the dry run could not check (made by package scripts that did not run).
+    pub unverified: Vec<String>,
     pub log: Vec<String>,
 }
 
@@ -466,7 +512,7 @@ pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
     };
     if let Some(d) = &f.record.discovery {
         r.discovery = format!(
-            "{:?} after {:.2}s{}",
+            "{} after {:.2}s{}",
             d.ending,
             d.finished.saturating_sub(d.started).as_secs_f64(),
             match d.ready_at {
@@ -586,11 +632,18 @@ pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
         .iter()
         .map(|(n, v)| format!("{n}-{v}"))
         .collect();
+    // A repository that was not used comes first: it often explains a skipped package.
     r.skipped = f
         .record
-        .package_problems
+        .unused_repositories
         .iter()
-        .map(|(n, w)| format!("{n}: {w}"))
+        .map(|w| format!("repository not used: {w}"))
+        .chain(
+            f.record
+                .package_problems
+                .iter()
+                .map(|(n, w)| format!("{n}: {w}")),
+        )
         .collect();
     for s in &f.timeline.stages {
         r.stages.push((s.name.clone(), outcome_text(&s.outcome)));
@@ -602,6 +655,8 @@ pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
     if let Some(usr) = &f.record.usr {
         r.notes.push(format!("/usr: {usr}"));
     }
+    r.notes.extend(f.record.scripts_not_run.iter().cloned());
+    r.unverified = f.record.unverified.clone();
     let mut handoff = String::from("switch_root");
     if let Some(c) = &plan.switch_root_console {
         handoff.push_str(&format!(" -c /dev/{c}"));
@@ -614,7 +669,14 @@ pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
     r.handoff = handoff;
     r.handed_off = matches!(f.end, BootEnd::HandedOff);
     r.end = match &f.end {
-        BootEnd::HandedOff => format!("handed off: exec {} in the new root", plan.init.display()),
+        BootEnd::HandedOff if r.unverified.is_empty() => {
+            format!("handed off: exec {} in the new root", plan.init.display())
+        }
+        BootEnd::HandedOff => format!(
+            "handed off: exec {} in the new root (not verified: {})",
+            plan.init.display(),
+            r.unverified.join("; ")
+        ),
         BootEnd::GaveUp { reason } => {
             format!("stopped: {reason} (the real boot would open the rescue shell here)")
         }
@@ -722,6 +784,9 @@ impl Report {
         list(&mut o, "installed, in order", &self.installed);
         list(&mut o, "skipped or degraded", &self.skipped);
         list(&mut o, "notes", &self.notes);
+        if !self.unverified.is_empty() {
+            list(&mut o, "not verified", &self.unverified);
+        }
         o.push_str(&format!("handoff: {}\n", self.handoff));
         o.push_str("\n== recorded calls ==\n");
         for c in &self.calls {
@@ -791,13 +856,15 @@ impl Report {
             .raw("calls", &json::string_array(&self.calls))
             .raw("log", &json::string_array(&self.log))
             .bool("handed_off", self.handed_off)
+            .raw("unverified", &json::string_array(&self.unverified))
             .str("end", &self.end);
         o.finish()
     }
 }
 
-/// Runs the boot on a prepared scratch root with a rescue budget of zero.
-pub fn run(prep: &Prepared, echo: bool) -> Report {
+/// Runs the boot on a prepared scratch root with a rescue budget of zero; package scripts run
+/// as `scripts` says.
+pub fn run(prep: &Prepared, echo: bool, scripts: ChrootRuns) -> Report {
     let tee = Tee {
         buf: Arc::default(),
         echo,
@@ -805,7 +872,8 @@ pub fn run(prep: &Prepared, echo: bool) -> Report {
     boot::console::init(Box::new(tee.clone()), false, false);
     let sys = RecordingSys::new(&prep.dir)
         .with_kernel_release(&prep.kernel_release)
-        .with_machine(&prep.machine);
+        .with_machine(&prep.machine)
+        .with_chroot_runs(scripts);
     let cmdline = fs::read_to_string(prep.dir.join("proc/cmdline"))
         .unwrap_or_default()
         .trim()
@@ -849,7 +917,12 @@ pub fn main(args: &[OsString]) -> i32 {
             dir.display()
         );
     }
-    let mut report = run(&prep, !req.json);
+    let scripts = if req.no_scripts {
+        ChrootRuns::Refuse("--no-scripts".into())
+    } else {
+        ChrootRuns::Execute
+    };
+    let mut report = run(&prep, !req.json, scripts);
     if req.keep {
         report
             .setup
@@ -914,6 +987,8 @@ mod tests {
             cmdline: Some("quiet".into()),
             kernel_release: None,
             arch: None,
+            keys_dirs: vec![],
+            no_scripts: false,
             keep: false,
             json: false,
         };

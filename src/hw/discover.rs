@@ -105,6 +105,17 @@ pub enum Ending {
     NoUevents,
 }
 
+impl std::fmt::Display for Ending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Found => "everything found",
+            Self::Settled => "settled",
+            Self::TimedOut => "timed out",
+            Self::NoUevents => "no uevents, one pass over sysfs",
+        })
+    }
+}
+
 /// Everything discovery found, for the boot and its timeline.
 #[derive(Clone, Debug)]
 pub struct Discovery {

@@ -93,6 +93,16 @@ pub enum Verification {
     Skipped,
 }
 
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Verified { key } => write!(f, "signature verified with {key}"),
+            Self::NoKeys => f.write_str("not verified: no keys to verify it with"),
+            Self::Skipped => f.write_str("not verified: modloop_verify=no"),
+        }
+    }
+}
+
 /// SHA-1 of a file, read in chunks.
 pub fn sha1_file(path: &Path) -> io::Result<[u8; 20]> {
     let mut f = std::fs::File::open(path)?;

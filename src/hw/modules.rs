@@ -152,7 +152,7 @@ pub fn decompress(compression: Compression, mut input: impl Read) -> io::Result<
         Compression::Xz => {
             let mut r = io::BufReader::new(input);
             lzma_rs::xz_decompress(&mut r, &mut out)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("xz: {e:?}")))?;
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("xz: {e}")))?;
         }
         Compression::Zstd => {
             let mut d = ruzstd::decoding::StreamingDecoder::new(input)

@@ -56,7 +56,7 @@ impl Archive {
         let path = normalise(path).ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("bad archive path {path:?}"),
+                format!("bad archive path {}", crate::quote::quoted(path)),
             )
         })?;
         let mut parent = String::new();

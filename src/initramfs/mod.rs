@@ -4,8 +4,14 @@
 //! reach ramboot's loader), the kernel modules needed to reach the boot media with their index
 //! files cut down to match, apk keys, optional extra files and an optional busybox for the rescue
 //! shell. Everything is written reproducibly (see [`cpio`]).
+//!
+//! The kernel execs `/init` itself, with nothing else to help: a dynamically linked program or
+//! one built for another CPU fails only at boot, with a bare "Failed to execute /init". So the
+//! programs (`/init`, the rescue busybox) are checked first: ELF, no program interpreter, and
+//! the machine of the kernel modules when modules are included.
 
 pub mod cpio;
+pub mod features;
 
 use cpio::{Archive, EntryKind};
 use std::collections::BTreeSet;
@@ -58,9 +64,23 @@ pub struct Report {
 
 #[derive(Debug)]
 pub enum MkinitfsError {
-    Read { path: PathBuf, source: io::Error },
-    Write { path: PathBuf, source: io::Error },
-    BadDestination { dest: String },
+    Read {
+        path: PathBuf,
+        source: io::Error,
+    },
+    Write {
+        path: PathBuf,
+        source: io::Error,
+    },
+    BadDestination {
+        dest: String,
+    },
+    /// A program the kernel could not run from the image; `what` is the option (`--init`).
+    Unrunnable {
+        what: &'static str,
+        path: PathBuf,
+        why: String,
+    },
 }
 
 impl fmt::Display for MkinitfsError {
@@ -69,7 +89,14 @@ impl fmt::Display for MkinitfsError {
             Self::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Self::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
             Self::BadDestination { dest } => {
-                write!(f, "bad destination path in the image: {dest:?}")
+                write!(
+                    f,
+                    "bad destination path in the image: {}",
+                    crate::quote::quoted(dest)
+                )
+            }
+            Self::Unrunnable { what, path, why } => {
+                write!(f, "{what} {}: {why}", path.display())
             }
         }
     }
@@ -82,6 +109,71 @@ fn read(path: &Path) -> Result<Vec<u8>, MkinitfsError> {
         path: path.into(),
         source,
     })
+}
+
+/// The machine of the kernel modules: the ELF header of the first module that has one
+/// (decompressed when needed), with its path for messages. `None` when no module says.
+fn modules_machine(set: &ModuleSet) -> Option<(crate::elf::ElfInfo, PathBuf)> {
+    use crate::hw::modules::{decompress, Compression as ModCompression};
+    set.files.iter().find_map(|rel| {
+        let path = set.dir.join(rel);
+        let file = fs::File::open(&path).ok()?;
+        let bytes = match ModCompression::of(&rel.to_string_lossy()) {
+            ModCompression::None => {
+                let mut head = Vec::new();
+                io::Read::read_to_end(&mut io::Read::take(file, 64 * 1024), &mut head).ok()?;
+                head
+            }
+            c => decompress(c, file).ok()?,
+        };
+        Some((crate::elf::parse(&bytes).ok()?, path))
+    })
+}
+
+/// Refuses a program the kernel could not start from the image: not ELF, not an executable,
+/// dynamically linked, or built for another machine than the kernel modules.
+fn check_program(
+    what: &'static str,
+    path: &Path,
+    bytes: &[u8],
+    modules: Option<&(crate::elf::ElfInfo, PathBuf)>,
+) -> Result<(), MkinitfsError> {
+    let refuse = |why: String| MkinitfsError::Unrunnable {
+        what,
+        path: path.into(),
+        why,
+    };
+    let info = crate::elf::parse(bytes).map_err(|e| {
+        refuse(format!(
+            "{e}; the kernel runs it directly, so it must be a static ELF program"
+        ))
+    })?;
+    if info.kind != 2 && info.kind != 3 {
+        return Err(refuse(format!(
+            "an ELF file of type {} (not an executable program)",
+            info.kind
+        )));
+    }
+    if let Some(interp) = &info.interpreter {
+        return Err(refuse(format!(
+            "dynamically linked (it needs the loader {interp}, which is not in the initramfs); \
+             use a static build, e.g. `cargo build --release --target {}-unknown-linux-musl`",
+            info.machine_name()
+        )));
+    }
+    if let Some((m, module)) = modules {
+        if !info.same_machine(m) {
+            return Err(refuse(format!(
+                "built for {}{} but the kernel modules are for {}{} ({}): this kernel cannot run it",
+                info.machine_name(),
+                if info.is_64 { "" } else { " (32-bit)" },
+                m.machine_name(),
+                if m.is_64 { "" } else { " (32-bit)" },
+                module.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The directories every image has: what PID 1 mounts on or creates files in.
@@ -110,12 +202,16 @@ pub fn build(spec: &Spec) -> Result<(Archive, usize), MkinitfsError> {
     // apkovl brings no fstab of its own.
     a.file("etc/fstab", 0o644, ALPINE_FSTAB.as_bytes().to_vec())
         .map_err(|_| bad("etc/fstab"))?;
-    a.file("init", 0o755, read(&spec.init)?)
-        .map_err(|_| bad("init"))?;
+    let machine = spec.modules.as_ref().and_then(modules_machine);
+    let init = read(&spec.init)?;
+    check_program("--init", &spec.init, &init, machine.as_ref())?;
+    a.file("init", 0o755, init).map_err(|_| bad("init"))?;
     a.symlink("sbin/modprobe", "/init")
         .map_err(|_| bad("sbin/modprobe"))?;
     if let Some(bb) = &spec.busybox {
-        a.file("bin/busybox", 0o755, read(bb)?)
+        let busybox = read(bb)?;
+        check_program("--busybox", bb, &busybox, machine.as_ref())?;
+        a.file("bin/busybox", 0o755, busybox)
             .map_err(|_| bad("bin/busybox"))?;
         a.symlink("bin/sh", "busybox").map_err(|_| bad("bin/sh"))?;
     }
@@ -255,7 +351,11 @@ mod tests {
     fn image_has_init_modprobe_link_modules_and_cut_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let init = dir.path().join("ramboot");
-        fs::write(&init, b"\x7fELF").unwrap();
+        fs::write(
+            &init,
+            crate::elf::minimal(crate::elf::EM_AARCH64, true, 2, None),
+        )
+        .unwrap();
         let mods = dir.path().join("6.1.0");
         fs::create_dir_all(mods.join("kernel/fs")).unwrap();
         fs::write(mods.join("kernel/fs/a.ko"), b"A").unwrap();
@@ -303,5 +403,87 @@ mod tests {
         assert!(text.contains("kernel/fs/a.ko: kernel/fs/b.ko\nkernel/fs/b.ko:\n"));
         assert!(!text.contains("kernel/fs/c.ko"));
         assert!(text.contains("alias fs-a a\n") && !text.contains("fs-c"));
+    }
+
+    fn spec_with(dir: &Path, init: &[u8], modules: &[(&str, Vec<u8>)]) -> Spec {
+        let init_path = dir.join("init-under-test");
+        fs::write(&init_path, init).unwrap();
+        let mods = dir.join("6.1.0");
+        let mut files = Vec::new();
+        for (rel, bytes) in modules {
+            let p = mods.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, bytes).unwrap();
+            files.push(PathBuf::from(rel));
+        }
+        Spec {
+            init: init_path,
+            modules: (!modules.is_empty()).then(|| ModuleSet {
+                dir: mods,
+                kernel_release: "6.1.0".into(),
+                files,
+            }),
+            busybox: None,
+            apk_keys: vec![],
+            files: vec![],
+            compression: Compression::None,
+            mtime: 0,
+        }
+    }
+
+    fn refusal(spec: &Spec) -> String {
+        match build(spec) {
+            Err(e @ MkinitfsError::Unrunnable { .. }) => e.to_string(),
+            Err(e) => panic!("another error: {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn refuses_an_init_the_kernel_cannot_run_and_says_why() {
+        use crate::elf::{minimal, EM_AARCH64, EM_ARM, EM_X86_64};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let module = minimal(EM_AARCH64, true, 1, None);
+        let mods = [("kernel/fs/ext4.ko", module.clone())];
+        // Dynamically linked.
+        let dynamic = minimal(EM_AARCH64, true, 3, Some("/lib/ld-musl-aarch64.so.1"));
+        let e = refusal(&spec_with(d, &dynamic, &mods));
+        assert!(
+            e.contains("init-under-test: dynamically linked (it needs the loader /lib/ld-musl-aarch64.so.1"),
+            "{e}"
+        );
+        // Another machine than the modules, also without modules being asked for by name.
+        let x86 = minimal(EM_X86_64, true, 3, None);
+        let e = refusal(&spec_with(d, &x86, &mods));
+        assert!(
+            e.contains("built for x86_64 but the kernel modules are for aarch64")
+                && e.contains("ext4.ko"),
+            "{e}"
+        );
+        let arm32 = minimal(EM_ARM, false, 2, None);
+        let e = refusal(&spec_with(d, &arm32, &mods));
+        assert!(e.contains("built for arm (32-bit) but"), "{e}");
+        // Not a program at all.
+        let e = refusal(&spec_with(d, b"#!/bin/sh\nexec /sbin/init\n", &mods));
+        assert!(e.contains("not an ELF file"), "{e}");
+        let e = refusal(&spec_with(d, &module, &mods));
+        assert!(e.contains("not an executable program"), "{e}");
+        // A compressed module is read through its decompressor.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&module).unwrap();
+        let gz_mods = [("kernel/fs/ext4.ko.gz", gz.finish().unwrap())];
+        let e = refusal(&spec_with(d, &x86, &gz_mods));
+        assert!(e.contains("kernel modules are for aarch64"), "{e}");
+        // A static program for the modules' machine is fine, and so is any static one alone.
+        let good = minimal(EM_AARCH64, true, 3, None);
+        assert!(build(&spec_with(d, &good, &mods)).is_ok());
+        assert!(build(&spec_with(d, &x86, &[])).is_ok());
+        // The rescue busybox is held to the same rule.
+        let mut spec = spec_with(d, &good, &mods);
+        let bb = d.join("busybox");
+        fs::write(&bb, &dynamic).unwrap();
+        spec.busybox = Some(bb);
+        assert!(refusal(&spec).starts_with("--busybox "));
     }
 }

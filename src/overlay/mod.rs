@@ -4,18 +4,26 @@
 //! Alpine unpacks it with `tar -C /sysroot -zxvf`. ramboot keeps the useful parts of that — owners
 //! and modes from the archive, symlinks in the root followed (so `bin/foo` lands in `usr/bin/foo`
 //! on a usr-merged root), the list of extracted names becomes apk's overlay list — and adds:
-//! - nothing lands outside the root: symlinks are resolved inside the root, `..` cannot climb;
+//! - nothing lands outside the root: every name is resolved as chroot would ([`crate::fsutil`]),
+//!   so symlinks, absolute ones too, are followed inside the root and `..` cannot climb;
+//! - modes and owners are set on descriptors opened without following the last component: a
+//!   directory entry whose name is a symlink in the root keeps the link and leaves its target
+//!   alone (so does Alpine's `chmod 700 root`);
 //! - the whole archive is checked before anything is written (gzip CRC, tar structure, every
 //!   name), so a truncated or corrupt apkovl changes nothing and the boot goes on with a clean
 //!   default system instead of a half-applied one; an I/O error during extraction rolls back;
 //! - device nodes only under `dev/`, and an archive with hostile names is refused whole.
 
-use crate::fsutil::resolve_beneath;
+use crate::fsutil::{Resolve, Root, Symlinks};
+use crate::quote::quoted;
 use crate::sys::NodeKind;
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
+use rustix::io::Errno;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug)]
@@ -54,7 +62,7 @@ impl fmt::Display for OverlayError {
                 write!(f, "apkovl {} is corrupt: {reason}", path.display())
             }
             Self::Hostile { entry, reason } => {
-                write!(f, "apkovl entry {entry:?} refused: {reason}")
+                write!(f, "apkovl entry {} refused: {reason}", quoted(entry))
             }
             Self::Encrypted { cipher } => {
                 write!(f, "encrypted apkovl ({cipher}) is not supported by ramboot; use an unencrypted apkovl")
@@ -84,6 +92,8 @@ pub struct Options<'a> {
     pub chown: bool,
     /// How to create device nodes (under `dev/` only); `None` skips them with a warning.
     pub make_node: Option<MakeNode<'a>>,
+    /// How names are resolved in the root (tests force the walk).
+    pub resolve: Resolve,
 }
 
 /// A checked entry name: relative, no `..`, leading `/` and `./` removed as tar does.
@@ -167,194 +177,267 @@ pub fn check(path: &Path) -> Result<usize, OverlayError> {
 /// Checks, then extracts `path` into `root`. On an error nothing of the archive stays in `root`.
 pub fn extract(path: &Path, root: &Path, opts: Options<'_>) -> Result<Extracted, OverlayError> {
     check(path)?;
-    let mut created: Vec<PathBuf> = Vec::new();
-    let result = extract_checked(path, root, opts, &mut created);
+    let dir = Root::open(root, opts.resolve).map_err(|source| OverlayError::Write {
+        path: root.into(),
+        source,
+    })?;
+    let mut created: Vec<OsString> = Vec::new();
+    let result = Extractor {
+        root: &dir,
+        root_path: root,
+        opts,
+        created: &mut created,
+    }
+    .run(path);
     if result.is_err() {
-        for p in created.iter().rev() {
-            let _ = fs::remove_file(p).or_else(|_| fs::remove_dir(p));
+        for name in created.iter().rev() {
+            if let Ok((parent, base)) = dir.parent(Path::new(name)) {
+                let _ = rustix::fs::unlinkat(&parent, base, AtFlags::empty())
+                    .or_else(|_| rustix::fs::unlinkat(&parent, base, AtFlags::REMOVEDIR));
+            }
         }
     }
     result
 }
 
-fn extract_checked(
-    path: &Path,
-    root: &Path,
-    opts: Options<'_>,
-    created: &mut Vec<PathBuf>,
-) -> Result<Extracted, OverlayError> {
-    let corrupt = |e: io::Error| OverlayError::Corrupt {
-        path: path.into(),
-        reason: e.to_string(),
+/// One extraction: every name goes through [`Root`]; the last component is created, replaced,
+/// chmodded and chowned relative to its parent's descriptor, never through a symlink.
+struct Extractor<'a, 'o> {
+    root: &'a Root,
+    root_path: &'a Path,
+    opts: Options<'o>,
+    /// Names created (for the rollback), in order.
+    created: &'a mut Vec<OsString>,
+}
+
+fn errno_io(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.raw_os_error())
+}
+
+fn lstat_kind(dir: &OwnedFd, base: &OsStr) -> Option<FileType> {
+    rustix::fs::statat(dir, base, AtFlags::SYMLINK_NOFOLLOW)
+        .ok()
+        .map(|st| FileType::from_raw_mode(st.st_mode))
+}
+
+fn timestamps(mtime: u64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime as i64,
+        tv_nsec: 0,
     };
-    let mut out = Extracted::default();
-    let mut archive = open(path)?;
-    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
-        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let name = clean_name(&raw)?;
-        if name.is_empty() {
-            continue;
-        }
-        let header = entry.header().clone();
-        let kind = header.entry_type();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let mtime = header.mtime().unwrap_or(0);
-        let werr = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source: io::Error| OverlayError::Write { path: p, source }
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+type Entry<'r> = tar::Entry<'r, flate2::read::GzDecoder<fs::File>>;
+
+impl Extractor<'_, '_> {
+    fn run(&mut self, path: &Path) -> Result<Extracted, OverlayError> {
+        let corrupt = |e: io::Error| OverlayError::Corrupt {
+            path: path.into(),
+            reason: e.to_string(),
         };
-        let dest =
-            resolve_beneath(root, Path::new(&name), false).map_err(werr(&root.join(&name)))?;
-        if let Some(parent) = dest.parent() {
-            create_dirs(parent, root, created).map_err(werr(parent))?;
-        }
-        let existed = fs::symlink_metadata(&dest).is_ok();
-        if kind.is_dir() {
-            if !dest.is_dir() {
-                if existed {
-                    fs::remove_file(&dest).map_err(werr(&dest))?;
-                }
-                fs::create_dir(&dest).map_err(werr(&dest))?;
-                created.push(dest.clone());
-            }
-            fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(werr(&dest))?;
-            dir_times.push((dest.clone(), mtime));
-            out.names.push(format!("{name}/"));
-        } else {
-            if existed {
-                if dest.is_dir()
-                    && !fs::symlink_metadata(&dest)
-                        .map(|m| m.file_type().is_symlink())
-                        .unwrap_or(false)
-                {
-                    out.warnings
-                        .push(format!("{name}: a directory is in the way; entry skipped"));
-                    continue;
-                }
-                fs::remove_file(&dest).map_err(werr(&dest))?;
-            }
-            if kind.is_symlink() {
-                let target = entry
-                    .link_name()
-                    .map_err(corrupt)?
-                    .unwrap_or_default()
-                    .into_owned();
-                symlink(&target, &dest).map_err(werr(&dest))?;
-            } else if kind.is_hard_link() {
-                let target = entry
-                    .link_name()
-                    .map_err(corrupt)?
-                    .unwrap_or_default()
-                    .into_owned();
-                let src = resolve_beneath(root, &target, true).map_err(werr(&dest))?;
-                fs::hard_link(&src, &dest).map_err(werr(&dest))?;
-            } else if kind.is_file() || kind.is_contiguous() {
-                let mut f = fs::File::create(&dest).map_err(werr(&dest))?;
-                io::copy(&mut entry, &mut f).map_err(werr(&dest))?;
-                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
-                    .map_err(werr(&dest))?;
-            } else if kind.is_fifo() {
-                let made = rustix::fs::mknodat(
-                    rustix::fs::CWD,
-                    &dest,
-                    rustix::fs::FileType::Fifo,
-                    rustix::fs::Mode::from_raw_mode(mode),
-                    0,
-                );
-                if let Err(e) = made {
-                    out.warnings
-                        .push(format!("{name}: cannot create the fifo: {e}"));
-                    continue;
-                }
-            } else if kind.is_character_special() || kind.is_block_special() {
-                let node = if kind.is_character_special() {
-                    NodeKind::Char
-                } else {
-                    NodeKind::Block
-                };
-                let major = header.device_major().ok().flatten().unwrap_or(0);
-                let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                let rel = dest.strip_prefix(root).unwrap_or(&dest);
-                let made = match opts.make_node {
-                    Some(make) => make(rel, node, mode, major, minor),
-                    None => Err(io::Error::other("device nodes are not created here")),
-                };
-                if let Err(e) = made {
-                    out.warnings
-                        .push(format!("{name}: cannot create the device node: {e}"));
-                    continue;
-                }
-            } else {
-                out.warnings
-                    .push(format!("{name}: unsupported entry type, skipped"));
+        let mut out = Extracted::default();
+        let mut archive = open(path)?;
+        let mut dir_times: Vec<(String, u64)> = Vec::new();
+        for entry in archive.entries().map_err(corrupt)? {
+            let mut entry = entry.map_err(corrupt)?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let name = clean_name(&raw)?;
+            if name.is_empty() {
                 continue;
             }
-            if !existed {
-                created.push(dest.clone());
+            let header = entry.header().clone();
+            let werr = |source: io::Error| OverlayError::Write {
+                path: self.root_path.join(&name),
+                source,
+            };
+            let rel = Path::new(&name);
+            let parent = rel.parent().unwrap_or(Path::new(""));
+            let dir = self
+                .root
+                .create_dirs(parent, 0o755, self.created)
+                .map_err(werr)?;
+            if header.entry_type().is_dir() {
+                if self.directory(&dir, rel, &header).map_err(werr)? {
+                    dir_times.push((name.clone(), header.mtime().unwrap_or(0)));
+                }
+                out.names.push(format!("{name}/"));
+                continue;
             }
-            out.names.push(name.clone());
+            match self.non_directory(&dir, rel, &mut entry, &header, path)? {
+                Ok(()) => out.names.push(name),
+                Err(skipped) => out.warnings.push(format!("{name}: {skipped}")),
+            }
         }
-        if opts.chown {
-            let uid = header.uid().unwrap_or(0) as u32;
-            let gid = header.gid().unwrap_or(0) as u32;
+        for (name, mtime) in dir_times.iter().rev() {
+            if let Ok((dir, base)) = self.root.parent(Path::new(name)) {
+                let t = timestamps(*mtime);
+                let _ = rustix::fs::utimensat(&dir, base, &t, AtFlags::SYMLINK_NOFOLLOW);
+            }
+        }
+        // Alpine: `chmod 700 /sysroot/root`; a symlink there is left alone.
+        if let Ok(home) = rustix::fs::openat(
+            self.root.fd(),
+            "root",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            let _ = rustix::fs::fchmod(&home, Mode::from_raw_mode(0o700));
+        }
+        Ok(out)
+    }
+
+    /// Any entry but a directory, at `rel` in `dir`. Ok(Err(why)): skipped with a warning.
+    fn non_directory(
+        &mut self,
+        dir: &OwnedFd,
+        rel: &Path,
+        entry: &mut Entry<'_>,
+        header: &tar::Header,
+        archive: &Path,
+    ) -> Result<Result<(), String>, OverlayError> {
+        let werr = |source: io::Error| OverlayError::Write {
+            path: self.root_path.join(rel),
+            source,
+        };
+        let errno = |e: Errno| werr(errno_io(e));
+        let base = rel.file_name().expect("a cleaned, non-empty name");
+        let existing = lstat_kind(dir, base);
+        if existing == Some(FileType::Directory) {
+            return Ok(Err("a directory is in the way; entry skipped".into()));
+        }
+        if existing.is_some() {
+            rustix::fs::unlinkat(dir, base, AtFlags::empty()).map_err(errno)?;
+        }
+        let link = entry
+            .link_name()
+            .map_err(|e| OverlayError::Corrupt {
+                path: archive.into(),
+                reason: e.to_string(),
+            })?
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        let kind = header.entry_type();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let is_file = kind.is_file() || kind.is_contiguous();
+        if kind.is_symlink() {
+            rustix::fs::symlinkat(&link, dir, base).map_err(errno)?;
+        } else if kind.is_hard_link() {
+            let target = clean_name(&link.to_string_lossy())?;
+            let (tdir, tbase) = self.root.parent(Path::new(&target)).map_err(werr)?;
+            rustix::fs::linkat(&tdir, tbase, dir, base, AtFlags::empty()).map_err(errno)?;
+        } else if is_file {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+            let fd = rustix::fs::openat(
+                dir,
+                base,
+                flags | OFlags::CLOEXEC,
+                Mode::from_raw_mode(mode),
+            )
+            .map_err(errno)?;
+            if existing.is_none() {
+                self.created.push(rel.as_os_str().to_owned());
+            }
+            let mut file = fs::File::from(fd);
+            io::copy(entry, &mut file).map_err(werr)?;
+            self.owner_and_mode(&file, mode, header).map_err(werr)?;
+        } else if kind.is_fifo() {
+            let made = rustix::fs::mknodat(dir, base, FileType::Fifo, Mode::from_raw_mode(mode), 0);
+            if let Err(e) = made {
+                return Ok(Err(format!("cannot create the fifo: {e}")));
+            }
+        } else if kind.is_character_special() || kind.is_block_special() {
+            if let Err(e) = self.device(rel, header) {
+                return Ok(Err(format!("cannot create the device node: {e}")));
+            }
+        } else {
+            return Ok(Err("unsupported entry type, skipped".into()));
+        }
+        if existing.is_none() && !is_file {
+            self.created.push(rel.as_os_str().to_owned());
+        }
+        if self.opts.chown && !is_file {
+            // The entry itself, never what a symlink points to.
             let _ = rustix::fs::chownat(
-                rustix::fs::CWD,
-                &dest,
-                Some(rustix::fs::Uid::from_raw(uid)),
-                Some(rustix::fs::Gid::from_raw(gid)),
-                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                dir,
+                base,
+                Some(Uid::from_raw(header.uid().unwrap_or(0) as u32)),
+                Some(Gid::from_raw(header.gid().unwrap_or(0) as u32)),
+                AtFlags::SYMLINK_NOFOLLOW,
             );
-            if !kind.is_symlink() && mode & 0o6000 != 0 {
-                // chown clears setuid/setgid: put them back.
-                let _ = fs::set_permissions(&dest, fs::Permissions::from_mode(mode));
+        }
+        if !kind.is_symlink() {
+            let t = timestamps(header.mtime().unwrap_or(0));
+            let _ = rustix::fs::utimensat(dir, base, &t, AtFlags::SYMLINK_NOFOLLOW);
+        }
+        Ok(Ok(()))
+    }
+
+    /// A directory entry. A symlink to a directory (inside the root) stays, and neither mode nor
+    /// owner go through it: returns false then. Anything else in the way is replaced.
+    fn directory(&mut self, dir: &OwnedFd, rel: &Path, header: &tar::Header) -> io::Result<bool> {
+        let base = rel.file_name().expect("a cleaned, non-empty name");
+        let mode = header.mode().unwrap_or(0o755) & 0o7777;
+        match lstat_kind(dir, base) {
+            Some(FileType::Directory) => {}
+            Some(FileType::Symlink) if self.root.dir(rel).is_ok() => return Ok(false),
+            existing => {
+                if existing.is_some() {
+                    rustix::fs::unlinkat(dir, base, AtFlags::empty()).map_err(errno_io)?;
+                }
+                rustix::fs::mkdirat(dir, base, Mode::from_raw_mode(mode)).map_err(errno_io)?;
+                self.created.push(rel.as_os_str().to_owned());
             }
         }
-        if !kind.is_dir() && !kind.is_symlink() {
-            set_mtime(&dest, mtime);
+        let fd = rustix::fs::openat(
+            dir,
+            base,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno_io)?;
+        self.owner_and_mode(&fd, mode, header)?;
+        Ok(true)
+    }
+
+    /// `mode`, and the archive's owner when asked, on an open file or directory.
+    fn owner_and_mode(&self, fd: &impl AsFd, mode: u32, header: &tar::Header) -> io::Result<()> {
+        let mode = Mode::from_raw_mode(mode);
+        rustix::fs::fchmod(fd, mode).map_err(errno_io)?;
+        if self.opts.chown {
+            let uid = Uid::from_raw(header.uid().unwrap_or(0) as u32);
+            let gid = Gid::from_raw(header.gid().unwrap_or(0) as u32);
+            if rustix::fs::fchown(fd, Some(uid), Some(gid)).is_ok() && mode.bits() & 0o6000 != 0 {
+                // chown clears setuid/setgid: put them back.
+                rustix::fs::fchmod(fd, mode).map_err(errno_io)?;
+            }
         }
+        Ok(())
     }
-    for (dir, mtime) in dir_times.iter().rev() {
-        set_mtime(dir, *mtime);
-    }
-    // Alpine: `chmod 700 /sysroot/root`.
-    let root_home = root.join("root");
-    if root_home.is_dir() {
-        let _ = fs::set_permissions(&root_home, fs::Permissions::from_mode(0o700));
-    }
-    Ok(out)
-}
 
-fn create_dirs(dir: &Path, root: &Path, created: &mut Vec<PathBuf>) -> io::Result<()> {
-    if dir.is_dir() || dir == root {
-        return Ok(());
+    /// A device node, made by the caller's boundary from a path: only when no symlink is on the
+    /// way, so the path it is given is the one inside the root.
+    fn device(&self, rel: &Path, header: &tar::Header) -> io::Result<()> {
+        let Some(make) = self.opts.make_node else {
+            return Err(io::Error::other("device nodes are not created here"));
+        };
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        self.root
+            .open_with(parent, OFlags::PATH | OFlags::DIRECTORY, Symlinks::Refused)
+            .map_err(|_| io::Error::other("a symlink is on its path"))?;
+        let node = if header.entry_type().is_character_special() {
+            NodeKind::Char
+        } else {
+            NodeKind::Block
+        };
+        let mode = header.mode().unwrap_or(0o600) & 0o7777;
+        let major = header.device_major().ok().flatten().unwrap_or(0);
+        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+        make(rel, node, mode, major, minor)
     }
-    if let Some(parent) = dir.parent() {
-        create_dirs(parent, root, created)?;
-    }
-    fs::create_dir(dir)?;
-    created.push(dir.to_path_buf());
-    Ok(())
-}
-
-fn set_mtime(path: &Path, mtime: u64) {
-    let t = rustix::fs::Timestamps {
-        last_access: rustix::fs::Timespec {
-            tv_sec: mtime as i64,
-            tv_nsec: 0,
-        },
-        last_modification: rustix::fs::Timespec {
-            tv_sec: mtime as i64,
-            tv_nsec: 0,
-        },
-    };
-    let _ = rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &t,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    );
 }
 
 #[cfg(test)]

@@ -1,10 +1,17 @@
 use super::*;
 use std::io::Write;
+use std::os::unix::fs::{symlink, PermissionsExt};
+
+/// Both resolutions: openat2 and the walk older kernels get.
+const RESOLVERS: [Resolve; 2] = [Resolve::Kernel, Resolve::Walk];
 
 enum E<'a> {
     Dir(&'a str, u32),
+    /// A directory owned by uid = gid = the number.
+    DirOwned(&'a str, u32, u64),
     File(&'a str, u32, &'a [u8]),
     Link(&'a str, &'a str),
+    Hard(&'a str, &'a str),
     Char(&'a str),
 }
 
@@ -19,6 +26,13 @@ fn apkovl(dir: &Path, name: &str, entries: &[E<'_>]) -> PathBuf {
                 h.set_mode(*m);
                 (p, b"")
             }
+            E::DirOwned(p, m, id) => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(*m);
+                h.set_uid(*id);
+                h.set_gid(*id);
+                (p, b"")
+            }
             E::File(p, m, d) => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_mode(*m);
@@ -26,6 +40,11 @@ fn apkovl(dir: &Path, name: &str, entries: &[E<'_>]) -> PathBuf {
             }
             E::Link(p, t) => {
                 h.set_entry_type(tar::EntryType::Symlink);
+                h.set_link_name(t).unwrap();
+                (p, b"")
+            }
+            E::Hard(p, t) => {
+                h.set_entry_type(tar::EntryType::Link);
                 h.set_link_name(t).unwrap();
                 (p, b"")
             }
@@ -118,37 +137,41 @@ fn extracts_and_lists_like_tar_v() {
 /// mkinitfs test `tmpfs_root_apkovl_unpack_merged`.
 #[test]
 fn tmpfs_root_apkovl_unpack_merged() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    fs::create_dir_all(root.join("usr/bin")).unwrap();
-    symlink("usr/bin", root.join("bin")).unwrap();
-    let ovl = apkovl(
-        dir.path(),
-        "a.apkovl.tar.gz",
-        &[E::File("bin/foo", 0o755, b"x")],
-    );
-    extract(&ovl, &root, opts()).unwrap();
-    assert!(root.join("usr/bin/foo").is_file());
+    for resolve in RESOLVERS {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        symlink("usr/bin", root.join("bin")).unwrap();
+        let ovl = apkovl(
+            dir.path(),
+            "a.apkovl.tar.gz",
+            &[E::File("bin/foo", 0o755, b"x")],
+        );
+        extract(&ovl, &root, Options { resolve, ..opts() }).unwrap();
+        assert!(root.join("usr/bin/foo").is_file());
+    }
 }
 
 #[test]
 fn symlink_then_write_stays_inside_the_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    fs::create_dir(&root).unwrap();
-    let ovl = apkovl(
-        dir.path(),
-        "a.apkovl.tar.gz",
-        &[
-            E::Link("etc", "/../../.."),
-            E::File("etc/escape", 0o644, b"x"),
-            E::Link("l", "../outside"),
-        ],
-    );
-    extract(&ovl, &root, opts()).unwrap();
-    assert!(root.join("escape").is_file(), "{:?}", tree(&root));
-    assert!(!dir.path().join("escape").exists());
-    assert!(!dir.path().join("outside").exists());
+    for resolve in RESOLVERS {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let ovl = apkovl(
+            dir.path(),
+            "a.apkovl.tar.gz",
+            &[
+                E::Link("etc", "/../../.."),
+                E::File("etc/escape", 0o644, b"x"),
+                E::Link("l", "../outside"),
+            ],
+        );
+        extract(&ovl, &root, Options { resolve, ..opts() }).unwrap();
+        assert!(root.join("escape").is_file(), "{:?}", tree(&root));
+        assert!(!dir.path().join("escape").exists());
+        assert!(!dir.path().join("outside").exists());
+    }
 }
 
 #[test]
@@ -226,8 +249,8 @@ fn device_nodes_are_made_through_the_callers_boundary() {
         &ovl,
         &root,
         Options {
-            chown: false,
             make_node: Some(&make),
+            ..opts()
         },
     )
     .unwrap();
@@ -243,4 +266,203 @@ fn device_nodes_are_made_through_the_callers_boundary() {
         "{:?}",
         out.warnings
     );
+}
+
+/// A directory outside the root, with a file in it, and its mirror inside the root (where an
+/// absolute link naming it leads under chroot semantics). Returns (outside, mirror).
+fn sentinel(dir: &Path, root: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let outside = dir.join(name);
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("keep"), b"1").unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+    let mirror = root.join(outside.strip_prefix("/").unwrap());
+    fs::create_dir_all(&mirror).unwrap();
+    fs::set_permissions(&mirror, fs::Permissions::from_mode(0o755)).unwrap();
+    (outside, mirror)
+}
+
+fn mode_owner(p: &Path) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(p).unwrap();
+    (m.mode() & 0o7777, m.uid(), m.gid())
+}
+
+fn assert_untouched(outside: &Path) {
+    let names: Vec<_> = fs::read_dir(outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["keep"], "written outside the root");
+    assert_eq!(mode_owner(outside).0, 0o755);
+}
+
+/// alpine-baselayout's `var/run -> /run`: an apkovl file under `var/run/` lands in `run/`, and
+/// the overlay list names it as written.
+#[test]
+fn absolute_symlink_in_the_root_is_followed_inside_it() {
+    for resolve in RESOLVERS {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("run")).unwrap();
+        fs::create_dir_all(root.join("var")).unwrap();
+        symlink("/run", root.join("var/run")).unwrap();
+        let ovl = apkovl(
+            dir.path(),
+            "a.apkovl.tar.gz",
+            &[E::File("var/run/x", 0o644, b"x")],
+        );
+        let out = extract(&ovl, &root, Options { resolve, ..opts() }).unwrap();
+        assert_eq!(out.names, ["var/run/x"]);
+        assert_eq!(fs::read(root.join("run/x")).unwrap(), b"x");
+        assert_eq!(
+            fs::read_link(root.join("var/run")).unwrap(),
+            Path::new("/run")
+        );
+    }
+}
+
+/// Links that climb (`/..`, `../../..`), absolute ones, chains of them and hard links through
+/// them: all resolve inside the root; nothing outside changes.
+#[test]
+fn hostile_links_resolve_inside_the_root() {
+    for resolve in RESOLVERS {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let (outside, mirror) = sentinel(dir.path(), &root, "outside");
+        let abs = outside.to_str().unwrap();
+        let ovl = apkovl(
+            dir.path(),
+            "a.apkovl.tar.gz",
+            &[
+                E::Link("a1", "/.."),
+                E::File("a1/f1", 0o644, b"1"),
+                E::Link("a2", "../../.."),
+                E::File("a2/f2", 0o644, b"2"),
+                E::Link("a3", abs),
+                E::File("a3/f3", 0o644, b"3"),
+                E::Dir("x/", 0o755),
+                E::Link("l3", "/"),
+                E::Link("l2", "../../../l3"),
+                E::Link("l1", "/l2/x"),
+                E::File("l1/f5", 0o644, b"5"),
+                E::Link("a3/inner", "../../../../.."),
+                E::File("a3/inner/f6", 0o644, b"6"),
+                E::Hard("h1", "l1/f5"),
+                E::Hard("a2/h2", "/a3/f3"),
+            ],
+        );
+        let out = extract(&ovl, &root, Options { resolve, ..opts() }).unwrap();
+        assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+        assert_untouched(&outside);
+        assert!(!dir.path().join("f1").exists() && !dir.path().join("f2").exists());
+        assert_eq!(fs::read(root.join("f1")).unwrap(), b"1");
+        assert_eq!(fs::read(root.join("f2")).unwrap(), b"2");
+        assert_eq!(fs::read(mirror.join("f3")).unwrap(), b"3");
+        assert_eq!(fs::read(root.join("x/f5")).unwrap(), b"5");
+        assert_eq!(fs::read(root.join("f6")).unwrap(), b"6");
+        use std::os::unix::fs::MetadataExt;
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        assert_eq!(ino(&root.join("h1")), ino(&root.join("x/f5")));
+        assert_eq!(ino(&root.join("h2")), ino(&mirror.join("f3")));
+    }
+}
+
+/// Issue 8 point 12: a directory entry whose name is a symlink in the root (to a directory
+/// outside, or inside) keeps the link and changes neither the target's mode nor its owner; the
+/// same for Alpine's `chmod 700 root`.
+#[test]
+fn directory_entries_never_change_modes_or_owners_through_a_symlink() {
+    for resolve in RESOLVERS {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        let (outside, mirror) = sentinel(dir.path(), &root, "outside");
+        let (home_outside, home_mirror) = sentinel(dir.path(), &root, "home");
+        fs::create_dir(root.join("inside")).unwrap();
+        fs::set_permissions(root.join("inside"), fs::Permissions::from_mode(0o755)).unwrap();
+        symlink(&outside, root.join("etc/x")).unwrap();
+        symlink("../inside", root.join("etc/y")).unwrap();
+        symlink(&home_outside, root.join("root")).unwrap();
+        let before: Vec<_> = [
+            &outside,
+            &mirror,
+            &home_outside,
+            &home_mirror,
+            &root.join("inside"),
+        ]
+        .iter()
+        .map(|p| mode_owner(p))
+        .collect();
+        let ovl = apkovl(
+            dir.path(),
+            "a.apkovl.tar.gz",
+            &[
+                E::DirOwned("etc/x/", 0o2700, 4321),
+                E::DirOwned("etc/y/", 0o2700, 4321),
+                E::DirOwned("root/", 0o2700, 4321),
+                E::File("etc/y/f", 0o644, b"f"),
+            ],
+        );
+        let out = extract(
+            &ovl,
+            &root,
+            Options {
+                chown: true,
+                resolve,
+                ..opts()
+            },
+        )
+        .unwrap();
+        let after: Vec<_> = [
+            &outside,
+            &mirror,
+            &home_outside,
+            &home_mirror,
+            &root.join("inside"),
+        ]
+        .iter()
+        .map(|p| mode_owner(p))
+        .collect();
+        assert_eq!(before, after);
+        assert_eq!(out.names, ["etc/x/", "etc/y/", "root/", "etc/y/f"]);
+        for link in ["etc/x", "etc/y", "root"] {
+            assert!(fs::symlink_metadata(root.join(link)).unwrap().is_symlink());
+        }
+        assert_eq!(fs::read(root.join("inside/f")).unwrap(), b"f");
+    }
+}
+
+/// A device node is made only where its path has no symlink: the path handed to the caller's
+/// boundary is then the one inside the root.
+#[test]
+fn device_nodes_are_not_made_through_a_symlink() {
+    for resolve in RESOLVERS {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir(&root).unwrap();
+        symlink("/", root.join("dev")).unwrap();
+        let ovl = apkovl(dir.path(), "a.apkovl.tar.gz", &[E::Char("dev/ttyX")]);
+        let made = std::cell::RefCell::new(Vec::new());
+        let make = |rel: &Path, _, _, _: u32, _: u32| {
+            made.borrow_mut().push(rel.to_path_buf());
+            Ok(())
+        };
+        let out = extract(
+            &ovl,
+            &root,
+            Options {
+                make_node: Some(&make),
+                resolve,
+                ..opts()
+            },
+        )
+        .unwrap();
+        assert!(made.borrow().is_empty(), "{:?}", made.borrow());
+        assert!(
+            out.warnings[0].contains("a symlink is on its path"),
+            "{:?}",
+            out.warnings
+        );
+    }
 }

@@ -9,11 +9,12 @@
 //! Plain reads and writes of files are not privileged and do not go through the trait, but they
 //! must use [`Sys::path`] to turn a path as seen by PID 1 (`/proc/cmdline`) into a host path.
 
+pub mod foreign;
 mod real;
 mod recording;
 
 pub use real::RealSys;
-pub use recording::{is_exec_recorded, Call, ExecRecorded, RecordingSys};
+pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
 
 use std::ffi::OsString;
 use std::io;
@@ -35,6 +36,16 @@ pub enum RebootKind {
     PowerOff,
     Restart,
     Halt,
+}
+
+impl std::fmt::Display for RebootKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PowerOff => "poweroff",
+            Self::Restart => "restart",
+            Self::Halt => "halt",
+        })
+    }
 }
 
 /// A kernel module image handed to [`Sys::load_module`].
@@ -118,6 +129,15 @@ pub trait UeventSource: Send {
     fn recv(&mut self, timeout: Duration) -> io::Result<UeventRecv>;
 }
 
+/// A mount as the mount table shows it (see [`Sys::mount_containing`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountPoint {
+    /// Where it is mounted, as PID 1 sees it.
+    pub target: PathBuf,
+    /// Its flags (`ro`, `nosuid`, `noatime`, ...): a remount that must keep them repeats them.
+    pub flags: MountFlags,
+}
+
 /// The one door to privileged effects. See the module docs.
 pub trait Sys: Send + Sync {
     /// Maps a path as PID 1 sees it (absolute) to the host path to open. Identity for [`RealSys`].
@@ -134,6 +154,8 @@ pub trait Sys: Send + Sync {
     ) -> io::Result<()>;
     /// `mount(2)` with `MS_REMOUNT`.
     fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()>;
+    /// The mount that holds `path` (the deepest mount point at or above it) and its flags.
+    fn mount_containing(&self, path: &Path) -> io::Result<MountPoint>;
     /// `mount(2)` with `MS_BIND`.
     fn bind_mount(&self, source: &Path, target: &Path) -> io::Result<()>;
     /// `mount(2)` with `MS_MOVE`.
@@ -191,6 +213,74 @@ pub trait Sys: Send + Sync {
     fn kernel_release(&self) -> String;
     /// `uname -m`.
     fn machine(&self) -> String;
+    /// Whether this process may chroot, chown and create device nodes (effective uid 0).
+    fn privileged(&self) -> bool;
+}
+
+/// The payload of the error [`Sys::run`] returns when it did not run a process faithfully (a
+/// double that cannot run the stand-in root's programs on this host). Callers report what the
+/// process would have done as not verified, never as a failure of the thing being run.
+#[derive(Debug)]
+pub struct NotRun(pub String);
+
+impl std::fmt::Display for NotRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotRun {}
+
+/// Why `err` is a [`NotRun`], if it is one.
+pub fn not_run_reason(err: &io::Error) -> Option<&str> {
+    err.get_ref()
+        .and_then(|e| e.downcast_ref::<NotRun>())
+        .map(|n| n.0.as_str())
+}
+
+/// Of `mounts` (mount point, flags) in mount order, the one holding `path`: the deepest mount
+/// point at or above it, the latest one when several share it (it hides the others).
+fn deepest_mount(
+    path: &Path,
+    mounts: impl IntoIterator<Item = (PathBuf, MountFlags)>,
+) -> Option<MountPoint> {
+    let mut best: Option<MountPoint> = None;
+    for (target, flags) in mounts {
+        let depth = target.components().count();
+        let deeper = best
+            .as_ref()
+            .map_or(true, |b| depth >= b.target.components().count());
+        if path.starts_with(&target) && deeper {
+            best = Some(MountPoint { target, flags });
+        }
+    }
+    best
+}
+
+/// A mount point as `/proc/mounts` and `/proc/self/mountinfo` write it (`\040` for a space,
+/// and so on: octal escapes).
+fn unescape_mount_path(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) if b[i] == b'\\' => {
+                let v = d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0'));
+                out.push(v as u8);
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(OsString::from_vec(out))
 }
 
 /// Renders mount flags the way `mount -o` would show them, for traces and messages.
@@ -274,6 +364,32 @@ mod tests {
         assert_eq!(
             mount_flags_text(MountFlags::RDONLY | MountFlags::NOEXEC),
             "ro,noexec"
+        );
+    }
+
+    #[test]
+    fn the_deepest_latest_mount_holds_a_path() {
+        let ro = MountFlags::RDONLY;
+        let mounts = [
+            (PathBuf::from("/"), MountFlags::empty()),
+            (PathBuf::from("/media/sda1"), ro),
+            (PathBuf::from("/media/sda10"), MountFlags::empty()),
+            (PathBuf::from("/media/sda1"), MountFlags::NOEXEC),
+            (PathBuf::from("/media"), ro),
+        ];
+        let m = deepest_mount(Path::new("/media/sda1/cache"), mounts.clone()).unwrap();
+        assert_eq!(m.target, Path::new("/media/sda1"));
+        assert_eq!(m.flags, MountFlags::NOEXEC);
+        let m = deepest_mount(Path::new("/media/sdb"), mounts.clone()).unwrap();
+        assert_eq!((m.target.as_path(), m.flags), (Path::new("/media"), ro));
+        assert_eq!(
+            deepest_mount(Path::new("/etc"), mounts).unwrap().target,
+            Path::new("/")
+        );
+        assert_eq!(deepest_mount(Path::new("/etc"), []), None);
+        assert_eq!(
+            unescape_mount_path(r"/media/my\040card\134x\09"),
+            Path::new("/media/my card\\x\\09")
         );
     }
 

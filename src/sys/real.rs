@@ -1,6 +1,8 @@
 //! [`Sys`] on the real kernel, through rustix.
 
-use super::{ModuleImage, NodeKind, RebootKind, Spawn, Sys, Uevent, UeventRecv, UeventSource};
+use super::{
+    ModuleImage, MountPoint, NodeKind, RebootKind, Spawn, Sys, Uevent, UeventRecv, UeventSource,
+};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::mount::{MountFlags, UnmountFlags};
@@ -22,6 +24,25 @@ fn cstr(s: &str) -> io::Result<CString> {
 fn cpath(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in path"))
+}
+
+/// `statvfs` flags as the mount flags a remount repeats to keep them (apk-tools'
+/// `map_statfs_flags`).
+fn flags_of_statvfs(st: rustix::fs::StatVfsMountFlags) -> MountFlags {
+    use rustix::fs::StatVfsMountFlags as St;
+    [
+        (St::RDONLY, MountFlags::RDONLY),
+        (St::NOSUID, MountFlags::NOSUID),
+        (St::NODEV, MountFlags::NODEV),
+        (St::NOEXEC, MountFlags::NOEXEC),
+        (St::NOATIME, MountFlags::NOATIME),
+        (St::NODIRATIME, MountFlags::NODIRATIME),
+        (St::RELATIME, MountFlags::RELATIME),
+        (St::SYNCHRONOUS, MountFlags::SYNCHRONOUS),
+    ]
+    .into_iter()
+    .filter(|(s, _)| st.contains(*s))
+    .fold(MountFlags::empty(), |f, (_, m)| f | m)
 }
 
 /// `MODULE_INIT_COMPRESSED_FILE` from `<linux/module.h>`.
@@ -48,6 +69,23 @@ impl Sys for RealSys {
     fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
         rustix::mount::mount_remount(target, flags, data)?;
         Ok(())
+    }
+
+    fn mount_containing(&self, path: &Path) -> io::Result<MountPoint> {
+        let path = std::fs::canonicalize(path)?;
+        let flags = flags_of_statvfs(rustix::fs::statvfs(&path)?.f_flag);
+        let table = std::fs::read_to_string("/proc/self/mountinfo")?;
+        // Field 5 of each mountinfo line is the mount point, in mount order.
+        let points = table.lines().filter_map(|l| {
+            let target = l.split(' ').nth(4)?;
+            Some((super::unescape_mount_path(target), flags))
+        });
+        super::deepest_mount(&path, points).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no mount holds {}", path.display()),
+            )
+        })
     }
 
     fn bind_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
@@ -237,6 +275,10 @@ impl Sys for RealSys {
             .machine()
             .to_string_lossy()
             .into_owned()
+    }
+
+    fn privileged(&self) -> bool {
+        rustix::process::geteuid().is_root()
     }
 }
 
@@ -531,5 +573,27 @@ mod initramfs_cleanup {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_holding_a_path_comes_from_the_kernel() {
+        let m = RealSys
+            .mount_containing(Path::new("/proc/self/status"))
+            .unwrap();
+        assert_eq!(m.target, Path::new("/proc"));
+        assert_eq!(
+            RealSys.mount_containing(Path::new("/")).unwrap().target,
+            Path::new("/")
+        );
+        let st = rustix::fs::statvfs("/proc").unwrap();
+        assert_eq!(
+            m.flags.contains(MountFlags::NOEXEC),
+            st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC)
+        );
     }
 }

@@ -3,10 +3,18 @@
 //! Each call is recorded as a [`Call`] (rendered like the shell command it replaces, so traces read
 //! like Alpine's `MOCK=echo` test output) and then given the smallest effect on the tree that keeps
 //! later stages honest: a mount point must exist, a moved mount carries its files along, `mknod`
-//! leaves a placeholder file. Failures and uevents can be scripted.
+//! leaves a placeholder file, the mount calls keep a mount table (over the stand-in's own
+//! `/proc/mounts`) that [`Sys::mount_containing`] answers from. Failures and uevents can be
+//! scripted.
+//!
+//! One opt-in exception ([`ChrootRuns::Execute`], for `ramboot plan`): processes spawned
+//! chrooted into the stand-in tree (package scripts) really run there, through
+//! [`RealSys`](super::RealSys), natively or under qemu-user (see [`super::foreign`]). Their effects
+//! stay inside the tree, as the chroot confines them.
 
 use super::{
-    mount_flags_text, ModuleImage, NodeKind, RebootKind, Spawn, Sys, UeventRecv, UeventSource,
+    mount_flags_text, ModuleImage, MountPoint, NodeKind, RebootKind, Spawn, Sys, UeventRecv,
+    UeventSource,
 };
 use rustix::mount::MountFlags;
 use std::collections::VecDeque;
@@ -206,7 +214,7 @@ impl fmt::Display for Call {
                 }
                 Ok(())
             }
-            Call::Reboot { kind } => write!(f, "reboot {kind:?}"),
+            Call::Reboot { kind } => write!(f, "reboot {kind}"),
             Call::Sync => write!(f, "sync"),
             Call::Idle => write!(f, "idle"),
             Call::Sleep { duration } => write!(f, "sleep {}", duration.as_secs_f64()),
@@ -246,6 +254,63 @@ struct State {
     run_results: VecDeque<(i32, Duration)>,
     clock: Duration,
     next_loop: u32,
+    /// The mount calls that succeeded, in order: the double's mount table over the stand-in's
+    /// own `/proc/mounts` (mounts that were there before it started).
+    mount_events: Vec<MountEvent>,
+}
+
+/// A change to the mount table.
+#[derive(Clone, Debug)]
+enum MountEvent {
+    Mount(PathBuf, MountFlags),
+    Remount(PathBuf, MountFlags),
+    Bind(PathBuf, PathBuf),
+    Move(PathBuf, PathBuf),
+    Umount(PathBuf),
+}
+
+/// The mount table: `/proc/mounts` lines, then `events` applied in order.
+fn mount_table(proc_mounts: &str, events: &[MountEvent]) -> Vec<(PathBuf, MountFlags)> {
+    let mut table: Vec<(PathBuf, MountFlags)> = proc_mounts
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let target = super::unescape_mount_path(w.nth(1)?);
+            let (flags, _) = super::parse_mount_options(w.nth(1).unwrap_or(""));
+            Some((target, flags))
+        })
+        .collect();
+    let last =
+        |t: &Vec<(PathBuf, MountFlags)>, target: &Path| t.iter().rposition(|m| m.0 == target);
+    for ev in events {
+        match ev {
+            MountEvent::Mount(target, flags) => table.push((target.clone(), *flags)),
+            MountEvent::Remount(target, flags) => match last(&table, target) {
+                Some(i) => table[i].1 = *flags,
+                None => table.push((target.clone(), *flags)),
+            },
+            MountEvent::Bind(source, target) => {
+                let flags = super::deepest_mount(source, table.clone())
+                    .map_or(MountFlags::empty(), |m| m.flags);
+                table.push((target.clone(), flags));
+            }
+            MountEvent::Move(source, target) => {
+                for m in table.iter_mut().filter(|m| m.0.starts_with(source)) {
+                    let rest =
+                        m.0.strip_prefix(source)
+                            .unwrap_or(Path::new(""))
+                            .to_path_buf();
+                    m.0 = target.join(rest);
+                }
+            }
+            MountEvent::Umount(target) => {
+                if let Some(i) = last(&table, target) {
+                    table.remove(i);
+                }
+            }
+        }
+    }
+    table
 }
 
 /// The recording double. Cheap to clone; clones share the record.
@@ -255,6 +320,21 @@ pub struct RecordingSys {
     state: Arc<Mutex<State>>,
     release: String,
     machine: String,
+    privileged: bool,
+    chroot_runs: ChrootRuns,
+}
+
+/// What [`RecordingSys`] does with a process spawned with a chroot (a package script).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ChrootRuns {
+    /// Only recorded; it "exits" with the next scripted result (tests).
+    #[default]
+    Record,
+    /// Really run, chrooted into the stand-in tree (see the module docs); when this host cannot
+    /// run it faithfully, [`Sys::run`] fails with [`NotRun`](super::NotRun).
+    Execute,
+    /// Not run: [`Sys::run`] fails with [`NotRun`](super::NotRun) and this reason.
+    Refuse(String),
 }
 
 impl RecordingSys {
@@ -265,7 +345,21 @@ impl RecordingSys {
             state: Arc::default(),
             release: "6.1.0-ramboot-test".into(),
             machine: std::env::consts::ARCH.into(),
+            privileged: rustix::process::geteuid().is_root(),
+            chroot_runs: ChrootRuns::Record,
         }
+    }
+
+    /// Answers [`Sys::privileged`] with `yes` instead of this process's effective uid.
+    pub fn with_privileged(mut self, yes: bool) -> Self {
+        self.privileged = yes;
+        self
+    }
+
+    /// What happens to processes spawned with a chroot; others are always only recorded.
+    pub fn with_chroot_runs(mut self, runs: ChrootRuns) -> Self {
+        self.chroot_runs = runs;
+        self
     }
 
     pub fn with_kernel_release(mut self, release: &str) -> Self {
@@ -337,6 +431,11 @@ impl RecordingSys {
         }
     }
 
+    /// Records a mount table change (for calls that succeeded).
+    fn mounted(&self, event: MountEvent) {
+        self.lock().mount_events.push(event);
+    }
+
     fn require_dir(&self, guest: &Path) -> io::Result<PathBuf> {
         let host = self.path(guest);
         if host.is_dir() {
@@ -385,7 +484,9 @@ impl Sys for RecordingSys {
             flags: mount_flags_text(flags),
             data: data.into(),
         })?;
-        self.require_dir(target).map(drop)
+        self.require_dir(target)?;
+        self.mounted(MountEvent::Mount(target.into(), flags));
+        Ok(())
     }
 
     fn remount(&self, target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
@@ -394,7 +495,24 @@ impl Sys for RecordingSys {
             flags: mount_flags_text(flags),
             data: data.into(),
         })?;
-        self.require_dir(target).map(drop)
+        self.require_dir(target)?;
+        self.mounted(MountEvent::Remount(target.into(), flags));
+        Ok(())
+    }
+
+    fn mount_containing(&self, path: &Path) -> io::Result<MountPoint> {
+        let proc_mounts =
+            std::fs::read_to_string(self.path(Path::new("/proc/mounts"))).unwrap_or_default();
+        let table = mount_table(&proc_mounts, &self.lock().mount_events);
+        // The stand-in tree itself is the root filesystem, read-write.
+        let mut all = vec![(PathBuf::from("/"), MountFlags::empty())];
+        all.extend(table);
+        super::deepest_mount(path, all).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not an absolute path", path.display()),
+            )
+        })
     }
 
     fn bind_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
@@ -402,7 +520,9 @@ impl Sys for RecordingSys {
             source: source.into(),
             target: target.into(),
         })?;
-        self.require_dir(target).map(drop)
+        self.require_dir(target)?;
+        self.mounted(MountEvent::Bind(source.into(), target.into()));
+        Ok(())
     }
 
     fn move_mount(&self, source: &Path, target: &Path) -> io::Result<()> {
@@ -421,6 +541,7 @@ impl Sys for RecordingSys {
             let entry = entry?;
             std::fs::rename(entry.path(), to.join(entry.file_name()))?;
         }
+        self.mounted(MountEvent::Move(source.into(), target.into()));
         Ok(())
     }
 
@@ -428,7 +549,9 @@ impl Sys for RecordingSys {
         self.record(Call::Umount {
             target: target.into(),
             detach,
-        })
+        })?;
+        self.mounted(MountEvent::Umount(target.into()));
+        Ok(())
     }
 
     fn mknod(
@@ -520,10 +643,16 @@ impl Sys for RecordingSys {
         self.record(Call::Run {
             spawn: spawn.clone(),
         })?;
-        let mut st = self.lock();
-        let (code, took) = st.run_results.pop_front().unwrap_or_default();
-        st.clock += took;
-        Ok(code)
+        match (&spawn.chroot, &self.chroot_runs) {
+            (Some(chroot), ChrootRuns::Execute) => self.run_chrooted(spawn, chroot),
+            (Some(_), ChrootRuns::Refuse(why)) => Err(not_run(why.clone())),
+            _ => {
+                let mut st = self.lock();
+                let (code, took) = st.run_results.pop_front().unwrap_or_default();
+                st.clock += took;
+                Ok(code)
+            }
+        }
     }
 
     fn reboot(&self, kind: RebootKind) -> io::Error {
@@ -568,6 +697,84 @@ impl Sys for RecordingSys {
     fn machine(&self) -> String {
         self.machine.clone()
     }
+
+    fn privileged(&self) -> bool {
+        self.privileged
+    }
+}
+
+/// The first bytes of `path` in `root` (resolved as the chroot will): a `#!` line, or an ELF
+/// header with its program headers.
+fn head(root: &crate::fsutil::Root, path: &Path) -> io::Result<Vec<u8>> {
+    let file = std::fs::File::from(root.open_at(path, rustix::fs::OFlags::RDONLY)?);
+    let mut buf = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, 4096), &mut buf)?;
+    Ok(buf)
+}
+
+fn not_run(why: String) -> io::Error {
+    io::Error::other(super::NotRun(why))
+}
+
+impl RecordingSys {
+    /// Runs `spawn` chrooted into the stand-in tree's `chroot` ([`ChrootRuns::Execute`]).
+    fn run_chrooted(&self, spawn: &Spawn, chroot: &Path) -> io::Result<i32> {
+        use super::foreign::{runner_for, shebang, Runner};
+        let root = self.path(chroot);
+        let cwd = spawn.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let unreadable = |what: &Path, e: io::Error| {
+            not_run(format!(
+                "cannot read {} in {}: {e}",
+                what.display(),
+                chroot.display()
+            ))
+        };
+        let program = cwd.join(&spawn.program);
+        let inside = crate::fsutil::Root::open(&root, crate::fsutil::Resolve::Kernel)
+            .map_err(|e| unreadable(Path::new("/"), e))?;
+        let first = head(&inside, &program).map_err(|e| unreadable(&program, e))?;
+        let interpreter = shebang(&first);
+        let exe = match &interpreter {
+            Some((interp, _)) => head(&inside, interp).map_err(|e| unreadable(interp, e))?,
+            None => first,
+        };
+        let mut real = spawn.clone();
+        real.chroot = Some(root.clone());
+        match runner_for(&exe) {
+            Runner::Kernel => super::RealSys.run(&real),
+            Runner::Qemu(qemu) => {
+                // qemu-user does not read `#!` lines: it runs the interpreter with the script.
+                let mut args: Vec<std::ffi::OsString> = Vec::new();
+                if let Some((interp, arg)) = interpreter {
+                    args.push(interp.into());
+                    args.extend(arg.map(Into::into));
+                }
+                args.push(spawn.program.clone().into());
+                args.extend(spawn.args.iter().cloned());
+                let inside = PathBuf::from(format!("/.ramboot-qemu-user.{}", std::process::id()));
+                let host_copy = root.join(inside.strip_prefix("/").expect("absolute"));
+                std::fs::copy(&qemu, &host_copy).map_err(|e| {
+                    not_run(format!("cannot copy {} into the root: {e}", qemu.display()))
+                })?;
+                real.program = inside;
+                real.args = args;
+                let result = super::RealSys.run(&real);
+                let _ = std::fs::remove_file(&host_copy);
+                match result? {
+                    0 => Ok(0),
+                    code => {
+                        Err(not_run(format!(
+                        "exit status {code} under {}, which cannot start the other {} programs \
+                         a script runs without binfmt_misc",
+                        qemu.display(),
+                        crate::elf::parse(&exe).map(|i| i.machine_name()).unwrap_or_default()
+                    )))
+                    }
+                }
+            }
+            Runner::Unavailable(why) => Err(not_run(why)),
+        }
+    }
 }
 
 struct ScriptedUevents {
@@ -599,6 +806,68 @@ impl UeventSource for ScriptedUevents {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mount_table_follows_the_recorded_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in [
+            "proc",
+            "media/mmcblk0p1",
+            "media/sda1",
+            "mnt",
+            "sysroot/media",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(
+            root.join("proc/mounts"),
+            "rootfs / rootfs rw 0 0\n/dev/mmcblk0p1 /media/mmcblk0p1 vfat ro,nodev 0 0\n",
+        )
+        .unwrap();
+        let sys = RecordingSys::new(root);
+        let at = |p: &str| {
+            let m = sys.mount_containing(Path::new(p)).unwrap();
+            (m.target.display().to_string(), mount_flags_text(m.flags))
+        };
+        let owned = |t: &str, f: &str| (t.to_string(), f.to_string());
+        // Mounts that were there before the double started.
+        assert_eq!(
+            at("/media/mmcblk0p1/cache"),
+            owned("/media/mmcblk0p1", "ro,nodev")
+        );
+        assert_eq!(at("/etc"), owned("/", ""));
+        sys.remount(Path::new("/media/mmcblk0p1"), MountFlags::NODEV, "")
+            .unwrap();
+        assert_eq!(at("/media/mmcblk0p1/x"), owned("/media/mmcblk0p1", "nodev"));
+        // Recorded mounts, a move carrying its submounts, a bind, an unmount.
+        sys.mount(
+            "/dev/sda1",
+            Path::new("/media/sda1"),
+            "ext4",
+            MountFlags::RDONLY,
+            "",
+        )
+        .unwrap();
+        sys.bind_mount(Path::new("/media/sda1"), Path::new("/mnt"))
+            .unwrap();
+        assert_eq!(at("/mnt/y"), owned("/mnt", "ro"));
+        sys.move_mount(Path::new("/media"), Path::new("/sysroot/media"))
+            .unwrap();
+        assert_eq!(at("/media/sda1"), owned("/", ""));
+        assert_eq!(
+            at("/sysroot/media/sda1/z"),
+            owned("/sysroot/media/sda1", "ro")
+        );
+        sys.umount(Path::new("/sysroot/media/sda1"), false).unwrap();
+        assert_eq!(at("/sysroot/media/sda1/z"), owned("/", ""));
+        // A call that failed changes nothing.
+        sys.fail_on("remount", 1);
+        assert!(sys
+            .remount(Path::new("/mnt"), MountFlags::empty(), "")
+            .is_err());
+        assert_eq!(at("/mnt"), owned("/mnt", "ro"));
+    }
 
     #[test]
     fn records_and_fails_as_scripted() {

@@ -4,7 +4,11 @@
 use ramboot::apk::build::{BuiltPackage, IndexBuilder, PackageBuilder};
 use ramboot::apk::sign::{SigAlgo, SigningKey};
 use ramboot::apk::{install, InstallReport, InstallRequest, ScriptPolicy};
+pub use ramboot::fsutil::Resolve;
 use ramboot::sys::RecordingSys;
+
+/// Both resolutions: openat2 and the walk older kernels get.
+pub const RESOLVERS: [Resolve; 2] = [Resolve::Kernel, Resolve::Walk];
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -96,6 +100,13 @@ impl Fixture {
     pub fn install(&self, world: &[&str]) -> InstallReport {
         let sys = RecordingSys::new("/");
         install(&self.request(world), &sys).unwrap()
+    }
+
+    /// [`Fixture::install`] with paths resolved by `resolve`.
+    pub fn install_resolved(&self, world: &[&str], resolve: Resolve) -> InstallReport {
+        let mut req = self.request(world);
+        req.resolve = resolve;
+        install(&req, &RecordingSys::new("/")).unwrap()
     }
 
     pub fn read(&self, rel: &str) -> String {

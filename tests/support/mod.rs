@@ -1,2 +1,6 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests; each test binary uses what it needs.
+#![allow(dead_code)]
+
+pub mod hw;
 pub mod qemu;
+pub mod tools;

@@ -3,8 +3,6 @@
 //! console. QEMU's exit code means nothing (it exits 0 on power-off and on a kernel panic), so
 //! every assertion is about what the console printed.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};

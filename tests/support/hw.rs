@@ -1,10 +1,7 @@
 //! Shared fixtures for the hw and media tests: fake module trees, a fake sysfs, and filesystem
 //! images written byte by byte (so the core tests never depend on mkfs tools).
-//! Included by the test crates with `#[path = "hw_support.rs"] mod support;`.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 pub const RELEASE: &str = "6.1.0-ramboot-test";
 
@@ -258,45 +255,4 @@ pub fn squashfs_image() -> Vec<u8> {
     img[0..4].copy_from_slice(b"hsqs");
     img[28..30].copy_from_slice(&4u16.to_le_bytes());
     img
-}
-
-/// True when `tool` runs; otherwise prints why the caller skips.
-pub fn have(tool: &str) -> bool {
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "command -v {tool} || test -x /sbin/{tool} || test -x /usr/sbin/{tool}"
-        ))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: {tool} is not installed");
-    }
-    ok
-}
-
-/// Runs a tool with the sbin directories on PATH and collects what it printed.
-fn tool_output(tool: &str, args: &[&str]) -> std::process::Output {
-    let path = std::env::var("PATH").unwrap_or_default();
-    Command::new(tool)
-        .args(args)
-        .env("PATH", format!("{path}:/sbin:/usr/sbin"))
-        .output()
-        .unwrap()
-}
-
-/// Runs a tool (looking in the sbin directories too); panics with its output on failure.
-pub fn run(tool: &str, args: &[&str]) {
-    let out = tool_output(tool, args);
-    assert!(
-        out.status.success(),
-        "{tool} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs a tool and returns stdout.
-pub fn output(tool: &str, args: &[&str]) -> String {
-    let out = tool_output(tool, args);
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

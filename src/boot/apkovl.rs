@@ -1,0 +1,89 @@
+//! The apkovl step: the new root's apk database, then the apkovl extracted over it. One copy,
+//! used by the boot and by `ramboot install --apkovl` (the host view of this step, for building
+//! and checking images), so both give the same root.
+//!
+//! Order as in Alpine's init: `apk add --initdb` first, then `tar -x` of the apkovl, so the
+//! apkovl's `etc/apk/world`, repositories and keys replace the empty ones. The extraction is
+//! [`crate::overlay::extract`] (checked whole before anything is written, nothing outside the
+//! root); its names become apk's overlay list (the user's files win over packages), and the
+//! world it brings is what the install adds.
+
+use crate::apk::{self, InstallRequest, ScriptPolicy};
+use crate::overlay::{self, OverlayError};
+use crate::sys::Sys;
+use std::path::{Path, PathBuf};
+
+/// What applying an apkovl gives the package step.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Names as `tar -v` prints them: apk's overlay list.
+    pub overlay_files: Vec<String>,
+    /// The atoms of the root's `etc/apk/world` after extraction.
+    pub world: Vec<String>,
+    /// Entries skipped with a reason (the apkovl is still applied).
+    pub warnings: Vec<String>,
+}
+
+/// Creates the apk database in `root` (as the system sees it), like `apk add --initdb`.
+pub fn init_db(sys: &dyn Sys, root: &Path) -> Result<(), apk::ApkError> {
+    let req = InstallRequest {
+        root: root.to_path_buf(),
+        initdb: true,
+        scripts: ScriptPolicy::Never,
+        use_root_repositories: false,
+        ..Default::default()
+    };
+    apk::install(&req, sys).map(drop)
+}
+
+/// Extracts `apkovl` into `root` (both as the system sees them). Owners from the archive are
+/// applied when running as root; device nodes (under `dev/` only) go through [`Sys::mknod`].
+pub fn apply(sys: &dyn Sys, root: &Path, apkovl: &Path) -> Result<Applied, OverlayError> {
+    let chown = sys.privileged();
+    let make_node =
+        |rel: &Path, kind, mode, major, minor| sys.mknod(&root.join(rel), kind, mode, major, minor);
+    let opts = overlay::Options {
+        chown,
+        make_node: Some(&make_node),
+        ..Default::default()
+    };
+    let host_root = sys.path(root);
+    let x = overlay::extract(&sys.path(apkovl), &host_root, opts)?;
+    Ok(Applied {
+        overlay_files: x.names,
+        world: read_world(&host_root),
+        warnings: x.warnings,
+    })
+}
+
+/// The atoms of `<root>/etc/apk/world` (none when it is missing).
+pub fn read_world(root: &Path) -> Vec<String> {
+    // Through the root: an apkovl's absolute link resolves inside it.
+    crate::fsutil::Root::open(root, crate::fsutil::Resolve::Kernel)
+        .and_then(|r| r.read_to_string(Path::new("etc/apk/world")))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `ramboot install --apkovl FILE`: the db (when the request creates one), the apkovl, then
+/// the request gets the apkovl's world and overlay list, as the boot's package step does.
+pub fn prepare_install(
+    sys: &dyn Sys,
+    req: &mut InstallRequest,
+    apkovl: &Path,
+) -> Result<Applied, String> {
+    let root: PathBuf = req.root.clone();
+    if req.initdb || req.diskless_boot {
+        init_db(sys, &root).map_err(|e| format!("creating the apk database: {e}"))?;
+    }
+    let applied = apply(sys, &root, apkovl).map_err(|e| e.to_string())?;
+    for atom in &applied.world {
+        if !req.world_add.contains(atom) {
+            req.world_add.push(atom.clone());
+        }
+    }
+    req.overlay_list = Some(applied.overlay_files.clone());
+    Ok(applied)
+}
