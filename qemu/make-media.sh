@@ -91,6 +91,10 @@ echo "RAMBOOT-DEMO: world $(cat /etc/apk/world | tr '\n' ' ')"
 echo "RAMBOOT-DEMO: media $(grep ' /media/' /proc/mounts | cut -d' ' -f2 | tr '\n' ' ')"
 [ -f /usr/share/extra/marker ] && echo "RAMBOOT-DEMO: extra package present"
 echo "RAMBOOT-DEMO: timeline $(cat /run/ramboot/timeline.json)"
+# The tests' view of the kernel log (ramboot's lines and any rate-limit notice), on request.
+if grep -qw ramboot_demo=dmesg /proc/cmdline; then
+  dmesg | grep -e 'ramboot: ' -e 'suppressed' | sed 's/^/RAMBOOT-DMESG: /'
+fi
 echo "RAMBOOT-DEMO: done, powering off"
 poweroff -f
 EOF

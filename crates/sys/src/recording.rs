@@ -683,7 +683,7 @@ impl Sys for RecordingSys {
         // Like /proc/sys: only existing settings can be written.
         let path = self.path(&Path::new("/proc/sys").join(key));
         std::fs::metadata(&path)?;
-        std::fs::write(path, value)
+        std::fs::write(path, format!("{value}\n"))
     }
 
     fn now(&self) -> Duration {
