@@ -147,3 +147,17 @@ pub fn modprobe_main(args: &[String], sys: &dyn Sys) -> i32 {
     // A request fully hidden by the blacklist is not an error (kmod says nothing either).
     i32::from(!report.ok())
 }
+
+/// Runs `modprobe` when the program was started under that name (a link to the binary, as
+/// busybox does): `Some(exit status)`, or `None` for any other name. Both binaries use it.
+pub fn run_if_modprobe(args: &[std::ffi::OsString]) -> Option<i32> {
+    let argv0 = args.first().map(std::path::Path::new)?.file_name()?;
+    if argv0 != "modprobe" {
+        return None;
+    }
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Some(modprobe_main(&args, &crate::sys::RealSys))
+}

@@ -222,9 +222,6 @@ impl Qemu {
                 if let Some(i) = full.get(from..).and_then(|t| t.find(marker)) {
                     return from + i + marker.len();
                 }
-                if full.contains(marker) {
-                    return;
-                }
                 let log = self.save_log();
                 panic!(
                     "[{}] marker {marker:?} not seen ({}); console ({}):\n{}",
