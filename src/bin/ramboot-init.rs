@@ -11,7 +11,10 @@ fn main() {
         ramboot::boot::pid1_main();
     }
     let code = ramboot::hw::run_if_modprobe(&args).unwrap_or_else(|| {
-        if args.get(1).is_some_and(|a| a == "--version" || a == "version") {
+        if args
+            .get(1)
+            .is_some_and(|a| a == "--version" || a == "version")
+        {
             println!("ramboot {} (init build)", env!("CARGO_PKG_VERSION"));
             return 0;
         }

@@ -3,7 +3,7 @@
 //! console. QEMU's exit code means nothing (it exits 0 on power-off and on a kernel panic), so
 //! every assertion is about what the console printed.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -88,8 +88,21 @@ pub struct Qemu {
 /// when it exits, so waiting for `open == 0` replaces any sleep after an exit).
 #[derive(Default)]
 struct Console {
-    text: String,
+    /// Bytes as they came (a prompt has no newline, so reads are not line-based).
+    raw: Vec<u8>,
     open: usize,
+}
+
+impl Console {
+    /// Where `marker` ends in the output after byte `from`.
+    fn find(&self, from: usize, marker: &str) -> Option<usize> {
+        let m = marker.as_bytes();
+        self.raw
+            .get(from..)?
+            .windows(m.len())
+            .position(|w| w == m)
+            .map(|i| from + i + m.len())
+    }
 }
 
 impl Qemu {
@@ -132,7 +145,7 @@ impl Qemu {
             .expect("qemu-system-aarch64 runs (qemu/setup-host.sh installs it)");
         let console = Arc::new((
             Mutex::new(Console {
-                text: String::new(),
+                raw: Vec::new(),
                 open: 2,
             }),
             Condvar::new(),
@@ -143,18 +156,14 @@ impl Qemu {
         ] {
             let console = console.clone();
             std::thread::spawn(move || {
-                let mut r = BufReader::new(stream);
-                let mut buf = Vec::new();
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
                 loop {
-                    buf.clear();
-                    match r.read_until(b'\n', &mut buf) {
+                    match stream.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(_) => {
+                        Ok(n) => {
                             let (m, cv) = &*console;
-                            m.lock()
-                                .unwrap()
-                                .text
-                                .push_str(&String::from_utf8_lossy(&buf));
+                            m.lock().unwrap().raw.extend_from_slice(&buf[..n]);
                             cv.notify_all();
                         }
                     }
@@ -174,7 +183,7 @@ impl Qemu {
     }
 
     pub fn text(&self) -> String {
-        self.console.0.lock().unwrap().text.clone()
+        String::from_utf8_lossy(&self.console.0.lock().unwrap().raw).into_owned()
     }
 
     /// Waits (up to `timeout`) until QEMU's output streams are closed: everything it printed
@@ -199,36 +208,29 @@ impl Qemu {
     /// Waits until the console shows `marker` after byte `from`; returns where it ends.
     pub fn expect_after(&mut self, from: usize, marker: &str, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
-        let found = |c: &Console| {
-            c.text
-                .get(from..)
-                .and_then(|t| t.find(marker))
-                .map(|i| from + i + marker.len())
-        };
         let (m, cv) = &*self.console;
         let mut console = m.lock().unwrap();
         loop {
-            if let Some(end) = found(&console) {
+            if let Some(end) = console.find(from, marker) {
                 return end;
             }
             let now = Instant::now();
             // Streams closed: QEMU exited (or is about to).
             let exited = console.open == 0 || matches!(self.child.try_wait(), Ok(Some(_)));
             if now >= deadline || exited {
-                let t = console.text.clone();
                 drop(console);
                 self.drain(Duration::from_secs(5));
-                let full = self.text();
-                if let Some(i) = full.get(from..).and_then(|t| t.find(marker)) {
-                    return from + i + marker.len();
+                if let Some(end) = self.console.0.lock().unwrap().find(from, marker) {
+                    return end;
                 }
+                let full = self.text();
                 let log = self.save_log();
                 panic!(
                     "[{}] marker {marker:?} not seen ({}); console ({}):\n{}",
                     self.name,
                     if exited { "QEMU exited" } else { "timeout" },
                     log.display(),
-                    if full.len() > t.len() { full } else { t }
+                    full
                 );
             }
             // The stream readers notify on every line and at EOF; the timeout only bounds the
