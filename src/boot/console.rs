@@ -92,12 +92,21 @@ fn lock() -> std::sync::MutexGuard<'static, Option<Sinks>> {
 
 fn kmsg_line(s: &mut Sinks, level: u8, text: &str) {
     if let Some(k) = s.kmsg.as_mut() {
-        // One write is one record; the kernel caps records at ~1 KiB.
-        let mut line = format!("<{level}>ramboot: {text}");
-        line.truncate(1000);
-        line.push('\n');
-        let _ = k.write_all(line.as_bytes());
+        let _ = k.write_all(kmsg_record(level, text).as_bytes());
     }
+}
+
+/// One write is one record; the kernel caps records at ~1 KiB. The cut moves back to the start
+/// of a UTF-8 character it would split (`String::truncate` panics there).
+fn kmsg_record(level: u8, text: &str) -> String {
+    let mut line = format!("<{level}>ramboot: {text}");
+    let mut cut = line.len().min(1000);
+    while !line.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.truncate(cut);
+    line.push('\n');
+    line
 }
 
 /// ` * Loading boot drivers ...` (completed by [`eend`]).
@@ -204,6 +213,15 @@ pub(crate) mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A long message with a multi-byte character across the 1000-byte cut used to panic PID 1.
+    #[test]
+    fn kmsg_records_are_cut_between_characters() {
+        let text = format!("{}é tail", "x".repeat(1000 - "<4>ramboot: ".len() - 1));
+        let line = kmsg_record(4, &text);
+        assert_eq!(line.len(), 1000);
+        assert!(line.ends_with("x\n"));
     }
 
     #[test]
