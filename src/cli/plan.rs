@@ -25,7 +25,7 @@
 use super::args::{Arg, ArgError, RawArgs};
 use crate::boot::{self, timeline::Outcome, BootEnd, Finished};
 use crate::cmdline::{ApkovlSource, Mode, RepoSource};
-use crate::json;
+use crate::json::Json;
 use crate::sys::{ChrootRuns, RecordingSys, Sys};
 use std::ffi::OsString;
 use std::fmt;
@@ -797,68 +797,56 @@ impl Report {
     }
 
     pub fn json(&self) -> String {
-        let media: Vec<String> = self
-            .media
-            .iter()
-            .map(|m| {
-                json::Object::new()
-                    .str("device", &m.device)
-                    .opt_str("fstype", m.fstype.as_deref())
-                    .opt_str("label", m.label.as_deref())
-                    .opt_str("uuid", m.uuid.as_deref())
-                    .opt_str("mountpoint", m.mountpoint.as_deref())
-                    .raw("repositories", &json::string_array(&m.repositories))
-                    .raw("apkovls", &json::string_array(&m.apkovls))
-                    .raw("modloops", &json::string_array(&m.modloops))
-                    .str("verdict", &m.verdict)
-                    .finish()
-            })
-            .collect();
-        let stages: Vec<String> = self
+        let media = self.media.iter().map(|m| {
+            Json::obj([
+                ("device", Json::str(&m.device)),
+                ("fstype", Json::opt_str(m.fstype.as_deref())),
+                ("label", Json::opt_str(m.label.as_deref())),
+                ("uuid", Json::opt_str(m.uuid.as_deref())),
+                ("mountpoint", Json::opt_str(m.mountpoint.as_deref())),
+                ("repositories", Json::strs(&m.repositories)),
+                ("apkovls", Json::strs(&m.apkovls)),
+                ("modloops", Json::strs(&m.modloops)),
+                ("verdict", Json::str(&m.verdict)),
+            ])
+        });
+        let stages = self
             .stages
             .iter()
-            .map(|(n, o)| {
-                json::Object::new()
-                    .str("name", n)
-                    .str("outcome", o)
-                    .finish()
-            })
-            .collect();
-        let mut o = json::Object::new();
-        o.str("cmdline", &self.cmdline)
-            .raw("setup", &json::string_array(&self.setup))
-            .str("mode", &self.mode)
-            .raw("modules", &json::string_array(&self.modules))
-            .raw("fixed_modules", &json::string_array(&self.fixed_modules))
-            .raw("blacklist", &json::string_array(&self.blacklist))
-            .raw(
-                "cmdline_warnings",
-                &json::string_array(&self.cmdline_warnings),
-            )
-            .str("discovery", &self.discovery)
-            .raw("devices", &json::array(&media))
-            .opt_str("apkovl", self.apkovl.as_deref())
-            .str("apkovl_why", &self.apkovl_why)
-            .raw("apkovl_ignored", &json::string_array(&self.apkovl_ignored))
-            .num("overlay_files", self.overlay_files as f64);
-        match self.default_services {
-            Some(d) => o.bool("default_services", d),
-            None => o.raw("default_services", "null"),
-        };
-        o.opt_str("modloop", self.modloop.as_deref())
-            .raw("repositories", &json::string_array(&self.repositories))
-            .raw("packages", &json::string_array(&self.world))
-            .raw("installed", &json::string_array(&self.installed))
-            .raw("skipped", &json::string_array(&self.skipped))
-            .raw("notes", &json::string_array(&self.notes))
-            .raw("stages", &json::array(&stages))
-            .str("handoff", &self.handoff)
-            .raw("calls", &json::string_array(&self.calls))
-            .raw("log", &json::string_array(&self.log))
-            .bool("handed_off", self.handed_off)
-            .raw("unverified", &json::string_array(&self.unverified))
-            .str("end", &self.end);
-        o.finish()
+            .map(|(n, o)| Json::obj([("name", Json::str(n)), ("outcome", Json::str(o))]));
+        Json::obj([
+            ("cmdline", Json::str(&self.cmdline)),
+            ("setup", Json::strs(&self.setup)),
+            ("mode", Json::str(&self.mode)),
+            ("modules", Json::strs(&self.modules)),
+            ("fixed_modules", Json::strs(&self.fixed_modules)),
+            ("blacklist", Json::strs(&self.blacklist)),
+            ("cmdline_warnings", Json::strs(&self.cmdline_warnings)),
+            ("discovery", Json::str(&self.discovery)),
+            ("devices", Json::Arr(media.collect())),
+            ("apkovl", Json::opt_str(self.apkovl.as_deref())),
+            ("apkovl_why", Json::str(&self.apkovl_why)),
+            ("apkovl_ignored", Json::strs(&self.apkovl_ignored)),
+            ("overlay_files", Json::Num(self.overlay_files as f64)),
+            (
+                "default_services",
+                self.default_services.map_or(Json::Null, Json::Bool),
+            ),
+            ("modloop", Json::opt_str(self.modloop.as_deref())),
+            ("repositories", Json::strs(&self.repositories)),
+            ("packages", Json::strs(&self.world)),
+            ("installed", Json::strs(&self.installed)),
+            ("skipped", Json::strs(&self.skipped)),
+            ("notes", Json::strs(&self.notes)),
+            ("stages", Json::Arr(stages.collect())),
+            ("handoff", Json::str(&self.handoff)),
+            ("calls", Json::strs(&self.calls)),
+            ("log", Json::strs(&self.log)),
+            ("handed_off", Json::Bool(self.handed_off)),
+            ("unverified", Json::strs(&self.unverified)),
+            ("end", Json::str(&self.end)),
+        ])
+        .render(false)
     }
 }
 

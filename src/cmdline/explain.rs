@@ -2,9 +2,9 @@
 
 use std::fmt::Write;
 
-use super::json::Json;
 use super::options::{BootOptions, Setting, WordKind};
 use super::plan::*;
+use crate::json::Json;
 
 /// The plan as text: the decisions, then each word with its meaning, then the warnings.
 pub fn explain(options: &BootOptions, plan: &BootPlan) -> String {
