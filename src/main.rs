@@ -19,13 +19,7 @@ fn main() {
         })
         .unwrap_or_default();
     let code = if argv0 == "modprobe" {
-        {
-            let args: Vec<String> = args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            ramboot::hw::modprobe_main(&args, &ramboot::sys::RealSys)
-        }
+        ramboot::cli::modprobe::main(&args, &ramboot::sys::RealSys)
     } else {
         ramboot::cli::main(args.get(1..).unwrap_or_default())
     };

@@ -22,7 +22,7 @@
 //! `sys/class/block/<name>` becomes an already-mounted vfat device (a `proc/mounts` line and a
 //! minimal sysfs entry), which discovery scans where it is, as it would a mounted card.
 
-use super::args::{Arg, ArgError, RawArgs};
+use super::args::{unexpected, ArgError, Args, Long, Short, Usage};
 use crate::boot::{self, timeline::Outcome, BootEnd, Finished};
 use crate::cmdline::{ApkovlSource, Mode, RepoSource};
 use crate::json::Json;
@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub const HELP: &str = "\
-ramboot plan --root DIR [options]
+usage: ramboot plan --root DIR [options]
 
 Runs the whole boot unprivileged against DIR standing in for / (proc/cmdline, sys/, dev/,
 media/<dev>/, lib/modules, etc/apk/keys ...) and prints every decision and the recorded calls.
@@ -56,11 +56,15 @@ they create is reported as not verified.
   --json                   the same report as JSON
 ";
 
-/// Errors of `ramboot plan` before the boot runs.
+const USAGE: Usage = Usage {
+    prog: "ramboot plan",
+    text: HELP,
+    status: 2,
+};
+
+/// Errors of `ramboot plan` while it prepares the scratch copy.
 #[derive(Debug)]
 pub enum PlanError {
-    Args(ArgError),
-    Usage(String),
     Copy { path: PathBuf, source: io::Error },
     Setup { what: String, source: io::Error },
 }
@@ -68,19 +72,17 @@ pub enum PlanError {
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Args(e) => write!(f, "{e}"),
-            Self::Usage(s) => write!(f, "{s}"),
             Self::Copy { path, source } => write!(f, "cannot copy {}: {source}", path.display()),
             Self::Setup { what, source } => write!(f, "cannot {what}: {source}"),
         }
     }
 }
 
-impl std::error::Error for PlanError {}
-
-impl From<ArgError> for PlanError {
-    fn from(e: ArgError) -> Self {
-        Self::Args(e)
+impl std::error::Error for PlanError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Copy { source, .. } | Self::Setup { source, .. } => Some(source),
+        }
     }
 }
 
@@ -99,26 +101,21 @@ struct Raw {
     help: bool,
 }
 
-fn parse_raw(args: &[OsString]) -> Result<Raw, ArgError> {
-    let mut r = RawArgs::new(args);
+fn parse_raw(mut p: Args) -> Result<Raw, ArgError> {
     let mut raw = Raw::default();
-    while let Some(arg) = r.next_arg() {
-        let (name, inline) = match arg {
-            Arg::Flag { name, inline } => (name, inline),
-            Arg::Positional(p) => return Err(ArgError::Unexpected(p.to_string_lossy().into())),
-        };
-        match name.as_str() {
-            "--root" => raw.root = Some(r.value(&name, inline)?.into()),
-            "--media" => raw.media.push(r.string(&name, inline)?),
-            "--cmdline" => raw.cmdline = Some(r.string(&name, inline)?),
-            "--kernel-release" => raw.kernel_release = Some(r.string(&name, inline)?),
-            "--arch" => raw.arch = Some(r.string(&name, inline)?),
-            "--keys-dir" => raw.keys_dirs.push(r.value(&name, inline)?.into()),
-            "--no-scripts" => raw.no_scripts = true,
-            "--keep" => raw.keep = true,
-            "--json" => raw.json = true,
-            "-h" | "--help" => raw.help = true,
-            _ => return Err(ArgError::Unexpected(name)),
+    while let Some(arg) = p.next_arg()? {
+        match arg {
+            Long("root") => raw.root = Some(p.path()?),
+            Long("media") => raw.media.push(p.string()?),
+            Long("cmdline") => raw.cmdline = Some(p.string()?),
+            Long("kernel-release") => raw.kernel_release = Some(p.string()?),
+            Long("arch") => raw.arch = Some(p.string()?),
+            Long("keys-dir") => raw.keys_dirs.push(p.path()?),
+            Long("no-scripts") => raw.no_scripts = true,
+            Long("keep") => raw.keep = true,
+            Long("json") => raw.json = true,
+            Short('h') | Long("help") => raw.help = true,
+            _ => return Err(unexpected(arg)),
         }
     }
     Ok(raw)
@@ -140,19 +137,14 @@ pub struct Request {
     pub json: bool,
 }
 
-fn validate(raw: Raw) -> Result<Request, PlanError> {
+fn validate(raw: Raw) -> Result<Request, ArgError> {
+    let not_a_dir =
+        |flag: &str, p: &Path| ArgError::invalid(flag, &p.display().to_string(), "not a directory");
     if raw.root.is_none() && raw.media.is_empty() {
-        return Err(PlanError::Usage(
-            "missing --root DIR (or --media SRC)".into(),
-        ));
+        return Err(ArgError::Missing("--root DIR (or --media SRC)".into()));
     }
-    if let Some(root) = &raw.root {
-        if !root.is_dir() {
-            return Err(PlanError::Usage(format!(
-                "--root {}: not a directory",
-                root.display()
-            )));
-        }
+    if let Some(root) = raw.root.as_deref().filter(|r| !r.is_dir()) {
+        return Err(not_a_dir("--root", root));
     }
     let mut media = Vec::new();
     for m in raw.media {
@@ -161,17 +153,12 @@ fn validate(raw: Raw) -> Result<Request, PlanError> {
             _ => (m.clone(), "mmcblk0p1".to_string()),
         };
         if !Path::new(&src).is_dir() {
-            return Err(PlanError::Usage(format!("--media {src}: not a directory")));
+            return Err(not_a_dir("--media", Path::new(&src)));
         }
         media.push((PathBuf::from(src), name));
     }
-    for k in &raw.keys_dirs {
-        if !k.is_dir() {
-            return Err(PlanError::Usage(format!(
-                "--keys-dir {}: not a directory",
-                k.display()
-            )));
-        }
+    if let Some(k) = raw.keys_dirs.iter().find(|k| !k.is_dir()) {
+        return Err(not_a_dir("--keys-dir", k));
     }
     Ok(Request {
         root: raw.root,
@@ -882,7 +869,7 @@ pub fn run(prep: &Prepared, echo: bool, scripts: ChrootRuns) -> Report {
 }
 
 pub fn main(args: &[OsString]) -> i32 {
-    let req = match super::two_stage("plan", HELP, args, parse_raw, |r| r.help, validate) {
+    let req = match USAGE.two_stage(args, parse_raw, |r| r.help, validate) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -941,21 +928,21 @@ mod tests {
     fn parses_and_validates() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap();
-        let raw = parse_raw(&args(&[
+        let raw = parse_raw(Args::new(args(&[
             "--root",
             d,
             "--cmdline=quiet",
             "--json",
             "--media",
             &format!("{d}:sda1"),
-        ]))
+        ])))
         .unwrap();
         let req = validate(raw).unwrap();
         assert_eq!(req.cmdline.as_deref(), Some("quiet"));
         assert!(req.json);
         assert_eq!(req.media, [(dir.path().to_path_buf(), "sda1".to_string())]);
-        assert!(validate(parse_raw(&args(&["--json"])).unwrap()).is_err());
-        assert!(parse_raw(&args(&["stray"])).is_err());
+        assert!(validate(parse_raw(Args::new(args(&["--json"]))).unwrap()).is_err());
+        assert!(parse_raw(Args::new(args(&["stray"]))).is_err());
     }
 
     #[test]
