@@ -9,7 +9,8 @@ pub const HELP: &str = "\
 usage: ramboot mkinitfs -o FILE [options]
 
   -o, --output FILE        where to write the image
-  --init FILE              the static ramboot binary to use as /init (default: this program)
+  --init FILE              the static ramboot binary to use as /init (default: the init build
+                           `ramboot-init` beside this program, else this program)
   --kernel-modules DIR     a lib/modules/<release> directory (with modules.dep)
   -m, --modules a,b        modules to include, with their dependencies
   -F, --features a,b       feature lists (built in: base, virtio, mmc, usb, rpi, vfat, ext4, ...)
@@ -78,15 +79,22 @@ struct Request {
     output: PathBuf,
 }
 
+/// The init build (`ramboot-init`, without the host tools) when it sits beside this program, as
+/// cargo builds it; otherwise this program, which boots as well.
+fn default_init() -> Result<PathBuf, ArgError> {
+    let me = std::env::current_exe()
+        .map_err(|e| ArgError::Missing(format!("--init FILE (cannot find this program: {e})")))?;
+    let init = me.with_file_name("ramboot-init");
+    Ok(if init.is_file() { init } else { me })
+}
+
 fn validate(raw: Raw) -> Result<Request, ArgError> {
     let output = raw
         .output
         .ok_or_else(|| ArgError::Missing("-o FILE".into()))?;
     let init = match raw.init {
         Some(p) => p,
-        None => std::env::current_exe().map_err(|e| {
-            ArgError::Missing(format!("--init FILE (cannot find this program: {e})"))
-        })?,
+        None => default_init()?,
     };
     let compression = match raw.compress.as_deref() {
         None | Some("gzip") => Compression::Gzip,

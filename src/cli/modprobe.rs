@@ -5,8 +5,9 @@
 use super::args::{unexpected, utf8, ArgError, Args, Long, Short, Usage, Value};
 use crate::hw::modules::{self, ModuleDb, ModuleLoader};
 use crate::sys::Sys;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
+use std::path::Path;
 
 const HELP: &str = "\
 usage: modprobe [-qbvn] [-S RELEASE] [--] MODULE [PARAM=VALUE...]
@@ -111,6 +112,16 @@ pub fn main<S: AsRef<OsStr>>(args: &[S], sys: &dyn Sys) -> i32 {
         Ok(req) => run(req, sys),
         Err(code) => code,
     }
+}
+
+/// Runs `modprobe` when the program was started under that name (a link to the binary, as
+/// busybox does): `Some(exit status)`, or `None` for any other name. Both binaries use it.
+pub fn run_if_modprobe(args: &[OsString]) -> Option<i32> {
+    let argv0 = args.first().map(Path::new)?.file_name()?;
+    if argv0 != "modprobe" {
+        return None;
+    }
+    Some(main(args, &crate::sys::RealSys))
 }
 
 fn run(req: Request, sys: &dyn Sys) -> i32 {

@@ -33,4 +33,4 @@ pub use probe::{FsType, Probe};
 pub use spec::DeviceSpec;
 
 /// The `/sbin/modprobe` personality; it lives with the other commands in [`crate::cli`].
-pub use crate::cli::modprobe::main as modprobe_main;
+pub use crate::cli::modprobe::{main as modprobe_main, run_if_modprobe};
