@@ -23,8 +23,8 @@
 //! minimal sysfs entry), which discovery scans where it is, as it would a mounted card.
 
 //!
-//! Map: this file parses the command line and runs the plan; [`scratch`] makes the scratch copy;
-//! [`report`] turns the finished run into the report, as text or JSON.
+//! Map: this file parses the command line and runs the plan; `scratch` makes the scratch copy;
+//! `report` turns the finished run into the report, as text or JSON.
 
 mod report;
 mod scratch;
