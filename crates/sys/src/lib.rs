@@ -360,7 +360,7 @@ fn deepest_mount(
 
 /// A mount point as `/proc/mounts` and `/proc/self/mountinfo` write it (`\040` for a space,
 /// and so on: octal escapes).
-fn unescape_mount_path(field: &str) -> PathBuf {
+pub fn unescape_mount_path(field: &str) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());

@@ -240,9 +240,9 @@ impl fmt::Display for Call {
                 if spawn.press_enter {
                     write!(f, " askfirst")?;
                 }
-                match &spawn.argv0 {
-                    Some(a) => write!(f, " [{}]", a.to_string_lossy())?,
-                    None => write!(f, " {}", spawn.program.display())?,
+                write!(f, " {}", spawn.program.display())?;
+                if let Some(a) = spawn.argv0.as_ref().filter(|a| **a != *spawn.program) {
+                    write!(f, " (as {})", a.to_string_lossy())?;
                 }
                 for a in &spawn.args {
                     write!(f, " {}", a.to_string_lossy())?;
