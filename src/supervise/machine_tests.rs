@@ -162,7 +162,7 @@ fn a_failing_respawner_backs_off_exponentially_up_to_the_cap() {
         if r.new_calls().is_empty() {
             r.sleep_until_deadline();
             let calls = r.new_calls();
-            assert_eq!(calls.len(), 1, "{calls:?}");
+            assert_eq!(calls.len(), 1, "{}", calls.join("; "));
             assert!(calls[0].contains("getty"));
         }
         delays.push((r.sys.now() - before).as_secs());
@@ -243,7 +243,11 @@ fn the_grace_period_ends_when_no_child_is_left_and_busy_mounts_go_read_only() {
     assert!(r.new_calls().is_empty(), "one child left");
     r.exit(105, ExitStatus::Signal(15));
     let calls = r.new_calls();
-    assert!(!calls.iter().any(|c| c.contains("KILL")), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.contains("KILL")),
+        "{}",
+        calls.join("; ")
+    );
     assert!(calls.contains(&"mount -o remount,ro /media/sda1".to_string()));
     assert_eq!(calls.last().unwrap(), "reboot halt");
     assert!(r
