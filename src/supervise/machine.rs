@@ -412,7 +412,7 @@ impl Supervisor {
                 "{entry} ended: {status}; {failures} quick exits in a row, restarting in {}s \
                  (the delay doubles up to {}s)",
                 delay.as_secs_f64(),
-                backoff.max.as_secs()
+                backoff.max.as_secs_f64()
             )
         };
         self.say(log::Level::Warn, line);

@@ -344,6 +344,7 @@ mod processes {
         // rustix on data prepared before the fork, and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
+                unblock_all_signals()?;
                 rustix::process::setsid()?;
                 if let Some(dev) = &console {
                     let fd = rustix::fs::open(dev.as_c_str(), OFlags::RDWR, Mode::empty())?;
@@ -369,6 +370,23 @@ mod processes {
         Ok(child.id())
     }
 
+    /// The supervisor blocks the signals it reads through a `signalfd`; a child must not
+    /// inherit that mask (a blocked SIGTERM would make it deaf to shutdown).
+    fn unblock_all_signals() -> io::Result<()> {
+        // SAFETY: sigemptyset initialises the set; sigprocmask is async-signal-safe and only
+        // reads it.
+        let r = unsafe {
+            let mut none = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut())
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// askfirst: the prompt, then one line from the terminal (or its end).
     fn wait_for_enter() {
         let prompt = b"\nPlease press Enter to activate this console. ";
@@ -384,9 +402,10 @@ mod processes {
     }
 
     pub fn reap() -> io::Result<Reaped> {
-        use rustix::process::{waitpid, WaitOptions};
+        use rustix::process::{wait, WaitOptions};
         loop {
-            return match waitpid(None, WaitOptions::NOHANG) {
+            // wait4(-1): any child (rustix's waitpid(None) is wait4(0), our process group only).
+            return match wait(WaitOptions::NOHANG) {
                 Ok(None) => Ok(Reaped::Running),
                 Ok(Some((pid, st))) => {
                     let status = match (st.exit_status(), st.terminating_signal()) {
