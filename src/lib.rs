@@ -17,5 +17,6 @@ pub mod initramfs;
 pub mod json;
 pub mod media;
 pub mod overlay;
+pub mod supervise;
 pub use ramboot_apk::quote;
 pub use ramboot_sys as sys;

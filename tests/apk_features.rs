@@ -569,6 +569,30 @@ impl Sys for BindingSys {
     fn run(&self, spawn: &Spawn) -> io::Result<i32> {
         self.0.run(spawn)
     }
+    fn spawn(&self, s: &Spawn) -> io::Result<u32> {
+        self.0.spawn(s)
+    }
+    fn reap(&self) -> io::Result<ramboot::sys::Reaped> {
+        self.0.reap()
+    }
+    fn kill(&self, pid: u32, signal: ramboot::sys::Signal) -> io::Result<()> {
+        self.0.kill(pid, signal)
+    }
+    fn kill_all(&self, signal: ramboot::sys::Signal) -> io::Result<()> {
+        self.0.kill_all(signal)
+    }
+    fn set_child_subreaper(&self) -> io::Result<()> {
+        self.0.set_child_subreaper()
+    }
+    fn set_ctrl_alt_del(&self, hard: bool) -> io::Result<()> {
+        self.0.set_ctrl_alt_del(hard)
+    }
+    fn signals(
+        &self,
+        s: &[ramboot::sys::Signal],
+    ) -> io::Result<Box<dyn ramboot::sys::SignalSource>> {
+        self.0.signals(s)
+    }
     fn reboot(&self, k: RebootKind) -> io::Error {
         self.0.reboot(k)
     }

@@ -745,7 +745,7 @@ impl ScriptRunner<'_> {
             chroot: Some(self.req_root.to_path_buf()),
             cwd: Some(PathBuf::from("/")),
             umask: Some(0o022),
-            controlling_tty: false,
+            ..Default::default()
         };
         let result = self.sys.run(&spawn);
         remove();

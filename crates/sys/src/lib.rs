@@ -65,6 +65,8 @@ pub enum ModuleImage<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Spawn {
     pub program: PathBuf,
+    /// argv\[0\] when it is not the program path (a login shell's `-/bin/sh`).
+    pub argv0: Option<OsString>,
     /// argv\[1..\]
     pub args: Vec<OsString>,
     /// The complete environment (nothing is inherited).
@@ -76,6 +78,82 @@ pub struct Spawn {
     pub umask: Option<u32>,
     /// Make this a session leader with the console as controlling terminal (rescue shell).
     pub controlling_tty: bool,
+    /// For [`Sys::spawn`]: open this terminal as stdin, stdout and stderr (it becomes the
+    /// controlling terminal of the new session when no other session holds it).
+    pub console: Option<PathBuf>,
+    /// For [`Sys::spawn`]: before exec, print "Please press Enter to activate this console." on
+    /// the terminal and wait for a line (busybox init's `askfirst`).
+    pub press_enter: bool,
+}
+
+pub use rustix::process::Signal;
+
+/// The name of a signal without its `SIG` prefix (`TERM`), or its number.
+pub fn signal_name(signal: Signal) -> String {
+    const NAMES: [(Signal, &str); 13] = [
+        (Signal::HUP, "HUP"),
+        (Signal::INT, "INT"),
+        (Signal::QUIT, "QUIT"),
+        (Signal::KILL, "KILL"),
+        (Signal::USR1, "USR1"),
+        (Signal::USR2, "USR2"),
+        (Signal::SEGV, "SEGV"),
+        (Signal::PIPE, "PIPE"),
+        (Signal::TERM, "TERM"),
+        (Signal::CHILD, "CHLD"),
+        (Signal::CONT, "CONT"),
+        (Signal::ABORT, "ABRT"),
+        (Signal::POWER, "PWR"),
+    ];
+    NAMES
+        .iter()
+        .find(|(s, _)| *s == signal)
+        .map_or_else(|| signal.as_raw().to_string(), |(_, n)| (*n).to_string())
+}
+
+/// How a child process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called `exit` with this code.
+    Code(i32),
+    /// A signal (this number) killed it.
+    Signal(i32),
+}
+
+impl ExitStatus {
+    pub fn success(self) -> bool {
+        self == Self::Code(0)
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::Code(c) => write!(f, "exit status {c}"),
+            Self::Signal(n) => match Signal::from_named_raw(n) {
+                Some(s) => write!(f, "killed by SIG{}", signal_name(s)),
+                None => write!(f, "killed by signal {n}"),
+            },
+        }
+    }
+}
+
+/// What [`Sys::reap`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reaped {
+    /// A child (or an orphan re-parented to us) ended and is gone now.
+    Exited { pid: u32, status: ExitStatus },
+    /// Children exist, none has ended.
+    Running,
+    /// No children at all (`ECHILD`).
+    NoChildren,
+}
+
+/// Signals delivered synchronously (a `signalfd` over blocked signals).
+pub trait SignalSource: Send {
+    /// Waits until a signal arrives (returns all pending ones) or `timeout` passes (returns
+    /// none); `None` waits without a deadline.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Vec<Signal>>;
 }
 
 /// One kernel uevent: `ACTION@DEVPATH` plus its `KEY=VALUE` pairs.
@@ -199,6 +277,26 @@ pub trait Sys: Send + Sync {
     /// Starts a process and waits for it; returns its exit code (128+signal when killed).
     fn run(&self, spawn: &Spawn) -> io::Result<i32>;
 
+    /// Starts a process in a new session (`setsid`) and returns its pid without waiting: the
+    /// caller reaps it with [`Sys::reap`]. Honours [`Spawn::console`] and [`Spawn::press_enter`].
+    fn spawn(&self, spawn: &Spawn) -> io::Result<u32>;
+    /// `waitpid(-1, WNOHANG)`: one ended child, if any.
+    fn reap(&self) -> io::Result<Reaped>;
+    /// `kill(2)` to one process.
+    fn kill(&self, pid: u32, signal: Signal) -> io::Result<()>;
+    /// Signals every process but ourselves: `kill(-1)` when we are PID 1; otherwise (a
+    /// subreaper under test) only our descendants, never the rest of the host.
+    fn kill_all(&self, signal: Signal) -> io::Result<()>;
+    /// `prctl(PR_SET_CHILD_SUBREAPER)`: orphans below us are re-parented to us (what PID 1 gets
+    /// for free; lets the supervisor run and be tested as an ordinary process).
+    fn set_child_subreaper(&self) -> io::Result<()>;
+    /// `reboot(LINUX_REBOOT_CMD_CAD_ON/OFF)`: with `hard` false, Ctrl-Alt-Del sends SIGINT to
+    /// PID 1 instead of rebooting at once.
+    fn set_ctrl_alt_del(&self, hard: bool) -> io::Result<()>;
+    /// Blocks `signals` for this thread (and threads it starts later) and delivers them through
+    /// the returned source. Processes spawned afterwards start with an empty mask.
+    fn signals(&self, signals: &[Signal]) -> io::Result<Box<dyn SignalSource>>;
+
     /// `reboot(2)`: only returns on failure.
     fn reboot(&self, kind: RebootKind) -> io::Error;
     /// `sync(2)`.
@@ -263,7 +361,7 @@ fn deepest_mount(
 
 /// A mount point as `/proc/mounts` and `/proc/self/mountinfo` write it (`\040` for a space,
 /// and so on: octal escapes).
-fn unescape_mount_path(field: &str) -> PathBuf {
+pub fn unescape_mount_path(field: &str) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
     let b = field.as_bytes();
     let mut out = Vec::with_capacity(b.len());

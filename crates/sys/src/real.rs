@@ -1,7 +1,8 @@
 //! [`Sys`] on the real kernel, through rustix.
 
 use super::{
-    ModuleImage, MountPoint, NodeKind, RebootKind, Spawn, Sys, Uevent, UeventRecv, UeventSource,
+    ModuleImage, MountPoint, NodeKind, Reaped, RebootKind, Signal, SignalSource, Spawn, Sys,
+    Uevent, UeventRecv, UeventSource,
 };
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags};
@@ -228,6 +229,45 @@ impl Sys for RealSys {
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
+    fn spawn(&self, spawn: &Spawn) -> io::Result<u32> {
+        processes::spawn(spawn)
+    }
+
+    fn reap(&self) -> io::Result<Reaped> {
+        processes::reap()
+    }
+
+    fn kill(&self, pid: u32, signal: Signal) -> io::Result<()> {
+        let pid = rustix::process::Pid::from_raw(pid as i32)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))?;
+        rustix::process::kill_process(pid, signal)?;
+        Ok(())
+    }
+
+    fn kill_all(&self, signal: Signal) -> io::Result<()> {
+        processes::kill_all(signal)
+    }
+
+    fn set_child_subreaper(&self) -> io::Result<()> {
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+        Ok(())
+    }
+
+    fn set_ctrl_alt_del(&self, hard: bool) -> io::Result<()> {
+        use rustix::system::RebootCommand;
+        let cmd = if hard {
+            RebootCommand::CadOn
+        } else {
+            RebootCommand::CadOff
+        };
+        rustix::system::reboot(cmd)?;
+        Ok(())
+    }
+
+    fn signals(&self, signals: &[Signal]) -> io::Result<Box<dyn SignalSource>> {
+        Ok(Box::new(processes::SignalFd::open(signals)?))
+    }
+
     fn reboot(&self, kind: RebootKind) -> io::Error {
         let cmd = match kind {
             RebootKind::PowerOff => rustix::system::RebootCommand::PowerOff,
@@ -279,6 +319,243 @@ impl Sys for RealSys {
 
     fn privileged(&self) -> bool {
         rustix::process::geteuid().is_root()
+    }
+}
+
+/// Detached children, reaping, signals: what a supervisor needs.
+mod processes {
+    use super::*;
+    use crate::ExitStatus;
+    use std::os::fd::FromRawFd;
+
+    pub fn spawn(spawn: &Spawn) -> io::Result<u32> {
+        let mut cmd = std::process::Command::new(&spawn.program);
+        cmd.args(&spawn.args)
+            .env_clear()
+            .envs(spawn.env.iter().map(|(k, v)| (k, v)));
+        if let Some(argv0) = &spawn.argv0 {
+            cmd.arg0(argv0);
+        }
+        let console = spawn.console.as_deref().map(cpath).transpose()?;
+        let cwd = spawn.cwd.as_deref().map(cpath).transpose()?;
+        let tty = spawn.controlling_tty;
+        let press_enter = spawn.press_enter;
+        // SAFETY: the closure runs between fork and exec; it only makes raw syscalls through
+        // rustix on data prepared before the fork, and allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                unblock_all_signals()?;
+                rustix::process::setsid()?;
+                if let Some(dev) = &console {
+                    let fd = rustix::fs::open(dev.as_c_str(), OFlags::RDWR, Mode::empty())?;
+                    rustix::stdio::dup2_stdin(&fd)?;
+                    rustix::stdio::dup2_stdout(&fd)?;
+                    rustix::stdio::dup2_stderr(&fd)?;
+                }
+                if tty {
+                    // Only try: never steal a terminal another session holds.
+                    let _ = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin());
+                }
+                if let Some(dir) = &cwd {
+                    rustix::process::chdir(dir.as_c_str())?;
+                }
+                if press_enter {
+                    wait_for_enter();
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        // Dropping the handle neither waits nor kills: the supervisor reaps with waitpid(-1).
+        Ok(child.id())
+    }
+
+    /// The supervisor blocks the signals it reads through a `signalfd`; a child must not
+    /// inherit that mask (a blocked SIGTERM would make it deaf to shutdown).
+    fn unblock_all_signals() -> io::Result<()> {
+        // SAFETY: sigemptyset initialises the set; sigprocmask is async-signal-safe and only
+        // reads it.
+        let r = unsafe {
+            let mut none = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut())
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// askfirst: the prompt, then one line from the terminal (or its end).
+    fn wait_for_enter() {
+        let prompt = b"\nPlease press Enter to activate this console. ";
+        let _ = rustix::io::write(rustix::stdio::stdout(), prompt);
+        let mut c = [0u8; 1];
+        loop {
+            match rustix::io::read(rustix::stdio::stdin(), &mut c) {
+                Ok(1) if c[0] != b'\n' => {}
+                Err(rustix::io::Errno::INTR) => {}
+                _ => return,
+            }
+        }
+    }
+
+    pub fn reap() -> io::Result<Reaped> {
+        use rustix::process::{wait, WaitOptions};
+        loop {
+            // wait4(-1): any child (rustix's waitpid(None) is wait4(0), our process group only).
+            return match wait(WaitOptions::NOHANG) {
+                Ok(None) => Ok(Reaped::Running),
+                Ok(Some((pid, st))) => {
+                    let status = match (st.exit_status(), st.terminating_signal()) {
+                        (Some(code), _) => ExitStatus::Code(code),
+                        (None, Some(sig)) => ExitStatus::Signal(sig),
+                        // Stopped or continued: not reported without WUNTRACED; look again.
+                        (None, None) => continue,
+                    };
+                    Ok(Reaped::Exited {
+                        pid: pid.as_raw_nonzero().get() as u32,
+                        status,
+                    })
+                }
+                Err(rustix::io::Errno::CHILD) => Ok(Reaped::NoChildren),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+
+    pub fn kill_all(signal: Signal) -> io::Result<()> {
+        let me = rustix::process::getpid();
+        if me.is_init() {
+            // kill(-1): every process but PID 1 itself (and kernel threads, which ignore it).
+            // SAFETY: a plain syscall with integer arguments.
+            let r = unsafe { libc::kill(-1, signal.as_raw()) };
+            // ESRCH: nothing left to signal.
+            return match r {
+                0 => Ok(()),
+                _ if io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) => Ok(()),
+                _ => Err(io::Error::last_os_error()),
+            };
+        }
+        for pid in descendants(me.as_raw_nonzero().get() as u32)? {
+            if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(p, signal);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every process whose parent chain leads to `root`, from `/proc/<pid>/stat`.
+    fn descendants(root: u32) -> io::Result<Vec<u32>> {
+        let mut parent_of: Vec<(u32, u32)> = Vec::new();
+        for entry in std::fs::read_dir("/proc")? {
+            let Some(pid) = entry?
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue; // gone meanwhile
+            };
+            // The command name may hold spaces and parentheses: fields follow the last ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parent_of.push((pid, ppid));
+            }
+        }
+        let mut found = vec![root];
+        let mut i = 0;
+        while i < found.len() {
+            let parent = found[i];
+            found.extend(
+                parent_of
+                    .iter()
+                    .filter(|(_, pp)| *pp == parent)
+                    .map(|(p, _)| *p),
+            );
+            i += 1;
+        }
+        found.remove(0);
+        Ok(found)
+    }
+
+    /// A `signalfd` over signals blocked in this thread.
+    pub struct SignalFd {
+        fd: OwnedFd,
+    }
+
+    fn sigset(signals: &[Signal]) -> libc::sigset_t {
+        // SAFETY: sigemptyset initialises the set it is given; sigaddset only reads the number.
+        unsafe {
+            let mut set = std::mem::zeroed::<libc::sigset_t>();
+            libc::sigemptyset(&mut set);
+            for s in signals {
+                libc::sigaddset(&mut set, s.as_raw());
+            }
+            set
+        }
+    }
+
+    impl SignalFd {
+        pub fn open(signals: &[Signal]) -> io::Result<Self> {
+            let set = sigset(signals);
+            // SAFETY: `set` is an initialised sigset_t; the old mask is not wanted.
+            let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+            if r != 0 {
+                return Err(io::Error::from_raw_os_error(r));
+            }
+            // SAFETY: -1 asks for a new descriptor; `set` is initialised.
+            let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: signalfd returned a new descriptor that nothing else owns.
+            Ok(Self {
+                fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            })
+        }
+    }
+
+    impl SignalSource for SignalFd {
+        fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Vec<Signal>> {
+            use rustix::event::{poll, PollFd, PollFlags, Timespec};
+            let ts = timeout.map(|t| Timespec {
+                tv_sec: t.as_secs().min(i64::MAX as u64) as _,
+                tv_nsec: t.subsec_nanos() as _,
+            });
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            match poll(&mut fds, ts.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let mut got = Vec::new();
+            let size = std::mem::size_of::<libc::signalfd_siginfo>();
+            let mut buf = vec![0u8; size * 16];
+            loop {
+                match rustix::io::read(&self.fd, &mut buf[..]) {
+                    Ok(n) => {
+                        for rec in buf[..n].chunks_exact(size) {
+                            // ssi_signo is the record's first field, a u32.
+                            let signo = u32::from_ne_bytes([rec[0], rec[1], rec[2], rec[3]]);
+                            got.extend(Signal::from_named_raw(signo as i32));
+                        }
+                        if n < buf.len() {
+                            return Ok(got);
+                        }
+                    }
+                    Err(rustix::io::Errno::AGAIN) => return Ok(got),
+                    Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
     }
 }
 

@@ -13,8 +13,8 @@
 //! stay inside the tree, as the chroot confines them.
 
 use super::{
-    mount_flags_text, ModuleImage, MountPoint, NodeKind, RebootKind, Spawn, Sys, UeventRecv,
-    UeventSource,
+    mount_flags_text, signal_name, ExitStatus, ModuleImage, MountPoint, NodeKind, Reaped,
+    RebootKind, Signal, SignalSource, Spawn, Sys, UeventRecv, UeventSource,
 };
 use rustix::mount::MountFlags;
 use std::collections::VecDeque;
@@ -89,6 +89,24 @@ pub enum Call {
     },
     Run {
         spawn: Spawn,
+    },
+    Spawn {
+        spawn: Spawn,
+        pid: u32,
+    },
+    Kill {
+        pid: u32,
+        signal: Signal,
+    },
+    KillAll {
+        signal: Signal,
+    },
+    Subreaper,
+    CtrlAltDel {
+        hard: bool,
+    },
+    Signals {
+        signals: Vec<Signal>,
     },
     Reboot {
         kind: RebootKind,
@@ -214,6 +232,33 @@ impl fmt::Display for Call {
                 }
                 Ok(())
             }
+            Call::Spawn { spawn, pid } => {
+                write!(f, "spawn")?;
+                if let Some(tty) = &spawn.console {
+                    write!(f, " <>{}", tty.display())?;
+                }
+                if spawn.press_enter {
+                    write!(f, " askfirst")?;
+                }
+                write!(f, " {}", spawn.program.display())?;
+                if let Some(a) = spawn.argv0.as_ref().filter(|a| **a != *spawn.program) {
+                    write!(f, " (as {})", a.to_string_lossy())?;
+                }
+                for a in &spawn.args {
+                    write!(f, " {}", a.to_string_lossy())?;
+                }
+                write!(f, " (pid {pid})")
+            }
+            Call::Kill { pid, signal } => write!(f, "kill -{} {pid}", signal_name(*signal)),
+            Call::KillAll { signal } => write!(f, "kill -{} -1", signal_name(*signal)),
+            Call::Subreaper => write!(f, "prctl PR_SET_CHILD_SUBREAPER"),
+            Call::CtrlAltDel { hard } => {
+                write!(f, "ctrlaltdel {}", if *hard { "hard" } else { "soft" })
+            }
+            Call::Signals { signals } => {
+                let names: Vec<String> = signals.iter().map(|s| signal_name(*s)).collect();
+                write!(f, "signalfd {}", names.join(","))
+            }
             Call::Reboot { kind } => write!(f, "reboot {kind}"),
             Call::Sync => write!(f, "sync"),
             Call::Idle => write!(f, "idle"),
@@ -254,6 +299,13 @@ struct State {
     run_results: VecDeque<(i32, Duration)>,
     clock: Duration,
     next_loop: u32,
+    /// Spawned processes that have not exited, and the last pid handed out.
+    live: Vec<u32>,
+    last_pid: u32,
+    /// Exited, not yet reaped.
+    zombies: VecDeque<(u32, ExitStatus)>,
+    /// (delay after the previous delivery, signal).
+    signals: VecDeque<(Duration, Signal)>,
     /// The mount calls that succeeded, in order: the double's mount table over the stand-in's
     /// own `/proc/mounts` (mounts that were there before it started).
     mount_events: Vec<MountEvent>,
@@ -400,6 +452,25 @@ impl RecordingSys {
     /// Queues the exit code of the next [`Sys::run`], which takes `took` on the fake clock.
     pub fn push_run_lasting(&self, code: i32, took: Duration) {
         self.lock().run_results.push_back((code, took));
+    }
+
+    /// Ends spawned process `pid` with `status`: the next [`Sys::reap`] reports it.
+    pub fn exit_child(&self, pid: u32, status: ExitStatus) {
+        let mut st = self.lock();
+        st.live.retain(|p| *p != pid);
+        st.zombies.push_back((pid, status));
+    }
+
+    /// Spawned processes that have not exited, oldest first.
+    pub fn live_children(&self) -> Vec<u32> {
+        self.lock().live.clone()
+    }
+
+    /// Queues a signal that arrives `delay` after the previous one was delivered (the fake
+    /// clock advances on the way). With nothing queued, a wait without timeout fails: the
+    /// script is over.
+    pub fn push_signal_after(&self, delay: Duration, signal: Signal) {
+        self.lock().signals.push_back((delay, signal));
     }
 
     /// Advances the fake `CLOCK_BOOTTIME`.
@@ -655,6 +726,53 @@ impl Sys for RecordingSys {
         }
     }
 
+    fn spawn(&self, spawn: &Spawn) -> io::Result<u32> {
+        // Pids as a kernel would hand them out, from 100 on (predictable for tests).
+        let pid = {
+            let mut st = self.lock();
+            st.last_pid = st.last_pid.max(99) + 1;
+            st.last_pid
+        };
+        self.record(Call::Spawn {
+            spawn: spawn.clone(),
+            pid,
+        })?;
+        self.lock().live.push(pid);
+        Ok(pid)
+    }
+
+    fn reap(&self) -> io::Result<Reaped> {
+        let mut st = self.lock();
+        Ok(match st.zombies.pop_front() {
+            Some((pid, status)) => Reaped::Exited { pid, status },
+            None if st.live.is_empty() => Reaped::NoChildren,
+            None => Reaped::Running,
+        })
+    }
+
+    fn kill(&self, pid: u32, signal: Signal) -> io::Result<()> {
+        self.record(Call::Kill { pid, signal })
+    }
+
+    fn kill_all(&self, signal: Signal) -> io::Result<()> {
+        self.record(Call::KillAll { signal })
+    }
+
+    fn set_child_subreaper(&self) -> io::Result<()> {
+        self.record(Call::Subreaper)
+    }
+
+    fn set_ctrl_alt_del(&self, hard: bool) -> io::Result<()> {
+        self.record(Call::CtrlAltDel { hard })
+    }
+
+    fn signals(&self, signals: &[Signal]) -> io::Result<Box<dyn SignalSource>> {
+        self.record(Call::Signals {
+            signals: signals.to_vec(),
+        })?;
+        Ok(Box::new(ScriptedSignals { sys: self.clone() }))
+    }
+
     fn reboot(&self, kind: RebootKind) -> io::Error {
         match self.record(Call::Reboot { kind }) {
             Err(e) => e,
@@ -774,6 +892,38 @@ impl RecordingSys {
                 }
             }
             Runner::Unavailable(why) => Err(not_run(why)),
+        }
+    }
+}
+
+struct ScriptedSignals {
+    sys: RecordingSys,
+}
+
+impl SignalSource for ScriptedSignals {
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Vec<Signal>> {
+        let mut st = self.sys.lock();
+        if !st.zombies.is_empty() {
+            return Ok(vec![Signal::CHILD]);
+        }
+        match (st.signals.front_mut(), timeout) {
+            (Some((delay, _)), Some(t)) if *delay > t => {
+                *delay -= t;
+                st.clock += t;
+                Ok(Vec::new())
+            }
+            (Some(_), _) => {
+                let (delay, signal) = st.signals.pop_front().expect("front exists");
+                st.clock += delay;
+                Ok(vec![signal])
+            }
+            (None, Some(t)) => {
+                st.clock += t;
+                Ok(Vec::new())
+            }
+            (None, None) => Err(io::Error::other(
+                "the recording double has no more signals scripted",
+            )),
         }
     }
 }

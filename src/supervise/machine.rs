@@ -1,0 +1,650 @@
+//! The supervisor as a state machine: events in, effects through [`Sys`] out.
+//!
+//! Nothing here waits or sleeps. The event loop ([`super::event_loop`]) turns signals, reaped
+//! children and timeouts into [`Event`]s and asks [`Supervisor::next_deadline`] how long it may
+//! sleep; the time is always [`Sys::now`], so tests drive the whole life of a system on the
+//! recording double with a fake clock.
+//!
+//! The order is busybox init's: sysinit entries one after another, each waited for; then wait
+//! entries the same way; then once entries (not waited for); then respawn and askfirst entries
+//! kept running. Where busybox restarts a dying process after a fixed second, this restarts it
+//! at once when it ran for a while and with an exponential backoff when it keeps failing
+//! ([`Backoff`]), so a broken getty costs nothing.
+//!
+//! Shutdown (SIGUSR1 halt, SIGUSR2 poweroff, SIGTERM reboot; SIGQUIT restart): the shutdown
+//! entries one after another, each waited for; `sync`; SIGTERM (and SIGCONT, so stopped
+//! processes see it) to every process; a grace period that ends early when no child is left;
+//! SIGKILL; then, as PID 1, `sync`, every filesystem unmounted in reverse mount order (remounted
+//! read-only when busy), `/` read-only, `sync`, `reboot(2)`. A restart execs the restart entry
+//! instead of rebooting.
+
+use super::inittab::{Action, BadLine, Entry, Inittab};
+use ramboot_sys::{is_exec_recorded, ExitStatus, MountFlags, RebootKind, Signal, Sys};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Restart delays for respawn entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay after the second failure in a row (the first restart is immediate).
+    pub first: Duration,
+    /// The delay stops doubling here.
+    pub max: Duration,
+    /// A process that ran at least this long counts as healthy: its failure count restarts.
+    pub stable: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            stable: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before restart number `failures` (1 = the first exit).
+    pub fn delay(&self, failures: u32) -> Duration {
+        if failures <= 1 {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - 2).min(31);
+        self.first.saturating_mul(1 << doublings).min(self.max)
+    }
+}
+
+/// What the supervisor is set up with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The table, as PID 1 sees it.
+    pub inittab: PathBuf,
+    /// The whole environment of every process started.
+    pub env: Vec<(OsString, OsString)>,
+    pub backoff: Backoff,
+    /// From SIGTERM to SIGKILL at shutdown.
+    pub grace: Duration,
+    /// After SIGKILL, how long to wait for the last children to be reaped.
+    pub kill_wait: Duration,
+    /// We own the machine: at the end unmount everything and `reboot(2)` (or exec the restart
+    /// entry). False for a supervisor under test or in a container: it only reports the end.
+    pub pid1: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            inittab: PathBuf::from("/etc/inittab"),
+            env: default_env(),
+            backoff: Backoff::default(),
+            grace: Duration::from_secs(5),
+            kill_wait: Duration::from_secs(2),
+            pid1: true,
+        }
+    }
+}
+
+/// The environment busybox init gives its children.
+pub fn default_env() -> Vec<(OsString, OsString)> {
+    [
+        ("HOME", "/"),
+        ("PATH", "/sbin:/usr/sbin:/bin:/usr/bin"),
+        ("SHELL", "/bin/sh"),
+        ("USER", "root"),
+        ("TERM", "linux"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), v.into()))
+    .collect()
+}
+
+/// What a signal to PID 1 asks for (busybox init's protocol).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Halt,
+    PowerOff,
+    Reboot,
+    CtrlAltDel,
+    Reload,
+    Restart,
+}
+
+impl Request {
+    pub fn name(self) -> &'static str {
+        match self {
+            Request::Halt => "halt",
+            Request::PowerOff => "poweroff",
+            Request::Reboot => "reboot",
+            Request::CtrlAltDel => "ctrlaltdel",
+            Request::Reload => "reload",
+            Request::Restart => "restart",
+        }
+    }
+
+    pub fn from_signal(signal: Signal) -> Option<Request> {
+        Some(match signal {
+            Signal::USR1 => Request::Halt,
+            Signal::USR2 => Request::PowerOff,
+            Signal::TERM => Request::Reboot,
+            Signal::INT => Request::CtrlAltDel,
+            Signal::HUP => Request::Reload,
+            Signal::QUIT => Request::Restart,
+            _ => return None,
+        })
+    }
+}
+
+/// What drives the supervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A child (or an adopted orphan) ended and was reaped.
+    Exited {
+        pid: u32,
+        status: ExitStatus,
+    },
+    /// No child is left at all.
+    NoChildren,
+    Request(Request),
+    /// Time passed: due timers fire.
+    Tick,
+}
+
+/// How the supervision ended (what a non-PID-1 supervisor reports; PID 1 acts on it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Reboot(RebootKind),
+    /// The restart entry was (or, under test, would be) exec'd.
+    Exec(String),
+    /// `reboot(2)` or exec failed: PID 1 idles.
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Reboot(RebootKind),
+    Restart(Entry),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Actions,
+    Term { until: Duration },
+    Kill { until: Duration },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Boot,
+    Running,
+    Stopping(Target, Stop),
+    Done(Outcome),
+}
+
+/// A respawn or askfirst entry and its process.
+#[derive(Clone, Debug)]
+struct Keeper {
+    entry: Entry,
+    pid: Option<u32>,
+    started: Duration,
+    failures: u32,
+    next_start: Option<Duration>,
+}
+
+/// Lines kept for `ramboot ctl` and tests; older ones are dropped (they went to the log too).
+const JOURNAL_LINES: usize = 128;
+
+pub struct Supervisor {
+    config: Config,
+    table: Inittab,
+    phase: Phase,
+    /// Entries to run one after another, each waited for, and the one running.
+    queue: VecDeque<Entry>,
+    foreground: Option<(u32, Entry)>,
+    keepers: Vec<Keeper>,
+    /// Started and not waited for (once entries, dropped respawners).
+    others: Vec<(u32, Entry)>,
+    journal: VecDeque<String>,
+}
+
+impl Supervisor {
+    pub fn new(config: Config) -> Supervisor {
+        Supervisor {
+            config,
+            table: Inittab::default(),
+            phase: Phase::Boot,
+            queue: VecDeque::new(),
+            foreground: None,
+            keepers: Vec::new(),
+            others: Vec::new(),
+            journal: VecDeque::new(),
+        }
+    }
+
+    /// Reads the table and starts the boot sequence.
+    pub fn start(&mut self, sys: &dyn Sys) {
+        self.table = self.load(sys);
+        self.phase = Phase::Boot;
+        self.queue = self
+            .table
+            .with(Action::Sysinit)
+            .chain(self.table.with(Action::Wait))
+            .cloned()
+            .collect();
+        self.run_queue(sys);
+    }
+
+    pub fn handle(&mut self, sys: &dyn Sys, event: Event) {
+        match event {
+            Event::Exited { pid, status } => self.exited(sys, pid, status),
+            Event::NoChildren => self.no_children(sys),
+            Event::Request(r) => self.request(sys, r),
+            Event::Tick => self.tick(sys),
+        }
+    }
+
+    /// When the next timer is due, on [`Sys::now`]'s clock.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let stop = match &self.phase {
+            Phase::Stopping(_, Stop::Term { until } | Stop::Kill { until }) => Some(*until),
+            _ => None,
+        };
+        self.keepers
+            .iter()
+            .filter_map(|k| k.next_start)
+            .chain(stop)
+            .min()
+    }
+
+    /// How it ended, once it has.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match &self.phase {
+            Phase::Done(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The last lines the supervisor logged, oldest first.
+    pub fn journal(&self) -> impl Iterator<Item = &str> {
+        self.journal.iter().map(String::as_str)
+    }
+
+    fn say(&mut self, level: log::Level, line: String) {
+        log::log!(level, "{line}");
+        if self.journal.len() == JOURNAL_LINES {
+            self.journal.pop_front();
+        }
+        self.journal.push_back(line);
+    }
+
+    fn load(&mut self, sys: &dyn Sys) -> Inittab {
+        let path = self.config.inittab.clone();
+        match std::fs::read_to_string(sys.path(&path)) {
+            Ok(text) => {
+                let (table, bad) = Inittab::parse(&text);
+                for BadLine { line, reason } in bad {
+                    self.say(
+                        log::Level::Warn,
+                        format!("{}: line {line} skipped: {reason}", path.display()),
+                    );
+                }
+                table
+            }
+            Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "not found".to_string()
+                } else {
+                    e.to_string()
+                };
+                self.say(
+                    log::Level::Info,
+                    format!("{}: {why}; using busybox's built-in table", path.display()),
+                );
+                Inittab::busybox_default()
+            }
+        }
+    }
+
+    fn spawn(&mut self, sys: &dyn Sys, entry: &Entry) -> Option<u32> {
+        match sys.spawn(&entry.spawn(&self.config.env)) {
+            Ok(pid) => Some(pid),
+            Err(e) => {
+                self.say(log::Level::Error, format!("cannot start {entry}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Starts the next waited-for entry unless one runs; when none is left, moves on.
+    fn run_queue(&mut self, sys: &dyn Sys) {
+        while self.foreground.is_none() {
+            let Some(entry) = self.queue.pop_front() else {
+                self.queue_done(sys);
+                return;
+            };
+            if let Some(pid) = self.spawn(sys, &entry) {
+                self.foreground = Some((pid, entry));
+            }
+        }
+    }
+
+    fn queue_done(&mut self, sys: &dyn Sys) {
+        match self.phase {
+            Phase::Boot => {
+                let once: Vec<Entry> = self.table.with(Action::Once).cloned().collect();
+                for entry in once {
+                    if let Some(pid) = self.spawn(sys, &entry) {
+                        self.others.push((pid, entry));
+                    }
+                }
+                self.phase = Phase::Running;
+                self.adopt_respawners(sys);
+            }
+            Phase::Stopping(_, Stop::Actions) => self.send_term(sys),
+            _ => {}
+        }
+    }
+
+    /// Makes a keeper for every respawn/askfirst entry that has none and starts it.
+    fn adopt_respawners(&mut self, sys: &dyn Sys) {
+        let now = sys.now();
+        let entries: Vec<Entry> = self
+            .table
+            .entries
+            .iter()
+            .filter(|e| e.action.respawns())
+            .cloned()
+            .collect();
+        for entry in entries {
+            let same = |k: &Keeper| k.entry.process == entry.process && k.entry.tty == entry.tty;
+            match self.keepers.iter_mut().find(|k| same(k)) {
+                Some(k) => k.entry = entry,
+                None => self.keepers.push(Keeper {
+                    entry,
+                    pid: None,
+                    started: now,
+                    failures: 0,
+                    next_start: Some(now),
+                }),
+            }
+        }
+        self.tick(sys);
+    }
+
+    fn exited(&mut self, sys: &dyn Sys, pid: u32, status: ExitStatus) {
+        if let Some((_, entry)) = self.foreground.take_if(|(p, _)| *p == pid) {
+            if !status.success() {
+                self.say(log::Level::Warn, format!("{entry} ended: {status}"));
+            }
+            self.run_queue(sys);
+        } else if let Some(i) = self.keepers.iter().position(|k| k.pid == Some(pid)) {
+            self.keepers[i].pid = None;
+            self.schedule_respawn(sys, i, status);
+            self.tick(sys);
+        } else if let Some(i) = self.others.iter().position(|(p, _)| *p == pid) {
+            let (_, entry) = self.others.remove(i);
+            self.say(log::Level::Info, format!("{entry} ended: {status}"));
+        } else {
+            log::debug!("reaped orphan {pid}: {status}");
+        }
+    }
+
+    fn schedule_respawn(&mut self, sys: &dyn Sys, i: usize, status: ExitStatus) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        let now = sys.now();
+        let backoff = self.config.backoff.clone();
+        let k = &mut self.keepers[i];
+        if now.saturating_sub(k.started) >= backoff.stable {
+            k.failures = 0;
+        }
+        k.failures += 1;
+        let delay = backoff.delay(k.failures);
+        k.next_start = Some(now + delay);
+        let (entry, failures) = (k.entry.clone(), k.failures);
+        let line = if delay.is_zero() {
+            format!("{entry} ended: {status}; restarting it")
+        } else {
+            format!(
+                "{entry} ended: {status}; {failures} quick exits in a row, restarting in {}s \
+                 (the delay doubles up to {}s)",
+                delay.as_secs_f64(),
+                backoff.max.as_secs_f64()
+            )
+        };
+        self.say(log::Level::Warn, line);
+    }
+
+    fn tick(&mut self, sys: &dyn Sys) {
+        let now = sys.now();
+        if self.phase == Phase::Running {
+            for i in 0..self.keepers.len() {
+                if self.keepers[i].next_start.is_some_and(|t| t <= now) {
+                    self.keepers[i].next_start = None;
+                    self.keepers[i].started = now;
+                    let entry = self.keepers[i].entry.clone();
+                    match self.spawn(sys, &entry) {
+                        Some(pid) => self.keepers[i].pid = Some(pid),
+                        // Could not even start: a quick failure, never retried at once.
+                        None => {
+                            self.keepers[i].failures = self.keepers[i].failures.max(1);
+                            self.schedule_respawn(sys, i, ExitStatus::Code(127));
+                        }
+                    }
+                }
+            }
+        }
+        match self.phase {
+            Phase::Stopping(_, Stop::Term { until }) if now >= until => self.send_kill(sys),
+            Phase::Stopping(_, Stop::Kill { until }) if now >= until => self.finish(sys),
+            _ => {}
+        }
+    }
+
+    fn no_children(&mut self, sys: &dyn Sys) {
+        if let Phase::Stopping(_, Stop::Term { .. } | Stop::Kill { .. }) = self.phase {
+            self.finish(sys);
+        }
+    }
+
+    fn request(&mut self, sys: &dyn Sys, request: Request) {
+        if matches!(self.phase, Phase::Stopping(..) | Phase::Done(_)) {
+            self.say(
+                log::Level::Info,
+                format!("already going down: {} ignored", request.name()),
+            );
+            return;
+        }
+        match request {
+            Request::Halt => self.stop(sys, Target::Reboot(RebootKind::Halt)),
+            Request::PowerOff => self.stop(sys, Target::Reboot(RebootKind::PowerOff)),
+            Request::Reboot => self.stop(sys, Target::Reboot(RebootKind::Restart)),
+            Request::Restart => match self.restart_entry() {
+                Some(entry) => self.stop(sys, Target::Restart(entry)),
+                None => self.say(
+                    log::Level::Info,
+                    "SIGQUIT ignored: the inittab has no restart entry".into(),
+                ),
+            },
+            Request::CtrlAltDel => {
+                self.say(log::Level::Info, "Ctrl-Alt-Del".into());
+                let entries: Vec<Entry> = self.table.with(Action::Ctrlaltdel).cloned().collect();
+                self.queue.extend(entries);
+                self.run_queue(sys);
+            }
+            Request::Reload => self.reload(sys),
+        }
+    }
+
+    /// SIGHUP: the new table; running processes of entries still there are kept, those of
+    /// entries gone are left running but no longer restarted (busybox without
+    /// FEATURE_KILL_REMOVED).
+    fn reload(&mut self, sys: &dyn Sys) {
+        self.table = self.load(sys);
+        let table = &self.table;
+        let kept = |k: &Keeper| {
+            table.entries.iter().any(|e| {
+                e.action.respawns() && e.process == k.entry.process && e.tty == k.entry.tty
+            })
+        };
+        let (stay, gone): (Vec<Keeper>, Vec<Keeper>) = self.keepers.drain(..).partition(kept);
+        self.keepers = stay;
+        for k in gone {
+            self.say(
+                log::Level::Info,
+                format!("{} removed from the inittab", k.entry),
+            );
+            if let Some(pid) = k.pid {
+                self.others.push((pid, k.entry));
+            }
+        }
+        self.say(log::Level::Info, "inittab reloaded".into());
+        if self.phase == Phase::Running {
+            self.adopt_respawners(sys);
+        }
+    }
+
+    fn restart_entry(&self) -> Option<Entry> {
+        self.table.with(Action::Restart).next().cloned()
+    }
+
+    fn stop(&mut self, sys: &dyn Sys, target: Target) {
+        let what = match &target {
+            Target::Reboot(kind) => kind.to_string(),
+            Target::Restart(entry) => format!("restart ({})", entry.process),
+        };
+        self.say(
+            log::Level::Warn,
+            format!("The system is going down for {what}"),
+        );
+        // A waited-for entry still running is killed with everything else.
+        if let Some(fg) = self.foreground.take() {
+            self.others.push(fg);
+        }
+        for k in &mut self.keepers {
+            k.next_start = None;
+        }
+        self.phase = Phase::Stopping(target, Stop::Actions);
+        self.queue = self.table.with(Action::Shutdown).cloned().collect();
+        self.run_queue(sys);
+    }
+
+    fn set_stop(&mut self, stop: Stop) {
+        if let Phase::Stopping(_, s) = &mut self.phase {
+            *s = stop;
+        }
+    }
+
+    fn send_term(&mut self, sys: &dyn Sys) {
+        sys.sync();
+        self.say(log::Level::Warn, "Sending SIGTERM to all processes".into());
+        self.kill_all(sys, Signal::TERM);
+        self.kill_all(sys, Signal::CONT);
+        self.set_stop(Stop::Term {
+            until: sys.now() + self.config.grace,
+        });
+    }
+
+    fn send_kill(&mut self, sys: &dyn Sys) {
+        self.say(log::Level::Warn, "Sending SIGKILL to all processes".into());
+        self.kill_all(sys, Signal::KILL);
+        self.set_stop(Stop::Kill {
+            until: sys.now() + self.config.kill_wait,
+        });
+    }
+
+    fn kill_all(&mut self, sys: &dyn Sys, signal: Signal) {
+        if let Err(e) = sys.kill_all(signal) {
+            self.say(log::Level::Error, format!("cannot signal processes: {e}"));
+        }
+    }
+
+    fn finish(&mut self, sys: &dyn Sys) {
+        let Phase::Stopping(target, _) = self.phase.clone() else {
+            return;
+        };
+        let outcome = match target {
+            Target::Reboot(kind) if self.config.pid1 => self.power_down(sys, kind),
+            Target::Reboot(kind) => Outcome::Reboot(kind),
+            Target::Restart(entry) if self.config.pid1 => return self.exec_restart(sys, entry),
+            Target::Restart(entry) => Outcome::Exec(entry.process),
+        };
+        self.phase = Phase::Done(outcome);
+    }
+
+    fn power_down(&mut self, sys: &dyn Sys, kind: RebootKind) -> Outcome {
+        sys.sync();
+        self.unmount_all(sys);
+        sys.sync();
+        self.say(log::Level::Warn, format!("Requesting system {kind}"));
+        let err = sys.reboot(kind);
+        self.say(log::Level::Error, format!("reboot(2) failed: {err}"));
+        Outcome::Failed
+    }
+
+    /// Every mount but `/` in reverse mount order (busy ones remounted read-only), then `/`
+    /// read-only: nothing written is lost on the boot media.
+    fn unmount_all(&mut self, sys: &dyn Sys) {
+        let table =
+            std::fs::read_to_string(sys.path(Path::new("/proc/mounts"))).unwrap_or_else(|e| {
+                self.say(log::Level::Error, format!("cannot read /proc/mounts: {e}"));
+                String::new()
+            });
+        let targets: Vec<PathBuf> = table
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .map(ramboot_sys::unescape_mount_path)
+            .collect();
+        for target in targets.iter().rev().filter(|t| t.as_os_str() != "/") {
+            if let Err(e) = sys.umount(target, false) {
+                let ro = sys.remount(target, MountFlags::RDONLY, "");
+                let what = match ro {
+                    Ok(()) => "remounted read-only".to_string(),
+                    Err(ro) => format!("and cannot remount it read-only: {ro}"),
+                };
+                self.say(
+                    log::Level::Warn,
+                    format!("cannot unmount {}: {e}; {what}", target.display()),
+                );
+            }
+        }
+        if let Err(e) = sys.remount(Path::new("/"), MountFlags::RDONLY, "") {
+            self.say(log::Level::Warn, format!("cannot remount / read-only: {e}"));
+        }
+    }
+
+    fn exec_restart(&mut self, sys: &dyn Sys, entry: Entry) {
+        sys.sync();
+        let spawn = entry.spawn(&self.config.env);
+        if let Some(tty) = &entry.tty {
+            if let Err(e) = sys.attach_console(tty) {
+                self.say(
+                    log::Level::Warn,
+                    format!("cannot open {}: {e}", tty.display()),
+                );
+            }
+        }
+        let mut argv = vec![spawn.argv0.clone().unwrap_or(spawn.program.clone().into())];
+        argv.extend(spawn.args.iter().cloned());
+        let err = sys.exec(&spawn.program, &argv, &spawn.env);
+        if is_exec_recorded(&err) {
+            self.phase = Phase::Done(Outcome::Exec(entry.process));
+            return;
+        }
+        // Every process is gone: the best left is to run the table again.
+        self.say(
+            log::Level::Error,
+            format!("cannot exec {entry}: {err}; running the inittab again"),
+        );
+        self.keepers.clear();
+        self.others.clear();
+        self.start(sys);
+    }
+}
+
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -1,0 +1,23 @@
+//! Service mode: ramboot as the PID 1 of the running system (issue 9), in progress.
+//!
+//! - [`inittab`]: busybox init's table and command semantics.
+//! - [`machine`]: the supervisor as a state machine over [`Sys`](ramboot_sys::Sys) with an
+//!   injected clock (boot order, respawn backoff, signals, orderly shutdown).
+//! - [`event_loop`]: signals through a `signalfd`, reaping, timers; [`run`] is PID 1's entry,
+//!   [`run_as_subreaper`] the same supervision as an ordinary process (tests, containers).
+//!
+//! How the boot will call it (not wired yet): after `switch_root`, when the kernel command line
+//! asks for service mode (or when ramboot finds itself PID 1 of an installed root), the boot
+//! attaches the console and logger as it does now and calls
+//! `supervise::run(&RealSys, supervise::Config::default())`, which never returns. The binary
+//! must still exist after the initramfs is freed: the handoff re-execs it from the new root or
+//! from a copy in its tmpfs (to be designed with the handoff).
+//!
+//! Not yet wired into the boot: see `DESIGN.md`, "Service mode (in progress)".
+
+pub mod event_loop;
+pub mod inittab;
+pub mod machine;
+
+pub use event_loop::{run, run_as_subreaper, supervise};
+pub use machine::{Backoff, Config, Event, Outcome, Request, Supervisor};
