@@ -10,7 +10,7 @@ use super::pkg::PkgInfo;
 use super::stream::ScriptKind;
 use super::tar::{Header, TarWriter};
 use super::version;
-use super::ApkError;
+use super::{ApkError, RecordError};
 use ramboot_sys::fsutil::Root;
 use std::fmt::Write as _;
 use std::io::Read;
@@ -166,10 +166,10 @@ fn parse_ugm(v: &str) -> Option<(u32, u32, u32, Option<Checksum>)> {
 
 /// Parses `lib/apk/db/installed`.
 pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
-    let err = |line: usize, reason: String| ApkError::IndexParse {
-        source: INSTALLED.into(),
+    let err = |line: usize, problem: RecordError| ApkError::IndexParse {
+        file: INSTALLED.into(),
         line,
-        reason,
+        problem,
     };
     let mut out = Vec::new();
     let mut cur = InstalledPkg::default();
@@ -186,9 +186,8 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
         if b[1] != b':' {
             return Err(err(
                 n + 1,
-                format!(
-                    "expected `X:value`, got {}",
-                    crate::quote::quoted(&super::pkg::truncate(line, 60))
+                RecordError::NotAField(
+                    crate::quote::quoted(&super::pkg::truncate(line, 60)).to_string(),
                 ),
             ));
         }
@@ -204,18 +203,19 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
                 files: Vec::new(),
             }),
             b'M' => {
-                let (u, g, m, x) = parse_ugm(v).ok_or_else(|| err(n + 1, "bad M:".into()))?;
+                let (u, g, m, x) =
+                    parse_ugm(v).ok_or_else(|| err(n + 1, RecordError::BadValue('M')))?;
                 let d = cur
                     .dirs
                     .last_mut()
-                    .ok_or_else(|| err(n + 1, "M: before F:".into()))?;
+                    .ok_or_else(|| err(n + 1, RecordError::OutOfOrder('M', 'F')))?;
                 (d.uid, d.gid, d.mode, d.xattr_csum) = (u, g, m, x);
             }
             b'R' => {
                 let d = cur
                     .dirs
                     .last_mut()
-                    .ok_or_else(|| err(n + 1, "R: before F:".into()))?;
+                    .ok_or_else(|| err(n + 1, RecordError::OutOfOrder('R', 'F')))?;
                 d.files.push(FileRec {
                     name: v.into(),
                     uid: 0,
@@ -226,12 +226,13 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
                 });
             }
             b'a' => {
-                let (u, g, m, x) = parse_ugm(v).ok_or_else(|| err(n + 1, "bad a:".into()))?;
+                let (u, g, m, x) =
+                    parse_ugm(v).ok_or_else(|| err(n + 1, RecordError::BadValue('a')))?;
                 let f = cur
                     .dirs
                     .last_mut()
                     .and_then(|d| d.files.last_mut())
-                    .ok_or_else(|| err(n + 1, "a: before R:".into()))?;
+                    .ok_or_else(|| err(n + 1, RecordError::OutOfOrder('a', 'R')))?;
                 (f.uid, f.gid, f.mode, f.xattr_csum) = (u, g, m, x);
             }
             b'Z' => {
@@ -239,8 +240,9 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
                     .dirs
                     .last_mut()
                     .and_then(|d| d.files.last_mut())
-                    .ok_or_else(|| err(n + 1, "Z: before R:".into()))?;
-                f.csum = Some(Checksum::parse(v).ok_or_else(|| err(n + 1, "bad Z:".into()))?);
+                    .ok_or_else(|| err(n + 1, RecordError::OutOfOrder('Z', 'R')))?;
+                f.csum =
+                    Some(Checksum::parse(v).ok_or_else(|| err(n + 1, RecordError::BadValue('Z')))?);
             }
             b'f' => {
                 cur.broken_files = v.contains('f');

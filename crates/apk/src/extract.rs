@@ -282,9 +282,9 @@ impl<'a> Stager<'a> {
         loop {
             let n = content
                 .read_content(&mut self.buf)
-                .map_err(|er| ApkError::Format {
+                .map_err(|er| ApkError::Corrupt {
                     what: self.package.clone(),
-                    reason: er.to_string(),
+                    source: er,
                 })?;
             if n == 0 {
                 break;

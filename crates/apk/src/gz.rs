@@ -144,6 +144,12 @@ fn corrupt(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// The inflater refused the data; inside an [`io::Error`] so the decoder's own error stays
+/// reachable through `source()`.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt gzip data: {0}")]
+struct CorruptGzip(#[source] flate2::DecompressError);
+
 impl<R: Read> Read for GzMembers<R> {
     /// Reads decompressed bytes of the current member; 0 at its end.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
@@ -162,7 +168,7 @@ impl<R: Read> Read for GzMembers<R> {
             let status = self
                 .inflate
                 .decompress(&self.buf[self.pos..self.end], out, FlushDecompress::None)
-                .map_err(|e| corrupt(format!("corrupt gzip data: {e}")))?;
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, CorruptGzip(e)))?;
             let used = (self.inflate.total_in() - before_in) as usize;
             let produced = (self.inflate.total_out() - before_out) as usize;
             self.hash.update(&self.buf[self.pos..self.pos + used]);

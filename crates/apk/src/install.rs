@@ -645,14 +645,20 @@ fn stage_job(job: &Job, env: &WorkerEnv<'_>) -> WorkResult {
             StagedPackage::default(),
         ));
     };
-    let Ok(f) = std::fs::File::open(path) else {
-        return Err((
-            ApkError::PackageFileMissing {
-                package: nv,
-                path: path.clone(),
-            },
-            StagedPackage::default(),
-        ));
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            // Not found is what apk says; any other reason is named.
+            let err = if e.kind() == std::io::ErrorKind::NotFound {
+                ApkError::PackageFileMissing {
+                    package: nv,
+                    path: path.clone(),
+                }
+            } else {
+                ApkError::io(format!("{nv}: opening {}", path.display()), e)
+            };
+            return Err((err, StagedPackage::default()));
+        }
     };
     let mut stager = Stager::new(
         env.staging,

@@ -61,5 +61,5 @@ pub mod stream;
 pub mod tar;
 pub mod version;
 
-pub use error::ApkError;
+pub use error::{ApkError, BoxedError, RecordError};
 pub use install::{install, InstallReport, InstallRequest, Progress, ScriptPolicy};

@@ -5,7 +5,7 @@
 
 use super::checksum::{hex, unhex, Checksum};
 use super::dep::{list_text, Dep};
-use super::ApkError;
+use super::{ApkError, RecordError};
 use crate::quote::quoted;
 use std::fmt::Write as _;
 
@@ -162,15 +162,15 @@ impl PkgInfo {
 
     /// Applies one `X:value` index/db field. Returns false for letters it does not know
     /// (the caller decides what that means).
-    pub fn apply_index_field(&mut self, letter: u8, value: &str) -> Result<bool, String> {
+    pub fn apply_index_field(&mut self, letter: u8, value: &str) -> Result<bool, RecordError> {
         let num = |v: &str| {
             v.parse::<u64>()
-                .map_err(|_| format!("`{}:` is not a number", letter as char))
+                .map_err(|_| RecordError::NotANumber(letter as char))
         };
-        let deps = |v: &str| Dep::parse_list(v).map_err(|e| e.to_string());
+        let deps = |v: &str| Dep::parse_list(v).map_err(|e| RecordError::Dependency(Box::new(e)));
         match letter {
             b'C' => {
-                self.identity = Some(Checksum::parse(value).ok_or("bad checksum in `C:`")?);
+                self.identity = Some(Checksum::parse(value).ok_or(RecordError::BadChecksum)?);
             }
             b'P' => self.name = value.into(),
             b'V' => self.version = value.into(),
@@ -263,9 +263,9 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
             if started {
                 if cur.name.is_empty() || cur.version.is_empty() {
                     return Err(ApkError::IndexParse {
-                        source: source.into(),
+                        file: source.into(),
                         line: n + 1,
-                        reason: "record without P: or V:".into(),
+                        problem: RecordError::NoNameOrVersion,
                     });
                 }
                 out.push(std::mem::take(&mut cur));
@@ -276,18 +276,18 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
         let b = line.as_bytes();
         if b[1] != b':' || !b[0].is_ascii_alphabetic() {
             return Err(ApkError::IndexParse {
-                source: source.into(),
+                file: source.into(),
                 line: n + 1,
-                reason: format!("expected `X:value`, got {}", quoted(&truncate(line, 60))),
+                problem: RecordError::NotAField(quoted(&truncate(line, 60)).to_string()),
             });
         }
         started = true;
         let known =
             cur.apply_index_field(b[0], &line[2..])
-                .map_err(|reason| ApkError::IndexParse {
-                    source: source.into(),
+                .map_err(|problem| ApkError::IndexParse {
+                    file: source.into(),
                     line: n + 1,
-                    reason,
+                    problem,
                 })?;
         if !known && b[0].is_ascii_uppercase() && !b"FMRZ".contains(&b[0]) {
             cur.uninstallable = true;

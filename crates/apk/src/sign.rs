@@ -9,7 +9,7 @@ use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The digest behind a signature entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +159,8 @@ impl SigningKey {
             .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&text))
             .map_err(|e| ApkError::Key {
                 path: path.into(),
-                reason: format!("not an RSA private key: {e}"),
+                reason: "not an RSA private key",
+                source: Box::new(e),
             })?;
         let default_name = format!(
             "{}.pub",
@@ -176,9 +177,9 @@ impl SigningKey {
     /// Generates a fresh key (`bits` = 2048 or more for real use).
     pub fn generate(key_name: &str, bits: usize) -> Result<SigningKey, ApkError> {
         let mut rng = rsa::rand_core::OsRng;
-        let private = RsaPrivateKey::new(&mut rng, bits).map_err(|e| ApkError::Key {
-            path: PathBuf::new(),
-            reason: e.to_string(),
+        let private = RsaPrivateKey::new(&mut rng, bits).map_err(|e| ApkError::Signing {
+            operation: "generating an RSA key",
+            source: Box::new(e),
         })?;
         Ok(SigningKey {
             key_name: key_name.into(),
@@ -207,9 +208,9 @@ impl SigningKey {
     pub fn sign(&self, algo: SigAlgo, digest: &[u8]) -> Result<Vec<u8>, ApkError> {
         self.private
             .sign(algo.scheme(), digest)
-            .map_err(|e| ApkError::Key {
-                path: PathBuf::new(),
-                reason: e.to_string(),
+            .map_err(|e| ApkError::Signing {
+                operation: "signing",
+                source: Box::new(e),
             })
     }
 }

@@ -221,9 +221,9 @@ impl Checker<'_> {
     }
 
     fn format(&self, err: io::Error) -> ApkError {
-        ApkError::Format {
+        ApkError::Corrupt {
             what: self.what.clone(),
-            reason: err.to_string(),
+            source: err,
         }
     }
 
@@ -386,9 +386,9 @@ pub fn read_package<R: Read>(
                             reason: ".PKGINFO is not UTF-8".into(),
                         })?;
                         control.info =
-                            PkgInfo::parse_pkginfo(&text).map_err(|err| ApkError::Format {
+                            PkgInfo::parse_pkginfo(&text).map_err(|err| ApkError::BadPkginfo {
                                 what: what.into(),
-                                reason: err.to_string(),
+                                source: Box::new(err),
                             })?;
                         saw_pkginfo = true;
                     } else if let Some(kind) =
@@ -523,9 +523,9 @@ pub fn read_index<R: Read>(
                 if in_sig {
                     in_sig = false;
                 }
-                let fmt = |err: io::Error| ApkError::Format {
+                let fmt = |err: io::Error| ApkError::Corrupt {
                     what: what.into(),
-                    reason: err.to_string(),
+                    source: err,
                 };
                 match e.name.as_str() {
                     "DESCRIPTION" => {
