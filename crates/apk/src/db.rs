@@ -1,7 +1,7 @@
 //! The installed database under the root: `lib/apk/db/{installed,scripts.tar,triggers}`,
 //! `etc/apk/world`, `etc/apk/arch`, and `--initdb`.
 //!
-//! Written in apk-tools' exact format and order (`spec/apk.md` §14) so that the booted
+//! Written in apk-tools' exact format and order (`apk_db_write_fdb` and friends) so that the booted
 //! system's own apk reads it as its own.
 
 use super::checksum::Checksum;
@@ -19,37 +19,56 @@ use std::path::Path;
 /// A file the db records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRec {
+    /// File name inside its directory.
     pub name: String,
+    /// Owner id.
     pub uid: u32,
+    /// Group id.
     pub gid: u32,
+    /// Permission bits.
     pub mode: u32,
+    /// Checksum of its extended attributes (`a:` field).
     pub xattr_csum: Option<Checksum>,
+    /// Content checksum (`Z:`); None when the file could not be written.
     pub csum: Option<Checksum>,
 }
 
 /// A directory a package owns, with its files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirRec {
+    /// Path relative to the root (`F:`), `""` for the root itself.
     pub path: String,
+    /// Owner id (`M:`).
     pub uid: u32,
+    /// Group id (`M:`).
     pub gid: u32,
+    /// Permission bits (`M:`).
     pub mode: u32,
+    /// Checksum of its extended attributes (`M:`).
     pub xattr_csum: Option<Checksum>,
+    /// Its files (`R:` records), in install order.
     pub files: Vec<FileRec>,
 }
 
 /// One installed package.
 #[derive(Clone, Debug, Default)]
 pub struct InstalledPkg {
+    /// The package's index fields.
     pub info: PkgInfo,
+    /// Its directories and files.
     pub dirs: Vec<DirRec>,
+    /// db flag `f`: a file could not be written.
     pub broken_files: bool,
+    /// db flag `s`: a script failed.
     pub broken_script: bool,
+    /// db flag `x`: extended attributes could not be set.
     pub broken_xattr: bool,
     /// db flag `S` (files hashed with SHA-256-160): only ever read back, never set by an
     /// install (apk-tools 2.14 sets it only when reading the db).
     pub sha256_160: bool,
+    /// Repository tag the package is pinned to (`s:`).
     pub tag: Option<String>,
+    /// Its scripts, as kept in `scripts.tar`.
     pub scripts: Vec<(ScriptKind, Vec<u8>)>,
 }
 
@@ -68,7 +87,7 @@ impl InstalledPkg {
     }
 
     /// Drops a file from the record (another package took it over).
-    pub fn forget_file(&mut self, path: &str) {
+    pub(crate) fn forget_file(&mut self, path: &str) {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         if let Some(d) = self.dirs.iter_mut().find(|d| d.path == dir) {
             d.files.retain(|f| f.name != name);
@@ -81,13 +100,19 @@ impl InstalledPkg {
 pub struct Db {
     /// In install order (scripts.tar order).
     pub packages: Vec<InstalledPkg>,
+    /// `etc/apk/world`: what was asked for.
     pub world: Vec<Dep>,
 }
 
+/// The installed packages, relative to the root.
 pub const INSTALLED: &str = "lib/apk/db/installed";
+/// The scripts of installed packages, relative to the root.
 pub const SCRIPTS: &str = "lib/apk/db/scripts.tar";
+/// Trigger globs of installed packages, relative to the root.
 pub const TRIGGERS: &str = "lib/apk/db/triggers";
+/// The world file, relative to the root.
 pub const WORLD: &str = "etc/apk/world";
+/// The architecture file, relative to the root.
 pub const ARCH: &str = "etc/apk/arch";
 
 fn ugm(uid: u32, gid: u32, mode: u32, x: &Option<Checksum>) -> String {
@@ -358,7 +383,7 @@ pub fn now() -> u64 {
 }
 
 /// Writes `data` to `rel` in the root through `rel.new` + rename, mode 0644.
-pub fn write_file(root: &Root, rel: &str, data: &[u8]) -> Result<(), ApkError> {
+pub(crate) fn write_file(root: &Root, rel: &str, data: &[u8]) -> Result<(), ApkError> {
     root.replace_file(Path::new(rel), data, 0o644)
         .map_err(|e| ApkError::io(format!("writing {}", root.path().join(rel).display()), e))
 }

@@ -11,7 +11,7 @@ use std::io::{self, Read};
 
 /// The digests fed with compressed bytes. The caller switches them between members.
 #[derive(Default, Clone)]
-pub struct Hashers {
+pub(crate) struct Hashers {
     pub sha1: Option<Sha1>,
     pub sha256: Option<Sha256>,
     pub sha512: Option<Sha512>,
@@ -57,7 +57,7 @@ pub struct GzMembers<R> {
     inner_eof: bool,
     inflate: Decompress,
     state: State,
-    pub hash: Hashers,
+    pub(crate) hash: Hashers,
     /// Compressed bytes consumed so far.
     pub compressed: u64,
     /// Members started so far.
@@ -65,6 +65,7 @@ pub struct GzMembers<R> {
 }
 
 impl<R: Read> GzMembers<R> {
+    /// Starts reading `inner`; an empty stream has no members.
     pub fn new(inner: R) -> io::Result<Self> {
         let mut g = GzMembers {
             inner,
@@ -135,6 +136,7 @@ impl<R: Read> GzMembers<R> {
         Ok(true)
     }
 
+    /// The underlying reader.
     pub fn into_inner(self) -> R {
         self.inner
     }

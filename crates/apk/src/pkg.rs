@@ -12,19 +12,33 @@ use std::fmt::Write as _;
 /// Everything apk knows about one package, from the index or from its `.PKGINFO`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PkgInfo {
+    /// `P:` / `pkgname`.
     pub name: String,
+    /// `V:` / `pkgver`.
     pub version: String,
+    /// `A:` / `arch`.
     pub arch: String,
+    /// `T:` / `pkgdesc`.
     pub description: String,
+    /// `U:` / `url`.
     pub url: String,
+    /// `L:` / `license`.
     pub license: String,
+    /// `o:` / `origin`: the source package.
     pub origin: String,
+    /// `m:` / `maintainer`.
     pub maintainer: String,
+    /// `t:` / `builddate`, seconds since the epoch.
     pub build_time: u64,
+    /// `c:` / `commit` of the package's source.
     pub commit: String,
+    /// `k:` / `provider_priority`.
     pub provider_priority: u32,
+    /// `D:` / `depend`.
     pub depends: Vec<Dep>,
+    /// `p:` / `provides`.
     pub provides: Vec<Dep>,
+    /// `i:` / `install_if`.
     pub install_if: Vec<Dep>,
     /// `S:`: size of the `.apk` file.
     pub file_size: u64,
@@ -34,6 +48,7 @@ pub struct PkgInfo {
     pub identity: Option<Checksum>,
     /// Install-time only (`.PKGINFO`, db `r:`/`q:`).
     pub replaces: Vec<Dep>,
+    /// `q:` / `replaces_priority`.
     pub replaces_priority: u32,
     /// `.PKGINFO triggers`: globs, the last `triggers =` line wins.
     pub triggers: Vec<String>,
@@ -50,7 +65,7 @@ impl PkgInfo {
     }
 
     /// Applies one `key = value` line of `.PKGINFO`. Unknown keys are ignored.
-    pub fn apply_pkginfo_line(&mut self, key: &str, value: &str) -> Result<(), ApkError> {
+    pub(crate) fn apply_pkginfo_line(&mut self, key: &str, value: &str) -> Result<(), ApkError> {
         let num = |v: &str| {
             v.trim().parse::<u64>().map_err(|_| ApkError::Format {
                 what: ".PKGINFO".into(),
@@ -162,7 +177,11 @@ impl PkgInfo {
 
     /// Applies one `X:value` index/db field. Returns false for letters it does not know
     /// (the caller decides what that means).
-    pub fn apply_index_field(&mut self, letter: u8, value: &str) -> Result<bool, RecordError> {
+    pub(crate) fn apply_index_field(
+        &mut self,
+        letter: u8,
+        value: &str,
+    ) -> Result<bool, RecordError> {
         let num = |v: &str| {
             v.parse::<u64>()
                 .map_err(|_| RecordError::NotANumber(letter as char))
@@ -296,7 +315,7 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
     Ok(out)
 }
 
-pub fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.into();
     }

@@ -2,7 +2,7 @@
 //!
 //! The state machine follows apk-tools' `apk_sign_ctx_*`: signature members, then a control
 //! member starting with `.PKGINFO`, then data members. What is hashed is the compressed bytes
-//! of whole members; see `spec/apk.md` §2. Data entries are handed to a sink while streaming,
+//! of whole members. Data entries are handed to a sink while streaming,
 //! so nothing is buffered whole; the caller must treat extracted data as provisional until
 //! this returns `Ok` (the final hash is only known at EOF).
 
@@ -33,7 +33,9 @@ pub enum Verify<'a> {
     /// A package file or an index: a `.SIGN.*` entry must verify with a trusted key.
     /// `allow_untrusted` lets a missing or unknown key through (never a failing signature).
     Signature {
+        /// The trusted keys.
         keys: &'a Keyring,
+        /// Accept a missing or unknown-key signature (never a bad one).
         allow_untrusted: bool,
     },
 }
@@ -41,12 +43,19 @@ pub enum Verify<'a> {
 /// Package scripts, by their control entry name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ScriptKind {
+    /// `.pre-install`
     PreInstall,
+    /// `.post-install`
     PostInstall,
+    /// `.pre-deinstall`
     PreDeinstall,
+    /// `.post-deinstall`
     PostDeinstall,
+    /// `.pre-upgrade`
     PreUpgrade,
+    /// `.post-upgrade`
     PostUpgrade,
+    /// `.trigger`
     Trigger,
 }
 
@@ -62,6 +71,7 @@ impl ScriptKind {
         ScriptKind::Trigger,
     ];
 
+    /// The name without the dot (`post-install`), as in the db and scripts.tar.
     pub fn name(self) -> &'static str {
         match self {
             ScriptKind::PreInstall => "pre-install",
@@ -74,6 +84,7 @@ impl ScriptKind {
         }
     }
 
+    /// The kind named `n` (without the dot).
     pub fn from_name(n: &str) -> Option<ScriptKind> {
         ScriptKind::ALL.into_iter().find(|k| k.name() == n)
     }
@@ -82,13 +93,16 @@ impl ScriptKind {
 /// The control part of a package.
 #[derive(Clone, Debug, Default)]
 pub struct Control {
+    /// `.PKGINFO`.
     pub info: PkgInfo,
+    /// The control scripts, by kind.
     pub scripts: Vec<(ScriptKind, Vec<u8>)>,
     /// SHA1 of the control member (or control+data without datahash): the identity.
     pub identity: Option<Checksum>,
 }
 
 impl Control {
+    /// The script of `kind`, if the package has one.
     pub fn script(&self, kind: ScriptKind) -> Option<&[u8]> {
         self.scripts
             .iter()
@@ -99,6 +113,7 @@ impl Control {
 
 /// Reads entry content for a [`DataSink`].
 pub trait ContentRead {
+    /// Reads content into `buf`; 0 at the end of the entry.
     fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize>;
 }
 
@@ -524,7 +539,9 @@ impl PackageRead<'_> {
 
 /// A verified APKINDEX.tar.gz: its text and description.
 pub struct IndexFile {
+    /// Its `DESCRIPTION` entry.
     pub description: String,
+    /// Its `APKINDEX` entry.
     pub text: String,
 }
 

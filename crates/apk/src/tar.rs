@@ -16,30 +16,50 @@ pub const MAX_NAME: usize = 4086;
 const MAX_META: u64 = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kind of an archive entry.
 pub enum Kind {
+    /// A regular file (type `0`, `7`).
     File,
+    /// A hard link to an earlier entry (`1`).
     HardLink,
+    /// A symbolic link (`2`).
     Symlink,
+    /// A character device (`3`).
     CharDevice,
+    /// A block device (`4`).
     BlockDevice,
+    /// A directory (`5`).
     Dir,
+    /// A fifo (`6`).
     Fifo,
 }
 
 /// One archive member, with the PAX data that applies to it.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The name (from PAX `path` or a GNU long name when there is one).
     pub name: String,
+    /// What the entry is.
     pub kind: Kind,
+    /// Permission bits.
     pub mode: u32,
+    /// Owner id.
     pub uid: u32,
+    /// Group id.
     pub gid: u32,
+    /// Owner name.
     pub uname: String,
+    /// Group name.
     pub gname: String,
+    /// Content size.
     pub size: u64,
+    /// Modification time, seconds since the epoch.
     pub mtime: u64,
+    /// Link target (PAX `linkpath` when there is one).
     pub link: String,
+    /// Device major number.
     pub dev_major: u32,
+    /// Device minor number.
     pub dev_minor: u32,
     /// `SCHILY.xattr.*` records, in archive order.
     pub xattrs: Vec<(String, Vec<u8>)>,
@@ -50,6 +70,7 @@ pub struct Entry {
 /// What [`TarReader::next_event`] found.
 #[derive(Debug)]
 pub enum Event {
+    /// An entry; its content is read with [`TarReader::read_content`].
     Entry(Entry),
     /// The gzip member ended on a record boundary; call [`TarReader::next_member`].
     MemberEnd,
@@ -105,6 +126,7 @@ pub struct TarReader<R> {
 }
 
 impl<R: Read> TarReader<R> {
+    /// Reads the archive in `src`.
     pub fn new(src: GzMembers<R>) -> Self {
         TarReader {
             src,
@@ -131,10 +153,12 @@ impl<R: Read> TarReader<R> {
         self.ended
     }
 
+    /// The gzip reader (its digests, between members).
     pub fn gz(&mut self) -> &mut GzMembers<R> {
         &mut self.src
     }
 
+    /// The gzip reader, once the archive is read.
     pub fn into_gz(self) -> GzMembers<R> {
         self.src
     }
@@ -451,20 +475,32 @@ fn parse_pax(mut data: &[u8]) -> io::Result<Vec<(String, Vec<u8>)>> {
 /// Header fields for [`TarWriter`].
 #[derive(Clone, Debug)]
 pub struct Header<'a> {
+    /// Name in the archive.
     pub name: &'a str,
+    /// What the entry is.
     pub kind: Kind,
+    /// Permission bits.
     pub mode: u32,
+    /// Owner id.
     pub uid: u32,
+    /// Group id.
     pub gid: u32,
+    /// Owner name.
     pub uname: &'a str,
+    /// Group name.
     pub gname: &'a str,
+    /// Modification time.
     pub mtime: u64,
+    /// Link target.
     pub link: &'a str,
+    /// Content size.
     pub size: u64,
+    /// Device numbers (major, minor).
     pub dev: (u32, u32),
 }
 
 impl<'a> Header<'a> {
+    /// A regular file owned by root.
     pub fn file(name: &'a str, size: u64, mode: u32, mtime: u64) -> Self {
         Header {
             name,
@@ -516,14 +552,17 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
 }
 
 impl<W: Write> TarWriter<W> {
+    /// Writes to `out`.
     pub fn new(out: W) -> Self {
         TarWriter { out }
     }
 
+    /// The output.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.out
     }
 
+    /// The output, once written.
     pub fn into_inner(self) -> W {
         self.out
     }

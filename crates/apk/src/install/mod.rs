@@ -51,17 +51,25 @@ pub enum ScriptPolicy {
 pub enum Progress {
     /// The transaction starts: packages to install and their total installed size.
     Start {
+        /// Packages to install.
         packages: usize,
+        /// Their declared installed size.
         bytes: u64,
     },
     /// Package `index` (1-based) of `total` is being committed.
     Package {
+        /// 1-based position in the transaction.
         index: usize,
+        /// Packages in the transaction.
         total: usize,
+        /// Package name.
         name: String,
+        /// Package version.
         version: String,
+        /// Bytes committed before this package.
         bytes_done: u64,
     },
+    /// The transaction is over (db written).
     Done,
 }
 
@@ -70,6 +78,7 @@ pub type ProgressFn = Box<dyn Fn(&Progress) + Send + Sync>;
 
 /// Everything an install needs. Paths are as the system sees them (mapped by [`Sys::path`]).
 pub struct InstallRequest {
+    /// The root to install into, as the system sees it.
     pub root: PathBuf,
     /// Local repository directories (`--repository`), in command-line order.
     pub repositories: Vec<PathBuf>,
@@ -89,6 +98,7 @@ pub struct InstallRequest {
     pub clean_protected: bool,
     /// Accept unsigned or unknown-key indexes (loudly).
     pub allow_untrusted: bool,
+    /// When scripts run.
     pub scripts: ScriptPolicy,
     /// Architecture; None: `etc/apk/arch` or this machine's.
     pub arch: Option<String>,
@@ -96,6 +106,7 @@ pub struct InstallRequest {
     pub use_root_repositories: bool,
     /// Worker threads; 0: one per core.
     pub jobs: usize,
+    /// Called as the transaction goes (from the committing thread).
     pub progress: Option<ProgressFn>,
     /// How paths are resolved in the root (tests force the walk older kernels get).
     pub resolve: Resolve,
@@ -140,9 +151,13 @@ pub struct InstallReport {
     /// Scripts that did not run (not privileged, or a system that cannot run them faithfully),
     /// with why: what they would have done is not verified.
     pub scripts_not_run: Vec<String>,
+    /// Other problems worth telling (overwritten files, scripts not run ...).
     pub warnings: Vec<String>,
+    /// Files written.
     pub files: u64,
+    /// Bytes written.
     pub bytes: u64,
+    /// Time the transaction took.
     pub elapsed: Duration,
 }
 
