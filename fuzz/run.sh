@@ -47,6 +47,8 @@ fi
 summary=()
 for t in $targets; do
     corpus="$work/corpus/$t" artifacts="$work/artifacts/$t" log="$work/logs/$t.log"
+    # Crashes of an earlier run were copied to fuzz/artifacts already: count this run's only.
+    rm -rf "$artifacts"
     mkdir -p "$corpus" "$artifacts" "$work/seeds/$t"
     [ "$(id -u)" = 0 ] && chown 65534:65534 "$corpus" "$artifacts" "$work/corpus"
     echo "== $t: $secs s"

@@ -1,6 +1,6 @@
 # Shared settings for the QEMU scripts: source it, don't run it.
 # RAMBOOT_HOST: a host build of ramboot (for mkinitfs); built with cargo when unset.
-# RAMBOOT_INIT: the static aarch64 ramboot for /init; built with cargo when unset.
+# RAMBOOT_INIT: the static aarch64 init build (ramboot-init) for /init; built with cargo when unset.
 # CARGO_QUIET: cargo's verbosity flag for those builds (default --quiet; empty shows progress).
 # RAMBOOT_CACHE: where the Debian kernel and busybox live (qemu/fetch-kernel.sh).
 # RAMBOOT_OUT: where images go.
@@ -25,7 +25,7 @@ CARGO_QUIET=${CARGO_QUIET---quiet}
 ramboot_aarch64() {
   if [ -n "${RAMBOOT_INIT:-}" ]; then echo "$RAMBOOT_INIT"; return; fi
   (cd "$REPO" && cargo build $CARGO_QUIET --release --target aarch64-unknown-linux-musl >&2)
-  echo "$REPO/target/aarch64-unknown-linux-musl/release/ramboot"
+  echo "$REPO/target/aarch64-unknown-linux-musl/release/ramboot-init"
 }
 
 # The host tool.

@@ -13,8 +13,8 @@
 #   6. boots it with the command line in kernel-cmdline/qemu-virt-aarch64.txt, no root=.
 # The demo system prints what it got (hostname and config from the apkovl, modules from the
 # modloop, installed packages, ramboot's timeline) and powers off.
-# Measured on a 2-core machine: about 6 minutes the first time (two release builds, the kernel
-# download), about 15 seconds after that; see the README.
+# Measured on a shared 2-core machine: 3 min 48 s from a fresh clone (two release builds, the
+# kernel download, the modloop), 6 s when run again; see the README.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"

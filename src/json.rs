@@ -1,9 +1,105 @@
-//! A tiny JSON writer for the few machine-readable outputs (timeline, `--json` reports).
-//! Hand-written because serde would cost more binary size than all of these outputs together.
+//! The one JSON writer of the crate: a value tree ([`Json`]) rendered compact or indented. Every
+//! machine-readable output builds one (the boot timeline, `plan --json`, `cmdline explain
+//! --json`). Hand-written because serde would cost more binary size than all of these outputs
+//! together.
 
 use std::fmt::Write as _;
 
-/// Appends `s` as a JSON string literal (quotes included).
+/// A JSON value; objects keep their insertion order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    /// Integral values print without a fraction; non-finite ones print as `null`.
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    pub fn str(s: impl Into<String>) -> Json {
+        Json::Str(s.into())
+    }
+
+    pub fn strs<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Json {
+        Json::Arr(items.into_iter().map(|s| Json::str(s.as_ref())).collect())
+    }
+
+    pub fn opt_str(s: Option<impl Into<String>>) -> Json {
+        s.map_or(Json::Null, Json::str)
+    }
+
+    pub fn obj<K: Into<String>>(fields: impl IntoIterator<Item = (K, Json)>) -> Json {
+        Json::Obj(fields.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    /// Compact text, or two-space indented when `pretty`.
+    pub fn render(&self, pretty: bool) -> String {
+        let mut out = String::new();
+        self.write(&mut out, pretty, 0);
+        out
+    }
+
+    fn write(&self, out: &mut String, pretty: bool, depth: usize) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Num(n) => push_num(out, *n),
+            Json::Str(s) => push_str(out, s),
+            Json::Arr(items) if items.is_empty() => out.push_str("[]"),
+            Json::Obj(fields) if fields.is_empty() => out.push_str("{}"),
+            Json::Arr(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    separate(out, i, pretty, depth + 1);
+                    item.write(out, pretty, depth + 1);
+                }
+                newline(out, pretty, depth);
+                out.push(']');
+            }
+            Json::Obj(fields) => {
+                out.push('{');
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    separate(out, i, pretty, depth + 1);
+                    push_str(out, k);
+                    out.push_str(if pretty { ": " } else { ":" });
+                    v.write(out, pretty, depth + 1);
+                }
+                newline(out, pretty, depth);
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// The comma before every item but the first, then its line when `pretty`.
+fn separate(out: &mut String, index: usize, pretty: bool, depth: usize) {
+    if index > 0 {
+        out.push(',');
+    }
+    newline(out, pretty, depth);
+}
+
+fn newline(out: &mut String, pretty: bool, depth: usize) {
+    if pretty {
+        out.push('\n');
+        out.extend(std::iter::repeat("  ").take(depth));
+    }
+}
+
+fn push_num(out: &mut String, v: f64) {
+    if !v.is_finite() {
+        out.push_str("null");
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        let _ = write!(out, "{}", v as i64);
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Appends `s` as a JSON string literal, quotes included (RFC 8259: quote, backslash and
+/// control characters escaped).
 pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
@@ -22,104 +118,39 @@ pub fn push_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// `s` as a JSON string literal.
-pub fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_str(&mut out, s);
-    out
-}
-
-/// A JSON array from already-rendered values.
-pub fn array(items: &[String]) -> String {
-    format!("[{}]", items.join(","))
-}
-
-/// A JSON array of strings.
-pub fn string_array<S: AsRef<str>>(items: &[S]) -> String {
-    let v: Vec<String> = items.iter().map(|s| string(s.as_ref())).collect();
-    array(&v)
-}
-
-/// An object built field by field, in insertion order.
-#[derive(Default)]
-pub struct Object {
-    body: String,
-}
-
-impl Object {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn key(&mut self, k: &str) {
-        if !self.body.is_empty() {
-            self.body.push(',');
-        }
-        push_str(&mut self.body, k);
-        self.body.push(':');
-    }
-
-    pub fn str(&mut self, k: &str, v: &str) -> &mut Self {
-        self.key(k);
-        push_str(&mut self.body, v);
-        self
-    }
-
-    /// Numbers print without a fraction when they have none; non-finite ones become `null`.
-    pub fn num(&mut self, k: &str, v: f64) -> &mut Self {
-        self.key(k);
-        if !v.is_finite() {
-            self.body.push_str("null");
-        } else if v.fract() == 0.0 && v.abs() < 1e15 {
-            let _ = write!(self.body, "{}", v as i64);
-        } else {
-            let _ = write!(self.body, "{v}");
-        }
-        self
-    }
-
-    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
-        self.key(k);
-        self.body.push_str(if v { "true" } else { "false" });
-        self
-    }
-
-    /// A value that is already JSON (a nested object or array).
-    pub fn raw(&mut self, k: &str, v: &str) -> &mut Self {
-        self.key(k);
-        self.body.push_str(v);
-        self
-    }
-
-    pub fn opt_str(&mut self, k: &str, v: Option<&str>) -> &mut Self {
-        match v {
-            Some(v) => self.str(k, v),
-            None => self.raw(k, "null"),
-        }
-    }
-
-    pub fn finish(&self) -> String {
-        format!("{{{}}}", self.body)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn escapes_and_shapes() {
-        assert_eq!(string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-        let mut o = Object::new();
-        o.str("s", "x")
-            .num("i", 3.0)
-            .num("f", 1.5)
-            .bool("b", true)
-            .raw("a", &string_array(&["p", "q"]));
-        o.opt_str("n", None).num("nan", f64::NAN);
+    fn escaping() {
+        let mut s = String::new();
+        push_str(&mut s, "a\"b\\c\n\u{1}é");
+        assert_eq!(s, r#""a\"b\\c\n\u0001é""#);
+    }
+
+    #[test]
+    fn compact_and_pretty() {
+        let j = Json::obj([
+            ("a", Json::Arr(vec![Json::Num(1.0), Json::Null])),
+            ("b", Json::obj(Vec::<(String, Json)>::new())),
+            ("c", Json::Bool(true)),
+            ("s", Json::strs(["p", "q"])),
+            ("f", Json::Num(1.5)),
+            ("nan", Json::Num(f64::NAN)),
+            ("n", Json::opt_str(None::<String>)),
+        ]);
         assert_eq!(
-            o.finish(),
-            r#"{"s":"x","i":3,"f":1.5,"b":true,"a":["p","q"],"n":null,"nan":null}"#
+            j.render(false),
+            r#"{"a":[1,null],"b":{},"c":true,"s":["p","q"],"f":1.5,"nan":null,"n":null}"#
+        );
+        assert_eq!(
+            Json::obj([
+                ("a", Json::Arr(vec![Json::Num(1.0), Json::Null])),
+                ("b", Json::obj(Vec::<(String, Json)>::new())),
+            ])
+            .render(true),
+            "{\n  \"a\": [\n    1,\n    null\n  ],\n  \"b\": {}\n}"
         );
     }
 }

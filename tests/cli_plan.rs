@@ -330,3 +330,29 @@ fn media_in_the_temp_dir_and_keys_dir() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("  busybox-1.36.1-r0"), "{text}");
 }
+
+/// A script the real boot could not run either (its interpreter is missing) is a failure the
+/// plan must predict, not something "not verified".
+#[test]
+fn a_script_that_cannot_run_at_boot_fails_in_the_plan_too() {
+    if !tools::root("running package scripts") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let arch = ramboot::apk::build::default_arch();
+    let script = "#!/bin/no-such-shell\nexit 0\n";
+    let (card, keys) = card_with_busybox(dir.path(), arch, b"not a program", script);
+    let (ok, text) = plan_card(&card, &keys, &[]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(
+            "busybox-1.36.1-r0: installed with errors: busybox-1.36.1-r0: post-install script could not run"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("not verified"), "{text}");
+    assert!(
+        text.contains("stopped: /sbin/init does not exist in the new root /sysroot"),
+        "{text}"
+    );
+}

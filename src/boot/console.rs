@@ -346,6 +346,15 @@ pub(crate) mod tests {
         }
     }
 
+    /// A long message with a multi-byte character across the 1000-byte cut used to panic PID 1.
+    #[test]
+    fn kmsg_records_are_cut_between_characters() {
+        let text = format!("{}é tail", "x".repeat(1000 - "<4>ramboot: ".len() - 1));
+        let line = kmsg_record(4, &text);
+        assert_eq!(line.len(), 1000);
+        assert!(line.ends_with("x\n"));
+    }
+
     #[test]
     fn openrc_style_lines_and_quiet() {
         let out = Captured::default();

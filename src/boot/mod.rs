@@ -822,7 +822,7 @@ mod tests {
         let sys = RecordingSys::new(dir.path());
         let limit = KmsgLimit::lift(&sys);
         let devkmsg = || std::fs::read_to_string(dir.path().join("proc/sys/kernel/printk_devkmsg"));
-        assert_eq!(devkmsg().unwrap(), "on");
+        assert_eq!(devkmsg().unwrap(), "on\n");
         let mut b = boot_with(&sys, "");
         b.kmsg_limit = limit;
         b.mounts = vec![PathBuf::from("/proc")];
@@ -841,7 +841,7 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(dir.path().join("sysroot/proc/sys/kernel/printk_devkmsg"))
                 .unwrap(),
-            "ratelimit",
+            "ratelimit\n",
             "/proc moved into the new root with the kernel's default back"
         );
     }

@@ -44,7 +44,6 @@ pub fn install(
         }
     }
     console::ebegin(&format!("Installing packages ({})", pkgs.join(" ")));
-    let quiet = boot.plan.quiet;
     let req = InstallRequest {
         root: PathBuf::from(SYSROOT),
         repositories: local,
@@ -63,9 +62,8 @@ pub fn install(
                 ..
             } = p
             {
-                if !quiet {
-                    log::info!("({index}/{total}) Installing {name} ({version})");
-                }
+                // Under `quiet` the logger keeps this off the console; the kernel log gets it.
+                log::info!("({index}/{total}) Installing {name} ({version})");
             }
         })),
         ..Default::default()

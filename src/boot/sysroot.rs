@@ -288,21 +288,38 @@ pub fn setup_inittab_consoles(
     let root = open_root(root)?;
     let inittab = Path::new("etc/inittab");
     let securetty = Path::new("etc/securetty");
-    let mut text = root.read_to_string(inittab).unwrap_or_default();
+    // Bytes, not text: a line in another encoding must survive the edit. A missing inittab is
+    // started afresh; one that cannot be read is left alone (the edit would replace it).
+    let mut text: Vec<u8> = match root.open_at(inittab, OFlags::RDONLY) {
+        Ok(fd) => {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut fs::File::from(fd), &mut data)?;
+            data
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
     let mut added = Vec::new();
     for tty in consoles {
         if tty == "console" || !sys.path(&Path::new("/dev").join(tty)).exists() {
             continue;
         }
-        if text.lines().any(|l| l.starts_with(&format!("{tty}:"))) {
+        let prefix = format!("{tty}:");
+        if text
+            .split(|&b| b == b'\n')
+            .any(|l| l.starts_with(prefix.as_bytes()))
+        {
             continue;
         }
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            text.push(b'\n');
         }
-        text.push_str(&format!(
-            "# enable login on alternative console\n{tty}::respawn:/sbin/getty -L 0 {tty} vt100\n"
-        ));
+        text.extend_from_slice(
+            format!(
+                "# enable login on alternative console\n{tty}::respawn:/sbin/getty -L 0 {tty} vt100\n"
+            )
+            .as_bytes(),
+        );
         added.push(tty.clone());
         if let Ok(cur) = root.read_to_string(securetty) {
             if !cur.lines().any(|l| l.trim() == tty) {
@@ -313,7 +330,7 @@ pub fn setup_inittab_consoles(
     }
     if !added.is_empty() {
         root.create_dirs(Path::new("etc"), 0o755, &mut Vec::new())?;
-        root.write(inittab, text.as_bytes(), 0o644)?;
+        root.write(inittab, &text, 0o644)?;
     }
     Ok(added)
 }
@@ -457,6 +474,27 @@ mod tests {
         }];
         remount_fstab_entries(&s, &fstab, &mut mounts);
         assert_eq!(mounts[0].mountpoint, Path::new("/media/sdcard"));
+    }
+
+    /// An inittab with a line in another encoding keeps every line; a getty is only added.
+    #[test]
+    fn a_non_utf8_inittab_is_kept_whole() {
+        let (d, s) = sys();
+        let root = d.path().join("sysroot");
+        fs::create_dir_all(d.path().join("dev")).unwrap();
+        fs::write(d.path().join("dev/ttyS0"), b"").unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        let original = b"::sysinit:/sbin/openrc sysinit\n# caf\xe9 (latin-1)\n".to_vec();
+        fs::write(root.join("etc/inittab"), &original).unwrap();
+        let added = setup_inittab_consoles(&s, &root, &["ttyS0".into()]).unwrap();
+        assert_eq!(added, ["ttyS0"]);
+        let tab = fs::read(root.join("etc/inittab")).unwrap();
+        assert!(
+            tab.starts_with(&original),
+            "{}",
+            String::from_utf8_lossy(&tab)
+        );
+        assert!(String::from_utf8_lossy(&tab).contains("ttyS0::respawn:/sbin/getty -L 0 ttyS0"));
     }
 
     /// mkinitfs test `tmpfs_root_console_serial`.

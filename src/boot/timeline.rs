@@ -2,7 +2,7 @@
 //! events (a device appeared, the media was ready). Printed as one line at handoff and written as
 //! JSON into the new root, so "where did the boot spend its time" has an answer on every boot.
 
-use crate::json;
+use crate::json::Json;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -91,50 +91,40 @@ impl Timeline {
     }
 
     pub fn to_json(&self) -> String {
-        let mut o = json::Object::new();
-        o.num("init_start_ms", ms(self.init_start));
+        let mut fields = vec![("init_start_ms", Json::Num(ms(self.init_start)))];
         if let Some(h) = self.handoff {
-            o.num("handoff_ms", ms(h));
-            o.num("in_init_ms", ms(h.saturating_sub(self.init_start)));
+            fields.push(("handoff_ms", Json::Num(ms(h))));
+            fields.push((
+                "in_init_ms",
+                Json::Num(ms(h.saturating_sub(self.init_start))),
+            ));
         }
-        let stages: Vec<String> = self
-            .stages
-            .iter()
-            .map(|st| {
-                let mut so = json::Object::new();
-                so.str("name", &st.name);
-                so.num("start_ms", ms(st.start));
-                so.num("end_ms", ms(st.end));
-                so.num("duration_ms", ms(st.end.saturating_sub(st.start)));
-                match &st.outcome {
-                    Outcome::Ok => {
-                        so.str("outcome", "ok");
-                    }
-                    Outcome::Degraded(w) => {
-                        so.str("outcome", "degraded");
-                        so.str("note", w);
-                    }
-                    Outcome::Failed(w) => {
-                        so.str("outcome", "failed");
-                        so.str("note", w);
-                    }
-                }
-                so.finish()
-            })
-            .collect();
-        o.raw("stages", &json::array(&stages));
-        let marks: Vec<String> = self
+        let stages = self.stages.iter().map(|st| {
+            let mut s = vec![
+                ("name", Json::str(&st.name)),
+                ("start_ms", Json::Num(ms(st.start))),
+                ("end_ms", Json::Num(ms(st.end))),
+                (
+                    "duration_ms",
+                    Json::Num(ms(st.end.saturating_sub(st.start))),
+                ),
+            ];
+            let (outcome, note) = match &st.outcome {
+                Outcome::Ok => ("ok", None),
+                Outcome::Degraded(w) => ("degraded", Some(w)),
+                Outcome::Failed(w) => ("failed", Some(w)),
+            };
+            s.push(("outcome", Json::str(outcome)));
+            s.extend(note.map(|w| ("note", Json::str(w))));
+            Json::obj(s)
+        });
+        fields.push(("stages", Json::Arr(stages.collect())));
+        let marks = self
             .marks
             .iter()
-            .map(|(n, at)| {
-                let mut mo = json::Object::new();
-                mo.str("name", n);
-                mo.num("at_ms", ms(*at));
-                mo.finish()
-            })
-            .collect();
-        o.raw("marks", &json::array(&marks));
-        o.finish()
+            .map(|(n, at)| Json::obj([("name", Json::str(n)), ("at_ms", Json::Num(ms(*at)))]));
+        fields.push(("marks", Json::Arr(marks.collect())));
+        Json::obj(fields).render(false)
     }
 }
 

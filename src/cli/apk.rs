@@ -1,363 +1,21 @@
-//! Host commands: `ramboot install ...` and `ramboot apk genkey|mkpkg|index ...`.
+//! `ramboot apk genkey|mkpkg|index ...`: build signed apk packages and indexes on a host.
 //!
-//! Hand-written two-stage parsing (raw flags, then a validated struct) keeps the binary small;
-//! `main.rs` only forwards the arguments after the subcommand name.
+//! The words go through the crate's one parser ([`super::args`]) in two stages: a raw record of
+//! the flags as typed (each subcommand takes only its own), then a validated request; reading
+//! keys, scripts and trees is left to the run, whose failures are not usage errors.
 
+use super::args::{number, unexpected, ArgError, Args, Long, Short, Usage, Value};
 use crate::apk::build::{index_record, IndexBuilder, PackageBuilder};
 use crate::apk::dep::Dep;
-use crate::apk::install::{install, InstallRequest, Progress, ScriptPolicy};
 use crate::apk::sign::{SigAlgo, SigningKey};
 use crate::apk::stream::ScriptKind;
 use crate::apk::ApkError;
-use crate::sys::RealSys;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Raw arguments: flags with their values, in order, and positionals.
-struct Raw {
-    flags: Vec<(String, Option<String>)>,
-    positional: Vec<String>,
-}
-
-/// Splits `args` using `takes_value` to know which flags consume the next argument.
-fn split_args(args: &[OsString], takes_value: &[&str], switches: &[&str]) -> Result<Raw, ApkError> {
-    let mut raw = Raw {
-        flags: Vec::new(),
-        positional: Vec::new(),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let a = a
-            .to_str()
-            .ok_or_else(|| {
-                ApkError::Usage(format!(
-                    "argument is not UTF-8: {}",
-                    crate::quote::quoted(&a.to_string_lossy())
-                ))
-            })?
-            .to_string();
-        if a == "--" {
-            for rest in it.by_ref() {
-                raw.positional.push(rest.to_string_lossy().into_owned());
-            }
-            break;
-        }
-        if !a.starts_with('-') || a == "-" {
-            raw.positional.push(a);
-            continue;
-        }
-        let (name, inline) = match a.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        if takes_value.contains(&name.as_str()) {
-            let v = match inline {
-                Some(v) => v,
-                None => it
-                    .next()
-                    .ok_or_else(|| ApkError::Usage(format!("{name} needs a value")))?
-                    .to_string_lossy()
-                    .into_owned(),
-            };
-            raw.flags.push((name, Some(v)));
-        } else if switches.contains(&name.as_str()) {
-            if inline.is_some() {
-                return Err(ApkError::Usage(format!("{name} takes no value")));
-            }
-            raw.flags.push((name, None));
-        } else {
-            return Err(ApkError::Usage(format!(
-                "unknown option {name} (see --help)"
-            )));
-        }
-    }
-    Ok(raw)
-}
-
-impl Raw {
-    fn has(&self, n: &str) -> bool {
-        self.flags.iter().any(|(f, _)| f == n)
-    }
-    fn all(&self, names: &[&str]) -> Vec<String> {
-        self.flags
-            .iter()
-            .filter(|(f, _)| names.contains(&f.as_str()))
-            .filter_map(|(_, v)| v.clone())
-            .collect()
-    }
-    fn one(&self, names: &[&str]) -> Option<String> {
-        self.all(names).pop()
-    }
-    fn required(&self, name: &str) -> Result<String, ApkError> {
-        self.one(&[name])
-            .ok_or_else(|| ApkError::Usage(format!("{name} is required (see --help)")))
-    }
-}
-
-const INSTALL_HELP: &str = "\
-usage: ramboot install --root DIR [options] PKG...
-
-Installs packages and their dependencies into DIR, like `apk add --root DIR`.
-
-  --root DIR               target root (required)
-  -X, --repository PATH    local repository (repeatable; holds <arch>/APKINDEX.tar.gz)
-  --keys-dir DIR           extra trusted public keys (DIR/etc/apk/keys is always used)
-  --cache-dir DIR          package cache (default: DIR/etc/apk/cache if it is a directory)
-  --initdb                 create the apk database in DIR
-  --initramfs-diskless-boot  boot mode: initdb, overwrite files, skip unsatisfiable world
-  --apkovl FILE            apply this apkovl first, as the boot does: the same checked
-                           extraction into DIR (after --initdb), its etc/apk/world added,
-                           its files kept over the packages' (the overlay list)
-  --overlay-list FILE      apkovl file list (`-`: stdin); listed files keep the user's copy
-  --overlay-from-stdin     same as --overlay-list -
-  --clean-protected        keep existing protected files, write no .apk-new
-  --allow-untrusted        accept unsigned indexes (tests only: says so loudly)
-  --no-scripts             do not run package scripts
-  --scripts-must-run       count a script that cannot run (not root) as an error
-  --arch ARCH              architecture (default: DIR/etc/apk/arch or this machine's)
-  -j, --jobs N             worker threads (default: one per core)
-  -q, --quiet              no progress, no summary
-  --no-progress            no progress bar
-
-Exit status: the number of failed packages (at most 99).
-";
-
-/// The validated `install` command line.
-pub struct InstallArgs {
-    pub req: InstallRequest,
-    /// `--apkovl`: applied by the caller before [`run_install`] (see `cli::install`).
-    pub apkovl: Option<PathBuf>,
-    quiet: bool,
-    progress: bool,
-}
-
-/// Parses `ramboot install` arguments; `Ok(None)` after printing `--help`.
-pub fn parse_install(args: &[OsString]) -> Result<Option<InstallArgs>, ApkError> {
-    let raw = split_args(
-        args,
-        &[
-            "--root",
-            "-X",
-            "--repository",
-            "--keys-dir",
-            "--cache-dir",
-            "--overlay-list",
-            "--apkovl",
-            "--arch",
-            "-j",
-            "--jobs",
-        ],
-        &[
-            "--initdb",
-            "--initramfs-diskless-boot",
-            "--overlay-from-stdin",
-            "--clean-protected",
-            "--allow-untrusted",
-            "--no-scripts",
-            "--scripts-must-run",
-            "-q",
-            "--quiet",
-            "--no-progress",
-            "--progress",
-            "--no-network",
-            "-h",
-            "--help",
-        ],
-    )?;
-    if raw.has("-h") || raw.has("--help") {
-        print!("{INSTALL_HELP}");
-        return Ok(None);
-    }
-    let root = PathBuf::from(raw.required("--root")?);
-    let overlay_src = if raw.has("--overlay-from-stdin") {
-        Some("-".to_string())
-    } else {
-        raw.one(&["--overlay-list"])
-    };
-    let apkovl = raw.one(&["--apkovl"]).map(PathBuf::from);
-    if apkovl.is_some() && overlay_src.is_some() {
-        return Err(ApkError::Usage(
-            "--apkovl makes the overlay list itself: it cannot be combined with --overlay-list"
-                .into(),
-        ));
-    }
-    let overlay_list = match overlay_src {
-        None => None,
-        Some(src) => {
-            let text = if src == "-" {
-                let mut s = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                    .map_err(|e| ApkError::io("reading the overlay list from stdin", e))?;
-                s
-            } else {
-                std::fs::read_to_string(&src)
-                    .map_err(|e| ApkError::io(format!("reading {src}"), e))?
-            };
-            Some(text.lines().map(String::from).collect())
-        }
-    };
-    for p in &raw.positional {
-        Dep::parse(p)?;
-    }
-    let jobs = match raw.one(&["-j", "--jobs"]) {
-        Some(j) => j
-            .parse()
-            .map_err(|_| ApkError::Usage(format!("--jobs: not a number: {j}")))?,
-        None => 0,
-    };
-    let scripts = if raw.has("--no-scripts") {
-        ScriptPolicy::Never
-    } else if raw.has("--scripts-must-run") {
-        ScriptPolicy::FailUnprivileged
-    } else {
-        ScriptPolicy::Auto
-    };
-    let quiet = raw.has("-q") || raw.has("--quiet");
-    let req = InstallRequest {
-        root,
-        repositories: raw
-            .all(&["-X", "--repository"])
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
-        cache_dir: raw.one(&["--cache-dir"]).map(PathBuf::from),
-        keys_dirs: raw
-            .all(&["--keys-dir"])
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
-        world_add: raw.positional.clone(),
-        overlay_list,
-        initdb: raw.has("--initdb"),
-        diskless_boot: raw.has("--initramfs-diskless-boot"),
-        clean_protected: raw.has("--clean-protected"),
-        allow_untrusted: raw.has("--allow-untrusted"),
-        scripts,
-        arch: raw.one(&["--arch"]),
-        use_root_repositories: true,
-        jobs,
-        progress: None,
-        resolve: Default::default(),
-    };
-    let progress =
-        !quiet && !raw.has("--no-progress") && rustix::termios::isatty(rustix::stdio::stderr());
-    Ok(Some(InstallArgs {
-        req,
-        apkovl,
-        quiet,
-        progress,
-    }))
-}
-
-fn progress_bar() -> Box<dyn Fn(&Progress) + Send + Sync> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let total = AtomicU64::new(1);
-    Box::new(move |p| {
-        let mut err = std::io::stderr().lock();
-        match p {
-            Progress::Start { bytes, .. } => total.store((*bytes).max(1), Ordering::Relaxed),
-            Progress::Package {
-                index,
-                total: n,
-                name,
-                version,
-                bytes_done,
-            } => {
-                let frac = (*bytes_done as f64 / total.load(Ordering::Relaxed) as f64).min(1.0);
-                let filled = (frac * 30.0) as usize;
-                let _ = write!(
-                    err,
-                    "\r\x1b[K[{}{}] {index}/{n} {name}-{version}",
-                    "#".repeat(filled),
-                    " ".repeat(30 - filled)
-                );
-            }
-            Progress::Done => {
-                let _ = write!(err, "\r\x1b[K");
-            }
-        }
-        let _ = err.flush();
-    })
-}
-
-/// `ramboot install ...` without `--apkovl`; returns the exit status.
-pub fn main_install(args: &[OsString]) -> i32 {
-    match parse_install(args) {
-        Ok(Some(p)) if p.apkovl.is_none() => run_install(p),
-        Ok(Some(_)) => {
-            eprintln!(
-                "ramboot install: --apkovl needs the boot's apkovl step (crate::cli::install)"
-            );
-            99
-        }
-        Ok(None) => 0,
-        Err(e) => {
-            eprintln!("ramboot install: {e}");
-            99
-        }
-    }
-}
-
-/// Runs a parsed install and prints its report; returns the exit status.
-pub fn run_install(mut parsed: InstallArgs) -> i32 {
-    if parsed.progress {
-        parsed.req.progress = Some(progress_bar());
-    }
-    let sys = RealSys;
-    match install(&parsed.req, &sys) {
-        Ok(r) => {
-            for w in &r.repo_warnings {
-                eprintln!("WARNING: {w}");
-            }
-            for (d, why) in &r.skipped_world {
-                eprintln!("WARNING: world entry {d} skipped: {why}");
-            }
-            for (p, e) in &r.failed {
-                eprintln!("ERROR: {p}: {e}");
-            }
-            for (p, why) in &r.broken {
-                eprintln!("ERROR: {p}: {why}");
-            }
-            if !parsed.quiet {
-                for w in &r.warnings {
-                    eprintln!("WARNING: {w}");
-                }
-                let secs = r.elapsed.as_secs_f64();
-                let status = if r.errors() == 0 {
-                    "OK".to_string()
-                } else {
-                    format!("{} errors", r.errors())
-                };
-                println!(
-                    "{status}: {} packages, {} files, {:.1} MiB in {:.2} s",
-                    r.installed.len(),
-                    r.files,
-                    r.bytes as f64 / 1048576.0,
-                    secs
-                );
-            }
-            r.exit_code()
-        }
-        Err(e) => {
-            // A refused repository is often why a package is "no such package": say so first.
-            if let ApkError::Unsatisfiable {
-                unused_repositories,
-                ..
-            } = &e
-            {
-                for w in unused_repositories {
-                    eprintln!("WARNING: {w}");
-                }
-            }
-            eprintln!("ERROR: {e}");
-            match e {
-                ApkError::Unsatisfiable { problems, .. } => problems.len().clamp(1, 99) as i32,
-                _ => 99,
-            }
-        }
-    }
-}
+/// `ramboot install ...`, kept here for callers of the former `apk::cli`.
+pub use super::install::main as main_install;
 
 const APK_HELP: &str = "\
 usage: ramboot apk COMMAND ...
@@ -370,35 +28,223 @@ usage: ramboot apk COMMAND ...
         [--priority K] [--triggers GLOBS] [--script KIND=FILE]... [--key-name NAME] [--sha256]
       Builds a signed package from the tree DIR (owners root:root, modes kept).
       KIND: pre-install post-install pre-upgrade post-upgrade pre-deinstall post-deinstall trigger.
-  index --key KEY --out APKINDEX.tar.gz [--description T] [--key-name NAME] FILE.apk...
+  index --key KEY --out APKINDEX.tar.gz [--description T] [--key-name NAME] [--sha256] FILE.apk...
       Builds a signed index of the given packages.
   KEY is a PEM private key; its public key must be installed as KEY-NAME (default: KEY's
   file name + .pub) in the target's etc/apk/keys.
 ";
 
-fn load_key(raw: &Raw) -> Result<SigningKey, ApkError> {
-    let path = PathBuf::from(raw.required("--key")?);
-    SigningKey::load(&path, raw.one(&["--key-name"]).as_deref())
+/// The flags of the three subcommands as typed; each takes only its own (see [`apk_raw`]).
+#[derive(Default)]
+struct ApkRaw {
+    out: Option<PathBuf>,
+    key: Option<PathBuf>,
+    key_name: Option<String>,
+    sha256: bool,
+    description: Option<String>,
+    // genkey
+    name: Option<String>,
+    bits: Option<String>,
+    // mkpkg
+    root: Option<PathBuf>,
+    version: Option<String>,
+    arch: Option<String>,
+    url: Option<String>,
+    license: Option<String>,
+    origin: Option<String>,
+    builddate: Option<String>,
+    depends: Vec<String>,
+    provides: Vec<String>,
+    install_if: Vec<String>,
+    replaces: Vec<String>,
+    priority: Option<String>,
+    triggers: Option<String>,
+    scripts: Vec<String>,
+    // index
+    files: Vec<PathBuf>,
+    help: bool,
 }
 
-fn cmd_genkey(raw: &Raw) -> Result<(), ApkError> {
-    let out = PathBuf::from(raw.required("--out")?);
-    let name = raw.one(&["--name"]).unwrap_or_else(|| "ramboot".into());
-    let bits: usize = raw
-        .one(&["--bits"])
-        .map(|b| {
-            b.parse()
-                .map_err(|_| ApkError::Usage("--bits: not a number".into()))
-        })
-        .transpose()?
-        .unwrap_or(2048);
-    let stamp = std::time::SystemTime::now()
+fn apk_raw(cmd: &str, mut p: Args) -> Result<ApkRaw, ArgError> {
+    let (genkey, mkpkg, index) = (cmd == "genkey", cmd == "mkpkg", cmd == "index");
+    let mut r = ApkRaw::default();
+    while let Some(arg) = p.next_arg()? {
+        match arg {
+            Long("out") => r.out = Some(p.path()?),
+            Long("key") if !genkey => r.key = Some(p.path()?),
+            Long("key-name") if !genkey => r.key_name = Some(p.string()?),
+            Long("sha256") if !genkey => r.sha256 = true,
+            Long("description") if !genkey => r.description = Some(p.string()?),
+            Long("name") if !index => r.name = Some(p.string()?),
+            Long("bits") if genkey => r.bits = Some(p.string()?),
+            Long("root") if mkpkg => r.root = Some(p.path()?),
+            Long("version") if mkpkg => r.version = Some(p.string()?),
+            Long("arch") if mkpkg => r.arch = Some(p.string()?),
+            Long("url") if mkpkg => r.url = Some(p.string()?),
+            Long("license") if mkpkg => r.license = Some(p.string()?),
+            Long("origin") if mkpkg => r.origin = Some(p.string()?),
+            Long("builddate") if mkpkg => r.builddate = Some(p.string()?),
+            Long("depends") if mkpkg => r.depends.push(p.string()?),
+            Long("provides") if mkpkg => r.provides.push(p.string()?),
+            Long("install-if") if mkpkg => r.install_if.push(p.string()?),
+            Long("replaces") if mkpkg => r.replaces.push(p.string()?),
+            Long("priority") if mkpkg => r.priority = Some(p.string()?),
+            Long("triggers") if mkpkg => r.triggers = Some(p.string()?),
+            Long("script") if mkpkg => r.scripts.push(p.string()?),
+            Value(v) if index => r.files.push(v.into()),
+            Short('h') | Long("help") => r.help = true,
+            _ => return Err(unexpected(arg)),
+        }
+    }
+    Ok(r)
+}
+
+/// A signing key to load: `--key` and `--key-name`.
+struct KeyArg {
+    path: PathBuf,
+    name: Option<String>,
+}
+
+impl KeyArg {
+    fn load(&self) -> Result<SigningKey, ApkError> {
+        SigningKey::load(&self.path, self.name.as_deref())
+    }
+}
+
+/// A validated `ramboot apk` request.
+enum ApkRequest {
+    Genkey {
+        out: PathBuf,
+        name: String,
+        bits: usize,
+    },
+    Mkpkg {
+        key: KeyArg,
+        tree: PathBuf,
+        out: PathBuf,
+        /// Everything but the scripts and the tree, which the run reads.
+        builder: Box<PackageBuilder>,
+        scripts: Vec<(ScriptKind, PathBuf)>,
+    },
+    Index {
+        key: KeyArg,
+        out: PathBuf,
+        description: String,
+        algo: SigAlgo,
+        files: Vec<PathBuf>,
+    },
+}
+
+fn required<T>(v: Option<T>, what: &str) -> Result<T, ArgError> {
+    v.ok_or_else(|| ArgError::Missing(what.into()))
+}
+
+fn deps(flag: &str, values: &[String]) -> Result<Vec<Dep>, ArgError> {
+    let mut out = Vec::new();
+    for v in values {
+        out.extend(Dep::parse_list(v).map_err(|e| ArgError::invalid(flag, v, e.to_string()))?);
+    }
+    Ok(out)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let base = format!("{name}-{stamp:08x}.rsa");
+        .unwrap_or(0)
+}
+
+fn apk_validate(cmd: &str, r: ApkRaw) -> Result<ApkRequest, ArgError> {
+    let algo = if r.sha256 {
+        SigAlgo::Sha256
+    } else {
+        SigAlgo::Sha1
+    };
+    let out = required(r.out, "--out")?;
+    if cmd == "genkey" {
+        let bits = match &r.bits {
+            Some(b) => number("--bits", b)?,
+            None => 2048,
+        };
+        let name = r.name.unwrap_or_else(|| "ramboot".into());
+        return Ok(ApkRequest::Genkey { out, name, bits });
+    }
+    let key = KeyArg {
+        path: required(r.key, "--key KEY")?,
+        name: r.key_name,
+    };
+    if cmd == "index" {
+        if r.files.is_empty() {
+            return Err(ArgError::Missing("package files to index".into()));
+        }
+        return Ok(ApkRequest::Index {
+            key,
+            out,
+            description: r.description.unwrap_or_default(),
+            algo,
+            files: r.files,
+        });
+    }
+    let name = required(r.name, "--name")?;
+    let version = required(r.version, "--version")?;
+    if !crate::apk::version::validate(&version) {
+        return Err(ArgError::invalid(
+            "--version",
+            &version,
+            "not an apk version",
+        ));
+    }
+    let mut b = PackageBuilder::new(&name, &version);
+    b.level = 9;
+    b.sign_algo = algo;
+    let info = &mut b.info;
+    for (given, field) in [
+        (r.arch, &mut info.arch),
+        (r.description, &mut info.description),
+        (r.url, &mut info.url),
+        (r.license, &mut info.license),
+        (r.origin, &mut info.origin),
+    ] {
+        if let Some(v) = given {
+            *field = v;
+        }
+    }
+    info.build_time = match &r.builddate {
+        Some(t) => number("--builddate", t)?,
+        None => unix_now(),
+    };
+    info.depends.extend(deps("--depends", &r.depends)?);
+    info.provides.extend(deps("--provides", &r.provides)?);
+    info.install_if.extend(deps("--install-if", &r.install_if)?);
+    info.replaces.extend(deps("--replaces", &r.replaces)?);
+    if let Some(k) = &r.priority {
+        info.provider_priority = number("--priority", k)?;
+    }
+    if let Some(t) = &r.triggers {
+        info.triggers = t.split_whitespace().map(String::from).collect();
+    }
+    let mut scripts = Vec::new();
+    for s in &r.scripts {
+        let (kind, file) = s
+            .split_once('=')
+            .ok_or_else(|| ArgError::invalid("--script", s, "expected KIND=FILE"))?;
+        let kind = ScriptKind::from_name(kind)
+            .ok_or_else(|| ArgError::invalid("--script", s, format!("unknown kind {kind}")))?;
+        scripts.push((kind, PathBuf::from(file)));
+    }
+    Ok(ApkRequest::Mkpkg {
+        key,
+        tree: required(r.root, "--root DIR")?,
+        out,
+        builder: Box::new(b),
+        scripts,
+    })
+}
+
+fn genkey(out: &std::path::Path, name: &str, bits: usize) -> Result<(), ApkError> {
+    let base = format!("{name}-{:08x}.rsa", unix_now());
     let key = SigningKey::generate(&format!("{base}.pub"), bits)?;
-    std::fs::create_dir_all(&out)
+    std::fs::create_dir_all(out)
         .map_err(|e| ApkError::io(format!("creating {}", out.display()), e))?;
     let private = out.join(&base);
     {
@@ -419,78 +265,23 @@ fn cmd_genkey(raw: &Raw) -> Result<(), ApkError> {
     Ok(())
 }
 
-fn cmd_mkpkg(raw: &Raw) -> Result<(), ApkError> {
-    let key = load_key(raw)?;
-    let tree = PathBuf::from(raw.required("--root")?);
-    let mut b = PackageBuilder::new(&raw.required("--name")?, &raw.required("--version")?);
-    if !crate::apk::version::validate(&b.info.version) {
-        return Err(ApkError::Usage(format!(
-            "invalid version {}",
-            crate::quote::quoted(&b.info.version)
-        )));
-    }
-    b.level = 9;
-    if let Some(a) = raw.one(&["--arch"]) {
-        b.info.arch = a;
-    }
-    if let Some(t) = raw.one(&["--description"]) {
-        b.info.description = t;
-    }
-    if let Some(u) = raw.one(&["--url"]) {
-        b.info.url = u;
-    }
-    if let Some(l) = raw.one(&["--license"]) {
-        b.info.license = l;
-    }
-    if let Some(o) = raw.one(&["--origin"]) {
-        b.info.origin = o;
-    }
-    b.info.build_time = match raw.one(&["--builddate"]) {
-        Some(t) => t
-            .parse()
-            .map_err(|_| ApkError::Usage("--builddate: not a number".into()))?,
-        None => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    };
-    for v in raw.all(&["--depends"]) {
-        b.info.depends.extend(Dep::parse_list(&v)?);
-    }
-    for v in raw.all(&["--provides"]) {
-        b.info.provides.extend(Dep::parse_list(&v)?);
-    }
-    for v in raw.all(&["--install-if"]) {
-        b.info.install_if.extend(Dep::parse_list(&v)?);
-    }
-    for v in raw.all(&["--replaces"]) {
-        b.info.replaces.extend(Dep::parse_list(&v)?);
-    }
-    if let Some(k) = raw.one(&["--priority"]) {
-        b.info.provider_priority = k
-            .parse()
-            .map_err(|_| ApkError::Usage("--priority: not a number".into()))?;
-    }
-    if let Some(t) = raw.one(&["--triggers"]) {
-        b.info.triggers = t.split_whitespace().map(String::from).collect();
-    }
-    for s in raw.all(&["--script"]) {
-        let (kind, file) = s
-            .split_once('=')
-            .ok_or_else(|| ApkError::Usage(format!("--script {s}: expected KIND=FILE")))?;
-        let kind = ScriptKind::from_name(kind)
-            .ok_or_else(|| ApkError::Usage(format!("--script: unknown kind {kind}")))?;
-        let body = std::fs::read(file).map_err(|e| ApkError::io(format!("reading {file}"), e))?;
+fn mkpkg(
+    key: &KeyArg,
+    tree: &std::path::Path,
+    out: &std::path::Path,
+    mut b: PackageBuilder,
+    scripts: Vec<(ScriptKind, PathBuf)>,
+) -> Result<(), ApkError> {
+    let key = key.load()?;
+    for (kind, file) in scripts {
+        let body = std::fs::read(&file)
+            .map_err(|e| ApkError::io(format!("reading {}", file.display()), e))?;
         b.scripts.push((kind, body));
     }
-    if raw.has("--sha256") {
-        b.sign_algo = SigAlgo::Sha256;
-    }
-    b.add_tree(&tree)
+    b.add_tree(tree)
         .map_err(|e| ApkError::io(format!("reading {}", tree.display()), e))?;
     let built = b.build(Some(&key))?;
-    let out = PathBuf::from(raw.required("--out")?);
-    std::fs::write(&out, &built.bytes)
+    std::fs::write(out, &built.bytes)
         .map_err(|e| ApkError::io(format!("writing {}", out.display()), e))?;
     println!(
         "{} {}",
@@ -504,92 +295,90 @@ fn cmd_mkpkg(raw: &Raw) -> Result<(), ApkError> {
     Ok(())
 }
 
-fn cmd_index(raw: &Raw) -> Result<(), ApkError> {
-    let key = load_key(raw)?;
+fn index(
+    key: &KeyArg,
+    out: &std::path::Path,
+    description: String,
+    algo: SigAlgo,
+    files: &[PathBuf],
+) -> Result<(), ApkError> {
+    let key = key.load()?;
     let mut idx = IndexBuilder {
-        description: raw.one(&["--description"]).unwrap_or_default(),
+        description,
         ..Default::default()
     };
     idx.mtime = crate::apk::db::now();
-    if raw.positional.is_empty() {
-        return Err(ApkError::Usage("index: no package files given".into()));
+    for p in files {
+        idx.add(&index_record(p)?);
     }
-    for p in &raw.positional {
-        idx.add(&index_record(std::path::Path::new(p))?);
-    }
-    let algo = if raw.has("--sha256") {
-        SigAlgo::Sha256
-    } else {
-        SigAlgo::Sha1
-    };
-    let out = PathBuf::from(raw.required("--out")?);
     let bytes = idx.build(Some(&key), algo)?;
-    std::fs::write(&out, bytes)
+    std::fs::write(out, bytes)
         .map_err(|e| ApkError::io(format!("writing {}", out.display()), e))?;
     println!("{} ({} packages)", out.display(), idx.packages.len());
     Ok(())
 }
 
-/// `ramboot apk COMMAND ...`; returns the exit status.
+fn run(request: ApkRequest) -> Result<(), ApkError> {
+    match request {
+        ApkRequest::Genkey { out, name, bits } => genkey(&out, &name, bits),
+        ApkRequest::Mkpkg {
+            key,
+            tree,
+            out,
+            builder,
+            scripts,
+        } => mkpkg(&key, &tree, &out, *builder, scripts),
+        ApkRequest::Index {
+            key,
+            out,
+            description,
+            algo,
+            files,
+        } => index(&key, &out, description, algo, &files),
+    }
+}
+
+/// `ramboot apk COMMAND ...`; returns the exit status: 0 done, 1 failed, 2 usage error.
 pub fn main_apk(args: &[OsString]) -> i32 {
-    let Some(cmd) = args.first().and_then(|a| a.to_str()) else {
-        eprint!("{APK_HELP}");
-        return 2;
+    let usage = |prog| Usage {
+        prog,
+        text: APK_HELP,
+        status: 2,
     };
-    let rest = &args[1..];
-    let values = [
-        "--out",
-        "--name",
-        "--bits",
-        "--root",
-        "--version",
-        "--arch",
-        "--description",
-        "--url",
-        "--license",
-        "--origin",
-        "--builddate",
-        "--depends",
-        "--provides",
-        "--install-if",
-        "--replaces",
-        "--priority",
-        "--triggers",
-        "--script",
-        "--key",
-        "--key-name",
-    ];
-    let result = match cmd {
-        "-h" | "--help" | "help" => {
+    let Some(cmd) = args.first() else {
+        return usage("ramboot apk")
+            .refuse(&ArgError::Missing("COMMAND".into()), &mut std::io::stderr());
+    };
+    let prog = match cmd.to_str() {
+        Some("genkey") => "ramboot apk genkey",
+        Some("mkpkg") => "ramboot apk mkpkg",
+        Some("index") => "ramboot apk index",
+        Some("-h" | "--help" | "help") => {
             print!("{APK_HELP}");
             return 0;
         }
-        "genkey" | "mkpkg" | "index" => split_args(rest, &values, &["--sha256", "-h", "--help"])
-            .and_then(|raw| {
-                if raw.has("-h") || raw.has("--help") {
-                    print!("{APK_HELP}");
-                    return Ok(());
-                }
-                match cmd {
-                    "genkey" => cmd_genkey(&raw),
-                    "mkpkg" => cmd_mkpkg(&raw),
-                    _ => cmd_index(&raw),
-                }
-            }),
-        other => Err(ApkError::Usage(format!(
-            "unknown apk command {} (genkey, mkpkg, index)",
-            crate::quote::quoted(other)
-        ))),
-    };
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("ramboot apk {cmd}: {e}");
-            if matches!(e, ApkError::Usage(_)) {
-                2
-            } else {
-                1
-            }
+        _ => {
+            let e = ArgError::invalid(
+                "command",
+                &cmd.to_string_lossy(),
+                "not genkey, mkpkg or index",
+            );
+            return usage("ramboot apk").refuse(&e, &mut std::io::stderr());
         }
+    };
+    let cmd = &prog["ramboot apk ".len()..];
+    let request = usage(prog).two_stage(
+        &args[1..],
+        |p| apk_raw(cmd, p),
+        |r| r.help,
+        |r| apk_validate(cmd, r),
+    );
+    match request.map(run) {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            eprintln!("{prog}: {e}");
+            1
+        }
+        Err(code) => code,
     }
 }

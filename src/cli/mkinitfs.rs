@@ -1,15 +1,16 @@
 //! `ramboot mkinitfs`: build an initramfs around the ramboot binary.
 
-use super::args::{Arg, ArgError, RawArgs};
+use super::args::{unexpected, ArgError, Args, Long, Short, Usage};
 use crate::initramfs::{self, features, Compression, ModuleSet, Spec};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub const HELP: &str = "\
-ramboot mkinitfs -o FILE [options]
+usage: ramboot mkinitfs -o FILE [options]
 
   -o, --output FILE        where to write the image
-  --init FILE              the static ramboot binary to use as /init (default: this program)
+  --init FILE              the static ramboot binary to use as /init (default: the init build
+                           `ramboot-init` beside this program, else this program)
   --kernel-modules DIR     a lib/modules/<release> directory (with modules.dep)
   -m, --modules a,b        modules to include, with their dependencies
   -F, --features a,b       feature lists (built in: base, virtio, mmc, usb, rpi, vfat, ext4, ...)
@@ -20,6 +21,12 @@ ramboot mkinitfs -o FILE [options]
   --file SRC:DEST          add a file at DEST (repeatable)
   --compress gzip|none     compression (default: gzip)
 ";
+
+const USAGE: Usage = Usage {
+    prog: "ramboot mkinitfs",
+    text: HELP,
+    status: 2,
+};
 
 /// Flags as given.
 #[derive(Default)]
@@ -44,30 +51,23 @@ fn split_list(v: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_string)
 }
 
-fn parse_raw(args: &[OsString]) -> Result<Raw, ArgError> {
-    let mut r = RawArgs::new(args);
+fn parse_raw(mut p: Args) -> Result<Raw, ArgError> {
     let mut raw = Raw::default();
-    while let Some(arg) = r.next_arg() {
-        let Arg::Flag { name, inline } = arg else {
-            let Arg::Positional(p) = arg else {
-                unreachable!()
-            };
-            return Err(ArgError::Unexpected(p.to_string_lossy().into()));
-        };
-        match name.as_str() {
-            "-o" | "--output" => raw.output = Some(r.value(&name, inline)?.into()),
-            "--init" => raw.init = Some(r.value(&name, inline)?.into()),
-            "--kernel-modules" => raw.kernel_modules = Some(r.value(&name, inline)?.into()),
-            "-m" | "--modules" => raw.modules.extend(split_list(&r.string(&name, inline)?)),
-            "-F" | "--features" => raw.features.extend(split_list(&r.string(&name, inline)?)),
-            "--features-dir" => raw.features_dir = Some(r.value(&name, inline)?.into()),
-            "--cmdline" => raw.cmdline = Some(r.string(&name, inline)?),
-            "--busybox" => raw.busybox = Some(r.value(&name, inline)?.into()),
-            "--apk-key" => raw.apk_keys.push(r.value(&name, inline)?.into()),
-            "--file" => raw.files.push(r.string(&name, inline)?),
-            "--compress" => raw.compress = Some(r.string(&name, inline)?),
-            "-h" | "--help" => raw.help = true,
-            _ => return Err(ArgError::Unexpected(name)),
+    while let Some(arg) = p.next_arg()? {
+        match arg {
+            Short('o') | Long("output") => raw.output = Some(p.path()?),
+            Long("init") => raw.init = Some(p.path()?),
+            Long("kernel-modules") => raw.kernel_modules = Some(p.path()?),
+            Short('m') | Long("modules") => raw.modules.extend(split_list(&p.string()?)),
+            Short('F') | Long("features") => raw.features.extend(split_list(&p.string()?)),
+            Long("features-dir") => raw.features_dir = Some(p.path()?),
+            Long("cmdline") => raw.cmdline = Some(p.string()?),
+            Long("busybox") => raw.busybox = Some(p.path()?),
+            Long("apk-key") => raw.apk_keys.push(p.path()?),
+            Long("file") => raw.files.push(p.string()?),
+            Long("compress") => raw.compress = Some(p.string()?),
+            Short('h') | Long("help") => raw.help = true,
+            _ => return Err(unexpected(arg)),
         }
     }
     Ok(raw)
@@ -79,21 +79,27 @@ struct Request {
     output: PathBuf,
 }
 
-fn validate(raw: Raw) -> Result<Request, String> {
-    let output = raw.output.ok_or("missing -o FILE")?;
+/// The init build (`ramboot-init`, without the host tools) when it sits beside this program, as
+/// cargo builds it; otherwise this program, which boots as well.
+fn default_init() -> Result<PathBuf, ArgError> {
+    let me = std::env::current_exe()
+        .map_err(|e| ArgError::Missing(format!("--init FILE (cannot find this program: {e})")))?;
+    let init = me.with_file_name("ramboot-init");
+    Ok(if init.is_file() { init } else { me })
+}
+
+fn validate(raw: Raw) -> Result<Request, ArgError> {
+    let output = raw
+        .output
+        .ok_or_else(|| ArgError::Missing("-o FILE".into()))?;
     let init = match raw.init {
         Some(p) => p,
-        None => std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?,
+        None => default_init()?,
     };
     let compression = match raw.compress.as_deref() {
         None | Some("gzip") => Compression::Gzip,
         Some("none") => Compression::None,
-        Some(other) => {
-            return Err(format!(
-                "unknown compression {} (gzip or none)",
-                crate::quote::quoted(other)
-            ))
-        }
+        Some(other) => return Err(ArgError::invalid("--compress", other, "gzip or none")),
     };
     let mut wanted: Vec<String> = raw.modules;
     if let Some(text) = &raw.cmdline {
@@ -105,21 +111,26 @@ fn validate(raw: Raw) -> Result<Request, String> {
         None => features::Source::BuiltIn,
     };
     for f in &raw.features {
-        wanted.extend(features::entries(f, &source)?);
+        wanted.extend(features::entries(f, &source).map_err(|e| ArgError::invalid("-F", f, e))?);
     }
     let modules = match raw.kernel_modules {
         None if wanted.is_empty() => None,
-        None => return Err("modules were asked for but --kernel-modules DIR is missing".into()),
+        None => {
+            return Err(ArgError::Missing(
+                "--kernel-modules DIR (modules were asked for)".into(),
+            ))
+        }
         Some(dir) => {
+            let bad_dir = |why: String| ArgError::invalid("--kernel-modules", &display(&dir), why);
             let release = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .ok_or("--kernel-modules must name a lib/modules/<release> directory")?;
+                .ok_or_else(|| bad_dir("not a lib/modules/<release> directory".into()))?;
             let files = crate::hw::modules::closure(
                 &dir,
                 &wanted.iter().map(String::as_str).collect::<Vec<_>>(),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| bad_dir(e.to_string()))?;
             Some(ModuleSet {
                 dir,
                 kernel_release: release,
@@ -131,7 +142,7 @@ fn validate(raw: Raw) -> Result<Request, String> {
     for f in raw.files {
         let (src, dest) = f
             .split_once(':')
-            .ok_or_else(|| format!("--file {}: expected SRC:DEST", crate::quote::quoted(&f)))?;
+            .ok_or_else(|| ArgError::invalid("--file", &f, "expected SRC:DEST"))?;
         files.push((PathBuf::from(src), dest.to_string()));
     }
     let mtime = std::env::var("SOURCE_DATE_EPOCH")
@@ -153,7 +164,7 @@ fn validate(raw: Raw) -> Result<Request, String> {
 }
 
 pub fn main(args: &[OsString]) -> i32 {
-    let req = match super::two_stage("mkinitfs", HELP, args, parse_raw, |r| r.help, validate) {
+    let req = match USAGE.two_stage(args, parse_raw, |r| r.help, validate) {
         Ok(r) => r,
         Err(code) => return code,
     };

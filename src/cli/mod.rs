@@ -1,39 +1,15 @@
-//! Host commands. Each parses its arguments in two stages, as ripgrep does: raw flags into a
-//! plain record (no validation), then that record into a validated request the library runs.
+//! Host commands. Each parses its arguments with [`args`], the one parser of every command (the
+//! `modprobe` personality included), in two stages as ripgrep does: raw flags into a plain record
+//! (no validation), then that record into a validated request the library runs.
 
 pub mod apk;
-
 pub mod args;
 pub mod install;
 pub mod mkinitfs;
+pub mod modprobe;
 pub mod plan;
 
-use args::ArgError;
 use std::ffi::OsString;
-
-/// Runs the two parsing stages of a host command and handles `--help` and errors the same way
-/// for every command: `Ok(request)`, or `Err(exit status)` once the message is printed.
-pub fn two_stage<R, Q, E: std::fmt::Display>(
-    name: &str,
-    help: &str,
-    args: &[OsString],
-    parse_raw: impl FnOnce(&[OsString]) -> Result<R, ArgError>,
-    wants_help: impl FnOnce(&R) -> bool,
-    validate: impl FnOnce(R) -> Result<Q, E>,
-) -> Result<Q, i32> {
-    let raw = parse_raw(args).map_err(|e| {
-        eprintln!("ramboot {name}: {e}\n\n{help}");
-        2
-    })?;
-    if wants_help(&raw) {
-        print!("{help}");
-        return Err(0);
-    }
-    validate(raw).map_err(|e| {
-        eprintln!("ramboot {name}: {e}");
-        2
-    })
-}
 
 pub const USAGE: &str = "\
 ramboot — Alpine diskless boot as one static binary

@@ -1,9 +1,10 @@
 //! `ramboot cmdline explain [--json] [TEXT... | --file PATH]`.
 //!
-//! Arguments go through two stages, as in ripgrep: `RawArgs` collects what was typed,
-//! `Args::validate` turns it into one consistent request or a usage error. No clap: the
-//! binary is PID 1 of an initramfs and every kilobyte is boot time.
+//! Arguments go through the crate's one parser ([`crate::cli::args`]) in two stages, as in
+//! ripgrep: `RawArgs` collects what was typed, `Request::validate` turns it into one consistent
+//! request or a usage error.
 
+use crate::cli::args::{unexpected, ArgError, Args, Long, Short, Usage, Value};
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Write};
@@ -24,32 +25,28 @@ about misspelled, deprecated or invalid options.
 With neither TEXT nor --file, /proc/cmdline of this machine is explained.
 ";
 
-/// Errors of the `cmdline` command.
+const USAGE_OF: Usage = Usage {
+    prog: "ramboot cmdline",
+    text: USAGE,
+    status: 2,
+};
+
+/// The command line could not be read.
 #[derive(Debug)]
-pub enum CliError {
-    /// The arguments do not make sense; the message says why.
-    Usage(String),
-    /// The command line could not be read.
-    Read { path: PathBuf, source: io::Error },
+pub struct ReadError {
+    path: PathBuf,
+    source: io::Error,
 }
 
-impl fmt::Display for CliError {
+impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CliError::Usage(m) => write!(f, "{m}"),
-            CliError::Read { path, source } => {
-                write!(f, "cannot read {}: {source}", path.display())
-            }
-        }
+        write!(f, "cannot read {}: {}", self.path.display(), self.source)
     }
 }
 
-impl std::error::Error for CliError {
+impl std::error::Error for ReadError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CliError::Read { source, .. } => Some(source),
-            CliError::Usage(_) => None,
-        }
+        Some(&self.source)
     }
 }
 
@@ -64,31 +61,16 @@ struct RawArgs {
 }
 
 impl RawArgs {
-    fn collect(args: &[OsString]) -> Result<RawArgs, CliError> {
+    fn collect(mut p: Args) -> Result<RawArgs, ArgError> {
         let mut raw = RawArgs::default();
-        let mut it = args.iter();
-        let mut options_done = false;
-        while let Some(arg) = it.next() {
-            let s = arg.to_string_lossy();
-            if options_done || !s.starts_with('-') || s == "-" {
-                match raw.command {
-                    None => raw.command = Some(arg.clone()),
-                    Some(_) => raw.text.push(arg.clone()),
-                }
-                continue;
-            }
-            match s.as_ref() {
-                "--" => options_done = true,
-                "--json" => raw.json = true,
-                "-h" | "--help" => raw.help = true,
-                "--file" | "-f" => match it.next() {
-                    Some(p) => raw.files.push(p.clone()),
-                    None => return Err(CliError::Usage(format!("{s} needs a path"))),
-                },
-                _ => match s.strip_prefix("--file=") {
-                    Some(p) => raw.files.push(p.into()),
-                    None => return Err(CliError::Usage(format!("unknown flag {s}"))),
-                },
+        while let Some(arg) = p.next_arg()? {
+            match arg {
+                Long("json") => raw.json = true,
+                Short('h') | Long("help") => raw.help = true,
+                Short('f') | Long("file") => raw.files.push(p.value()?),
+                Value(v) if raw.command.is_none() => raw.command = Some(v),
+                Value(v) => raw.text.push(v),
+                _ => return Err(unexpected(arg)),
             }
         }
         Ok(raw)
@@ -104,29 +86,26 @@ pub enum Input {
     ProcCmdline,
 }
 
-/// A validated request.
+/// A validated request: `explain` this input.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Args {
-    Help,
-    Explain { input: Input, json: bool },
+pub struct Request {
+    pub input: Input,
+    pub json: bool,
 }
 
-impl Args {
-    fn validate(raw: RawArgs) -> Result<Args, CliError> {
-        if raw.help {
-            return Ok(Args::Help);
-        }
+impl Request {
+    fn validate(raw: RawArgs) -> Result<Request, ArgError> {
         match raw.command.as_deref().map(|c| c.to_string_lossy()) {
             Some(c) if c == "explain" => {}
-            Some(c) => return Err(CliError::Usage(format!("unknown command `{c}`"))),
-            None => return Err(CliError::Usage("missing command `explain`".into())),
+            Some(c) => return Err(ArgError::invalid("command", &c, "unknown (explain)")),
+            None => return Err(ArgError::Missing("command `explain`".into())),
         }
         if raw.files.len() > 1 {
-            return Err(CliError::Usage("--file given more than once".into()));
+            return Err(ArgError::Conflict("--file given more than once".into()));
         }
         let input = match (raw.files.into_iter().next(), raw.text.is_empty()) {
             (Some(_), false) => {
-                return Err(CliError::Usage("give TEXT or --file, not both".into()))
+                return Err(ArgError::Conflict("give TEXT or --file, not both".into()))
             }
             (Some(f), true) if f == "-" => Input::Stdin,
             (Some(f), true) => Input::File(f.into()),
@@ -136,7 +115,7 @@ impl Args {
             }
             (None, true) => Input::ProcCmdline,
         };
-        Ok(Args::Explain {
+        Ok(Request {
             input,
             json: raw.json,
         })
@@ -153,17 +132,17 @@ pub fn main(args: &[OsString]) -> i32 {
 
 /// [`main`] with its output streams passed in (for tests).
 pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let result = RawArgs::collect(args).and_then(Args::validate);
-    let (input, json) = match result {
-        Ok(Args::Help) => {
-            let _ = out.write_all(USAGE.as_bytes());
-            return 0;
-        }
-        Ok(Args::Explain { input, json }) => (input, json),
-        Err(e) => {
-            let _ = writeln!(err, "ramboot cmdline: {e}\n\n{USAGE}");
-            return 2;
-        }
+    let request = USAGE_OF.two_stage_to(
+        args,
+        RawArgs::collect,
+        |r| r.help,
+        Request::validate,
+        out,
+        err,
+    );
+    let Request { input, json } = match request {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let bytes = match read_input(input) {
         Ok(b) => b,
@@ -188,16 +167,15 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
 }
 
-fn read_input(input: Input) -> Result<Vec<u8>, CliError> {
-    let read =
-        |path: PathBuf| std::fs::read(&path).map_err(|source| CliError::Read { path, source });
+fn read_input(input: Input) -> Result<Vec<u8>, ReadError> {
+    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| ReadError { path, source });
     match input {
         Input::Text(t) => Ok(t.into_bytes()),
         Input::File(p) => read(p),
         Input::ProcCmdline => read(PathBuf::from("/proc/cmdline")),
         Input::Stdin => {
             let mut buf = Vec::new();
-            io::Read::read_to_end(&mut io::stdin(), &mut buf).map_err(|source| CliError::Read {
+            io::Read::read_to_end(&mut io::stdin(), &mut buf).map_err(|source| ReadError {
                 path: "-".into(),
                 source,
             })?;
@@ -210,62 +188,58 @@ fn read_input(input: Input) -> Result<Vec<u8>, CliError> {
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Result<Args, CliError> {
+    fn args(a: &[&str]) -> Result<Option<Request>, ArgError> {
         let v: Vec<OsString> = a.iter().map(OsString::from).collect();
-        RawArgs::collect(&v).and_then(Args::validate)
+        let raw = RawArgs::collect(Args::new(v))?;
+        if raw.help {
+            return Ok(None);
+        }
+        Request::validate(raw).map(Some)
+    }
+
+    fn explain(input: Input, json: bool) -> Option<Request> {
+        Some(Request { input, json })
     }
 
     #[test]
     fn validation() {
         assert_eq!(
             args(&["explain", "quiet", "modules=a"]).unwrap(),
-            Args::Explain {
-                input: Input::Text("quiet modules=a".into()),
-                json: false
-            }
+            explain(Input::Text("quiet modules=a".into()), false)
         );
         assert_eq!(
             args(&["explain", "--json", "--file", "c.txt"]).unwrap(),
-            Args::Explain {
-                input: Input::File("c.txt".into()),
-                json: true
-            }
+            explain(Input::File("c.txt".into()), true)
         );
         assert_eq!(
             args(&["explain", "--file=-"]).unwrap(),
-            Args::Explain {
-                input: Input::Stdin,
-                json: false
-            }
+            explain(Input::Stdin, false)
         );
         assert_eq!(
             args(&["explain", "--", "-x"]).unwrap(),
-            Args::Explain {
-                input: Input::Text("-x".into()),
-                json: false
-            }
+            explain(Input::Text("-x".into()), false)
         );
         assert_eq!(
             args(&["explain"]).unwrap(),
-            Args::Explain {
-                input: Input::ProcCmdline,
-                json: false
-            }
+            explain(Input::ProcCmdline, false)
         );
-        assert_eq!(args(&["--help"]).unwrap(), Args::Help);
-        assert!(matches!(args(&[]), Err(CliError::Usage(_))));
+        assert_eq!(args(&["--help"]).unwrap(), None);
+        assert!(matches!(args(&[]), Err(ArgError::Missing(_))));
         assert!(matches!(
             args(&["explain", "--file"]),
-            Err(CliError::Usage(_))
+            Err(ArgError::MissingValue(_))
         ));
         assert!(matches!(
             args(&["explain", "--bogus"]),
-            Err(CliError::Usage(_))
+            Err(ArgError::UnknownFlag(_))
         ));
-        assert!(matches!(args(&["frobnicate"]), Err(CliError::Usage(_))));
+        assert!(matches!(
+            args(&["frobnicate"]),
+            Err(ArgError::Invalid { .. })
+        ));
         assert!(matches!(
             args(&["explain", "-f", "a", "x"]),
-            Err(CliError::Usage(_))
+            Err(ArgError::Conflict(_))
         ));
     }
 }

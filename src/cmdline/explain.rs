@@ -2,156 +2,28 @@
 
 use std::fmt::Write;
 
-use super::json::Json;
 use super::options::{BootOptions, Setting, WordKind};
 use super::plan::*;
+use crate::json::Json;
+
+/// Lines of `key  value`, aligned.
+struct Lines(String);
+
+impl Lines {
+    fn line(&mut self, key: &str, value: String) {
+        let _ = writeln!(self.0, "  {key:<12}{value}");
+    }
+}
 
 /// The plan as text: the decisions, then each word with its meaning, then the warnings.
 pub fn explain(options: &BootOptions, plan: &BootPlan) -> String {
-    let mut out = String::new();
-    let mut line = |key: &str, value: String| {
-        let _ = writeln!(out, "  {key:<12}{value}");
-    };
+    let mut l = Lines(String::new());
     match &plan.mode {
-        Mode::Diskless(d) => {
-            line(
-                "mode",
-                format!("diskless: the root is a tmpfs in RAM ({})", d.tmpfs_flags),
-            );
-            line("apkovl", apkovl_text(&d.apkovl));
-            line("repos", repos_text(&d.repos));
-            let mut pkgs = d.pkgs.clone();
-            pkgs.push("<apkovl world>".into());
-            pkgs.push("alpine-base".into());
-            line("packages", pkgs.join(" "));
-            line(
-                "usbdelay",
-                match d.usbdelay {
-                    Some(t) => format!(
-                        "{} s quiet period once a boot repository is found",
-                        t.as_secs_f64()
-                    ),
-                    None => "default: 0.25 s quiet period once a boot repository is found".into(),
-                },
-            );
-            line(
-                "apk",
-                if d.keep_apk_new {
-                    "keep .apk-new files (no --clean-protected, no overlay list)".into()
-                } else {
-                    "--clean-protected, apkovl files win over package files".into()
-                },
-            );
-            if d.bootstrap_usr_merged {
-                line(
-                    "usr merge",
-                    "/bin, /sbin, /lib link into /usr before install".into(),
-                );
-            }
-            if let Some(k) = &d.ssh_key {
-                let kind = if is_url(k) { "fetched from" } else { "key" };
-                line(
-                    "ssh key",
-                    format!("{kind} {k} (openssh added when default services apply)"),
-                );
-            }
-        }
-        Mode::Root(r) => {
-            let fstype = r.fstype.as_deref().unwrap_or("autodetected type");
-            line(
-                "mode",
-                format!("root: mount {} ({fstype}) with {}", r.device, r.flags),
-            );
-            if let Some(t) = &r.overlay_tmpfs {
-                line(
-                    "overlay",
-                    format!("read-only root under a tmpfs overlay ({t})"),
-                );
-            }
-            line(
-                "/usr",
-                match &r.usr {
-                    UsrMount::Flags(f) => format!("if the root's fstab has /usr: mount with {f}"),
-                    UsrMount::Disabled => "never mounted separately (usrflags=disable)".into(),
-                },
-            );
-            if r.btrfs_scan {
-                line("btrfs", "scan for btrfs devices before mounting".into());
-            }
-            if r.zfs_force {
-                line("zfs", "import the pool with -f".into());
-            }
-        }
+        Mode::Diskless(d) => diskless_lines(&mut l, d),
+        Mode::Root(r) => root_lines(&mut l, r),
     }
-    line("modules", modules_text(plan));
-    if !plan.blacklist.is_empty() {
-        line("blacklist", plan.blacklist.join(" "));
-    }
-    line("network", network_text(plan));
-    line("modloop", modloop_text(plan));
-    line(
-        "consoles",
-        match &plan.switch_root_console {
-            Some(c) => format!("{} (switch_root -c /dev/{c})", plan.consoles.join(" ")),
-            None => "kernel default".into(),
-        },
-    );
-    line(
-        "serial",
-        match &plan.autodetect_serial {
-            AutodetectSerial::Yes => "gettys on detected serial ports when there is no apkovl".into(),
-            AutodetectSerial::No => "no detection".into(),
-            AutodetectSerial::SetConsole(re) if re.is_empty() => {
-                "detect, and make the first working serial port the console".into()
-            }
-            AutodetectSerial::SetConsole(re) => format!(
-                "detect; first working serial port becomes the console if the DMI modalias matches {}",
-                re.join(" or ")
-            ),
-        },
-    );
-    let mut handoff = plan.init.display().to_string();
-    for a in &plan.init_args {
-        handoff.push(' ');
-        handoff.push_str(a);
-    }
-    line("handoff", handoff);
-    if plan.single {
-        line(
-            "single",
-            "a shell before the root is set up; the boot continues when it exits".into(),
-        );
-    }
-    line(
-        "on failure",
-        match plan.fail_policy {
-            FailPolicy::Rescue => "rescue shell, then continue".into(),
-            FailPolicy::KernelPanic => "PID 1 exits: kernel panic".into(),
-        },
-    );
-    let mut output = vec![if plan.quiet { "quiet" } else { "verbose" }];
-    if plan.debug {
-        output.push("debug trace");
-    }
-    line("output", output.join(", "));
-    if !plan.hw_autodetect {
-        line(
-            "hwdrivers",
-            "no driver autodetection after switch_root (noautodetect)".into(),
-        );
-    }
-    if plan.tiny_cloud {
-        line(
-            "tiny-cloud",
-            "wanted (tiny-cloud packages and services)".into(),
-        );
-    }
-    for s in storage_texts(&plan.storage) {
-        line("unsupported", s);
-    }
-
-    let mut text = String::from("Boot plan\n");
-    text.push_str(&out);
+    plan_lines(&mut l, plan);
+    let mut text = format!("Boot plan\n{}", l.0);
     text.push_str("\nWords\n");
     if options.words.is_empty() && options.after_dashdash.is_empty() {
         text.push_str("  (none)\n");
@@ -182,6 +54,147 @@ pub fn explain(options: &BootOptions, plan: &BootPlan) -> String {
         }
     }
     text
+}
+
+fn diskless_lines(l: &mut Lines, d: &Diskless) {
+    l.line(
+        "mode",
+        format!("diskless: the root is a tmpfs in RAM ({})", d.tmpfs_flags),
+    );
+    l.line("apkovl", apkovl_text(&d.apkovl));
+    l.line("repos", repos_text(&d.repos));
+    let mut pkgs = d.pkgs.clone();
+    pkgs.push("<apkovl world>".into());
+    pkgs.push("alpine-base".into());
+    l.line("packages", pkgs.join(" "));
+    l.line(
+        "usbdelay",
+        match d.usbdelay {
+            Some(t) => format!(
+                "{} s quiet period once a boot repository is found",
+                t.as_secs_f64()
+            ),
+            None => "default: 0.25 s quiet period once a boot repository is found".into(),
+        },
+    );
+    l.line(
+        "apk",
+        if d.keep_apk_new {
+            "keep .apk-new files (no --clean-protected, no overlay list)".into()
+        } else {
+            "--clean-protected, apkovl files win over package files".into()
+        },
+    );
+    if d.bootstrap_usr_merged {
+        l.line(
+            "usr merge",
+            "/bin, /sbin, /lib link into /usr before install".into(),
+        );
+    }
+    if let Some(k) = &d.ssh_key {
+        let kind = if is_url(k) { "fetched from" } else { "key" };
+        l.line(
+            "ssh key",
+            format!("{kind} {k} (openssh added when default services apply)"),
+        );
+    }
+}
+
+fn root_lines(l: &mut Lines, r: &RootSpec) {
+    let fstype = r.fstype.as_deref().unwrap_or("autodetected type");
+    l.line(
+        "mode",
+        format!("root: mount {} ({fstype}) with {}", r.device, r.flags),
+    );
+    if let Some(t) = &r.overlay_tmpfs {
+        l.line(
+            "overlay",
+            format!("read-only root under a tmpfs overlay ({t})"),
+        );
+    }
+    l.line(
+        "/usr",
+        match &r.usr {
+            UsrMount::Flags(f) => format!("if the root's fstab has /usr: mount with {f}"),
+            UsrMount::Disabled => "never mounted separately (usrflags=disable)".into(),
+        },
+    );
+    if r.btrfs_scan {
+        l.line("btrfs", "scan for btrfs devices before mounting".into());
+    }
+    if r.zfs_force {
+        l.line("zfs", "import the pool with -f".into());
+    }
+}
+
+/// What every mode shares: modules, network, consoles, handoff, failure policy, output.
+fn plan_lines(l: &mut Lines, plan: &BootPlan) {
+    l.line("modules", modules_text(plan));
+    if !plan.blacklist.is_empty() {
+        l.line("blacklist", plan.blacklist.join(" "));
+    }
+    l.line("network", network_text(plan));
+    l.line("modloop", modloop_text(plan));
+    l.line(
+        "consoles",
+        match &plan.switch_root_console {
+            Some(c) => format!("{} (switch_root -c /dev/{c})", plan.consoles.join(" ")),
+            None => "kernel default".into(),
+        },
+    );
+    l.line(
+        "serial",
+        match &plan.autodetect_serial {
+            AutodetectSerial::Yes => "gettys on detected serial ports when there is no apkovl".into(),
+            AutodetectSerial::No => "no detection".into(),
+            AutodetectSerial::SetConsole(re) if re.is_empty() => {
+                "detect, and make the first working serial port the console".into()
+            }
+            AutodetectSerial::SetConsole(re) => format!(
+                "detect; first working serial port becomes the console if the DMI modalias matches {}",
+                re.join(" or ")
+            ),
+        },
+    );
+    let mut handoff = plan.init.display().to_string();
+    for a in &plan.init_args {
+        handoff.push(' ');
+        handoff.push_str(a);
+    }
+    l.line("handoff", handoff);
+    if plan.single {
+        l.line(
+            "single",
+            "a shell before the root is set up; the boot continues when it exits".into(),
+        );
+    }
+    l.line(
+        "on failure",
+        match plan.fail_policy {
+            FailPolicy::Rescue => "rescue shell, then continue".into(),
+            FailPolicy::KernelPanic => "PID 1 exits: kernel panic".into(),
+        },
+    );
+    let mut output = vec![if plan.quiet { "quiet" } else { "verbose" }];
+    if plan.debug {
+        output.push("debug trace");
+    }
+    l.line("output", output.join(", "));
+    if !plan.hw_autodetect {
+        l.line(
+            "hwdrivers",
+            "no driver autodetection after switch_root (noautodetect)".into(),
+        );
+    }
+    if plan.tiny_cloud {
+        l.line(
+            "tiny-cloud",
+            "wanted (tiny-cloud packages and services)".into(),
+        );
+    }
+    for s in storage_texts(&plan.storage) {
+        l.line("unsupported", s);
+    }
 }
 
 /// What word `i` means, in one line.

@@ -53,13 +53,12 @@
 
 pub mod cli;
 mod explain;
-mod json;
 mod lint;
 mod options;
 mod plan;
 
+pub use crate::json::Json;
 pub use explain::{explain, explain_json};
-pub use json::Json;
 pub use lint::distance;
 pub use options::{parse, parse_bytes, BootOptions, Console, Opt, Setting, Word, WordKind};
 pub use plan::{

@@ -205,8 +205,9 @@ pub fn dep_atoms(data: &[u8]) {
 }
 
 /// Input: an fstab, [`super::PART_SPLIT`], the new root's `etc/inittab`,
-/// [`super::PART_SPLIT`], console names (blank-separated; those that are not alphanumeric are
-/// dropped, and a console whose name starts with `x` has no device node).
+/// [`super::PART_SPLIT`], console names (blank-separated; those that are not alphanumeric or
+/// longer than 32 bytes are dropped, and a console whose name starts with `x` has no device
+/// node).
 ///
 /// fstab fields are never empty and never hold blanks or comments; inittab keeps every line it
 /// had, gets a getty line for each new console with a device node, and a second run adds nothing.
@@ -225,7 +226,7 @@ pub fn fstab(data: &[u8]) {
 
     let consoles: Vec<String> = text(p[2])
         .split_whitespace()
-        .filter(|n| n.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .filter(|n| n.len() <= 32 && n.bytes().all(|b| b.is_ascii_alphanumeric()))
         .take(8)
         .map(String::from)
         .collect();

@@ -14,7 +14,8 @@
 //! * [`mount`]: mounting a filesystem at `/media/<dev>` with its module loaded first;
 //! * [`discover`]: the wait for the devices a boot needs, driven by uevents, no fixed sleeps;
 //! * [`modloop`]: verifying, mounting and linking the modloop;
-//! * [`modprobe_main`]: the `/sbin/modprobe` personality for the kernel's `request_module`.
+//! * [`modprobe_main`]: the `/sbin/modprobe` personality for the kernel's `request_module`
+//!   (parsed and run in [`crate::cli::modprobe`] with the other commands).
 
 pub mod block;
 pub mod coldplug;
@@ -31,119 +32,5 @@ pub use modules::{closure, LoadReport, ModuleDb, ModuleLoader, Request};
 pub use probe::{FsType, Probe};
 pub use spec::DeviceSpec;
 
-use crate::sys::Sys;
-use std::io::Write;
-
-/// `modprobe [-q] [-b] [-a] [-v] [-n] [-S release] [--] name [param=value...]` and
-/// `modprobe -a name...`, as the kernel's `request_module` (`modprobe -q -- fs-vfat`) and scripts
-/// call it. Returns the exit status: 0 when every request ended up in the kernel.
-pub fn modprobe_main(args: &[String], sys: &dyn Sys) -> i32 {
-    let mut quiet = false;
-    let mut all = false;
-    let mut dry_run = false;
-    let mut verbose = false;
-    let mut release = None;
-    let mut req = modules::Request::default();
-    let mut rest: Vec<String> = Vec::new();
-    let mut it = args.iter().skip(1);
-    let mut opts_done = false;
-    let mut stderr = std::io::stderr();
-    while let Some(a) = it.next() {
-        if opts_done || !a.starts_with('-') || a == "-" {
-            rest.push(a.clone());
-            continue;
-        }
-        match a.as_str() {
-            "--" => opts_done = true,
-            "--quiet" => quiet = true,
-            "--all" => all = true,
-            "--use-blacklist" => req.blacklist_all = true,
-            "--verbose" => verbose = true,
-            "--dry-run" | "--show" => dry_run = true,
-            "--syslog" | "--first-time" | "--ignore-install" => {}
-            "--remove" => {
-                let _ = writeln!(stderr, "modprobe: removing modules is not supported");
-                return 1;
-            }
-            "-S" | "--set-version" => release = it.next().cloned(),
-            s if s.starts_with("--set-version=") => {
-                release = Some(s["--set-version=".len()..].to_string())
-            }
-            s if s.starts_with("--") => {
-                let _ = writeln!(stderr, "modprobe: option {s} ignored");
-            }
-            s => {
-                for c in s[1..].chars() {
-                    match c {
-                        'q' => quiet = true,
-                        'a' => all = true,
-                        'b' => req.blacklist_all = true,
-                        'v' => verbose = true,
-                        'n' => dry_run = true,
-                        's' | 'i' | 'f' => {}
-                        'r' => {
-                            let _ = writeln!(stderr, "modprobe: removing modules is not supported");
-                            return 1;
-                        }
-                        'S' => release = it.next().cloned(),
-                        other => {
-                            let _ = writeln!(stderr, "modprobe: option -{other} ignored");
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if rest.is_empty() {
-        if !quiet {
-            let _ = writeln!(stderr, "modprobe: no module name given");
-        }
-        return 1;
-    }
-    if all {
-        req.names = rest;
-    } else {
-        let name = rest.remove(0);
-        if !rest.is_empty() {
-            req.params.insert(modules::normalize(&name), rest);
-        }
-        req.names = vec![name];
-    }
-    let release = release.unwrap_or_else(|| sys.kernel_release());
-    let db = match ModuleDb::open(sys, &release) {
-        Ok(db) => db,
-        Err(e) => {
-            if !quiet {
-                let _ = writeln!(stderr, "modprobe: FATAL: {e}");
-            }
-            return 1;
-        }
-    };
-    if dry_run {
-        for n in &req.names {
-            let r = db.resolve(n, req.blacklist_all);
-            let _ = writeln!(std::io::stdout(), "{n}: {}", r.modules.join(" "));
-        }
-        return 0;
-    }
-    let loader = ModuleLoader::new(sys, db);
-    let report = loader.load(&req);
-    if verbose {
-        for m in &report.loaded {
-            let _ = writeln!(stderr, "modprobe: loaded {m}");
-        }
-    }
-    if !quiet {
-        for n in &report.not_found {
-            let _ = writeln!(
-                stderr,
-                "modprobe: FATAL: Module {n} not found in directory /lib/modules/{release}"
-            );
-        }
-    }
-    for (m, why) in &report.failed {
-        let _ = writeln!(stderr, "modprobe: ERROR: could not insert '{m}': {why}");
-    }
-    // A request fully hidden by the blacklist is not an error (kmod says nothing either).
-    i32::from(!report.ok())
-}
+/// The `/sbin/modprobe` personality; it lives with the other commands in [`crate::cli`].
+pub use crate::cli::modprobe::{main as modprobe_main, run_if_modprobe};

@@ -3,7 +3,7 @@
 //! console. QEMU's exit code means nothing (it exits 0 on power-off and on a kernel panic), so
 //! every assertion is about what the console printed.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -80,8 +80,29 @@ pub fn kernel() -> &'static Kernel {
 pub struct Qemu {
     child: Child,
     stdin: Option<ChildStdin>,
-    console: Arc<(Mutex<String>, Condvar)>,
+    console: Arc<(Mutex<Console>, Condvar)>,
     pub name: String,
+}
+
+/// What QEMU printed so far, and how many of its output streams are still open (both close
+/// when it exits, so waiting for `open == 0` replaces any sleep after an exit).
+#[derive(Default)]
+struct Console {
+    /// Bytes as they came (a prompt has no newline, so reads are not line-based).
+    raw: Vec<u8>,
+    open: usize,
+}
+
+impl Console {
+    /// Where `marker` ends in the output after byte `from`.
+    fn find(&self, from: usize, marker: &str) -> Option<usize> {
+        let m = marker.as_bytes();
+        self.raw
+            .get(from..)?
+            .windows(m.len())
+            .position(|w| w == m)
+            .map(|i| from + i + m.len())
+    }
 }
 
 impl Qemu {
@@ -122,27 +143,33 @@ impl Qemu {
             .stderr(Stdio::piped())
             .spawn()
             .expect("qemu-system-aarch64 runs (qemu/setup-host.sh installs it)");
-        let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        let console = Arc::new((
+            Mutex::new(Console {
+                raw: Vec::new(),
+                open: 2,
+            }),
+            Condvar::new(),
+        ));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let console = console.clone();
             std::thread::spawn(move || {
-                let mut r = BufReader::new(stream);
-                let mut buf = Vec::new();
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
                 loop {
-                    buf.clear();
-                    match r.read_until(b'\n', &mut buf) {
+                    match stream.read(&mut buf) {
                         Ok(0) | Err(_) => break,
-                        Ok(_) => {
+                        Ok(n) => {
                             let (m, cv) = &*console;
-                            m.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
+                            m.lock().unwrap().raw.extend_from_slice(&buf[..n]);
                             cv.notify_all();
                         }
                     }
                 }
-                let (_, cv) = &*console;
+                let (m, cv) = &*console;
+                m.lock().unwrap().open -= 1;
                 cv.notify_all();
             });
         }
@@ -156,7 +183,15 @@ impl Qemu {
     }
 
     pub fn text(&self) -> String {
-        self.console.0.lock().unwrap().clone()
+        String::from_utf8_lossy(&self.console.0.lock().unwrap().raw).into_owned()
+    }
+
+    /// Waits (up to `timeout`) until QEMU's output streams are closed: everything it printed
+    /// has been read.
+    fn drain(&self, timeout: Duration) {
+        let (m, cv) = &*self.console;
+        let guard = m.lock().unwrap();
+        let _ = cv.wait_timeout_while(guard, timeout, |c| c.open > 0);
     }
 
     fn save_log(&self) -> PathBuf {
@@ -167,31 +202,40 @@ impl Qemu {
 
     /// Waits until the console shows `marker`; panics with the console text after `timeout`.
     pub fn expect(&mut self, marker: &str, timeout: Duration) {
+        self.expect_after(0, marker, timeout);
+    }
+
+    /// Waits until the console shows `marker` after byte `from`; returns where it ends.
+    pub fn expect_after(&mut self, from: usize, marker: &str, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         let (m, cv) = &*self.console;
-        let mut text = m.lock().unwrap();
-        while !text.contains(marker) {
+        let mut console = m.lock().unwrap();
+        loop {
+            if let Some(end) = console.find(from, marker) {
+                return end;
+            }
             let now = Instant::now();
-            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            // Streams closed: QEMU exited (or is about to).
+            let exited = console.open == 0 || matches!(self.child.try_wait(), Ok(Some(_)));
             if now >= deadline || exited {
-                let t = text.clone();
-                drop(text);
-                // Give the reader threads a moment to drain after an exit.
-                std::thread::sleep(Duration::from_millis(200));
-                let full = self.text();
-                if full.contains(marker) {
-                    return;
+                drop(console);
+                self.drain(Duration::from_secs(5));
+                if let Some(end) = self.console.0.lock().unwrap().find(from, marker) {
+                    return end;
                 }
+                let full = self.text();
                 let log = self.save_log();
                 panic!(
                     "[{}] marker {marker:?} not seen ({}); console ({}):\n{}",
                     self.name,
                     if exited { "QEMU exited" } else { "timeout" },
                     log.display(),
-                    if full.len() > t.len() { full } else { t }
+                    full
                 );
             }
-            text = cv.wait_timeout(text, Duration::from_millis(250)).unwrap().0;
+            // The stream readers notify on every line and at EOF; the timeout only bounds the
+            // check of the deadline.
+            console = cv.wait_timeout(console, deadline - now).unwrap().0;
         }
     }
 
@@ -204,9 +248,9 @@ impl Qemu {
 
     /// Expects the rescue shell, proves it works by typing into it, and powers off from it.
     pub fn use_rescue_shell_and_power_off(mut self, timeout: Duration) -> String {
-        self.expect("Launching initramfs emergency recovery shell", timeout);
-        // The shell prints its prompt after the banner; give it a moment to read the tty.
-        std::thread::sleep(Duration::from_millis(500));
+        let banner = self.expect_after(0, "Launching initramfs emergency recovery shell", timeout);
+        // Type only once the shell reads the tty: its prompt (PS1 set by the rescue path).
+        self.expect_after(banner, "ramboot# ", timeout);
         self.send("echo RESCUE-$((6*7)); /bin/busybox poweroff -f\n");
         self.expect("RESCUE-42", timeout);
         self.wait_exit(timeout)
@@ -214,10 +258,11 @@ impl Qemu {
 
     /// Waits for QEMU to exit (power-off or panic with -no-reboot); returns the console text.
     pub fn wait_exit(mut self, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
+        // QEMU's streams close when it exits: wait for that, not on a poll.
+        self.drain(timeout);
+        let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Ok(Some(_)) = self.child.try_wait() {
-                std::thread::sleep(Duration::from_millis(200));
                 self.save_log();
                 return self.text();
             }
@@ -231,7 +276,8 @@ impl Qemu {
                     self.text()
                 );
             }
-            std::thread::sleep(Duration::from_millis(100));
+            // Output closed but the process not yet reaped: wait for it.
+            let _ = self.child.wait();
         }
     }
 }

@@ -297,7 +297,13 @@ pub fn scripts_tar(db: &Db) -> Vec<u8> {
         for kind in ScriptKind::ALL {
             if let Some((_, body)) = p.scripts.iter().find(|(k, _)| *k == kind) {
                 let mut name = format!("{}-{}.{}.{}", p.info.name, p.info.version, id, kind.name());
-                name.truncate(99);
+                // apk's strlcpy cuts at 99 bytes; a cut inside a UTF-8 character moves back to
+                // its start (a name cut there would not be a `str`).
+                let mut cut = name.len().min(99);
+                while !name.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                name.truncate(cut);
                 let mtime = if p.info.build_time != 0 {
                     p.info.build_time
                 } else {
@@ -423,6 +429,24 @@ pub fn write(root: &Root, db: &Db) -> Result<(), ApkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the installed_db fuzz target: the 99-byte cut of a script name landed inside a
+    /// UTF-8 character and `String::truncate` panicked (in the installer, in PID 1).
+    #[test]
+    fn script_names_cut_before_a_split_character() {
+        let mut p = InstalledPkg::default();
+        p.info.name = format!("{}é", "n".repeat(98));
+        p.info.version = "1-r0".into();
+        p.info.identity = Some(Checksum::Sha1([1; 20]));
+        p.info.build_time = 1;
+        p.scripts = vec![(ScriptKind::PostInstall, b"#!/bin/sh\n".to_vec())];
+        let tar = scripts_tar(&Db {
+            packages: vec![p],
+            world: Vec::new(),
+        });
+        // 98 bytes of name, then `é` would straddle byte 99: the name stops before it.
+        assert_eq!(&tar[..100], [&b"n".repeat(98)[..], &[0, 0]].concat());
+    }
 
     #[test]
     fn flags_line_has_s_only_when_read_back() {

@@ -207,7 +207,8 @@ pub trait Sys: Send + Sync {
     fn idle_forever(&self);
     /// Waits (the rescue loop's backoff). The double records it and advances its clock.
     fn sleep(&self, duration: Duration);
-    /// Writes a kernel setting under `/proc/sys` (`key` like `kernel/printk_devkmsg`).
+    /// Writes a kernel setting under `/proc/sys` (`key` like `kernel/printk_devkmsg`), with a
+    /// trailing newline as `echo` would: some handlers (`printk_devkmsg`) refuse a value without.
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()>;
 
     /// `CLOCK_BOOTTIME`.

@@ -255,7 +255,7 @@ impl Sys for RealSys {
     }
 
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
-        std::fs::write(Path::new("/proc/sys").join(key), value)
+        std::fs::write(Path::new("/proc/sys").join(key), format!("{value}\n"))
     }
 
     fn now(&self) -> Duration {

@@ -683,7 +683,7 @@ impl Sys for RecordingSys {
         // Like /proc/sys: only existing settings can be written.
         let path = self.path(&Path::new("/proc/sys").join(key));
         std::fs::metadata(&path)?;
-        std::fs::write(path, value)
+        std::fs::write(path, format!("{value}\n"))
     }
 
     fn now(&self) -> Duration {
@@ -722,24 +722,25 @@ impl RecordingSys {
         use super::foreign::{runner_for, shebang, Runner};
         let root = self.path(chroot);
         let cwd = spawn.cwd.clone().unwrap_or_else(|| PathBuf::from("/"));
-        let unreadable = |what: &Path, e: io::Error| {
-            not_run(format!(
-                "cannot read {} in {}: {e}",
-                what.display(),
-                chroot.display()
-            ))
-        };
-        let program = cwd.join(&spawn.program);
-        let inside = crate::fsutil::Root::open(&root, crate::fsutil::Resolve::Kernel)
-            .map_err(|e| unreadable(Path::new("/"), e))?;
-        let first = head(&inside, &program).map_err(|e| unreadable(&program, e))?;
-        let interpreter = shebang(&first);
-        let exe = match &interpreter {
-            Some((interp, _)) => head(&inside, interp).map_err(|e| unreadable(interp, e))?,
-            None => first,
-        };
         let mut real = spawn.clone();
         real.chroot = Some(root.clone());
+        // What the kernel would exec: the program or its `#!` interpreter. When that cannot be
+        // read, the kernel is left to fail as it would at boot (apk's exit 127).
+        let program = cwd.join(&spawn.program);
+        let Ok(inside) = crate::fsutil::Root::open(&root, crate::fsutil::Resolve::Kernel) else {
+            return super::RealSys.run(&real);
+        };
+        let Ok(first) = head(&inside, &program) else {
+            return super::RealSys.run(&real);
+        };
+        let interpreter = shebang(&first);
+        let exe = match &interpreter {
+            Some((interp, _)) => match head(&inside, interp) {
+                Ok(h) => h,
+                Err(_) => return super::RealSys.run(&real),
+            },
+            None => first,
+        };
         match runner_for(&exe) {
             Runner::Kernel => super::RealSys.run(&real),
             Runner::Qemu(qemu) => {

@@ -1,0 +1,121 @@
+//! The diskless mode: where the apkovl, the repositories and the packages come from.
+
+use super::*;
+use std::time::Duration;
+
+impl Planner<'_> {
+    pub(super) fn diskless(&mut self) -> Diskless {
+        for opt in [
+            Opt::Overlaytmpfs,
+            Opt::Overlaytmpfsflags,
+            Opt::Usrflags,
+            Opt::ZfsForce,
+        ] {
+            if self.get(opt).is_some() {
+                self.warn(WarningKind::Ignored, opt.name(), "only used with root=");
+            }
+        }
+        let mut tmpfs_flags = String::from("mode=0755");
+        if let Some(size) = self.value(Opt::RootSize) {
+            self.warn(
+                WarningKind::Deprecated,
+                "root_size",
+                format!("deprecated; use rootflags=size={size}"),
+            );
+            tmpfs_flags.push_str(",size=");
+            tmpfs_flags.push_str(size);
+        }
+        if let Some(flags) = self.value(Opt::Rootflags) {
+            tmpfs_flags.push(',');
+            tmpfs_flags.push_str(flags);
+        }
+        let pkgs = self
+            .value(Opt::Pkgs)
+            .map(|p| {
+                p.split(|c: char| c == ',' || c.is_whitespace())
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let usbdelay = self.usbdelay();
+        let ssh_key = self.value(Opt::SshKey).map(str::to_string);
+        Diskless {
+            apkovl: self.apkovl(),
+            repos: self.repos(),
+            pkgs,
+            usbdelay,
+            tmpfs_flags,
+            ssh_key,
+            keep_apk_new: self.flag(Opt::KeepApkNew, false),
+            bootstrap_usr_merged: self.flag(Opt::BootstrapUsrMerged, false),
+        }
+    }
+
+    fn usbdelay(&mut self) -> Option<Duration> {
+        let v = self.value(Opt::Usbdelay)?;
+        match v.parse::<f64>() {
+            Ok(s) if s.is_finite() && (0.0..=3600.0).contains(&s) => {
+                Some(Duration::from_secs_f64(s))
+            }
+            _ => {
+                self.warn(
+                    WarningKind::InvalidValue,
+                    "usbdelay",
+                    format!("`{v}` is not a number of seconds (0 to 3600); using the default 0.25"),
+                );
+                None
+            }
+        }
+    }
+
+    fn apkovl(&mut self) -> ApkovlSource {
+        let v = match self.get(Opt::Apkovl) {
+            None => return ApkovlSource::Auto,
+            Some(Setting::Negated) => return ApkovlSource::None,
+            Some(Setting::Bare) => {
+                self.warn(
+                    WarningKind::InvalidValue,
+                    "apkovl",
+                    "`apkovl` without a value; searching boot media as usual",
+                );
+                return ApkovlSource::Auto;
+            }
+            Some(Setting::Value(v)) => v.as_str(),
+        };
+        if v.is_empty() {
+            return ApkovlSource::Auto;
+        }
+        if v == "no" || v == "none" {
+            return ApkovlSource::None;
+        }
+        if is_url(v) {
+            return ApkovlSource::Url(v.to_string());
+        }
+        let fields: Vec<&str> = v.split(':').collect();
+        let (dev, fstype, path) = match fields.as_slice() {
+            [dev, path] => (*dev, None, *path),
+            [dev, fstype, path] => (*dev, Some(*fstype), *path),
+            _ => return ApkovlSource::Path(PathBuf::from(v)),
+        };
+        let device = self.device(Opt::Apkovl, dev);
+        ApkovlSource::Device {
+            device,
+            fstype: fstype.filter(|f| !f.is_empty()).map(str::to_string),
+            path: path.to_string(),
+        }
+    }
+
+    fn repos(&mut self) -> RepoSource {
+        match self.get(Opt::AlpineRepo) {
+            None => RepoSource::Auto,
+            Some(Setting::Negated) => RepoSource::None,
+            Some(Setting::Value(v)) if v.is_empty() || v == "auto" => RepoSource::Auto,
+            Some(Setting::Value(v)) => RepoSource::List(comma_list(v)),
+            Some(Setting::Bare) => {
+                self.value(Opt::AlpineRepo);
+                RepoSource::Auto
+            }
+        }
+    }
+}
