@@ -13,7 +13,14 @@
 //!   name), so a truncated or corrupt apkovl changes nothing and the boot goes on with a clean
 //!   default system instead of a half-applied one; an I/O error during extraction rolls back;
 //! - device nodes only under `dev/`, and an archive with hostile names is refused whole.
+//!
+//! The archive is read with the apk component's tar reader ([`crate::apk::tar`]), the one
+//! that reads packages, in its tar-compatible mode (GNU long link names, old-style regular
+//! files: tar reads them, apk skips them). A name that is not UTF-8 makes the archive
+//! unreadable (that reader is stricter than tar there).
 
+use crate::apk::gz::GzMembers;
+use crate::apk::tar::{Entry, Event, Kind, TarReader};
 use crate::fsutil::{Resolve, Root, Symlinks};
 use crate::quote::quoted;
 use crate::sys::NodeKind;
@@ -23,7 +30,7 @@ use rustix::io::Errno;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug)]
@@ -35,7 +42,7 @@ pub enum OverlayError {
     /// Gzip or tar damage: truncated, bad CRC, bad header.
     Corrupt {
         path: PathBuf,
-        reason: String,
+        source: io::Error,
     },
     /// An entry that would escape the root or is not allowed.
     Hostile {
@@ -58,8 +65,8 @@ impl fmt::Display for OverlayError {
             Self::Open { path, source } => {
                 write!(f, "cannot open apkovl {}: {source}", path.display())
             }
-            Self::Corrupt { path, reason } => {
-                write!(f, "apkovl {} is corrupt: {reason}", path.display())
+            Self::Corrupt { path, source } => {
+                write!(f, "apkovl {} is corrupt: {source}", path.display())
             }
             Self::Hostile { entry, reason } => {
                 write!(f, "apkovl entry {} refused: {reason}", quoted(entry))
@@ -72,7 +79,16 @@ impl fmt::Display for OverlayError {
     }
 }
 
-impl std::error::Error for OverlayError {}
+impl std::error::Error for OverlayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Open { source, .. }
+            | Self::Corrupt { source, .. }
+            | Self::Write { source, .. } => Some(source),
+            Self::Hostile { .. } | Self::Encrypted { .. } => None,
+        }
+    }
+}
 
 /// What extraction did.
 #[derive(Debug, Default)]
@@ -121,55 +137,79 @@ fn cipher_of(path: &Path) -> Option<String> {
     (suffix != "gz" && name.contains(".apkovl.tar.gz.")).then(|| suffix.to_string())
 }
 
-fn open(path: &Path) -> Result<tar::Archive<flate2::read::GzDecoder<fs::File>>, OverlayError> {
-    if let Some(cipher) = cipher_of(path) {
-        return Err(OverlayError::Encrypted { cipher });
+/// The apkovl's entries, in order. The archive ends at its end-of-archive records or at the
+/// end of the stream; concatenated gzip members are read in sequence.
+struct Archive {
+    tar: TarReader<fs::File>,
+    path: PathBuf,
+}
+
+impl Archive {
+    fn open(path: &Path) -> Result<Archive, OverlayError> {
+        if let Some(cipher) = cipher_of(path) {
+            return Err(OverlayError::Encrypted { cipher });
+        }
+        let f = fs::File::open(path).map_err(|source| OverlayError::Open {
+            path: path.into(),
+            source,
+        })?;
+        let gz = GzMembers::new(f).map_err(|source| OverlayError::Corrupt {
+            path: path.into(),
+            source,
+        })?;
+        Ok(Archive {
+            tar: TarReader::new(gz).tar_compatible(),
+            path: path.into(),
+        })
     }
-    let f = fs::File::open(path).map_err(|source| OverlayError::Open {
-        path: path.into(),
-        source,
-    })?;
-    Ok(tar::Archive::new(flate2::read::GzDecoder::new(f)))
+
+    fn corrupt(&self, source: io::Error) -> OverlayError {
+        OverlayError::Corrupt {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The next entry (the rest of the previous one is read through and checked); None at the
+    /// end. The gzip member that holds the end of the archive is read to its end, so its CRC
+    /// is checked.
+    fn next(&mut self) -> Result<Option<Entry>, OverlayError> {
+        loop {
+            match self.tar.next_event().map_err(|e| self.corrupt(e))? {
+                Event::Entry(e) => return Ok(Some(e)),
+                Event::MemberEnd => {
+                    if self.tar.archive_ended() {
+                        return Ok(None);
+                    }
+                    if !self.tar.next_member().map_err(|e| self.corrupt(e))? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Reads the whole archive without writing anything: every header, every byte, the gzip trailer.
 pub fn check(path: &Path) -> Result<usize, OverlayError> {
-    let corrupt = |e: io::Error| OverlayError::Corrupt {
-        path: path.into(),
-        reason: e.to_string(),
-    };
-    let mut archive = open(path)?;
+    let mut archive = Archive::open(path)?;
     let mut count = 0;
-    let mut sink = vec![0u8; 64 * 1024];
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let clean = clean_name(&name)?;
-        let kind = entry.header().entry_type();
-        if (kind.is_character_special() || kind.is_block_special()) && !clean.starts_with("dev/") {
+    while let Some(entry) = archive.next()? {
+        let clean = clean_name(&entry.name)?;
+        let device = matches!(entry.kind, Kind::CharDevice | Kind::BlockDevice);
+        if device && !clean.starts_with("dev/") {
             return Err(OverlayError::Hostile {
-                entry: name,
+                entry: entry.name,
                 reason: "device node outside /dev",
             });
         }
-        if kind.is_hard_link() {
-            let target = entry
-                .link_name_bytes()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default();
-            clean_name(&target)?;
+        if entry.kind == Kind::HardLink {
+            clean_name(&entry.link)?;
         }
-        while entry.read(&mut sink).map_err(corrupt)? > 0 {}
         count += 1;
     }
-    // The tar end marker may come before the end of the gzip stream: drain it so the CRC is checked.
-    let mut inner = archive.into_inner();
-    while inner.read(&mut sink).map_err(corrupt)? > 0 {}
     if count == 0 {
-        return Err(OverlayError::Corrupt {
-            path: path.into(),
-            reason: "no entries".into(),
-        });
+        return Err(archive.corrupt(io::Error::new(io::ErrorKind::InvalidData, "no entries")));
     }
     Ok(count)
 }
@@ -231,25 +271,16 @@ fn timestamps(mtime: u64) -> Timestamps {
     }
 }
 
-type Entry<'r> = tar::Entry<'r, flate2::read::GzDecoder<fs::File>>;
-
 impl Extractor<'_, '_> {
     fn run(&mut self, path: &Path) -> Result<Extracted, OverlayError> {
-        let corrupt = |e: io::Error| OverlayError::Corrupt {
-            path: path.into(),
-            reason: e.to_string(),
-        };
         let mut out = Extracted::default();
-        let mut archive = open(path)?;
+        let mut archive = Archive::open(path)?;
         let mut dir_times: Vec<(String, u64)> = Vec::new();
-        for entry in archive.entries().map_err(corrupt)? {
-            let mut entry = entry.map_err(corrupt)?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let name = clean_name(&raw)?;
+        while let Some(entry) = archive.next()? {
+            let name = clean_name(&entry.name)?;
             if name.is_empty() {
                 continue;
             }
-            let header = entry.header().clone();
             let werr = |source: io::Error| OverlayError::Write {
                 path: self.root_path.join(&name),
                 source,
@@ -260,14 +291,14 @@ impl Extractor<'_, '_> {
                 .root
                 .create_dirs(parent, 0o755, self.created)
                 .map_err(werr)?;
-            if header.entry_type().is_dir() {
-                if self.directory(&dir, rel, &header).map_err(werr)? {
-                    dir_times.push((name.clone(), header.mtime().unwrap_or(0)));
+            if entry.kind == Kind::Dir {
+                if self.directory(&dir, rel, &entry).map_err(werr)? {
+                    dir_times.push((name.clone(), entry.mtime));
                 }
                 out.names.push(format!("{name}/"));
                 continue;
             }
-            match self.non_directory(&dir, rel, &mut entry, &header, path)? {
+            match self.non_directory(&dir, rel, &entry, &mut archive)? {
                 Ok(()) => out.names.push(name),
                 Err(skipped) => out.warnings.push(format!("{name}: {skipped}")),
             }
@@ -295,9 +326,8 @@ impl Extractor<'_, '_> {
         &mut self,
         dir: &OwnedFd,
         rel: &Path,
-        entry: &mut Entry<'_>,
-        header: &tar::Header,
-        archive: &Path,
+        entry: &Entry,
+        archive: &mut Archive,
     ) -> Result<Result<(), String>, OverlayError> {
         let werr = |source: io::Error| OverlayError::Write {
             path: self.root_path.join(rel),
@@ -312,21 +342,14 @@ impl Extractor<'_, '_> {
         if existing.is_some() {
             rustix::fs::unlinkat(dir, base, AtFlags::empty()).map_err(errno)?;
         }
-        let link = entry
-            .link_name()
-            .map_err(|e| OverlayError::Corrupt {
-                path: archive.into(),
-                reason: e.to_string(),
-            })?
-            .map(|l| l.into_owned())
-            .unwrap_or_default();
-        let kind = header.entry_type();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let is_file = kind.is_file() || kind.is_contiguous();
-        if kind.is_symlink() {
-            rustix::fs::symlinkat(&link, dir, base).map_err(errno)?;
-        } else if kind.is_hard_link() {
-            let target = clean_name(&link.to_string_lossy())?;
+        let link = entry.link.as_str();
+        let kind = entry.kind;
+        let mode = entry.mode & 0o7777;
+        let is_file = kind == Kind::File;
+        if kind == Kind::Symlink {
+            rustix::fs::symlinkat(link, dir, base).map_err(errno)?;
+        } else if kind == Kind::HardLink {
+            let target = clean_name(link)?;
             let (tdir, tbase) = self.root.parent(Path::new(&target)).map_err(werr)?;
             rustix::fs::linkat(&tdir, tbase, dir, base, AtFlags::empty()).map_err(errno)?;
         } else if is_file {
@@ -342,19 +365,23 @@ impl Extractor<'_, '_> {
                 self.created.push(rel.as_os_str().to_owned());
             }
             let mut file = fs::File::from(fd);
-            io::copy(entry, &mut file).map_err(werr)?;
-            self.owner_and_mode(&file, mode, header).map_err(werr)?;
-        } else if kind.is_fifo() {
+            io::copy(&mut archive.tar.content(), &mut file).map_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    archive.corrupt(e)
+                } else {
+                    werr(e)
+                }
+            })?;
+            self.owner_and_mode(&file, mode, entry).map_err(werr)?;
+        } else if kind == Kind::Fifo {
             let made = rustix::fs::mknodat(dir, base, FileType::Fifo, Mode::from_raw_mode(mode), 0);
             if let Err(e) = made {
                 return Ok(Err(format!("cannot create the fifo: {e}")));
             }
-        } else if kind.is_character_special() || kind.is_block_special() {
-            if let Err(e) = self.device(rel, header) {
+        } else if matches!(kind, Kind::CharDevice | Kind::BlockDevice) {
+            if let Err(e) = self.device(rel, entry) {
                 return Ok(Err(format!("cannot create the device node: {e}")));
             }
-        } else {
-            return Ok(Err("unsupported entry type, skipped".into()));
         }
         if existing.is_none() && !is_file {
             self.created.push(rel.as_os_str().to_owned());
@@ -364,13 +391,13 @@ impl Extractor<'_, '_> {
             let _ = rustix::fs::chownat(
                 dir,
                 base,
-                Some(Uid::from_raw(header.uid().unwrap_or(0) as u32)),
-                Some(Gid::from_raw(header.gid().unwrap_or(0) as u32)),
+                Some(Uid::from_raw(entry.uid)),
+                Some(Gid::from_raw(entry.gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
             );
         }
-        if !kind.is_symlink() {
-            let t = timestamps(header.mtime().unwrap_or(0));
+        if kind != Kind::Symlink {
+            let t = timestamps(entry.mtime);
             let _ = rustix::fs::utimensat(dir, base, &t, AtFlags::SYMLINK_NOFOLLOW);
         }
         Ok(Ok(()))
@@ -378,9 +405,9 @@ impl Extractor<'_, '_> {
 
     /// A directory entry. A symlink to a directory (inside the root) stays, and neither mode nor
     /// owner go through it: returns false then. Anything else in the way is replaced.
-    fn directory(&mut self, dir: &OwnedFd, rel: &Path, header: &tar::Header) -> io::Result<bool> {
+    fn directory(&mut self, dir: &OwnedFd, rel: &Path, entry: &Entry) -> io::Result<bool> {
         let base = rel.file_name().expect("a cleaned, non-empty name");
-        let mode = header.mode().unwrap_or(0o755) & 0o7777;
+        let mode = entry.mode & 0o7777;
         match lstat_kind(dir, base) {
             Some(FileType::Directory) => {}
             Some(FileType::Symlink) if self.root.dir(rel).is_ok() => return Ok(false),
@@ -399,17 +426,17 @@ impl Extractor<'_, '_> {
             Mode::empty(),
         )
         .map_err(errno_io)?;
-        self.owner_and_mode(&fd, mode, header)?;
+        self.owner_and_mode(&fd, mode, entry)?;
         Ok(true)
     }
 
     /// `mode`, and the archive's owner when asked, on an open file or directory.
-    fn owner_and_mode(&self, fd: &impl AsFd, mode: u32, header: &tar::Header) -> io::Result<()> {
+    fn owner_and_mode(&self, fd: &impl AsFd, mode: u32, entry: &Entry) -> io::Result<()> {
         let mode = Mode::from_raw_mode(mode);
         rustix::fs::fchmod(fd, mode).map_err(errno_io)?;
         if self.opts.chown {
-            let uid = Uid::from_raw(header.uid().unwrap_or(0) as u32);
-            let gid = Gid::from_raw(header.gid().unwrap_or(0) as u32);
+            let uid = Uid::from_raw(entry.uid);
+            let gid = Gid::from_raw(entry.gid);
             if rustix::fs::fchown(fd, Some(uid), Some(gid)).is_ok() && mode.bits() & 0o6000 != 0 {
                 // chown clears setuid/setgid: put them back.
                 rustix::fs::fchmod(fd, mode).map_err(errno_io)?;
@@ -420,7 +447,7 @@ impl Extractor<'_, '_> {
 
     /// A device node, made by the caller's boundary from a path: only when no symlink is on the
     /// way, so the path it is given is the one inside the root.
-    fn device(&self, rel: &Path, header: &tar::Header) -> io::Result<()> {
+    fn device(&self, rel: &Path, entry: &Entry) -> io::Result<()> {
         let Some(make) = self.opts.make_node else {
             return Err(io::Error::other("device nodes are not created here"));
         };
@@ -428,15 +455,18 @@ impl Extractor<'_, '_> {
         self.root
             .open_with(parent, OFlags::PATH | OFlags::DIRECTORY, Symlinks::Refused)
             .map_err(|_| io::Error::other("a symlink is on its path"))?;
-        let node = if header.entry_type().is_character_special() {
+        let node = if entry.kind == Kind::CharDevice {
             NodeKind::Char
         } else {
             NodeKind::Block
         };
-        let mode = header.mode().unwrap_or(0o600) & 0o7777;
-        let major = header.device_major().ok().flatten().unwrap_or(0);
-        let minor = header.device_minor().ok().flatten().unwrap_or(0);
-        make(rel, node, mode, major, minor)
+        make(
+            rel,
+            node,
+            entry.mode & 0o7777,
+            entry.dev_major,
+            entry.dev_minor,
+        )
     }
 }
 

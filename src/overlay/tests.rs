@@ -466,3 +466,147 @@ fn device_nodes_are_not_made_through_a_symlink() {
         );
     }
 }
+
+/// A GNU tar archive (as busybox and GNU tar write apkovls) with names and link targets longer
+/// than a header holds: the names come in `L` records, the link targets in `K` records.
+fn gnu_apkovl(dir: &Path, name: &str, long_dir: &str) -> PathBuf {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    b.append_data(&mut h, format!("{long_dir}/"), &b""[..])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o640);
+    h.set_size(5);
+    b.append_data(&mut h, format!("{long_dir}/file"), &b"hello"[..])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "etc/long-symlink", format!("/{long_dir}/file"))
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Link);
+    h.set_size(0);
+    b.append_link(
+        &mut h,
+        format!("{long_dir}/hard"),
+        format!("{long_dir}/file"),
+    )
+    .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Block);
+    h.set_mode(0o660);
+    h.set_device_major(8).unwrap();
+    h.set_device_minor(1).unwrap();
+    h.set_size(0);
+    b.append_data(&mut h, "dev/sda1", &b""[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    assert!(
+        tar.windows(13).any(|w| w == b"././@LongLink"),
+        "GNU long records"
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    let p = dir.join(name);
+    fs::write(&p, gz.finish().unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn gnu_long_names_long_link_targets_and_device_numbers_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    let long_dir = format!("etc/{}", "d".repeat(120));
+    let ovl = gnu_apkovl(dir.path(), "g.apkovl.tar.gz", &long_dir);
+    assert_eq!(check(&ovl).unwrap(), 5);
+    let made = std::cell::RefCell::new(Vec::new());
+    let make = |rel: &Path, kind, mode, major: u32, minor: u32| {
+        made.borrow_mut()
+            .push((rel.to_path_buf(), kind, mode, major, minor));
+        Ok(())
+    };
+    let opts = Options {
+        make_node: Some(&make),
+        ..opts()
+    };
+    let out = extract(&ovl, &root, opts).unwrap();
+    assert_eq!(
+        out.names,
+        [
+            format!("{long_dir}/"),
+            format!("{long_dir}/file"),
+            "etc/long-symlink".to_string(),
+            format!("{long_dir}/hard"),
+            "dev/sda1".to_string(),
+        ]
+    );
+    assert_eq!(
+        fs::read(root.join(&long_dir).join("file")).unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        fs::read_link(root.join("etc/long-symlink")).unwrap(),
+        Path::new(&format!("/{long_dir}/file"))
+    );
+    assert_eq!(
+        fs::read(root.join(&long_dir).join("hard")).unwrap(),
+        b"hello"
+    );
+    assert_eq!(
+        made.borrow().as_slice(),
+        [(
+            PathBuf::from("dev/sda1"),
+            crate::sys::NodeKind::Block,
+            0o660,
+            8,
+            1
+        )]
+    );
+}
+
+#[test]
+fn concatenated_gzip_members_are_one_archive_and_data_after_the_end_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir(&root).unwrap();
+    // One archive cut at a record boundary into two gzip members, as `cat a.gz b.gz` makes.
+    // The entries have the old-style type flag (NUL), a regular file for tar.
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [("etc/a", &b"one"[..]), ("etc/b", &b"two"[..])] {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let tar = b.into_inner().unwrap();
+    let gzip = |data: &[u8]| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(data).unwrap();
+        gz.finish().unwrap()
+    };
+    let mut bytes = gzip(&tar[..1024]);
+    bytes.extend(gzip(&tar[1024..]));
+    // What follows the end of the archive is not read (tar stops at its end marker too).
+    bytes.extend_from_slice(b"trailing bytes that are not gzip");
+    let ovl = dir.path().join("c.apkovl.tar.gz");
+    fs::write(&ovl, &bytes).unwrap();
+    let out = extract(&ovl, &root, opts()).unwrap();
+    assert_eq!(out.names, ["etc/a", "etc/b"]);
+    assert_eq!(fs::read(root.join("etc/b")).unwrap(), b"two");
+}
+
+#[test]
+fn a_corrupt_archive_names_the_readers_error_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let ovl = dir.path().join("x.apkovl.tar.gz");
+    fs::write(&ovl, b"not gzip at all").unwrap();
+    let err = check(&ovl).unwrap_err();
+    assert!(matches!(err, OverlayError::Corrupt { .. }), "{err}");
+    let source = std::error::Error::source(&err).expect("the reader's error");
+    assert!(err.to_string().ends_with(&source.to_string()), "{err}");
+}

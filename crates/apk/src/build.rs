@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 /// Where a file entry's content comes from.
 #[derive(Clone, Debug)]
 pub enum Content {
+    /// The bytes themselves.
     Bytes(Vec<u8>),
     /// Read from a host file when the package is built.
     Path(PathBuf),
@@ -53,7 +54,9 @@ impl Content {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ChecksumRecord {
     #[default]
+    /// Computed from the content, as abuild writes it.
     Computed,
+    /// None written (a package as old abuild made them).
     Omitted,
     /// A given hex value (tests of a lying checksum).
     Given(String),
@@ -62,20 +65,31 @@ pub enum ChecksumRecord {
 /// One data entry.
 #[derive(Clone, Debug)]
 pub struct BuildEntry {
+    /// Name in the archive, without a leading `/`.
     pub path: String,
+    /// File, directory, symlink, hard link, fifo or device node.
     pub kind: Kind,
+    /// Permission bits (with setuid/setgid/sticky).
     pub mode: u32,
+    /// Owner id in the header.
     pub uid: u32,
+    /// Group id in the header.
     pub gid: u32,
+    /// Owner name in the header.
     pub uname: String,
+    /// Group name in the header.
     pub gname: String,
     /// None: the package build time.
     pub mtime: Option<u64>,
     /// Symlink or hard link target.
     pub link: String,
+    /// A regular file's content; None: empty.
     pub content: Option<Content>,
+    /// Extended attributes, as `SCHILY.xattr.*` PAX records.
     pub xattrs: Vec<(String, Vec<u8>)>,
+    /// Device numbers (major, minor) of a device node.
     pub dev: (u32, u32),
+    /// How the content's checksum record is written.
     pub checksum: ChecksumRecord,
 }
 
@@ -104,6 +118,7 @@ impl BuildEntry {
         self
     }
 
+    /// Adds an extended attribute.
     pub fn xattr(mut self, name: &str, value: &[u8]) -> Self {
         self.xattrs.push((name.into(), value.into()));
         self
@@ -113,13 +128,17 @@ impl BuildEntry {
 /// A package under construction. Fill `info` (name, version, depends, ...) and the entries.
 #[derive(Clone, Debug)]
 pub struct PackageBuilder {
+    /// The `.PKGINFO` fields (name, version, dependencies ...).
     pub info: PkgInfo,
+    /// Control scripts, by kind.
     pub scripts: Vec<(ScriptKind, Vec<u8>)>,
+    /// The data entries, in archive order.
     pub entries: Vec<BuildEntry>,
     /// None: estimated like abuild's `du` (0 only for a package without entries).
     pub installed_size: Option<u64>,
     /// gzip level 0-9 (abuild uses 9).
     pub level: u32,
+    /// The signature scheme when the package is signed.
     pub sign_algo: SigAlgo,
     /// Use `datahash` (modern layout); false signs control+data together (old layout).
     pub datahash: bool,
@@ -133,7 +152,9 @@ pub struct PackageBuilder {
 
 /// A built package: the file bytes and the index record for it.
 pub struct BuiltPackage {
+    /// The `.apk` file.
     pub bytes: Vec<u8>,
+    /// Its index record (with `C:`, `S:` and `I:` filled in).
     pub info: PkgInfo,
 }
 
@@ -182,6 +203,7 @@ fn signature_member(
 }
 
 impl PackageBuilder {
+    /// A package `name`-`version` without entries (add them with [`Self::dir`], [`Self::file`] ...).
     pub fn new(name: &str, version: &str) -> Self {
         let info = PkgInfo {
             name: name.into(),
@@ -215,6 +237,7 @@ impl PackageBuilder {
         self
     }
 
+    /// Adds `provides` atoms (space separated).
     pub fn provides(mut self, atoms: &str) -> Self {
         self.info
             .provides
@@ -222,6 +245,7 @@ impl PackageBuilder {
         self
     }
 
+    /// Adds `install_if` atoms (space separated).
     pub fn install_if(mut self, atoms: &str) -> Self {
         self.info
             .install_if
@@ -229,6 +253,7 @@ impl PackageBuilder {
         self
     }
 
+    /// Adds `replaces` atoms (space separated).
     pub fn replaces(mut self, atoms: &str) -> Self {
         self.info
             .replaces
@@ -236,11 +261,13 @@ impl PackageBuilder {
         self
     }
 
+    /// Sets `provider_priority`.
     pub fn priority(mut self, k: u32) -> Self {
         self.info.provider_priority = k;
         self
     }
 
+    /// Sets the trigger globs (space separated).
     pub fn triggers(mut self, globs: &str) -> Self {
         self.info.triggers = globs
             .split(' ')
@@ -250,16 +277,19 @@ impl PackageBuilder {
         self
     }
 
+    /// Adds a control script.
     pub fn script(mut self, kind: ScriptKind, text: &str) -> Self {
         self.scripts.push((kind, text.as_bytes().to_vec()));
         self
     }
 
+    /// Adds a directory entry.
     pub fn dir(mut self, path: &str, mode: u32) -> Self {
         self.entries.push(BuildEntry::new(path, Kind::Dir, mode));
         self
     }
 
+    /// Adds a regular file with its content.
     pub fn file(mut self, path: &str, data: &[u8], mode: u32) -> Self {
         let mut e = BuildEntry::new(path, Kind::File, mode);
         e.content = Some(Content::Bytes(data.to_vec()));
@@ -267,6 +297,7 @@ impl PackageBuilder {
         self
     }
 
+    /// Adds a symlink to `target`.
     pub fn symlink(mut self, path: &str, target: &str) -> Self {
         let mut e = BuildEntry::new(path, Kind::Symlink, 0o777);
         e.link = target.into();
@@ -274,6 +305,7 @@ impl PackageBuilder {
         self
     }
 
+    /// Adds a hard link to the earlier entry `target`.
     pub fn hardlink(mut self, path: &str, target: &str) -> Self {
         let mut e = BuildEntry::new(path, Kind::HardLink, 0o644);
         e.link = target.into();
@@ -545,7 +577,9 @@ impl<D: Digest> Write for HashWriter<'_, D> {
 /// An APKINDEX.tar.gz under construction.
 #[derive(Clone, Debug, Default)]
 pub struct IndexBuilder {
+    /// The index's `DESCRIPTION` entry.
     pub description: String,
+    /// The records, in the order added.
     pub packages: Vec<PkgInfo>,
     /// Raw text appended to the APKINDEX (tests of malformed indexes).
     pub raw_append: String,
@@ -554,6 +588,7 @@ pub struct IndexBuilder {
 }
 
 impl IndexBuilder {
+    /// Adds a package's record.
     pub fn add(&mut self, info: &PkgInfo) {
         self.packages.push(info.clone());
     }

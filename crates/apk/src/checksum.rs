@@ -8,7 +8,9 @@ use std::fmt;
 /// A package or file checksum as apk stores it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Checksum {
+    /// SHA-1 (apk's `Q1` identities and file checksums).
     Sha1([u8; 20]),
+    /// MD5 (old packages' file checksums).
     Md5([u8; 16]),
 }
 
@@ -110,6 +112,7 @@ impl Checksum {
         unhex(text)?.try_into().ok().map(Checksum::Sha1)
     }
 
+    /// The raw digest.
     pub fn bytes(&self) -> &[u8] {
         match self {
             Checksum::Sha1(b) => b,

@@ -1,7 +1,7 @@
 //! The installed database under the root: `lib/apk/db/{installed,scripts.tar,triggers}`,
 //! `etc/apk/world`, `etc/apk/arch`, and `--initdb`.
 //!
-//! Written in apk-tools' exact format and order (`spec/apk.md` §14) so that the booted
+//! Written in apk-tools' exact format and order (`apk_db_write_fdb` and friends) so that the booted
 //! system's own apk reads it as its own.
 
 use super::checksum::Checksum;
@@ -10,7 +10,7 @@ use super::pkg::PkgInfo;
 use super::stream::ScriptKind;
 use super::tar::{Header, TarWriter};
 use super::version;
-use super::ApkError;
+use super::{ApkError, RecordError};
 use ramboot_sys::fsutil::Root;
 use std::fmt::Write as _;
 use std::io::Read;
@@ -19,37 +19,56 @@ use std::path::Path;
 /// A file the db records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRec {
+    /// File name inside its directory.
     pub name: String,
+    /// Owner id.
     pub uid: u32,
+    /// Group id.
     pub gid: u32,
+    /// Permission bits.
     pub mode: u32,
+    /// Checksum of its extended attributes (`a:` field).
     pub xattr_csum: Option<Checksum>,
+    /// Content checksum (`Z:`); None when the file could not be written.
     pub csum: Option<Checksum>,
 }
 
 /// A directory a package owns, with its files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirRec {
+    /// Path relative to the root (`F:`), `""` for the root itself.
     pub path: String,
+    /// Owner id (`M:`).
     pub uid: u32,
+    /// Group id (`M:`).
     pub gid: u32,
+    /// Permission bits (`M:`).
     pub mode: u32,
+    /// Checksum of its extended attributes (`M:`).
     pub xattr_csum: Option<Checksum>,
+    /// Its files (`R:` records), in install order.
     pub files: Vec<FileRec>,
 }
 
 /// One installed package.
 #[derive(Clone, Debug, Default)]
 pub struct InstalledPkg {
+    /// The package's index fields.
     pub info: PkgInfo,
+    /// Its directories and files.
     pub dirs: Vec<DirRec>,
+    /// db flag `f`: a file could not be written.
     pub broken_files: bool,
+    /// db flag `s`: a script failed.
     pub broken_script: bool,
+    /// db flag `x`: extended attributes could not be set.
     pub broken_xattr: bool,
     /// db flag `S` (files hashed with SHA-256-160): only ever read back, never set by an
     /// install (apk-tools 2.14 sets it only when reading the db).
     pub sha256_160: bool,
+    /// Repository tag the package is pinned to (`s:`).
     pub tag: Option<String>,
+    /// Its scripts, as kept in `scripts.tar`.
     pub scripts: Vec<(ScriptKind, Vec<u8>)>,
 }
 
@@ -68,7 +87,7 @@ impl InstalledPkg {
     }
 
     /// Drops a file from the record (another package took it over).
-    pub fn forget_file(&mut self, path: &str) {
+    pub(crate) fn forget_file(&mut self, path: &str) {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         if let Some(d) = self.dirs.iter_mut().find(|d| d.path == dir) {
             d.files.retain(|f| f.name != name);
@@ -81,13 +100,19 @@ impl InstalledPkg {
 pub struct Db {
     /// In install order (scripts.tar order).
     pub packages: Vec<InstalledPkg>,
+    /// `etc/apk/world`: what was asked for.
     pub world: Vec<Dep>,
 }
 
+/// The installed packages, relative to the root.
 pub const INSTALLED: &str = "lib/apk/db/installed";
+/// The scripts of installed packages, relative to the root.
 pub const SCRIPTS: &str = "lib/apk/db/scripts.tar";
+/// Trigger globs of installed packages, relative to the root.
 pub const TRIGGERS: &str = "lib/apk/db/triggers";
+/// The world file, relative to the root.
 pub const WORLD: &str = "etc/apk/world";
+/// The architecture file, relative to the root.
 pub const ARCH: &str = "etc/apk/arch";
 
 fn ugm(uid: u32, gid: u32, mode: u32, x: &Option<Checksum>) -> String {
@@ -166,10 +191,10 @@ fn parse_ugm(v: &str) -> Option<(u32, u32, u32, Option<Checksum>)> {
 
 /// Parses `lib/apk/db/installed`.
 pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
-    let err = |line: usize, reason: String| ApkError::IndexParse {
-        source: INSTALLED.into(),
+    let err = |line: usize, problem: RecordError| ApkError::IndexParse {
+        file: INSTALLED.into(),
         line,
-        reason,
+        problem,
     };
     let mut out = Vec::new();
     let mut cur = InstalledPkg::default();
@@ -186,9 +211,8 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
         if b[1] != b':' {
             return Err(err(
                 n + 1,
-                format!(
-                    "expected `X:value`, got {}",
-                    crate::quote::quoted(&super::pkg::truncate(line, 60))
+                RecordError::NotAField(
+                    crate::quote::quoted(&super::pkg::truncate(line, 60)).to_string(),
                 ),
             ));
         }
@@ -204,18 +228,19 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
                 files: Vec::new(),
             }),
             b'M' => {
-                let (u, g, m, x) = parse_ugm(v).ok_or_else(|| err(n + 1, "bad M:".into()))?;
+                let (u, g, m, x) =
+                    parse_ugm(v).ok_or_else(|| err(n + 1, RecordError::BadValue('M')))?;
                 let d = cur
                     .dirs
                     .last_mut()
-                    .ok_or_else(|| err(n + 1, "M: before F:".into()))?;
+                    .ok_or_else(|| err(n + 1, RecordError::OutOfOrder('M', 'F')))?;
                 (d.uid, d.gid, d.mode, d.xattr_csum) = (u, g, m, x);
             }
             b'R' => {
                 let d = cur
                     .dirs
                     .last_mut()
-                    .ok_or_else(|| err(n + 1, "R: before F:".into()))?;
+                    .ok_or_else(|| err(n + 1, RecordError::OutOfOrder('R', 'F')))?;
                 d.files.push(FileRec {
                     name: v.into(),
                     uid: 0,
@@ -226,12 +251,13 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
                 });
             }
             b'a' => {
-                let (u, g, m, x) = parse_ugm(v).ok_or_else(|| err(n + 1, "bad a:".into()))?;
+                let (u, g, m, x) =
+                    parse_ugm(v).ok_or_else(|| err(n + 1, RecordError::BadValue('a')))?;
                 let f = cur
                     .dirs
                     .last_mut()
                     .and_then(|d| d.files.last_mut())
-                    .ok_or_else(|| err(n + 1, "a: before R:".into()))?;
+                    .ok_or_else(|| err(n + 1, RecordError::OutOfOrder('a', 'R')))?;
                 (f.uid, f.gid, f.mode, f.xattr_csum) = (u, g, m, x);
             }
             b'Z' => {
@@ -239,8 +265,9 @@ pub fn parse_installed(text: &str) -> Result<Vec<InstalledPkg>, ApkError> {
                     .dirs
                     .last_mut()
                     .and_then(|d| d.files.last_mut())
-                    .ok_or_else(|| err(n + 1, "Z: before R:".into()))?;
-                f.csum = Some(Checksum::parse(v).ok_or_else(|| err(n + 1, "bad Z:".into()))?);
+                    .ok_or_else(|| err(n + 1, RecordError::OutOfOrder('Z', 'R')))?;
+                f.csum =
+                    Some(Checksum::parse(v).ok_or_else(|| err(n + 1, RecordError::BadValue('Z')))?);
             }
             b'f' => {
                 cur.broken_files = v.contains('f');
@@ -362,7 +389,7 @@ pub fn now() -> u64 {
 }
 
 /// Writes `data` to `rel` in the root through `rel.new` + rename, mode 0644.
-pub fn write_file(root: &Root, rel: &str, data: &[u8]) -> Result<(), ApkError> {
+pub(crate) fn write_file(root: &Root, rel: &str, data: &[u8]) -> Result<(), ApkError> {
     root.replace_file(Path::new(rel), data, 0o644)
         .map_err(|e| ApkError::io(format!("writing {}", root.path().join(rel).display()), e))
 }

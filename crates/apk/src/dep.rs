@@ -11,8 +11,11 @@ use std::fmt;
 
 /// Bits of a version operator.
 pub const LESS: u8 = 1;
+/// `=`
 pub const EQUAL: u8 = 2;
+/// `>`
 pub const GREATER: u8 = 4;
+/// `~`: same version prefix.
 pub const FUZZY: u8 = 8;
 /// `><`: the version is a package identity (`Q1…`).
 pub const CHECKSUM: u8 = LESS | GREATER;
@@ -22,12 +25,15 @@ pub const ANY: u8 = LESS | EQUAL | GREATER;
 /// One dependency atom.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Dep {
+    /// Package (or provided) name.
     pub name: String,
     /// `!name`: the atom forbids matching providers.
     pub conflict: bool,
+    /// Repository tag (`name@tag`).
     pub tag: Option<String>,
     /// Operator bits; [`ANY`] when there is no version.
     pub op: u8,
+    /// The version compared against, when there is an operator.
     pub version: Option<String>,
 }
 

@@ -1,10 +1,10 @@
 //! Writing package contents into the root, safely.
 //!
 //! Two halves, so that packages can be decompressed in parallel but land in install order:
-//! - [`Stager`] (worker threads) streams a package's data entries into a private staging
+//! - `Stager` (worker threads) streams a package's data entries into a private staging
 //!   directory inside the root, under sequence-number names, with mode, mtime and xattrs set.
 //!   Nothing outside the staging directory changes, so an unverified package leaves no trace.
-//! - [`Committer`] (one thread, install order) creates directories, chowns, and renames staged
+//! - `Committer` (one thread, install order) creates directories, chowns, and renames staged
 //!   files to their final names, exactly when apk would write them.
 //!
 //! Every path is resolved as chroot would see it ([`ramboot_sys::fsutil::Root`]): symlinks, absolute
@@ -35,7 +35,7 @@ fn errno_io(e: Errno) -> io::Error {
 }
 
 /// The staging directory: flat, sequence-numbered files.
-pub struct Staging {
+pub(crate) struct Staging {
     pub fd: OwnedFd,
     host: PathBuf,
     counter: AtomicU64,
@@ -89,7 +89,7 @@ impl Staging {
 
 /// One data entry as staged by a worker, to be committed in order.
 #[derive(Clone, Debug)]
-pub struct StagedEntry {
+pub(crate) struct StagedEntry {
     pub path: String,
     pub kind: Kind,
     pub mode: u32,
@@ -97,7 +97,6 @@ pub struct StagedEntry {
     pub gid: u32,
     pub uname: String,
     pub gname: String,
-    pub mtime: u64,
     pub link: String,
     /// Name in the staging directory (regular files and hard links).
     pub staged: Option<String>,
@@ -108,7 +107,7 @@ pub struct StagedEntry {
 
 /// A package's data, staged.
 #[derive(Debug, Default)]
-pub struct StagedPackage {
+pub(crate) struct StagedPackage {
     pub entries: Vec<StagedEntry>,
     pub broken_files: bool,
     pub broken_xattr: bool,
@@ -134,7 +133,7 @@ impl StagedPackage {
 }
 
 /// apk's xattr checksum: SHA1 over name-sorted `be32 len, name, be32 len, value`.
-pub fn xattr_checksum(xattrs: &[(String, Vec<u8>)]) -> Option<Checksum> {
+pub(crate) fn xattr_checksum(xattrs: &[(String, Vec<u8>)]) -> Option<Checksum> {
     if xattrs.is_empty() {
         return None;
     }
@@ -151,7 +150,7 @@ pub fn xattr_checksum(xattrs: &[(String, Vec<u8>)]) -> Option<Checksum> {
 }
 
 /// Checks an archive name. Ok(None): silently skipped, as apk skips dot-names.
-pub fn check_name(package: &str, name: &str) -> Result<Option<String>, ApkError> {
+pub(crate) fn check_name(package: &str, name: &str) -> Result<Option<String>, ApkError> {
     let refuse = |reason: &str| ApkError::UnsafeEntry {
         package: package.into(),
         path: name.into(),
@@ -184,7 +183,7 @@ fn parent_of(path: &str) -> (&str, &str) {
 }
 
 /// Streams a package's data into the staging directory (a [`DataSink`]).
-pub struct Stager<'a> {
+pub(crate) struct Stager<'a> {
     staging: &'a Staging,
     package: String,
     pub out: StagedPackage,
@@ -271,7 +270,6 @@ impl<'a> Stager<'a> {
             gid: e.gid,
             uname: e.uname.clone(),
             gname: e.gname.clone(),
-            mtime: e.mtime,
             link: String::new(),
             staged: Some(name.clone()),
             checksum: e.checksum,
@@ -282,9 +280,9 @@ impl<'a> Stager<'a> {
         loop {
             let n = content
                 .read_content(&mut self.buf)
-                .map_err(|er| ApkError::Format {
+                .map_err(|er| ApkError::Corrupt {
                     what: self.package.clone(),
-                    reason: er.to_string(),
+                    source: er,
                 })?;
             if n == 0 {
                 break;
@@ -454,7 +452,6 @@ impl Stager<'_> {
             gid: e.gid,
             uname: e.uname,
             gname: e.gname,
-            mtime: e.mtime,
             link: e.link,
             staged,
             checksum,
@@ -466,21 +463,11 @@ impl Stager<'_> {
 }
 
 /// Applies staged entries to the root in install order.
-pub struct Committer<'a> {
+pub(crate) struct Committer<'a> {
     pub root: &'a Root,
     pub staging: &'a Staging,
     pub privileged: bool,
     dir_cache: HashMap<String, OwnedFd>,
-}
-
-/// How a file was committed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Placed {
-    Written,
-    /// The staged copy was dropped; the existing file stays.
-    KeptExisting,
-    /// Written as `<path>.apk-new`.
-    AsApkNew,
 }
 
 impl<'a> Committer<'a> {

@@ -11,7 +11,7 @@ use std::io::{self, Read};
 
 /// The digests fed with compressed bytes. The caller switches them between members.
 #[derive(Default, Clone)]
-pub struct Hashers {
+pub(crate) struct Hashers {
     pub sha1: Option<Sha1>,
     pub sha256: Option<Sha256>,
     pub sha512: Option<Sha512>,
@@ -57,7 +57,7 @@ pub struct GzMembers<R> {
     inner_eof: bool,
     inflate: Decompress,
     state: State,
-    pub hash: Hashers,
+    pub(crate) hash: Hashers,
     /// Compressed bytes consumed so far.
     pub compressed: u64,
     /// Members started so far.
@@ -65,6 +65,7 @@ pub struct GzMembers<R> {
 }
 
 impl<R: Read> GzMembers<R> {
+    /// Starts reading `inner`; an empty stream has no members.
     pub fn new(inner: R) -> io::Result<Self> {
         let mut g = GzMembers {
             inner,
@@ -135,6 +136,7 @@ impl<R: Read> GzMembers<R> {
         Ok(true)
     }
 
+    /// The underlying reader.
     pub fn into_inner(self) -> R {
         self.inner
     }
@@ -143,6 +145,12 @@ impl<R: Read> GzMembers<R> {
 fn corrupt(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
+
+/// The inflater refused the data; inside an [`io::Error`] so the decoder's own error stays
+/// reachable through `source()`.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt gzip data: {0}")]
+struct CorruptGzip(#[source] flate2::DecompressError);
 
 impl<R: Read> Read for GzMembers<R> {
     /// Reads decompressed bytes of the current member; 0 at its end.
@@ -162,7 +170,7 @@ impl<R: Read> Read for GzMembers<R> {
             let status = self
                 .inflate
                 .decompress(&self.buf[self.pos..self.end], out, FlushDecompress::None)
-                .map_err(|e| corrupt(format!("corrupt gzip data: {e}")))?;
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, CorruptGzip(e)))?;
             let used = (self.inflate.total_in() - before_in) as usize;
             let produced = (self.inflate.total_out() - before_out) as usize;
             self.hash.update(&self.buf[self.pos..self.pos + used]);

@@ -7,7 +7,7 @@
 //! So the root's account files as they are when a file lands decide its owner, not as they were
 //! when the transaction started: the base package that ships `etc/passwd` makes the names of the
 //! packages after it resolve, and a name looked up before that file existed keeps its tar number
-//! until the next script. [`IdCache`] reproduces that, answer for answer.
+//! until the next script. `IdCache` reproduces that, answer for answer.
 //!
 //! The account files are read through the root, confined to it (`RESOLVE_IN_ROOT`): a symlinked
 //! `etc/passwd` never reaches the host's. They are parsed as musl's `fgetpwent`/`fgetgrent` do
@@ -26,11 +26,14 @@ const MAX_ACCOUNT_FILE: u64 = 16 << 20;
 /// Owner names seen in tar headers, each looked up once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OwnerNames {
+    /// User names.
     pub users: HashSet<String>,
+    /// Group names.
     pub groups: HashSet<String>,
 }
 
 impl OwnerNames {
+    /// Notes a header's owner and group names.
     pub fn add(&mut self, user: &str, group: &str) {
         if !self.users.contains(user) {
             self.users.insert(user.to_string());
@@ -47,7 +50,7 @@ type Cached = (u32, Option<u32>);
 /// apk's `apk_id_cache`: names looked up in the root's account files, kept until [`reset`].
 ///
 /// [`reset`]: IdCache::reset
-pub struct IdCache {
+pub(crate) struct IdCache {
     generation: u32,
     users: HashMap<String, Cached>,
     groups: HashMap<String, Cached>,

@@ -5,26 +5,40 @@
 
 use super::checksum::{hex, unhex, Checksum};
 use super::dep::{list_text, Dep};
-use super::ApkError;
+use super::{ApkError, RecordError};
 use crate::quote::quoted;
 use std::fmt::Write as _;
 
 /// Everything apk knows about one package, from the index or from its `.PKGINFO`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PkgInfo {
+    /// `P:` / `pkgname`.
     pub name: String,
+    /// `V:` / `pkgver`.
     pub version: String,
+    /// `A:` / `arch`.
     pub arch: String,
+    /// `T:` / `pkgdesc`.
     pub description: String,
+    /// `U:` / `url`.
     pub url: String,
+    /// `L:` / `license`.
     pub license: String,
+    /// `o:` / `origin`: the source package.
     pub origin: String,
+    /// `m:` / `maintainer`.
     pub maintainer: String,
+    /// `t:` / `builddate`, seconds since the epoch.
     pub build_time: u64,
+    /// `c:` / `commit` of the package's source.
     pub commit: String,
+    /// `k:` / `provider_priority`.
     pub provider_priority: u32,
+    /// `D:` / `depend`.
     pub depends: Vec<Dep>,
+    /// `p:` / `provides`.
     pub provides: Vec<Dep>,
+    /// `i:` / `install_if`.
     pub install_if: Vec<Dep>,
     /// `S:`: size of the `.apk` file.
     pub file_size: u64,
@@ -34,6 +48,7 @@ pub struct PkgInfo {
     pub identity: Option<Checksum>,
     /// Install-time only (`.PKGINFO`, db `r:`/`q:`).
     pub replaces: Vec<Dep>,
+    /// `q:` / `replaces_priority`.
     pub replaces_priority: u32,
     /// `.PKGINFO triggers`: globs, the last `triggers =` line wins.
     pub triggers: Vec<String>,
@@ -50,7 +65,7 @@ impl PkgInfo {
     }
 
     /// Applies one `key = value` line of `.PKGINFO`. Unknown keys are ignored.
-    pub fn apply_pkginfo_line(&mut self, key: &str, value: &str) -> Result<(), ApkError> {
+    pub(crate) fn apply_pkginfo_line(&mut self, key: &str, value: &str) -> Result<(), ApkError> {
         let num = |v: &str| {
             v.trim().parse::<u64>().map_err(|_| ApkError::Format {
                 what: ".PKGINFO".into(),
@@ -162,15 +177,19 @@ impl PkgInfo {
 
     /// Applies one `X:value` index/db field. Returns false for letters it does not know
     /// (the caller decides what that means).
-    pub fn apply_index_field(&mut self, letter: u8, value: &str) -> Result<bool, String> {
+    pub(crate) fn apply_index_field(
+        &mut self,
+        letter: u8,
+        value: &str,
+    ) -> Result<bool, RecordError> {
         let num = |v: &str| {
             v.parse::<u64>()
-                .map_err(|_| format!("`{}:` is not a number", letter as char))
+                .map_err(|_| RecordError::NotANumber(letter as char))
         };
-        let deps = |v: &str| Dep::parse_list(v).map_err(|e| e.to_string());
+        let deps = |v: &str| Dep::parse_list(v).map_err(|e| RecordError::Dependency(Box::new(e)));
         match letter {
             b'C' => {
-                self.identity = Some(Checksum::parse(value).ok_or("bad checksum in `C:`")?);
+                self.identity = Some(Checksum::parse(value).ok_or(RecordError::BadChecksum)?);
             }
             b'P' => self.name = value.into(),
             b'V' => self.version = value.into(),
@@ -263,9 +282,9 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
             if started {
                 if cur.name.is_empty() || cur.version.is_empty() {
                     return Err(ApkError::IndexParse {
-                        source: source.into(),
+                        file: source.into(),
                         line: n + 1,
-                        reason: "record without P: or V:".into(),
+                        problem: RecordError::NoNameOrVersion,
                     });
                 }
                 out.push(std::mem::take(&mut cur));
@@ -276,18 +295,18 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
         let b = line.as_bytes();
         if b[1] != b':' || !b[0].is_ascii_alphabetic() {
             return Err(ApkError::IndexParse {
-                source: source.into(),
+                file: source.into(),
                 line: n + 1,
-                reason: format!("expected `X:value`, got {}", quoted(&truncate(line, 60))),
+                problem: RecordError::NotAField(quoted(&truncate(line, 60)).to_string()),
             });
         }
         started = true;
         let known =
             cur.apply_index_field(b[0], &line[2..])
-                .map_err(|reason| ApkError::IndexParse {
-                    source: source.into(),
+                .map_err(|problem| ApkError::IndexParse {
+                    file: source.into(),
                     line: n + 1,
-                    reason,
+                    problem,
                 })?;
         if !known && b[0].is_ascii_uppercase() && !b"FMRZ".contains(&b[0]) {
             cur.uninstallable = true;
@@ -296,7 +315,7 @@ pub fn parse_index(text: &str, source: &str) -> Result<Vec<PkgInfo>, ApkError> {
     Ok(out)
 }
 
-pub fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.into();
     }

@@ -18,17 +18,22 @@ use std::path::{Path, PathBuf};
 pub struct Repository {
     /// apk's repository index (1..; 0 is the cache).
     pub index: usize,
+    /// As configured (a directory or a URL).
     pub url: String,
+    /// Tag (`@tag` in `etc/apk/repositories`): only tagged world atoms use it.
     pub tag: Option<String>,
+    /// Network repository (not fetched: only its cached index and packages are used).
     pub remote: bool,
     /// Host directory holding the index and packages (local repositories).
     pub dir: Option<PathBuf>,
+    /// The index's `DESCRIPTION`.
     pub description: String,
 }
 
 /// A package known from some index.
 #[derive(Clone, Debug)]
 pub struct Available {
+    /// Its index record.
     pub info: PkgInfo,
     /// Bitmask of repository indexes that list it.
     pub repos: u64,
@@ -40,11 +45,15 @@ pub struct Available {
 /// All indexes, merged by identity.
 #[derive(Default)]
 pub struct RepoSet {
+    /// The repositories, in apk's order.
     pub repos: Vec<Repository>,
+    /// Every package of every index, merged by identity.
     pub packages: Vec<Available>,
     /// Problems with individual repositories (the repository is then skipped).
     pub warnings: Vec<String>,
+    /// Package cache directory, when there is one.
     pub cache_dir: Option<PathBuf>,
+    /// Architecture of the indexes read.
     pub arch: String,
 }
 

@@ -9,13 +9,16 @@ use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The digest behind a signature entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SigAlgo {
+    /// RSA with SHA-1 (`.SIGN.RSA.`).
     Sha1,
+    /// RSA with SHA-256 (`.SIGN.RSA256.`).
     Sha256,
+    /// RSA with SHA-512 (`.SIGN.RSA512.`).
     Sha512,
 }
 
@@ -33,6 +36,7 @@ impl SigAlgo {
         Some((algo, key))
     }
 
+    /// The signature entry name's prefix (`.SIGN.RSA.`), before the key name.
     pub fn entry_prefix(self) -> &'static str {
         match self {
             SigAlgo::Sha1 => ".SIGN.RSA.",
@@ -79,6 +83,7 @@ pub struct Keyring {
     keys: Vec<(String, RsaPublicKey)>,
 }
 
+/// A PEM SubjectPublicKeyInfo RSA key, as in `etc/apk/keys`.
 pub fn parse_public_key(pem: &str) -> Option<RsaPublicKey> {
     RsaPublicKey::from_public_key_pem(pem)
         .ok()
@@ -119,19 +124,23 @@ impl Keyring {
         Ok(())
     }
 
+    /// Trusts `key` under its file name `name`.
     pub fn add(&mut self, name: &str, key: RsaPublicKey) {
         self.keys.retain(|(n, _)| n != name);
         self.keys.push((name.into(), key));
     }
 
+    /// The key named `name`.
     pub fn get(&self, name: &str) -> Option<&RsaPublicKey> {
         self.keys.iter().find(|(n, _)| n == name).map(|(_, k)| k)
     }
 
+    /// No key is trusted.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
+    /// The trusted key names, sorted.
     pub fn names(&self) -> Vec<&str> {
         self.keys.iter().map(|(n, _)| n.as_str()).collect()
     }
@@ -145,7 +154,9 @@ pub fn verify(key: &RsaPublicKey, algo: SigAlgo, digest: &[u8], sig: &[u8]) -> b
 /// A private key plus the public key file name it is known by (`name-5f3a2b1c.rsa.pub`).
 #[derive(Clone)]
 pub struct SigningKey {
+    /// The public key's file name (`name-5f3a2b1c.rsa.pub`), named in signatures.
     pub key_name: String,
+    /// The RSA private key.
     pub private: RsaPrivateKey,
 }
 
@@ -159,7 +170,8 @@ impl SigningKey {
             .or_else(|_| RsaPrivateKey::from_pkcs1_pem(&text))
             .map_err(|e| ApkError::Key {
                 path: path.into(),
-                reason: format!("not an RSA private key: {e}"),
+                reason: "not an RSA private key",
+                source: Box::new(e),
             })?;
         let default_name = format!(
             "{}.pub",
@@ -176,9 +188,9 @@ impl SigningKey {
     /// Generates a fresh key (`bits` = 2048 or more for real use).
     pub fn generate(key_name: &str, bits: usize) -> Result<SigningKey, ApkError> {
         let mut rng = rsa::rand_core::OsRng;
-        let private = RsaPrivateKey::new(&mut rng, bits).map_err(|e| ApkError::Key {
-            path: PathBuf::new(),
-            reason: e.to_string(),
+        let private = RsaPrivateKey::new(&mut rng, bits).map_err(|e| ApkError::Signing {
+            operation: "generating an RSA key",
+            source: Box::new(e),
         })?;
         Ok(SigningKey {
             key_name: key_name.into(),
@@ -186,16 +198,19 @@ impl SigningKey {
         })
     }
 
+    /// The public key.
     pub fn public(&self) -> RsaPublicKey {
         self.private.to_public_key()
     }
 
+    /// The public key as PEM, for `etc/apk/keys`.
     pub fn public_pem(&self) -> String {
         self.public()
             .to_public_key_pem(LineEnding::LF)
             .expect("encoding a public key")
     }
 
+    /// The private key as PKCS#8 PEM.
     pub fn private_pem(&self) -> String {
         self.private
             .to_pkcs8_pem(LineEnding::LF)
@@ -207,9 +222,9 @@ impl SigningKey {
     pub fn sign(&self, algo: SigAlgo, digest: &[u8]) -> Result<Vec<u8>, ApkError> {
         self.private
             .sign(algo.scheme(), digest)
-            .map_err(|e| ApkError::Key {
-                path: PathBuf::new(),
-                reason: e.to_string(),
+            .map_err(|e| ApkError::Signing {
+                operation: "signing",
+                source: Box::new(e),
             })
     }
 }

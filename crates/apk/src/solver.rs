@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 /// A package the solver may pick.
 #[derive(Clone, Debug)]
 pub struct Candidate {
+    /// The package's record.
     pub info: PkgInfo,
     /// Repository bits (bit 0: the cache); lower is preferred.
     pub repos: u64,

@@ -2,7 +2,7 @@
 //!
 //! The state machine follows apk-tools' `apk_sign_ctx_*`: signature members, then a control
 //! member starting with `.PKGINFO`, then data members. What is hashed is the compressed bytes
-//! of whole members; see `spec/apk.md` §2. Data entries are handed to a sink while streaming,
+//! of whole members. Data entries are handed to a sink while streaming,
 //! so nothing is buffered whole; the caller must treat extracted data as provisional until
 //! this returns `Ok` (the final hash is only known at EOF).
 
@@ -33,7 +33,9 @@ pub enum Verify<'a> {
     /// A package file or an index: a `.SIGN.*` entry must verify with a trusted key.
     /// `allow_untrusted` lets a missing or unknown key through (never a failing signature).
     Signature {
+        /// The trusted keys.
         keys: &'a Keyring,
+        /// Accept a missing or unknown-key signature (never a bad one).
         allow_untrusted: bool,
     },
 }
@@ -41,12 +43,19 @@ pub enum Verify<'a> {
 /// Package scripts, by their control entry name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ScriptKind {
+    /// `.pre-install`
     PreInstall,
+    /// `.post-install`
     PostInstall,
+    /// `.pre-deinstall`
     PreDeinstall,
+    /// `.post-deinstall`
     PostDeinstall,
+    /// `.pre-upgrade`
     PreUpgrade,
+    /// `.post-upgrade`
     PostUpgrade,
+    /// `.trigger`
     Trigger,
 }
 
@@ -62,6 +71,7 @@ impl ScriptKind {
         ScriptKind::Trigger,
     ];
 
+    /// The name without the dot (`post-install`), as in the db and scripts.tar.
     pub fn name(self) -> &'static str {
         match self {
             ScriptKind::PreInstall => "pre-install",
@@ -74,6 +84,7 @@ impl ScriptKind {
         }
     }
 
+    /// The kind named `n` (without the dot).
     pub fn from_name(n: &str) -> Option<ScriptKind> {
         ScriptKind::ALL.into_iter().find(|k| k.name() == n)
     }
@@ -82,13 +93,16 @@ impl ScriptKind {
 /// The control part of a package.
 #[derive(Clone, Debug, Default)]
 pub struct Control {
+    /// `.PKGINFO`.
     pub info: PkgInfo,
+    /// The control scripts, by kind.
     pub scripts: Vec<(ScriptKind, Vec<u8>)>,
     /// SHA1 of the control member (or control+data without datahash): the identity.
     pub identity: Option<Checksum>,
 }
 
 impl Control {
+    /// The script of `kind`, if the package has one.
     pub fn script(&self, kind: ScriptKind) -> Option<&[u8]> {
         self.scripts
             .iter()
@@ -99,6 +113,7 @@ impl Control {
 
 /// Reads entry content for a [`DataSink`].
 pub trait ContentRead {
+    /// Reads content into `buf`; 0 at the end of the entry.
     fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize>;
 }
 
@@ -221,9 +236,9 @@ impl Checker<'_> {
     }
 
     fn format(&self, err: io::Error) -> ApkError {
-        ApkError::Format {
+        ApkError::Corrupt {
             what: self.what.clone(),
-            reason: err.to_string(),
+            source: err,
         }
     }
 
@@ -308,7 +323,7 @@ pub fn read_package<R: Read>(
     verify: Verify<'_>,
     sink: &mut dyn DataSink,
 ) -> Result<Control, ApkError> {
-    let mut ck = Checker {
+    let ck = Checker {
         what: what.into(),
         verify,
         chosen: None,
@@ -326,160 +341,207 @@ pub fn read_package<R: Read>(
         sha1: Some(Sha1::new()),
         ..Default::default()
     };
-    let mut part = Part::Signature;
-    let mut control = Control::default();
-    let mut identity: Option<Checksum> = None;
-    let mut ready_sent = false;
-    let mut saw_pkginfo = false;
+    let mut pkg = PackageRead {
+        ck,
+        part: Part::Signature,
+        control: Control::default(),
+        identity: None,
+        ready_sent: false,
+        saw_pkginfo: false,
+    };
     loop {
-        let ev = tar.next_event().map_err(|e| ck.format(e))?;
-        match ev {
+        match tar.next_event().map_err(|e| pkg.ck.format(e))? {
             Event::MemberEnd => {
-                match part {
-                    Part::Signature => {
-                        // Still in the signature part: the control digest starts afresh.
-                        tar.gz().hash = ck.hashers_for_control();
-                    }
-                    Part::Control => {
-                        part = Part::Data;
-                        if control.info.datahash.is_some() {
-                            let h = std::mem::take(&mut tar.gz().hash);
-                            identity = Some(ck.check(h)?);
-                            tar.gz().hash = Hashers {
-                                sha256: Some(Sha256::new()),
-                                ..Default::default()
-                            };
-                        }
-                    }
-                    Part::Data => {}
-                }
-                if !tar.next_member().map_err(|e| ck.format(e))? {
+                pkg.member_end(&mut tar)?;
+                if !tar.next_member().map_err(|e| pkg.ck.format(e))? {
                     break;
                 }
             }
             Event::Entry(e) => {
-                if part == Part::Signature && e.name.starts_with(".SIGN.") {
-                    ck.on_sign_entry(&e, &mut tar)?;
-                    continue;
-                }
-                if part == Part::Signature {
-                    part = Part::Control;
-                }
-                let is_control_name = e.name.starts_with('.') && !e.name.contains('/');
-                if part == Part::Control && !is_control_name {
-                    // APKv1 layout: data in the same member as control.
-                    if control.info.datahash.is_some() {
-                        return Err(ApkError::Format {
-                            what: what.into(),
-                            reason: "data entries inside the control member".into(),
-                        });
-                    }
-                    part = Part::Data;
-                }
-                if part == Part::Control {
-                    if e.name == ".PKGINFO" {
-                        let data = tar
-                            .content_to_vec(MAX_PKGINFO, ".PKGINFO")
-                            .map_err(|err| ck.format(err))?;
-                        let text = String::from_utf8(data).map_err(|_| ApkError::Format {
-                            what: what.into(),
-                            reason: ".PKGINFO is not UTF-8".into(),
-                        })?;
-                        control.info =
-                            PkgInfo::parse_pkginfo(&text).map_err(|err| ApkError::Format {
-                                what: what.into(),
-                                reason: err.to_string(),
-                            })?;
-                        saw_pkginfo = true;
-                    } else if let Some(kind) =
-                        e.name.strip_prefix('.').and_then(ScriptKind::from_name)
-                    {
-                        if e.kind == Kind::File {
-                            let data = tar
-                                .content_to_vec(MAX_SCRIPT, &e.name)
-                                .map_err(|err| ck.format(err))?;
-                            control.scripts.retain(|(k, _)| *k != kind);
-                            control.scripts.push((kind, data));
-                        }
-                    }
-                    continue;
-                }
-                // Data part.
-                if !ready_sent {
-                    if !saw_pkginfo {
-                        return Err(ApkError::Format {
-                            what: what.into(),
-                            reason: "no .PKGINFO before the data".into(),
-                        });
-                    }
-                    control.identity = identity;
-                    ready_sent = true;
-                    match sink.control_ready(&control) {
-                        Err(ApkError::Cancelled) => return Ok(control),
-                        r => r?,
-                    }
-                    sink.owner_names(Lookup::BeforeScript, tar.take_owner_names());
-                }
-                match sink.entry(e, &mut tar) {
-                    Err(ApkError::Cancelled) => return Ok(control),
-                    r => r?,
+                if pkg.entry(e, &mut tar, sink)? == Flow::Stop {
+                    return Ok(pkg.control);
                 }
             }
         }
     }
-    if !saw_pkginfo {
-        return Err(ApkError::Format {
-            what: what.into(),
-            reason: "no .PKGINFO in the package".into(),
-        });
+    pkg.finish(&mut tar, sink)
+}
+
+/// Whether reading goes on after an entry.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// The sink cancelled: the control part is the result.
+    Stop,
+}
+
+/// [`read_package`]'s state.
+struct PackageRead<'a> {
+    ck: Checker<'a>,
+    part: Part,
+    control: Control,
+    /// Computed at the end of the control member when the package has a datahash.
+    identity: Option<Checksum>,
+    /// [`DataSink::control_ready`] was called.
+    ready_sent: bool,
+    saw_pkginfo: bool,
+}
+
+impl PackageRead<'_> {
+    fn format(&self, reason: &str) -> ApkError {
+        ApkError::Format {
+            what: self.ck.what.clone(),
+            reason: reason.into(),
+        }
     }
-    let h = std::mem::take(&mut tar.gz().hash);
-    match control.info.datahash {
-        Some(expected) if identity.is_some() => {
-            let actual: [u8; 32] = h
-                .sha256
-                .ok_or_else(|| ApkError::Format {
-                    what: what.into(),
-                    reason: "the data part was not hashed".into(),
-                })?
-                .finalize()
-                .into();
-            if actual != expected {
-                return Err(ApkError::DataHashMismatch {
-                    package: what.into(),
-                    expected: hex(&expected),
-                    actual: hex(&actual),
-                });
+
+    /// A gzip member ended: the digests move on to the next part.
+    fn member_end<R: Read>(&mut self, tar: &mut TarReader<R>) -> Result<(), ApkError> {
+        match self.part {
+            Part::Signature => {
+                // Still in the signature part: the control digest starts afresh.
+                tar.gz().hash = self.ck.hashers_for_control();
+            }
+            Part::Control => {
+                self.part = Part::Data;
+                if self.control.info.datahash.is_some() {
+                    let h = std::mem::take(&mut tar.gz().hash);
+                    self.identity = Some(self.ck.check(h)?);
+                    tar.gz().hash = Hashers {
+                        sha256: Some(Sha256::new()),
+                        ..Default::default()
+                    };
+                }
+            }
+            Part::Data => {}
+        }
+        Ok(())
+    }
+
+    /// One entry: a signature, a control entry, or data for the sink.
+    fn entry<R: Read>(
+        &mut self,
+        e: Entry,
+        tar: &mut TarReader<R>,
+        sink: &mut dyn DataSink,
+    ) -> Result<Flow, ApkError> {
+        if self.part == Part::Signature && e.name.starts_with(".SIGN.") {
+            self.ck.on_sign_entry(&e, tar)?;
+            return Ok(Flow::Continue);
+        }
+        if self.part == Part::Signature {
+            self.part = Part::Control;
+        }
+        let is_control_name = e.name.starts_with('.') && !e.name.contains('/');
+        if self.part == Part::Control && !is_control_name {
+            // APKv1 layout: data in the same member as control.
+            if self.control.info.datahash.is_some() {
+                return Err(self.format("data entries inside the control member"));
+            }
+            self.part = Part::Data;
+        }
+        if self.part == Part::Control {
+            self.control_entry(&e, tar)?;
+            return Ok(Flow::Continue);
+        }
+        if !self.ready_sent {
+            if !self.saw_pkginfo {
+                return Err(self.format("no .PKGINFO before the data"));
+            }
+            self.control.identity = self.identity;
+            self.ready_sent = true;
+            match sink.control_ready(&self.control) {
+                Err(ApkError::Cancelled) => return Ok(Flow::Stop),
+                r => r?,
+            }
+            sink.owner_names(Lookup::BeforeScript, tar.take_owner_names());
+        }
+        match sink.entry(e, tar) {
+            Err(ApkError::Cancelled) => Ok(Flow::Stop),
+            r => r.map(|()| Flow::Continue),
+        }
+    }
+
+    /// `.PKGINFO` or a script.
+    fn control_entry<R: Read>(
+        &mut self,
+        e: &Entry,
+        tar: &mut TarReader<R>,
+    ) -> Result<(), ApkError> {
+        if e.name == ".PKGINFO" {
+            let data = tar
+                .content_to_vec(MAX_PKGINFO, ".PKGINFO")
+                .map_err(|err| self.ck.format(err))?;
+            let text = String::from_utf8(data).map_err(|_| self.format(".PKGINFO is not UTF-8"))?;
+            self.control.info =
+                PkgInfo::parse_pkginfo(&text).map_err(|err| ApkError::BadPkginfo {
+                    what: self.ck.what.clone(),
+                    source: Box::new(err),
+                })?;
+            self.saw_pkginfo = true;
+        } else if let Some(kind) = e.name.strip_prefix('.').and_then(ScriptKind::from_name) {
+            if e.kind == Kind::File {
+                let data = tar
+                    .content_to_vec(MAX_SCRIPT, &e.name)
+                    .map_err(|err| self.ck.format(err))?;
+                self.control.scripts.retain(|(k, _)| *k != kind);
+                self.control.scripts.push((kind, data));
             }
         }
-        Some(_) => {
+        Ok(())
+    }
+
+    /// The end of the stream: the data hash (or the whole-package identity) is checked.
+    fn finish<R: Read>(
+        mut self,
+        tar: &mut TarReader<R>,
+        sink: &mut dyn DataSink,
+    ) -> Result<Control, ApkError> {
+        if !self.saw_pkginfo {
+            return Err(self.format("no .PKGINFO in the package"));
+        }
+        let h = std::mem::take(&mut tar.gz().hash);
+        match self.control.info.datahash {
+            Some(expected) if self.identity.is_some() => {
+                let actual: [u8; 32] = h
+                    .sha256
+                    .ok_or_else(|| self.format("the data part was not hashed"))?
+                    .finalize()
+                    .into();
+                if actual != expected {
+                    return Err(ApkError::DataHashMismatch {
+                        package: self.ck.what.clone(),
+                        expected: hex(&expected),
+                        actual: hex(&actual),
+                    });
+                }
+            }
             // The stream ended inside the control member.
-            return Err(ApkError::Format {
-                what: what.into(),
-                reason: "stream ended before the data part".into(),
-            });
+            Some(_) => return Err(self.format("stream ended before the data part")),
+            None => self.identity = Some(self.ck.check(h)?),
         }
-        None => identity = Some(ck.check(h)?),
-    }
-    control.identity = identity;
-    let when = if ready_sent {
-        Lookup::AfterScript
-    } else {
-        Lookup::BeforeScript
-    };
-    if !ready_sent {
-        match sink.control_ready(&control) {
-            Err(ApkError::Cancelled) => return Ok(control),
-            r => r?,
+        self.control.identity = self.identity;
+        let when = if self.ready_sent {
+            Lookup::AfterScript
+        } else {
+            Lookup::BeforeScript
+        };
+        if !self.ready_sent {
+            match sink.control_ready(&self.control) {
+                Err(ApkError::Cancelled) => return Ok(self.control),
+                r => r?,
+            }
         }
+        sink.owner_names(when, tar.take_owner_names());
+        Ok(self.control)
     }
-    sink.owner_names(when, tar.take_owner_names());
-    Ok(control)
 }
 
 /// A verified APKINDEX.tar.gz: its text and description.
 pub struct IndexFile {
+    /// Its `DESCRIPTION` entry.
     pub description: String,
+    /// Its `APKINDEX` entry.
     pub text: String,
 }
 
@@ -523,9 +585,9 @@ pub fn read_index<R: Read>(
                 if in_sig {
                     in_sig = false;
                 }
-                let fmt = |err: io::Error| ApkError::Format {
+                let fmt = |err: io::Error| ApkError::Corrupt {
                     what: what.into(),
-                    reason: err.to_string(),
+                    source: err,
                 };
                 match e.name.as_str() {
                     "DESCRIPTION" => {

@@ -16,30 +16,50 @@ pub const MAX_NAME: usize = 4086;
 const MAX_META: u64 = 1 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The kind of an archive entry.
 pub enum Kind {
+    /// A regular file (type `0`, `7`).
     File,
+    /// A hard link to an earlier entry (`1`).
     HardLink,
+    /// A symbolic link (`2`).
     Symlink,
+    /// A character device (`3`).
     CharDevice,
+    /// A block device (`4`).
     BlockDevice,
+    /// A directory (`5`).
     Dir,
+    /// A fifo (`6`).
     Fifo,
 }
 
 /// One archive member, with the PAX data that applies to it.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The name (from PAX `path` or a GNU long name when there is one).
     pub name: String,
+    /// What the entry is.
     pub kind: Kind,
+    /// Permission bits.
     pub mode: u32,
+    /// Owner id.
     pub uid: u32,
+    /// Group id.
     pub gid: u32,
+    /// Owner name.
     pub uname: String,
+    /// Group name.
     pub gname: String,
+    /// Content size.
     pub size: u64,
+    /// Modification time, seconds since the epoch.
     pub mtime: u64,
+    /// Link target (PAX `linkpath` when there is one).
     pub link: String,
+    /// Device major number.
     pub dev_major: u32,
+    /// Device minor number.
     pub dev_minor: u32,
     /// `SCHILY.xattr.*` records, in archive order.
     pub xattrs: Vec<(String, Vec<u8>)>,
@@ -50,6 +70,7 @@ pub struct Entry {
 /// What [`TarReader::next_event`] found.
 #[derive(Debug)]
 pub enum Event {
+    /// An entry; its content is read with [`TarReader::read_content`].
     Entry(Entry),
     /// The gzip member ended on a record boundary; call [`TarReader::next_member`].
     MemberEnd,
@@ -100,9 +121,12 @@ pub struct TarReader<R> {
     ended: bool,
     /// Owner names of every header read, extension headers included (apk looks each up).
     owners: OwnerNames,
+    /// Read as tar does ([`Self::tar_compatible`]), not as apk does.
+    tar_compatible: bool,
 }
 
 impl<R: Read> TarReader<R> {
+    /// Reads the archive in `src`.
     pub fn new(src: GzMembers<R>) -> Self {
         TarReader {
             src,
@@ -111,13 +135,30 @@ impl<R: Read> TarReader<R> {
             zero_blocks: 0,
             ended: false,
             owners: OwnerNames::default(),
+            tar_compatible: false,
         }
     }
 
+    /// Reads as tar does, for archives made by tar (apkovls): GNU long link names (`K`
+    /// records) are used and an old-style type flag (NUL) is a regular file. apk skips both,
+    /// so packages are read without.
+    pub fn tar_compatible(mut self) -> Self {
+        self.tar_compatible = true;
+        self
+    }
+
+    /// The end-of-archive marker (two zero records) was read: what follows in the stream is
+    /// not part of the archive.
+    pub fn archive_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The gzip reader (its digests, between members).
     pub fn gz(&mut self) -> &mut GzMembers<R> {
         &mut self.src
     }
 
+    /// The gzip reader, once the archive is read.
     pub fn into_gz(self) -> GzMembers<R> {
         self.src
     }
@@ -177,6 +218,11 @@ impl<R: Read> TarReader<R> {
         Ok(n)
     }
 
+    /// The content of the current entry as a [`Read`].
+    pub fn content(&mut self) -> Content<'_, R> {
+        Content(self)
+    }
+
     /// Reads the whole content of the current entry, refusing more than `limit` bytes.
     pub fn content_to_vec(&mut self, limit: u64, what: &str) -> io::Result<Vec<u8>> {
         if self.remaining > limit {
@@ -200,8 +246,7 @@ impl<R: Read> TarReader<R> {
         self.remaining = 0;
         self.padding = 0;
         self.skip(rest)?;
-        let mut long_name: Option<String> = None;
-        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut ext = Extensions::default();
         let mut block = [0u8; 512];
         loop {
             if self.ended {
@@ -211,7 +256,7 @@ impl<R: Read> TarReader<R> {
                 return Ok(Event::MemberEnd);
             }
             if !self.read_block(&mut block)? {
-                if long_name.is_some() || !pax.is_empty() {
+                if ext.pending() {
                     return Err(bad(
                         "tar: extended header without an entry before the member end",
                     ));
@@ -225,132 +270,179 @@ impl<R: Read> TarReader<R> {
                 }
                 continue;
             }
-            if &block[257..262] != b"ustar" {
-                return Err(bad("tar header without ustar magic"));
-            }
-            let stored = octal(&block[148..156], "checksum")?;
-            let sum: u64 = block
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    if (148..156).contains(&i) {
-                        32
-                    } else {
-                        u64::from(b)
-                    }
-                })
-                .sum();
-            if stored != sum {
-                return Err(bad("tar header checksum mismatch"));
-            }
-            self.owners.add(
-                &String::from_utf8_lossy(c_field(&block[265..297])),
-                &String::from_utf8_lossy(c_field(&block[297..329])),
-            );
-            let size = octal(&block[124..136], "size")?;
-            if size > u64::from(u32::MAX) {
-                return Err(bad("tar entry larger than 4 GiB"));
-            }
-            self.remaining = size;
-            self.padding = (512 - size % 512) % 512;
+            let size = self.start_record(&block)?;
             let typeflag = block[156];
-            match typeflag {
-                b'x' => {
-                    let data = self.content_to_vec(MAX_META, "PAX header")?;
-                    pax.extend(parse_pax(&data)?);
-                    let p = self.padding;
-                    self.padding = 0;
-                    self.skip(p)?;
-                    continue;
-                }
-                b'L' => {
-                    let data = self.content_to_vec(MAX_NAME as u64 + 1, "GNU long name")?;
-                    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-                    long_name = Some(
-                        String::from_utf8(data[..end].to_vec())
-                            .map_err(|_| bad("long name is not UTF-8"))?,
-                    );
-                    let p = self.padding;
-                    self.padding = 0;
-                    self.skip(p)?;
-                    continue;
-                }
-                _ => {}
+            if self.extension(typeflag, &mut ext)? {
+                continue;
             }
-            let kind = match typeflag {
-                b'0' | b'7' => Kind::File,
-                b'1' => Kind::HardLink,
-                b'2' => Kind::Symlink,
-                b'3' => Kind::CharDevice,
-                b'4' => Kind::BlockDevice,
-                b'5' => Kind::Dir,
-                b'6' => Kind::Fifo,
-                _ => {
-                    // 'g', 'K', old-style NUL and unknown types are skipped, as apk does.
-                    long_name = None;
-                    pax.clear();
-                    let rest = self.remaining + self.padding;
-                    self.remaining = 0;
-                    self.padding = 0;
-                    self.skip(rest)?;
-                    continue;
-                }
+            let Some(kind) = kind_of(typeflag, self.tar_compatible) else {
+                // 'g', 'K', old-style NUL and unknown types are skipped, as apk does.
+                ext = Extensions::default();
+                let rest = self.remaining + self.padding;
+                self.remaining = 0;
+                self.padding = 0;
+                self.skip(rest)?;
+                continue;
             };
-            let mut name = cstr(&block[0..100])?;
-            if &block[257..263] == b"ustar\0" && block[345] != 0 {
-                name = format!("{}/{}", cstr(&block[345..500])?, name);
-            }
-            if let Some(n) = long_name.take() {
-                name = n;
-            }
-            let mut entry = Entry {
-                name,
-                kind,
-                mode: (octal(&block[100..108], "mode")? & 0o7777) as u32,
-                uid: octal(&block[108..116], "uid")? as u32,
-                gid: octal(&block[116..124], "gid")? as u32,
-                uname: cstr(&block[265..297])?,
-                gname: cstr(&block[297..329])?,
-                size,
-                mtime: octal(&block[136..148], "mtime")?,
-                link: cstr(&block[157..257])?,
-                dev_major: octal(&block[329..337], "devmajor")? as u32,
-                dev_minor: octal(&block[337..345], "devminor")? as u32,
-                xattrs: Vec::new(),
-                checksum: None,
-            };
-            for (k, v) in pax.drain(..) {
-                let text = || {
-                    String::from_utf8(v.clone()).map_err(|_| bad(format!("PAX {k} is not UTF-8")))
-                };
-                match k.as_str() {
-                    "path" => entry.name = text()?,
-                    "linkpath" => entry.link = text()?,
-                    "APK-TOOLS.checksum.SHA1" => {
-                        entry.checksum = Some(
-                            Checksum::from_sha1_hex(&text()?)
-                                .ok_or_else(|| bad("bad APK-TOOLS.checksum.SHA1"))?,
-                        )
-                    }
-                    "APK-TOOLS.checksum.MD5" => {
-                        entry.checksum = Some(
-                            Checksum::parse(&text()?)
-                                .ok_or_else(|| bad("bad APK-TOOLS.checksum.MD5"))?,
-                        )
-                    }
-                    _ => {
-                        if let Some(x) = k.strip_prefix("SCHILY.xattr.") {
-                            entry.xattrs.push((x.to_string(), v));
-                        }
-                    }
-                }
-            }
-            if entry.name.len() >= MAX_NAME || entry.link.len() >= MAX_NAME {
-                return Err(bad("tar name or link target too long"));
-            }
-            return Ok(Event::Entry(entry));
+            return Ok(Event::Entry(entry_of(&block, kind, size, ext)?));
         }
     }
+
+    /// Checks a header block (magic, checksum, size), notes its owner names, and sets up the
+    /// reading of its content. Returns the content size.
+    fn start_record(&mut self, block: &[u8; 512]) -> io::Result<u64> {
+        if &block[257..262] != b"ustar" {
+            return Err(bad("tar header without ustar magic"));
+        }
+        let stored = octal(&block[148..156], "checksum")?;
+        let sum: u64 = block
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(b)
+                }
+            })
+            .sum();
+        if stored != sum {
+            return Err(bad("tar header checksum mismatch"));
+        }
+        self.owners.add(
+            &String::from_utf8_lossy(c_field(&block[265..297])),
+            &String::from_utf8_lossy(c_field(&block[297..329])),
+        );
+        let size = octal(&block[124..136], "size")?;
+        if size > u64::from(u32::MAX) {
+            return Err(bad("tar entry larger than 4 GiB"));
+        }
+        self.remaining = size;
+        self.padding = (512 - size % 512) % 512;
+        Ok(size)
+    }
+
+    /// Reads an extension record (PAX `x`, GNU long name `L`, and GNU long link `K` when
+    /// [`Self::tar_compatible`]) into `ext`. False when the record is not one.
+    fn extension(&mut self, typeflag: u8, ext: &mut Extensions) -> io::Result<bool> {
+        match typeflag {
+            b'x' => {
+                let data = self.content_to_vec(MAX_META, "PAX header")?;
+                ext.pax.extend(parse_pax(&data)?);
+            }
+            b'L' => ext.long_name = Some(self.long_name("GNU long name")?),
+            b'K' if self.tar_compatible => ext.long_link = Some(self.long_name("GNU long link")?),
+            _ => return Ok(false),
+        }
+        let p = self.padding;
+        self.padding = 0;
+        self.skip(p)?;
+        Ok(true)
+    }
+
+    /// The content of a GNU long name record: a NUL-terminated name.
+    fn long_name(&mut self, what: &str) -> io::Result<String> {
+        let data = self.content_to_vec(MAX_NAME as u64 + 1, what)?;
+        let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+        String::from_utf8(data[..end].to_vec()).map_err(|_| bad(format!("{what} is not UTF-8")))
+    }
+}
+
+/// The content of the current entry of a [`TarReader`] ([`TarReader::content`]).
+pub struct Content<'a, R>(&'a mut TarReader<R>);
+
+impl<R: Read> Read for Content<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_content(buf)
+    }
+}
+
+/// Extension records read before the entry they apply to.
+#[derive(Default)]
+struct Extensions {
+    long_name: Option<String>,
+    long_link: Option<String>,
+    pax: Vec<(String, Vec<u8>)>,
+}
+
+impl Extensions {
+    fn pending(&self) -> bool {
+        self.long_name.is_some() || self.long_link.is_some() || !self.pax.is_empty()
+    }
+}
+
+/// The entry kind of a tar type flag; None for the types that are skipped.
+fn kind_of(typeflag: u8, tar_compatible: bool) -> Option<Kind> {
+    Some(match typeflag {
+        b'0' | b'7' => Kind::File,
+        0 if tar_compatible => Kind::File,
+        b'1' => Kind::HardLink,
+        b'2' => Kind::Symlink,
+        b'3' => Kind::CharDevice,
+        b'4' => Kind::BlockDevice,
+        b'5' => Kind::Dir,
+        b'6' => Kind::Fifo,
+        _ => return None,
+    })
+}
+
+/// The entry a header block describes, with the extension records that precede it.
+fn entry_of(block: &[u8; 512], kind: Kind, size: u64, ext: Extensions) -> io::Result<Entry> {
+    let mut name = cstr(&block[0..100])?;
+    if &block[257..263] == b"ustar\0" && block[345] != 0 {
+        name = format!("{}/{}", cstr(&block[345..500])?, name);
+    }
+    let mut entry = Entry {
+        name: ext.long_name.unwrap_or(name),
+        kind,
+        mode: (octal(&block[100..108], "mode")? & 0o7777) as u32,
+        uid: octal(&block[108..116], "uid")? as u32,
+        gid: octal(&block[116..124], "gid")? as u32,
+        uname: cstr(&block[265..297])?,
+        gname: cstr(&block[297..329])?,
+        size,
+        mtime: octal(&block[136..148], "mtime")?,
+        link: match ext.long_link {
+            Some(link) => link,
+            None => cstr(&block[157..257])?,
+        },
+        dev_major: octal(&block[329..337], "devmajor")? as u32,
+        dev_minor: octal(&block[337..345], "devminor")? as u32,
+        xattrs: Vec::new(),
+        checksum: None,
+    };
+    for (k, v) in ext.pax {
+        apply_pax(&mut entry, &k, v)?;
+    }
+    if entry.name.len() >= MAX_NAME || entry.link.len() >= MAX_NAME {
+        return Err(bad("tar name or link target too long"));
+    }
+    Ok(entry)
+}
+
+/// One PAX record: names, apk's checksums, xattrs; other keys are ignored.
+fn apply_pax(entry: &mut Entry, k: &str, v: Vec<u8>) -> io::Result<()> {
+    let text = || String::from_utf8(v.clone()).map_err(|_| bad(format!("PAX {k} is not UTF-8")));
+    match k {
+        "path" => entry.name = text()?,
+        "linkpath" => entry.link = text()?,
+        "APK-TOOLS.checksum.SHA1" => {
+            entry.checksum = Some(
+                Checksum::from_sha1_hex(&text()?)
+                    .ok_or_else(|| bad("bad APK-TOOLS.checksum.SHA1"))?,
+            )
+        }
+        "APK-TOOLS.checksum.MD5" => {
+            entry.checksum =
+                Some(Checksum::parse(&text()?).ok_or_else(|| bad("bad APK-TOOLS.checksum.MD5"))?)
+        }
+        _ => {
+            if let Some(x) = k.strip_prefix("SCHILY.xattr.") {
+                entry.xattrs.push((x.to_string(), v));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses PAX records `"<len> <key>=<value>\n"`.
@@ -383,20 +475,32 @@ fn parse_pax(mut data: &[u8]) -> io::Result<Vec<(String, Vec<u8>)>> {
 /// Header fields for [`TarWriter`].
 #[derive(Clone, Debug)]
 pub struct Header<'a> {
+    /// Name in the archive.
     pub name: &'a str,
+    /// What the entry is.
     pub kind: Kind,
+    /// Permission bits.
     pub mode: u32,
+    /// Owner id.
     pub uid: u32,
+    /// Group id.
     pub gid: u32,
+    /// Owner name.
     pub uname: &'a str,
+    /// Group name.
     pub gname: &'a str,
+    /// Modification time.
     pub mtime: u64,
+    /// Link target.
     pub link: &'a str,
+    /// Content size.
     pub size: u64,
+    /// Device numbers (major, minor).
     pub dev: (u32, u32),
 }
 
 impl<'a> Header<'a> {
+    /// A regular file owned by root.
     pub fn file(name: &'a str, size: u64, mode: u32, mtime: u64) -> Self {
         Header {
             name,
@@ -448,14 +552,17 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
 }
 
 impl<W: Write> TarWriter<W> {
+    /// Writes to `out`.
     pub fn new(out: W) -> Self {
         TarWriter { out }
     }
 
+    /// The output.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.out
     }
 
+    /// The output, once written.
     pub fn into_inner(self) -> W {
         self.out
     }
@@ -604,5 +711,47 @@ mod tests {
             let parsed = parse_pax(&r).unwrap();
             assert_eq!(parsed[0].1, v);
         }
+    }
+
+    /// A `K` record (GNU long link target), then a symlink whose header holds a short target.
+    fn long_link_archive(target: &str) -> Vec<u8> {
+        let mut t = TarWriter::new(Vec::new());
+        let mut data = target.as_bytes().to_vec();
+        data.push(0);
+        let k = Header::file("././@LongLink", data.len() as u64, 0, 0);
+        t.raw_header(&k, k.name, "", b'K').unwrap();
+        t.content(&data).unwrap();
+        let link = Header {
+            kind: Kind::Symlink,
+            link: "short",
+            ..Header::file("etc/link", 0, 0o777, 0)
+        };
+        t.raw_header(&link, link.name, link.link, b'2').unwrap();
+        t.finish().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&t.into_inner()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn first_entry(reader: &mut TarReader<&[u8]>) -> Entry {
+        match reader.next_event().unwrap() {
+            Event::Entry(e) => e,
+            Event::MemberEnd => panic!("no entry"),
+        }
+    }
+
+    #[test]
+    fn long_link_records_are_read_only_when_tar_compatible_as_apk_ignores_them() {
+        let target = "t".repeat(150);
+        let bytes = long_link_archive(&target);
+        let mut apk = TarReader::new(GzMembers::new(&bytes[..]).unwrap());
+        assert_eq!(first_entry(&mut apk).link, "short");
+        let mut tar = TarReader::new(GzMembers::new(&bytes[..]).unwrap()).tar_compatible();
+        let e = first_entry(&mut tar);
+        assert_eq!((e.name.as_str(), e.kind), ("etc/link", Kind::Symlink));
+        assert_eq!(e.link, target);
+        assert!(!tar.archive_ended());
+        assert!(matches!(tar.next_event().unwrap(), Event::MemberEnd));
+        assert!(tar.archive_ended());
     }
 }
