@@ -1,4 +1,7 @@
 //! Solver, ownership, scripts, attributes, overlay and protection, cache, and the CLI builder.
+// Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
+// lint is for the library.
+#![allow(clippy::disallowed_methods)]
 
 mod apk_support;
 mod support;

@@ -2,6 +2,9 @@
 //! Each test builds a stand-in `/` with a repository at `/repo` (named by `alpine_repo=`, so no
 //! device discovery is needed), the test key in the initramfs's `/etc/apk/keys`, and a rescue
 //! shell at `/bin/sh`.
+// Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
+// lint is for the library.
+#![allow(clippy::disallowed_methods)]
 
 mod apk_support;
 use apk_support::*;

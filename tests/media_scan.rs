@@ -1,4 +1,7 @@
 //! What a mounted filesystem offers: repositories, apkovls, modloop, cache; and the apkovl choice.
+// Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
+// lint is for the library.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

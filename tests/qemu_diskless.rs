@@ -4,6 +4,9 @@
 //! modloop signature, no media, Raspberry Pi SD card) and the diskless system they boot into
 //! (hostname and config from the apkovl, modules from the modloop, the apk database, `pkgs=`,
 //! a corrupt apkovl, a tampered package).
+// Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
+// lint is for the library.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -45,6 +45,7 @@ pub fn apply(sys: &dyn Sys, root: &Path, apkovl: &Path) -> Result<Applied, Overl
     let opts = overlay::Options {
         chown,
         make_node: Some(&make_node),
+        sys: Some(sys),
         ..Default::default()
     };
     let host_root = sys.path(root);

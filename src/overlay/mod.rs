@@ -110,6 +110,8 @@ pub struct Options<'a> {
     pub make_node: Option<MakeNode<'a>>,
     /// How names are resolved in the root (tests force the walk).
     pub resolve: Resolve,
+    /// The system boundary for ownership and fifos (`None`: the real system).
+    pub sys: Option<&'a dyn crate::sys::Sys>,
 }
 
 /// A checked entry name: relative, no `..`, leading `/` and `./` removed as tar does.
@@ -250,6 +252,12 @@ struct Extractor<'a, 'o> {
     created: &'a mut Vec<OsString>,
 }
 
+impl Extractor<'_, '_> {
+    fn sys(&self) -> &dyn crate::sys::Sys {
+        self.opts.sys.unwrap_or(&crate::sys::RealSys)
+    }
+}
+
 fn errno_io(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e.raw_os_error())
 }
@@ -374,7 +382,7 @@ impl Extractor<'_, '_> {
             })?;
             self.owner_and_mode(&file, mode, entry).map_err(werr)?;
         } else if kind == Kind::Fifo {
-            let made = rustix::fs::mknodat(dir, base, FileType::Fifo, Mode::from_raw_mode(mode), 0);
+            let made = self.sys().mkfifo_at(dir.as_fd(), base, mode);
             if let Err(e) = made {
                 return Ok(Err(format!("cannot create the fifo: {e}")));
             }
@@ -388,13 +396,7 @@ impl Extractor<'_, '_> {
         }
         if self.opts.chown && !is_file {
             // The entry itself, never what a symlink points to.
-            let _ = rustix::fs::chownat(
-                dir,
-                base,
-                Some(Uid::from_raw(entry.uid)),
-                Some(Gid::from_raw(entry.gid)),
-                AtFlags::SYMLINK_NOFOLLOW,
-            );
+            let _ = self.sys().chown_at(dir.as_fd(), base, entry.uid, entry.gid);
         }
         if kind != Kind::Symlink {
             let t = timestamps(entry.mtime);

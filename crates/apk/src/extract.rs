@@ -18,6 +18,7 @@ use super::stream::{ContentRead, Control, DataSink, Lookup};
 use super::tar::{Entry, Kind};
 use super::ApkError;
 use ramboot_sys::fsutil::Root;
+use ramboot_sys::Sys;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -467,15 +468,18 @@ pub(crate) struct Committer<'a> {
     pub root: &'a Root,
     pub staging: &'a Staging,
     pub privileged: bool,
+    /// Ownership and fifos go through the system boundary.
+    sys: &'a dyn Sys,
     dir_cache: HashMap<String, OwnedFd>,
 }
 
 impl<'a> Committer<'a> {
-    pub fn new(root: &'a Root, staging: &'a Staging, privileged: bool) -> Self {
+    pub fn new(root: &'a Root, staging: &'a Staging, privileged: bool, sys: &'a dyn Sys) -> Self {
         Committer {
             root,
             staging,
             privileged,
+            sys,
             dir_cache: HashMap::new(),
         }
     }
@@ -578,6 +582,7 @@ impl<'a> Committer<'a> {
         let privileged = self.privileged;
         let staging_fd = self.staging.fd.as_fd();
         let tmp_name = format!(".apk.{}", self.staging.next_name());
+        let sys = self.sys;
         let pfd = self.dir(parent)?;
         let io = errno_io;
         match e.kind {
@@ -585,14 +590,7 @@ impl<'a> Committer<'a> {
                 let staged = e.staged.as_deref().expect("files are staged");
                 // A hard link shares its target's inode, already owned and moded.
                 if privileged && e.kind == Kind::File {
-                    rustix::fs::chownat(
-                        staging_fd,
-                        staged,
-                        Some(rustix::fs::Uid::from_raw(uid)),
-                        Some(rustix::fs::Gid::from_raw(gid)),
-                        AtFlags::empty(),
-                    )
-                    .map_err(io)?;
+                    sys.chown_at(staging_fd, staged.as_ref(), uid, gid)?;
                     if e.mode & 0o7000 != 0 {
                         // chown cleared setuid/setgid: apply the mode again.
                         rustix::fs::chmodat(
@@ -609,13 +607,7 @@ impl<'a> Committer<'a> {
             Kind::Symlink => {
                 rustix::fs::symlinkat(e.link.as_str(), pfd, tmp_name.as_str()).map_err(io)?;
                 if privileged {
-                    let _ = rustix::fs::chownat(
-                        pfd,
-                        tmp_name.as_str(),
-                        Some(rustix::fs::Uid::from_raw(uid)),
-                        Some(rustix::fs::Gid::from_raw(gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    );
+                    let _ = sys.chown_at(pfd.as_fd(), tmp_name.as_ref(), uid, gid);
                 }
                 if let Err(er) =
                     rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str())
@@ -625,14 +617,7 @@ impl<'a> Committer<'a> {
                 }
             }
             Kind::Fifo => {
-                rustix::fs::mknodat(
-                    pfd,
-                    tmp_name.as_str(),
-                    rustix::fs::FileType::Fifo,
-                    Mode::from_raw_mode(e.mode & 0o7777),
-                    0,
-                )
-                .map_err(io)?;
+                sys.mkfifo_at(pfd.as_fd(), tmp_name.as_ref(), e.mode & 0o7777)?;
                 let _ = rustix::fs::chmodat(
                     pfd,
                     tmp_name.as_str(),
@@ -640,13 +625,7 @@ impl<'a> Committer<'a> {
                     AtFlags::empty(),
                 );
                 if privileged {
-                    let _ = rustix::fs::chownat(
-                        pfd,
-                        tmp_name.as_str(),
-                        Some(rustix::fs::Uid::from_raw(uid)),
-                        Some(rustix::fs::Gid::from_raw(gid)),
-                        AtFlags::empty(),
-                    );
+                    let _ = sys.chown_at(pfd.as_fd(), tmp_name.as_ref(), uid, gid);
                 }
                 rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str())
                     .map_err(io)?;

@@ -283,14 +283,10 @@ last:x:11:11::/:";
         assert_eq!(ids.uid(&root, "foo", 1100), 7);
         // A fifo is not opened for reading (no hang) and counts as missing.
         fs::remove_file(dir.path().join("etc/passwd")).unwrap();
-        rustix::fs::mknodat(
-            root.fd(),
-            "etc/passwd",
-            FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
+        use ramboot_sys::Sys;
+        ramboot_sys::RealSys
+            .mkfifo_at(root.fd(), "etc/passwd".as_ref(), 0o644)
+            .unwrap();
         ids.reset();
         assert_eq!(ids.uid(&root, "foo", 1100), 1100);
     }

@@ -20,7 +20,8 @@ mod recording;
 pub use real::RealSys;
 pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
 
-use std::ffi::OsString;
+use rustix::fd::BorrowedFd;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -317,6 +318,34 @@ pub trait Sys: Send + Sync {
     fn machine(&self) -> String;
     /// Whether this process may chroot, chown and create device nodes (effective uid 0).
     fn privileged(&self) -> bool;
+
+    /// Sets the owner of entry `name` of directory `dir` (inside a root the caller opened with
+    /// [`fsutil::Root`]), never through a symlink at `name`. The double acts on its stand-in
+    /// tree without recording, as it does for file writes: this changes an entry the caller
+    /// made, not the system.
+    fn chown_at(&self, dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+        rustix::fs::chownat(
+            dir,
+            name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(io::Error::from)
+    }
+
+    /// Makes a fifo `name` in directory `dir` with `mode` (as [`Sys::chown_at`]: an entry of a
+    /// root the caller opened; acts on the double's tree without recording).
+    fn mkfifo_at(&self, dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+        rustix::fs::mknodat(
+            dir,
+            name,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(mode),
+            0,
+        )
+        .map_err(io::Error::from)
+    }
 }
 
 /// The payload of the error [`Sys::run`] returns when it did not run a process faithfully (a
@@ -447,6 +476,24 @@ pub fn parse_mount_options(options: &str) -> (MountFlags, String) {
         }
     }
     (flags, data.join(","))
+}
+
+/// The process's file-creation mask, read from `/proc/self/status` so nothing is changed (the
+/// mask is process-wide: setting it to read it back would race with other threads); the
+/// set-and-restore read only when `/proc` is not mounted.
+pub fn current_umask() -> u32 {
+    let from_proc = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Umask:"))
+                .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        });
+    from_proc.unwrap_or_else(|| {
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+        rustix::process::umask(old);
+        old.bits()
+    })
 }
 
 #[cfg(test)]

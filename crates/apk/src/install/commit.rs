@@ -34,11 +34,7 @@ pub(super) fn stage_and_commit(
     report: &mut InstallReport,
 ) -> Result<Vec<usize>, ApkError> {
     let privileged = scripts.privileged();
-    let umask = {
-        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
-        rustix::process::umask(old);
-        old.bits()
-    };
+    let umask = ramboot_sys::current_umask();
     let staging = Staging::create(&target.root)
         .map_err(|e| ApkError::io("creating the staging directory", e))?;
     let threads = if req.jobs > 0 {
@@ -155,7 +151,7 @@ impl<'a> Commit<'a> {
             scripts,
             db,
             report,
-            committer: Committer::new(&target.root, staging, scripts.privileged()),
+            committer: Committer::new(&target.root, staging, scripts.privileged(), scripts.sys()),
             ids: IdCache::default(),
             owner,
             dir_perms: HashMap::new(),

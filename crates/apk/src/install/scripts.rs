@@ -41,6 +41,11 @@ impl<'a> ScriptRunner<'a> {
     }
 
     /// Whether the process may chown and chroot (root).
+    /// The system boundary the installer's privileged effects go through.
+    pub(super) fn sys(&self) -> &'a dyn Sys {
+        self.sys
+    }
+
     pub(super) fn privileged(&self) -> bool {
         self.privileged
     }
