@@ -1,7 +1,7 @@
 //! Alpine's kernel command line → [`BootOptions`] → [`BootPlan`].
 //!
 //! ramboot replaces Alpine's `initramfs-init`, so it must read the same command lines the same
-//! way (`spec/alpine-diskless.md` §2). Two stages keep "what was written" apart from "what we
+//! way (mkinitfs' `initramfs-init.in`: its option loop and `myopts`). Two stages keep "what was written" apart from "what we
 //! will do", the way ripgrep separates raw from validated arguments:
 //!
 //! 1. [`parse`] records every word faithfully ([`BootOptions`]). It cannot fail and judges
