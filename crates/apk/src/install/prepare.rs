@@ -122,21 +122,48 @@ fn arch(req: &InstallRequest, root: &Root) -> Result<String, ApkError> {
     })
 }
 
-/// Takes `lib/apk/db/lock` (an exclusive flock, as apk takes it), without waiting.
+/// How long [`lock`] waits for a lock held by someone else before it gives up.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Takes `lib/apk/db/lock` (an exclusive flock, as apk takes it). A held lock is waited for, up
+/// to [`LOCK_PATIENCE`]: besides another apk, the holder can be a child that another thread of
+/// this process forked before its exec closed the inherited descriptor, which lets go within
+/// milliseconds. Then the error names the lock.
 fn lock(host: &Path, root: &Root) -> Result<std::fs::File, ApkError> {
+    lock_within(host, root, LOCK_PATIENCE)
+}
+
+fn lock_within(
+    host: &Path,
+    root: &Root,
+    patience: std::time::Duration,
+) -> Result<std::fs::File, ApkError> {
+    use rustix::fs::{flock, FlockOperation};
     let lock_path = host.join("lib/apk/db/lock");
     let lock = root
         .create(Path::new("lib/apk/db/lock"), OFlags::empty(), 0o600)
         .map_err(|e| ApkError::io(format!("opening {}", lock_path.display()), e))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-        |e| {
-            ApkError::io(
-                format!("locking {} (another apk running?)", lock_path.display()),
-                std::io::Error::from_raw_os_error(e.raw_os_error()),
-            )
-        },
-    )?;
-    Ok(lock)
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(lock),
+            Err(rustix::io::Errno::WOULDBLOCK) if started.elapsed() < patience => {
+                if pause.as_millis() == 1 {
+                    log::info!("apk: waiting for {}", lock_path.display());
+                }
+                // A real wait on another process, bounded, doubling up to 100 ms.
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(ApkError::io(
+                    format!("locking {} (another apk running?)", lock_path.display()),
+                    std::io::Error::from_raw_os_error(e.raw_os_error()),
+                ))
+            }
+        }
+    }
 }
 
 /// The command line's repositories, then the root's `etc/apk/repositories` when asked.
@@ -250,4 +277,45 @@ fn find_cache(req: &InstallRequest, root: &Path, sys: &dyn Sys) -> Option<CacheD
         },
     };
     cache.host.is_dir().then_some(cache)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ramboot_sys::fsutil::Resolve;
+    use rustix::fs::{flock, FlockOperation};
+    use std::time::Duration;
+
+    fn held_lock(dir: &Path) -> std::fs::File {
+        std::fs::create_dir_all(dir.join("lib/apk/db")).unwrap();
+        let f = std::fs::File::create(dir.join("lib/apk/db/lock")).unwrap();
+        flock(&f, FlockOperation::NonBlockingLockExclusive).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_lock_let_go_soon_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let holder = held_lock(dir.path());
+        let root = Root::open(dir.path(), Resolve::Kernel).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            drop(holder);
+        });
+        assert!(lock_within(dir.path(), &root, Duration::from_secs(5)).is_ok());
+        release.join().unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_on_names_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let _holder = held_lock(dir.path());
+        let root = Root::open(dir.path(), Resolve::Kernel).unwrap();
+        let e = lock_within(dir.path(), &root, Duration::from_millis(20)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("lib/apk/db/lock (another apk running?)"),
+            "{e}"
+        );
+    }
 }
