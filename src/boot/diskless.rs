@@ -74,7 +74,7 @@ fn find_media(
         },
         kernel_release: Some(boot.sys.kernel_release()),
     };
-    let d: Discovery = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    let d: Discovery = discover(boot.sys, boot.loader(), &cfg);
     boot.record.discovery = Some(d.clone());
     for dev in &d.devices {
         if !dev.info.dev.name.starts_with("loop") && !dev.info.dev.name.starts_with("ram") {
@@ -241,14 +241,20 @@ fn finish_modloop(
     if let Err(e) = modloop::link_into_initramfs(boot.sys, &release) {
         log::warn!("{e}");
     }
-    if let Some(loader) = boot.loader.as_mut() {
-        if let Err(e) = loader.reload() {
-            log::warn!("cannot read the modloop's module index: {e}");
+    // The modloop's thread was joined: the boot holds the only handle again.
+    let has_loader = boot.loader().is_some();
+    match boot.loader_mut() {
+        Some(loader) => {
+            if let Err(e) = loader.reload() {
+                log::warn!("cannot read the modloop's module index: {e}");
+            }
         }
+        None if has_loader => log::warn!("the module index was not re-read: the loader is in use"),
+        None => {}
     }
     // Drivers for the devices the initramfs had no module for: only those modaliases are looked
     // up again, no second walk over sysfs.
-    if let Some(loader) = boot.loader.as_ref() {
+    if let Some(loader) = boot.loader() {
         let report = crate::hw::coldplug::Hotplug::new()
             .load(loader, media.unmatched_modaliases.iter().cloned());
         for (m, why) in &report.failed {
@@ -304,7 +310,7 @@ fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<
                     )
                     .map_err(|e| e.to_string()),
                 (None, Some(info)) => {
-                    crate::hw::mount::mount_ro(boot.sys, boot.loader.as_ref(), info, &dir)
+                    crate::hw::mount::mount_ro(boot.sys, boot.loader(), info, &dir)
                         .map(drop)
                         .map_err(|e| e.to_string())
                 }
@@ -377,17 +383,18 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     // the root is built: nothing before the driver reload needs it.
     let modloop_start = boot.sys.now();
     let modloop_plan = modloop_plan(boot, &media);
-    let loader = boot.loader.take();
     let sys = boot.sys;
     let verify = boot.plan.modloop_verify;
     let release = sys.kernel_release();
     let (built, job) = std::thread::scope(|s| {
         let mut job = match &modloop_plan {
             ModloopPlan::Try(images) => {
-                let loader = loader.as_ref();
+                let loader = boot.share_loader();
                 let release = &release;
                 Some(s.spawn(move || {
-                    let r = modloop::mount_first(sys, loader, images, release, verify);
+                    let r = modloop::mount_first(sys, loader.as_deref(), images, release, verify);
+                    // The handle goes with the thread, before it is joined.
+                    drop(loader);
                     (r, sys.now())
                 }))
             }
@@ -403,7 +410,6 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         wait();
         (built, joined)
     });
-    boot.loader = loader;
     if !matches!(modloop_plan, ModloopPlan::Off) {
         let mut job = job;
         boot.stage(&stages::MODLOOP)

@@ -20,6 +20,7 @@ pub mod sysroot;
 pub mod timeline;
 
 use crate::cmdline::{self, BootPlan, Mode};
+use crate::hw::ModuleLoader;
 use crate::sys::{is_exec_recorded, Sys};
 use runner::Done;
 pub use runner::{panic_text, RescueBackoff, ShellRun};
@@ -27,6 +28,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use timeline::Timeline;
 
@@ -227,8 +229,10 @@ pub struct Boot<'a> {
     pub rescue_budget: Option<usize>,
     /// Environment for the new init.
     pub env: Vec<(OsString, OsString)>,
-    /// The module loader, once drivers were loaded (absent on kernels without modules).
-    pub loader: Option<crate::hw::ModuleLoader<'a>>,
+    /// The module loader, made by the drivers stage (absent on kernels without modules). Owned
+    /// by the boot and lent to every stage through [`Boot::loader`]; shared with the modloop's
+    /// thread while the root is built, and reloaded once that thread is joined.
+    loader: Option<Arc<ModuleLoader<'a>>>,
     /// `apkovl=DEVICE:…` mounted this; unmounted after the packages are installed.
     pub apkovl_mount: Option<PathBuf>,
     /// What the stages found, for reports.
@@ -254,6 +258,21 @@ impl<'a> Boot<'a> {
             kmsg_limit: KmsgLimit::default(),
             backoff: RescueBackoff::default(),
         }
+    }
+
+    /// The module loader, lent to a stage.
+    pub fn loader(&self) -> Option<&ModuleLoader<'a>> {
+        self.loader.as_deref()
+    }
+
+    /// A handle on the loader for work on another thread (the modloop's).
+    pub fn share_loader(&self) -> Option<Arc<ModuleLoader<'a>>> {
+        self.loader.clone()
+    }
+
+    /// The loader to change (re-read its indexes), when no other thread holds it.
+    pub fn loader_mut(&mut self) -> Option<&mut ModuleLoader<'a>> {
+        self.loader.as_mut().and_then(Arc::get_mut)
     }
 
     /// Writes the timeline where the new root will see it and prints the summary.
@@ -442,7 +461,8 @@ fn stages_until_handoff(boot: &mut Boot<'_>, init_start: Duration) -> Result<(),
     for w in boot.plan.warnings.clone() {
         log::warn!("{w}");
     }
-    boot.loader = boot.stage(&stages::DRIVERS).run(root::load_boot_drivers)?;
+    let loader = boot.stage(&stages::DRIVERS).run(root::load_boot_drivers)?;
+    boot.loader = loader.map(Arc::new);
     match boot.plan.mode.clone() {
         Mode::Root(spec) => root::mount_root(boot, &spec),
         Mode::Diskless(d) => {

@@ -133,12 +133,12 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
 fn find_device(boot: &mut Boot<'_>, device: DeviceSpec) -> crate::hw::Discovery {
     let mut cfg = DiscoverConfig::new(Goal::Root(device));
     cfg.uevent_buffer = boot.plan.uevent_buf_size;
-    discover(boot.sys, boot.loader.as_ref(), &cfg)
+    discover(boot.sys, boot.loader(), &cfg)
 }
 
 /// Loads `fs-<type>` (and vfat's character sets) when the kernel has modules for them.
 fn load_fs(boot: &Boot<'_>, fstype: &str) {
-    if let Some(loader) = boot.loader.as_ref() {
+    if let Some(loader) = boot.loader() {
         let mut names = vec![format!("fs-{fstype}")];
         if fstype == "vfat" {
             names.extend(["nls_cp437".to_string(), "nls_ascii".to_string()]);
