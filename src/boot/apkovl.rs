@@ -8,6 +8,7 @@
 //! root); its names become apk's overlay list (the user's files win over packages), and the
 //! world it brings is what the install adds.
 
+use super::BootError;
 use crate::apk::{self, InstallRequest, ScriptPolicy};
 use crate::overlay::{self, OverlayError};
 use crate::sys::Sys;
@@ -74,12 +75,12 @@ pub fn prepare_install(
     sys: &dyn Sys,
     req: &mut InstallRequest,
     apkovl: &Path,
-) -> Result<Applied, String> {
+) -> Result<Applied, BootError> {
     let root: PathBuf = req.root.clone();
     if req.initdb || req.diskless_boot {
-        init_db(sys, &root).map_err(|e| format!("creating the apk database: {e}"))?;
+        init_db(sys, &root).map_err(|source| BootError::InitDb { source })?;
     }
-    let applied = apply(sys, &root, apkovl).map_err(|e| e.to_string())?;
+    let applied = apply(sys, &root, apkovl)?;
     for atom in &applied.world {
         if !req.world_add.contains(atom) {
             req.world_add.push(atom.clone());

@@ -609,7 +609,7 @@ fn load_apkovl(
         .run(|b| {
             apkovl::apply(b.sys, Path::new(SYSROOT), &path)
                 .map(|x| Done::ok(Some(x)))
-                .map_err(BootError::Apkovl)
+                .map_err(BootError::from)
         })?;
     let Some(x) = applied else {
         return Ok(Vec::new());

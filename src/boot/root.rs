@@ -95,11 +95,7 @@ pub fn load_boot_drivers<'a>(
 fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<String>), BootError> {
     let text = spec.device.to_string();
     let device = match &spec.device {
-        crate::cmdline::DeviceSpec::Zfs(_) => {
-            return Err(BootError::Unsupported {
-                what: format!("root={text}: ZFS roots are not supported by ramboot"),
-            })
-        }
+        crate::cmdline::DeviceSpec::Zfs(_) => return Err(BootError::ZfsRoot { spec: text }),
         _ => DeviceSpec::parse(&text).ok_or_else(|| BootError::RootNotFound {
             spec: text.clone(),
             waited: Default::default(),

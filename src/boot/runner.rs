@@ -145,6 +145,27 @@ impl<'a> StageRun<'_, 'a> {
         self,
         mut step: impl FnMut(&mut Boot<'a>) -> Result<Done<T>, BootError>,
     ) -> Result<T, BootEnd> {
+        // The runner itself is not generic (one copy in the init build, not one per stage): the
+        // step's value goes around it.
+        let mut value = None;
+        self.run_step(&mut |b| {
+            step(b).map(|done| {
+                value = Some(done.value);
+                Done {
+                    value: (),
+                    degraded: done.degraded,
+                    failed_line: done.failed_line,
+                }
+            })
+        })?;
+        Ok(value.unwrap_or_default())
+    }
+
+    /// [`StageRun::run`] for a step whose value went elsewhere.
+    fn run_step(
+        self,
+        step: &mut dyn FnMut(&mut Boot<'a>) -> Result<Done<()>, BootError>,
+    ) -> Result<(), BootEnd> {
         let StageRun {
             boot,
             stage,
@@ -170,7 +191,7 @@ impl<'a> StageRun<'_, 'a> {
                     }
                     let outcome = done.degraded.map_or(Outcome::Ok, Outcome::Degraded);
                     boot.record_stage(stage, start, end, outcome);
-                    return Ok(done.value);
+                    return Ok(());
                 }
                 Err(e) => e,
             };
@@ -186,7 +207,7 @@ impl<'a> StageRun<'_, 'a> {
             boot.record_stage(stage, start, end, outcome);
             match boot.on_failure(stage, &reason)? {
                 Next::Retry => continue,
-                Next::GoOn => return Ok(T::default()),
+                Next::GoOn => return Ok(()),
             }
         }
     }
@@ -367,8 +388,11 @@ mod tests {
         out
     }
 
+    /// A stage's error with `what` as its text.
     fn unsupported(what: &str) -> BootError {
-        BootError::Unsupported { what: what.into() }
+        BootError::Panic {
+            message: what.into(),
+        }
     }
 
     #[test]
@@ -525,12 +549,12 @@ mod tests {
         assert!(sys.trace().is_empty(), "{:?}", sys.trace());
         assert_eq!(
             b.timeline.stages[0].outcome,
-            Outcome::Degraded("d broke".into())
+            Outcome::Degraded("internal error: d broke".into())
         );
         let text = out.text();
         assert!(
             text.contains(
-                " * Degrading a thing ... failed: d broke\n * WARNING: going on without d\n"
+                " * Degrading a thing ... failed: internal error: d broke\n * WARNING: going on without d\n"
             ),
             "{text}"
         );

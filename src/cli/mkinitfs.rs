@@ -111,7 +111,9 @@ fn validate(raw: Raw) -> Result<Request, ArgError> {
         None => features::Source::BuiltIn,
     };
     for f in &raw.features {
-        wanted.extend(features::entries(f, &source).map_err(|e| ArgError::invalid("-F", f, e))?);
+        wanted.extend(
+            features::entries(f, &source).map_err(|e| ArgError::invalid("-F", f, e.to_string()))?,
+        );
     }
     let modules = match raw.kernel_modules {
         None if wanted.is_empty() => None,

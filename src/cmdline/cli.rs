@@ -6,7 +6,6 @@
 
 use crate::cli::args::{unexpected, ArgError, Args, Long, Short, Usage, Value};
 use std::ffi::OsString;
-use std::fmt;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -31,23 +30,12 @@ const USAGE_OF: Usage = Usage {
     status: 2,
 };
 
-/// The command line could not be read.
-#[derive(Debug)]
-pub struct ReadError {
-    path: PathBuf,
-    source: io::Error,
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot read {}: {}", self.path.display(), self.source)
-    }
-}
-
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
+/// Errors of the `cmdline` command.
+#[derive(Debug, thiserror::Error)]
+pub enum CmdlineError {
+    /// The command line could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
 }
 
 /// What was typed, before any checks.
@@ -167,17 +155,20 @@ pub fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     }
 }
 
-fn read_input(input: Input) -> Result<Vec<u8>, ReadError> {
-    let read = |path: PathBuf| std::fs::read(&path).map_err(|source| ReadError { path, source });
+fn read_input(input: Input) -> Result<Vec<u8>, CmdlineError> {
+    let read =
+        |path: PathBuf| std::fs::read(&path).map_err(|source| CmdlineError::Read { path, source });
     match input {
         Input::Text(t) => Ok(t.into_bytes()),
         Input::File(p) => read(p),
         Input::ProcCmdline => read(PathBuf::from("/proc/cmdline")),
         Input::Stdin => {
             let mut buf = Vec::new();
-            io::Read::read_to_end(&mut io::stdin(), &mut buf).map_err(|source| ReadError {
-                path: "-".into(),
-                source,
+            io::Read::read_to_end(&mut io::stdin(), &mut buf).map_err(|source| {
+                CmdlineError::Read {
+                    path: "-".into(),
+                    source,
+                }
             })?;
             Ok(buf)
         }

@@ -23,64 +23,64 @@ const KEYS_DIR: &str = "/etc/apk/keys";
 const SIG_DIR: &str = "/var/cache/misc";
 
 /// Errors of the modloop component.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ModloopError {
     /// The image or a key or signature file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },
     /// Keys exist but none has a signature for this image.
+    #[error(
+        "modloop {} has no signature for any trusted key ({}); refusing it (modloop_verify=no overrides)",
+        image.display(),
+        keys.join(", ")
+    )]
     Unsigned { image: PathBuf, keys: Vec<String> },
     /// Signatures exist but none verifies (or their keys do not parse).
+    #[error(
+        "modloop {} signature does not verify with {}; refusing it (modloop_verify=no overrides)",
+        image.display(),
+        tried.join(", ")
+    )]
     BadSignature { image: PathBuf, tried: Vec<String> },
     /// `LOOP_CONFIGURE` failed.
+    #[error("cannot attach {} to a loop device: {source}", image.display())]
     Attach { image: PathBuf, source: io::Error },
     /// Mounting the loop device failed.
+    #[error("cannot mount {} on {MODLOOP_DIR}: {source}", device.display())]
     Mount { device: PathBuf, source: io::Error },
     /// The image has no `modules/<release>`: it belongs to another kernel.
+    #[error("modloop {} has no modules/{release}", image.display())]
     NoModules { image: PathBuf, release: String },
     /// Making a link or moving the mount failed.
+    #[error("cannot set up {}: {source}", path.display())]
     Arrange { path: PathBuf, source: io::Error },
-    /// No candidate was usable; each one's error, in order.
-    NoneUsable(Vec<ModloopError>),
+    /// No candidate was usable; each one's error, in order (the first is the source).
+    #[error("no usable modloop{}", .0.0.iter().map(|e| format!("; {e}")).collect::<String>())]
+    NoneUsable(#[source] Candidates),
 }
 
-impl fmt::Display for ModloopError {
+/// The errors of every modloop candidate, in the order they were tried. Its source is the
+/// first candidate's error (the preferred image); all of them are in `.0`.
+#[derive(Debug)]
+pub struct Candidates(pub Vec<ModloopError>);
+
+impl fmt::Display for Candidates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ModloopError::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
-            ModloopError::Unsigned { image, keys } => write!(
-                f,
-                "modloop {} has no signature for any trusted key ({}); refusing it (modloop_verify=no overrides)",
-                image.display(),
-                keys.join(", ")
-            ),
-            ModloopError::BadSignature { image, tried } => write!(
-                f,
-                "modloop {} signature does not verify with {}; refusing it (modloop_verify=no overrides)",
-                image.display(),
-                tried.join(", ")
-            ),
-            ModloopError::Attach { image, source } => {
-                write!(f, "cannot attach {} to a loop device: {source}", image.display())
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
             }
-            ModloopError::Mount { device, source } => {
-                write!(f, "cannot mount {} on {MODLOOP_DIR}: {source}", device.display())
-            }
-            ModloopError::NoModules { image, release } => {
-                write!(f, "modloop {} has no modules/{release}", image.display())
-            }
-            ModloopError::Arrange { path, source } => write!(f, "cannot set up {}: {source}", path.display()),
-            ModloopError::NoneUsable(errs) => {
-                write!(f, "no usable modloop")?;
-                for e in errs {
-                    write!(f, "; {e}")?;
-                }
-                Ok(())
-            }
+            write!(f, "{e}")?;
         }
+        Ok(())
     }
 }
 
-impl std::error::Error for ModloopError {}
+impl std::error::Error for Candidates {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.first().map(|e| e as _)
+    }
+}
 
 /// How an image passed verification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -274,7 +274,7 @@ pub fn mount_first(
             }
         }
     }
-    Err(ModloopError::NoneUsable(errors))
+    Err(ModloopError::NoneUsable(Candidates(errors)))
 }
 
 fn arrange_err(path: &Path) -> impl FnOnce(io::Error) -> ModloopError + '_ {

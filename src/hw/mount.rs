@@ -6,58 +6,26 @@ use super::block::DeviceInfo;
 use super::modules::{LoadReport, ModuleLoader, Request};
 use super::probe::FsType;
 use crate::sys::{MountFlags, Sys};
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// Errors of the mount step.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum MountError {
     /// Probing found no filesystem on the device.
+    #[error("no known filesystem on /dev/{device}")]
     NoFilesystem { device: String },
     /// The mount point could not be created.
+    #[error("cannot create mount point {}: {source}", path.display())]
     Mkdir { path: PathBuf, source: io::Error },
     /// `mount(2)` failed.
+    #[error("cannot mount /dev/{device} ({fstype}) on {}: {source}", target.display())]
     Mount {
         device: String,
         fstype: FsType,
         target: PathBuf,
         source: io::Error,
     },
-}
-
-impl fmt::Display for MountError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MountError::NoFilesystem { device } => {
-                write!(f, "no known filesystem on /dev/{device}")
-            }
-            MountError::Mkdir { path, source } => {
-                write!(f, "cannot create mount point {}: {source}", path.display())
-            }
-            MountError::Mount {
-                device,
-                fstype,
-                target,
-                source,
-            } => {
-                write!(
-                    f,
-                    "cannot mount /dev/{device} ({fstype}) on {}: {source}",
-                    target.display()
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for MountError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MountError::NoFilesystem { .. } => None,
-            MountError::Mkdir { source, .. } | MountError::Mount { source, .. } => Some(source),
-        }
-    }
 }
 
 /// A filesystem mounted by [`mount_media`].

@@ -2,6 +2,7 @@
 //! from any directory and from an installed binary; `--features-dir` still reads lists from disk
 //! (a user's own, or a changed copy).
 
+use super::MkinitfsError;
 use std::path::Path;
 
 /// (name, contents of `<name>.modules`), sorted by name.
@@ -50,27 +51,30 @@ pub enum Source<'a> {
     Dir(&'a Path),
 }
 
+/// The built-in feature names, for messages.
+pub fn built_in_names() -> String {
+    BUILT_IN
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The entries of feature `name` (comments and blank lines dropped), or why there are none.
-pub fn entries(name: &str, source: &Source<'_>) -> Result<Vec<String>, String> {
+pub fn entries(name: &str, source: &Source<'_>) -> Result<Vec<String>, MkinitfsError> {
     let text = match source {
         Source::BuiltIn => BUILT_IN
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, t)| t.to_string())
-            .ok_or_else(|| {
-                format!(
-                    "unknown feature {name} (built in: {}; or give --features-dir DIR)",
-                    BUILT_IN
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?,
+            .ok_or_else(|| MkinitfsError::UnknownFeature { name: name.into() })?,
         Source::Dir(dir) => {
             let path = dir.join(format!("{name}.modules"));
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("feature {name}: cannot read {}: {e}", path.display()))?
+            std::fs::read_to_string(&path).map_err(|source| MkinitfsError::ReadFeature {
+                name: name.into(),
+                path,
+                source,
+            })?
         }
     };
     Ok(text
@@ -118,12 +122,12 @@ mod tests {
         assert!(entries("base", &Source::BuiltIn)
             .unwrap()
             .contains(&"squashfs".to_string()));
-        let e = entries("nope", &Source::BuiltIn).unwrap_err();
+        let e = entries("nope", &Source::BuiltIn).unwrap_err().to_string();
         assert!(
             e.contains("unknown feature nope (built in: ata, base,"),
             "{e}"
         );
-        let e = entries("nope", &Source::Dir(&dir)).unwrap_err();
+        let e = entries("nope", &Source::Dir(&dir)).unwrap_err().to_string();
         assert!(e.contains("nope.modules"), "{e}");
     }
 }

@@ -15,7 +15,6 @@ pub mod features;
 
 use cpio::{Archive, EntryKind};
 use std::collections::BTreeSet;
-use std::fmt;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -62,47 +61,36 @@ pub struct Report {
     pub compressed: u64,
 }
 
-#[derive(Debug)]
+/// Errors of `mkinitfs`.
+#[derive(Debug, thiserror::Error)]
 pub enum MkinitfsError {
-    Read {
-        path: PathBuf,
-        source: io::Error,
-    },
-    Write {
-        path: PathBuf,
-        source: io::Error,
-    },
-    BadDestination {
-        dest: String,
-    },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+    #[error("bad destination path in the image: {}", crate::quote::quoted(dest))]
+    BadDestination { dest: String },
     /// A program the kernel could not run from the image; `what` is the option (`--init`).
+    #[error("{what} {}: {why}", path.display())]
     Unrunnable {
         what: &'static str,
         path: PathBuf,
         why: String,
     },
+    /// `-F NAME` names no built-in feature list (and no `--features-dir` was given).
+    #[error(
+        "unknown feature {name} (built in: {}; or give --features-dir DIR)",
+        features::built_in_names()
+    )]
+    UnknownFeature { name: String },
+    /// `-F NAME` with `--features-dir`: `NAME.modules` could not be read.
+    #[error("feature {name}: cannot read {}: {source}", path.display())]
+    ReadFeature {
+        name: String,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
-
-impl fmt::Display for MkinitfsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
-            Self::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
-            Self::BadDestination { dest } => {
-                write!(
-                    f,
-                    "bad destination path in the image: {}",
-                    crate::quote::quoted(dest)
-                )
-            }
-            Self::Unrunnable { what, path, why } => {
-                write!(f, "{what} {}: {why}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for MkinitfsError {}
 
 fn read(path: &Path) -> Result<Vec<u8>, MkinitfsError> {
     fs::read(path).map_err(|source| MkinitfsError::Read {
@@ -337,6 +325,23 @@ pub fn write(spec: &Spec, output: &Path) -> Result<Report, MkinitfsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A read or write failure keeps its I/O error as the source.
+    #[test]
+    fn io_failures_are_their_sources() {
+        use std::error::Error as _;
+        let e = MkinitfsError::Read {
+            path: "/nope".into(),
+            source: io::Error::from_raw_os_error(2),
+        };
+        assert!(e.source().unwrap().downcast_ref::<io::Error>().is_some());
+        let e = MkinitfsError::ReadFeature {
+            name: "x".into(),
+            path: "/d/x.modules".into(),
+            source: io::Error::from_raw_os_error(2),
+        };
+        assert!(e.source().is_some());
+    }
 
     #[test]
     fn module_names_fold_dashes_and_extensions() {

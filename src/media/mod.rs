@@ -12,36 +12,18 @@
 use crate::fnmatch::fnmatch;
 use crate::hw::block::natural_cmp;
 use crate::hw::probe::is_squashfs;
-use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Errors of the media component.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     /// The directory to scan could not be listed.
+    #[error("cannot list {}: {source}", path.display())]
     ReadDir {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-impl fmt::Display for MediaError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MediaError::ReadDir { path, source } => {
-                write!(f, "cannot list {}: {source}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for MediaError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            MediaError::ReadDir { source, .. } => Some(source),
-        }
-    }
 }
 
 /// The name nlplug-findfs matches at the top level of each filesystem.

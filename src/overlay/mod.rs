@@ -28,66 +28,26 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-#[derive(Debug)]
+/// Errors of the apkovl extraction.
+#[derive(Debug, thiserror::Error)]
 pub enum OverlayError {
-    Open {
-        path: PathBuf,
-        source: io::Error,
-    },
+    #[error("cannot open apkovl {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
     /// Gzip or tar damage: truncated, bad CRC, bad header.
-    Corrupt {
-        path: PathBuf,
-        source: io::Error,
-    },
+    #[error("apkovl {} is corrupt: {source}", path.display())]
+    Corrupt { path: PathBuf, source: io::Error },
     /// An entry that would escape the root or is not allowed.
-    Hostile {
-        entry: String,
-        reason: &'static str,
-    },
+    #[error("apkovl entry {} refused: {reason}", quoted(entry))]
+    Hostile { entry: String, reason: &'static str },
     /// An `.apkovl.tar.gz.<cipher>` file: needs a password and openssl-compatible decryption.
-    Encrypted {
-        cipher: String,
-    },
-    Write {
-        path: PathBuf,
-        source: io::Error,
-    },
-}
-
-impl fmt::Display for OverlayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Open { path, source } => {
-                write!(f, "cannot open apkovl {}: {source}", path.display())
-            }
-            Self::Corrupt { path, source } => {
-                write!(f, "apkovl {} is corrupt: {source}", path.display())
-            }
-            Self::Hostile { entry, reason } => {
-                write!(f, "apkovl entry {} refused: {reason}", quoted(entry))
-            }
-            Self::Encrypted { cipher } => {
-                write!(f, "encrypted apkovl ({cipher}) is not supported by ramboot; use an unencrypted apkovl")
-            }
-            Self::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for OverlayError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Open { source, .. }
-            | Self::Corrupt { source, .. }
-            | Self::Write { source, .. } => Some(source),
-            Self::Hostile { .. } | Self::Encrypted { .. } => None,
-        }
-    }
+    #[error("encrypted apkovl ({cipher}) is not supported by ramboot; use an unencrypted apkovl")]
+    Encrypted { cipher: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
 }
 
 /// What extraction did.

@@ -37,52 +37,22 @@ pub use config::ModprobeConfig;
 pub use db::{ModuleDb, ModuleEntry, Resolved, SoftDep};
 pub use loader::{FailReason, LoadReport, ModuleLoader, Request};
 
-use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
 /// Errors of the module component.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
     /// `modules.dep` could not be read: without it nothing can be loaded.
+    #[error("cannot read module index {}: {source}", path.display())]
     ReadIndex { path: PathBuf, source: io::Error },
     /// A module file could not be read or decompressed.
+    #[error("cannot read module {module} ({}): {source}", path.display())]
     ReadModule {
         module: String,
         path: PathBuf,
         source: io::Error,
     },
-}
-
-impl fmt::Display for ModuleError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ModuleError::ReadIndex { path, source } => {
-                write!(f, "cannot read module index {}: {source}", path.display())
-            }
-            ModuleError::ReadModule {
-                module,
-                path,
-                source,
-            } => {
-                write!(
-                    f,
-                    "cannot read module {module} ({}): {source}",
-                    path.display()
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for ModuleError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ModuleError::ReadIndex { source, .. } | ModuleError::ReadModule { source, .. } => {
-                Some(source)
-            }
-        }
-    }
 }
 
 /// `-` → `_`, the kernel's canonical module name.
