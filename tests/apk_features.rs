@@ -9,7 +9,7 @@ use apk_support::*;
 use ramboot::apk::build::PackageBuilder;
 use ramboot::apk::stream::ScriptKind;
 use ramboot::apk::{install, ScriptPolicy};
-use ramboot::boot::{diskless::Wanted, packages, Boot};
+use ramboot::boot::{packages, packages::Wanted, Boot};
 use ramboot::sys::{
     Call, ChrootRuns, ModuleImage, MountFlags, MountPoint, NodeKind, RealSys, RebootKind,
     RecordingSys, Spawn, Sys, UeventSource,

@@ -11,7 +11,12 @@ pub mod apkovl;
 pub mod console;
 pub mod diskless;
 pub mod early;
+mod error;
+mod handoff;
+mod kmsg;
 pub mod packages;
+mod pid1;
+mod rescue;
 pub mod root;
 pub mod runner;
 pub mod stages;
@@ -19,13 +24,17 @@ pub mod switch_root;
 pub mod sysroot;
 pub mod timeline;
 
+pub use error::BootError;
+pub use kmsg::KmsgLimit;
+pub use pid1::{install_panic_hook, pid1_main};
+
 use crate::cmdline::{self, BootPlan, Mode};
 use crate::hw::ModuleLoader;
-use crate::sys::{is_exec_recorded, Sys};
+use crate::sys::Sys;
+pub use rescue::{RescueBackoff, ShellRun};
+pub use runner::panic_text;
 use runner::Done;
-pub use runner::{panic_text, RescueBackoff, ShellRun};
 use std::ffi::OsString;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,91 +46,6 @@ pub const SYSROOT: &str = "/sysroot";
 pub const RESCUE_SHELL: &str = "/bin/sh";
 /// Where the timeline goes; `/run` is moved into the new root, so it shows up there too.
 pub const TIMELINE_PATH: &str = "/run/ramboot/timeline.json";
-
-/// Why a stage could not finish. Each variant names what was being done; a wrapped error is
-/// its [`source`](std::error::Error::source).
-#[derive(Debug, thiserror::Error)]
-pub enum BootError {
-    #[error("root device {spec} not found after {:.1}s", waited.as_secs_f64())]
-    RootNotFound { spec: String, waited: Duration },
-    /// `root=` names a ZFS dataset.
-    #[error("root={spec}: ZFS roots are not supported by ramboot")]
-    ZfsRoot { spec: String },
-    #[error("cannot mount {device} on {}: {source}", target.display())]
-    RootMount {
-        device: String,
-        target: PathBuf,
-        source: io::Error,
-    },
-    /// No type was given or recognised and none the kernel knows accepted the device.
-    #[error(
-        "cannot mount {device} on {}: its filesystem type is not given (rootfstype=) nor recognised, and {}",
-        target.display(),
-        match last {
-            None => "/proc/filesystems lists no block filesystem to try".to_string(),
-            Some(e) => format!(
-                "none of the kernel's filesystems accepted it (tried {}; last error: {e})",
-                tried.join(", ")
-            ),
-        }
-    )]
-    RootFsUnknown {
-        device: String,
-        target: PathBuf,
-        tried: Vec<String>,
-        #[source]
-        last: Option<io::Error>,
-    },
-    #[error("{} does not exist in the new root {}", init.display(), root.display())]
-    InitMissing { init: PathBuf, root: PathBuf },
-    #[error("{} is not an executable file", init.display())]
-    InitNotExecutable { init: PathBuf },
-    #[error("switch_root failed to {step}: {source}")]
-    SwitchRoot {
-        step: &'static str,
-        source: io::Error,
-    },
-    #[error("cannot execute {}: {source}", init.display())]
-    Exec { init: PathBuf, source: io::Error },
-    #[error(
-        "no boot media found after {:.1}s (no boot repository and no apkovl on {})",
-        waited.as_secs_f64(),
-        if devices.is_empty() { "any device".to_string() } else { devices.join(", ") }
-    )]
-    NoBootMedia {
-        devices: Vec<String>,
-        waited: Duration,
-    },
-    /// A Rust panic inside a stage, caught.
-    #[error("internal error: {message}")]
-    Panic { message: String },
-    /// The package installer stopped on an internal error.
-    #[error("installing packages failed: {source}")]
-    Install { source: crate::apk::ApkError },
-    /// The new root's apk database could not be created.
-    #[error("creating the apk database: {source}")]
-    InitDb { source: crate::apk::ApkError },
-    /// The apkovl could not be applied.
-    #[error("{0}")]
-    Apkovl(#[from] crate::overlay::OverlayError),
-    /// The modloop was refused or could not be mounted.
-    #[error("modloop refused: {0}")]
-    Modloop(#[source] crate::hw::modloop::ModloopError),
-    /// A device named in the new root's fstab did not show up.
-    #[error("device {spec} not found")]
-    DeviceNotFound { spec: String },
-}
-
-impl BootError {
-    /// The end of the stage's console line (` failed: …`): the title already says what was
-    /// being done.
-    pub fn console_text(&self) -> String {
-        match self {
-            Self::Install { source } => source.to_string(),
-            other => other.to_string(),
-        }
-    }
-}
 
 /// How a boot run ended, for the callers that can see an end (tests, `ramboot plan`).
 #[derive(Debug)]
@@ -215,137 +139,6 @@ impl<'a> Boot<'a> {
     pub fn loader_mut(&mut self) -> Option<&mut ModuleLoader<'a>> {
         self.loader.as_mut().and_then(Arc::get_mut)
     }
-
-    /// Writes the timeline where the new root will see it and prints the summary.
-    pub fn finish_timeline(&mut self) {
-        self.timeline.handoff = Some(self.sys.now());
-        let path = self.sys.path(Path::new(TIMELINE_PATH));
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Err(e) = std::fs::write(&path, self.timeline.to_json()) {
-            log::warn!("cannot write {TIMELINE_PATH}: {e}");
-        }
-        // The kernel log always has it; the console only without `quiet`.
-        log::info!("{}", self.timeline.summary());
-    }
-
-    /// The last stage: switch_root into `/sysroot` and exec init. Failures before the point of no
-    /// return go through the failure policy and are retried.
-    pub fn handoff(&mut self) -> BootEnd {
-        let mut checked = self
-            .stage(&stages::HANDOFF)
-            .run(|b| b.check_init().map(Done::ok));
-        loop {
-            if let Err(end) = checked {
-                return end;
-            }
-            self.finish_timeline();
-            // Back to the kernel's default for the new system's own writers.
-            self.kmsg_limit.restore(self.sys);
-            let init = self.plan.init.clone();
-            let args = self.plan.init_args.clone();
-            let console_dev = self.plan.switch_root_console.clone();
-            let h = switch_root::Handoff {
-                newroot: Path::new(SYSROOT),
-                mounts: &self.mounts,
-                init: &init,
-                init_args: &args,
-                console: console_dev.as_deref(),
-                env: self.env.clone(),
-                check_init: self.record.unverified.is_empty(),
-            };
-            let err = switch_root::switch_root(self.sys, &h);
-            if let BootError::Exec { source, .. } = &err {
-                if is_exec_recorded(source) {
-                    return BootEnd::HandedOff;
-                }
-            }
-            self.kmsg_limit.lift_again(self.sys);
-            let reason = err.to_string();
-            log::error!("{reason}");
-            checked = self.after_failure(&stages::HANDOFF, &reason);
-        }
-    }
-}
-
-/// `printk_devkmsg` under `/proc/sys`.
-const PRINTK_DEVKMSG: &str = "kernel/printk_devkmsg";
-
-/// The kernel's rate limit on `/dev/kmsg` writers (`printk.devkmsg=ratelimit`, the default, lets
-/// 10 lines through per 5 s and drops the rest): lifted for the boot so the kernel log keeps
-/// every line, put back before the handoff so the new system gets the kernel's default.
-#[derive(Debug, Default)]
-pub struct KmsgLimit {
-    /// The value to restore; `None` when nothing was changed.
-    original: Option<String>,
-}
-
-impl KmsgLimit {
-    /// Lifts the limit when it is `ratelimit`. `on` needs nothing; `off` and a value locked by
-    /// `printk.devkmsg=` on the command line (the write fails) are the user's choice.
-    pub fn lift(sys: &dyn Sys) -> Self {
-        let path = sys.path(&Path::new("/proc/sys").join(PRINTK_DEVKMSG));
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return Self::default();
-        };
-        let value = text.trim();
-        if value != "ratelimit" {
-            return Self::default();
-        }
-        match sys.write_sysctl(PRINTK_DEVKMSG, "on") {
-            Ok(()) => Self {
-                original: Some(value.to_string()),
-            },
-            Err(e) => {
-                log::debug!("kernel log rate limit kept ({e})");
-                Self::default()
-            }
-        }
-    }
-
-    /// Puts the original value back.
-    pub fn restore(&self, sys: &dyn Sys) {
-        if let Some(v) = &self.original {
-            let _ = sys.write_sysctl(PRINTK_DEVKMSG, v);
-        }
-    }
-
-    /// Lifts it again after a handoff that failed (the boot goes on logging).
-    pub fn lift_again(&self, sys: &dyn Sys) {
-        if self.original.is_some() {
-            let _ = sys.write_sysctl(PRINTK_DEVKMSG, "on");
-        }
-    }
-}
-
-impl Boot<'_> {
-    /// The handoff's check of `init=`. A missing init is not held against a dry run whose
-    /// package scripts did not run: busybox's post-install creates `/sbin/init`.
-    fn check_init(&mut self) -> Result<(), BootError> {
-        match switch_root::check_init(self.sys, Path::new(SYSROOT), &self.plan.init) {
-            Err(BootError::InitMissing { init, .. }) if !self.record.scripts_not_run.is_empty() => {
-                let note = format!(
-                    "{}: created by a package script, not verified ({} script(s) did not run, e.g. {})",
-                    init.display(),
-                    self.record.scripts_not_run.len(),
-                    self.record.scripts_not_run[0]
-                );
-                log::warn!("{note}");
-                self.record.unverified.push(note);
-                Ok(())
-            }
-            other => other,
-        }
-    }
-}
-
-/// The kernel's `console_loglevel` (first field of `/proc/sys/kernel/printk`).
-fn console_loglevel(sys: &dyn Sys) -> u8 {
-    std::fs::read_to_string(sys.path(Path::new("/proc/sys/kernel/printk")))
-        .ok()
-        .and_then(|t| console::parse_console_loglevel(&t))
-        .unwrap_or(console::DEFAULT_CONSOLE_LOGLEVEL)
 }
 
 /// Reads and plans the kernel command line.
@@ -422,7 +215,7 @@ fn early_stage(boot: &mut Boot<'_>) -> Result<Done<early::Early>, BootError> {
         .write(true)
         .open(sys.path(Path::new("/dev/kmsg")))
     {
-        console::attach_kmsg(kmsg, console_loglevel(sys));
+        console::attach_kmsg(kmsg, kmsg::console_loglevel(sys));
     }
     boot.plan = read_plan(sys);
     console::configure(boot.plan.quiet, boot.plan.debug);
@@ -437,187 +230,4 @@ fn early_stage(boot: &mut Boot<'_>) -> Result<Done<early::Early>, BootError> {
         .collect::<Vec<_>>()
         .join("; ");
     Ok(Done::degraded(early, note))
-}
-
-/// Reports Rust panics on the console and in the kernel log without ever waiting for the
-/// logger (a panic inside the logger holds its lock).
-pub fn install_panic_hook() {
-    std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("panic");
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        // One line: the kernel log keeps a record per write.
-        let message = message.replace('\n', " ");
-        console::report_panic(&format!("ramboot panicked: {message}{at}"));
-    }));
-}
-
-/// The entry point when running as PID 1. Never returns; exits only when `panic=` asks.
-pub fn pid1_main() -> ! {
-    console::init(Box::new(std::io::stdout()), false, false);
-    install_panic_hook();
-    let sys = crate::sys::RealSys;
-    let mut backoff = RescueBackoff::default();
-    loop {
-        let end = std::panic::catch_unwind(|| run(&sys, None)).unwrap_or_else(|p| BootEnd::Idle {
-            reason: format!("internal error: {}", panic_text(&p)),
-        });
-        match end {
-            BootEnd::KernelPanic { .. } => std::process::exit(1),
-            BootEnd::HandedOff => unreachable_handoff(),
-            BootEnd::Idle { reason } | BootEnd::GaveUp { reason } => {
-                console::announce(&format!("ramboot: boot stopped: {reason}"));
-                if std::path::Path::new(RESCUE_SHELL).exists() {
-                    let boot = Boot::new(&sys, cmdline::plan(&cmdline::parse("")), sys.now());
-                    let run = boot.rescue_shell("Launching initramfs emergency recovery shell.");
-                    backoff.pace(&sys, &run);
-                } else {
-                    sys.idle_forever();
-                }
-            }
-        }
-    }
-}
-
-fn unreachable_handoff() -> ! {
-    // RealSys::exec only returns on failure, which the boot reports as an error instead.
-    loop {
-        rustix::event::pause();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sys::RecordingSys;
-
-    fn boot_with<'a>(sys: &'a RecordingSys, cmdline: &str) -> Boot<'a> {
-        let mut b = Boot::new(sys, cmdline::plan(&cmdline::parse(cmdline)), Duration::ZERO);
-        b.rescue_budget = Some(1);
-        b
-    }
-
-    /// The chain of `e`'s sources, as texts.
-    fn chain(e: &dyn std::error::Error) -> Vec<String> {
-        std::iter::successors(e.source(), |e| e.source())
-            .map(|e| e.to_string())
-            .collect()
-    }
-
-    /// Every error a boot error wraps is its source (and its source's source ...).
-    #[test]
-    fn every_wrapped_error_is_reachable_through_source() {
-        use crate::hw::modloop::{Candidates, ModloopError};
-        use crate::overlay::OverlayError;
-        use std::error::Error as _;
-        let io = || io::Error::from_raw_os_error(5);
-        let corrupt = OverlayError::Corrupt {
-            path: "/a.apkovl.tar.gz".into(),
-            source: io(),
-        };
-        let e = BootError::Apkovl(corrupt);
-        let first = e.source().unwrap();
-        assert!(first.downcast_ref::<OverlayError>().is_some());
-        assert_eq!(chain(&e).len(), 2, "{:?}", chain(&e));
-        let e = BootError::Modloop(ModloopError::NoneUsable(Candidates(vec![
-            ModloopError::Read {
-                path: "/m".into(),
-                source: io(),
-            },
-        ])));
-        assert_eq!(
-            e.to_string(),
-            "modloop refused: no usable modloop; cannot read /m: Input/output error (os error 5)"
-        );
-        // BootError → ModloopError → Candidates → ModloopError::Read → io::Error.
-        assert_eq!(chain(&e).len(), 4, "{:?}", chain(&e));
-        let e = BootError::RootFsUnknown {
-            device: "/dev/vda".into(),
-            target: "/sysroot".into(),
-            tried: vec!["ext4".into()],
-            last: Some(io()),
-        };
-        assert!(e.source().unwrap().downcast_ref::<io::Error>().is_some());
-        let e = BootError::InitDb {
-            source: crate::apk::ApkError::Internal("x".into()),
-        };
-        assert!(e
-            .source()
-            .unwrap()
-            .downcast_ref::<crate::apk::ApkError>()
-            .is_some());
-    }
-
-    fn proc_sys(dir: &Path, devkmsg: &str) {
-        std::fs::create_dir_all(dir.join("proc/sys/kernel")).unwrap();
-        std::fs::write(dir.join("proc/sys/kernel/printk_devkmsg"), devkmsg).unwrap();
-    }
-
-    fn executable_init(dir: &Path) {
-        use std::os::unix::fs::PermissionsExt;
-        let init = dir.join("sysroot/sbin/init");
-        std::fs::create_dir_all(init.parent().unwrap()).unwrap();
-        std::fs::write(&init, b"#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    /// Issue 8 (9): the kernel's rate limit on /dev/kmsg writers is lifted for the boot and put
-    /// back before switch_root hands over to the new system.
-    #[test]
-    fn the_kmsg_rate_limit_is_lifted_for_the_boot_and_restored_at_handoff() {
-        let dir = tempfile::tempdir().unwrap();
-        proc_sys(dir.path(), "ratelimit\n");
-        executable_init(dir.path());
-        let sys = RecordingSys::new(dir.path());
-        let limit = KmsgLimit::lift(&sys);
-        let devkmsg = || std::fs::read_to_string(dir.path().join("proc/sys/kernel/printk_devkmsg"));
-        assert_eq!(devkmsg().unwrap(), "on\n");
-        let mut b = boot_with(&sys, "");
-        b.kmsg_limit = limit;
-        b.mounts = vec![PathBuf::from("/proc")];
-        assert!(matches!(b.handoff(), BootEnd::HandedOff));
-        let t = sys.trace();
-        assert_eq!(t[0], "sysctl -w kernel.printk_devkmsg=on");
-        let restored = t
-            .iter()
-            .position(|l| l == "sysctl -w kernel.printk_devkmsg=ratelimit")
-            .unwrap_or_else(|| panic!("{t:#?}"));
-        let moved = t
-            .iter()
-            .position(|l| l.starts_with("mount -o move"))
-            .unwrap();
-        assert!(restored < moved, "{t:#?}");
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("sysroot/proc/sys/kernel/printk_devkmsg"))
-                .unwrap(),
-            "ratelimit\n",
-            "/proc moved into the new root with the kernel's default back"
-        );
-    }
-
-    /// `on` needs nothing; `off` is the user's choice; a value locked by `printk.devkmsg=`
-    /// (the write fails) stays as it is.
-    #[test]
-    fn the_kmsg_rate_limit_is_left_alone_unless_it_is_the_default() {
-        for value in ["on\n", "off\n"] {
-            let dir = tempfile::tempdir().unwrap();
-            proc_sys(dir.path(), value);
-            let sys = RecordingSys::new(dir.path());
-            KmsgLimit::lift(&sys).restore(&sys);
-            assert!(sys.trace().is_empty(), "{value}: {:?}", sys.trace());
-        }
-        let dir = tempfile::tempdir().unwrap();
-        proc_sys(dir.path(), "ratelimit\n");
-        let sys = RecordingSys::new(dir.path());
-        sys.fail_on("printk_devkmsg", 22);
-        KmsgLimit::lift(&sys).restore(&sys);
-        assert_eq!(sys.trace(), ["sysctl -w kernel.printk_devkmsg=on"]);
-    }
 }

@@ -1,11 +1,12 @@
-//! Installing the new root's packages at boot with ramboot's own apk-compatible installer, the
-//! way Alpine's init calls `apk add --root /sysroot --initramfs-diskless-boot ...`.
+//! The new root's packages at boot: what to install (`pkgs=`, the apkovl's world, what the boot
+//! adds on its own) and installing it with ramboot's own apk-compatible installer, the way
+//! Alpine's init calls `apk add --root /sysroot --initramfs-diskless-boot ...`.
 
-use super::diskless::Wanted;
 use super::runner::Done;
-use super::{Boot, BootError, SYSROOT};
+use super::{sysroot, Boot, BootError, SYSROOT};
 use crate::apk::{self, ApkError, InstallRequest, Progress, ScriptPolicy};
 use crate::cmdline::Diskless;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// `/sys`, `/proc` and `/dev` inside the new root while package scripts run.
@@ -41,16 +42,7 @@ pub fn install(
     overlay_files: &[String],
     plan: &Diskless,
 ) -> Result<Done<Option<String>>, BootError> {
-    let implicit = &wanted.implicit;
-    let mut bound = Vec::new();
-    for b in BINDS {
-        let target = Path::new(SYSROOT).join(&b[1..]);
-        let _ = std::fs::create_dir_all(boot.sys.path(&target));
-        match boot.sys.bind_mount(Path::new(b), &target) {
-            Ok(()) => bound.push(target),
-            Err(e) => log::warn!("cannot bind {b} into {SYSROOT} for package scripts: {e}"),
-        }
-    }
+    let bound = bind_for_scripts(boot);
     let req = InstallRequest {
         root: PathBuf::from(SYSROOT),
         repositories: repositories.to_vec(),
@@ -76,76 +68,7 @@ pub fn install(
         ..Default::default()
     };
     let outcome = match apk::install(&req, boot.sys) {
-        Ok(mut report) => {
-            boot.record.unused_repositories = report.repo_warnings.clone();
-            let (notices, skipped): (Vec<_>, Vec<_>) = report
-                .skipped_world
-                .drain(..)
-                .partition(|(atom, _)| implicit.iter().any(|(name, _)| name == atom));
-            report.skipped_world = skipped;
-            for (atom, why) in &notices {
-                let wanted = implicit
-                    .iter()
-                    .find(|(name, _)| name == atom)
-                    .map_or("", |(_, wanted)| wanted.as_str());
-                if why.contains("(no such package)") {
-                    log::info!("{atom} ({wanted}) is not in any repository: skipped");
-                } else {
-                    log::info!("{atom} ({wanted}) cannot be installed: skipped: {why}");
-                }
-            }
-            drop_from_world(boot, notices.iter().map(|(a, _)| a.as_str()));
-            boot.record
-                .installed
-                .extend(report.installed.iter().cloned());
-            boot.record
-                .scripts_not_run
-                .append(&mut report.scripts_not_run);
-            let problems = &mut boot.record.package_problems;
-            problems.extend(
-                report
-                    .skipped_world
-                    .iter()
-                    .map(|(a, w)| (a.clone(), format!("skipped: {w}"))),
-            );
-            problems.extend(
-                report
-                    .failed
-                    .iter()
-                    .map(|(n, e)| (n.clone(), format!("refused: {e}"))),
-            );
-            problems.extend(
-                report
-                    .broken
-                    .iter()
-                    .map(|(n, w)| (n.clone(), format!("installed with errors: {w}"))),
-            );
-            for (atom, why) in &report.skipped_world {
-                log::warn!("package {atom} skipped: {why}");
-            }
-            for (name, err) in &report.failed {
-                log::error!("package {name} refused: {err}");
-            }
-            for (name, why) in &report.broken {
-                log::warn!("package {name} installed with errors: {why}");
-            }
-            let summary = format!(
-                "{} packages, {} files, {:.1} MiB in {:.0} ms",
-                report.installed.len(),
-                report.files,
-                report.bytes as f64 / (1024.0 * 1024.0),
-                report.elapsed.as_secs_f64() * 1000.0
-            );
-            let problems = report.failed.len() + report.skipped_world.len() + report.broken.len();
-            if problems == 0 {
-                Ok(Done::ok(Some(summary)))
-            } else {
-                Ok(
-                    Done::degraded(None, format!("{problems} package problem(s)"))
-                        .shown(format!("{problems} problem(s); {summary}")),
-                )
-            }
-        }
+        Ok(report) => Ok(record_report(boot, report, &wanted.implicit)),
         Err(e @ ApkError::Internal(_)) => Err(BootError::Install { source: e }),
         Err(e) => {
             if let ApkError::Unsatisfiable {
@@ -168,6 +91,92 @@ pub fn install(
     outcome
 }
 
+/// Binds `/sys`, `/proc` and `/dev` into the new root; returns what was bound.
+fn bind_for_scripts(boot: &Boot<'_>) -> Vec<PathBuf> {
+    let mut bound = Vec::new();
+    for b in BINDS {
+        let target = Path::new(SYSROOT).join(&b[1..]);
+        let _ = std::fs::create_dir_all(boot.sys.path(&target));
+        match boot.sys.bind_mount(Path::new(b), &target) {
+            Ok(()) => bound.push(target),
+            Err(e) => log::warn!("cannot bind {b} into {SYSROOT} for package scripts: {e}"),
+        }
+    }
+    bound
+}
+
+/// Logs and records what the installer did; the stage is degraded by any package problem.
+fn record_report(
+    boot: &mut Boot<'_>,
+    mut report: apk::InstallReport,
+    implicit: &[(String, String)],
+) -> Done<Option<String>> {
+    boot.record.unused_repositories = report.repo_warnings.clone();
+    let (notices, skipped): (Vec<_>, Vec<_>) = report
+        .skipped_world
+        .drain(..)
+        .partition(|(atom, _)| implicit.iter().any(|(name, _)| name == atom));
+    report.skipped_world = skipped;
+    for (atom, why) in &notices {
+        let wanted = implicit
+            .iter()
+            .find(|(name, _)| name == atom)
+            .map_or("", |(_, wanted)| wanted.as_str());
+        if why.contains("(no such package)") {
+            log::info!("{atom} ({wanted}) is not in any repository: skipped");
+        } else {
+            log::info!("{atom} ({wanted}) cannot be installed: skipped: {why}");
+        }
+    }
+    drop_from_world(boot, notices.iter().map(|(a, _)| a.as_str()));
+    boot.record
+        .installed
+        .extend(report.installed.iter().cloned());
+    boot.record
+        .scripts_not_run
+        .append(&mut report.scripts_not_run);
+    let problems = &mut boot.record.package_problems;
+    problems.extend(
+        report
+            .skipped_world
+            .iter()
+            .map(|(a, w)| (a.clone(), format!("skipped: {w}"))),
+    );
+    problems.extend(
+        report
+            .failed
+            .iter()
+            .map(|(n, e)| (n.clone(), format!("refused: {e}"))),
+    );
+    problems.extend(
+        report
+            .broken
+            .iter()
+            .map(|(n, w)| (n.clone(), format!("installed with errors: {w}"))),
+    );
+    for (atom, why) in &report.skipped_world {
+        log::warn!("package {atom} skipped: {why}");
+    }
+    for (name, err) in &report.failed {
+        log::error!("package {name} refused: {err}");
+    }
+    for (name, why) in &report.broken {
+        log::warn!("package {name} installed with errors: {why}");
+    }
+    let summary = format!(
+        "{} packages, {} files, {:.1} MiB in {:.0} ms",
+        report.installed.len(),
+        report.files,
+        report.bytes as f64 / (1024.0 * 1024.0),
+        report.elapsed.as_secs_f64() * 1000.0
+    );
+    match report.failed.len() + report.skipped_world.len() + report.broken.len() {
+        0 => Done::ok(Some(summary)),
+        n => Done::degraded(None, format!("{n} package problem(s)"))
+            .shown(format!("{n} problem(s); {summary}")),
+    }
+}
+
 /// Removes `names` from the new root's `etc/apk/world`.
 fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
     let names: Vec<&str> = names.collect();
@@ -188,5 +197,105 @@ fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
         .collect();
     if let Err(e) = root.write(world, kept.as_bytes(), 0o644) {
         log::warn!("cannot update {SYSROOT}/{}: {e}", world.display());
+    }
+}
+
+/// What the package stage installs.
+pub struct Wanted {
+    /// Every package, the user's first, without duplicates.
+    pub packages: Vec<String>,
+    /// Packages the boot adds on its own, with why; one the user asked for is not implicit.
+    pub implicit: Vec<(String, String)>,
+}
+
+/// `pkgs=`, the apkovl's world, then what the boot adds on its own.
+pub(super) fn packages_to_install(
+    boot: &Boot<'_>,
+    plan: &Diskless,
+    root: &Path,
+    apkovl_world: Vec<String>,
+    ssh_key: bool,
+) -> Wanted {
+    let mut pkgs: Vec<String> = plan.pkgs.clone();
+    pkgs.extend(apkovl_world);
+    let mut implicit: Vec<(String, String)> = Vec::new();
+    if ssh_key {
+        implicit.push(("openssh".into(), "wanted for ssh_key=".into()));
+    }
+    implicit.push((
+        "alpine-base".into(),
+        "the base system every diskless boot installs".into(),
+    ));
+    if copy_modloop_keys(boot, root) > 0 {
+        implicit.push((
+            "openssl".into(),
+            "wanted to verify the modloop signature".into(),
+        ));
+    }
+    let asked: Vec<String> = pkgs.iter().map(|p| atom_name(p)).collect();
+    implicit.retain(|(name, _)| !asked.contains(name));
+    pkgs.extend(implicit.iter().map(|(name, _)| name.clone()));
+    let mut seen = std::collections::HashSet::new();
+    pkgs.retain(|p| seen.insert(p.clone()));
+    Wanted {
+        packages: pkgs,
+        implicit,
+    }
+}
+
+/// The initramfs's keys, the architecture and the clock service in the new root.
+pub(super) fn prepare_package_root(boot: &Boot<'_>, root: &Path) {
+    let _ = sysroot::copy_dir_files(
+        &boot.sys.path(Path::new("/etc/apk/keys")),
+        root,
+        "etc/apk/keys",
+    );
+    if let Ok(r) = sysroot::open_root(root) {
+        let arch_file = Path::new("etc/apk/arch");
+        if r.exists(arch_file, true) {
+            let arch = format!("{}\n", apk_arch(&boot.sys.machine()));
+            let _ = r.write(arch_file, arch.as_bytes(), 0o644);
+        }
+    }
+    let clock = sysroot::clock_service(boot.sys);
+    let _ = sysroot::rc_add(root, clock, "boot");
+}
+
+/// `/var/cache/misc/*modloop*.SIGN.RSA.*.pub` go into the new root (the modloop service there
+/// verifies with them); returns how many.
+fn copy_modloop_keys(boot: &Boot<'_>, root: &Path) -> usize {
+    let dir = boot.sys.path(Path::new("/var/cache/misc"));
+    let Ok(rd) = fs::read_dir(&dir) else { return 0 };
+    let mut n = 0;
+    for e in rd.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains("modloop") && name.contains(".SIGN.RSA.") && name.ends_with(".pub") {
+            let misc = Path::new("var/cache/misc");
+            let copied = sysroot::open_root(root).and_then(|r| {
+                r.create_dirs(misc, 0o755, &mut Vec::new())?;
+                r.copy_in(&e.path(), &misc.join(&name))
+            });
+            if copied.is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The package name of a world atom (`openssl>3`, `foo@edge`: `openssl`, `foo`).
+fn atom_name(atom: &str) -> String {
+    crate::apk::dep::Dep::parse(atom)
+        .map(|d| d.name)
+        .unwrap_or_else(|_| atom.to_string())
+}
+
+/// apk's architecture name for this machine.
+pub fn apk_arch(machine: &str) -> &str {
+    match machine {
+        "armv7l" | "armv8l" => "armv7",
+        "armv6l" => "armhf",
+        "i686" | "i586" | "i486" | "i386" => "x86",
+        other => other,
     }
 }

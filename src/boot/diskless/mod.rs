@@ -1,0 +1,272 @@
+//! The diskless branch (no `root=`): find the boot media, build the whole system in a tmpfs from
+//! the media's repositories and the apkovl, and leave it ready for switch_root.
+//!
+//! Order and rules follow Alpine's `initramfs-init` (diskless part); the differences are where
+//! Alpine is weak: the apkovl is chosen by a documented rule and extracted safely, the modloop
+//! is verified and mounted here (so the initramfs can load every driver), packages are installed
+//! by ramboot's own apk-compatible installer, and every decision is logged.
+//!
+//! Map: `media` finds and relocates the boot media; `modloop` runs the modloop beside the
+//! root's build; `apkovl` applies the user's settings; the packages come from
+//! [`super::packages`]; this module orders them and finishes the new root.
+
+mod apkovl;
+mod media;
+mod modloop;
+
+pub use media::mdev_media_link;
+
+use super::packages;
+use super::runner::Done;
+use super::sysroot::{self, MediaMount};
+use super::{stages, Boot, BootEnd, BootError, SYSROOT};
+use crate::cmdline::{AutodetectSerial, Diskless, RepoSource};
+use crate::hw::modloop as hw_modloop;
+use crate::sys::parse_mount_options;
+use apkovl::{default_services, load_apkovl};
+use media::{boot_repositories, find_media, relocate};
+use modloop::{modloop_plan, modloop_step, ModloopPlan};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// What the media stage found and the later stages use.
+#[derive(Debug, Default)]
+pub struct Media {
+    pub mounts: Vec<MediaMount>,
+    /// Devices the initramfs had no driver for (their modaliases).
+    pub unmatched_modaliases: Vec<String>,
+    pub repositories: Vec<PathBuf>,
+    pub apkovl: Option<PathBuf>,
+    pub modloops: Vec<PathBuf>,
+    pub discovery_warnings: Vec<String>,
+}
+
+/// Everything decided while preparing the new root, for `ramboot plan` and the logs.
+#[derive(Debug, Default)]
+pub struct Decisions {
+    pub apkovl: Option<PathBuf>,
+    pub apkovl_reason: String,
+    pub overlay_files: Vec<String>,
+    pub default_services: bool,
+    pub packages: Vec<String>,
+    pub repositories: Vec<String>,
+    pub modloop: Option<String>,
+    pub notes: Vec<String>,
+}
+
+fn note(d: &mut Decisions, text: String) {
+    log::info!("{text}");
+    d.notes.push(text);
+}
+
+/// The diskless branch, from device discovery to a populated `/sysroot`.
+pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
+    let mut decisions = Decisions::default();
+    let media = boot
+        .stage(&stages::MEDIA)
+        .run(|b| find_media(b, plan, &mut decisions).map(Done::ok))?;
+    if boot.plan.needs_network {
+        log::warn!("networking (ip=, URLs) is not supported by ramboot yet: continuing offline");
+    }
+
+    // The modloop is verified (a SHA-1 over the whole image) and mounted on another core while
+    // the root is built: nothing before the driver reload needs it.
+    let modloop_start = boot.sys.now();
+    let modloop_plan = modloop_plan(boot, &media);
+    let sys = boot.sys;
+    let verify = boot.plan.modloop_verify;
+    let release = sys.kernel_release();
+    let (built, job) = std::thread::scope(|s| {
+        let mut job = match &modloop_plan {
+            ModloopPlan::Try(images) => {
+                let loader = boot.share_loader();
+                let release = &release;
+                Some(s.spawn(move || {
+                    let r =
+                        hw_modloop::mount_first(sys, loader.as_deref(), images, release, verify);
+                    // The handle goes with the thread, before it is joined.
+                    drop(loader);
+                    (r, sys.now())
+                }))
+            }
+            _ => None,
+        };
+        let mut joined = None;
+        let mut wait = || {
+            if let Some(j) = job.take() {
+                joined = Some(j.join());
+            }
+        };
+        let built = build_root(boot, plan, &media, &mut wait, &mut decisions);
+        wait();
+        (built, joined)
+    });
+    if !matches!(modloop_plan, ModloopPlan::Off) {
+        let mut job = job;
+        boot.stage(&stages::MODLOOP)
+            .since(modloop_start)
+            .run(|b| modloop_step(b, &modloop_plan, job.take(), &media, &mut decisions))?;
+    }
+    let built = built?;
+    finish_root(boot, plan, built, &mut decisions);
+    Ok(decisions)
+}
+
+/// After the packages and the modloop: the apkovl's device unmounted, media relocated by the
+/// packages' fstab, repositories, consoles, resolv.conf and the modloop in the new root.
+fn finish_root(boot: &mut Boot<'_>, plan: &Diskless, built: Built, decisions: &mut Decisions) {
+    let Built {
+        root,
+        applied,
+        mut media_mounts,
+        has_fstab,
+    } = built;
+    if let Some(dir) = boot.apkovl_mount.take() {
+        let _ = boot.sys.umount(&dir, false);
+    }
+    if !has_fstab {
+        // The packages may have brought one.
+        let fstab_now =
+            sysroot::open_root(&root).and_then(|r| r.read_to_string(Path::new("etc/fstab")));
+        if let Ok(text) = fstab_now {
+            relocate(boot, &sysroot::parse_fstab(&text), &mut media_mounts);
+        }
+    }
+    let repos_now: Vec<String> = match &plan.repos {
+        RepoSource::List(l) => l.clone(),
+        _ => boot_repositories(boot, &media_mounts),
+    };
+    if let Err(e) = sysroot::write_repositories_if_missing(&root, &repos_now) {
+        log::warn!("cannot write /etc/apk/repositories: {e}");
+    }
+
+    // Consoles and resolv.conf.
+    let mut candidates = vec!["console".to_string()];
+    candidates.extend(boot.plan.consoles.iter().cloned());
+    if !applied && boot.plan.autodetect_serial != AutodetectSerial::No {
+        candidates.extend(sysroot::detect_serial_consoles(boot.sys));
+    }
+    let consoles = sysroot::expand_consoles(boot.sys, &candidates);
+    match sysroot::setup_inittab_consoles(boot.sys, &root, &consoles) {
+        Ok(added) if !added.is_empty() => {
+            note(decisions, format!("getty added for {}", added.join(" ")))
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot update /etc/inittab: {e}"),
+    }
+    let _ = sysroot::copy_if_missing(
+        &boot.sys.path(Path::new("/etc/resolv.conf")),
+        &root,
+        "etc/resolv.conf",
+    );
+
+    if decisions.modloop.is_some() {
+        if let Err(e) = hw_modloop::arrange_new_root(boot.sys, Path::new(SYSROOT)) {
+            log::warn!("modloop in the new root: {e}");
+        }
+    }
+}
+
+/// What [`build_root`] leaves for the rest of the diskless branch.
+#[derive(Default)]
+struct Built {
+    root: PathBuf,
+    /// An apkovl was applied.
+    applied: bool,
+    media_mounts: Vec<MediaMount>,
+    /// The apkovl brought an fstab.
+    has_fstab: bool,
+}
+
+/// The root tmpfs, the apkovl, default services, fstab handling and the packages.
+/// `wait_modloop` joins the modloop job: media must not move while it reads the image by path.
+fn build_root(
+    boot: &mut Boot<'_>,
+    plan: &Diskless,
+    media: &Media,
+    wait_modloop: &mut dyn FnMut(),
+    decisions: &mut Decisions,
+) -> Result<Built, BootEnd> {
+    if boot.plan.single {
+        boot.rescue_shell("Single-user mode: exit the shell to continue the boot.");
+    }
+    boot.stage(&stages::SYSROOT)
+        .run(|b| mount_sysroot(b, plan).map(Done::ok))?;
+    let root = boot.sys.path(Path::new(SYSROOT));
+
+    let apkovl_world = load_apkovl(boot, plan, media, decisions)?;
+    let applied = decisions.apkovl.is_some();
+    let ssh_key = default_services(plan, &root, applied, decisions);
+
+    // fstab: root tmpfs options and media relocation.
+    let mut media_mounts = media.mounts.clone();
+    let root_fstab = sysroot::open_root(&root)
+        .ok()
+        .and_then(|r| r.read_to_string(Path::new("etc/fstab")).ok());
+    let has_fstab = root_fstab.is_some();
+    let fstab_text = root_fstab.unwrap_or_else(|| {
+        fs::read_to_string(boot.sys.path(Path::new("/etc/fstab"))).unwrap_or_default()
+    });
+    let fstab = sysroot::parse_fstab(&fstab_text);
+    if has_fstab {
+        if let Some(opts) = sysroot::root_tmpfs_options(&fstab) {
+            let (flags, data) = parse_mount_options(&opts);
+            if let Err(e) = boot.sys.remount(Path::new(SYSROOT), flags, &data) {
+                log::warn!("cannot remount {SYSROOT} with {opts}: {e}");
+            }
+        }
+    }
+    if sysroot::moves_pending(boot.sys, &fstab, &media_mounts) {
+        wait_modloop();
+    }
+    relocate(boot, &fstab, &mut media_mounts);
+
+    let wanted = packages::packages_to_install(boot, plan, &root, apkovl_world, ssh_key.is_some());
+    let repositories: Vec<String> = match &plan.repos {
+        RepoSource::List(l) => l.clone(),
+        RepoSource::None => Vec::new(),
+        RepoSource::Auto => boot_repositories(boot, &media_mounts),
+    };
+    packages::prepare_package_root(boot, &root);
+    decisions.packages = wanted.packages.clone();
+    decisions.repositories = repositories.clone();
+    let local = packages::local_repositories(&repositories);
+    let installed = boot
+        .stage(&stages::PACKAGES)
+        .detail(wanted.packages.join(" "))
+        .run(|b| packages::install(b, &local, &wanted, &decisions.overlay_files, plan))?;
+    if let Some(summary) = installed {
+        log::info!("installed {summary}");
+    }
+
+    Ok(Built {
+        root,
+        applied,
+        media_mounts,
+        has_fstab,
+    })
+}
+
+/// The sysroot stage's step: the tmpfs, and the usr-merged skeleton when asked for.
+fn mount_sysroot(boot: &mut Boot<'_>, plan: &Diskless) -> Result<(), BootError> {
+    let target = Path::new(SYSROOT);
+    let _ = fs::create_dir_all(boot.sys.path(target));
+    let (flags, data) = parse_mount_options(&plan.tmpfs_flags);
+    boot.sys
+        .mount("tmpfs", target, "tmpfs", flags, &data)
+        .map_err(|source| BootError::RootMount {
+            device: "tmpfs".into(),
+            target: target.into(),
+            source,
+        })?;
+    if plan.bootstrap_usr_merged {
+        let root = boot.sys.path(target);
+        for d in ["usr/lib", "usr/bin", "usr/sbin"] {
+            let _ = fs::create_dir_all(root.join(d));
+        }
+        for l in ["bin", "sbin", "lib"] {
+            let _ = std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! The modloop stage of the diskless branch: which images to try, the job that verifies and
+//! mounts one on another thread while the root is built, and what follows once it is joined
+//! (the initramfs's module tree pointed at it, the index re-read, the missing drivers loaded).
+
+use super::{note, Decisions, Media};
+use crate::boot::runner::Done;
+use crate::boot::{Boot, BootError};
+use crate::cmdline::ModloopSpec;
+use crate::hw::modloop;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the modloop stage has to do.
+pub(super) enum ModloopPlan {
+    /// `modloop=none`: no modloop, no stage.
+    Off,
+    /// None can be tried; why.
+    Without(String),
+    /// The images to try, in order.
+    Try(Vec<PathBuf>),
+}
+
+pub(super) fn modloop_plan(boot: &Boot<'_>, media: &Media) -> ModloopPlan {
+    match &boot.plan.modloop {
+        ModloopSpec::None => ModloopPlan::Off,
+        ModloopSpec::Url(u) => {
+            let w =
+                format!("modloop={u} needs networking, which ramboot does not do yet; no modloop");
+            log::warn!("{w}");
+            ModloopPlan::Without(w)
+        }
+        _ if media.modloops.is_empty() => {
+            ModloopPlan::Without("no modloop on the boot media".into())
+        }
+        _ => ModloopPlan::Try(media.modloops.clone()),
+    }
+}
+
+/// What the modloop job on its thread gives back: the mount, and when it finished.
+pub(super) type ModloopJob = std::thread::Result<(
+    Result<modloop::ModloopMount, modloop::ModloopError>,
+    Duration,
+)>;
+
+/// The modloop stage's step, once its job was joined: a refused modloop fails the stage (a
+/// warning: the boot goes on without it).
+pub(super) fn modloop_step(
+    boot: &mut Boot<'_>,
+    plan: &ModloopPlan,
+    job: Option<ModloopJob>,
+    media: &Media,
+    decisions: &mut Decisions,
+) -> Result<Done<()>, BootError> {
+    match (plan, job) {
+        (ModloopPlan::Without(why), _) => Ok(Done::degraded((), why.clone())),
+        (_, None) => Ok(Done::ok(())),
+        // A panic on the modloop's thread takes the runner's road for panics.
+        (_, Some(Err(panic))) => std::panic::resume_unwind(panic),
+        (_, Some(Ok((Err(e), _)))) => Err(BootError::Modloop(e)),
+        (_, Some(Ok((Ok(mounted), at)))) => {
+            finish_modloop(boot, media, decisions, mounted, at);
+            Ok(Done::ok(()))
+        }
+    }
+}
+
+/// After the modloop was verified and mounted (in parallel with building the root): points the
+/// initramfs's module tree at it and loads drivers for devices the initramfs had no module for.
+pub(super) fn finish_modloop(
+    boot: &mut Boot<'_>,
+    media: &Media,
+    decisions: &mut Decisions,
+    mounted: modloop::ModloopMount,
+    mounted_at: Duration,
+) {
+    let release = boot.sys.kernel_release();
+    boot.timeline.mark("modloop mounted", mounted_at);
+    note(
+        decisions,
+        format!(
+            "modloop {} mounted ({})",
+            mounted.image.display(),
+            mounted.verification
+        ),
+    );
+    decisions.modloop = Some(mounted.image.display().to_string());
+    if let Err(e) = modloop::link_into_initramfs(boot.sys, &release) {
+        log::warn!("{e}");
+    }
+    // The modloop's thread was joined: the boot holds the only handle again.
+    let has_loader = boot.loader().is_some();
+    match boot.loader_mut() {
+        Some(loader) => {
+            if let Err(e) = loader.reload() {
+                log::warn!("cannot read the modloop's module index: {e}");
+            }
+        }
+        None if has_loader => log::warn!("the module index was not re-read: the loader is in use"),
+        None => {}
+    }
+    // Drivers for the devices the initramfs had no module for: only those modaliases are looked
+    // up again, no second walk over sysfs.
+    if let Some(loader) = boot.loader() {
+        let report = crate::hw::coldplug::Hotplug::new()
+            .load(loader, media.unmatched_modaliases.iter().cloned());
+        for (m, why) in &report.failed {
+            log::warn!("module {m}: {why}");
+        }
+        if !report.loaded.is_empty() {
+            note(
+                decisions,
+                format!("drivers from the modloop: {}", report.loaded.join(" ")),
+            );
+        }
+    }
+    boot.timeline.mark("modloop drivers loaded", boot.sys.now());
+}
