@@ -1,4 +1,7 @@
 //! [`Sys`] on the real kernel, through rustix.
+//!
+//! Why one long file: each method is a thin, `SAFETY`-commented wrapper of one kernel interface,
+//! in the trait's order, so the whole privileged surface of ramboot can be audited in one read.
 
 use super::{
     ModuleImage, MountPoint, NodeKind, Reaped, RebootKind, Signal, SignalSource, Spawn, Sys,

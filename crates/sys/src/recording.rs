@@ -11,6 +11,10 @@
 //! chrooted into the stand-in tree (package scripts) really run there, through
 //! [`RealSys`](super::RealSys), natively or under qemu-user (see [`super::foreign`]). Their effects
 //! stay inside the tree, as the chroot confines them.
+//!
+//! Why one long file: it mirrors [`Sys`] method by method (the trait, the real implementation
+//! and this double are read side by side), and [`Call`] with its rendering is the trace format
+//! every test compares against; splitting either would separate a method from its record.
 
 use super::{
     mount_flags_text, signal_name, ExitStatus, ModuleImage, MountPoint, NodeKind, Reaped,
