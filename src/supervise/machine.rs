@@ -724,3 +724,7 @@ impl Supervisor {
 #[cfg(test)]
 #[path = "machine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "services_tests.rs"]
+mod services_tests;

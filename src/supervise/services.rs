@@ -400,7 +400,7 @@ impl Services {
                     ));
                     let _ = sys.kill(pid, Signal::KILL);
                     if let State::Finishing { until, .. } = &mut self.list[i].state {
-                        *until = Duration::MAX;
+                        *until = now + self.kill_wait;
                     }
                 }
             }

@@ -248,11 +248,14 @@ impl fmt::Display for Call {
                     write!(f, " {}", a.to_string_lossy())?;
                 }
                 if let Some(user) = &spawn.user {
-                    write!(f, " [user {}:{}", user.uid, user.gid)?;
-                    for g in &user.groups {
-                        write!(f, ",{g}")?;
-                    }
-                    write!(f, "]")?;
+                    let groups: Vec<String> = user.groups.iter().map(u32::to_string).collect();
+                    write!(
+                        f,
+                        " [user {}:{} groups {}]",
+                        user.uid,
+                        user.gid,
+                        groups.join(",")
+                    )?;
                 }
                 if !spawn.fds.is_empty() {
                     let targets: Vec<String> =
