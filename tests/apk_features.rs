@@ -9,7 +9,7 @@ use apk_support::*;
 use ramboot::apk::build::PackageBuilder;
 use ramboot::apk::stream::ScriptKind;
 use ramboot::apk::{install, ScriptPolicy};
-use ramboot::boot::{packages, timeline::Outcome, Boot};
+use ramboot::boot::{diskless::Wanted, packages, Boot};
 use ramboot::sys::{
     Call, ChrootRuns, ModuleImage, MountFlags, MountPoint, NodeKind, RealSys, RebootKind,
     RecordingSys, Spawn, Sys, UeventSource,
@@ -409,15 +409,19 @@ fn privileged_scripts_run_chrooted_with_sys_proc_dev_bound() {
     };
     let mut boot = Boot::new(&sys, plan, std::time::Duration::ZERO);
     ramboot::boot::apkovl::init_db(&sys, std::path::Path::new("/sysroot")).unwrap();
-    let outcome = packages::install(
+    let wanted = Wanted {
+        packages: vec!["busybox".into()],
+        implicit: vec![],
+    };
+    let done = packages::install(
         &mut boot,
         &["/media/vda1/apks".into()],
-        &["busybox".into()],
-        &[],
+        &wanted,
         &[],
         &diskless,
-    );
-    assert_eq!(outcome.unwrap(), Outcome::Ok, "{:?}", sys.0.trace());
+    )
+    .unwrap();
+    assert_eq!(done.degradation(), None, "{:?}", sys.0.trace());
     assert_eq!(
         std::fs::read_to_string(root.join("sysroot/script-saw")).unwrap(),
         "args=1.36.1-r0\ncwd=/\numask=0022\nchroot=yes\nproc=yes\ndev=yes\nsys=yes\n"

@@ -336,6 +336,13 @@ pub(crate) mod tests {
     #[derive(Clone, Default)]
     pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
 
+    impl Captured {
+        /// What was written so far.
+        pub fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);

@@ -7,9 +7,10 @@
 //! by ramboot's own apk-compatible installer, and every decision is logged.
 
 use super::apkovl;
+use super::packages;
+use super::runner::Done;
 use super::sysroot::{self, MediaMount};
-use super::timeline::Outcome;
-use super::{Boot, BootEnd, BootError, SYSROOT};
+use super::{stages, Boot, BootEnd, BootError, SYSROOT};
 use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, ModloopSpec, RepoSource};
 use crate::hw::discover::{discover, DiscoverConfig, Discovery, Goal};
 use crate::hw::modloop;
@@ -18,6 +19,7 @@ use crate::sys::parse_mount_options;
 use rustix::fs::{Mode, OFlags};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// What the media stage found and the later stages use.
 #[derive(Debug, Default)]
@@ -72,7 +74,7 @@ fn find_media(
         },
         kernel_release: Some(boot.sys.kernel_release()),
     };
-    let d: Discovery = discover(boot.sys, boot.loader.as_ref(), &cfg);
+    let d: Discovery = discover(boot.sys, boot.loader(), &cfg);
     boot.record.discovery = Some(d.clone());
     for dev in &d.devices {
         if !dev.info.dev.name.starts_with("loop") && !dev.info.dev.name.starts_with("ram") {
@@ -162,43 +164,70 @@ fn on_usb(boot: &Boot<'_>, device: &str) -> bool {
     })
 }
 
-/// The modloop images to try, or why there is none.
-fn modloop_candidates(boot: &Boot<'_>, media: &Media) -> Result<Vec<PathBuf>, Outcome> {
+/// What the modloop stage has to do.
+enum ModloopPlan {
+    /// `modloop=none`: no modloop, no stage.
+    Off,
+    /// None can be tried; why.
+    Without(String),
+    /// The images to try, in order.
+    Try(Vec<PathBuf>),
+}
+
+fn modloop_plan(boot: &Boot<'_>, media: &Media) -> ModloopPlan {
     match &boot.plan.modloop {
-        ModloopSpec::None => return Err(Outcome::Ok),
+        ModloopSpec::None => ModloopPlan::Off,
         ModloopSpec::Url(u) => {
             let w =
                 format!("modloop={u} needs networking, which ramboot does not do yet; no modloop");
             log::warn!("{w}");
-            return Err(Outcome::Degraded(w));
+            ModloopPlan::Without(w)
         }
-        _ => {}
+        _ if media.modloops.is_empty() => {
+            ModloopPlan::Without("no modloop on the boot media".into())
+        }
+        _ => ModloopPlan::Try(media.modloops.clone()),
     }
-    if media.modloops.is_empty() {
-        return Err(Outcome::Degraded("no modloop on the boot media".into()));
+}
+
+/// What the modloop job on its thread gives back: the mount, and when it finished.
+type ModloopJob = std::thread::Result<(
+    Result<modloop::ModloopMount, modloop::ModloopError>,
+    Duration,
+)>;
+
+/// The modloop stage's step, once its job was joined: a refused modloop fails the stage (a
+/// warning: the boot goes on without it).
+fn modloop_step(
+    boot: &mut Boot<'_>,
+    plan: &ModloopPlan,
+    job: Option<ModloopJob>,
+    media: &Media,
+    decisions: &mut Decisions,
+) -> Result<Done<()>, BootError> {
+    match (plan, job) {
+        (ModloopPlan::Without(why), _) => Ok(Done::degraded((), why.clone())),
+        (_, None) => Ok(Done::ok(())),
+        // A panic on the modloop's thread takes the runner's road for panics.
+        (_, Some(Err(panic))) => std::panic::resume_unwind(panic),
+        (_, Some(Ok((Err(e), _)))) => Err(BootError::Modloop(e)),
+        (_, Some(Ok((Ok(mounted), at)))) => {
+            finish_modloop(boot, media, decisions, mounted, at);
+            Ok(Done::ok(()))
+        }
     }
-    Ok(media.modloops.clone())
 }
 
 /// After the modloop was verified and mounted (in parallel with building the root): points the
 /// initramfs's module tree at it and loads drivers for devices the initramfs had no module for.
-/// A refused modloop is a warning: the boot goes on without it.
 fn finish_modloop(
     boot: &mut Boot<'_>,
     media: &Media,
     decisions: &mut Decisions,
-    result: Result<modloop::ModloopMount, String>,
-    mounted_at: std::time::Duration,
-) -> Outcome {
+    mounted: modloop::ModloopMount,
+    mounted_at: Duration,
+) {
     let release = boot.sys.kernel_release();
-    let mounted = match result {
-        Ok(m) => m,
-        Err(e) => {
-            let w = format!("modloop refused: {e}");
-            log::error!("{w}");
-            return Outcome::Degraded(w);
-        }
-    };
     boot.timeline.mark("modloop mounted", mounted_at);
     note(
         decisions,
@@ -212,14 +241,20 @@ fn finish_modloop(
     if let Err(e) = modloop::link_into_initramfs(boot.sys, &release) {
         log::warn!("{e}");
     }
-    if let Some(loader) = boot.loader.as_mut() {
-        if let Err(e) = loader.reload() {
-            log::warn!("cannot read the modloop's module index: {e}");
+    // The modloop's thread was joined: the boot holds the only handle again.
+    let has_loader = boot.loader().is_some();
+    match boot.loader_mut() {
+        Some(loader) => {
+            if let Err(e) = loader.reload() {
+                log::warn!("cannot read the modloop's module index: {e}");
+            }
         }
+        None if has_loader => log::warn!("the module index was not re-read: the loader is in use"),
+        None => {}
     }
     // Drivers for the devices the initramfs had no module for: only those modaliases are looked
     // up again, no second walk over sysfs.
-    if let Some(loader) = boot.loader.as_ref() {
+    if let Some(loader) = boot.loader() {
         let report = crate::hw::coldplug::Hotplug::new()
             .load(loader, media.unmatched_modaliases.iter().cloned());
         for (m, why) in &report.failed {
@@ -233,7 +268,6 @@ fn finish_modloop(
         }
     }
     boot.timeline.mark("modloop drivers loaded", boot.sys.now());
-    Outcome::Ok
 }
 
 /// Resolves `apkovl=` (or the media's choice) to a file, mounting a device when asked to.
@@ -276,7 +310,7 @@ fn locate_apkovl(boot: &mut Boot<'_>, plan: &Diskless, media: &Media) -> Option<
                     )
                     .map_err(|e| e.to_string()),
                 (None, Some(info)) => {
-                    crate::hw::mount::mount_ro(boot.sys, boot.loader.as_ref(), info, &dir)
+                    crate::hw::mount::mount_ro(boot.sys, boot.loader(), info, &dir)
                         .map(drop)
                         .map_err(|e| e.to_string())
                 }
@@ -338,9 +372,9 @@ pub fn apk_arch(machine: &str) -> &str {
 /// The diskless branch, from device discovery to a populated `/sysroot`.
 pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     let mut decisions = Decisions::default();
-    let media = boot.stage("media", "Looking for boot media", |b| {
-        find_media(b, plan, &mut decisions)
-    })?;
+    let media = boot
+        .stage(&stages::MEDIA)
+        .run(|b| find_media(b, plan, &mut decisions).map(Done::ok))?;
     if boot.plan.needs_network {
         log::warn!("networking (ip=, URLs) is not supported by ramboot yet: continuing offline");
     }
@@ -348,53 +382,54 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     // The modloop is verified (a SHA-1 over the whole image) and mounted on another core while
     // the root is built: nothing before the driver reload needs it.
     let modloop_start = boot.sys.now();
-    let candidates = modloop_candidates(boot, &media);
-    let loader = boot.loader.take();
+    let modloop_plan = modloop_plan(boot, &media);
     let sys = boot.sys;
     let verify = boot.plan.modloop_verify;
     let release = sys.kernel_release();
-    let (built, modloop) = std::thread::scope(|s| {
-        let mut job = candidates.as_ref().ok().map(|c| {
-            let loader = loader.as_ref();
-            let release = &release;
-            s.spawn(move || {
-                let r = modloop::mount_first(sys, loader, c, release, verify)
-                    .map_err(|e| e.to_string());
-                (r, sys.now())
-            })
-        });
-        let mut result = None;
+    let (built, job) = std::thread::scope(|s| {
+        let mut job = match &modloop_plan {
+            ModloopPlan::Try(images) => {
+                let loader = boot.share_loader();
+                let release = &release;
+                Some(s.spawn(move || {
+                    let r = modloop::mount_first(sys, loader.as_deref(), images, release, verify);
+                    // The handle goes with the thread, before it is joined.
+                    drop(loader);
+                    (r, sys.now())
+                }))
+            }
+            _ => None,
+        };
+        let mut joined = None;
         let mut wait = || {
             if let Some(j) = job.take() {
-                result = Some(j.join().unwrap_or_else(|_| {
-                    (
-                        Err("internal error while mounting the modloop".into()),
-                        sys.now(),
-                    )
-                }));
+                joined = Some(j.join());
             }
         };
         let built = build_root(boot, plan, &media, &mut wait, &mut decisions);
         wait();
-        (built, result)
+        (built, joined)
     });
-    boot.loader = loader;
-    let outcome = match (candidates, modloop) {
-        (Err(outcome), _) => outcome,
-        (Ok(_), None) => Outcome::Ok,
-        (Ok(_), Some((result, at))) => finish_modloop(boot, &media, &mut decisions, result, at),
-    };
-    if boot.plan.modloop != ModloopSpec::None {
-        boot.timeline
-            .stage("modloop", modloop_start, boot.sys.now(), outcome);
+    if !matches!(modloop_plan, ModloopPlan::Off) {
+        let mut job = job;
+        boot.stage(&stages::MODLOOP)
+            .since(modloop_start)
+            .run(|b| modloop_step(b, &modloop_plan, job.take(), &media, &mut decisions))?;
     }
+    let built = built?;
+    finish_root(boot, plan, built, &mut decisions);
+    Ok(decisions)
+}
+
+/// After the packages and the modloop: the apkovl's device unmounted, media relocated by the
+/// packages' fstab, repositories, consoles, resolv.conf and the modloop in the new root.
+fn finish_root(boot: &mut Boot<'_>, plan: &Diskless, built: Built, decisions: &mut Decisions) {
     let Built {
         root,
         applied,
         mut media_mounts,
         has_fstab,
-    } = built?;
-
+    } = built;
     if let Some(dir) = boot.apkovl_mount.take() {
         let _ = boot.sys.umount(&dir, false);
     }
@@ -422,10 +457,9 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     }
     let consoles = sysroot::expand_consoles(boot.sys, &candidates);
     match sysroot::setup_inittab_consoles(boot.sys, &root, &consoles) {
-        Ok(added) if !added.is_empty() => note(
-            &mut decisions,
-            format!("getty added for {}", added.join(" ")),
-        ),
+        Ok(added) if !added.is_empty() => {
+            note(decisions, format!("getty added for {}", added.join(" ")))
+        }
         Ok(_) => {}
         Err(e) => log::warn!("cannot update /etc/inittab: {e}"),
     }
@@ -440,10 +474,10 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
             log::warn!("modloop in the new root: {e}");
         }
     }
-    Ok(decisions)
 }
 
 /// What [`build_root`] leaves for the rest of the diskless branch.
+#[derive(Default)]
 struct Built {
     root: PathBuf,
     /// An apkovl was applied.
@@ -465,99 +499,19 @@ fn build_root(
     if boot.plan.single {
         boot.rescue_shell("Single-user mode: exit the shell to continue the boot.");
     }
-
-    boot.stage("sysroot", "Mounting the root tmpfs", |b| {
-        let target = Path::new(SYSROOT);
-        let _ = fs::create_dir_all(b.sys.path(target));
-        let (flags, data) = parse_mount_options(&plan.tmpfs_flags);
-        b.sys
-            .mount("tmpfs", target, "tmpfs", flags, &data)
-            .map_err(|source| BootError::RootMount {
-                device: "tmpfs".into(),
-                target: target.into(),
-                source,
-            })?;
-        if plan.bootstrap_usr_merged {
-            let root = b.sys.path(target);
-            for d in ["usr/lib", "usr/bin", "usr/sbin"] {
-                let _ = fs::create_dir_all(root.join(d));
-            }
-            for l in ["bin", "sbin", "lib"] {
-                let _ = std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l));
-            }
-        }
-        Ok(())
-    })?;
+    boot.stage(&stages::SYSROOT)
+        .run(|b| mount_sysroot(b, plan).map(Done::ok))?;
     let root = boot.sys.path(Path::new(SYSROOT));
 
-    // The apkovl.
-    let start = boot.sys.now();
-    let mut outcome = Outcome::Ok;
-    let apkovl = locate_apkovl(boot, plan, media).filter(|p| {
-        let ok = boot.sys.path(p).is_file();
-        if !ok {
-            log::warn!("apkovl {} is not a file: booting without one", p.display());
-        }
-        ok
-    });
-    if let Err(e) = apkovl::init_db(boot.sys, Path::new(SYSROOT)) {
-        log::warn!("cannot create the apk database: {e}");
-    }
-    let mut applied = false;
-    let mut apkovl_world = Vec::new();
-    if let Some(path) = &apkovl {
-        super::console::ebegin(&format!("Loading user settings from {}", path.display()));
-        match apkovl::apply(boot.sys, Path::new(SYSROOT), path) {
-            Ok(x) => {
-                super::console::eend(Ok(()));
-                for w in &x.warnings {
-                    log::warn!("apkovl: {w}");
-                }
-                decisions.overlay_files = x.overlay_files;
-                decisions.apkovl = Some(path.clone());
-                apkovl_world = x.world;
-                applied = true;
-            }
-            Err(e) => {
-                super::console::eend(Err(&e.to_string()));
-                log::warn!("booting a clean default system instead");
-                outcome = Outcome::Degraded(e.to_string());
-            }
-        }
-    }
-    let new_root = sysroot::open_root(&root);
-    let marker = Path::new("etc/.default_boot_services");
-    decisions.default_services =
-        !applied || new_root.as_ref().is_ok_and(|r| r.exists(marker, true));
-    let ssh_key = plan.ssh_key.clone().filter(|_| decisions.default_services);
-    if decisions.default_services {
-        if let Err(e) = sysroot::add_default_services(&root, ssh_key.is_some()) {
-            log::warn!("cannot add the default services: {e}");
-        }
-        if let Ok(r) = &new_root {
-            let _ = r.remove_file(marker);
-        }
-    }
-    if let Some(key) = &ssh_key {
-        match install_ssh_key(&root, key) {
-            Ok(true) => note(
-                decisions,
-                "ssh_key: written to /root/.ssh/authorized_keys".into(),
-            ),
-            Ok(false) => {}
-            Err(e) => log::warn!("ssh_key: {e}"),
-        }
-    }
-    boot.timeline
-        .stage("apkovl", start, boot.sys.now(), outcome);
+    let apkovl_world = load_apkovl(boot, plan, media, decisions)?;
+    let applied = decisions.apkovl.is_some();
+    let ssh_key = default_services(plan, &root, applied, decisions);
 
     // fstab: root tmpfs options and media relocation.
     let mut media_mounts = media.mounts.clone();
-    let root_fstab = new_root
-        .as_ref()
+    let root_fstab = sysroot::open_root(&root)
         .ok()
         .and_then(|r| r.read_to_string(Path::new("etc/fstab")).ok());
-    drop(new_root);
     let has_fstab = root_fstab.is_some();
     let fstab_text = root_fstab.unwrap_or_else(|| {
         fs::read_to_string(boot.sys.path(Path::new("/etc/fstab"))).unwrap_or_default()
@@ -576,19 +530,159 @@ fn build_root(
     }
     relocate(boot, &fstab, &mut media_mounts);
 
-    // What to install.
+    let wanted = packages_to_install(boot, plan, &root, apkovl_world, ssh_key.is_some());
+    let repositories: Vec<String> = match &plan.repos {
+        RepoSource::List(l) => l.clone(),
+        RepoSource::None => Vec::new(),
+        RepoSource::Auto => boot_repositories(boot, &media_mounts),
+    };
+    prepare_package_root(boot, &root);
+    decisions.packages = wanted.packages.clone();
+    decisions.repositories = repositories.clone();
+    let local = packages::local_repositories(&repositories);
+    let installed = boot
+        .stage(&stages::PACKAGES)
+        .detail(wanted.packages.join(" "))
+        .run(|b| packages::install(b, &local, &wanted, &decisions.overlay_files, plan))?;
+    if let Some(summary) = installed {
+        log::info!("installed {summary}");
+    }
+
+    Ok(Built {
+        root,
+        applied,
+        media_mounts,
+        has_fstab,
+    })
+}
+
+/// The sysroot stage's step: the tmpfs, and the usr-merged skeleton when asked for.
+fn mount_sysroot(boot: &mut Boot<'_>, plan: &Diskless) -> Result<(), BootError> {
+    let target = Path::new(SYSROOT);
+    let _ = fs::create_dir_all(boot.sys.path(target));
+    let (flags, data) = parse_mount_options(&plan.tmpfs_flags);
+    boot.sys
+        .mount("tmpfs", target, "tmpfs", flags, &data)
+        .map_err(|source| BootError::RootMount {
+            device: "tmpfs".into(),
+            target: target.into(),
+            source,
+        })?;
+    if plan.bootstrap_usr_merged {
+        let root = boot.sys.path(target);
+        for d in ["usr/lib", "usr/bin", "usr/sbin"] {
+            let _ = fs::create_dir_all(root.join(d));
+        }
+        for l in ["bin", "sbin", "lib"] {
+            let _ = std::os::unix::fs::symlink(format!("usr/{l}"), root.join(l));
+        }
+    }
+    Ok(())
+}
+
+/// The apk database, then the apkovl stage; returns the world the apkovl brings.
+fn load_apkovl(
+    boot: &mut Boot<'_>,
+    plan: &Diskless,
+    media: &Media,
+    decisions: &mut Decisions,
+) -> Result<Vec<String>, BootEnd> {
+    let apkovl = locate_apkovl(boot, plan, media).filter(|p| {
+        let ok = boot.sys.path(p).is_file();
+        if !ok {
+            log::warn!("apkovl {} is not a file: booting without one", p.display());
+        }
+        ok
+    });
+    if let Err(e) = apkovl::init_db(boot.sys, Path::new(SYSROOT)) {
+        log::warn!("cannot create the apk database: {e}");
+    }
+    let Some(path) = apkovl else {
+        boot.stage(&stages::APKOVL)
+            .untitled()
+            .run(|_| Ok(Done::ok(())))?;
+        return Ok(Vec::new());
+    };
+    let applied = boot
+        .stage(&stages::APKOVL)
+        .detail(path.display())
+        .run(|b| {
+            apkovl::apply(b.sys, Path::new(SYSROOT), &path)
+                .map(|x| Done::ok(Some(x)))
+                .map_err(BootError::Apkovl)
+        })?;
+    let Some(x) = applied else {
+        return Ok(Vec::new());
+    };
+    for w in &x.warnings {
+        log::warn!("apkovl: {w}");
+    }
+    decisions.overlay_files = x.overlay_files;
+    decisions.apkovl = Some(path);
+    Ok(x.world)
+}
+
+/// Default services (without an apkovl, or when it asks for them) and `ssh_key=`; returns the
+/// key when one is to be installed.
+fn default_services(
+    plan: &Diskless,
+    root: &Path,
+    applied: bool,
+    decisions: &mut Decisions,
+) -> Option<String> {
+    let new_root = sysroot::open_root(root);
+    let marker = Path::new("etc/.default_boot_services");
+    decisions.default_services =
+        !applied || new_root.as_ref().is_ok_and(|r| r.exists(marker, true));
+    let ssh_key = plan.ssh_key.clone().filter(|_| decisions.default_services);
+    if decisions.default_services {
+        if let Err(e) = sysroot::add_default_services(root, ssh_key.is_some()) {
+            log::warn!("cannot add the default services: {e}");
+        }
+        if let Ok(r) = &new_root {
+            let _ = r.remove_file(marker);
+        }
+    }
+    if let Some(key) = &ssh_key {
+        match install_ssh_key(root, key) {
+            Ok(true) => note(
+                decisions,
+                "ssh_key: written to /root/.ssh/authorized_keys".into(),
+            ),
+            Ok(false) => {}
+            Err(e) => log::warn!("ssh_key: {e}"),
+        }
+    }
+    ssh_key
+}
+
+/// What the package stage installs.
+pub struct Wanted {
+    /// Every package, the user's first, without duplicates.
+    pub packages: Vec<String>,
+    /// Packages the boot adds on its own, with why; one the user asked for is not implicit.
+    pub implicit: Vec<(String, String)>,
+}
+
+/// `pkgs=`, the apkovl's world, then what the boot adds on its own.
+fn packages_to_install(
+    boot: &Boot<'_>,
+    plan: &Diskless,
+    root: &Path,
+    apkovl_world: Vec<String>,
+    ssh_key: bool,
+) -> Wanted {
     let mut pkgs: Vec<String> = plan.pkgs.clone();
     pkgs.extend(apkovl_world);
-    // Packages the boot adds on its own, with why; one the user asked for is not implicit.
     let mut implicit: Vec<(String, String)> = Vec::new();
-    if ssh_key.is_some() {
+    if ssh_key {
         implicit.push(("openssh".into(), "wanted for ssh_key=".into()));
     }
     implicit.push((
         "alpine-base".into(),
         "the base system every diskless boot installs".into(),
     ));
-    if copy_modloop_keys(boot, &root) > 0 {
+    if copy_modloop_keys(boot, root) > 0 {
         implicit.push((
             "openssl".into(),
             "wanted to verify the modloop signature".into(),
@@ -599,17 +693,20 @@ fn build_root(
     pkgs.extend(implicit.iter().map(|(name, _)| name.clone()));
     let mut seen = std::collections::HashSet::new();
     pkgs.retain(|p| seen.insert(p.clone()));
+    Wanted {
+        packages: pkgs,
+        implicit,
+    }
+}
+
+/// The initramfs's keys, the architecture and the clock service in the new root.
+fn prepare_package_root(boot: &Boot<'_>, root: &Path) {
     let _ = sysroot::copy_dir_files(
         &boot.sys.path(Path::new("/etc/apk/keys")),
-        &root,
+        root,
         "etc/apk/keys",
     );
-    let repositories: Vec<String> = match &plan.repos {
-        RepoSource::List(l) => l.clone(),
-        RepoSource::None => Vec::new(),
-        RepoSource::Auto => boot_repositories(boot, &media_mounts),
-    };
-    if let Ok(r) = sysroot::open_root(&root) {
+    if let Ok(r) = sysroot::open_root(root) {
         let arch_file = Path::new("etc/apk/arch");
         if r.exists(arch_file, true) {
             let arch = format!("{}\n", apk_arch(&boot.sys.machine()));
@@ -617,44 +714,7 @@ fn build_root(
         }
     }
     let clock = sysroot::clock_service(boot.sys);
-    let _ = sysroot::rc_add(&root, clock, "boot");
-    decisions.packages = pkgs.clone();
-    decisions.repositories = repositories.clone();
-
-    // An internal error of the installer takes the failure policy; the rescue shell's exit
-    // retries the install.
-    loop {
-        let start = boot.sys.now();
-        let installed = super::packages::install(
-            boot,
-            &repositories,
-            &pkgs,
-            &implicit,
-            &decisions.overlay_files,
-            plan,
-        );
-        match installed {
-            Ok(outcome) => {
-                boot.timeline
-                    .stage("packages", start, boot.sys.now(), outcome);
-                break;
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                let failed = Outcome::Failed(reason.clone());
-                boot.timeline
-                    .stage("packages", start, boot.sys.now(), failed);
-                boot.recover(&reason)?;
-            }
-        }
-    }
-
-    Ok(Built {
-        root,
-        applied,
-        media_mounts,
-        has_fstab,
-    })
+    let _ = sysroot::rc_add(root, clock, "boot");
 }
 
 /// Moves media to their fstab mount points and keeps `boot.mounts` in step.

@@ -1,10 +1,11 @@
 //! PID 1: the boot as a sequence of timed stages, each with one failure policy.
 //!
 //! The stages run against a [`Sys`]: the real kernel at boot, the recording double in tests and
-//! in `ramboot plan`. PID 1 never exits on its own: a fatal error prints one line saying why, then
-//! opens the rescue shell and retries the failed stage when the shell exits; without a shell it
-//! waits idle. Only `panic=` makes PID 1 exit so the kernel panics, as Alpine does. A Rust panic
-//! takes the same road.
+//! in `ramboot plan`. Each is declared in [`stages`] (name, console line, policy) and run by
+//! [`runner`]. PID 1 never exits on its own: a failed stage prints one line saying why, then
+//! opens the rescue shell and retries the stage when the shell exits, or warns and goes on with
+//! the stage's fallback; without a shell it waits idle. Only `panic=` makes PID 1 exit so the
+//! kernel panics, as Alpine does. A Rust panic takes the same road.
 
 pub mod apkovl;
 pub mod console;
@@ -12,18 +13,24 @@ pub mod diskless;
 pub mod early;
 pub mod packages;
 pub mod root;
+pub mod runner;
+pub mod stages;
 pub mod switch_root;
 pub mod sysroot;
 pub mod timeline;
 
-use crate::cmdline::{self, BootPlan, FailPolicy, Mode};
-use crate::sys::{is_exec_recorded, Spawn, Sys};
+use crate::cmdline::{self, BootPlan, Mode};
+use crate::hw::ModuleLoader;
+use crate::sys::{is_exec_recorded, Sys};
+use runner::Done;
+pub use runner::{panic_text, RescueBackoff, ShellRun};
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
-use timeline::{Outcome, Timeline};
+use timeline::Timeline;
 
 /// Where the new root is assembled.
 pub const SYSROOT: &str = "/sysroot";
@@ -79,6 +86,14 @@ pub enum BootError {
     /// The package installer stopped on an internal error.
     Install {
         source: crate::apk::ApkError,
+    },
+    /// The apkovl could not be applied.
+    Apkovl(crate::overlay::OverlayError),
+    /// The modloop was refused or could not be mounted.
+    Modloop(crate::hw::modloop::ModloopError),
+    /// A device named in the new root's fstab did not show up.
+    DeviceNotFound {
+        spec: String,
     },
 }
 
@@ -147,11 +162,25 @@ impl fmt::Display for BootError {
             Self::Unsupported { what } => write!(f, "{what}"),
             Self::Panic { message } => write!(f, "internal error: {message}"),
             Self::Install { source } => write!(f, "installing packages failed: {source}"),
+            Self::Apkovl(e) => write!(f, "{e}"),
+            Self::Modloop(e) => write!(f, "modloop refused: {e}"),
+            Self::DeviceNotFound { spec } => write!(f, "device {spec} not found"),
         }
     }
 }
 
 impl std::error::Error for BootError {}
+
+impl BootError {
+    /// The end of the stage's console line (` failed: …`): the title already says what was
+    /// being done.
+    pub fn console_text(&self) -> String {
+        match self {
+            Self::Install { source } => source.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
 
 /// How a boot run ended, for the callers that can see an end (tests, `ramboot plan`).
 #[derive(Debug)]
@@ -200,8 +229,10 @@ pub struct Boot<'a> {
     pub rescue_budget: Option<usize>,
     /// Environment for the new init.
     pub env: Vec<(OsString, OsString)>,
-    /// The module loader, once drivers were loaded (absent on kernels without modules).
-    pub loader: Option<crate::hw::ModuleLoader<'a>>,
+    /// The module loader, made by the drivers stage (absent on kernels without modules). Owned
+    /// by the boot and lent to every stage through [`Boot::loader`]; shared with the modloop's
+    /// thread while the root is built, and reloaded once that thread is joined.
+    loader: Option<Arc<ModuleLoader<'a>>>,
     /// `apkovl=DEVICE:…` mounted this; unmounted after the packages are installed.
     pub apkovl_mount: Option<PathBuf>,
     /// What the stages found, for reports.
@@ -229,100 +260,19 @@ impl<'a> Boot<'a> {
         }
     }
 
-    /// Runs one stage under the failure policy: on error, the reason goes to the console and the
-    /// kernel log; then the rescue shell (and a retry), the kernel panic, or an idle wait.
-    pub fn stage<T>(
-        &mut self,
-        name: &str,
-        title: &str,
-        mut step: impl FnMut(&mut Self) -> Result<T, BootError>,
-    ) -> Result<T, BootEnd> {
-        loop {
-            let start = self.sys.now();
-            console::ebegin(title);
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(self)))
-                .unwrap_or_else(|p| {
-                    Err(BootError::Panic {
-                        message: panic_text(&p),
-                    })
-                });
-            let end = self.sys.now();
-            match result {
-                Ok(v) => {
-                    console::eend(Ok(()));
-                    self.timeline.stage(name, start, end, Outcome::Ok);
-                    return Ok(v);
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    console::eend(Err(&reason));
-                    self.timeline
-                        .stage(name, start, end, Outcome::Failed(reason.clone()));
-                    self.recover(&reason)?;
-                }
-            }
-        }
+    /// The module loader, lent to a stage.
+    pub fn loader(&self) -> Option<&ModuleLoader<'a>> {
+        self.loader.as_deref()
     }
 
-    /// The failure policy. `Ok` means "retry the stage" (the rescue shell ran and exited).
-    pub fn recover(&mut self, reason: &str) -> Result<(), BootEnd> {
-        if self.plan.fail_policy == FailPolicy::KernelPanic {
-            console::announce(&format!(
-                "ramboot: {reason}; panic= is set: exiting so the kernel panics"
-            ));
-            self.sys.sync();
-            return Err(BootEnd::KernelPanic {
-                reason: reason.into(),
-            });
-        }
-        if let Some(0) = self.rescue_budget {
-            return Err(BootEnd::GaveUp {
-                reason: reason.into(),
-            });
-        }
-        if !self.sys.path(Path::new(RESCUE_SHELL)).exists() {
-            console::announce(&format!(
-                "ramboot: {reason}; no rescue shell in the initramfs (build it with `mkinitfs --busybox`): waiting"
-            ));
-            self.sys.idle_forever();
-            return Err(BootEnd::Idle {
-                reason: reason.into(),
-            });
-        }
-        let run = self.rescue_shell(
-            "Launching initramfs emergency recovery shell. Exit the shell to retry the boot.",
-        );
-        self.backoff.pace(self.sys, &run);
-        if let Some(n) = self.rescue_budget.as_mut() {
-            *n -= 1;
-        }
-        Ok(())
+    /// A handle on the loader for work on another thread (the modloop's).
+    pub fn share_loader(&self) -> Option<Arc<ModuleLoader<'a>>> {
+        self.loader.clone()
     }
 
-    /// Runs the initramfs shell on the console and waits for it.
-    pub fn rescue_shell(&self, banner: &str) -> ShellRun {
-        console::announce(banner);
-        let spawn = Spawn {
-            program: RESCUE_SHELL.into(),
-            args: vec![],
-            env: vec![
-                ("PATH".into(), "/usr/bin:/bin:/usr/sbin:/sbin".into()),
-                ("HOME".into(), "/".into()),
-                ("TERM".into(), "linux".into()),
-                ("PS1".into(), "ramboot# ".into()),
-            ],
-            controlling_tty: true,
-            ..Default::default()
-        };
-        let start = self.sys.now();
-        let result = self.sys.run(&spawn);
-        if let Err(e) = &result {
-            log::error!("cannot start {RESCUE_SHELL}: {e}");
-        }
-        ShellRun {
-            result,
-            ran: self.sys.now().saturating_sub(start),
-        }
+    /// The loader to change (re-read its indexes), when no other thread holds it.
+    pub fn loader_mut(&mut self) -> Option<&mut ModuleLoader<'a>> {
+        self.loader.as_mut().and_then(Arc::get_mut)
     }
 
     /// Writes the timeline where the new root will see it and prints the summary.
@@ -342,7 +292,9 @@ impl<'a> Boot<'a> {
     /// The last stage: switch_root into `/sysroot` and exec init. Failures before the point of no
     /// return go through the failure policy and are retried.
     pub fn handoff(&mut self) -> BootEnd {
-        let mut checked = self.stage("handoff", "Checking the new init", Self::check_init);
+        let mut checked = self
+            .stage(&stages::HANDOFF)
+            .run(|b| b.check_init().map(Done::ok));
         loop {
             if let Err(end) = checked {
                 return end;
@@ -371,54 +323,8 @@ impl<'a> Boot<'a> {
             self.kmsg_limit.lift_again(self.sys);
             let reason = err.to_string();
             log::error!("{reason}");
-            checked = self.recover(&reason).map(drop);
+            checked = self.after_failure(&stages::HANDOFF, &reason);
         }
-    }
-}
-
-/// How a rescue shell run ended.
-#[derive(Debug)]
-pub struct ShellRun {
-    /// The exit code, or why the shell could not start.
-    pub result: io::Result<i32>,
-    /// How long it ran (`CLOCK_BOOTTIME`).
-    pub ran: Duration,
-}
-
-/// Paces the rescue loop, so a shell that cannot start or exits at once (no console input, a
-/// broken `/bin/sh`) does not turn PID 1 into a hot loop: 1 s, then doubling up to 30 s. A shell
-/// that was used for a while resets the pace.
-#[derive(Debug, Clone)]
-pub struct RescueBackoff {
-    next: Duration,
-}
-
-impl RescueBackoff {
-    pub const FIRST: Duration = Duration::from_secs(1);
-    pub const MAX: Duration = Duration::from_secs(30);
-    /// A shell that ran shorter than this exited "at once".
-    pub const AT_ONCE: Duration = Duration::from_secs(1);
-
-    /// Called after each rescue shell: waits (through [`Sys::sleep`]) when the shell did not run.
-    pub fn pace(&mut self, sys: &dyn Sys, run: &ShellRun) {
-        let why = match &run.result {
-            Err(_) => "the rescue shell could not be started",
-            Ok(_) if run.ran < Self::AT_ONCE => "the rescue shell exited at once",
-            Ok(_) => {
-                self.next = Self::FIRST;
-                return;
-            }
-        };
-        let wait = self.next;
-        log::warn!("{why}: retrying in {}s", wait.as_secs());
-        sys.sleep(wait);
-        self.next = (wait * 2).min(Self::MAX);
-    }
-}
-
-impl Default for RescueBackoff {
-    fn default() -> Self {
-        Self { next: Self::FIRST }
     }
 }
 
@@ -501,16 +407,6 @@ fn console_loglevel(sys: &dyn Sys) -> u8 {
         .unwrap_or(console::DEFAULT_CONSOLE_LOGLEVEL)
 }
 
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".into()
-    }
-}
-
 /// Reads and plans the kernel command line.
 pub fn read_plan(sys: &dyn Sys) -> BootPlan {
     let bytes = std::fs::read(sys.path(Path::new("/proc/cmdline"))).unwrap_or_default();
@@ -533,35 +429,27 @@ pub fn run(sys: &dyn Sys, rescue_budget: Option<usize>) -> BootEnd {
 /// [`run`], keeping the plan, the timeline and the [`Record`] (`ramboot plan`, tests).
 pub fn run_recorded(sys: &dyn Sys, rescue_budget: Option<usize>) -> Finished {
     let init_start = sys.now();
-    let early_start = init_start;
-    let early = early::setup(sys);
-    let kmsg_limit = KmsgLimit::lift(sys);
-    if let Ok(kmsg) = std::fs::OpenOptions::new()
-        .write(true)
-        .open(sys.path(Path::new("/dev/kmsg")))
-    {
-        console::attach_kmsg(kmsg, console_loglevel(sys));
-    }
-    let plan = read_plan(sys);
-    console::configure(plan.quiet, plan.debug);
-    let mut boot = Boot::new(sys, plan, init_start);
-    boot.kmsg_limit = kmsg_limit;
+    // The command line is read by the early stage, once /proc is there.
+    let mut boot = Boot::new(sys, cmdline::plan(&cmdline::parse("")), init_start);
     boot.rescue_budget = rescue_budget;
-    boot.mounts = early.mounts.clone();
-    let early_outcome = if early.failures.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::Degraded(
-            early
-                .failures
-                .iter()
-                .map(|(t, e)| format!("{t}: {e}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+    let end = match stages_until_handoff(&mut boot, init_start) {
+        Err(end) => end,
+        Ok(()) => boot.handoff(),
     };
-    boot.timeline
-        .stage("early", early_start, sys.now(), early_outcome);
+    Finished {
+        end,
+        plan: boot.plan,
+        timeline: boot.timeline,
+        record: boot.record,
+    }
+}
+
+/// Every stage before the handoff, in order.
+fn stages_until_handoff(boot: &mut Boot<'_>, init_start: Duration) -> Result<(), BootEnd> {
+    let early = boot
+        .stage(&stages::EARLY)
+        .since(init_start)
+        .run(early_stage)?;
     // Like Alpine's "Alpine Init <ver>": always in the kernel log, on the console unless quiet.
     log::info!(
         "ramboot {} (Alpine-compatible init)",
@@ -573,23 +461,41 @@ pub fn run_recorded(sys: &dyn Sys, rescue_budget: Option<usize>) -> Finished {
     for w in boot.plan.warnings.clone() {
         log::warn!("{w}");
     }
-    root::load_boot_drivers(&mut boot);
-    let result = match boot.plan.mode.clone() {
-        Mode::Root(spec) => root::mount_root(&mut boot, &spec),
-        Mode::Diskless(d) => diskless::run(&mut boot, &d).map(|d| {
-            boot.record.decisions = Some(d);
-        }),
-    };
-    let end = match result {
-        Err(end) => end,
-        Ok(()) => boot.handoff(),
-    };
-    Finished {
-        end,
-        plan: boot.plan,
-        timeline: boot.timeline,
-        record: boot.record,
+    let loader = boot.stage(&stages::DRIVERS).run(root::load_boot_drivers)?;
+    boot.loader = loader.map(Arc::new);
+    match boot.plan.mode.clone() {
+        Mode::Root(spec) => root::mount_root(boot, &spec),
+        Mode::Diskless(d) => {
+            boot.record.decisions = Some(diskless::run(boot, &d)?);
+            Ok(())
+        }
     }
+}
+
+/// The early stage: the mounts every later stage relies on, the kernel log, the command line.
+fn early_stage(boot: &mut Boot<'_>) -> Result<Done<early::Early>, BootError> {
+    let sys = boot.sys;
+    let early = early::setup(sys);
+    boot.kmsg_limit = KmsgLimit::lift(sys);
+    if let Ok(kmsg) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(sys.path(Path::new("/dev/kmsg")))
+    {
+        console::attach_kmsg(kmsg, console_loglevel(sys));
+    }
+    boot.plan = read_plan(sys);
+    console::configure(boot.plan.quiet, boot.plan.debug);
+    boot.mounts = early.mounts.clone();
+    if early.failures.is_empty() {
+        return Ok(Done::ok(early));
+    }
+    let note = early
+        .failures
+        .iter()
+        .map(|(t, e)| format!("{t}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Done::degraded(early, note))
 }
 
 /// Reports Rust panics on the console and in the kernel log without ever waiting for the
@@ -649,154 +555,12 @@ fn unreachable_handoff() -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::{Call, RecordingSys};
+    use crate::sys::RecordingSys;
 
     fn boot_with<'a>(sys: &'a RecordingSys, cmdline: &str) -> Boot<'a> {
         let mut b = Boot::new(sys, cmdline::plan(&cmdline::parse(cmdline)), Duration::ZERO);
         b.rescue_budget = Some(1);
         b
-    }
-
-    fn shell(dir: &Path) {
-        std::fs::create_dir_all(dir.join("bin")).unwrap();
-        std::fs::write(dir.join("bin/sh"), b"").unwrap();
-    }
-
-    #[test]
-    fn a_failing_stage_opens_the_rescue_shell_then_retries() {
-        let dir = tempfile::tempdir().unwrap();
-        shell(dir.path());
-        let sys = RecordingSys::new(dir.path());
-        // Someone used the shell for a minute: no backoff.
-        sys.push_run_lasting(0, Duration::from_secs(60));
-        let mut b = boot_with(&sys, "");
-        let mut tries = 0;
-        let r = b.stage("x", "Doing x", |_| {
-            tries += 1;
-            if tries == 1 {
-                Err(BootError::Unsupported {
-                    what: "first try fails".into(),
-                })
-            } else {
-                Ok(tries)
-            }
-        });
-        assert_eq!(r.unwrap(), 2);
-        assert!(
-            matches!(&sys.calls()[..], [Call::Run { spawn }] if spawn.program == Path::new(RESCUE_SHELL))
-        );
-        assert_eq!(b.timeline.stages.len(), 2);
-        assert!(matches!(b.timeline.stages[0].outcome, Outcome::Failed(_)));
-    }
-
-    #[test]
-    fn a_rust_panic_in_a_stage_takes_the_same_road() {
-        let dir = tempfile::tempdir().unwrap();
-        shell(dir.path());
-        let sys = RecordingSys::new(dir.path());
-        let mut b = boot_with(&sys, "");
-        let r: Result<(), BootEnd> = b.stage("x", "Doing x", |_| panic!("boom"));
-        assert!(
-            matches!(r, Err(BootEnd::GaveUp { reason }) if reason.contains("internal error: boom"))
-        );
-        assert_eq!(
-            sys.trace(),
-            ["/bin/sh", "sleep 1"],
-            "the rescue shell ran once (and exited at once) before the budget ran out"
-        );
-    }
-
-    fn always_failing(b: &mut Boot<'_>) -> Result<(), BootEnd> {
-        b.stage("x", "x", |_| {
-            Err(BootError::Unsupported {
-                what: "always fails".into(),
-            })
-        })
-    }
-
-    fn sleeps(sys: &RecordingSys) -> Vec<String> {
-        sys.trace()
-            .into_iter()
-            .filter(|l| l.starts_with("sleep"))
-            .collect()
-    }
-
-    /// Issue 8 (8): a rescue shell that exits at once backs off 1 s, doubling to 30 s, and
-    /// says so; a shell that was used resets the pace.
-    #[test]
-    fn a_shell_that_exits_at_once_backs_off_up_to_30s() {
-        let dir = tempfile::tempdir().unwrap();
-        shell(dir.path());
-        let sys = RecordingSys::new(dir.path());
-        let out = console::tests::Captured::default();
-        console::init(Box::new(out.clone()), true, false);
-        for _ in 0..7 {
-            sys.push_run_result(0);
-        }
-        sys.push_run_lasting(0, Duration::from_secs(120));
-        sys.push_run_result(0);
-        let mut b = boot_with(&sys, "");
-        b.rescue_budget = Some(9);
-        assert!(matches!(
-            always_failing(&mut b),
-            Err(BootEnd::GaveUp { .. })
-        ));
-        assert_eq!(
-            sleeps(&sys),
-            [
-                "sleep 1", "sleep 2", "sleep 4", "sleep 8", "sleep 16", "sleep 30", "sleep 30",
-                // the eighth shell ran two minutes; the ninth exited at once again
-                "sleep 1",
-            ]
-        );
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            text.contains(" * WARNING: the rescue shell exited at once: retrying in 30s\n"),
-            "{text}"
-        );
-    }
-
-    /// Issue 8 (8): a shell that cannot be executed takes the same backoff.
-    #[test]
-    fn a_shell_that_cannot_start_backs_off() {
-        let dir = tempfile::tempdir().unwrap();
-        shell(dir.path());
-        let sys = RecordingSys::new(dir.path());
-        sys.fail_on("/bin/sh", 8); // ENOEXEC
-        let out = console::tests::Captured::default();
-        console::init(Box::new(out.clone()), true, false);
-        let mut b = boot_with(&sys, "");
-        b.rescue_budget = Some(3);
-        assert!(matches!(
-            always_failing(&mut b),
-            Err(BootEnd::GaveUp { .. })
-        ));
-        assert_eq!(sleeps(&sys), ["sleep 1", "sleep 2", "sleep 4"]);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            text.contains(" * ERROR: cannot start /bin/sh: Exec format error (os error 8)\n")
-                && text.contains(
-                    " * WARNING: the rescue shell could not be started: retrying in 1s\n"
-                ),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn panic_option_ends_in_kernel_panic_and_no_shell_means_idle() {
-        let dir = tempfile::tempdir().unwrap();
-        let sys = RecordingSys::new(dir.path());
-        let mut b = boot_with(&sys, "panic=10");
-        let r: Result<(), BootEnd> = b.stage("x", "x", |_| {
-            Err(BootError::Unsupported { what: "no".into() })
-        });
-        assert!(matches!(r, Err(BootEnd::KernelPanic { .. })));
-        let mut b = boot_with(&sys, "");
-        let r: Result<(), BootEnd> = b.stage("x", "x", |_| {
-            Err(BootError::Unsupported { what: "no".into() })
-        });
-        assert!(matches!(r, Err(BootEnd::Idle { .. })));
-        assert!(sys.trace().contains(&"idle".to_string()));
     }
 
     fn proc_sys(dir: &Path, devkmsg: &str) {

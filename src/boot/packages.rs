@@ -1,8 +1,9 @@
 //! Installing the new root's packages at boot with ramboot's own apk-compatible installer, the
 //! way Alpine's init calls `apk add --root /sysroot --initramfs-diskless-boot ...`.
 
-use super::timeline::Outcome;
-use super::{console, Boot, BootError, SYSROOT};
+use super::diskless::Wanted;
+use super::runner::Done;
+use super::{Boot, BootError, SYSROOT};
 use crate::apk::{self, ApkError, InstallRequest, Progress, ScriptPolicy};
 use crate::cmdline::Diskless;
 use std::path::{Path, PathBuf};
@@ -10,22 +11,9 @@ use std::path::{Path, PathBuf};
 /// `/sys`, `/proc` and `/dev` inside the new root while package scripts run.
 const BINDS: [&str; 3] = ["/sys", "/proc", "/dev"];
 
-/// Installs `pkgs` from `repositories` (local paths; URLs need networking and are skipped) with
-/// the apkovl's files winning. Failures are reported per package; the boot goes on. Only an
-/// internal error of the installer (a bug: a panic) is an error here: the boot then takes its
-/// failure policy.
-/// `implicit` are packages the boot adds on its own, with why (`alpine-base`, `openssl` for
-/// modloop keys, `openssh` for `ssh_key=`): when one cannot be installed (usually: no repository
-/// has it), it is skipped with a notice saying why it was wanted and kept out of the world file,
-/// so `apk` after boot does not complain about it.
-pub fn install(
-    boot: &mut Boot<'_>,
-    repositories: &[String],
-    pkgs: &[String],
-    implicit: &[(String, String)],
-    overlay_files: &[String],
-    plan: &Diskless,
-) -> Result<Outcome, BootError> {
+/// The repositories the installer can use: local paths (URLs need networking and are skipped,
+/// with a warning).
+pub fn local_repositories(repositories: &[String]) -> Vec<PathBuf> {
     let mut local = Vec::new();
     for r in repositories {
         if crate::cmdline::is_url(r) {
@@ -34,6 +22,26 @@ pub fn install(
             local.push(PathBuf::from(r));
         }
     }
+    local
+}
+
+/// The packages stage's step: installs the wanted packages from `repositories` with the
+/// apkovl's files winning. Failures are reported per package and finish the stage degraded; the
+/// boot goes on. Only an internal error of the installer (a bug: a panic) is an error here: the
+/// boot then takes the stage's failure policy. Gives the summary to log once the stage's line is
+/// closed, when nothing went wrong.
+/// Packages the boot adds on its own (`alpine-base`, `openssl` for modloop keys, `openssh` for
+/// `ssh_key=`): when one cannot be installed (usually: no repository has it), it is skipped with a
+/// notice saying why it was wanted and kept out of the world file, so `apk` after boot does not
+/// complain about it.
+pub fn install(
+    boot: &mut Boot<'_>,
+    repositories: &[PathBuf],
+    wanted: &Wanted,
+    overlay_files: &[String],
+    plan: &Diskless,
+) -> Result<Done<Option<String>>, BootError> {
+    let implicit = &wanted.implicit;
     let mut bound = Vec::new();
     for b in BINDS {
         let target = Path::new(SYSROOT).join(&b[1..]);
@@ -43,11 +51,10 @@ pub fn install(
             Err(e) => log::warn!("cannot bind {b} into {SYSROOT} for package scripts: {e}"),
         }
     }
-    console::ebegin(&format!("Installing packages ({})", pkgs.join(" ")));
     let req = InstallRequest {
         root: PathBuf::from(SYSROOT),
-        repositories: local,
-        world_add: pkgs.to_vec(),
+        repositories: repositories.to_vec(),
+        world_add: wanted.packages.clone(),
         overlay_list: (!plan.keep_apk_new && !overlay_files.is_empty())
             .then(|| overlay_files.to_vec()),
         diskless_boot: true,
@@ -131,18 +138,15 @@ pub fn install(
             );
             let problems = report.failed.len() + report.skipped_world.len() + report.broken.len();
             if problems == 0 {
-                console::eend(Ok(()));
-                log::info!("installed {summary}");
-                Ok(Outcome::Ok)
+                Ok(Done::ok(Some(summary)))
             } else {
-                console::eend(Err(&format!("{problems} problem(s); {summary}")));
-                Ok(Outcome::Degraded(format!("{problems} package problem(s)")))
+                Ok(
+                    Done::degraded(None, format!("{problems} package problem(s)"))
+                        .shown(format!("{problems} problem(s); {summary}")),
+                )
             }
         }
-        Err(e @ ApkError::Internal(_)) => {
-            console::eend(Err(&e.to_string()));
-            Err(BootError::Install { source: e })
-        }
+        Err(e @ ApkError::Internal(_)) => Err(BootError::Install { source: e }),
         Err(e) => {
             if let ApkError::Unsatisfiable {
                 unused_repositories,
@@ -153,8 +157,7 @@ pub fn install(
             }
             // Alpine: a warning only, the boot goes on (mkinitfs 6702e30).
             let why = e.to_string();
-            console::eend(Err(&why));
-            Ok(Outcome::Degraded(why))
+            Ok(Done::degraded(None, why.clone()).shown(why))
         }
     };
     for target in bound.iter().rev() {

@@ -1,7 +1,8 @@
 //! Boot drivers and the `root=` branch: load what the command line names, find the root device
 //! by uevents with a deadline, mount it (optionally under a tmpfs overlay) on `/sysroot`.
 
-use super::{Boot, BootEnd, BootError, SYSROOT};
+use super::runner::Done;
+use super::{stages, Boot, BootEnd, BootError, SYSROOT};
 use crate::cmdline::RootSpec;
 use crate::hw::discover::{discover, DiscoverConfig, Goal};
 use crate::hw::modules::{ModuleLoader, Request};
@@ -49,25 +50,18 @@ fn etc_modules(boot: &Boot<'_>) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// "Loading boot drivers": `modules=`, `rootfstype=`, Alpine's fixed `loop squashfs simpledrm`,
-/// then `/etc/modules`. Never fails: a module that does not load is a warning.
-pub fn load_boot_drivers(boot: &mut Boot<'_>) {
-    let start = boot.sys.now();
-    super::console::ebegin("Loading boot drivers");
+/// The drivers stage: `modules=`, `rootfstype=`, Alpine's fixed `loop squashfs simpledrm`, then
+/// `/etc/modules`. A module that does not load is a warning; a kernel without modules (everything
+/// built in) has no loader.
+pub fn load_boot_drivers<'a>(
+    boot: &mut Boot<'a>,
+) -> Result<Done<Option<ModuleLoader<'a>>>, BootError> {
     write_blacklist(boot);
     let loader = match ModuleLoader::open(boot.sys) {
         Ok(l) => l,
         Err(e) => {
-            // A kernel without modules (everything built in) is fine.
             log::debug!("no module loader: {e}");
-            super::console::eend(Ok(()));
-            boot.timeline.stage(
-                "drivers",
-                start,
-                boot.sys.now(),
-                super::timeline::Outcome::Ok,
-            );
-            return;
+            return Ok(Done::ok(None));
         }
     };
     let mut report = loader.load(&Request::names(boot.plan.modules.clone()));
@@ -91,14 +85,10 @@ pub fn load_boot_drivers(boot: &mut Boot<'_>) {
             log::warn!("module {m} not found");
         }
     }
-    super::console::eend(Ok(()));
-    let note = if report.failed.is_empty() {
-        super::timeline::Outcome::Ok
-    } else {
-        super::timeline::Outcome::Degraded(format!("{} module(s) failed", report.failed.len()))
-    };
-    boot.timeline.stage("drivers", start, boot.sys.now(), note);
-    boot.loader = Some(loader);
+    Ok(match report.failed.len() {
+        0 => Done::ok(Some(loader)),
+        n => Done::degraded(Some(loader), format!("{n} module(s) failed")),
+    })
 }
 
 /// Finds the root device: its `/dev` node and probed filesystem type.
@@ -143,12 +133,12 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
 fn find_device(boot: &mut Boot<'_>, device: DeviceSpec) -> crate::hw::Discovery {
     let mut cfg = DiscoverConfig::new(Goal::Root(device));
     cfg.uevent_buffer = boot.plan.uevent_buf_size;
-    discover(boot.sys, boot.loader.as_ref(), &cfg)
+    discover(boot.sys, boot.loader(), &cfg)
 }
 
 /// Loads `fs-<type>` (and vfat's character sets) when the kernel has modules for them.
 fn load_fs(boot: &Boot<'_>, fstype: &str) {
-    if let Some(loader) = boot.loader.as_ref() {
+    if let Some(loader) = boot.loader() {
         let mut names = vec![format!("fs-{fstype}")];
         if fstype == "vfat" {
             names.extend(["nls_cp437".to_string(), "nls_ascii".to_string()]);
@@ -161,41 +151,51 @@ fn load_fs(boot: &Boot<'_>, fstype: &str) {
 /// Alpine's "Mounting /usr": each `/usr` line of the new root's fstab is mounted on
 /// `/sysroot/usr` with `usrflags` (default `ro`), unless `usrflags=disable`. A failure is a
 /// warning: the new root's own services may still cope.
-pub fn mount_usr(boot: &mut Boot<'_>, spec: &RootSpec) {
+pub fn mount_usr(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
     let crate::cmdline::UsrMount::Flags(flags) = &spec.usr else {
-        return;
+        return Ok(());
     };
     let fstab = boot.sys.path(&Path::new(SYSROOT).join("etc/fstab"));
     let Ok(text) = std::fs::read_to_string(fstab) else {
-        return;
+        return Ok(());
     };
     for e in super::sysroot::parse_fstab(&text)
         .into_iter()
         .filter(|e| e.file == "/usr")
     {
-        super::console::ebegin("Mounting /usr");
-        let found = DeviceSpec::parse(&e.spec)
-            .map(|d| find_device(boot, d))
-            .and_then(|d| d.root);
-        let Some(info) = found else {
-            let why = format!("device {} not found", e.spec);
-            super::console::eend(Err(&why));
-            boot.record.usr = Some(why);
-            continue;
-        };
-        let device = format!("/dev/{}", info.dev.name);
-        let fstype = info.probe.as_ref().map(|p| p.fstype.as_str().to_string());
-        let fstype = Some(e.vfstype.as_str())
-            .filter(|t| *t != "auto")
-            .or(fstype.as_deref());
-        let result = mount_any(boot, &device, "/sysroot/usr", fstype, flags);
-        let text = match &result {
-            Ok(()) => format!("{device} ({}) mounted with {flags}", e.vfstype),
-            Err(err) => err.to_string(),
-        };
-        super::console::eend(result.as_ref().map(drop).map_err(|_| text.as_str()));
-        boot.record.usr = Some(text);
+        boot.stage(&stages::USR).run(|b| {
+            let mounted = mount_usr_entry(b, &e, flags);
+            b.record.usr = Some(match &mounted {
+                Ok(text) => text.clone(),
+                Err(err) => err.to_string(),
+            });
+            mounted.map(|_| Done::ok(()))
+        })?;
     }
+    Ok(())
+}
+
+/// One `/usr` line: finds its device and mounts it; says what was mounted.
+fn mount_usr_entry(
+    boot: &mut Boot<'_>,
+    e: &super::sysroot::FstabEntry,
+    flags: &str,
+) -> Result<String, BootError> {
+    let found = DeviceSpec::parse(&e.spec)
+        .map(|d| find_device(boot, d))
+        .and_then(|d| d.root);
+    let Some(info) = found else {
+        return Err(BootError::DeviceNotFound {
+            spec: e.spec.clone(),
+        });
+    };
+    let device = format!("/dev/{}", info.dev.name);
+    let fstype = info.probe.as_ref().map(|p| p.fstype.as_str().to_string());
+    let fstype = Some(e.vfstype.as_str())
+        .filter(|t| *t != "auto")
+        .or(fstype.as_deref());
+    mount_any(boot, &device, "/sysroot/usr", fstype, flags)?;
+    Ok(format!("{device} ({}) mounted with {flags}", e.vfstype))
 }
 
 /// The block-device filesystems the kernel knows now (`/proc/filesystems` without its `nodev`
@@ -267,7 +267,7 @@ fn mount(
 /// The `root=` branch up to a mounted `/sysroot`, run under the failure policy.
 pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
     let mut single = boot.plan.single;
-    boot.stage("root", "Mounting root", |b| {
+    boot.stage(&stages::ROOT).run(|b| {
         let (device, probed) = find_root(b, spec)?;
         if std::mem::take(&mut single) {
             // Alpine: after the device search, before the mount.
@@ -302,8 +302,7 @@ pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
             }
             None => mount_any(b, &device, SYSROOT, fstype, &spec.flags)?,
         }
-        Ok(())
+        Ok(Done::ok(()))
     })?;
-    mount_usr(boot, spec);
-    Ok(())
+    mount_usr(boot, spec)
 }
