@@ -349,7 +349,7 @@ fn a_script_that_cannot_run_at_boot_fails_in_the_plan_too() {
     assert!(!ok, "{text}");
     assert!(
         text.contains(
-            "busybox-1.36.1-r0: installed with errors: busybox-1.36.1-r0: post-install script could not run"
+            "busybox-1.36.1-r0: installed with errors: post-install script could not run"
         ),
         "{text}"
     );

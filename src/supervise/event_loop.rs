@@ -32,7 +32,11 @@ pub fn supervise(sys: &dyn Sys, sup: &mut Supervisor) -> io::Result<Outcome> {
             return Ok(outcome.clone());
         }
         let timeout = sup.next_deadline().map(|t| t.saturating_sub(sys.now()));
-        for signal in signals.wait(timeout)? {
+        let (got, io) = signals.wait_with(timeout, &sup.readable())?;
+        if io {
+            guarded(|| sup.handle(sys, Event::Io));
+        }
+        for signal in got {
             if let Some(request) = Request::from_signal(signal) {
                 guarded(|| sup.handle(sys, Event::Request(request)));
             }

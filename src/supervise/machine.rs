@@ -19,6 +19,7 @@
 //! instead of rebooting.
 
 use super::inittab::{Action, BadLine, Entry, Inittab};
+use super::services::{default_jitter, Jitter, ServiceConfig, Services};
 use ramboot_sys::{is_exec_recorded, ExitStatus, MountFlags, RebootKind, Signal, Sys};
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -72,6 +73,8 @@ pub struct Config {
     /// We own the machine: at the end unmount everything and `reboot(2)` (or exec the restart
     /// entry). False for a supervisor under test or in a container: it only reports the end.
     pub pid1: bool,
+    /// Supervised service directories.
+    pub services: ServiceConfig,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             grace: Duration::from_secs(5),
             kill_wait: Duration::from_secs(2),
             pid1: true,
+            services: ServiceConfig::default(),
         }
     }
 }
@@ -150,6 +154,8 @@ pub enum Event {
     Request(Request),
     /// Time passed: due timers fire.
     Tick,
+    /// A service's output or readiness pipe can be read.
+    Io,
 }
 
 /// How the supervision ended (what a non-PID-1 supervisor reports; PID 1 acts on it).
@@ -171,8 +177,14 @@ enum Target {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stop {
     Actions,
-    Term { until: Duration },
-    Kill { until: Duration },
+    /// Services stopping in reverse dependency order.
+    Services,
+    Term {
+        until: Duration,
+    },
+    Kill {
+        until: Duration,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,6 +208,34 @@ struct Keeper {
 /// Lines kept for `ramboot ctl` and tests; older ones are dropped (they went to the log too).
 const JOURNAL_LINES: usize = 128;
 
+/// What the supervisor said: logged (console and kernel log on PID 1), the last lines kept.
+#[derive(Default)]
+pub struct Journal {
+    lines: VecDeque<String>,
+}
+
+impl Journal {
+    pub fn say(&mut self, level: log::Level, line: String) {
+        log::log!(level, "{line}");
+        if self.lines.len() == JOURNAL_LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+
+    pub fn info(&mut self, line: String) {
+        self.say(log::Level::Info, line);
+    }
+
+    pub fn warn(&mut self, line: String) {
+        self.say(log::Level::Warn, line);
+    }
+
+    pub fn error(&mut self, line: String) {
+        self.say(log::Level::Error, line);
+    }
+}
+
 pub struct Supervisor {
     config: Config,
     table: Inittab,
@@ -206,20 +246,33 @@ pub struct Supervisor {
     keepers: Vec<Keeper>,
     /// Started and not waited for (once entries, dropped respawners).
     others: Vec<(u32, Entry)>,
-    journal: VecDeque<String>,
+    services: Services,
+    journal: Journal,
 }
 
 impl Supervisor {
     pub fn new(config: Config) -> Supervisor {
+        Supervisor::with_jitter(config, default_jitter())
+    }
+
+    /// A supervisor whose restart jitter comes from `jitter` (tests make it deterministic).
+    pub fn with_jitter(config: Config, jitter: Jitter) -> Supervisor {
+        let services = Services::new(
+            config.services.clone(),
+            config.backoff.clone(),
+            (config.grace, config.kill_wait),
+            jitter,
+        );
         Supervisor {
             config,
+            services,
             table: Inittab::default(),
             phase: Phase::Boot,
             queue: VecDeque::new(),
             foreground: None,
             keepers: Vec::new(),
             others: Vec::new(),
-            journal: VecDeque::new(),
+            journal: Journal::default(),
         }
     }
 
@@ -242,7 +295,18 @@ impl Supervisor {
             Event::NoChildren => self.no_children(sys),
             Event::Request(r) => self.request(sys, r),
             Event::Tick => self.tick(sys),
+            Event::Io => self
+                .services
+                .read_io(sys, &self.config.env, &mut self.journal),
         }
+        if matches!(self.phase, Phase::Stopping(_, Stop::Services)) && self.services.all_stopped() {
+            self.send_term(sys);
+        }
+    }
+
+    /// The descriptors the event loop watches for [`Event::Io`].
+    pub fn readable(&self) -> Vec<rustix::fd::BorrowedFd<'_>> {
+        self.services.readable()
     }
 
     /// When the next timer is due, on [`Sys::now`]'s clock.
@@ -255,6 +319,7 @@ impl Supervisor {
             .iter()
             .filter_map(|k| k.next_start)
             .chain(stop)
+            .chain(self.services.next_deadline())
             .min()
     }
 
@@ -268,15 +333,11 @@ impl Supervisor {
 
     /// The last lines the supervisor logged, oldest first.
     pub fn journal(&self) -> impl Iterator<Item = &str> {
-        self.journal.iter().map(String::as_str)
+        self.journal.lines.iter().map(String::as_str)
     }
 
     fn say(&mut self, level: log::Level, line: String) {
-        log::log!(level, "{line}");
-        if self.journal.len() == JOURNAL_LINES {
-            self.journal.pop_front();
-        }
-        self.journal.push_back(line);
+        self.journal.say(level, line);
     }
 
     fn load(&mut self, sys: &dyn Sys) -> Inittab {
@@ -341,8 +402,13 @@ impl Supervisor {
                 }
                 self.phase = Phase::Running;
                 self.adopt_respawners(sys);
+                self.services
+                    .start(sys, &self.config.env, &mut self.journal);
             }
-            Phase::Stopping(_, Stop::Actions) => self.send_term(sys),
+            Phase::Stopping(_, Stop::Actions) => {
+                self.set_stop(Stop::Services);
+                self.services.begin_stop(sys, &mut self.journal);
+            }
             _ => {}
         }
     }
@@ -383,6 +449,10 @@ impl Supervisor {
             self.keepers[i].pid = None;
             self.schedule_respawn(sys, i, status);
             self.tick(sys);
+        } else if self
+            .services
+            .exited(sys, pid, status, &self.config.env, &mut self.journal)
+        {
         } else if let Some(i) = self.others.iter().position(|(p, _)| *p == pid) {
             let (_, entry) = self.others.remove(i);
             self.say(log::Level::Info, format!("{entry} ended: {status}"));
@@ -436,6 +506,12 @@ impl Supervisor {
                     }
                 }
             }
+        }
+        if matches!(
+            self.phase,
+            Phase::Running | Phase::Stopping(_, Stop::Services)
+        ) {
+            self.services.tick(sys, &self.config.env, &mut self.journal);
         }
         match self.phase {
             Phase::Stopping(_, Stop::Term { until }) if now >= until => self.send_kill(sys),
@@ -648,3 +724,7 @@ impl Supervisor {
 #[cfg(test)]
 #[path = "machine_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "services_tests.rs"]
+mod services_tests;

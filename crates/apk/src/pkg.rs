@@ -114,7 +114,8 @@ impl PkgInfo {
     /// Parses a whole `.PKGINFO`.
     pub fn parse_pkginfo(text: &str) -> Result<PkgInfo, ApkError> {
         let mut p = PkgInfo::default();
-        for line in text.lines() {
+        // Lines end at `\n` only, as apk reads them: a `\r` belongs to the value.
+        for line in text.split('\n') {
             if line.starts_with('#') {
                 continue;
             }

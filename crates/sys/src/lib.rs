@@ -20,7 +20,7 @@ mod recording;
 pub use real::RealSys;
 pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
 
-use rustix::fd::BorrowedFd;
+use rustix::fd::{BorrowedFd, RawFd};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -85,6 +85,22 @@ pub struct Spawn {
     /// For [`Sys::spawn`]: before exec, print "Please press Enter to activate this console." on
     /// the terminal and wait for a line (busybox init's `askfirst`).
     pub press_enter: bool,
+    /// For [`Sys::spawn`]: run as this user (supplementary groups, group, then user, before
+    /// exec).
+    pub user: Option<Credentials>,
+    /// For [`Sys::spawn`]: descriptors the child gets, as (source, number in the child): a
+    /// service's stdin/stdout/stderr pipe, its readiness fd. Applied in order after
+    /// [`Spawn::console`]; the caller keeps every source open until `spawn` returns.
+    pub fds: Vec<(RawFd, RawFd)>,
+}
+
+/// Who a process runs as (resolved from the root's `/etc/passwd` and `/etc/group`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
 }
 
 pub use rustix::process::Signal;
@@ -155,6 +171,18 @@ pub trait SignalSource: Send {
     /// Waits until a signal arrives (returns all pending ones) or `timeout` passes (returns
     /// none); `None` waits without a deadline.
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Vec<Signal>>;
+
+    /// Like [`SignalSource::wait`], also waking when one of `readable` can be read (a
+    /// service's output or readiness pipe); says whether one could. The default, for sources
+    /// without descriptors of their own, waits for signals only.
+    fn wait_with(
+        &mut self,
+        timeout: Option<Duration>,
+        readable: &[BorrowedFd<'_>],
+    ) -> io::Result<(Vec<Signal>, bool)> {
+        let _ = readable;
+        Ok((self.wait(timeout)?, false))
+    }
 }
 
 /// One kernel uevent: `ACTION@DEVPATH` plus its `KEY=VALUE` pairs.

@@ -1,10 +1,13 @@
 //! [`Sys`] on the real kernel, through rustix.
+//!
+//! Why one long file: each method is a thin, `SAFETY`-commented wrapper of one kernel interface,
+//! in the trait's order, so the whole privileged surface of ramboot can be audited in one read.
 
 use super::{
     ModuleImage, MountPoint, NodeKind, Reaped, RebootKind, Signal, SignalSource, Spawn, Sys,
     Uevent, UeventRecv, UeventSource,
 };
-use rustix::fd::{AsFd, OwnedFd};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::mount::{MountFlags, UnmountFlags};
 use std::ffi::{CString, OsString};
@@ -340,8 +343,10 @@ mod processes {
         let cwd = spawn.cwd.as_deref().map(cpath).transpose()?;
         let tty = spawn.controlling_tty;
         let press_enter = spawn.press_enter;
+        let fds = spawn.fds.clone();
+        let user = spawn.user.clone();
         // SAFETY: the closure runs between fork and exec; it only makes raw syscalls through
-        // rustix on data prepared before the fork, and allocates nothing.
+        // rustix and libc on data prepared before the fork, and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
                 unblock_all_signals()?;
@@ -351,6 +356,12 @@ mod processes {
                     rustix::stdio::dup2_stdin(&fd)?;
                     rustix::stdio::dup2_stdout(&fd)?;
                     rustix::stdio::dup2_stderr(&fd)?;
+                }
+                for &(source, target) in &fds {
+                    place_fd(source, target)?;
+                }
+                if let Some(user) = &user {
+                    become_user(user)?;
                 }
                 if tty {
                     // Only try: never steal a terminal another session holds.
@@ -368,6 +379,39 @@ mod processes {
         let child = cmd.spawn()?;
         // Dropping the handle neither waits nor kills: the supervisor reaps with waitpid(-1).
         Ok(child.id())
+    }
+
+    /// Makes `source` descriptor number `target` in the child, open across exec.
+    fn place_fd(source: i32, target: i32) -> io::Result<()> {
+        // SAFETY: plain syscalls on descriptor numbers; dup2 clears FD_CLOEXEC on the copy,
+        // and when both are the same descriptor the flag is cleared by hand.
+        let r = unsafe {
+            if source == target {
+                libc::fcntl(target, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(source, target)
+            }
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Drops to `user`: supplementary groups, then the group, then the user (after which none
+    /// of the others could be changed).
+    fn become_user(user: &crate::Credentials) -> io::Result<()> {
+        // SAFETY: setgroups reads `groups.len()` ids from the vector's buffer, allocated before
+        // the fork; setgid and setuid take integers. The child has one thread.
+        let failed = unsafe {
+            libc::setgroups(user.groups.len() as _, user.groups.as_ptr()) != 0
+                || libc::setgid(user.gid) != 0
+                || libc::setuid(user.uid) != 0
+        };
+        if failed {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// The supervisor blocks the signals it reads through a `signalfd`; a child must not
@@ -525,16 +569,33 @@ mod processes {
 
     impl SignalSource for SignalFd {
         fn wait(&mut self, timeout: Option<Duration>) -> io::Result<Vec<Signal>> {
+            Ok(self.wait_with(timeout, &[])?.0)
+        }
+
+        fn wait_with(
+            &mut self,
+            timeout: Option<Duration>,
+            readable: &[BorrowedFd<'_>],
+        ) -> io::Result<(Vec<Signal>, bool)> {
             use rustix::event::{poll, PollFd, PollFlags, Timespec};
             let ts = timeout.map(|t| Timespec {
                 tv_sec: t.as_secs().min(i64::MAX as u64) as _,
                 tv_nsec: t.subsec_nanos() as _,
             });
-            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            let mut fds = vec![PollFd::new(&self.fd, PollFlags::IN)];
+            fds.extend(readable.iter().map(|fd| PollFd::new(fd, PollFlags::IN)));
             match poll(&mut fds, ts.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
+            let io = fds[1..].iter().any(|f| !f.revents().is_empty());
+            Ok((self.read_pending()?, io))
+        }
+    }
+
+    impl SignalFd {
+        /// Every signal pending on the descriptor (none when it would block).
+        fn read_pending(&mut self) -> io::Result<Vec<Signal>> {
             let mut got = Vec::new();
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             let mut buf = vec![0u8; size * 16];

@@ -11,6 +11,10 @@
 //! chrooted into the stand-in tree (package scripts) really run there, through
 //! [`RealSys`](super::RealSys), natively or under qemu-user (see [`super::foreign`]). Their effects
 //! stay inside the tree, as the chroot confines them.
+//!
+//! Why one long file: it mirrors [`Sys`] method by method (the trait, the real implementation
+//! and this double are read side by side), and [`Call`] with its rendering is the trace format
+//! every test compares against; splitting either would separate a method from its record.
 
 use super::{
     mount_flags_text, signal_name, ExitStatus, ModuleImage, MountPoint, NodeKind, Reaped,
@@ -247,6 +251,21 @@ impl fmt::Display for Call {
                 for a in &spawn.args {
                     write!(f, " {}", a.to_string_lossy())?;
                 }
+                if let Some(user) = &spawn.user {
+                    let groups: Vec<String> = user.groups.iter().map(u32::to_string).collect();
+                    write!(
+                        f,
+                        " [user {}:{} groups {}]",
+                        user.uid,
+                        user.gid,
+                        groups.join(",")
+                    )?;
+                }
+                if !spawn.fds.is_empty() {
+                    let targets: Vec<String> =
+                        spawn.fds.iter().map(|(_, t)| t.to_string()).collect();
+                    write!(f, " [fds {}]", targets.join(","))?;
+                }
                 write!(f, " (pid {pid})")
             }
             Call::Kill { pid, signal } => write!(f, "kill -{} {pid}", signal_name(*signal)),
@@ -309,6 +328,9 @@ struct State {
     /// The mount calls that succeeded, in order: the double's mount table over the stand-in's
     /// own `/proc/mounts` (mounts that were there before it started).
     mount_events: Vec<MountEvent>,
+    /// What spawned processes hold open, as (pid, number in the child, descriptor): closed
+    /// when the process exits, as the kernel would.
+    child_fds: Vec<(u32, i32, rustix::fd::OwnedFd)>,
 }
 
 /// A change to the mount table.
@@ -458,7 +480,21 @@ impl RecordingSys {
     pub fn exit_child(&self, pid: u32, status: ExitStatus) {
         let mut st = self.lock();
         st.live.retain(|p| *p != pid);
+        st.child_fds.retain(|(p, _, _)| *p != pid);
         st.zombies.push_back((pid, status));
+    }
+
+    /// What spawned process `pid` writes to its descriptor `fd` (one it got through
+    /// [`Spawn::fds`]): a line of output, a readiness notification.
+    pub fn child_write(&self, pid: u32, fd: i32, bytes: &[u8]) -> io::Result<()> {
+        let st = self.lock();
+        let (_, _, held) = st
+            .child_fds
+            .iter()
+            .find(|(p, n, _)| *p == pid && *n == fd)
+            .ok_or_else(|| io::Error::other(format!("process {pid} has no descriptor {fd}")))?;
+        rustix::io::write(held, bytes)?;
+        Ok(())
     }
 
     /// Spawned processes that have not exited, oldest first.
@@ -737,7 +773,15 @@ impl Sys for RecordingSys {
             spawn: spawn.clone(),
             pid,
         })?;
-        self.lock().live.push(pid);
+        let mut held = Vec::new();
+        for &(source, target) in &spawn.fds {
+            // SAFETY: the caller keeps `source` open for the duration of the call.
+            let fd = unsafe { rustix::fd::BorrowedFd::borrow_raw(source) };
+            held.push((pid, target, rustix::io::fcntl_dupfd_cloexec(fd, 0)?));
+        }
+        let mut st = self.lock();
+        st.live.push(pid);
+        st.child_fds.extend(held);
         Ok(pid)
     }
 

@@ -65,7 +65,7 @@ impl<'a> ScriptRunner<'a> {
     ) -> Result<bool, String> {
         let msg = format!("{}: {} script not run ({why})", info.nv(), kind.name());
         if self.policy == ScriptPolicy::FailUnprivileged {
-            return Err(msg);
+            return Err(format!("{} script not run ({why})", kind.name()));
         }
         self.not_run
             .lock()
@@ -75,8 +75,8 @@ impl<'a> ScriptRunner<'a> {
         Ok(false)
     }
 
-    /// Runs one script; Ok(true) when it ran (owner names may have changed), Err(reason)
-    /// marks the package's script as broken.
+    /// Runs one script; Ok(true) when it ran (owner names may have changed), Err(reason) marks
+    /// the package's script as broken (the reason without the package name: the caller adds it).
     pub(super) fn run(
         &self,
         info: &PkgInfo,
@@ -113,8 +113,7 @@ impl<'a> ScriptRunner<'a> {
                 .root
                 .create_dirs(Path::new("lib/apk"), 0o755, &mut Vec::new());
             mkdir_mode(self.root, "lib/apk/exec", 0o700);
-            write()
-                .map_err(|e| format!("{}: cannot write {} script: {e}", info.nv(), kind.name()))?;
+            write().map_err(|e| format!("cannot write {} script: {e}", kind.name()))?;
         }
         let spawn = Spawn {
             program: script.clone(),
@@ -135,14 +134,9 @@ impl<'a> ScriptRunner<'a> {
                 self.skipped(info, kind, &why, warnings)
             }
             Ok(0) => Ok(true),
-            Ok(code) => Err(format!(
-                "{}: {} script exited with error {code}",
-                info.nv(),
-                kind.name()
-            )),
+            Ok(code) => Err(format!("{} script exited with error {code}", kind.name())),
             Err(e) => Err(format!(
-                "{}: {} script could not run: {e} (exit 127)",
-                info.nv(),
+                "{} script could not run: {e} (exit 127)",
                 kind.name()
             )),
         }

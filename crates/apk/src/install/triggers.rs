@@ -50,6 +50,7 @@ pub(super) fn run(
             &matched,
             &mut report.warnings,
         ) {
+            let m = format!("{}: {m}", p.info.nv());
             log::warn!("apk: {m}");
             report.warnings.push(m);
             db.packages[i].broken_script = true;
