@@ -126,6 +126,7 @@ pub enum Call {
     },
 }
 
+// One arm per variant, each the shell command the call replaces: long because `Call` is.
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fn opts(flags: &str, data: &str) -> String {
