@@ -5,9 +5,7 @@
 use crate::apk::checksum::Checksum;
 use crate::apk::pkg::parse_index;
 use crate::apk::sign::{Keyring, SigningKey};
-use crate::apk::stream::{read_index, read_package, ContentRead, ControlOnly, DataSink, Verify};
-use crate::apk::tar::Entry;
-use crate::apk::ApkError;
+use crate::apk::stream::{read_index, read_package, ControlOnly, DataSink, Verify};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -90,24 +88,6 @@ fn split_on<'a>(data: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
     out
 }
 
-/// Reads every data entry to its end, as an extracting sink would.
-struct Drain;
-
-impl DataSink for Drain {
-    fn entry(&mut self, _entry: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
-        let mut buf = [0u8; 8192];
-        while content
-            .read_content(&mut buf)
-            .map_err(|e| ApkError::Format {
-                what: "fuzz".into(),
-                reason: e.to_string(),
-            })?
-            > 0
-        {}
-        Ok(())
-    }
-}
-
 /// The flags byte and the stream bytes of an [`apk_stream`] input.
 pub fn apk_stream_bytes(data: &[u8]) -> Option<(u8, Vec<u8>)> {
     let (&flags, rest) = data.split_first()?;
@@ -138,7 +118,7 @@ pub fn apk_stream(data: &[u8]) {
     let keys = fuzz_keyring();
     let identity = Checksum::Sha1([0; 20]);
     let mut control_only = ControlOnly;
-    let mut drain = Drain;
+    let mut drain = crate::apk::stream::Discard;
     let sink: &mut dyn DataSink = if flags & 4 != 0 {
         &mut control_only
     } else {

@@ -138,6 +138,22 @@ pub trait DataSink {
     fn owner_names(&mut self, _when: Lookup, _names: OwnerNames) {}
 }
 
+/// A [`DataSink`] that reads every entry to its end and keeps nothing: a whole package is
+/// read and verified without extracting it.
+pub struct Discard;
+
+impl DataSink for Discard {
+    fn entry(&mut self, _entry: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
+        let mut buf = [0u8; 8192];
+        while content
+            .read_content(&mut buf)
+            .map_err(|e| ApkError::io("reading package content", e))?
+            > 0
+        {}
+        Ok(())
+    }
+}
+
 /// When apk-tools looks a header's owner names up, relative to the package's pre-install (or
 /// pre-upgrade) script: apk resolves names as it parses each header, and runs the script only
 /// when it meets the first data entry, after that entry's header was parsed
