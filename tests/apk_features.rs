@@ -629,4 +629,14 @@ impl Sys for BindingSys {
     fn mount_containing(&self, path: &std::path::Path) -> io::Result<MountPoint> {
         self.0.mount_containing(path)
     }
+    fn block_signals(&self, s: &[ramboot::sys::Signal]) -> io::Result<()> {
+        self.0.block_signals(s)
+    }
+    fn open_watchdog(
+        &self,
+        device: &std::path::Path,
+        timeout: std::time::Duration,
+    ) -> io::Result<Box<dyn ramboot::sys::Watchdog>> {
+        self.0.open_watchdog(device, timeout)
+    }
 }

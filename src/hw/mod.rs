@@ -8,6 +8,7 @@
 //! Map:
 //! * [`modules`]: modprobe semantics ([`modules::ModuleLoader`]), mkinitfs closures;
 //! * [`coldplug`]: modaliases from sysfs and uevents → modules;
+//! * [`hotplug`]: after boot, in system mode: drivers and mdev's `/dev` links for new devices;
 //! * [`block`]: disks and partitions from `/sys/class/block`, partition tables (PARTUUID);
 //! * [`probe`]: filesystem type, label and UUID from superblocks;
 //! * [`spec`]: `root=`-style device specifications;
@@ -20,6 +21,7 @@
 pub mod block;
 pub mod coldplug;
 pub mod discover;
+pub mod hotplug;
 pub mod modloop;
 pub mod modules;
 pub mod mount;

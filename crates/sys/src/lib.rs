@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod foreign;
 mod real;
 mod recording;
+mod watchdog;
 
 pub use real::RealSys;
 pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
@@ -240,6 +241,19 @@ pub trait UeventSource: Send {
     fn recv(&mut self, timeout: Duration) -> io::Result<UeventRecv>;
 }
 
+/// An open hardware watchdog (see [`Sys::open_watchdog`]). Dropped without
+/// [`Watchdog::magic_close`], its countdown keeps running: the machine resets unless someone
+/// else feeds it. That is the point of a watchdog, and why only an orderly end closes it.
+pub trait Watchdog: Send {
+    /// The timeout the driver took (it may round what was asked).
+    fn timeout(&self) -> Duration;
+    /// Restarts the countdown (`WDIOC_KEEPALIVE`).
+    fn keepalive(&mut self) -> io::Result<()>;
+    /// Writes the magic `V` and closes the device: the driver stops the countdown (unless it
+    /// was built with `nowayout`).
+    fn magic_close(self: Box<Self>) -> io::Result<()>;
+}
+
 /// A mount as the mount table shows it (see [`Sys::mount_containing`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountPoint {
@@ -337,6 +351,15 @@ pub trait Sys: Send + Sync {
     /// Writes a kernel setting under `/proc/sys` (`key` like `kernel/printk_devkmsg`), with a
     /// trailing newline as `echo` would: some handlers (`printk_devkmsg`) refuse a value without.
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()>;
+
+    /// Blocks `signals` in the calling thread only (and the threads it starts later): a helper
+    /// thread of PID 1 must not take the signals its `signalfd` reads, since PID 1 drops a
+    /// signal delivered to a thread without a handler.
+    fn block_signals(&self, signals: &[Signal]) -> io::Result<()>;
+    /// Opens a watchdog device (its countdown starts) and sets its timeout
+    /// (`WDIOC_SETTIMEOUT`). A driver that cannot change it keeps its own, which
+    /// [`Watchdog::timeout`] reports.
+    fn open_watchdog(&self, device: &Path, timeout: Duration) -> io::Result<Box<dyn Watchdog>>;
 
     /// `CLOCK_BOOTTIME`.
     fn now(&self) -> Duration;

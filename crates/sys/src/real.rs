@@ -271,6 +271,20 @@ impl Sys for RealSys {
         Ok(Box::new(processes::SignalFd::open(signals)?))
     }
 
+    fn block_signals(&self, signals: &[Signal]) -> io::Result<()> {
+        processes::block(signals)
+    }
+
+    fn open_watchdog(
+        &self,
+        device: &Path,
+        timeout: Duration,
+    ) -> io::Result<Box<dyn crate::Watchdog>> {
+        Ok(Box::new(crate::watchdog::DevWatchdog::open(
+            device, timeout,
+        )?))
+    }
+
     fn reboot(&self, kind: RebootKind) -> io::Error {
         let cmd = match kind {
             RebootKind::PowerOff => rustix::system::RebootCommand::PowerOff,
@@ -547,14 +561,21 @@ mod processes {
         }
     }
 
+    /// Blocks `signals` in the calling thread.
+    pub fn block(signals: &[Signal]) -> io::Result<()> {
+        let set = sigset(signals);
+        // SAFETY: `set` is an initialised sigset_t; the old mask is not wanted.
+        let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        if r != 0 {
+            return Err(io::Error::from_raw_os_error(r));
+        }
+        Ok(())
+    }
+
     impl SignalFd {
         pub fn open(signals: &[Signal]) -> io::Result<Self> {
+            block(signals)?;
             let set = sigset(signals);
-            // SAFETY: `set` is an initialised sigset_t; the old mask is not wanted.
-            let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-            if r != 0 {
-                return Err(io::Error::from_raw_os_error(r));
-            }
             // SAFETY: -1 asks for a new descriptor; `set` is initialised.
             let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
             if fd < 0 {

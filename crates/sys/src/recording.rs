@@ -18,7 +18,7 @@
 
 use super::{
     mount_flags_text, signal_name, ExitStatus, ModuleImage, MountPoint, NodeKind, Reaped,
-    RebootKind, Signal, SignalSource, Spawn, Sys, UeventRecv, UeventSource,
+    RebootKind, Signal, SignalSource, Spawn, Sys, UeventRecv, UeventSource, Watchdog,
 };
 use rustix::mount::MountFlags;
 use std::collections::VecDeque;
@@ -123,6 +123,19 @@ pub enum Call {
     Sysctl {
         key: String,
         value: String,
+    },
+    BlockSignals {
+        signals: Vec<Signal>,
+    },
+    WatchdogOpen {
+        device: PathBuf,
+        timeout: Duration,
+    },
+    WatchdogKeepalive {
+        device: PathBuf,
+    },
+    WatchdogMagicClose {
+        device: PathBuf,
     },
 }
 
@@ -285,6 +298,22 @@ impl fmt::Display for Call {
             Call::Sleep { duration } => write!(f, "sleep {}", duration.as_secs_f64()),
             Call::Sysctl { key, value } => {
                 write!(f, "sysctl -w {}={value}", key.replace('/', "."))
+            }
+            Call::BlockSignals { signals } => {
+                let names: Vec<String> = signals.iter().map(|s| signal_name(*s)).collect();
+                write!(f, "block-signals {}", names.join(","))
+            }
+            Call::WatchdogOpen { device, timeout } => write!(
+                f,
+                "watchdog-open {} timeout={}s",
+                device.display(),
+                timeout.as_secs()
+            ),
+            Call::WatchdogKeepalive { device } => {
+                write!(f, "watchdog-keepalive {}", device.display())
+            }
+            Call::WatchdogMagicClose { device } => {
+                write!(f, "watchdog-magic-close {}", device.display())
             }
         }
     }
@@ -849,6 +878,26 @@ impl Sys for RecordingSys {
         std::fs::write(path, format!("{value}\n"))
     }
 
+    fn block_signals(&self, signals: &[Signal]) -> io::Result<()> {
+        self.record(Call::BlockSignals {
+            signals: signals.to_vec(),
+        })
+    }
+
+    fn open_watchdog(&self, device: &Path, timeout: Duration) -> io::Result<Box<dyn Watchdog>> {
+        self.record(Call::WatchdogOpen {
+            device: device.into(),
+            timeout,
+        })?;
+        // Like the device: only there when the stand-in tree has it.
+        std::fs::metadata(self.path(device))?;
+        Ok(Box::new(RecordedWatchdog {
+            sys: self.clone(),
+            device: device.into(),
+            timeout,
+        }))
+    }
+
     fn now(&self) -> Duration {
         self.lock().clock
     }
@@ -970,6 +1019,31 @@ impl SignalSource for ScriptedSignals {
                 "the recording double has no more signals scripted",
             )),
         }
+    }
+}
+
+/// A watchdog that records what is done to it; it takes the timeout asked for.
+struct RecordedWatchdog {
+    sys: RecordingSys,
+    device: PathBuf,
+    timeout: Duration,
+}
+
+impl Watchdog for RecordedWatchdog {
+    fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn keepalive(&mut self) -> io::Result<()> {
+        self.sys.record(Call::WatchdogKeepalive {
+            device: self.device.clone(),
+        })
+    }
+
+    fn magic_close(self: Box<Self>) -> io::Result<()> {
+        self.sys.record(Call::WatchdogMagicClose {
+            device: self.device.clone(),
+        })
     }
 }
 
