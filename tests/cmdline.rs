@@ -532,6 +532,27 @@ const CASES: &[Case] = &[
     case("uevent_buf_size=big", &[(InvalidValue, "uevent_buf_size")], |p| {
         assert_eq!(p.uevent_buf_size, 4 << 20)
     }),
+    // ramboot_watchdog
+    case("", &[], |p| assert_eq!(p.watchdog, None)),
+    case("ramboot_watchdog", &[], |p| {
+        assert_eq!(p.watchdog, Some(Duration::from_secs(60)))
+    }),
+    case("ramboot_watchdog=yes", &[], |p| {
+        assert_eq!(p.watchdog, Some(Duration::from_secs(60)))
+    }),
+    case("ramboot_watchdog=15", &[], |p| {
+        assert_eq!(p.watchdog, Some(Duration::from_secs(15)))
+    }),
+    case("ramboot_watchdog=0", &[], |p| assert_eq!(p.watchdog, None)),
+    case("ramboot_watchdog=no", &[], |p| assert_eq!(p.watchdog, None)),
+    case("ramboot_watchdog=30 noramboot_watchdog", &[(Duplicate, "ramboot_watchdog")], |p| {
+        assert_eq!(p.watchdog, None)
+    }),
+    case(
+        "ramboot_watchdog=1min",
+        &[(InvalidValue, "ramboot_watchdog")],
+        |p| assert_eq!(p.watchdog, Some(Duration::from_secs(60))),
+    ),
     // usbdelay
     case("usbdelay=5", &[], |p| {
         assert_eq!(diskless(p).usbdelay, Some(Duration::from_secs(5)))
@@ -734,9 +755,22 @@ fn explain_mentions_the_decisions() {
         r#""fail_policy": "kernel-panic""#,
         r#""needs_network": true"#,
         r#""kind": "misspelled""#,
+        r#""watchdog_timeout": null"#,
     ] {
         assert!(json.contains(needle), "{needle:?} missing in:\n{json}");
     }
+}
+
+#[test]
+fn explain_shows_the_watchdog() {
+    let o = parse("ramboot_watchdog=30");
+    let p = plan(&o);
+    let (text, json) = (explain(&o, &p), explain_json(&o, &p));
+    assert!(
+        text.contains("PID 1 feeds /dev/watchdog (30 s timeout, every 10 s)"),
+        "{text}"
+    );
+    assert!(json.contains(r#""watchdog_timeout": 30"#), "{json}");
 }
 
 #[test]

@@ -186,6 +186,16 @@ fn plan_lines(l: &mut Lines, plan: &BootPlan) {
             "no driver autodetection after switch_root (noautodetect)".into(),
         );
     }
+    if let Some(t) = plan.watchdog {
+        l.line(
+            "watchdog",
+            format!(
+                "service mode: PID 1 feeds /dev/watchdog ({} s timeout, every {} s) and stops it just before reboot",
+                t.as_secs(),
+                (t / 3).as_secs_f64()
+            ),
+        );
+    }
     if plan.tiny_cloud {
         l.line(
             "tiny-cloud",
@@ -548,6 +558,11 @@ fn plan_json(plan: &BootPlan) -> Json {
         ),
         ("chart", Json::Bool(plan.chart)),
         ("tiny_cloud", Json::Bool(plan.tiny_cloud)),
+        (
+            "watchdog_timeout",
+            plan.watchdog
+                .map_or(Json::Null, |t| Json::Num(t.as_secs() as f64)),
+        ),
         ("unsupported", Json::strs(storage_texts(&plan.storage))),
         ("passthrough", Json::strs(&plan.passthrough)),
     ])

@@ -66,5 +66,5 @@ pub use plan::{
     ApkovlSource, AutodetectSerial, BootPlan, Crypt, CryptKey, DeviceSpec, Diskless, FailPolicy,
     IpConfig, Mode, ModloopSpec, RepoSource, Resume, RootSpec, Splash, StaticIp, Storage, UsrMount,
     Warning, WarningKind, Wireguard, DEFAULT_CRYPT_KEYFILE, DEFAULT_INIT, DEFAULT_UEVENT_BUF_SIZE,
-    DEFAULT_WIREGUARD_CONF, FIXED_MODULES,
+    DEFAULT_WATCHDOG_TIMEOUT, DEFAULT_WIREGUARD_CONF, FIXED_MODULES,
 };

@@ -20,6 +20,7 @@
 
 use super::inittab::{Action, BadLine, Entry, Inittab};
 use super::services::{default_jitter, Jitter, ServiceConfig, Services};
+use super::watchdog::{Feeder, WatchdogConfig};
 use ramboot_sys::{is_exec_recorded, ExitStatus, MountFlags, RebootKind, Signal, Sys};
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -75,6 +76,8 @@ pub struct Config {
     pub pid1: bool,
     /// Supervised service directories.
     pub services: ServiceConfig,
+    /// `ramboot_watchdog`: the hardware watchdog to feed until the end.
+    pub watchdog: Option<WatchdogConfig>,
 }
 
 impl Default for Config {
@@ -87,6 +90,7 @@ impl Default for Config {
             kill_wait: Duration::from_secs(2),
             pid1: true,
             services: ServiceConfig::default(),
+            watchdog: None,
         }
     }
 }
@@ -248,6 +252,7 @@ pub struct Supervisor {
     others: Vec<(u32, Entry)>,
     services: Services,
     journal: Journal,
+    watchdog: Option<Feeder>,
 }
 
 impl Supervisor {
@@ -273,11 +278,15 @@ impl Supervisor {
             keepers: Vec::new(),
             others: Vec::new(),
             journal: Journal::default(),
+            watchdog: None,
         }
     }
 
     /// Reads the table and starts the boot sequence.
     pub fn start(&mut self, sys: &dyn Sys) {
+        if let (None, Some(config)) = (&self.watchdog, &self.config.watchdog) {
+            self.watchdog = Feeder::open(sys, config, &mut self.journal);
+        }
         self.table = self.load(sys);
         self.phase = Phase::Boot;
         self.queue = self
@@ -320,6 +329,7 @@ impl Supervisor {
             .filter_map(|k| k.next_start)
             .chain(stop)
             .chain(self.services.next_deadline())
+            .chain(self.watchdog.as_ref().map(Feeder::deadline))
             .min()
     }
 
@@ -489,6 +499,9 @@ impl Supervisor {
     }
 
     fn tick(&mut self, sys: &dyn Sys) {
+        if let Some(dog) = &mut self.watchdog {
+            dog.tick(sys, &mut self.journal);
+        }
         let now = sys.now();
         if self.phase == Phase::Running {
             for i in 0..self.keepers.len() {
@@ -644,9 +657,15 @@ impl Supervisor {
         };
         let outcome = match target {
             Target::Reboot(kind) if self.config.pid1 => self.power_down(sys, kind),
-            Target::Reboot(kind) => Outcome::Reboot(kind),
+            Target::Reboot(kind) => {
+                self.close_watchdog();
+                Outcome::Reboot(kind)
+            }
             Target::Restart(entry) if self.config.pid1 => return self.exec_restart(sys, entry),
-            Target::Restart(entry) => Outcome::Exec(entry.process),
+            Target::Restart(entry) => {
+                self.close_watchdog();
+                Outcome::Exec(entry.process)
+            }
         };
         self.phase = Phase::Done(outcome);
     }
@@ -656,6 +675,8 @@ impl Supervisor {
         self.unmount_all(sys);
         sys.sync();
         self.say(log::Level::Warn, format!("Requesting system {kind}"));
+        // Protected until the last moment: a hang while unmounting still resets the machine.
+        self.close_watchdog();
         let err = sys.reboot(kind);
         self.say(log::Level::Error, format!("reboot(2) failed: {err}"));
         Outcome::Failed
@@ -692,6 +713,12 @@ impl Supervisor {
         }
     }
 
+    fn close_watchdog(&mut self) {
+        if let Some(dog) = self.watchdog.take() {
+            dog.close(&mut self.journal);
+        }
+    }
+
     fn exec_restart(&mut self, sys: &dyn Sys, entry: Entry) {
         sys.sync();
         let spawn = entry.spawn(&self.config.env);
@@ -705,6 +732,9 @@ impl Supervisor {
         }
         let mut argv = vec![spawn.argv0.clone().unwrap_or(spawn.program.clone().into())];
         argv.extend(spawn.args.iter().cloned());
+        // The next init knows nothing of this descriptor; [`Supervisor::start`] reopens it
+        // when the exec fails.
+        self.close_watchdog();
         let err = sys.exec(&spawn.program, &argv, &spawn.env);
         if is_exec_recorded(&err) {
             self.phase = Phase::Done(Outcome::Exec(entry.process));
@@ -728,3 +758,7 @@ mod tests;
 #[cfg(test)]
 #[path = "services_tests.rs"]
 mod services_tests;
+
+#[cfg(test)]
+#[path = "watchdog_tests.rs"]
+mod watchdog_tests;

@@ -6,6 +6,8 @@
 //! - [`service_dir`], [`services`], [`rotating_log`]: runit/s6-style service directories
 //!   supervised on the same machine (readiness, dependencies, backoff with jitter, crash-loop
 //!   limit, captured and rotated output).
+//! - [`watchdog`]: `/dev/watchdog` fed from the supervisor's timer, magic-closed just before
+//!   `reboot(2)`.
 //! - [`event_loop`]: signals through a `signalfd`, reaping, timers; [`run`] is PID 1's entry,
 //!   [`run_as_subreaper`] the same supervision as an ordinary process (tests, containers).
 //!
@@ -24,7 +26,9 @@ pub mod machine;
 pub mod rotating_log;
 pub mod service_dir;
 pub mod services;
+pub mod watchdog;
 
 pub use event_loop::{run, run_as_subreaper, supervise};
 pub use machine::{Backoff, Config, Event, Outcome, Request, Supervisor};
 pub use services::ServiceConfig;
+pub use watchdog::WatchdogConfig;

@@ -17,6 +17,7 @@ pub use types::*;
 pub use values::{parse_bool, parse_bootif, parse_cryptkey, parse_device, parse_ip};
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::lint;
 use super::options::{BootOptions, Opt, Setting};
@@ -188,6 +189,7 @@ impl<'a> Planner<'a> {
         let ip = self.ip();
         let bootif = self.bootif();
         let uevent_buf_size = self.uevent_buf_size();
+        let watchdog = self.watchdog();
         let modloop = self.modloop();
         let modloop_verify = self.flag(Opt::ModloopVerify, true);
         let hw_autodetect = self.flag(Opt::Autodetect, true);
@@ -272,6 +274,7 @@ impl<'a> Planner<'a> {
             chart,
             tiny_cloud,
             storage,
+            watchdog,
             passthrough: self.options.unknown().map(|w| w.text.clone()).collect(),
             warnings: self.warnings,
         }
@@ -405,6 +408,29 @@ impl<'a> Planner<'a> {
             }
             Some(n) => n,
             None => DEFAULT_UEVENT_BUF_SIZE,
+        }
+    }
+
+    /// `ramboot_watchdog`: bare or `yes` the default timeout, `=SECONDS` that one; `0`, `no`
+    /// and `noramboot_watchdog` off. A value that is neither still asks for a watchdog.
+    fn watchdog(&mut self) -> Option<Duration> {
+        let v = match self.get(Opt::RambootWatchdog)? {
+            Setting::Negated => return None,
+            Setting::Bare => return Some(DEFAULT_WATCHDOG_TIMEOUT),
+            Setting::Value(v) => v,
+        };
+        match (v.parse::<u32>(), parse_bool(v)) {
+            (Ok(0), _) | (_, Some(false)) => None,
+            (Ok(secs), _) => Some(Duration::from_secs(secs.into())),
+            (_, Some(true)) => Some(DEFAULT_WATCHDOG_TIMEOUT),
+            _ => {
+                self.warn(
+                    WarningKind::InvalidValue,
+                    "ramboot_watchdog",
+                    format!("`ramboot_watchdog={v}` is not a number of seconds; using 60"),
+                );
+                Some(DEFAULT_WATCHDOG_TIMEOUT)
+            }
         }
     }
 

@@ -12,6 +12,8 @@ pub const DEFAULT_UEVENT_BUF_SIZE: usize = 4 << 20;
 pub const DEFAULT_INIT: &str = "/sbin/init";
 /// The key file a bare `cryptkey` means.
 pub const DEFAULT_CRYPT_KEYFILE: &str = "/crypto_keyfile.bin";
+/// `ramboot_watchdog` without a value: the watchdog's timeout.
+pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(60);
 /// The WireGuard configuration used when `wireguard=` names none.
 pub const DEFAULT_WIREGUARD_CONF: &str = "/etc/wireguard/initrd.conf";
 
@@ -66,6 +68,9 @@ pub struct BootPlan {
     pub tiny_cloud: bool,
     /// Storage and platform set-up ramboot records but does not do yet.
     pub storage: Storage,
+    /// `ramboot_watchdog[=SECONDS]`: the hardware watchdog's timeout, when PID 1 (service
+    /// mode) is to feed it.
+    pub watchdog: Option<Duration>,
     /// Words that are not options, for the kernel or init.
     pub passthrough: Vec<String>,
     pub warnings: Vec<Warning>,
