@@ -599,6 +599,15 @@ impl Sys for BindingSys {
     ) -> io::Result<Box<dyn ramboot::sys::SignalSource>> {
         self.0.signals(s)
     }
+    fn reset_signals(&self) -> io::Result<()> {
+        self.0.reset_signals()
+    }
+    fn listen_unix(&self, p: &std::path::Path) -> io::Result<rustix::fd::OwnedFd> {
+        self.0.listen_unix(p)
+    }
+    fn swapoff(&self, p: &std::path::Path) -> io::Result<()> {
+        self.0.swapoff(p)
+    }
     fn reboot(&self, k: RebootKind) -> io::Error {
         self.0.reboot(k)
     }

@@ -88,6 +88,7 @@ fn main() {
         },
         grace: Duration::from_secs(30),
         pid1: false,
+        control: Some(d.join("run/ramboot/control")),
         services: ServiceConfig {
             dir: services.clone(),
             log_dir: logs.clone(),

@@ -69,6 +69,7 @@ fn main() {
         },
         grace: Duration::from_secs(30),
         pid1: false,
+        control: Some(d.join("run/control")),
         ..Config::default()
     });
     let outcome = supervise::supervise(&sys, &mut sup).unwrap();

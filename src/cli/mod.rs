@@ -4,6 +4,7 @@
 
 pub mod apk;
 pub mod args;
+pub mod ctl;
 pub mod install;
 pub mod mkinitfs;
 pub mod modprobe;
@@ -24,6 +25,10 @@ As PID 1 (/init in an initramfs) it boots. On a host:
                                           install apk packages into DIR (after the apkovl,
                                           as the boot does)
   ramboot apk genkey|mkpkg|index ...      build signed apk packages and indexes
+  ramboot ctl status|start|stop|restart|log ...
+                                          control the services of ramboot as PID 1
+                                          (see `ramboot ctl --help`)
+  ramboot poweroff|reboot|halt            ask PID 1 to power off, reboot or halt
   ramboot version
 Installed as /sbin/modprobe it answers the kernel's module requests.
 ";
@@ -54,6 +59,10 @@ pub fn main(args: &[OsString]) -> i32 {
         "plan" => plan::main(rest),
         "install" => install::main(rest),
         "apk" => crate::cli::apk::main_apk(rest),
+        "ctl" => ctl::main(rest),
+        "poweroff" | "reboot" | "halt" => {
+            ctl::run_if_power(&crate::sys::RealSys, args).unwrap_or(2)
+        }
         "version" | "--version" | "-V" => {
             println!("ramboot {}", env!("CARGO_PKG_VERSION"));
             0

@@ -24,6 +24,7 @@ pub const SIGNALS: [Signal; 7] = [
 pub fn supervise(sys: &dyn Sys, sup: &mut Supervisor) -> io::Result<Outcome> {
     // Blocked before the first child exists, so no SIGCHLD or request is missed.
     let mut signals = sys.signals(&SIGNALS)?;
+    sup.open_control(sys);
     guarded(|| sup.start(sys));
     loop {
         reap_all(sys, sup);

@@ -18,9 +18,10 @@
 //! read-only when busy), `/` read-only, `sync`, `reboot(2)`. A restart execs the restart entry
 //! instead of rebooting.
 
+use super::control::{self, Server, Status, Verdict};
 use super::inittab::{Action, BadLine, Entry, Inittab};
-use super::services::{default_jitter, Jitter, ServiceConfig, Services};
 use super::watchdog::{Feeder, WatchdogConfig};
+use super::services::{default_jitter, Control, Jitter, ServiceConfig, Services};
 use ramboot_sys::{is_exec_recorded, ExitStatus, MountFlags, RebootKind, Signal, Sys};
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -78,6 +79,9 @@ pub struct Config {
     pub services: ServiceConfig,
     /// `ramboot_watchdog`: the hardware watchdog to feed until the end.
     pub watchdog: Option<WatchdogConfig>,
+    /// The control socket of `ramboot ctl` ([`super::control`]), as PID 1 sees it; `None`:
+    /// no control socket.
+    pub control: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -91,6 +95,7 @@ impl Default for Config {
             pid1: true,
             services: ServiceConfig::default(),
             watchdog: None,
+            control: Some(PathBuf::from(control::DEFAULT_PATH)),
         }
     }
 }
@@ -207,6 +212,8 @@ struct Keeper {
     started: Duration,
     failures: u32,
     next_start: Option<Duration>,
+    restarts: u32,
+    last_exit: Option<ExitStatus>,
 }
 
 /// Lines kept for `ramboot ctl` and tests; older ones are dropped (they went to the log too).
@@ -253,6 +260,7 @@ pub struct Supervisor {
     services: Services,
     journal: Journal,
     watchdog: Option<Feeder>,
+    control: Option<Server>,
 }
 
 impl Supervisor {
@@ -279,6 +287,24 @@ impl Supervisor {
             others: Vec::new(),
             journal: Journal::default(),
             watchdog: None,
+            control: None,
+        }
+    }
+
+    /// Opens the control socket of [`Config::control`]; without it PID 1 runs on, saying why.
+    pub fn open_control(&mut self, sys: &dyn Sys) {
+        let Some(path) = self.config.control.clone() else {
+            return;
+        };
+        match sys.listen_unix(&path) {
+            Ok(fd) => self.control = Some(Server::new(fd)),
+            Err(e) => self.say(
+                log::Level::Error,
+                format!(
+                    "cannot listen on {}: {e}; `ramboot ctl` will not reach PID 1",
+                    path.display()
+                ),
+            ),
         }
     }
 
@@ -303,10 +329,15 @@ impl Supervisor {
             Event::Exited { pid, status } => self.exited(sys, pid, status),
             Event::NoChildren => self.no_children(sys),
             Event::Request(r) => self.request(sys, r),
-            Event::Tick => self.tick(sys),
-            Event::Io => self
-                .services
-                .read_io(sys, &self.config.env, &mut self.journal),
+            Event::Tick => {
+                self.tick(sys);
+                self.serve(sys);
+            }
+            Event::Io => {
+                self.services
+                    .read_io(sys, &self.config.env, &mut self.journal);
+                self.serve(sys);
+            }
         }
         if matches!(self.phase, Phase::Stopping(_, Stop::Services)) && self.services.all_stopped() {
             self.send_term(sys);
@@ -315,7 +346,9 @@ impl Supervisor {
 
     /// The descriptors the event loop watches for [`Event::Io`].
     pub fn readable(&self) -> Vec<rustix::fd::BorrowedFd<'_>> {
-        self.services.readable()
+        let mut fds = self.services.readable();
+        fds.extend(self.control.iter().flat_map(Server::readable));
+        fds
     }
 
     /// When the next timer is due, on [`Sys::now`]'s clock.
@@ -330,6 +363,7 @@ impl Supervisor {
             .chain(stop)
             .chain(self.services.next_deadline())
             .chain(self.watchdog.as_ref().map(Feeder::deadline))
+            .chain(self.control.as_ref().and_then(Server::next_deadline))
             .min()
     }
 
@@ -443,6 +477,8 @@ impl Supervisor {
                     started: now,
                     failures: 0,
                     next_start: Some(now),
+                    restarts: 0,
+                    last_exit: None,
                 }),
             }
         }
@@ -457,6 +493,7 @@ impl Supervisor {
             self.run_queue(sys);
         } else if let Some(i) = self.keepers.iter().position(|k| k.pid == Some(pid)) {
             self.keepers[i].pid = None;
+            self.keepers[i].last_exit = Some(status);
             self.schedule_respawn(sys, i, status);
             self.tick(sys);
         } else if self
@@ -508,6 +545,9 @@ impl Supervisor {
                 if self.keepers[i].next_start.is_some_and(|t| t <= now) {
                     self.keepers[i].next_start = None;
                     self.keepers[i].started = now;
+                    if self.keepers[i].last_exit.is_some() {
+                        self.keepers[i].restarts += 1;
+                    }
                     let entry = self.keepers[i].entry.clone();
                     match self.spawn(sys, &entry) {
                         Some(pid) => self.keepers[i].pid = Some(pid),
@@ -596,6 +636,80 @@ impl Supervisor {
         }
     }
 
+    /// Accepts and answers `ramboot ctl` clients.
+    fn serve(&mut self, sys: &dyn Sys) {
+        let Some(server) = &mut self.control else {
+            return;
+        };
+        for client in server.poll(sys) {
+            let (verdict, text) = self.control_request(sys, &client.line);
+            client.answer(verdict, &text);
+        }
+    }
+
+    /// Carries out one request line of [`super::control`]; the verdict and the text for the
+    /// user.
+    pub fn control_request(&mut self, sys: &dyn Sys, line: &str) -> (Verdict, String) {
+        let request = match control::Request::parse(line) {
+            Ok(r) => r,
+            Err(e) => return (Verdict::Fail, format!("{e}\n")),
+        };
+        let (name, what) = match request {
+            control::Request::Status { json, name } => return self.status(sys, json, name),
+            control::Request::Start(n) => (n, Control::Start),
+            control::Request::Stop(n) => (n, Control::Stop),
+            control::Request::Restart(n) => (n, Control::Restart),
+        };
+        match self.phase {
+            Phase::Running => {}
+            Phase::Boot => {
+                let why = "services start once the inittab's boot entries are done";
+                return (Verdict::Fail, format!("{why}\n"));
+            }
+            _ => return (Verdict::Fail, "the system is going down\n".into()),
+        }
+        self.say(log::Level::Info, format!("ramboot ctl: {}", line.trim()));
+        let env = self.config.env.clone();
+        match self
+            .services
+            .control(sys, &name, what, &env, &mut self.journal)
+        {
+            Ok(text) => (Verdict::Ok, text + "\n"),
+            Err(text) => (Verdict::Fail, text + "\n"),
+        }
+    }
+
+    fn status(&self, sys: &dyn Sys, json: bool, name: Option<String>) -> (Verdict, String) {
+        let now = sys.now();
+        let mut list = self.services.status(now);
+        list.extend(self.keepers.iter().map(|k| Status {
+            name: k.entry.to_string(),
+            service: false,
+            state: match (k.pid, k.next_start) {
+                (Some(_), _) => "up",
+                (None, Some(t)) if t > now => "backing off",
+                (None, Some(_)) => "starting",
+                (None, None) => "down",
+            },
+            pid: k.pid,
+            uptime: k.pid.map(|_| now.saturating_sub(k.started)),
+            restarts: k.restarts,
+            last_exit: k.last_exit,
+        }));
+        if let Some(name) = name {
+            list.retain(|s| s.name == name);
+            if list.is_empty() {
+                return (Verdict::Fail, format!("no service {name}\n"));
+            }
+        }
+        let text = if json {
+            control::status_json(&list)
+        } else {
+            control::status_text(&list)
+        };
+        (Verdict::Ok, text)
+    }
+
     fn restart_entry(&self) -> Option<Entry> {
         self.table.with(Action::Restart).next().cloned()
     }
@@ -672,6 +786,7 @@ impl Supervisor {
 
     fn power_down(&mut self, sys: &dyn Sys, kind: RebootKind) -> Outcome {
         sys.sync();
+        self.swap_off(sys);
         self.unmount_all(sys);
         sys.sync();
         self.say(log::Level::Warn, format!("Requesting system {kind}"));
@@ -680,6 +795,27 @@ impl Supervisor {
         let err = sys.reboot(kind);
         self.say(log::Level::Error, format!("reboot(2) failed: {err}"));
         Outcome::Failed
+    }
+
+    /// Every active swap area of `/proc/swaps` turned off: a swap file keeps its filesystem
+    /// busy, and a swap partition must not be written to after the reboot.
+    fn swap_off(&mut self, sys: &dyn Sys) {
+        let Ok(table) = std::fs::read_to_string(sys.path(Path::new("/proc/swaps"))) else {
+            return; // no swap support, or /proc gone: nothing to turn off
+        };
+        for field in table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+        {
+            let path = ramboot_sys::unescape_mount_path(field);
+            if let Err(e) = sys.swapoff(&path) {
+                self.say(
+                    log::Level::Warn,
+                    format!("cannot turn off swap {}: {e}", path.display()),
+                );
+            }
+        }
     }
 
     /// Every mount but `/` in reverse mount order (busy ones remounted read-only), then `/`
@@ -735,12 +871,23 @@ impl Supervisor {
         // The next init knows nothing of this descriptor; [`Supervisor::start`] reopens it
         // when the exec fails.
         self.close_watchdog();
+        // The program starts as from the kernel: our blocked signals are not its.
+        if let Err(e) = sys.reset_signals() {
+            self.say(log::Level::Warn, format!("cannot reset the signals: {e}"));
+        }
         let err = sys.exec(&spawn.program, &argv, &spawn.env);
         if is_exec_recorded(&err) {
             self.phase = Phase::Done(Outcome::Exec(entry.process));
             return;
         }
-        // Every process is gone: the best left is to run the table again.
+        // Our signals again (the loop's signalfd reads them once blocked), and, as every
+        // process is gone, the best left is to run the table again.
+        if let Err(e) = sys.signals(&super::event_loop::SIGNALS) {
+            self.say(
+                log::Level::Error,
+                format!("cannot block the signals again: {e}"),
+            );
+        }
         self.say(
             log::Level::Error,
             format!("cannot exec {entry}: {err}; running the inittab again"),

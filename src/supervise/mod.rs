@@ -20,6 +20,7 @@
 //!
 //! Not yet wired into the boot: see `DESIGN.md`, "Service mode (in progress)".
 
+pub mod control;
 pub mod event_loop;
 pub mod inittab;
 pub mod machine;

@@ -123,6 +123,9 @@ struct Service {
     notify: Option<OwnedFd>,
     /// Said once that it waits for a dependency.
     told_waiting: bool,
+    /// Starts after the first, and how the last run ended (for `ramboot ctl status`).
+    restarts: u32,
+    last_exit: Option<ExitStatus>,
 }
 
 impl Service {
@@ -189,6 +192,8 @@ impl Services {
                 log: None,
                 notify: None,
                 told_waiting: false,
+                restarts: 0,
+                last_exit: None,
             })
             .collect();
         for s in self.list.iter().filter(|s| !s.wanted) {
@@ -473,8 +478,11 @@ impl Services {
         };
         let s = &mut self.list[i];
         s.next_start = None;
-        s.started = now;
         s.told_waiting = false;
+        if s.last_exit.is_some() {
+            s.restarts += 1;
+        }
+        s.started = now;
         match sys.spawn(&spawn) {
             Ok(pid) => {
                 // The write end now lives in the child only.
@@ -551,6 +559,12 @@ impl Services {
             return false;
         };
         self.drain_output(i, journal);
+        if matches!(
+            self.list[i].state,
+            State::Running { .. } | State::Stopping { .. }
+        ) {
+            self.list[i].last_exit = Some(status);
+        }
         match self.list[i].state {
             State::Running { .. } => {
                 self.list[i].notify = None;
@@ -570,6 +584,10 @@ impl Services {
                 s.notify = None;
                 s.state = State::Down;
                 journal.info(format!("service {} stopped: {status}", s.def.name));
+                // Still wanted: it was restarted (`ramboot ctl restart`), not stopped.
+                if s.wanted {
+                    s.next_start = Some(sys.now());
+                }
             }
             State::Down | State::Failed => {}
         }
@@ -701,9 +719,46 @@ impl Services {
     /// Grace period and SIGKILL for the signalled; SIGTERM for those no running service
     /// depends on any more.
     fn progress_stop(&mut self, sys: &dyn Sys, journal: &mut Journal) {
+        self.expire_stopping(sys, journal);
         if self.list.iter().any(|s| s.wanted) || self.list.is_empty() {
             return;
         }
+        let now = sys.now();
+        for i in 0..self.list.len() {
+            let pid = match self.list[i].state {
+                State::Running { pid, .. } | State::Finishing { pid, .. } => pid,
+                _ => continue,
+            };
+            let needed = (0..self.list.len())
+                .any(|d| self.list[d].pid().is_some() && self.dependencies(d).contains(&i));
+            if needed {
+                continue;
+            }
+            self.signal_stop(sys, i, pid, now, journal);
+        }
+    }
+
+    /// SIGTERM (and SIGCONT) to service `i`; SIGKILL when the grace period ends.
+    fn signal_stop(
+        &mut self,
+        sys: &dyn Sys,
+        i: usize,
+        pid: u32,
+        now: Duration,
+        journal: &mut Journal,
+    ) {
+        journal.info(format!("stopping service {}", self.list[i].def.name));
+        let _ = sys.kill(pid, Signal::TERM);
+        let _ = sys.kill(pid, Signal::CONT);
+        self.list[i].state = State::Stopping {
+            pid,
+            until: now + self.grace,
+            killed: false,
+        };
+    }
+
+    /// SIGKILL for the signalled whose grace period ended; given up on after that.
+    fn expire_stopping(&mut self, sys: &dyn Sys, journal: &mut Journal) {
         let now = sys.now();
         for i in 0..self.list.len() {
             let s = &mut self.list[i];
@@ -732,25 +787,110 @@ impl Services {
                 }
             }
         }
-        for i in 0..self.list.len() {
-            let pid = match self.list[i].state {
-                State::Running { pid, .. } | State::Finishing { pid, .. } => pid,
-                _ => continue,
-            };
-            let needed = (0..self.list.len())
-                .any(|d| self.list[d].pid().is_some() && self.dependencies(d).contains(&i));
-            if needed {
-                continue;
+    }
+}
+
+/// What `ramboot ctl` asks of one service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Start,
+    /// Stop and keep it down until started again (runit's `sv down`).
+    Stop,
+    Restart,
+}
+
+impl Services {
+    /// `ramboot ctl start|stop|restart NAME`: what was done, or why nothing could be.
+    pub fn control(
+        &mut self,
+        sys: &dyn Sys,
+        name: &str,
+        what: Control,
+        env: &[(OsString, OsString)],
+        journal: &mut Journal,
+    ) -> Result<String, String> {
+        let i = self
+            .index(name)
+            .ok_or_else(|| format!("no service {name}"))?;
+        let now = sys.now();
+        let state = self.list[i].state;
+        let reply = match (what, state) {
+            (Control::Stop, _) => {
+                let s = &mut self.list[i];
+                s.wanted = false;
+                s.next_start = None;
+                match state {
+                    State::Running { pid, .. } => {
+                        self.signal_stop(sys, i, pid, now, journal);
+                        format!("stopping {name} (pid {pid}); it stays down")
+                    }
+                    State::Stopping { .. } => format!("{name} is stopping; it stays down"),
+                    _ => format!("{name} is down and stays down"),
+                }
             }
-            journal.info(format!("stopping service {}", self.list[i].def.name));
-            let _ = sys.kill(pid, Signal::TERM);
-            let _ = sys.kill(pid, Signal::CONT);
-            self.list[i].state = State::Stopping {
-                pid,
-                until: now + self.grace,
-                killed: false,
-            };
-        }
+            (Control::Restart, State::Running { pid, .. }) => {
+                self.list[i].wanted = true;
+                self.signal_stop(sys, i, pid, now, journal);
+                format!("restarting {name} (pid {pid})")
+            }
+            (_, State::Running { pid, .. }) => format!("{name} is already up (pid {pid})"),
+            (_, _) => {
+                if state == State::Failed {
+                    let def = &self.list[i].def;
+                    if def.depends.iter().any(|d| self.index(d).is_none())
+                        || self.cycle_from(i).is_some()
+                    {
+                        return Err(format!("{name} cannot start: its dependencies are broken"));
+                    }
+                }
+                let s = &mut self.list[i];
+                s.wanted = true;
+                s.failures = 0;
+                s.exits.clear();
+                s.told_waiting = false;
+                match &mut s.state {
+                    State::Finishing { restart, .. } => *restart = Some(now),
+                    State::Stopping { .. } => {}
+                    st => {
+                        *st = State::Down;
+                        s.next_start = Some(now);
+                    }
+                }
+                journal.info(format!("service {name}: started by request"));
+                self.tick(sys, env, journal);
+                format!("starting {name}")
+            }
+        };
+        Ok(reply)
+    }
+
+    /// One line of `ramboot ctl status` per service.
+    pub fn status(&self, now: Duration) -> Vec<super::control::Status> {
+        self.list
+            .iter()
+            .map(|s| {
+                let state = match s.state {
+                    State::Running { ready: false, .. } => "starting",
+                    State::Running { .. } if s.def.notification_fd.is_some() => "ready",
+                    State::Running { .. } => "up",
+                    State::Stopping { .. } => "stopping",
+                    State::Failed | State::Finishing { restart: None, .. } => "failed",
+                    _ if !s.wanted => "down",
+                    State::Down if s.next_start.is_some_and(|t| t <= now) => "starting",
+                    _ => "backing off",
+                };
+                let running = matches!(s.state, State::Running { .. } | State::Stopping { .. });
+                super::control::Status {
+                    name: s.def.name.clone(),
+                    service: true,
+                    state,
+                    pid: s.pid().filter(|_| running),
+                    uptime: running.then(|| now.saturating_sub(s.started)),
+                    restarts: s.restarts,
+                    last_exit: s.last_exit,
+                }
+            })
+            .collect()
     }
 }
 

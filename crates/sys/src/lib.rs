@@ -340,6 +340,16 @@ pub trait Sys: Send + Sync {
     /// the returned source. Processes spawned afterwards start with an empty mask.
     fn signals(&self, signals: &[Signal]) -> io::Result<Box<dyn SignalSource>>;
 
+    /// Before a program replaces PID 1 (`exec`): nothing blocked, every signal's disposition
+    /// the default, so the program starts as it would from the kernel. When the exec fails
+    /// the caller blocks its signals again ([`Sys::signals`]).
+    fn reset_signals(&self) -> io::Result<()>;
+    /// A listening Unix stream socket at `path`, non-blocking and close-on-exec: its directory
+    /// made (mode 0700), a socket left there by an earlier run replaced, the socket mode 0600.
+    fn listen_unix(&self, path: &Path) -> io::Result<rustix::fd::OwnedFd>;
+    /// `swapoff(2)`.
+    fn swapoff(&self, path: &Path) -> io::Result<()>;
+
     /// `reboot(2)`: only returns on failure.
     fn reboot(&self, kind: RebootKind) -> io::Error;
     /// `sync(2)`.
@@ -437,6 +447,36 @@ fn deepest_mount(
         }
     }
     best
+}
+
+/// [`Sys::listen_unix`] on a host path: both implementations make the same socket.
+fn listen_unix_at(path: &Path) -> io::Result<rustix::fd::OwnedFd> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "something other than a socket is in the way",
+            ))
+        }
+        Err(_) => {}
+    }
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::bind(&fd, &SocketAddrUnix::new(path)?)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    rustix::net::listen(&fd, 16)?;
+    Ok(fd)
 }
 
 /// A mount point as `/proc/mounts` and `/proc/self/mountinfo` write it (`\040` for a space,

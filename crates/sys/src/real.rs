@@ -285,6 +285,23 @@ impl Sys for RealSys {
         )?))
     }
 
+    fn reset_signals(&self) -> io::Result<()> {
+        processes::reset_signals()
+    }
+
+    fn listen_unix(&self, path: &Path) -> io::Result<OwnedFd> {
+        crate::listen_unix_at(path)
+    }
+
+    fn swapoff(&self, path: &Path) -> io::Result<()> {
+        let path = cpath(path)?;
+        // SAFETY: a plain syscall reading a NUL-terminated path that lives across the call.
+        if unsafe { libc::swapoff(path.as_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     fn reboot(&self, kind: RebootKind) -> io::Error {
         let cmd = match kind {
             RebootKind::PowerOff => rustix::system::RebootCommand::PowerOff,
@@ -443,6 +460,19 @@ mod processes {
         } else {
             Err(io::Error::last_os_error())
         }
+    }
+
+    /// Every catchable signal back to its default disposition, then nothing blocked.
+    pub fn reset_signals() -> io::Result<()> {
+        for n in 1..libc::SIGRTMAX() {
+            if n == libc::SIGKILL || n == libc::SIGSTOP {
+                continue;
+            }
+            // SAFETY: SIG_DFL installs no handler; signals the C library reserves for itself
+            // refuse with EINVAL, which is ignored.
+            unsafe { libc::signal(n, libc::SIG_DFL) };
+        }
+        unblock_all_signals()
     }
 
     /// askfirst: the prompt, then one line from the terminal (or its end).

@@ -112,6 +112,13 @@ pub enum Call {
     Signals {
         signals: Vec<Signal>,
     },
+    ResetSignals,
+    ListenUnix {
+        path: PathBuf,
+    },
+    Swapoff {
+        path: PathBuf,
+    },
     Reboot {
         kind: RebootKind,
     },
@@ -292,6 +299,9 @@ impl fmt::Display for Call {
                 let names: Vec<String> = signals.iter().map(|s| signal_name(*s)).collect();
                 write!(f, "signalfd {}", names.join(","))
             }
+            Call::ResetSignals => write!(f, "signals: none blocked, all default"),
+            Call::ListenUnix { path } => write!(f, "listen unix {}", path.display()),
+            Call::Swapoff { path } => write!(f, "swapoff {}", path.display()),
             Call::Reboot { kind } => write!(f, "reboot {kind}"),
             Call::Sync => write!(f, "sync"),
             Call::Idle => write!(f, "idle"),
@@ -845,6 +855,20 @@ impl Sys for RecordingSys {
             signals: signals.to_vec(),
         })?;
         Ok(Box::new(ScriptedSignals { sys: self.clone() }))
+    }
+
+    fn reset_signals(&self) -> io::Result<()> {
+        self.record(Call::ResetSignals)
+    }
+
+    /// A real socket in the stand-in tree: tests connect to it.
+    fn listen_unix(&self, path: &Path) -> io::Result<rustix::fd::OwnedFd> {
+        self.record(Call::ListenUnix { path: path.into() })?;
+        super::listen_unix_at(&self.path(path))
+    }
+
+    fn swapoff(&self, path: &Path) -> io::Result<()> {
+        self.record(Call::Swapoff { path: path.into() })
     }
 
     fn reboot(&self, kind: RebootKind) -> io::Error {
