@@ -868,13 +868,13 @@ impl Supervisor {
         }
         let mut argv = vec![spawn.argv0.clone().unwrap_or(spawn.program.clone().into())];
         argv.extend(spawn.args.iter().cloned());
-        // The next init knows nothing of this descriptor; [`Supervisor::start`] reopens it
-        // when the exec fails.
-        self.close_watchdog();
         // The program starts as from the kernel: our blocked signals are not its.
         if let Err(e) = sys.reset_signals() {
             self.say(log::Level::Warn, format!("cannot reset the signals: {e}"));
         }
+        // The next init knows nothing of this descriptor; [`Supervisor::start`] reopens it
+        // when the exec fails.
+        self.close_watchdog();
         let err = sys.exec(&spawn.program, &argv, &spawn.env);
         if is_exec_recorded(&err) {
             self.phase = Phase::Done(Outcome::Exec(entry.process));
