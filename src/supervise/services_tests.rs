@@ -452,7 +452,7 @@ fn control_requests_stop_start_restart_and_report() {
             ..ServiceConfig::default()
         },
     );
-    let mut ask = |r: &mut Rig, line: &str| r.sup.control_request(&r.sys, line);
+    let ask = |r: &mut Rig, line: &str| r.sup.control_request(&r.sys, line);
     let booting = ask(&mut r, "stop web");
     assert_eq!(
         booting.0,
