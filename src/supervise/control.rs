@@ -172,11 +172,14 @@ impl Server {
                 Read::More if now < c.until => kept.push(c),
                 Read::More => answer(&c.fd, Verdict::Refused, "no request line in time\n"),
                 Read::Line(line) => done.push(Pending { fd: c.fd, line }),
-                Read::TooLong => answer(
-                    &c.fd,
-                    Verdict::Refused,
-                    &format!("the request is longer than {MAX_REQUEST} bytes\n"),
-                ),
+                Read::TooLong => {
+                    answer(
+                        &c.fd,
+                        Verdict::Refused,
+                        &format!("the request is longer than {MAX_REQUEST} bytes\n"),
+                    );
+                    discard_unread(&c.fd);
+                }
                 Read::Gone => {}
             }
         }
@@ -264,6 +267,20 @@ fn answer(fd: &OwnedFd, verdict: Verdict, text: &str) {
         reply.as_bytes(),
         SendFlags::DONTWAIT | SendFlags::NOSIGNAL,
     );
+}
+
+/// Reads (a bounded amount of) what the client sent beyond the limit: a socket closed with
+/// unread data resets the connection, and the client would not see the refusal.
+fn discard_unread(fd: &OwnedFd) {
+    let mut buf = [0u8; 4096];
+    for _ in 0..16 {
+        if !matches!(
+            rustix::net::recv(fd, &mut buf, RecvFlags::DONTWAIT),
+            Ok((1.., _))
+        ) {
+            return;
+        }
+    }
 }
 
 /// Seconds as `3d4h`, `2h5m`, `5m3s`, `42s`.

@@ -196,6 +196,12 @@ fn a_respawner_that_cannot_start_backs_off_too() {
 #[test]
 fn poweroff_runs_shutdown_actions_then_term_grace_kill_unmount_reboot() {
     let mut r = booted();
+    std::fs::write(
+        r.sys.path(Path::new("/proc/swaps")),
+        "Filename\tType\tSize\tUsed\tPriority\n/dev/sda2 partition 1048572 0 -2\n\
+         /media/sda1/swap\\040file file 65532 0 -3\n",
+    )
+    .unwrap();
     r.request(Request::PowerOff);
     assert_eq!(r.new_calls(), ["spawn /sbin/openrc shutdown (pid 106)"]);
     // A getty dying now is not restarted.
@@ -213,6 +219,8 @@ fn poweroff_runs_shutdown_actions_then_term_grace_kill_unmount_reboot() {
         r.new_calls(),
         [
             "sync",
+            "swapoff /dev/sda2",
+            "swapoff /media/sda1/swap file",
             "umount /media/my card",
             "umount /media/sda1",
             "umount /proc",
@@ -306,7 +314,11 @@ fn sigquit_execs_the_restart_entry_after_killing_everything() {
     r.exit(104, ExitStatus::Code(0));
     r.exit(105, ExitStatus::Code(0));
     let calls = r.new_calls();
-    assert_eq!(calls.last().unwrap(), "exec /sbin/init");
+    // The restart entry starts with no signal blocked and default dispositions.
+    assert_eq!(
+        calls[calls.len() - 2..],
+        ["signals: none blocked, all default", "exec /sbin/init"]
+    );
     assert!(!calls.iter().any(|c| c.contains("umount")));
     assert_eq!(r.sup.outcome(), Some(&Outcome::Exec("/sbin/init".into())));
 
@@ -315,6 +327,30 @@ fn sigquit_execs_the_restart_entry_after_killing_everything() {
     r.request(Request::Restart);
     assert!(r.sup.journal().any(|l| l.contains("no restart entry")));
     assert_eq!(r.sup.outcome(), None);
+}
+
+/// When the restart entry cannot be exec'd, PID 1 blocks its signals again and runs the
+/// table again.
+#[test]
+fn a_failed_restart_exec_blocks_the_signals_again() {
+    let mut r = booted();
+    r.sys.fail_on("exec /sbin/init", 2);
+    r.request(Request::Restart);
+    r.exit(106, ExitStatus::Code(0));
+    r.exit(104, ExitStatus::Code(0));
+    r.exit(105, ExitStatus::Code(0));
+    let calls = r.new_calls();
+    let reset = calls
+        .iter()
+        .position(|c| c.starts_with("signals:"))
+        .unwrap();
+    assert_eq!(calls[reset + 1], "exec /sbin/init");
+    assert!(calls[reset + 2].starts_with("signalfd CHLD,USR1,USR2,TERM,INT,HUP,QUIT"));
+    assert!(
+        calls[reset + 3].contains("openrc sysinit"),
+        "{}",
+        calls.join("; ")
+    );
 }
 
 #[test]

@@ -434,3 +434,165 @@ fn shutdown_stops_services_in_reverse_dependency_order_before_killing_everything
     );
     assert!(r.said("service db did not stop within 5s; sending SIGKILL"));
 }
+
+/// `ramboot ctl`'s requests on the recording double: stop keeps a service down (its exit is
+/// not a crash and it is not restarted), start brings it back, restart stops and starts it at
+/// once, a service given up after its crash loop can be started again; status says it all.
+#[test]
+fn control_requests_stop_start_restart_and_report() {
+    use super::control::Verdict;
+    let mut r = Rig::new(
+        |root| {
+            service(root, "db", &[("notification-fd", "3\n")]);
+            service(root, "web", &[]);
+        },
+        vec![0.0],
+        ServiceConfig {
+            crash_limit: 2,
+            ..ServiceConfig::default()
+        },
+    );
+    let ask = |r: &mut Rig, line: &str| r.sup.control_request(&r.sys, line);
+    let booting = ask(&mut r, "stop web");
+    assert_eq!(
+        booting.0,
+        Verdict::Fail,
+        "services are not loaded before the boot"
+    );
+    r.start();
+    r.new_calls();
+    r.sys.advance(Duration::from_secs(75));
+    let (v, text) = ask(&mut r, "status");
+    assert_eq!(v, Verdict::Ok);
+    assert_eq!(
+        text,
+        "db    starting     pid 100      up 1m15s   restarts 0    last exit: -\n\
+         web   up           pid 101      up 1m15s   restarts 0    last exit: -\n"
+    );
+    r.write(100, 3, "\n");
+    assert!(ask(&mut r, "status db").1.starts_with("db    ready "));
+
+    // stop: SIGTERM, and down it stays.
+    assert_eq!(
+        ask(&mut r, "stop web"),
+        (
+            Verdict::Ok,
+            "stopping web (pid 101); it stays down\n".into()
+        )
+    );
+    assert_eq!(r.new_calls(), ["kill -TERM 101", "kill -CONT 101"]);
+    assert!(ask(&mut r, "status web").1.starts_with("web   stopping "));
+    r.exit(101, ExitStatus::Signal(15));
+    assert_eq!(r.sup.next_deadline(), None, "no restart is planned");
+    assert!(r.new_calls().is_empty());
+    assert_eq!(
+        ask(&mut r, "status web").1,
+        "web   down         pid -        up -       restarts 0    last exit: killed by SIGTERM\n"
+    );
+    assert_eq!(
+        ask(&mut r, "stop web"),
+        (Verdict::Ok, "web is down and stays down\n".into())
+    );
+
+    // start: at once.
+    assert_eq!(
+        ask(&mut r, "start web"),
+        (Verdict::Ok, "starting web\n".into())
+    );
+    assert_eq!(
+        r.new_calls(),
+        [format!("spawn {} [fds 1,2] (pid 102)", run_of("web"))]
+    );
+    assert_eq!(
+        ask(&mut r, "start web"),
+        (Verdict::Ok, "web is already up (pid 102)\n".into())
+    );
+
+    // restart: stopped, then started again as soon as it is gone, without backoff.
+    assert_eq!(ask(&mut r, "restart web").1, "restarting web (pid 102)\n");
+    assert_eq!(r.new_calls(), ["kill -TERM 102", "kill -CONT 102"]);
+    r.exit(102, ExitStatus::Code(0));
+    assert_eq!(
+        r.new_calls(),
+        [format!("spawn {} [fds 1,2] (pid 103)", run_of("web"))]
+    );
+    assert!(ask(&mut r, "status web").1.contains("restarts 2 "));
+
+    // A crash loop given up; start clears it.
+    r.exit(103, ExitStatus::Code(1));
+    r.exit(104, ExitStatus::Code(1));
+    assert!(ask(&mut r, "status web").1.starts_with("web   failed "));
+    r.new_calls();
+    assert_eq!(ask(&mut r, "start web").0, Verdict::Ok);
+    assert_eq!(
+        r.new_calls(),
+        [format!("spawn {} [fds 1,2] (pid 105)", run_of("web"))]
+    );
+
+    // Unknown names and bad requests fail; JSON through the one writer.
+    assert_eq!(
+        ask(&mut r, "stop nosuch"),
+        (Verdict::Fail, "no service nosuch\n".into())
+    );
+    assert_eq!(ask(&mut r, "status nosuch").0, Verdict::Fail);
+    assert_eq!(ask(&mut r, "frob").0, Verdict::Fail);
+    let (v, json) = ask(&mut r, "json web");
+    assert_eq!(v, Verdict::Ok);
+    assert!(
+        json.contains("\"name\": \"web\",\n      \"state\": \"up\",\n      \"pid\": 105,"),
+        "{json}"
+    );
+    assert!(json.contains("\"last_exit\": \"exit status 1\""), "{json}");
+    assert!(r.said("ramboot ctl: stop web"), "{}", r.journal());
+
+    // Going down: no more changes.
+    r.sup.handle(&r.sys, Event::Request(Request::PowerOff));
+    assert_eq!(
+        ask(&mut r, "start web"),
+        (Verdict::Fail, "the system is going down\n".into())
+    );
+}
+
+/// The socket itself, on the double's tree: a root client gets its answer; one that sends
+/// nothing is dropped at its timeout; a request too long is refused; the listener is in the
+/// loop's descriptors.
+#[test]
+fn control_socket_answers_and_never_waits_for_a_client() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let mut r = Rig::new(
+        |root| service(root, "web", &[]),
+        vec![0.0],
+        ServiceConfig::default(),
+    );
+    r.sup.open_control(&r.sys);
+    assert_eq!(r.new_calls(), ["listen unix /run/ramboot/control"]);
+    let path = r.dir.path().join("run/ramboot/control");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(path.parent().unwrap()), 0o700);
+    r.start();
+    assert_eq!(r.sup.readable().len(), 2, "web's output and the listener");
+
+    let mut silent = UnixStream::connect(&path).unwrap();
+    let mut client = UnixStream::connect(&path).unwrap();
+    let mut long = UnixStream::connect(&path).unwrap();
+    client.write_all(b"status web\n").unwrap();
+    long.write_all(&[b'x'; 600]).unwrap();
+    r.sup.handle(&r.sys, Event::Io);
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("ok\nweb   up "), "{answer}");
+    let mut answer = String::new();
+    long.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "refused\nthe request is longer than 512 bytes\n");
+
+    // The silent one is kept, then dropped at its deadline.
+    let deadline = r.sup.next_deadline().unwrap();
+    assert_eq!(deadline, r.sys.now() + super::control::CLIENT_TIMEOUT);
+    r.sleep_until_deadline();
+    let mut answer = String::new();
+    silent.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "refused\nno request line in time\n");
+    assert_eq!(r.sup.next_deadline(), None);
+}
