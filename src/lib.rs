@@ -18,5 +18,6 @@ pub mod json;
 pub mod media;
 pub mod overlay;
 pub mod supervise;
+pub mod system;
 pub use ramboot_apk::quote;
 pub use ramboot_sys as sys;

@@ -648,4 +648,33 @@ impl Sys for BindingSys {
     ) -> io::Result<Box<dyn ramboot::sys::Watchdog>> {
         self.0.open_watchdog(device, timeout)
     }
+    fn self_image(&self) -> io::Result<rustix::fd::OwnedFd> {
+        self.0.self_image()
+    }
+    fn exec_image(
+        &self,
+        image: rustix::fd::BorrowedFd<'_>,
+        argv: &[std::ffi::OsString],
+        env: &[(std::ffi::OsString, std::ffi::OsString)],
+    ) -> io::Error {
+        self.0.exec_image(image, argv, env)
+    }
+    fn set_hostname(&self, name: &str) -> io::Result<()> {
+        self.0.set_hostname(name)
+    }
+    fn link_up(&self, interface: &str) -> io::Result<()> {
+        self.0.link_up(interface)
+    }
+    fn swapon(&self, device: &std::path::Path) -> io::Result<()> {
+        self.0.swapon(device)
+    }
+    fn add_entropy(&self, seed: &[u8], credit_bits: u32) -> io::Result<()> {
+        self.0.add_entropy(seed, credit_bits)
+    }
+    fn wall_clock(&self) -> std::time::Duration {
+        self.0.wall_clock()
+    }
+    fn set_wall_clock(&self, since_epoch: std::time::Duration) -> io::Result<()> {
+        self.0.set_wall_clock(since_epoch)
+    }
 }

@@ -532,6 +532,20 @@ const CASES: &[Case] = &[
     case("uevent_buf_size=big", &[(InvalidValue, "uevent_buf_size")], |p| {
         assert_eq!(p.uevent_buf_size, 4 << 20)
     }),
+    // ramboot_init
+    case("", &[], |p| assert!(!p.ramboot_init)),
+    case("ramboot_init", &[], |p| assert!(p.ramboot_init)),
+    case("ramboot_init=1", &[], |p| assert!(p.ramboot_init)),
+    case("ramboot_init=yes", &[], |p| assert!(p.ramboot_init)),
+    case("ramboot_init=no", &[], |p| assert!(!p.ramboot_init)),
+    case("ramboot_init noramboot_init", &[(Duplicate, "ramboot_init")], |p| {
+        assert!(!p.ramboot_init)
+    }),
+    case("ramboot_init init=/bin/sh", &[(Ignored, "init")], |p| {
+        assert!(p.ramboot_init);
+        assert_eq!(p.init, PathBuf::from("/bin/sh"));
+    }),
+    case("init=/bin/sh", &[], |p| assert!(!p.ramboot_init)),
     // ramboot_watchdog
     case("", &[], |p| assert_eq!(p.watchdog, None)),
     case("ramboot_watchdog", &[], |p| {
@@ -759,6 +773,25 @@ fn explain_mentions_the_decisions() {
     ] {
         assert!(json.contains(needle), "{needle:?} missing in:\n{json}");
     }
+}
+
+#[test]
+fn explain_shows_service_mode_and_that_it_beats_init() {
+    let o = parse("ramboot_init init=/bin/sh");
+    let p = plan(&o);
+    let (text, json) = (explain(&o, &p), explain_json(&o, &p));
+    assert!(
+        text.contains("service mode (ramboot_init): ramboot stays PID 1"),
+        "{text}"
+    );
+    assert!(text.contains("(not /bin/sh)"), "{text}");
+    assert!(
+        text.contains("`init=` is ignored: `ramboot_init` keeps ramboot as PID 1"),
+        "{text}"
+    );
+    assert!(json.contains(r#""ramboot_init": true"#), "{json}");
+    let o = parse("");
+    assert!(explain_json(&o, &plan(&o)).contains(r#""ramboot_init": false"#));
 }
 
 #[test]

@@ -45,6 +45,7 @@ impl Boot<'_> {
                 console: console_dev.as_deref(),
                 env: self.env.clone(),
                 check_init: self.record.unverified.is_empty(),
+                service_mode: self.plan.ramboot_init,
             };
             let err = switch_root::switch_root(self.sys, &h);
             if let BootError::Exec { source, .. } = &err {
@@ -64,6 +65,14 @@ impl Boot<'_> {
     /// The handoff's check of `init=`. A missing init is not held against a dry run whose
     /// package scripts did not run: busybox's post-install creates `/sbin/init`.
     fn check_init(&mut self) -> Result<(), BootError> {
+        if self.plan.ramboot_init {
+            let ignored = match self.plan.init.as_path() {
+                p if p == Path::new(crate::cmdline::DEFAULT_INIT) => String::new(),
+                p => format!("; init={} is ignored", p.display()),
+            };
+            log::info!("ramboot_init: ramboot stays PID 1 of the new root (service mode){ignored}");
+            return Ok(());
+        }
         match switch_root::check_init(self.sys, Path::new(SYSROOT), &self.plan.init) {
             Err(BootError::InitMissing { init, .. }) if !self.record.scripts_not_run.is_empty() => {
                 let note = format!(

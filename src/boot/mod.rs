@@ -14,6 +14,7 @@ pub mod early;
 mod error;
 mod handoff;
 mod kmsg;
+pub mod mode;
 pub mod packages;
 mod pid1;
 mod rescue;
@@ -141,6 +142,16 @@ impl<'a> Boot<'a> {
     }
 }
 
+/// Mirrors the log to `/dev/kmsg` when it can be opened.
+pub fn attach_kernel_log(sys: &dyn Sys) {
+    if let Ok(kmsg) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(sys.path(Path::new("/dev/kmsg")))
+    {
+        console::attach_kmsg(kmsg, kmsg::console_loglevel(sys));
+    }
+}
+
 /// Reads and plans the kernel command line.
 pub fn read_plan(sys: &dyn Sys) -> BootPlan {
     let bytes = std::fs::read(sys.path(Path::new("/proc/cmdline"))).unwrap_or_default();
@@ -211,12 +222,7 @@ fn early_stage(boot: &mut Boot<'_>) -> Result<Done<early::Early>, BootError> {
     let sys = boot.sys;
     let early = early::setup(sys);
     boot.kmsg_limit = KmsgLimit::lift(sys);
-    if let Ok(kmsg) = std::fs::OpenOptions::new()
-        .write(true)
-        .open(sys.path(Path::new("/dev/kmsg")))
-    {
-        console::attach_kmsg(kmsg, kmsg::console_loglevel(sys));
-    }
+    attach_kernel_log(sys);
     boot.plan = read_plan(sys);
     console::configure(boot.plan.quiet, boot.plan.debug);
     boot.mounts = early.mounts.clone();

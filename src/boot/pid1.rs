@@ -1,7 +1,7 @@
 //! The entry point as PID 1: the panic hook, then the boot in a loop that never returns unless
 //! `panic=` asks PID 1 to exit.
 
-use super::{console, run, runner::panic_text, Boot, BootEnd, RescueBackoff, RESCUE_SHELL};
+use super::{console, mode, run, runner::panic_text, Boot, BootEnd, RescueBackoff, RESCUE_SHELL};
 use crate::cmdline;
 use crate::sys::Sys;
 
@@ -25,10 +25,22 @@ pub fn install_panic_hook() {
     }));
 }
 
-/// The entry point when running as PID 1. Never returns; exits only when `panic=` asks.
+/// The entry point when running as PID 1, for both binaries: the mode from what `/` is (said in
+/// one line), then the boot or the system. Never returns; exits only when `panic=` asks.
 pub fn pid1_main() -> ! {
     console::init(Box::new(std::io::stdout()), false, false);
     install_panic_hook();
+    static SYS: crate::sys::RealSys = crate::sys::RealSys;
+    let decision = mode::detect(&SYS);
+    if decision.mode == mode::Pid1Mode::System {
+        crate::system::main(&SYS, &decision.line());
+    }
+    log::info!("{}", decision.line());
+    boot_main()
+}
+
+/// The initramfs boot, in a loop that never returns unless `panic=` asks PID 1 to exit.
+fn boot_main() -> ! {
     let sys = crate::sys::RealSys;
     let mut backoff = RescueBackoff::default();
     loop {

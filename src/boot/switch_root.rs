@@ -5,6 +5,7 @@
 use super::BootError;
 use crate::fsutil::{Resolve, Root};
 use crate::sys::Sys;
+use rustix::fd::AsFd;
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -43,7 +44,14 @@ pub struct Handoff<'a> {
     /// Check `init` again at the point of no return; false only when a dry run already
     /// reported it as not verified (see `Boot::check_init`).
     pub check_init: bool,
+    /// `ramboot_init`: exec ramboot itself, from a sealed memfd copy made before anything
+    /// moves, instead of `init` (see DESIGN.md, "Service mode: the memfd handoff").
+    pub service_mode: bool,
 }
+
+/// argv\[0\] of ramboot re-executed as the new root's PID 1 (the mode is decided from the
+/// root, not from this name).
+pub const SERVICE_MODE_ARGV0: &str = "ramboot";
 
 /// Moves the mounts into the new root. A mount whose target cannot be created (a read-only root
 /// without that directory) is detached instead and reported; it would be unreachable anyway.
@@ -78,7 +86,17 @@ pub fn move_mounts(sys: &dyn Sys, newroot: &Path, mounts: &[PathBuf]) -> Vec<Str
 
 /// Does the switch. Returns only on failure (or, with the recording double, after the recorded exec).
 pub fn switch_root(sys: &dyn Sys, h: &Handoff<'_>) -> BootError {
-    if h.check_init {
+    // Copied while the initramfs still holds the binary; a failure here changes nothing.
+    let image = match h.service_mode.then(|| sys.self_image()).transpose() {
+        Ok(image) => image,
+        Err(source) => {
+            return BootError::SwitchRoot {
+                step: "copy ramboot into a memfd",
+                source,
+            }
+        }
+    };
+    if h.check_init && image.is_none() {
         if let Err(e) = check_init(sys, h.newroot, h.init) {
             return e;
         }
@@ -109,6 +127,13 @@ pub fn switch_root(sys: &dyn Sys, h: &Handoff<'_>) -> BootError {
         if let Err(e) = sys.attach_console(&dev) {
             log::warn!("cannot open console {}: {e}", dev.display());
         }
+    }
+    if let Some(image) = image {
+        let argv = [OsString::from(SERVICE_MODE_ARGV0)];
+        return BootError::Exec {
+            init: PathBuf::from("memfd:ramboot"),
+            source: sys.exec_image(image.as_fd(), &argv, &h.env),
+        };
     }
     let mut argv: Vec<OsString> = vec![h.init.as_os_str().to_os_string()];
     argv.extend(h.init_args.iter().map(OsString::from));
@@ -150,6 +175,7 @@ mod tests {
             console: Some("ttyAMA0"),
             env: vec![],
             check_init: true,
+            service_mode: false,
         };
         let err = switch_root(&sys, &h);
         let BootError::Exec { source, .. } = err else {
@@ -173,6 +199,55 @@ mod tests {
         );
     }
 
+    /// Service mode: the binary is copied into a memfd before anything moves, `init=` is
+    /// neither checked nor run, and the memfd is exec'd in the new root.
+    #[test]
+    fn service_mode_copies_ramboot_first_and_execs_the_memfd() {
+        let dir = tempfile::tempdir().unwrap();
+        let sys = RecordingSys::new(dir.path());
+        for d in ["dev", "sysroot"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let mounts = [PathBuf::from("/dev")];
+        let h = Handoff {
+            newroot: Path::new("/sysroot"),
+            mounts: &mounts,
+            init: Path::new("/sbin/init"),
+            init_args: &[],
+            console: None,
+            env: vec![],
+            check_init: true,
+            service_mode: true,
+        };
+        let err = switch_root(&sys, &h);
+        let BootError::Exec { source, .. } = err else {
+            panic!("{err}")
+        };
+        assert!(is_exec_recorded(&source));
+        assert_eq!(
+            sys.trace(),
+            [
+                "memfd ramboot < /proc/self/exe (sealed)",
+                "mount -o move /dev /sysroot/dev",
+                "sync",
+                "cd /sysroot",
+                "rm -rf --one-file-system / (keep /sysroot)",
+                "mount -o move . /",
+                "chroot .",
+                "execveat memfd:ramboot ramboot",
+            ]
+        );
+        // A failed copy stops the handoff before the point of no return.
+        let sys = RecordingSys::new(dir.path());
+        sys.fail_on("memfd", 38); // ENOSYS
+        let err = switch_root(&sys, &h);
+        assert!(
+            err.to_string().contains("copy ramboot into a memfd"),
+            "{err}"
+        );
+        assert_eq!(sys.trace(), ["memfd ramboot < /proc/self/exe (sealed)"]);
+    }
+
     #[test]
     fn missing_or_non_executable_init_is_refused_before_anything_moves() {
         let dir = tempfile::tempdir().unwrap();
@@ -186,6 +261,7 @@ mod tests {
             console: None,
             env: vec![],
             check_init: true,
+            service_mode: false,
         };
         assert!(matches!(
             switch_root(&sys, &h),

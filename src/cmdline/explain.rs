@@ -161,6 +161,11 @@ fn plan_lines(l: &mut Lines, plan: &BootPlan) {
         handoff.push(' ');
         handoff.push_str(a);
     }
+    if plan.ramboot_init {
+        handoff = format!(
+            "service mode (ramboot_init): ramboot stays PID 1, re-executed from a sealed memfd, and runs /etc/inittab and /etc/ramboot/services (not {handoff})"
+        );
+    }
     l.line("handoff", handoff);
     if plan.single {
         l.line(
@@ -534,6 +539,7 @@ fn plan_json(plan: &BootPlan) -> Json {
         ),
         ("init", Json::str(plan.init.display().to_string())),
         ("init_args", Json::strs(&plan.init_args)),
+        ("ramboot_init", Json::Bool(plan.ramboot_init)),
         ("kernel_init_args", Json::strs(&plan.kernel_init_args)),
         ("consoles", Json::strs(&plan.consoles)),
         (

@@ -16,12 +16,13 @@ pub mod fsutil;
 pub mod foreign;
 mod real;
 mod recording;
+mod system;
 mod watchdog;
 
 pub use real::RealSys;
 pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
 
-use rustix::fd::{BorrowedFd, RawFd};
+use rustix::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -370,6 +371,30 @@ pub trait Sys: Send + Sync {
     /// (`WDIOC_SETTIMEOUT`). A driver that cannot change it keeps its own, which
     /// [`Watchdog::timeout`] reports.
     fn open_watchdog(&self, device: &Path, timeout: Duration) -> io::Result<Box<dyn Watchdog>>;
+
+    /// A copy of the running binary in a sealed memfd (`memfd_create`, `/proc/self/exe`
+    /// copied in, `F_SEAL_SEAL|SHRINK|GROW|WRITE`): what service mode re-executes after
+    /// switch_root, once the initramfs holding the binary is gone.
+    fn self_image(&self) -> io::Result<OwnedFd>;
+    /// `execveat(image, "", argv, env, AT_EMPTY_PATH)`: only returns on failure.
+    fn exec_image(
+        &self,
+        image: BorrowedFd<'_>,
+        argv: &[OsString],
+        env: &[(OsString, OsString)],
+    ) -> io::Error;
+    /// `sethostname(2)`.
+    fn set_hostname(&self, name: &str) -> io::Result<()>;
+    /// Brings a network interface up (`SIOCSIFFLAGS` with `IFF_UP`): the loopback.
+    fn link_up(&self, interface: &str) -> io::Result<()>;
+    /// `swapon(2)`.
+    fn swapon(&self, device: &Path) -> io::Result<()>;
+    /// Mixes `seed` into the kernel's random pool (`RNDADDENTROPY`), crediting `credit_bits`.
+    fn add_entropy(&self, seed: &[u8], credit_bits: u32) -> io::Result<()>;
+    /// `CLOCK_REALTIME`, since the epoch.
+    fn wall_clock(&self) -> Duration;
+    /// `clock_settime(CLOCK_REALTIME)`.
+    fn set_wall_clock(&self, since_epoch: Duration) -> io::Result<()>;
 
     /// `CLOCK_BOOTTIME`.
     fn now(&self) -> Duration;

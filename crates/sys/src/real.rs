@@ -332,6 +332,44 @@ impl Sys for RealSys {
         std::fs::write(Path::new("/proc/sys").join(key), format!("{value}\n"))
     }
 
+    fn self_image(&self) -> io::Result<OwnedFd> {
+        crate::system::self_image()
+    }
+
+    fn exec_image(
+        &self,
+        image: BorrowedFd<'_>,
+        argv: &[OsString],
+        env: &[(OsString, OsString)],
+    ) -> io::Error {
+        crate::system::exec_image(image, argv, env)
+    }
+
+    fn set_hostname(&self, name: &str) -> io::Result<()> {
+        crate::system::set_hostname(name)
+    }
+
+    fn link_up(&self, interface: &str) -> io::Result<()> {
+        crate::system::link_up(interface)
+    }
+
+    fn swapon(&self, device: &Path) -> io::Result<()> {
+        crate::system::swapon(device)
+    }
+
+    fn add_entropy(&self, seed: &[u8], credit_bits: u32) -> io::Result<()> {
+        crate::system::add_entropy(seed, credit_bits)
+    }
+
+    fn wall_clock(&self) -> Duration {
+        let ts = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+        Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec as u32)
+    }
+
+    fn set_wall_clock(&self, since_epoch: Duration) -> io::Result<()> {
+        crate::system::set_clock(since_epoch)
+    }
+
     fn now(&self) -> Duration {
         let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
         Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)

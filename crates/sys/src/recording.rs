@@ -20,6 +20,8 @@ use super::{
     mount_flags_text, signal_name, ExitStatus, ModuleImage, MountPoint, NodeKind, Reaped,
     RebootKind, Signal, SignalSource, Spawn, Sys, UeventRecv, UeventSource, Watchdog,
 };
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fs::MemfdFlags;
 use rustix::mount::MountFlags;
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -144,6 +146,26 @@ pub enum Call {
     WatchdogMagicClose {
         device: PathBuf,
     },
+    SelfImage,
+    ExecImage {
+        argv: Vec<OsString>,
+    },
+    Hostname {
+        name: String,
+    },
+    LinkUp {
+        interface: String,
+    },
+    Swapon {
+        device: PathBuf,
+    },
+    AddEntropy {
+        bytes: usize,
+        credit_bits: u32,
+    },
+    SetWallClock {
+        since_epoch: Duration,
+    },
 }
 
 // One arm per variant, each the shell command the call replaces: long because `Call` is.
@@ -240,6 +262,24 @@ impl fmt::Display for Call {
                 write!(f, "rm -rf --one-file-system / (keep {})", keep.display())
             }
             Call::AttachConsole { device } => write!(f, "console {}", device.display()),
+            Call::SelfImage => f.write_str("memfd ramboot < /proc/self/exe (sealed)"),
+            Call::ExecImage { argv } => {
+                f.write_str("execveat memfd:ramboot")?;
+                for a in argv {
+                    write!(f, " {}", a.to_string_lossy())?;
+                }
+                Ok(())
+            }
+            Call::Hostname { name } => write!(f, "hostname {name}"),
+            Call::LinkUp { interface } => write!(f, "ip link set {interface} up"),
+            Call::Swapon { device } => write!(f, "swapon {}", device.display()),
+            Call::AddEntropy { bytes, credit_bits } => {
+                write!(
+                    f,
+                    "seed /dev/urandom {bytes} bytes, credit {credit_bits} bits"
+                )
+            }
+            Call::SetWallClock { since_epoch } => write!(f, "date -s @{}", since_epoch.as_secs()),
             Call::Exec { program, argv } => {
                 write!(f, "exec {}", program.display())?;
                 for a in argv.iter().skip(1) {
@@ -357,6 +397,8 @@ struct State {
     /// (exit code, how long the process runs on the fake clock).
     run_results: VecDeque<(i32, Duration)>,
     clock: Duration,
+    /// What [`Sys::wall_clock`] answers (see [`RecordingSys::set_wall_clock_to`]).
+    wall_clock: Duration,
     next_loop: u32,
     /// Spawned processes that have not exited, and the last pid handed out.
     live: Vec<u32>,
@@ -550,6 +592,11 @@ impl RecordingSys {
     }
 
     /// Advances the fake `CLOCK_BOOTTIME`.
+    /// Sets what [`Sys::wall_clock`] answers (the epoch until then).
+    pub fn set_wall_clock_to(&self, since_epoch: Duration) {
+        self.lock().wall_clock = since_epoch;
+    }
+
     pub fn advance(&self, by: Duration) {
         self.lock().clock += by;
     }
@@ -900,6 +947,62 @@ impl Sys for RecordingSys {
         let path = self.path(&Path::new("/proc/sys").join(key));
         std::fs::metadata(&path)?;
         std::fs::write(path, format!("{value}\n"))
+    }
+
+    fn self_image(&self) -> io::Result<OwnedFd> {
+        self.record(Call::SelfImage)?;
+        // A descriptor to hand around; the double execs nothing.
+        Ok(rustix::fs::memfd_create(
+            "ramboot-recorded",
+            MemfdFlags::CLOEXEC,
+        )?)
+    }
+
+    fn exec_image(
+        &self,
+        _image: BorrowedFd<'_>,
+        argv: &[OsString],
+        _env: &[(OsString, OsString)],
+    ) -> io::Error {
+        match self.record(Call::ExecImage {
+            argv: argv.to_vec(),
+        }) {
+            Err(e) => e,
+            Ok(()) => io::Error::other(ExecRecorded),
+        }
+    }
+
+    fn set_hostname(&self, name: &str) -> io::Result<()> {
+        self.record(Call::Hostname { name: name.into() })
+    }
+
+    fn link_up(&self, interface: &str) -> io::Result<()> {
+        self.record(Call::LinkUp {
+            interface: interface.into(),
+        })
+    }
+
+    fn swapon(&self, device: &Path) -> io::Result<()> {
+        self.record(Call::Swapon {
+            device: device.into(),
+        })
+    }
+
+    fn add_entropy(&self, seed: &[u8], credit_bits: u32) -> io::Result<()> {
+        self.record(Call::AddEntropy {
+            bytes: seed.len(),
+            credit_bits,
+        })
+    }
+
+    fn wall_clock(&self) -> Duration {
+        self.lock().wall_clock
+    }
+
+    fn set_wall_clock(&self, since_epoch: Duration) -> io::Result<()> {
+        self.record(Call::SetWallClock { since_epoch })?;
+        self.lock().wall_clock = since_epoch;
+        Ok(())
     }
 
     fn block_signals(&self, signals: &[Signal]) -> io::Result<()> {

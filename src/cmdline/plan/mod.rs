@@ -170,6 +170,7 @@ impl<'a> Planner<'a> {
         let debug = self.flag(Opt::DebugInit, false);
         let fail_policy = self.fail_policy();
         let (init, init_args) = self.init();
+        let ramboot_init = self.ramboot_init();
 
         let mut consoles = Vec::new();
         for c in self.options.consoles() {
@@ -274,6 +275,7 @@ impl<'a> Planner<'a> {
             chart,
             tiny_cloud,
             storage,
+            ramboot_init,
             watchdog,
             passthrough: self.options.unknown().map(|w| w.text.clone()).collect(),
             warnings: self.warnings,
@@ -409,6 +411,19 @@ impl<'a> Planner<'a> {
             Some(n) => n,
             None => DEFAULT_UEVENT_BUF_SIZE,
         }
+    }
+
+    /// `ramboot_init`: a flag. With `init=` too, ramboot_init wins and a warning says so.
+    fn ramboot_init(&mut self) -> bool {
+        let on = self.flag(Opt::RambootInit, false);
+        if on && self.get(Opt::Init).is_some() {
+            self.warn(
+                WarningKind::Ignored,
+                "init",
+                "`init=` is ignored: `ramboot_init` keeps ramboot as PID 1 of the new root",
+            );
+        }
+        on
     }
 
     /// `ramboot_watchdog`: bare or `yes` the default timeout, `=SECONDS` that one; `0`, `no`

@@ -68,6 +68,10 @@ pub struct BootPlan {
     pub tiny_cloud: bool,
     /// Storage and platform set-up ramboot records but does not do yet.
     pub storage: Storage,
+    /// `ramboot_init` (also `=1|yes`): service mode, ramboot stays PID 1 of the new root
+    /// (re-executed from a sealed memfd) instead of exec'ing [`BootPlan::init`], which it then
+    /// ignores.
+    pub ramboot_init: bool,
     /// `ramboot_watchdog[=SECONDS]`: the hardware watchdog's timeout, when PID 1 (service
     /// mode) is to feed it.
     pub watchdog: Option<Duration>,

@@ -1,0 +1,54 @@
+//! System mode: ramboot as PID 1 of a real root (after the memfd handoff of `ramboot_init`, or
+//! installed as the root's init), running it without OpenRC or under it.
+//!
+//! The order: the console and kernel-log logger and the panic hook as at boot; the system
+//! set-up OpenRC would otherwise do ([`setup`], skipped when the inittab runs `openrc`); PID 1's
+//! signals blocked, so every thread started after inherits the mask and none of them can take
+//! a signal the supervisor's `signalfd` must read; the companions ([`start_companions`]: the
+//! threads and sockets that serve beside the supervisor); then `supervise::run`, which never
+//! returns.
+
+pub mod setup;
+
+use crate::boot::{self, console};
+use crate::cmdline::BootPlan;
+use crate::supervise::{self, event_loop::SIGNALS, Config, WatchdogConfig};
+use crate::sys::Sys;
+
+/// PID 1 in system mode. Never returns.
+pub fn main(sys: &'static dyn Sys, mode_line: &str) -> ! {
+    let handed_off = sys.now();
+    boot::attach_kernel_log(sys);
+    log::info!("{mode_line}");
+    let plan = boot::read_plan(sys);
+    console::configure(plan.quiet, plan.debug);
+    let config = config_for(&plan);
+    setup::run(sys, &config.inittab);
+    if let Err(e) = sys.block_signals(&SIGNALS) {
+        log::warn!("cannot block PID 1's signals before starting threads: {e}");
+    }
+    let config = start_companions(sys, &plan, config);
+    log::debug!(
+        "system mode ready to supervise after {:.1} ms",
+        (sys.now().saturating_sub(handed_off)).as_secs_f64() * 1000.0
+    );
+    supervise::run(sys, config)
+}
+
+/// The supervisor's configuration from the command line.
+pub fn config_for(plan: &BootPlan) -> Config {
+    Config {
+        watchdog: plan.watchdog.map(WatchdogConfig::new),
+        ..Config::default()
+    }
+}
+
+/// What runs beside the supervisor, started once PID 1's signals are blocked: the hotplug
+/// listener (drivers and `/dev` links for devices that appear later). The control socket joins
+/// here too. Each one that cannot start says why in one line; none is fatal.
+pub fn start_companions(sys: &'static dyn Sys, plan: &BootPlan, config: Config) -> Config {
+    if let Err(e) = crate::hw::hotplug::spawn(sys, plan.uevent_buf_size) {
+        log::warn!("no hotplug after boot: cannot listen for uevents: {e}");
+    }
+    config
+}
