@@ -128,6 +128,9 @@ struct Client {
     fd: OwnedFd,
     line: Vec<u8>,
     until: Duration,
+    /// Why it is refused: said once its line is read (a socket closed with unread data
+    /// resets the connection, and the client would never see why).
+    refused: Option<String>,
 }
 
 /// A client whose request line is complete, waiting for its answer.
@@ -171,6 +174,9 @@ impl Server {
             match read_line(&mut c) {
                 Read::More if now < c.until => kept.push(c),
                 Read::More => answer(&c.fd, Verdict::Refused, "no request line in time\n"),
+                Read::Line(_) if c.refused.is_some() => {
+                    answer(&c.fd, Verdict::Refused, &c.refused.unwrap_or_default())
+                }
                 Read::Line(line) => done.push(Pending { fd: c.fd, line }),
                 Read::TooLong => {
                     answer(
@@ -198,26 +204,26 @@ impl Server {
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(_) => return,
             };
-            let uid = rustix::net::sockopt::socket_peercred(&fd).map(|c| c.uid.as_raw());
-            match uid.map_err(|e| format!("cannot tell who the client is: {e}")) {
-                Err(why) => answer(&fd, Verdict::Refused, &format!("{why}\n")),
-                Ok(uid) => match peer_allowed(uid) {
-                    Err(why) => {
-                        log::warn!("control: refused a client: {why}");
-                        answer(&fd, Verdict::Refused, &format!("{why}\n"));
-                    }
-                    Ok(()) if self.clients.len() >= MAX_CLIENTS => answer(
-                        &fd,
-                        Verdict::Refused,
-                        &format!("busy: {MAX_CLIENTS} clients are being served\n"),
-                    ),
-                    Ok(()) => self.clients.push(Client {
-                        fd,
-                        line: Vec::new(),
-                        until: now + CLIENT_TIMEOUT,
-                    }),
-                },
+            if self.clients.len() >= MAX_CLIENTS {
+                let why = format!("busy: {MAX_CLIENTS} clients are being served\n");
+                answer(&fd, Verdict::Refused, &why);
+                discard_unread(&fd);
+                continue;
             }
+            let uid = rustix::net::sockopt::socket_peercred(&fd).map(|c| c.uid.as_raw());
+            let refused = match uid {
+                Err(e) => Some(format!("cannot tell who the client is: {e}\n")),
+                Ok(uid) => peer_allowed(uid).err().map(|why| {
+                    log::warn!("control: refused a client: {why}");
+                    format!("{why}\n")
+                }),
+            };
+            self.clients.push(Client {
+                fd,
+                line: Vec::new(),
+                until: now + CLIENT_TIMEOUT,
+                refused,
+            });
         }
     }
 }
