@@ -1,0 +1,222 @@
+//! QEMU aarch64, service mode (`ramboot_init`): a USB stick attached after boot through the
+//! QEMU monitor (`drive_add`, `device_add usb-storage` on a qemu-xhci bus) gets its drivers
+//! from the modloop (the initramfs has neither usb-storage nor sd_mod) and mdev's
+//! `/dev/usbdisk` links, which go away with it (`device_del`).
+// Tests drive real tools and processes (QEMU, mtools, the built binary): the system boundary
+// lint is for the library.
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use support::qemu::{monitor, monitor_socket, out_dir, script, Qemu};
+
+const BOOT: Duration = Duration::from_secs(240);
+
+struct Artifacts {
+    /// The demo media with an apkovl whose inittab gives a shell on the console.
+    media: PathBuf,
+    /// virtio and vfat only: the USB and SCSI disk drivers must come from the modloop.
+    initrd: PathBuf,
+    /// A 4 MiB stick with an MBR and one partition.
+    stick: PathBuf,
+}
+
+/// The service-mode system's table: a marker, then a shell on the console.
+const INITTAB: &str = "\
+::sysinit:/bin/busybox echo HOTPLUG-TEST: sysinit done
+ttyAMA0::respawn:/bin/sh
+";
+
+fn run(cmd: &mut Command) {
+    let out = cmd
+        .output()
+        .expect("the tool runs (qemu/setup-host.sh installs it)");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An apkovl like the demo's (hostname, world), plus the inittab above.
+fn apkovl(dir: &Path) -> PathBuf {
+    let tree = dir.join("ovl");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(tree.join("etc/apk")).unwrap();
+    std::fs::write(tree.join("etc/hostname"), "ramboot-demo\n").unwrap();
+    std::fs::write(tree.join("etc/apk/world"), "alpine-base\ndemo-service\n").unwrap();
+    std::fs::write(tree.join("etc/inittab"), INITTAB).unwrap();
+    std::os::unix::fs::symlink("/media/vda1/cache", tree.join("etc/apk/cache")).unwrap();
+    let out = dir.join("ramboot-demo.apkovl.tar.gz");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .args([
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "--mtime=@0",
+            "-czf",
+        ])
+        .arg(&out)
+        .arg("etc"));
+    out
+}
+
+/// A raw disk with an MBR holding one Linux partition from sector 2048 to the end.
+fn stick(path: &Path) {
+    let sectors: u32 = 8192;
+    let mut img = vec![0u8; sectors as usize * 512];
+    let entry = &mut img[446..462];
+    entry[4] = 0x83;
+    entry[8..12].copy_from_slice(&2048u32.to_le_bytes());
+    entry[12..16].copy_from_slice(&(sectors - 2048).to_le_bytes());
+    img[510] = 0x55;
+    img[511] = 0xAA;
+    std::fs::write(path, img).unwrap();
+}
+
+fn artifacts() -> &'static Artifacts {
+    static A: OnceLock<Artifacts> = OnceLock::new();
+    A.get_or_init(|| {
+        let dir = out_dir().join("hotplug");
+        script("make-media.sh", &[dir.to_str().unwrap()]);
+        // The demo's apkovl replaced by one with the service-mode inittab.
+        let ovl = apkovl(&out_dir().join("hotplug-work"));
+        let media = dir.join("media.img");
+        run(Command::new("mcopy")
+            .arg("-o")
+            .arg("-i")
+            .arg(format!("{}@@1M", media.display()))
+            .arg(&ovl)
+            .arg("::/ramboot-demo.apkovl.tar.gz"));
+        let key = std::fs::read_dir(dir.join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "pub"))
+            .unwrap();
+        let sig = std::fs::read_dir(dir.join("initramfs-files"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let sig_file = format!(
+            "{}:/var/cache/misc/{}",
+            sig.display(),
+            sig.file_name().unwrap().to_str().unwrap()
+        );
+        let initrd = out_dir().join("hotplug-initrd");
+        script(
+            "make-initramfs.sh",
+            &[
+                initrd.to_str().unwrap(),
+                "-F",
+                "base,virtio,vfat",
+                "--apk-key",
+                key.to_str().unwrap(),
+                "--file",
+                &sig_file,
+            ],
+        );
+        let stick_img = out_dir().join("hotplug-stick.img");
+        stick(&stick_img);
+        Artifacts {
+            media,
+            initrd,
+            stick: stick_img,
+        }
+    })
+}
+
+/// Issue 9: a USB stick attached after boot gets its drivers and `/dev/usbdisk`.
+#[test]
+fn a_usb_stick_attached_after_boot_gets_its_driver_and_dev_usbdisk() {
+    let a = artifacts();
+    let mon = out_dir().join("hotplug.monitor");
+    let mut extra = vec![
+        "-drive".into(),
+        format!(
+            "if=none,id=d0,file={},format=raw,snapshot=on",
+            a.media.display()
+        ),
+        "-device".into(),
+        "virtio-blk-pci,drive=d0".into(),
+        "-device".into(),
+        "qemu-xhci,id=xhci".into(),
+    ];
+    extra.extend(monitor_socket(&mon));
+    let mut q = Qemu::virt(
+        "hotplug-usb",
+        &a.initrd,
+        "console=ttyAMA0 ramboot_init",
+        &extra,
+    );
+    // The listener's thread and the inittab start side by side: either line may come first.
+    q.expect_after(0, "hotplug: listening for devices", BOOT);
+    q.expect_after(0, "HOTPLUG-TEST: sysinit done", BOOT);
+    // The console shell reads: its answer, computed so the echo of the typing cannot match.
+    q.send("echo SHELL-$((6*7))\n");
+    let ready = q.expect_after(0, "SHELL-42", BOOT);
+
+    let added = monitor(
+        &mon,
+        &format!(
+            "drive_add 0 if=none,id=stick,file={},format=raw,snapshot=on",
+            a.stick.display()
+        ),
+    );
+    assert!(added.contains("OK"), "drive_add: {added}");
+    let answer = monitor(
+        &mon,
+        "device_add usb-storage,bus=xhci.0,drive=stick,id=stick0",
+    );
+    assert!(!answer.contains("Error"), "device_add: {answer}");
+
+    let linked = q.expect_after(ready, "hotplug: /dev/usbdisk -> sda", BOOT);
+    q.expect_after(linked, "hotplug: /dev/usbdisk1 -> sda1", BOOT);
+    q.send(
+        "ls -l /dev/usbdisk* | sed 's/^/LS: /'; \
+         cut -d' ' -f1 /proc/modules | grep -e '^usb_storage$' -e '^sd_mod$' -e '^uas$' \
+         | sed 's/^/MOD: /'; echo LISTED\n",
+    );
+    let listed = q.expect_after(linked, "LISTED\r\n", BOOT);
+    let text = q.text();
+    let after = &text[ready..listed];
+    for needle in [
+        "usbdisk -> sda",
+        "usbdisk1 -> sda1",
+        "MOD: usb_storage",
+        "MOD: sd_mod",
+    ] {
+        assert!(after.contains(needle), "{needle:?} missing in:\n{after}");
+    }
+    assert!(
+        after.contains("hotplug: loaded usb_storage")
+            || after.contains("hotplug: loaded uas, usb_storage"),
+        "{after}"
+    );
+    assert!(after.contains("hotplug: loaded sd_mod"), "{after}");
+
+    // Pulled out: the links go with it.
+    let answer = monitor(&mon, "device_del stick0");
+    assert!(!answer.contains("Error"), "device_del: {answer}");
+    let gone = q.expect_after(listed, "hotplug: /dev/usbdisk removed (sda is gone)", BOOT);
+    q.send("ls /dev/usbdisk* 2>&1 | sed 's/^/AFTER: /'; echo CHECKED; poweroff\n");
+    let checked = q.expect_after(gone, "CHECKED\r\n", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(
+        text[gone..checked].contains("AFTER: ls: /dev/usbdisk*: No such file or directory"),
+        "{}",
+        &text[gone..checked]
+    );
+    assert!(
+        !text.contains("hotplug: cannot"),
+        "a hotplug warning:\n{text}"
+    );
+}
