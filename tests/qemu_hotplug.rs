@@ -1,7 +1,9 @@
 //! QEMU aarch64, service mode (`ramboot_init`): a USB stick attached after boot through the
 //! QEMU monitor (`drive_add`, `device_add usb-storage` on a qemu-xhci bus) gets its drivers
 //! from the modloop (the initramfs has neither usb-storage nor sd_mod) and mdev's
-//! `/dev/usbdisk` links, which go away with it (`device_del`).
+//! `/dev/usbdisk` links, which go away with it (`device_del`). And the hardware watchdog
+//! (`ramboot_watchdog`, QEMU's stand-in: the `softdog` module): fed, so the machine outlives
+//! several timeouts, and magic-closed at power-off (the kernel says nothing of it).
 // Tests drive real tools and processes (QEMU, mtools, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
@@ -19,7 +21,9 @@ const BOOT: Duration = Duration::from_secs(240);
 struct Artifacts {
     /// The demo media with an apkovl whose inittab gives a shell on the console.
     media: PathBuf,
-    /// virtio and vfat only: the USB and SCSI disk drivers must come from the modloop.
+    /// The demo media with an apkovl whose inittab waits past the watchdog's timeouts.
+    media_watchdog: PathBuf,
+    /// virtio, vfat and softdog only: the USB and SCSI disk drivers must come from the modloop.
     initrd: PathBuf,
     /// A 4 MiB stick with an MBR and one partition.
     stick: PathBuf,
@@ -29,6 +33,16 @@ struct Artifacts {
 const INITTAB: &str = "\
 ::sysinit:/bin/busybox echo HOTPLUG-TEST: sysinit done
 ttyAMA0::respawn:/bin/sh
+";
+
+/// The watchdog scenario's table and its one program (a shell command in the table would be
+/// `exec`'d whole, so the steps live in a script).
+const WATCHDOG_INITTAB: &str = "::once:/etc/ramboot/wait-past-watchdog\n";
+const WATCHDOG_SCRIPT: &str = "#!/bin/sh
+echo \"WATCHDOG-TEST: waiting 20 s, over three timeouts\"
+sleep 20
+echo \"WATCHDOG-TEST: still running\"
+poweroff
 ";
 
 fn run(cmd: &mut Command) {
@@ -43,16 +57,25 @@ fn run(cmd: &mut Command) {
     );
 }
 
-/// An apkovl like the demo's (hostname, world), plus the inittab above.
-fn apkovl(dir: &Path) -> PathBuf {
+/// A copy of the demo media whose apkovl is like the demo's (hostname, world) with this
+/// inittab and these executable files (paths under `etc/`).
+fn media_with(demo: &Path, name: &str, inittab: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = out_dir().join(format!("{name}-work"));
     let tree = dir.join("ovl");
     let _ = std::fs::remove_dir_all(&tree);
     std::fs::create_dir_all(tree.join("etc/apk")).unwrap();
     std::fs::write(tree.join("etc/hostname"), "ramboot-demo\n").unwrap();
     std::fs::write(tree.join("etc/apk/world"), "alpine-base\ndemo-service\n").unwrap();
-    std::fs::write(tree.join("etc/inittab"), INITTAB).unwrap();
+    std::fs::write(tree.join("etc/inittab"), inittab).unwrap();
+    for (path, text) in files {
+        use std::os::unix::fs::PermissionsExt;
+        let file = tree.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, text).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     std::os::unix::fs::symlink("/media/vda1/cache", tree.join("etc/apk/cache")).unwrap();
-    let out = dir.join("ramboot-demo.apkovl.tar.gz");
+    let ovl = dir.join("ramboot-demo.apkovl.tar.gz");
     run(Command::new("tar")
         .arg("-C")
         .arg(&tree)
@@ -63,9 +86,17 @@ fn apkovl(dir: &Path) -> PathBuf {
             "--mtime=@0",
             "-czf",
         ])
-        .arg(&out)
+        .arg(&ovl)
         .arg("etc"));
-    out
+    let media = out_dir().join(format!("{name}.img"));
+    std::fs::copy(demo, &media).unwrap();
+    run(Command::new("mcopy")
+        .arg("-o")
+        .arg("-i")
+        .arg(format!("{}@@1M", media.display()))
+        .arg(&ovl)
+        .arg("::/ramboot-demo.apkovl.tar.gz"));
+    media
 }
 
 /// A raw disk with an MBR holding one Linux partition from sector 2048 to the end.
@@ -86,15 +117,15 @@ fn artifacts() -> &'static Artifacts {
     A.get_or_init(|| {
         let dir = out_dir().join("hotplug");
         script("make-media.sh", &[dir.to_str().unwrap()]);
-        // The demo's apkovl replaced by one with the service-mode inittab.
-        let ovl = apkovl(&out_dir().join("hotplug-work"));
-        let media = dir.join("media.img");
-        run(Command::new("mcopy")
-            .arg("-o")
-            .arg("-i")
-            .arg(format!("{}@@1M", media.display()))
-            .arg(&ovl)
-            .arg("::/ramboot-demo.apkovl.tar.gz"));
+        // The demo's apkovl replaced by ones with the service-mode inittabs.
+        let demo = dir.join("media.img");
+        let media = media_with(&demo, "hotplug-media", INITTAB, &[]);
+        let media_watchdog = media_with(
+            &demo,
+            "watchdog-media",
+            WATCHDOG_INITTAB,
+            &[("etc/ramboot/wait-past-watchdog", WATCHDOG_SCRIPT)],
+        );
         let key = std::fs::read_dir(dir.join("keys"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -118,6 +149,8 @@ fn artifacts() -> &'static Artifacts {
                 initrd.to_str().unwrap(),
                 "-F",
                 "base,virtio,vfat",
+                "-m",
+                "softdog",
                 "--apk-key",
                 key.to_str().unwrap(),
                 "--file",
@@ -128,6 +161,7 @@ fn artifacts() -> &'static Artifacts {
         stick(&stick_img);
         Artifacts {
             media,
+            media_watchdog,
             initrd,
             stick: stick_img,
         }
@@ -139,17 +173,8 @@ fn artifacts() -> &'static Artifacts {
 fn a_usb_stick_attached_after_boot_gets_its_driver_and_dev_usbdisk() {
     let a = artifacts();
     let mon = out_dir().join("hotplug.monitor");
-    let mut extra = vec![
-        "-drive".into(),
-        format!(
-            "if=none,id=d0,file={},format=raw,snapshot=on",
-            a.media.display()
-        ),
-        "-device".into(),
-        "virtio-blk-pci,drive=d0".into(),
-        "-device".into(),
-        "qemu-xhci,id=xhci".into(),
-    ];
+    let mut extra = virtio_media(&a.media);
+    extra.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
     extra.extend(monitor_socket(&mon));
     let mut q = Qemu::virt(
         "hotplug-usb",
@@ -221,4 +246,48 @@ fn a_usb_stick_attached_after_boot_gets_its_driver_and_dev_usbdisk() {
         !text.contains("hotplug: cannot"),
         "a hotplug warning:\n{text}"
     );
+}
+
+fn virtio_media(image: &Path) -> Vec<String> {
+    vec![
+        "-drive".into(),
+        format!(
+            "if=none,id=d0,file={},format=raw,snapshot=on",
+            image.display()
+        ),
+        "-device".into(),
+        "virtio-blk-pci,drive=d0".into(),
+    ]
+}
+
+/// Issue 9: `ramboot_watchdog=6` with softdog: PID 1 feeds it (the machine outlives three
+/// timeouts) and magic-closes it at power-off, after everything else and before `reboot(2)`.
+#[test]
+fn the_watchdog_is_fed_while_the_system_runs_and_magic_closed_at_poweroff() {
+    let a = artifacts();
+    let mut q = Qemu::virt(
+        "watchdog-softdog",
+        &a.initrd,
+        "console=ttyAMA0 ramboot_init ramboot_watchdog=6 modules=softdog",
+        &virtio_media(&a.media_watchdog),
+    );
+    let armed = q.expect_after(
+        0,
+        "watchdog: /dev/watchdog armed with a 6 s timeout, fed every 2 s",
+        BOOT,
+    );
+    let waited = q.expect_after(armed, "WATCHDOG-TEST: still running", BOOT);
+    let down = q.expect_after(waited, "Requesting system poweroff", BOOT);
+    let stopped = q.expect_after(down, "watchdog: /dev/watchdog stopped", BOOT);
+    q.expect_after(stopped, "reboot: Power down", BOOT);
+    let text = q.wait_exit(BOOT);
+    // softdog prints nothing on a magic close; an unfed or unclosed one would say so (or
+    // reset the machine, which -no-reboot turns into an early exit before the markers).
+    for bad in [
+        "watchdog did not stop",
+        "Initiating system reboot",
+        "Unexpected close",
+    ] {
+        assert!(!text.contains(bad), "{bad:?} in:\n{text}");
+    }
 }
