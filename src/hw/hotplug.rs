@@ -248,7 +248,13 @@ fn serve(sys: &dyn Sys, src: &mut dyn UeventSource) {
         log::warn!("hotplug: cannot block signals on its thread: {e}");
     }
     let loader = match ModuleLoader::open(sys) {
-        Ok(l) => Some(l),
+        Ok(l) => {
+            log::info!(
+                "hotplug: listening for devices (modules from {})",
+                l.db().dir.display()
+            );
+            Some(l)
+        }
         Err(e) => {
             log::warn!("hotplug: {e}; new devices get their /dev links but no drivers");
             None

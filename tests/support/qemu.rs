@@ -299,3 +299,39 @@ pub fn virtio_disk(image: &Path, id: &str) -> Vec<String> {
         format!("virtio-blk-pci,drive={id}"),
     ]
 }
+
+/// QEMU arguments for a monitor on the Unix socket `path`, for [`monitor`].
+pub fn monitor_socket(path: &Path) -> Vec<String> {
+    let _ = std::fs::remove_file(path);
+    vec![
+        "-monitor".into(),
+        format!("unix:{},server,nowait", path.display()),
+    ]
+}
+
+/// Runs one command on the QEMU monitor at `path` (see [`monitor_socket`]) and returns its
+/// answer: the text between the command and the next `(qemu) ` prompt.
+pub fn monitor(path: &Path, command: &str) -> String {
+    use std::os::unix::net::UnixStream;
+    let mut s = UnixStream::connect(path).expect("the QEMU monitor socket accepts");
+    // A bound on a hung monitor, not a wait: each read returns as soon as QEMU writes.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let until_prompt = |s: &mut UnixStream| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&got).ends_with("(qemu) ") {
+            let n = s.read(&mut buf).expect("the QEMU monitor answers");
+            assert!(
+                n > 0,
+                "the QEMU monitor closed: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    until_prompt(&mut s);
+    s.write_all(format!("{command}\n").as_bytes()).unwrap();
+    let answer = until_prompt(&mut s);
+    answer.trim_end_matches("(qemu) ").to_string()
+}
