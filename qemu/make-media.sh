@@ -136,7 +136,7 @@ PKG_KEY=$badkey pkg broken 1.0-r0 "$broken" --description "tampered"
 ml=$work/modloop/modules/$KVER
 mkdir -p "$ml"
 (cd "$KMODS" && cp --parents -a modules.builtin modules.builtin.modinfo modules.order \
-  kernel/drivers/block kernel/drivers/mmc kernel/drivers/usb kernel/drivers/scsi kernel/drivers/virtio \
+  kernel/block kernel/drivers/block kernel/drivers/mmc kernel/drivers/usb kernel/drivers/scsi kernel/drivers/virtio \
   kernel/drivers/watchdog kernel/drivers/net/virtio_net.ko kernel/drivers/net/net_failover.ko \
   kernel/net/core/failover.ko kernel/fs/fat kernel/fs/nls kernel/fs/ext4 kernel/fs/jbd2 kernel/fs/squashfs \
   kernel/fs/isofs kernel/fs/mbcache.ko kernel/lib kernel/crypto "$ml/" 2>/dev/null || true)
