@@ -20,8 +20,8 @@
 
 use super::control::{self, Server, Status, Verdict};
 use super::inittab::{Action, BadLine, Entry, Inittab};
-use super::watchdog::{Feeder, WatchdogConfig};
 use super::services::{default_jitter, Control, Jitter, ServiceConfig, Services};
+use super::watchdog::{Feeder, WatchdogConfig};
 use ramboot_sys::{is_exec_recorded, ExitStatus, MountFlags, RebootKind, Signal, Sys};
 use std::collections::VecDeque;
 use std::ffi::OsString;

@@ -19,6 +19,7 @@ use crate::sys::Sys;
 pub fn main(sys: &'static dyn Sys, mode_line: &str) -> ! {
     let handed_off = sys.now();
     boot::attach_kernel_log(sys);
+    own_console(sys);
     log::info!("{mode_line}");
     let plan = boot::read_plan(sys);
     console::configure(plan.quiet, plan.debug);
@@ -33,6 +34,22 @@ pub fn main(sys: &'static dyn Sys, mode_line: &str) -> ! {
         (sys.now().saturating_sub(handed_off)).as_secs_f64() * 1000.0
     );
     supervise::run(sys, config)
+}
+
+/// PID 1 writes to its own `/dev/console`, not to the terminal it inherited (`console=`'s
+/// device): when a getty on that terminal ends, the kernel hangs the terminal up and every
+/// descriptor on it fails, which cut the last shutdown lines. An open of `/dev/console` itself
+/// survives hangups.
+fn own_console(sys: &dyn Sys) {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+        .open(sys.path(std::path::Path::new("/dev/console")))
+    {
+        Ok(file) => console::set_console(Box::new(std::io::LineWriter::new(file))),
+        Err(e) => log::warn!("cannot open /dev/console: {e}; writing to the inherited terminal"),
+    }
 }
 
 /// The supervisor's configuration from the command line.
