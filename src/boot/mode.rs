@@ -39,14 +39,11 @@ impl ModeDecision {
 /// The filesystem type of the mount on `/` as the reader sees it: the last `/` line of a
 /// mountinfo text (the top of a stack of mounts on `/`).
 pub fn root_fstype(mountinfo: &str) -> Option<&str> {
-    mountinfo
-        .lines()
-        .rev()
-        .find_map(|line| {
-            let (mount, fs) = line.split_once(" - ")?;
-            let mount_point = mount.split(' ').nth(4)?;
-            (mount_point == "/").then(|| fs.split(' ').next())?
-        })
+    mountinfo.lines().rev().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        let mount_point = mount.split(' ').nth(4)?;
+        (mount_point == "/").then(|| fs.split(' ').next())?
+    })
 }
 
 /// Decides from a mountinfo text (`None`: it could not be read even after mounting `/proc`).
