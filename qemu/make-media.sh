@@ -193,6 +193,14 @@ echo "RAMBOOT-SERVICES-KMSG: hello service started" > /dev/kmsg
   echo "RAMBOOT-SERVICES: started $(dmesg | grep 'RAMBOOT-SERVICES-KMSG: hello' | tail -n1)"
   echo "RAMBOOT-SERVICES: timeline $(cat /run/ramboot/timeline.json)"
 } > /dev/console
+# ramboot_demo=bench: PID 1 idle for 10 s (only this service, sleeping): its resident memory and
+# context switches of all its threads (each one a wake-up).
+if grep -qw ramboot_demo=bench /proc/cmdline; then
+  switches() { cat /proc/1/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
+  threads() { for t in /proc/1/task/*; do echo "$(cat "$t/comm"):$(awk '/ctxt_switches/ { s += $2 } END { print s }' "$t/status")"; done | tr '\n' ' '; }
+  before=$(switches); t0=$(threads); sleep 10; after=$(switches)
+  echo "RAMBOOT-SERVICES: idle PID 1: $(grep VmRSS /proc/1/status | tr -s ' \t' ' '); $((after - before)) wake-ups in 10 s ($(ls /proc/1/task | wc -l) threads; before $t0; after $(threads))" > /dev/console
+fi
 if ! grep -qw ramboot_demo=stay /proc/cmdline; then
   echo "RAMBOOT-SERVICES: done, powering off" > /dev/console
   poweroff
