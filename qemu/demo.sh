@@ -13,9 +13,18 @@
 #   6. boots it with the command line in kernel-cmdline/qemu-virt-aarch64.txt, no root=.
 # The demo system prints what it got (hostname and config from the apkovl, modules from the
 # modloop, installed packages, ramboot's timeline) and powers off.
+# With --services: the same media's services.img booted with `ramboot_init`: ramboot stays PID 1
+# (no OpenRC on the media) and supervises the apkovl's /etc/ramboot/services/hello, which
+# prints its greeting and powers off through busybox poweroff (SIGUSR2 to PID 1).
 # Measured on a shared 2-core machine: 3 min 48 s from a fresh clone (two release builds, the
 # kernel download, the modloop), 6 s when run again; see the README.
 set -euo pipefail
+image=media.img append_extra=""
+case ${1:-} in
+  --services) image=services.img append_extra=" ramboot_init" ;;
+  "") ;;
+  *) echo "usage: demo.sh [--services]" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/common.sh"
 started=$(date +%s.%N)
@@ -32,7 +41,7 @@ sig=$(ls "$OUT"/demo/initramfs-files/)
 step "building the initramfs (ramboot mkinitfs)" bash "$here/make-initramfs.sh" "$OUT/demo-initrd" \
   -F base,virtio,vfat --apk-key "$key" --file "$OUT/demo/initramfs-files/$sig:/var/cache/misc/$sig"
 step "booting (QEMU aarch64, TCG: no KVM needed)" qemu_virt "$OUT/demo-initrd" \
-  "$(cat "$REPO/kernel-cmdline/qemu-virt-aarch64.txt")" \
-  -drive if=none,id=d0,file="$OUT/demo/media.img",format=raw,snapshot=on -device virtio-blk-pci,drive=d0
+  "$(cat "$REPO/kernel-cmdline/qemu-virt-aarch64.txt")$append_extra" \
+  -drive if=none,id=d0,file="$OUT/demo/$image",format=raw,snapshot=on -device virtio-blk-pci,drive=d0
 echo "== demo done in $(since "$started") s:"
 printf '%s\n' "${STEPS[@]}"

@@ -9,6 +9,8 @@
 # like binaries and their data), for boot benchmarks with a realistic package volume.
 # Writes, sharing one signed repository, modloop and key:
 #   OUTDIR/media.img            the demo: one apkovl <hostname>.apkovl.tar.gz (media seen as vda1)
+#   OUTDIR/services.img         service mode (boot with ramboot_init): an apkovl with its own
+#                               /etc/inittab (no OpenRC) and /etc/ramboot/services/ (make_services)
 # and with --all also the variants the tests use:
 #   OUTDIR/sd.img               the same for a Raspberry Pi SD card (mmcblk0p1)
 #   OUTDIR/usb.img              the same for a USB stick (moved to /media/usb, as in Alpine)
@@ -166,14 +168,54 @@ make_apkovl() { # make_apkovl FILE HOSTNAME CONF MEDIA
   echo "$3" > "$d/etc/demo.conf"
   printf 'alpine-base\ndemo-service\n' > "$d/etc/apk/world"
   ln -sfn "/media/$4/cache" "$d/etc/apk/cache"
+  if [ -n "${MAKE_APKOVL_EXTRA:-}" ]; then "$MAKE_APKOVL_EXTRA" "$d"; fi
   tar -C "$d" --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$1" etc
 }
 
-make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none)
+# The service-mode apkovl's own files, added to a make_apkovl tree: no OpenRC, services supervised
+# by ramboot as PID 1. Markers go to /dev/console (a service's output is captured in its log) and to
+# /dev/kmsg (printk timestamps for the benchmark). `ramboot_demo=stay` keeps the system running.
+make_services() { # make_services DIR
+  local d=$1 s=$1/etc/ramboot/services
+  cat > "$d/etc/inittab" <<'EOF'
+# ramboot service mode: no OpenRC. ramboot, PID 1, supervises /etc/ramboot/services/*.
+::ctrlaltdel:/bin/echo RAMBOOT-SERVICES: ctrlaltdel action
+::shutdown:/bin/echo RAMBOOT-SERVICES: shutdown action
+EOF
+  mkdir -p "$s/hello"
+  cat > "$s/hello/run" <<'EOF'
+#!/bin/sh
+# The demo's supervised service: says hello, then (unless ramboot_demo=stay) powers off the way
+# busybox's poweroff does, with SIGUSR2 to PID 1.
+echo "RAMBOOT-SERVICES-KMSG: hello service started" > /dev/kmsg
+{
+  echo "RAMBOOT-SERVICES: hello from a supervised service; PID 1 runs $(readlink /proc/1/exe), hostname=$(hostname)"
+  echo "RAMBOOT-SERVICES: started $(dmesg | grep 'RAMBOOT-SERVICES-KMSG: hello' | tail -n1)"
+  echo "RAMBOOT-SERVICES: timeline $(cat /run/ramboot/timeline.json)"
+} > /dev/console
+# ramboot_demo=bench: PID 1 idle for 10 s (only this service, sleeping): its resident memory and
+# context switches of all its threads (each one a wake-up).
+if grep -qw ramboot_demo=bench /proc/cmdline; then
+  switches() { cat /proc/1/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
+  threads() { for t in /proc/1/task/*; do echo "$(cat "$t/comm"):$(awk '/ctxt_switches/ { s += $2 } END { print s }' "$t/status")"; done | tr '\n' ' '; }
+  before=$(switches); t0=$(threads); sleep 10; after=$(switches)
+  echo "RAMBOOT-SERVICES: idle PID 1: $(grep VmRSS /proc/1/status | tr -s ' \t' ' '); $((after - before)) wake-ups in 10 s ($(ls /proc/1/task | wc -l) threads; before $t0; after $(threads))" > /dev/console
+fi
+if ! grep -qw ramboot_demo=stay /proc/cmdline; then
+  echo "RAMBOOT-SERVICES: done, powering off" > /dev/console
+  poweroff
+fi
+exec sleep 2147483647
+EOF
+  chmod 755 "$s/hello/run"
+}
+
+make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services)
   local name=$1 dev=$2 kind=$3 st=$work/img-$1
   rm -rf "$st" && cp -a "$out/stage" "$st"
   case $kind in
     one|two|corrupt) make_apkovl "$st/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl" "$dev" ;;
+    services) MAKE_APKOVL_EXTRA=make_services make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-services "setting=services" "$dev" ;;
   esac
   if [ "$kind" = two ]; then
     make_apkovl "$st/zz-old.apkovl.tar.gz" old-host "setting=from-old-apkovl" "$dev"
@@ -192,6 +234,7 @@ make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none)
 }
 
 make_image media vda1 one
+make_image services vda1 services
 if [ "$all" = 1 ]; then
   make_image sd mmcblk0p1 one
   make_image usb usb one

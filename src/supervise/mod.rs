@@ -1,4 +1,4 @@
-//! Service mode: ramboot as the PID 1 of the running system (issue 9), in progress.
+//! Service mode: ramboot as the PID 1 of the running system (issue 9).
 //!
 //! - [`inittab`]: busybox init's table and command semantics.
 //! - [`machine`]: the supervisor as a state machine over [`Sys`](ramboot_sys::Sys) with an
@@ -11,14 +11,9 @@
 //! - [`event_loop`]: signals through a `signalfd`, reaping, timers; [`run`] is PID 1's entry,
 //!   [`run_as_subreaper`] the same supervision as an ordinary process (tests, containers).
 //!
-//! How the boot will call it (not wired yet): after `switch_root`, when the kernel command line
-//! asks for service mode (or when ramboot finds itself PID 1 of an installed root), the boot
-//! attaches the console and logger as it does now and calls
-//! `supervise::run(&RealSys, supervise::Config::default())`, which never returns. The binary
-//! must still exist after the initramfs is freed: the handoff re-execs it from the new root or
-//! from a copy in its tmpfs (to be designed with the handoff).
-//!
-//! Not yet wired into the boot: see `DESIGN.md`, "Service mode (in progress)".
+//! How it is reached: `crate::system::main` (system mode: after the memfd handoff of
+//! `ramboot_init`, or as the installed root's init) calls [`run`] once the set-up and the
+//! companions are started. See `DESIGN.md`, "Service mode".
 
 pub mod control;
 pub mod event_loop;
