@@ -1004,6 +1004,24 @@ mod initramfs_cleanup {
     }
 }
 
+/// Waits until the console has sent what was written to it, at most `limit`: a serial driver
+/// buffers output, and `reboot(2)` would cut the last lines of the shutdown. `tcdrain` can block
+/// for ever on a stopped terminal, hence a thread and a bound instead of a plain call.
+fn drain_console(limit: Duration) {
+    let (done, drained) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("drain-console".into())
+        .spawn(move || {
+            for fd in [rustix::stdio::stdout(), rustix::stdio::stderr()] {
+                let _ = rustix::termios::tcdrain(fd);
+            }
+            let _ = done.send(());
+        });
+    if spawned.is_ok() {
+        let _ = drained.recv_timeout(limit);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1023,23 +1041,5 @@ mod tests {
             m.flags.contains(MountFlags::NOEXEC),
             st.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC)
         );
-    }
-}
-
-/// Waits until the console has sent what was written to it, at most `limit`: a serial driver
-/// buffers output, and `reboot(2)` would cut the last lines of the shutdown. `tcdrain` can block
-/// for ever on a stopped terminal, hence a thread and a bound instead of a plain call.
-fn drain_console(limit: Duration) {
-    let (done, drained) = std::sync::mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("drain-console".into())
-        .spawn(move || {
-            for fd in [rustix::stdio::stdout(), rustix::stdio::stderr()] {
-                let _ = rustix::termios::tcdrain(fd);
-            }
-            let _ = done.send(());
-        });
-    if spawned.is_ok() {
-        let _ = drained.recv_timeout(limit);
     }
 }
