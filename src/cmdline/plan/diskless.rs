@@ -54,10 +54,8 @@ impl Planner<'_> {
 
     fn usbdelay(&mut self) -> Option<Duration> {
         let v = self.value(Opt::Usbdelay)?;
-        match v.parse::<f64>() {
-            Ok(s) if s.is_finite() && (0.0..=3600.0).contains(&s) => {
-                Some(Duration::from_secs_f64(s))
-            }
+        match parse_seconds(&v) {
+            Some(d) if d <= Duration::from_secs(3600) => Some(d),
             _ => {
                 self.warn(
                     WarningKind::InvalidValue,
@@ -116,6 +114,41 @@ impl Planner<'_> {
                 self.value(Opt::AlpineRepo);
                 RepoSource::Auto
             }
+        }
+    }
+}
+
+/// Seconds as `sleep` takes them in Alpine's init (`5`, `0.25`, `.5`): digits with an optional
+/// fraction, to the nanosecond. No float parsing: it would cost the init build ~15 KB of tables.
+fn parse_seconds(v: &str) -> Option<Duration> {
+    let (whole, fraction) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let secs = if whole.is_empty() { 0 } else { whole.parse::<u64>().ok()? };
+    let nanos = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+    Some(Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod seconds_tests {
+    use super::parse_seconds;
+    use std::time::Duration;
+
+    #[test]
+    fn seconds_with_and_without_a_fraction() {
+        assert_eq!(parse_seconds("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_seconds("0.25"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_seconds(".5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("2."), Some(Duration::from_secs(2)));
+        assert_eq!(parse_seconds("1.0000000019"), Some(Duration::new(1, 1)));
+        for bad in ["", ".", "abc", "-1", "1e2", "inf", "1.2.3", "+1", " 1"] {
+            assert_eq!(parse_seconds(bad), None, "{bad:?}");
         }
     }
 }
