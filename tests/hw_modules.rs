@@ -258,16 +258,35 @@ fn compressed_modules_in_kernel_or_userspace() {
         .module("kernel/c.ko.zst", &[])
         .module("kernel/d.ko", &[]);
     m.write();
-    // No /sys/module/compression: all decompressed here and handed over as bytes.
+    // No /sys/module/compression: gzip and xz decompressed here and handed over as bytes;
+    // zstd refused with the reason.
     let loader = ModuleLoader::open(&sys).unwrap().with_max_threads(1);
     let r = loader.load(&Request::names(["a", "b", "c", "d"]));
-    assert_eq!(r.loaded, ["a", "b", "c", "d"], "{r:?}");
+    assert_eq!(r.loaded, ["a", "b", "d"], "{r:?}");
+    let refusal = format!("{r:?}");
+    assert!(
+        refusal.contains("zstd-compressed, and the kernel does not decompress zstd"),
+        "{refusal}"
+    );
     let t = sys.trace();
     assert_eq!(
         t.iter().filter(|l| *l == "insmod <4096 bytes>").count(),
-        3,
+        2,
         "{t:?}"
     );
+
+    // The kernel decompresses zstd itself: the .ko.zst goes in as a file.
+    let (dir3, sys3) = setup();
+    let mut m = FakeModules::new(dir3.path());
+    m.module("kernel/c.ko.zst", &[]);
+    m.write();
+    std::fs::create_dir_all(dir3.path().join("sys/module")).unwrap();
+    std::fs::write(dir3.path().join("sys/module/compression"), "zstd\n").unwrap();
+    let loader = ModuleLoader::open(&sys3).unwrap().with_max_threads(1);
+    assert!(loader.load(&Request::names(["c"])).ok());
+    assert!(sys3
+        .trace()
+        .contains(&format!("insmod /lib/modules/{RELEASE}/kernel/c.ko.zst")));
     assert!(t.contains(&format!("insmod /lib/modules/{RELEASE}/kernel/d.ko")));
 
     // The kernel decompresses xz itself: the file goes in as is; gzip still decompressed here.

@@ -594,6 +594,16 @@ pub fn parse_mount_options(options: &str) -> (MountFlags, String) {
     (flags, data.join(","))
 }
 
+/// The CPUs this process may run on (its affinity mask), at least 1. What
+/// `std::thread::available_parallelism` answers on a machine without cgroup CPU quotas,
+/// without the ~5 KB of cgroup parsing it carries into the init build.
+pub fn cpus() -> usize {
+    rustix::thread::sched_getaffinity(None)
+        .map(|set| set.count() as usize)
+        .unwrap_or(1)
+        .max(1)
+}
+
 /// The process's file-creation mask, read from `/proc/self/status` so nothing is changed (the
 /// mask is process-wide: setting it to read it back would race with other threads); the
 /// set-and-restore read only when `/proc` is not mounted.

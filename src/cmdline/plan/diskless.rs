@@ -54,7 +54,7 @@ impl Planner<'_> {
 
     fn usbdelay(&mut self) -> Option<Duration> {
         let v = self.value(Opt::Usbdelay)?;
-        match parse_seconds(&v) {
+        match parse_seconds(v) {
             Some(d) if d <= Duration::from_secs(3600) => Some(d),
             _ => {
                 self.warn(
@@ -126,7 +126,11 @@ fn parse_seconds(v: &str) -> Option<Duration> {
     if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
         return None;
     }
-    let secs = if whole.is_empty() { 0 } else { whole.parse::<u64>().ok()? };
+    let secs = if whole.is_empty() {
+        0
+    } else {
+        whole.parse::<u64>().ok()?
+    };
     let nanos = fraction
         .bytes()
         .chain(std::iter::repeat(b'0'))

@@ -35,7 +35,7 @@ impl Compression {
     }
 }
 
-/// Decompresses a module image in userspace.
+/// Decompresses a module image in userspace (gzip, xz; zstd is refused with the reason).
 pub fn decompress(compression: Compression, mut input: impl Read) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     match compression {
@@ -51,9 +51,11 @@ pub fn decompress(compression: Compression, mut input: impl Read) -> io::Result<
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("xz: {e}")))?;
         }
         Compression::Zstd => {
-            let mut d = ruzstd::decoding::StreamingDecoder::new(input)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
-            d.read_to_end(&mut out)?;
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "zstd-compressed, and the kernel does not decompress zstd modules itself \
+                 (no CONFIG_MODULE_DECOMPRESS with zstd); ramboot decompresses gzip and xz only",
+            ));
         }
     }
     Ok(out)

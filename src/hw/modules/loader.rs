@@ -137,10 +137,7 @@ impl<'s> ModuleLoader<'s> {
                 .ok()
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty());
-        let max_threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8);
+        let max_threads = ramboot_sys::cpus().clamp(1, 8);
         ModuleLoader {
             sys,
             db,

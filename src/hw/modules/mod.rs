@@ -18,11 +18,14 @@
 //! * a failure is a warning naming the module and errno, never fatal: the report says what happened.
 //!
 //! Compressed modules (`.ko.gz`, `.ko.xz`, `.ko.zst`) go to the kernel as files when
-//! `/sys/module/compression` names their format, and are decompressed here otherwise.
+//! `/sys/module/compression` names their format, and are decompressed here otherwise — gzip
+//! and xz only: a `.ko.zst` the kernel cannot take is refused with that reason (zstd module
+//! compression came in Linux 5.13, in-kernel decompression in 5.17; the decoder would cost
+//! ~68 KB of the init's size budget for those four releases).
 //!
 //! Map: `db` reads the indexes into a [`ModuleDb`] and resolves names; `config` parses
 //! `modprobe.d`; `alias` indexes glob aliases; `loader` loads in dependency order, in parallel;
-//! `compression` handles `.ko.gz/.xz/.zst`; `closure` computes what `mkinitfs` must ship.
+//! `compression` names `.ko.gz/.xz/.zst` and decompresses gzip and xz; `closure` computes what `mkinitfs` must ship.
 
 mod alias;
 mod closure;

@@ -40,9 +40,7 @@ pub(super) fn stage_and_commit(
     let threads = if req.jobs > 0 {
         req.jobs
     } else {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        ramboot_sys::cpus()
     };
     let settings = Settings {
         threads,
