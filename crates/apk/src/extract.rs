@@ -194,7 +194,6 @@ pub(crate) struct Stager<'a> {
     declared: u64,
     privileged: bool,
     umask: u32,
-    buf: Vec<u8>,
     warned_checksum: bool,
     saw_data_header: bool,
 }
@@ -217,7 +216,6 @@ impl<'a> Stager<'a> {
             declared: declared_size,
             privileged,
             umask,
-            buf: vec![0u8; 128 * 1024],
             warned_checksum: false,
             saw_data_header: false,
         }
@@ -279,17 +277,16 @@ impl<'a> Stager<'a> {
         });
         let mut file = std::fs::File::from(fd);
         loop {
-            let n = content
-                .read_content(&mut self.buf)
-                .map_err(|er| ApkError::Corrupt {
-                    what: self.package.clone(),
-                    source: er,
-                })?;
-            if n == 0 {
+            let chunk = content.content_chunk().map_err(|er| ApkError::Corrupt {
+                what: self.package.clone(),
+                source: er,
+            })?;
+            if chunk.is_empty() {
                 break;
             }
-            file.write_all(&self.buf[..n])
-                .map_err(|er| self.io_err(path, er))?;
+            if let Err(er) = file.write_all(chunk) {
+                return Err(self.io_err(path, er));
+            }
         }
         self.out.bytes += e.size;
         // Writing clears setuid/setgid, and the umask applied at create: set the mode last.
