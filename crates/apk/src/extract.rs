@@ -40,6 +40,8 @@ pub(crate) struct Staging {
     pub fd: OwnedFd,
     host: PathBuf,
     counter: AtomicU64,
+    /// The (uid, gid) a file created here gets: a file that must have them needs no chown.
+    pub new_file_owner: (u32, u32),
 }
 
 impl Staging {
@@ -58,10 +60,18 @@ impl Staging {
             Mode::empty(),
         )
         .map_err(errno_io)?;
+        // New files get the creator's ids, or the directory's group when it is setgid.
+        let st = rustix::fs::fstat(&fd).map_err(errno_io)?;
+        let gid = if st.st_mode & 0o2000 != 0 {
+            st.st_gid
+        } else {
+            rustix::process::getegid().as_raw()
+        };
         Ok(Staging {
             fd,
             host,
             counter: AtomicU64::new(0),
+            new_file_owner: (rustix::process::geteuid().as_raw(), gid),
         })
     }
 
@@ -578,6 +588,7 @@ impl<'a> Committer<'a> {
         };
         let privileged = self.privileged;
         let staging_fd = self.staging.fd.as_fd();
+        let new_file_owner = self.staging.new_file_owner;
         let tmp_name = format!(".apk.{}", self.staging.next_name());
         let sys = self.sys;
         let pfd = self.dir(parent)?;
@@ -585,8 +596,10 @@ impl<'a> Committer<'a> {
         match e.kind {
             Kind::File | Kind::HardLink => {
                 let staged = e.staged.as_deref().expect("files are staged");
-                // A hard link shares its target's inode, already owned and moded.
-                if privileged && e.kind == Kind::File {
+                // A hard link shares its target's inode, already owned and moded; a file
+                // created with the right owner keeps its mode and needs no chown.
+                let owned = new_file_owner == (uid, gid);
+                if privileged && e.kind == Kind::File && !owned {
                     sys.chown_at(staging_fd, staged.as_ref(), uid, gid)?;
                     if e.mode & 0o7000 != 0 {
                         // chown cleared setuid/setgid: apply the mode again.
