@@ -60,18 +60,22 @@ impl Staging {
             Mode::empty(),
         )
         .map_err(errno_io)?;
-        // New files get the creator's ids, or the directory's group when it is setgid.
-        let st = rustix::fs::fstat(&fd).map_err(errno_io)?;
-        let gid = if st.st_mode & 0o2000 != 0 {
-            st.st_gid
-        } else {
-            rustix::process::getegid().as_raw()
-        };
+        // Who owns a file created here (the creator, or the directory's group when it is
+        // setgid): asked of a probe file rather than worked out.
+        let probe = rustix::fs::openat(
+            &fd,
+            "owner-probe",
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(errno_io)?;
+        let st = rustix::fs::fstat(&probe).map_err(errno_io)?;
+        rustix::fs::unlinkat(&fd, "owner-probe", AtFlags::empty()).map_err(errno_io)?;
         Ok(Staging {
             fd,
             host,
             counter: AtomicU64::new(0),
-            new_file_owner: (rustix::process::geteuid().as_raw(), gid),
+            new_file_owner: (st.st_uid, st.st_gid),
         })
     }
 
