@@ -11,7 +11,7 @@ use ramboot::apk::build::PackageBuilder;
 use ramboot::apk::install;
 use ramboot::sys::RecordingSys;
 use std::ffi::OsString;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 #[test]
 fn hard_links_setuid_xattrs_owners_and_mtimes() {
@@ -66,6 +66,29 @@ fn hard_links_setuid_xattrs_owners_and_mtimes() {
     );
     assert!(db.contains("R:suid\na:0:0:4755\n"), "{db}");
     assert!(db.contains("R:x\na:0:0:755:Q1"), "{db}");
+}
+
+/// Files staged with the owner they must have skip the chown; in a setgid root they are
+/// created with the root's group, so a `root:root` file is still chowned to gid 0 (and keeps
+/// its setuid bit).
+#[test]
+fn files_in_a_setgid_root_get_their_own_group() {
+    let f = Fixture::new();
+    std::fs::create_dir_all(f.root()).unwrap();
+    std::os::unix::fs::chown(f.root(), Some(0), Some(4321)).unwrap();
+    std::fs::set_permissions(f.root(), std::fs::Permissions::from_mode(0o2755)).unwrap();
+    f.publish(vec![pkg("sg", "1")
+        .dir("usr", 0o755)
+        .file("usr/plain", b"p", 0o644)
+        .file("usr/suid", b"s", 0o4755)]);
+    let mut req = f.request(&["sg"]);
+    req.initdb = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    for (rel, mode) in [("usr/plain", 0o644), ("usr/suid", 0o4755)] {
+        let m = std::fs::metadata(f.root().join(rel)).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, mode), "{rel}");
+    }
 }
 
 #[test]

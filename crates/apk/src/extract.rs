@@ -40,6 +40,8 @@ pub(crate) struct Staging {
     pub fd: OwnedFd,
     host: PathBuf,
     counter: AtomicU64,
+    /// The (uid, gid) a file created here gets: a file that must have them needs no chown.
+    pub new_file_owner: (u32, u32),
 }
 
 impl Staging {
@@ -58,10 +60,22 @@ impl Staging {
             Mode::empty(),
         )
         .map_err(errno_io)?;
+        // Who owns a file created here (the creator, or the directory's group when it is
+        // setgid): asked of a probe file rather than worked out.
+        let probe = rustix::fs::openat(
+            &fd,
+            "owner-probe",
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(errno_io)?;
+        let st = rustix::fs::fstat(&probe).map_err(errno_io)?;
+        rustix::fs::unlinkat(&fd, "owner-probe", AtFlags::empty()).map_err(errno_io)?;
         Ok(Staging {
             fd,
             host,
             counter: AtomicU64::new(0),
+            new_file_owner: (st.st_uid, st.st_gid),
         })
     }
 
@@ -194,7 +208,6 @@ pub(crate) struct Stager<'a> {
     declared: u64,
     privileged: bool,
     umask: u32,
-    buf: Vec<u8>,
     warned_checksum: bool,
     saw_data_header: bool,
 }
@@ -217,7 +230,6 @@ impl<'a> Stager<'a> {
             declared: declared_size,
             privileged,
             umask,
-            buf: vec![0u8; 128 * 1024],
             warned_checksum: false,
             saw_data_header: false,
         }
@@ -279,17 +291,16 @@ impl<'a> Stager<'a> {
         });
         let mut file = std::fs::File::from(fd);
         loop {
-            let n = content
-                .read_content(&mut self.buf)
-                .map_err(|er| ApkError::Corrupt {
-                    what: self.package.clone(),
-                    source: er,
-                })?;
-            if n == 0 {
+            let chunk = content.content_chunk().map_err(|er| ApkError::Corrupt {
+                what: self.package.clone(),
+                source: er,
+            })?;
+            if chunk.is_empty() {
                 break;
             }
-            file.write_all(&self.buf[..n])
-                .map_err(|er| self.io_err(path, er))?;
+            if let Err(er) = file.write_all(chunk) {
+                return Err(self.io_err(path, er));
+            }
         }
         self.out.bytes += e.size;
         // Writing clears setuid/setgid, and the umask applied at create: set the mode last.
@@ -581,6 +592,7 @@ impl<'a> Committer<'a> {
         };
         let privileged = self.privileged;
         let staging_fd = self.staging.fd.as_fd();
+        let new_file_owner = self.staging.new_file_owner;
         let tmp_name = format!(".apk.{}", self.staging.next_name());
         let sys = self.sys;
         let pfd = self.dir(parent)?;
@@ -588,8 +600,10 @@ impl<'a> Committer<'a> {
         match e.kind {
             Kind::File | Kind::HardLink => {
                 let staged = e.staged.as_deref().expect("files are staged");
-                // A hard link shares its target's inode, already owned and moded.
-                if privileged && e.kind == Kind::File {
+                // A hard link shares its target's inode, already owned and moded; a file
+                // created with the right owner keeps its mode and needs no chown.
+                let owned = new_file_owner == (uid, gid);
+                if privileged && e.kind == Kind::File && !owned {
                     sys.chown_at(staging_fd, staged.as_ref(), uid, gid)?;
                     if e.mode & 0o7000 != 0 {
                         // chown cleared setuid/setgid: apply the mode again.

@@ -47,6 +47,10 @@ enum State {
 }
 
 const INPUT_BUFFER: usize = 64 * 1024;
+/// Inflating into a buffer this size, rather than into each small read (a 512-byte tar header,
+/// a 2 KB file), keeps zlib-rs on its fast path and calls it a few times per member instead of
+/// several times per entry.
+const OUTPUT_BUFFER: usize = 64 * 1024;
 
 /// See the module docs.
 pub struct GzMembers<R> {
@@ -54,6 +58,10 @@ pub struct GzMembers<R> {
     buf: Box<[u8]>,
     pos: usize,
     end: usize,
+    /// Inflated bytes of the current member not yet read: `out[out_pos..out_end]`.
+    out: Box<[u8]>,
+    out_pos: usize,
+    out_end: usize,
     inner_eof: bool,
     inflate: Decompress,
     state: State,
@@ -72,6 +80,9 @@ impl<R: Read> GzMembers<R> {
             buf: vec![0u8; INPUT_BUFFER].into_boxed_slice(),
             pos: 0,
             end: 0,
+            out: vec![0u8; OUTPUT_BUFFER].into_boxed_slice(),
+            out_pos: 0,
+            out_end: 0,
             inner_eof: false,
             inflate: Decompress::new_gzip(15),
             state: State::InMember,
@@ -112,19 +123,18 @@ impl<R: Read> GzMembers<R> {
         }
     }
 
-    /// True when the current member has ended and [`Self::next_member`] has not been called.
+    /// True when the current member has ended, all of it was read, and [`Self::next_member`]
+    /// has not been called.
     pub fn at_member_end(&self) -> bool {
-        self.state != State::InMember
+        self.state != State::InMember && self.out_pos == self.out_end
     }
 
     /// Moves past a member boundary. Returns false at the end of the stream.
     pub fn next_member(&mut self) -> io::Result<bool> {
         match self.state {
             State::Eof => return Ok(false),
-            State::InMember => {
-                return Err(io::Error::other("next_member called inside a gzip member"))
-            }
-            State::MemberEnd => {}
+            State::MemberEnd if self.out_pos == self.out_end => {}
+            _ => return Err(io::Error::other("next_member called inside a gzip member")),
         }
         if !self.fill()? {
             self.state = State::Eof;
@@ -152,13 +162,24 @@ fn corrupt(msg: String) -> io::Error {
 #[error("corrupt gzip data: {0}")]
 struct CorruptGzip(#[source] flate2::DecompressError);
 
-impl<R: Read> Read for GzMembers<R> {
-    /// Reads decompressed bytes of the current member; 0 at its end.
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.state != State::InMember || out.is_empty() {
-            return Ok(0);
+impl<R: Read> GzMembers<R> {
+    /// Up to `max` inflated bytes of the current member, taken as read: the caller uses them
+    /// in place (no copy). Empty at the member's end.
+    pub fn chunk(&mut self, max: usize) -> io::Result<&[u8]> {
+        if self.out_pos == self.out_end && max > 0 {
+            self.inflate_more()?;
         }
-        loop {
+        let n = max.min(self.out_end - self.out_pos);
+        let start = self.out_pos;
+        self.out_pos += n;
+        Ok(&self.out[start..start + n])
+    }
+
+    /// Refills the empty output buffer from the current member (nothing at its end).
+    fn inflate_more(&mut self) -> io::Result<()> {
+        self.out_pos = 0;
+        self.out_end = 0;
+        while self.state == State::InMember && self.out_end == 0 {
             if !self.fill()? {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -169,24 +190,33 @@ impl<R: Read> Read for GzMembers<R> {
             let before_out = self.inflate.total_out();
             let status = self
                 .inflate
-                .decompress(&self.buf[self.pos..self.end], out, FlushDecompress::None)
+                .decompress(
+                    &self.buf[self.pos..self.end],
+                    &mut self.out,
+                    FlushDecompress::None,
+                )
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, CorruptGzip(e)))?;
             let used = (self.inflate.total_in() - before_in) as usize;
-            let produced = (self.inflate.total_out() - before_out) as usize;
+            self.out_end = (self.inflate.total_out() - before_out) as usize;
             self.hash.update(&self.buf[self.pos..self.pos + used]);
             self.pos += used;
             self.compressed += used as u64;
             if status == Status::StreamEnd {
                 self.state = State::MemberEnd;
-                return Ok(produced);
-            }
-            if produced > 0 {
-                return Ok(produced);
-            }
-            if used == 0 && self.pos < self.end {
+            } else if used == 0 && self.out_end == 0 && self.pos < self.end {
                 return Err(corrupt("gzip decoder made no progress".into()));
             }
         }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for GzMembers<R> {
+    /// Reads decompressed bytes of the current member; 0 at its end.
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let chunk = self.chunk(out.len())?;
+        out[..chunk.len()].copy_from_slice(chunk);
+        Ok(chunk.len())
     }
 }
 
@@ -227,6 +257,36 @@ mod tests {
             g.hash.sha256.take().unwrap().finalize()[..],
             Sha256::digest(&b)[..]
         );
+        assert!(!g.next_member().unwrap());
+    }
+
+    #[test]
+    fn chunks_stop_at_the_member_end_and_resume_after_it() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut all = member(&big);
+        all.extend_from_slice(&member(b"tail"));
+        let mut g = GzMembers::new(&all[..]).unwrap();
+        let mut got = Vec::new();
+        loop {
+            assert_eq!(g.at_member_end(), got.len() == big.len());
+            let c = g.chunk(70_000).unwrap();
+            if c.is_empty() {
+                break;
+            }
+            assert!(c.len() <= 70_000);
+            got.extend_from_slice(c);
+        }
+        assert_eq!(got, big);
+        assert!(g.at_member_end());
+        assert!(g.next_member().unwrap());
+        assert_eq!(g.chunk(2).unwrap(), b"ta");
+        assert!(!g.at_member_end());
+        assert!(
+            g.next_member().is_err(),
+            "the member is not read to its end"
+        );
+        assert_eq!(g.chunk(10).unwrap(), b"il");
+        assert!(g.chunk(10).unwrap().is_empty());
         assert!(!g.next_member().unwrap());
     }
 

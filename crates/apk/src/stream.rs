@@ -115,11 +115,16 @@ impl Control {
 pub trait ContentRead {
     /// Reads content into `buf`; 0 at the end of the entry.
     fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// The next piece of content, in the reader's own buffer (no copy); empty at the end.
+    fn content_chunk(&mut self) -> io::Result<&[u8]>;
 }
 
 impl<R: Read> ContentRead for TarReader<R> {
     fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         TarReader::read_content(self, buf)
+    }
+    fn content_chunk(&mut self) -> io::Result<&[u8]> {
+        TarReader::content_chunk(self, usize::MAX)
     }
 }
 
@@ -144,11 +149,10 @@ pub struct Discard;
 
 impl DataSink for Discard {
     fn entry(&mut self, _entry: Entry, content: &mut dyn ContentRead) -> Result<(), ApkError> {
-        let mut buf = [0u8; 8192];
-        while content
-            .read_content(&mut buf)
+        while !content
+            .content_chunk()
             .map_err(|e| ApkError::io("reading package content", e))?
-            > 0
+            .is_empty()
         {}
         Ok(())
     }

@@ -101,6 +101,11 @@ fn octal(field: &[u8], what: &str) -> io::Result<u64> {
     Ok(v)
 }
 
+/// A byte count as a buffer length (saturating on 32-bit targets).
+fn clamp(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 /// A NUL-terminated header field's bytes.
 fn c_field(field: &[u8]) -> &[u8] {
     &field[..field.iter().position(|&b| b == 0).unwrap_or(field.len())]
@@ -193,29 +198,36 @@ impl<R: Read> TarReader<R> {
     }
 
     fn skip(&mut self, mut n: u64) -> io::Result<()> {
-        let mut scratch = [0u8; 8192];
         while n > 0 {
-            let want = n.min(scratch.len() as u64) as usize;
-            if !self.read_block(&mut scratch[..want])? {
+            let got = self.src.chunk(clamp(n))?.len();
+            if got == 0 {
                 return Err(bad("tar entry cut by the end of a gzip member"));
             }
-            n -= want as u64;
+            n -= got as u64;
         }
         Ok(())
     }
 
     /// Reads content of the current entry; 0 once it is all read.
     pub fn read_content(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.remaining == 0 {
-            return Ok(0);
+        let want = clamp(self.remaining).min(buf.len());
+        let chunk = self.content_chunk(want)?;
+        buf[..chunk.len()].copy_from_slice(chunk);
+        Ok(chunk.len())
+    }
+
+    /// Up to `max` bytes of the current entry's content, in place (no copy); empty once it
+    /// is all read.
+    pub fn content_chunk(&mut self, max: usize) -> io::Result<&[u8]> {
+        if self.remaining == 0 || max == 0 {
+            return Ok(&[]);
         }
-        let want = (buf.len() as u64).min(self.remaining) as usize;
-        let n = self.src.read(&mut buf[..want])?;
-        if n == 0 {
+        let chunk = self.src.chunk(clamp(self.remaining).min(max))?;
+        if chunk.is_empty() {
             return Err(bad("tar entry content cut short (truncated archive)"));
         }
-        self.remaining -= n as u64;
-        Ok(n)
+        self.remaining -= chunk.len() as u64;
+        Ok(chunk)
     }
 
     /// The content of the current entry as a [`Read`].
@@ -251,8 +263,7 @@ impl<R: Read> TarReader<R> {
         loop {
             if self.ended {
                 // Discard trailing records up to the end of the member.
-                let mut scratch = [0u8; 8192];
-                while self.src.read(&mut scratch)? > 0 {}
+                while !self.src.chunk(usize::MAX)?.is_empty() {}
                 return Ok(Event::MemberEnd);
             }
             if !self.read_block(&mut block)? {
