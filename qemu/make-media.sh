@@ -11,6 +11,8 @@
 #   OUTDIR/media.img            the demo: one apkovl <hostname>.apkovl.tar.gz (media seen as vda1)
 #   OUTDIR/services.img         service mode (boot with ramboot_init): an apkovl with its own
 #                               /etc/inittab (no OpenRC) and /etc/ramboot/services/ (make_services)
+#   OUTDIR/openrc.img           service mode with Alpine's inittab and a stand-in /sbin/openrc
+#                               (make_openrc)
 # and with --all also the variants the tests use:
 #   OUTDIR/sd.img               the same for a Raspberry Pi SD card (mmcblk0p1)
 #   OUTDIR/usb.img              the same for a USB stick (moved to /media/usb, as in Alpine)
@@ -169,7 +171,8 @@ make_apkovl() { # make_apkovl FILE HOSTNAME CONF MEDIA
   printf 'alpine-base\ndemo-service\n' > "$d/etc/apk/world"
   ln -sfn "/media/$4/cache" "$d/etc/apk/cache"
   if [ -n "${MAKE_APKOVL_EXTRA:-}" ]; then "$MAKE_APKOVL_EXTRA" "$d"; fi
-  tar -C "$d" --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$1" etc
+  # Every top-level directory, as lbu's apkovls may hold more than etc/.
+  tar -C "$d" --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$1" $(cd "$d" && ls)
 }
 
 # The service-mode apkovl's own files, added to a make_apkovl tree: no OpenRC, services supervised
@@ -210,12 +213,84 @@ EOF
   chmod 755 "$s/hello/run"
 }
 
-make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services)
+# Service mode under Alpine's own inittab: ramboot, PID 1, runs the entries Alpine's busybox init
+# would, with a stand-in /sbin/openrc (no OpenRC on the media) printing one marker per runlevel; a
+# getty stand-in respawned on the serial console; Ctrl-Alt-Del's action powers off the way busybox's
+# `poweroff` does (SIGUSR2 to PID 1). Two services beside it: `db` says ready on its
+# notification-fd only after a marker, `web` depends on it. Every marker goes to /dev/console.
+make_openrc() { # make_openrc DIR
+  local d=$1 s=$1/etc/ramboot/services
+  cat > "$d/etc/inittab" <<'EOF'
+# /etc/inittab (Alpine's, with stand-ins for openrc and getty)
+::sysinit:/sbin/openrc sysinit
+::sysinit:/sbin/openrc boot
+::wait:/sbin/openrc default
+
+# Set up a getty on the serial port
+ttyAMA0::respawn:/sbin/getty-standin
+
+# Stuff to do for the 3-finger salute
+::ctrlaltdel:/sbin/ctrlaltdel-standin
+
+# Stuff to do before rebooting
+::shutdown:/sbin/openrc shutdown
+EOF
+  mkdir -p "$d/sbin"
+  cat > "$d/sbin/openrc" <<'EOF'
+#!/bin/sh
+# Stand-in for OpenRC: one marker per runlevel; at shutdown, the boot media still mounted.
+echo "RAMBOOT-OPENRC: openrc $1 (PID 1 runs $(readlink /proc/1/exe))" > /dev/console
+if [ "$1" = shutdown ]; then
+  echo "RAMBOOT-OPENRC: mounted at shutdown: $(grep ' /media/' /proc/mounts | cut -d' ' -f2 | tr '\n' ' ')" > /dev/console
+fi
+EOF
+  cat > "$d/sbin/getty-standin" <<'EOF'
+#!/bin/sh
+# Stand-in for getty: the first run exits (respawned by PID 1); the second waits for a keyboard
+# the kernel's Ctrl-Alt-Del handler listens to, says so, and stays.
+if [ ! -e /run/getty-standin.ran ]; then
+  : > /run/getty-standin.ran
+  echo "RAMBOOT-OPENRC: getty first run on $(tty)"
+  exit 0
+fi
+echo "RAMBOOT-OPENRC: getty respawned on $(tty)"
+while ! grep -q 'Handlers=.*kbd' /proc/bus/input/devices 2>/dev/null; do sleep 0.1; done
+echo "RAMBOOT-OPENRC: keyboard ready: $(grep '^N: ' /proc/bus/input/devices | tr '\n' ' ')"
+exec sleep 2147483647
+EOF
+  cat > "$d/sbin/ctrlaltdel-standin" <<'EOF'
+#!/bin/sh
+echo "RAMBOOT-OPENRC: ctrlaltdel action" > /dev/console
+kill -USR2 1
+EOF
+  chmod 755 "$d/sbin/openrc" "$d/sbin/getty-standin" "$d/sbin/ctrlaltdel-standin"
+  mkdir -p "$s/db" "$s/web"
+  echo 3 > "$s/db/notification-fd"
+  cat > "$s/db/run" <<'EOF'
+#!/bin/sh
+echo "RAMBOOT-OPENRC: db starting" > /dev/console
+sleep 1
+echo "RAMBOOT-OPENRC: db ready" > /dev/console
+echo >&3
+exec 3>&-
+exec sleep 2147483647
+EOF
+  echo db > "$s/web/depends"
+  cat > "$s/web/run" <<'EOF'
+#!/bin/sh
+echo "RAMBOOT-OPENRC: web started" > /dev/console
+exec sleep 2147483647
+EOF
+  chmod 755 "$s/db/run" "$s/web/run"
+}
+
+make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services|openrc)
   local name=$1 dev=$2 kind=$3 st=$work/img-$1
   rm -rf "$st" && cp -a "$out/stage" "$st"
   case $kind in
     one|two|corrupt) make_apkovl "$st/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl" "$dev" ;;
     services) MAKE_APKOVL_EXTRA=make_services make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-services "setting=services" "$dev" ;;
+    openrc) MAKE_APKOVL_EXTRA=make_openrc make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-openrc "setting=openrc" "$dev" ;;
   esac
   if [ "$kind" = two ]; then
     make_apkovl "$st/zz-old.apkovl.tar.gz" old-host "setting=from-old-apkovl" "$dev"
@@ -235,6 +310,7 @@ make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|s
 
 make_image media vda1 one
 make_image services vda1 services
+make_image openrc vda1 openrc
 if [ "$all" = 1 ]; then
   make_image sd mmcblk0p1 one
   make_image usb usb one

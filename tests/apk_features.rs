@@ -554,6 +554,9 @@ impl Sys for BindingSys {
     fn loop_attach(&self, f: &std::path::Path, ro: bool) -> io::Result<PathBuf> {
         self.0.loop_attach(f, ro)
     }
+    fn loop_autoclear(&self, d: &std::path::Path) -> io::Result<()> {
+        self.0.loop_autoclear(d)
+    }
     fn uevents(&self, b: usize) -> io::Result<Box<dyn UeventSource>> {
         self.0.uevents(b)
     }

@@ -253,6 +253,13 @@ fn mount_link_reload_and_arrange_the_new_root() {
         .unwrap();
     let squashfs = t.iter().position(|l| l.contains("squashfs.ko")).unwrap();
     assert!(squashfs < attach && attach < mount, "{t:#?}");
+    // Autoclear once mounted (not at attach: the attaching fd closes before the mount), so
+    // unmounting /.modloop at shutdown frees the boot media holding the image.
+    let autoclear = t
+        .iter()
+        .position(|l| l == "loop autoclear /dev/loop0")
+        .unwrap_or_else(|| panic!("{t:#?}"));
+    assert!(mount < autoclear, "{t:#?}");
 
     // The initramfs now uses the modloop's modules.
     modloop::link_into_initramfs(&s.sys, RELEASE).unwrap();

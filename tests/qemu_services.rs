@@ -1,7 +1,8 @@
 //! QEMU aarch64 scenarios for service mode (issue 9): the diskless demo media booted with
 //! `ramboot_init`, so ramboot stays PID 1 of the new root (re-executed from a sealed memfd) and
 //! supervises the apkovl's `/etc/ramboot/services` with no OpenRC. Media from
-//! `qemu/make-media.sh` (`services.img`: see `make_services` there).
+//! `qemu/make-media.sh` (`services.img`: see `make_services` there; `openrc.img`: Alpine's
+//! inittab with stand-ins for openrc and getty, see `make_openrc`).
 // Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
@@ -11,7 +12,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::qemu::{out_dir, script, Qemu};
+use support::qemu::{monitor, monitor_socket, out_dir, script, Qemu};
 
 struct Artifacts {
     media: PathBuf,
@@ -155,4 +156,101 @@ fn ramboot_init_supervises_the_apkovls_service_without_openrc() {
     let before = number_after(idle, "before memfd:ramboot:");
     let after = number_after(idle, "after memfd:ramboot:");
     assert_eq!(before, after, "PID 1's main thread woke while idle: {idle}");
+}
+
+/// Where `marker` starts in `text`; panics with the console when it is missing.
+fn at(text: &str, marker: &str) -> usize {
+    text.find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not on the console:\n{text}"))
+}
+
+/// Issue 9: `ramboot_init` under Alpine's own inittab (stand-ins for openrc and getty), one boot:
+/// - the entries run in busybox's order: `openrc sysinit`, `openrc boot` (sysinit), `openrc
+///   default` (wait), then the respawn getty on ttyAMA0, respawned after it exits; the system
+///   set-up is skipped because the inittab runs openrc;
+/// - a service with `depends` starts only after its dependency said ready on its notification-fd;
+/// - Ctrl-Alt-Del pressed on a virtio keyboard (QEMU monitor `sendkey`) reaches PID 1 as SIGINT
+///   (ramboot turned the kernel's Ctrl-Alt-Del into a signal) and runs the `ctrlaltdel` action;
+/// - that action's SIGUSR2 to PID 1 powers off cleanly: `openrc shutdown` with the boot media
+///   still mounted, SIGTERM to all, the boot media and the modloop unmounted, "Requesting
+///   system poweroff", the kernel's power-down, QEMU exits.
+#[test]
+fn alpine_inittab_runlevels_ctrl_alt_del_and_poweroff_under_ramboot_init() {
+    let a = artifacts();
+    let mon = out_dir().join("svc-openrc.monitor");
+    let mut extra = disk("openrc.img");
+    extra.extend(monitor_socket(&mon));
+    // A keyboard the kernel's keyboard handler listens to (virtio_input from the modloop).
+    extra.extend(["-device".into(), "virtio-keyboard-pci".into()]);
+    let mut q = Qemu::virt(
+        "svc-openrc",
+        &a.initrd,
+        "console=ttyAMA0 ramboot_init",
+        &extra,
+    );
+    q.expect("RAMBOOT-OPENRC: keyboard ready", BOOT);
+    q.expect("RAMBOOT-OPENRC: web started", BOOT);
+    let answer = monitor(&mon, "sendkey ctrl-alt-delete");
+    assert!(
+        answer.trim().is_empty() || answer.contains("sendkey"),
+        "{answer}"
+    );
+    q.expect("reboot: Power down", BOOT);
+    let text = q.wait_exit(BOOT);
+
+    assert!(
+        text.contains("ramboot: system mode: / is tmpfs, not the initramfs"),
+        "{text}"
+    );
+    assert!(
+        text.contains("system set-up skipped: /etc/inittab runs openrc, which does it"),
+        "{text}"
+    );
+    // Runlevels in busybox's order, each from the stand-in run by ramboot (PID 1 from the memfd).
+    let sysinit = at(
+        &text,
+        "RAMBOOT-OPENRC: openrc sysinit (PID 1 runs /memfd:ramboot (deleted))",
+    );
+    let boot = at(&text, "RAMBOOT-OPENRC: openrc boot");
+    let default = at(&text, "RAMBOOT-OPENRC: openrc default");
+    let first_getty = at(&text, "RAMBOOT-OPENRC: getty first run on /dev/ttyAMA0");
+    let respawned = at(&text, "RAMBOOT-OPENRC: getty respawned on /dev/ttyAMA0");
+    assert!(
+        sysinit < boot && boot < default && default < first_getty && first_getty < respawned,
+        "{text}"
+    );
+    // The dependent service starts after its dependency's readiness, not its start.
+    let db_ready = at(&text, "RAMBOOT-OPENRC: db ready");
+    assert!(
+        at(&text, "RAMBOOT-OPENRC: db starting") < db_ready,
+        "{text}"
+    );
+    assert!(
+        db_ready < at(&text, "RAMBOOT-OPENRC: web started"),
+        "{text}"
+    );
+    // Ctrl-Alt-Del from the keyboard, then the orderly power-off its action asked for.
+    let keyboard = at(&text, "RAMBOOT-OPENRC: keyboard ready");
+    let sigint = at(&text, "* Ctrl-Alt-Del");
+    let cad = at(&text, "RAMBOOT-OPENRC: ctrlaltdel action");
+    let shutdown = at(&text, "RAMBOOT-OPENRC: openrc shutdown");
+    assert!(
+        keyboard < sigint && sigint < cad && cad < shutdown,
+        "{text}"
+    );
+    assert!(
+        text.contains("RAMBOOT-OPENRC: mounted at shutdown: /media/vda1"),
+        "{text}"
+    );
+    let term = at(&text, "Sending SIGTERM to all processes");
+    let request = at(&text, "Requesting system poweroff");
+    let down = at(&text, "reboot: Power down");
+    assert!(
+        shutdown < term && term < request && request < down,
+        "{text}"
+    );
+    // The boot media unmounted: the modloop's loop device, set to autoclear, let it go
+    // (ramboot names each mount it cannot unmount; a success is silent).
+    assert!(!text.contains("cannot unmount /media/vda1"), "{text}");
+    assert!(!text.contains("cannot unmount /.modloop"), "{text}");
 }

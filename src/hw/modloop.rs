@@ -241,6 +241,14 @@ pub fn mount(
         device: device.clone(),
         source,
     })?;
+    // Mounted: the loop device now detaches when /.modloop is unmounted, so the shutdown can
+    // unmount the boot media holding its image. Without it the media only goes read-only.
+    if let Err(e) = sys.loop_autoclear(&device) {
+        log::warn!(
+            "cannot set autoclear on {}: {e}; the boot media stays busy at shutdown",
+            device.display()
+        );
+    }
     if !sys.path(&target.join("modules").join(release)).is_dir() {
         let _ = sys.umount(target, false);
         return Err(ModloopError::NoModules {

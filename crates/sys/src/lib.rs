@@ -304,6 +304,10 @@ pub trait Sys: Send + Sync {
     /// Attaches `file` to a free loop device (`LOOP_CONFIGURE`) and returns the device path.
     fn loop_attach(&self, file: &Path, read_only: bool) -> io::Result<PathBuf>;
 
+    /// Sets `LO_FLAGS_AUTOCLEAR` on an attached loop device that something (a mount) holds
+    /// open: the kernel detaches it, releasing its backing file, when that last user goes away.
+    fn loop_autoclear(&self, device: &Path) -> io::Result<()>;
+
     /// Subscribes to kernel uevents with a receive buffer of `buffer_size` bytes.
     fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>>;
 

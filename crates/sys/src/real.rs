@@ -155,6 +155,10 @@ impl Sys for RealSys {
         loopdev::attach(file, read_only)
     }
 
+    fn loop_autoclear(&self, device: &Path) -> io::Result<()> {
+        loopdev::autoclear(device)
+    }
+
     fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>> {
         Ok(Box::new(NetlinkUevents::open(buffer_size)?))
     }
@@ -794,6 +798,7 @@ mod loopdev {
     const LOOP_CONFIGURE: Opcode = 0x4C0A;
     const LOOP_CTL_GET_FREE: Opcode = 0x4C82;
     const LO_FLAGS_READ_ONLY: u32 = 1;
+    const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
     #[repr(C)]
     #[derive(Clone, Copy)]
@@ -874,6 +879,38 @@ mod loopdev {
         unsafe fn output_from_ptr(_: IoctlOutput, _: *mut c_void) -> rustix::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// `LOOP_SET_STATUS64` with only the settable AUTOCLEAR flag: offset and size limit stay 0,
+    /// as `attach` set them, so the kernel keeps the device's size and contents.
+    pub fn autoclear(device: &Path) -> io::Result<()> {
+        let loopfd = rustix::fs::open(device, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        let info = LoopInfo64 {
+            lo_device: 0,
+            lo_inode: 0,
+            lo_rdevice: 0,
+            lo_offset: 0,
+            lo_sizelimit: 0,
+            lo_number: 0,
+            lo_encrypt_type: 0,
+            lo_encrypt_key_size: 0,
+            lo_flags: LO_FLAGS_AUTOCLEAR,
+            lo_file_name: [0; 64],
+            lo_crypt_name: [0; 64],
+            lo_encrypt_key: [0; 32],
+            lo_init: [0; 2],
+        };
+        // SAFETY: LOOP_SET_STATUS64 takes a pointer to struct loop_info64, which LoopInfo64 mirrors.
+        unsafe {
+            ioctl(
+                &loopfd,
+                PtrArg {
+                    op: LOOP_SET_STATUS64,
+                    arg: info,
+                },
+            )?
+        };
+        Ok(())
     }
 
     pub fn attach(file: &Path, read_only: bool) -> io::Result<PathBuf> {

@@ -74,6 +74,9 @@ pub enum Call {
         read_only: bool,
         device: PathBuf,
     },
+    LoopAutoclear {
+        device: PathBuf,
+    },
     Uevents {
         buffer_size: usize,
     },
@@ -242,6 +245,7 @@ impl fmt::Display for Call {
                     if params.is_empty() { "" } else { " " }
                 )
             }
+            Call::LoopAutoclear { device } => write!(f, "loop autoclear {}", device.display()),
             Call::LoopAttach {
                 file,
                 read_only,
@@ -796,6 +800,12 @@ impl Sys for RecordingSys {
         })?;
         std::fs::metadata(self.path(file))?;
         Ok(device)
+    }
+
+    fn loop_autoclear(&self, device: &Path) -> io::Result<()> {
+        self.record(Call::LoopAutoclear {
+            device: device.into(),
+        })
     }
 
     fn uevents(&self, buffer_size: usize) -> io::Result<Box<dyn UeventSource>> {
