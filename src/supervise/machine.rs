@@ -291,6 +291,16 @@ impl Supervisor {
         }
     }
 
+    /// Closes the control socket and removes its name: a bound socket holds its filesystem
+    /// (`/run`) busy, and the unmount at the end must not find it so.
+    fn close_control(&mut self, sys: &dyn Sys) {
+        if self.control.take().is_some() {
+            if let Some(path) = &self.config.control {
+                let _ = std::fs::remove_file(sys.path(path));
+            }
+        }
+    }
+
     /// Opens the control socket of [`Config::control`]; without it PID 1 runs on, saying why.
     pub fn open_control(&mut self, sys: &dyn Sys) {
         let Some(path) = self.config.control.clone() else {
@@ -769,6 +779,7 @@ impl Supervisor {
         let Phase::Stopping(target, _) = self.phase.clone() else {
             return;
         };
+        self.close_control(sys);
         let outcome = match target {
             Target::Reboot(kind) if self.config.pid1 => self.power_down(sys, kind),
             Target::Reboot(kind) => {

@@ -596,3 +596,34 @@ fn control_socket_answers_and_never_waits_for_a_client() {
     assert_eq!(answer, "refused\nno request line in time\n");
     assert_eq!(r.sup.next_deadline(), None);
 }
+
+/// The control socket is closed and its name removed before the end: bound, it kept `/run`
+/// busy and the shutdown's unmount failed.
+#[test]
+fn the_control_socket_is_closed_before_the_unmount() {
+    let mut r = Rig::new(
+        |root| service(root, "web", &[]),
+        vec![0.0],
+        ServiceConfig::default(),
+    );
+    r.sup.open_control(&r.sys);
+    let path = r.dir.path().join("run/ramboot/control");
+    r.start();
+    assert!(path.exists());
+    r.new_calls();
+    r.sup.handle(&r.sys, Event::Request(Request::PowerOff));
+    for _ in 0..10 {
+        if r.sup.outcome().is_some() {
+            break;
+        }
+        for pid in r.sys.live_children() {
+            r.exit(pid, ExitStatus::Signal(15));
+        }
+        if r.sup.outcome().is_none() {
+            r.sleep_until_deadline();
+        }
+    }
+    assert!(r.sup.outcome().is_some());
+    assert!(!path.exists(), "the socket's name is gone");
+    assert!(std::os::unix::net::UnixStream::connect(&path).is_err());
+}
