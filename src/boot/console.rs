@@ -33,7 +33,13 @@ struct Sinks {
     quiet: bool,
     /// An `ebegin` line waiting for its `eend`.
     open_line: bool,
+    /// Lines said before the kernel log was attached (the mode line of PID 1, the first
+    /// stage's), written to it on attach: nothing said is missing from the kernel log.
+    pending: Vec<(u8, String)>,
 }
+
+/// At most this many lines wait for the kernel log.
+const PENDING_LINES: usize = 64;
 
 /// The global boot logger.
 pub struct BootLogger {
@@ -52,6 +58,7 @@ pub fn init(console: Box<dyn Write + Send>, quiet: bool, debug: bool) {
         console_loglevel: DEFAULT_CONSOLE_LOGLEVEL,
         quiet,
         open_line: false,
+        pending: Vec::new(),
     });
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(if debug {
@@ -89,6 +96,9 @@ pub fn attach_kmsg(kmsg: File, console_loglevel: u8) {
     if let Some(s) = lock().as_mut() {
         s.kmsg = Some(kmsg);
         s.console_loglevel = console_loglevel;
+        for (level, text) in std::mem::take(&mut s.pending) {
+            kmsg_line(s, level, &text);
+        }
     }
 }
 
@@ -202,11 +212,14 @@ fn truncate_on_char_boundary(s: &mut String, max: usize) {
 }
 
 fn kmsg_line(s: &mut Sinks, level: u8, text: &str) {
-    let level = kmsg_level(level, s.console_loglevel);
-    if let Some(k) = s.kmsg.as_mut() {
-        // One write is one record.
-        let _ = k.write_all(kmsg_record(level, text).as_bytes());
-    }
+    let Some(k) = s.kmsg.as_mut() else {
+        if s.pending.len() < PENDING_LINES {
+            s.pending.push((level, text.to_string()));
+        }
+        return;
+    };
+    // One write is one record.
+    let _ = k.write_all(kmsg_record(kmsg_level(level, s.console_loglevel), text).as_bytes());
 }
 
 /// Reports a panic from the panic hook. It never waits for the logger lock: when the lock is
@@ -412,6 +425,23 @@ pub(crate) mod tests {
         assert!(kmsg.ends_with("<7>ramboot: still logging\n"), "{kmsg}");
         let console = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert!(console.contains(&long), "the console gets the whole line");
+    }
+
+    /// Lines said before the kernel log is attached (PID 1's mode line comes before /dev is
+    /// mounted) reach it on attach, in order, at the console-hiding level.
+    #[test]
+    fn lines_before_the_kernel_log_is_attached_reach_it_on_attach() {
+        let dir = tempfile::tempdir().unwrap();
+        init(Box::new(Captured::default()), false, false);
+        log::info!("ramboot: initramfs boot: / is the kernel's rootfs");
+        log::warn!("early");
+        let (path, f) = kmsg_file(dir.path());
+        attach_kmsg(f, 7);
+        log::info!("after");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "<7>ramboot: initramfs boot: / is the kernel's rootfs\n<7>ramboot: early\n<7>ramboot: after\n"
+        );
     }
 
     /// Issue 8 (9): the kernel-log copy is written at a level the console does not show, so the
