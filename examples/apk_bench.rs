@@ -1,10 +1,16 @@
 //! Install benchmark: a deterministic synthetic repository (200 packages, ~18,000 files,
 //! ~150 MB installed) installed into a tmpfs directory with scripts off.
 //!
-//!     cargo run --release --example apk_bench [-- RUNS]
+//!     cargo run --release --example apk_bench [-- RUNS [JOBS]]
+//!     APK_BENCH_APK=/path/to/apk cargo run --release --example apk_bench [-- RUNS [JOBS]]
 //!
 //! The repository is generated once under `target/apk-bench/` (same seed, same bytes). Each
-//! timed install runs in a child process so that its peak RSS (VmHWM) is measured alone.
+//! timed install runs in a child process so that its peak RSS (VmHWM) and CPU time are measured
+//! alone. With `APK_BENCH_APK` naming an apk-tools binary you provide (nothing is fetched or
+//! built here), every run also installs the same packages with `apk add`, interleaved, and the
+//! medians of both and their ratios are printed: a comparison made in one run, so that both see
+//! the same machine load. `taskset -c 0 cargo run ...` measures on one core (children inherit
+//! the affinity; the installer's default worker count follows it).
 // Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
@@ -193,18 +199,12 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// One timed install (child process). Prints `seconds bytes files hwm_kib`.
-fn run_once(dir: &Path, jobs: usize) {
-    let target_base = if Path::new("/dev/shm").is_dir() {
-        PathBuf::from("/dev/shm")
-    } else {
-        std::env::temp_dir()
-    };
-    let root = target_base.join(format!("ramboot-apk-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+/// One timed install (child process) into `root`, which the parent removes. Prints
+/// `seconds bytes files hwm_kib`.
+fn run_once(dir: &Path, jobs: usize, root: &Path) {
     let world: Vec<String> = (0..200).map(|i| format!("pkg{i:03}")).collect();
     let req = InstallRequest {
-        root: root.clone(),
+        root: root.to_path_buf(),
         repositories: vec![dir.join("repo")],
         keys_dirs: vec![dir.join("keys")],
         world_add: world,
@@ -219,7 +219,83 @@ fn run_once(dir: &Path, jobs: usize) {
     assert_eq!(r.installed.len(), 200, "failed: {:?}", r.failed);
     assert_eq!(r.errors(), 0, "{:?} {:?}", r.failed, r.broken);
     println!("{secs} {} {} {}", r.bytes, r.files, vm_hwm_kib());
-    let _ = std::fs::remove_dir_all(&root);
+}
+
+/// User and system CPU seconds of the children reaped so far.
+fn children_cpu() -> (f64, f64) {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the rusage it points to; the buffer is valid and of that type.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, ru.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    // SAFETY: zeroed, then filled by the successful call.
+    let ru = unsafe { ru.assume_init() };
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+/// Wall, user and system seconds of one child process.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: f64,
+    user: f64,
+    sys: f64,
+}
+
+/// Runs `cmd` to its end, measured; panics with its stderr when it fails.
+fn timed(cmd: &mut std::process::Command) -> (Sample, String) {
+    let (u0, s0) = children_cpu();
+    let t = Instant::now();
+    let out = cmd.output().unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    let (u1, s1) = children_cpu();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sample = Sample {
+        wall,
+        user: u1 - u0,
+        sys: s1 - s0,
+    };
+    (
+        sample,
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Medians of wall, user and system time.
+fn medians(samples: &[Sample]) -> Sample {
+    Sample {
+        wall: median(samples.iter().map(|s| s.wall).collect()),
+        user: median(samples.iter().map(|s| s.user).collect()),
+        sys: median(samples.iter().map(|s| s.sys).collect()),
+    }
+}
+
+/// `apk add` of the same packages into a fresh root with apk-tools at `apk`.
+fn apk_tools_once(apk: &Path, dir: &Path, root: &Path) -> Sample {
+    std::fs::create_dir_all(root).unwrap();
+    let repo = dir.join("repo");
+    let keys = dir.join("keys");
+    let (sample, _) = timed(
+        std::process::Command::new(apk)
+            .arg("add")
+            .arg("--root")
+            .arg(root)
+            .args(["--initdb", "--no-cache", "--no-scripts", "--quiet", "-X"])
+            .arg(&repo)
+            .arg("--keys-dir")
+            .arg(&keys)
+            .args((0..200).map(|i| format!("pkg{i:03}"))),
+    );
+    let _ = std::fs::remove_dir_all(root);
+    sample
 }
 
 fn main() {
@@ -227,43 +303,76 @@ fn main() {
     let dir = bench_dir();
     if args.get(1).map(String::as_str) == Some("--run-once") {
         let jobs = args.get(2).and_then(|j| j.parse().ok()).unwrap_or(0);
-        run_once(&dir, jobs);
+        run_once(&dir, jobs, Path::new(&args[3]));
         return;
     }
     let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(5);
     let jobs: usize = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(0);
+    let apk = std::env::var_os("APK_BENCH_APK").map(PathBuf::from);
     generate(&dir);
+    let target_base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let root = target_base.join(format!("ramboot-apk-bench-{}", std::process::id()));
+    let apk_root = target_base.join(format!("ramboot-apk-bench-apk-{}", std::process::id()));
     let exe = std::env::current_exe().unwrap();
-    let mut times = Vec::new();
+    let (mut ours, mut theirs, mut install_secs) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..runs {
-        let out = std::process::Command::new(&exe)
-            .arg("--run-once")
-            .arg(jobs.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let _ = std::fs::remove_dir_all(&root);
+        let (sample, line) = timed(
+            std::process::Command::new(&exe)
+                .arg("--run-once")
+                .arg(jobs.to_string())
+                .arg(&root),
         );
-        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let _ = std::fs::remove_dir_all(&root);
         let f: Vec<f64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
         let (secs, bytes, files, hwm) = (f[0], f[1], f[2], f[3]);
         println!(
-            "run {}: {:.3} s, {:.1} MB/s, {:.0} files/s, {} files, {:.1} MB, peak RSS {:.1} MiB",
+            "run {}: {:.3} s, {:.1} MB/s, {:.0} files/s, {} files, {:.1} MB, peak RSS {:.1} MiB, user {:.3} s, sys {:.3} s",
             run + 1,
             secs,
             bytes / secs / 1e6,
             files / secs,
             files,
             bytes / 1e6,
-            hwm / 1024.0
+            hwm / 1024.0,
+            sample.user,
+            sample.sys
         );
-        times.push(secs);
+        ours.push(sample);
+        install_secs.push(secs);
+        if let Some(apk) = &apk {
+            let s = apk_tools_once(apk, &dir, &apk_root);
+            println!(
+                "run {}: apk-tools {:.3} s, user {:.3} s, sys {:.3} s",
+                run + 1,
+                s.wall,
+                s.user,
+                s.sys
+            );
+            theirs.push(s);
+        }
     }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let m = medians(&ours);
     println!(
-        "median wall time: {:.3} s over {runs} runs",
-        times[times.len() / 2]
+        "median wall time: {:.3} s over {runs} runs (process: wall {:.3} s, user {:.3} s, sys {:.3} s)",
+        median(install_secs),
+        m.wall,
+        m.user,
+        m.sys
     );
+    if !theirs.is_empty() {
+        let a = medians(&theirs);
+        println!(
+            "apk-tools median: wall {:.3} s, user {:.3} s, sys {:.3} s; ratio ramboot/apk: wall {:.2}, user {:.2}",
+            a.wall,
+            a.user,
+            a.sys,
+            m.wall / a.wall,
+            m.user / a.user
+        );
+    }
 }

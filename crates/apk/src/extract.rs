@@ -585,15 +585,17 @@ impl<'a> Committer<'a> {
         apk_new: bool,
     ) -> io::Result<()> {
         let (parent, base) = parent_of(rel);
-        let target_name = if apk_new {
-            format!("{base}.apk-new")
+        let target_name: std::borrow::Cow<'_, str> = if apk_new {
+            format!("{base}.apk-new").into()
         } else {
-            base.to_string()
+            base.into()
         };
         let privileged = self.privileged;
         let staging_fd = self.staging.fd.as_fd();
         let new_file_owner = self.staging.new_file_owner;
-        let tmp_name = format!(".apk.{}", self.staging.next_name());
+        // Symlinks and fifos are made under a temporary name next to their final one.
+        let staging = self.staging;
+        let tmp_name = || format!(".apk.{}", staging.next_name());
         let sys = self.sys;
         let pfd = self.dir(parent)?;
         let io = errno_io;
@@ -616,21 +618,21 @@ impl<'a> Committer<'a> {
                         .map_err(io)?;
                     }
                 }
-                rustix::fs::renameat(staging_fd, staged, pfd, target_name.as_str()).map_err(io)?;
+                rustix::fs::renameat(staging_fd, staged, pfd, &*target_name).map_err(io)?;
             }
             Kind::Symlink => {
+                let tmp_name = tmp_name();
                 rustix::fs::symlinkat(e.link.as_str(), pfd, tmp_name.as_str()).map_err(io)?;
                 if privileged {
                     let _ = sys.chown_at(pfd.as_fd(), tmp_name.as_ref(), uid, gid);
                 }
-                if let Err(er) =
-                    rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str())
-                {
+                if let Err(er) = rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, &*target_name) {
                     let _ = rustix::fs::unlinkat(pfd, tmp_name.as_str(), AtFlags::empty());
                     return Err(io(er));
                 }
             }
             Kind::Fifo => {
+                let tmp_name = tmp_name();
                 sys.mkfifo_at(pfd.as_fd(), tmp_name.as_ref(), e.mode & 0o7777)?;
                 let _ = rustix::fs::chmodat(
                     pfd,
@@ -641,8 +643,7 @@ impl<'a> Committer<'a> {
                 if privileged {
                     let _ = sys.chown_at(pfd.as_fd(), tmp_name.as_ref(), uid, gid);
                 }
-                rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, target_name.as_str())
-                    .map_err(io)?;
+                rustix::fs::renameat(pfd, tmp_name.as_str(), pfd, &*target_name).map_err(io)?;
             }
             Kind::Dir | Kind::CharDevice | Kind::BlockDevice => unreachable!("not placed as files"),
         }

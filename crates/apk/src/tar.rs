@@ -306,17 +306,13 @@ impl<R: Read> TarReader<R> {
             return Err(bad("tar header without ustar magic"));
         }
         let stored = octal(&block[148..156], "checksum")?;
-        let sum: u64 = block
+        // The checksum field counts as eight spaces.
+        let sum: u64 = block[..148]
             .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(b)
-                }
-            })
-            .sum();
+            .chain(&block[156..])
+            .map(|&b| u64::from(b))
+            .sum::<u64>()
+            + 8 * 32;
         if stored != sum {
             return Err(bad("tar header checksum mismatch"));
         }
@@ -764,5 +760,42 @@ mod tests {
         assert!(!tar.archive_ended());
         assert!(matches!(tar.next_event().unwrap(), Event::MemberEnd));
         assert!(tar.archive_ended());
+    }
+
+    /// A one-file archive, gzipped, after `edit` changed its header block.
+    fn gzipped_with_edited_header(edit: impl Fn(&mut [u8])) -> Vec<u8> {
+        let mut t = TarWriter::new(Vec::new());
+        t.file(&Header::file("etc/motd", 5, 0o644, 0), b"hello")
+            .unwrap();
+        t.finish().unwrap();
+        let mut tar = t.into_inner();
+        edit(&mut tar[..512]);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn a_header_is_checked_against_its_checksum_field() {
+        let intact = gzipped_with_edited_header(|_| {});
+        let mut r = TarReader::new(GzMembers::new(&intact[..]).unwrap());
+        assert_eq!(first_entry(&mut r).name, "etc/motd");
+        // One byte of the name changed, before and after the checksum field (148..156).
+        for at in [3, 300] {
+            let bytes = gzipped_with_edited_header(|h| h[at] ^= 1);
+            let mut r = TarReader::new(GzMembers::new(&bytes[..]).unwrap());
+            let err = r.next_event().unwrap_err();
+            assert_eq!(err.to_string(), "tar header checksum mismatch", "byte {at}");
+        }
+        // The stored sum itself is not counted: a field of other spaces still matches.
+        let bytes = gzipped_with_edited_header(|h| {
+            let stored = octal(&h[148..156], "checksum").unwrap();
+            let text = format!("{stored:o}");
+            h[148..156].fill(b' ');
+            h[148..148 + text.len()].copy_from_slice(text.as_bytes());
+            h[148 + text.len()] = 0;
+        });
+        let mut r = TarReader::new(GzMembers::new(&bytes[..]).unwrap());
+        assert_eq!(first_entry(&mut r).name, "etc/motd");
     }
 }

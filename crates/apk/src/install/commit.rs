@@ -342,17 +342,21 @@ impl<'a> Commit<'a> {
             self.report.bytes += e.size;
         }
         self.bytes_done += e.size;
-        let di = *pkg.dir_index.entry(dir.to_string()).or_insert_with(|| {
-            pkg.dirs.push(DirRec {
-                path: dir.to_string(),
-                uid: 0,
-                gid: 0,
-                mode: 0o755,
-                xattr_csum: None,
-                files: Vec::new(),
-            });
-            pkg.dirs.len() - 1
-        });
+        let di = match pkg.dir_index.get(dir) {
+            Some(&di) => di,
+            None => {
+                pkg.dir_index.insert(dir.to_string(), pkg.dirs.len());
+                pkg.dirs.push(DirRec {
+                    path: dir.to_string(),
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o755,
+                    xattr_csum: None,
+                    files: Vec::new(),
+                });
+                pkg.dirs.len() - 1
+            }
+        };
         let mode = if e.kind == Kind::Symlink {
             0o777
         } else {
