@@ -13,6 +13,7 @@
 #                               /etc/inittab (no OpenRC) and /etc/ramboot/services/ (make_services)
 #   OUTDIR/openrc.img           service mode with Alpine's inittab and a stand-in /sbin/openrc
 #                               (make_openrc)
+#   OUTDIR/crashy.img           service mode with a service that crashes at once (make_crashy)
 # and with --all also the variants the tests use:
 #   OUTDIR/sd.img               the same for a Raspberry Pi SD card (mmcblk0p1)
 #   OUTDIR/usb.img              the same for a USB stick (moved to /media/usb, as in Alpine)
@@ -284,13 +285,43 @@ EOF
   chmod 755 "$s/db/run" "$s/web/run"
 }
 
-make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services|openrc)
+# Service mode's crash loop: `crashy` prints its start time (guest uptime) and exits 1 at once, so
+# ramboot restarts it with growing delays until the crash-loop limit marks it failed; `watcher`
+# waits for that line in the kernel log, then a while longer than the longest restart delay (no
+# start may follow), and powers off. Every marker goes to /dev/console.
+make_crashy() { # make_crashy DIR
+  local d=$1 s=$1/etc/ramboot/services
+  cat > "$d/etc/inittab" <<'EOF'
+# ramboot service mode: no OpenRC. ramboot, PID 1, supervises /etc/ramboot/services/*.
+::shutdown:/bin/echo RAMBOOT-CRASHY: shutdown action
+EOF
+  mkdir -p "$s/crashy" "$s/watcher"
+  cat > "$s/crashy/run" <<'EOF'
+#!/bin/sh
+echo "RAMBOOT-CRASHY: start at $(cut -d' ' -f1 /proc/uptime)" > /dev/console
+exit 1
+EOF
+  cat > "$s/watcher/run" <<'EOF'
+#!/bin/sh
+until dmesg | grep -q 'service crashy failed'; do sleep 1; done
+echo "RAMBOOT-CRASHY: given up at $(cut -d' ' -f1 /proc/uptime)" > /dev/console
+# Longer than the longest restart delay (60 s): a restart after giving up would show by now.
+sleep 75
+echo "RAMBOOT-CRASHY: quiet until $(cut -d' ' -f1 /proc/uptime), powering off" > /dev/console
+poweroff
+exec sleep 2147483647
+EOF
+  chmod 755 "$s/crashy/run" "$s/watcher/run"
+}
+
+make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services|openrc|crashy)
   local name=$1 dev=$2 kind=$3 st=$work/img-$1
   rm -rf "$st" && cp -a "$out/stage" "$st"
   case $kind in
     one|two|corrupt) make_apkovl "$st/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl" "$dev" ;;
     services) MAKE_APKOVL_EXTRA=make_services make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-services "setting=services" "$dev" ;;
     openrc) MAKE_APKOVL_EXTRA=make_openrc make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-openrc "setting=openrc" "$dev" ;;
+    crashy) MAKE_APKOVL_EXTRA=make_crashy make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-crashy "setting=crashy" "$dev" ;;
   esac
   if [ "$kind" = two ]; then
     make_apkovl "$st/zz-old.apkovl.tar.gz" old-host "setting=from-old-apkovl" "$dev"
@@ -311,6 +342,7 @@ make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|s
 make_image media vda1 one
 make_image services vda1 services
 make_image openrc vda1 openrc
+make_image crashy vda1 crashy
 if [ "$all" = 1 ]; then
   make_image sd mmcblk0p1 one
   make_image usb usb one

@@ -2,7 +2,8 @@
 //! `ramboot_init`, so ramboot stays PID 1 of the new root (re-executed from a sealed memfd) and
 //! supervises the apkovl's `/etc/ramboot/services` with no OpenRC. Media from
 //! `qemu/make-media.sh` (`services.img`: see `make_services` there; `openrc.img`: Alpine's
-//! inittab with stand-ins for openrc and getty, see `make_openrc`).
+//! inittab with stand-ins for openrc and getty, see `make_openrc`; `crashy.img`: a service that
+//! crashes at once, see `make_crashy`).
 // Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
@@ -253,4 +254,82 @@ fn alpine_inittab_runlevels_ctrl_alt_del_and_poweroff_under_ramboot_init() {
     // (ramboot names each mount it cannot unmount; a success is silent).
     assert!(!text.contains("cannot unmount /media/vda1"), "{text}");
     assert!(!text.contains("cannot unmount /.modloop"), "{text}");
+}
+
+/// The supervisor's defaults (src/supervise: `Backoff` and `ServiceConfig`): the first restart
+/// is immediate, then 1 s doubling up to 60 s, each shortened by up to 20 % (jitter); the tenth
+/// exit within 300 s marks the service failed.
+const FIRST_DELAY: f64 = 1.0;
+const MAX_DELAY: f64 = 60.0;
+const JITTER: f64 = 0.20;
+const CRASH_LIMIT: usize = 10;
+
+/// The documented restart delay after exit number `exit` (1 = the first), before the jitter.
+fn restart_delay(exit: usize) -> f64 {
+    if exit <= 1 {
+        return 0.0;
+    }
+    (FIRST_DELAY * f64::from(1u32 << (exit - 2).min(30))).min(MAX_DELAY)
+}
+
+/// Issue 9: a service that crashes is restarted with growing delays and given up after the
+/// crash-loop limit. `crashy` prints its start time (guest `/proc/uptime`) and exits 1; the
+/// gap between two starts is the restart delay (within the jitter, plus the run's own short
+/// life) and grows until the cap; after exit number [`CRASH_LIMIT`] the supervisor logs the
+/// service failed and starts it no more, though the guest runs on for longer than the longest
+/// delay. `-icount shift=0,sleep=off`: the guest's clock is its instruction count and its idle
+/// time is skipped, so the ~3 minutes of guest backoff cost little host time and the
+/// timestamps do not depend on the host's load.
+#[test]
+fn crashing_service_is_restarted_with_growing_delays_then_given_up() {
+    let a = artifacts();
+    let mut extra = disk("crashy.img");
+    extra.extend(["-icount".into(), "shift=0,sleep=off".into()]);
+    let mut q = Qemu::virt(
+        "svc-crashy",
+        &a.initrd,
+        "console=ttyAMA0 ramboot_init",
+        &extra,
+    );
+    q.expect("reboot: Power down", BOOT);
+    let text = q.wait_exit(BOOT);
+
+    let marker = "RAMBOOT-CRASHY: start at ";
+    let starts: Vec<(usize, f64)> = text
+        .match_indices(marker)
+        .map(|(at, _)| (at, number_after(&text[at..], marker)))
+        .collect();
+    let failed = at(
+        &text,
+        "service crashy failed: 10 exits within 300s; not restarted",
+    );
+    let given_up = at(&text, "RAMBOOT-CRASHY: given up at");
+    let quiet = at(&text, "RAMBOOT-CRASHY: quiet until");
+    assert!(failed < given_up && given_up < quiet, "{text}");
+    // Exactly the limit's number of starts, all before the failure line: none after it,
+    // though the guest ran on for longer than the longest delay.
+    assert_eq!(starts.len(), CRASH_LIMIT, "{text}");
+    assert!(starts.iter().all(|&(at, _)| at < failed), "{text}");
+    let last = starts.last().unwrap().1;
+    let quiet_until = number_after(&text[quiet..], "quiet until ");
+    assert!(quiet_until - last > MAX_DELAY, "{text}");
+
+    let gaps: Vec<f64> = starts.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    eprintln!("MEASURED gaps between starts (guest s): {gaps:.2?}");
+    for (i, &gap) in gaps.iter().enumerate() {
+        let delay = restart_delay(i + 1);
+        // /proc/uptime has 10 ms steps; the run itself lives well under a second.
+        let low = delay * (1.0 - JITTER) - 0.02;
+        let high = delay + 1.0;
+        assert!(
+            (low..=high).contains(&gap),
+            "gap {} is {gap:.2} s, outside {low:.2}..={high:.2}: {gaps:.2?}\n{text}",
+            i + 1
+        );
+        // Growing while the delay doubles: even at most jitter the next delay is longer than
+        // the whole previous one.
+        if i >= 1 && restart_delay(i) < MAX_DELAY {
+            assert!(gap > gaps[i - 1], "gaps do not grow: {gaps:.2?}\n{text}");
+        }
+    }
 }
