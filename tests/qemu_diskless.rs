@@ -13,7 +13,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::qemu::{kernel, out_dir, script, Qemu};
+use support::qemu::{kernel, number_after, out_dir, script, Qemu};
 
 struct Artifacts {
     media: PathBuf,
@@ -90,19 +90,6 @@ fn virtio(image: &str) -> Vec<String> {
 }
 
 const BOOT: Duration = Duration::from_secs(180);
-
-/// A number after `key` in `text` (`"end_ms":123.4`).
-fn number_after(text: &str, key: &str) -> f64 {
-    let at = text
-        .find(key)
-        .unwrap_or_else(|| panic!("{key} not in {text}"))
-        + key.len();
-    let digits: String = text[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    digits.parse().unwrap()
-}
 
 /// Issue 4 (a) and issue 5 (a): the demo boots from a virtio disk.
 #[test]

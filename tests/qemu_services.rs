@@ -13,7 +13,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::qemu::{monitor, monitor_socket, out_dir, script, Qemu};
+use support::qemu::{monitor, monitor_socket, number_after, out_dir, script, Qemu};
 
 struct Artifacts {
     media: PathBuf,
@@ -78,19 +78,6 @@ fn printk_ms(line: &str) -> f64 {
         .unwrap_or_else(|| panic!("no timestamp in {line}"));
     let close = open + line[open..].find(']').unwrap();
     line[open + 1..close].trim().parse::<f64>().unwrap() * 1000.0
-}
-
-/// A number after `key` in `text` (`"at_ms":123.4`).
-fn number_after(text: &str, key: &str) -> f64 {
-    let at = text
-        .find(key)
-        .unwrap_or_else(|| panic!("{key} not in {text}"))
-        + key.len();
-    let digits: String = text[at..]
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    digits.parse().unwrap()
 }
 
 /// Issue 9: `ramboot_init` on the diskless demo media. The boot hands off to ramboot itself

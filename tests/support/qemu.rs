@@ -335,3 +335,17 @@ pub fn monitor(path: &Path, command: &str) -> String {
     let answer = until_prompt(&mut s);
     answer.trim_end_matches("(qemu) ").to_string()
 }
+
+/// A number after `key` in `text` (`"end_ms":123.4`): timings in the guest's JSON and lines.
+#[allow(dead_code)]
+pub fn number_after(text: &str, key: &str) -> f64 {
+    let at = text
+        .find(key)
+        .unwrap_or_else(|| panic!("{key} not in {text}"))
+        + key.len();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    digits.parse().unwrap()
+}
