@@ -1,5 +1,6 @@
 //! Superblock probing: hand-written superblocks (never skipped), images from the real mkfs tools
-//! checked against `blkid` (skipped with a message when a tool is missing), garbage (property test).
+//! checked against `blkid` (a missing tool fails under `CI`, elsewhere says SKIP), garbage
+//! (property test).
 // Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]

@@ -13,7 +13,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::qemu::{kernel, number_after, out_dir, script, Qemu};
+use support::qemu::{kernel, number_after, out_dir, script, virtio_snapshot, Qemu};
 
 struct Artifacts {
     media: PathBuf,
@@ -77,16 +77,7 @@ fn artifacts() -> &'static Artifacts {
 }
 
 fn virtio(image: &str) -> Vec<String> {
-    let img = artifacts().media.join(image);
-    vec![
-        "-drive".into(),
-        format!(
-            "if=none,id=d0,file={},format=raw,snapshot=on",
-            img.display()
-        ),
-        "-device".into(),
-        "virtio-blk-pci,drive=d0".into(),
-    ]
+    virtio_snapshot(&artifacts().media.join(image))
 }
 
 const BOOT: Duration = Duration::from_secs(180);

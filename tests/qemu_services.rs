@@ -13,7 +13,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::qemu::{monitor, monitor_socket, number_after, out_dir, script, Qemu};
+use support::qemu::{
+    monitor, monitor_socket, number_after, out_dir, script, virtio_snapshot, Qemu,
+};
 
 struct Artifacts {
     media: PathBuf,
@@ -57,16 +59,7 @@ fn only_file(dir: &Path, suffix: &str) -> PathBuf {
 }
 
 fn disk(image: &str) -> Vec<String> {
-    let img = artifacts().media.join(image);
-    vec![
-        "-drive".into(),
-        format!(
-            "if=none,id=d0,file={},format=raw,snapshot=on",
-            img.display()
-        ),
-        "-device".into(),
-        "virtio-blk-pci,drive=d0".into(),
-    ]
+    virtio_snapshot(&artifacts().media.join(image))
 }
 
 const BOOT: Duration = Duration::from_secs(180);

@@ -349,3 +349,11 @@ pub fn number_after(text: &str, key: &str) -> f64 {
         .collect();
     digits.parse().unwrap()
 }
+
+/// [`virtio_disk`] `d0` written to a snapshot: the image stays as built.
+#[allow(dead_code)]
+pub fn virtio_snapshot(image: &Path) -> Vec<String> {
+    let mut args = virtio_disk(image, "d0");
+    args[1].push_str(",snapshot=on");
+    args
+}

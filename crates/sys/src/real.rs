@@ -818,6 +818,27 @@ mod loopdev {
         lo_init: [u64; 2],
     }
 
+    impl LoopInfo64 {
+        /// Everything zero (no offset, no size limit, no name) but `flags`.
+        fn with_flags(lo_flags: u32) -> LoopInfo64 {
+            LoopInfo64 {
+                lo_device: 0,
+                lo_inode: 0,
+                lo_rdevice: 0,
+                lo_offset: 0,
+                lo_sizelimit: 0,
+                lo_number: 0,
+                lo_encrypt_type: 0,
+                lo_encrypt_key_size: 0,
+                lo_flags,
+                lo_file_name: [0; 64],
+                lo_crypt_name: [0; 64],
+                lo_encrypt_key: [0; 32],
+                lo_init: [0; 2],
+            }
+        }
+    }
+
     #[repr(C)]
     struct LoopConfig {
         fd: u32,
@@ -885,21 +906,7 @@ mod loopdev {
     /// as `attach` set them, so the kernel keeps the device's size and contents.
     pub fn autoclear(device: &Path) -> io::Result<()> {
         let loopfd = rustix::fs::open(device, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-        let info = LoopInfo64 {
-            lo_device: 0,
-            lo_inode: 0,
-            lo_rdevice: 0,
-            lo_offset: 0,
-            lo_sizelimit: 0,
-            lo_number: 0,
-            lo_encrypt_type: 0,
-            lo_encrypt_key_size: 0,
-            lo_flags: LO_FLAGS_AUTOCLEAR,
-            lo_file_name: [0; 64],
-            lo_crypt_name: [0; 64],
-            lo_encrypt_key: [0; 32],
-            lo_init: [0; 2],
-        };
+        let info = LoopInfo64::with_flags(LO_FLAGS_AUTOCLEAR);
         // SAFETY: LOOP_SET_STATUS64 takes a pointer to struct loop_info64, which LoopInfo64 mirrors.
         unsafe {
             ioctl(
@@ -932,22 +939,8 @@ mod loopdev {
             let n = unsafe { ioctl(&ctl, GetFree)? };
             let dev = PathBuf::from(format!("/dev/loop{n}"));
             let loopfd = rustix::fs::open(&dev, access | OFlags::CLOEXEC, Mode::empty())?;
-            let mut info = LoopInfo64 {
-                lo_device: 0,
-                lo_inode: 0,
-                lo_rdevice: 0,
-                lo_offset: 0,
-                lo_sizelimit: 0,
-                lo_number: 0,
-                lo_encrypt_type: 0,
-                lo_encrypt_key_size: 0,
-                // No AUTOCLEAR: the fd closes before the caller mounts the device.
-                lo_flags: if read_only { LO_FLAGS_READ_ONLY } else { 0 },
-                lo_file_name: [0; 64],
-                lo_crypt_name: [0; 64],
-                lo_encrypt_key: [0; 32],
-                lo_init: [0; 2],
-            };
+            // No AUTOCLEAR: the fd closes before the caller mounts the device.
+            let mut info = LoopInfo64::with_flags(if read_only { LO_FLAGS_READ_ONLY } else { 0 });
             let name = file.as_os_str().as_bytes();
             let len = name.len().min(63);
             info.lo_file_name[..len].copy_from_slice(&name[..len]);
