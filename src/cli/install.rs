@@ -25,6 +25,8 @@ Installs packages and their dependencies into DIR, like `apk add --root DIR`.
   -X, --repository PATH    local repository (repeatable; holds <arch>/APKINDEX.tar.gz)
   --keys-dir DIR           extra trusted public keys (DIR/etc/apk/keys is always used)
   --cache-dir DIR          package cache (default: DIR/etc/apk/cache if it is a directory)
+  -u, --upgrade            upgrade the named packages and their dependencies (without it,
+                           installed versions that still fit are kept, as `apk add`)
   --initdb                 create the apk database in DIR
   --initramfs-diskless-boot  boot mode: initdb, overwrite files, skip unsatisfiable world
   --apkovl FILE            apply this apkovl first, as the boot does: the same checked
@@ -63,6 +65,7 @@ struct InstallRaw {
     arch: Option<String>,
     jobs: Option<String>,
     initdb: bool,
+    upgrade: bool,
     diskless_boot: bool,
     clean_protected: bool,
     allow_untrusted: bool,
@@ -88,6 +91,7 @@ fn install_raw(mut p: Args) -> Result<InstallRaw, ArgError> {
             Long("arch") => raw.arch = Some(p.string()?),
             Short('j') | Long("jobs") => raw.jobs = Some(p.string()?),
             Long("initdb") => raw.initdb = true,
+            Short('u') | Long("upgrade") => raw.upgrade = true,
             Long("initramfs-diskless-boot") => raw.diskless_boot = true,
             Long("clean-protected") => raw.clean_protected = true,
             Long("allow-untrusted") => raw.allow_untrusted = true,
@@ -151,6 +155,7 @@ fn install_validate(raw: InstallRaw) -> Result<InstallArgs, ArgError> {
         cache_dir: raw.cache_dir,
         keys_dirs: raw.keys_dirs,
         world_add: raw.packages,
+        upgrade: raw.upgrade,
         overlay_list: None,
         initdb: raw.initdb,
         diskless_boot: raw.diskless_boot,

@@ -88,6 +88,9 @@ pub struct InstallRequest {
     pub keys_dirs: Vec<PathBuf>,
     /// Atoms added to world (`apk add` arguments).
     pub world_add: Vec<String>,
+    /// `apk add -u`: upgrade the named packages and their dependencies instead of keeping
+    /// the installed versions.
+    pub upgrade: bool,
     /// The overlay file list (`tar -v` listing of the apkovl): these files win.
     pub overlay_list: Option<Vec<String>>,
     /// Create the db (`--initdb`).
@@ -120,6 +123,7 @@ impl Default for InstallRequest {
             cache_dir: None,
             keys_dirs: Vec::new(),
             world_add: Vec::new(),
+            upgrade: false,
             overlay_list: None,
             initdb: false,
             diskless_boot: false,

@@ -26,7 +26,18 @@ pub(super) fn changeset(
     }
     let (cands, repo_of) = candidates(&target.repos, db);
     let repos = &target.repos;
-    let solution = solver::solve(&cands, &world, req.diskless_boot).map_err(|e| match e {
+    let opts = solver::Options {
+        force_broken_world: req.diskless_boot,
+        upgrade: req.upgrade,
+        command_line: req
+            .world_add
+            .iter()
+            .filter_map(|a| Dep::parse(a).ok())
+            .map(|d| d.name)
+            .collect(),
+        repo_tags: Vec::new(),
+    };
+    let solution = solver::solve(&cands, &world, &opts).map_err(|e| match e {
         ApkError::Unsatisfiable { problems, .. } => ApkError::Unsatisfiable {
             problems,
             unused_repositories: repos.warnings.clone(),
@@ -36,6 +47,15 @@ pub(super) fn changeset(
     for (d, why) in &solution.broken_world {
         log::debug!("apk: world entry {d} skipped: {why}");
         report.skipped_world.push((d.to_string(), why.clone()));
+    }
+    if !solution.removals.is_empty() {
+        return Err(ApkError::NeedsRemoval {
+            packages: solution
+                .removals
+                .iter()
+                .map(|&c| cands[c].info.nv())
+                .collect(),
+        });
     }
     let mut jobs: Vec<Job> = Vec::new();
     for &c in &solution.order {

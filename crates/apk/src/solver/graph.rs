@@ -1,0 +1,169 @@
+//! The names and packages the solver works on, as indices: every name (package names, provided
+//! names, names only world or a dependency mentions) once, with its providers in candidate
+//! order, and the reverse edges apk keeps (`rdepends`, `rinstall_if`).
+
+use super::Candidate;
+use crate::dep::Dep;
+use std::collections::HashMap;
+
+/// A package providing a name: the package's own name (version: its version), or one of its
+/// `provides` (version: the provided version, None for a virtual provide).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Provider<'a> {
+    pub pkg: usize,
+    pub version: Option<&'a str>,
+}
+
+pub(super) struct NameNode<'a> {
+    pub text: &'a str,
+    /// Duplicates kept: a package providing its own name appears twice, as apk has it.
+    pub providers: Vec<Provider<'a>>,
+    /// Principal names of packages that depend on this name.
+    pub rdepends: Vec<usize>,
+    /// Principal names of packages with an `install_if` on this name.
+    pub rinstall_if: Vec<usize>,
+}
+
+pub(super) struct PkgNode<'a> {
+    pub name: usize,
+    pub depends: Vec<(usize, &'a Dep)>,
+    /// (name, provided version, the atom as written).
+    pub provides: Vec<(usize, Option<&'a str>, &'a Dep)>,
+    pub install_if: Vec<(usize, &'a Dep)>,
+}
+
+pub(super) struct Graph<'a> {
+    pub cands: &'a [Candidate],
+    pub names: Vec<NameNode<'a>>,
+    pub pkgs: Vec<PkgNode<'a>>,
+    index: HashMap<&'a str, usize>,
+}
+
+impl<'a> Graph<'a> {
+    pub fn build(cands: &'a [Candidate], world: &'a [Dep]) -> Graph<'a> {
+        let mut g = Graph {
+            cands,
+            names: Vec::new(),
+            pkgs: Vec::with_capacity(cands.len()),
+            index: HashMap::new(),
+        };
+        for (i, c) in cands.iter().enumerate() {
+            let info = &c.info;
+            let name = g.intern(&info.name);
+            g.names[name].providers.push(Provider {
+                pkg: i,
+                version: Some(&info.version),
+            });
+            let provides = info
+                .provides
+                .iter()
+                .map(|d| {
+                    let n = g.intern(&d.name);
+                    let version = d.provided_version();
+                    g.names[n].providers.push(Provider { pkg: i, version });
+                    (n, version, d)
+                })
+                .collect();
+            let depends = info
+                .depends
+                .iter()
+                .map(|d| (g.intern(&d.name), d))
+                .collect();
+            let install_if = info
+                .install_if
+                .iter()
+                .map(|d| (g.intern(&d.name), d))
+                .collect();
+            g.pkgs.push(PkgNode {
+                name,
+                depends,
+                provides,
+                install_if,
+            });
+        }
+        for p in 0..g.pkgs.len() {
+            let own = g.pkgs[p].name;
+            for k in 0..g.pkgs[p].depends.len() {
+                let n = g.pkgs[p].depends[k].0;
+                push_unique(&mut g.names[n].rdepends, own);
+            }
+            for k in 0..g.pkgs[p].install_if.len() {
+                let n = g.pkgs[p].install_if[k].0;
+                push_unique(&mut g.names[n].rinstall_if, own);
+            }
+        }
+        for d in world {
+            g.intern(&d.name);
+        }
+        g
+    }
+
+    fn intern(&mut self, text: &'a str) -> usize {
+        if let Some(&i) = self.index.get(text) {
+            return i;
+        }
+        self.names.push(NameNode {
+            text,
+            providers: Vec::new(),
+            rdepends: Vec::new(),
+            rinstall_if: Vec::new(),
+        });
+        self.index.insert(text, self.names.len() - 1);
+        self.names.len() - 1
+    }
+
+    /// The index of a name known to the graph.
+    pub fn name(&self, text: &str) -> Option<usize> {
+        self.index.get(text).copied()
+    }
+
+    /// `name-version`, as apk prints a package.
+    pub fn nv(&self, pkg: usize) -> String {
+        self.cands[pkg].info.nv()
+    }
+}
+
+fn push_unique(v: &mut Vec<usize>, x: usize) {
+    if !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+/// apk's `apk_dep_is_provided`: does provider `p` (None: nothing provides the name) satisfy
+/// `dep`?
+pub(super) fn provided(g: &Graph, dep: &Dep, p: Option<Provider>) -> bool {
+    match p {
+        None => dep.conflict,
+        Some(p) => dep.matches_provider(p.version, g.cands[p.pkg].info.identity.as_ref()),
+    }
+}
+
+/// apk's `apk_dep_analyze`: how `dep` relates to package `pkg`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum DepMatch {
+    Irrelevant,
+    Satisfies,
+    Conflicts,
+}
+
+pub(super) fn analyze(g: &Graph, dep: &Dep, pkg: usize) -> DepMatch {
+    let node = &g.pkgs[pkg];
+    let info = &g.cands[pkg].info;
+    let version = if g.names[node.name].text == dep.name {
+        Some(info.version.as_str())
+    } else {
+        match node
+            .provides
+            .iter()
+            .find(|(n, _, _)| g.names[*n].text == dep.name)
+        {
+            Some((_, v, _)) => *v,
+            None => return DepMatch::Irrelevant,
+        }
+    };
+    if dep.matches_provider(version, info.identity.as_ref()) {
+        DepMatch::Satisfies
+    } else {
+        DepMatch::Conflicts
+    }
+}
