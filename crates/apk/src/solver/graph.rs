@@ -18,9 +18,9 @@ pub(super) struct NameNode<'a> {
     pub text: &'a str,
     /// Duplicates kept: a package providing its own name appears twice, as apk has it.
     pub providers: Vec<Provider<'a>>,
-    /// Principal names of packages that depend on this name.
+    /// Names provided by packages that depend on this name.
     pub rdepends: Vec<usize>,
-    /// Principal names of packages with an `install_if` on this name.
+    /// Names provided by packages with an `install_if` on this name.
     pub rinstall_if: Vec<usize>,
 }
 
@@ -81,15 +81,23 @@ impl<'a> Graph<'a> {
                 install_if,
             });
         }
+        // A name's reverse edges list every name that a depending package provides.
         for p in 0..g.pkgs.len() {
-            let own = g.pkgs[p].name;
-            for k in 0..g.pkgs[p].depends.len() {
-                let n = g.pkgs[p].depends[k].0;
-                push_unique(&mut g.names[n].rdepends, own);
+            let node = &g.pkgs[p];
+            let provided: Vec<usize> = std::iter::once(node.name)
+                .chain(node.provides.iter().map(|&(n, _, _)| n))
+                .collect();
+            let deps: Vec<usize> = node.depends.iter().map(|&(n, _)| n).collect();
+            let iifs: Vec<usize> = node.install_if.iter().map(|&(n, _)| n).collect();
+            for n in deps {
+                for &own in &provided {
+                    push_unique(&mut g.names[n].rdepends, own);
+                }
             }
-            for k in 0..g.pkgs[p].install_if.len() {
-                let n = g.pkgs[p].install_if[k].0;
-                push_unique(&mut g.names[n].rinstall_if, own);
+            for n in iifs {
+                for &own in &provided {
+                    push_unique(&mut g.names[n].rinstall_if, own);
+                }
             }
         }
         for d in world {
