@@ -160,7 +160,10 @@ fn conflicts_drop_both_under_diskless_boot() {
         .unwrap_err()
         .to_string();
     // apk's account: conf2 breaks conf1's `!conf2`.
-    assert!(err.contains("conf2-1:\n    breaks: conf1-1[!conf2]"), "{err}");
+    assert!(
+        err.contains("conf2-1:\n    breaks: conf1-1[!conf2]"),
+        "{err}"
+    );
     let mut req = f.request(&["conf1", "conf2", "other"]);
     req.diskless_boot = true;
     let r = install(&req, &RecordingSys::new("/")).unwrap();

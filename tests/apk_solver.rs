@@ -7,7 +7,10 @@ mod apk_support;
 use apk_support::*;
 
 fn installed(r: &ramboot::apk::InstallReport) -> Vec<String> {
-    r.installed.iter().map(|(n, v)| format!("{n}-{v}")).collect()
+    r.installed
+        .iter()
+        .map(|(n, v)| format!("{n}-{v}"))
+        .collect()
 }
 
 fn world_file(f: &Fixture) -> String {

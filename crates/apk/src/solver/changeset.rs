@@ -45,7 +45,7 @@ pub(super) fn generate(e: &mut Engine, world: &[Dep]) -> Changeset {
         .filter(|&p| g.cands[p].installed)
         .filter(|&p| {
             let n = g.pkgs[p].name;
-            w.e.ns[n].chosen.is_none_or(|c| g.pkgs[c.pkg].name != n)
+            !w.e.ns[n].chosen.is_some_and(|c| g.pkgs[c.pkg].name == n)
         })
         .collect();
     Changeset {

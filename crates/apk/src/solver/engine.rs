@@ -148,7 +148,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             if s.reverse_deps_done && s.requirers > 0 && s.has_auto_selectable && !s.has_options {
                 return Some(n);
             }
-            if best.is_none_or(|b| self.dequeue_order(n, b) == Ordering::Less) {
+            if !best.is_some_and(|b| self.dequeue_order(n, b) != Ordering::Less) {
                 best = Some(n);
             }
         }

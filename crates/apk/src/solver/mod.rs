@@ -116,9 +116,9 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], opts: &Options) -> Result<Soluti
                 if broken[i] {
                     continue;
                 }
-                let failed = g
-                    .name(&d.name)
-                    .is_none_or(|n| e.ns[n].chosen.is_none_or(|c| e.ps[c.pkg].error));
+                let failed = g.name(&d.name).map_or(true, |n| {
+                    !e.ns[n].chosen.is_some_and(|c| !e.ps[c.pkg].error)
+                });
                 if failed {
                     broken[i] = true;
                     progressed = true;

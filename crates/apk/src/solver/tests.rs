@@ -51,7 +51,12 @@ fn world(atoms: &str) -> Vec<Dep> {
 }
 
 /// `apk add ATOMS` on a root whose world was `old`: the packages to install, as `name-version`.
-fn add_on(pkgs: &[Candidate], old: &str, atoms: &str, upgrade: bool) -> Result<Vec<String>, String> {
+fn add_on(
+    pkgs: &[Candidate],
+    old: &str,
+    atoms: &str,
+    upgrade: bool,
+) -> Result<Vec<String>, String> {
     let mut w = world(old);
     w.extend(world(atoms));
     let opts = Options {
@@ -87,7 +92,10 @@ fn older_version_when_the_newest_ones_dependencies_clash() {
         p("core", "2.1"),
         p("core", "3.0"),
     ]);
-    assert_eq!(add(&pkgs, "tool").unwrap(), ["core-2.1", "glue-1", "tool-4"]);
+    assert_eq!(
+        add(&pkgs, "tool").unwrap(),
+        ["core-2.1", "glue-1", "tool-4"]
+    );
     // Alone, glue is happy with the newest core it allows.
     assert_eq!(add(&pkgs, "glue").unwrap(), ["core-2.1", "glue-1"]);
 }
@@ -198,7 +206,10 @@ fn a_virtual_with_no_named_or_preferred_provider_is_refused() {
         )
     );
     // Naming one settles it.
-    assert_eq!(add(&pkgs, "gallery viewer-b").unwrap(), ["viewer-b-1", "gallery-1"]);
+    assert_eq!(
+        add(&pkgs, "gallery viewer-b").unwrap(),
+        ["viewer-b-1", "gallery-1"]
+    );
 }
 
 #[test]
@@ -243,16 +254,28 @@ fn upgradable() -> Vec<Candidate> {
 fn installed_versions_that_fit_are_kept() {
     let pkgs = upgradable();
     assert_eq!(add_on(&pkgs, "app", "tool", false).unwrap(), ["tool-1"]);
-    assert_eq!(add_on(&pkgs, "app", "app", false).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        add_on(&pkgs, "app", "app", false).unwrap(),
+        Vec::<String>::new()
+    );
     // A constraint the installed version does not meet moves it.
-    assert_eq!(add_on(&pkgs, "app", "tool lib>1", false).unwrap(), ["lib-2", "tool-1"]);
+    assert_eq!(
+        add_on(&pkgs, "app", "tool lib>1", false).unwrap(),
+        ["lib-2", "tool-1"]
+    );
 }
 
 #[test]
 fn upgrade_moves_the_named_packages_and_their_dependencies() {
     let pkgs = upgradable();
-    assert_eq!(add_on(&pkgs, "app", "tool", true).unwrap(), ["lib-2", "tool-1"]);
-    assert_eq!(add_on(&pkgs, "app", "app", true).unwrap(), ["lib-2", "app-2"]);
+    assert_eq!(
+        add_on(&pkgs, "app", "tool", true).unwrap(),
+        ["lib-2", "tool-1"]
+    );
+    assert_eq!(
+        add_on(&pkgs, "app", "app", true).unwrap(),
+        ["lib-2", "app-2"]
+    );
 }
 
 #[test]
@@ -280,5 +303,9 @@ fn broken_world_drops_only_the_failing_atom() {
     assert_eq!(s.order, [1]);
     assert_eq!(s.broken_world.len(), 1);
     assert_eq!(s.broken_world[0].0.name, "a");
-    assert!(s.broken_world[0].1.contains("ghost (no such package)"), "{}", s.broken_world[0].1);
+    assert!(
+        s.broken_world[0].1.contains("ghost (no such package)"),
+        "{}",
+        s.broken_world[0].1
+    );
 }
