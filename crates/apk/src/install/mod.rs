@@ -91,6 +91,8 @@ pub struct InstallRequest {
     /// `apk add -u`: upgrade the named packages and their dependencies instead of keeping
     /// the installed versions.
     pub upgrade: bool,
+    /// `apk add -l`: the named packages and their dependencies take the newest versions.
+    pub latest: bool,
     /// The overlay file list (`tar -v` listing of the apkovl): these files win.
     pub overlay_list: Option<Vec<String>>,
     /// Create the db (`--initdb`).
@@ -124,6 +126,7 @@ impl Default for InstallRequest {
             keys_dirs: Vec::new(),
             world_add: Vec::new(),
             upgrade: false,
+            latest: false,
             overlay_list: None,
             initdb: false,
             diskless_boot: false,

@@ -29,6 +29,7 @@ pub(super) fn changeset(
     let opts = solver::Options {
         force_broken_world: req.diskless_boot,
         upgrade: req.upgrade,
+        latest: req.latest,
         command_line: req
             .world_add
             .iter()

@@ -16,6 +16,9 @@ use std::collections::VecDeque;
 
 /// Solver flag: prefer the newest version over the installed one (`apk add -u`).
 pub(super) const FLAG_UPGRADE: u8 = 1;
+/// Solver flag: the newest version, whatever is installed and whatever else it drags in
+/// (`apk add -l`).
+pub(super) const FLAG_LATEST: u8 = 8;
 
 /// Pinning mask bit of the untagged repositories (apk's `APK_DEFAULT_PINNING_MASK`).
 pub(super) const DEFAULT_PINNING: u32 = 1;
@@ -528,7 +531,7 @@ impl<'g, 'a> Engine<'g, 'a> {
         }
     }
 
-    /// apk's `compare_providers` for `add` (no `--latest`, `--available` or removal hints):
+    /// apk's `compare_providers` for `add` (no `--available`, no removal hints):
     /// Greater means `a` is the better choice. `b` None is "no provider yet".
     fn compare_providers(&self, a: Provider, b: Option<Provider>) -> Ordering {
         let Some(b) = b else {
@@ -538,20 +541,27 @@ impl<'g, 'a> Engine<'g, 'a> {
         let (ca, cb) = (&self.g.cands[a.pkg], &self.g.cands[b.pkg]);
         let flags = sa.solver_flags | sb.solver_flags;
         let upgrade = flags & FLAG_UPGRADE != 0;
+        let latest = flags & FLAG_LATEST != 0
+            && sa.pinning_allowed == DEFAULT_PINNING
+            && sb.pinning_allowed == DEFAULT_PINNING;
         let prefer_installed = |ord: Ordering| {
-            if upgrade {
+            if upgrade || latest {
                 ord
             } else {
                 ord.then_with(|| ca.installed.cmp(&cb.installed))
             }
         };
-        let first = sa
-            .selectable
-            .cmp(&sb.selectable)
-            .then_with(|| sa.dependencies_used.cmp(&sb.dependencies_used))
-            .then_with(|| sb.conflicts.cmp(&sa.conflicts))
-            .then_with(|| sa.tag_ok.cmp(&sb.tag_ok))
-            .then_with(|| sa.tag_preferred.cmp(&sb.tag_preferred));
+        let first = if latest {
+            // Only pinning matters before the version.
+            sa.tag_ok.cmp(&sb.tag_ok)
+        } else {
+            sa.selectable
+                .cmp(&sb.selectable)
+                .then_with(|| sa.dependencies_used.cmp(&sb.dependencies_used))
+                .then_with(|| sb.conflicts.cmp(&sa.conflicts))
+                .then_with(|| sa.tag_ok.cmp(&sb.tag_ok))
+                .then_with(|| sa.tag_preferred.cmp(&sb.tag_preferred))
+        };
         prefer_installed(first)
             .then_with(|| version_order(a.version, b.version))
             .then_with(|| {

@@ -21,7 +21,7 @@ mod graph;
 use super::dep::{name_cmp, Dep};
 use super::pkg::PkgInfo;
 use super::ApkError;
-use engine::{Engine, DEFAULT_PINNING, FLAG_UPGRADE};
+use engine::{Engine, DEFAULT_PINNING, FLAG_LATEST, FLAG_UPGRADE};
 use graph::Graph;
 
 /// A package the solver may pick.
@@ -54,6 +54,9 @@ pub struct Options {
     /// `apk add -u`: the named packages and their dependencies move to the newest versions
     /// instead of keeping installed ones.
     pub upgrade: bool,
+    /// `apk add -l`: the named packages and their dependencies take the newest version even
+    /// where that breaks another choice.
+    pub latest: bool,
     /// Names given on the command line: apk resolves them first (and upgrades them with
     /// [`Options::upgrade`]).
     pub command_line: Vec<String>,
@@ -89,7 +92,8 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], opts: &Options) -> Result<Soluti
     let mut broken_world = Vec::new();
     loop {
         let mut e = Engine::new(&g, &tag_repos);
-        let flags = if opts.upgrade { FLAG_UPGRADE } else { 0 };
+        let flags =
+            if opts.upgrade { FLAG_UPGRADE } else { 0 } | if opts.latest { FLAG_LATEST } else { 0 };
         for n in opts.command_line.iter().filter_map(|c| g.name(c)) {
             e.mark_named(n, flags);
         }

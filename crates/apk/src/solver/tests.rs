@@ -309,3 +309,26 @@ fn broken_world_drops_only_the_failing_atom() {
         s.broken_world[0].1
     );
 }
+
+#[test]
+fn latest_takes_the_newest_and_moves_what_depends_on_it() {
+    let pkgs = repo(vec![
+        p("plugin", "1").dep("host=1").installed(),
+        p("plugin", "2").dep("host=2"),
+        p("host", "1").installed(),
+        p("host", "2"),
+    ]);
+    let opts = Options {
+        latest: true,
+        command_line: vec!["host".into()],
+        ..Default::default()
+    };
+    let s = solve(&pkgs, &world("plugin host"), &opts).unwrap();
+    let names: Vec<String> = s.order.iter().map(|&c| pkgs[c].info.nv()).collect();
+    assert_eq!(names, ["host-2", "plugin-2"]);
+    // Without it, the installed pair stays.
+    assert_eq!(
+        add_on(&pkgs, "plugin", "host", false).unwrap(),
+        Vec::<String>::new()
+    );
+}
