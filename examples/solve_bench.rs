@@ -50,8 +50,9 @@ fn repository(total: usize) -> (Vec<Candidate>, Vec<Dep>) {
     let libs = total / 3;
     let mut pkgs = Vec::with_capacity(total + total / 10);
     for i in 0..libs {
-        let deps = (0..rng.below(3))
-            .filter_map(|_| (i > 0).then(|| Dep::any(&format!("so:libl{}.so.1", rng.below(i)))))
+        let count = if i > 0 { rng.below(3) } else { 0 };
+        let deps = (0..count)
+            .map(|_| Dep::any(&format!("so:libl{}.so.1", rng.below(i))))
             .collect();
         let provides = vec![Dep::parse(&format!("so:libl{i}.so.1=1.{i}")).unwrap()];
         if i % 7 == 0 {
