@@ -4,7 +4,34 @@
 
 use super::Candidate;
 use crate::dep::Dep;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FxHash (rustc's): names come from signed indexes, and a boot repository has thousands of
+/// them, so a fast hash beats SipHash's flood resistance here.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.write_u64(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        let rest = words.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        self.write_u64(u64::from_le_bytes(tail));
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = BuildHasherDefault<Fx>;
 
 /// A package providing a name: the package's own name (version: its version), or one of its
 /// `provides` (version: the provided version, None for a virtual provide).
@@ -36,7 +63,7 @@ pub(super) struct Graph<'a> {
     pub cands: &'a [Candidate],
     pub names: Vec<NameNode<'a>>,
     pub pkgs: Vec<PkgNode<'a>>,
-    index: HashMap<&'a str, usize>,
+    index: HashMap<&'a str, usize, FxBuild>,
 }
 
 impl<'a> Graph<'a> {
@@ -45,7 +72,7 @@ impl<'a> Graph<'a> {
             cands,
             names: Vec::new(),
             pkgs: Vec::with_capacity(cands.len()),
-            index: HashMap::new(),
+            index: HashMap::default(),
         };
         for (i, c) in cands.iter().enumerate() {
             let info = &c.info;
@@ -81,7 +108,9 @@ impl<'a> Graph<'a> {
                 install_if,
             });
         }
-        // A name's reverse edges list every name that a depending package provides.
+        // A name's reverse edges list every name that a depending package provides, each
+        // once, in the order first met.
+        let mut edges: HashSet<(usize, usize), FxBuild> = HashSet::default();
         for p in 0..g.pkgs.len() {
             let node = &g.pkgs[p];
             let provided: Vec<usize> = std::iter::once(node.name)
@@ -91,12 +120,17 @@ impl<'a> Graph<'a> {
             let iifs: Vec<usize> = node.install_if.iter().map(|&(n, _)| n).collect();
             for n in deps {
                 for &own in &provided {
-                    push_unique(&mut g.names[n].rdepends, own);
+                    if edges.insert((n, own)) {
+                        g.names[n].rdepends.push(own);
+                    }
                 }
             }
             for n in iifs {
                 for &own in &provided {
-                    push_unique(&mut g.names[n].rinstall_if, own);
+                    // Kept apart from rdepends: marked by the complement of the name.
+                    if edges.insert((!n, own)) {
+                        g.names[n].rinstall_if.push(own);
+                    }
                 }
             }
         }
@@ -128,12 +162,6 @@ impl<'a> Graph<'a> {
     /// `name-version`, as apk prints a package.
     pub fn nv(&self, pkg: usize) -> String {
         self.cands[pkg].info.nv()
-    }
-}
-
-fn push_unique(v: &mut Vec<usize>, x: usize) {
-    if !v.contains(&x) {
-        v.push(x);
     }
 }
 
