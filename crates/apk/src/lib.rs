@@ -86,7 +86,7 @@
 //! * the exit status of an unsatisfiable solve is the number of problems reported (apk: its
 //!   solver's internal error count, often larger);
 //! * the solver's error report has apk's words, with lists on one line (apk wraps them at the
-//!   terminal width) and reverse dependencies in package order (apk: its name hash order);
+//!   terminal width);
 //! * an install whose solution drops an installed package (apk would purge it) is refused:
 //!   ramboot does not remove packages;
 //! * tar headers carry the same fields as apk's, but the gzip streams are not byte-identical;

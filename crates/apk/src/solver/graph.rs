@@ -45,7 +45,7 @@ pub(super) struct NameNode<'a> {
     pub text: &'a str,
     /// Duplicates kept: a package providing its own name appears twice, as apk has it.
     pub providers: Vec<Provider<'a>>,
-    /// Names provided by packages that depend on this name.
+    /// Names provided by packages that depend on this name, in apk's hash order.
     pub rdepends: Vec<usize>,
     /// Names provided by packages with an `install_if` on this name.
     pub rinstall_if: Vec<usize>,
@@ -137,7 +137,18 @@ impl<'a> Graph<'a> {
         for d in world {
             g.intern(&d.name);
         }
+        g.in_apk_hash_order();
         g
+    }
+
+    /// apk builds the reverse edges walking its name hash table, so they come in the order of
+    /// the names' buckets; the solver's queues, and the error report's lists, follow it.
+    fn in_apk_hash_order(&mut self) {
+        let bucket: Vec<u32> = self.names.iter().map(|n| apk_name_bucket(n.text)).collect();
+        for n in &mut self.names {
+            n.rdepends.sort_by_key(|&x| bucket[x]);
+            n.rinstall_if.sort_by_key(|&x| bucket[x]);
+        }
     }
 
     fn intern(&mut self, text: &'a str) -> usize {
@@ -163,6 +174,39 @@ impl<'a> Graph<'a> {
     pub fn nv(&self, pkg: usize) -> String {
         self.cands[pkg].info.nv()
     }
+}
+
+/// The bucket of apk's name hash table (20,000 buckets, MurmurHash3 x86_32 seeded 5381) a
+/// name falls in.
+fn apk_name_bucket(name: &str) -> u32 {
+    murmur3_32(name.as_bytes(), 5381) % 20_000
+}
+
+/// MurmurHash3, x86 32-bit variant.
+fn murmur3_32(data: &[u8], seed: u32) -> u32 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+    let mix = |k: u32| k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+    let mut h = seed;
+    let mut blocks = data.chunks_exact(4);
+    for b in &mut blocks {
+        h ^= mix(u32::from_le_bytes(b.try_into().expect("4 bytes")));
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    }
+    let tail = blocks.remainder();
+    if !tail.is_empty() {
+        let k = tail
+            .iter()
+            .rev()
+            .fold(0u32, |k, &b| (k << 8) | u32::from(b));
+        h ^= mix(k);
+    }
+    h ^= data.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 /// apk's `apk_dep_is_provided`: does provider `p` (None: nothing provides the name) satisfy
@@ -201,5 +245,23 @@ pub(super) fn analyze(g: &Graph, dep: &Dep, pkg: usize) -> DepMatch {
         DepMatch::Satisfies
     } else {
         DepMatch::Conflicts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::murmur3_32;
+
+    #[test]
+    fn murmur3_known_values() {
+        // Reference values of MurmurHash3_x86_32.
+        assert_eq!(murmur3_32(b"", 0), 0);
+        assert_eq!(murmur3_32(b"", 1), 0x514e_28b7);
+        assert_eq!(murmur3_32(b"test", 0), 0xba6b_d213);
+        assert_eq!(murmur3_32(b"Hello, world!", 1234), 0xfaf6_cdb3);
+        assert_eq!(
+            murmur3_32(b"The quick brown fox jumps over the lazy dog", 0x9747_b28c),
+            0x2fa8_26cd
+        );
     }
 }
