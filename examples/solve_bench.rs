@@ -44,6 +44,7 @@ fn candidate(name: String, version: &str, depends: Vec<Dep>, provides: Vec<Dep>)
         repos: 2,
         available: true,
         installed: false,
+        tag: 0,
     }
 }
 

@@ -247,3 +247,70 @@ fn install_that_would_remove_a_package_is_refused_and_changes_nothing() {
     assert_eq!(f.read("lib/apk/db/installed"), before);
     assert_eq!(world_file(&f), "mail\n");
 }
+
+/// A second, tagged repository (`@testing DIR` in the root's `etc/apk/repositories`).
+fn publish_testing(f: &Fixture, pkgs: Vec<ramboot::apk::build::PackageBuilder>) {
+    use ramboot::apk::build::IndexBuilder;
+    use ramboot::apk::sign::SigAlgo;
+    let repo = f.dir.path().join("testing");
+    let dir = repo.join(ramboot::apk::build::default_arch());
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut idx = IndexBuilder::default();
+    for p in pkgs {
+        let b = p.build(Some(key())).unwrap();
+        std::fs::write(dir.join(b.file_name()), &b.bytes).unwrap();
+        idx.add(&b.info);
+    }
+    let index = idx.build(Some(key()), SigAlgo::Sha1).unwrap();
+    std::fs::write(dir.join("APKINDEX.tar.gz"), index).unwrap();
+    std::fs::create_dir_all(f.root().join("etc/apk")).unwrap();
+    std::fs::write(
+        f.root().join("etc/apk/repositories"),
+        format!("@testing {}\n", repo.display()),
+    )
+    .unwrap();
+}
+
+/// A package with content: apk never masks an empty package (installed size 0).
+fn full(name: &str, version: &str) -> ramboot::apk::build::PackageBuilder {
+    pkg(name, version).file(&format!("usr/share/{name}/v"), version.as_bytes(), 0o644)
+}
+
+fn pinned_fixture() -> Fixture {
+    let f = Fixture::new();
+    f.publish(vec![full("app", "2").depends("lib"), full("lib", "2")]);
+    publish_testing(
+        &f,
+        vec![
+            full("app", "3").depends("lib"),
+            full("lib", "3"),
+            full("extra", "3"),
+        ],
+    );
+    f
+}
+
+#[test]
+fn pinned_world_atom_takes_the_tagged_package_and_untagged_dependencies_that_fit() {
+    let f = pinned_fixture();
+    let r = f.install(&["app@testing"]);
+    assert_eq!(installed(&r), ["lib-2", "app-3"]);
+    let db = f.read("lib/apk/db/installed");
+    let app = db.split("\n\n").find(|r| r.contains("P:app\n")).unwrap();
+    assert!(app.contains("\ns:testing\n"), "{app}");
+    let lib = db.split("\n\n").find(|r| r.contains("P:lib\n")).unwrap();
+    assert!(!lib.contains("\ns:"), "{lib}");
+    assert_eq!(world_file(&f), "app@testing\n");
+}
+
+#[test]
+fn package_only_in_a_tagged_repository_is_masked() {
+    let f = pinned_fixture();
+    let r = f.install(&["app"]);
+    assert_eq!(installed(&r), ["lib-2", "app-2"]);
+    let err = f.try_install(&["extra"]).unwrap_err();
+    assert_eq!(
+        err,
+        "unable to select packages:\n  extra-3:\n    masked in: @testing\n    satisfies: world[extra]"
+    );
+}

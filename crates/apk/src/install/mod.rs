@@ -197,7 +197,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let started = Instant::now();
     let mut report = InstallReport::default();
     let (target, mut db) = prepare::prepare(req, sys, &mut report)?;
-    let jobs = solve::changeset(req, &target, &mut db, &mut report)?;
+    let (jobs, tags) = solve::changeset(req, &target, &mut db, &mut report)?;
     // Declared sizes come from the index: untrusted numbers that may add up past u64.
     let total_bytes: u64 = jobs
         .iter()
@@ -213,6 +213,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let installed_now =
         commit::stage_and_commit(req, &target, &mut db, &jobs, &scripts, &mut report)?;
     triggers::run(&target, &mut db, &installed_now, &scripts, &mut report);
+    solve::record_tags(&mut db, &tags);
     report.scripts_not_run = scripts.take_not_run();
     record::write(sys, &target, &db)?;
     drop(target.lock);

@@ -108,16 +108,34 @@ impl<'g, 'a> Engine<'g, 'a> {
             .fold(0, |acc, (_, r)| acc | r)
     }
 
-    /// A package's repositories, counting an installed package as in the repositories of its
-    /// install tag (untagged here).
-    fn pkg_repos(&self, p: usize) -> u64 {
+    /// A package's repositories, counting an installed package as in the repositories of the
+    /// tag it is pinned to (apk's `get_pkg_repos`).
+    pub fn pkg_repos(&self, p: usize) -> u64 {
         let c = &self.g.cands[p];
+        let tag = u32::try_from(c.tag).ok().and_then(|t| 1u32.checked_shl(t));
         c.repos
-            | if c.installed {
-                self.tag_repos(DEFAULT_PINNING)
-            } else {
-                0
+            | match (c.installed, tag) {
+                (true, Some(bit)) => self.tag_repos(bit),
+                _ => 0,
             }
+    }
+
+    /// The tag a chosen package is recorded with (apk's `get_tag`): the first tag its pins
+    /// allow that lists it; None for the untagged repositories.
+    pub fn pinned_tag(&self, p: usize, tags: &[super::RepoTag]) -> Option<String> {
+        let repos = self.pkg_repos(p);
+        let allowed = self.ps[p].pinning_allowed;
+        tags.iter()
+            .enumerate()
+            .take(32)
+            .find(|(i, t)| allowed & (1 << i) != 0 && t.repos & repos != 0)
+            .filter(|(i, _)| *i != 0)
+            .map(|(_, t)| t.name.clone())
+    }
+
+    /// Repositories of the untagged and the given pinning bits (for the error report).
+    pub fn repos_of_pins(&self, mask: u32) -> u64 {
+        self.tag_repos(mask)
     }
 
     /// The whole solve, given world (atoms not marked broken) and the solver flags of world.
@@ -266,7 +284,9 @@ impl<'g, 'a> Engine<'g, 'a> {
         st.selectable = (c.available || c.installed) && !c.info.uninstallable;
         st.iif_failed = c.info.install_if.is_empty();
         st.tag_preferred = c.info.installed_size == 0 || repos & default_repos != 0;
-        st.tag_ok = st.tag_preferred || c.installed;
+        // A package only the cache has (apk's `cached_non_repository`) is in no tag.
+        let cache_only = c.repos == 1;
+        st.tag_ok = st.tag_preferred || cache_only || c.installed;
     }
 
     fn discover(&mut self, n: usize) {

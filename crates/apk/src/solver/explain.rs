@@ -6,7 +6,7 @@
 //! Each problem is one block: a label line (`libfoo-1:`) and indented lines
 //! (`    conflicts: libfoo-2`). Lists are written on one line where apk wraps them.
 
-use super::engine::Engine;
+use super::engine::{self, Engine};
 use super::graph::{analyze, DepMatch, Graph};
 use crate::dep::Dep;
 
@@ -18,6 +18,7 @@ const INSTALL_IF: u8 = 8;
 
 struct Report<'g, 'a> {
     g: &'g Graph<'a>,
+    tags: &'g [super::RepoTag],
     world: &'g [Dep],
     marked: Vec<bool>,
     name_state: Vec<u8>,
@@ -26,10 +27,16 @@ struct Report<'g, 'a> {
 }
 
 /// The problems of a failed solve. `changes` are the new packages of the changeset.
-pub(super) fn problems(e: &Engine, world: &[Dep], changes: &[usize]) -> Vec<String> {
+pub(super) fn problems(
+    e: &Engine,
+    world: &[Dep],
+    changes: &[usize],
+    tags: &[super::RepoTag],
+) -> Vec<String> {
     let g = e.g;
     let mut r = Report {
         g,
+        tags,
         world,
         marked: vec![false; g.pkgs.len()],
         name_state: vec![0; g.names.len()],
@@ -221,16 +228,30 @@ impl Report<'_, '_> {
         self.block(format!("{}:", self.g.nv(p)), lines);
     }
 
-    /// Where a package that cannot be installed from here lives (apk's pinning errors).
+    /// Where a package that cannot be installed from here lives (apk's pinning errors): no
+    /// repository, or only tagged repositories nothing pins it to.
     fn masked(&self, e: &Engine, p: usize) -> Option<String> {
         let c = &self.g.cands[p];
-        if c.installed || (e.ps[p].selectable && e.ps[p].tag_ok) {
+        if c.installed {
             return None;
         }
         if !c.available {
             return Some("--no-network".into());
         }
-        None
+        let tag = e.pinned_tag(p, self.tags);
+        let bit = tag
+            .and_then(|t| self.tags.iter().position(|x| x.name == t))
+            .map_or(0, |i| 1u32 << i);
+        if c.repos & e.repos_of_pins(engine::DEFAULT_PINNING | bit) != 0 {
+            return None;
+        }
+        let listed: Vec<String> = self
+            .tags
+            .iter()
+            .filter(|t| t.repos & c.repos != 0)
+            .map(|t| format!("@{}", t.name))
+            .collect();
+        (!listed.is_empty()).then(|| listed.join(" "))
     }
 
     fn conflicts(&self, p: usize) -> Vec<String> {

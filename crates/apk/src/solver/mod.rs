@@ -35,6 +35,9 @@ pub struct Candidate {
     pub available: bool,
     /// Already installed in the root.
     pub installed: bool,
+    /// For an installed package: the tag it is pinned to (`s:`), as an index into
+    /// [`Options::repo_tags`]; 0 (untagged) otherwise.
+    pub tag: usize,
 }
 
 /// A repository tag (`@name` in `etc/apk/repositories`) and the repositories it covers.
@@ -60,8 +63,10 @@ pub struct Options {
     /// Names given on the command line: apk resolves them first (and upgrades them with
     /// [`Options::upgrade`]).
     pub command_line: Vec<String>,
-    /// Repository tags; index 0 is the untagged repositories. Empty: no tags, every
-    /// repository is untagged.
+    /// Repository tags in apk's numbering (`apk_db_get_tag_id`); index 0 is the untagged
+    /// repositories. A world atom `name@tag` may take packages from its tag's repositories,
+    /// and so may what that package depends on; other tagged packages are masked. Empty: no
+    /// tags, every repository is untagged.
     pub repo_tags: Vec<RepoTag>,
 }
 
@@ -70,6 +75,9 @@ pub struct Options {
 pub struct Solution {
     /// Indices into the candidates, in install order (installed ones that stay included).
     pub order: Vec<usize>,
+    /// For each package of [`Solution::order`]: the tag it is pinned to (`s:`), None when
+    /// untagged.
+    pub tags: Vec<Option<String>>,
     /// Installed packages the solution drops (apk would purge them).
     pub removals: Vec<usize>,
     /// World atoms dropped because they could not be satisfied, with the reason.
@@ -107,13 +115,18 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], opts: &Options) -> Result<Soluti
         let cs = changeset::generate(&mut e, &world_sorted);
         if e.errors == 0 {
             return Ok(Solution {
+                tags: cs
+                    .order
+                    .iter()
+                    .map(|&p| e.pinned_tag(p, &opts.repo_tags))
+                    .collect(),
                 order: cs.order,
                 removals: cs.removals,
                 broken_world,
                 world: world_sorted,
             });
         }
-        let problems = explain::problems(&e, &world_sorted, &cs.order);
+        let problems = explain::problems(&e, &world_sorted, &cs.order, &opts.repo_tags);
         let mut progressed = false;
         if opts.force_broken_world {
             for (i, d) in world_sorted.iter().enumerate() {

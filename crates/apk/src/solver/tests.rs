@@ -16,6 +16,7 @@ fn p(name: &str, version: &str) -> P {
         repos: 2,
         available: true,
         installed: false,
+        tag: 0,
     })
 }
 
