@@ -8,8 +8,11 @@
 //! - `explain`: apk's account of a failure ("unable to select packages").
 //!
 //! Like apk: installed packages are kept while they satisfy world unless an upgrade is asked
-//! for ([`Options::upgrade`]); with [`Options::force_broken_world`] (the diskless boot) world
-//! atoms that fail are dropped and the rest is solved again (`APK_FORCE_BROKEN_WORLD`).
+//! for ([`Options::upgrade`]); packages of tagged repositories ([`Options::repo_tags`]) are
+//! masked unless a world atom pins them (`name@tag`) or a pinned package needs them, and the
+//! tag each chosen package is pinned to is reported ([`Solution::tags`], the db's `s:`); with
+//! [`Options::force_broken_world`] (the diskless boot) world atoms that fail are dropped and
+//! the rest is solved again (`APK_FORCE_BROKEN_WORLD`).
 //! Removing packages is not supported: a solution that drops an installed package is reported
 //! in [`Solution::removals`] for the caller to refuse.
 
