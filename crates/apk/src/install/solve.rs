@@ -1,30 +1,45 @@
 //! Phase 2: world, candidates and the solver's choice, turned into the changeset: the
 //! packages to install, in install order.
 
+use super::pin;
 use super::prepare::Target;
 use super::stage::Job;
 use super::{InstallReport, InstallRequest};
+use crate::checksum::Checksum;
 use crate::db::Db;
 use crate::dep::Dep;
 use crate::repo::RepoSet;
 use crate::solver::{self, Candidate};
 use crate::ApkError;
 
-/// Solves world (plus `req.world_add`) and returns the chosen packages not installed yet.
-/// Sets the db's world to what was solved.
+/// The repository tag (`s:`) each chosen package records, by identity.
+pub(super) type PinTags = Vec<(Option<Checksum>, String, Option<String>)>;
+
+/// Solves world (plus `req.world_add`) and returns the chosen packages not installed yet, and
+/// the tag each chosen package records. Sets the db's world to what was solved.
 pub(super) fn changeset(
     req: &InstallRequest,
     target: &Target,
     db: &mut Db,
     report: &mut InstallReport,
-) -> Result<Vec<Job>, ApkError> {
+) -> Result<(Vec<Job>, PinTags), ApkError> {
     let mut world = db.world.clone();
+    let mut added = Vec::new();
     for a in &req.world_add {
         let d = Dep::parse(a)?;
         world.retain(|w| w.name != d.name);
-        world.push(d);
+        world.push(d.clone());
+        added.push(d);
     }
-    let (cands, repo_of) = candidates(&target.repos, db);
+    let (mut cands, repo_of) = candidates(&target.repos, db);
+    let pins = pin::decide(&cands, &target.repos, db, &world, &added);
+    for (c, (masked, preferred)) in cands
+        .iter_mut()
+        .zip(pins.masked.into_iter().zip(pins.preferred))
+    {
+        c.masked = masked;
+        c.pin_preferred = preferred;
+    }
     let repos = &target.repos;
     let solution = solver::solve(&cands, &world, req.diskless_boot).map_err(|e| match e {
         ApkError::Unsatisfiable { problems, .. } => ApkError::Unsatisfiable {
@@ -38,7 +53,13 @@ pub(super) fn changeset(
         report.skipped_world.push((d.to_string(), why.clone()));
     }
     let mut jobs: Vec<Job> = Vec::new();
+    let mut tags = PinTags::new();
     for &c in &solution.order {
+        tags.push((
+            cands[c].info.identity,
+            cands[c].info.name.clone(),
+            pins.tag[c].clone(),
+        ));
         if cands[c].installed {
             continue;
         }
@@ -50,7 +71,20 @@ pub(super) fn changeset(
         });
     }
     db.world = solution.world;
-    Ok(jobs)
+    Ok((jobs, tags))
+}
+
+/// Records each chosen package's tag in the db (`s:`), installed now or before (apk's
+/// "Updating pinning").
+pub(super) fn record_tags(db: &mut Db, tags: &PinTags) {
+    for p in &mut db.packages {
+        if let Some((.., t)) = tags
+            .iter()
+            .find(|(id, name, _)| *id == p.info.identity && *name == p.info.name)
+        {
+            p.tag = t.clone();
+        }
+    }
 }
 
 /// The solver's candidates: repository packages, then installed ones no repository has; and
@@ -64,6 +98,8 @@ fn candidates(repos: &RepoSet, db: &Db) -> (Vec<Candidate>, Vec<Option<usize>>) 
             repos: a.repos,
             available: repos.available(a),
             installed: false,
+            masked: None,
+            pin_preferred: false,
         })
         .collect();
     let mut repo_of: Vec<Option<usize>> = (0..cands.len()).map(Some).collect();
@@ -79,6 +115,8 @@ fn candidates(repos: &RepoSet, db: &Db) -> (Vec<Candidate>, Vec<Option<usize>>) 
                     repos: 0,
                     available: true,
                     installed: true,
+                    masked: None,
+                    pin_preferred: false,
                 });
                 repo_of.push(None);
             }
