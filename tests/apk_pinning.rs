@@ -180,3 +180,24 @@ fn a_pinned_atom_prefers_its_tag_over_an_untagged_package_of_the_same_version() 
     assert_eq!(r.db(), ["a-1@testing"]);
     assert_eq!(r.fx.read("usr/share/pin/a"), "tagged");
 }
+
+/// apk would purge `c` (nothing needs it once `a` is unpinned, and `a-1` breaks it); ramboot
+/// removes nothing, so it refuses and says which package stands in the way.
+#[test]
+fn unpinning_that_would_need_a_removal_is_refused_naming_the_package() {
+    let r = Pinned::new(
+        vec![p("a", "1")],
+        vec![(
+            "testing",
+            vec![p("a", "2").depends("c"), p("c", "2").depends("a>=2")],
+        )],
+    );
+    r.add(&["a@testing"]).unwrap();
+    let e = r.add(&["a"]).unwrap_err().to_string();
+    assert!(
+        e.contains("c-2: would have to be removed (its dependency a>=2 is no longer met)"),
+        "{e}"
+    );
+    assert_eq!(r.db(), ["a-2@testing", "c-2@testing"]);
+    assert_eq!(r.fx.read("etc/apk/world"), "a@testing\n");
+}

@@ -48,6 +48,13 @@ pub(super) fn changeset(
         },
         other => other,
     })?;
+    let left_broken = left_broken(&cands, &solution.order);
+    if !left_broken.is_empty() {
+        return Err(ApkError::Unsatisfiable {
+            problems: left_broken,
+            unused_repositories: Vec::new(),
+        });
+    }
     for (d, why) in &solution.broken_world {
         log::debug!("apk: world entry {d} skipped: {why}");
         report.skipped_world.push((d.to_string(), why.clone()));
@@ -72,6 +79,51 @@ pub(super) fn changeset(
     }
     db.world = solution.world;
     Ok((jobs, tags))
+}
+
+/// Installed packages the solution leaves behind (not chosen, no new version of their name)
+/// whose dependencies it breaks: apk would purge them, and `ramboot install` removes nothing,
+/// so such a change is refused with the reason.
+fn left_broken(cands: &[Candidate], chosen: &[usize]) -> Vec<String> {
+    let chosen_names: Vec<&str> = chosen
+        .iter()
+        .map(|&c| cands[c].info.name.as_str())
+        .collect();
+    let before: Vec<usize> = (0..cands.len()).filter(|&c| cands[c].installed).collect();
+    let kept: Vec<usize> = before
+        .iter()
+        .copied()
+        .filter(|&c| !chosen.contains(&c) && !chosen_names.contains(&cands[c].info.name.as_str()))
+        .collect();
+    let after: Vec<usize> = chosen.iter().chain(&kept).copied().collect();
+    let met = |set: &[usize], d: &Dep| {
+        let hit = |&p: &usize| {
+            let i = &cands[p].info;
+            i.provides_name(&d.name)
+                .is_some_and(|v| d.matches_provider(v, i.identity.as_ref()))
+        };
+        if d.conflict {
+            !set.iter().any(|p| {
+                let i = &cands[*p].info;
+                i.provides_name(&d.name).is_some() && !hit(p)
+            })
+        } else {
+            set.iter().any(hit)
+        }
+    };
+    let mut out = Vec::new();
+    for &k in &kept {
+        for d in &cands[k].info.depends {
+            if met(&before, d) && !met(&after, d) {
+                out.push(format!(
+                    "{}: would have to be removed (its dependency {d} is no longer met); \
+                     ramboot install does not remove packages: remove it first",
+                    cands[k].info.nv()
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Records each chosen package's tag in the db (`s:`), installed now or before (apk's
