@@ -201,3 +201,15 @@ fn unpinning_that_would_need_a_removal_is_refused_naming_the_package() {
     assert_eq!(r.db(), ["a-2@testing", "c-2@testing"]);
     assert_eq!(r.fx.read("etc/apk/world"), "a@testing\n");
 }
+
+/// As apk (`apk_db_check_world`): a pin to a tag no repository has is refused, not ignored.
+#[test]
+fn a_pin_to_a_tag_no_repository_has_is_refused() {
+    let r = Pinned::new(vec![p("a", "1")], vec![("testing", vec![p("a", "2")])]);
+    let e = r.add(&["a@edge"]).unwrap_err().to_string();
+    assert!(
+        e.contains("the repository tag for world dependency 'a@edge' does not exist"),
+        "{e}"
+    );
+    assert!(!r.fx.root().join("usr/share/pin/a").exists());
+}
