@@ -1,7 +1,8 @@
 //! Choosing what to install, and in which order.
 //!
 //! A propagating solver in the spirit of apk's (`src/solver.c`), simplified for what boot needs:
-//! a fresh or growing root, no pinning. Names in world are resolved in apk's sorted order; each
+//! a fresh or growing root. Repository pinning comes decided per candidate (masked, preferred:
+//! see `install::pin`). Names in world are resolved in apk's sorted order; each
 //! name gets the best provider by apk's preference (version of the asked name, own version,
 //! `provider_priority`, lowest repository); constraints found later restart the solve with
 //! that knowledge instead of backtracking. `install_if` packages join once their triggers are
@@ -27,6 +28,10 @@ pub struct Candidate {
     pub available: bool,
     /// Already installed in the root (preferred when equal otherwise).
     pub installed: bool,
+    /// Masked by repository pinning: where it is (`@testing`), for the message.
+    pub masked: Option<String>,
+    /// From a repository its pin prefers: ranked above the version (apk's `tag_preferred`).
+    pub pin_preferred: bool,
 }
 
 /// Who asked for something.
@@ -156,7 +161,9 @@ impl Run<'_> {
             (None, Some(_)) => Ordering::Less,
             (None, None) => Ordering::Equal,
         };
-        by_version
+        pa.pin_preferred
+            .cmp(&pb.pin_preferred)
+            .then(by_version)
             .then_with(|| {
                 if pa.info.name == pb.info.name {
                     version::compare(&pa.info.version, &pb.info.version)
@@ -246,6 +253,8 @@ impl Run<'_> {
                     "{}: excluded after an earlier failure",
                     pkg_text(&p.info)
                 ));
+            } else if let Some(tags) = &p.masked {
+                reasons.push(format!("{}: masked in: {tags}", pkg_text(&p.info)));
             } else if !p.available {
                 reasons.push(format!(
                     "{}: not in any available repository",
@@ -409,6 +418,7 @@ impl Run<'_> {
                     !self.selected[c]
                         && !self.excluded.contains(&c)
                         && self.pkgs[c].available
+                        && self.pkgs[c].masked.is_none()
                         && self.install_if_ready(c)
                 })
                 .collect();

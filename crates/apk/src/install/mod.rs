@@ -16,6 +16,7 @@
 mod commit;
 #[doc(hidden)]
 pub mod fault;
+mod pin;
 mod prepare;
 mod protect;
 mod record;
@@ -190,7 +191,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let started = Instant::now();
     let mut report = InstallReport::default();
     let (target, mut db) = prepare::prepare(req, sys, &mut report)?;
-    let jobs = solve::changeset(req, &target, &mut db, &mut report)?;
+    let (jobs, tags) = solve::changeset(req, &target, &mut db, &mut report)?;
     // Declared sizes come from the index: untrusted numbers that may add up past u64.
     let total_bytes: u64 = jobs
         .iter()
@@ -207,6 +208,7 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
         commit::stage_and_commit(req, &target, &mut db, &jobs, &scripts, &mut report)?;
     triggers::run(&target, &mut db, &installed_now, &scripts, &mut report);
     report.scripts_not_run = scripts.take_not_run();
+    solve::record_tags(&mut db, &tags);
     record::write(sys, &target, &db)?;
     drop(target.lock);
     if let Some(p) = &req.progress {
