@@ -61,27 +61,7 @@ impl Fixture {
         pkgs: Vec<PackageBuilder>,
         tweak: impl FnOnce(&mut IndexBuilder),
     ) -> Vec<BuiltPackage> {
-        let arch = ramboot::apk::build::default_arch();
-        let dir = self.repo().join(arch);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut idx = IndexBuilder {
-            description: "test repo".into(),
-            ..Default::default()
-        };
-        let mut built = Vec::new();
-        for p in pkgs {
-            let b = p.build(Some(key())).unwrap();
-            std::fs::write(dir.join(b.file_name()), &b.bytes).unwrap();
-            idx.add(&b.info);
-            built.push(b);
-        }
-        tweak(&mut idx);
-        std::fs::write(
-            dir.join("APKINDEX.tar.gz"),
-            idx.build(Some(key()), SigAlgo::Sha1).unwrap(),
-        )
-        .unwrap();
-        built
+        publish_in(&self.repo(), pkgs, tweak)
     }
 
     pub fn request(&self, world: &[&str]) -> InstallRequest {
@@ -124,6 +104,35 @@ impl Fixture {
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.root().join(rel)).unwrap()
     }
+}
+
+/// Writes packages and a signed index into `repo/<arch>/`; returns the built packages.
+pub fn publish_in(
+    repo: &Path,
+    pkgs: Vec<PackageBuilder>,
+    tweak: impl FnOnce(&mut IndexBuilder),
+) -> Vec<BuiltPackage> {
+    let arch = ramboot::apk::build::default_arch();
+    let dir = repo.join(arch);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut idx = IndexBuilder {
+        description: "test repo".into(),
+        ..Default::default()
+    };
+    let mut built = Vec::new();
+    for p in pkgs {
+        let b = p.build(Some(key())).unwrap();
+        std::fs::write(dir.join(b.file_name()), &b.bytes).unwrap();
+        idx.add(&b.info);
+        built.push(b);
+    }
+    tweak(&mut idx);
+    std::fs::write(
+        dir.join("APKINDEX.tar.gz"),
+        idx.build(Some(key()), SigAlgo::Sha1).unwrap(),
+    )
+    .unwrap();
+    built
 }
 
 pub fn pkg(name: &str, version: &str) -> PackageBuilder {

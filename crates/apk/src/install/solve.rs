@@ -31,6 +31,9 @@ pub(super) fn changeset(
         added.push(d);
     }
     let repos = &target.repos;
+    if !req.diskless_boot {
+        missing_tags(&world, repos)?;
+    }
     let repo_tags = repo_tags(db, repos, &added);
     let (cands, repo_of) = candidates(repos, db, &repo_tags);
     let opts = solver::Options {
@@ -91,6 +94,31 @@ pub(super) fn changeset(
     }
     db.world = solution.world;
     Ok((jobs, tags))
+}
+
+/// apk refuses a world atom pinned to a tag no repository has (`apk_db_check_world`), unless
+/// the world may be broken (diskless boot): the pin would silently mean nothing.
+fn missing_tags(world: &[Dep], repos: &RepoSet) -> Result<(), ApkError> {
+    let problems: Vec<String> = world
+        .iter()
+        .filter_map(|d| {
+            let t = d.tag.as_deref()?;
+            (!repos.repos.iter().any(|r| r.tag.as_deref() == Some(t))).then(|| {
+                format!(
+                    "the repository tag for world dependency '{}@{t}' does not exist \
+                     (no @{t} repository is configured): not committing changes",
+                    d.name
+                )
+            })
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(ApkError::Unsatisfiable {
+        problems,
+        unused_repositories: repos.warnings.clone(),
+    })
 }
 
 /// Records each chosen package's tag in the db (`s:`), installed now or before (apk's
