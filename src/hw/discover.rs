@@ -5,9 +5,9 @@
 //! driver waits on uevents: modaliases load modules, block devices are identified and — when
 //! looking for boot media — mounted at `/media/<dev>` and scanned. It stops the moment the goal is
 //! met; otherwise when no event arrived for the idle timeout (nlplug's 5 s, plus `usbdelay`, plus
-//! 1 s once `usb_storage` loaded). Once a boot repository is found but an apkovl is still wanted,
-//! the idle timeout drops to the quiet period (nlplug's 250 ms, or `usbdelay`). A netlink overflow
-//! triggers a sysfs re-scan.
+//! 1 s once `usb_storage` loaded, here or by the boot drivers loading beside the search). Once a
+//! boot repository is found but an apkovl is still wanted, the idle timeout drops to the quiet
+//! period (nlplug's 250 ms, or `usbdelay`). A netlink overflow triggers a sysfs re-scan.
 //!
 //! Devices present at coldplug are handled in natural name order, so which apkovl and which
 //! repositories are found does not depend on event timing; later ones in arrival order. Every
@@ -348,6 +348,10 @@ impl Driver<'_, '_> {
         loop {
             if self.goal_met() {
                 return Ending::Found;
+            }
+            // `usb_storage` from `modules=` loads beside the search: its grace counts too.
+            if self.loader.is_some_and(|l| l.has_loaded("usb_storage")) {
+                self.grace = self.cfg.usb_storage_grace;
             }
             let quiet = matches!(
                 self.cfg.goal,
