@@ -16,7 +16,7 @@
 
 use super::runner::Done;
 use super::{stages, Boot, BootEnd};
-use crate::hw::modules::{normalize, LoadReport, ModuleLoader, Request};
+use crate::hw::modules::{normalize, FailReason, LoadReport, ModuleLoader, Request};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Scope;
@@ -148,10 +148,21 @@ impl<'a> Boot<'a> {
             if let Err(e) = sys.background_priority() {
                 log::debug!("boot drivers at normal priority: {e}");
             }
-            let mut report = LoadReport::default();
-            for r in &requests {
-                report.merge(loader.load(r));
-            }
+            // A panic here must still end the job: the boot waits for it (and this is PID 1).
+            let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut report = LoadReport::default();
+                for r in &requests {
+                    report.merge(loader.load(r));
+                }
+                report
+            }))
+            .unwrap_or_else(|p| LoadReport {
+                failed: vec![(
+                    "(boot drivers)".into(),
+                    FailReason::Read(format!("internal error: {}", super::panic_text(&p))),
+                )],
+                ..LoadReport::default()
+            });
             // The handle goes before the end is told: whoever waits may then re-read the index.
             drop(loader);
             finished.finish(report, sys.now());

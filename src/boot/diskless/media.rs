@@ -44,6 +44,8 @@ pub(super) fn find_media(
             );
         }
     }
+    // Coldplug (sysfs walk, the present devices' drivers, the devices present) ends here.
+    boot.timeline.mark("coldplug done", d.coldplug_done);
     if let Some(at) = d.ready_at {
         boot.timeline.mark("media ready", at);
     }

@@ -128,6 +128,27 @@ pub struct ModuleTime {
     pub name: String,
     pub start: Duration,
     pub end: Duration,
+    /// Of that, the time the loading thread was ready but waited for the CPU (another thread
+    /// ran: the boot drivers load at the lowest priority beside the rest of the boot).
+    pub cpu_wait: Duration,
+}
+
+impl ModuleTime {
+    /// The load's own time: start to end without the waits for the CPU.
+    pub fn own(&self) -> Duration {
+        self.end
+            .saturating_sub(self.start)
+            .saturating_sub(self.cpu_wait)
+    }
+}
+
+/// The calling thread's total time spent runnable but not running (the second field of
+/// `/proc/thread-self/schedstat`, in ns); zero where the kernel does not say.
+fn cpu_wait_so_far(sys: &dyn Sys) -> Duration {
+    std::fs::read_to_string(sys.path(Path::new("/proc/thread-self/schedstat")))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
 }
 
 /// Loads modules from a [`ModuleDb`] through [`Sys::load_module`]. Shareable between threads;
@@ -469,15 +490,17 @@ impl<'s> ModuleLoader<'s> {
     }
 
     fn load_one_timed(&self, name: &str, extra: Option<&Vec<String>>) -> Outcome {
-        let start = self.sys.now();
-        let outcome = self.load_one_untimed(name, extra);
         if !self.timed {
-            return outcome;
+            return self.load_one_untimed(name, extra);
         }
+        let start = self.sys.now();
+        let waited_before = cpu_wait_so_far(self.sys);
+        let outcome = self.load_one_untimed(name, extra);
         let time = ModuleTime {
             name: name.to_string(),
             start,
             end: self.sys.now(),
+            cpu_wait: cpu_wait_so_far(self.sys).saturating_sub(waited_before),
         };
         self.times
             .lock()
