@@ -239,3 +239,39 @@ fn the_root_is_mounted_after_the_boot_drivers() {
         assert!(line_of(&trace, "insmod", m) < mount, "{m}: {trace:#?}");
     }
 }
+
+/// The CPU-feature modules of coldplug (crypto and checksum accelerations) wait for the boot
+/// drivers' job instead of delaying the media search: loaded, but after the media's mount.
+#[test]
+fn cpu_feature_modules_load_after_the_media_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    media_and_usb_storage_stack(root, "modules=sd-mod modloop=none");
+    let mut modules = standard_modules(root);
+    modules
+        .module("kernel/drivers/scsi/scsi_mod.ko", &[])
+        .module(
+            "kernel/drivers/scsi/sd_mod.ko",
+            &["kernel/drivers/scsi/scsi_mod.ko"],
+        )
+        .module("kernel/arch/arm64/crypto/crct10dif-ce.ko", &[])
+        .alias("cpu:type:*:feature:*0011*", "crct10dif_ce");
+    modules.write();
+    sys_modalias(
+        root,
+        "system/cpu/cpu0",
+        "cpu:type:aarch64:feature:,0000,0001,0011",
+    );
+    let sys = RecordingSys::new(root).with_kernel_release(RELEASE);
+    let _ = boot::run_recorded(&sys, Some(0));
+    let trace = sys.trace();
+    let media = line_of(&trace, "mount", "/dev/vda1 /media/vda1");
+    assert!(
+        line_of(&trace, "insmod", "crct10dif-ce.ko") > media,
+        "{trace:#?}"
+    );
+    assert!(
+        line_of(&trace, "insmod", "virtio_blk.ko") < media,
+        "{trace:#?}"
+    );
+}

@@ -10,6 +10,9 @@
 //! idle time. The loader shares a module between concurrent requests (each module still waits
 //! for its own dependencies), and times every load for the timeline.
 //!
+//! The device search leaves the CPU-feature modules of coldplug (crypto and checksum
+//! accelerations) to this job as well: none helps to find a disk.
+//!
 //! The stage is recorded when the job is joined: before anything that needs the modules in
 //! (the root's mount, the modloop's new module index, the handoff), timed from its start to the
 //! moment its last module finished.
@@ -17,6 +20,7 @@
 use super::runner::Done;
 use super::{stages, Boot, BootEnd};
 use crate::hw::modules::{normalize, FailReason, LoadReport, ModuleLoader, Request};
+use crate::sys::Sys;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::Scope;
@@ -30,29 +34,89 @@ pub const BLACKLIST_CONF: &str = "/etc/modprobe.d/boot-opt-blacklist.conf";
 pub struct DriversJob {
     /// When the stage began (the loader's index was read then).
     start: Duration,
-    /// What the loads did and when the last one ended, once they are done.
-    result: Mutex<Option<(LoadReport, Duration)>>,
+    state: Mutex<JobState>,
     done: Condvar,
     /// The stage was recorded (the job is joined once).
     recorded: Mutex<bool>,
 }
 
+#[derive(Default)]
+struct JobState {
+    /// Requests handed over while the job runs (the device search's deferred coldplug).
+    later: Vec<Request>,
+    /// What the loads did and when the last one ended, once the job is over.
+    result: Option<(LoadReport, Duration)>,
+}
+
 impl DriversJob {
-    fn finish(&self, report: LoadReport, at: Duration) {
-        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = Some((report, at));
-        self.done.notify_all();
+    fn lock(&self) -> std::sync::MutexGuard<'_, JobState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `req` for the job; gives it back when the job is already over.
+    fn hand_over(&self, req: Request) -> Result<(), Request> {
+        let mut st = self.lock();
+        if st.result.is_some() {
+            return Err(req);
+        }
+        st.later.push(req);
+        Ok(())
     }
 
     /// Waits for the job's end (at once when it is over).
     fn wait(&self) -> (LoadReport, Duration) {
-        let mut result = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         loop {
-            if let Some(r) = result.as_ref() {
+            if let Some(r) = st.result.as_ref() {
                 return r.clone();
             }
-            result = self.done.wait(result).unwrap_or_else(|e| e.into_inner());
+            st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
+
+    /// The job's thread: `first`, then whatever was handed over meanwhile, until nothing is left.
+    /// The loader's handle is dropped before the end is told: whoever waits may then re-read
+    /// the index.
+    fn run(&self, sys: &dyn Sys, loader: Arc<ModuleLoader<'_>>, first: Vec<Request>) {
+        if let Err(e) = sys.background_priority() {
+            log::debug!("boot drivers at normal priority: {e}");
+        }
+        let mut loader = Some(loader);
+        let mut report = LoadReport::default();
+        let mut batch = first;
+        loop {
+            if let Some(l) = loader.as_deref() {
+                report.merge(load_all(l, &batch));
+            }
+            let mut st = self.lock();
+            if st.later.is_empty() {
+                drop(loader.take());
+                st.result = Some((report, sys.now()));
+                self.done.notify_all();
+                return;
+            }
+            batch = std::mem::take(&mut st.later);
+        }
+    }
+}
+
+/// Loads each request in turn. A panic still gives a report (a failure): the boot waits for
+/// this job, and this is PID 1.
+fn load_all(loader: &ModuleLoader<'_>, requests: &[Request]) -> LoadReport {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut report = LoadReport::default();
+        for r in requests {
+            report.merge(loader.load(r));
+        }
+        report
+    }))
+    .unwrap_or_else(|p| LoadReport {
+        failed: vec![(
+            "(boot drivers)".into(),
+            FailReason::Read(format!("internal error: {}", super::panic_text(&p))),
+        )],
+        ..LoadReport::default()
+    })
 }
 
 /// Writes `blacklist=` into modprobe.d (Alpine: only in the initramfs).
@@ -143,32 +207,27 @@ impl<'a> Boot<'a> {
         });
         let requests = requests(self);
         let sys = self.sys;
-        let finished = Arc::clone(&job);
-        scope.spawn(move || {
-            if let Err(e) = sys.background_priority() {
-                log::debug!("boot drivers at normal priority: {e}");
-            }
-            // A panic here must still end the job: the boot waits for it (and this is PID 1).
-            let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut report = LoadReport::default();
-                for r in &requests {
-                    report.merge(loader.load(r));
-                }
-                report
-            }))
-            .unwrap_or_else(|p| LoadReport {
-                failed: vec![(
-                    "(boot drivers)".into(),
-                    FailReason::Read(format!("internal error: {}", super::panic_text(&p))),
-                )],
-                ..LoadReport::default()
-            });
-            // The handle goes before the end is told: whoever waits may then re-read the index.
-            drop(loader);
-            finished.finish(report, sys.now());
-        });
+        let running = Arc::clone(&job);
+        scope.spawn(move || running.run(sys, loader, requests));
         self.drivers = Some(job);
         Ok(())
+    }
+
+    /// Loads `req` with the boot drivers, after them, when they are still loading; else now.
+    pub fn load_with_drivers(&self, req: Request) {
+        if req.names.is_empty() {
+            return;
+        }
+        let req = match &self.drivers {
+            Some(job) => match job.hand_over(req) {
+                Ok(()) => return,
+                Err(req) => req,
+            },
+            None => req,
+        };
+        if let Some(loader) = self.loader() {
+            loader.load(&req);
+        }
     }
 
     /// Waits until the boot drivers are loaded (at once when they are, or none were started).

@@ -48,7 +48,10 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
 fn find_device(boot: &mut Boot<'_>, device: DeviceSpec) -> crate::hw::Discovery {
     let mut cfg = DiscoverConfig::new(Goal::Root(device));
     cfg.uevent_buffer = boot.plan.uevent_buf_size;
-    discover(boot.sys, boot.loader(), &cfg)
+    cfg.defer_cpu_features = true;
+    let d = discover(boot.sys, boot.loader(), &cfg);
+    boot.load_with_drivers(Request::names(d.deferred_modaliases.clone()));
+    d
 }
 
 /// Loads `fs-<type>` (and vfat's character sets) when the kernel has modules for them.
