@@ -2,7 +2,8 @@
 # Boot timings on QEMU's instruction clock (-icount shift=0,sleep=on: 1 ns of guest time per
 # instruction), which makes them repeatable between runs and commits. Boots every row of the
 # README's speed table (building what is missing), prints ramboot's one-line timeline of each
-# boot, then the table: /init to the exec of the new init, the median over the runs.
+# boot with its per-module load times, then the table: /init to the exec of the new init and,
+# for diskless boots, /init to the moment the boot media was ready; the median over the runs.
 # Usage: bench-boot.sh [runs]   (default 1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -68,14 +69,19 @@ boot() {
       console "$initrd" "$append" "$img" off > /dev/null ;;
   esac
   local out line
-  out=$(console "$initrd" "$append" "$img" "$([ "$row" = 5 ] && echo off || echo on)")
+  out=$(console "$initrd" "$append" "$img" "$([ "$row" = 5 ] && echo off || echo on)" || true)
   line=$(printf '%s\n' "$out" | grep -a -m1 -o "ramboot: kernel .*ms in /init)" || true)
   echo "  ${line:-no timeline line: the boot failed (see the console with qemu/demo.sh)}"
-  # The card prints its whole timeline: the drivers' per-module load times are in it.
+  # The booted systems print their whole timeline: each module's load time is in it.
   printf '%s\n' "$out" | grep -a -m1 -o '"modules":\[.*\]' | sed 's/^/  /' || true
-  local ms
+  local ms start ready media
   ms=$(printf '%s' "$line" | sed -n 's/.*(\([0-9]*\)ms in \/init)$/\1/p')
-  echo "$row ${ms:-?}" >> "$results"
+  # Diskless: when the boot media was ready (drivers and media search), from /init.
+  start=$(printf '%s\n' "$out" | grep -a -m1 -o '"init_start_ms":[0-9.]*' | cut -d: -f2 || true)
+  ready=$(printf '%s\n' "$out" | grep -a -m1 -o '"name":"media ready","at_ms":[0-9.]*' | sed 's/.*://' || true)
+  media=$(awk -v a="$ready" -v s="$start" 'BEGIN { print (a != "" && s != "") ? sprintf("%.0f", a - s) : "-" }')
+  echo "  media ready ${media} ms after /init"
+  echo "$row ${ms:-?} $media" >> "$results"
 }
 for i in $(seq "$runs"); do
   for row in "${!rows[@]}"; do
@@ -84,10 +90,15 @@ for i in $(seq "$runs"); do
   done
 done
 echo
-echo "/init → exec of the new init, instruction clock, median of $runs run(s):"
-echo "| boot | ramboot |"
-echo "|---|---|"
+echo "Instruction clock, median of $runs run(s): /init → exec of the new init, and (diskless)"
+echo "/init → boot media ready (drivers and media search):"
+echo "| boot | /init → handoff | /init → media ready |"
+echo "|---|---|---|"
+median() { # ROW COLUMN
+  awk -v r="$1" -v c="$2" '$1 == r { print $c }' "$results" | sort -n \
+    | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "?") }'
+}
 for row in "${!rows[@]}"; do
-  median=$(awk -v r="$row" '$1 == r { print $2 }' "$results" | sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : "?") }')
-  echo "| ${rows[$row]} | $median ms |"
+  media=$(median "$row" 3)
+  echo "| ${rows[$row]} | $(median "$row" 2) ms | $([ "$media" = - ] && echo — || echo "$media ms") |"
 done
