@@ -78,9 +78,6 @@ impl DriversJob {
     /// The loader's handle is dropped before the end is told: whoever waits may then re-read
     /// the index.
     fn run(&self, sys: &dyn Sys, loader: Arc<ModuleLoader<'_>>, first: Vec<Request>) {
-        if let Err(e) = sys.background_priority() {
-            log::debug!("boot drivers at normal priority: {e}");
-        }
         let mut loader = Some(loader);
         let mut report = LoadReport::default();
         let mut batch = first;
@@ -208,7 +205,23 @@ impl<'a> Boot<'a> {
         let requests = requests(self);
         let sys = self.sys;
         let running = Arc::clone(&job);
-        scope.spawn(move || running.run(sys, loader, requests));
+        // No thread (out of memory or tasks): the job runs here, before the search, as it once did.
+        let inline = Arc::clone(&job);
+        let spawned = std::thread::Builder::new()
+            .name("boot-drivers".into())
+            .spawn_scoped(scope, {
+                let (loader, requests) = (Arc::clone(&loader), requests.clone());
+                move || {
+                    if let Err(e) = sys.background_priority() {
+                        log::debug!("boot drivers at normal priority: {e}");
+                    }
+                    running.run(sys, loader, requests)
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("boot drivers load before the device search: no thread for them ({e})");
+            inline.run(sys, loader, requests);
+        }
         self.drivers = Some(job);
         Ok(())
     }
