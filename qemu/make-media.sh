@@ -416,11 +416,22 @@ EOT
     t:etc/network/if-up.d/dad:1 t:usr/share/udhcpc/default.script:3 -- \
     --provides "cmd:sh cmd:busybox" --script "post-install=$work/busybox.post-install" \
     --script "trigger=$work/card-busybox.trigger" --triggers "/bin /usr/bin /sbin /usr/sbin"
-  # alpine-baselayout's inittab: report and power off (the benchmark's end).
-  mkdir -p "$c/alpine-baselayout/etc" "$c/alpine-baselayout"/{proc,sys,dev,run,tmp,root,media,mnt,var/log,var/cache/misc}
-  cat > "$c/alpine-baselayout/etc/inittab" <<'EOT'
-::sysinit:/bin/sh -c 'echo "RAMBOOT-CARD: $(ls /bin /sbin /usr/bin /usr/sbin | wc -l) commands, $(grep -c ^P: /lib/apk/db/installed) packages"; dmesg | grep -o "ramboot: kernel.*in /init)"; echo "RAMBOOT-CARD: timeline $(cat /run/ramboot/timeline.json)"; poweroff -f'
+  # alpine-baselayout's inittab: report and power off (the benchmark's end). The report waits
+  # while the boot media is mounted read-write: ramboot may be writing its cached installed root
+  # there after the handoff (issue 11), which the next boot of the same card uses.
+  mkdir -p "$c/alpine-baselayout/etc" "$c/alpine-baselayout/usr/sbin" "$c/alpine-baselayout"/{proc,sys,dev,run,tmp,root,media,mnt,var/log,var/cache/misc}
+  echo "::sysinit:/usr/sbin/card-report" > "$c/alpine-baselayout/etc/inittab"
+  cat > "$c/alpine-baselayout/usr/sbin/card-report" <<'EOT'
+#!/bin/sh
+echo "RAMBOOT-CARD: $(ls /bin /sbin /usr/bin /usr/sbin | wc -l) commands, $(grep -c ^P: /lib/apk/db/installed) packages"
+dmesg | grep -o "ramboot: kernel.*in /init)"
+echo "RAMBOOT-CARD: timeline $(cat /run/ramboot/timeline.json)"
+n=0
+while grep -q ' /media/[^ ]* [^ ]* rw' /proc/mounts && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+echo "RAMBOOT-CARD: media $(grep ' /media/' /proc/mounts | cut -d' ' -f2,4 | tr '\n' ' ')"
+poweroff -f
 EOT
+  chmod 755 "$c/alpine-baselayout/usr/sbin/card-report"
   card_pkg alpine-baselayout 3.7.0-r0 "alpine-baselayout-data busybox musl" T:etc/profile.d:6:1 \
     T:etc/modprobe.d:5:1 T:etc/sysctl.d:2:2 t:etc/crontabs/root:1 t:etc/profile:2 t:etc/shells:1 \
     t:etc/motd:1 T:etc/periodic:5:1 T:lib/sysctl.d:1:2
