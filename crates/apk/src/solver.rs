@@ -369,7 +369,9 @@ impl Run<'_> {
 
     fn solve(&mut self) {
         let mut order: Vec<usize> = (0..self.world.len()).collect();
-        order.sort_by(|&a, &b| name_cmp(&self.world[a].name, &self.world[b].name));
+        ramboot_sys::sort::sort_by(&mut order, |&a, &b| {
+            name_cmp(&self.world[a].name, &self.world[b].name)
+        });
         for wi in order {
             if self.broken.contains(&wi) {
                 continue;
@@ -423,7 +425,7 @@ impl Run<'_> {
                 })
                 .collect();
             // Highest version of each name first.
-            cands.sort_by(|&a, &b| {
+            ramboot_sys::sort::sort_by(&mut cands, |&a, &b| {
                 name_cmp(&self.pkgs[a].info.name, &self.pkgs[b].info.name).then_with(|| {
                     version::compare(&self.pkgs[b].info.version, &self.pkgs[a].info.version)
                 })
@@ -539,11 +541,12 @@ pub fn solve(
         });
     };
     let mut world_sorted = world.to_vec();
-    world_sorted
-        .sort_by(|a, b| name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string())));
+    ramboot_sys::sort::sort_by(&mut world_sorted, |a, b| {
+        name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string()))
+    });
     world_sorted.dedup();
     let order = install_order(pkgs, world, &selected, &providers);
-    broken_reasons.sort_by_key(|(w, _)| *w);
+    ramboot_sys::sort::sort_by_key(&mut broken_reasons, |(w, _)| *w);
     Ok(Solution {
         order,
         broken_world: broken_reasons
@@ -633,7 +636,7 @@ fn install_order(
         order: Vec::new(),
     };
     let mut sorted: Vec<&Dep> = world.iter().collect();
-    sorted.sort_by(|a, b| name_cmp(&a.name, &b.name));
+    ramboot_sys::sort::sort_by(&mut sorted, |a, b| name_cmp(&a.name, &b.name));
     for d in sorted {
         visit(&mut w, &d.name, &chosen, &rinstall_if);
     }
@@ -641,7 +644,9 @@ fn install_order(
     let mut rest: Vec<usize> = (0..pkgs.len())
         .filter(|&p| selected[p] && !w.pkg_seen[p])
         .collect();
-    rest.sort_by(|&a, &b| name_cmp(&pkgs[a].info.name, &pkgs[b].info.name));
+    ramboot_sys::sort::sort_by(&mut rest, |&a, &b| {
+        name_cmp(&pkgs[a].info.name, &pkgs[b].info.name)
+    });
     for p in rest {
         w.name_seen.remove(&pkgs[p].info.name);
         let n = pkgs[p].info.name.clone();
