@@ -13,6 +13,8 @@ pub mod elf;
 
 pub mod fsutil;
 
+pub mod sort;
+
 pub mod foreign;
 mod real;
 mod recording;
