@@ -1,0 +1,224 @@
+use super::*;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Every entry under `root`, sorted: path, type and mode, owner, mtime, and content, link target
+/// or device number; hard links by the first path of their inode.
+pub(crate) fn listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    walk(root, root, &mut out, &mut seen);
+    out.sort();
+    out
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<String>,
+    seen: &mut std::collections::HashMap<u64, String>,
+) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let rel = p.strip_prefix(root).unwrap().display().to_string();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let ft = m.file_type();
+        let what = if ft.is_dir() {
+            walk(root, &p, out, seen);
+            "dir".to_string()
+        } else if ft.is_symlink() {
+            format!("-> {}", std::fs::read_link(&p).unwrap().display())
+        } else if ft.is_file() {
+            if m.nlink() > 1 {
+                if let Some(first) = seen.get(&m.ino()) {
+                    out.push(format!("{rel} hardlink {first}"));
+                } else {
+                    seen.insert(m.ino(), rel.clone());
+                }
+            }
+            let data = std::fs::read(&p).unwrap();
+            format!("file {} {:?}", data.len(), &Sha256::digest(&data)[..])
+        } else {
+            format!("special rdev {}", m.rdev())
+        };
+        let mtime = if ft.is_dir() { 0 } else { m.mtime() };
+        out.push(format!(
+            "{rel} {:o} {}:{} {mtime} {what}",
+            m.mode(),
+            m.uid(),
+            m.gid()
+        ));
+    }
+}
+
+/// A tree with every kind of entry squashfs holds: large, compressible and random files, an
+/// empty one, a directory of 300 names (several listing headers), symlinks, hard links, a fifo,
+/// odd modes and owners.
+pub(crate) fn sample_tree(root: &Path) {
+    let d = |p: &str| std::fs::create_dir_all(root.join(p)).unwrap();
+    let f = |p: &str, data: &[u8], mode: u32| {
+        std::fs::write(root.join(p), data).unwrap();
+        std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    d("bin");
+    d("etc/empty");
+    d("usr/share/many");
+    let mut x = 7u32;
+    let random: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect();
+    f("bin/busybox", &random, 0o4755);
+    f("etc/motd", &b"welcome\n".repeat(40_000), 0o644);
+    f("etc/shadow", b"root:*::0:::::\n", 0o640);
+    f("etc/zero", b"", 0o600);
+    for i in 0..300 {
+        f(
+            &format!("usr/share/many/f{i:03}"),
+            format!("{i}").as_bytes(),
+            0o644,
+        );
+    }
+    symlink("/bin/busybox", root.join("bin/sh")).unwrap();
+    symlink("../etc/motd", root.join("usr/motd-link")).unwrap();
+    std::fs::hard_link(root.join("etc/motd"), root.join("usr/motd-hard")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &root.join("etc/fifo"),
+        rustix::fs::FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    // Owners other than root (tests run as root here; a temp dir only).
+    std::os::unix::fs::lchown(root.join("etc/shadow"), Some(0), Some(42)).unwrap();
+    std::os::unix::fs::lchown(root.join("usr/share/many"), Some(1000), Some(1000)).unwrap();
+    std::fs::set_permissions(
+        root.join("etc/empty"),
+        std::fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
+}
+
+fn dir_fd(p: &Path) -> rustix::fd::OwnedFd {
+    rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap()
+}
+
+fn unsquash(image: &Path, to: &Path) {
+    let out = Command::new("unsquashfs")
+        .arg("-no-progress")
+        .arg("-d")
+        .arg(to)
+        .arg(image)
+        .output()
+        .expect("unsquashfs (squashfs-tools, qemu/setup-host.sh) must be installed");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn written(tree: &Path, media: &Path, skip: &dyn Fn(&[u8]) -> bool) -> PathBuf {
+    let key = [7u8; 32];
+    write_image(
+        dir_fd(tree).as_fd(),
+        skip,
+        dir_fd(media).as_fd(),
+        &key,
+        1_700_000_000,
+    )
+    .unwrap();
+    media.join(IMAGE_NAME)
+}
+
+/// The image holds the tree exactly: squashfs-tools' own reader gives back every entry with its
+/// type, mode, owner, mtime, content, target and hard links.
+#[test]
+fn the_image_gives_back_the_tree_it_was_made_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    let media = tmp.path().join("media");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::create_dir_all(&media).unwrap();
+    sample_tree(&tree);
+    let image = written(&tree, &media, &|_| false);
+    assert!(!media.join(TEMP_NAME).exists(), "renamed into place");
+    let back = tmp.path().join("back");
+    unsquash(&image, &back);
+    assert_eq!(listing(&back), listing(&tree));
+    let size = std::fs::metadata(&image).unwrap().len();
+    assert!(
+        size < 600_000,
+        "compressed: {size} bytes for ~1.1 MB of content"
+    );
+}
+
+/// What `skip` names is left out (the apkovl's files at boot), with everything under it.
+#[test]
+fn skipped_paths_are_left_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tree, media) = (tmp.path().join("tree"), tmp.path().join("media"));
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::create_dir_all(&tree).unwrap();
+    sample_tree(&tree);
+    let image = written(&tree, &media, &|p| p == b"etc/motd" || p == b"usr/share");
+    let back = tmp.path().join("back");
+    unsquash(&image, &back);
+    assert!(!back.join("etc/motd").exists());
+    assert!(!back.join("usr/share").exists());
+    assert!(back.join("usr/motd-hard").is_file(), "the other name stays");
+    assert!(back.join("etc/shadow").is_file());
+}
+
+#[test]
+fn an_image_is_used_only_with_its_key_and_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tree, media) = (tmp.path().join("tree"), tmp.path().join("media"));
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::create_dir_all(&tree).unwrap();
+    sample_tree(&tree);
+    let image = written(&tree, &media, &|_| false);
+    assert_eq!(check(&image, &[7u8; 32]), Ok(()));
+    assert_eq!(check(&image, &[8u8; 32]), Err(Unusable::OtherInputs));
+    assert_eq!(
+        check(&media.join("nothing"), &[7u8; 32]),
+        Err(Unusable::Missing)
+    );
+    let mut bytes = std::fs::read(&image).unwrap();
+    bytes[5000] ^= 1;
+    std::fs::write(&image, &bytes).unwrap();
+    assert!(matches!(
+        check(&image, &[7u8; 32]),
+        Err(Unusable::Corrupt(why)) if why.contains("digest")
+    ));
+    std::fs::write(&image, vec![0u8; 10_000]).unwrap();
+    assert!(matches!(
+        check(&image, &[7u8; 32]),
+        Err(Unusable::Corrupt(why)) if why.contains("not a ramboot cached root")
+    ));
+}
+
+#[test]
+fn a_key_changes_with_any_input() {
+    let key = |parts: &[(&str, &[u8])]| {
+        let mut k = Key::default();
+        for (l, v) in parts {
+            k.add(l, v);
+        }
+        k.finish()
+    };
+    let base = key(&[("world", b"a b"), ("arch", b"aarch64")]);
+    assert_eq!(base, key(&[("world", b"a b"), ("arch", b"aarch64")]));
+    assert_ne!(base, key(&[("world", b"a"), ("arch", b"b aarch64")]));
+    assert_ne!(base, key(&[("world", b"a b"), ("arch", b"x86_64")]));
+}
