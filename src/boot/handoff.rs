@@ -32,6 +32,10 @@ impl Boot<'_> {
                 return end;
             }
             self.finish_timeline();
+            // After the timeline: the writer runs beside the new system, not before it.
+            if let Some(write) = self.root_cache_write.take() {
+                write.start(self.sys);
+            }
             // Back to the kernel's default for the new system's own writers.
             self.kmsg_limit.restore(self.sys);
             let init = self.plan.init.clone();

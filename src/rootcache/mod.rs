@@ -163,6 +163,3 @@ pub fn write_image(
     rustix::fs::fsync(media.as_fd()).map_err(|e| w(e.into()))?;
     Ok(written)
 }
-
-#[cfg(test)]
-mod tests;

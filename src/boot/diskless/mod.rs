@@ -11,9 +11,11 @@
 //! [`super::packages`]; this module orders them and finishes the new root.
 
 mod apkovl;
+mod cache;
 mod media;
 mod modloop;
 
+pub use cache::PendingWrite;
 pub use media::mdev_media_link;
 
 use super::packages;
@@ -231,12 +233,35 @@ fn build_root(
     decisions.packages = wanted.packages.clone();
     decisions.repositories = repositories.clone();
     let local = packages::local_repositories(&repositories);
-    let installed = boot
-        .stage(&stages::PACKAGES)
-        .detail(wanted.packages.join(" "))
-        .run(|b| packages::install(b, &local, &wanted, &decisions.overlay_files, plan))?;
-    if let Some(summary) = installed {
-        log::info!("installed {summary}");
+    let cache = cache_plan(boot, plan, &media_mounts, &local, &wanted, decisions);
+    let mut from_cache = false;
+    if let Some(cp) = &cache {
+        match cp.check(boot.sys) {
+            Ok(()) => {
+                from_cache = boot
+                    .stage(&stages::ROOTCACHE)
+                    .detail(cp.image.display())
+                    .run(|b| cache::mount_cached(b, cp).map(|()| Done::ok(true)))?;
+            }
+            Err((level, line)) => log::log!(level, "{line}"),
+        }
+    }
+    if from_cache {
+        note(
+            decisions,
+            "packages: the cached root, nothing installed".into(),
+        );
+    } else {
+        let installed = boot
+            .stage(&stages::PACKAGES)
+            .detail(wanted.packages.join(" "))
+            .run(|b| packages::install(b, &local, &wanted, &decisions.overlay_files, plan))?;
+        if let Some(summary) = installed {
+            log::info!("installed {summary}");
+        }
+        if let Some(cp) = cache {
+            boot.root_cache_write = cache::freeze_installed(boot, plan, cp);
+        }
     }
 
     Ok(Built {
@@ -245,6 +270,35 @@ fn build_root(
         media_mounts,
         has_fstab,
     })
+}
+
+/// The cached root's plan, when `ramboot_cache` is on and there is boot media to keep it on.
+fn cache_plan(
+    boot: &Boot<'_>,
+    plan: &Diskless,
+    media_mounts: &[MediaMount],
+    local: &[PathBuf],
+    wanted: &packages::Wanted,
+    decisions: &Decisions,
+) -> Option<cache::CachePlan> {
+    if !plan.root_cache {
+        return None;
+    }
+    let mounts: Vec<PathBuf> = media_mounts.iter().map(|m| m.mountpoint.clone()).collect();
+    let media = cache::media_for(&mounts, local)?;
+    let key = cache::key(
+        boot,
+        plan,
+        &wanted.packages,
+        local,
+        &decisions.overlay_files,
+    );
+    Some(cache::CachePlan::new(
+        boot,
+        media,
+        key,
+        &decisions.overlay_files,
+    ))
 }
 
 /// The sysroot stage's step: the tmpfs, and the usr-merged skeleton when asked for.

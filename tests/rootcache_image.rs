@@ -1,11 +1,22 @@
-use super::*;
+//! The cached root's image (issue 11): the squashfs writer checked against squashfs-tools'
+//! reader (`unsquashfs`, installed by qemu/setup-host.sh: a missing tool fails the test), the
+//! trailer's key and digest, and the key's inputs.
+// Tests drive a real tool (unsquashfs): the system boundary lint is for the library.
+#![allow(clippy::disallowed_methods)]
+
+use ramboot::rootcache::*;
+use ramboot::sys::Sys;
+use rustix::fd::AsFd;
+use rustix::fs::{Mode, OFlags};
+use sha2::{Digest, Sha256};
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::Command;
 
 /// Every entry under `root`, sorted: path, type and mode, owner, mtime, and content, link target
 /// or device number; hard links by the first path of their inode.
-pub(crate) fn listing(root: &Path) -> Vec<String> {
+fn listing(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashMap::new();
     walk(root, root, &mut out, &mut seen);
@@ -60,7 +71,7 @@ fn walk(
 /// A tree with every kind of entry squashfs holds: large, compressible and random files, an
 /// empty one, a directory of 300 names (several listing headers), symlinks, hard links, a fifo,
 /// odd modes and owners.
-pub(crate) fn sample_tree(root: &Path) {
+fn sample_tree(root: &Path) {
     let d = |p: &str| std::fs::create_dir_all(root.join(p)).unwrap();
     let f = |p: &str, data: &[u8], mode: u32| {
         std::fs::write(root.join(p), data).unwrap();
@@ -90,17 +101,14 @@ pub(crate) fn sample_tree(root: &Path) {
     symlink("/bin/busybox", root.join("bin/sh")).unwrap();
     symlink("../etc/motd", root.join("usr/motd-link")).unwrap();
     std::fs::hard_link(root.join("etc/motd"), root.join("usr/motd-hard")).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &root.join("etc/fifo"),
-        rustix::fs::FileType::Fifo,
-        Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
-    // Owners other than root (tests run as root here; a temp dir only).
-    std::os::unix::fs::lchown(root.join("etc/shadow"), Some(0), Some(42)).unwrap();
-    std::os::unix::fs::lchown(root.join("usr/share/many"), Some(1000), Some(1000)).unwrap();
+    // Through the Sys trait (tests run as root here; every target is in the temp dir).
+    let sys = ramboot::sys::RealSys;
+    let etc = dir_fd(&root.join("etc"));
+    sys.mkfifo_at(etc.as_fd(), "fifo".as_ref(), 0o600).unwrap();
+    sys.chown_at(etc.as_fd(), "shadow".as_ref(), 0, 42).unwrap();
+    let usr = dir_fd(&root.join("usr/share"));
+    sys.chown_at(usr.as_fd(), "many".as_ref(), 1000, 1000)
+        .unwrap();
     std::fs::set_permissions(
         root.join("etc/empty"),
         std::fs::Permissions::from_mode(0o1777),

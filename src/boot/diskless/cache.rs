@@ -1,0 +1,422 @@
+//! The cached installed root at boot (issue 11, `ramboot_cache`, default on).
+//!
+//! A boot whose inputs ([`key`]) match the image on the boot media mounts that image read-only
+//! under a tmpfs overlay instead of installing: the apkovl, the default services and the keys
+//! already extracted into the root's tmpfs become the overlay's upper layer, so they win over the
+//! image as they win over package files in a fresh install. A boot without a usable image
+//! installs as usual, then turns its root into the same shape: the installed tmpfs becomes the
+//! overlay's lower layer (never written again, so it stays the snapshot "after the packages"),
+//! a new tmpfs the upper one. The image is written from that frozen lower layer by a process
+//! started at handoff ([`PendingWrite::start`]), so the first boot does not wait for it; the
+//! media is read-write only while it writes.
+//!
+//! Left out of the image: the apkovl's files (the apkovl is applied on top at every boot), except
+//! `etc/apk/world`, which the install rewrites from inputs the key holds. An install that changed
+//! another apkovl file (a script editing `/etc/group`) is not kept: the result would depend on
+//! the apkovl's content, which is not in the key. Nor is an install with package problems.
+
+use super::super::{Boot, BootError, SYSROOT};
+use crate::cmdline::Diskless;
+use crate::rootcache::{self, Key, Unusable};
+use crate::sys::{MountFlags, Sys};
+use rustix::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Where the root's layers are mounted while the overlay is made (in the initramfs, detached
+/// once the overlay holds them).
+const LAYERS: &str = "/.ramboot-layers";
+/// The upper layer and the overlay's work directory inside their tmpfs.
+const UPPER: &str = ".ramboot-upper";
+const WORK: &str = ".ramboot-work";
+/// The installer rewrites it from `pkgs=` and the apkovl's world (both in the key).
+const WORLD: &str = "etc/apk/world";
+
+/// What the boot knows about the cache before installing.
+pub struct CachePlan {
+    pub key: [u8; 32],
+    /// The media mount holding the image, as PID 1 sees it.
+    pub media: PathBuf,
+    pub image: PathBuf,
+    /// The apkovl's files (not directories), left out of the image.
+    apkovl_files: Vec<String>,
+    /// `(path, identity)` of each apkovl file before the install, to see if it changed them.
+    stamps: Vec<(String, Option<Stamp>)>,
+}
+
+/// The image's inputs: everything the installed root depends on.
+pub fn key(
+    boot: &Boot<'_>,
+    plan: &Diskless,
+    wanted: &[String],
+    repositories: &[PathBuf],
+    overlay_files: &[String],
+) -> [u8; 32] {
+    let sys = boot.sys;
+    let arch = super::packages::apk_arch(&sys.machine()).to_string();
+    let mut k = Key::default();
+    k.add("version", env!("CARGO_PKG_VERSION").as_bytes());
+    k.add_file("ramboot binary", &sys.path(Path::new("/proc/self/exe")));
+    k.add("arch", arch.as_bytes());
+    k.add("kernel", sys.kernel_release().as_bytes());
+    k.add("world", wanted.join("\n").as_bytes());
+    for r in repositories {
+        k.add("repository", r.as_os_str().as_encoded_bytes());
+        k.add_file("index", &sys.path(&r.join(&arch).join("APKINDEX.tar.gz")));
+    }
+    let mut keys: Vec<PathBuf> = std::fs::read_dir(sys.path(Path::new("/etc/apk/keys")))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    keys.sort();
+    for path in keys {
+        k.add(
+            "key",
+            path.file_name().unwrap_or_default().as_encoded_bytes(),
+        );
+        k.add_file("key content", &path);
+    }
+    let mut names = overlay_files.to_vec();
+    names.sort();
+    k.add("apkovl names", names.join("\n").as_bytes());
+    let flags = format!(
+        "keep_apk_new={} bootstrap_usr_merged={}",
+        plan.keep_apk_new, plan.bootstrap_usr_merged
+    );
+    k.add("options", flags.as_bytes());
+    k.finish()
+}
+
+/// The media that keeps the image: the one holding the first local repository, else the
+/// first boot media.
+pub fn media_for(media: &[PathBuf], repositories: &[PathBuf]) -> Option<PathBuf> {
+    repositories
+        .iter()
+        .find_map(|r| media.iter().find(|m| r.starts_with(m)))
+        .or(media.first())
+        .cloned()
+}
+
+impl CachePlan {
+    pub fn new(boot: &Boot<'_>, media: PathBuf, key: [u8; 32], overlay_files: &[String]) -> Self {
+        let apkovl_files: Vec<String> = overlay_files
+            .iter()
+            .map(|n| n.trim_start_matches("./").to_string())
+            .filter(|n| !n.ends_with('/') && n != WORLD)
+            .collect();
+        let root = boot.sys.path(Path::new(SYSROOT));
+        let stamps = apkovl_files
+            .iter()
+            .map(|n| (n.clone(), stamp(&root.join(n))))
+            .collect();
+        Self {
+            image: media.join(rootcache::IMAGE_NAME),
+            key,
+            media,
+            apkovl_files,
+            stamps,
+        }
+    }
+
+    /// Checks the image: `Ok` when it can be used; the line to log when it cannot.
+    pub fn check(&self, sys: &dyn Sys) -> Result<(), (log::Level, String)> {
+        let shown = self.image.display();
+        match rootcache::check(&sys.path(&self.image), &self.key) {
+            Ok(()) => Ok(()),
+            Err(Unusable::Missing) => Err((
+                log::Level::Info,
+                format!("no cached root at {shown} yet: installing"),
+            )),
+            Err(Unusable::OtherInputs) => Err((
+                log::Level::Info,
+                format!(
+                    "cached root {shown} was made from other packages, indexes or ramboot: installing"
+                ),
+            )),
+            Err(Unusable::Corrupt(why)) => Err((
+                log::Level::Warn,
+                format!("cached root {shown} is not used: {why}; installing the packages"),
+            )),
+        }
+    }
+
+    /// Why this install must not be kept, if it must not.
+    pub fn not_keepable(&self, boot: &Boot<'_>) -> Option<String> {
+        if !boot.record.package_problems.is_empty() {
+            return Some("the install had package problems".into());
+        }
+        if !boot.record.scripts_not_run.is_empty() {
+            return Some("package scripts did not run".into());
+        }
+        let root = boot.sys.path(Path::new(SYSROOT));
+        self.stamps
+            .iter()
+            .find(|(n, before)| stamp(&root.join(n)) != *before)
+            .map(|(n, _)| format!("the install changed /{n} from the apkovl"))
+    }
+}
+
+/// A file's inode, change time (seconds, nanoseconds) and size: any write or replacement
+/// changes it.
+type Stamp = (u64, i64, i64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.ino(), m.ctime(), m.ctime_nsec(), m.size()))
+}
+
+fn layer_error(what: &str, source: std::io::Error) -> BootError {
+    BootError::RootCache {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// Moves the root's tmpfs (with what is already in it) aside to `LAYERS/<name>`.
+fn move_root_aside(sys: &dyn Sys, name: &str) -> Result<PathBuf, BootError> {
+    let dir = Path::new(LAYERS).join(name);
+    std::fs::create_dir_all(sys.path(&dir)).map_err(|e| layer_error("a layer directory", e))?;
+    sys.move_mount(Path::new(SYSROOT), &dir)
+        .map_err(|e| layer_error("moving the root tmpfs", e))?;
+    Ok(dir)
+}
+
+fn overlay(sys: &dyn Sys, lower: &Path, rw: &Path) -> Result<(), BootError> {
+    let (upper, work) = (rw.join(UPPER), rw.join(WORK));
+    for d in [&upper, &work] {
+        std::fs::create_dir_all(sys.path(d)).map_err(|e| layer_error("a layer directory", e))?;
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    sys.mount(
+        "overlay",
+        Path::new(SYSROOT),
+        "overlay",
+        MountFlags::empty(),
+        &data,
+    )
+    .map_err(|e| layer_error("the overlay on /sysroot", e))
+}
+
+/// The cached root's stage: the image read-only under the root's tmpfs, which becomes the
+/// overlay's upper layer. On a failure the root is put back as it was (the install follows).
+pub fn mount_cached(boot: &mut Boot<'_>, cp: &CachePlan) -> Result<(), BootError> {
+    let sys = boot.sys;
+    if let Some(l) = boot.loader() {
+        let wanted: Vec<&str> = ["loop", "fs-squashfs", "fs-overlay"]
+            .into_iter()
+            .filter(|n| !l.db().resolve(n, false).modules.is_empty())
+            .collect();
+        l.load(&crate::hw::modules::Request::names(wanted));
+    }
+    let rw = move_root_aside(sys, "rw")?;
+    let put_back = |e: BootError| {
+        let _ = unstack(sys, &rw);
+        e
+    };
+    stack_upper(sys, &rw).map_err(put_back)?;
+    let lower = Path::new(LAYERS).join("image");
+    let mounted = std::fs::create_dir_all(sys.path(&lower))
+        .map_err(|e| layer_error("a layer directory", e))
+        .and_then(|()| {
+            let device = sys
+                .loop_attach(&cp.image, true)
+                .map_err(|e| layer_error("a loop device for the image", e))?;
+            sys.mount(
+                &device.to_string_lossy(),
+                &lower,
+                "squashfs",
+                MountFlags::RDONLY,
+                "",
+            )
+            .map_err(|e| layer_error("the image", e))?;
+            // The loop device goes with the image's last mount (the overlay's, at shutdown).
+            let _ = sys.loop_autoclear(&device);
+            Ok(())
+        });
+    if let Err(e) = mounted.and_then(|()| overlay(sys, &lower, &rw)) {
+        let _ = sys.umount(&lower, false);
+        return Err(put_back(e));
+    }
+    detach_layers(sys, &[&lower, &rw]);
+    Ok(())
+}
+
+/// The upper layer is the tmpfs's content moved into `UPPER`; the install's world file comes
+/// from the image.
+fn stack_upper(sys: &dyn Sys, rw: &Path) -> Result<(), BootError> {
+    let top = sys.path(rw);
+    let upper = top.join(UPPER);
+    std::fs::create_dir(&upper).map_err(|e| layer_error("the upper layer", e))?;
+    for entry in std::fs::read_dir(&top).map_err(|e| layer_error("the root tmpfs", e))? {
+        let name = entry
+            .map_err(|e| layer_error("the root tmpfs", e))?
+            .file_name();
+        if name != UPPER {
+            std::fs::rename(top.join(&name), upper.join(&name))
+                .map_err(|e| layer_error("the upper layer", e))?;
+        }
+    }
+    let _ = std::fs::remove_file(upper.join(WORLD));
+    Ok(())
+}
+
+/// Undoes [`stack_upper`] and [`move_root_aside`].
+fn unstack(sys: &dyn Sys, rw: &Path) -> std::io::Result<()> {
+    let top = sys.path(rw);
+    let upper = top.join(UPPER);
+    if let Ok(rd) = std::fs::read_dir(&upper) {
+        for entry in rd.flatten() {
+            std::fs::rename(entry.path(), top.join(entry.file_name()))?;
+        }
+        std::fs::remove_dir(&upper)?;
+    }
+    sys.move_mount(rw, Path::new(SYSROOT))
+}
+
+/// The layers' own mounts go once the overlay holds them (it keeps private copies): the new
+/// system sees only the overlay.
+fn detach_layers(sys: &dyn Sys, layers: &[&Path]) {
+    for l in layers {
+        if let Err(e) = sys.umount(l, true) {
+            log::warn!("cannot detach {}: {e}", l.display());
+        }
+    }
+}
+
+/// After a fresh install: the installed tmpfs becomes the overlay's lower layer and the image
+/// is prepared for writing at handoff. `None` (with the reason logged) when this root is not kept.
+pub fn freeze_installed(
+    boot: &mut Boot<'_>,
+    plan: &Diskless,
+    cp: CachePlan,
+) -> Option<PendingWrite> {
+    if let Some(why) = cp.not_keepable(boot) {
+        log::info!("the installed root is not kept on the boot media: {why}");
+        return None;
+    }
+    let sys = boot.sys;
+    let frozen = (|| {
+        let lower = move_root_aside(sys, "installed")?;
+        let rw = Path::new(LAYERS).join("rw");
+        std::fs::create_dir_all(sys.path(&rw)).map_err(|e| layer_error("a layer directory", e))?;
+        let (flags, data) = crate::sys::parse_mount_options(&plan.tmpfs_flags);
+        let stacked = sys
+            .mount("tmpfs", &rw, "tmpfs", flags, &data)
+            .map_err(|e| layer_error("the upper tmpfs", e))
+            .and_then(|()| overlay(sys, &lower, &rw));
+        if let Err(e) = stacked {
+            let _ = sys.umount(&rw, false);
+            let _ = sys.move_mount(&lower, Path::new(SYSROOT));
+            return Err(e);
+        }
+        let lower_fd =
+            open_dir(&sys.path(&lower)).map_err(|e| layer_error("the installed root", e))?;
+        detach_layers(sys, &[&lower, &rw]);
+        Ok(lower_fd)
+    })();
+    match frozen {
+        Ok(lower) => Some(PendingWrite {
+            lower,
+            media: cp.media,
+            key: cp.key,
+            skip: cp.apkovl_files,
+        }),
+        Err(e) => {
+            log::warn!("the installed root is not kept on the boot media: {e}");
+            None
+        }
+    }
+}
+
+fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// The image to write once the boot is handed off.
+pub struct PendingWrite {
+    /// The installed root, frozen (the overlay's lower layer).
+    lower: OwnedFd,
+    media: PathBuf,
+    key: [u8; 32],
+    skip: Vec<String>,
+}
+
+impl PendingWrite {
+    /// Makes the media writable and starts the writer; it puts the media back read-only when
+    /// done. Called just before switch_root.
+    pub fn start(self, sys: &dyn Sys) {
+        let media = &self.media;
+        let was = match sys.mount_containing(media) {
+            Ok(m) => m.flags,
+            Err(e) => {
+                log::warn!("cached root not written: {}: {e}", media.display());
+                return;
+            }
+        };
+        let read_only = was.contains(MountFlags::RDONLY);
+        if read_only {
+            if let Err(e) = sys.remount(media, was - MountFlags::RDONLY, "") {
+                log::warn!(
+                    "cached root not written: cannot make {} writable: {e}",
+                    media.display()
+                );
+                return;
+            }
+        }
+        let media_fd = match open_dir(&sys.path(media)) {
+            Ok(fd) => fd,
+            Err(e) => {
+                log::warn!("cached root not written: {}: {e}", media.display());
+                return;
+            }
+        };
+        let shown = media.join(rootcache::IMAGE_NAME).display().to_string();
+        let skip = self.skip;
+        let mut task = || {
+            let leave_out = |p: &[u8]| skip.iter().any(|s| s.as_bytes() == p);
+            let mtime = sys.wall_clock().as_secs() as u32;
+            let code = match rootcache::write_image(
+                self.lower.as_fd(),
+                &leave_out,
+                media_fd.as_fd(),
+                &self.key,
+                mtime,
+            ) {
+                Ok(w) => {
+                    log::info!(
+                        "cached root written to {shown}: {} inodes, {:.1} MiB of files in {:.1} MiB",
+                        w.inodes,
+                        w.content as f64 / 1048576.0,
+                        w.bytes as f64 / 1048576.0
+                    );
+                    0
+                }
+                Err(e) => {
+                    log::warn!("cached root not written to {shown}: {e}");
+                    1
+                }
+            };
+            if read_only {
+                if let Err(e) = sys.set_read_only_at(media_fd.as_fd(), true) {
+                    log::warn!("cannot make the boot media read-only again: {e}");
+                }
+            }
+            code
+        };
+        if let Err(e) = sys.background("rootcache writer", &mut task) {
+            log::warn!("cached root not written: cannot start its writer: {e}");
+            if read_only {
+                let _ = sys.remount(media, was, "");
+            }
+        }
+    }
+}
