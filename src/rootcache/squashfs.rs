@@ -267,7 +267,7 @@ fn scan(
             names.push(name);
         }
     }
-    names.sort();
+    names.sort_unstable();
     let mut children = Vec::new();
     for name in names {
         let rel = if path.is_empty() {

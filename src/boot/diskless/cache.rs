@@ -20,6 +20,8 @@ use crate::cmdline::Diskless;
 use crate::rootcache::{self, Key, Unusable};
 use crate::sys::{MountFlags, Sys};
 use rustix::fd::{AsFd, OwnedFd};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -64,20 +66,26 @@ pub fn key(
         k.add("repository", r.as_os_str().as_encoded_bytes());
         k.add_file("index", &sys.path(&r.join(&arch).join("APKINDEX.tar.gz")));
     }
-    let mut keys: Vec<PathBuf> = std::fs::read_dir(sys.path(Path::new("/etc/apk/keys")))
-        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+    // Sorted the way the squashfs writer sorts names: one sort in the init build.
+    let keys_dir = sys.path(Path::new("/etc/apk/keys"));
+    let mut keys: Vec<Vec<u8>> = std::fs::read_dir(&keys_dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().into_encoded_bytes())
+                .collect()
+        })
         .unwrap_or_default();
-    keys.sort();
-    for path in keys {
-        k.add(
-            "key",
-            path.file_name().unwrap_or_default().as_encoded_bytes(),
-        );
-        k.add_file("key content", &path);
+    keys.sort_unstable();
+    for name in keys {
+        k.add("key", &name);
+        k.add_file("key content", &keys_dir.join(OsStr::from_bytes(&name)));
     }
-    let mut names = overlay_files.to_vec();
-    names.sort();
-    k.add("apkovl names", names.join("\n").as_bytes());
+    let mut names: Vec<Vec<u8>> = overlay_files
+        .iter()
+        .map(|n| n.as_bytes().to_vec())
+        .collect();
+    names.sort_unstable();
+    k.add("apkovl names", &names.join(&b'\n'));
     let flags = format!(
         "keep_apk_new={} bootstrap_usr_merged={}",
         plan.keep_apk_new, plan.bootstrap_usr_merged
@@ -393,10 +401,10 @@ impl PendingWrite {
             ) {
                 Ok(w) => {
                     log::info!(
-                        "cached root written to {shown}: {} inodes, {:.1} MiB of files in {:.1} MiB",
+                        "cached root written to {shown}: {} inodes, {} KiB of files in {} KiB",
                         w.inodes,
-                        w.content as f64 / 1048576.0,
-                        w.bytes as f64 / 1048576.0
+                        w.content / 1024,
+                        w.bytes / 1024
                     );
                     0
                 }

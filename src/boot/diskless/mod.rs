@@ -238,10 +238,13 @@ fn build_root(
     if let Some(cp) = &cache {
         match cp.check(boot.sys) {
             Ok(()) => {
-                from_cache = boot
-                    .stage(&stages::ROOTCACHE)
+                boot.stage(&stages::ROOTCACHE)
                     .detail(cp.image.display())
-                    .run(|b| cache::mount_cached(b, cp).map(|()| Done::ok(true)))?;
+                    .run(|b| {
+                        cache::mount_cached(b, cp)?;
+                        from_cache = true;
+                        Ok(Done::ok(()))
+                    })?;
             }
             Err((level, line)) => log::log!(level, "{line}"),
         }
