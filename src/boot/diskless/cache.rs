@@ -31,6 +31,8 @@ const LAYERS: &str = "/.ramboot-layers";
 /// The upper layer and the overlay's work directory inside their tmpfs.
 const UPPER: &str = ".ramboot-upper";
 const WORK: &str = ".ramboot-work";
+/// The apkovl's world, kept beside the upper layer while the image's shows through.
+const WORLD_ASIDE: &str = ".ramboot-world";
 /// The installer rewrites it from `pkgs=` and the apkovl's world (both in the key).
 const WORLD: &str = "etc/apk/world";
 
@@ -254,7 +256,7 @@ pub fn mount_cached(boot: &mut Boot<'_>, cp: &CachePlan) -> Result<(), BootError
 }
 
 /// The upper layer is the tmpfs's content moved into `UPPER`; the install's world file comes
-/// from the image.
+/// from the image (the apkovl's is set aside, for [`unstack`]).
 fn stack_upper(sys: &dyn Sys, rw: &Path) -> Result<(), BootError> {
     let top = sys.path(rw);
     let upper = top.join(UPPER);
@@ -268,7 +270,7 @@ fn stack_upper(sys: &dyn Sys, rw: &Path) -> Result<(), BootError> {
                 .map_err(|e| layer_error("the upper layer", e))?;
         }
     }
-    let _ = std::fs::remove_file(upper.join(WORLD));
+    let _ = std::fs::rename(upper.join(WORLD), top.join(WORLD_ASIDE));
     Ok(())
 }
 
@@ -282,6 +284,8 @@ fn unstack(sys: &dyn Sys, rw: &Path) -> std::io::Result<()> {
         }
         std::fs::remove_dir(&upper)?;
     }
+    let _ = std::fs::remove_dir(top.join(WORK));
+    let _ = std::fs::rename(top.join(WORLD_ASIDE), top.join(WORLD));
     sys.move_mount(rw, Path::new(SYSROOT))
 }
 
@@ -426,5 +430,186 @@ impl PendingWrite {
                 let _ = sys.remount(media, was, "");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::runner::tests::boot_with;
+    use crate::sys::RecordingSys;
+    use std::fs;
+
+    const OVERLAY_LIST: [&str; 4] = ["etc/", "etc/hostname", "etc/apk/", "etc/apk/world"];
+
+    /// A stand-in `/`: the root tmpfs after the apkovl (hostname and world), read-only boot
+    /// media at /media/vda1.
+    fn stand() -> (tempfile::TempDir, RecordingSys) {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("sysroot/etc/apk")).unwrap();
+        fs::write(d.join("sysroot/etc/hostname"), "from-apkovl\n").unwrap();
+        fs::write(d.join("sysroot/etc/apk/world"), "demo\n").unwrap();
+        fs::create_dir_all(d.join("media/vda1")).unwrap();
+        fs::create_dir_all(d.join("proc")).unwrap();
+        fs::write(
+            d.join("proc/mounts"),
+            "/dev/vda1 /media/vda1 vfat ro,relatime 0 0\n",
+        )
+        .unwrap();
+        let sys = RecordingSys::new(d).with_background_runs(true);
+        (dir, sys)
+    }
+
+    fn plain_diskless() -> Diskless {
+        match crate::cmdline::plan(&crate::cmdline::parse("")).mode {
+            crate::cmdline::Mode::Diskless(d) => d,
+            _ => unreachable!("no root= gives a diskless plan"),
+        }
+    }
+
+    fn overlay_list() -> Vec<String> {
+        OVERLAY_LIST.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// What the packages stage would leave.
+    fn install(d: &Path) {
+        fs::create_dir_all(d.join("sysroot/bin")).unwrap();
+        fs::write(
+            d.join("sysroot/bin/busybox"),
+            b"\x7fELF busybox".repeat(1000),
+        )
+        .unwrap();
+        fs::write(d.join("sysroot/etc/apk/world"), "busybox\ndemo\n").unwrap();
+    }
+
+    /// A fresh install becomes the overlay's lower layer; at handoff the media is made
+    /// writable, the image written from that layer in the background, the media read-only again.
+    #[test]
+    fn a_kept_install_is_frozen_under_an_overlay_and_written_at_handoff() {
+        let (dir, sys) = stand();
+        let mut boot = boot_with(&sys, "");
+        let diskless = plain_diskless();
+        let cp = CachePlan::new(&boot, "/media/vda1".into(), [3; 32], &overlay_list());
+        install(dir.path());
+        let pending = freeze_installed(&mut boot, &diskless, cp).expect("kept");
+        assert!(
+            dir.path().join("sysroot/bin/busybox").is_file(),
+            "the root shows through the overlay"
+        );
+        pending.start(&sys);
+        let t = sys.trace();
+        let at = |needle: &str| {
+            t.iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} not in {t:#?}"))
+        };
+        let order = [
+            "mount -o move /sysroot /.ramboot-layers/installed",
+            "mount -t tmpfs",
+            "mount -t overlay -o lowerdir=/.ramboot-layers/installed,upperdir=/.ramboot-layers/rw/.ramboot-upper,workdir=/.ramboot-layers/rw/.ramboot-work overlay /sysroot",
+            "umount -l /.ramboot-layers/installed",
+            "mount -o remount",
+            "background rootcache writer",
+            "mount -o remount,ro (by descriptor)",
+        ];
+        let positions: Vec<usize> = order.iter().map(|n| at(n)).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{t:#?}");
+        let image = dir.path().join("media/vda1").join(rootcache::IMAGE_NAME);
+        assert_eq!(rootcache::check(&image, &[3; 32]), Ok(()));
+        assert!(!dir
+            .path()
+            .join("media/vda1")
+            .join(rootcache::TEMP_NAME)
+            .exists());
+    }
+
+    /// A package script that rewrote a file of the apkovl makes the root depend on the
+    /// apkovl's content, which the key does not hold: that install is not kept.
+    #[test]
+    fn an_install_that_changed_an_apkovl_file_is_not_kept() {
+        let (dir, sys) = stand();
+        let mut boot = boot_with(&sys, "");
+        let diskless = plain_diskless();
+        let cp = CachePlan::new(&boot, "/media/vda1".into(), [3; 32], &overlay_list());
+        install(dir.path());
+        let host = dir.path().join("sysroot/etc/hostname");
+        fs::remove_file(&host).unwrap();
+        fs::write(&host, "changed by a script\n").unwrap();
+        assert_eq!(
+            cp.not_keepable(&boot).as_deref(),
+            Some("the install changed /etc/hostname from the apkovl")
+        );
+        assert!(freeze_installed(&mut boot, &diskless, cp).is_none());
+        assert!(
+            !sys.trace().iter().any(|l| l.contains("move")),
+            "{:#?}",
+            sys.trace()
+        );
+    }
+
+    /// The image mounted under the root's tmpfs; when the overlay cannot be mounted the root is
+    /// put back as it was (apkovl files and world in place) for the install.
+    #[test]
+    fn a_cached_root_that_cannot_be_stacked_leaves_the_root_as_it_was() {
+        let (dir, sys) = stand();
+        fs::write(
+            dir.path().join("media/vda1").join(rootcache::IMAGE_NAME),
+            b"img",
+        )
+        .unwrap();
+        let mut boot = boot_with(&sys, "");
+        let cp = CachePlan::new(&boot, "/media/vda1".into(), [3; 32], &overlay_list());
+        sys.fail_on("-t overlay", 19);
+        let err = mount_cached(&mut boot, &cp).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("cached root: cannot set up the overlay on /sysroot"),
+            "{err}"
+        );
+        let root = dir.path().join("sysroot");
+        assert_eq!(
+            fs::read_to_string(root.join("etc/hostname")).unwrap(),
+            "from-apkovl\n"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("etc/apk/world")).unwrap(),
+            "demo\n"
+        );
+        let t = sys.trace();
+        assert!(
+            t.iter()
+                .any(|l| l.starts_with("mount -t squashfs -o ro /dev/loop")),
+            "{t:#?}"
+        );
+        assert!(
+            t.iter().any(|l| l == "umount /.ramboot-layers/image"),
+            "{t:#?}"
+        );
+        assert_eq!(
+            t.last().unwrap(),
+            "mount -o move /.ramboot-layers/rw /sysroot"
+        );
+
+        // Without the failure: stacked, the layers detached, the image's world showing.
+        let (dir, sys) = stand();
+        fs::write(
+            dir.path().join("media/vda1").join(rootcache::IMAGE_NAME),
+            b"img",
+        )
+        .unwrap();
+        let mut boot = boot_with(&sys, "");
+        mount_cached(&mut boot, &cp).unwrap();
+        let t = sys.trace();
+        assert!(
+            t.iter().any(|l| l == "umount -l /.ramboot-layers/image"),
+            "{t:#?}"
+        );
+        let layers = dir.path().join(".ramboot-layers/rw");
+        assert!(layers.join(UPPER).join("etc/hostname").is_file());
+        assert!(
+            !layers.join(UPPER).join(WORLD).exists(),
+            "the image's world shows through"
+        );
     }
 }
