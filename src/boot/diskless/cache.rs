@@ -31,8 +31,9 @@ const LAYERS: &str = "/.ramboot-layers";
 /// The upper layer and the overlay's work directory inside their tmpfs.
 const UPPER: &str = ".ramboot-upper";
 const WORK: &str = ".ramboot-work";
-/// The apkovl's world, kept beside the upper layer while the image's shows through.
-const WORLD_ASIDE: &str = ".ramboot-world";
+/// Files of the upper layer that the image holds in their installed state (the empty apk
+/// database, the apkovl's world ...), kept beside the upper layer while the image's show through.
+const ASIDE: &str = ".ramboot-aside";
 /// The installer rewrites it from `pkgs=` and the apkovl's world (both in the key).
 const WORLD: &str = "etc/apk/world";
 
@@ -222,12 +223,13 @@ pub fn mount_cached(boot: &mut Boot<'_>, cp: &CachePlan) -> Result<(), BootError
             .collect();
         l.load(&crate::hw::modules::Request::names(wanted));
     }
+    boot.timeline.mark("rootcache modules loaded", sys.now());
     let rw = move_root_aside(sys, "rw")?;
     let put_back = |e: BootError| {
         let _ = unstack(sys, &rw);
         e
     };
-    stack_upper(sys, &rw).map_err(put_back)?;
+    stack_upper(sys, &rw, cp).map_err(put_back)?;
     let lower = Path::new(LAYERS).join("image");
     let mounted = std::fs::create_dir_all(sys.path(&lower))
         .map_err(|e| layer_error("a layer directory", e))
@@ -245,32 +247,60 @@ pub fn mount_cached(boot: &mut Boot<'_>, cp: &CachePlan) -> Result<(), BootError
             .map_err(|e| layer_error("the image", e))?;
             // The loop device goes with the image's last mount (the overlay's, at shutdown).
             let _ = sys.loop_autoclear(&device);
-            Ok(())
+            Ok(sys.now())
         });
-    if let Err(e) = mounted.and_then(|()| overlay(sys, &lower, &rw)) {
-        let _ = sys.umount(&lower, false);
-        return Err(put_back(e));
-    }
+    let at = match mounted.and_then(|at| overlay(sys, &lower, &rw).map(|()| at)) {
+        Ok(at) => at,
+        Err(e) => {
+            let _ = sys.umount(&lower, false);
+            return Err(put_back(e));
+        }
+    };
+    boot.timeline.mark("rootcache image mounted", at);
     detach_layers(sys, &[&lower, &rw]);
     Ok(())
 }
 
-/// The upper layer is the tmpfs's content moved into `UPPER`; the install's world file comes
-/// from the image (the apkovl's is set aside, for [`unstack`]).
-fn stack_upper(sys: &dyn Sys, rw: &Path) -> Result<(), BootError> {
+/// The upper layer is the tmpfs's content moved into `UPPER`. Only the apkovl's files stay in
+/// it: everything else there was made before the install (the empty apk database, the keys, the
+/// apkovl's world) and the image holds it as the install left it. Those go aside, for [`unstack`].
+fn stack_upper(sys: &dyn Sys, rw: &Path, cp: &CachePlan) -> Result<(), BootError> {
     let top = sys.path(rw);
     let upper = top.join(UPPER);
-    std::fs::create_dir(&upper).map_err(|e| layer_error("the upper layer", e))?;
-    for entry in std::fs::read_dir(&top).map_err(|e| layer_error("the root tmpfs", e))? {
-        let name = entry
-            .map_err(|e| layer_error("the root tmpfs", e))?
-            .file_name();
+    let err = |e| layer_error("the upper layer", e);
+    std::fs::create_dir(&upper).map_err(err)?;
+    for entry in std::fs::read_dir(&top).map_err(err)? {
+        let name = entry.map_err(err)?.file_name();
         if name != UPPER {
-            std::fs::rename(top.join(&name), upper.join(&name))
-                .map_err(|e| layer_error("the upper layer", e))?;
+            std::fs::rename(top.join(&name), upper.join(&name)).map_err(err)?;
         }
     }
-    let _ = std::fs::rename(upper.join(WORLD), top.join(WORLD_ASIDE));
+    let keep = |rel: &str| cp.apkovl_files.iter().any(|f| f == rel);
+    move_files(&upper, &top.join(ASIDE), "", &|rel| !keep(rel)).map_err(err)
+}
+
+/// Moves the non-directories under `from` for which `pick` is true to the same place under `to`.
+fn move_files(
+    from: &Path,
+    to: &Path,
+    rel: &str,
+    pick: &dyn Fn(&str) -> bool,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from.join(rel))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let sub = if rel.is_empty() {
+            name.to_string_lossy().into_owned()
+        } else {
+            format!("{rel}/{}", name.to_string_lossy())
+        };
+        if entry.file_type()?.is_dir() {
+            move_files(from, to, &sub, pick)?;
+        } else if pick(&sub) {
+            std::fs::create_dir_all(to.join(rel))?;
+            std::fs::rename(from.join(&sub), to.join(&sub))?;
+        }
+    }
     Ok(())
 }
 
@@ -285,7 +315,11 @@ fn unstack(sys: &dyn Sys, rw: &Path) -> std::io::Result<()> {
         std::fs::remove_dir(&upper)?;
     }
     let _ = std::fs::remove_dir(top.join(WORK));
-    let _ = std::fs::rename(top.join(WORLD_ASIDE), top.join(WORLD));
+    let aside = top.join(ASIDE);
+    if aside.is_dir() {
+        move_files(&aside, &top, "", &|_| true)?;
+        std::fs::remove_dir_all(&aside)?;
+    }
     sys.move_mount(rw, Path::new(SYSROOT))
 }
 
@@ -611,5 +645,6 @@ mod tests {
             !layers.join(UPPER).join(WORLD).exists(),
             "the image's world shows through"
         );
+        assert!(layers.join(ASIDE).join(WORLD).is_file());
     }
 }

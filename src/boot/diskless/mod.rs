@@ -236,7 +236,9 @@ fn build_root(
     let cache = cache_plan(boot, plan, &media_mounts, &local, &wanted, decisions);
     let mut from_cache = false;
     if let Some(cp) = &cache {
-        match cp.check(boot.sys) {
+        let checked = cp.check(boot.sys);
+        boot.timeline.mark("rootcache checked", boot.sys.now());
+        match checked {
             Ok(()) => {
                 boot.stage(&stages::ROOTCACHE)
                     .detail(cp.image.display())
@@ -246,13 +248,20 @@ fn build_root(
                         Ok(Done::ok(()))
                     })?;
             }
-            Err((level, line)) => log::log!(level, "{line}"),
+            Err((level, line)) => {
+                log::log!(level, "{line}");
+                decisions.notes.push(format!("root cache: {line}"));
+            }
         }
+    } else if !plan.root_cache {
+        decisions
+            .notes
+            .push("root cache: off (ramboot_cache=no)".into());
     }
     if from_cache {
         note(
             decisions,
-            "packages: the cached root, nothing installed".into(),
+            "root cache: the cached root is mounted, nothing installed".into(),
         );
     } else {
         let installed = boot
@@ -263,7 +272,13 @@ fn build_root(
             log::info!("installed {summary}");
         }
         if let Some(cp) = cache {
+            let image = cp.image.display().to_string();
             boot.root_cache_write = cache::freeze_installed(boot, plan, cp);
+            if boot.root_cache_write.is_some() {
+                decisions.notes.push(format!(
+                    "root cache: the installed root is written to {image} after handoff"
+                ));
+            }
         }
     }
 
