@@ -112,6 +112,17 @@ if grep -qw ramboot_demo=tree /proc/cmdline; then
   find / -xdev -exec stat -c 'RAMBOOT-TREE: %n %f %u %g %N' {} + | sort
   find / -xdev -type f -exec md5sum {} + | sort -k2 | sed 's/^/RAMBOOT-TREE: /'
 fi
+# Mounting the cached root against copying it into a tmpfs (issue 11), on the instruction
+# clock (/proc/uptime, 10 ms steps): loop + squashfs mount, then a full copy.
+if grep -qw ramboot_demo=copy /proc/cmdline && [ -f /media/vda1/ramboot-root.sqfs ]; then
+  mkdir -p /tmp/rc-image /tmp/rc-copy
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  mount -o ro,loop -t squashfs /media/vda1/ramboot-root.sqfs /tmp/rc-image
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  mount -t tmpfs tmpfs /tmp/rc-copy && cp -a /tmp/rc-image/. /tmp/rc-copy/
+  t2=$(cut -d' ' -f1 /proc/uptime)
+  echo "RAMBOOT-DEMO: mount-vs-copy uptime $t0 mounted $t1 copied $t2"
+fi
 echo "RAMBOOT-DEMO: done, powering off"
 poweroff -f
 EOF

@@ -77,6 +77,18 @@ impl Key {
     }
 }
 
+/// Sorts names bytewise (squashfs's directory order, the key's order). An insertion sort: a
+/// directory has at most a few hundred names, and the library sorts cost KBs in the init.
+pub fn sort_names(names: &mut [Vec<u8>]) {
+    for i in 1..names.len() {
+        let mut j = i;
+        while j > 0 && names[j - 1] > names[j] {
+            names.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+}
+
 /// Checks the image at `path` against `key`: its trailer, then the digest of every byte.
 pub fn check(path: &Path, key: &[u8; 32]) -> Result<(), Unusable> {
     let mut file = match std::fs::File::open(path) {

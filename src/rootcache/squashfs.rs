@@ -16,7 +16,6 @@
 use super::deflate;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::{self, Seek, SeekFrom, Write};
 
@@ -165,7 +164,7 @@ pub fn write<O: Write + Seek>(
     let mut nodes = Vec::new();
     let st = rustix::fs::fstat(root)?;
     nodes.push(node_from_stat(Vec::new(), &st, Kind::Dir(Vec::new())));
-    let mut links = HashMap::new();
+    let mut links = Vec::new();
     scan(root, b"", 0, &mut nodes, &mut links, skip)?;
     let mut next = 1;
     number(&mut nodes, 0, &mut next);
@@ -257,7 +256,7 @@ fn scan(
     path: &[u8],
     at: usize,
     nodes: &mut Vec<Node>,
-    links: &mut HashMap<(u64, u64), usize>,
+    links: &mut Vec<((u64, u64), usize)>,
     skip: &dyn Fn(&[u8]) -> bool,
 ) -> io::Result<()> {
     let mut names = Vec::new();
@@ -267,7 +266,7 @@ fn scan(
             names.push(name);
         }
     }
-    names.sort_unstable();
+    super::sort_names(&mut names);
     let mut children = Vec::new();
     for name in names {
         let rel = if path.is_empty() {
@@ -284,14 +283,15 @@ fn scan(
             FileType::Directory => Kind::Dir(Vec::new()),
             FileType::RegularFile => {
                 let key = (st.st_dev, st.st_ino);
-                match links.get(&key) {
-                    Some(&first) if st.st_nlink > 1 => {
+                // Hard links are rare in a root: a list is enough (and small in the init).
+                match links.iter().find(|(k, _)| *k == key).map(|&(_, i)| i) {
+                    Some(first) if st.st_nlink > 1 => {
                         nodes[first].nlink += 1;
                         Kind::Link(first)
                     }
                     _ => {
                         if st.st_nlink > 1 {
-                            links.insert(key, index);
+                            links.push((key, index));
                         }
                         Kind::File {
                             size: st.st_size as u64,

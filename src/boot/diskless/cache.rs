@@ -69,7 +69,6 @@ pub fn key(
         k.add("repository", r.as_os_str().as_encoded_bytes());
         k.add_file("index", &sys.path(&r.join(&arch).join("APKINDEX.tar.gz")));
     }
-    // Sorted the way the squashfs writer sorts names: one sort in the init build.
     let keys_dir = sys.path(Path::new("/etc/apk/keys"));
     let mut keys: Vec<Vec<u8>> = std::fs::read_dir(&keys_dir)
         .map(|rd| {
@@ -78,7 +77,7 @@ pub fn key(
                 .collect()
         })
         .unwrap_or_default();
-    keys.sort_unstable();
+    rootcache::sort_names(&mut keys);
     for name in keys {
         k.add("key", &name);
         k.add_file("key content", &keys_dir.join(OsStr::from_bytes(&name)));
@@ -87,7 +86,7 @@ pub fn key(
         .iter()
         .map(|n| n.as_bytes().to_vec())
         .collect();
-    names.sort_unstable();
+    rootcache::sort_names(&mut names);
     k.add("apkovl names", &names.join(&b'\n'));
     let flags = format!(
         "keep_apk_new={} bootstrap_usr_merged={}",
@@ -230,13 +229,16 @@ pub fn mount_cached(boot: &mut Boot<'_>, cp: &CachePlan) -> Result<(), BootError
         e
     };
     stack_upper(sys, &rw, cp).map_err(put_back)?;
+    boot.timeline.mark("rootcache upper stacked", sys.now());
     let lower = Path::new(LAYERS).join("image");
+    let mut attached = std::time::Duration::ZERO;
     let mounted = std::fs::create_dir_all(sys.path(&lower))
         .map_err(|e| layer_error("a layer directory", e))
         .and_then(|()| {
             let device = sys
                 .loop_attach(&cp.image, true)
                 .map_err(|e| layer_error("a loop device for the image", e))?;
+            attached = sys.now();
             sys.mount(
                 &device.to_string_lossy(),
                 &lower,
@@ -256,6 +258,7 @@ pub fn mount_cached(boot: &mut Boot<'_>, cp: &CachePlan) -> Result<(), BootError
             return Err(put_back(e));
         }
     };
+    boot.timeline.mark("rootcache loop attached", attached);
     boot.timeline.mark("rootcache image mounted", at);
     detach_layers(sys, &[&lower, &rw]);
     Ok(())
