@@ -64,10 +64,14 @@ impl Key {
         }
     }
 
-    /// A file's content (its SHA-256), or that it is missing.
+    /// A file's content (its SHA-256, read in chunks), or that it is missing.
     pub fn add_file(&mut self, label: &str, path: &Path) {
-        match std::fs::read(path) {
-            Ok(bytes) => self.add(label, &Sha256::digest(&bytes)),
+        let digest = std::fs::File::open(path).and_then(|mut f| {
+            let len = f.metadata()?.len();
+            hash_prefix(&mut f, len)
+        });
+        match digest {
+            Ok(d) => self.add(label, &d),
             Err(_) => self.add(label, b"(missing)"),
         }
     }
@@ -123,7 +127,7 @@ pub fn check(path: &Path, key: &[u8; 32]) -> Result<(), Unusable> {
 
 fn hash_prefix(file: &mut std::fs::File, len: u64) -> io::Result<[u8; 32]> {
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     let mut left = len;
     while left > 0 {
         let n = left.min(buf.len() as u64) as usize;

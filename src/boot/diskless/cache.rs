@@ -181,6 +181,19 @@ fn layer_error(what: &str, source: std::io::Error) -> BootError {
     }
 }
 
+/// Loads what the layers need through the boot's loader (the kernel's own request would start a
+/// modprobe process for each).
+fn load_modules(boot: &Boot<'_>, names: &[&str]) {
+    if let Some(l) = boot.loader() {
+        let wanted: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !l.db().resolve(n, false).modules.is_empty())
+            .collect();
+        l.load(&crate::hw::modules::Request::names(wanted));
+    }
+}
+
 /// Moves the root's tmpfs (with what is already in it) aside to `LAYERS/<name>`.
 fn move_root_aside(sys: &dyn Sys, name: &str) -> Result<PathBuf, BootError> {
     let dir = Path::new(LAYERS).join(name);
@@ -215,13 +228,7 @@ fn overlay(sys: &dyn Sys, lower: &Path, rw: &Path) -> Result<(), BootError> {
 /// overlay's upper layer. On a failure the root is put back as it was (the install follows).
 pub fn mount_cached(boot: &mut Boot<'_>, cp: &CachePlan) -> Result<(), BootError> {
     let sys = boot.sys;
-    if let Some(l) = boot.loader() {
-        let wanted: Vec<&str> = ["loop", "fs-squashfs", "fs-overlay"]
-            .into_iter()
-            .filter(|n| !l.db().resolve(n, false).modules.is_empty())
-            .collect();
-        l.load(&crate::hw::modules::Request::names(wanted));
-    }
+    load_modules(boot, &["loop", "fs-squashfs", "fs-overlay"]);
     boot.timeline.mark("rootcache modules loaded", sys.now());
     let rw = move_root_aside(sys, "rw")?;
     let put_back = |e: BootError| {
@@ -348,6 +355,7 @@ pub fn freeze_installed(
         return None;
     }
     let sys = boot.sys;
+    load_modules(boot, &["fs-overlay"]);
     let frozen = (|| {
         let lower = move_root_aside(sys, "installed")?;
         let rw = Path::new(LAYERS).join("rw");

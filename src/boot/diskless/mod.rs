@@ -234,6 +234,9 @@ fn build_root(
     decisions.repositories = repositories.clone();
     let local = packages::local_repositories(&repositories);
     let cache = cache_plan(boot, plan, &media_mounts, &local, &wanted, decisions);
+    if cache.is_some() {
+        boot.timeline.mark("rootcache key", boot.sys.now());
+    }
     let mut from_cache = false;
     if let Some(cp) = &cache {
         let checked = cp.check(boot.sys);
