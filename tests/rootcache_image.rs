@@ -138,9 +138,11 @@ fn unsquash(image: &Path, to: &Path) {
 
 fn written(tree: &Path, media: &Path, skip: &dyn Fn(&[u8]) -> bool) -> PathBuf {
     let key = [7u8; 32];
+    let root = dir_fd(tree);
+    let scanned = squashfs::scan_tree(root.as_fd(), skip).unwrap();
     write_image(
-        dir_fd(tree).as_fd(),
-        skip,
+        scanned,
+        root.as_fd(),
         dir_fd(media).as_fd(),
         &key,
         1_700_000_000,

@@ -138,11 +138,11 @@ fn hash_prefix(file: &mut std::fs::File, len: u64) -> io::Result<[u8; 32]> {
     Ok(h.finalize().into())
 }
 
-/// Writes the tree under `root` (less what `skip` names) as [`IMAGE_NAME`] in `media`: under
-/// [`TEMP_NAME`] first, then the trailer, a sync and the rename.
+/// Writes `tree` (scanned from `root` by [`squashfs::scan_tree`]) as [`IMAGE_NAME`] in `media`:
+/// under [`TEMP_NAME`] first, then the trailer, a sync and the rename.
 pub fn write_image(
+    tree: squashfs::Tree,
     root: BorrowedFd<'_>,
-    skip: &dyn Fn(&[u8]) -> bool,
     media: BorrowedFd<'_>,
     key: &[u8; 32],
     mtime: u32,
@@ -159,7 +159,7 @@ pub fn write_image(
     let written = {
         let mut out = io::BufWriter::with_capacity(256 * 1024, &mut file);
         let written =
-            squashfs::write(root, skip, &mut out, mtime).map_err(|e| CacheError::Read {
+            squashfs::write(tree, root, &mut out, mtime).map_err(|e| CacheError::Read {
                 what: "the installed root".into(),
                 source: e,
             })?;

@@ -55,9 +55,11 @@ pub struct Written {
 
 enum Kind {
     Dir(Vec<usize>),
+    /// `stamp`: inode, change time and size when scanned; the content must still match it.
     File {
         size: u64,
         path: CString,
+        stamp: Stamp,
     },
     Symlink(Vec<u8>),
     Device {
@@ -68,6 +70,18 @@ enum Kind {
     Socket,
     /// Another name of an earlier regular file.
     Link(usize),
+}
+
+/// A file's inode, change time (seconds, nanoseconds) and size.
+type Stamp = (u64, i64, i64, u64);
+
+fn stamp(st: &rustix::fs::Stat) -> Stamp {
+    (
+        st.st_ino,
+        st.st_ctime,
+        st.st_ctime_nsec as i64,
+        st.st_size as u64,
+    )
 }
 
 struct Node {
@@ -153,23 +167,38 @@ struct Writer<'o, O: Write> {
     content: u64,
 }
 
-/// Writes the tree under `root` as a squashfs image to `out` (from its start), leaving out the
-/// paths (relative, `etc/passwd`) for which `skip` is true. `mtime` is the image's own time.
-pub fn write<O: Write + Seek>(
-    root: BorrowedFd<'_>,
-    skip: &dyn Fn(&[u8]) -> bool,
-    out: &mut O,
-    mtime: u32,
-) -> io::Result<Written> {
+/// The entries of a tree as scanned, numbered for writing.
+pub struct Tree {
+    nodes: Vec<Node>,
+    count: u32,
+}
+
+/// Reads the tree under `root` (names, metadata, link targets; not file contents), leaving out
+/// the paths (relative, `etc/passwd`) for which `skip` is true and not crossing into other
+/// mounts. Files are read later by [`write`], which refuses any that changed in between.
+pub fn scan_tree(root: BorrowedFd<'_>, skip: &dyn Fn(&[u8]) -> bool) -> io::Result<Tree> {
     let mut nodes = Vec::new();
     let st = rustix::fs::fstat(root)?;
     nodes.push(node_from_stat(Vec::new(), &st, Kind::Dir(Vec::new())));
     let mut links = Vec::new();
-    scan(root, b"", 0, &mut nodes, &mut links, skip)?;
+    scan(root, b"", 0, st.st_dev, &mut nodes, &mut links, skip)?;
     let mut next = 1;
     number(&mut nodes, 0, &mut next);
-    let count = next - 1;
+    Ok(Tree {
+        nodes,
+        count: next - 1,
+    })
+}
 
+/// Writes `tree` (scanned from `root`) as a squashfs image to `out` (from its start). `mtime` is
+/// the image's own time. A file that changed since the scan fails the write.
+pub fn write<O: Write + Seek>(
+    tree: Tree,
+    root: BorrowedFd<'_>,
+    out: &mut O,
+    mtime: u32,
+) -> io::Result<Written> {
+    let Tree { mut nodes, count } = tree;
     out.seek(SeekFrom::Start(SUPERBLOCK_LEN))?;
     let mut w = Writer {
         out,
@@ -255,6 +284,7 @@ fn scan(
     dir: BorrowedFd<'_>,
     path: &[u8],
     at: usize,
+    dev: u64,
     nodes: &mut Vec<Node>,
     links: &mut Vec<((u64, u64), usize)>,
     skip: &dyn Fn(&[u8]) -> bool,
@@ -296,6 +326,7 @@ fn scan(
                         Kind::File {
                             size: st.st_size as u64,
                             path: CString::new(rel.clone())?,
+                            stamp: stamp(&st),
                         }
                     }
                 }
@@ -310,7 +341,8 @@ fn scan(
             FileType::Fifo => Kind::Fifo,
             _ => Kind::Socket,
         };
-        let is_dir = matches!(kind, Kind::Dir(_));
+        // A mount point is kept as an empty directory: its mount is not the root's.
+        let is_dir = matches!(kind, Kind::Dir(_)) && st.st_dev == dev;
         nodes.push(node_from_stat(name.clone(), &st, kind));
         children.push(index);
         if is_dir {
@@ -320,7 +352,7 @@ fn scan(
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
-            scan(sub.as_fd(), &rel, index, nodes, links, skip)?;
+            scan(sub.as_fd(), &rel, index, dev, nodes, links, skip)?;
         }
     }
     if let Kind::Dir(c) = &mut nodes[at].kind {
@@ -411,9 +443,9 @@ impl<O: Write> Writer<'_, O> {
             }
         } else {
             match &nodes[at].kind {
-                Kind::File { size, path } => {
+                Kind::File { size, path, stamp } => {
                     let (size, start) = (*size, self.at);
-                    let blocks = self.data(root, path, size)?;
+                    let blocks = self.data(root, path, *stamp)?;
                     let nlink = nodes[at].nlink;
                     if nlink == 1 && size <= u64::from(u32::MAX) && start <= u64::from(u32::MAX) {
                         for v in [start as u32, u32::MAX, 0, size as u32] {
@@ -462,13 +494,29 @@ impl<O: Write> Writer<'_, O> {
     }
 
     /// Writes a file's content as blocks; gives their sizes as squashfs lists them.
-    fn data(&mut self, root: BorrowedFd<'_>, path: &CString, size: u64) -> io::Result<Vec<u32>> {
+    fn data(
+        &mut self,
+        root: BorrowedFd<'_>,
+        path: &CString,
+        scanned: Stamp,
+    ) -> io::Result<Vec<u32>> {
+        let size = scanned.3;
         let fd: OwnedFd = rustix::fs::openat(
             root,
             path.as_c_str(),
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )?;
+        let changed = |fd: BorrowedFd<'_>| -> io::Result<()> {
+            if stamp(&rustix::fs::fstat(fd)?) == scanned {
+                return Ok(());
+            }
+            let shown = path.to_string_lossy();
+            Err(io::Error::other(format!(
+                "/{shown} changed while the image was written"
+            )))
+        };
+        changed(fd.as_fd())?;
         let mut file = std::fs::File::from(fd);
         let mut sizes = Vec::new();
         let mut left = size;
@@ -487,6 +535,7 @@ impl<O: Write> Writer<'_, O> {
             sizes.push(entry);
             left -= n as u64;
         }
+        changed(file.as_fd())?;
         self.content += size;
         Ok(sizes)
     }

@@ -1,23 +1,25 @@
 //! The cached installed root at boot (issue 11, `ramboot_cache`, default on).
 //!
 //! A boot whose inputs ([`key`]) match the image on the boot media mounts that image read-only
-//! under a tmpfs overlay instead of installing: the apkovl, the default services and the keys
-//! already extracted into the root's tmpfs become the overlay's upper layer, so they win over the
-//! image as they win over package files in a fresh install. A boot without a usable image
-//! installs as usual, then turns its root into the same shape: the installed tmpfs becomes the
-//! overlay's lower layer (never written again, so it stays the snapshot "after the packages"),
-//! a new tmpfs the upper one. The image is written from that frozen lower layer by a process
-//! started at handoff ([`PendingWrite::start`]), so the first boot does not wait for it; the
-//! media is read-write only while it writes.
+//! under a tmpfs overlay instead of installing: the apkovl's files, already extracted into the
+//! root's tmpfs, become the overlay's upper layer, so they win over the image as they win over
+//! package files in a fresh install. A boot without a usable image installs as usual into its
+//! tmpfs (no overlay: the first boot pays nothing for a layer it does not need); at handoff the
+//! root's tree is read ([`PendingWrite::scan`]) and a process started just before switch_root
+//! ([`ScannedWrite::start`]) writes the files' contents beside the new system, refusing any file
+//! changed since the scan (the image is then not written; the next boot tries again). The media
+//! is read-write only while it writes.
 //!
 //! Left out of the image: the apkovl's files (the apkovl is applied on top at every boot), except
-//! `etc/apk/world`, which the install rewrites from inputs the key holds. An install that changed
+//! `etc/apk/world`, which the install rewrites from inputs the key holds, and other mounts (the
+//! modloop). In it: what the boot adds after the packages (gettys, repositories, resolv.conf, the
+//! modloop's links), which a cached boot adds again the same way. An install that changed
 //! another apkovl file (a script editing `/etc/group`) is not kept: the result would depend on
 //! the apkovl's content, which is not in the key. Nor is an install with package problems.
 
 use super::super::{Boot, BootError, SYSROOT};
 use crate::cmdline::Diskless;
-use crate::rootcache::{self, Key, Unusable};
+use crate::rootcache::{self, squashfs, Key, Unusable};
 use crate::sys::{MountFlags, Sys};
 use rustix::fd::{AsFd, OwnedFd};
 use std::ffi::OsStr;
@@ -343,47 +345,22 @@ fn detach_layers(sys: &dyn Sys, layers: &[&Path]) {
     }
 }
 
-/// After a fresh install: the installed tmpfs becomes the overlay's lower layer and the image
-/// is prepared for writing at handoff. `None` (with the reason logged) when this root is not kept.
-pub fn freeze_installed(
-    boot: &mut Boot<'_>,
-    plan: &Diskless,
-    cp: CachePlan,
-) -> Option<PendingWrite> {
+/// After a fresh install: what to write at handoff. `None` (with the reason logged) when this
+/// root is not kept.
+pub fn keep_installed(boot: &Boot<'_>, cp: CachePlan) -> Option<PendingWrite> {
     if let Some(why) = cp.not_keepable(boot) {
         log::info!("the installed root is not kept on the boot media: {why}");
         return None;
     }
-    let sys = boot.sys;
-    load_modules(boot, &["fs-overlay"]);
-    let frozen = (|| {
-        let lower = move_root_aside(sys, "installed")?;
-        let rw = Path::new(LAYERS).join("rw");
-        std::fs::create_dir_all(sys.path(&rw)).map_err(|e| layer_error("a layer directory", e))?;
-        let (flags, data) = crate::sys::parse_mount_options(&plan.tmpfs_flags);
-        let stacked = sys
-            .mount("tmpfs", &rw, "tmpfs", flags, &data)
-            .map_err(|e| layer_error("the upper tmpfs", e))
-            .and_then(|()| overlay(sys, &lower, &rw));
-        if let Err(e) = stacked {
-            let _ = sys.umount(&rw, false);
-            let _ = sys.move_mount(&lower, Path::new(SYSROOT));
-            return Err(e);
-        }
-        let lower_fd =
-            open_dir(&sys.path(&lower)).map_err(|e| layer_error("the installed root", e))?;
-        detach_layers(sys, &[&lower, &rw]);
-        Ok(lower_fd)
-    })();
-    match frozen {
-        Ok(lower) => Some(PendingWrite {
-            lower,
+    match open_dir(&boot.sys.path(Path::new(SYSROOT))) {
+        Ok(root) => Some(PendingWrite {
+            root,
             media: cp.media,
             key: cp.key,
             skip: cp.apkovl_files,
         }),
         Err(e) => {
-            log::warn!("the installed root is not kept on the boot media: {e}");
+            log::warn!("the installed root is not kept on the boot media: {SYSROOT}: {e}");
             None
         }
     }
@@ -400,14 +377,44 @@ fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
 
 /// The image to write once the boot is handed off.
 pub struct PendingWrite {
-    /// The installed root, frozen (the overlay's lower layer).
-    lower: OwnedFd,
+    /// The new root (the root tmpfs).
+    root: OwnedFd,
     media: PathBuf,
     key: [u8; 32],
     skip: Vec<String>,
 }
 
+/// A [`PendingWrite`] whose tree has been read.
+pub struct ScannedWrite {
+    root: OwnedFd,
+    media: PathBuf,
+    key: [u8; 32],
+    tree: squashfs::Tree,
+}
+
 impl PendingWrite {
+    /// Reads the root's tree (names and metadata) as the boot leaves it, before the new system
+    /// runs: part of the boot's time. The contents are read by the writer, which refuses any
+    /// file changed since.
+    pub fn scan(self) -> Option<ScannedWrite> {
+        let skip = &self.skip;
+        let leave_out = |p: &[u8]| skip.iter().any(|s| s.as_bytes() == p);
+        match squashfs::scan_tree(self.root.as_fd(), &leave_out) {
+            Ok(tree) => Some(ScannedWrite {
+                root: self.root,
+                media: self.media,
+                key: self.key,
+                tree,
+            }),
+            Err(e) => {
+                log::warn!("cached root not written: reading the new root: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl ScannedWrite {
     /// Makes the media writable and starts the writer; it puts the media back read-only when
     /// done. Called just before switch_root.
     pub fn start(self, sys: &dyn Sys) {
@@ -437,17 +444,15 @@ impl PendingWrite {
             }
         };
         let shown = media.join(rootcache::IMAGE_NAME).display().to_string();
-        let skip = self.skip;
+        let (root, key) = (self.root, self.key);
+        let mut tree = Some(self.tree);
         let mut task = || {
-            let leave_out = |p: &[u8]| skip.iter().any(|s| s.as_bytes() == p);
             let mtime = sys.wall_clock().as_secs() as u32;
-            let code = match rootcache::write_image(
-                self.lower.as_fd(),
-                &leave_out,
-                media_fd.as_fd(),
-                &self.key,
-                mtime,
-            ) {
+            let written = match tree.take() {
+                Some(t) => rootcache::write_image(t, root.as_fd(), media_fd.as_fd(), &key, mtime),
+                None => return 1,
+            };
+            let code = match written {
                 Ok(w) => {
                     log::info!(
                         "cached root written to {shown}: {} inodes, {} KiB of files in {} KiB",
@@ -506,13 +511,6 @@ mod tests {
         (dir, sys)
     }
 
-    fn plain_diskless() -> Diskless {
-        match crate::cmdline::plan(&crate::cmdline::parse("")).mode {
-            crate::cmdline::Mode::Diskless(d) => d,
-            _ => unreachable!("no root= gives a diskless plan"),
-        }
-    }
-
     fn overlay_list() -> Vec<String> {
         OVERLAY_LIST.iter().map(|s| s.to_string()).collect()
     }
@@ -528,21 +526,19 @@ mod tests {
         fs::write(d.join("sysroot/etc/apk/world"), "busybox\ndemo\n").unwrap();
     }
 
-    /// A fresh install becomes the overlay's lower layer; at handoff the media is made
-    /// writable, the image written from that layer in the background, the media read-only again.
+    /// At handoff the root's tree is read; the writer then makes the media writable, writes the
+    /// image in the background and puts the media back read-only. The root stays a tmpfs.
     #[test]
-    fn a_kept_install_is_frozen_under_an_overlay_and_written_at_handoff() {
+    fn a_kept_install_is_written_from_the_root_at_handoff() {
         let (dir, sys) = stand();
-        let mut boot = boot_with(&sys, "");
-        let diskless = plain_diskless();
+        let boot = boot_with(&sys, "");
         let cp = CachePlan::new(&boot, "/media/vda1".into(), [3; 32], &overlay_list());
         install(dir.path());
-        let pending = freeze_installed(&mut boot, &diskless, cp).expect("kept");
-        assert!(
-            dir.path().join("sysroot/bin/busybox").is_file(),
-            "the root shows through the overlay"
-        );
-        pending.start(&sys);
+        let scanned = keep_installed(&boot, cp)
+            .expect("kept")
+            .scan()
+            .expect("scanned");
+        scanned.start(&sys);
         let t = sys.trace();
         let at = |needle: &str| {
             t.iter()
@@ -550,16 +546,14 @@ mod tests {
                 .unwrap_or_else(|| panic!("{needle} not in {t:#?}"))
         };
         let order = [
-            "mount -o move /sysroot /.ramboot-layers/installed",
-            "mount -t tmpfs",
-            "mount -t overlay -o lowerdir=/.ramboot-layers/installed,upperdir=/.ramboot-layers/rw/.ramboot-upper,workdir=/.ramboot-layers/rw/.ramboot-work overlay /sysroot",
-            "umount -l /.ramboot-layers/installed",
-            "mount -o remount",
+            // read-write again with its other flags kept
+            "mount -o remount,relatime /media/vda1",
             "background rootcache writer",
             "mount -o remount,ro (by descriptor)",
         ];
         let positions: Vec<usize> = order.iter().map(|n| at(n)).collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{t:#?}");
+        assert!(!t.iter().any(|l| l.contains("overlay")), "{t:#?}");
         let image = dir.path().join("media/vda1").join(rootcache::IMAGE_NAME);
         assert_eq!(rootcache::check(&image, &[3; 32]), Ok(()));
         assert!(!dir
@@ -569,13 +563,31 @@ mod tests {
             .exists());
     }
 
+    /// A file the new system changes between the scan and the write makes the image unusable
+    /// as a copy of the install: it is not written (the media still goes back read-only).
+    #[test]
+    fn a_file_changed_after_the_scan_is_not_written() {
+        let (dir, sys) = stand();
+        let boot = boot_with(&sys, "");
+        let cp = CachePlan::new(&boot, "/media/vda1".into(), [3; 32], &overlay_list());
+        install(dir.path());
+        let scanned = keep_installed(&boot, cp).unwrap().scan().unwrap();
+        fs::write(dir.path().join("sysroot/bin/busybox"), b"changed").unwrap();
+        scanned.start(&sys);
+        let media = dir.path().join("media/vda1");
+        assert!(!media.join(rootcache::IMAGE_NAME).exists());
+        assert!(sys
+            .trace()
+            .iter()
+            .any(|l| l == "mount -o remount,ro (by descriptor)"));
+    }
+
     /// A package script that rewrote a file of the apkovl makes the root depend on the
     /// apkovl's content, which the key does not hold: that install is not kept.
     #[test]
     fn an_install_that_changed_an_apkovl_file_is_not_kept() {
         let (dir, sys) = stand();
-        let mut boot = boot_with(&sys, "");
-        let diskless = plain_diskless();
+        let boot = boot_with(&sys, "");
         let cp = CachePlan::new(&boot, "/media/vda1".into(), [3; 32], &overlay_list());
         install(dir.path());
         let host = dir.path().join("sysroot/etc/hostname");
@@ -585,12 +597,7 @@ mod tests {
             cp.not_keepable(&boot).as_deref(),
             Some("the install changed /etc/hostname from the apkovl")
         );
-        assert!(freeze_installed(&mut boot, &diskless, cp).is_none());
-        assert!(
-            !sys.trace().iter().any(|l| l.contains("move")),
-            "{:#?}",
-            sys.trace()
-        );
+        assert!(keep_installed(&boot, cp).is_none());
     }
 
     /// The image mounted under the root's tmpfs; when the overlay cannot be mounted the root is

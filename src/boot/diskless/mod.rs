@@ -276,7 +276,7 @@ fn build_root(
         }
         if let Some(cp) = cache {
             let image = cp.image.display().to_string();
-            boot.root_cache_write = cache::freeze_installed(boot, plan, cp);
+            boot.root_cache_write = cache::keep_installed(boot, cp);
             if boot.root_cache_write.is_some() {
                 decisions.notes.push(format!(
                     "root cache: the installed root is written to {image} after handoff"
