@@ -159,6 +159,9 @@ impl CachePlan {
         if !boot.record.scripts_not_run.is_empty() {
             return Some("package scripts did not run".into());
         }
+        if !boot.record.unused_repositories.is_empty() {
+            return Some("a repository could not be used".into());
+        }
         let root = boot.sys.path(Path::new(SYSROOT));
         self.stamps
             .iter()
