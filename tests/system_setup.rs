@@ -243,3 +243,61 @@ fn an_inittab_running_openrc_skips_the_set_up() {
     write(root, "/etc/inittab", "::respawn:/sbin/openrc-like-name\n");
     assert!(!setup::inittab_runs_openrc(&sys, Path::new("/etc/inittab")));
 }
+
+#[test]
+fn the_shutdown_saves_a_seed_and_the_time_that_the_next_set_up_uses() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "/proc/sys/kernel/random/poolsize", "256\n");
+    write(root, "/dev/urandom", &"u".repeat(64));
+    let sys = RecordingSys::new(root);
+    assert_eq!(setup::save_state(&sys), Vec::<String>::new());
+    let seeds: Vec<_> = std::fs::read_dir(root.join("var/lib/seedrng"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(seeds.len(), 1, "one seed, no temporary file left");
+    let seed = &seeds[0];
+    let name = seed.file_name().into_string().unwrap();
+    assert!(name == "seed.credit" || name == "seed.no-credit", "{name}");
+    let meta = seed.metadata().unwrap();
+    assert_eq!(meta.len(), 32, "256 bits of pool: 32 bytes");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(root.join("var/lib/seedrng")).unwrap();
+    assert_eq!(dir_mode.permissions().mode() & 0o777, 0o700);
+    assert!(root.join("var/lib/ramboot/shutdowntime").exists());
+
+    // The next boot: the seed goes into the pool once, the clock starts at the shutdown time.
+    let sys = RecordingSys::new(root);
+    sys.set_wall_clock_to(Duration::from_secs(1_000_000_000));
+    setup::run(&sys, Path::new("/etc/inittab"));
+    let trace = sys.trace();
+    assert!(
+        trace
+            .iter()
+            .any(|l| l.starts_with("seed /dev/urandom 32 bytes")),
+        "{trace:?}"
+    );
+    assert!(trace.iter().any(|l| l.starts_with("date")), "{trace:?}");
+    assert!(!seed.path().exists(), "a seed is used once");
+}
+
+#[test]
+fn a_seed_that_cannot_be_saved_is_one_line_naming_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        root,
+        "/var/lib/seedrng",
+        "a file where the directory should be",
+    );
+    write(root, "/dev/urandom", &"u".repeat(600));
+    let sys = RecordingSys::new(root);
+    let lines = setup::save_state(&sys);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("cannot save the random seed for the next boot: "),
+        "{lines:?}"
+    );
+}

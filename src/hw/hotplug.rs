@@ -247,21 +247,20 @@ fn serve(sys: &dyn Sys, src: &mut dyn UeventSource) {
     if let Err(e) = sys.block_signals(&crate::supervise::event_loop::SIGNALS) {
         log::warn!("hotplug: cannot block signals on its thread: {e}");
     }
-    let loader = match ModuleLoader::open(sys) {
-        Ok(l) => {
-            log::info!(
-                "hotplug: listening for devices (modules from {})",
-                l.db().dir.display()
-            );
-            Some(l)
-        }
-        Err(e) => {
-            log::warn!("hotplug: {e}; new devices get their /dev links but no drivers");
-            None
-        }
-    };
-    let mut listener = Listener::new(sys, loader.as_ref());
+    let loader = ModuleLoader::open(sys);
+    if let Err(e) = &loader {
+        log::warn!("hotplug: {e}; new devices get their /dev links but no drivers");
+    }
+    let mut listener = Listener::new(sys, loader.as_ref().ok());
     say(listener.coldplug());
+    // Said after the pass over the present devices: from here the thread sleeps until an event.
+    match &loader {
+        Ok(l) => log::info!(
+            "hotplug: listening for devices (modules from {})",
+            l.db().dir.display()
+        ),
+        Err(_) => log::info!("hotplug: listening for devices"),
+    }
     loop {
         match listener.next(src, WAIT) {
             Ok(lines) => say(lines),

@@ -82,6 +82,9 @@ pub struct Config {
     /// The control socket of `ramboot ctl` ([`super::control`]), as PID 1 sees it; `None`:
     /// no control socket.
     pub control: Option<PathBuf>,
+    /// Run at power-down once every process is gone, before the unmounts: what must be kept
+    /// for the next boot (system mode's random seed and clock). Returns one line per failure.
+    pub save_state: Option<fn(&dyn Sys) -> Vec<String>>,
 }
 
 impl Default for Config {
@@ -96,6 +99,7 @@ impl Default for Config {
             services: ServiceConfig::default(),
             watchdog: None,
             control: Some(PathBuf::from(control::DEFAULT_PATH)),
+            save_state: None,
         }
     }
 }
@@ -796,6 +800,11 @@ impl Supervisor {
     }
 
     fn power_down(&mut self, sys: &dyn Sys, kind: RebootKind) -> Outcome {
+        if let Some(save) = self.config.save_state {
+            for line in save(sys) {
+                self.say(log::Level::Warn, line);
+            }
+        }
         sys.sync();
         self.swap_off(sys);
         self.unmount_all(sys);
@@ -830,30 +839,50 @@ impl Supervisor {
     }
 
     /// Every mount but `/` in reverse mount order (busy ones remounted read-only), then `/`
-    /// read-only: nothing written is lost on the boot media.
+    /// read-only: nothing written is lost on the boot media. A busy filesystem that lives in
+    /// memory (`/dev`, `/proc`, a tmpfs root) has nothing to lose: it is left as it is, quietly.
     fn unmount_all(&mut self, sys: &dyn Sys) {
         let table =
             std::fs::read_to_string(sys.path(Path::new("/proc/mounts"))).unwrap_or_else(|e| {
                 self.say(log::Level::Error, format!("cannot read /proc/mounts: {e}"));
                 String::new()
             });
-        let targets: Vec<PathBuf> = table
+        let mounts: Vec<(PathBuf, bool)> = table
             .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .map(ramboot_sys::unescape_mount_path)
+            .filter_map(|l| {
+                let mut fields = l.split_whitespace().skip(1);
+                let target = ramboot_sys::unescape_mount_path(fields.next()?);
+                Some((target, in_memory(fields.next().unwrap_or(""))))
+            })
             .collect();
-        for target in targets.iter().rev().filter(|t| t.as_os_str() != "/") {
-            if let Err(e) = sys.umount(target, false) {
-                let ro = sys.remount(target, MountFlags::RDONLY, "");
-                let what = match ro {
-                    Ok(()) => "remounted read-only".to_string(),
-                    Err(ro) => format!("and cannot remount it read-only: {ro}"),
-                };
-                self.say(
-                    log::Level::Warn,
-                    format!("cannot unmount {}: {e}; {what}", target.display()),
-                );
+        for (target, in_memory) in mounts.iter().rev() {
+            if target.as_os_str() == "/" {
+                continue;
             }
+            match sys.umount(target, false) {
+                Ok(()) => {}
+                Err(e) if *in_memory => {
+                    log::debug!("{} stays mounted: {e}", target.display());
+                }
+                Err(e) => {
+                    let what = match sys.remount(target, MountFlags::RDONLY, "") {
+                        Ok(()) => "remounted read-only".to_string(),
+                        Err(ro) => format!("and cannot remount it read-only: {ro}"),
+                    };
+                    self.say(
+                        log::Level::Warn,
+                        format!("cannot unmount {}: {e}; {what}", target.display()),
+                    );
+                }
+            }
+        }
+        let root_in_memory = mounts
+            .iter()
+            .rev()
+            .find(|(t, _)| t.as_os_str() == "/")
+            .is_some_and(|(_, m)| *m);
+        if root_in_memory {
+            return;
         }
         if let Err(e) = sys.remount(Path::new("/"), MountFlags::RDONLY, "") {
             self.say(log::Level::Warn, format!("cannot remount / read-only: {e}"));
@@ -907,6 +936,34 @@ impl Supervisor {
         self.others.clear();
         self.start(sys);
     }
+}
+
+/// Filesystems whose contents live in memory or are made up by the kernel: nothing of them
+/// reaches a disk, so one left mounted at power-down loses nothing.
+fn in_memory(fstype: &str) -> bool {
+    matches!(
+        fstype,
+        "rootfs"
+            | "tmpfs"
+            | "ramfs"
+            | "devtmpfs"
+            | "devpts"
+            | "proc"
+            | "sysfs"
+            | "cgroup"
+            | "cgroup2"
+            | "mqueue"
+            | "securityfs"
+            | "debugfs"
+            | "tracefs"
+            | "pstore"
+            | "bpf"
+            | "configfs"
+            | "fusectl"
+            | "hugetlbfs"
+            | "binfmt_misc"
+            | "autofs"
+    )
 }
 
 #[cfg(test)]

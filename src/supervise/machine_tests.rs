@@ -266,6 +266,58 @@ fn the_grace_period_ends_when_no_child_is_left_and_busy_mounts_go_read_only() {
 }
 
 #[test]
+fn busy_memory_filesystems_and_a_tmpfs_root_are_left_quietly_at_power_down() {
+    let mut r = booted();
+    std::fs::write(
+        r.sys.path(Path::new("/proc/mounts")),
+        "rootfs / rootfs rw 0 0\ndevtmpfs /dev devtmpfs rw 0 0\nproc /proc proc rw 0 0\n\
+         /dev/sda1 /media/sda1 vfat rw 0 0\n",
+    )
+    .unwrap();
+    r.sys.fail_on("umount /dev", 16);
+    r.sys.fail_on("umount /proc", 16);
+    r.request(Request::PowerOff);
+    for pid in 104..=106 {
+        r.exit(pid, ExitStatus::Code(0));
+    }
+    let calls = r.new_calls();
+    let unmounts: Vec<&String> = calls.iter().filter(|c| c.contains("mount")).collect();
+    assert_eq!(
+        unmounts,
+        ["umount /media/sda1", "umount /proc", "umount /dev"],
+        "no remount of /dev, /proc or the rootfs root"
+    );
+    assert_eq!(calls.last().unwrap(), "reboot poweroff");
+    let warnings: Vec<&str> = r.sup.journal().filter(|l| l.contains("mount")).collect();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+fn save_for_test(sys: &dyn Sys) -> Vec<String> {
+    std::fs::write(sys.path(Path::new("/saved")), "").unwrap();
+    vec!["state saved".into()]
+}
+
+#[test]
+fn state_is_saved_once_every_process_is_gone_and_before_the_unmounts() {
+    let mut r = booted();
+    r.sup.config.save_state = Some(save_for_test);
+    r.sys.fail_on("umount /media/sda1", 16);
+    r.request(Request::Reboot);
+    r.exit(106, ExitStatus::Code(0));
+    r.exit(104, ExitStatus::Code(0));
+    assert!(!r.sys.path(Path::new("/saved")).exists(), "a child is left");
+    r.exit(105, ExitStatus::Code(0));
+    assert!(r.sys.path(Path::new("/saved")).exists());
+    let journal: Vec<&str> = r.sup.journal().collect();
+    let saved = journal.iter().position(|l| *l == "state saved").unwrap();
+    let unmount = journal
+        .iter()
+        .position(|l| l.starts_with("cannot unmount /media/sda1"))
+        .unwrap();
+    assert!(saved < unmount, "{journal:?}");
+}
+
+#[test]
 fn a_supervisor_that_is_not_pid1_reports_the_end_instead_of_rebooting() {
     let mut r = booted();
     r.sup.config.pid1 = false;

@@ -23,7 +23,10 @@ pub fn main(sys: &'static dyn Sys, mode_line: &str) -> ! {
     log::info!("{mode_line}");
     let plan = boot::read_plan(sys);
     console::configure(plan.quiet, plan.debug);
-    let config = config_for(&plan);
+    let mut config = config_for(&plan);
+    if !setup::inittab_runs_openrc(sys, &config.inittab) {
+        config.save_state = Some(setup::save_state);
+    }
     setup::run(sys, &config.inittab);
     if let Err(e) = sys.block_signals(&SIGNALS) {
         log::warn!("cannot block PID 1's signals before starting threads: {e}");

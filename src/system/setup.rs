@@ -25,8 +25,16 @@ const SEEDS: [(&str, bool); 3] = [
     ("/var/lib/misc/random-seed", false),
 ];
 /// Files whose modification time bounds the clock from below when there is no RTC (OpenRC's
-/// swclock keeps the first one up to date at shutdown).
-const CLOCK_FILES: [&str; 2] = ["/lib/rc/cache/shutdowntime", "/etc/apk/world"];
+/// swclock keeps the first one up to date at shutdown, ramboot's shutdown the second).
+const CLOCK_FILES: [&str; 3] = [
+    "/lib/rc/cache/shutdowntime",
+    SHUTDOWN_TIME,
+    "/etc/apk/world",
+];
+/// Touched at shutdown when ramboot did the set-up: the clock of the next boot starts there.
+const SHUTDOWN_TIME: &str = "/var/lib/ramboot/shutdowntime";
+/// Where the seed for the next boot goes, as busybox seedrng keeps it.
+const SEED_DIR: &str = "/var/lib/seedrng";
 
 /// One step: `Err` carries the one-line reason.
 type Step = fn(&dyn Sys) -> Result<(), String>;
@@ -305,7 +313,7 @@ fn cgroup2(sys: &dyn Sys) -> Result<(), String> {
 }
 
 /// Seeds from the last boot into the pool, each removed once used (a seed is never used twice;
-/// saving a new one is the shutdown's job, seedrng's or OpenRC's).
+/// a new one is saved at shutdown: [`save_state`], or OpenRC's seedrng service).
 fn random_seed(sys: &dyn Sys) -> Result<(), String> {
     let mut failed = Vec::new();
     for (file, credit) in SEEDS {
@@ -351,4 +359,75 @@ fn clock(sys: &dyn Sys) -> Result<(), String> {
     let at = Duration::from_secs(at.as_secs());
     sys.set_wall_clock(at)
         .map_err(|e| format!("cannot set the clock forward to {} s: {e}", at.as_secs()))
+}
+
+/// What the shutdown keeps for the next boot when ramboot did the set-up (OpenRC's shutdown
+/// does it otherwise): a fresh random seed and the shutdown time for swclock. Returns one line
+/// per failure; a read-only root keeps nothing and says nothing.
+pub fn save_state(sys: &dyn Sys) -> Vec<String> {
+    let mut lines = Vec::new();
+    let results = [
+        ("random seed", save_seed(sys)),
+        ("shutdown time", stamp_shutdown_time(sys)),
+    ];
+    for (what, result) in results {
+        match result {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error()) => {}
+            Err(e) => lines.push(format!("cannot save the {what} for the next boot: {e}")),
+            Ok(()) => {}
+        }
+    }
+    lines
+}
+
+/// A new seed of the pool's size (32 to 512 bytes, as seedrng sizes it), credited at the next
+/// boot only when the pool was initialised when it was drawn. Written whole or not at all.
+fn save_seed(sys: &dyn Sys) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let bits = read(sys, "/proc/sys/kernel/random/poolsize")
+        .and_then(|t| t.trim().parse::<usize>().ok())
+        .unwrap_or(2048);
+    let mut seed = vec![0; (bits / 8).clamp(32, 512)];
+    let credit = fill_random(sys, &mut seed)?;
+    let dir = sys.path(Path::new(SEED_DIR));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let name = if credit {
+        "seed.credit"
+    } else {
+        "seed.no-credit"
+    };
+    let tmp = dir.join(format!(".{name}.new"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(&seed)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))
+}
+
+/// Random bytes without blocking; true when the kernel's pool was initialised (seedrng's test
+/// for a creditable seed), else they come from `/dev/urandom`, uncredited.
+fn fill_random(sys: &dyn Sys, buf: &mut [u8]) -> std::io::Result<bool> {
+    use rustix::rand::{getrandom, GetRandomFlags};
+    if getrandom(&mut *buf, GetRandomFlags::NONBLOCK).is_ok_and(|n| n == buf.len()) {
+        return Ok(true);
+    }
+    use std::io::Read;
+    std::fs::File::open(sys.path(Path::new("/dev/urandom")))?.read_exact(buf)?;
+    Ok(false)
+}
+
+fn stamp_shutdown_time(sys: &dyn Sys) -> std::io::Result<()> {
+    let path = sys.path(Path::new(SHUTDOWN_TIME));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::File::create(&path)?.set_modified(std::time::SystemTime::now())
 }

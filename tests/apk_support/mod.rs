@@ -61,27 +61,7 @@ impl Fixture {
         pkgs: Vec<PackageBuilder>,
         tweak: impl FnOnce(&mut IndexBuilder),
     ) -> Vec<BuiltPackage> {
-        let arch = ramboot::apk::build::default_arch();
-        let dir = self.repo().join(arch);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut idx = IndexBuilder {
-            description: "test repo".into(),
-            ..Default::default()
-        };
-        let mut built = Vec::new();
-        for p in pkgs {
-            let b = p.build(Some(key())).unwrap();
-            std::fs::write(dir.join(b.file_name()), &b.bytes).unwrap();
-            idx.add(&b.info);
-            built.push(b);
-        }
-        tweak(&mut idx);
-        std::fs::write(
-            dir.join("APKINDEX.tar.gz"),
-            idx.build(Some(key()), SigAlgo::Sha1).unwrap(),
-        )
-        .unwrap();
-        built
+        publish_in(&self.repo(), pkgs, tweak)
     }
 
     pub fn request(&self, world: &[&str]) -> InstallRequest {
@@ -102,6 +82,18 @@ impl Fixture {
         install(&self.request(world), &sys).unwrap()
     }
 
+    /// `apk add -u`: the named packages and their dependencies move to the newest versions.
+    pub fn upgrade(&self, world: &[&str]) -> InstallReport {
+        let mut req = self.request(world);
+        req.upgrade = true;
+        install(&req, &RecordingSys::new("/")).unwrap()
+    }
+
+    /// An install that may be refused: the error's text.
+    pub fn try_install(&self, world: &[&str]) -> Result<InstallReport, String> {
+        install(&self.request(world), &RecordingSys::new("/")).map_err(|e| e.to_string())
+    }
+
     /// [`Fixture::install`] with paths resolved by `resolve`.
     pub fn install_resolved(&self, world: &[&str], resolve: Resolve) -> InstallReport {
         let mut req = self.request(world);
@@ -112,6 +104,35 @@ impl Fixture {
     pub fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.root().join(rel)).unwrap()
     }
+}
+
+/// Writes packages and a signed index into `repo/<arch>/`; returns the built packages.
+pub fn publish_in(
+    repo: &Path,
+    pkgs: Vec<PackageBuilder>,
+    tweak: impl FnOnce(&mut IndexBuilder),
+) -> Vec<BuiltPackage> {
+    let arch = ramboot::apk::build::default_arch();
+    let dir = repo.join(arch);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut idx = IndexBuilder {
+        description: "test repo".into(),
+        ..Default::default()
+    };
+    let mut built = Vec::new();
+    for p in pkgs {
+        let b = p.build(Some(key())).unwrap();
+        std::fs::write(dir.join(b.file_name()), &b.bytes).unwrap();
+        idx.add(&b.info);
+        built.push(b);
+    }
+    tweak(&mut idx);
+    std::fs::write(
+        dir.join("APKINDEX.tar.gz"),
+        idx.build(Some(key()), SigAlgo::Sha1).unwrap(),
+    )
+    .unwrap();
+    built
 }
 
 pub fn pkg(name: &str, version: &str) -> PackageBuilder {
