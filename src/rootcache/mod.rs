@@ -156,16 +156,11 @@ pub fn write_image(
     )
     .map_err(|e| w(e.into()))?;
     let mut file = std::fs::File::from(fd);
-    let written = {
-        let mut out = io::BufWriter::with_capacity(256 * 1024, &mut file);
-        let written =
-            squashfs::write(tree, root, &mut out, mtime).map_err(|e| CacheError::Read {
-                what: "the installed root".into(),
-                source: e,
-            })?;
-        out.flush().map_err(w)?;
-        written
-    };
+    // Unbuffered: the writer hands over whole compressed blocks and tables.
+    let written = squashfs::write(tree, root, &mut file, mtime).map_err(|e| CacheError::Read {
+        what: "the installed root".into(),
+        source: e,
+    })?;
     file.seek(SeekFrom::Start(0)).map_err(w)?;
     let digest = hash_prefix(&mut file, written.bytes).map_err(w)?;
     file.seek(SeekFrom::Start(written.bytes)).map_err(w)?;
