@@ -232,3 +232,31 @@ fn a_key_changes_with_any_input() {
     assert_ne!(base, key(&[("world", b"a"), ("arch", b"b aarch64")]));
     assert_ne!(base, key(&[("world", b"a b"), ("arch", b"x86_64")]));
 }
+
+/// The image keeps no extended attributes: a tree whose files have some is refused (the cached
+/// root would differ from the install), with the file named.
+#[test]
+fn a_tree_with_extended_attributes_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tree, media) = (tmp.path().join("tree"), tmp.path().join("media"));
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::create_dir_all(tree.join("usr/bin")).unwrap();
+    std::fs::write(tree.join("usr/bin/ping"), b"ping").unwrap();
+    rustix::fs::setxattr(
+        tree.join("usr/bin/ping"),
+        "user.ramboot-test",
+        b"1",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .expect("the temp dir's file system takes user xattrs");
+    let root = dir_fd(&tree);
+    let scanned = squashfs::scan_tree(root.as_fd(), &|_| false).unwrap();
+    let err = write_image(scanned, root.as_fd(), dir_fd(&media).as_fd(), &[1; 32], 0)
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("/usr/bin/ping has extended attributes"),
+        "{err}"
+    );
+    assert!(!media.join(IMAGE_NAME).exists());
+}

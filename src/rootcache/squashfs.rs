@@ -352,6 +352,7 @@ fn scan(
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )?;
+            no_xattrs(sub.as_fd(), &CString::new(rel.clone())?)?;
             scan(sub.as_fd(), &rel, index, dev, nodes, links, skip)?;
         }
     }
@@ -359,6 +360,19 @@ fn scan(
         *c = children;
     }
     Ok(())
+}
+
+/// The image has no xattr table: a root whose files carry extended attributes (a package's
+/// `security.capability`) is refused rather than kept without them.
+fn no_xattrs(fd: BorrowedFd<'_>, path: &CString) -> io::Result<()> {
+    match rustix::fs::flistxattr_query(fd) {
+        Ok(0) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+        Ok(_) => Err(io::Error::other(format!(
+            "/{} has extended attributes, which the cached root does not keep",
+            path.to_string_lossy()
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Inode numbers in write order: children before their directory.
@@ -517,6 +531,7 @@ impl<O: Write> Writer<'_, O> {
             )))
         };
         changed(fd.as_fd())?;
+        no_xattrs(fd.as_fd(), path)?;
         let mut file = std::fs::File::from(fd);
         let mut sizes = Vec::new();
         let mut left = size;
