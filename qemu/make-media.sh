@@ -228,8 +228,10 @@ echo "RAMBOOT-SERVICES-KMSG: hello service started" > /dev/kmsg
 if grep -qw ramboot_demo=bench /proc/cmdline; then
   switches() { cat /proc/1/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
   threads() { for t in /proc/1/task/*; do echo "$(cat "$t/comm"):$(awk '/ctxt_switches/ { s += $2 } END { print s }' "$t/status")"; done | tr '\n' ' '; }
-  # Idle means after the hotplug thread's pass over the present devices (its line in the kernel log).
+  # Idle means after the hotplug thread's pass over the present devices (its line in the kernel log)
+  # and once the cached root's writer of a first boot has ended and PID 1 has reaped it.
   grep -m1 -q 'hotplug: listening' /dev/kmsg
+  while grep -qsx rootcache /proc/[0-9]*/comm; do sleep 0.1; done
   before=$(switches); t0=$(threads); sleep 10; after=$(switches)
   echo "RAMBOOT-SERVICES: idle PID 1: $(grep VmRSS /proc/1/status | tr -s ' \t' ' '); $((after - before)) wake-ups in 10 s ($(ls /proc/1/task | wc -l) threads; before $t0; after $(threads))" > /dev/console
 fi

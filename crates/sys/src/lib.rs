@@ -304,8 +304,9 @@ pub trait Sys: Send + Sync {
     fn load_module(&self, image: ModuleImage<'_>, params: &str) -> io::Result<()>;
 
     /// Runs `task` in a child process that outlives this one's exec (the cached root's writer
-    /// goes on while the new system starts); its return value is the child's exit code. The
-    /// double records `background NAME` and runs the task inline only when asked to.
+    /// goes on while the new system starts), named `name` for `ps` (15 bytes at most); its
+    /// return value is the child's exit code. The double records `background NAME` and runs the
+    /// task inline only when asked to.
     fn background(&self, name: &str, task: &mut (dyn FnMut() -> i32 + Send)) -> io::Result<()>;
 
     /// Makes the file system holding the directory `dir` read-only (or read-write) by its

@@ -157,6 +157,10 @@ impl Sys for RealSys {
         match unsafe { libc::fork() } {
             -1 => Err(io::Error::last_os_error()),
             0 => {
+                // Named for `ps`: the process would otherwise carry the initramfs's /init name.
+                if let Ok(name) = std::ffi::CString::new(name) {
+                    let _ = rustix::thread::set_name(&name);
+                }
                 let code = task();
                 // SAFETY: _exit ends the child without running the parent's exit handlers.
                 unsafe { libc::_exit(code) }

@@ -450,6 +450,11 @@ impl ScannedWrite {
         let (root, key) = (self.root, self.key);
         let mut tree = Some(self.tree);
         let mut task = || {
+            // The new system's first services must not wait for the image: it gets what they
+            // leave of the CPU.
+            if let Err(e) = sys.background_priority() {
+                log::debug!("rootcache writer keeps its priority: {e}");
+            }
             let mtime = sys.wall_clock().as_secs() as u32;
             let written = match tree.take() {
                 Some(t) => rootcache::write_image(t, root.as_fd(), media_fd.as_fd(), &key, mtime),
@@ -477,7 +482,7 @@ impl ScannedWrite {
             }
             code
         };
-        if let Err(e) = sys.background("rootcache writer", &mut task) {
+        if let Err(e) = sys.background("rootcache", &mut task) {
             log::warn!("cached root not written: cannot start its writer: {e}");
             if read_only {
                 let _ = sys.remount(media, was, "");
@@ -551,7 +556,7 @@ mod tests {
         let order = [
             // read-write again with its other flags kept
             "mount -o remount,relatime /media/vda1",
-            "background rootcache writer",
+            "background rootcache",
             "mount -o remount,ro (by descriptor)",
         ];
         let positions: Vec<usize> = order.iter().map(|n| at(n)).collect();
