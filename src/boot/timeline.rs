@@ -2,6 +2,7 @@
 //! events (a device appeared, the media was ready). Printed as one line at handoff and written as
 //! JSON into the new root, so "where did the boot spend its time" has an answer on every boot.
 
+use crate::decimal::Decimal;
 use crate::json::Json;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -60,7 +61,7 @@ impl Timeline {
     pub fn summary(&self) -> String {
         let mut s = format!(
             "ramboot: kernel {:.2}s → /init;",
-            self.init_start.as_secs_f64()
+            Decimal::secs(self.init_start)
         );
         let parts: Vec<String> = self
             .stages
@@ -74,7 +75,7 @@ impl Timeline {
                 format!(
                     "{} {:.0}ms{flag}",
                     st.name,
-                    ms(st.end.saturating_sub(st.start))
+                    Decimal::millis(st.end.saturating_sub(st.start))
                 )
             })
             .collect();
@@ -83,8 +84,8 @@ impl Timeline {
             let _ = write!(
                 s,
                 "; handoff at {:.2}s ({:.0}ms in /init)",
-                h.as_secs_f64(),
-                ms(h.saturating_sub(self.init_start))
+                Decimal::secs(h),
+                Decimal::millis(h.saturating_sub(self.init_start))
             );
         }
         s
