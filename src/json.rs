@@ -3,6 +3,7 @@
 //! --json`). Hand-written because serde would cost more binary size than all of these outputs
 //! together.
 
+use crate::decimal::Decimal;
 use std::fmt::Write as _;
 
 /// A JSON value; objects keep their insertion order.
@@ -10,7 +11,8 @@ use std::fmt::Write as _;
 pub enum Json {
     Null,
     Bool(bool),
-    /// Integral values print without a fraction; non-finite ones print as `null`.
+    /// Integral values print without a fraction, others with at most six decimals (rounded;
+    /// beyond 10^12 to an integer); non-finite ones print as `null`.
     Num(f64),
     Str(String),
     Arr(Vec<Json>),
@@ -88,13 +90,21 @@ fn newline(out: &mut String, pretty: bool, depth: usize) {
     }
 }
 
+/// Written from integers: `f64`'s `Display` would link the float formatting code into the init
+/// (see crate::decimal). Every fraction printed today is milliseconds from microseconds.
 fn push_num(out: &mut String, v: f64) {
     if !v.is_finite() {
         out.push_str("null");
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        let _ = write!(out, "{}", v as i64);
+    } else if (v.fract() == 0.0 || v.abs() >= 1e12) && v.abs() < 9e18 {
+        let _ = write!(out, "{}", v.round() as i64);
+    } else if v.abs() < 1e12 {
+        if v < 0.0 {
+            out.push('-');
+        }
+        let micros = (v.abs() * 1e6).round() as u64;
+        let _ = write!(out, "{}", Decimal::ratio(micros, 1_000_000));
     } else {
-        let _ = write!(out, "{v}");
+        out.push_str("null");
     }
 }
 
@@ -127,6 +137,22 @@ mod tests {
         let mut s = String::new();
         push_str(&mut s, "a\"b\\c\n\u{1}é");
         assert_eq!(s, r#""a\"b\\c\n\u0001é""#);
+    }
+
+    #[test]
+    fn numbers_as_the_float_would_print_them() {
+        let text = |v: f64| Json::Num(v).render(false);
+        // Milliseconds from microseconds, as the boot timeline writes them.
+        for micros in (0..3_000_000u64).step_by(997) {
+            let ms = micros as f64 / 1000.0;
+            assert_eq!(text(ms), ms.to_string());
+        }
+        assert_eq!(text(-2.25), "-2.25");
+        assert_eq!(text(-7.0), "-7");
+        assert_eq!(text(1e15), "1000000000000000");
+        assert_eq!(text(1e12 + 0.5), "1000000000001");
+        assert_eq!(text(1e300), "null");
+        assert_eq!(text(f64::INFINITY), "null");
     }
 
     #[test]

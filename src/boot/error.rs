@@ -1,5 +1,6 @@
 //! Why a stage could not finish: the boot's one error enum.
 
+use crate::decimal::Decimal;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 /// its [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    #[error("root device {spec} not found after {:.1}s", waited.as_secs_f64())]
+    #[error("root device {spec} not found after {:.1}s", Decimal::secs(*waited))]
     RootNotFound { spec: String, waited: Duration },
     /// `root=` names a ZFS dataset.
     #[error("root={spec}: ZFS roots are not supported by ramboot")]
@@ -51,7 +52,7 @@ pub enum BootError {
     Exec { init: PathBuf, source: io::Error },
     #[error(
         "no boot media found after {:.1}s (no boot repository and no apkovl on {})",
-        waited.as_secs_f64(),
+        Decimal::secs(*waited),
         if devices.is_empty() { "any device".to_string() } else { devices.join(", ") }
     )]
     NoBootMedia {

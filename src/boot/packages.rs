@@ -167,8 +167,8 @@ fn record_report(
         "{} packages, {} files, {:.1} MiB in {:.0} ms",
         report.installed.len(),
         report.files,
-        report.bytes as f64 / (1024.0 * 1024.0),
-        report.elapsed.as_secs_f64() * 1000.0
+        crate::decimal::Decimal::mib(report.bytes),
+        crate::decimal::Decimal::millis(report.elapsed)
     );
     match report.failed.len() + report.skipped_world.len() + report.broken.len() {
         0 => Done::ok(Some(summary)),

@@ -3,6 +3,7 @@
 //! JSON into the new root, so "where did the boot spend its time" has an answer on every boot.
 //! Each module load is timed too: the summary names the slowest, the JSON lists them all.
 
+use crate::decimal::Decimal;
 use crate::hw::modules::ModuleTime;
 use crate::json::Json;
 use std::fmt::Write as _;
@@ -67,7 +68,7 @@ impl Timeline {
     pub fn summary(&self) -> String {
         let mut s = format!(
             "ramboot: kernel {:.2}s → /init;",
-            self.init_start.as_secs_f64()
+            Decimal::secs(self.init_start)
         );
         let parts: Vec<String> = self
             .stages
@@ -81,7 +82,7 @@ impl Timeline {
                 format!(
                     "{} {:.0}ms{flag}",
                     st.name,
-                    ms(st.end.saturating_sub(st.start))
+                    Decimal::millis(st.end.saturating_sub(st.start))
                 )
             })
             .collect();
@@ -94,8 +95,8 @@ impl Timeline {
             let _ = write!(
                 s,
                 "; handoff at {:.2}s ({:.0}ms in /init)",
-                h.as_secs_f64(),
-                ms(h.saturating_sub(self.init_start))
+                Decimal::secs(h),
+                Decimal::millis(h.saturating_sub(self.init_start))
             );
         }
         s
@@ -114,7 +115,7 @@ impl Timeline {
         by_time
             .iter()
             .take(SLOWEST_SHOWN)
-            .map(|(n, d)| format!("{n} {:.0}ms", ms(*d)))
+            .map(|(n, d)| format!("{n} {:.0}ms", Decimal::millis(*d)))
             .collect()
     }
 

@@ -22,6 +22,7 @@ use super::control::{self, Server, Status, Verdict};
 use super::inittab::{Action, BadLine, Entry, Inittab};
 use super::services::{default_jitter, Control, Jitter, ServiceConfig, Services};
 use super::watchdog::{Feeder, WatchdogConfig};
+use crate::decimal::Decimal;
 use ramboot_sys::{is_exec_recorded, ExitStatus, MountFlags, RebootKind, Signal, Sys};
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -542,8 +543,8 @@ impl Supervisor {
             format!(
                 "{entry} ended: {status}; {failures} quick exits in a row, restarting in {}s \
                  (the delay doubles up to {}s)",
-                delay.as_secs_f64(),
-                backoff.max.as_secs_f64()
+                Decimal::secs(delay),
+                Decimal::secs(backoff.max)
             )
         };
         self.say(log::Level::Warn, line);

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::machine::{Backoff, Journal};
+use crate::decimal::Decimal;
 
 /// Services' settings.
 #[derive(Clone, Debug)]
@@ -401,7 +402,7 @@ impl Services {
                     journal.warn(format!(
                         "service {}: finish still running after {}s; killing it",
                         self.list[i].def.name,
-                        self.config.finish_timeout.as_secs_f64()
+                        Decimal::secs(self.config.finish_timeout)
                     ));
                     let _ = sys.kill(pid, Signal::KILL);
                     if let State::Finishing { until, .. } = &mut self.list[i].state {
@@ -677,7 +678,7 @@ impl Services {
                 "service {} failed: {} exits within {}s; not restarted",
                 s.def.name,
                 s.exits.len(),
-                window.as_secs_f64()
+                Decimal::secs(window)
             ));
             return None;
         }
@@ -696,7 +697,7 @@ impl Services {
             journal.info(format!(
                 "service {}: restarting in {:.3}s",
                 s.def.name,
-                delay.as_secs_f64()
+                Decimal::secs(delay)
             ));
         }
         Some(now + delay)
@@ -776,7 +777,7 @@ impl Services {
                     journal.warn(format!(
                         "service {} did not stop within {}s; sending SIGKILL",
                         s.def.name,
-                        self.grace.as_secs_f64()
+                        Decimal::secs(self.grace)
                     ));
                     let _ = sys.kill(pid, Signal::KILL);
                     self.list[i].state = State::Stopping {

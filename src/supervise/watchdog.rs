@@ -6,6 +6,7 @@
 //! protected while services stop and filesystems unmount.
 
 use super::machine::Journal;
+use crate::decimal::Decimal;
 use ramboot_sys::{Sys, Watchdog};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,8 +53,8 @@ impl Feeder {
                 journal.info(format!(
                     "watchdog: {} armed with a {} s timeout, fed every {} s",
                     device.display(),
-                    timeout.as_secs_f64(),
-                    period.as_secs_f64()
+                    Decimal::secs(timeout),
+                    Decimal::secs(period)
                 ));
                 Some(Feeder {
                     dog,

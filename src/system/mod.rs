@@ -34,7 +34,7 @@ pub fn main(sys: &'static dyn Sys, mode_line: &str) -> ! {
     let config = start_companions(sys, &plan, config);
     log::debug!(
         "system mode ready to supervise after {:.1} ms",
-        (sys.now().saturating_sub(handed_off)).as_secs_f64() * 1000.0
+        crate::decimal::Decimal::millis(sys.now().saturating_sub(handed_off))
     );
     supervise::run(sys, config)
 }
