@@ -16,6 +16,7 @@ pub mod hw;
 pub mod initramfs;
 pub mod json;
 pub mod media;
+pub mod net;
 pub mod overlay;
 pub mod supervise;
 pub mod system;

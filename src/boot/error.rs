@@ -73,6 +73,9 @@ pub enum BootError {
     /// The modloop was refused or could not be mounted.
     #[error("modloop refused: {0}")]
     Modloop(#[source] crate::hw::modloop::ModloopError),
+    /// The network could not be configured.
+    #[error("{0}")]
+    Network(#[source] crate::net::NetError),
     /// A device named in the new root's fstab did not show up.
     #[error("device {spec} not found")]
     DeviceNotFound { spec: String },

@@ -2,7 +2,7 @@
 //! failure does. The runner ([`super::runner`]) is the only place that acts on a policy, so this
 //! table is the whole answer to "what happens when X fails".
 //!
-//! Order of a diskless boot: early, drivers, media, sysroot, apkovl, packages, modloop (mounted
+//! Order of a diskless boot: early, drivers, media, network (when needed), sysroot, apkovl, packages, modloop (mounted
 //! on another thread while sysroot … packages run, recorded when it is joined), handoff. Order of
 //! a `root=` boot: early, drivers, root, usr, handoff.
 
@@ -47,6 +47,17 @@ pub const MEDIA: Stage = Stage {
     name: "media",
     title: Some("Looking for boot media"),
     policy: Policy::RescueAndRetry,
+    timed: true,
+};
+
+/// Diskless, when a URL or `ip=` needs it: the interface, then `ip=`'s static address or a
+/// DHCP lease. Failing is a warning: the boot goes on with the local sources.
+pub const NETWORK: Stage = Stage {
+    name: "network",
+    title: Some("Configuring the network"),
+    policy: Policy::Degrade {
+        fallback: Some("continuing without the network, with the local sources"),
+    },
     timed: true,
 };
 
@@ -96,8 +107,9 @@ pub const HANDOFF: Stage = Stage {
 };
 
 /// Every stage, in boot order.
-pub const ALL: [&Stage; 10] = [
-    &EARLY, &DRIVERS, &ROOT, &USR, &MEDIA, &SYSROOT, &APKOVL, &PACKAGES, &MODLOOP, &HANDOFF,
+pub const ALL: [&Stage; 11] = [
+    &EARLY, &DRIVERS, &ROOT, &USR, &MEDIA, &NETWORK, &SYSROOT, &APKOVL, &PACKAGES, &MODLOOP,
+    &HANDOFF,
 ];
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use super::packages;
 use super::runner::Done;
 use super::sysroot::{self, MediaMount};
 use super::{stages, Boot, BootEnd, BootError, SYSROOT};
-use crate::cmdline::{AutodetectSerial, Diskless, RepoSource};
+use crate::cmdline::{AutodetectSerial, Diskless, IpConfig, RepoSource};
 use crate::hw::modloop as hw_modloop;
 use crate::sys::parse_mount_options;
 use apkovl::{default_services, load_apkovl};
@@ -51,7 +51,54 @@ pub struct Decisions {
     pub packages: Vec<String>,
     pub repositories: Vec<String>,
     pub modloop: Option<String>,
+    /// The network stage's outcome, when the boot needed the network.
+    pub network: Option<NetworkOutcome>,
     pub notes: Vec<String>,
+}
+
+/// What the network stage did (for `ramboot plan` and the logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkOutcome {
+    /// `ip=off` (or `none`): the URLs that needed it stay unreachable.
+    Off,
+    Up(crate::net::Configured),
+    /// Why it failed; the boot went on with the local sources.
+    Failed(String),
+}
+
+/// Alpine's `configure_ip` after the media search: `ip=` as given, DHCP when only a URL asked
+/// for the network. The timeline marks when the network was needed and when it came up.
+fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
+    let ip = boot
+        .plan
+        .ip
+        .clone()
+        .unwrap_or(IpConfig::Dhcp { device: None });
+    if ip == IpConfig::Off {
+        return Ok(NetworkOutcome::Off);
+    }
+    let bootif = boot.plan.bootif.clone();
+    let needed = boot.sys.now();
+    boot.timeline.mark("network needed", needed);
+    let mut failure = None;
+    let up = boot.stage(&stages::NETWORK).run(|b| {
+        crate::net::configure(b.sys, &ip, bootif.as_deref())
+            .map(|c| Done::ok(Some(c)))
+            .map_err(|e| {
+                failure = Some(e.to_string());
+                BootError::Network(e)
+            })
+    })?;
+    Ok(match up {
+        Some(c) => {
+            let summary = c.summary();
+            log::info!("network up: {summary}");
+            let at = boot.sys.now();
+            boot.timeline.mark(&format!("network up: {summary}"), at);
+            NetworkOutcome::Up(c)
+        }
+        None => NetworkOutcome::Failed(failure.unwrap_or_default()),
+    })
 }
 
 fn note(d: &mut Decisions, text: String) {
@@ -66,7 +113,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         .stage(&stages::MEDIA)
         .run(|b| find_media(b, plan, &mut decisions).map(Done::ok))?;
     if boot.plan.needs_network {
-        log::warn!("networking (ip=, URLs) is not supported by ramboot yet: continuing offline");
+        decisions.network = Some(bring_up_network(boot)?);
     }
 
     // The modloop is verified (a SHA-1 over the whole image) and mounted on another core while

@@ -208,7 +208,7 @@ fn diskless(r: &mut Report, f: &Finished, dl: &Diskless) {
         },
         (ApkovlSource::None, _) => "disabled by the command line (noapkovl / apkovl=none)".into(),
         (ApkovlSource::Url(u), _) => {
-            format!("apkovl={u} needs networking, which ramboot does not do yet")
+            format!("apkovl={u} is a URL, and fetching over the network is not implemented yet")
         }
         (ApkovlSource::Path(p), None) => {
             format!("apkovl={}: not a file (or not a valid apkovl)", p.display())

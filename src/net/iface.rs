@@ -1,0 +1,181 @@
+//! Which interface the boot configures: the one `ip=` names, else the one whose MAC `BOOTIF=`
+//! gives, else the first (by ifindex) with a carrier once all are up. Interfaces are read from
+//! sysfs; waits end on rtnetlink link events or a deadline, never on a fixed poll.
+
+use super::NetError;
+use crate::sys::{LinkWatch, Sys};
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+/// How long an interface may take to appear, and then to get a carrier once it is up (Alpine
+/// polls for 4 s in 0.1 s steps; the events make the wait end as soon as the link is there).
+pub const LINK_WAIT: Duration = Duration::from_secs(4);
+
+/// One network interface as sysfs shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub index: u32,
+    /// `aa:bb:cc:dd:ee:ff`, lower case.
+    pub mac: String,
+    /// It has a `device` link: hardware, not a veth, bridge or the loopback.
+    pub physical: bool,
+    pub carrier: bool,
+}
+
+impl Interface {
+    /// The MAC as bytes (zeros when sysfs gave something else).
+    pub fn mac_bytes(&self) -> [u8; 6] {
+        let mut out = [0u8; 6];
+        for (o, part) in out.iter_mut().zip(self.mac.split(':')) {
+            *o = u8::from_str_radix(part, 16).unwrap_or(0);
+        }
+        out
+    }
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    fs::read_to_string(dir.join(name))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Every interface under `/sys/class/net`, by ifindex.
+pub fn scan(sys: &dyn Sys) -> Vec<Interface> {
+    let base = sys.path(Path::new("/sys/class/net"));
+    let mut found: Vec<Interface> = fs::read_dir(&base)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let dir = e.path();
+            let operstate = read(&dir, "operstate");
+            Interface {
+                name: e.file_name().to_string_lossy().into_owned(),
+                index: read(&dir, "ifindex").parse().unwrap_or(u32::MAX),
+                mac: read(&dir, "address").to_ascii_lowercase(),
+                physical: dir.join("device").exists(),
+                // Drivers that do not report a carrier leave operstate "unknown".
+                carrier: operstate == "up"
+                    || (operstate == "unknown" && read(&dir, "carrier") == "1"),
+            }
+        })
+        .collect();
+    found.sort_by_key(|i| i.index);
+    found
+}
+
+/// What the boot asked for.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted<'a> {
+    /// `ip=`'s device field.
+    pub device: Option<&'a str>,
+    /// `BOOTIF=`, as `aa:bb:cc:dd:ee:ff`.
+    pub bootif: Option<&'a str>,
+}
+
+/// The chosen interface and how it was chosen (for the log and `ramboot plan`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub interface: Interface,
+    pub why: String,
+}
+
+/// Waits on `watch` until `ready` gives a value or `wait` passes; the last look after the
+/// deadline decides.
+fn wait_for<T>(
+    sys: &dyn Sys,
+    watch: &mut dyn LinkWatch,
+    wait: Duration,
+    mut ready: impl FnMut(&[Interface]) -> Option<T>,
+) -> Result<Option<T>, NetError> {
+    let deadline = sys.now() + wait;
+    loop {
+        if let Some(v) = ready(&scan(sys)) {
+            return Ok(Some(v));
+        }
+        let left = deadline.saturating_sub(sys.now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        watch.wait(left).map_err(NetError::LinkWatch)?;
+    }
+}
+
+/// Picks the interface (Alpine's `ip_choose_if` with its link wait) and leaves it up.
+pub fn choose(
+    sys: &dyn Sys,
+    watch: &mut dyn LinkWatch,
+    wanted: Wanted<'_>,
+) -> Result<Choice, NetError> {
+    if let Some(name) = wanted.device {
+        let named = |all: &[Interface]| all.iter().find(|i| i.name == name).cloned();
+        let iface = wait_for(sys, watch, LINK_WAIT, named)?.ok_or_else(|| {
+            NetError::NamedInterfaceMissing {
+                name: name.to_string(),
+            }
+        })?;
+        return up_and_wait(sys, watch, vec![iface], format!("named by ip= ({name})"));
+    }
+    let physical = |all: &[Interface]| {
+        let p: Vec<Interface> = all.iter().filter(|i| i.physical).cloned().collect();
+        (!p.is_empty()).then_some(p)
+    };
+    if let Some(mac) = wanted.bootif {
+        let by_mac = |all: &[Interface]| all.iter().find(|i| i.physical && i.mac == mac).cloned();
+        match wait_for(sys, watch, LINK_WAIT, by_mac)? {
+            Some(i) => return up_and_wait(sys, watch, vec![i], format!("BOOTIF={mac}")),
+            None => log::warn!("no interface has BOOTIF's address {mac}: choosing another"),
+        }
+    }
+    let all = wait_for(sys, watch, LINK_WAIT, physical)?.ok_or(NetError::NoInterface)?;
+    up_and_wait(sys, watch, all, String::new())
+}
+
+/// Brings `candidates` up, waits for a carrier on one, keeps the first with a carrier (or the
+/// first of all when none got one) and takes the others down again.
+fn up_and_wait(
+    sys: &dyn Sys,
+    watch: &mut dyn LinkWatch,
+    candidates: Vec<Interface>,
+    why: String,
+) -> Result<Choice, NetError> {
+    for c in &candidates {
+        if let Err(e) = sys.link_up(&c.name) {
+            log::warn!("cannot bring {} up: {e}", c.name);
+        }
+    }
+    let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
+    let with_carrier = |all: &[Interface]| {
+        all.iter()
+            .find(|i| i.carrier && names.contains(&i.name.as_str()))
+            .cloned()
+    };
+    let (interface, why) = match wait_for(sys, watch, LINK_WAIT, with_carrier)? {
+        Some(i) if why.is_empty() => {
+            let why = format!("the first with a link of {}", names.join(" "));
+            (i, why)
+        }
+        Some(i) => (i, why),
+        None => {
+            let first = candidates[0].clone();
+            log::warn!(
+                "no link on {} after {}s (cable unplugged?): trying {} anyway",
+                names.join(" "),
+                LINK_WAIT.as_secs(),
+                first.name
+            );
+            let why = if why.is_empty() {
+                "no interface has a link: the first one".to_string()
+            } else {
+                why
+            };
+            (first, why)
+        }
+    };
+    for c in candidates.iter().filter(|c| c.name != interface.name) {
+        let _ = sys.link_down(&c.name);
+    }
+    Ok(Choice { interface, why })
+}
