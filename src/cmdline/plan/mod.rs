@@ -226,6 +226,7 @@ impl<'a> Planner<'a> {
             Mode::Root(_) => (false, storage_needs),
         };
         let url_needs = source_needs || storage_needs;
+        let network_needed_by = network_needs(&mode, &modloop, &storage, ip.as_ref());
         let needs_network = match &ip {
             Some(IpConfig::Off) => {
                 if url_needs {
@@ -266,6 +267,7 @@ impl<'a> Planner<'a> {
             autodetect_serial,
             ip,
             needs_network,
+            network_needed_by,
             bootif,
             uevent_buf_size,
             modloop,
@@ -476,4 +478,47 @@ impl<'a> Planner<'a> {
         }
         splash
     }
+}
+
+/// The options that ask for the network (Alpine's `do_networking` conditions, and `nbd=` /
+/// `wireguard=`), as written; empty with `ip=off` or when nothing needs it.
+fn network_needs(
+    mode: &Mode,
+    modloop: &ModloopSpec,
+    storage: &Storage,
+    ip: Option<&IpConfig>,
+) -> Vec<String> {
+    let mut by = Vec::new();
+    match ip {
+        Some(IpConfig::Off) => return by,
+        Some(IpConfig::Dhcp { .. }) if matches!(mode, Mode::Diskless(_)) => {
+            by.push("ip=dhcp".into())
+        }
+        Some(IpConfig::Static(s)) if matches!(mode, Mode::Diskless(_)) => {
+            by.push(format!("ip={}", s.client))
+        }
+        _ => {}
+    }
+    if let Mode::Diskless(d) = mode {
+        if let ApkovlSource::Url(u) = &d.apkovl {
+            by.push(format!("apkovl={u}"));
+        }
+        if let RepoSource::List(l) = &d.repos {
+            by.extend(
+                l.iter()
+                    .filter(|r| is_url(r))
+                    .map(|r| format!("alpine_repo={r}")),
+            );
+        }
+        if let ModloopSpec::Url(u) = modloop {
+            by.push(format!("modloop={u}"));
+        }
+    }
+    if !storage.nbd.is_empty() {
+        by.push("nbd=".into());
+    }
+    if storage.wireguard.is_some() {
+        by.push("wireguard=".into());
+    }
+    by
 }
