@@ -591,3 +591,38 @@ fn tmpfs_root_ip_dhcp_BOOTIF() {
         w.trace()
     );
 }
+
+/// Beyond upstream's mocks: a lease from the in-process DHCP server reaches the new root (its
+/// DNS servers in `/etc/resolv.conf`), and the timeline marks when the network was needed and
+/// when it came up.
+#[test]
+fn tmpfs_root_ip_dhcp_lease_reaches_the_new_root() {
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    nic(&w, "eth0", 2, "52:54:00:12:34:56", "up", true);
+    w.sys.serve_dhcp(
+        std::time::Duration::from_millis(2),
+        support::dhcp::slirp_like(0),
+    );
+    let f = w.run();
+    handed_off(&f, &w);
+    assert_eq!(
+        fs::read_to_string(w.sysroot().join("etc/resolv.conf")).unwrap(),
+        "search example.test\nnameserver 10.0.2.3\nnameserver 1.1.1.1\n"
+    );
+    let mark = |prefix: &str| {
+        f.timeline
+            .marks
+            .iter()
+            .find(|(n, _)| n.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {:?}", f.timeline.marks))
+            .1
+    };
+    let needed = mark("network needed");
+    let up = mark("network up: eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)");
+    assert_eq!(
+        up - needed,
+        std::time::Duration::from_millis(4),
+        "two answers"
+    );
+}

@@ -461,10 +461,15 @@ fn kernel_log_keeps_every_line_and_console_shows_each_once() {
 /// A virtio NIC on QEMU's user-mode network, isolated from the host (`restrict=on`: its
 /// built-in DHCP server answers inside the QEMU process and no packet leaves it).
 fn user_net() -> Vec<String> {
-    vec![
-        "-nic".into(),
-        "user,model=virtio-net-pci,restrict=on".into(),
+    // romfile= empty: no PXE boot ROM (QEMU's efi-virtio.rom is not installed, nor needed).
+    [
+        "-netdev",
+        "user,id=n0,restrict=on",
+        "-device",
+        "virtio-net-pci,netdev=n0,romfile=",
     ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// The `at_ms` of the first timeline mark whose name starts with `name`.
@@ -482,9 +487,9 @@ fn demo_line<'a>(text: &'a str, what: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key} in {text}"))
 }
 
-/// Issue 10: `ip=dhcp` gets a lease from QEMU's DHCP server; the address, the default route and
-/// the DNS server reach the new root, and the timeline records when the network was needed and
-/// when the lease came (on the instruction clock).
+/// Issue 10: `ip=dhcp` gets a lease from QEMU's DHCP server, its address is still there in the
+/// new system, and the timeline records when the network was needed and when the lease came
+/// (on the instruction clock).
 #[test]
 fn ip_dhcp_gets_a_lease_from_user_networking() {
     let a = artifacts();
@@ -499,16 +504,14 @@ fn ip_dhcp_gets_a_lease_from_user_networking() {
     );
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
-    let lease = "network up: eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)";
+    // restrict=on: QEMU's server offers no router and no DNS server (the static case and
+    // tests/net_config.rs cover those).
+    let lease = "network up: eth0 10.0.2.15/24 (DHCP from 10.0.2.2, lease 86400s)";
     assert!(text.contains(lease), "{text}");
     assert!(
         demo_line(&text, "net addr").contains("inet 10.0.2.15/24"),
         "{text}"
     );
-    let route = demo_line(&text, "net route");
-    assert!(route.contains("default via 10.0.2.2 dev eth0"), "{text}");
-    let resolv = demo_line(&text, "resolv.conf");
-    assert!(resolv.contains("nameserver 10.0.2.3"), "{text}");
     let timeline = demo_line(&text, "timeline");
     let needed = mark_at(timeline, "network needed");
     let up = mark_at(timeline, "network up: eth0 10.0.2.15/24");

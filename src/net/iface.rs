@@ -56,9 +56,10 @@ pub fn scan(sys: &dyn Sys) -> Vec<Interface> {
                 index: read(&dir, "ifindex").parse().unwrap_or(u32::MAX),
                 mac: read(&dir, "address").to_ascii_lowercase(),
                 physical: dir.join("device").exists(),
-                // Drivers that do not report a carrier leave operstate "unknown".
-                carrier: operstate == "up"
-                    || (operstate == "unknown" && read(&dir, "carrier") == "1"),
+                // `carrier` is the driver's own word, readable once the interface is up;
+                // operstate follows it through the kernel's link watch, which may hold the
+                // change back for up to a second.
+                carrier: read(&dir, "carrier") == "1" || operstate == "up",
             }
         })
         .collect();
