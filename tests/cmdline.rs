@@ -305,19 +305,19 @@ const CASES: &[Case] = &[
     case("ip=dhcp", &[], |p| {
         assert_eq!(p.ip, Some(IpConfig::Dhcp { device: None }));
         assert!(p.needs_network);
-        assert_eq!(p.network_needed_by, strings(&["ip=dhcp"]));
+        assert_eq!(network_needed_by(p), strings(&["ip=dhcp"]));
     }),
     case(
         "ip=10.0.0.5:::255.0.0.0 alpine_repo=/media/a,http://r/b modloop=https://m/x",
         &[],
         |p| {
             let by = ["ip=10.0.0.5", "alpine_repo=http://r/b", "modloop=https://m/x"];
-            assert_eq!(p.network_needed_by, strings(&by));
+            assert_eq!(network_needed_by(p), strings(&by));
         },
     ),
     case("ip=off apkovl=http://h/a.apkovl.tar.gz", &[(Ignored, "ip")], |p| {
         assert!(!p.needs_network);
-        assert!(p.network_needed_by.is_empty());
+        assert!(network_needed_by(p).is_empty());
     }),
     case("ip=:::::eth1:dhcp", &[], |p| {
         assert_eq!(

@@ -314,7 +314,7 @@ fn network_text(plan: &BootPlan) -> String {
     };
     format!(
         "{how}; needed by {}; a failure is a warning and the boot goes on with local sources",
-        plan.network_needed_by.join(" ")
+        super::plan::network_needed_by(plan).join(" ")
     )
 }
 
@@ -553,7 +553,10 @@ fn plan_json(plan: &BootPlan) -> Json {
         ("autodetect_serial", serial),
         ("ip", ip),
         ("needs_network", Json::Bool(plan.needs_network)),
-        ("network_needed_by", Json::strs(&plan.network_needed_by)),
+        (
+            "network_needed_by",
+            Json::strs(super::plan::network_needed_by(plan)),
+        ),
         ("bootif", Json::opt_str(plan.bootif.clone())),
         ("uevent_buf_size", Json::Num(plan.uevent_buf_size as f64)),
         ("modloop", modloop),

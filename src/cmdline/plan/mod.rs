@@ -226,7 +226,6 @@ impl<'a> Planner<'a> {
             Mode::Root(_) => (false, storage_needs),
         };
         let url_needs = source_needs || storage_needs;
-        let network_needed_by = network_needs(&mode, &modloop, &storage, ip.as_ref());
         let needs_network = match &ip {
             Some(IpConfig::Off) => {
                 if url_needs {
@@ -267,7 +266,6 @@ impl<'a> Planner<'a> {
             autodetect_serial,
             ip,
             needs_network,
-            network_needed_by,
             bootif,
             uevent_buf_size,
             modloop,
@@ -481,13 +479,10 @@ impl<'a> Planner<'a> {
 }
 
 /// The options that ask for the network (Alpine's `do_networking` conditions, and `nbd=` /
-/// `wireguard=`), as written; empty with `ip=off` or when nothing needs it.
-fn network_needs(
-    mode: &Mode,
-    modloop: &ModloopSpec,
-    storage: &Storage,
-    ip: Option<&IpConfig>,
-) -> Vec<String> {
+/// `wireguard=`), as written: the answer to "why does this boot configure the network" for
+/// `explain` (not a field of the plan: the init does not need the texts). Empty with `ip=off`.
+pub fn network_needed_by(plan: &BootPlan) -> Vec<String> {
+    let (mode, modloop, storage, ip) = (&plan.mode, &plan.modloop, &plan.storage, plan.ip.as_ref());
     let mut by = Vec::new();
     match ip {
         Some(IpConfig::Off) => return by,

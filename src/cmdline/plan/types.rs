@@ -52,9 +52,6 @@ pub struct BootPlan {
     /// repository or modloop URL needs it. Both modes: `nbd=` or `wireguard=` need it. With
     /// `ip` None that means DHCP, Alpine's default. `ip=off` always wins.
     pub needs_network: bool,
-    /// What asks for the network, as option texts (`ip=dhcp`, `apkovl=http://…`, `nbd=`): the
-    /// answer to "why does this boot configure the network".
-    pub network_needed_by: Vec<String>,
     /// `BOOTIF=` as a MAC address `aa:bb:cc:dd:ee:ff`: the interface to configure.
     pub bootif: Option<String>,
     /// nlplug's `-U`: netlink receive buffer in bytes.
