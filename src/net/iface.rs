@@ -82,18 +82,17 @@ pub struct Choice {
     pub why: String,
 }
 
-/// Waits on `watch` until `ready` gives a value or `wait` passes; the last look after the
-/// deadline decides.
-fn wait_for<T>(
+/// Waits on `watch` until an interface is `wanted` (the first by ifindex is returned) or
+/// [`LINK_WAIT`] passes. Not generic: one copy in the init build.
+fn wait_for(
     sys: &dyn Sys,
     watch: &mut dyn LinkWatch,
-    wait: Duration,
-    mut ready: impl FnMut(&[Interface]) -> Option<T>,
-) -> Result<Option<T>, NetError> {
-    let deadline = sys.now() + wait;
+    wanted: &dyn Fn(&Interface) -> bool,
+) -> Result<Option<Interface>, NetError> {
+    let deadline = sys.now() + LINK_WAIT;
     loop {
-        if let Some(v) = ready(&scan(sys)) {
-            return Ok(Some(v));
+        if let Some(i) = scan(sys).into_iter().find(|i| wanted(i)) {
+            return Ok(Some(i));
         }
         let left = deadline.saturating_sub(sys.now());
         if left.is_zero() {
@@ -110,26 +109,21 @@ pub fn choose(
     wanted: Wanted<'_>,
 ) -> Result<Choice, NetError> {
     if let Some(name) = wanted.device {
-        let named = |all: &[Interface]| all.iter().find(|i| i.name == name).cloned();
-        let iface = wait_for(sys, watch, LINK_WAIT, named)?.ok_or_else(|| {
+        let iface = wait_for(sys, watch, &|i| i.name == name)?.ok_or_else(|| {
             NetError::NamedInterfaceMissing {
                 name: name.to_string(),
             }
         })?;
         return up_and_wait(sys, watch, vec![iface], format!("named by ip= ({name})"));
     }
-    let physical = |all: &[Interface]| {
-        let p: Vec<Interface> = all.iter().filter(|i| i.physical).cloned().collect();
-        (!p.is_empty()).then_some(p)
-    };
     if let Some(mac) = wanted.bootif {
-        let by_mac = |all: &[Interface]| all.iter().find(|i| i.physical && i.mac == mac).cloned();
-        match wait_for(sys, watch, LINK_WAIT, by_mac)? {
+        match wait_for(sys, watch, &|i| i.physical && i.mac == mac)? {
             Some(i) => return up_and_wait(sys, watch, vec![i], format!("BOOTIF={mac}")),
             None => log::warn!("no interface has BOOTIF's address {mac}: choosing another"),
         }
     }
-    let all = wait_for(sys, watch, LINK_WAIT, physical)?.ok_or(NetError::NoInterface)?;
+    wait_for(sys, watch, &|i| i.physical)?.ok_or(NetError::NoInterface)?;
+    let all = scan(sys).into_iter().filter(|i| i.physical).collect();
     up_and_wait(sys, watch, all, String::new())
 }
 
@@ -147,12 +141,8 @@ fn up_and_wait(
         }
     }
     let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
-    let with_carrier = |all: &[Interface]| {
-        all.iter()
-            .find(|i| i.carrier && names.contains(&i.name.as_str()))
-            .cloned()
-    };
-    let (interface, why) = match wait_for(sys, watch, LINK_WAIT, with_carrier)? {
+    let with_carrier = |i: &Interface| i.carrier && names.contains(&i.name.as_str());
+    let (interface, why) = match wait_for(sys, watch, &with_carrier)? {
         Some(i) if why.is_empty() => {
             let why = format!("the first with a link of {}", names.join(" "));
             (i, why)
