@@ -4,9 +4,11 @@
 # boot/modloop-<flavor> (squashfs of the Debian kernel's storage/fs modules) and cache/.
 # Every package is built here by ramboot itself from Debian's busybox-static:arm64.
 #
-# Usage: make-media.sh OUTDIR [--size MB] [--hostname NAME] [--all] [--filler N]
+# Usage: make-media.sh OUTDIR [--size MB] [--hostname NAME] [--all] [--filler N] [--card]
 # --filler N adds packages filler1..fillerN of about 1 MiB installed each (half random, half text:
 # like binaries and their data), for boot benchmarks with a realistic package volume.
+# --card writes only OUTDIR/card.img: the realistic benchmark card (see make_card below), its
+# own repository of 29 Alpine-like packages, the modloop and an lbu-style apkovl.
 # Writes, sharing one signed repository, modloop and key:
 #   OUTDIR/media.img            the demo: one apkovl <hostname>.apkovl.tar.gz (media seen as vda1)
 #   OUTDIR/services.img         service mode (boot with ramboot_init): an apkovl with its own
@@ -27,13 +29,14 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 kernel_ready
 out=$1; shift
-size=256 hostname=ramboot-demo all=0 filler=0
+size=256 hostname=ramboot-demo all=0 filler=0 card=0
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift ;;
     --hostname) hostname=$2; shift ;;
     --all) all=1 ;;
     --filler) filler=$2; shift ;;
+    --card) card=1 ;;
     *) echo "make-media.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -53,10 +56,10 @@ keyname=$(basename "$key").pub
 badkey=$(ls "$work"/untrusted/*.rsa | head -n1)
 
 # --- packages -----------------------------------------------------------------------------------
-pkg() { # pkg NAME VERSION ROOTDIR [extra mkpkg args...]
+pkg() { # pkg NAME VERSION ROOTDIR [extra mkpkg args...]; into $PKG_REPO (default the demo's)
   local name=$1 version=$2 root=$3; shift 3
   "$host" apk mkpkg --root "$root" --name "$name" --version "$version" --arch "$arch" \
-    --key "${PKG_KEY:-$key}" --out "$out/stage/apks/$arch/$name-$version.apk" "$@" >/dev/null
+    --key "${PKG_KEY:-$key}" --out "${PKG_REPO:-$out/stage/apks/$arch}/$name-$version.apk" "$@" >/dev/null
 }
 
 mkdir -p "$work/busybox/bin"
@@ -344,6 +347,186 @@ make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|s
   mcopy -s -i "$img@@1M" "$st"/* "$st"/.alpine-release ::/
   echo "$img"
 }
+
+# --- the realistic benchmark card (--card) -----------------------------------------------------
+# 29 packages shaped like Alpine 3.22's aarch64 base with openssh and chrony: names, dependencies,
+# file counts and installed sizes close to the real ones (13 MiB, ~370 files and ~270 applet links), a busybox whose
+# post-install makes the applet links and whose trigger redoes them, a pre-install adding a user.
+# The bytes are Debian's: binaries are cut from the arm64 kernel's modules (ELF code compresses
+# like real binaries), text from the kernel's changelog, busybox is busybox-static:arm64.
+card_pools() {
+  find "$KMODS/kernel/drivers/net" -name '*.ko' | LC_ALL=C sort | xargs cat > "$work/pool.bin"
+  zcat "$CACHE"/kernel/usr/share/doc/linux-image-*/changelog.gz > "$work/pool.txt"
+  bin_off=0 txt_off=0
+}
+cut_pool() { # cut_pool bin|txt KIB FILE: the next KIB KiB of a pool (wrapping around)
+  local pool=$work/pool.$1 bytes=$(($2 * 1024)) var=${1}_off total
+  total=$(stat -c %s "$pool")
+  if [ $((${!var} + bytes)) -gt "$total" ]; then printf -v "$var" 0; fi
+  dd if="$pool" of="$3" bs=64K iflag=skip_bytes,count_bytes skip="${!var}" count="$bytes" status=none
+  printf -v "$var" $((${!var} + bytes))
+}
+card_pkg() { # card_pkg NAME VERSION DEPENDS ITEM... [-- mkpkg args]
+  # ITEM: b:PATH:KIB binary, t:PATH:KIB text, s:PATH:KIB script, l:PATH:TARGET symlink,
+  #       B|T|S:DIR:N:KIB N binaries, texts or scripts DIR/NAME-1..N.
+  local name=$1 version=$2 deps=$3 root=$work/card/$1 item kind path rest n i; shift 3
+  mkdir -p "$root"
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do
+    IFS=: read -r kind path rest <<< "$1"; shift
+    mkdir -p "$root/$(dirname "$path")"
+    case $kind in
+      b|t|s) card_item "$kind:$path:$rest" "$root" ;;
+      l) ln -sfn "$rest" "$root/$path" ;;
+      B|T|S) n=${rest%%:*}; mkdir -p "$root/$path"
+        for i in $(seq "$n"); do
+          card_item "${kind,,}:$path/$name-$i:${rest#*:}" "$root"
+        done ;;
+    esac
+  done
+  [ "${1:-}" = -- ] && shift
+  local dep_args=()
+  [ -n "$deps" ] && dep_args=(--depends "$deps")
+  PKG_REPO=$work/card-stage/apks/$arch pkg "$name" "$version" "$root" \
+    --description "Benchmark card: $name" "${dep_args[@]}" "$@"
+}
+card_item() { # card_item ITEM ROOT: one item of card_pkg into ROOT
+  local kind path rest
+  IFS=: read -r kind path rest <<< "$1"
+  case $kind in
+    b) cut_pool bin "$rest" "$2/$path"; chmod 755 "$2/$path" ;;
+    t) cut_pool txt "$rest" "$2/$path" ;;
+    s) cut_pool txt "$rest" "$work/script.txt"
+       { echo '#!/bin/sh'; sed 's/^/# /' "$work/script.txt"; } > "$2/$path"; chmod 755 "$2/$path" ;;
+  esac
+}
+
+make_card() {
+  local st=$work/card-stage c=$work/card
+  mkdir -p "$st/apks/$arch" "$c"
+  card_pools
+  card_pkg musl 1.2.5-r10 "" b:lib/ld-musl-aarch64.so.1:660 l:lib/libc.musl-aarch64.so.1:ld-musl-aarch64.so.1
+  # busybox: the real one; the applet links come from its post-install, as in Alpine.
+  mkdir -p "$c/busybox/bin"
+  cp "$BUSYBOX" "$c/busybox/bin/busybox"
+  cat > "$work/card-busybox.trigger" <<'EOT'
+#!/bin/busybox sh
+# As Alpine's busybox trigger: drop links to a busybox that lost an applet, make the missing ones.
+for dir in "$@"; do
+  for link in "$dir"/*; do
+    [ -L "$link" ] && [ ! -e "$link" ] && /bin/busybox rm -f "$link"
+  done
+done
+exec /bin/busybox --install -s
+EOT
+  card_pkg busybox 1.37.0-r19 musl t:etc/securetty:1 t:etc/udhcpd.conf:6 t:etc/logrotate.d/acpid:1 \
+    t:etc/network/if-up.d/dad:1 t:usr/share/udhcpc/default.script:3 -- \
+    --provides "cmd:sh cmd:busybox" --script "post-install=$work/busybox.post-install" \
+    --script "trigger=$work/card-busybox.trigger" --triggers "/bin /usr/bin /sbin /usr/sbin"
+  # alpine-baselayout's inittab: report and power off (the benchmark's end). The report waits
+  # while the boot media is mounted read-write: ramboot may be writing its cached installed root
+  # there after the handoff (issue 11), which the next boot of the same card uses.
+  mkdir -p "$c/alpine-baselayout/etc" "$c/alpine-baselayout/usr/sbin" "$c/alpine-baselayout"/{proc,sys,dev,run,tmp,root,media,mnt,var/log,var/cache/misc}
+  echo "::sysinit:/usr/sbin/card-report" > "$c/alpine-baselayout/etc/inittab"
+  cat > "$c/alpine-baselayout/usr/sbin/card-report" <<'EOT'
+#!/bin/sh
+echo "RAMBOOT-CARD: $(ls /bin /sbin /usr/bin /usr/sbin | wc -l) commands, $(grep -c ^P: /lib/apk/db/installed) packages"
+dmesg | grep -o "ramboot: kernel.*in /init)"
+echo "RAMBOOT-CARD: timeline $(cat /run/ramboot/timeline.json)"
+n=0
+while grep -q ' /media/[^ ]* [^ ]* rw' /proc/mounts && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+echo "RAMBOOT-CARD: media $(grep ' /media/' /proc/mounts | cut -d' ' -f2,4 | tr '\n' ' ')"
+poweroff -f
+EOT
+  chmod 755 "$c/alpine-baselayout/usr/sbin/card-report"
+  card_pkg alpine-baselayout 3.7.0-r0 "alpine-baselayout-data busybox musl" T:etc/profile.d:6:1 \
+    T:etc/modprobe.d:5:1 T:etc/sysctl.d:2:2 t:etc/crontabs/root:1 t:etc/profile:2 t:etc/shells:1 \
+    t:etc/motd:1 T:etc/periodic:5:1 T:lib/sysctl.d:1:2
+  mkdir -p "$c/alpine-baselayout-data/etc"
+  cp "$base/etc/passwd" "$base/etc/group" "$c/alpine-baselayout-data/etc/"
+  echo localhost > "$c/alpine-baselayout-data/etc/hostname"
+  card_pkg alpine-baselayout-data 3.7.0-r0 "" t:etc/services:14 t:etc/protocols:4 t:etc/hosts:1 \
+    t:etc/fstab:1 t:etc/shadow:1 t:etc/nsswitch.conf:1 t:etc/modules:1 t:etc/mtab:1
+  card_pkg alpine-keys 2.5-r0 "" T:usr/share/apk/keys/aarch64:7:1 T:usr/share/apk/keys/x86_64:7:1 \
+    T:usr/share/apk/keys/armv7:7:1 T:etc/apk/keys:7:1
+  card_pkg alpine-release 3.22.0-r0 alpine-keys t:etc/alpine-release:1 t:etc/os-release:1 \
+    t:etc/issue:1 t:etc/secfixes.d/alpine:1
+  card_pkg zlib 1.3.1-r2 "" b:usr/lib/libz.so.1.3.1:98 l:usr/lib/libz.so.1:libz.so.1.3.1
+  card_pkg libcrypto3 3.5.0-r0 "musl" b:usr/lib/libcrypto.so.3:3300 B:usr/lib/engines-3:3:18 \
+    b:usr/lib/ossl-modules/legacy.so:150
+  card_pkg libssl3 3.5.0-r0 "libcrypto3" b:usr/lib/libssl.so.3:600
+  card_pkg ca-certificates-bundle 20250419-r0 "" t:etc/ssl/certs/ca-certificates.crt:220 t:etc/ssl/cert.pem:1
+  card_pkg apk-tools 2.14.10-r0 "musl libcrypto3 zlib ca-certificates-bundle" b:sbin/apk:70 \
+    b:lib/libapk.so.2.14.0:250 T:etc/apk/protected_paths.d:1:1 T:var/cache/apk:1:1
+  card_pkg scanelf 1.3.8-r1 musl b:usr/bin/scanelf:80
+  card_pkg ssl_client 1.37.0-r19 "libssl3 busybox" b:usr/bin/ssl_client:14
+  card_pkg busybox-suid 1.37.0-r19 busybox b:bin/bbsuid:14
+  card_pkg libcap2 2.76-r0 musl b:usr/lib/libcap.so.2.76:50 l:usr/lib/libcap.so.2:libcap.so.2.76
+  card_pkg openrc 0.62.6-r0 "musl libcap2 busybox" b:sbin/openrc:60 b:lib/librc.so.1:90 \
+    b:lib/libeinfo.so.1:22 B:usr/libexec/rc/bin:30:20 B:sbin:10:30 S:etc/init.d:60:2 \
+    T:etc/conf.d:35:1 S:usr/libexec/rc/sh:14:6 t:etc/rc.conf:12 T:usr/share/openrc/support:4:3
+  card_pkg busybox-openrc 1.37.0-r19 "openrc busybox" S:etc/init.d:9:1 T:etc/conf.d:4:1
+  card_pkg busybox-mdev-openrc 1.37.0-r19 "openrc busybox" s:etc/init.d/mdev:2 t:etc/mdev.conf:3
+  card_pkg alpine-conf 3.20.0-r0 "openrc busybox" S:sbin:45:6 s:lib/libalpine.sh:8 \
+    t:etc/lbu/lbu.conf:1 T:usr/share/alpine-conf:4:3
+  card_pkg ifupdown-ng 0.12.1-r7 musl b:sbin/ifupdown:90 l:sbin/ifup:ifupdown l:sbin/ifdown:ifupdown \
+    l:sbin/ifquery:ifupdown S:usr/libexec/ifupdown-ng:15:2 t:etc/network/ifupdown-ng.conf:1
+  card_pkg openssh-keygen 10.0_p1-r7 "libcrypto3 musl" b:usr/bin/ssh-keygen:450
+  card_pkg openssh-client-common 10.0_p1-r7 "libcrypto3 musl zlib" b:usr/bin/ssh-add:250 \
+    b:usr/bin/ssh-agent:150 b:usr/bin/ssh-keyscan:200 b:usr/lib/ssh/ssh-pkcs11-helper:150 \
+    s:usr/bin/findssl.sh:3 s:usr/bin/ssh-copy-id:12 t:etc/ssh/ssh_config:2
+  card_pkg openssh-client-default 10.0_p1-r7 "openssh-client-common" b:usr/bin/ssh:600 \
+    b:usr/bin/scp:200 b:usr/bin/sftp:150
+  card_pkg openssh-server-common 10.0_p1-r7 "openrc" t:etc/ssh/sshd_config:4 t:etc/ssh/moduli:560 \
+    s:etc/init.d/sshd:4 t:etc/conf.d/sshd:1 T:etc/ssh/sshd_config.d:1:1
+  card_pkg openssh-sftp-server 10.0_p1-r7 musl b:usr/lib/ssh/sftp-server:100
+  cat > "$work/card-chrony.pre-install" <<'EOT'
+#!/bin/sh
+/bin/busybox addgroup -S chrony 2>/dev/null
+/bin/busybox adduser -S -D -H -h /var/lib/chrony -s /sbin/nologin -G chrony chrony 2>/dev/null
+exit 0
+EOT
+  card_pkg openssh-server 10.0_p1-r7 "openssh-server-common openssh-keygen libcrypto3 zlib" \
+    b:usr/sbin/sshd:900
+  card_pkg openssh 10.0_p1-r7 "openssh-client-default openssh-sftp-server openssh-server"
+  card_pkg chrony 4.6.1-r2 "libcap2 musl" b:usr/sbin/chronyd:350 b:usr/bin/chronyc:120 \
+    t:etc/chrony/chrony.conf:1 s:etc/init.d/chronyd:2 t:etc/conf.d/chronyd:1 T:etc/logrotate.d:1:1 \
+    -- --script "pre-install=$work/card-chrony.pre-install"
+  card_pkg alpine-base 3.22.0-r0 "alpine-baselayout alpine-conf alpine-release apk-tools busybox busybox-mdev-openrc busybox-openrc busybox-suid ifupdown-ng musl-utils openrc scanelf ssl_client"
+  card_pkg musl-utils 1.2.5-r10 "musl scanelf" b:usr/bin/getent:50 b:usr/bin/iconv:30 \
+    b:usr/bin/ldd:1 b:sbin/ldconfig:1 b:usr/bin/getconf:30
+  "$host" apk index --key "$key" --description "ramboot benchmark card" \
+    --out "$st/apks/$arch/APKINDEX.tar.gz" "$st"/apks/$arch/*.apk >/dev/null
+  touch "$st/apks/.boot_repository"
+  mkdir -p "$st/boot" "$st/cache"
+  cp "$out/stage/boot/modloop-$flavor" "$st/boot/"
+  cp "$out/stage/.alpine-release" "$st/"
+  # An lbu apkovl as `setup-alpine` leaves one: world, hostname, network, host keys, runlevels.
+  local d=$work/card-ovl
+  mkdir -p "$d/etc/apk" "$d/etc/network" "$d/etc/ssh" "$d/etc/runlevels/default" "$d/etc/runlevels/boot"
+  printf '%s\n' alpine-base chrony openssh > "$d/etc/apk/world"
+  echo ramboot-card > "$d/etc/hostname"
+  printf 'auto lo\niface lo inet loopback\n' > "$d/etc/network/interfaces"
+  for k in ecdsa ed25519 rsa; do
+    cut_pool txt 1 "$d/etc/ssh/ssh_host_${k}_key"; cut_pool txt 1 "$d/etc/ssh/ssh_host_${k}_key.pub"
+  done
+  for s in sshd chronyd crond; do ln -s "/etc/init.d/$s" "$d/etc/runlevels/default/$s"; done
+  for s in hostname modules sysctl bootmisc syslog; do ln -s "/etc/init.d/$s" "$d/etc/runlevels/boot/$s"; done
+  ln -sfn /media/vda1/cache "$d/etc/apk/cache"
+  tar -C "$d" --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$st/ramboot-card.apkovl.tar.gz" etc
+  local img=$out/card.img
+  rm -f "$img"
+  truncate -s "${size}M" "$img"
+  echo 'start=2048, type=c, bootable' | sfdisk -q "$img"
+  mkfs.vfat -F 32 -n RAMBOOT --offset 2048 "$img" $(( (size * 1024) - 1024 )) >/dev/null
+  mcopy -s -i "$img@@1M" "$st"/* "$st"/.alpine-release ::/
+  echo "card: $(ls "$st/apks/$arch"/*.apk | wc -l) packages, $(find "$c" -type f -o -type l | wc -l) files, $(du -sk --apparent-size "$c" | cut -f1) KiB" >&2
+  echo "$img"
+}
+
+if [ "$card" = 1 ]; then
+  make_card
+  exit 0
+fi
 
 make_image media vda1 one
 make_image services vda1 services

@@ -159,7 +159,11 @@ fn conflicts_drop_both_under_diskless_boot() {
     let err = install(&f.request(&["conf1", "conf2"]), &RecordingSys::new("/"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("conflicts"), "{err}");
+    // apk's account: conf2 breaks conf1's `!conf2`.
+    assert!(
+        err.contains("conf2-1:\n    breaks: conf1-1[!conf2]"),
+        "{err}"
+    );
     let mut req = f.request(&["conf1", "conf2", "other"]);
     req.diskless_boot = true;
     let r = install(&req, &RecordingSys::new("/")).unwrap();
@@ -228,7 +232,7 @@ fn upgrade_replaces_files_and_removes_obsolete_ones() {
     let f2_repo = f.dir.path().join("repo");
     std::fs::remove_dir_all(&f2_repo).unwrap();
     f.publish(vec![pkg("app", "2.0").file("usr/bin/app", b"v2", 0o755)]);
-    let r = f.install(&["app"]);
+    let r = f.upgrade(&["app"]);
     assert_eq!(r.installed, [("app".to_string(), "2.0".to_string())]);
     assert_eq!(f.read("usr/bin/app"), "v2");
     assert!(!f.root().join("usr/share/app/old").exists());
@@ -254,7 +258,7 @@ fn upgrade_keeps_changed_protected_files_and_drops_unused_dirs() {
     std::fs::write(f.root().join("var/spool/app/userfile"), "u").unwrap();
     std::fs::remove_dir_all(f.repo()).unwrap();
     f.publish(vec![pkg("app", "2.0").file("usr/bin/app", b"v2", 0o755)]);
-    let r = f.install(&["app"]);
+    let r = f.upgrade(&["app"]);
     assert_eq!(r.installed, [("app".to_string(), "2.0".to_string())]);
     assert_eq!(f.read("etc/app/changed.conf"), "mine");
     assert!(!f.root().join("etc/app/same.conf").exists());

@@ -124,3 +124,154 @@ fn the_loader_is_reloaded_from_the_modloop_and_loads_its_drivers() {
         "{notes:?}"
     );
 }
+
+/// A diskless boot's media, present at coldplug: vda1, FAT, with a boot repository. `modules=`
+/// names the USB storage stack, which has nothing to do with it.
+fn media_and_usb_storage_stack(root: &std::path::Path, cmdline: &str) {
+    fs::create_dir_all(root.join("proc")).unwrap();
+    fs::write(root.join("proc/cmdline"), format!("{cmdline}\n")).unwrap();
+    let mut modules = standard_modules(root);
+    modules
+        .module("kernel/drivers/scsi/scsi_mod.ko", &[])
+        .module(
+            "kernel/drivers/scsi/sd_mod.ko",
+            &["kernel/drivers/scsi/scsi_mod.ko"],
+        )
+        .module("kernel/drivers/usb/core/usbcore.ko", &[])
+        .module(
+            "kernel/drivers/usb/storage/usb-storage.ko",
+            &[
+                "kernel/drivers/usb/core/usbcore.ko",
+                "kernel/drivers/scsi/scsi_mod.ko",
+            ],
+        );
+    modules.write();
+    sys_block(root, "vda", 254, 0, None, 16384, false);
+    sys_block(root, "vda1", 254, 1, Some((1, "vda")), 2048, false);
+    dev_file(root, "vda1", &fat16_image(0x1234ABCD, Some("ALPINE")));
+    sys_modalias(
+        root,
+        "pci0000:00/0000:00:01.0/virtio0",
+        "virtio:d00000002v00001AF4",
+    );
+    fs::create_dir_all(root.join("media/vda1/apks")).unwrap();
+    fs::write(root.join("media/vda1/apks/.boot_repository"), b"").unwrap();
+}
+
+/// The position of the first trace line containing both parts, or a failure showing the trace.
+fn line_of(trace: &[String], a: &str, b: &str) -> usize {
+    trace
+        .iter()
+        .position(|l| l.contains(a) && l.contains(b))
+        .unwrap_or_else(|| panic!("no line with {a} and {b}: {trace:#?}"))
+}
+
+/// `modules=` loads beside the media search: the boot media is mounted while `usb_storage`
+/// is still loading. The double holds the search's disk driver until `usb_storage` has started
+/// and `usb_storage` until the media is mounted, so the two must overlap. Before, the drivers
+/// stage loaded every module of `modules=` before the search began, and that load waited in
+/// vain.
+#[test]
+fn the_media_search_runs_while_unrelated_boot_drivers_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    media_and_usb_storage_stack(
+        root,
+        "modules=loop,squashfs,sd-mod,usb-storage modloop=none",
+    );
+    let sys = RecordingSys::new(root).with_kernel_release(RELEASE);
+    sys.hold_module_until("virtio_blk.ko", "usb-storage.ko");
+    sys.hold_module_until("usb-storage.ko", "/dev/vda1 /media/vda1");
+    let f = boot::run_recorded(&sys, Some(0));
+    let trace = sys.trace();
+    // Neither hold waited in vain: the disk's driver was loading when usb_storage began, and
+    // usb_storage was loading when the media was mounted.
+    assert_eq!(
+        sys.held_loads_that_gave_up(),
+        Vec::<String>::new(),
+        "{trace:#?}"
+    );
+    let usb_storage = line_of(&trace, "insmod", "usb-storage.ko");
+    assert!(
+        line_of(&trace, "mount", "/dev/vda1 /media/vda1") > usb_storage,
+        "{trace:#?}"
+    );
+    // Each module loaded once, after its own dependencies, though two threads wanted them.
+    for m in [
+        "scsi_mod.ko",
+        "sd_mod.ko",
+        "usbcore.ko",
+        "usb-storage.ko",
+        "virtio_blk.ko",
+    ] {
+        let n = trace
+            .iter()
+            .filter(|l| l.starts_with("insmod") && l.contains(m))
+            .count();
+        assert_eq!(n, 1, "{m}: {trace:#?}");
+    }
+    assert!(line_of(&trace, "insmod", "scsi_mod.ko") < line_of(&trace, "insmod", "sd_mod.ko"));
+    assert!(line_of(&trace, "insmod", "usbcore.ko") < usb_storage);
+    assert!(line_of(&trace, "insmod", "scsi_mod.ko") < usb_storage);
+    // The drivers stage is in the timeline, each load with its own time.
+    assert!(f.timeline.stages.iter().any(|s| s.name == "drivers"));
+    let timed: Vec<&str> = f.timeline.modules.iter().map(|m| m.name.as_str()).collect();
+    for m in ["usb_storage", "sd_mod", "scsi_mod", "virtio_blk", "loop"] {
+        assert!(timed.contains(&m), "{m} not timed: {timed:?} {:?}", f.end);
+    }
+}
+
+/// `root=`: the device search runs beside the boot drivers, but the root is mounted only once
+/// they are all in (its filesystem module may be one of them).
+#[test]
+fn the_root_is_mounted_after_the_boot_drivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    media_and_usb_storage_stack(
+        root,
+        "root=/dev/vda1 rootfstype=vfat modules=sd-mod,usb-storage",
+    );
+    let sys = RecordingSys::new(root).with_kernel_release(RELEASE);
+    let _ = boot::run_recorded(&sys, Some(0));
+    let trace = sys.trace();
+    let mount = line_of(&trace, "mount", "/dev/vda1 /sysroot");
+    for m in ["sd_mod.ko", "usb-storage.ko", "scsi_mod.ko", "usbcore.ko"] {
+        assert!(line_of(&trace, "insmod", m) < mount, "{m}: {trace:#?}");
+    }
+}
+
+/// The CPU-feature modules of coldplug (crypto and checksum accelerations) wait for the boot
+/// drivers' job instead of delaying the media search: loaded, but after the media's mount.
+#[test]
+fn cpu_feature_modules_load_after_the_media_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    media_and_usb_storage_stack(root, "modules=sd-mod modloop=none");
+    let mut modules = standard_modules(root);
+    modules
+        .module("kernel/drivers/scsi/scsi_mod.ko", &[])
+        .module(
+            "kernel/drivers/scsi/sd_mod.ko",
+            &["kernel/drivers/scsi/scsi_mod.ko"],
+        )
+        .module("kernel/arch/arm64/crypto/crct10dif-ce.ko", &[])
+        .alias("cpu:type:*:feature:*0011*", "crct10dif_ce");
+    modules.write();
+    sys_modalias(
+        root,
+        "system/cpu/cpu0",
+        "cpu:type:aarch64:feature:,0000,0001,0011",
+    );
+    let sys = RecordingSys::new(root).with_kernel_release(RELEASE);
+    let _ = boot::run_recorded(&sys, Some(0));
+    let trace = sys.trace();
+    let media = line_of(&trace, "mount", "/dev/vda1 /media/vda1");
+    assert!(
+        line_of(&trace, "insmod", "crct10dif-ce.ko") > media,
+        "{trace:#?}"
+    );
+    assert!(
+        line_of(&trace, "insmod", "virtio_blk.ko") < media,
+        "{trace:#?}"
+    );
+}

@@ -169,3 +169,48 @@ fn install_refuses_a_hostile_apkovl_with_the_reason() {
     assert!(!f.dir.path().join("escaped").exists());
     assert!(!f.dir.path().parent().unwrap().join("escaped").exists());
 }
+
+/// `ramboot install` with `extra` flags and packages, on the fixture's root and repository.
+fn install_cli(f: &Fixture, extra: &[&str]) -> Output {
+    let (root, repo, keys) = (f.root(), f.repo(), f.keys());
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "install".as_ref(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--initdb".as_ref(),
+        "-q".as_ref(),
+        "-X".as_ref(),
+        repo.as_os_str(),
+        "--keys-dir".as_ref(),
+        keys.as_os_str(),
+    ];
+    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+    ramboot(&args)
+}
+
+/// Issue 15, point 5: like `apk add`, a plain install keeps the installed version; `-u` (or
+/// `--upgrade`) upgrades the named package and its dependencies.
+#[test]
+fn install_keeps_installed_versions_and_upgrades_with_u() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("lib", "1").file("usr/lib/lib", b"1", 0o644),
+        pkg("app", "1").depends("lib"),
+    ]);
+    let out = install_cli(&f, &["app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::fs::remove_dir_all(f.repo()).unwrap();
+    f.publish(vec![
+        pkg("lib", "2").file("usr/lib/lib", b"2", 0o644),
+        pkg("app", "1").depends("lib"),
+        pkg("app", "2").depends("lib>=2"),
+    ]);
+    let out = install_cli(&f, &["app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(f.read("usr/lib/lib"), "1");
+    let out = install_cli(&f, &["-u", "app"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(f.read("usr/lib/lib"), "2");
+    let db = f.read("lib/apk/db/installed");
+    assert!(db.contains("P:app\nV:2\n"), "{db}");
+}

@@ -445,3 +445,47 @@ fn feature_files_resolve_against_a_module_tree() {
             && c.contains(&PathBuf::from("kernel/fs/nls/nls_cp437.ko"))
     );
 }
+
+/// Two requests on two threads want the same module: it is loaded once. The first request's
+/// load of `shared` is held until the second has planned (it loads `other` first, which the
+/// double waits for), so the second planned `shared` while it was not yet in the kernel. Before,
+/// the second request loaded it again (the kernel would verify it a second time and say EEXIST).
+#[test]
+fn a_module_another_request_is_loading_is_waited_for_not_loaded_twice() {
+    let (dir, sys) = setup();
+    let mut m = FakeModules::new(dir.path());
+    m.module("kernel/shared.ko", &[])
+        .module("kernel/other.ko", &[])
+        .module("kernel/dependent.ko", &["kernel/shared.ko"]);
+    m.write();
+    sys.hold_module_until("shared.ko", "other.ko");
+    let loader = ModuleLoader::open(&sys).unwrap().with_max_threads(1);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| loader.load(&Request::names(["shared"])));
+        // The second request starts once the first one's load of `shared` is under way.
+        let mut spins = 0u64;
+        while !loaded_order(&sys).contains(&"shared".to_string()) {
+            spins += 1;
+            assert!(spins < 1 << 32, "the first load never started");
+            std::thread::yield_now();
+        }
+        let second = loader.load(&Request::names(["other", "dependent"]));
+        assert!(first.join().unwrap().loaded.contains(&"shared".to_string()));
+        assert_eq!(
+            second.loaded,
+            vec!["dependent".to_string(), "other".to_string()]
+        );
+        assert_eq!(second.already, vec!["shared".to_string()]);
+    });
+    assert_eq!(sys.held_loads_that_gave_up(), Vec::<String>::new());
+    let order = loaded_order(&sys);
+    assert_eq!(
+        order.iter().filter(|n| *n == "shared").count(),
+        1,
+        "{order:?}"
+    );
+    assert!(
+        pos(&order, "shared") < pos(&order, "dependent"),
+        "{order:?}"
+    );
+}

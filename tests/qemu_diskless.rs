@@ -360,11 +360,16 @@ fn dmesg_lines(console: &str) -> Vec<String> {
         .collect()
 }
 
-/// Numbers vary between runs (timings); the rest of each line does not. Sorted.
+/// Numbers vary between runs (timings), and so does which module loads were the slowest (the
+/// timeline summary names them); the rest of each line does not. Sorted.
 fn without_numbers(lines: &[String]) -> Vec<String> {
     let mut v: Vec<String> = lines
         .iter()
         .map(|l| {
+            let l = match (l.find("; slowest modules "), l.find("; handoff at ")) {
+                (Some(from), Some(to)) if from < to => format!("{}{}", &l[..from], &l[to..]),
+                _ => l.clone(),
+            };
             let mut out = String::new();
             for c in l.chars() {
                 if !c.is_ascii_digit() {

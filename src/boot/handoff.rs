@@ -10,6 +10,9 @@ impl Boot<'_> {
     /// Writes the timeline where the new root will see it and prints the summary.
     pub fn finish_timeline(&mut self) {
         self.timeline.handoff = Some(self.sys.now());
+        if let Some(loader) = self.loader() {
+            self.timeline.modules.extend(loader.take_times());
+        }
         let path = self.sys.path(Path::new(TIMELINE_PATH));
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);

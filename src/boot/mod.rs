@@ -10,6 +10,7 @@
 pub mod apkovl;
 pub mod console;
 pub mod diskless;
+pub mod drivers;
 pub mod early;
 mod error;
 mod handoff;
@@ -99,6 +100,8 @@ pub struct Boot<'a> {
     /// by the boot and lent to every stage through [`Boot::loader`]; shared with the modloop's
     /// thread while the root is built, and reloaded once that thread is joined.
     loader: Option<Arc<ModuleLoader<'a>>>,
+    /// The boot drivers loading beside the device search, until the drivers stage is joined.
+    drivers: Option<Arc<drivers::DriversJob>>,
     /// `apkovl=DEVICE:…` mounted this; unmounted after the packages are installed.
     pub apkovl_mount: Option<PathBuf>,
     /// What the stages found, for reports.
@@ -119,6 +122,7 @@ impl<'a> Boot<'a> {
             rescue_budget: None,
             env: vec![("HOME".into(), "/".into()), ("TERM".into(), "linux".into())],
             loader: None,
+            drivers: None,
             apkovl_mount: None,
             record: Record::default(),
             kmsg_limit: KmsgLimit::default(),
@@ -177,10 +181,14 @@ pub fn run_recorded(sys: &dyn Sys, rescue_budget: Option<usize>) -> Finished {
     // The command line is read by the early stage, once /proc is there.
     let mut boot = Boot::new(sys, cmdline::plan(&cmdline::parse("")), init_start);
     boot.rescue_budget = rescue_budget;
-    let end = match stages_until_handoff(&mut boot, init_start) {
-        Err(end) => end,
-        Ok(()) => boot.handoff(),
-    };
+    // The boot drivers' thread lives in this scope; every way out of the boot joins it.
+    let end =
+        std::thread::scope(
+            |scope| match stages_until_handoff(&mut boot, init_start, scope) {
+                Err(end) => end,
+                Ok(()) => boot.handoff(),
+            },
+        );
     Finished {
         end,
         plan: boot.plan,
@@ -189,8 +197,16 @@ pub fn run_recorded(sys: &dyn Sys, rescue_budget: Option<usize>) -> Finished {
     }
 }
 
-/// Every stage before the handoff, in order.
-fn stages_until_handoff(boot: &mut Boot<'_>, init_start: Duration) -> Result<(), BootEnd> {
+/// Every stage before the handoff, in order. The drivers stage runs on a thread of `scope`
+/// beside the device search and is joined before what needs its modules.
+fn stages_until_handoff<'a, 's>(
+    boot: &mut Boot<'a>,
+    init_start: Duration,
+    scope: &'s std::thread::Scope<'s, '_>,
+) -> Result<(), BootEnd>
+where
+    'a: 's,
+{
     let early = boot
         .stage(&stages::EARLY)
         .since(init_start)
@@ -206,15 +222,12 @@ fn stages_until_handoff(boot: &mut Boot<'_>, init_start: Duration) -> Result<(),
     for w in boot.plan.warnings.clone() {
         log::warn!("{w}");
     }
-    let loader = boot.stage(&stages::DRIVERS).run(root::load_boot_drivers)?;
-    boot.loader = loader.map(Arc::new);
+    boot.start_drivers(scope)?;
     match boot.plan.mode.clone() {
-        Mode::Root(spec) => root::mount_root(boot, &spec),
-        Mode::Diskless(d) => {
-            boot.record.decisions = Some(diskless::run(boot, &d)?);
-            Ok(())
-        }
+        Mode::Root(spec) => root::mount_root(boot, &spec)?,
+        Mode::Diskless(d) => boot.record.decisions = Some(diskless::run(boot, &d)?),
     }
+    boot.finish_drivers()
 }
 
 /// The early stage: the mounts every later stage relies on, the kernel log, the command line.

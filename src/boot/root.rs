@@ -1,95 +1,14 @@
-//! Boot drivers and the `root=` branch: load what the command line names, find the root device
-//! by uevents with a deadline, mount it (optionally under a tmpfs overlay) on `/sysroot`.
+//! The `root=` branch: find the root device by uevents with a deadline while the boot drivers
+//! load, mount it (optionally under a tmpfs overlay) on `/sysroot` once they are in.
 
 use super::runner::Done;
 use super::{stages, Boot, BootEnd, BootError, SYSROOT};
 use crate::cmdline::RootSpec;
 use crate::hw::discover::{discover, DiscoverConfig, Goal};
-use crate::hw::modules::{ModuleLoader, Request};
+use crate::hw::modules::Request;
 use crate::hw::DeviceSpec;
 use crate::sys::parse_mount_options;
 use std::path::{Path, PathBuf};
-
-/// Where the blacklist from `blacklist=` goes, as in Alpine.
-pub const BLACKLIST_CONF: &str = "/etc/modprobe.d/boot-opt-blacklist.conf";
-
-/// Writes `blacklist=` into modprobe.d (Alpine: only in the initramfs).
-pub fn write_blacklist(boot: &Boot<'_>) {
-    if boot.plan.blacklist.is_empty() {
-        return;
-    }
-    let text: String = boot
-        .plan
-        .blacklist
-        .iter()
-        .map(|m| format!("blacklist {m}\n"))
-        .collect();
-    let path = boot.sys.path(Path::new(BLACKLIST_CONF));
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    if let Err(e) = std::fs::write(&path, text) {
-        log::warn!("cannot write {BLACKLIST_CONF}: {e}");
-    }
-}
-
-/// `/etc/modules` in the initramfs: one module (with parameters) per line, `#` comments.
-fn etc_modules(boot: &Boot<'_>) -> Vec<Vec<String>> {
-    let text =
-        std::fs::read_to_string(boot.sys.path(Path::new("/etc/modules"))).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            l.split('#')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// The drivers stage: `modules=`, `rootfstype=`, Alpine's fixed `loop squashfs simpledrm`, then
-/// `/etc/modules`. A module that does not load is a warning; a kernel without modules (everything
-/// built in) has no loader.
-pub fn load_boot_drivers<'a>(
-    boot: &mut Boot<'a>,
-) -> Result<Done<Option<ModuleLoader<'a>>>, BootError> {
-    write_blacklist(boot);
-    let loader = match ModuleLoader::open(boot.sys) {
-        Ok(l) => l,
-        Err(e) => {
-            log::debug!("no module loader: {e}");
-            return Ok(Done::ok(None));
-        }
-    };
-    let mut report = loader.load(&Request::names(boot.plan.modules.clone()));
-    // Alpine loads these with errors hidden: a kernel may have them built in or not at all.
-    let fixed = loader.load(&Request::names(boot.plan.fixed_modules.clone()));
-    report.loaded.extend(fixed.loaded);
-    report.failed.extend(fixed.failed);
-    for line in etc_modules(boot) {
-        let mut req = Request::names([line[0].clone()]);
-        if line.len() > 1 {
-            req.params
-                .insert(crate::hw::modules::normalize(&line[0]), line[1..].to_vec());
-        }
-        report.merge(loader.load(&req));
-    }
-    for (m, why) in &report.failed {
-        log::warn!("module {m}: {why}");
-    }
-    for m in &report.not_found {
-        if boot.plan.modules.contains(m) {
-            log::warn!("module {m} not found");
-        }
-    }
-    Ok(match report.failed.len() {
-        0 => Done::ok(Some(loader)),
-        n => Done::degraded(Some(loader), format!("{n} module(s) failed")),
-    })
-}
 
 /// Finds the root device: its `/dev` node and probed filesystem type.
 fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<String>), BootError> {
@@ -129,7 +48,10 @@ fn find_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(String, Option<Str
 fn find_device(boot: &mut Boot<'_>, device: DeviceSpec) -> crate::hw::Discovery {
     let mut cfg = DiscoverConfig::new(Goal::Root(device));
     cfg.uevent_buffer = boot.plan.uevent_buf_size;
-    discover(boot.sys, boot.loader(), &cfg)
+    cfg.defer_cpu_features = true;
+    let d = discover(boot.sys, boot.loader(), &cfg);
+    boot.load_with_drivers(Request::names(d.deferred_modaliases.clone()));
+    d
 }
 
 /// Loads `fs-<type>` (and vfat's character sets) when the kernel has modules for them.
@@ -265,6 +187,9 @@ pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
     let mut single = boot.plan.single;
     boot.stage(&stages::ROOT).run(|b| {
         let (device, probed) = find_root(b, spec)?;
+        // The mount may need a filesystem module from `modules=` (or the kernel's list of
+        // filesystems, when the type is unknown): the boot drivers must be in.
+        b.join_drivers();
         if std::mem::take(&mut single) {
             // Alpine: after the device search, before the mount.
             b.rescue_shell("Single-user mode: exit the shell to continue the boot.");
@@ -300,5 +225,6 @@ pub fn mount_root(boot: &mut Boot<'_>, spec: &RootSpec) -> Result<(), BootEnd> {
         }
         Ok(Done::ok(()))
     })?;
+    boot.finish_drivers()?;
     mount_usr(boot, spec)
 }

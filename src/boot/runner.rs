@@ -96,6 +96,7 @@ pub struct StageRun<'b, 'a> {
     stage: &'b Stage,
     title: Option<String>,
     since: Option<Duration>,
+    until: Option<Duration>,
 }
 
 impl<'a> Boot<'a> {
@@ -106,6 +107,7 @@ impl<'a> Boot<'a> {
             title: stage.title.map(str::to_string),
             stage,
             since: None,
+            until: None,
         }
     }
 }
@@ -133,6 +135,13 @@ impl<'a> StageRun<'_, 'a> {
     /// from there.
     pub fn since(mut self, start: Duration) -> Self {
         self.since = Some(start);
+        self
+    }
+
+    /// The stage's work ended at `end` (on another thread, joined later): the first run is timed
+    /// up to there, not to when its result was taken.
+    pub fn until(mut self, end: Duration) -> Self {
+        self.until = Some(end);
         self
     }
 
@@ -168,6 +177,7 @@ impl<'a> StageRun<'_, 'a> {
             stage,
             title,
             mut since,
+            mut until,
         } = self;
         loop {
             let start = since.take().unwrap_or_else(|| boot.sys.now());
@@ -180,7 +190,7 @@ impl<'a> StageRun<'_, 'a> {
                         message: panic_text(&p),
                     })
                 });
-            let end = boot.sys.now();
+            let end = until.take().unwrap_or_else(|| boot.sys.now());
             let e = match result {
                 Ok(done) => {
                     if title.is_some() {

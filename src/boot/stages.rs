@@ -2,9 +2,11 @@
 //! failure does. The runner ([`super::runner`]) is the only place that acts on a policy, so this
 //! table is the whole answer to "what happens when X fails".
 //!
-//! Order of a diskless boot: early, drivers, media, network (when needed), sysroot, apkovl, packages, modloop (mounted
-//! on another thread while sysroot … packages run, recorded when it is joined), handoff. Order of
-//! a `root=` boot: early, drivers, root, usr, handoff.
+//! Order of a diskless boot: early, drivers (loading on another thread from here until before the
+//! modloop's step, recorded when joined), media, network (when needed), sysroot, apkovl,
+//! packages, modloop (mounted on another thread while sysroot … packages run, recorded when it
+//! is joined), handoff. Order of a `root=` boot: early, drivers (joined before the root's mount),
+//! root, usr, handoff.
 
 use super::runner::{Policy, Stage};
 
@@ -17,7 +19,9 @@ pub const EARLY: Stage = Stage {
     timed: true,
 };
 
-/// `modules=`, the fixed modules and `/etc/modules`. A module that does not load is a warning.
+/// `modules=`, the fixed modules and `/etc/modules`, loaded on a thread of their own beside the
+/// device search ([`super::drivers`]) and recorded when joined. A module that does not load is
+/// a warning.
 pub const DRIVERS: Stage = Stage {
     name: "drivers",
     title: Some("Loading boot drivers"),

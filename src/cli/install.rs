@@ -25,6 +25,10 @@ Installs packages and their dependencies into DIR, like `apk add --root DIR`.
   -X, --repository PATH    local repository (repeatable; holds <arch>/APKINDEX.tar.gz)
   --keys-dir DIR           extra trusted public keys (DIR/etc/apk/keys is always used)
   --cache-dir DIR          package cache (default: DIR/etc/apk/cache if it is a directory)
+  -u, --upgrade            upgrade the named packages and their dependencies (without it,
+                           installed versions that still fit are kept, as `apk add`)
+  -l, --latest             the newest versions of the named packages and their
+                           dependencies, even where that breaks another choice
   --initdb                 create the apk database in DIR
   --initramfs-diskless-boot  boot mode: initdb, overwrite files, skip unsatisfiable world
   --apkovl FILE            apply this apkovl first, as the boot does: the same checked
@@ -63,6 +67,8 @@ struct InstallRaw {
     arch: Option<String>,
     jobs: Option<String>,
     initdb: bool,
+    upgrade: bool,
+    latest: bool,
     diskless_boot: bool,
     clean_protected: bool,
     allow_untrusted: bool,
@@ -88,6 +94,8 @@ fn install_raw(mut p: Args) -> Result<InstallRaw, ArgError> {
             Long("arch") => raw.arch = Some(p.string()?),
             Short('j') | Long("jobs") => raw.jobs = Some(p.string()?),
             Long("initdb") => raw.initdb = true,
+            Short('u') | Long("upgrade") => raw.upgrade = true,
+            Short('l') | Long("latest") => raw.latest = true,
             Long("initramfs-diskless-boot") => raw.diskless_boot = true,
             Long("clean-protected") => raw.clean_protected = true,
             Long("allow-untrusted") => raw.allow_untrusted = true,
@@ -151,6 +159,8 @@ fn install_validate(raw: InstallRaw) -> Result<InstallArgs, ArgError> {
         cache_dir: raw.cache_dir,
         keys_dirs: raw.keys_dirs,
         world_add: raw.packages,
+        upgrade: raw.upgrade,
+        latest: raw.latest,
         overlay_list: None,
         initdb: raw.initdb,
         diskless_boot: raw.diskless_boot,

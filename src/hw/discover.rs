@@ -5,16 +5,16 @@
 //! driver waits on uevents: modaliases load modules, block devices are identified and — when
 //! looking for boot media — mounted at `/media/<dev>` and scanned. It stops the moment the goal is
 //! met; otherwise when no event arrived for the idle timeout (nlplug's 5 s, plus `usbdelay`, plus
-//! 1 s once `usb_storage` loaded). Once a boot repository is found but an apkovl is still wanted,
-//! the idle timeout drops to the quiet period (nlplug's 250 ms, or `usbdelay`). A netlink overflow
-//! triggers a sysfs re-scan.
+//! 1 s once `usb_storage` loaded, here or by the boot drivers loading beside the search). Once a
+//! boot repository is found but an apkovl is still wanted, the idle timeout drops to the quiet
+//! period (nlplug's 250 ms, or `usbdelay`). A netlink overflow triggers a sysfs re-scan.
 //!
 //! Devices present at coldplug are handled in natural name order, so which apkovl and which
 //! repositories are found does not depend on event timing; later ones in arrival order. Every
 //! device's appearance time and the moment the goal was met are recorded for the boot timeline.
 
 use super::block::{self, natural_cmp, BlockDevice, DeviceInfo};
-use super::coldplug::Hotplug;
+use super::coldplug::{scan_modaliases, Hotplug};
 use super::modules::{LoadReport, ModuleLoader};
 use super::mount::{self, load_fs_modules, mount_media, Mounted};
 use super::spec::DeviceSpec;
@@ -54,6 +54,10 @@ pub struct DiscoverConfig {
     pub scan: ScanOptions,
     /// Preferred apkovl name stem, see [`media::choose_apkovl`].
     pub hostname: Option<String>,
+    /// Leave the CPU-feature modules (`cpu:` modaliases: crypto and checksum accelerations)
+    /// out of coldplug and hand their modaliases back in [`Discovery::deferred_modaliases`]:
+    /// none helps to find a disk, and each costs a module load before the search can go on.
+    pub defer_cpu_features: bool,
 }
 
 impl DiscoverConfig {
@@ -66,6 +70,7 @@ impl DiscoverConfig {
             uevent_buffer: 4 << 20,
             scan: ScanOptions::default(),
             hostname: None,
+            defer_cpu_features: false,
         }
     }
 
@@ -143,6 +148,8 @@ pub struct Discovery {
     pub modules: LoadReport,
     /// Modaliases of devices no module matched (retried once the modloop adds modules).
     pub unmatched_modaliases: Vec<String>,
+    /// Present devices' modaliases left for later ([`DiscoverConfig::defer_cpu_features`]).
+    pub deferred_modaliases: Vec<String>,
     pub overflows: u32,
     pub warnings: Vec<String>,
 }
@@ -223,7 +230,17 @@ impl Driver<'_, '_> {
 
     fn coldplug(&mut self) {
         if let Some(loader) = self.loader {
-            let r = self.hotplug.coldplug(self.sys, loader);
+            let mut aliases = scan_modaliases(self.sys);
+            if self.cfg.defer_cpu_features {
+                aliases.retain(|a| {
+                    let cpu = a.starts_with("cpu:");
+                    if cpu && !self.out.deferred_modaliases.contains(a) {
+                        self.out.deferred_modaliases.push(a.clone());
+                    }
+                    !cpu
+                });
+            }
+            let r = self.hotplug.load(loader, aliases);
             if r.loaded.iter().any(|m| m == "usb_storage") {
                 self.grace = self.cfg.usb_storage_grace;
             }
@@ -349,6 +366,10 @@ impl Driver<'_, '_> {
             if self.goal_met() {
                 return Ending::Found;
             }
+            // `usb_storage` from `modules=` loads beside the search: its grace counts too.
+            if self.loader.is_some_and(|l| l.has_loaded("usb_storage")) {
+                self.grace = self.cfg.usb_storage_grace;
+            }
             let quiet = matches!(
                 self.cfg.goal,
                 Goal::Media {
@@ -457,6 +478,7 @@ pub fn discover_with(
             caches: Vec::new(),
             modules: LoadReport::default(),
             unmatched_modaliases: Vec::new(),
+            deferred_modaliases: Vec::new(),
             overflows: 0,
             warnings: Vec::new(),
         },

@@ -82,6 +82,18 @@ impl Fixture {
         install(&self.request(world), &sys).unwrap()
     }
 
+    /// `apk add -u`: the named packages and their dependencies move to the newest versions.
+    pub fn upgrade(&self, world: &[&str]) -> InstallReport {
+        let mut req = self.request(world);
+        req.upgrade = true;
+        install(&req, &RecordingSys::new("/")).unwrap()
+    }
+
+    /// An install that may be refused: the error's text.
+    pub fn try_install(&self, world: &[&str]) -> Result<InstallReport, String> {
+        install(&self.request(world), &RecordingSys::new("/")).map_err(|e| e.to_string())
+    }
+
     /// [`Fixture::install`] with paths resolved by `resolve`.
     pub fn install_resolved(&self, world: &[&str], resolve: Resolve) -> InstallReport {
         let mut req = self.request(world);

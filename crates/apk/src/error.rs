@@ -149,6 +149,13 @@ pub enum ApkError {
         /// cause of a "no such package". Not part of the message: callers print these first.
         unused_repositories: Vec<String>,
     },
+    /// The solution drops installed packages: apk would purge them, ramboot does not remove
+    /// packages. Nothing was changed.
+    #[error("the solution removes installed packages ({}), which ramboot does not do; nothing was changed", .packages.join(" "))]
+    NeedsRemoval {
+        /// The installed packages (`name-version`) the solution drops.
+        packages: Vec<String>,
+    },
     /// A key file could not be used.
     #[error("key {}: {reason}: {source}", .path.display())]
     Key {

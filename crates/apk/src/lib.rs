@@ -85,6 +85,10 @@
 //! * `etc/apk/repositories.d/*.list` are read in name order (apk: directory order);
 //! * the exit status of an unsatisfiable solve is the number of problems reported (apk: its
 //!   solver's internal error count, often larger);
+//! * the solver's error report has apk's words, with lists on one line (apk wraps them at the
+//!   terminal width);
+//! * an install whose solution drops an installed package (apk would purge it) is refused:
+//!   ramboot does not remove packages;
 //! * tar headers carry the same fields as apk's, but the gzip streams are not byte-identical;
 //! * in `lib/apk/db/installed`, a record's `r:`, `q:`, `s:` and `f:` lines are always in that
 //!   record. apk 2.14 (`apk_db_write_fdb`) buffers them until the record's first `F:` line, so

@@ -366,6 +366,12 @@ pub trait Sys: Send + Sync {
     fn idle_forever(&self);
     /// Waits (the rescue loop's backoff). The double records it and advances its clock.
     fn sleep(&self, duration: Duration);
+    /// Lowers the calling thread's CPU priority to the lowest (nice 19): background work (the
+    /// boot drivers beside the media search) then takes a single core only when the boot's
+    /// critical path leaves it idle. Scheduling only, nothing to record: doubles need not act.
+    fn background_priority(&self) -> io::Result<()> {
+        Ok(())
+    }
     /// Writes a kernel setting under `/proc/sys` (`key` like `kernel/printk_devkmsg`), with a
     /// trailing newline as `echo` would: some handlers (`printk_devkmsg`) refuse a value without.
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()>;

@@ -333,6 +333,11 @@ impl Sys for RealSys {
         std::thread::sleep(duration);
     }
 
+    fn background_priority(&self) -> io::Result<()> {
+        // `None`: PRIO_PROCESS with who 0, which Linux applies to the calling thread only.
+        rustix::process::setpriority_process(None, 19).map_err(io::Error::from)
+    }
+
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
         std::fs::write(Path::new("/proc/sys").join(key), format!("{value}\n"))
     }

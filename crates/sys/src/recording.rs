@@ -28,7 +28,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// One recorded effect.
@@ -521,11 +521,26 @@ fn mount_table(proc_mounts: &str, events: &[MountEvent]) -> Vec<(PathBuf, MountF
     table
 }
 
+/// Module loads that wait for a later call: `(image pattern, call pattern)`, and the loads whose
+/// wait gave up (the call never came).
+#[derive(Default)]
+struct Holds {
+    rules: Vec<(String, String)>,
+    gave_up: Vec<String>,
+}
+
+/// How long a held module load waits for its call before giving up: only a guard against a
+/// test hanging when the code under test never makes that call (then the test fails on
+/// [`RecordingSys::held_loads_that_gave_up`]); never a measure of anything.
+const HOLD_GUARD: Duration = Duration::from_secs(20);
+
 /// The recording double. Cheap to clone; clones share the record.
 #[derive(Clone)]
 pub struct RecordingSys {
     root: PathBuf,
     state: Arc<Mutex<State>>,
+    /// Module loads held back until a later call (tests of loads running beside other work).
+    holds: Arc<(Mutex<Holds>, Condvar)>,
     release: String,
     machine: String,
     privileged: bool,
@@ -551,6 +566,7 @@ impl RecordingSys {
         Self {
             root: root.into(),
             state: Arc::default(),
+            holds: Arc::default(),
             release: "6.1.0-ramboot-test".into(),
             machine: std::env::consts::ARCH.into(),
             privileged: rustix::process::geteuid().is_root(),
@@ -692,11 +708,63 @@ impl RecordingSys {
 
     fn record(&self, call: Call) -> io::Result<()> {
         let text = call.to_string();
-        let mut st = self.lock();
-        st.calls.push(call);
-        match st.failures.iter().find(|(p, _)| text.contains(p.as_str())) {
-            Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
-            None => Ok(()),
+        let result = {
+            let mut st = self.lock();
+            st.calls.push(call);
+            match st.failures.iter().find(|(p, _)| text.contains(p.as_str())) {
+                Some((_, errno)) => Err(io::Error::from_raw_os_error(*errno)),
+                None => Ok(()),
+            }
+        };
+        // A held module load may be waiting for this call.
+        let (lock, wake) = &*self.holds;
+        let _holds = lock.lock().unwrap_or_else(|e| e.into_inner());
+        wake.notify_all();
+        result
+    }
+
+    /// Makes every [`Sys::load_module`] of an image whose path contains `image` wait, once
+    /// recorded, until a call whose trace line contains `until` has been recorded. The load
+    /// is then still running when that call is made: tests show work done beside a load.
+    pub fn hold_module_until(&self, image: &str, until: &str) {
+        let (lock, _) = &*self.holds;
+        let mut holds = lock.lock().unwrap_or_else(|e| e.into_inner());
+        holds.rules.push((image.into(), until.into()));
+    }
+
+    /// Held loads that gave up waiting: their call never came while they ran.
+    pub fn held_loads_that_gave_up(&self) -> Vec<String> {
+        let (lock, _) = &*self.holds;
+        lock.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .gave_up
+            .clone()
+    }
+
+    /// The wait of [`Self::hold_module_until`] for a load of `image`, if a rule holds it.
+    fn wait_if_held(&self, image: &str) {
+        let (lock, wake) = &*self.holds;
+        let mut holds = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(until) = holds
+            .rules
+            .iter()
+            .find(|(i, _)| image.contains(i.as_str()))
+            .map(|(_, u)| u.clone())
+        else {
+            return;
+        };
+        let came = || self.trace().iter().any(|l| l.contains(until.as_str()));
+        let deadline = std::time::Instant::now() + HOLD_GUARD;
+        while !came() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                holds.gave_up.push(format!("{image} (waiting for {until})"));
+                return;
+            }
+            holds = wake
+                .wait_timeout(holds, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -847,9 +915,10 @@ impl Sys for RecordingSys {
             ModuleImage::Bytes(b) => format!("<{} bytes>", b.len()),
         };
         self.record(Call::LoadModule {
-            image: name,
+            image: name.clone(),
             params: params.into(),
         })?;
+        self.wait_if_held(&name);
         if let ModuleImage::File { path, .. } = image {
             // The path is a guest path, like every other path handed to the trait.
             std::fs::metadata(self.path(path))?;

@@ -7,6 +7,7 @@ use crate::boot::sysroot::{self, MediaMount};
 use crate::boot::{Boot, BootError};
 use crate::cmdline::{ApkovlSource, Diskless, ModloopSpec, RepoSource};
 use crate::hw::discover::{discover, DiscoverConfig, Discovery, Goal};
+use crate::hw::modules::Request;
 use crate::media::ScanOptions;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub(super) fn find_media(
         cfg = cfg.with_usbdelay(delay);
     }
     cfg.uevent_buffer = boot.plan.uevent_buf_size;
+    cfg.defer_cpu_features = true;
     cfg.scan = ScanOptions {
         modloop: match &boot.plan.modloop {
             ModloopSpec::Path(p) => Some(p.clone()),
@@ -35,6 +37,7 @@ pub(super) fn find_media(
         kernel_release: Some(boot.sys.kernel_release()),
     };
     let d: Discovery = discover(boot.sys, boot.loader(), &cfg);
+    boot.load_with_drivers(Request::names(d.deferred_modaliases.clone()));
     boot.record.discovery = Some(d.clone());
     for dev in &d.devices {
         if !dev.info.dev.name.starts_with("loop") && !dev.info.dev.name.starts_with("ram") {
@@ -44,6 +47,8 @@ pub(super) fn find_media(
             );
         }
     }
+    // Coldplug (sysfs walk, the present devices' drivers, the devices present) ends here.
+    boot.timeline.mark("coldplug done", d.coldplug_done);
     if let Some(at) = d.ready_at {
         boot.timeline.mark("media ready", at);
     }

@@ -148,6 +148,8 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         wait();
         (built, joined)
     });
+    // The modloop's module index replaces the loader's: the boot drivers must be done with it.
+    boot.finish_drivers()?;
     if !matches!(modloop_plan, ModloopPlan::Off) {
         let mut job = job;
         boot.stage(&stages::MODLOOP)

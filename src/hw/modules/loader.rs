@@ -1,5 +1,8 @@
 //! Loading: a request becomes a plan where each module waits only for its own dependencies,
-//! and independent modules load in parallel.
+//! and independent modules load in parallel. Requests may run at the same time on several
+//! threads (the boot's drivers beside the media search): a module one of them is loading is not
+//! loaded again by another, which waits for it instead (the kernel would verify the second copy's
+//! signature before refusing it).
 
 use super::db::read_opt;
 use super::{decompress, normalize, Compression, ModuleDb, ModuleError};
@@ -9,6 +12,7 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 /// A load request.
 #[derive(Clone, Debug, Default)]
@@ -118,6 +122,35 @@ struct Step {
     soft: Vec<usize>,
 }
 
+/// One module's load, timed for the boot timeline (a slow driver shows by name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleTime {
+    pub name: String,
+    pub start: Duration,
+    pub end: Duration,
+    /// Of that, the time the loading thread was ready but waited for the CPU (another thread
+    /// ran: the boot drivers load at the lowest priority beside the rest of the boot).
+    pub cpu_wait: Duration,
+}
+
+impl ModuleTime {
+    /// The load's own time: start to end without the waits for the CPU.
+    pub fn own(&self) -> Duration {
+        self.end
+            .saturating_sub(self.start)
+            .saturating_sub(self.cpu_wait)
+    }
+}
+
+/// The calling thread's total time spent runnable but not running (the second field of
+/// `/proc/thread-self/schedstat`, in ns); zero where the kernel does not say.
+fn cpu_wait_so_far(sys: &dyn Sys) -> Duration {
+    std::fs::read_to_string(sys.path(Path::new("/proc/thread-self/schedstat")))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
 /// Loads modules from a [`ModuleDb`] through [`Sys::load_module`]. Shareable between threads;
 /// remembers what it has loaded so repeated requests (coldplug, hotplug, fs modules) are cheap.
 pub struct ModuleLoader<'s> {
@@ -125,6 +158,12 @@ pub struct ModuleLoader<'s> {
     db: ModuleDb,
     /// Modules known to be in the kernel.
     present: Mutex<HashSet<String>>,
+    /// Modules being loaded right now, by any thread; `loading_done` wakes their waiters.
+    loading: Mutex<HashSet<String>>,
+    loading_done: Condvar,
+    /// Every load this loader made, in the order they finished (when [`Self::timed`]).
+    times: Mutex<Vec<ModuleTime>>,
+    timed: bool,
     /// `/sys/module/compression`, read once: the format the kernel decompresses itself.
     kernel_compression: Option<String>,
     max_threads: usize,
@@ -142,6 +181,10 @@ impl<'s> ModuleLoader<'s> {
             sys,
             db,
             present: Mutex::new(HashSet::new()),
+            loading: Mutex::new(HashSet::new()),
+            loading_done: Condvar::new(),
+            times: Mutex::new(Vec::new()),
+            timed: false,
             kernel_compression,
             max_threads,
         }
@@ -173,6 +216,23 @@ impl<'s> ModuleLoader<'s> {
     pub fn with_max_threads(mut self, n: usize) -> Self {
         self.max_threads = n.max(1);
         self
+    }
+
+    /// Keeps each load's start and end for [`Self::take_times`] (the boot's loader; a long-lived
+    /// one, as in system mode's hotplug, does not keep them).
+    pub fn timed(mut self) -> Self {
+        self.timed = true;
+        self
+    }
+
+    /// The loads made so far (taken: the next call returns only later ones).
+    pub fn take_times(&self) -> Vec<ModuleTime> {
+        std::mem::take(&mut *self.times.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// True once the module is known to be in the kernel (loaded here, or seen loaded).
+    pub fn has_loaded(&self, name: &str) -> bool {
+        self.lock_present().contains(name)
     }
 
     fn lock_present(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
@@ -402,8 +462,54 @@ impl<'s> ModuleLoader<'s> {
             .collect()
     }
 
-    /// Loads one module whose dependencies are in.
+    /// Loads one module whose dependencies are in, and times it. When another thread is loading
+    /// it, waits for that load instead and takes its result.
     fn load_one(&self, name: &str, extra: Option<&Vec<String>>) -> Outcome {
+        {
+            let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+            while loading.contains(name) {
+                loading = self
+                    .loading_done
+                    .wait(loading)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            // Loaded by another request since this one was planned.
+            if self.lock_present().contains(name) {
+                return Outcome::Already;
+            }
+            // Not loaded, or the other load failed: this request tries (and says why) itself.
+            loading.insert(name.to_string());
+        }
+        let outcome = self.load_one_timed(name, extra);
+        self.loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        self.loading_done.notify_all();
+        outcome
+    }
+
+    fn load_one_timed(&self, name: &str, extra: Option<&Vec<String>>) -> Outcome {
+        if !self.timed {
+            return self.load_one_untimed(name, extra);
+        }
+        let start = self.sys.now();
+        let waited_before = cpu_wait_so_far(self.sys);
+        let outcome = self.load_one_untimed(name, extra);
+        let time = ModuleTime {
+            name: name.to_string(),
+            start,
+            end: self.sys.now(),
+            cpu_wait: cpu_wait_so_far(self.sys).saturating_sub(waited_before),
+        };
+        self.times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(time);
+        outcome
+    }
+
+    fn load_one_untimed(&self, name: &str, extra: Option<&Vec<String>>) -> Outcome {
         let Some(entry) = self.db.modules.get(name) else {
             return Outcome::Failed(FailReason::Missing);
         };

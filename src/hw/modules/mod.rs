@@ -38,7 +38,7 @@ pub use closure::{closure, closure_detailed, Closure};
 pub use compression::{decompress, Compression};
 pub use config::ModprobeConfig;
 pub use db::{ModuleDb, ModuleEntry, Resolved, SoftDep};
-pub use loader::{FailReason, LoadReport, ModuleLoader, Request};
+pub use loader::{FailReason, LoadReport, ModuleLoader, ModuleTime, Request};
 
 use std::io;
 use std::path::PathBuf;

@@ -16,7 +16,6 @@
 mod commit;
 #[doc(hidden)]
 pub mod fault;
-mod pin;
 mod prepare;
 mod protect;
 mod record;
@@ -89,6 +88,11 @@ pub struct InstallRequest {
     pub keys_dirs: Vec<PathBuf>,
     /// Atoms added to world (`apk add` arguments).
     pub world_add: Vec<String>,
+    /// `apk add -u`: upgrade the named packages and their dependencies instead of keeping
+    /// the installed versions.
+    pub upgrade: bool,
+    /// `apk add -l`: the named packages and their dependencies take the newest versions.
+    pub latest: bool,
     /// The overlay file list (`tar -v` listing of the apkovl): these files win.
     pub overlay_list: Option<Vec<String>>,
     /// Create the db (`--initdb`).
@@ -121,6 +125,8 @@ impl Default for InstallRequest {
             cache_dir: None,
             keys_dirs: Vec::new(),
             world_add: Vec::new(),
+            upgrade: false,
+            latest: false,
             overlay_list: None,
             initdb: false,
             diskless_boot: false,
@@ -207,8 +213,8 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     let installed_now =
         commit::stage_and_commit(req, &target, &mut db, &jobs, &scripts, &mut report)?;
     triggers::run(&target, &mut db, &installed_now, &scripts, &mut report);
-    report.scripts_not_run = scripts.take_not_run();
     solve::record_tags(&mut db, &tags);
+    report.scripts_not_run = scripts.take_not_run();
     record::write(sys, &target, &db)?;
     drop(target.lock);
     if let Some(p) = &req.progress {

@@ -1,7 +1,6 @@
 //! Phase 2: world, candidates and the solver's choice, turned into the changeset: the
 //! packages to install, in install order.
 
-use super::pin;
 use super::prepare::Target;
 use super::stage::Job;
 use super::{InstallReport, InstallRequest};
@@ -9,14 +8,14 @@ use crate::checksum::Checksum;
 use crate::db::Db;
 use crate::dep::Dep;
 use crate::repo::RepoSet;
-use crate::solver::{self, Candidate};
+use crate::solver::{self, Candidate, RepoTag};
 use crate::ApkError;
 
-/// The repository tag (`s:`) each chosen package records, by identity.
+/// The tag (`s:`) each chosen package is recorded with: (identity, name, tag).
 pub(super) type PinTags = Vec<(Option<Checksum>, String, Option<String>)>;
 
-/// Solves world (plus `req.world_add`) and returns the chosen packages not installed yet, and
-/// the tag each chosen package records. Sets the db's world to what was solved.
+/// Solves world (plus `req.world_add`) and returns the chosen packages not installed yet,
+/// and the tag each chosen package is pinned to. Sets the db's world to what was solved.
 pub(super) fn changeset(
     req: &InstallRequest,
     target: &Target,
@@ -31,45 +30,58 @@ pub(super) fn changeset(
         world.push(d.clone());
         added.push(d);
     }
-    if !req.diskless_boot {
-        missing_tags(&world, &target.repos)?;
-    }
-    let (mut cands, repo_of) = candidates(&target.repos, db);
-    let pins = pin::decide(&cands, &target.repos, db, &world, &added);
-    for (c, (masked, preferred)) in cands
-        .iter_mut()
-        .zip(pins.masked.into_iter().zip(pins.preferred))
-    {
-        c.masked = masked;
-        c.pin_preferred = preferred;
-    }
     let repos = &target.repos;
-    let solution = solver::solve(&cands, &world, req.diskless_boot).map_err(|e| match e {
+    if !req.diskless_boot {
+        missing_tags(&world, repos)?;
+    }
+    let repo_tags = repo_tags(db, repos, &added);
+    let (cands, repo_of) = candidates(repos, db, &repo_tags);
+    let opts = solver::Options {
+        force_broken_world: req.diskless_boot,
+        upgrade: req.upgrade,
+        latest: req.latest,
+        command_line: req
+            .world_add
+            .iter()
+            .filter_map(|a| Dep::parse(a).ok())
+            .map(|d| d.name)
+            .collect(),
+        repo_tags,
+    };
+    let solution = solver::solve(&cands, &world, &opts).map_err(|e| match e {
         ApkError::Unsatisfiable { problems, .. } => ApkError::Unsatisfiable {
             problems,
             unused_repositories: repos.warnings.clone(),
         },
         other => other,
     })?;
-    let left_broken = left_broken(&cands, &solution.order);
-    if !left_broken.is_empty() {
-        return Err(ApkError::Unsatisfiable {
-            problems: left_broken,
-            unused_repositories: Vec::new(),
-        });
-    }
     for (d, why) in &solution.broken_world {
         log::debug!("apk: world entry {d} skipped: {why}");
         report.skipped_world.push((d.to_string(), why.clone()));
     }
+    if !solution.removals.is_empty() {
+        return Err(ApkError::NeedsRemoval {
+            packages: solution
+                .removals
+                .iter()
+                .map(|&c| cands[c].info.nv())
+                .collect(),
+        });
+    }
     let mut jobs: Vec<Job> = Vec::new();
-    let mut tags = PinTags::new();
+    let tags: PinTags = solution
+        .order
+        .iter()
+        .zip(&solution.tags)
+        .map(|(&c, t)| {
+            (
+                cands[c].info.identity,
+                cands[c].info.name.clone(),
+                t.clone(),
+            )
+        })
+        .collect();
     for &c in &solution.order {
-        tags.push((
-            cands[c].info.identity,
-            cands[c].info.name.clone(),
-            pins.tag[c].clone(),
-        ));
         if cands[c].installed {
             continue;
         }
@@ -109,67 +121,66 @@ fn missing_tags(world: &[Dep], repos: &RepoSet) -> Result<(), ApkError> {
     })
 }
 
-/// Installed packages the solution leaves behind (not chosen, no new version of their name)
-/// whose dependencies it breaks: apk would purge them, and `ramboot install` removes nothing,
-/// so such a change is refused with the reason.
-fn left_broken(cands: &[Candidate], chosen: &[usize]) -> Vec<String> {
-    let chosen_names: Vec<&str> = chosen
-        .iter()
-        .map(|&c| cands[c].info.name.as_str())
-        .collect();
-    let before: Vec<usize> = (0..cands.len()).filter(|&c| cands[c].installed).collect();
-    let kept: Vec<usize> = before
-        .iter()
-        .copied()
-        .filter(|&c| !chosen.contains(&c) && !chosen_names.contains(&cands[c].info.name.as_str()))
-        .collect();
-    let after: Vec<usize> = chosen.iter().chain(&kept).copied().collect();
-    let met = |set: &[usize], d: &Dep| {
-        let hit = |&p: &usize| {
-            let i = &cands[p].info;
-            i.provides_name(&d.name)
-                .is_some_and(|v| d.matches_provider(v, i.identity.as_ref()))
-        };
-        if d.conflict {
-            !set.iter().any(|p| {
-                let i = &cands[*p].info;
-                i.provides_name(&d.name).is_some() && !hit(p)
-            })
-        } else {
-            set.iter().any(hit)
-        }
-    };
-    let mut out = Vec::new();
-    for &k in &kept {
-        for d in &cands[k].info.depends {
-            if met(&before, d) && !met(&after, d) {
-                out.push(format!(
-                    "{}: would have to be removed (its dependency {d} is no longer met); \
-                     ramboot install does not remove packages: remove it first",
-                    cands[k].info.nv()
-                ));
-            }
-        }
-    }
-    out
-}
-
 /// Records each chosen package's tag in the db (`s:`), installed now or before (apk's
 /// "Updating pinning").
 pub(super) fn record_tags(db: &mut Db, tags: &PinTags) {
     for p in &mut db.packages {
-        if let Some((.., t)) = tags
+        let chosen = tags
             .iter()
-            .find(|(id, name, _)| *id == p.info.identity && *name == p.info.name)
-        {
+            .find(|(id, name, _)| *id == p.info.identity && *name == p.info.name);
+        if let Some((.., t)) = chosen {
             p.tag = t.clone();
         }
     }
 }
 
+/// Repository tags in apk's numbering (`apk_db_get_tag_id`): untagged first, then tags in
+/// order of first mention: world, the installed db, the repositories, the atoms being added.
+/// A tag no repository has covers no repository: what is pinned to it is masked.
+fn repo_tags(db: &Db, repos: &RepoSet, added: &[Dep]) -> Vec<RepoTag> {
+    let mut tags = vec![RepoTag::default()];
+    let mut id = |name: &str| match tags.iter().position(|t| t.name == name) {
+        Some(i) => i,
+        None => {
+            tags.push(RepoTag {
+                name: name.to_string(),
+                repos: 0,
+            });
+            tags.len() - 1
+        }
+    };
+    let names = db
+        .world
+        .iter()
+        .filter_map(|d| d.tag.as_deref())
+        .chain(db.packages.iter().filter_map(|p| p.tag.as_deref()));
+    for n in names {
+        id(n);
+    }
+    let mut bits: Vec<(usize, u64)> = Vec::new();
+    for r in &repos.repos {
+        let t = r.tag.as_deref().map_or(0, &mut id);
+        bits.push((t, 1u64.checked_shl(r.index as u32).unwrap_or(0)));
+    }
+    for d in added {
+        if let Some(t) = d.tag.as_deref() {
+            id(t);
+        }
+    }
+    for (t, bit) in bits {
+        tags[t].repos |= bit;
+    }
+    tags
+}
+
 /// The solver's candidates: repository packages, then installed ones no repository has; and
 /// for each, its index in the repository set.
-fn candidates(repos: &RepoSet, db: &Db) -> (Vec<Candidate>, Vec<Option<usize>>) {
+fn candidates(repos: &RepoSet, db: &Db, tags: &[RepoTag]) -> (Vec<Candidate>, Vec<Option<usize>>) {
+    let tag_of = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| tags.iter().position(|x| x.name == t))
+            .unwrap_or(0)
+    };
     let mut cands: Vec<Candidate> = repos
         .packages
         .iter()
@@ -178,8 +189,7 @@ fn candidates(repos: &RepoSet, db: &Db) -> (Vec<Candidate>, Vec<Option<usize>>) 
             repos: a.repos,
             available: repos.available(a),
             installed: false,
-            masked: None,
-            pin_preferred: false,
+            tag: 0,
         })
         .collect();
     let mut repo_of: Vec<Option<usize>> = (0..cands.len()).map(Some).collect();
@@ -188,15 +198,17 @@ fn candidates(repos: &RepoSet, db: &Db) -> (Vec<Candidate>, Vec<Option<usize>>) 
             .iter()
             .position(|c| c.info.identity.is_some() && c.info.identity == ip.info.identity)
         {
-            Some(i) => cands[i].installed = true,
+            Some(i) => {
+                cands[i].installed = true;
+                cands[i].tag = tag_of(&ip.tag);
+            }
             None => {
                 cands.push(Candidate {
                     info: ip.info.clone(),
                     repos: 0,
                     available: true,
                     installed: true,
-                    masked: None,
-                    pin_preferred: false,
+                    tag: tag_of(&ip.tag),
                 });
                 repo_of.push(None);
             }
