@@ -155,7 +155,8 @@ impl<'a> Reply<'a> {
         self.addresses(OPT_SERVER).first().copied()
     }
 
-    fn lease(&self) -> Lease {
+    /// The lease this answer offers or acknowledges.
+    pub fn lease(&self) -> Lease {
         let prefix = self.addresses(OPT_MASK).first().map_or_else(
             || class_prefix(self.yiaddr),
             |m| u32::from(*m).count_ones() as u8,
