@@ -86,17 +86,28 @@ pub fn request(kind: u8, xid: u32, mac: [u8; 6], extra: &[(u8, &[u8])]) -> Vec<u
     p
 }
 
-/// A server's answer to us: its message type, the offered address and its options.
+/// A server's answer to us: its message type and the lease it offers or acknowledges.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Reply<'a> {
+pub struct Reply {
     pub kind: u8,
-    pub yiaddr: Ipv4Addr,
-    options: Vec<(u8, &'a [u8])>,
+    pub lease: Lease,
 }
 
-impl<'a> Reply<'a> {
-    /// Parses `packet` when it is a BOOTREPLY for transaction `xid` and hardware address `mac`.
-    pub fn parse(packet: &'a [u8], xid: u32, mac: [u8; 6]) -> Option<Reply<'a>> {
+fn ipv4(d: &[u8]) -> Option<Ipv4Addr> {
+    let a: [u8; 4] = d.get(..4)?.try_into().ok()?;
+    Some(Ipv4Addr::from(a))
+}
+
+fn text(d: &[u8]) -> Option<String> {
+    let t = String::from_utf8_lossy(d);
+    let t = t.trim_end_matches('\0');
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+impl Reply {
+    /// Parses `packet` when it is a BOOTREPLY for transaction `xid` and hardware address `mac`
+    /// with a message type; the options are read in one pass (the first of each counts).
+    pub fn parse(packet: &[u8], xid: u32, mac: [u8; 6]) -> Option<Reply> {
         let ours = packet.len() >= 240
             && packet[0] == 2
             && packet[4..8] == xid.to_be_bytes()
@@ -105,75 +116,51 @@ impl<'a> Reply<'a> {
         if !ours {
             return None;
         }
-        let mut options = Vec::new();
+        let address = ipv4(&packet[16..20])?;
+        let mut lease = Lease {
+            address,
+            prefix: class_prefix(address),
+            router: None,
+            dns: Vec::new(),
+            hostname: None,
+            domain: None,
+            lease_secs: None,
+            server: Ipv4Addr::UNSPECIFIED,
+        };
+        let (mut kind, mut mask, mut server) = (None, None, None);
         let mut rest = &packet[240..];
         while let [code, tail @ ..] = rest {
-            match code {
+            match *code {
                 0 => rest = tail,
-                &OPT_END => break,
-                _ => {
+                OPT_END => break,
+                code => {
                     let (&len, tail) = tail.split_first()?;
-                    let data = tail.get(..usize::from(len))?;
-                    options.push((*code, data));
+                    let d = tail.get(..usize::from(len))?;
                     rest = &tail[usize::from(len)..];
+                    match code {
+                        OPT_TYPE => kind = kind.or(d.first().copied()),
+                        OPT_MASK => mask = mask.or(ipv4(d)),
+                        OPT_ROUTER => lease.router = lease.router.or(ipv4(d)),
+                        OPT_DNS if lease.dns.is_empty() => {
+                            lease.dns = d.chunks_exact(4).filter_map(ipv4).collect()
+                        }
+                        OPT_HOSTNAME => lease.hostname = lease.hostname.take().or_else(|| text(d)),
+                        OPT_DOMAIN => lease.domain = lease.domain.take().or_else(|| text(d)),
+                        OPT_LEASE => {
+                            let secs = d.try_into().ok().map(u32::from_be_bytes);
+                            lease.lease_secs = lease.lease_secs.or(secs);
+                        }
+                        OPT_SERVER => server = server.or(ipv4(d)),
+                        _ => {}
+                    }
                 }
             }
         }
-        let yiaddr = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-        let kind = options
-            .iter()
-            .find(|o| o.0 == OPT_TYPE)?
-            .1
-            .first()
-            .copied()?;
-        Some(Reply {
-            kind,
-            yiaddr,
-            options,
-        })
-    }
-
-    fn option(&self, code: u8) -> Option<&'a [u8]> {
-        self.options.iter().find(|o| o.0 == code).map(|o| o.1)
-    }
-
-    fn addresses(&self, code: u8) -> Vec<Ipv4Addr> {
-        self.option(code).map_or_else(Vec::new, |d| {
-            d.chunks_exact(4)
-                .map(|a| Ipv4Addr::new(a[0], a[1], a[2], a[3]))
-                .collect()
-        })
-    }
-
-    fn text(&self, code: u8) -> Option<String> {
-        let t = String::from_utf8_lossy(self.option(code)?);
-        let t = t.trim_end_matches('\0');
-        (!t.is_empty()).then(|| t.to_string())
-    }
-
-    fn server(&self) -> Option<Ipv4Addr> {
-        self.addresses(OPT_SERVER).first().copied()
-    }
-
-    /// The lease this answer offers or acknowledges.
-    pub fn lease(&self) -> Lease {
-        let prefix = self.addresses(OPT_MASK).first().map_or_else(
-            || class_prefix(self.yiaddr),
-            |m| u32::from(*m).count_ones() as u8,
-        );
-        Lease {
-            address: self.yiaddr,
-            prefix,
-            router: self.addresses(OPT_ROUTER).first().copied(),
-            dns: self.addresses(OPT_DNS),
-            hostname: self.text(OPT_HOSTNAME),
-            domain: self.text(OPT_DOMAIN),
-            lease_secs: self
-                .option(OPT_LEASE)
-                .and_then(|d| d.try_into().ok())
-                .map(u32::from_be_bytes),
-            server: self.server().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        if let Some(m) = mask {
+            lease.prefix = u32::from(m).count_ones() as u8;
         }
+        lease.server = server.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        Some(Reply { kind: kind?, lease })
     }
 }
 
@@ -204,7 +191,7 @@ fn answer(
             return Ok(None);
         };
         if let Some(r) = Reply::parse(&packet, xid, mac).filter(|r| kinds.contains(&r.kind)) {
-            return Ok(Some((r.kind, r.lease())));
+            return Ok(Some((r.kind, r.lease)));
         }
     }
 }

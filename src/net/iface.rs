@@ -46,7 +46,10 @@ fn read(dir: &Path, name: &str) -> String {
 pub fn scan(sys: &dyn Sys) -> Vec<Interface> {
     let base = sys.path(Path::new("/sys/class/net"));
     let mut found: Vec<Interface> = Vec::new();
-    for e in fs::read_dir(&base).into_iter().flatten().flatten() {
+    let Ok(entries) = fs::read_dir(&base) else {
+        return found;
+    };
+    for e in entries.flatten() {
         let dir = e.path();
         let operstate = read(&dir, "operstate");
         let i = Interface {
@@ -142,27 +145,20 @@ fn up_and_wait(
     }
     let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
     let with_carrier = |i: &Interface| i.carrier && names.contains(&i.name.as_str());
-    let (interface, why) = match wait_for(sys, watch, &with_carrier)? {
-        Some(i) if why.is_empty() => {
-            let why = format!("the first with a link of {}", names.join(" "));
-            (i, why)
-        }
-        Some(i) => (i, why),
-        None => {
-            let first = candidates[0].clone();
-            log::warn!(
-                "no link on {} after {}s (cable unplugged?): trying {} anyway",
-                names.join(" "),
-                LINK_WAIT.as_secs(),
-                first.name
-            );
-            let why = if why.is_empty() {
-                "no interface has a link: the first one".to_string()
-            } else {
-                why
-            };
-            (first, why)
-        }
+    let found = wait_for(sys, watch, &with_carrier)?;
+    let linked = found.is_some();
+    let interface = found.unwrap_or_else(|| candidates[0].clone());
+    if !linked {
+        log::warn!(
+            "no link on {} after {}s (cable unplugged?): trying it anyway",
+            interface.name,
+            LINK_WAIT.as_secs()
+        );
+    }
+    let why = match (why.is_empty(), linked) {
+        (false, _) => why,
+        (true, true) => "the first with a link, by ifindex".to_string(),
+        (true, false) => "none has a link: the first, by ifindex".to_string(),
     };
     for c in candidates.iter().filter(|c| c.name != interface.name) {
         let _ = sys.link_down(&c.name);

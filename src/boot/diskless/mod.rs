@@ -69,27 +69,28 @@ pub enum NetworkOutcome {
 /// Alpine's `configure_ip` after the media search: `ip=` as given, DHCP when only a URL asked
 /// for the network. The timeline marks when the network was needed and when it came up.
 fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
-    let ip = boot
-        .plan
-        .ip
-        .clone()
-        .unwrap_or(IpConfig::Dhcp { device: None });
-    if ip == IpConfig::Off {
+    // Taken out of the plan while the stage borrows the boot (cheaper than a clone), then back.
+    let (taken, bootif) = (boot.plan.ip.take(), boot.plan.bootif.take());
+    let dhcp = IpConfig::Dhcp { device: None };
+    let ip = taken.as_ref().unwrap_or(&dhcp);
+    if *ip == IpConfig::Off {
+        boot.plan.ip = taken;
         return Ok(NetworkOutcome::Off);
     }
-    let bootif = boot.plan.bootif.clone();
     let needed = boot.sys.now();
     boot.timeline.mark("network needed", needed);
     let mut failure = None;
     let up = boot.stage(&stages::NETWORK).run(|b| {
-        crate::net::configure(b.sys, &ip, bootif.as_deref())
+        crate::net::configure(b.sys, ip, bootif.as_deref())
             .map(|c| Done::ok(Some(c)))
             .map_err(|e| {
                 failure = Some(e.to_string());
                 BootError::Network(e)
             })
-    })?;
-    Ok(match up {
+    });
+    boot.plan.ip = taken;
+    boot.plan.bootif = bootif;
+    Ok(match up? {
         Some(c) => {
             let summary = c.summary();
             log::info!("network up: {summary}");
