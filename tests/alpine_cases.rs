@@ -580,7 +580,13 @@ fn tmpfs_root_ip_dhcp_BOOTIF() {
     let w = World::new("ip=dhcp BOOTIF=01-02-00-00-00-00-03");
     w.init(false);
     three_nics(&w, [true, true, true]);
-    w.run();
+    let f = w.run();
+    // The stage borrows the settings from the plan and gives them back (ramboot plan shows them).
+    assert_eq!(f.plan.bootif.as_deref(), Some("02:00:00:00:00:03"));
+    assert_eq!(
+        f.plan.ip,
+        Some(ramboot::cmdline::IpConfig::Dhcp { device: None })
+    );
     assert!(w.has("ip link set eth2 up"));
     assert!(w.has("udhcpc -i eth2"));
     assert!(

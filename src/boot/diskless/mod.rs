@@ -74,7 +74,7 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
     let dhcp = IpConfig::Dhcp { device: None };
     let ip = taken.as_ref().unwrap_or(&dhcp);
     if *ip == IpConfig::Off {
-        boot.plan.ip = taken;
+        (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
         return Ok(NetworkOutcome::Off);
     }
     let needed = boot.sys.now();
@@ -88,8 +88,7 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
                 BootError::Network(e)
             })
     });
-    boot.plan.ip = taken;
-    boot.plan.bootif = bootif;
+    (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
     Ok(match up? {
         Some(c) => {
             let summary = c.summary();
