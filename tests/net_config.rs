@@ -99,7 +99,7 @@ fn a_nak_starts_over_with_a_discover() {
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     sys.serve_dhcp(Duration::ZERO, slirp_like(1));
     let c = configure(&sys, &dhcp(), None).unwrap();
-    assert_eq!(c.address, Ipv4Addr::new(10, 0, 2, 15));
+    assert_eq!(c.lease.address, Ipv4Addr::new(10, 0, 2, 15));
     assert_eq!(sent_kinds(&sys), vec![1, 3, 1, 3]);
 }
 
@@ -116,7 +116,7 @@ fn answers_to_other_transactions_are_ignored() {
         out
     });
     let c = configure(&sys, &dhcp(), None).unwrap();
-    assert_eq!(c.address, Ipv4Addr::new(10, 0, 2, 15));
+    assert_eq!(c.lease.address, Ipv4Addr::new(10, 0, 2, 15));
 }
 
 /// No server: four DISCOVERs waiting 1, 2, 4 and 8 s, then a clear error.

@@ -61,24 +61,12 @@ pub fn request(kind: u8, xid: u32, mac: [u8; 6], extra: &[(u8, &[u8])]) -> Vec<u
     p[10] = 0x80;
     p[28..34].copy_from_slice(&mac);
     p.extend(MAGIC);
-    let mut client_id = vec![1];
-    client_id.extend(mac);
-    let params = [
-        OPT_MASK,
-        OPT_ROUTER,
-        OPT_DNS,
-        OPT_HOSTNAME,
-        OPT_DOMAIN,
-        OPT_LEASE,
-    ];
-    let base: [(u8, &[u8]); 3] = [
-        (OPT_TYPE, &[kind]),
-        (OPT_CLIENT_ID, &client_id),
-        (OPT_PARAMS, &params),
-    ];
-    for (code, data) in base.iter().chain(extra) {
-        p.push(*code);
-        p.push(data.len() as u8);
+    p.extend([OPT_TYPE, 1, kind, OPT_CLIENT_ID, 7, 1]);
+    p.extend(mac);
+    p.extend([OPT_PARAMS, 6, OPT_MASK, OPT_ROUTER, OPT_DNS, OPT_HOSTNAME]);
+    p.extend([OPT_DOMAIN, OPT_LEASE]);
+    for (code, data) in extra {
+        p.extend([*code, data.len() as u8]);
         p.extend(*data);
     }
     p.push(OPT_END);

@@ -60,38 +60,29 @@ pub struct Configured {
     pub mac: String,
     /// Why that interface.
     pub why: String,
-    /// The lease, when DHCP gave the address.
-    pub lease: Option<dhcp::Lease>,
-    pub address: Ipv4Addr,
-    pub prefix: u8,
-    pub router: Option<Ipv4Addr>,
-    pub dns: Vec<Ipv4Addr>,
+    /// The address came from DHCP (else from `ip=`).
+    pub dhcp: bool,
+    /// What was applied: the DHCP lease, or `ip=`'s fields in the same shape.
+    pub lease: dhcp::Lease,
 }
 
 impl Configured {
     /// `eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)`.
     pub fn summary(&self) -> String {
-        let mut s = format!(
-            "{} {}/{}",
-            self.interface,
-            Dotted(self.address),
-            self.prefix
-        );
-        if let Some(r) = self.router {
+        let l = &self.lease;
+        let mut s = format!("{} {}/{}", self.interface, Dotted(l.address), l.prefix);
+        if let Some(r) = l.router {
             let _ = write!(s, " via {}", Dotted(r));
         }
-        match &self.lease {
-            Some(l) => {
-                let _ = write!(s, " (DHCP from {}", Dotted(l.server));
-                match l.lease_secs {
-                    Some(t) => {
-                        let _ = write!(s, ", lease {t}s)");
-                    }
-                    None => s.push(')'),
-                }
-            }
-            None => s.push_str(" (static, ip=)"),
+        if !self.dhcp {
+            s.push_str(" (static, ip=)");
+            return s;
         }
+        let _ = write!(s, " (DHCP from {}", Dotted(l.server));
+        if let Some(t) = l.lease_secs {
+            let _ = write!(s, ", lease {t}s");
+        }
+        s.push(')');
         s
     }
 }
@@ -110,36 +101,22 @@ pub fn configure(
     };
     let mut watch = sys.link_watch().map_err(NetError::LinkWatch)?;
     let Choice { interface, why } = iface::choose(sys, &mut *watch, Wanted { device, bootif })?;
-    log::info!("network interface {} ({why})", interface.name);
-    let mut done = Configured {
-        interface: interface.name.clone(),
-        mac: interface.mac.clone(),
-        why,
-        lease: None,
-        address: Ipv4Addr::UNSPECIFIED,
-        prefix: 0,
-        router: None,
-        dns: Vec::new(),
-    };
-    let append_dns = match ip {
-        IpConfig::Static(s) => {
-            apply_static(sys, s, &mut done)?;
-            true
-        }
+    let lease = match ip {
+        IpConfig::Static(s) => static_lease(s),
         _ => {
             let mac = interface.mac_bytes();
-            let lease = dhcp::obtain(sys, &interface.name, mac, transaction_id(sys, mac))?;
-            apply_lease(sys, &lease, &mut done)?;
-            false
+            dhcp::obtain(sys, &interface.name, mac, transaction_id(sys, mac))?
         }
     };
-    let domain = done.lease.as_ref().and_then(|l| l.domain.clone());
-    if !done.dns.is_empty() || domain.is_some() {
-        if let Err(e) = write_resolv_conf(sys, &done.dns, domain.as_deref(), append_dns) {
-            log::warn!("cannot write /etc/resolv.conf: {e}");
-        }
-    }
-    Ok(done)
+    let dhcp = !matches!(ip, IpConfig::Static(_));
+    apply(sys, &interface.name, &lease, dhcp)?;
+    Ok(Configured {
+        interface: interface.name,
+        mac: interface.mac,
+        why,
+        dhcp,
+        lease,
+    })
 }
 
 /// A transaction id that differs between machines (the MAC) and boots (the clock): it only has
@@ -151,55 +128,56 @@ fn transaction_id(sys: &dyn Sys, mac: [u8; 6]) -> u32 {
     m ^ sys.now().subsec_nanos()
 }
 
-fn applied(what: &str, interface: &str, r: io::Result<()>) -> Result<(), NetError> {
-    r.map_err(|source| NetError::Apply {
-        what: what.to_string(),
-        interface: interface.to_string(),
-        source,
-    })
-}
-
-fn apply_address(
-    sys: &dyn Sys,
-    address: Ipv4Addr,
-    prefix: u8,
-    router: Option<Ipv4Addr>,
-    done: &mut Configured,
-) -> Result<(), NetError> {
-    let name = done.interface.clone();
-    let r = sys.add_address(&name, address, prefix);
-    applied(&format!("address {}/{prefix}", Dotted(address)), &name, r)?;
-    if let Some(gw) = router {
-        let r = sys.add_default_route(&name, gw);
-        applied(&format!("default route via {}", Dotted(gw)), &name, r)?;
-    }
-    done.address = address;
-    done.prefix = prefix;
-    done.router = router;
-    Ok(())
-}
-
-/// `ip=client::gw:netmask:...`: the address, the default route when a gateway is given, and
-/// the DNS servers.
-fn apply_static(sys: &dyn Sys, s: &StaticIp, done: &mut Configured) -> Result<(), NetError> {
+/// `ip=client::gw:netmask:...` in a lease's shape (the class prefix without a netmask, as the
+/// kernel does).
+fn static_lease(s: &StaticIp) -> dhcp::Lease {
     let prefix = s.netmask.map_or_else(
         || dhcp::class_prefix(s.client),
         |m| u32::from(m).count_ones() as u8,
     );
-    apply_address(sys, s.client, prefix, s.gateway, done)?;
-    done.dns = s.dns.clone();
-    Ok(())
+    dhcp::Lease {
+        address: s.client,
+        prefix,
+        router: s.gateway,
+        dns: s.dns.clone(),
+        hostname: None,
+        domain: None,
+        lease_secs: None,
+        server: Ipv4Addr::UNSPECIFIED,
+    }
 }
 
-fn apply_lease(sys: &dyn Sys, lease: &dhcp::Lease, done: &mut Configured) -> Result<(), NetError> {
-    apply_address(sys, lease.address, lease.prefix, lease.router, done)?;
-    if let Some(h) = &lease.hostname {
+/// The address, the default route when there is a router, the DHCP hostname, and the DNS
+/// servers in resolv.conf (a lease replaces the file, as udhcpc's script does; `ip=` servers are
+/// appended, as Alpine does).
+fn apply(sys: &dyn Sys, name: &str, l: &dhcp::Lease, dhcp: bool) -> Result<(), NetError> {
+    let failed = |what: String| {
+        move |source| NetError::Apply {
+            what,
+            interface: name.to_string(),
+            source,
+        }
+    };
+    sys.add_address(name, l.address, l.prefix)
+        .map_err(failed(format!(
+            "address {}/{}",
+            Dotted(l.address),
+            l.prefix
+        )))?;
+    if let Some(gw) = l.router {
+        sys.add_default_route(name, gw)
+            .map_err(failed(format!("default route via {}", Dotted(gw))))?;
+    }
+    if let Some(h) = &l.hostname {
         if let Err(e) = sys.set_hostname(h) {
             log::warn!("cannot set the hostname {h} from DHCP: {e}");
         }
     }
-    done.dns = lease.dns.clone();
-    done.lease = Some(lease.clone());
+    if !l.dns.is_empty() || l.domain.is_some() {
+        if let Err(e) = write_resolv_conf(sys, &l.dns, l.domain.as_deref(), !dhcp) {
+            log::warn!("cannot write /etc/resolv.conf: {e}");
+        }
+    }
     Ok(())
 }
 

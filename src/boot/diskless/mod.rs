@@ -19,6 +19,7 @@ pub use media::mdev_media_link;
 use super::packages;
 use super::runner::Done;
 use super::sysroot::{self, MediaMount};
+use super::timeline::{Outcome, Stage};
 use super::{stages, Boot, BootEnd, BootError, SYSROOT};
 use crate::cmdline::{AutodetectSerial, Diskless, IpConfig, RepoSource};
 use crate::hw::modloop as hw_modloop;
@@ -79,25 +80,28 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
     }
     let needed = boot.sys.now();
     boot.timeline.mark("network needed", needed);
-    let mut failure = None;
     let up = boot.stage(&stages::NETWORK).run(|b| {
         crate::net::configure(b.sys, ip, bootif.as_deref())
             .map(|c| Done::ok(Some(c)))
-            .map_err(|e| {
-                failure = Some(e.to_string());
-                BootError::Network(e)
-            })
+            .map_err(BootError::Network)
     });
     (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
     Ok(match up? {
         Some(c) => {
             let summary = c.summary();
-            log::info!("network up: {summary}");
+            log::info!("network up: {summary}; interface: {}", c.why);
             let at = boot.sys.now();
             boot.timeline.mark(&format!("network up: {summary}"), at);
             NetworkOutcome::Up(c)
         }
-        None => NetworkOutcome::Failed(failure.unwrap_or_default()),
+        // The reason is the stage's timeline note (one text, not kept twice).
+        None => NetworkOutcome::Failed(match boot.timeline.stages.last() {
+            Some(Stage {
+                outcome: Outcome::Degraded(why),
+                ..
+            }) => why.clone(),
+            _ => String::new(),
+        }),
     })
 }
 
