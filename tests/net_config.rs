@@ -211,3 +211,15 @@ fn a_named_interface_that_never_appears_is_a_clear_error() {
     assert_eq!(e.to_string(), "interface eth5 (named by ip=) was not found");
     assert_eq!(sys.now(), Duration::from_secs(4), "after the link wait");
 }
+
+/// The driver's `carrier` counts at once; operstate follows through the kernel's link watch,
+/// up to a second later (QEMU: 973 ms of the boot spent waiting for it).
+#[test]
+fn a_carrier_counts_before_operstate_follows() {
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "down", true);
+    fs::write(dir.path().join("sys/class/net/eth0/carrier"), "1\n").unwrap();
+    sys.serve_dhcp(Duration::ZERO, slirp_like(0));
+    configure(&sys, &dhcp(), None).unwrap();
+    assert_eq!(sys.now(), Duration::ZERO, "no wait for operstate");
+}
