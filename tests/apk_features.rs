@@ -678,11 +678,11 @@ impl Sys for BindingSys {
     fn link_watch(&self) -> io::Result<Box<dyn ramboot::sys::LinkWatch>> {
         self.0.link_watch()
     }
-    fn add_address(&self, i: &str, a: std::net::Ipv4Addr, p: u8) -> io::Result<()> {
-        self.0.add_address(i, a, p)
+    fn add_address(&self, i: &str, n: u32, a: std::net::Ipv4Addr, p: u8) -> io::Result<()> {
+        self.0.add_address(i, n, a, p)
     }
-    fn add_default_route(&self, i: &str, g: std::net::Ipv4Addr) -> io::Result<()> {
-        self.0.add_default_route(i, g)
+    fn add_default_route(&self, i: &str, n: u32, g: std::net::Ipv4Addr) -> io::Result<()> {
+        self.0.add_default_route(i, n, g)
     }
     fn dhcp_socket(&self, i: &str) -> io::Result<Box<dyn ramboot::sys::DhcpSocket>> {
         self.0.dhcp_socket(i)

@@ -175,8 +175,9 @@ fn answer(
         if left.is_zero() {
             return Ok(None);
         }
+        // None: the time is up, or the wait ended early; the deadline above decides.
         let Some(packet) = socket.recv(left).map_err(NetError::Dhcp)? else {
-            return Ok(None);
+            continue;
         };
         if let Some(r) = Reply::parse(&packet, xid, mac).filter(|r| kinds.contains(&r.kind)) {
             return Ok(Some((r.kind, r.lease)));

@@ -82,7 +82,7 @@ pub struct Wanted<'a> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Choice {
     pub interface: Interface,
-    pub why: String,
+    pub why: &'static str,
 }
 
 /// Waits on `watch` until an interface is `wanted` (the first by ifindex is returned) or
@@ -117,17 +117,17 @@ pub fn choose(
                 name: name.to_string(),
             }
         })?;
-        return up_and_wait(sys, watch, vec![iface], format!("named by ip= ({name})"));
+        return up_and_wait(sys, watch, vec![iface], "named by ip=");
     }
     if let Some(mac) = wanted.bootif {
         match wait_for(sys, watch, &|i| i.physical && i.mac == mac)? {
-            Some(i) => return up_and_wait(sys, watch, vec![i], format!("BOOTIF={mac}")),
+            Some(i) => return up_and_wait(sys, watch, vec![i], "its address is BOOTIF="),
             None => log::warn!("no interface has BOOTIF's address {mac}: choosing another"),
         }
     }
     wait_for(sys, watch, &|i| i.physical)?.ok_or(NetError::NoInterface)?;
     let all = scan(sys).into_iter().filter(|i| i.physical).collect();
-    up_and_wait(sys, watch, all, String::new())
+    up_and_wait(sys, watch, all, "")
 }
 
 /// Brings `candidates` up, waits for a carrier on one, keeps the first with a carrier (or the
@@ -136,7 +136,7 @@ fn up_and_wait(
     sys: &dyn Sys,
     watch: &mut dyn LinkWatch,
     candidates: Vec<Interface>,
-    why: String,
+    why: &'static str,
 ) -> Result<Choice, NetError> {
     for c in &candidates {
         if let Err(e) = sys.link_up(&c.name) {
@@ -157,8 +157,8 @@ fn up_and_wait(
     }
     let why = match (why.is_empty(), linked) {
         (false, _) => why,
-        (true, true) => "the first with a link, by ifindex".to_string(),
-        (true, false) => "none has a link: the first, by ifindex".to_string(),
+        (true, true) => "the first with a link, by ifindex",
+        (true, false) => "none has a link: the first, by ifindex",
     };
     for c in candidates.iter().filter(|c| c.name != interface.name) {
         let _ = sys.link_down(&c.name);

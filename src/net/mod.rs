@@ -22,8 +22,6 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// Alpine's words, so that scripts and people who know them recognise the case.
-    #[error("ip=off: the network is not to be configured")]
-    Off,
     #[error("IP requested but no network interface was found")]
     NoInterface,
     #[error("interface {name} (named by ip=) was not found")]
@@ -59,7 +57,7 @@ pub struct Configured {
     pub interface: String,
     pub mac: String,
     /// Why that interface.
-    pub why: String,
+    pub why: &'static str,
     /// The address came from DHCP (else from `ip=`).
     pub dhcp: bool,
     /// What was applied: the DHCP lease, or `ip=`'s fields in the same shape.
@@ -97,7 +95,8 @@ pub fn configure(
     let device = match ip {
         IpConfig::Dhcp { device } => device.as_deref(),
         IpConfig::Static(s) => s.device.as_deref(),
-        IpConfig::Off => return Err(NetError::Off),
+        // The plan never asks for the network with ip=off; nothing is configured.
+        IpConfig::Off => return Err(NetError::NoInterface),
     };
     let mut watch = sys.link_watch().map_err(NetError::LinkWatch)?;
     let Choice { interface, why } = iface::choose(sys, &mut *watch, Wanted { device, bootif })?;
@@ -109,7 +108,7 @@ pub fn configure(
         }
     };
     let dhcp = !matches!(ip, IpConfig::Static(_));
-    apply(sys, &interface.name, &lease, dhcp)?;
+    apply(sys, &interface, &lease, dhcp)?;
     Ok(Configured {
         interface: interface.name,
         mac: interface.mac,
@@ -150,7 +149,8 @@ fn static_lease(s: &StaticIp) -> dhcp::Lease {
 /// The address, the default route when there is a router, the DHCP hostname, and the DNS
 /// servers in resolv.conf (a lease replaces the file, as udhcpc's script does; `ip=` servers are
 /// appended, as Alpine does).
-fn apply(sys: &dyn Sys, name: &str, l: &dhcp::Lease, dhcp: bool) -> Result<(), NetError> {
+fn apply(sys: &dyn Sys, i: &iface::Interface, l: &dhcp::Lease, dhcp: bool) -> Result<(), NetError> {
+    let name = i.name.as_str();
     let failed = |what: String| {
         move |source| NetError::Apply {
             what,
@@ -158,14 +158,14 @@ fn apply(sys: &dyn Sys, name: &str, l: &dhcp::Lease, dhcp: bool) -> Result<(), N
             source,
         }
     };
-    sys.add_address(name, l.address, l.prefix)
+    sys.add_address(name, i.index, l.address, l.prefix)
         .map_err(failed(format!(
             "address {}/{}",
             Dotted(l.address),
             l.prefix
         )))?;
     if let Some(gw) = l.router {
-        sys.add_default_route(name, gw)
+        sys.add_default_route(name, i.index, gw)
             .map_err(failed(format!("default route via {}", Dotted(gw))))?;
     }
     if let Some(h) = &l.hostname {

@@ -406,10 +406,17 @@ pub trait Sys: Send + Sync {
     /// Subscribes to link changes (the rtnetlink link group). Subscribe before reading sysfs,
     /// so that no change between the read and the wait is missed.
     fn link_watch(&self) -> io::Result<Box<dyn LinkWatch>>;
-    /// `RTM_NEWADDR`: `address/prefix` on `interface` (replacing the same address).
-    fn add_address(&self, interface: &str, address: Ipv4Addr, prefix: u8) -> io::Result<()>;
-    /// `RTM_NEWROUTE`: the default route through `gateway` on `interface`.
-    fn add_default_route(&self, interface: &str, gateway: Ipv4Addr) -> io::Result<()>;
+    /// `RTM_NEWADDR`: `address/prefix` on `interface` (replacing the same address). `index` is
+    /// its ifindex (the caller read it from sysfs with the name; rtnetlink wants the number).
+    fn add_address(
+        &self,
+        interface: &str,
+        index: u32,
+        address: Ipv4Addr,
+        prefix: u8,
+    ) -> io::Result<()>;
+    /// `RTM_NEWROUTE`: the default route through `gateway` on `interface` (ifindex `index`).
+    fn add_default_route(&self, interface: &str, index: u32, gateway: Ipv4Addr) -> io::Result<()>;
     /// A DHCP client's socket on `interface` (see [`DhcpSocket`]).
     fn dhcp_socket(&self, interface: &str) -> io::Result<Box<dyn DhcpSocket>>;
     /// `swapon(2)`.

@@ -10,7 +10,7 @@ use rustix::fd::{AsFd, OwnedFd};
 use rustix::net::{netlink, AddressFamily, SocketFlags, SocketType};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Link changes (an interface appeared, went up or down, got or lost its carrier), from the
 /// rtnetlink link group: what the boot waits on instead of polling sysfs.
@@ -24,7 +24,9 @@ pub trait LinkWatch: Send {
 pub trait DhcpSocket: Send {
     /// Broadcasts `packet` to `255.255.255.255:67` on the interface.
     fn send(&mut self, packet: &[u8]) -> io::Result<()>;
-    /// The next datagram from a server (port 67); `None` when `timeout` passed first.
+    /// The next datagram from a server (port 67); `None` when `timeout` passed first, and
+    /// possibly earlier (an interrupted wait, a datagram from elsewhere): callers keep their
+    /// own deadline.
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>>;
 }
 
@@ -38,21 +40,18 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const AF_INET: u8 = 2;
 
-/// Waits until `fd` is readable or `timeout` passes; true when readable.
+/// Waits until `fd` is readable or `timeout` passes; true when readable. An interrupted wait
+/// is `false` too: callers loop on their own deadline.
 fn readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ts = Timespec {
-            tv_sec: left.as_secs() as _,
-            tv_nsec: left.subsec_nanos() as _,
-        };
-        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(n) => return Ok(n > 0),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    match poll(&mut fds, Some(&ts)) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -135,23 +134,8 @@ fn request(kind: u16, body: &[u8]) -> io::Result<()> {
     }
 }
 
-/// The interface's index, from sysfs (libc's `if_nametoindex` costs the init build ~0.8 KB).
-fn index_of(interface: &str) -> io::Result<u32> {
-    if interface.contains('/') || interface.starts_with('.') {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "bad interface name",
-        ));
-    }
-    let text = std::fs::read_to_string(format!("/sys/class/net/{interface}/ifindex"))?;
-    text.trim()
-        .parse()
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad ifindex in sysfs"))
-}
-
-/// `RTM_NEWADDR`: `address/prefix` (with its broadcast address) on `interface`.
-pub(crate) fn add_address(interface: &str, address: Ipv4Addr, prefix: u8) -> io::Result<()> {
-    let index = index_of(interface)?;
+/// `RTM_NEWADDR`: `address/prefix` (with its broadcast address) on interface `index`.
+pub(crate) fn add_address(index: u32, address: Ipv4Addr, prefix: u8) -> io::Result<()> {
     let mask = u32::MAX
         .checked_shl(32 - u32::from(prefix.min(32)))
         .unwrap_or(0);
@@ -165,9 +149,8 @@ pub(crate) fn add_address(interface: &str, address: Ipv4Addr, prefix: u8) -> io:
     request(RTM_NEWADDR, &body)
 }
 
-/// `RTM_NEWROUTE`: the default route through `gateway` on `interface`.
-pub(crate) fn add_default_route(interface: &str, gateway: Ipv4Addr) -> io::Result<()> {
-    let index = index_of(interface)?;
+/// `RTM_NEWROUTE`: the default route through `gateway` on interface `index`.
+pub(crate) fn add_default_route(index: u32, gateway: Ipv4Addr) -> io::Result<()> {
     // struct rtmsg: family, dst/src length, tos, table main, protocol boot, scope universe,
     // type unicast, flags.
     let mut body = vec![AF_INET, 0, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0];
@@ -219,28 +202,20 @@ impl DhcpSocket for UdpDhcp {
     }
 
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
-        let deadline = Instant::now() + timeout;
+        if !readable(&self.0, timeout)? {
+            return Ok(None);
+        }
         let mut buf = vec![0u8; 1500];
-        loop {
-            match rustix::net::recvfrom(&self.0, &mut buf[..], rustix::net::RecvFlags::empty()) {
-                Ok((n, _, from)) => {
-                    let server = from
-                        .and_then(|a| SocketAddrV4::try_from(a).ok())
-                        .is_some_and(|a| a.port() == 67);
-                    if server {
-                        buf.truncate(n);
-                        return Ok(Some(buf));
-                    }
-                }
-                Err(rustix::io::Errno::AGAIN) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() || !readable(&self.0, left)? {
-                        return Ok(None);
-                    }
-                }
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
+        match rustix::net::recvfrom(&self.0, &mut buf[..], rustix::net::RecvFlags::empty()) {
+            Ok((n, _, from)) => {
+                let server = from
+                    .and_then(|a| SocketAddrV4::try_from(a).ok())
+                    .is_some_and(|a| a.port() == 67);
+                buf.truncate(n);
+                Ok(server.then_some(buf))
             }
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 }

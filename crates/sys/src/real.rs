@@ -373,15 +373,21 @@ impl Sys for RealSys {
 
     fn add_address(
         &self,
-        interface: &str,
+        _interface: &str,
+        index: u32,
         address: std::net::Ipv4Addr,
         prefix: u8,
     ) -> io::Result<()> {
-        crate::net::add_address(interface, address, prefix)
+        crate::net::add_address(index, address, prefix)
     }
 
-    fn add_default_route(&self, interface: &str, gateway: std::net::Ipv4Addr) -> io::Result<()> {
-        crate::net::add_default_route(interface, gateway)
+    fn add_default_route(
+        &self,
+        _interface: &str,
+        index: u32,
+        gateway: std::net::Ipv4Addr,
+    ) -> io::Result<()> {
+        crate::net::add_default_route(index, gateway)
     }
 
     fn dhcp_socket(&self, interface: &str) -> io::Result<Box<dyn crate::DhcpSocket>> {

@@ -1146,6 +1146,7 @@ impl Sys for RecordingSys {
     fn add_address(
         &self,
         interface: &str,
+        _index: u32,
         address: std::net::Ipv4Addr,
         prefix: u8,
     ) -> io::Result<()> {
@@ -1156,7 +1157,12 @@ impl Sys for RecordingSys {
         })
     }
 
-    fn add_default_route(&self, interface: &str, gateway: std::net::Ipv4Addr) -> io::Result<()> {
+    fn add_default_route(
+        &self,
+        interface: &str,
+        _index: u32,
+        gateway: std::net::Ipv4Addr,
+    ) -> io::Result<()> {
         self.record(Call::AddDefaultRoute {
             interface: interface.into(),
             gateway,
