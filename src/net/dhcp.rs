@@ -31,6 +31,8 @@ pub const ATTEMPTS: [Duration; 4] = [
     Duration::from_secs(4),
     Duration::from_secs(8),
 ];
+/// [`ATTEMPTS`] in all, for messages (a unit test keeps the two equal).
+pub const ATTEMPTS_SECS: u64 = 15;
 
 const MAGIC: [u8; 4] = [99, 130, 83, 99];
 pub const DISCOVER: u8 = 1;
@@ -219,6 +221,12 @@ mod tests {
     use super::*;
 
     const MAC: [u8; 6] = [0x52, 0x54, 0, 0x12, 0x34, 0x56];
+
+    #[test]
+    fn the_attempts_add_up_to_what_messages_say() {
+        let total: Duration = ATTEMPTS.iter().sum();
+        assert_eq!(total.as_secs(), ATTEMPTS_SECS);
+    }
 
     #[test]
     fn a_request_is_a_broadcast_bootrequest_with_our_options() {

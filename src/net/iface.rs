@@ -13,7 +13,7 @@ use std::time::Duration;
 pub const LINK_WAIT: Duration = Duration::from_secs(4);
 
 /// One network interface as sysfs shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Interface {
     pub name: String,
     pub index: u32,
@@ -55,7 +55,8 @@ pub fn scan(sys: &dyn Sys) -> Vec<Interface> {
         let i = Interface {
             name: e.file_name().to_string_lossy().into_owned(),
             index: read(&dir, "ifindex").parse().unwrap_or(u32::MAX),
-            mac: read(&dir, "address").to_ascii_lowercase(),
+            // The kernel writes it in lower case, as BOOTIF is normalised.
+            mac: read(&dir, "address"),
             physical: dir.join("device").exists(),
             // `carrier` is the driver's own word, readable once the interface is up;
             // operstate follows it through the kernel's link watch, which may hold the
@@ -79,7 +80,7 @@ pub struct Wanted<'a> {
 }
 
 /// The chosen interface and how it was chosen (for the log and `ramboot plan`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Choice {
     pub interface: Interface,
     pub why: &'static str,
@@ -122,7 +123,7 @@ pub fn choose(
     if let Some(mac) = wanted.bootif {
         match wait_for(sys, watch, &|i| i.physical && i.mac == mac)? {
             Some(i) => return up_and_wait(sys, watch, vec![i], "its address is BOOTIF="),
-            None => log::warn!("no interface has BOOTIF's address {mac}: choosing another"),
+            None => log::warn!("BOOTIF={mac} matches no interface"),
         }
     }
     wait_for(sys, watch, &|i| i.physical)?.ok_or(NetError::NoInterface)?;
@@ -135,7 +136,7 @@ pub fn choose(
 fn up_and_wait(
     sys: &dyn Sys,
     watch: &mut dyn LinkWatch,
-    candidates: Vec<Interface>,
+    mut candidates: Vec<Interface>,
     why: &'static str,
 ) -> Result<Choice, NetError> {
     for c in &candidates {
@@ -143,14 +144,16 @@ fn up_and_wait(
             log::warn!("cannot bring {} up: {e}", c.name);
         }
     }
-    let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
-    let with_carrier = |i: &Interface| i.carrier && names.contains(&i.name.as_str());
+    let with_carrier = |i: &Interface| i.carrier && candidates.iter().any(|c| c.name == i.name);
     let found = wait_for(sys, watch, &with_carrier)?;
     let linked = found.is_some();
-    let interface = found.unwrap_or_else(|| candidates[0].clone());
+    let interface = match found {
+        Some(i) => i,
+        None => candidates.remove(0),
+    };
     if !linked {
         log::warn!(
-            "no link on {} after {}s (cable unplugged?): trying it anyway",
+            "no link on {} after {}s (cable unplugged?)",
             interface.name,
             LINK_WAIT.as_secs()
         );

@@ -30,7 +30,10 @@ pub enum NetError {
     LinkWatch(#[source] io::Error),
     #[error("DHCP on its socket: {0}")]
     Dhcp(#[source] io::Error),
-    #[error("no DHCP lease on {interface}: no server answered ({tries} tries in {}s)", dhcp::ATTEMPTS.iter().map(|d| d.as_secs()).sum::<u64>())]
+    #[error(
+        "no DHCP lease on {interface}: no server answered ({tries} tries in {}s)",
+        dhcp::ATTEMPTS_SECS
+    )]
     NoLease { interface: String, tries: usize },
     #[error("cannot set {what} on {interface}: {source}")]
     Apply {
@@ -121,10 +124,7 @@ pub fn configure(
 /// A transaction id that differs between machines (the MAC) and boots (the clock): it only has
 /// to tell our exchange from others on the same link.
 fn transaction_id(sys: &dyn Sys, mac: [u8; 6]) -> u32 {
-    let m = mac
-        .iter()
-        .fold(0u32, |h, b| h.rotate_left(5) ^ u32::from(*b));
-    m ^ sys.now().subsec_nanos()
+    u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]) ^ sys.now().subsec_nanos()
 }
 
 /// `ip=client::gw:netmask:...` in a lease's shape (the class prefix without a netmask, as the
@@ -170,7 +170,7 @@ fn apply(sys: &dyn Sys, i: &iface::Interface, l: &dhcp::Lease, dhcp: bool) -> Re
     }
     if let Some(h) = &l.hostname {
         if let Err(e) = sys.set_hostname(h) {
-            log::warn!("cannot set the hostname {h} from DHCP: {e}");
+            log::warn!("cannot set the hostname from DHCP: {e}");
         }
     }
     if !l.dns.is_empty() || l.domain.is_some() {

@@ -74,7 +74,7 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
     let (taken, bootif) = (boot.plan.ip.take(), boot.plan.bootif.take());
     let dhcp = IpConfig::Dhcp { device: None };
     let ip = taken.as_ref().unwrap_or(&dhcp);
-    if *ip == IpConfig::Off {
+    if matches!(ip, IpConfig::Off) {
         (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
         return Ok(NetworkOutcome::Off);
     }
@@ -88,10 +88,10 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
     (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
     Ok(match up? {
         Some(c) => {
-            let summary = c.summary();
-            log::info!("network up: {summary}; interface: {}", c.why);
+            let line = format!("network up: {}", c.summary());
+            log::info!("{line}; interface: {}", c.why);
             let at = boot.sys.now();
-            boot.timeline.mark(&format!("network up: {summary}"), at);
+            boot.timeline.mark(&line, at);
             NetworkOutcome::Up(c)
         }
         // The reason is the stage's timeline note (one text, not kept twice).
