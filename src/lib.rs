@@ -17,6 +17,7 @@ pub mod hw;
 pub mod initramfs;
 pub mod json;
 pub mod media;
+pub mod net;
 pub mod overlay;
 pub mod rootcache;
 pub mod supervise;

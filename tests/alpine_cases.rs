@@ -14,10 +14,14 @@
 //!   [`tmpfs_root_remount_opts_from_apkovl_fstab`] runs it from an apkovl's fstab.
 //! * 18 `tmpfs_root_apkovl_unpack_merged`: `src/overlay/tests.rs`.
 //!
+//! * 19-23 `tmpfs_root_ip_dhcp_*` are here; the DHCP exchange itself (upstream mocks udhcpc)
+//!   is in `tests/net_config.rs`.
+//!
 //! Not applicable, and why:
-//! * 5 `tmpfs_root_net_apkovl`, 16 `tmpfs_root_apkovl_url`, 19-23 `tmpfs_root_ip_dhcp_*`,
-//!   24 `tmpfs_root_ip_mactab`: networking in the initramfs (wget, udhcpc, nameif) is not
-//!   implemented; ramboot warns and continues offline (`needs_network`).
+//! * 5 `tmpfs_root_net_apkovl`, 16 `tmpfs_root_apkovl_url`: fetching over HTTP(S) (wget) is
+//!   not implemented yet; the network comes up and the apkovl URL is skipped with a warning.
+//! * 24 `tmpfs_root_ip_mactab`: renaming interfaces from `/etc/mactab` (nameif) is not
+//!   implemented.
 //! * 11-15 `tmpfs_root_tiny_cloud_*`: tiny-cloud set-up is not implemented (the plan records
 //!   `tinycloud=`/`ds=` only).
 //! * 26 `aoe`, 27 `wireguard`: ATA over Ethernet and WireGuard need networking; not implemented.
@@ -472,4 +476,159 @@ fn mount_usr() {
     .unwrap();
     handed_off(&w.run(), &w);
     assert!(!w.trace().iter().any(|l| l.contains("/sysroot/usr")));
+}
+
+/// A NIC in the fake sysfs: `physical` gives it the `device` link real hardware has.
+fn nic(w: &World, name: &str, index: u32, mac: &str, operstate: &str, physical: bool) {
+    let d = w.root().join("sys/class/net").join(name);
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join("ifindex"), format!("{index}\n")).unwrap();
+    fs::write(d.join("address"), format!("{mac}\n")).unwrap();
+    fs::write(d.join("operstate"), format!("{operstate}\n")).unwrap();
+    if physical {
+        fs::create_dir_all(d.join("device")).unwrap();
+    }
+}
+
+/// The network stage's timeline note (its failure), and the boot went on to the handoff.
+fn network_failed(f: &Finished, w: &World) -> String {
+    handed_off(f, w);
+    let st = f.timeline.stages.iter().find(|s| s.name == "network");
+    match st.map(|s| &s.outcome) {
+        Some(boot::timeline::Outcome::Degraded(why)) => why.clone(),
+        other => panic!("network stage: {other:?}"),
+    }
+}
+
+fn three_nics(w: &World, up: [bool; 3]) {
+    for (i, up) in up.into_iter().enumerate() {
+        let state = if up { "up" } else { "down" };
+        let mac = format!("02:00:00:00:00:0{}", i + 1);
+        nic(w, &format!("eth{i}"), i as u32 + 2, &mac, state, true);
+    }
+}
+
+/// Case 19: `ip=dhcp` without any interface: Alpine's error, and the boot goes on.
+#[test]
+fn tmpfs_root_ip_dhcp_no_iface() {
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
+    let f = w.run();
+    assert_eq!(
+        network_failed(&f, &w),
+        "IP requested but no network interface was found"
+    );
+    assert!(!w.trace().iter().any(|l| l.starts_with("udhcpc")));
+}
+
+/// Case 20: interfaces without a `device` link (veth, the loopback) are not candidates.
+#[test]
+fn tmpfs_root_ip_dhcp_no_physical_iface() {
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    nic(&w, "lo", 1, "00:00:00:00:00:00", "unknown", false);
+    nic(&w, "veth0", 2, "02:00:00:00:00:09", "up", false);
+    let f = w.run();
+    assert_eq!(
+        network_failed(&f, &w),
+        "IP requested but no network interface was found"
+    );
+    assert!(!w.has("ip link set veth0 up"));
+}
+
+/// Case 21: all links down after the wait: DHCP on the first interface by ifindex.
+#[test]
+fn tmpfs_root_ip_dhcp_all_down() {
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    three_nics(&w, [false, false, false]);
+    let f = w.run();
+    for i in 0..3 {
+        assert!(w.has(&format!("ip link set eth{i} up")), "{:#?}", w.trace());
+    }
+    assert!(w.has("udhcpc -i eth0"), "{:#?}", w.trace());
+    // No server on the double: no lease, and the boot goes on.
+    assert!(network_failed(&f, &w).starts_with("no DHCP lease on eth0"));
+}
+
+/// Case 22: eth1 and eth2 have a link: all three go up, eth0 and eth2 down again, DHCP on eth1.
+#[test]
+fn tmpfs_root_ip_dhcp_first_up() {
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    three_nics(&w, [false, true, true]);
+    w.run();
+    let t = w.trace();
+    let at = |l: &str| {
+        t.iter()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("{l}: {t:#?}"))
+    };
+    for i in 0..3 {
+        assert!(at(&format!("ip link set eth{i} up")) < at("ip link set eth0 down"));
+    }
+    assert!(w.has("ip link set eth2 down"));
+    assert!(!w.has("ip link set eth1 down"));
+    assert!(at("ip link set eth2 down") < at("udhcpc -i eth1"));
+}
+
+/// Case 23: `BOOTIF=` picks eth2 by its address; eth0 and eth1 are never touched.
+#[test]
+#[allow(non_snake_case)] // upstream's name
+fn tmpfs_root_ip_dhcp_BOOTIF() {
+    let w = World::new("ip=dhcp BOOTIF=01-02-00-00-00-00-03");
+    w.init(false);
+    three_nics(&w, [true, true, true]);
+    let f = w.run();
+    // The stage borrows the settings from the plan and gives them back (ramboot plan shows them).
+    assert_eq!(f.plan.bootif.as_deref(), Some("02:00:00:00:00:03"));
+    assert_eq!(
+        f.plan.ip,
+        Some(ramboot::cmdline::IpConfig::Dhcp { device: None })
+    );
+    assert!(w.has("ip link set eth2 up"));
+    assert!(w.has("udhcpc -i eth2"));
+    assert!(
+        !w.trace()
+            .iter()
+            .any(|l| l.contains("eth0") || l.contains("eth1")),
+        "{:#?}",
+        w.trace()
+    );
+}
+
+/// Beyond upstream's mocks: a lease from the in-process DHCP server reaches the new root (its
+/// DNS servers in `/etc/resolv.conf`), and the timeline marks when the network was needed and
+/// when it came up.
+#[test]
+fn tmpfs_root_ip_dhcp_lease_reaches_the_new_root() {
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    nic(&w, "eth0", 2, "52:54:00:12:34:56", "up", true);
+    w.sys.serve_dhcp(
+        std::time::Duration::from_millis(2),
+        support::dhcp::slirp_like(0),
+    );
+    let f = w.run();
+    handed_off(&f, &w);
+    assert_eq!(
+        fs::read_to_string(w.sysroot().join("etc/resolv.conf")).unwrap(),
+        "search example.test\nnameserver 10.0.2.3\nnameserver 1.1.1.1\n"
+    );
+    let mark = |prefix: &str| {
+        f.timeline
+            .marks
+            .iter()
+            .find(|(n, _)| n.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}: {:?}", f.timeline.marks))
+            .1
+    };
+    let needed = mark("network needed");
+    let up = mark("network up: eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)");
+    assert_eq!(
+        up - needed,
+        std::time::Duration::from_millis(4),
+        "two answers"
+    );
 }

@@ -678,6 +678,21 @@ impl Sys for BindingSys {
     fn link_up(&self, interface: &str) -> io::Result<()> {
         self.0.link_up(interface)
     }
+    fn link_down(&self, interface: &str) -> io::Result<()> {
+        self.0.link_down(interface)
+    }
+    fn link_watch(&self) -> io::Result<Box<dyn ramboot::sys::LinkWatch>> {
+        self.0.link_watch()
+    }
+    fn add_address(&self, i: &str, n: u32, a: std::net::Ipv4Addr, p: u8) -> io::Result<()> {
+        self.0.add_address(i, n, a, p)
+    }
+    fn add_default_route(&self, i: &str, n: u32, g: std::net::Ipv4Addr) -> io::Result<()> {
+        self.0.add_default_route(i, n, g)
+    }
+    fn dhcp_socket(&self, i: &str) -> io::Result<Box<dyn ramboot::sys::DhcpSocket>> {
+        self.0.dhcp_socket(i)
+    }
     fn swapon(&self, device: &std::path::Path) -> io::Result<()> {
         self.0.swapon(device)
     }

@@ -379,3 +379,32 @@ fn a_script_that_cannot_run_at_boot_fails_in_the_plan_too() {
         "{text}"
     );
 }
+
+/// Issue 10 (8): the plan says what the network stage would do: the interface and why, and
+/// on the dry run (no DHCP server) that no lease came and the boot went on.
+#[test]
+fn plan_shows_the_network_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let card = root.join("media/mmcblk0p1");
+    fs::create_dir_all(card.join("apks")).unwrap();
+    fs::write(card.join("apks/.boot_repository"), b"").unwrap();
+    let nic = root.join("sys/class/net/eth0");
+    fs::create_dir_all(nic.join("device")).unwrap();
+    fs::write(nic.join("ifindex"), "2\n").unwrap();
+    fs::write(nic.join("address"), "b8:27:eb:00:00:01\n").unwrap();
+    fs::write(nic.join("operstate"), "up\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(["plan", "--root"])
+        .arg(root)
+        .args(["--cmdline", "ip=dhcp"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("network: not configured: no DHCP lease on eth0: no server answered (4 tries in 15s); the boot went on with the local sources"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("udhcpc -i eth0"), "{text}");
+}

@@ -305,6 +305,19 @@ const CASES: &[Case] = &[
     case("ip=dhcp", &[], |p| {
         assert_eq!(p.ip, Some(IpConfig::Dhcp { device: None }));
         assert!(p.needs_network);
+        assert_eq!(network_needed_by(p), strings(&["ip=dhcp"]));
+    }),
+    case(
+        "ip=10.0.0.5:::255.0.0.0 alpine_repo=/media/a,http://r/b modloop=https://m/x",
+        &[],
+        |p| {
+            let by = ["ip=10.0.0.5", "alpine_repo=http://r/b", "modloop=https://m/x"];
+            assert_eq!(network_needed_by(p), strings(&by));
+        },
+    ),
+    case("ip=off apkovl=http://h/a.apkovl.tar.gz", &[(Ignored, "ip")], |p| {
+        assert!(!p.needs_network);
+        assert!(network_needed_by(p).is_empty());
     }),
     case("ip=:::::eth1:dhcp", &[], |p| {
         assert_eq!(
@@ -761,7 +774,7 @@ fn explain_mentions_the_decisions() {
     for needle in [
         "diskless",
         "download https://h/x.apkovl.tar.gz",
-        "needed: DHCP",
+        "DHCP (the default) on the first interface with a link; needed by apkovl=https://h/x.apkovl.tar.gz;",
         "kernel panic",
         "switch_root -c /dev/ttyAMA0",
         "did you mean `modules`",
@@ -775,6 +788,7 @@ fn explain_mentions_the_decisions() {
         r#""kind": "diskless""#,
         r#""fail_policy": "kernel-panic""#,
         r#""needs_network": true"#,
+        "\"network_needed_by\": [\n      \"apkovl=https://h/x.apkovl.tar.gz\"\n    ]",
         r#""kind": "misspelled""#,
         r#""watchdog_timeout": null"#,
     ] {

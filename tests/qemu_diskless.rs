@@ -3,7 +3,8 @@
 //! signed modloop. Covers the media scenarios (virtio disk, late USB stick, two apkovls, a bad
 //! modloop signature, no media, Raspberry Pi SD card) and the diskless system they boot into
 //! (hostname and config from the apkovl, modules from the modloop, the apk database, `pkgs=`,
-//! a corrupt apkovl, a tampered package).
+//! a corrupt apkovl, a tampered package), and the network at boot (`ip=`) on QEMU's user-mode
+//! networking.
 // Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
@@ -460,4 +461,107 @@ fn kernel_log_keeps_every_line_and_console_shows_each_once() {
     }
     // `quiet` changes the console only: the kernel log has the same lines.
     assert_eq!(without_numbers(&kept[0]), without_numbers(&kept[1]));
+}
+
+/// A virtio NIC on QEMU's user-mode network, isolated from the host (`restrict=on`: its
+/// built-in DHCP server answers inside the QEMU process and no packet leaves it).
+fn user_net() -> Vec<String> {
+    // romfile= empty: no PXE boot ROM (QEMU's efi-virtio.rom is not installed, nor needed).
+    [
+        "-netdev",
+        "user,id=n0,restrict=on",
+        "-device",
+        "virtio-net-pci,netdev=n0,romfile=",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// The `at_ms` of the first timeline mark whose name starts with `name`.
+fn mark_at(timeline: &str, name: &str) -> f64 {
+    let at = timeline
+        .find(&format!("{{\"name\":\"{name}"))
+        .unwrap_or_else(|| panic!("no mark {name} in {timeline}"));
+    number_after(&timeline[at..], "\"at_ms\":")
+}
+
+fn demo_line<'a>(text: &'a str, what: &str) -> &'a str {
+    let key = format!("RAMBOOT-DEMO: {what}");
+    text.lines()
+        .find(|l| l.contains(&key))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+/// Issue 10: `ip=dhcp` gets a lease from QEMU's DHCP server, its address is still there in the
+/// new system, and the timeline records when the network was needed and when the lease came
+/// (on the instruction clock).
+#[test]
+fn ip_dhcp_gets_a_lease_from_user_networking() {
+    let a = artifacts();
+    let mut extra = virtio("media.img");
+    extra.extend(user_net());
+    extra.extend(["-icount".into(), "shift=0,sleep=on".into()]);
+    let mut q = Qemu::virt(
+        "net-a-dhcp",
+        &a.initrd_virt,
+        "console=ttyAMA0 ip=dhcp",
+        &extra,
+    );
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    // restrict=on: QEMU's server offers no router and no DNS server (the static case and
+    // tests/net_config.rs cover those).
+    let lease = "network up: eth0 10.0.2.15/24 (DHCP from 10.0.2.2, lease 86400s)";
+    assert!(text.contains(lease), "{text}");
+    assert!(
+        demo_line(&text, "net addr").contains("inet 10.0.2.15/24"),
+        "{text}"
+    );
+    let timeline = demo_line(&text, "timeline");
+    let needed = mark_at(timeline, "network needed");
+    let up = mark_at(timeline, "network up: eth0 10.0.2.15/24");
+    eprintln!(
+        "network needed → lease: {:.1} ms (instruction clock)",
+        up - needed
+    );
+    assert!(up >= needed, "{timeline}");
+}
+
+/// Issue 10: a static `ip=` is applied as given, without a DHCP exchange.
+#[test]
+fn static_ip_is_applied() {
+    let a = artifacts();
+    let mut extra = virtio("media.img");
+    extra.extend(user_net());
+    let cmdline = "console=ttyAMA0 ip=10.0.2.20::10.0.2.2:255.255.255.0::eth0:none:10.0.2.3";
+    let mut q = Qemu::virt("net-b-static", &a.initrd_virt, cmdline, &extra);
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    let up = "network up: eth0 10.0.2.20/24 via 10.0.2.2 (static, ip=)";
+    assert!(text.contains(up), "{text}");
+    assert!(
+        demo_line(&text, "net addr").contains("inet 10.0.2.20/24"),
+        "{text}"
+    );
+    let route = demo_line(&text, "net route");
+    assert!(route.contains("default via 10.0.2.2 dev eth0"), "{text}");
+    let resolv = demo_line(&text, "resolv.conf");
+    assert!(resolv.contains("nameserver 10.0.2.3"), "{text}");
+}
+
+/// Issue 10: `ip=dhcp` on a machine without a NIC: Alpine's message, and the boot goes on from
+/// the local media.
+#[test]
+fn ip_dhcp_without_a_nic_says_so_and_boots_on() {
+    let a = artifacts();
+    let mut q = Qemu::virt(
+        "net-c-no-nic",
+        &a.initrd_virt,
+        "console=ttyAMA0 ip=dhcp",
+        &virtio("media.img"),
+    );
+    q.expect("IP requested but no network interface was found", BOOT);
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("hostname=ramboot-demo"), "{text}");
 }

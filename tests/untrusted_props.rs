@@ -1,6 +1,7 @@
 //! Every parser of untrusted input returns an error, never panics, on arbitrary bytes: APKINDEX
 //! text, dependency atoms and versions, `.apk` and APKINDEX.tar.gz streams (raw and inside a
-//! valid gzip wrapper), the installed database, apkovls, superblocks are covered in hw_probe.
+//! valid gzip wrapper), the installed database, apkovls, DHCP answers; superblocks are covered
+//! in hw_probe.
 
 use proptest::prelude::*;
 use ramboot::apk::checksum::Checksum;
@@ -29,6 +30,22 @@ fn tarish(name: &str, size_field: &str, data: &[u8]) -> Vec<u8> {
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// A DHCP answer comes from anyone on the link: a header that passes the checks (ours, a
+    /// BOOTREPLY with the magic cookie) followed by arbitrary options is parsed or refused.
+    #[test]
+    fn dhcp_answers_never_panic(options in proptest::collection::vec(any::<u8>(), 0..400), raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+        use ramboot::net::dhcp::Reply;
+        let mac = [2, 0, 0, 0, 0, 1];
+        let mut p = vec![0u8; 236];
+        p[0] = 2;
+        p[4..8].copy_from_slice(&7u32.to_be_bytes());
+        p[28..34].copy_from_slice(&mac);
+        p.extend([99, 130, 83, 99]);
+        p.extend(&options);
+        let _ = Reply::parse(&p, 7, mac);
+        let _ = Reply::parse(&raw, 7, mac);
+    }
 
     #[test]
     fn text_parsers_never_panic(text in "\\PC{0,400}") {

@@ -77,6 +77,9 @@ pub enum BootError {
     /// The cached root could not be stacked (the install runs instead).
     #[error("cached root: cannot set up {what}: {source}")]
     RootCache { what: String, source: io::Error },
+    /// The network could not be configured.
+    #[error("{0}")]
+    Network(#[source] crate::net::NetError),
     /// A device named in the new root's fstab did not show up.
     #[error("device {spec} not found")]
     DeviceNotFound { spec: String },

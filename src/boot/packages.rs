@@ -18,7 +18,7 @@ pub fn local_repositories(repositories: &[String]) -> Vec<PathBuf> {
     let mut local = Vec::new();
     for r in repositories {
         if crate::cmdline::is_url(r) {
-            log::warn!("repository {r} needs networking, which ramboot does not do yet: skipped");
+            log::warn!("repository {r} is a URL, and fetching over the network is not implemented yet: skipped");
         } else {
             local.push(PathBuf::from(r));
         }

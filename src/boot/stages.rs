@@ -3,9 +3,10 @@
 //! table is the whole answer to "what happens when X fails".
 //!
 //! Order of a diskless boot: early, drivers (loading on another thread from here until before the
-//! modloop's step, recorded when joined), media, sysroot, apkovl, packages, modloop (mounted on
-//! another thread while sysroot … packages run, recorded when it is joined), handoff. Order of a
-//! `root=` boot: early, drivers (joined before the root's mount), root, usr, handoff.
+//! modloop's step, recorded when joined), media, network (when needed), sysroot, apkovl,
+//! packages, modloop (mounted on another thread while sysroot … packages run, recorded when it
+//! is joined), handoff. Order of a `root=` boot: early, drivers (joined before the root's mount),
+//! root, usr, handoff.
 
 use super::runner::{Policy, Stage};
 
@@ -50,6 +51,17 @@ pub const MEDIA: Stage = Stage {
     name: "media",
     title: Some("Looking for boot media"),
     policy: Policy::RescueAndRetry,
+    timed: true,
+};
+
+/// Diskless, when a URL or `ip=` needs it: the interface, then `ip=`'s static address or a
+/// DHCP lease. Failing is a warning: the boot goes on with the local sources.
+pub const NETWORK: Stage = Stage {
+    name: "network",
+    title: Some("Configuring the network"),
+    policy: Policy::Degrade {
+        fallback: Some("continuing without the network, with the local sources"),
+    },
     timed: true,
 };
 
@@ -110,9 +122,9 @@ pub const HANDOFF: Stage = Stage {
 };
 
 /// Every stage, in boot order.
-pub const ALL: [&Stage; 11] = [
-    &EARLY, &DRIVERS, &ROOT, &USR, &MEDIA, &SYSROOT, &APKOVL, &ROOTCACHE, &PACKAGES, &MODLOOP,
-    &HANDOFF,
+pub const ALL: [&Stage; 12] = [
+    &EARLY, &DRIVERS, &ROOT, &USR, &MEDIA, &NETWORK, &SYSROOT, &APKOVL, &ROOTCACHE, &PACKAGES,
+    &MODLOOP, &HANDOFF,
 ];
 
 #[cfg(test)]

@@ -300,10 +300,10 @@ fn network_text(plan: &BootPlan) -> String {
         (None, Some(mac)) => format!("the interface with MAC {mac}"),
         (None, None) => "the first interface with a link".into(),
     };
-    match (&plan.ip, plan.needs_network) {
-        (Some(IpConfig::Off), _) => "off (ip=off)".into(),
-        (_, false) => "not needed".into(),
-        (None, true) => format!("needed: DHCP on {}", iface(&None)),
+    let how = match (&plan.ip, plan.needs_network) {
+        (Some(IpConfig::Off), _) => return "off (ip=off)".into(),
+        (_, false) => return "not needed".into(),
+        (None, true) => format!("DHCP (the default) on {}", iface(&None)),
         (Some(IpConfig::Dhcp { device }), true) => format!("DHCP on {}", iface(device)),
         (Some(IpConfig::Static(s)), true) => {
             let mut t = format!("static {} on {}", s.client, iface(&s.device));
@@ -319,7 +319,11 @@ fn network_text(plan: &BootPlan) -> String {
             }
             t
         }
-    }
+    };
+    format!(
+        "{how}; needed by {}; a failure is a warning and the boot goes on with local sources",
+        super::plan::network_needed_by(plan).join(" ")
+    )
 }
 
 fn modloop_text(plan: &BootPlan) -> String {
@@ -558,6 +562,10 @@ fn plan_json(plan: &BootPlan) -> Json {
         ("autodetect_serial", serial),
         ("ip", ip),
         ("needs_network", Json::Bool(plan.needs_network)),
+        (
+            "network_needed_by",
+            Json::strs(super::plan::network_needed_by(plan)),
+        ),
         ("bootif", Json::opt_str(plan.bootif.clone())),
         ("uevent_buf_size", Json::Num(plan.uevent_buf_size as f64)),
         ("modloop", modloop),

@@ -62,9 +62,9 @@ pub use explain::{explain, explain_json};
 pub use lint::distance;
 pub use options::{parse, parse_bytes, BootOptions, Console, Opt, Setting, Word, WordKind};
 pub use plan::{
-    is_url, parse_bool, parse_bootif, parse_cryptkey, parse_device, parse_ip, plan, Aoe,
-    ApkovlSource, AutodetectSerial, BootPlan, Crypt, CryptKey, DeviceSpec, Diskless, FailPolicy,
-    IpConfig, Mode, ModloopSpec, RepoSource, Resume, RootSpec, Splash, StaticIp, Storage, UsrMount,
-    Warning, WarningKind, Wireguard, DEFAULT_CRYPT_KEYFILE, DEFAULT_INIT, DEFAULT_UEVENT_BUF_SIZE,
-    DEFAULT_WATCHDOG_TIMEOUT, DEFAULT_WIREGUARD_CONF, FIXED_MODULES,
+    is_url, network_needed_by, parse_bool, parse_bootif, parse_cryptkey, parse_device, parse_ip,
+    plan, Aoe, ApkovlSource, AutodetectSerial, BootPlan, Crypt, CryptKey, DeviceSpec, Diskless,
+    FailPolicy, IpConfig, Mode, ModloopSpec, RepoSource, Resume, RootSpec, Splash, StaticIp,
+    Storage, UsrMount, Warning, WarningKind, Wireguard, DEFAULT_CRYPT_KEYFILE, DEFAULT_INIT,
+    DEFAULT_UEVENT_BUF_SIZE, DEFAULT_WATCHDOG_TIMEOUT, DEFAULT_WIREGUARD_CONF, FIXED_MODULES,
 };

@@ -16,17 +16,20 @@ pub mod fsutil;
 pub mod sort;
 
 pub mod foreign;
+pub mod net;
 mod real;
 mod recording;
 mod system;
 mod watchdog;
 
+pub use net::{DhcpSocket, LinkWatch};
 pub use real::RealSys;
 pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
 
 use rustix::fd::{BorrowedFd, OwnedFd, RawFd};
 use std::ffi::{OsStr, OsString};
 use std::io;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -409,6 +412,25 @@ pub trait Sys: Send + Sync {
     fn set_hostname(&self, name: &str) -> io::Result<()>;
     /// Brings a network interface up (`SIOCSIFFLAGS` with `IFF_UP`): the loopback.
     fn link_up(&self, interface: &str) -> io::Result<()>;
+    /// Takes a network interface down (`SIOCSIFFLAGS` without `IFF_UP`): the ones not chosen
+    /// for the boot, as Alpine leaves them.
+    fn link_down(&self, interface: &str) -> io::Result<()>;
+    /// Subscribes to link changes (the rtnetlink link group). Subscribe before reading sysfs,
+    /// so that no change between the read and the wait is missed.
+    fn link_watch(&self) -> io::Result<Box<dyn LinkWatch>>;
+    /// `RTM_NEWADDR`: `address/prefix` on `interface` (replacing the same address). `index` is
+    /// its ifindex (the caller read it from sysfs with the name; rtnetlink wants the number).
+    fn add_address(
+        &self,
+        interface: &str,
+        index: u32,
+        address: Ipv4Addr,
+        prefix: u8,
+    ) -> io::Result<()>;
+    /// `RTM_NEWROUTE`: the default route through `gateway` on `interface` (ifindex `index`).
+    fn add_default_route(&self, interface: &str, index: u32, gateway: Ipv4Addr) -> io::Result<()>;
+    /// A DHCP client's socket on `interface` (see [`DhcpSocket`]).
+    fn dhcp_socket(&self, interface: &str) -> io::Result<Box<dyn DhcpSocket>>;
     /// `swapon(2)`.
     fn swapon(&self, device: &Path) -> io::Result<()>;
     /// Mixes `seed` into the kernel's random pool (`RNDADDENTROPY`), crediting `credit_bits`.

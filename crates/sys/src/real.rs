@@ -393,7 +393,38 @@ impl Sys for RealSys {
     }
 
     fn link_up(&self, interface: &str) -> io::Result<()> {
-        crate::system::link_up(interface)
+        crate::system::link_set(interface, true)
+    }
+
+    fn link_down(&self, interface: &str) -> io::Result<()> {
+        crate::system::link_set(interface, false)
+    }
+
+    fn link_watch(&self) -> io::Result<Box<dyn crate::LinkWatch>> {
+        Ok(Box::new(crate::net::RtnlWatch::open()?))
+    }
+
+    fn add_address(
+        &self,
+        _interface: &str,
+        index: u32,
+        address: std::net::Ipv4Addr,
+        prefix: u8,
+    ) -> io::Result<()> {
+        crate::net::add_address(index, address, prefix)
+    }
+
+    fn add_default_route(
+        &self,
+        _interface: &str,
+        index: u32,
+        gateway: std::net::Ipv4Addr,
+    ) -> io::Result<()> {
+        crate::net::add_default_route(index, gateway)
+    }
+
+    fn dhcp_socket(&self, interface: &str) -> io::Result<Box<dyn crate::DhcpSocket>> {
+        Ok(Box::new(crate::net::UdpDhcp::open(interface)?))
     }
 
     fn swapon(&self, device: &Path) -> io::Result<()> {

@@ -167,6 +167,28 @@ pub enum Call {
     LinkUp {
         interface: String,
     },
+    LinkDown {
+        interface: String,
+    },
+    LinkWatch,
+    AddAddress {
+        interface: String,
+        address: std::net::Ipv4Addr,
+        prefix: u8,
+    },
+    AddDefaultRoute {
+        interface: String,
+        gateway: std::net::Ipv4Addr,
+    },
+    /// A DHCP client's socket opened on `interface`.
+    DhcpSocket {
+        interface: String,
+    },
+    /// A DHCP packet broadcast on `interface`.
+    DhcpSend {
+        interface: String,
+        packet: Vec<u8>,
+    },
     Swapon {
         device: PathBuf,
     },
@@ -289,6 +311,20 @@ impl fmt::Display for Call {
             }
             Call::Hostname { name } => write!(f, "hostname {name}"),
             Call::LinkUp { interface } => write!(f, "ip link set {interface} up"),
+            Call::LinkDown { interface } => write!(f, "ip link set {interface} down"),
+            Call::LinkWatch => f.write_str("ip monitor link"),
+            Call::AddAddress {
+                interface,
+                address,
+                prefix,
+            } => write!(f, "ip addr add {address}/{prefix} dev {interface}"),
+            Call::AddDefaultRoute { interface, gateway } => {
+                write!(f, "ip route add 0.0.0.0/0 via {gateway} dev {interface}")
+            }
+            Call::DhcpSocket { interface } => write!(f, "udhcpc -i {interface}"),
+            Call::DhcpSend { interface, packet } => {
+                write!(f, "dhcp send {} bytes on {interface}", packet.len())
+            }
             Call::Swapon { device } => write!(f, "swapon {}", device.display()),
             Call::AddEntropy { bytes, credit_bits } => {
                 write!(
@@ -427,10 +463,22 @@ struct State {
     /// The mount calls that succeeded, in order: the double's mount table over the stand-in's
     /// own `/proc/mounts` (mounts that were there before it started).
     mount_events: Vec<MountEvent>,
+    /// (delay after the previous delivery, a change applied to the stand-in tree when the
+    /// link watch delivers it).
+    link_changes: VecDeque<(Duration, LinkChange)>,
+    /// The in-process DHCP server: answers each packet sent, after a delay.
+    dhcp_server: Option<(Duration, DhcpServer)>,
+    /// Answers not yet received (delay after the previous delivery, packet).
+    dhcp_inbox: VecDeque<(Duration, Vec<u8>)>,
     /// What spawned processes hold open, as (pid, number in the child, descriptor): closed
     /// when the process exits, as the kernel would.
     child_fds: Vec<(u32, i32, rustix::fd::OwnedFd)>,
 }
+
+/// A scripted link change: edits the stand-in tree (its `sys/class/net`).
+type LinkChange = Box<dyn FnOnce(&Path) + Send>;
+/// A fake DHCP server: the answers to one packet.
+type DhcpServer = Box<dyn FnMut(&[u8]) -> Vec<Vec<u8>> + Send>;
 
 /// A change to the mount table.
 #[derive(Clone, Debug)]
@@ -631,6 +679,29 @@ impl RecordingSys {
     /// script is over.
     pub fn push_signal_after(&self, delay: Duration, signal: Signal) {
         self.lock().signals.push_back((delay, signal));
+    }
+
+    /// Queues a link change that arrives `delay` after the previous one was delivered: the
+    /// link watch then applies `change` to the stand-in root (write `sys/class/net/eth0/...`)
+    /// and reports it. The fake clock advances on the way, as for uevents.
+    pub fn push_link_change_after(
+        &self,
+        delay: Duration,
+        change: impl FnOnce(&Path) + Send + 'static,
+    ) {
+        self.lock()
+            .link_changes
+            .push_back((delay, Box::new(change)));
+    }
+
+    /// Installs an in-process DHCP server: every packet a [`Sys::dhcp_socket`] sends is handed
+    /// to `answer`, whose packets arrive `delay` later on the fake clock.
+    pub fn serve_dhcp(
+        &self,
+        delay: Duration,
+        answer: impl FnMut(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
+    ) {
+        self.lock().dhcp_server = Some((delay, Box::new(answer)));
     }
 
     /// Advances the fake `CLOCK_BOOTTIME`.
@@ -1117,6 +1188,53 @@ impl Sys for RecordingSys {
         })
     }
 
+    fn link_down(&self, interface: &str) -> io::Result<()> {
+        self.record(Call::LinkDown {
+            interface: interface.into(),
+        })
+    }
+
+    fn link_watch(&self) -> io::Result<Box<dyn crate::LinkWatch>> {
+        self.record(Call::LinkWatch)?;
+        Ok(Box::new(ScriptedLinks { sys: self.clone() }))
+    }
+
+    fn add_address(
+        &self,
+        interface: &str,
+        _index: u32,
+        address: std::net::Ipv4Addr,
+        prefix: u8,
+    ) -> io::Result<()> {
+        self.record(Call::AddAddress {
+            interface: interface.into(),
+            address,
+            prefix,
+        })
+    }
+
+    fn add_default_route(
+        &self,
+        interface: &str,
+        _index: u32,
+        gateway: std::net::Ipv4Addr,
+    ) -> io::Result<()> {
+        self.record(Call::AddDefaultRoute {
+            interface: interface.into(),
+            gateway,
+        })
+    }
+
+    fn dhcp_socket(&self, interface: &str) -> io::Result<Box<dyn crate::DhcpSocket>> {
+        self.record(Call::DhcpSocket {
+            interface: interface.into(),
+        })?;
+        Ok(Box::new(ScriptedDhcp {
+            sys: self.clone(),
+            interface: interface.into(),
+        }))
+    }
+
     fn swapon(&self, device: &Path) -> io::Result<()> {
         self.record(Call::Swapon {
             device: device.into(),
@@ -1353,6 +1471,82 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Delivers the scripted link changes on the fake clock.
+struct ScriptedLinks {
+    sys: RecordingSys,
+}
+
+impl crate::LinkWatch for ScriptedLinks {
+    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+        let mut st = self.sys.lock();
+        match st.link_changes.front_mut() {
+            Some((delay, _)) if *delay > timeout => {
+                *delay -= timeout;
+                st.clock += timeout;
+                Ok(false)
+            }
+            Some(_) => {
+                let (delay, change) = st.link_changes.pop_front().expect("front exists");
+                st.clock += delay;
+                drop(st);
+                change(&self.sys.root);
+                Ok(true)
+            }
+            None => {
+                st.clock += timeout;
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// A DHCP socket talking to [`RecordingSys::serve_dhcp`]'s server on the fake clock.
+struct ScriptedDhcp {
+    sys: RecordingSys,
+    interface: String,
+}
+
+impl crate::DhcpSocket for ScriptedDhcp {
+    fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        self.sys.record(Call::DhcpSend {
+            interface: self.interface.clone(),
+            packet: packet.to_vec(),
+        })?;
+        // The server runs without the lock: it may look at the double (its clock).
+        let Some((delay, mut server)) = self.sys.lock().dhcp_server.take() else {
+            return Ok(());
+        };
+        let answers = server(packet);
+        let mut st = self.sys.lock();
+        st.dhcp_server.get_or_insert((delay, server));
+        for (i, a) in answers.into_iter().enumerate() {
+            let delay = if i == 0 { delay } else { Duration::ZERO };
+            st.dhcp_inbox.push_back((delay, a));
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        let mut st = self.sys.lock();
+        match st.dhcp_inbox.front_mut() {
+            Some((delay, _)) if *delay > timeout => {
+                *delay -= timeout;
+                st.clock += timeout;
+                Ok(None)
+            }
+            Some(_) => {
+                let (delay, packet) = st.dhcp_inbox.pop_front().expect("front exists");
+                st.clock += delay;
+                Ok(Some(packet))
+            }
+            None => {
+                st.clock += timeout;
+                Ok(None)
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ pub fn set_hostname(name: &str) -> io::Result<()> {
 }
 
 /// Sets `IFF_UP` on an interface (`SIOCGIFFLAGS` then `SIOCSIFFLAGS` on a datagram socket).
-pub fn link_up(name: &str) -> io::Result<()> {
+pub fn link_set(name: &str, up: bool) -> io::Result<()> {
     if name.is_empty() || name.len() >= libc::IFNAMSIZ {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -104,7 +104,11 @@ pub fn link_up(name: &str) -> io::Result<()> {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) < 0 {
             return Err(io::Error::last_os_error());
         }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if up {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        } else {
+            req.ifr_ifru.ifru_flags &= !(libc::IFF_UP as libc::c_short);
+        }
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) < 0 {
             return Err(io::Error::last_os_error());
         }

@@ -20,7 +20,7 @@ pub(super) fn locate_apkovl(
         ApkovlSource::None => None,
         ApkovlSource::Auto => media.apkovl.clone(),
         ApkovlSource::Url(u) => {
-            log::warn!("apkovl={u} needs networking, which ramboot does not do yet: booting without an apkovl");
+            log::warn!("apkovl={u} is a URL, and fetching over the network is not implemented yet: booting without an apkovl");
             None
         }
         ApkovlSource::Path(p) => Some(p.clone()),

@@ -21,8 +21,9 @@ pub use media::mdev_media_link;
 use super::packages;
 use super::runner::Done;
 use super::sysroot::{self, MediaMount};
+use super::timeline::{Outcome, Stage};
 use super::{stages, Boot, BootEnd, BootError, SYSROOT};
-use crate::cmdline::{AutodetectSerial, Diskless, RepoSource};
+use crate::cmdline::{AutodetectSerial, Diskless, IpConfig, RepoSource};
 use crate::hw::modloop as hw_modloop;
 use crate::sys::parse_mount_options;
 use apkovl::{default_services, load_apkovl};
@@ -53,7 +54,57 @@ pub struct Decisions {
     pub packages: Vec<String>,
     pub repositories: Vec<String>,
     pub modloop: Option<String>,
+    /// The network stage's outcome, when the boot needed the network.
+    pub network: Option<NetworkOutcome>,
     pub notes: Vec<String>,
+}
+
+/// What the network stage did (for `ramboot plan` and the logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkOutcome {
+    /// `ip=off` (or `none`): the URLs that needed it stay unreachable.
+    Off,
+    Up(crate::net::Configured),
+    /// Why it failed; the boot went on with the local sources.
+    Failed(String),
+}
+
+/// Alpine's `configure_ip` after the media search: `ip=` as given, DHCP when only a URL asked
+/// for the network. The timeline marks when the network was needed and when it came up.
+fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
+    // Taken out of the plan while the stage borrows the boot (cheaper than a clone), then back.
+    let (taken, bootif) = (boot.plan.ip.take(), boot.plan.bootif.take());
+    let dhcp = IpConfig::Dhcp { device: None };
+    let ip = taken.as_ref().unwrap_or(&dhcp);
+    if matches!(ip, IpConfig::Off) {
+        (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
+        return Ok(NetworkOutcome::Off);
+    }
+    let needed = boot.sys.now();
+    boot.timeline.mark("network needed", needed);
+    let up = boot.stage(&stages::NETWORK).run(|b| {
+        crate::net::configure(b.sys, ip, bootif.as_deref())
+            .map(|c| Done::ok(Some(c)))
+            .map_err(BootError::Network)
+    });
+    (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
+    Ok(match up? {
+        Some(c) => {
+            let line = format!("network up: {}", c.summary());
+            log::info!("{line}; interface: {}", c.why);
+            let at = boot.sys.now();
+            boot.timeline.mark(&line, at);
+            NetworkOutcome::Up(c)
+        }
+        // The reason is the stage's timeline note (one text, not kept twice).
+        None => NetworkOutcome::Failed(match boot.timeline.stages.last() {
+            Some(Stage {
+                outcome: Outcome::Degraded(why),
+                ..
+            }) => why.clone(),
+            _ => String::new(),
+        }),
+    })
 }
 
 fn note(d: &mut Decisions, text: String) {
@@ -68,7 +119,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
         .stage(&stages::MEDIA)
         .run(|b| find_media(b, plan, &mut decisions).map(Done::ok))?;
     if boot.plan.needs_network {
-        log::warn!("networking (ip=, URLs) is not supported by ramboot yet: continuing offline");
+        decisions.network = Some(bring_up_network(boot)?);
     }
 
     // The modloop is verified (a SHA-1 over the whole image) and mounted on another core while

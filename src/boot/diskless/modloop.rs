@@ -25,7 +25,7 @@ pub(super) fn modloop_plan(boot: &Boot<'_>, media: &Media) -> ModloopPlan {
         ModloopSpec::None => ModloopPlan::Off,
         ModloopSpec::Url(u) => {
             let w =
-                format!("modloop={u} needs networking, which ramboot does not do yet; no modloop");
+                format!("modloop={u} is a URL, and fetching over the network is not implemented yet; no modloop");
             log::warn!("{w}");
             ModloopPlan::Without(w)
         }

@@ -1,5 +1,6 @@
 //! The report of `ramboot plan`: every decision of the finished run, for people or as JSON.
 
+use crate::boot::diskless::NetworkOutcome;
 use crate::boot::{self, timeline::Outcome, BootEnd, Finished};
 use crate::cmdline::{ApkovlSource, Diskless, Mode, RepoSource};
 use crate::hw::discover::SeenDevice;
@@ -40,6 +41,8 @@ pub struct Report {
     pub overlay_files: usize,
     pub default_services: Option<bool>,
     pub modloop: Option<String>,
+    /// The network stage: what was configured, or why not (None: not needed).
+    pub network: Option<String>,
     pub repositories: Vec<String>,
     pub world: Vec<String>,
     pub installed: Vec<String>,
@@ -172,6 +175,16 @@ fn media_entry(f: &Finished, s: &SeenDevice) -> MediaEntry {
 }
 
 /// The diskless branch: the apkovl and why, the repositories, the packages asked for.
+fn network_text(n: &NetworkOutcome) -> String {
+    match n {
+        NetworkOutcome::Off => "off (ip=off): what needs it is not reachable".into(),
+        NetworkOutcome::Up(c) => format!("{}; interface: {}", c.summary(), c.why),
+        NetworkOutcome::Failed(why) => {
+            format!("not configured: {why}; the boot went on with the local sources")
+        }
+    }
+}
+
 fn diskless(r: &mut Report, f: &Finished, dl: &Diskless) {
     let stage = |name: &str| f.timeline.stages.iter().rev().find(|s| s.name == name);
     let chosen = f.record.discovery.as_ref().and_then(|d| d.apkovl.as_ref());
@@ -181,6 +194,7 @@ fn diskless(r: &mut Report, f: &Finished, dl: &Diskless) {
             r.overlay_files = dec.overlay_files.len();
             r.default_services = Some(dec.default_services);
             r.modloop = dec.modloop.clone();
+            r.network = dec.network.as_ref().map(network_text);
             r.repositories = dec.repositories.clone();
             r.world = dec.packages.clone();
             r.notes = dec.notes.clone();
@@ -208,7 +222,7 @@ fn diskless(r: &mut Report, f: &Finished, dl: &Diskless) {
         },
         (ApkovlSource::None, _) => "disabled by the command line (noapkovl / apkovl=none)".into(),
         (ApkovlSource::Url(u), _) => {
-            format!("apkovl={u} needs networking, which ramboot does not do yet")
+            format!("apkovl={u} is a URL, and fetching over the network is not implemented yet")
         }
         (ApkovlSource::Path(p), None) => {
             format!("apkovl={}: not a file (or not a valid apkovl)", p.display())
@@ -379,6 +393,9 @@ impl Report {
         if let Some(m) = &self.modloop {
             o.push_str(&format!("modloop: {m}\n"));
         }
+        if let Some(n) = &self.network {
+            o.push_str(&format!("network: {n}\n"));
+        }
         list(&mut o, "repositories", &self.repositories);
         o.push_str(&format!("packages asked for: {}\n", self.world.join(" ")));
         list(&mut o, "installed, in order", &self.installed);
@@ -433,6 +450,7 @@ impl Report {
                 self.default_services.map_or(Json::Null, Json::Bool),
             ),
             ("modloop", Json::opt_str(self.modloop.as_deref())),
+            ("network", Json::opt_str(self.network.as_deref())),
             ("repositories", Json::strs(&self.repositories)),
             ("packages", Json::strs(&self.world)),
             ("installed", Json::strs(&self.installed)),

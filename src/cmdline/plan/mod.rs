@@ -477,3 +477,43 @@ impl<'a> Planner<'a> {
         splash
     }
 }
+
+/// The options that ask for the network (Alpine's `do_networking` conditions, and `nbd=` /
+/// `wireguard=`), as written: the answer to "why does this boot configure the network" for
+/// `explain` (not a field of the plan: the init does not need the texts). Empty with `ip=off`.
+pub fn network_needed_by(plan: &BootPlan) -> Vec<String> {
+    let (mode, modloop, storage, ip) = (&plan.mode, &plan.modloop, &plan.storage, plan.ip.as_ref());
+    let mut by = Vec::new();
+    match ip {
+        Some(IpConfig::Off) => return by,
+        Some(IpConfig::Dhcp { .. }) if matches!(mode, Mode::Diskless(_)) => {
+            by.push("ip=dhcp".into())
+        }
+        Some(IpConfig::Static(s)) if matches!(mode, Mode::Diskless(_)) => {
+            by.push(format!("ip={}", s.client))
+        }
+        _ => {}
+    }
+    if let Mode::Diskless(d) = mode {
+        if let ApkovlSource::Url(u) = &d.apkovl {
+            by.push(format!("apkovl={u}"));
+        }
+        if let RepoSource::List(l) = &d.repos {
+            by.extend(
+                l.iter()
+                    .filter(|r| is_url(r))
+                    .map(|r| format!("alpine_repo={r}")),
+            );
+        }
+        if let ModloopSpec::Url(u) = modloop {
+            by.push(format!("modloop={u}"));
+        }
+    }
+    if !storage.nbd.is_empty() {
+        by.push("nbd=".into());
+    }
+    if storage.wireguard.is_some() {
+        by.push("wireguard=".into());
+    }
+    by
+}

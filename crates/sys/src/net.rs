@@ -1,0 +1,221 @@
+//! Network configuration at boot: link changes from rtnetlink, addresses and routes set with
+//! rtnetlink requests, and the one UDP socket a DHCP client needs.
+//!
+//! Written by hand rather than with a netlink crate: the boot needs four message shapes
+//! (a link-group subscription, `RTM_NEWADDR`, `RTM_NEWROUTE` and the kernel's ack), a few
+//! hundred bytes of code in an init that has a size budget.
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::net::{netlink, AddressFamily, SocketFlags, SocketType};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+/// Link changes (an interface appeared, went up or down, got or lost its carrier), from the
+/// rtnetlink link group: what the boot waits on instead of polling sysfs.
+pub trait LinkWatch: Send {
+    /// Waits at most `timeout` for a change; true when one came. The caller re-reads the
+    /// interfaces' state from sysfs: the event only says "look again".
+    fn wait(&mut self, timeout: Duration) -> io::Result<bool>;
+}
+
+/// A DHCP client's socket: UDP port 68 on one interface, broadcasting to port 67.
+pub trait DhcpSocket: Send {
+    /// Broadcasts `packet` to `255.255.255.255:67` on the interface.
+    fn send(&mut self, packet: &[u8]) -> io::Result<()>;
+    /// The next datagram from a server (port 67); `None` when `timeout` passed first, and
+    /// possibly earlier (an interrupted wait, a datagram from elsewhere): callers keep their
+    /// own deadline.
+    fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>>;
+}
+
+const RTMGRP_LINK: u32 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_CREATE: u16 = 0x400;
+const RTM_NEWADDR: u16 = 20;
+const RTM_NEWROUTE: u16 = 24;
+const AF_INET: u8 = 2;
+
+/// Waits until `fd` is readable or `timeout` passes; true when readable. An interrupted wait
+/// is `false` too: callers loop on their own deadline.
+fn readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    match poll(&mut fds, Some(&ts)) {
+        Ok(n) => Ok(n > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn rtnetlink(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
+    let mut flags = SocketFlags::CLOEXEC;
+    if nonblocking {
+        flags |= SocketFlags::NONBLOCK;
+    }
+    let fd = rustix::net::socket_with(AddressFamily::NETLINK, SocketType::RAW, flags, None)?;
+    rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, groups))?;
+    Ok(fd)
+}
+
+/// The rtnetlink link group.
+pub(crate) struct RtnlWatch(OwnedFd);
+
+impl RtnlWatch {
+    pub(crate) fn open() -> io::Result<Self> {
+        rtnetlink(RTMGRP_LINK, true).map(Self)
+    }
+}
+
+impl LinkWatch for RtnlWatch {
+    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+        if !readable(&self.0, timeout)? {
+            return Ok(false);
+        }
+        // Drain: one look at sysfs covers every change queued so far.
+        let mut buf = [0u8; 4096];
+        loop {
+            match rustix::net::recv(&self.0, &mut buf[..], rustix::net::RecvFlags::empty()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                // Lost messages (NOBUFS) are a change too: the caller re-reads everything.
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::NOBUFS) => return Ok(true),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// An rtnetlink attribute: length, type, payload padded to 4 bytes.
+fn attr(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    out.extend(((4 + data.len()) as u16).to_ne_bytes());
+    out.extend(kind.to_ne_bytes());
+    out.extend(data);
+    out.resize(out.len().next_multiple_of(4), 0);
+}
+
+/// Sends one request with `body` (the family header and attributes) and waits for the ack.
+fn request(kind: u16, body: &[u8]) -> io::Result<()> {
+    let fd = rtnetlink(0, false)?;
+    let mut msg = Vec::with_capacity(16 + body.len());
+    msg.extend(((16 + body.len()) as u32).to_ne_bytes());
+    msg.extend(kind.to_ne_bytes());
+    msg.extend((NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE).to_ne_bytes());
+    msg.extend(1u32.to_ne_bytes()); // sequence number
+    msg.extend(0u32.to_ne_bytes()); // port id: the kernel assigns ours
+    msg.extend(body);
+    let kernel = netlink::SocketAddrNetlink::new(0, 0);
+    rustix::net::sendto(&fd, &msg, rustix::net::SendFlags::empty(), &kernel)?;
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = rustix::net::recv(&fd, &mut buf[..], rustix::net::RecvFlags::empty())?.0;
+        let mut at = 0;
+        while at + 20 <= n {
+            let len = u32::from_ne_bytes(buf[at..at + 4].try_into().expect("4 bytes")) as usize;
+            let kind = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
+            if kind == NLMSG_ERROR {
+                let errno = i32::from_ne_bytes(buf[at + 16..at + 20].try_into().expect("4 bytes"));
+                return match errno {
+                    0 => Ok(()),
+                    e => Err(io::Error::from_raw_os_error(-e)),
+                };
+            }
+            if len < 16 {
+                break;
+            }
+            at += len.next_multiple_of(4);
+        }
+    }
+}
+
+/// `RTM_NEWADDR`: `address/prefix` (with its broadcast address) on interface `index`.
+pub(crate) fn add_address(index: u32, address: Ipv4Addr, prefix: u8) -> io::Result<()> {
+    let mask = u32::MAX
+        .checked_shl(32 - u32::from(prefix.min(32)))
+        .unwrap_or(0);
+    let broadcast = Ipv4Addr::from(u32::from(address) | !mask);
+    // struct ifaddrmsg: family, prefix length, flags, scope (universe), index.
+    let mut body = vec![AF_INET, prefix, 0, 0];
+    body.extend(index.to_ne_bytes());
+    attr(&mut body, 2, &address.octets()); // IFA_LOCAL
+    attr(&mut body, 1, &address.octets()); // IFA_ADDRESS
+    attr(&mut body, 4, &broadcast.octets()); // IFA_BROADCAST
+    request(RTM_NEWADDR, &body)
+}
+
+/// `RTM_NEWROUTE`: the default route through `gateway` on interface `index`.
+pub(crate) fn add_default_route(index: u32, gateway: Ipv4Addr) -> io::Result<()> {
+    // struct rtmsg: family, dst/src length, tos, table main, protocol boot, scope universe,
+    // type unicast, flags.
+    let mut body = vec![AF_INET, 0, 0, 0, 254, 3, 0, 1, 0, 0, 0, 0];
+    attr(&mut body, 5, &gateway.octets()); // RTA_GATEWAY
+    attr(&mut body, 4, &index.to_ne_bytes()); // RTA_OIF
+    request(RTM_NEWROUTE, &body)
+}
+
+/// UDP port 68 bound to one interface, allowed to broadcast: before the interface has an
+/// address, the kernel still delivers and sends limited broadcasts on it.
+pub(crate) struct UdpDhcp(OwnedFd);
+
+impl UdpDhcp {
+    pub(crate) fn open(interface: &str) -> io::Result<Self> {
+        use rustix::fd::AsRawFd;
+        let fd = rustix::net::socket_with(
+            AddressFamily::INET,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        rustix::net::sockopt::set_socket_reuseaddr(&fd, true)?;
+        rustix::net::sockopt::set_socket_broadcast(&fd, true)?;
+        let name = interface.as_bytes();
+        // SAFETY: the option value is `name`, valid for its length during the call; the socket
+        // is open.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                name.as_ptr().cast(),
+                name.len() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        rustix::net::bind(&fd, &SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68))?;
+        Ok(Self(fd))
+    }
+}
+
+impl DhcpSocket for UdpDhcp {
+    fn send(&mut self, packet: &[u8]) -> io::Result<()> {
+        let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, 67);
+        rustix::net::sendto(&self.0, packet, rustix::net::SendFlags::empty(), &to)?;
+        Ok(())
+    }
+
+    fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        if !readable(&self.0, timeout)? {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; 1500];
+        match rustix::net::recvfrom(&self.0, &mut buf[..], rustix::net::RecvFlags::empty()) {
+            Ok((n, _, from)) => {
+                let server = from
+                    .and_then(|a| SocketAddrV4::try_from(a).ok())
+                    .is_some_and(|a| a.port() == 67);
+                buf.truncate(n);
+                Ok(server.then_some(buf))
+            }
+            Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

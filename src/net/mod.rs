@@ -1,0 +1,208 @@
+//! The network at boot, as Alpine's `configure_ip` sets it up: an interface chosen
+//! ([`iface`]), then a static address from `ip=` or a DHCPv4 lease ([`dhcp`]), applied through
+//! rtnetlink, and the DNS servers in the initramfs `/etc/resolv.conf` (copied into the new root
+//! when it has none). Everything goes through the `Sys` boundary, so the whole of it runs on the
+//! recording double against an in-process DHCP server.
+//!
+//! Addresses and routes set here survive switch_root; the new root's own networking takes over
+//! from there.
+
+pub mod dhcp;
+pub mod iface;
+
+use crate::cmdline::{IpConfig, StaticIp};
+use crate::sys::Sys;
+use iface::{Choice, Wanted};
+use std::fmt::{self, Write as _};
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+/// Why the network could not be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Alpine's words, so that scripts and people who know them recognise the case.
+    #[error("IP requested but no network interface was found")]
+    NoInterface,
+    #[error("interface {name} (named by ip=) was not found")]
+    NamedInterfaceMissing { name: String },
+    #[error("cannot watch the network links: {0}")]
+    LinkWatch(#[source] io::Error),
+    #[error("DHCP on its socket: {0}")]
+    Dhcp(#[source] io::Error),
+    #[error(
+        "no DHCP lease on {interface}: no server answered ({tries} tries in {}s)",
+        dhcp::ATTEMPTS_SECS
+    )]
+    NoLease { interface: String, tries: usize },
+    #[error("cannot set {what} on {interface}: {source}")]
+    Apply {
+        what: String,
+        interface: String,
+        source: io::Error,
+    },
+}
+
+/// An IPv4 address in dotted decimal, without `Ipv4Addr`'s own formatter (~0.5 KB of the init
+/// build).
+pub struct Dotted(pub Ipv4Addr);
+
+impl fmt::Display for Dotted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d] = self.0.octets();
+        write!(f, "{a}.{b}.{c}.{d}")
+    }
+}
+
+/// What the network stage set up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Configured {
+    pub interface: String,
+    pub mac: String,
+    /// Why that interface.
+    pub why: &'static str,
+    /// The address came from DHCP (else from `ip=`).
+    pub dhcp: bool,
+    /// What was applied: the DHCP lease, or `ip=`'s fields in the same shape.
+    pub lease: dhcp::Lease,
+}
+
+impl Configured {
+    /// `eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)`.
+    pub fn summary(&self) -> String {
+        let l = &self.lease;
+        let mut s = format!("{} {}/{}", self.interface, Dotted(l.address), l.prefix);
+        if let Some(r) = l.router {
+            let _ = write!(s, " via {}", Dotted(r));
+        }
+        if !self.dhcp {
+            s.push_str(" (static, ip=)");
+            return s;
+        }
+        let _ = write!(s, " (DHCP from {}", Dotted(l.server));
+        if let Some(t) = l.lease_secs {
+            let _ = write!(s, ", lease {t}s");
+        }
+        s.push(')');
+        s
+    }
+}
+
+/// Configures the network as `ip` says (`Off` is the caller's business: nothing to do).
+/// `bootif` is `BOOTIF=` as a MAC address.
+pub fn configure(
+    sys: &dyn Sys,
+    ip: &IpConfig,
+    bootif: Option<&str>,
+) -> Result<Configured, NetError> {
+    let device = match ip {
+        IpConfig::Dhcp { device } => device.as_deref(),
+        IpConfig::Static(s) => s.device.as_deref(),
+        // The plan never asks for the network with ip=off; nothing is configured.
+        IpConfig::Off => return Err(NetError::NoInterface),
+    };
+    let mut watch = sys.link_watch().map_err(NetError::LinkWatch)?;
+    let Choice { interface, why } = iface::choose(sys, &mut *watch, Wanted { device, bootif })?;
+    let lease = match ip {
+        IpConfig::Static(s) => static_lease(s),
+        _ => {
+            let mac = interface.mac_bytes();
+            dhcp::obtain(sys, &interface.name, mac, transaction_id(sys, mac))?
+        }
+    };
+    let dhcp = !matches!(ip, IpConfig::Static(_));
+    apply(sys, &interface, &lease, dhcp)?;
+    Ok(Configured {
+        interface: interface.name,
+        mac: interface.mac,
+        why,
+        dhcp,
+        lease,
+    })
+}
+
+/// A transaction id that differs between machines (the MAC) and boots (the clock): it only has
+/// to tell our exchange from others on the same link.
+fn transaction_id(sys: &dyn Sys, mac: [u8; 6]) -> u32 {
+    u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]) ^ sys.now().subsec_nanos()
+}
+
+/// `ip=client::gw:netmask:...` in a lease's shape (the class prefix without a netmask, as the
+/// kernel does).
+fn static_lease(s: &StaticIp) -> dhcp::Lease {
+    let prefix = s.netmask.map_or_else(
+        || dhcp::class_prefix(s.client),
+        |m| u32::from(m).count_ones() as u8,
+    );
+    dhcp::Lease {
+        address: s.client,
+        prefix,
+        router: s.gateway,
+        dns: s.dns.clone(),
+        hostname: None,
+        domain: None,
+        lease_secs: None,
+        server: Ipv4Addr::UNSPECIFIED,
+    }
+}
+
+/// The address, the default route when there is a router, the DHCP hostname, and the DNS
+/// servers in resolv.conf (a lease replaces the file, as udhcpc's script does; `ip=` servers are
+/// appended, as Alpine does).
+fn apply(sys: &dyn Sys, i: &iface::Interface, l: &dhcp::Lease, dhcp: bool) -> Result<(), NetError> {
+    let name = i.name.as_str();
+    let failed = |what: String| {
+        move |source| NetError::Apply {
+            what,
+            interface: name.to_string(),
+            source,
+        }
+    };
+    sys.add_address(name, i.index, l.address, l.prefix)
+        .map_err(failed(format!(
+            "address {}/{}",
+            Dotted(l.address),
+            l.prefix
+        )))?;
+    if let Some(gw) = l.router {
+        sys.add_default_route(name, i.index, gw)
+            .map_err(failed(format!("default route via {}", Dotted(gw))))?;
+    }
+    if let Some(h) = &l.hostname {
+        if let Err(e) = sys.set_hostname(h) {
+            log::warn!("cannot set the hostname from DHCP: {e}");
+        }
+    }
+    if !l.dns.is_empty() || l.domain.is_some() {
+        if let Err(e) = write_resolv_conf(sys, &l.dns, l.domain.as_deref(), !dhcp) {
+            log::warn!("cannot write /etc/resolv.conf: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// The initramfs `/etc/resolv.conf` (the diskless branch copies it into the new root when the
+/// root has none). A lease replaces it, as udhcpc's script does; `ip=` servers are appended.
+fn write_resolv_conf(
+    sys: &dyn Sys,
+    dns: &[Ipv4Addr],
+    domain: Option<&str>,
+    append: bool,
+) -> io::Result<()> {
+    let path = sys.path(Path::new("/etc/resolv.conf"));
+    let mut text = if append {
+        std::fs::read_to_string(&path).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    if let Some(d) = domain {
+        let _ = writeln!(text, "search {d}");
+    }
+    for s in dns {
+        let _ = writeln!(text, "nameserver {}", Dotted(*s));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, text)
+}
