@@ -7,14 +7,22 @@ use crate::ApkError;
 use ramboot_sys::{MountFlags, Sys};
 use rustix::io::Errno;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-/// Writes `lib/apk/db/*` and, with a cache, `<cache>/installed`.
-pub(super) fn write(sys: &dyn Sys, target: &Target, installed: &db::Db) -> Result<(), ApkError> {
+/// Writes `lib/apk/db/*` and, with a cache, `<cache>/installed`; returns how long the latter
+/// took (it may remount the boot medium twice).
+pub(super) fn write(
+    sys: &dyn Sys,
+    target: &Target,
+    installed: &db::Db,
+) -> Result<Option<Duration>, ApkError> {
     db::write(&target.root, installed)?;
-    if let Some(c) = &target.cache {
-        write_cache_installed(sys, c, installed, &target.repos);
-    }
-    Ok(())
+    let Some(c) = &target.cache else {
+        return Ok(None);
+    };
+    let started = Instant::now();
+    write_cache_installed(sys, c, installed, &target.repos);
+    Ok(Some(started.elapsed()))
 }
 
 /// `<cache>/installed`, written after the db as apk does when the cache is active.
