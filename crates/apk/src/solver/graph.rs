@@ -146,8 +146,8 @@ impl<'a> Graph<'a> {
     fn in_apk_hash_order(&mut self) {
         let bucket: Vec<u32> = self.names.iter().map(|n| apk_name_bucket(n.text)).collect();
         for n in &mut self.names {
-            n.rdepends.sort_by_key(|&x| bucket[x]);
-            n.rinstall_if.sort_by_key(|&x| bucket[x]);
+            ramboot_sys::sort::sort_by_key(&mut n.rdepends, |&x| bucket[x]);
+            ramboot_sys::sort::sort_by_key(&mut n.rinstall_if, |&x| bucket[x]);
         }
     }
 

@@ -94,8 +94,9 @@ pub struct Solution {
 /// skipped.
 pub fn solve(pkgs: &[Candidate], world: &[Dep], opts: &Options) -> Result<Solution, ApkError> {
     let mut world_sorted = world.to_vec();
-    world_sorted
-        .sort_by(|a, b| name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string())));
+    ramboot_sys::sort::sort_by(&mut world_sorted, |a, b| {
+        name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string()))
+    });
     world_sorted.dedup();
     let g = Graph::build(pkgs, &world_sorted);
     let tag_repos: Vec<u64> = opts.repo_tags.iter().map(|t| t.repos).collect();
