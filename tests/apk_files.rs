@@ -487,6 +487,20 @@ fn a_read_only_cache_medium_is_remounted_for_the_write_and_back() {
     let now = sys.mount_containing(&media.join("cache")).unwrap();
     assert_eq!((now.target, now.flags), (media.clone(), ro));
 
+    // The next boot of the card installs the same: the index on it is already right, so the
+    // medium is not remounted at all.
+    let again = Fixture::new();
+    again.publish(vec![pkg("a", "1").file("a", b"a", 0o644)]);
+    std::fs::create_dir_all(again.root().join("etc/apk")).unwrap();
+    std::os::unix::fs::symlink(media.join("cache"), again.root().join("etc/apk/cache")).unwrap();
+    let r = install(&again.request(&["a"]), &sys).unwrap();
+    assert_eq!(r.errors(), 0);
+    assert_eq!(
+        sys.trace().iter().filter(|l| l.contains("remount")).count(),
+        2,
+        "an unchanged cache index remounted the medium"
+    );
+
     // A medium that refuses to become writable (a locked card): no write, no remount back.
     let f2 = Fixture::new();
     f2.publish(vec![pkg("a", "1").file("a", b"a", 0o644)]);

@@ -92,3 +92,34 @@ fn absolute_symlink_in_the_root_is_followed_inside_it() {
         assert_eq!(mode & 0o7777, 0o750);
     }
 }
+
+/// The report says where the install's time went (the boot's timeline shows it): the phases
+/// in order, then the parts measured inside them.
+#[test]
+fn the_report_profiles_each_phase() {
+    let f = Fixture::new();
+    f.publish(vec![
+        pkg("app", "1.0-r0")
+            .depends("libfoo")
+            .file("usr/bin/app", b"app", 0o755),
+        pkg("libfoo", "2.1-r3").file("usr/lib/libfoo.so", b"foo", 0o644),
+    ]);
+    let r = f.install(&["app"]);
+    let names: Vec<&str> = r.profile.iter().map(|(n, _)| n.as_str()).collect();
+    let phases: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| ["prepare", "solve", "commit", "triggers", "db"].contains(n))
+        .collect();
+    assert_eq!(phases, ["prepare", "solve", "commit", "triggers", "db"]);
+    for part in ["waiting for staging", "staging cpu", "committer cpu"] {
+        assert!(names.contains(&part), "{part} missing from {names:?}");
+    }
+    let phase_sum: std::time::Duration = r
+        .profile
+        .iter()
+        .filter(|(n, _)| phases.contains(&n.as_str()))
+        .map(|(_, d)| *d)
+        .sum();
+    assert!(phase_sum <= r.elapsed, "{phase_sum:?} > {:?}", r.elapsed);
+}

@@ -68,7 +68,10 @@ pub fn install(
         ..Default::default()
     };
     let outcome = match apk::install(&req, boot.sys) {
-        Ok(report) => Ok(record_report(boot, report, &wanted.implicit)),
+        Ok(report) => {
+            mark_phases(boot, &report);
+            Ok(record_report(boot, report, &wanted.implicit))
+        }
         Err(e @ ApkError::Internal(_)) => Err(BootError::Install { source: e }),
         Err(e) => {
             if let ApkError::Unsatisfiable {
@@ -89,6 +92,26 @@ pub fn install(
         }
     }
     outcome
+}
+
+/// The installer's phases as timeline marks at their ends, each named with its duration, then
+/// the totals spread over the commit (scripts, waiting for staged packages) at the end: where
+/// the stage's time went.
+fn mark_phases(boot: &mut Boot<'_>, report: &apk::InstallReport) {
+    let end = boot.sys.now();
+    let mut at = end.saturating_sub(report.elapsed);
+    let phases = ["prepare", "solve", "commit", "triggers", "db"];
+    for (name, took) in &report.profile {
+        let ms = took.as_secs_f64() * 1000.0;
+        if phases.contains(&name.as_str()) {
+            at += *took;
+            boot.timeline
+                .mark(&format!("packages: {name} {ms:.1}ms"), at.min(end));
+        } else {
+            boot.timeline
+                .mark(&format!("packages: {name} {ms:.1}ms"), end);
+        }
+    }
 }
 
 /// Binds `/sys`, `/proc` and `/dev` into the new root; returns what was bound.

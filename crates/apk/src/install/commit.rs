@@ -58,7 +58,13 @@ pub(super) fn stage_and_commit(
     let installed_now = std::mem::take(&mut commit.installed_now);
     drop(commit);
     staging.remove();
-    committed?;
+    let times = committed?;
+    report
+        .profile
+        .push(("waiting for staging".into(), times.waited));
+    report
+        .profile
+        .push(("staging cpu".into(), times.workers_cpu));
     Ok(installed_now)
 }
 

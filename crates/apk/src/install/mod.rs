@@ -166,6 +166,10 @@ pub struct InstallReport {
     pub bytes: u64,
     /// Time the transaction took.
     pub elapsed: Duration,
+    /// Where that time went, for the boot timeline: each phase's duration in order (prepare,
+    /// solve, commit, triggers, db), then parts of them: the committer's CPU and its waits for
+    /// staged packages, the workers' CPU, the package cache's index, each script run.
+    pub profile: Vec<(String, Duration)>,
 }
 
 impl InstallReport {
@@ -178,6 +182,24 @@ impl InstallReport {
     pub fn exit_code(&self) -> i32 {
         self.errors().min(99) as i32
     }
+}
+
+/// Times the transaction's phases into [`InstallReport::profile`].
+struct Phases(Instant);
+
+impl Phases {
+    /// The phase that started at the last call ends now.
+    fn end(&mut self, name: &'static str, report: &mut InstallReport) {
+        let now = Instant::now();
+        report.profile.push((name.into(), now - self.0));
+        self.0 = now;
+    }
+}
+
+/// This thread's CPU time so far.
+fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 /// Installs `req.world_add` (plus the existing world) into `req.root`. See the module docs.
@@ -196,8 +218,11 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
 fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, ApkError> {
     let started = Instant::now();
     let mut report = InstallReport::default();
+    let mut phase = Phases(Instant::now());
     let (target, mut db) = prepare::prepare(req, sys, &mut report)?;
+    phase.end("prepare", &mut report);
     let (jobs, tags) = solve::changeset(req, &target, &mut db, &mut report)?;
+    phase.end("solve", &mut report);
     // Declared sizes come from the index: untrusted numbers that may add up past u64.
     let total_bytes: u64 = jobs
         .iter()
@@ -210,13 +235,23 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     }
     let privileged = sys.privileged();
     let scripts = ScriptRunner::new(sys, req, &target.root, privileged);
+    let cpu_before = thread_cpu();
     let installed_now =
         commit::stage_and_commit(req, &target, &mut db, &jobs, &scripts, &mut report)?;
+    let commit_cpu = thread_cpu().saturating_sub(cpu_before);
+    phase.end("commit", &mut report);
+    report.profile.push(("committer cpu".into(), commit_cpu));
     triggers::run(&target, &mut db, &installed_now, &scripts, &mut report);
+    phase.end("triggers", &mut report);
     solve::record_tags(&mut db, &tags);
     report.scripts_not_run = scripts.take_not_run();
-    record::write(sys, &target, &db)?;
+    let cache_index = record::write(sys, &target, &db)?;
     drop(target.lock);
+    phase.end("db", &mut report);
+    if let Some(took) = cache_index {
+        report.profile.push(("cache index".into(), took));
+    }
+    report.profile.extend(scripts.take_times());
     if let Some(p) = &req.progress {
         p(&Progress::Done);
     }

@@ -11,6 +11,7 @@ use rustix::fs::{AtFlags, OFlags};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Runs the scripts of one transaction.
 pub(super) struct ScriptRunner<'a> {
@@ -21,6 +22,8 @@ pub(super) struct ScriptRunner<'a> {
     privileged: bool,
     /// Scripts skipped or not run faithfully, for [`super::InstallReport::scripts_not_run`].
     not_run: Mutex<Vec<String>>,
+    /// Each script's run time (the report's profile).
+    times: Mutex<Vec<(String, Duration)>>,
 }
 
 impl<'a> ScriptRunner<'a> {
@@ -37,6 +40,7 @@ impl<'a> ScriptRunner<'a> {
             policy: req.scripts,
             privileged,
             not_run: Mutex::default(),
+            times: Mutex::default(),
         }
     }
 
@@ -48,6 +52,12 @@ impl<'a> ScriptRunner<'a> {
 
     pub(super) fn privileged(&self) -> bool {
         self.privileged
+    }
+
+    /// Each script run so far (`busybox post-install`) with the time it took to write, run
+    /// and remove it.
+    pub(super) fn take_times(&self) -> Vec<(String, Duration)> {
+        std::mem::take(&mut *self.times.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The scripts that did not run, for the report.
@@ -96,6 +106,24 @@ impl<'a> ScriptRunner<'a> {
             }
             return self.skipped(info, kind, "needs root to chroot", warnings);
         }
+        let started = Instant::now();
+        let result = self.run_chrooted(info, kind, body, args, warnings);
+        self.times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((format!("{} {}", info.name, kind.name()), started.elapsed()));
+        result
+    }
+
+    /// Writes the script into the root, runs it chrooted, removes it.
+    fn run_chrooted(
+        &self,
+        info: &PkgInfo,
+        kind: ScriptKind,
+        body: &[u8],
+        args: &[String],
+        warnings: &mut Vec<String>,
+    ) -> Result<bool, String> {
         let file = format!("{}-{}.{}", info.name, info.version, kind.name());
         let script = PathBuf::from(format!("lib/apk/exec/{file}"));
         let remove = || {

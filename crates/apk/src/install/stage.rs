@@ -12,7 +12,9 @@ use crate::pkg::PkgInfo;
 use crate::stream::{read_package, Control, Verify};
 use crate::ApkError;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 /// One package of the changeset, in install order.
 pub(super) struct Job {
@@ -35,14 +37,15 @@ pub(super) struct Settings {
     pub umask: u32,
 }
 
-/// Stages every job on worker threads and calls `commit` for each in install order. Fails only
-/// when a thread panicked (a bug): then the workers stop too.
+/// Stages every job on worker threads and calls `commit` for each in install order. Returns how
+/// long the committer waited for staged packages. Fails only when a thread panicked (a bug):
+/// then the workers stop too.
 pub(super) fn stage_and_commit(
     jobs: &[Job],
     staging: &Staging,
     settings: &Settings,
     mut commit: impl FnMut(&Job, WorkResult),
-) -> Result<(), ApkError> {
+) -> Result<StageTimes, ApkError> {
     let shared = Shared {
         state: Mutex::new(State {
             results: (0..jobs.len()).map(|_| None).collect(),
@@ -52,6 +55,7 @@ pub(super) fn stage_and_commit(
         cond: Condvar::new(),
     };
     let next = Mutex::new(0usize);
+    let workers_cpu = AtomicU64::new(0);
     let env = WorkerEnv {
         jobs,
         next: &next,
@@ -60,6 +64,7 @@ pub(super) fn stage_and_commit(
         window: settings.threads * 2 + 2,
         privileged: settings.privileged,
         umask: settings.umask,
+        cpu: &workers_cpu,
     };
     std::thread::scope(|s| {
         for _ in 0..settings.threads.min(jobs.len().max(1)) {
@@ -70,16 +75,31 @@ pub(super) fn stage_and_commit(
             current: String::new(),
             done: false,
         };
+        let mut waited = Duration::ZERO;
         for job in jobs {
+            let asked = Instant::now();
             let result = shared.take(job.index)?;
+            waited += asked.elapsed();
             guard.current = job.info.nv();
             fault::check(fault::Site::Committer, &job.info.name);
             commit(job, result);
             shared.release(job.index);
         }
         guard.done = true;
-        Ok(())
+        Ok(waited)
     })
+    .map(|waited| StageTimes {
+        waited,
+        workers_cpu: Duration::from_nanos(workers_cpu.load(Ordering::Relaxed)),
+    })
+}
+
+/// Where staging's time went (the report's profile).
+pub(super) struct StageTimes {
+    /// The committer's waits for staged packages.
+    pub waited: Duration,
+    /// The worker threads' CPU time.
+    pub workers_cpu: Duration,
 }
 
 /// What the workers and the committer share.
@@ -183,6 +203,8 @@ struct WorkerEnv<'a> {
     window: usize,
     privileged: bool,
     umask: u32,
+    /// The workers' CPU time, in nanoseconds.
+    cpu: &'a AtomicU64,
 }
 
 /// A worker thread: stages jobs until none is left. A panic (a bug) is caught and recorded, so
@@ -190,6 +212,9 @@ struct WorkerEnv<'a> {
 fn run_worker(env: &WorkerEnv<'_>) {
     let mut current = String::new();
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(env, &mut current)));
+    let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    let nanos = (cpu.tv_sec as u64).saturating_mul(1_000_000_000) + cpu.tv_nsec as u64;
+    env.cpu.fetch_add(nanos, Ordering::Relaxed);
     if let Err(p) = run {
         env.shared.fail(format!(
             "a worker thread panicked while staging {current}: {}",
