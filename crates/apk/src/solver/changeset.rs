@@ -35,14 +35,14 @@ pub(super) fn generate(e: &mut Engine, world: &[Dep]) -> Changeset {
             w.dep(None, n, d);
         }
     }
-    for (p, c) in g.cands.iter().enumerate() {
-        if c.installed {
+    for p in 0..g.pkgs.len() {
+        if g.cand(p).installed {
             w.name_change(g.pkgs[p].name);
         }
     }
     // An installed package stays only as its name's choice (the same or another version).
     let removals = (0..g.pkgs.len())
-        .filter(|&p| g.cands[p].installed)
+        .filter(|&p| g.cand(p).installed)
         .filter(|&p| {
             let n = g.pkgs[p].name;
             !w.e.ns[n].chosen.is_some_and(|c| g.pkgs[c.pkg].name == n)

@@ -111,7 +111,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     /// A package's repositories, counting an installed package as in the repositories of the
     /// tag it is pinned to (apk's `get_pkg_repos`).
     pub fn pkg_repos(&self, p: usize) -> u64 {
-        let c = &self.g.cands[p];
+        let c = self.g.cand(p);
         let tag = u32::try_from(c.tag).ok().and_then(|t| 1u32.checked_shl(t));
         c.repos
             | match (c.installed, tag) {
@@ -275,7 +275,7 @@ impl<'g, 'a> Engine<'g, 'a> {
 
     /// First sight of a package: whether it can be installed at all, and its pinning.
     fn discover_pkg(&mut self, p: usize) {
-        let c = &self.g.cands[p];
+        let c = self.g.cand(p);
         let repos = self.pkg_repos(p);
         let default_repos = self.tag_repos(DEFAULT_PINNING);
         let st = &mut self.ps[p];
@@ -405,7 +405,7 @@ impl<'g, 'a> Engine<'g, 'a> {
 
     fn is_auto_selectable(&self, p: Provider) -> bool {
         p.version.is_some()
-            || self.g.cands[p.pkg].info.provider_priority > 0
+            || self.g.cand(p.pkg).info.provider_priority > 0
             || self.ns[self.g.pkgs[p.pkg].name].requirers > 0
     }
 
@@ -558,7 +558,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             return Ordering::Greater;
         };
         let (sa, sb) = (&self.ps[a.pkg], &self.ps[b.pkg]);
-        let (ca, cb) = (&self.g.cands[a.pkg], &self.g.cands[b.pkg]);
+        let (ca, cb) = (self.g.cand(a.pkg), self.g.cand(b.pkg));
         let flags = sa.solver_flags | sb.solver_flags;
         let upgrade = flags & FLAG_UPGRADE != 0;
         let latest = flags & FLAG_LATEST != 0
@@ -667,7 +667,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             node.name,
             Some(Provider {
                 pkg,
-                version: Some(&g.cands[pkg].info.version),
+                version: Some(&g.cand(pkg).info.version),
             }),
         );
         for &(dn, v, _) in &node.provides {

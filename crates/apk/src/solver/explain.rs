@@ -81,7 +81,7 @@ impl Report<'_, '_> {
                 continue;
             }
             let mut st = state;
-            if g.cands[p].info.provider_priority == 0 && !self.concrete(p, n) {
+            if g.cand(p).info.provider_priority == 0 && !self.concrete(p, n) {
                 st = VIRTUAL_ONLY;
             }
             if self.pkg_state[p] & st != 0 {
@@ -231,7 +231,7 @@ impl Report<'_, '_> {
     /// Where a package that cannot be installed from here lives (apk's pinning errors): no
     /// repository, or only tagged repositories nothing pins it to.
     fn masked(&self, e: &Engine, p: usize) -> Option<String> {
-        let c = &self.g.cands[p];
+        let c = self.g.cand(p);
         if c.installed {
             return None;
         }

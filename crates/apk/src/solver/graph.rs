@@ -1,6 +1,16 @@
-//! The names and packages the solver works on, as indices: every name (package names, provided
-//! names, names only world or a dependency mentions) once, with its providers in candidate
-//! order, and the reverse edges apk keeps (`rdepends`, `rinstall_if`).
+//! The names and packages the solver works on, as indices, with apk's reverse edges
+//! (`rdepends`, `rinstall_if`).
+//!
+//! Only what a solve can reach is built. A diskless boot reads the indexes of whole
+//! repositories (tens of thousands of packages) to install a few hundred, so a candidate
+//! nothing reaches costs one hash per name it owns, provides or triggers on (the index of
+//! [`Graph::build`]'s first pass) and nothing else. The reached part is what apk's
+//! `discover_name` can walk from world, the installed packages and the command line: the
+//! providers of a reached name and the packages with an `install_if` on it; the own name,
+//! provided names and dependencies of a reached package. A name a reached package only
+//! triggers on gets an index but no edges: the solver reads its state, never its providers.
+//! Packages are numbered in candidate order and edges are filtered, not reordered, so every
+//! list is the one a graph of all candidates would hold, restricted to what can be seen.
 
 use super::Candidate;
 use crate::dep::Dep;
@@ -52,6 +62,8 @@ pub(super) struct NameNode<'a> {
 }
 
 pub(super) struct PkgNode<'a> {
+    /// The package's index in the candidates.
+    pub cand: usize,
     pub name: usize,
     pub depends: Vec<(usize, &'a Dep)>,
     /// (name, provided version, the atom as written).
@@ -60,85 +72,279 @@ pub(super) struct PkgNode<'a> {
 }
 
 pub(super) struct Graph<'a> {
-    pub cands: &'a [Candidate],
+    cands: &'a [Candidate],
     pub names: Vec<NameNode<'a>>,
+    /// Reached packages, in candidate order.
     pub pkgs: Vec<PkgNode<'a>>,
-    index: HashMap<&'a str, usize, FxBuild>,
+    index: Index<'a>,
+}
+
+/// No index (end of a chain, or a slot without a name yet).
+const NONE: u32 = u32::MAX;
+
+/// The first pass over every candidate: each name text once (a slot), with chains of the
+/// candidates that own or provide it and of those that trigger on it. Chains keep candidate
+/// order; one candidate's links are contiguous.
+struct Index<'a> {
+    map: HashMap<&'a str, u32, FxBuild>,
+    slots: Vec<Slot<'a>>,
+    /// Per candidate: its own name, then its provides, in order.
+    provided: Vec<Link>,
+    /// Per candidate: its `install_if` names.
+    triggers: Vec<Link>,
+    /// Start of each candidate's links in `provided` (one more entry: the end).
+    first_provided: Vec<u32>,
+}
+
+struct Slot<'a> {
+    text: &'a str,
+    provided: Chain,
+    triggers: Chain,
+    /// The name's index in the graph, once it has one.
+    id: u32,
+    expanded: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Chain {
+    head: u32,
+    tail: u32,
+}
+
+struct Link {
+    cand: u32,
+    slot: u32,
+    next: u32,
+}
+
+impl<'a> Index<'a> {
+    fn new(cands: &'a [Candidate]) -> Self {
+        let mut ix = Index {
+            map: HashMap::with_capacity_and_hasher(cands.len() * 2, FxBuild::default()),
+            slots: Vec::with_capacity(cands.len() * 2),
+            provided: Vec::with_capacity(cands.len() * 2),
+            triggers: Vec::new(),
+            first_provided: Vec::with_capacity(cands.len() + 1),
+        };
+        for (i, c) in cands.iter().enumerate() {
+            let i = i as u32;
+            ix.first_provided.push(ix.provided.len() as u32);
+            ix.link_provided(i, &c.info.name);
+            for d in &c.info.provides {
+                ix.link_provided(i, &d.name);
+            }
+            for d in &c.info.install_if {
+                let s = ix.slot(&d.name);
+                let at = ix.triggers.len() as u32;
+                ix.triggers.push(Link {
+                    cand: i,
+                    slot: s,
+                    next: NONE,
+                });
+                append(&mut ix.slots[s as usize].triggers, &mut ix.triggers, at);
+            }
+        }
+        ix.first_provided.push(ix.provided.len() as u32);
+        ix
+    }
+
+    fn link_provided(&mut self, cand: u32, text: &'a str) {
+        let s = self.slot(text);
+        let at = self.provided.len() as u32;
+        self.provided.push(Link {
+            cand,
+            slot: s,
+            next: NONE,
+        });
+        append(&mut self.slots[s as usize].provided, &mut self.provided, at);
+    }
+
+    fn slot(&mut self, text: &'a str) -> u32 {
+        let slots = &mut self.slots;
+        *self.map.entry(text).or_insert_with(|| {
+            slots.push(Slot {
+                text,
+                provided: Chain {
+                    head: NONE,
+                    tail: NONE,
+                },
+                triggers: Chain {
+                    head: NONE,
+                    tail: NONE,
+                },
+                id: NONE,
+                expanded: false,
+            });
+            (slots.len() - 1) as u32
+        })
+    }
+
+    /// The links of one candidate: its own name's first, then its provides'.
+    fn provided_by(&self, cand: usize) -> &[Link] {
+        let (a, b) = (self.first_provided[cand], self.first_provided[cand + 1]);
+        &self.provided[a as usize..b as usize]
+    }
+}
+
+fn append(chain: &mut Chain, links: &mut [Link], at: u32) {
+    if chain.tail == NONE {
+        chain.head = at;
+    } else {
+        links[chain.tail as usize].next = at;
+    }
+    chain.tail = at;
+}
+
+/// The links of a chain (their indices), in candidate order.
+fn chain(links: &[Link], c: Chain) -> impl Iterator<Item = usize> + '_ {
+    let mut at = c.head;
+    std::iter::from_fn(move || {
+        let here = at as usize;
+        at = links.get(here)?.next;
+        Some(here)
+    })
 }
 
 impl<'a> Graph<'a> {
-    pub fn build(cands: &'a [Candidate], world: &'a [Dep]) -> Graph<'a> {
+    /// The graph of what `roots` (world and command-line names) and the installed packages
+    /// reach among `cands`.
+    pub fn build(cands: &'a [Candidate], roots: impl Iterator<Item = &'a str>) -> Graph<'a> {
+        let mut index = Index::new(cands);
+        let reached = reach(&mut index, cands, roots);
         let mut g = Graph {
             cands,
             names: Vec::new(),
-            pkgs: Vec::with_capacity(cands.len()),
-            index: HashMap::default(),
+            pkgs: Vec::with_capacity(reached.len()),
+            index,
         };
-        for (i, c) in cands.iter().enumerate() {
-            let info = &c.info;
-            let name = g.intern(&info.name);
-            g.names[name].providers.push(Provider {
-                pkg: i,
-                version: Some(&info.version),
-            });
-            let provides = info
-                .provides
-                .iter()
-                .map(|d| {
-                    let n = g.intern(&d.name);
-                    let version = d.provided_version();
-                    g.names[n].providers.push(Provider { pkg: i, version });
-                    (n, version, d)
+        let mut pkg_of = vec![NONE; cands.len()];
+        for (p, &c) in reached.iter().enumerate() {
+            pkg_of[c] = p as u32;
+            g.add_pkg(c);
+        }
+        g.add_providers(&pkg_of);
+        g.add_reverse_edges(&pkg_of);
+        g.in_apk_hash_order();
+        g
+    }
+
+    fn add_pkg(&mut self, c: usize) {
+        let info = &self.cands[c].info;
+        let first = self.index.first_provided[c] as usize;
+        let name = self.id(self.index.provided[first].slot);
+        let provides = info
+            .provides
+            .iter()
+            .enumerate()
+            .map(|(k, d)| {
+                let n = self.id(self.index.provided[first + 1 + k].slot);
+                (n, d.provided_version(), d)
+            })
+            .collect();
+        let depends = info
+            .depends
+            .iter()
+            .map(|d| (self.known(&d.name), d))
+            .collect();
+        let install_if = info
+            .install_if
+            .iter()
+            .map(|d| (self.known(&d.name), d))
+            .collect();
+        self.pkgs.push(PkgNode {
+            cand: c,
+            name,
+            depends,
+            provides,
+            install_if,
+        });
+    }
+
+    /// The providers of every expanded name, in candidate order.
+    fn add_providers(&mut self, pkg_of: &[u32]) {
+        for s in 0..self.index.slots.len() {
+            let slot = &self.index.slots[s];
+            if !slot.expanded {
+                continue;
+            }
+            let providers = chain(&self.index.provided, slot.provided)
+                .map(|at| {
+                    let c = self.index.provided[at].cand as usize;
+                    let info = &self.cands[c].info;
+                    let version = match at - self.index.first_provided[c] as usize {
+                        0 => Some(info.version.as_str()),
+                        k => info.provides[k - 1].provided_version(),
+                    };
+                    Provider {
+                        pkg: pkg_of[c] as usize,
+                        version,
+                    }
                 })
                 .collect();
-            let depends = info
-                .depends
-                .iter()
-                .map(|d| (g.intern(&d.name), d))
-                .collect();
-            let install_if = info
-                .install_if
-                .iter()
-                .map(|d| (g.intern(&d.name), d))
-                .collect();
-            g.pkgs.push(PkgNode {
-                name,
-                depends,
-                provides,
-                install_if,
-            });
+            let n = self.id(s as u32);
+            self.names[n].providers = providers;
         }
-        // A name's reverse edges list every name that a depending package provides, each
-        // once, in the order first met.
+    }
+
+    /// A name's reverse edges list every name that a depending (triggered) package provides,
+    /// each once, in the order first met.
+    fn add_reverse_edges(&mut self, pkg_of: &[u32]) {
         let mut edges: HashSet<(usize, usize), FxBuild> = HashSet::default();
-        for p in 0..g.pkgs.len() {
-            let node = &g.pkgs[p];
+        for p in 0..self.pkgs.len() {
+            let node = &self.pkgs[p];
             let provided: Vec<usize> = std::iter::once(node.name)
                 .chain(node.provides.iter().map(|&(n, _, _)| n))
                 .collect();
             let deps: Vec<usize> = node.depends.iter().map(|&(n, _)| n).collect();
-            let iifs: Vec<usize> = node.install_if.iter().map(|&(n, _)| n).collect();
             for n in deps {
                 for &own in &provided {
                     if edges.insert((n, own)) {
-                        g.names[n].rdepends.push(own);
+                        self.names[n].rdepends.push(own);
                     }
                 }
             }
-            for n in iifs {
-                for &own in &provided {
+        }
+        for s in 0..self.index.slots.len() {
+            let slot = &self.index.slots[s];
+            if !slot.expanded || slot.triggers.head == NONE {
+                continue;
+            }
+            let n = slot.id as usize;
+            let pkgs: Vec<usize> = chain(&self.index.triggers, slot.triggers)
+                .map(|at| pkg_of[self.index.triggers[at].cand as usize] as usize)
+                .collect();
+            for p in pkgs {
+                let node = &self.pkgs[p];
+                let provided = std::iter::once(node.name).chain(node.provides.iter().map(|x| x.0));
+                for own in provided {
                     // Kept apart from rdepends: marked by the complement of the name.
                     if edges.insert((!n, own)) {
-                        g.names[n].rinstall_if.push(own);
+                        self.names[n].rinstall_if.push(own);
                     }
                 }
             }
         }
-        for d in world {
-            g.intern(&d.name);
+    }
+
+    /// The graph index of a slot's name, given on first use.
+    fn id(&mut self, s: u32) -> usize {
+        let slot = &mut self.index.slots[s as usize];
+        if slot.id == NONE {
+            slot.id = self.names.len() as u32;
+            self.names.push(NameNode {
+                text: slot.text,
+                providers: Vec::new(),
+                rdepends: Vec::new(),
+                rinstall_if: Vec::new(),
+            });
         }
-        g.in_apk_hash_order();
-        g
+        slot.id as usize
+    }
+
+    /// The graph index of a name the first pass or the reach saw.
+    fn known(&mut self, text: &str) -> usize {
+        let s = self.index.map[text];
+        self.id(s)
     }
 
     /// apk builds the reverse edges walking its name hash table, so they come in the order of
@@ -151,29 +357,61 @@ impl<'a> Graph<'a> {
         }
     }
 
-    fn intern(&mut self, text: &'a str) -> usize {
-        if let Some(&i) = self.index.get(text) {
-            return i;
-        }
-        self.names.push(NameNode {
-            text,
-            providers: Vec::new(),
-            rdepends: Vec::new(),
-            rinstall_if: Vec::new(),
-        });
-        self.index.insert(text, self.names.len() - 1);
-        self.names.len() - 1
-    }
-
     /// The index of a name known to the graph.
     pub fn name(&self, text: &str) -> Option<usize> {
-        self.index.get(text).copied()
+        let s = *self.index.map.get(text)?;
+        let id = self.index.slots[s as usize].id;
+        (id != NONE).then_some(id as usize)
+    }
+
+    /// The candidate a package of the graph is.
+    pub fn cand(&self, pkg: usize) -> &'a Candidate {
+        &self.cands[self.pkgs[pkg].cand]
     }
 
     /// `name-version`, as apk prints a package.
     pub fn nv(&self, pkg: usize) -> String {
-        self.cands[pkg].info.nv()
+        self.cand(pkg).info.nv()
     }
+}
+
+/// The candidates reachable from `roots` and the installed ones, in candidate order: a name
+/// brings its providers and the packages triggering on it; a package its own name, provided
+/// names and dependencies. Marks the reached names' slots expanded.
+fn reach<'a>(
+    ix: &mut Index<'a>,
+    cands: &'a [Candidate],
+    roots: impl Iterator<Item = &'a str>,
+) -> Vec<usize> {
+    let mut seen = vec![false; cands.len()];
+    let mut reached = Vec::new();
+    let mut names: Vec<u32> = roots.map(|t| ix.slot(t)).collect();
+    let mut pkgs: Vec<usize> = (0..cands.len()).filter(|&c| cands[c].installed).collect();
+    loop {
+        if let Some(c) = pkgs.pop() {
+            if std::mem::replace(&mut seen[c], true) {
+                continue;
+            }
+            reached.push(c);
+            names.extend(ix.provided_by(c).iter().map(|l| l.slot));
+            for d in &cands[c].info.depends {
+                let s = ix.slot(&d.name);
+                names.push(s);
+            }
+        } else if let Some(s) = names.pop() {
+            let slot = &mut ix.slots[s as usize];
+            if std::mem::replace(&mut slot.expanded, true) {
+                continue;
+            }
+            let (p, t) = (slot.provided, slot.triggers);
+            pkgs.extend(chain(&ix.provided, p).map(|at| ix.provided[at].cand as usize));
+            pkgs.extend(chain(&ix.triggers, t).map(|at| ix.triggers[at].cand as usize));
+        } else {
+            break;
+        }
+    }
+    reached.sort_unstable();
+    reached
 }
 
 /// The bucket of apk's name hash table (20,000 buckets, MurmurHash3 x86_32 seeded 5381) a
@@ -214,7 +452,7 @@ fn murmur3_32(data: &[u8], seed: u32) -> u32 {
 pub(super) fn provided(g: &Graph, dep: &Dep, p: Option<Provider>) -> bool {
     match p {
         None => dep.conflict,
-        Some(p) => dep.matches_provider(p.version, g.cands[p.pkg].info.identity.as_ref()),
+        Some(p) => dep.matches_provider(p.version, g.cand(p.pkg).info.identity.as_ref()),
     }
 }
 
@@ -228,7 +466,7 @@ pub(super) enum DepMatch {
 
 pub(super) fn analyze(g: &Graph, dep: &Dep, pkg: usize) -> DepMatch {
     let node = &g.pkgs[pkg];
-    let info = &g.cands[pkg].info;
+    let info = &g.cand(pkg).info;
     let version = if g.names[node.name].text == dep.name {
         Some(info.version.as_str())
     } else {

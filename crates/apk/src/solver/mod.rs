@@ -97,7 +97,11 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], opts: &Options) -> Result<Soluti
     world_sorted
         .sort_by(|a, b| name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string())));
     world_sorted.dedup();
-    let g = Graph::build(pkgs, &world_sorted);
+    let roots = world_sorted.iter().map(|d| d.name.as_str());
+    let g = Graph::build(
+        pkgs,
+        roots.chain(opts.command_line.iter().map(String::as_str)),
+    );
     let tag_repos: Vec<u64> = opts.repo_tags.iter().map(|t| t.repos).collect();
     let mut broken = vec![false; world_sorted.len()];
     let mut broken_world = Vec::new();
@@ -123,8 +127,8 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], opts: &Options) -> Result<Soluti
                     .iter()
                     .map(|&p| e.pinned_tag(p, &opts.repo_tags))
                     .collect(),
-                order: cs.order,
-                removals: cs.removals,
+                order: cs.order.iter().map(|&p| g.pkgs[p].cand).collect(),
+                removals: cs.removals.iter().map(|&p| g.pkgs[p].cand).collect(),
                 broken_world,
                 world: world_sorted,
             });
