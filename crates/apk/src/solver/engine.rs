@@ -12,7 +12,7 @@
 use super::graph::{provided, Graph, Provider};
 use crate::version;
 use std::cmp::Ordering;
-use std::collections::VecDeque;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Solver flag: prefer the newest version over the installed one (`apk add -u`).
 pub(super) const FLAG_UPGRADE: u8 = 1;
@@ -43,6 +43,10 @@ pub(super) struct NameState<'a> {
     has_virtual_provides: bool,
     in_dirty: bool,
     in_unresolved: bool,
+    /// When the name was last queued unresolved: apk's list holds the latest first.
+    unresolved_seq: u32,
+    /// What [`Engine::offer`] last pushed for the name: ready, and the dequeue key.
+    offered: Option<(bool, u64, u32)>,
     /// Named on the command line (apk's `solver_flags_set`): resolved before the others.
     pub flags_set: bool,
 }
@@ -69,8 +73,14 @@ pub(super) struct Engine<'g, 'a> {
     pub ns: Vec<NameState<'a>>,
     pub ps: Vec<PkgState>,
     dirty: VecDeque<usize>,
-    /// Most recently queued first, as apk's list.
-    unresolved: Vec<usize>,
+    /// Unresolved names ready to be chosen now (apk's early exit in its dequeue), as
+    /// (queue time, name): the latest queued is taken first. Entries go stale when the name
+    /// changes and are skipped then; a change pushes a fresh entry.
+    ready: BinaryHeap<(u32, u32)>,
+    /// Every unresolved name as (dequeue key, queue time, name), best first, stale entries
+    /// skipped as in `ready`.
+    by_key: BinaryHeap<(u64, u32, u32)>,
+    queued: u32,
     pub errors: u32,
     order_id: u32,
     flags_inherit: u8,
@@ -86,7 +96,9 @@ impl<'g, 'a> Engine<'g, 'a> {
             ns: vec![NameState::default(); g.names.len()],
             ps: vec![PkgState::default(); g.pkgs.len()],
             dirty: VecDeque::new(),
-            unresolved: Vec::new(),
+            ready: BinaryHeap::new(),
+            by_key: BinaryHeap::new(),
+            queued: 0,
             errors: 0,
             order_id: 0,
             flags_inherit: 0,
@@ -162,28 +174,96 @@ impl<'g, 'a> Engine<'g, 'a> {
         }
     }
 
-    fn next_unresolved(&self) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        for &n in &self.unresolved {
-            let s = &self.ns[n];
-            if s.reverse_deps_done && s.requirers > 0 && s.has_auto_selectable && !s.has_options {
+    /// apk's dequeue (`solver_solve`'s walk of its unresolved list, latest queued first):
+    /// the first name ready to be chosen, else the best by [`Engine::dequeue_key`], the
+    /// latest queued among equals.
+    fn next_unresolved(&mut self) -> Option<usize> {
+        let found = self.next_ready().or_else(|| self.next_by_key());
+        debug_assert_eq!(found, self.next_unresolved_by_scan());
+        found
+    }
+
+    fn next_ready(&mut self) -> Option<usize> {
+        while let Some(&(seq, n)) = self.ready.peek() {
+            let n = n as usize;
+            if self.ns[n].in_unresolved && self.ns[n].unresolved_seq == seq && self.is_ready(n) {
                 return Some(n);
             }
-            if !best.is_some_and(|b| self.dequeue_order(n, b) != Ordering::Less) {
+            self.ready.pop();
+        }
+        None
+    }
+
+    fn next_by_key(&mut self) -> Option<usize> {
+        while let Some(&(key, seq, n)) = self.by_key.peek() {
+            let n = n as usize;
+            let s = &self.ns[n];
+            if s.in_unresolved && s.unresolved_seq == seq && self.dequeue_key(n) == key {
+                return Some(n);
+            }
+            self.by_key.pop();
+        }
+        None
+    }
+
+    /// The list walk itself, over all names: checks the heaps in debug builds.
+    #[cfg(debug_assertions)]
+    fn next_unresolved_by_scan(&self) -> Option<usize> {
+        let mut queued: Vec<usize> = (0..self.ns.len())
+            .filter(|&n| self.ns[n].in_unresolved)
+            .collect();
+        queued.sort_by_key(|&n| std::cmp::Reverse(self.ns[n].unresolved_seq));
+        let mut best: Option<usize> = None;
+        for n in queued {
+            if self.is_ready(n) {
+                return Some(n);
+            }
+            if !best.is_some_and(|b| self.dequeue_key(n) <= self.dequeue_key(b)) {
                 best = Some(n);
             }
         }
         best
     }
 
-    /// apk's `compare_name_dequeue`: auto-selectable names first, then names from the command
-    /// line, then the most recently discovered.
-    fn dequeue_order(&self, a: usize, b: usize) -> Ordering {
-        let (sa, sb) = (&self.ns[a], &self.ns[b]);
-        sb.has_auto_selectable
-            .cmp(&sa.has_auto_selectable)
-            .then_with(|| sb.flags_set.cmp(&sa.flags_set))
-            .then_with(|| sb.order_id.cmp(&sa.order_id))
+    #[cfg(not(debug_assertions))]
+    fn next_unresolved_by_scan(&self) -> Option<usize> {
+        None
+    }
+
+    /// Chosen at once when met in the unresolved list: nothing left to wait for.
+    fn is_ready(&self, n: usize) -> bool {
+        let s = &self.ns[n];
+        s.reverse_deps_done && s.requirers > 0 && s.has_auto_selectable && !s.has_options
+    }
+
+    /// apk's `compare_name_dequeue` as a number, higher first: auto-selectable names, then
+    /// names from the command line, then the most recently discovered.
+    fn dequeue_key(&self, n: usize) -> u64 {
+        let s = &self.ns[n];
+        (u64::from(s.has_auto_selectable) << 33)
+            | (u64::from(s.flags_set) << 32)
+            | u64::from(s.order_id)
+    }
+
+    /// Pushes the name's current standing in the unresolved list onto the heaps, when it
+    /// changed since the last push.
+    fn offer(&mut self, n: usize) {
+        if !self.ns[n].in_unresolved {
+            return;
+        }
+        let now = (
+            self.is_ready(n),
+            self.dequeue_key(n),
+            self.ns[n].unresolved_seq,
+        );
+        let before = self.ns[n].offered.replace(now);
+        let (ready, key, seq) = now;
+        if ready && !matches!(before, Some(b) if b.0 && b.2 == seq) {
+            self.ready.push((seq, n as u32));
+        }
+        if !matches!(before, Some(b) if b.1 == key && b.2 == seq) {
+            self.by_key.push((key, seq, n as u32));
+        }
     }
 
     fn mark_error(&mut self, p: Option<usize>) {
@@ -211,18 +291,18 @@ impl<'g, 'a> Engine<'g, 'a> {
         }
         let want = s.requirers > 0 || s.has_iif;
         if want && !s.in_unresolved {
+            self.queued += 1;
             self.ns[n].in_unresolved = true;
-            self.unresolved.insert(0, n);
+            self.ns[n].unresolved_seq = self.queued;
+            self.offer(n);
         } else if !want && s.in_unresolved {
             self.drop_unresolved(n);
         }
     }
 
     fn drop_unresolved(&mut self, n: usize) {
-        if self.ns[n].in_unresolved {
-            self.ns[n].in_unresolved = false;
-            self.unresolved.retain(|&x| x != n);
-        }
+        self.ns[n].in_unresolved = false;
+        self.ns[n].offered = None;
     }
 
     fn reevaluate_reverse_deps(&mut self, n: usize) {
@@ -489,6 +569,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             .rdepends
             .iter()
             .all(|&n0| !self.ns[n0].seen || self.ns[n0].locked);
+        self.offer(n);
     }
 
     /// `install_if` of a package: triggered once every trigger name is locked to a provider

@@ -14,34 +14,6 @@
 
 use super::Candidate;
 use crate::dep::Dep;
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// FxHash (rustc's): names come from signed indexes, and a boot repository has thousands of
-/// them, so a fast hash beats SipHash's flood resistance here.
-#[derive(Default)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.write_u64(u64::from_le_bytes(w.try_into().expect("8 bytes")));
-        }
-        let mut tail = [0u8; 8];
-        let rest = words.remainder();
-        tail[..rest.len()].copy_from_slice(rest);
-        self.write_u64(u64::from_le_bytes(tail));
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxBuild = BuildHasherDefault<Fx>;
 
 /// A package providing a name: the package's own name (version: its version), or one of its
 /// `provides` (version: the provided version, None for a virtual provide).
@@ -86,18 +58,26 @@ const NONE: u32 = u32::MAX;
 /// candidates that own or provide it and of those that trigger on it. Chains keep candidate
 /// order; one candidate's links are contiguous.
 struct Index<'a> {
-    map: HashMap<&'a str, u32, FxBuild>,
+    /// Open addressing with linear probing over slot indices plus one (0: empty), at most
+    /// half full: a lookup is a hash of the text's words and, nearly always, one comparison.
+    table: Vec<u32>,
     slots: Vec<Slot<'a>>,
     /// Per candidate: its own name, then its provides, in order.
     provided: Vec<Link>,
     /// Per candidate: its `install_if` names.
     triggers: Vec<Link>,
-    /// Start of each candidate's links in `provided` (one more entry: the end).
+    /// Start of each candidate's links in `provided` and `triggers` (one more: the end).
     first_provided: Vec<u32>,
+    first_trigger: Vec<u32>,
+    /// Per candidate: NONE until reached, then the start of its dependencies' slots in
+    /// `dep_slots`.
+    first_dep: Vec<u32>,
+    dep_slots: Vec<u32>,
 }
 
 struct Slot<'a> {
     text: &'a str,
+    hash: u32,
     provided: Chain,
     triggers: Chain,
     /// The name's index in the graph, once it has one.
@@ -120,63 +100,114 @@ struct Link {
 impl<'a> Index<'a> {
     fn new(cands: &'a [Candidate]) -> Self {
         let mut ix = Index {
-            map: HashMap::with_capacity_and_hasher(cands.len() * 2, FxBuild::default()),
+            table: vec![0; (cands.len() * 4).next_power_of_two().max(64)],
             slots: Vec::with_capacity(cands.len() * 2),
             provided: Vec::with_capacity(cands.len() * 2),
             triggers: Vec::new(),
             first_provided: Vec::with_capacity(cands.len() + 1),
+            first_trigger: Vec::with_capacity(cands.len() + 1),
+            first_dep: vec![NONE; cands.len()],
+            dep_slots: Vec::new(),
         };
         for (i, c) in cands.iter().enumerate() {
             let i = i as u32;
             ix.first_provided.push(ix.provided.len() as u32);
-            ix.link_provided(i, &c.info.name);
+            ix.first_trigger.push(ix.triggers.len() as u32);
+            ix.link(i, &c.info.name, false);
             for d in &c.info.provides {
-                ix.link_provided(i, &d.name);
+                ix.link(i, &d.name, false);
             }
             for d in &c.info.install_if {
-                let s = ix.slot(&d.name);
-                let at = ix.triggers.len() as u32;
-                ix.triggers.push(Link {
-                    cand: i,
-                    slot: s,
-                    next: NONE,
-                });
-                append(&mut ix.slots[s as usize].triggers, &mut ix.triggers, at);
+                ix.link(i, &d.name, true);
             }
         }
         ix.first_provided.push(ix.provided.len() as u32);
+        ix.first_trigger.push(ix.triggers.len() as u32);
         ix
     }
 
-    fn link_provided(&mut self, cand: u32, text: &'a str) {
+    fn link(&mut self, cand: u32, text: &'a str, trigger: bool) {
         let s = self.slot(text);
-        let at = self.provided.len() as u32;
-        self.provided.push(Link {
+        let (links, chain) = if trigger {
+            (&mut self.triggers, &mut self.slots[s as usize].triggers)
+        } else {
+            (&mut self.provided, &mut self.slots[s as usize].provided)
+        };
+        let at = links.len() as u32;
+        links.push(Link {
             cand,
             slot: s,
             next: NONE,
         });
-        append(&mut self.slots[s as usize].provided, &mut self.provided, at);
+        if chain.tail == NONE {
+            chain.head = at;
+        } else {
+            links[chain.tail as usize].next = at;
+        }
+        chain.tail = at;
     }
 
+    /// The slot of a name, added if new.
     fn slot(&mut self, text: &'a str) -> u32 {
-        let slots = &mut self.slots;
-        *self.map.entry(text).or_insert_with(|| {
-            slots.push(Slot {
-                text,
-                provided: Chain {
-                    head: NONE,
-                    tail: NONE,
-                },
-                triggers: Chain {
-                    head: NONE,
-                    tail: NONE,
-                },
-                id: NONE,
-                expanded: false,
-            });
-            (slots.len() - 1) as u32
-        })
+        let hash = name_hash(text.as_bytes());
+        let at = match self.probe(text, hash) {
+            Ok(s) => return s,
+            Err(at) => at,
+        };
+        let s = self.slots.len() as u32;
+        self.slots.push(Slot {
+            text,
+            hash,
+            provided: Chain {
+                head: NONE,
+                tail: NONE,
+            },
+            triggers: Chain {
+                head: NONE,
+                tail: NONE,
+            },
+            id: NONE,
+            expanded: false,
+        });
+        self.table[at] = s + 1;
+        if self.slots.len() * 2 > self.table.len() {
+            self.grow();
+        }
+        s
+    }
+
+    /// The slot of `text` (Ok), or the empty table entry where it would go (Err).
+    fn probe(&self, text: &str, hash: u32) -> Result<u32, usize> {
+        let mask = self.table.len() - 1;
+        let mut at = hash as usize & mask;
+        loop {
+            let s = match self.table[at] {
+                0 => return Err(at),
+                e => e - 1,
+            };
+            let slot = &self.slots[s as usize];
+            if slot.hash == hash && slot.text == text {
+                return Ok(s);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let mut table = vec![0u32; self.table.len() * 2];
+        let mask = table.len() - 1;
+        for (s, slot) in self.slots.iter().enumerate() {
+            let mut at = slot.hash as usize & mask;
+            while table[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            table[at] = s as u32 + 1;
+        }
+        self.table = table;
+    }
+
+    fn find(&self, text: &str) -> Option<u32> {
+        self.probe(text, name_hash(text.as_bytes())).ok()
     }
 
     /// The links of one candidate: its own name's first, then its provides'.
@@ -186,13 +217,22 @@ impl<'a> Index<'a> {
     }
 }
 
-fn append(chain: &mut Chain, links: &mut [Link], at: u32) {
-    if chain.tail == NONE {
-        chain.head = at;
-    } else {
-        links[chain.tail as usize].next = at;
+/// FxHash (rustc's) over the text's 8-byte words, high half: names come from signed
+/// indexes, so speed matters more than resistance to chosen collisions.
+fn name_hash(text: &[u8]) -> u32 {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut h = text.len() as u64;
+    let mut words = text.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
     }
-    chain.tail = at;
+    let tail = words
+        .remainder()
+        .iter()
+        .fold(0u64, |t, &b| (t << 8) | u64::from(b));
+    h = (h.rotate_left(5) ^ tail).wrapping_mul(K);
+    (h >> 32) as u32
 }
 
 /// The links of a chain (their indices), in candidate order.
@@ -241,15 +281,19 @@ impl<'a> Graph<'a> {
                 (n, d.provided_version(), d)
             })
             .collect();
+        let first_dep = self.index.first_dep[c] as usize;
         let depends = info
             .depends
             .iter()
-            .map(|d| (self.known(&d.name), d))
+            .enumerate()
+            .map(|(k, d)| (self.id(self.index.dep_slots[first_dep + k]), d))
             .collect();
+        let first_trigger = self.index.first_trigger[c] as usize;
         let install_if = info
             .install_if
             .iter()
-            .map(|d| (self.known(&d.name), d))
+            .enumerate()
+            .map(|(k, d)| (self.id(self.index.triggers[first_trigger + k].slot), d))
             .collect();
         self.pkgs.push(PkgNode {
             cand: c,
@@ -289,19 +333,14 @@ impl<'a> Graph<'a> {
     /// A name's reverse edges list every name that a depending (triggered) package provides,
     /// each once, in the order first met.
     fn add_reverse_edges(&mut self, pkg_of: &[u32]) {
-        let mut edges: HashSet<(usize, usize), FxBuild> = HashSet::default();
         for p in 0..self.pkgs.len() {
             let node = &self.pkgs[p];
-            let provided: Vec<usize> = std::iter::once(node.name)
-                .chain(node.provides.iter().map(|&(n, _, _)| n))
-                .collect();
-            let deps: Vec<usize> = node.depends.iter().map(|&(n, _)| n).collect();
-            for n in deps {
-                for &own in &provided {
-                    if edges.insert((n, own)) {
-                        self.names[n].rdepends.push(own);
-                    }
-                }
+            for &(n, _) in &node.depends {
+                let names = &mut self.names;
+                names[n].rdepends.push(node.name);
+                names[n]
+                    .rdepends
+                    .extend(node.provides.iter().map(|&(own, _, _)| own));
             }
         }
         for s in 0..self.index.slots.len() {
@@ -310,19 +349,26 @@ impl<'a> Graph<'a> {
                 continue;
             }
             let n = slot.id as usize;
-            let pkgs: Vec<usize> = chain(&self.index.triggers, slot.triggers)
-                .map(|at| pkg_of[self.index.triggers[at].cand as usize] as usize)
-                .collect();
-            for p in pkgs {
-                let node = &self.pkgs[p];
-                let provided = std::iter::once(node.name).chain(node.provides.iter().map(|x| x.0));
-                for own in provided {
-                    // Kept apart from rdepends: marked by the complement of the name.
-                    if edges.insert((!n, own)) {
-                        self.names[n].rinstall_if.push(own);
-                    }
-                }
+            let mut provided = Vec::new();
+            for at in chain(&self.index.triggers, slot.triggers) {
+                let node = &self.pkgs[pkg_of[self.index.triggers[at].cand as usize] as usize];
+                provided.push(node.name);
+                provided.extend(node.provides.iter().map(|x| x.0));
             }
+            self.names[n].rinstall_if = provided;
+        }
+        // Each once: the first occurrence stays (`last_in[x]` is the list x was last seen in).
+        let mut last_in = vec![NONE; self.names.len()];
+        for (n, node) in self.names.iter_mut().enumerate() {
+            let list = n as u32;
+            node.rdepends
+                .retain(|&x| std::mem::replace(&mut last_in[x], list) != list);
+        }
+        last_in.fill(NONE);
+        for (n, node) in self.names.iter_mut().enumerate() {
+            let list = n as u32;
+            node.rinstall_if
+                .retain(|&x| std::mem::replace(&mut last_in[x], list) != list);
         }
     }
 
@@ -341,12 +387,6 @@ impl<'a> Graph<'a> {
         slot.id as usize
     }
 
-    /// The graph index of a name the first pass or the reach saw.
-    fn known(&mut self, text: &str) -> usize {
-        let s = self.index.map[text];
-        self.id(s)
-    }
-
     /// apk builds the reverse edges walking its name hash table, so they come in the order of
     /// the names' buckets; the solver's queues, and the error report's lists, follow it.
     fn in_apk_hash_order(&mut self) {
@@ -359,7 +399,7 @@ impl<'a> Graph<'a> {
 
     /// The index of a name known to the graph.
     pub fn name(&self, text: &str) -> Option<usize> {
-        let s = *self.index.map.get(text)?;
+        let s = self.index.find(text)?;
         let id = self.index.slots[s as usize].id;
         (id != NONE).then_some(id as usize)
     }
@@ -383,21 +423,23 @@ fn reach<'a>(
     cands: &'a [Candidate],
     roots: impl Iterator<Item = &'a str>,
 ) -> Vec<usize> {
-    let mut seen = vec![false; cands.len()];
     let mut reached = Vec::new();
     let mut names: Vec<u32> = roots.map(|t| ix.slot(t)).collect();
     let mut pkgs: Vec<usize> = (0..cands.len()).filter(|&c| cands[c].installed).collect();
     loop {
         if let Some(c) = pkgs.pop() {
-            if std::mem::replace(&mut seen[c], true) {
+            if ix.first_dep[c] != NONE {
                 continue;
             }
             reached.push(c);
-            names.extend(ix.provided_by(c).iter().map(|l| l.slot));
+            ix.first_dep[c] = ix.dep_slots.len() as u32;
             for d in &cands[c].info.depends {
                 let s = ix.slot(&d.name);
-                names.push(s);
+                ix.dep_slots.push(s);
             }
+            let first = ix.dep_slots.len() - cands[c].info.depends.len();
+            names.extend_from_slice(&ix.dep_slots[first..]);
+            names.extend(ix.provided_by(c).iter().map(|l| l.slot));
         } else if let Some(s) = names.pop() {
             let slot = &mut ix.slots[s as usize];
             if std::mem::replace(&mut slot.expanded, true) {
