@@ -1,13 +1,14 @@
 //! Solver benchmark: the time `solver::solve` takes for a 100-package world over a repository
 //! the size of Alpine's `main` (issue 15: solving must stay negligible at boot).
 //!
-//!     cargo run --release --example solve_bench [-- RUNS [REPO_PACKAGES]]
+//!     cargo run --release --example solve_bench [-- RUNS [REPO_PACKAGES [nodocs]]]
 //!
 //! The repository is synthetic and deterministic (same seed, same packages): REPO_PACKAGES
 //! packages (default 5,000), a third of them libraries providing `so:` names, some with two
 //! versions, virtual `cmd:` providers, `-doc` packages with `install_if`, every application
-//! linked against one libc. World is 100
-//! application names. Only the solve is timed (the index is already parsed); the median and
+//! linked against one libc. World is 99
+//! application names and `docs`; with `nodocs`, 100 application names. `docs` is what apk
+//! makes expensive: its reverse `install_if` edges reach every `-doc` package of the index. Only the solve is timed (the index is already parsed); the median and
 //! the fastest of RUNS runs (default 50) are printed, with the size of the solution. On a
 //! loaded machine the fastest run is the better figure.
 
@@ -48,7 +49,7 @@ fn candidate(name: String, version: &str, depends: Vec<Dep>, provides: Vec<Dep>)
     }
 }
 
-fn repository(total: usize) -> (Vec<Candidate>, Vec<Dep>) {
+fn repository(total: usize, docs: bool) -> (Vec<Candidate>, Vec<Dep>) {
     let mut rng = Rng(0x5eed_1500);
     let libs = total / 3;
     let mut pkgs = Vec::with_capacity(total + total / 10);
@@ -88,10 +89,13 @@ fn repository(total: usize) -> (Vec<Candidate>, Vec<Dep>) {
     pkgs.push(candidate("docs".into(), "1", Vec::new(), Vec::new()));
     let libc = vec![Dep::parse("so:libc.musl.so.1=1").unwrap()];
     pkgs.push(candidate("musl".into(), "1.2.5-r0", Vec::new(), libc));
-    let mut world: Vec<Dep> = (0..99)
-        .map(|k| Dep::any(&format!("app{}", k * (total - libs) / 99)))
+    let apps = if docs { 99 } else { 100 };
+    let mut world: Vec<Dep> = (0..apps)
+        .map(|k| Dep::any(&format!("app{}", k * (total - libs) / apps)))
         .collect();
-    world.push(Dep::any("docs"));
+    if docs {
+        world.push(Dep::any("docs"));
+    }
     (pkgs, world)
 }
 
@@ -99,7 +103,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(50);
     let total: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5000);
-    let (pkgs, world) = repository(total);
+    let docs = args.get(3).map_or(true, |a| a != "nodocs");
+    let (pkgs, world) = repository(total, docs);
     let opts = Options::default();
     let mut times: Vec<Duration> = Vec::with_capacity(runs);
     let mut chosen = 0;
@@ -116,8 +121,9 @@ fn main() {
     }
     times.sort();
     println!(
-        "solve: {} world atoms, {} candidates, {chosen} packages chosen (order {digest:016x}): median {:.2} ms, fastest {:.2} ms ({} runs)",
+        "solve: {} world atoms{}, {} candidates, {chosen} packages chosen (order {digest:016x}): median {:.2} ms, fastest {:.2} ms ({} runs)",
         world.len(),
+        if docs { " (docs)" } else { "" },
         pkgs.len(),
         times[times.len() / 2].as_secs_f64() * 1e3,
         times[0].as_secs_f64() * 1e3,

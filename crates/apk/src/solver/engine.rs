@@ -306,7 +306,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     }
 
     fn reevaluate_reverse_deps(&mut self, n: usize) {
-        for &n0 in &self.g.names[n].rdepends {
+        for &n0 in self.g.rdepends(n) {
             if self.ns[n0].seen {
                 self.ns[n0].reevaluate_deps = true;
                 self.queue_dirty(n0);
@@ -315,7 +315,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     }
 
     fn reevaluate_reverse_installif(&mut self, n: usize) {
-        for &n0 in &self.g.names[n].rinstall_if {
+        for &n0 in self.g.rinstall_if(n) {
             if self.ns[n0].seen && !self.ns[n0].no_iif {
                 self.ns[n0].reevaluate_iif = true;
                 self.queue_dirty(n0);
@@ -325,7 +325,7 @@ impl<'g, 'a> Engine<'g, 'a> {
 
     fn reevaluate_reverse_installif_pkg(&mut self, p: usize) {
         self.reevaluate_reverse_installif(self.g.pkgs[p].name);
-        for &(n, _, _) in &self.g.pkgs[p].provides {
+        for &(n, _, _) in self.g.provides(p) {
             self.reevaluate_reverse_installif(n);
         }
     }
@@ -333,7 +333,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     fn disqualify(&mut self, p: usize) {
         self.ps[p].selectable = false;
         self.reevaluate_reverse_deps(self.g.pkgs[p].name);
-        for &(n, _, _) in &self.g.pkgs[p].provides {
+        for &(n, _, _) in self.g.provides(p) {
             self.reevaluate_reverse_deps(n);
         }
         self.reevaluate_reverse_installif_pkg(p);
@@ -347,8 +347,8 @@ impl<'g, 'a> Engine<'g, 'a> {
         if s.requirers == 0 && provided(self.g, dep, None) {
             return true;
         }
-        self.g.names[n]
-            .providers
+        self.g
+            .providers(n)
             .iter()
             .any(|&p| self.ps[p.pkg].selectable && provided(self.g, dep, Some(p)))
     }
@@ -376,25 +376,25 @@ impl<'g, 'a> Engine<'g, 'a> {
         self.ns[n].seen = true;
         self.ns[n].no_iif = true;
         let g = self.g;
-        for p in &g.names[n].providers {
+        for p in g.providers(n) {
             if !self.ps[p.pkg].seen {
                 self.discover_pkg(p.pkg);
-                for &(d, _) in &g.pkgs[p.pkg].depends {
+                for &(d, _) in g.depends(p.pkg) {
                     self.discover(d);
                 }
             }
             self.ns[n].no_iif &= self.ps[p.pkg].iif_failed;
         }
-        for p in &g.names[n].providers {
-            for &n0 in &g.names[g.pkgs[p.pkg].name].rinstall_if {
+        for p in g.providers(n) {
+            for &n0 in g.rinstall_if(g.pkgs[p.pkg].name) {
                 self.discover(n0);
             }
-            for &(d, _, _) in &g.pkgs[p.pkg].provides {
+            for &(d, _, _) in g.provides(p.pkg) {
                 if self.ns[d].seen {
                     continue;
                 }
                 self.discover(d);
-                for &n0 in &g.names[d].rinstall_if {
+                for &n0 in g.rinstall_if(d) {
                     self.discover(n0);
                 }
             }
@@ -443,7 +443,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             }
         }
         let g = self.g;
-        for &p in &g.names[n].providers {
+        for &p in g.providers(n) {
             let ok = provided(g, dep, Some(p));
             if !ok {
                 self.ps[p.pkg].conflicts += 1;
@@ -464,7 +464,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             return;
         }
         let g = self.g;
-        for p in &g.names[n].providers {
+        for p in g.providers(n) {
             let node = &g.pkgs[p.pkg];
             if node.name == must
                 || !self.ps[p.pkg].selectable
@@ -472,8 +472,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             {
                 continue;
             }
-            if node
-                .provides
+            if g.provides(p.pkg)
                 .iter()
                 .any(|&(d, v, _)| d == must || (skip_virtuals && v.is_none()))
             {
@@ -500,15 +499,14 @@ impl<'g, 'a> Engine<'g, 'a> {
         let (mut num_options, mut num_tag_not_ok) = (0u32, 0u32);
         let (mut has_iif, mut no_iif) = (false, true);
         let mut first: Option<usize> = None;
-        for &p in &g.names[n].providers {
+        for &p in g.providers(n) {
             let pkg = p.pkg;
             self.ps[pkg].dependencies_merged = false;
             if reevaluate_deps {
                 if !self.ps[pkg].selectable {
                     continue;
                 }
-                if g.pkgs[pkg]
-                    .depends
+                if g.depends(pkg)
                     .iter()
                     .any(|&(dn, d)| !self.dependency_satisfiable(dn, d))
                 {
@@ -522,7 +520,7 @@ impl<'g, 'a> Engine<'g, 'a> {
                 self.evaluate_iif(pkg);
             }
             if reevaluate_iif && self.ps[pkg].iif_triggered {
-                for &(dn, _) in &g.pkgs[pkg].install_if {
+                for &(dn, _) in g.install_if(pkg) {
                     let parent = self.ns[dn].chosen.map(|c| c.pkg);
                     self.inherit_pinning_and_flags(pkg, parent);
                 }
@@ -535,7 +533,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             }
             self.ps[pkg].dependencies_merged = true;
             first.get_or_insert(pkg);
-            for &(dn, d) in &g.pkgs[pkg].depends {
+            for &(dn, d) in g.depends(pkg) {
                 if !d.conflict {
                     merge_index(&mut self.ns[dn].merge_depends, num_options);
                 }
@@ -544,7 +542,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             if merge_index(&mut self.ns[own].merge_provides, num_options) {
                 self.ns[own].has_virtual_provides |= p.version.is_none();
             }
-            for &(dn, v, _) in &g.pkgs[pkg].provides {
+            for &(dn, v, _) in g.provides(pkg) {
                 if merge_index(&mut self.ns[dn].merge_provides, num_options) {
                     self.ns[dn].has_virtual_provides |= v.is_none();
                 }
@@ -560,13 +558,13 @@ impl<'g, 'a> Engine<'g, 'a> {
         self.ns[n].no_iif = no_iif;
         self.queue_unresolved(n);
         if let Some(pkg) = first {
-            for p in &g.names[n].providers {
+            for p in g.providers(n) {
                 self.ps[p.pkg].dependencies_used = self.ps[p.pkg].dependencies_merged;
             }
             self.pass_down_common(pkg, n, num_options);
         }
-        self.ns[n].reverse_deps_done = g.names[n]
-            .rdepends
+        self.ns[n].reverse_deps_done = g
+            .rdepends(n)
             .iter()
             .all(|&n0| !self.ns[n0].seen || self.ns[n0].locked);
         self.offer(n);
@@ -577,7 +575,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     fn evaluate_iif(&mut self, pkg: usize) {
         let g = self.g;
         let (mut triggered, mut failed) = (true, false);
-        for &(dn, d) in &g.pkgs[pkg].install_if {
+        for &(dn, d) in g.install_if(pkg) {
             if !self.ns[dn].locked {
                 triggered = false;
                 break;
@@ -598,19 +596,19 @@ impl<'g, 'a> Engine<'g, 'a> {
         let g = self.g;
         let node = &g.pkgs[first];
         if num_options == 1 {
-            for &(dn, d) in &node.depends {
+            for &(dn, d) in g.depends(first) {
                 if merge_index_complete(&mut self.ns[dn].merge_depends, num_options) {
                     self.apply_constraint(Some(first), dn, d);
                 }
             }
         } else {
-            for &(dn, _) in &node.depends {
+            for &(dn, _) in g.depends(first) {
                 if merge_index_complete(&mut self.ns[dn].merge_depends, num_options)
                     && self.ns[dn].requirers == 0
                 {
                     self.ns[dn].requirers += 1;
                     self.name_requirers_changed(dn);
-                    for p in &g.names[dn].providers {
+                    for p in g.providers(dn) {
                         self.inherit_pinning_and_flags(p.pkg, Some(first));
                     }
                 }
@@ -620,14 +618,14 @@ impl<'g, 'a> Engine<'g, 'a> {
             let skip = self.ns[node.name].has_virtual_provides;
             self.exclude_non_providers(node.name, n, skip);
         }
-        for &(dn, _, _) in &node.provides {
+        for &(dn, _, _) in g.provides(first) {
             if merge_index_complete(&mut self.ns[dn].merge_provides, num_options) {
                 let skip = self.ns[dn].has_virtual_provides;
                 self.exclude_non_providers(dn, n, skip);
             }
         }
         self.ns[node.name].has_virtual_provides = false;
-        for &(dn, _, _) in &node.provides {
+        for &(dn, _, _) in g.provides(first) {
             self.ns[dn].has_virtual_provides = false;
         }
     }
@@ -697,7 +695,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             self.dirty.retain(|&x| x != n);
         }
         let g = self.g;
-        for p0 in &g.names[n].providers {
+        for p0 in g.providers(n) {
             if Some(p0.pkg) == p.map(|p| p.pkg) {
                 continue;
             }
@@ -718,7 +716,7 @@ impl<'g, 'a> Engine<'g, 'a> {
         let mut chosen: Option<Provider<'a>> = None;
         let s = &self.ns[n];
         if s.requirers > 0 || s.has_iif {
-            for &p in &g.names[n].providers {
+            for &p in g.providers(n) {
                 let ps = &self.ps[p.pkg];
                 if self.ns[n].requirers == 0 && (!ps.iif_triggered || !ps.tag_ok || !ps.selectable)
                 {
@@ -751,10 +749,10 @@ impl<'g, 'a> Engine<'g, 'a> {
                 version: Some(&g.cand(pkg).info.version),
             }),
         );
-        for &(dn, v, _) in &node.provides {
+        for &(dn, v, _) in g.provides(pkg) {
             self.assign_name(dn, Some(Provider { pkg, version: v }));
         }
-        for &(dn, d) in &node.depends {
+        for &(dn, d) in g.depends(pkg) {
             self.apply_constraint(Some(pkg), dn, d);
         }
     }
@@ -797,7 +795,7 @@ impl Engine<'_, '_> {
     /// `apk_solver_set_name_flags`).
     pub fn mark_named(&mut self, n: usize, flags: u8) {
         self.ns[n].flags_set = true;
-        for p in &self.g.names[n].providers {
+        for p in self.g.providers(n) {
             self.ps[p.pkg].solver_flags |= flags;
             self.ps[p.pkg].solver_flags_inheritable |= flags;
         }

@@ -25,30 +25,50 @@ pub(super) struct Provider<'a> {
 
 pub(super) struct NameNode<'a> {
     pub text: &'a str,
-    /// Duplicates kept: a package providing its own name appears twice, as apk has it.
-    pub providers: Vec<Provider<'a>>,
-    /// Names provided by packages that depend on this name, in apk's hash order.
-    pub rdepends: Vec<usize>,
-    /// Names provided by packages with an `install_if` on this name.
-    pub rinstall_if: Vec<usize>,
+    providers: Span,
+    rdepends: Span,
+    rinstall_if: Span,
 }
 
-pub(super) struct PkgNode<'a> {
+pub(super) struct PkgNode {
     /// The package's index in the candidates.
     pub cand: usize,
     pub name: usize,
-    pub depends: Vec<(usize, &'a Dep)>,
-    /// (name, provided version, the atom as written).
-    pub provides: Vec<(usize, Option<&'a str>, &'a Dep)>,
-    pub install_if: Vec<(usize, &'a Dep)>,
+    depends: Span,
+    provides: Span,
+    install_if: Span,
+}
+
+/// A node's part of one of the graph's flat lists (one allocation per list, not per node).
+#[derive(Clone, Copy, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of<T>(self, list: &[T]) -> &[T] {
+        &list[self.start as usize..self.end as usize]
+    }
 }
 
 pub(super) struct Graph<'a> {
     cands: &'a [Candidate],
     pub names: Vec<NameNode<'a>>,
     /// Reached packages, in candidate order.
-    pub pkgs: Vec<PkgNode<'a>>,
+    pub pkgs: Vec<PkgNode>,
     index: Index<'a>,
+    /// Per name, duplicates kept: a package providing its own name appears twice, as apk
+    /// has it.
+    providers: Vec<Provider<'a>>,
+    /// Per name: names provided by packages that depend on it, in apk's hash order.
+    rdepends: Vec<usize>,
+    /// Per name: names provided by packages with an `install_if` on it.
+    rinstall_if: Vec<usize>,
+    depends: Vec<(usize, &'a Dep)>,
+    /// (name, provided version, the atom as written).
+    provides: Vec<(usize, Option<&'a str>, &'a Dep)>,
+    install_if: Vec<(usize, &'a Dep)>,
 }
 
 /// No index (end of a chain, or a slot without a name yet).
@@ -58,9 +78,10 @@ const NONE: u32 = u32::MAX;
 /// candidates that own or provide it and of those that trigger on it. Chains keep candidate
 /// order; one candidate's links are contiguous.
 struct Index<'a> {
-    /// Open addressing with linear probing over slot indices plus one (0: empty), at most
-    /// half full: a lookup is a hash of the text's words and, nearly always, one comparison.
-    table: Vec<u32>,
+    /// Open addressing with linear probing, at most half full; an entry is the name's hash
+    /// (high half) and its slot index plus one (low half; 0: empty). A lookup is a hash of
+    /// the text's words and, nearly always, one text comparison or none.
+    table: Vec<u64>,
     slots: Vec<Slot<'a>>,
     /// Per candidate: its own name, then its provides, in order.
     provided: Vec<Link>,
@@ -77,7 +98,6 @@ struct Index<'a> {
 
 struct Slot<'a> {
     text: &'a str,
-    hash: u32,
     provided: Chain,
     triggers: Chain,
     /// The name's index in the graph, once it has one.
@@ -157,7 +177,6 @@ impl<'a> Index<'a> {
         let s = self.slots.len() as u32;
         self.slots.push(Slot {
             text,
-            hash,
             provided: Chain {
                 head: NONE,
                 tail: NONE,
@@ -169,7 +188,7 @@ impl<'a> Index<'a> {
             id: NONE,
             expanded: false,
         });
-        self.table[at] = s + 1;
+        self.table[at] = (u64::from(hash) << 32) | u64::from(s + 1);
         if self.slots.len() * 2 > self.table.len() {
             self.grow();
         }
@@ -181,27 +200,29 @@ impl<'a> Index<'a> {
         let mask = self.table.len() - 1;
         let mut at = hash as usize & mask;
         loop {
-            let s = match self.table[at] {
-                0 => return Err(at),
-                e => e - 1,
-            };
-            let slot = &self.slots[s as usize];
-            if slot.hash == hash && slot.text == text {
-                return Ok(s);
+            let e = self.table[at];
+            if e == 0 {
+                return Err(at);
+            }
+            if (e >> 32) as u32 == hash {
+                let s = e as u32 - 1;
+                if self.slots[s as usize].text == text {
+                    return Ok(s);
+                }
             }
             at = (at + 1) & mask;
         }
     }
 
     fn grow(&mut self) {
-        let mut table = vec![0u32; self.table.len() * 2];
+        let mut table = vec![0u64; self.table.len() * 2];
         let mask = table.len() - 1;
-        for (s, slot) in self.slots.iter().enumerate() {
-            let mut at = slot.hash as usize & mask;
+        for &e in self.table.iter().filter(|&&e| e != 0) {
+            let mut at = (e >> 32) as usize & mask;
             while table[at] != 0 {
                 at = (at + 1) & mask;
             }
-            table[at] = s as u32 + 1;
+            table[at] = e;
         }
         self.table = table;
     }
@@ -217,22 +238,41 @@ impl<'a> Index<'a> {
     }
 }
 
-/// FxHash (rustc's) over the text's 8-byte words, high half: names come from signed
-/// indexes, so speed matters more than resistance to chosen collisions.
+/// FxHash (rustc's) over the text's 8-byte words (the last one overlapping the one before),
+/// mixed once more, high half: names come from signed indexes, so speed matters more than resistance to
+/// chosen collisions.
 fn name_hash(text: &[u8]) -> u32 {
     const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let word = |at: usize| u64::from_le_bytes(text[at..at + 8].try_into().expect("8 bytes"));
     let mut h = text.len() as u64;
-    let mut words = text.chunks_exact(8);
-    for w in &mut words {
-        let w = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    if text.len() < 8 {
+        let short = text.iter().fold(0u64, |t, &b| (t << 8) | u64::from(b));
+        h = (h.rotate_left(5) ^ short).wrapping_mul(K);
+    } else {
+        let mut at = 0;
+        while at + 8 < text.len() {
+            h = (h.rotate_left(5) ^ word(at)).wrapping_mul(K);
+            at += 8;
+        }
+        h = (h.rotate_left(5) ^ word(text.len() - 8)).wrapping_mul(K);
     }
-    let tail = words
-        .remainder()
-        .iter()
-        .fold(0u64, |t, &b| (t << 8) | u64::from(b));
-    h = (h.rotate_left(5) ^ tail).wrapping_mul(K);
-    (h >> 32) as u32
+    // A product's high bits miss the factors' highest ones (the last word's last bytes):
+    // fold them in before taking the high half.
+    ((h ^ (h >> 32)).wrapping_mul(K) >> 32) as u32
+}
+
+/// Keeps the first occurrence of each name in `list[start..end]`, moved to the front of that
+/// range; returns the new end. `last_in[x]` is the list `x` was last seen in (`id`).
+fn keep_first(list: &mut [usize], start: u32, end: u32, last_in: &mut [u32], id: u32) -> u32 {
+    let mut kept = start as usize;
+    for i in start as usize..end as usize {
+        let x = list[i];
+        if std::mem::replace(&mut last_in[x], id) != id {
+            list[kept] = x;
+            kept += 1;
+        }
+    }
+    kept as u32
 }
 
 /// The links of a chain (their indices), in candidate order.
@@ -256,6 +296,12 @@ impl<'a> Graph<'a> {
             names: Vec::new(),
             pkgs: Vec::with_capacity(reached.len()),
             index,
+            providers: Vec::new(),
+            rdepends: Vec::new(),
+            rinstall_if: Vec::new(),
+            depends: Vec::new(),
+            provides: Vec::new(),
+            install_if: Vec::new(),
         };
         let mut pkg_of = vec![NONE; cands.len()];
         for (p, &c) in reached.iter().enumerate() {
@@ -263,8 +309,8 @@ impl<'a> Graph<'a> {
             g.add_pkg(c);
         }
         g.add_providers(&pkg_of);
-        g.add_reverse_edges(&pkg_of);
-        g.in_apk_hash_order();
+        g.add_rdepends();
+        g.add_rinstall_if(&pkg_of);
         g
     }
 
@@ -272,35 +318,38 @@ impl<'a> Graph<'a> {
         let info = &self.cands[c].info;
         let first = self.index.first_provided[c] as usize;
         let name = self.id(self.index.provided[first].slot);
-        let provides = info
-            .provides
-            .iter()
-            .enumerate()
-            .map(|(k, d)| {
-                let n = self.id(self.index.provided[first + 1 + k].slot);
-                (n, d.provided_version(), d)
-            })
-            .collect();
+        let provides = self.provides.len() as u32;
+        for (k, d) in info.provides.iter().enumerate() {
+            let n = self.id(self.index.provided[first + 1 + k].slot);
+            self.provides.push((n, d.provided_version(), d));
+        }
+        let depends = self.depends.len() as u32;
         let first_dep = self.index.first_dep[c] as usize;
-        let depends = info
-            .depends
-            .iter()
-            .enumerate()
-            .map(|(k, d)| (self.id(self.index.dep_slots[first_dep + k]), d))
-            .collect();
+        for (k, d) in info.depends.iter().enumerate() {
+            let n = self.id(self.index.dep_slots[first_dep + k]);
+            self.depends.push((n, d));
+        }
+        let install_if = self.install_if.len() as u32;
         let first_trigger = self.index.first_trigger[c] as usize;
-        let install_if = info
-            .install_if
-            .iter()
-            .enumerate()
-            .map(|(k, d)| (self.id(self.index.triggers[first_trigger + k].slot), d))
-            .collect();
+        for (k, d) in info.install_if.iter().enumerate() {
+            let n = self.id(self.index.triggers[first_trigger + k].slot);
+            self.install_if.push((n, d));
+        }
         self.pkgs.push(PkgNode {
             cand: c,
             name,
-            depends,
-            provides,
-            install_if,
+            depends: Span {
+                start: depends,
+                end: self.depends.len() as u32,
+            },
+            provides: Span {
+                start: provides,
+                end: self.provides.len() as u32,
+            },
+            install_if: Span {
+                start: install_if,
+                end: self.install_if.len() as u32,
+            },
         });
     }
 
@@ -311,65 +360,138 @@ impl<'a> Graph<'a> {
             if !slot.expanded {
                 continue;
             }
-            let providers = chain(&self.index.provided, slot.provided)
-                .map(|at| {
-                    let c = self.index.provided[at].cand as usize;
-                    let info = &self.cands[c].info;
-                    let version = match at - self.index.first_provided[c] as usize {
-                        0 => Some(info.version.as_str()),
-                        k => info.provides[k - 1].provided_version(),
-                    };
-                    Provider {
-                        pkg: pkg_of[c] as usize,
-                        version,
-                    }
-                })
-                .collect();
+            let start = self.providers.len() as u32;
+            for at in chain(&self.index.provided, slot.provided) {
+                let c = self.index.provided[at].cand as usize;
+                let info = &self.cands[c].info;
+                let version = match at - self.index.first_provided[c] as usize {
+                    0 => Some(info.version.as_str()),
+                    k => info.provides[k - 1].provided_version(),
+                };
+                self.providers.push(Provider {
+                    pkg: pkg_of[c] as usize,
+                    version,
+                });
+            }
             let n = self.id(s as u32);
-            self.names[n].providers = providers;
+            self.names[n].providers = Span {
+                start,
+                end: self.providers.len() as u32,
+            };
         }
     }
 
-    /// A name's reverse edges list every name that a depending (triggered) package provides,
-    /// each once, in the order first met.
-    fn add_reverse_edges(&mut self, pkg_of: &[u32]) {
-        for p in 0..self.pkgs.len() {
-            let node = &self.pkgs[p];
-            for &(n, _) in &node.depends {
-                let names = &mut self.names;
-                names[n].rdepends.push(node.name);
-                names[n]
-                    .rdepends
-                    .extend(node.provides.iter().map(|&(own, _, _)| own));
+    /// A name's reverse edges list every name that a depending package provides, each once,
+    /// in the order first met (packages in candidate order), then in apk's hash order.
+    fn add_rdepends(&mut self) {
+        let mut count = vec![0u32; self.names.len()];
+        for node in &self.pkgs {
+            let provided = 1 + node.provides.end - node.provides.start;
+            for &(n, _) in node.depends.of(&self.depends) {
+                count[n] += provided;
             }
         }
+        let mut next = Vec::with_capacity(count.len());
+        let mut total = 0u32;
+        for &c in &count {
+            next.push(total);
+            total += c;
+        }
+        self.rdepends = vec![0; total as usize];
+        for node in &self.pkgs {
+            for &(n, _) in node.depends.of(&self.depends) {
+                let at = next[n] as usize;
+                self.rdepends[at] = node.name;
+                for (k, &(own, _, _)) in node.provides.of(&self.provides).iter().enumerate() {
+                    self.rdepends[at + 1 + k] = own;
+                }
+                next[n] += 1 + node.provides.end - node.provides.start;
+            }
+        }
+        let mut last_in = vec![NONE; self.names.len()];
+        let mut start = 0u32;
+        for (n, c) in count.into_iter().enumerate() {
+            let end = start + c;
+            let kept = keep_first(&mut self.rdepends, start, end, &mut last_in, n as u32);
+            self.names[n].rdepends = Span { start, end: kept };
+            start = end;
+        }
+        self.in_apk_hash_order(|node| node.rdepends, |g| &mut g.rdepends);
+    }
+
+    /// A name's `install_if` reverse edges: every name a package triggering on it provides,
+    /// each once, in candidate order, then in apk's hash order.
+    fn add_rinstall_if(&mut self, pkg_of: &[u32]) {
+        let mut last_in = vec![NONE; self.names.len()];
         for s in 0..self.index.slots.len() {
             let slot = &self.index.slots[s];
             if !slot.expanded || slot.triggers.head == NONE {
                 continue;
             }
-            let n = slot.id as usize;
-            let mut provided = Vec::new();
+            let n = slot.id;
+            let start = self.rinstall_if.len() as u32;
             for at in chain(&self.index.triggers, slot.triggers) {
                 let node = &self.pkgs[pkg_of[self.index.triggers[at].cand as usize] as usize];
-                provided.push(node.name);
-                provided.extend(node.provides.iter().map(|x| x.0));
+                self.rinstall_if.push(node.name);
+                let provided = node.provides.of(&self.provides).iter().map(|x| x.0);
+                self.rinstall_if.extend(provided);
             }
-            self.names[n].rinstall_if = provided;
+            let end = self.rinstall_if.len() as u32;
+            let kept = keep_first(&mut self.rinstall_if, start, end, &mut last_in, n);
+            self.rinstall_if.truncate(kept as usize);
+            self.names[n as usize].rinstall_if = Span { start, end: kept };
         }
-        // Each once: the first occurrence stays (`last_in[x]` is the list x was last seen in).
-        let mut last_in = vec![NONE; self.names.len()];
-        for (n, node) in self.names.iter_mut().enumerate() {
-            let list = n as u32;
-            node.rdepends
-                .retain(|&x| std::mem::replace(&mut last_in[x], list) != list);
+        self.in_apk_hash_order(|node| node.rinstall_if, |g| &mut g.rinstall_if);
+    }
+
+    /// apk builds the reverse edges walking its name hash table, so they come in the order of
+    /// the names' buckets; the solver's queues, and the error report's lists, follow it.
+    fn in_apk_hash_order(
+        &mut self,
+        span: impl Fn(&NameNode) -> Span,
+        list: impl Fn(&mut Self) -> &mut Vec<usize>,
+    ) {
+        let mut bucket = vec![NONE; self.names.len()];
+        for n in 0..self.names.len() {
+            let sp = span(&self.names[n]);
+            if sp.end - sp.start < 2 {
+                continue;
+            }
+            for i in sp.start..sp.end {
+                let x = list(self)[i as usize];
+                if bucket[x] == NONE {
+                    bucket[x] = apk_name_bucket(self.names[x].text);
+                }
+            }
+            list(self)[sp.start as usize..sp.end as usize].sort_by_key(|&x| bucket[x]);
         }
-        last_in.fill(NONE);
-        for (n, node) in self.names.iter_mut().enumerate() {
-            let list = n as u32;
-            node.rinstall_if
-                .retain(|&x| std::mem::replace(&mut last_in[x], list) != list);
-        }
+    }
+
+    pub fn providers(&self, n: usize) -> &[Provider<'a>] {
+        self.names[n].providers.of(&self.providers)
+    }
+
+    /// Names provided by packages that depend on `n`, in apk's hash order.
+    pub fn rdepends(&self, n: usize) -> &[usize] {
+        self.names[n].rdepends.of(&self.rdepends)
+    }
+
+    /// Names provided by packages with an `install_if` on `n`.
+    pub fn rinstall_if(&self, n: usize) -> &[usize] {
+        self.names[n].rinstall_if.of(&self.rinstall_if)
+    }
+
+    pub fn depends(&self, p: usize) -> &[(usize, &'a Dep)] {
+        self.pkgs[p].depends.of(&self.depends)
+    }
+
+    /// (name, provided version, the atom as written).
+    pub fn provides(&self, p: usize) -> &[(usize, Option<&'a str>, &'a Dep)] {
+        self.pkgs[p].provides.of(&self.provides)
+    }
+
+    pub fn install_if(&self, p: usize) -> &[(usize, &'a Dep)] {
+        self.pkgs[p].install_if.of(&self.install_if)
     }
 
     /// The graph index of a slot's name, given on first use.
@@ -379,22 +501,12 @@ impl<'a> Graph<'a> {
             slot.id = self.names.len() as u32;
             self.names.push(NameNode {
                 text: slot.text,
-                providers: Vec::new(),
-                rdepends: Vec::new(),
-                rinstall_if: Vec::new(),
+                providers: Span::default(),
+                rdepends: Span::default(),
+                rinstall_if: Span::default(),
             });
         }
         slot.id as usize
-    }
-
-    /// apk builds the reverse edges walking its name hash table, so they come in the order of
-    /// the names' buckets; the solver's queues, and the error report's lists, follow it.
-    fn in_apk_hash_order(&mut self) {
-        let bucket: Vec<u32> = self.names.iter().map(|n| apk_name_bucket(n.text)).collect();
-        for n in &mut self.names {
-            n.rdepends.sort_by_key(|&x| bucket[x]);
-            n.rinstall_if.sort_by_key(|&x| bucket[x]);
-        }
     }
 
     /// The index of a name known to the graph.
@@ -512,8 +624,8 @@ pub(super) fn analyze(g: &Graph, dep: &Dep, pkg: usize) -> DepMatch {
     let version = if g.names[node.name].text == dep.name {
         Some(info.version.as_str())
     } else {
-        match node
-            .provides
+        match g
+            .provides(pkg)
             .iter()
             .find(|(n, _, _)| g.names[*n].text == dep.name)
         {
