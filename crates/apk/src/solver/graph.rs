@@ -53,7 +53,7 @@ impl Span {
 }
 
 pub(super) struct Graph<'a> {
-    cands: &'a [Candidate],
+    cands: &'a [Candidate<'a>],
     pub names: Vec<NameNode<'a>>,
     /// Reached packages, in candidate order.
     pub pkgs: Vec<PkgNode>,
@@ -118,7 +118,7 @@ struct Link {
 }
 
 impl<'a> Index<'a> {
-    fn new(cands: &'a [Candidate]) -> Self {
+    fn new(cands: &'a [Candidate<'a>]) -> Self {
         let mut ix = Index {
             table: vec![0; (cands.len() * 4).next_power_of_two().max(64)],
             slots: Vec::with_capacity(cands.len() * 2),
@@ -288,7 +288,7 @@ fn chain(links: &[Link], c: Chain) -> impl Iterator<Item = usize> + '_ {
 impl<'a> Graph<'a> {
     /// The graph of what `roots` (world and command-line names) and the installed packages
     /// reach among `cands`.
-    pub fn build(cands: &'a [Candidate], roots: impl Iterator<Item = &'a str>) -> Graph<'a> {
+    pub fn build(cands: &'a [Candidate<'a>], roots: impl Iterator<Item = &'a str>) -> Graph<'a> {
         let mut index = Index::new(cands);
         let reached = reach(&mut index, cands, roots);
         let mut g = Graph {
@@ -517,7 +517,7 @@ impl<'a> Graph<'a> {
     }
 
     /// The candidate a package of the graph is.
-    pub fn cand(&self, pkg: usize) -> &'a Candidate {
+    pub fn cand(&self, pkg: usize) -> &'a Candidate<'a> {
         &self.cands[self.pkgs[pkg].cand]
     }
 
@@ -532,7 +532,7 @@ impl<'a> Graph<'a> {
 /// names and dependencies. Marks the reached names' slots expanded.
 fn reach<'a>(
     ix: &mut Index<'a>,
-    cands: &'a [Candidate],
+    cands: &'a [Candidate<'a>],
     roots: impl Iterator<Item = &'a str>,
 ) -> Vec<usize> {
     let mut reached = Vec::new();
