@@ -94,6 +94,8 @@ struct Index<'a> {
     /// `dep_slots`.
     first_dep: Vec<u32>,
     dep_slots: Vec<u32>,
+    /// The slots the reach expanded, in the order it did.
+    expanded: Vec<u32>,
 }
 
 struct Slot<'a> {
@@ -128,6 +130,7 @@ impl<'a> Index<'a> {
             first_trigger: Vec::with_capacity(cands.len() + 1),
             first_dep: vec![NONE; cands.len()],
             dep_slots: Vec::new(),
+            expanded: Vec::new(),
         };
         for (i, c) in cands.iter().enumerate() {
             let i = i as u32;
@@ -355,11 +358,9 @@ impl<'a> Graph<'a> {
 
     /// The providers of every expanded name, in candidate order.
     fn add_providers(&mut self, pkg_of: &[u32]) {
-        for s in 0..self.index.slots.len() {
+        for k in 0..self.index.expanded.len() {
+            let s = self.index.expanded[k] as usize;
             let slot = &self.index.slots[s];
-            if !slot.expanded {
-                continue;
-            }
             let start = self.providers.len() as u32;
             for at in chain(&self.index.provided, slot.provided) {
                 let c = self.index.provided[at].cand as usize;
@@ -423,9 +424,9 @@ impl<'a> Graph<'a> {
     /// each once, in candidate order, then in apk's hash order.
     fn add_rinstall_if(&mut self, pkg_of: &[u32]) {
         let mut last_in = vec![NONE; self.names.len()];
-        for s in 0..self.index.slots.len() {
-            let slot = &self.index.slots[s];
-            if !slot.expanded || slot.triggers.head == NONE {
+        for &s in &self.index.expanded {
+            let slot = &self.index.slots[s as usize];
+            if slot.triggers.head == NONE {
                 continue;
             }
             let n = slot.id;
@@ -557,6 +558,7 @@ fn reach<'a>(
             if std::mem::replace(&mut slot.expanded, true) {
                 continue;
             }
+            ix.expanded.push(s);
             let (p, t) = (slot.provided, slot.triggers);
             pkgs.extend(chain(&ix.provided, p).map(|at| ix.provided[at].cand as usize));
             pkgs.extend(chain(&ix.triggers, t).map(|at| ix.triggers[at].cand as usize));
