@@ -103,6 +103,29 @@ echo "RAMBOOT-DEMO: timeline $(cat /run/ramboot/timeline.json)"
 if grep -qw ramboot_demo=dmesg /proc/cmdline; then
   dmesg | grep -e 'ramboot: ' -e 'suppressed' | sed 's/^/RAMBOOT-DMESG: /'
 fi
+# The cached root (issue 11), on request: wait until ramboot's background writer has put the
+# media back read-only, show the image and the root ("/" type), then every entry of the root
+# (type and mode, owner, link target; a checksum per file, the apk database among them).
+if grep -qw ramboot_demo=tree /proc/cmdline; then
+  n=0
+  while grep -q ' /media/vda1 [^ ]* rw' /proc/mounts && [ $n -lt 3000 ]; do sleep 0.1; n=$((n+1)); done
+  echo "RAMBOOT-DEMO: root fs $(grep ' / ' /proc/mounts | tail -1 | cut -d' ' -f3)"
+  echo "RAMBOOT-DEMO: media now $(grep ' /media/vda1 ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1)"
+  echo "RAMBOOT-DEMO: cache $(ls -ln /media/vda1/ | grep ramboot-root | tr -s ' ' | cut -d' ' -f5,9)"
+  find / -xdev -exec stat -c 'RAMBOOT-TREE: %n %f %u %g %N' {} + | sort
+  find / -xdev -type f -exec md5sum {} + | sort -k2 | sed 's/^/RAMBOOT-TREE: /'
+fi
+# Mounting the cached root against copying it into a tmpfs (issue 11), on the instruction
+# clock (/proc/uptime, 10 ms steps): loop + squashfs mount, then a full copy.
+if grep -qw ramboot_demo=copy /proc/cmdline && [ -f /media/vda1/ramboot-root.sqfs ]; then
+  mkdir -p /tmp/rc-image /tmp/rc-copy
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  mount -o ro,loop -t squashfs /media/vda1/ramboot-root.sqfs /tmp/rc-image
+  t1=$(cut -d' ' -f1 /proc/uptime)
+  mount -t tmpfs tmpfs /tmp/rc-copy && cp -a /tmp/rc-image/. /tmp/rc-copy/
+  t2=$(cut -d' ' -f1 /proc/uptime)
+  echo "RAMBOOT-DEMO: mount-vs-copy uptime $t0 mounted $t1 copied $t2"
+fi
 echo "RAMBOOT-DEMO: done, powering off"
 poweroff -f
 EOF
@@ -205,8 +228,10 @@ echo "RAMBOOT-SERVICES-KMSG: hello service started" > /dev/kmsg
 if grep -qw ramboot_demo=bench /proc/cmdline; then
   switches() { cat /proc/1/task/*/status | awk '/ctxt_switches/ { s += $2 } END { print s }'; }
   threads() { for t in /proc/1/task/*; do echo "$(cat "$t/comm"):$(awk '/ctxt_switches/ { s += $2 } END { print s }' "$t/status")"; done | tr '\n' ' '; }
-  # Idle means after the hotplug thread's pass over the present devices (its line in the kernel log).
+  # Idle means after the hotplug thread's pass over the present devices (its line in the kernel log)
+  # and once the cached root's writer of a first boot has ended and PID 1 has reaped it.
   grep -m1 -q 'hotplug: listening' /dev/kmsg
+  while grep -qsx rootcache /proc/[0-9]*/comm; do sleep 0.1; done
   before=$(switches); t0=$(threads); sleep 10; after=$(switches)
   echo "RAMBOOT-SERVICES: idle PID 1: $(grep VmRSS /proc/1/status | tr -s ' \t' ' '); $((after - before)) wake-ups in 10 s ($(ls /proc/1/task | wc -l) threads; before $t0; after $(threads))" > /dev/console
 fi

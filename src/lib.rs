@@ -17,6 +17,7 @@ pub mod initramfs;
 pub mod json;
 pub mod media;
 pub mod overlay;
+pub mod rootcache;
 pub mod supervise;
 pub mod system;
 pub use ramboot_apk::quote;

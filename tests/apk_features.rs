@@ -561,6 +561,12 @@ impl Sys for BindingSys {
     fn loop_autoclear(&self, d: &std::path::Path) -> io::Result<()> {
         self.0.loop_autoclear(d)
     }
+    fn background(&self, n: &str, t: &mut (dyn FnMut() -> i32 + Send)) -> io::Result<()> {
+        self.0.background(n, t)
+    }
+    fn set_read_only_at(&self, d: rustix::fd::BorrowedFd<'_>, ro: bool) -> io::Result<()> {
+        self.0.set_read_only_at(d, ro)
+    }
     fn uevents(&self, b: usize) -> io::Result<Box<dyn UeventSource>> {
         self.0.uevents(b)
     }

@@ -86,6 +86,15 @@ fn plan_over_a_card_copy_explains_the_apkovl_and_touches_nothing() {
     );
     assert!(text.contains("exec /sbin/init"), "{text}");
     assert!(text.contains("== end ==\nhanded off"), "{text}");
+    // Issue 11: the plan says what the root cache does (and writes nothing to the card): an
+    // install from a repository that could not be used is not kept.
+    assert!(
+        text.contains(
+            "root cache: no cached root at /media/mmcblk0p1/ramboot-root.sqfs yet: installing"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("is written to"), "{text}");
     // Bug fixed: the "several apkovls" warning was logged twice (discovery and the media stage).
     assert_eq!(
         text.matches("WARNING: several apkovls found").count(),
@@ -111,6 +120,17 @@ fn plan_over_a_card_copy_explains_the_apkovl_and_touches_nothing() {
         "{json}"
     );
     assert!(json.contains(r#""handed_off":true"#), "{json}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(["plan", "--cmdline", "ramboot_cache=no", "--root"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("root cache: off (ramboot_cache=no)"),
+        "{text}"
+    );
+    assert_eq!(snapshot(root), before, "the user's directory changed");
 }
 
 // --- package scripts, --keys-dir, --media over the temp dir (issue 8, point 13) ---

@@ -532,6 +532,13 @@ const CASES: &[Case] = &[
     case("uevent_buf_size=big", &[(InvalidValue, "uevent_buf_size")], |p| {
         assert_eq!(p.uevent_buf_size, 4 << 20)
     }),
+    // ramboot_cache (issue 11): on unless turned off
+    case("", &[], |p| assert!(diskless(p).root_cache)),
+    case("ramboot_cache=no", &[], |p| assert!(!diskless(p).root_cache)),
+    case("noramboot_cache", &[], |p| assert!(!diskless(p).root_cache)),
+    case("ramboot_cache=maybe", &[(InvalidValue, "ramboot_cache")], |p| {
+        assert!(diskless(p).root_cache)
+    }),
     // ramboot_init
     case("", &[], |p| assert!(!p.ramboot_init)),
     case("ramboot_init", &[], |p| assert!(p.ramboot_init)),

@@ -73,6 +73,9 @@ pub enum BootError {
     /// The modloop was refused or could not be mounted.
     #[error("modloop refused: {0}")]
     Modloop(#[source] crate::hw::modloop::ModloopError),
+    /// The cached root could not be stacked (the install runs instead).
+    #[error("cached root: cannot set up {what}: {source}")]
+    RootCache { what: String, source: io::Error },
     /// A device named in the new root's fstab did not show up.
     #[error("device {spec} not found")]
     DeviceNotFound { spec: String },

@@ -34,7 +34,13 @@ impl Boot<'_> {
             if let Err(end) = checked {
                 return end;
             }
+            // The cached root's tree is read now (part of the boot's time); its writer starts
+            // after the timeline and runs beside the new system.
+            let cache_write = self.root_cache_write.take().and_then(|w| w.scan());
             self.finish_timeline();
+            if let Some(write) = cache_write {
+                write.start(self.sys);
+            }
             // Back to the kernel's default for the new system's own writers.
             self.kmsg_limit.restore(self.sys);
             let init = self.plan.init.clone();

@@ -110,6 +110,8 @@ pub struct Boot<'a> {
     pub kmsg_limit: KmsgLimit,
     /// Paces the rescue loop.
     pub backoff: RescueBackoff,
+    /// The cached root to write once the boot is handed off (a fresh install that is kept).
+    pub root_cache_write: Option<diskless::PendingWrite>,
 }
 
 impl<'a> Boot<'a> {
@@ -127,6 +129,7 @@ impl<'a> Boot<'a> {
             record: Record::default(),
             kmsg_limit: KmsgLimit::default(),
             backoff: RescueBackoff::default(),
+            root_cache_write: None,
         }
     }
 

@@ -90,6 +90,17 @@ pub const PACKAGES: Stage = Stage {
     timed: true,
 };
 
+/// The cached root (`ramboot_cache`): the image on the boot media mounted under the root's tmpfs
+/// instead of installing. A failure puts the root back and the packages are installed.
+pub const ROOTCACHE: Stage = Stage {
+    name: "rootcache",
+    title: Some("Mounting the cached root {}"),
+    policy: Policy::Degrade {
+        fallback: Some("installing the packages instead"),
+    },
+    timed: true,
+};
+
 /// The `init=` check before switch_root (a failed switch_root takes the same policy).
 pub const HANDOFF: Stage = Stage {
     name: "handoff",
@@ -99,8 +110,9 @@ pub const HANDOFF: Stage = Stage {
 };
 
 /// Every stage, in boot order.
-pub const ALL: [&Stage; 10] = [
-    &EARLY, &DRIVERS, &ROOT, &USR, &MEDIA, &SYSROOT, &APKOVL, &PACKAGES, &MODLOOP, &HANDOFF,
+pub const ALL: [&Stage; 11] = [
+    &EARLY, &DRIVERS, &ROOT, &USR, &MEDIA, &SYSROOT, &APKOVL, &ROOTCACHE, &PACKAGES, &MODLOOP,
+    &HANDOFF,
 ];
 
 #[cfg(test)]

@@ -266,7 +266,7 @@ pub fn detect_serial_consoles(sys: &dyn Sys) -> Vec<String> {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| !n.starts_with("ttyS") && !is_virtual_terminal(n))
             .collect();
-        names.sort();
+        crate::sys::sort::sort(&mut names);
         out.extend(names);
     }
     out

@@ -110,7 +110,7 @@ impl Timeline {
             .map(|m| (m.name.as_str(), m.own()))
             .filter(|(_, d)| *d >= Duration::from_millis(1))
             .collect();
-        by_time.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        crate::sys::sort::sort_by(&mut by_time, |a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         by_time
             .iter()
             .take(SLOWEST_SHOWN)

@@ -85,6 +85,14 @@ fn diskless_lines(l: &mut Lines, d: &Diskless) {
             "--clean-protected, apkovl files win over package files".into()
         },
     );
+    l.line(
+        "root cache",
+        if d.root_cache {
+            format!("the installed root is kept on the boot media as {} and mounted instead of installing when packages, indexes and ramboot are unchanged (ramboot_cache=no turns it off)", crate::rootcache::IMAGE_NAME)
+        } else {
+            "off (ramboot_cache=no): packages are installed on every boot".into()
+        },
+    );
     if d.bootstrap_usr_merged {
         l.line(
             "usr merge",
@@ -465,6 +473,7 @@ fn plan_json(plan: &BootPlan) -> Json {
                 ("ssh_key", Json::opt_str(d.ssh_key.clone())),
                 ("keep_apk_new", Json::Bool(d.keep_apk_new)),
                 ("bootstrap_usr_merged", Json::Bool(d.bootstrap_usr_merged)),
+                ("root_cache", Json::Bool(d.root_cache)),
             ],
         ),
         Mode::Root(r) => tagged(

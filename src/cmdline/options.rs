@@ -72,6 +72,7 @@ known_options! {
     Panic = "panic": "any value: on a fatal boot error let the kernel panic instead of starting a rescue shell";
     Pkgs = "pkgs": "comma list of extra packages to install";
     Quiet = "quiet": "less console output (messages still go to the kernel log)";
+    RambootCache = "ramboot_cache": "diskless: keep the installed root as an image on the boot media and mount it instead of installing when nothing changed (default yes; `noramboot_cache` or `ramboot_cache=no` turns it off)";
     RambootInit = "ramboot_init": "service mode: after switch_root ramboot stays PID 1 and runs /etc/inittab and /etc/ramboot/services instead of exec'ing init=";
     RambootWatchdog = "ramboot_watchdog": "service mode: PID 1 feeds /dev/watchdog until reboot(2); bare = 60 s timeout, or SECONDS";
     Resume = "resume": "device holding a hibernation image";

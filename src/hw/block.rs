@@ -177,7 +177,7 @@ pub fn list(sys: &dyn Sys) -> Vec<BlockDevice> {
                 .collect()
         })
         .unwrap_or_default();
-    names.sort_by(|a, b| natural_cmp(a, b));
+    crate::sys::sort::sort_by(&mut names, |a, b| natural_cmp(a, b));
     names
         .iter()
         .filter_map(|n| BlockDevice::from_sysfs(sys, n))
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn natural_order() {
         let mut v = vec!["sda10", "vda1", "sda2", "mmcblk0p1", "sda1", "mmcblk0"];
-        v.sort_by(|a, b| natural_cmp(a, b));
+        crate::sys::sort::sort_by(&mut v, |a, b| natural_cmp(a, b));
         assert_eq!(v, ["mmcblk0", "mmcblk0p1", "sda1", "sda2", "sda10", "vda1"]);
         assert_eq!(guess_parent("mmcblk0p1"), "mmcblk0");
         assert_eq!(guess_parent("vda1"), "vda");

@@ -162,7 +162,7 @@ impl Discovery {
             .iter()
             .filter_map(|d| d.mounted.as_ref())
             .collect();
-        v.sort_by(|a, b| natural_cmp(&a.device, &b.device));
+        crate::sys::sort::sort_by(&mut v, |a, b| natural_cmp(&a.device, &b.device));
         v
     }
 }
@@ -510,7 +510,7 @@ fn collect(sys: &dyn Sys, out: &mut Discovery, cfg: &DiscoverConfig) {
         .iter()
         .filter_map(|d| Some((d, d.mounted.as_ref()?, d.offer.as_ref()?)))
         .collect();
-    kept.sort_by(|a, b| natural_cmp(&a.1.device, &b.1.device));
+    crate::sys::sort::sort_by(&mut kept, |a, b| natural_cmp(&a.1.device, &b.1.device));
     let (mut repos, mut ovls, mut loops, mut caches) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (_, m, offer) in kept {

@@ -165,7 +165,7 @@ impl<'a, 'l> Listener<'a, 'l> {
             .filter(|n| n == "cdrom" || n.starts_with("usbdisk"))
             .filter(|n| self.points_to(n, device))
             .collect();
-        names.sort();
+        crate::sys::sort::sort(&mut names);
         names
             .into_iter()
             .map(|name| {

@@ -135,7 +135,7 @@ pub fn verify(
                 .collect()
         })
         .unwrap_or_default();
-    keys.sort();
+    crate::sys::sort::sort(&mut keys);
     if keys.is_empty() {
         log::warn!(
             "no keys in {KEYS_DIR}: modloop {} is not verified",

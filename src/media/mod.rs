@@ -99,8 +99,8 @@ pub fn scan(dir: &Path, opts: &ScanOptions) -> Result<Offer, MediaError> {
             offer.apkovls.push(PathBuf::from(&name));
         }
     }
-    offer.boot_repositories.sort();
-    offer.apkovls.sort();
+    crate::sys::sort::sort(&mut offer.boot_repositories);
+    crate::sys::sort::sort(&mut offer.apkovls);
     offer.modloops = find_modloop(dir, opts.modloop.as_deref(), opts.kernel_release.as_deref());
     Ok(offer)
 }
@@ -127,7 +127,7 @@ pub fn deep_boot_repositories(dir: &Path) -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     walk(dir, Path::new(""), 0, &mut out);
-    out.sort();
+    crate::sys::sort::sort(&mut out);
     out
 }
 
@@ -172,7 +172,7 @@ pub fn find_modloop(
             .map(|e| Path::new(sub).join(e.file_name()))
             .filter(|rel| file_is_squashfs(&dir.join(rel)))
             .collect();
-        names.sort();
+        crate::sys::sort::sort(&mut names);
         found.extend(names);
     }
     let flavour = kernel_release
@@ -189,7 +189,7 @@ pub fn find_modloop(
             None => 2,
         }
     };
-    found.sort_by_key(rank); // stable: keeps boot/ before top level within a group
+    crate::sys::sort::sort_by_key(&mut found, rank); // stable: keeps boot/ before top level within a group
     found
 }
 
@@ -251,7 +251,7 @@ pub fn choose_apkovl(
     let host_hit =
         |c: &ApkovlCandidate| hostname.is_some_and(|h| !h.is_empty() && matches_host(&file(c), h));
     let mut sorted: Vec<ApkovlCandidate> = candidates.to_vec();
-    sorted.sort_by(|a, b| {
+    crate::sys::sort::sort_by(&mut sorted, |a, b| {
         host_hit(b)
             .cmp(&host_hit(a))
             .then_with(|| is_leftover(&file(a)).cmp(&is_leftover(&file(b))))

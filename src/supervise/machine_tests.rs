@@ -289,7 +289,7 @@ fn busy_memory_filesystems_and_a_tmpfs_root_are_left_quietly_at_power_down() {
     );
     assert_eq!(calls.last().unwrap(), "reboot poweroff");
     let warnings: Vec<&str> = r.sup.journal().filter(|l| l.contains("mount")).collect();
-    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(warnings.is_empty(), "{}", warnings.join("; "));
 }
 
 fn save_for_test(sys: &dyn Sys) -> Vec<String> {
@@ -314,7 +314,7 @@ fn state_is_saved_once_every_process_is_gone_and_before_the_unmounts() {
         .iter()
         .position(|l| l.starts_with("cannot unmount /media/sda1"))
         .unwrap();
-    assert!(saved < unmount, "{journal:?}");
+    assert!(saved < unmount, "{}", journal.join("; "));
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub fn load_all(sys: &dyn Sys, dir: &Path) -> (Vec<ServiceDef>, Vec<Skipped>) {
             .collect(),
         Err(_) => Vec::new(),
     };
-    names.sort();
+    crate::sys::sort::sort(&mut names);
     let (mut defs, mut skipped) = (Vec::new(), Vec::new());
     for name in names {
         let main_dir = dir.join(&name);
@@ -186,7 +186,7 @@ fn read_envdir(dir: &Path) -> Result<Vec<(OsString, Option<OsString>)>, String> 
         };
         vars.push((name, value));
     }
-    vars.sort();
+    crate::sys::sort::sort(&mut vars);
     Ok(vars)
 }
 

@@ -338,7 +338,7 @@ impl PackageBuilder {
         let mut stack = vec![(dir.to_path_buf(), String::new())];
         while let Some((host, rel)) = stack.pop() {
             let mut names: Vec<_> = std::fs::read_dir(&host)?.collect::<Result<_, _>>()?;
-            names.sort_by_key(|e| e.file_name());
+            ramboot_sys::sort::sort_by_key(&mut names, |e| e.file_name());
             let mut subdirs = Vec::new();
             for ent in names {
                 let name = ent
@@ -596,7 +596,7 @@ impl IndexBuilder {
     /// The APKINDEX text: records sorted by name, then version.
     pub fn text(&self) -> String {
         let mut pkgs: Vec<&PkgInfo> = self.packages.iter().collect();
-        pkgs.sort_by(|a, b| {
+        ramboot_sys::sort::sort_by(&mut pkgs, |a, b| {
             super::dep::name_cmp(&a.name, &b.name)
                 .then_with(|| super::version::compare(&a.version, &b.version))
         });

@@ -125,7 +125,7 @@ fn ugm(uid: u32, gid: u32, mode: u32, x: &Option<Checksum>) -> String {
 /// `lib/apk/db/installed` text.
 pub fn installed_text(db: &Db) -> String {
     let mut pkgs: Vec<&InstalledPkg> = db.packages.iter().collect();
-    pkgs.sort_by(|a, b| {
+    ramboot_sys::sort::sort_by(&mut pkgs, |a, b| {
         name_cmp(&a.info.name, &b.info.name)
             .then_with(|| version::compare(&a.info.version, &b.info.version))
     });

@@ -153,7 +153,7 @@ pub(crate) fn xattr_checksum(xattrs: &[(String, Vec<u8>)]) -> Option<Checksum> {
         return None;
     }
     let mut sorted: Vec<&(String, Vec<u8>)> = xattrs.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    ramboot_sys::sort::sort_by(&mut sorted, |a, b| a.0.cmp(&b.0));
     let mut h = Sha1::new();
     for (k, v) in sorted {
         h.update((k.len() as u32).to_be_bytes());

@@ -130,7 +130,7 @@ pub fn root_repositories(root: &Path) -> Vec<(Option<String>, String)> {
                 .collect()
         })
         .unwrap_or_default();
-    lists.sort();
+    ramboot_sys::sort::sort(&mut lists);
     for l in lists {
         lines.extend(parse_repositories_file(
             &std::fs::read_to_string(l).unwrap_or_default(),
@@ -303,7 +303,7 @@ impl RepoSet {
             .iter()
             .filter(|r| a.repos & (1 << r.index) != 0 && !r.remote)
             .collect();
-        local.sort_by_key(|r| r.index);
+        ramboot_sys::sort::sort_by_key(&mut local, |r| r.index);
         if let Some(r) = local.first() {
             return r.dir.as_ref().map(|d| d.join(&file));
         }

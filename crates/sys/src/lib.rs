@@ -13,6 +13,8 @@ pub mod elf;
 
 pub mod fsutil;
 
+pub mod sort;
+
 pub mod foreign;
 mod real;
 mod recording;
@@ -300,6 +302,16 @@ pub trait Sys: Send + Sync {
 
     /// `finit_module(2)` or `init_module(2)` with the given parameter string.
     fn load_module(&self, image: ModuleImage<'_>, params: &str) -> io::Result<()>;
+
+    /// Runs `task` in a child process that outlives this one's exec (the cached root's writer
+    /// goes on while the new system starts), named `name` for `ps` (15 bytes at most); its
+    /// return value is the child's exit code. The double records `background NAME` and runs the
+    /// task inline only when asked to.
+    fn background(&self, name: &str, task: &mut (dyn FnMut() -> i32 + Send)) -> io::Result<()>;
+
+    /// Makes the file system holding the directory `dir` read-only (or read-write) by its
+    /// descriptor (fspick + reconfigure), for a process that no longer sees its mount point.
+    fn set_read_only_at(&self, dir: BorrowedFd<'_>, read_only: bool) -> io::Result<()>;
 
     /// Attaches `file` to a free loop device (`LOOP_CONFIGURE`) and returns the device path.
     fn loop_attach(&self, file: &Path, read_only: bool) -> io::Result<PathBuf>;

@@ -151,6 +151,39 @@ impl Sys for RealSys {
         Ok(())
     }
 
+    fn background(&self, name: &str, task: &mut (dyn FnMut() -> i32 + Send)) -> io::Result<()> {
+        // SAFETY: fork(2) has no preconditions; the child only runs `task` (which the caller
+        // made for a process with one thread) and leaves with _exit, never returning here.
+        match unsafe { libc::fork() } {
+            -1 => Err(io::Error::last_os_error()),
+            0 => {
+                // Named for `ps`: the process would otherwise carry the initramfs's /init name.
+                if let Ok(name) = std::ffi::CString::new(name) {
+                    let _ = rustix::thread::set_name(&name);
+                }
+                let code = task();
+                // SAFETY: _exit ends the child without running the parent's exit handlers.
+                unsafe { libc::_exit(code) }
+            }
+            pid => {
+                log::debug!("{name}: process {pid}");
+                Ok(())
+            }
+        }
+    }
+
+    fn set_read_only_at(&self, dir: BorrowedFd<'_>, read_only: bool) -> io::Result<()> {
+        use rustix::mount::{fsconfig_reconfigure, fsconfig_set_flag, fspick, FsPickFlags};
+        let fs = fspick(
+            dir,
+            "",
+            FsPickFlags::FSPICK_EMPTY_PATH | FsPickFlags::FSPICK_CLOEXEC,
+        )?;
+        fsconfig_set_flag(&fs, if read_only { "ro" } else { "rw" })?;
+        fsconfig_reconfigure(&fs)?;
+        Ok(())
+    }
+
     fn loop_attach(&self, file: &Path, read_only: bool) -> io::Result<PathBuf> {
         loopdev::attach(file, read_only)
     }

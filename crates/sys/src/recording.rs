@@ -34,6 +34,14 @@ use std::time::Duration;
 /// One recorded effect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
+    /// [`Sys::background`].
+    Background {
+        name: String,
+    },
+    /// [`Sys::set_read_only_at`].
+    ReadOnlyAt {
+        read_only: bool,
+    },
     Mount {
         source: String,
         target: PathBuf,
@@ -183,6 +191,11 @@ impl fmt::Display for Call {
             }
         }
         match self {
+            Call::Background { name } => write!(f, "background {name}"),
+            Call::ReadOnlyAt { read_only } => {
+                let o = if *read_only { "ro" } else { "rw" };
+                write!(f, "mount -o remount,{o} (by descriptor)")
+            }
             Call::Mount {
                 source,
                 target,
@@ -497,6 +510,7 @@ pub struct RecordingSys {
     machine: String,
     privileged: bool,
     chroot_runs: ChrootRuns,
+    background_runs: bool,
 }
 
 /// What [`RecordingSys`] does with a process spawned with a chroot (a package script).
@@ -523,7 +537,15 @@ impl RecordingSys {
             machine: std::env::consts::ARCH.into(),
             privileged: rustix::process::geteuid().is_root(),
             chroot_runs: ChrootRuns::Record,
+            background_runs: false,
         }
+    }
+
+    /// Runs the tasks given to [`Sys::background`] inline (they are only recorded otherwise:
+    /// `ramboot plan` must not write to the media it looks at).
+    pub fn with_background_runs(mut self, yes: bool) -> Self {
+        self.background_runs = yes;
+        self
     }
 
     /// Answers [`Sys::privileged`] with `yes` instead of this process's effective uid.
@@ -697,6 +719,25 @@ impl RecordingSys {
         }
     }
 
+    /// An overlay mount shows its layers' merged tree at the target: the double copies the
+    /// lower layers (lowest first), then the upper one, into the target directory.
+    fn emulate_overlay(&self, target: &Path, data: &str) -> io::Result<()> {
+        let option = |name: &str| {
+            data.split(',')
+                .find_map(|o| o.strip_prefix(name).map(str::to_string))
+        };
+        let mut layers: Vec<String> = option("lowerdir=")
+            .map(|l| l.split(':').rev().map(str::to_string).collect())
+            .unwrap_or_default();
+        layers.extend(option("upperdir="));
+        let to = self.path(target);
+        std::fs::create_dir_all(&to)?;
+        for layer in layers {
+            copy_tree(&self.path(Path::new(&layer)), &to)?;
+        }
+        Ok(())
+    }
+
     /// Records a mount table change (for calls that succeeded).
     fn mounted(&self, event: MountEvent) {
         self.lock().mount_events.push(event);
@@ -750,6 +791,9 @@ impl Sys for RecordingSys {
             flags: mount_flags_text(flags),
             data: data.into(),
         })?;
+        if fstype == "overlay" {
+            self.emulate_overlay(target, data)?;
+        }
         self.require_dir(target)?;
         self.mounted(MountEvent::Mount(target.into(), flags));
         Ok(())
@@ -853,6 +897,18 @@ impl Sys for RecordingSys {
             std::fs::metadata(self.path(path))?;
         }
         Ok(())
+    }
+
+    fn background(&self, name: &str, task: &mut (dyn FnMut() -> i32 + Send)) -> io::Result<()> {
+        self.record(Call::Background { name: name.into() })?;
+        if self.background_runs {
+            task();
+        }
+        Ok(())
+    }
+
+    fn set_read_only_at(&self, _dir: BorrowedFd<'_>, read_only: bool) -> io::Result<()> {
+        self.record(Call::ReadOnlyAt { read_only })
     }
 
     fn loop_attach(&self, file: &Path, read_only: bool) -> io::Result<PathBuf> {
@@ -1277,6 +1333,26 @@ impl UeventSource for ScriptedUevents {
             }
         }
     }
+}
+
+/// Copies the tree under `from` into `to` (files, links, directories), overwriting.
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::create_dir_all(&dst)?;
+            copy_tree(&src, &dst)?;
+        } else if kind.is_symlink() {
+            let _ = std::fs::remove_file(&dst);
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if kind.is_file() {
+            let _ = std::fs::remove_file(&dst);
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

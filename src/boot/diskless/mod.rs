@@ -11,9 +11,11 @@
 //! [`super::packages`]; this module orders them and finishes the new root.
 
 mod apkovl;
+mod cache;
 mod media;
 mod modloop;
 
+pub use cache::PendingWrite;
 pub use media::mdev_media_link;
 
 use super::packages;
@@ -233,12 +235,56 @@ fn build_root(
     decisions.packages = wanted.packages.clone();
     decisions.repositories = repositories.clone();
     let local = packages::local_repositories(&repositories);
-    let installed = boot
-        .stage(&stages::PACKAGES)
-        .detail(wanted.packages.join(" "))
-        .run(|b| packages::install(b, &local, &wanted, &decisions.overlay_files, plan))?;
-    if let Some(summary) = installed {
-        log::info!("installed {summary}");
+    let cache = cache_plan(boot, plan, &media_mounts, &local, &wanted, decisions);
+    if cache.is_some() {
+        boot.timeline.mark("rootcache key", boot.sys.now());
+    }
+    let mut from_cache = false;
+    if let Some(cp) = &cache {
+        let checked = cp.check(boot.sys);
+        boot.timeline.mark("rootcache checked", boot.sys.now());
+        match checked {
+            Ok(()) => {
+                boot.stage(&stages::ROOTCACHE)
+                    .detail(cp.image.display())
+                    .run(|b| {
+                        cache::mount_cached(b, cp)?;
+                        from_cache = true;
+                        Ok(Done::ok(()))
+                    })?;
+            }
+            Err((level, line)) => {
+                log::log!(level, "{line}");
+                decisions.notes.push(format!("root cache: {line}"));
+            }
+        }
+    } else if !plan.root_cache {
+        decisions
+            .notes
+            .push("root cache: off (ramboot_cache=no)".into());
+    }
+    if from_cache {
+        note(
+            decisions,
+            "root cache: the cached root is mounted, nothing installed".into(),
+        );
+    } else {
+        let installed = boot
+            .stage(&stages::PACKAGES)
+            .detail(wanted.packages.join(" "))
+            .run(|b| packages::install(b, &local, &wanted, &decisions.overlay_files, plan))?;
+        if let Some(summary) = installed {
+            log::info!("installed {summary}");
+        }
+        if let Some(cp) = cache {
+            let image = cp.image.display().to_string();
+            boot.root_cache_write = cache::keep_installed(boot, cp);
+            if boot.root_cache_write.is_some() {
+                decisions.notes.push(format!(
+                    "root cache: the installed root is written to {image} after handoff"
+                ));
+            }
+        }
     }
 
     Ok(Built {
@@ -247,6 +293,35 @@ fn build_root(
         media_mounts,
         has_fstab,
     })
+}
+
+/// The cached root's plan, when `ramboot_cache` is on and there is boot media to keep it on.
+fn cache_plan(
+    boot: &Boot<'_>,
+    plan: &Diskless,
+    media_mounts: &[MediaMount],
+    local: &[PathBuf],
+    wanted: &packages::Wanted,
+    decisions: &Decisions,
+) -> Option<cache::CachePlan> {
+    if !plan.root_cache {
+        return None;
+    }
+    let mounts: Vec<PathBuf> = media_mounts.iter().map(|m| m.mountpoint.clone()).collect();
+    let media = cache::media_for(&mounts, local)?;
+    let key = cache::key(
+        boot,
+        plan,
+        &wanted.packages,
+        local,
+        &decisions.overlay_files,
+    );
+    Some(cache::CachePlan::new(
+        boot,
+        media,
+        key,
+        &decisions.overlay_files,
+    ))
 }
 
 /// The sysroot stage's step: the tmpfs, and the usr-merged skeleton when asked for.

@@ -131,7 +131,7 @@ fn media_arches(root: &Path) -> Vec<String> {
             }
         }
     }
-    out.sort();
+    crate::sys::sort::sort(&mut out);
     out
 }
 
@@ -171,7 +171,7 @@ pub fn prepare(req: &Request, dir: &Path) -> Result<Prepared, PlanError> {
                 .collect()
         })
         .unwrap_or_default();
-    names.sort_by(|a, b| crate::hw::block::natural_cmp(a, b));
+    crate::sys::sort::sort_by(&mut names, |a, b| crate::hw::block::natural_cmp(a, b));
     let mut minor = 0;
     for name in names {
         let sysfs = dir.join("sys/class/block").join(&name);
@@ -206,7 +206,7 @@ pub fn prepare(req: &Request, dir: &Path) -> Result<Prepared, PlanError> {
                             .collect()
                     })
                     .unwrap_or_default();
-                rels.sort();
+                crate::sys::sort::sort(&mut rels);
                 match rels.as_slice() {
                     [one] => one.clone(),
                     _ => {

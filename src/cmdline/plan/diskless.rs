@@ -49,6 +49,7 @@ impl Planner<'_> {
             ssh_key,
             keep_apk_new: self.flag(Opt::KeepApkNew, false),
             bootstrap_usr_merged: self.flag(Opt::BootstrapUsrMerged, false),
+            root_cache: self.flag(Opt::RambootCache, true),
         }
     }
 

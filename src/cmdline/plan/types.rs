@@ -104,6 +104,9 @@ pub struct Diskless {
     pub ssh_key: Option<String>,
     pub keep_apk_new: bool,
     pub bootstrap_usr_merged: bool,
+    /// `ramboot_cache` (default yes): the installed root is kept on the boot media as an image
+    /// and mounted on the next boot whose inputs are the same.
+    pub root_cache: bool,
 }
 
 /// The root of a `root=` boot.

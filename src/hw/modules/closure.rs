@@ -93,6 +93,6 @@ pub fn closure_detailed(
         .filter_map(|m| db.modules.get(m))
         .map(|e| PathBuf::from(&e.path))
         .collect();
-    paths.sort();
+    crate::sys::sort::sort(&mut paths);
     Ok(Closure { paths, missing })
 }

@@ -55,7 +55,7 @@ impl ModuleDb {
                         .collect()
                 })
                 .unwrap_or_default();
-            files.sort();
+            crate::sys::sort::sort(&mut files);
             for f in files {
                 db.config.parse(&read_opt(&f));
             }

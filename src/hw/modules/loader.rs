@@ -93,10 +93,10 @@ impl LoadReport {
             &mut self.not_found,
             &mut self.blacklisted,
         ] {
-            v.sort();
+            crate::sys::sort::sort(v);
             v.dedup();
         }
-        self.failed.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::sys::sort::sort_by(&mut self.failed, |a, b| a.0.cmp(&b.0));
     }
 
     /// Did this module end up in the kernel (now or before)?

@@ -522,7 +522,7 @@ impl<'a> Commit<'a> {
                 cur = cur.rsplit_once('/').map_or("", |(p, _)| p);
             }
         }
-        gone.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+        ramboot_sys::sort::sort_by_key(&mut gone, |d| std::cmp::Reverse(d.matches('/').count()));
         for d in &gone {
             self.committer.rmdir(d);
             self.dir_perms.remove(d);
@@ -581,7 +581,7 @@ impl<'a> Commit<'a> {
     fn fix_dir_perms(&mut self) {
         let mut dirs: Vec<(&String, &DirPerm)> =
             self.dir_perms.iter().filter(|(_, v)| v.3).collect();
-        dirs.sort();
+        ramboot_sys::sort::sort(&mut dirs);
         self.committer.reset_cache();
         for (path, &(uid, gid, mode, _)) in dirs {
             self.committer.fix_dir(path, uid, gid, mode);

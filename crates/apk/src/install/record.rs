@@ -24,7 +24,7 @@ pub(super) fn write(sys: &dyn Sys, target: &Target, installed: &db::Db) -> Resul
 /// that cannot be made writable (a locked card) only gets a notice.
 fn write_cache_installed(sys: &dyn Sys, cache: &CacheDir, dbs: &db::Db, repos: &RepoSet) {
     let mut pkgs: Vec<&InstalledPkg> = dbs.packages.iter().collect();
-    pkgs.sort_by(|a, b| {
+    ramboot_sys::sort::sort_by(&mut pkgs, |a, b| {
         crate::dep::name_cmp(&a.info.name, &b.info.name)
             .then_with(|| crate::version::compare(&a.info.version, &b.info.version))
     });

@@ -11,7 +11,6 @@ use crate::repo::RepoSet;
 use crate::solver::{self, Candidate, RepoTag};
 use crate::ApkError;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// The tag (`s:`) each chosen package is recorded with: (identity, name, tag).
 pub(super) type PinTags = Vec<(Option<Checksum>, String, Option<String>)>;
@@ -202,20 +201,24 @@ fn candidates<'a>(
     let mut repo_of: Vec<Option<usize>> = (0..cands.len()).map(Some).collect();
     // The first repository package with each installed identity: one walk of the
     // candidates, not one per installed package.
-    let mut first: HashMap<Checksum, Option<usize>> = db
+    let mut first: Vec<(Checksum, Option<usize>)> = db
         .packages
         .iter()
         .filter_map(|ip| Some((ip.info.identity?, None)))
         .collect();
+    ramboot_sys::sort::sort_by(&mut first, |a, b| a.0.cmp(&b.0));
+    let at = |first: &[(Checksum, Option<usize>)], id: &Checksum| {
+        first.binary_search_by(|e| e.0.cmp(id)).ok()
+    };
     if !first.is_empty() {
         for (i, c) in cands.iter().enumerate() {
-            if let Some(at) = c.info.identity.and_then(|id| first.get_mut(&id)) {
-                at.get_or_insert(i);
+            if let Some(k) = c.info.identity.and_then(|id| at(&first, &id)) {
+                first[k].1.get_or_insert(i);
             }
         }
     }
     for ip in &db.packages {
-        match ip.info.identity.and_then(|id| first[&id]) {
+        match ip.info.identity.and_then(|id| first[at(&first, &id)?].1) {
             Some(i) => {
                 cands[i].installed = true;
                 cands[i].tag = tag_of(&ip.tag);

@@ -23,7 +23,7 @@ pub(super) fn run(
         .flat_map(|p| p.dirs.iter().map(|d| d.path.clone()))
         .collect();
     all_dirs.extend(target.overlay_dirs.iter().cloned());
-    all_dirs.sort();
+    ramboot_sys::sort::sort(&mut all_dirs);
     all_dirs.dedup();
     for &i in installed_now {
         let p = &db.packages[i];

@@ -74,9 +74,9 @@ pub(super) struct Engine<'g, 'a> {
     pub ps: Vec<PkgState>,
     dirty: VecDeque<usize>,
     /// Unresolved names ready to be chosen now (apk's early exit in its dequeue), as
-    /// (queue time, name): the latest queued is taken first. Entries go stale when the name
+    /// (0, queue time, name): the latest queued is taken first. Entries go stale when the name
     /// changes and are skipped then; a change pushes a fresh entry.
-    ready: BinaryHeap<(u32, u32)>,
+    ready: BinaryHeap<(u64, u32, u32)>,
     /// Every unresolved name as (dequeue key, queue time, name), best first, stale entries
     /// skipped as in `ready`.
     by_key: BinaryHeap<(u64, u32, u32)>,
@@ -184,7 +184,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     }
 
     fn next_ready(&mut self) -> Option<usize> {
-        while let Some(&(seq, n)) = self.ready.peek() {
+        while let Some(&(_, seq, n)) = self.ready.peek() {
             let n = n as usize;
             if self.ns[n].in_unresolved && self.ns[n].unresolved_seq == seq && self.is_ready(n) {
                 return Some(n);
@@ -259,7 +259,7 @@ impl<'g, 'a> Engine<'g, 'a> {
         let before = self.ns[n].offered.replace(now);
         let (ready, key, seq) = now;
         if ready && !matches!(before, Some(b) if b.0 && b.2 == seq) {
-            self.ready.push((seq, n as u32));
+            self.ready.push((0, seq, n as u32));
         }
         if !matches!(before, Some(b) if b.1 == key && b.2 == seq) {
             self.by_key.push((key, seq, n as u32));

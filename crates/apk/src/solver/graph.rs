@@ -264,6 +264,25 @@ fn name_hash(text: &[u8]) -> u32 {
     ((h ^ (h >> 32)).wrapping_mul(K) >> 32) as u32
 }
 
+/// apk builds the reverse edges walking its name hash table, so they come in the order of the
+/// names' buckets; the solver's queues, and the error report's lists, follow it.
+fn in_apk_hash_order(names: &[NameNode], list: &mut [usize], span: fn(&NameNode) -> Span) {
+    let mut bucket = vec![NONE; names.len()];
+    for node in names {
+        let sp = span(node);
+        if sp.end - sp.start < 2 {
+            continue;
+        }
+        let part = &mut list[sp.start as usize..sp.end as usize];
+        for &x in part.iter() {
+            if bucket[x] == NONE {
+                bucket[x] = apk_name_bucket(names[x].text);
+            }
+        }
+        ramboot_sys::sort::sort_by_key(part, |&x| bucket[x]);
+    }
+}
+
 /// Keeps the first occurrence of each name in `list[start..end]`, moved to the front of that
 /// range; returns the new end. `last_in[x]` is the list `x` was last seen in (`id`).
 fn keep_first(list: &mut [usize], start: u32, end: u32, last_in: &mut [u32], id: u32) -> u32 {
@@ -417,7 +436,7 @@ impl<'a> Graph<'a> {
             self.names[n].rdepends = Span { start, end: kept };
             start = end;
         }
-        self.in_apk_hash_order(|node| node.rdepends, |g| &mut g.rdepends);
+        in_apk_hash_order(&self.names, &mut self.rdepends, |node| node.rdepends);
     }
 
     /// A name's `install_if` reverse edges: every name a package triggering on it provides,
@@ -442,30 +461,7 @@ impl<'a> Graph<'a> {
             self.rinstall_if.truncate(kept as usize);
             self.names[n as usize].rinstall_if = Span { start, end: kept };
         }
-        self.in_apk_hash_order(|node| node.rinstall_if, |g| &mut g.rinstall_if);
-    }
-
-    /// apk builds the reverse edges walking its name hash table, so they come in the order of
-    /// the names' buckets; the solver's queues, and the error report's lists, follow it.
-    fn in_apk_hash_order(
-        &mut self,
-        span: impl Fn(&NameNode) -> Span,
-        list: impl Fn(&mut Self) -> &mut Vec<usize>,
-    ) {
-        let mut bucket = vec![NONE; self.names.len()];
-        for n in 0..self.names.len() {
-            let sp = span(&self.names[n]);
-            if sp.end - sp.start < 2 {
-                continue;
-            }
-            for i in sp.start..sp.end {
-                let x = list(self)[i as usize];
-                if bucket[x] == NONE {
-                    bucket[x] = apk_name_bucket(self.names[x].text);
-                }
-            }
-            list(self)[sp.start as usize..sp.end as usize].sort_by_key(|&x| bucket[x]);
-        }
+        in_apk_hash_order(&self.names, &mut self.rinstall_if, |node| node.rinstall_if);
     }
 
     pub fn providers(&self, n: usize) -> &[Provider<'a>] {
@@ -566,7 +562,7 @@ fn reach<'a>(
             break;
         }
     }
-    reached.sort_unstable();
+    ramboot_sys::sort::sort(&mut reached);
     reached
 }
 

@@ -96,8 +96,9 @@ pub struct Solution {
 /// skipped.
 pub fn solve(pkgs: &[Candidate<'_>], world: &[Dep], opts: &Options) -> Result<Solution, ApkError> {
     let mut world_sorted = world.to_vec();
-    world_sorted
-        .sort_by(|a, b| name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string())));
+    ramboot_sys::sort::sort_by(&mut world_sorted, |a, b| {
+        name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string()))
+    });
     world_sorted.dedup();
     let roots = world_sorted.iter().map(|d| d.name.as_str());
     let g = Graph::build(
