@@ -75,8 +75,8 @@ pub(super) struct Graph<'a> {
 const NONE: u32 = u32::MAX;
 
 /// The first pass over every candidate: each name text once (a slot), with chains of the
-/// candidates that own or provide it and of those that trigger on it. Chains keep candidate
-/// order; one candidate's links are contiguous.
+/// candidates that own or provide it and of those that trigger on it (latest candidate
+/// first: a link's index grows with the candidate's); one candidate's links are contiguous.
 struct Index<'a> {
     /// Open addressing with linear probing, at most half full; an entry is the name's hash
     /// (high half) and its slot index plus one (low half; 0: empty). A lookup is a hash of
@@ -100,17 +100,12 @@ struct Index<'a> {
 
 struct Slot<'a> {
     text: &'a str,
-    provided: Chain,
-    triggers: Chain,
+    /// Heads of the chains (NONE: empty).
+    provided: u32,
+    triggers: u32,
     /// The name's index in the graph, once it has one.
     id: u32,
     expanded: bool,
-}
-
-#[derive(Clone, Copy)]
-struct Chain {
-    head: u32,
-    tail: u32,
 }
 
 struct Link {
@@ -151,7 +146,7 @@ impl<'a> Index<'a> {
 
     fn link(&mut self, cand: u32, text: &'a str, trigger: bool) {
         let s = self.slot(text);
-        let (links, chain) = if trigger {
+        let (links, head) = if trigger {
             (&mut self.triggers, &mut self.slots[s as usize].triggers)
         } else {
             (&mut self.provided, &mut self.slots[s as usize].provided)
@@ -160,14 +155,9 @@ impl<'a> Index<'a> {
         links.push(Link {
             cand,
             slot: s,
-            next: NONE,
+            next: *head,
         });
-        if chain.tail == NONE {
-            chain.head = at;
-        } else {
-            links[chain.tail as usize].next = at;
-        }
-        chain.tail = at;
+        *head = at;
     }
 
     /// The slot of a name, added if new.
@@ -180,14 +170,8 @@ impl<'a> Index<'a> {
         let s = self.slots.len() as u32;
         self.slots.push(Slot {
             text,
-            provided: Chain {
-                head: NONE,
-                tail: NONE,
-            },
-            triggers: Chain {
-                head: NONE,
-                tail: NONE,
-            },
+            provided: NONE,
+            triggers: NONE,
             id: NONE,
             expanded: false,
         });
@@ -297,9 +281,9 @@ fn keep_first(list: &mut [usize], start: u32, end: u32, last_in: &mut [u32], id:
     kept as u32
 }
 
-/// The links of a chain (their indices), in candidate order.
-fn chain(links: &[Link], c: Chain) -> impl Iterator<Item = usize> + '_ {
-    let mut at = c.head;
+/// The links of a chain (their indices), latest candidate first.
+fn chain(links: &[Link], head: u32) -> impl Iterator<Item = usize> + '_ {
+    let mut at = head;
     std::iter::from_fn(move || {
         let here = at as usize;
         at = links.get(here)?.next;
@@ -377,11 +361,13 @@ impl<'a> Graph<'a> {
 
     /// The providers of every expanded name, in candidate order.
     fn add_providers(&mut self, pkg_of: &[u32]) {
+        let mut links = Vec::new();
         for k in 0..self.index.expanded.len() {
             let s = self.index.expanded[k] as usize;
-            let slot = &self.index.slots[s];
+            links.clear();
+            links.extend(chain(&self.index.provided, self.index.slots[s].provided));
             let start = self.providers.len() as u32;
-            for at in chain(&self.index.provided, slot.provided) {
+            for &at in links.iter().rev() {
                 let c = self.index.provided[at].cand as usize;
                 let info = &self.cands[c].info;
                 let version = match at - self.index.first_provided[c] as usize {
@@ -443,14 +429,17 @@ impl<'a> Graph<'a> {
     /// each once, in candidate order, then in apk's hash order.
     fn add_rinstall_if(&mut self, pkg_of: &[u32]) {
         let mut last_in = vec![NONE; self.names.len()];
+        let mut links = Vec::new();
         for &s in &self.index.expanded {
             let slot = &self.index.slots[s as usize];
-            if slot.triggers.head == NONE {
+            if slot.triggers == NONE {
                 continue;
             }
             let n = slot.id;
+            links.clear();
+            links.extend(chain(&self.index.triggers, slot.triggers));
             let start = self.rinstall_if.len() as u32;
-            for at in chain(&self.index.triggers, slot.triggers) {
+            for &at in links.iter().rev() {
                 let node = &self.pkgs[pkg_of[self.index.triggers[at].cand as usize] as usize];
                 self.rinstall_if.push(node.name);
                 let provided = node.provides.of(&self.provides).iter().map(|x| x.0);
