@@ -333,3 +333,23 @@ fn latest_takes_the_newest_and_moves_what_depends_on_it() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn graph_holds_only_what_world_reaches() {
+    // A boot's index has tens of thousands of packages; the solver builds nodes for those
+    // world reaches: dependencies through provided names, and install_if packages triggering
+    // on a reached name. Their other trigger names get an index, nothing unrelated does.
+    let pkgs = repo(vec![
+        p("a", "1").dep("so:libb.so.1"),
+        p("b", "1").provides("so:libb.so.1=1"),
+        p("a-doc", "1").install_if("a=1 docs"),
+        p("x", "1").dep("y"),
+        p("y", "1"),
+    ]);
+    let g = graph::Graph::build(&pkgs, ["a"].into_iter());
+    let reached: Vec<usize> = g.pkgs.iter().map(|node| node.cand).collect();
+    assert_eq!(reached, [0, 1, 2]);
+    assert!(g.name("docs").is_some());
+    assert!(g.name("x").is_none() && g.name("y").is_none());
+    assert_eq!(add(&pkgs, "a").unwrap(), ["b-1", "a-1"]);
+}
