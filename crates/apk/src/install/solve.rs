@@ -10,6 +10,7 @@ use crate::dep::Dep;
 use crate::repo::RepoSet;
 use crate::solver::{self, Candidate, RepoTag};
 use crate::ApkError;
+use std::borrow::Cow;
 
 /// The tag (`s:`) each chosen package is recorded with: (identity, name, tag).
 pub(super) type PinTags = Vec<(Option<Checksum>, String, Option<String>)>;
@@ -88,7 +89,7 @@ pub(super) fn changeset(
         let path = repo_of[c].and_then(|r| repos.package_path(&repos.packages[r]));
         jobs.push(Job {
             index: jobs.len(),
-            info: cands[c].info.clone(),
+            info: cands[c].info.as_ref().clone(),
             path,
         });
     }
@@ -174,8 +175,13 @@ fn repo_tags(db: &Db, repos: &RepoSet, added: &[Dep]) -> Vec<RepoTag> {
 }
 
 /// The solver's candidates: repository packages, then installed ones no repository has; and
-/// for each, its index in the repository set.
-fn candidates(repos: &RepoSet, db: &Db, tags: &[RepoTag]) -> (Vec<Candidate>, Vec<Option<usize>>) {
+/// for each, its index in the repository set. Records are borrowed, not copied: a boot's
+/// repositories have tens of thousands.
+fn candidates<'a>(
+    repos: &'a RepoSet,
+    db: &'a Db,
+    tags: &[RepoTag],
+) -> (Vec<Candidate<'a>>, Vec<Option<usize>>) {
     let tag_of = |t: &Option<String>| {
         t.as_deref()
             .and_then(|t| tags.iter().position(|x| x.name == t))
@@ -185,7 +191,7 @@ fn candidates(repos: &RepoSet, db: &Db, tags: &[RepoTag]) -> (Vec<Candidate>, Ve
         .packages
         .iter()
         .map(|a| Candidate {
-            info: a.info.clone(),
+            info: Cow::Borrowed(&a.info),
             repos: a.repos,
             available: repos.available(a),
             installed: false,
@@ -193,18 +199,33 @@ fn candidates(repos: &RepoSet, db: &Db, tags: &[RepoTag]) -> (Vec<Candidate>, Ve
         })
         .collect();
     let mut repo_of: Vec<Option<usize>> = (0..cands.len()).map(Some).collect();
+    // The first repository package with each installed identity: one walk of the
+    // candidates, not one per installed package.
+    let mut first: Vec<(Checksum, Option<usize>)> = db
+        .packages
+        .iter()
+        .filter_map(|ip| Some((ip.info.identity?, None)))
+        .collect();
+    ramboot_sys::sort::sort_by(&mut first, |a, b| a.0.cmp(&b.0));
+    let at = |first: &[(Checksum, Option<usize>)], id: &Checksum| {
+        first.binary_search_by(|e| e.0.cmp(id)).ok()
+    };
+    if !first.is_empty() {
+        for (i, c) in cands.iter().enumerate() {
+            if let Some(k) = c.info.identity.and_then(|id| at(&first, &id)) {
+                first[k].1.get_or_insert(i);
+            }
+        }
+    }
     for ip in &db.packages {
-        match cands
-            .iter()
-            .position(|c| c.info.identity.is_some() && c.info.identity == ip.info.identity)
-        {
+        match ip.info.identity.and_then(|id| first[at(&first, &id)?].1) {
             Some(i) => {
                 cands[i].installed = true;
                 cands[i].tag = tag_of(&ip.tag);
             }
             None => {
                 cands.push(Candidate {
-                    info: ip.info.clone(),
+                    info: Cow::Borrowed(&ip.info),
                     repos: 0,
                     available: true,
                     installed: true,

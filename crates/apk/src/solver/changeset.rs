@@ -35,14 +35,14 @@ pub(super) fn generate(e: &mut Engine, world: &[Dep]) -> Changeset {
             w.dep(None, n, d);
         }
     }
-    for (p, c) in g.cands.iter().enumerate() {
-        if c.installed {
+    for p in 0..g.pkgs.len() {
+        if g.cand(p).installed {
             w.name_change(g.pkgs[p].name);
         }
     }
     // An installed package stays only as its name's choice (the same or another version).
     let removals = (0..g.pkgs.len())
-        .filter(|&p| g.cands[p].installed)
+        .filter(|&p| g.cand(p).installed)
         .filter(|&p| {
             let n = g.pkgs[p].name;
             !w.e.ns[n].chosen.is_some_and(|c| g.pkgs[c.pkg].name == n)
@@ -91,16 +91,16 @@ impl Walk<'_, '_, '_> {
         self.pkg_done[p] = true;
         let node = &g.pkgs[p];
         self.name_done[node.name] = true;
-        for &(dn, _, _) in &node.provides {
+        for &(dn, _, _) in g.provides(p) {
             self.name_done[dn] = true;
         }
-        for &(dn, d) in &node.depends {
+        for &(dn, d) in g.depends(p) {
             self.dep(Some(p), dn, d);
         }
         self.order.push(p);
-        let triggers = std::iter::once(node.name).chain(node.provides.iter().map(|&(n, _, _)| n));
+        let triggers = std::iter::once(node.name).chain(g.provides(p).iter().map(|&(n, _, _)| n));
         for t in triggers {
-            for &n0 in &g.names[t].rinstall_if {
+            for &n0 in g.rinstall_if(t) {
                 self.install_by_iif(n0);
             }
         }
@@ -115,8 +115,8 @@ impl Walk<'_, '_, '_> {
             return;
         }
         let g = self.e.g;
-        let ready = g.pkgs[c.pkg]
-            .install_if
+        let ready = g
+            .install_if(c.pkg)
             .iter()
             .all(|&(dn, d)| self.name_done[dn] && provided(g, d, self.e.ns[dn].chosen));
         if ready {

@@ -12,7 +12,7 @@
 use super::graph::{provided, Graph, Provider};
 use crate::version;
 use std::cmp::Ordering;
-use std::collections::VecDeque;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Solver flag: prefer the newest version over the installed one (`apk add -u`).
 pub(super) const FLAG_UPGRADE: u8 = 1;
@@ -43,6 +43,10 @@ pub(super) struct NameState<'a> {
     has_virtual_provides: bool,
     in_dirty: bool,
     in_unresolved: bool,
+    /// When the name was last queued unresolved: apk's list holds the latest first.
+    unresolved_seq: u32,
+    /// What [`Engine::offer`] last pushed for the name: ready, and the dequeue key.
+    offered: Option<(bool, u64, u32)>,
     /// Named on the command line (apk's `solver_flags_set`): resolved before the others.
     pub flags_set: bool,
 }
@@ -69,8 +73,14 @@ pub(super) struct Engine<'g, 'a> {
     pub ns: Vec<NameState<'a>>,
     pub ps: Vec<PkgState>,
     dirty: VecDeque<usize>,
-    /// Most recently queued first, as apk's list.
-    unresolved: Vec<usize>,
+    /// Unresolved names ready to be chosen now (apk's early exit in its dequeue), as
+    /// (0, queue time, name): the latest queued is taken first. Entries go stale when the name
+    /// changes and are skipped then; a change pushes a fresh entry.
+    ready: BinaryHeap<(u64, u32, u32)>,
+    /// Every unresolved name as (dequeue key, queue time, name), best first, stale entries
+    /// skipped as in `ready`.
+    by_key: BinaryHeap<(u64, u32, u32)>,
+    queued: u32,
     pub errors: u32,
     order_id: u32,
     flags_inherit: u8,
@@ -86,7 +96,9 @@ impl<'g, 'a> Engine<'g, 'a> {
             ns: vec![NameState::default(); g.names.len()],
             ps: vec![PkgState::default(); g.pkgs.len()],
             dirty: VecDeque::new(),
-            unresolved: Vec::new(),
+            ready: BinaryHeap::new(),
+            by_key: BinaryHeap::new(),
+            queued: 0,
             errors: 0,
             order_id: 0,
             flags_inherit: 0,
@@ -111,7 +123,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     /// A package's repositories, counting an installed package as in the repositories of the
     /// tag it is pinned to (apk's `get_pkg_repos`).
     pub fn pkg_repos(&self, p: usize) -> u64 {
-        let c = &self.g.cands[p];
+        let c = self.g.cand(p);
         let tag = u32::try_from(c.tag).ok().and_then(|t| 1u32.checked_shl(t));
         c.repos
             | match (c.installed, tag) {
@@ -162,28 +174,96 @@ impl<'g, 'a> Engine<'g, 'a> {
         }
     }
 
-    fn next_unresolved(&self) -> Option<usize> {
-        let mut best: Option<usize> = None;
-        for &n in &self.unresolved {
-            let s = &self.ns[n];
-            if s.reverse_deps_done && s.requirers > 0 && s.has_auto_selectable && !s.has_options {
+    /// apk's dequeue (`solver_solve`'s walk of its unresolved list, latest queued first):
+    /// the first name ready to be chosen, else the best by [`Engine::dequeue_key`], the
+    /// latest queued among equals.
+    fn next_unresolved(&mut self) -> Option<usize> {
+        let found = self.next_ready().or_else(|| self.next_by_key());
+        debug_assert_eq!(found, self.next_unresolved_by_scan());
+        found
+    }
+
+    fn next_ready(&mut self) -> Option<usize> {
+        while let Some(&(_, seq, n)) = self.ready.peek() {
+            let n = n as usize;
+            if self.ns[n].in_unresolved && self.ns[n].unresolved_seq == seq && self.is_ready(n) {
                 return Some(n);
             }
-            if !best.is_some_and(|b| self.dequeue_order(n, b) != Ordering::Less) {
+            self.ready.pop();
+        }
+        None
+    }
+
+    fn next_by_key(&mut self) -> Option<usize> {
+        while let Some(&(key, seq, n)) = self.by_key.peek() {
+            let n = n as usize;
+            let s = &self.ns[n];
+            if s.in_unresolved && s.unresolved_seq == seq && self.dequeue_key(n) == key {
+                return Some(n);
+            }
+            self.by_key.pop();
+        }
+        None
+    }
+
+    /// The list walk itself, over all names: checks the heaps in debug builds.
+    #[cfg(debug_assertions)]
+    fn next_unresolved_by_scan(&self) -> Option<usize> {
+        let mut queued: Vec<usize> = (0..self.ns.len())
+            .filter(|&n| self.ns[n].in_unresolved)
+            .collect();
+        queued.sort_by_key(|&n| std::cmp::Reverse(self.ns[n].unresolved_seq));
+        let mut best: Option<usize> = None;
+        for n in queued {
+            if self.is_ready(n) {
+                return Some(n);
+            }
+            if !best.is_some_and(|b| self.dequeue_key(n) <= self.dequeue_key(b)) {
                 best = Some(n);
             }
         }
         best
     }
 
-    /// apk's `compare_name_dequeue`: auto-selectable names first, then names from the command
-    /// line, then the most recently discovered.
-    fn dequeue_order(&self, a: usize, b: usize) -> Ordering {
-        let (sa, sb) = (&self.ns[a], &self.ns[b]);
-        sb.has_auto_selectable
-            .cmp(&sa.has_auto_selectable)
-            .then_with(|| sb.flags_set.cmp(&sa.flags_set))
-            .then_with(|| sb.order_id.cmp(&sa.order_id))
+    #[cfg(not(debug_assertions))]
+    fn next_unresolved_by_scan(&self) -> Option<usize> {
+        None
+    }
+
+    /// Chosen at once when met in the unresolved list: nothing left to wait for.
+    fn is_ready(&self, n: usize) -> bool {
+        let s = &self.ns[n];
+        s.reverse_deps_done && s.requirers > 0 && s.has_auto_selectable && !s.has_options
+    }
+
+    /// apk's `compare_name_dequeue` as a number, higher first: auto-selectable names, then
+    /// names from the command line, then the most recently discovered.
+    fn dequeue_key(&self, n: usize) -> u64 {
+        let s = &self.ns[n];
+        (u64::from(s.has_auto_selectable) << 33)
+            | (u64::from(s.flags_set) << 32)
+            | u64::from(s.order_id)
+    }
+
+    /// Pushes the name's current standing in the unresolved list onto the heaps, when it
+    /// changed since the last push.
+    fn offer(&mut self, n: usize) {
+        if !self.ns[n].in_unresolved {
+            return;
+        }
+        let now = (
+            self.is_ready(n),
+            self.dequeue_key(n),
+            self.ns[n].unresolved_seq,
+        );
+        let before = self.ns[n].offered.replace(now);
+        let (ready, key, seq) = now;
+        if ready && !matches!(before, Some(b) if b.0 && b.2 == seq) {
+            self.ready.push((0, seq, n as u32));
+        }
+        if !matches!(before, Some(b) if b.1 == key && b.2 == seq) {
+            self.by_key.push((key, seq, n as u32));
+        }
     }
 
     fn mark_error(&mut self, p: Option<usize>) {
@@ -211,22 +291,22 @@ impl<'g, 'a> Engine<'g, 'a> {
         }
         let want = s.requirers > 0 || s.has_iif;
         if want && !s.in_unresolved {
+            self.queued += 1;
             self.ns[n].in_unresolved = true;
-            self.unresolved.insert(0, n);
+            self.ns[n].unresolved_seq = self.queued;
+            self.offer(n);
         } else if !want && s.in_unresolved {
             self.drop_unresolved(n);
         }
     }
 
     fn drop_unresolved(&mut self, n: usize) {
-        if self.ns[n].in_unresolved {
-            self.ns[n].in_unresolved = false;
-            self.unresolved.retain(|&x| x != n);
-        }
+        self.ns[n].in_unresolved = false;
+        self.ns[n].offered = None;
     }
 
     fn reevaluate_reverse_deps(&mut self, n: usize) {
-        for &n0 in &self.g.names[n].rdepends {
+        for &n0 in self.g.rdepends(n) {
             if self.ns[n0].seen {
                 self.ns[n0].reevaluate_deps = true;
                 self.queue_dirty(n0);
@@ -235,7 +315,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     }
 
     fn reevaluate_reverse_installif(&mut self, n: usize) {
-        for &n0 in &self.g.names[n].rinstall_if {
+        for &n0 in self.g.rinstall_if(n) {
             if self.ns[n0].seen && !self.ns[n0].no_iif {
                 self.ns[n0].reevaluate_iif = true;
                 self.queue_dirty(n0);
@@ -245,7 +325,7 @@ impl<'g, 'a> Engine<'g, 'a> {
 
     fn reevaluate_reverse_installif_pkg(&mut self, p: usize) {
         self.reevaluate_reverse_installif(self.g.pkgs[p].name);
-        for &(n, _, _) in &self.g.pkgs[p].provides {
+        for &(n, _, _) in self.g.provides(p) {
             self.reevaluate_reverse_installif(n);
         }
     }
@@ -253,7 +333,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     fn disqualify(&mut self, p: usize) {
         self.ps[p].selectable = false;
         self.reevaluate_reverse_deps(self.g.pkgs[p].name);
-        for &(n, _, _) in &self.g.pkgs[p].provides {
+        for &(n, _, _) in self.g.provides(p) {
             self.reevaluate_reverse_deps(n);
         }
         self.reevaluate_reverse_installif_pkg(p);
@@ -267,15 +347,15 @@ impl<'g, 'a> Engine<'g, 'a> {
         if s.requirers == 0 && provided(self.g, dep, None) {
             return true;
         }
-        self.g.names[n]
-            .providers
+        self.g
+            .providers(n)
             .iter()
             .any(|&p| self.ps[p.pkg].selectable && provided(self.g, dep, Some(p)))
     }
 
     /// First sight of a package: whether it can be installed at all, and its pinning.
     fn discover_pkg(&mut self, p: usize) {
-        let c = &self.g.cands[p];
+        let c = self.g.cand(p);
         let repos = self.pkg_repos(p);
         let default_repos = self.tag_repos(DEFAULT_PINNING);
         let st = &mut self.ps[p];
@@ -296,25 +376,25 @@ impl<'g, 'a> Engine<'g, 'a> {
         self.ns[n].seen = true;
         self.ns[n].no_iif = true;
         let g = self.g;
-        for p in &g.names[n].providers {
+        for p in g.providers(n) {
             if !self.ps[p.pkg].seen {
                 self.discover_pkg(p.pkg);
-                for &(d, _) in &g.pkgs[p.pkg].depends {
+                for &(d, _) in g.depends(p.pkg) {
                     self.discover(d);
                 }
             }
             self.ns[n].no_iif &= self.ps[p.pkg].iif_failed;
         }
-        for p in &g.names[n].providers {
-            for &n0 in &g.names[g.pkgs[p.pkg].name].rinstall_if {
+        for p in g.providers(n) {
+            for &n0 in g.rinstall_if(g.pkgs[p.pkg].name) {
                 self.discover(n0);
             }
-            for &(d, _, _) in &g.pkgs[p.pkg].provides {
+            for &(d, _, _) in g.provides(p.pkg) {
                 if self.ns[d].seen {
                     continue;
                 }
                 self.discover(d);
-                for &n0 in &g.names[d].rinstall_if {
+                for &n0 in g.rinstall_if(d) {
                     self.discover(n0);
                 }
             }
@@ -363,7 +443,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             }
         }
         let g = self.g;
-        for &p in &g.names[n].providers {
+        for &p in g.providers(n) {
             let ok = provided(g, dep, Some(p));
             if !ok {
                 self.ps[p.pkg].conflicts += 1;
@@ -384,7 +464,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             return;
         }
         let g = self.g;
-        for p in &g.names[n].providers {
+        for p in g.providers(n) {
             let node = &g.pkgs[p.pkg];
             if node.name == must
                 || !self.ps[p.pkg].selectable
@@ -392,8 +472,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             {
                 continue;
             }
-            if node
-                .provides
+            if g.provides(p.pkg)
                 .iter()
                 .any(|&(d, v, _)| d == must || (skip_virtuals && v.is_none()))
             {
@@ -405,7 +484,7 @@ impl<'g, 'a> Engine<'g, 'a> {
 
     fn is_auto_selectable(&self, p: Provider) -> bool {
         p.version.is_some()
-            || self.g.cands[p.pkg].info.provider_priority > 0
+            || self.g.cand(p.pkg).info.provider_priority > 0
             || self.ns[self.g.pkgs[p.pkg].name].requirers > 0
     }
 
@@ -420,15 +499,14 @@ impl<'g, 'a> Engine<'g, 'a> {
         let (mut num_options, mut num_tag_not_ok) = (0u32, 0u32);
         let (mut has_iif, mut no_iif) = (false, true);
         let mut first: Option<usize> = None;
-        for &p in &g.names[n].providers {
+        for &p in g.providers(n) {
             let pkg = p.pkg;
             self.ps[pkg].dependencies_merged = false;
             if reevaluate_deps {
                 if !self.ps[pkg].selectable {
                     continue;
                 }
-                if g.pkgs[pkg]
-                    .depends
+                if g.depends(pkg)
                     .iter()
                     .any(|&(dn, d)| !self.dependency_satisfiable(dn, d))
                 {
@@ -442,7 +520,7 @@ impl<'g, 'a> Engine<'g, 'a> {
                 self.evaluate_iif(pkg);
             }
             if reevaluate_iif && self.ps[pkg].iif_triggered {
-                for &(dn, _) in &g.pkgs[pkg].install_if {
+                for &(dn, _) in g.install_if(pkg) {
                     let parent = self.ns[dn].chosen.map(|c| c.pkg);
                     self.inherit_pinning_and_flags(pkg, parent);
                 }
@@ -455,7 +533,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             }
             self.ps[pkg].dependencies_merged = true;
             first.get_or_insert(pkg);
-            for &(dn, d) in &g.pkgs[pkg].depends {
+            for &(dn, d) in g.depends(pkg) {
                 if !d.conflict {
                     merge_index(&mut self.ns[dn].merge_depends, num_options);
                 }
@@ -464,7 +542,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             if merge_index(&mut self.ns[own].merge_provides, num_options) {
                 self.ns[own].has_virtual_provides |= p.version.is_none();
             }
-            for &(dn, v, _) in &g.pkgs[pkg].provides {
+            for &(dn, v, _) in g.provides(pkg) {
                 if merge_index(&mut self.ns[dn].merge_provides, num_options) {
                     self.ns[dn].has_virtual_provides |= v.is_none();
                 }
@@ -480,15 +558,16 @@ impl<'g, 'a> Engine<'g, 'a> {
         self.ns[n].no_iif = no_iif;
         self.queue_unresolved(n);
         if let Some(pkg) = first {
-            for p in &g.names[n].providers {
+            for p in g.providers(n) {
                 self.ps[p.pkg].dependencies_used = self.ps[p.pkg].dependencies_merged;
             }
             self.pass_down_common(pkg, n, num_options);
         }
-        self.ns[n].reverse_deps_done = g.names[n]
-            .rdepends
+        self.ns[n].reverse_deps_done = g
+            .rdepends(n)
             .iter()
             .all(|&n0| !self.ns[n0].seen || self.ns[n0].locked);
+        self.offer(n);
     }
 
     /// `install_if` of a package: triggered once every trigger name is locked to a provider
@@ -496,7 +575,7 @@ impl<'g, 'a> Engine<'g, 'a> {
     fn evaluate_iif(&mut self, pkg: usize) {
         let g = self.g;
         let (mut triggered, mut failed) = (true, false);
-        for &(dn, d) in &g.pkgs[pkg].install_if {
+        for &(dn, d) in g.install_if(pkg) {
             if !self.ns[dn].locked {
                 triggered = false;
                 break;
@@ -517,19 +596,19 @@ impl<'g, 'a> Engine<'g, 'a> {
         let g = self.g;
         let node = &g.pkgs[first];
         if num_options == 1 {
-            for &(dn, d) in &node.depends {
+            for &(dn, d) in g.depends(first) {
                 if merge_index_complete(&mut self.ns[dn].merge_depends, num_options) {
                     self.apply_constraint(Some(first), dn, d);
                 }
             }
         } else {
-            for &(dn, _) in &node.depends {
+            for &(dn, _) in g.depends(first) {
                 if merge_index_complete(&mut self.ns[dn].merge_depends, num_options)
                     && self.ns[dn].requirers == 0
                 {
                     self.ns[dn].requirers += 1;
                     self.name_requirers_changed(dn);
-                    for p in &g.names[dn].providers {
+                    for p in g.providers(dn) {
                         self.inherit_pinning_and_flags(p.pkg, Some(first));
                     }
                 }
@@ -539,14 +618,14 @@ impl<'g, 'a> Engine<'g, 'a> {
             let skip = self.ns[node.name].has_virtual_provides;
             self.exclude_non_providers(node.name, n, skip);
         }
-        for &(dn, _, _) in &node.provides {
+        for &(dn, _, _) in g.provides(first) {
             if merge_index_complete(&mut self.ns[dn].merge_provides, num_options) {
                 let skip = self.ns[dn].has_virtual_provides;
                 self.exclude_non_providers(dn, n, skip);
             }
         }
         self.ns[node.name].has_virtual_provides = false;
-        for &(dn, _, _) in &node.provides {
+        for &(dn, _, _) in g.provides(first) {
             self.ns[dn].has_virtual_provides = false;
         }
     }
@@ -558,7 +637,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             return Ordering::Greater;
         };
         let (sa, sb) = (&self.ps[a.pkg], &self.ps[b.pkg]);
-        let (ca, cb) = (&self.g.cands[a.pkg], &self.g.cands[b.pkg]);
+        let (ca, cb) = (self.g.cand(a.pkg), self.g.cand(b.pkg));
         let flags = sa.solver_flags | sb.solver_flags;
         let upgrade = flags & FLAG_UPGRADE != 0;
         let latest = flags & FLAG_LATEST != 0
@@ -616,7 +695,7 @@ impl<'g, 'a> Engine<'g, 'a> {
             self.dirty.retain(|&x| x != n);
         }
         let g = self.g;
-        for p0 in &g.names[n].providers {
+        for p0 in g.providers(n) {
             if Some(p0.pkg) == p.map(|p| p.pkg) {
                 continue;
             }
@@ -637,7 +716,7 @@ impl<'g, 'a> Engine<'g, 'a> {
         let mut chosen: Option<Provider<'a>> = None;
         let s = &self.ns[n];
         if s.requirers > 0 || s.has_iif {
-            for &p in &g.names[n].providers {
+            for &p in g.providers(n) {
                 let ps = &self.ps[p.pkg];
                 if self.ns[n].requirers == 0 && (!ps.iif_triggered || !ps.tag_ok || !ps.selectable)
                 {
@@ -667,13 +746,13 @@ impl<'g, 'a> Engine<'g, 'a> {
             node.name,
             Some(Provider {
                 pkg,
-                version: Some(&g.cands[pkg].info.version),
+                version: Some(&g.cand(pkg).info.version),
             }),
         );
-        for &(dn, v, _) in &node.provides {
+        for &(dn, v, _) in g.provides(pkg) {
             self.assign_name(dn, Some(Provider { pkg, version: v }));
         }
-        for &(dn, d) in &node.depends {
+        for &(dn, d) in g.depends(pkg) {
             self.apply_constraint(Some(pkg), dn, d);
         }
     }
@@ -716,7 +795,7 @@ impl Engine<'_, '_> {
     /// `apk_solver_set_name_flags`).
     pub fn mark_named(&mut self, n: usize, flags: u8) {
         self.ns[n].flags_set = true;
-        for p in &self.g.names[n].providers {
+        for p in self.g.providers(n) {
             self.ps[p.pkg].solver_flags |= flags;
             self.ps[p.pkg].solver_flags_inheritable |= flags;
         }

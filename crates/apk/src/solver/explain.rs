@@ -50,7 +50,7 @@ pub(super) fn problems(
     r.missing_in(world.iter().filter_map(|d| g.name(&d.name).map(|n| (n, d))));
     for &p in changes {
         r.package(e, p);
-        r.missing_in(g.pkgs[p].depends.iter().map(|&(n, d)| (n, d)));
+        r.missing_in(g.depends(p).iter().map(|&(n, d)| (n, d)));
     }
     if r.blocks.is_empty() {
         r.blocks
@@ -69,19 +69,23 @@ impl Report<'_, '_> {
 
     /// Is `n` the package's own name or a versioned provide of it?
     fn concrete(&self, p: usize, n: usize) -> bool {
-        let node = &self.g.pkgs[p];
-        node.name == n || node.provides.iter().any(|&(d, v, _)| d == n && v.is_some())
+        self.g.pkgs[p].name == n
+            || self
+                .g
+                .provides(p)
+                .iter()
+                .any(|&(d, v, _)| d == n && v.is_some())
     }
 
     fn discover_name(&mut self, n: usize, state: u8) {
         let g = self.g;
-        for prov in &g.names[n].providers {
+        for prov in g.providers(n) {
             let p = prov.pkg;
             if !self.marked[p] {
                 continue;
             }
             let mut st = state;
-            if g.cands[p].info.provider_priority == 0 && !self.concrete(p, n) {
+            if g.cand(p).info.provider_priority == 0 && !self.concrete(p, n) {
                 st = VIRTUAL_ONLY;
             }
             if self.pkg_state[p] & st != 0 {
@@ -89,17 +93,17 @@ impl Report<'_, '_> {
             }
             self.pkg_state[p] |= st;
             self.name_state[g.pkgs[p].name] |= st;
-            for &(d, v, _) in &g.pkgs[p].provides {
+            for &(d, v, _) in g.provides(p) {
                 self.name_state[d] |= if st == INSTALL_IF && v.is_none() {
                     VIRTUAL_ONLY
                 } else {
                     st
                 };
             }
-            self.discover_deps(g.pkgs[p].depends.iter().map(|&(n, d)| (n, d)));
+            self.discover_deps(g.depends(p).iter().map(|&(n, d)| (n, d)));
             if st == PRESENT || st == INSTALL_IF {
                 self.discover_reverse_iif(g.pkgs[p].name);
-                for &(d, _, _) in &g.pkgs[p].provides {
+                for &(d, _, _) in g.provides(p) {
                     self.discover_reverse_iif(d);
                 }
             }
@@ -108,18 +112,18 @@ impl Report<'_, '_> {
 
     fn discover_reverse_iif(&mut self, n: usize) {
         let g = self.g;
-        for &n0 in &g.names[n].rinstall_if {
-            for prov in &g.names[n0].providers {
+        for &n0 in g.rinstall_if(n) {
+            for prov in g.providers(n0) {
                 let p = prov.pkg;
-                if !self.marked[p] || g.pkgs[p].install_if.is_empty() {
+                if !self.marked[p] || g.install_if(p).is_empty() {
                     continue;
                 }
-                let fires = g.pkgs[p].install_if.iter().all(|&(dn, d)| {
+                let fires = g.install_if(p).iter().all(|&(dn, d)| {
                     d.conflict != (self.name_state[dn] & (PRESENT | INSTALL_IF) != 0)
                 });
                 if fires {
                     self.discover_name(g.pkgs[p].name, INSTALL_IF);
-                    for &(d, _, _) in &g.pkgs[p].provides {
+                    for &(d, _, _) in g.provides(p) {
                         self.discover_name(d, INSTALL_IF);
                     }
                 }
@@ -143,7 +147,7 @@ impl Report<'_, '_> {
         let g = self.g;
         let node = &g.names[n];
         let mut lines = Vec::new();
-        let label = if node.providers.is_empty() {
+        let label = if g.providers(n).is_empty() {
             format!("{} (no such package):", node.text)
         } else {
             lines.push("note: please select one of the 'provided by' packages explicitly".into());
@@ -159,17 +163,14 @@ impl Report<'_, '_> {
             required.push(format!("world[{d}]"));
         }
         let mut seen = vec![false; g.pkgs.len()];
-        for &n0 in &node.rdepends {
-            for prov in &g.names[n0].providers {
+        for &n0 in g.rdepends(n) {
+            for prov in g.providers(n0) {
                 let p = prov.pkg;
                 if !self.marked[p] || seen[p] {
                     continue;
                 }
                 seen[p] = true;
-                let dep = g.pkgs[p]
-                    .depends
-                    .iter()
-                    .find(|&&(dn, d)| dn == n && !d.conflict);
+                let dep = g.depends(p).iter().find(|&&(dn, d)| dn == n && !d.conflict);
                 if let Some((_, d)) = dep {
                     required.push(format!("{}[{d}]", g.nv(p)));
                     break;
@@ -187,13 +188,13 @@ impl Report<'_, '_> {
     fn provided_by(&self, n: usize) -> String {
         let g = self.g;
         let mut refs = vec![0usize; g.names.len()];
-        for prov in &g.names[n].providers {
+        for prov in g.providers(n) {
             refs[g.pkgs[prov.pkg].name] += 1;
         }
         let mut out = Vec::new();
-        for prov in &g.names[n].providers {
+        for prov in g.providers(n) {
             let n0 = g.pkgs[prov.pkg].name;
-            if refs[n0] == g.names[n0].providers.len() {
+            if refs[n0] == g.providers(n0).len() {
                 out.push(g.names[n0].text.to_string());
                 refs[n0] = 0;
             } else if refs[n0] > 0 {
@@ -231,7 +232,7 @@ impl Report<'_, '_> {
     /// Where a package that cannot be installed from here lives (apk's pinning errors): no
     /// repository, or only tagged repositories nothing pins it to.
     fn masked(&self, e: &Engine, p: usize) -> Option<String> {
-        let c = &self.g.cands[p];
+        let c = self.g.cand(p);
         if c.installed {
             return None;
         }
@@ -258,14 +259,14 @@ impl Report<'_, '_> {
         let g = self.g;
         let node = &g.pkgs[p];
         let mut out = Vec::new();
-        for prov in &g.names[node.name].providers {
+        for prov in g.providers(node.name) {
             if prov.pkg != p && self.marked[prov.pkg] {
                 out.push(g.nv(prov.pkg));
             }
         }
-        for &(dn, dv, d) in &node.provides {
+        for &(dn, dv, d) in g.provides(p) {
             let mut once = true;
-            for prov in &g.names[dn].providers {
+            for prov in g.providers(dn) {
                 if !self.marked[prov.pkg] || (dv.is_none() && prov.version.is_none()) {
                     continue;
                 }
@@ -290,16 +291,16 @@ impl Report<'_, '_> {
             .collect();
         let mut seen = vec![false; g.pkgs.len()];
         let node = &g.pkgs[p];
-        let names = std::iter::once(node.name).chain(node.provides.iter().map(|&(n, _, _)| n));
+        let names = std::iter::once(node.name).chain(g.provides(p).iter().map(|&(n, _, _)| n));
         for n in names {
-            for &n0 in &g.names[n].rdepends {
-                for prov in &g.names[n0].providers {
+            for &n0 in g.rdepends(n) {
+                for prov in g.providers(n0) {
                     let q = prov.pkg;
                     if !self.marked[q] || seen[q] {
                         continue;
                     }
                     seen[q] = true;
-                    for (_, d) in &g.pkgs[q].depends {
+                    for (_, d) in g.depends(q) {
                         if analyze(g, d, p) == want {
                             out.push(format!("{}[{d}]", g.nv(q)));
                         }

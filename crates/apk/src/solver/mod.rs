@@ -26,12 +26,14 @@ use super::pkg::PkgInfo;
 use super::ApkError;
 use engine::{Engine, DEFAULT_PINNING, FLAG_LATEST, FLAG_UPGRADE};
 use graph::Graph;
+use std::borrow::Cow;
 
 /// A package the solver may pick.
 #[derive(Clone, Debug)]
-pub struct Candidate {
-    /// The package's record.
-    pub info: PkgInfo,
+pub struct Candidate<'a> {
+    /// The package's record: borrowed from the index it was read from (a boot has tens of
+    /// thousands; copying each record would cost more than the solve).
+    pub info: Cow<'a, PkgInfo>,
     /// Repository bits (bit 0: the cache); lower is preferred.
     pub repos: u64,
     /// Installable from an available repository, the cache, or already installed.
@@ -92,13 +94,17 @@ pub struct Solution {
 /// Solves `world` over `pkgs`. Without [`Options::force_broken_world`] any problem is an
 /// error; with it, unsatisfiable world atoms are reported in [`Solution::broken_world`] and
 /// skipped.
-pub fn solve(pkgs: &[Candidate], world: &[Dep], opts: &Options) -> Result<Solution, ApkError> {
+pub fn solve(pkgs: &[Candidate<'_>], world: &[Dep], opts: &Options) -> Result<Solution, ApkError> {
     let mut world_sorted = world.to_vec();
     ramboot_sys::sort::sort_by(&mut world_sorted, |a, b| {
         name_cmp(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string()))
     });
     world_sorted.dedup();
-    let g = Graph::build(pkgs, &world_sorted);
+    let roots = world_sorted.iter().map(|d| d.name.as_str());
+    let g = Graph::build(
+        pkgs,
+        roots.chain(opts.command_line.iter().map(String::as_str)),
+    );
     let tag_repos: Vec<u64> = opts.repo_tags.iter().map(|t| t.repos).collect();
     let mut broken = vec![false; world_sorted.len()];
     let mut broken_world = Vec::new();
@@ -124,8 +130,8 @@ pub fn solve(pkgs: &[Candidate], world: &[Dep], opts: &Options) -> Result<Soluti
                     .iter()
                     .map(|&p| e.pinned_tag(p, &opts.repo_tags))
                     .collect(),
-                order: cs.order,
-                removals: cs.removals,
+                order: cs.order.iter().map(|&p| g.pkgs[p].cand).collect(),
+                removals: cs.removals.iter().map(|&p| g.pkgs[p].cand).collect(),
                 broken_world,
                 world: world_sorted,
             });

@@ -3,16 +3,16 @@
 
 use super::*;
 
-struct P(Candidate);
+struct P(Candidate<'static>);
 
 fn p(name: &str, version: &str) -> P {
     P(Candidate {
-        info: PkgInfo {
+        info: Cow::Owned(PkgInfo {
             name: name.into(),
             version: version.into(),
             installed_size: 1,
             ..Default::default()
-        },
+        }),
         repos: 2,
         available: true,
         installed: false,
@@ -22,19 +22,19 @@ fn p(name: &str, version: &str) -> P {
 
 impl P {
     fn dep(mut self, atoms: &str) -> P {
-        self.0.info.depends = Dep::parse_list(atoms).unwrap();
+        self.0.info.to_mut().depends = Dep::parse_list(atoms).unwrap();
         self
     }
     fn provides(mut self, atoms: &str) -> P {
-        self.0.info.provides = Dep::parse_list(atoms).unwrap();
+        self.0.info.to_mut().provides = Dep::parse_list(atoms).unwrap();
         self
     }
     fn install_if(mut self, atoms: &str) -> P {
-        self.0.info.install_if = Dep::parse_list(atoms).unwrap();
+        self.0.info.to_mut().install_if = Dep::parse_list(atoms).unwrap();
         self
     }
     fn priority(mut self, k: u32) -> P {
-        self.0.info.provider_priority = k;
+        self.0.info.to_mut().provider_priority = k;
         self
     }
     fn installed(mut self) -> P {
@@ -43,7 +43,7 @@ impl P {
     }
 }
 
-fn repo(pkgs: Vec<P>) -> Vec<Candidate> {
+fn repo(pkgs: Vec<P>) -> Vec<Candidate<'static>> {
     pkgs.into_iter().map(|p| p.0).collect()
 }
 
@@ -53,7 +53,7 @@ fn world(atoms: &str) -> Vec<Dep> {
 
 /// `apk add ATOMS` on a root whose world was `old`: the packages to install, as `name-version`.
 fn add_on(
-    pkgs: &[Candidate],
+    pkgs: &[Candidate<'_>],
     old: &str,
     atoms: &str,
     upgrade: bool,
@@ -79,7 +79,7 @@ fn add_on(
     }
 }
 
-fn add(pkgs: &[Candidate], atoms: &str) -> Result<Vec<String>, String> {
+fn add(pkgs: &[Candidate<'_>], atoms: &str) -> Result<Vec<String>, String> {
     add_on(pkgs, "", atoms, false)
 }
 
@@ -120,7 +120,7 @@ fn versioned_virtual_provider_that_fits_the_other_constraints() {
     );
 }
 
-fn mail_repo() -> Vec<Candidate> {
+fn mail_repo() -> Vec<Candidate<'static>> {
     repo(vec![
         p("postfix", "3").provides("mta").priority(10),
         p("msmtp", "1").provides("mta").priority(1),
@@ -241,7 +241,7 @@ fn missing_name_says_who_wants_it() {
     );
 }
 
-fn upgradable() -> Vec<Candidate> {
+fn upgradable() -> Vec<Candidate<'static>> {
     repo(vec![
         p("lib", "1").installed(),
         p("lib", "2"),
@@ -332,4 +332,24 @@ fn latest_takes_the_newest_and_moves_what_depends_on_it() {
         add_on(&pkgs, "plugin", "host", false).unwrap(),
         Vec::<String>::new()
     );
+}
+
+#[test]
+fn graph_holds_only_what_world_reaches() {
+    // A boot's index has tens of thousands of packages; the solver builds nodes for those
+    // world reaches: dependencies through provided names, and install_if packages triggering
+    // on a reached name. Their other trigger names get an index, nothing unrelated does.
+    let pkgs = repo(vec![
+        p("a", "1").dep("so:libb.so.1"),
+        p("b", "1").provides("so:libb.so.1=1"),
+        p("a-doc", "1").install_if("a=1 docs"),
+        p("x", "1").dep("y"),
+        p("y", "1"),
+    ]);
+    let g = graph::Graph::build(&pkgs, ["a"].into_iter());
+    let reached: Vec<usize> = g.pkgs.iter().map(|node| node.cand).collect();
+    assert_eq!(reached, [0, 1, 2]);
+    assert!(g.name("docs").is_some());
+    assert!(g.name("x").is_none() && g.name("y").is_none());
+    assert_eq!(add(&pkgs, "a").unwrap(), ["b-1", "a-1"]);
 }
