@@ -19,26 +19,12 @@ use ramboot::apk::build::{default_arch, Content, IndexBuilder, PackageBuilder};
 use ramboot::apk::sign::{SigAlgo, SigningKey};
 use ramboot::apk::{install, InstallRequest, ScriptPolicy};
 use ramboot::sys::RealSys;
+use ramboot::xorshift::Xorshift;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const GENERATOR_VERSION: &str = "3";
 const KEY_NAME: &str = "bench-00000000.rsa.pub";
-
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
 
 const WORDS: &[&str] = &[
     "alpine",
@@ -78,11 +64,15 @@ const WORDS: &[&str] = &[
     "trigger",
 ];
 
-fn text(rng: &mut Rng, size: usize) -> Vec<u8> {
+fn text(rng: &mut Xorshift, size: usize) -> Vec<u8> {
     let mut s = Vec::with_capacity(size + 16);
     while s.len() < size {
-        s.extend_from_slice(WORDS[(rng.next() % WORDS.len() as u64) as usize].as_bytes());
-        s.push(if rng.next() % 12 == 0 { b'\n' } else { b' ' });
+        s.extend_from_slice(WORDS[(rng.next_u64() % WORDS.len() as u64) as usize].as_bytes());
+        s.push(if rng.next_u64() % 12 == 0 {
+            b'\n'
+        } else {
+            b' '
+        });
     }
     s.truncate(size);
     s
@@ -109,7 +99,7 @@ fn generate(dir: &Path) -> SigningKey {
     let key = SigningKey::generate(KEY_NAME, 2048).unwrap();
     std::fs::write(&key_path, key.private_pem()).unwrap();
     std::fs::write(dir.join("keys").join(KEY_NAME), key.public_pem()).unwrap();
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut rng = Xorshift(0x5eed_1234_abcd_0001);
     let mut idx = IndexBuilder {
         description: "bench".into(),
         mtime: 1_700_000_000,
@@ -133,9 +123,9 @@ fn generate(dir: &Path) -> SigningKey {
         if i > 0 {
             for _ in 0..rng.range(0, 3) {
                 let j = rng.range(0, i - 1);
-                let atom = if j % 3 == 0 && rng.next() % 2 == 0 {
+                let atom = if j % 3 == 0 && rng.next_u64() % 2 == 0 {
                     format!("so:libpkg{j:03}.so.1")
-                } else if j % 4 == 0 && rng.next() % 2 == 0 {
+                } else if j % 4 == 0 && rng.next_u64() % 2 == 0 {
                     format!("cmd:pkg{j:03}-tool")
                 } else {
                     format!("pkg{j:03}")
@@ -165,7 +155,7 @@ fn generate(dir: &Path) -> SigningKey {
         } else {
             let size = rng.range(6 << 20, 8 << 20) as usize;
             let data: Vec<u8> = (0..size.div_ceil(8))
-                .flat_map(|_| rng.next().to_le_bytes())
+                .flat_map(|_| rng.next_u64().to_le_bytes())
                 .take(size)
                 .collect();
             b = b.entry(PackageBuilder::file_entry(

@@ -16,23 +16,9 @@
 use ramboot::apk::dep::Dep;
 use ramboot::apk::pkg::PkgInfo;
 use ramboot::apk::solver::{solve, Candidate, Options};
+use ramboot::xorshift::Xorshift;
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
-
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn candidate(
     name: String,
@@ -65,7 +51,7 @@ fn candidate(
 }
 
 fn repository(total: usize, docs: bool) -> (Vec<Candidate<'static>>, Vec<Dep>) {
-    let mut rng = Rng(0x5eed_1500);
+    let mut rng = Xorshift(0x5eed_1500);
     let libs = total / 3;
     let mut pkgs = Vec::with_capacity(total + total / 10);
     for i in 0..libs {

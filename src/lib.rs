@@ -22,5 +22,6 @@ pub mod overlay;
 pub mod rootcache;
 pub mod supervise;
 pub mod system;
+pub mod xorshift;
 pub use ramboot_apk::quote;
 pub use ramboot_sys as sys;

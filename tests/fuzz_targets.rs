@@ -8,6 +8,7 @@
 mod fuzz_support;
 
 use ramboot::fuzzing::{target, TARGETS};
+use ramboot::xorshift::Xorshift;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -21,22 +22,6 @@ fn seeds(name: &str) -> Vec<Vec<u8>> {
         .filter(|(t, _, _)| *t == name)
         .map(|(_, _, b)| b.clone())
         .collect()
-}
-
-/// xorshift64*: reproducible inputs without a dependency on a generator crate's stability.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// Interesting bytes: separators the targets use, tar and text structure, boundaries.
@@ -57,17 +42,17 @@ const DICT: &[&[u8]] = &[
     b"_rc",
 ];
 
-fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+fn mutate(rng: &mut Xorshift, seeds: &[Vec<u8>]) -> Vec<u8> {
     let mut v = seeds[rng.below(seeds.len())].clone();
     if rng.below(16) == 0 {
-        return (0..rng.below(512)).map(|_| rng.next() as u8).collect();
+        return (0..rng.below(512)).map(|_| rng.next_u64() as u8).collect();
     }
     for _ in 0..=rng.below(8) {
         let len = v.len();
         let at = rng.below(len + 1);
         match rng.below(7) {
             0 if len > 0 => v[at.min(len - 1)] ^= 1 << rng.below(8),
-            1 if len > 0 => v[at.min(len - 1)] = rng.next() as u8,
+            1 if len > 0 => v[at.min(len - 1)] = rng.next_u64() as u8,
             2 => {
                 let d = DICT[rng.below(DICT.len())];
                 v.splice(at..at, d.iter().copied());
@@ -121,7 +106,7 @@ fn run(name: &str) {
     for (n, s) in seeds.iter().enumerate() {
         run_one(name, body, s, n);
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
     for n in 0..MUTATIONS {
         let input = mutate(&mut rng, &seeds);
         run_one(name, body, &input, seeds.len() + n);
