@@ -102,7 +102,7 @@ fn mark_phases(boot: &mut Boot<'_>, report: &apk::InstallReport) {
     let mut at = end.saturating_sub(report.elapsed);
     let phases = ["prepare", "solve", "commit", "triggers", "db"];
     for (name, took) in &report.profile {
-        let ms = took.as_secs_f64() * 1000.0;
+        let ms = crate::decimal::Decimal::millis(*took);
         if phases.contains(&name.as_str()) {
             at += *took;
             boot.timeline
