@@ -370,3 +370,48 @@ fn err_text(needed: u64, free: u64) -> String {
     }
     .to_string()
 }
+
+/// Last-known-good (issue 13, point 3): a commit from a boot not confirmed good is refused
+/// unless forced; after a fall-back boot, the apkovl that failed is kept aside as
+/// `<host>.failed.tar.gz`, out of the rotation a later fall-back reads, and the good backup stays.
+#[test]
+fn commits_keep_the_last_known_good_copy() {
+    use ramboot::boot::lkg;
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    fixture(&root);
+    let (sys, media) = media_root(d.path(), false);
+    commit::commit(&sys, &request(&root)).unwrap();
+    let apkovl = Path::new("/media/vda1/pi.apkovl.tar.gz");
+    let booted = lkg::choose(&sys, apkovl, 2).unwrap();
+    lkg::record(&sys, apkovl, &booted.record);
+    write(&root, "etc/hostname", "changed\n", 0o644);
+    let err = commit::commit(&sys, &request(&root)).unwrap_err();
+    assert!(
+        matches!(err, CommitError::Unconfirmed { attempts: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("ramboot ok"), "{err}");
+    let forced = Request {
+        force: true,
+        ..request(&root)
+    };
+    let r = commit::commit(&sys, &forced).unwrap();
+    let good_backup = r.backup.unwrap();
+
+    // Two failed boots of the forced commit, then the fall-back boot.
+    for _ in 0..3 {
+        let c = lkg::choose(&sys, apkovl, 2).unwrap();
+        lkg::record(&sys, apkovl, &c.record);
+    }
+    assert!(lkg::State::read(&media).unwrap().fell_back());
+    let failing = fs::read(media.join("pi.apkovl.tar.gz")).unwrap();
+    write(&root, "etc/hostname", "fixed\n", 0o644);
+    let r = commit::commit(&sys, &request(&root)).unwrap();
+    assert_eq!(r.backup, None);
+    assert_eq!(fs::read(media.join("pi.failed.tar.gz")).unwrap(), failing);
+    assert_eq!(lkg::backups(&media, "pi.apkovl.tar.gz"), [good_backup]);
+    // The new apkovl is a new start: no fall-back on its first boot.
+    let c = lkg::choose(&sys, apkovl, 2).unwrap();
+    assert_eq!(c.fell_back, None);
+}

@@ -230,10 +230,10 @@ pub fn record(sys: &dyn Sys, apkovl: &Path, state: &State) {
     }
 }
 
-/// `ramboot ok`: every medium mounted (from `/proc/self/mounts`) with a state file is told the
-/// boot went well. Returns the lines to show.
+/// `ramboot ok`: every medium mounted (from `/proc/mounts`) with a state file is told the
+/// boot went well. Returns the lines to show (none when no medium has a record).
 pub fn confirm(sys: &dyn Sys) -> Vec<String> {
-    let mounts = fs::read_to_string(sys.path(Path::new("/proc/self/mounts"))).unwrap_or_default();
+    let mounts = fs::read_to_string(sys.path(Path::new("/proc/mounts"))).unwrap_or_default();
     let mut lines = Vec::new();
     let mut seen: Vec<PathBuf> = Vec::new();
     for l in mounts.lines() {
@@ -250,9 +250,6 @@ pub fn confirm(sys: &dyn Sys) -> Vec<String> {
         };
         lines.push(confirm_one(sys, &dir, &state));
     }
-    if lines.is_empty() {
-        lines.push("no boot attempt recorded on any mounted medium: nothing to confirm".into());
-    }
     lines
 }
 
@@ -268,5 +265,113 @@ fn confirm_one(sys: &dyn Sys, dir: &Path, state: &State) -> String {
     match remove_on_media(sys, dir, STATE_NAME) {
         Ok(()) => format!("boot confirmed good: {}", shown.display()),
         Err(e) => format!("cannot clear {}: {e}", dir.join(STATE_NAME).display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::RecordingSys;
+
+    /// A medium at /media/vda1 (read-only) with an apkovl and, when given, backups of it.
+    fn medium(backups: &[&str]) -> (tempfile::TempDir, RecordingSys, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let media = d.path().join("media/vda1");
+        fs::create_dir_all(&media).unwrap();
+        fs::create_dir_all(d.path().join("proc")).unwrap();
+        fs::write(
+            d.path().join("proc/mounts"),
+            "/dev/vda1 /media/vda1 vfat ro 0 0\n",
+        )
+        .unwrap();
+        fs::write(media.join("pi.apkovl.tar.gz"), b"new").unwrap();
+        for b in backups {
+            fs::write(media.join(b), b"old").unwrap();
+        }
+        let sys = RecordingSys::new(d.path());
+        (d, sys, PathBuf::from("/media/vda1/pi.apkovl.tar.gz"))
+    }
+
+    fn boot(sys: &RecordingSys, apkovl: &Path, tries: u32) -> Choice {
+        let c = choose(sys, apkovl, tries).unwrap();
+        record(sys, apkovl, &c.record);
+        c
+    }
+
+    /// Issue 13 (3): each boot counts an attempt on the medium (made writable only for it);
+    /// after `tries` unconfirmed boots the newest backup is applied and the reason given; the
+    /// fall-back is stable until a commit changes the apkovl, which starts a new count.
+    #[test]
+    fn unconfirmed_boots_fall_back_to_the_newest_backup() {
+        let (d, sys, apkovl) = medium(&["pi.20240101000000.tar.gz", "pi.20250101000000.tar.gz"]);
+        let media = d.path().join("media/vda1");
+        for n in 1..=2 {
+            let c = boot(&sys, &apkovl, 2);
+            assert_eq!(c.apply, apkovl);
+            assert_eq!(c.fell_back, None);
+            assert_eq!(State::read(&media).unwrap().attempts, n);
+        }
+        assert_eq!(
+            sys.trace()[..2],
+            [
+                "mount -o remount /media/vda1",
+                "mount -o remount,ro /media/vda1"
+            ]
+        );
+        for _ in 0..2 {
+            let c = boot(&sys, &apkovl, 2);
+            assert_eq!(
+                c.apply,
+                Path::new("/media/vda1/pi.20250101000000.tar.gz"),
+                "the newest backup"
+            );
+            let why = c.fell_back.unwrap();
+            assert!(why.contains("pi.apkovl.tar.gz booted 2 time(s)"), "{why}");
+            assert!(why.contains("pi.20250101000000.tar.gz"), "{why}");
+            let s = State::read(&media).unwrap();
+            assert!(s.fell_back());
+            assert_eq!(s.attempts, 2);
+        }
+        // `ramboot ok` on a fall-back boot keeps the failing apkovl marked.
+        let lines = confirm(&sys);
+        assert!(lines[0].contains("stays marked as failing"), "{lines:?}");
+        assert!(media.join(STATE_NAME).exists());
+        // A new commit: a new count.
+        fs::write(media.join("pi.apkovl.tar.gz"), b"newer").unwrap();
+        let c = boot(&sys, &apkovl, 2);
+        assert_eq!((c.apply.as_path(), c.fell_back), (apkovl.as_path(), None));
+        assert_eq!(State::read(&media).unwrap().attempts, 1);
+        assert!(!media.read_dir().unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp")));
+    }
+
+    /// `ramboot ok` after a normal boot clears the record; without a backup the boot keeps the
+    /// apkovl it found and says there is nothing to fall back to.
+    #[test]
+    fn a_confirmed_boot_clears_the_count_and_no_backup_means_no_fall_back() {
+        let (d, sys, apkovl) = medium(&[]);
+        let media = d.path().join("media/vda1");
+        boot(&sys, &apkovl, 1);
+        let lines = confirm(&sys);
+        assert!(lines[0].starts_with("boot confirmed good"), "{lines:?}");
+        assert!(!media.join(STATE_NAME).exists());
+        assert!(confirm(&sys).is_empty());
+        boot(&sys, &apkovl, 1);
+        let c = boot(&sys, &apkovl, 1);
+        assert_eq!((c.apply.as_path(), c.fell_back), (apkovl.as_path(), None));
+        assert_eq!(State::read(&media).unwrap().attempts, 2);
+    }
+
+    #[test]
+    fn backup_names_are_lbus() {
+        assert!(is_backup_of("pi.20250101000000.tar.gz", "pi"));
+        assert!(is_backup_of("pi.20250101000000.tar.gz.aes-256-cbc", "pi"));
+        assert!(!is_backup_of("pi.apkovl.tar.gz", "pi"));
+        assert!(!is_backup_of("pi.1234.tar.gz", "pi"));
+        assert!(!is_backup_of("pi2.20250101000000.tar.gz", "pi"));
+        assert!(!is_backup_of("pi.failed.tar.gz", "pi"));
     }
 }

@@ -195,7 +195,11 @@ pub fn ok_main(sys: &dyn Sys, args: &[OsString]) -> i32 {
         );
         return 2;
     }
-    for line in crate::boot::lkg::confirm(sys) {
+    let lines = crate::boot::lkg::confirm(sys);
+    if lines.is_empty() {
+        println!("no boot attempt recorded on any mounted medium: nothing to confirm");
+    }
+    for line in lines {
         println!("{line}");
     }
     0
