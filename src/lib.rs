@@ -7,6 +7,7 @@ pub use ramboot_apk as apk;
 pub mod boot;
 pub mod cli;
 pub mod cmdline;
+pub mod commit;
 pub mod decimal;
 pub use ramboot_apk::fnmatch;
 pub use ramboot_sys::elf;

@@ -552,6 +552,20 @@ const CASES: &[Case] = &[
     case("ramboot_cache=maybe", &[(InvalidValue, "ramboot_cache")], |p| {
         assert!(diskless(p).root_cache)
     }),
+    // ramboot_lkg (issue 13): 2 in service mode, off otherwise unless asked for
+    case("", &[], |p| assert_eq!(diskless(p).lkg_tries, 0)),
+    case("ramboot_init", &[], |p| assert_eq!(diskless(p).lkg_tries, 2)),
+    case("ramboot_lkg", &[], |p| assert_eq!(diskless(p).lkg_tries, 2)),
+    case("ramboot_lkg=3", &[], |p| assert_eq!(diskless(p).lkg_tries, 3)),
+    case("ramboot_init noramboot_lkg", &[], |p| {
+        assert_eq!(diskless(p).lkg_tries, 0)
+    }),
+    case("ramboot_init ramboot_lkg=no", &[], |p| {
+        assert_eq!(diskless(p).lkg_tries, 0)
+    }),
+    case("ramboot_lkg=lots", &[(InvalidValue, "ramboot_lkg")], |p| {
+        assert_eq!(diskless(p).lkg_tries, 2)
+    }),
     // ramboot_init
     case("", &[], |p| assert!(!p.ramboot_init)),
     case("ramboot_init", &[], |p| assert!(p.ramboot_init)),

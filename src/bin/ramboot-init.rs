@@ -1,5 +1,5 @@
 //! The init build: what `ramboot mkinitfs` puts at `/init`. As PID 1 it boots (whatever its
-//! name: the initramfs has nothing else to run), and it answers to `modprobe`, `ctl`,
+//! name: the initramfs has nothing else to run), and it answers to `modprobe`, `ctl`, `ok`,
 //! `poweroff`, `reboot` and `halt` (in a diskless system in service mode PID 1's binary is the
 //! only ramboot there is: `/proc/1/exe ctl status` must work); the host tools
 //! (key generation, package building, mkinitfs, plan) live only in the `ramboot` binary, which
@@ -20,6 +20,9 @@ fn main() {
         if rest.first().is_some_and(|a| a == "ctl") {
             return ramboot::cli::ctl::main(&rest[1..]);
         }
+        if rest.first().is_some_and(|a| a == "ok") {
+            return ramboot::cli::commit::ok_main(&ramboot::sys::RealSys, &rest[1..]);
+        }
         if args
             .get(1)
             .is_some_and(|a| a == "--version" || a == "version")
@@ -28,7 +31,7 @@ fn main() {
             return 0;
         }
         eprintln!(
-            "ramboot-init: the init build boots as PID 1 and runs as modprobe, ctl, \
+            "ramboot-init: the init build boots as PID 1 and runs as modprobe, ctl, ok, \
              poweroff, reboot and halt; the host commands are in `ramboot`"
         );
         2

@@ -15,6 +15,7 @@ pub mod early;
 mod error;
 mod handoff;
 mod kmsg;
+pub mod lkg;
 pub mod mode;
 pub mod packages;
 mod pid1;

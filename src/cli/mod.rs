@@ -4,6 +4,7 @@
 
 pub mod apk;
 pub mod args;
+pub mod commit;
 pub mod ctl;
 pub mod install;
 pub mod mkinitfs;
@@ -28,6 +29,11 @@ As PID 1 (/init in an initramfs) it boots. On a host:
   ramboot ctl status|start|stop|restart|log ...
                                           control the services of ramboot as PID 1
                                           (see `ramboot ctl --help`)
+  ramboot commit [--dry-run] [-d] [--force] [--media M]
+                                          save the configuration as an apkovl, like
+                                          `lbu commit` (see `ramboot commit --help`)
+  ramboot commit diff                     what changed since the last commit
+  ramboot ok                              this boot went well (last-known-good record)
   ramboot poweroff|reboot|halt            ask PID 1 to power off, reboot or halt
   ramboot version
 Installed as /sbin/modprobe it answers the kernel's module requests.
@@ -60,6 +66,8 @@ pub fn main(args: &[OsString]) -> i32 {
         "install" => install::main(rest),
         "apk" => crate::cli::apk::main_apk(rest),
         "ctl" => ctl::main(rest),
+        "commit" => commit::main(rest),
+        "ok" => commit::ok_main(&crate::sys::RealSys, rest),
         "poweroff" | "reboot" | "halt" => {
             ctl::run_if_power(&crate::sys::RealSys, args).unwrap_or(2)
         }

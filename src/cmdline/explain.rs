@@ -93,6 +93,13 @@ fn diskless_lines(l: &mut Lines, d: &Diskless) {
             "off (ramboot_cache=no): packages are installed on every boot".into()
         },
     );
+    l.line(
+        "last-known-good",
+        match d.lkg_tries {
+            0 => "off: the apkovl found is always used (ramboot_lkg=N turns it on)".into(),
+            n => format!("each boot counts an attempt beside the apkovl; after {n} boot(s) not confirmed good (`ramboot ok`, automatic in service mode once every service is ready) the previous apkovl of the rotation is used"),
+        },
+    );
     if d.bootstrap_usr_merged {
         l.line(
             "usr merge",
@@ -478,6 +485,7 @@ fn plan_json(plan: &BootPlan) -> Json {
                 ("keep_apk_new", Json::Bool(d.keep_apk_new)),
                 ("bootstrap_usr_merged", Json::Bool(d.bootstrap_usr_merged)),
                 ("root_cache", Json::Bool(d.root_cache)),
+                ("lkg_tries", Json::Num(f64::from(d.lkg_tries))),
             ],
         ),
         Mode::Root(r) => tagged(

@@ -86,6 +86,9 @@ pub struct Config {
     /// Run at power-down once every process is gone, before the unmounts: what must be kept
     /// for the next boot (system mode's random seed and clock). Returns one line per failure.
     pub save_state: Option<fn(&dyn Sys) -> Vec<String>>,
+    /// Run once, when the boot entries are done and every wanted service is ready: the boot
+    /// reached its goal (the last-known-good record is cleared). Returns lines to log.
+    pub on_ready: Option<fn(&dyn Sys) -> Vec<String>>,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             watchdog: None,
             control: Some(PathBuf::from(control::DEFAULT_PATH)),
             save_state: None,
+            on_ready: None,
         }
     }
 }
@@ -266,6 +270,8 @@ pub struct Supervisor {
     journal: Journal,
     watchdog: Option<Feeder>,
     control: Option<Server>,
+    /// [`Config::on_ready`] has run.
+    ready_reported: bool,
 }
 
 impl Supervisor {
@@ -293,6 +299,7 @@ impl Supervisor {
             journal: Journal::default(),
             watchdog: None,
             control: None,
+            ready_reported: false,
         }
     }
 
@@ -356,6 +363,20 @@ impl Supervisor {
         }
         if matches!(self.phase, Phase::Stopping(_, Stop::Services)) && self.services.all_stopped() {
             self.send_term(sys);
+        }
+        self.report_ready(sys);
+    }
+
+    /// [`Config::on_ready`], the first time everything wanted is up and ready.
+    fn report_ready(&mut self, sys: &dyn Sys) {
+        if self.ready_reported || self.phase != Phase::Running || !self.services.all_ready() {
+            return;
+        }
+        self.ready_reported = true;
+        if let Some(on_ready) = self.config.on_ready {
+            for line in on_ready(sys) {
+                self.say(log::Level::Info, line);
+            }
         }
     }
 

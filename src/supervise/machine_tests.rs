@@ -454,3 +454,29 @@ fn backoff_delays() {
     assert_eq!(d, [0, 1, 2, 4, 8, 16, 32, 60, 60]);
     assert_eq!(b.delay(u32::MAX), b.max);
 }
+
+fn ready_for_test(sys: &dyn Sys) -> Vec<String> {
+    let marker = sys.path(Path::new("/ready"));
+    let n = std::fs::read_to_string(&marker).map_or(0, |t| t.len());
+    std::fs::write(&marker, "x".repeat(n + 1)).unwrap();
+    vec!["boot confirmed".into()]
+}
+
+/// Issue 13 (3): in service mode the boot confirms itself (last-known-good) once, when the
+/// boot entries are done and every service is ready; not while `openrc default` still runs.
+#[test]
+fn the_boot_is_confirmed_once_when_the_boot_entries_are_done() {
+    let mut r = Rig::new(Some(TABLE));
+    r.sup.config.on_ready = Some(ready_for_test);
+    r.start();
+    let marker = r.sys.path(Path::new("/ready"));
+    for pid in 100..=101 {
+        r.exit(pid, ExitStatus::Code(0));
+        assert!(!marker.exists(), "confirmed during the boot entries");
+    }
+    r.exit(102, ExitStatus::Code(0));
+    r.exit(103, ExitStatus::Code(0));
+    r.request(Request::Reload);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "x", "once");
+    assert!(r.sup.journal().any(|l| l == "boot confirmed"));
+}

@@ -713,6 +713,11 @@ impl Services {
     }
 
     /// Whether no service process is left.
+    /// Every wanted service runs and has said it is ready (or has no way to say it).
+    pub fn all_ready(&self) -> bool {
+        self.list.iter().filter(|s| s.wanted).all(|s| s.ready())
+    }
+
     pub fn all_stopped(&self) -> bool {
         self.list.iter().all(|s| s.pid().is_none())
     }

@@ -27,6 +27,7 @@ pub fn main(sys: &'static dyn Sys, mode_line: &str) -> ! {
     if !setup::inittab_runs_openrc(sys, &config.inittab) {
         config.save_state = Some(setup::save_state);
     }
+    config.on_ready = Some(boot::lkg::confirm);
     setup::run(sys, &config.inittab);
     if let Err(e) = sys.block_signals(&SIGNALS) {
         log::warn!("cannot block PID 1's signals before starting threads: {e}");

@@ -4,7 +4,7 @@
 
 use super::{note, Decisions, Media};
 use crate::boot::runner::Done;
-use crate::boot::{apkovl, stages, sysroot, Boot, BootEnd, BootError, SYSROOT};
+use crate::boot::{apkovl, lkg, stages, sysroot, Boot, BootEnd, BootError, SYSROOT};
 use crate::cmdline::{ApkovlSource, Diskless};
 use rustix::fs::{Mode, OFlags};
 use std::fs;
@@ -88,6 +88,7 @@ pub(super) fn load_apkovl(
         }
         ok
     });
+    let apkovl = apkovl.map(|found| last_known_good(boot, plan, found, decisions));
     if let Err(e) = apkovl::init_db(boot.sys, Path::new(SYSROOT)) {
         log::warn!("cannot create the apk database: {e}");
     }
@@ -114,6 +115,31 @@ pub(super) fn load_apkovl(
     decisions.overlay_files = x.overlay_files;
     decisions.apkovl = Some(path);
     Ok(x.world)
+}
+
+/// `ramboot_lkg`: the apkovl to apply, the one found or, when it kept failing, the previous one
+/// of the rotation (said on the console, in the kernel log and in the timeline); this boot's
+/// attempt is recorded on the medium before anything else happens.
+fn last_known_good(
+    boot: &mut Boot<'_>,
+    plan: &Diskless,
+    found: PathBuf,
+    decisions: &mut Decisions,
+) -> PathBuf {
+    if plan.lkg_tries == 0 {
+        return found;
+    }
+    let Some(choice) = lkg::choose(boot.sys, &found, plan.lkg_tries) else {
+        return found;
+    };
+    if let Some(why) = &choice.fell_back {
+        let line = format!("last-known-good: {why}");
+        log::warn!("{line}");
+        boot.timeline.mark(&line, boot.sys.now());
+        decisions.notes.push(line);
+    }
+    lkg::record(boot.sys, &found, &choice.record);
+    choice.apply
 }
 
 /// Default services (without an apkovl, or when it asks for them) and `ssh_key=`; returns the

@@ -4,7 +4,7 @@ use super::*;
 use std::time::Duration;
 
 impl Planner<'_> {
-    pub(super) fn diskless(&mut self) -> Diskless {
+    pub(super) fn diskless(&mut self, service_mode: bool) -> Diskless {
         for opt in [
             Opt::Overlaytmpfs,
             Opt::Overlaytmpfsflags,
@@ -50,6 +50,35 @@ impl Planner<'_> {
             keep_apk_new: self.flag(Opt::KeepApkNew, false),
             bootstrap_usr_merged: self.flag(Opt::BootstrapUsrMerged, false),
             root_cache: self.flag(Opt::RambootCache, true),
+            lkg_tries: self.lkg_tries(service_mode),
+        }
+    }
+
+    /// `ramboot_lkg`: how many unconfirmed boots of an apkovl before the previous one is used.
+    /// On by default only in service mode, where ramboot itself confirms a boot.
+    fn lkg_tries(&mut self, service_mode: bool) -> u32 {
+        let default = if service_mode { DEFAULT_LKG_TRIES } else { 0 };
+        let v = match self.get(Opt::RambootLkg) {
+            None => return default,
+            Some(Setting::Bare) => return DEFAULT_LKG_TRIES,
+            Some(Setting::Negated) => return 0,
+            Some(Setting::Value(v)) => v.clone(),
+        };
+        match v.as_str() {
+            "" => default,
+            "no" | "off" | "0" => 0,
+            "yes" => DEFAULT_LKG_TRIES,
+            n => match n.parse::<u32>() {
+                Ok(n) if n <= 100 => n,
+                _ => {
+                    self.warn(
+                        WarningKind::InvalidValue,
+                        "ramboot_lkg",
+                        format!("`ramboot_lkg={v}` is not a number of boots (1 to 100) or no; using {DEFAULT_LKG_TRIES}"),
+                    );
+                    DEFAULT_LKG_TRIES
+                }
+            },
         }
     }
 

@@ -210,7 +210,7 @@ impl<'a> Planner<'a> {
 
         let mode = match root {
             Some(device) => Mode::Root(self.root_spec(device, fstype, &modules)),
-            None => Mode::Diskless(self.diskless()),
+            None => Mode::Diskless(self.diskless(ramboot_init)),
         };
 
         // Alpine's `do_networking` (diskless) plus the set-ups that call `configure_ip` in

@@ -107,7 +107,13 @@ pub struct Diskless {
     /// `ramboot_cache` (default yes): the installed root is kept on the boot media as an image
     /// and mounted on the next boot whose inputs are the same.
     pub root_cache: bool,
+    /// `ramboot_lkg`: unconfirmed boots of an apkovl before the boot falls back to the
+    /// previous one (0: off).
+    pub lkg_tries: u32,
 }
+
+/// `ramboot_lkg` without a number, and its default in service mode.
+pub const DEFAULT_LKG_TRIES: u32 = 2;
 
 /// The root of a `root=` boot.
 #[derive(Clone, Debug, PartialEq)]

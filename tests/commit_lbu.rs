@@ -1,0 +1,417 @@
+//! `ramboot commit` (issue 13, points 1 and 2): lbu's file selection on a fixture root with an
+//! apk database, the archive read back by the boot's own apkovl extraction, lbu's naming and
+//! rotation, the refusals, and the atomic write through the recording double (the medium made
+//! writable only for the write) and on a small real filesystem (a full card).
+// Tests build fixtures and mount a small tmpfs: the system boundary lint is for the library.
+#![allow(clippy::disallowed_methods)]
+
+use ramboot::apk::checksum::Checksum;
+use ramboot::commit::{self, CommitError, Request};
+use ramboot::sys::RecordingSys;
+use sha1::Digest;
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+fn q1(data: &[u8]) -> String {
+    Checksum::Sha1(sha1::Sha1::digest(data).into()).to_string()
+}
+
+fn write(root: &Path, rel: &str, data: &str, mode: u32) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, data).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A root as a diskless system has it after boot and some editing: one package owning a few
+/// files of /etc, the user's changes on top. Returns the paths lbu would take, in walk order.
+fn fixture(root: &Path) -> Vec<&'static str> {
+    let packaged = [
+        ("etc/motd", "Welcome\n"),
+        ("etc/issue", "Alpine\n"),
+        ("etc/shadow", "root:::0:::::\n"),
+        ("etc/init.d/packaged", "#!/sbin/openrc-run\n"),
+        ("etc/apk/arch", "x86_64\n"),
+        ("etc/conf.d/net", "x=1\n"),
+    ];
+    let mut installed = String::from("P:alpine-baselayout\nV:1-r0\nA:x86_64\n");
+    let mut dirs: Vec<&str> = Vec::new();
+    for (rel, _) in packaged {
+        let (dir, _) = rel.rsplit_once('/').unwrap();
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for dir in &dirs {
+        installed.push_str(&format!("F:{dir}\nM:0:0:755\n"));
+        for (rel, data) in packaged {
+            let (d, name) = rel.rsplit_once('/').unwrap();
+            if d == *dir {
+                let mode = if name == "shadow" {
+                    "0:0:640"
+                } else {
+                    "0:0:644"
+                };
+                installed.push_str(&format!("R:{name}\na:{mode}\nZ:{}\n", q1(data.as_bytes())));
+            }
+        }
+    }
+    installed.push('\n');
+    for (rel, data) in packaged {
+        let mode = if rel.ends_with("shadow") {
+            0o640
+        } else {
+            0o644
+        };
+        write(root, rel, data, mode);
+    }
+    write(root, "lib/apk/db/installed", &installed, 0o644);
+    // The user's changes.
+    write(root, "etc/issue", "Changed\n", 0o644); // U
+    fs::set_permissions(root.join("etc/shadow"), fs::Permissions::from_mode(0o600)).unwrap(); // M
+    write(root, "etc/hostname", "pi\n", 0o644); // A
+    write(root, "etc/init.d/custom", "#!/bin/sh\n", 0o755); // @: not a symlink, left out
+    symlink("/etc/init.d/packaged", root.join("etc/init.d/alias")).unwrap(); // @: taken
+    fs::create_dir_all(root.join("etc/runlevels/default")).unwrap(); // d, d
+    symlink("/etc/init.d/sshd", root.join("etc/runlevels/default/sshd")).unwrap(); // A
+    write(root, "etc/apk/world", "alpine-base\n", 0o644); // !etc/apk
+    write(root, "etc/apk/repositories", "/media/vda1/apks\n", 0o644);
+    write(root, "etc/leftover.apk-new", "x\n", 0o644); // never
+    write(root, "etc/secret/key", "k\n", 0o600); // excluded below
+    write(root, "root/.profile", "alias l=ls\n", 0o644); // included below
+    write(root, "var/lib/state", "s\n", 0o644); // not protected
+    write(
+        root,
+        "etc/apk/protected_paths.d/lbu.list",
+        "-etc/secret\n+root/.profile\n",
+        0o644,
+    );
+    vec![
+        "etc/apk/arch",
+        "etc/apk/protected_paths.d/",
+        "etc/apk/protected_paths.d/lbu.list",
+        "etc/apk/repositories",
+        "etc/apk/world",
+        "etc/hostname",
+        "etc/init.d/alias",
+        "etc/issue",
+        "etc/runlevels/",
+        "etc/runlevels/default/",
+        "etc/runlevels/default/sshd",
+        "etc/shadow",
+        "root/.profile",
+    ]
+}
+
+fn paths(sel: &commit::Selection) -> Vec<String> {
+    let mut v: Vec<String> = sel.files.iter().map(|s| s.path.clone()).collect();
+    v.sort();
+    v
+}
+
+/// The files lbu takes: new, changed (content, mode), all of etc/apk, only symlinks in
+/// etc/init.d, new directories, lbu.list's includes and excludes; never `.apk-new` files,
+/// unchanged package files or unprotected paths. (Checked against `apk audit --backup --quiet
+/// --recursive --check-permissions` of apk-tools 2.14.10 on the same tree: same set.)
+#[test]
+fn the_selection_is_lbus() {
+    let d = tempfile::tempdir().unwrap();
+    let want = fixture(d.path());
+    let (_, sel) = commit::selection(d.path()).unwrap();
+    assert_eq!(paths(&sel), want, "{sel:#?}");
+    let reason = |p: &str| sel.files.iter().find(|s| s.path == p).unwrap().reason;
+    use commit::select::Reason;
+    assert_eq!(reason("etc/issue"), Reason::Updated);
+    assert_eq!(reason("etc/shadow"), Reason::Permissions);
+    assert_eq!(reason("etc/hostname"), Reason::Added);
+    assert_eq!(reason("etc/runlevels/"), Reason::NewDir);
+}
+
+fn media_root(d: &Path, read_only: bool) -> (RecordingSys, PathBuf) {
+    let media = d.join("media/vda1");
+    fs::create_dir_all(&media).unwrap();
+    fs::create_dir_all(d.join("proc")).unwrap();
+    let flags = if read_only { "ro" } else { "rw" };
+    fs::write(
+        d.join("proc/mounts"),
+        format!("/dev/vda1 /media/vda1 vfat {flags},relatime 0 0\n"),
+    )
+    .unwrap();
+    (RecordingSys::new(d), media)
+}
+
+fn request(root: &Path) -> Request {
+    Request {
+        root: root.to_path_buf(),
+        media: Some("vda1".into()),
+        hostname: Some("pi".into()),
+        ..Default::default()
+    }
+}
+
+/// What the boot extracts from an apkovl: every path with its kind, mode, owner, link and
+/// content.
+fn tree(root: &Path) -> Vec<(String, u32, u32, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let link = fs::read_link(&p)
+                .map(|l| l.display().to_string())
+                .unwrap_or_default();
+            let data = if m.is_file() {
+                fs::read(&p).unwrap()
+            } else {
+                Vec::new()
+            };
+            if m.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push((rel, m.mode(), m.uid(), link, data));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The apkovl `ramboot commit` writes, extracted by the boot's own apkovl step, gives back the
+/// same files (content, modes, owners, links), and the medium was read-write only for the write.
+#[test]
+fn a_committed_apkovl_reads_back_as_the_same_files() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    let want = fixture(&root);
+    let (sys, media) = media_root(d.path(), true);
+    let report = commit::commit(&sys, &request(&root)).unwrap();
+    assert_eq!(report.selection.files.len(), want.len());
+    let apkovl = media.join("pi.apkovl.tar.gz");
+    assert!(apkovl.is_file());
+    let names: Vec<String> = fs::read_dir(&media)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["pi.apkovl.tar.gz"], "no temporary file left");
+    assert_eq!(
+        sys.trace(),
+        [
+            "mount -o remount,relatime /media/vda1",
+            "mount -o remount,ro,relatime /media/vda1"
+        ]
+    );
+    let out = d.path().join("extracted");
+    fs::create_dir_all(&out).unwrap();
+    let opts = ramboot::overlay::Options {
+        chown: true,
+        ..Default::default()
+    };
+    ramboot::overlay::extract(&apkovl, &out, opts).unwrap();
+    // The selected entries (their parents are not in the archive: the boot makes them).
+    let selected = |t: Vec<(String, u32, u32, String, Vec<u8>)>| -> Vec<_> {
+        t.into_iter()
+            .filter(|(rel, ..)| want.iter().any(|w| w.trim_end_matches('/') == rel))
+            .collect()
+    };
+    let expected = selected(tree(&root));
+    assert_eq!(expected.len(), want.len());
+    assert_eq!(selected(tree(&out)), expected);
+}
+
+/// `--dry-run` lists and writes nothing; other apkovls are refused unless `-d`; the old apkovl
+/// becomes `<host>.<UTC mtime>.tar.gz`; `BACKUP_LIMIT` older copies are kept (at least one).
+#[test]
+fn dry_run_refusals_backup_and_rotation() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    fixture(&root);
+    let (sys, media) = media_root(d.path(), false);
+    let dry = Request {
+        dry_run: true,
+        ..request(&root)
+    };
+    let r = commit::commit(&sys, &dry).unwrap();
+    assert!(r.bytes > 0);
+    assert_eq!(fs::read_dir(&media).unwrap().count(), 0, "dry run wrote");
+
+    fs::write(media.join("old.apkovl.tar.gz"), b"x").unwrap();
+    let err = commit::commit(&sys, &request(&root)).unwrap_err();
+    assert!(
+        matches!(&err, CommitError::OtherApkovls { names, .. } if names == &["old.apkovl.tar.gz"]),
+        "{err}"
+    );
+    assert!(!media.join("pi.apkovl.tar.gz").exists());
+    let delete = Request {
+        delete_others: true,
+        ..request(&root)
+    };
+    let r = commit::commit(&sys, &delete).unwrap();
+    assert_eq!(r.removed, ["old.apkovl.tar.gz"]);
+
+    // Backups named by the old file's mtime, in UTC; BACKUP_LIMIT=2 keeps two.
+    write(&root, "etc/lbu/lbu.conf", "# lbu\nBACKUP_LIMIT=2\n", 0o644);
+    let out = media.join("pi.apkovl.tar.gz");
+    let mut stamps = Vec::new();
+    for (i, t) in [1_700_000_000i64, 1_700_000_100, 1_700_000_200]
+        .iter()
+        .enumerate()
+    {
+        let times = fs::FileTimes::new()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(*t as u64));
+        fs::File::options()
+            .write(true)
+            .open(&out)
+            .unwrap()
+            .set_times(times)
+            .unwrap();
+        write(&root, "etc/hostname", &format!("pi{i}\n"), 0o644);
+        let r = commit::commit(&sys, &request(&root)).unwrap();
+        stamps.push(r.backup.unwrap());
+    }
+    assert_eq!(
+        stamps,
+        [
+            "pi.20231114221320.tar.gz",
+            "pi.20231114221500.tar.gz",
+            "pi.20231114221640.tar.gz"
+        ]
+    );
+    let mut left: Vec<String> = fs::read_dir(&media)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "pi.20231114221500.tar.gz",
+            "pi.20231114221640.tar.gz",
+            "pi.apkovl.tar.gz"
+        ]
+    );
+}
+
+/// The UTC stamp of lbu's backup names (`date -u -r FILE +%Y%m%d%H%M%S`).
+#[test]
+fn utc_stamps() {
+    assert_eq!(commit::utc_stamp(0), "19700101000000");
+    assert_eq!(commit::utc_stamp(951_782_400), "20000229000000");
+    assert_eq!(commit::utc_stamp(4_102_444_799), "20991231235959");
+}
+
+/// lbu.conf: plain assignments, quotes, `export`; the environment fills what it leaves unset.
+#[test]
+fn lbu_conf() {
+    let c = commit::LbuConf::parse(
+        "# c\nLBU_MEDIA=\"mmcblk0p1\"\nexport BACKUP_LIMIT=3\nif true; then :; fi\n",
+    );
+    assert_eq!(c.media.as_deref(), Some("mmcblk0p1"));
+    assert_eq!(c.backup_limit, Some(3));
+    assert_eq!(c.backup_dir, None);
+}
+
+/// A card too small for the new apkovl (a real 64 KiB tmpfs): the old apkovl stays whole and
+/// the only one, no temporary file is left, and the error says how much room was needed.
+#[test]
+fn a_full_card_keeps_the_old_apkovl_and_says_how_much_was_needed() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    fixture(&root);
+    let (sys, media) = media_root(d.path(), false);
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&media)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "mounting a small tmpfs (tests run as root)"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(media.clone());
+    commit::commit(&sys, &request(&root)).unwrap();
+    let old = fs::read(media.join("pi.apkovl.tar.gz")).unwrap();
+    // Fill the card, then make the configuration bigger than what is left.
+    let filler = vec![0x5a; 44 * 1024];
+    fs::write(media.join("filler"), &filler).ok();
+    let mut rng = ramboot::xorshift::Xorshift(0x9e37_79b9_7f4a_7c15);
+    let noise: Vec<u8> = (0..40_000).map(|_| rng.next_u64() as u8).collect();
+    fs::write(root.join("etc/big"), &noise).unwrap();
+    let err = commit::commit(&sys, &request(&root)).unwrap_err();
+    let CommitError::NoSpace { needed, free, .. } = err else {
+        panic!("{err}");
+    };
+    assert!(needed > free, "{needed} {free}");
+    assert!(err_text(needed, free).contains("bytes needed"));
+    assert_eq!(fs::read(media.join("pi.apkovl.tar.gz")).unwrap(), old);
+    let mut names: Vec<String> = fs::read_dir(&media)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["filler", "pi.apkovl.tar.gz"]);
+}
+
+fn err_text(needed: u64, free: u64) -> String {
+    CommitError::NoSpace {
+        dir: "/media/vda1".into(),
+        needed,
+        free,
+    }
+    .to_string()
+}
+
+/// Last-known-good (issue 13, point 3): a commit from a boot not confirmed good is refused
+/// unless forced; after a fall-back boot, the apkovl that failed is kept aside as
+/// `<host>.failed.tar.gz`, out of the rotation a later fall-back reads, and the good backup stays.
+#[test]
+fn commits_keep_the_last_known_good_copy() {
+    use ramboot::boot::lkg;
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    fixture(&root);
+    let (sys, media) = media_root(d.path(), false);
+    commit::commit(&sys, &request(&root)).unwrap();
+    let apkovl = Path::new("/media/vda1/pi.apkovl.tar.gz");
+    let booted = lkg::choose(&sys, apkovl, 2).unwrap();
+    lkg::record(&sys, apkovl, &booted.record);
+    write(&root, "etc/hostname", "changed\n", 0o644);
+    let err = commit::commit(&sys, &request(&root)).unwrap_err();
+    assert!(
+        matches!(err, CommitError::Unconfirmed { attempts: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("ramboot ok"), "{err}");
+    let forced = Request {
+        force: true,
+        ..request(&root)
+    };
+    let r = commit::commit(&sys, &forced).unwrap();
+    let good_backup = r.backup.unwrap();
+
+    // Two failed boots of the forced commit, then the fall-back boot.
+    for _ in 0..3 {
+        let c = lkg::choose(&sys, apkovl, 2).unwrap();
+        lkg::record(&sys, apkovl, &c.record);
+    }
+    assert!(lkg::State::read(&media).unwrap().fell_back());
+    let failing = fs::read(media.join("pi.apkovl.tar.gz")).unwrap();
+    write(&root, "etc/hostname", "fixed\n", 0o644);
+    let r = commit::commit(&sys, &request(&root)).unwrap();
+    assert_eq!(r.backup, None);
+    assert_eq!(fs::read(media.join("pi.failed.tar.gz")).unwrap(), failing);
+    assert_eq!(lkg::backups(&media, "pi.apkovl.tar.gz"), [good_backup]);
+    // The new apkovl is a new start: no fall-back on its first boot.
+    let c = lkg::choose(&sys, apkovl, 2).unwrap();
+    assert_eq!(c.fell_back, None);
+}
