@@ -195,3 +195,74 @@ fn the_apkovl_is_reproducible() {
     assert_eq!(&a[..4], &[0x1f, 0x8b, 8, 0]);
     assert_eq!(&a[4..8], &[0, 0, 0, 0]);
 }
+
+/// Runs the host binary (tests may spawn it directly, as the other CLI tests do).
+#[allow(clippy::disallowed_methods)]
+fn ramboot(args: &[&std::ffi::OsStr], epoch: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(args)
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .output()
+        .unwrap()
+}
+
+/// `ramboot profile apkovl` writes the library's bytes with SOURCE_DATE_EPOCH as the mtime,
+/// and says which kernel command-line words the profile needs; `check` lists the tree.
+#[test]
+fn the_cli_writes_the_apkovl_and_checks_profiles() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("kiosk.apkovl.tar.gz");
+    let kiosk = example("kiosk.toml");
+    let r = ramboot(
+        &[
+            "profile".as_ref(),
+            "apkovl".as_ref(),
+            kiosk.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ],
+        "1234",
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("kernel command line: add `ramboot_init quiet`"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read(&out).unwrap(), load("kiosk.toml").apkovl(1234));
+
+    let r = ramboot(
+        &["profile".as_ref(), "check".as_ref(), kiosk.as_os_str()],
+        "0",
+    );
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success());
+    assert!(stdout.contains("ramboot service: kiosk\n"), "{stdout}");
+    assert!(stdout.contains("openrc: sshd in default\n"), "{stdout}");
+    for line in [
+        "apkovl: file 0600 0:0 /root/.ssh/authorized_keys\n",
+        "apkovl: dir  0755 1000:1000 /home/kiosk\n",
+        "apkovl: file 0640 0:42 /etc/shadow\n",
+        "kernel command line: ramboot_init quiet\n",
+    ] {
+        assert!(stdout.contains(line), "{line}in\n{stdout}");
+    }
+
+    let bad = d.path().join("bad.toml");
+    fs::write(&bad, "hostname = \"x\"\nwrold = []\n").unwrap();
+    let r = ramboot(
+        &["profile".as_ref(), "check".as_ref(), bad.as_os_str()],
+        "0",
+    );
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        stderr.starts_with(&format!(
+            "ramboot profile: {}:2: unknown field `wrold`",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    let r = ramboot(&["profile".as_ref(), "show".as_ref(), bad.as_os_str()], "0");
+    assert_eq!(r.status.code(), Some(2));
+}
