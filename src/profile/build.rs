@@ -153,17 +153,20 @@ impl Builder<'_> {
             let why = "not a host name (letters, digits, `-`, dot-separated labels)";
             return Err(self.cx.invalid(h.span(), "hostname", why));
         }
-        let short = name.split('.').next().unwrap_or(name);
+        // The name and, for a qualified one, its first label resolve to the loopback address.
+        let names = match name.split_once('.') {
+            Some((short, _)) => format!("{name} {short}"),
+            None => name.clone(),
+        };
         self.put(
             "etc/hostname",
             Node::file(format!("{name}\n"), 0o644),
             "hostname",
         )?;
         let hosts = format!(
-            "127.0.0.1\t{name} {short} localhost localhost.localdomain\n\
+            "127.0.0.1\t{names} localhost localhost.localdomain\n\
              ::1\t\tlocalhost localhost.localdomain\n"
         );
-        let hosts = hosts.replace(&format!("{name} {name} "), &format!("{name} "));
         self.put("etc/hosts", Node::file(hosts, 0o644), "hostname")?;
         Ok(name.clone())
     }
@@ -196,6 +199,7 @@ impl Builder<'_> {
         Ok(out)
     }
 
+    /// `/etc/localtime` → the zone in tzdata (added to the world), as `setup-timezone -i`.
     fn timezone(&mut self, tz: &Text) -> Res<()> {
         let name = tz.get_ref();
         let ok = !name.is_empty()
@@ -212,8 +216,9 @@ impl Builder<'_> {
         }
         let link = Node::link(format!("/usr/share/zoneinfo/{name}"));
         self.put_at("etc/localtime", link, "timezone", tz.span())?;
-        let file = Node::file(format!("{name}\n"), 0o644);
-        self.put_at("etc/timezone", file, "timezone", tz.span())
+        // What setup-timezone writes for login shells, beside the link every program reads.
+        let file = Node::file(format!("export TZ='{name}'\n"), 0o644);
+        self.put_at("etc/profile.d/timezone.sh", file, "timezone", tz.span())
     }
 
     /// Extra groups, with the gid given (or none yet: see [`Self::users`]).

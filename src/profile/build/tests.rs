@@ -212,3 +212,35 @@ fn root_keys_alone_do_not_replace_the_account_tables() {
     assert_eq!(keys.mode, 0o600);
     assert_eq!(keys.body, Body::File(b"ssh-ed25519 AAAA k\n".to_vec()));
 }
+
+/// The field reference in the module's documentation is a profile that loads.
+#[test]
+fn the_documented_example_loads() {
+    let doc = include_str!("../mod.rs");
+    let start = doc.find("//! ```toml\n").unwrap() + "//! ```toml\n".len();
+    let end = start + doc[start..].find("//! ```\n").unwrap();
+    let text: String = doc[start..end]
+        .lines()
+        .map(|l| {
+            l.strip_prefix("//! ")
+                .unwrap_or(l.trim_start_matches("//!"))
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let p = load(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(p.hostname(), Some("kiosk"));
+    assert_eq!(p.groups()[0].name, "seat");
+    assert_eq!(p.groups()[0].gid, 1001, "after the user's 1000");
+    assert_eq!(
+        p.cmdline_additions()[0],
+        "ip=192.168.1.10::192.168.1.1:255.255.255.0:kiosk:eth0:none"
+    );
+    let Body::File(tz) = &p.tree.get("etc/profile.d/timezone.sh").unwrap().body else {
+        panic!()
+    };
+    assert_eq!(tz, b"export TZ='Europe/Berlin'\n");
+    let Body::File(hosts) = &p.tree.get("etc/hosts").unwrap().body else {
+        panic!()
+    };
+    assert!(hosts.starts_with(b"127.0.0.1\tkiosk localhost localhost.localdomain\n"));
+}
