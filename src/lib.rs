@@ -20,6 +20,7 @@ pub mod json;
 pub mod media;
 pub mod net;
 pub mod overlay;
+pub mod profile;
 pub mod rootcache;
 pub mod supervise;
 pub mod system;

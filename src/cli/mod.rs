@@ -10,6 +10,7 @@ pub mod install;
 pub mod mkinitfs;
 pub mod modprobe;
 pub mod plan;
+pub mod profile;
 
 use std::ffi::OsString;
 
@@ -26,6 +27,9 @@ As PID 1 (/init in an initramfs) it boots. On a host:
                                           install apk packages into DIR (after the apkovl,
                                           as the boot does)
   ramboot apk genkey|mkpkg|index ...      build signed apk packages and indexes
+  ramboot profile check|apkovl PROFILE [-o FILE]
+                                          a provisioning profile (TOML) checked, or
+                                          written as the apkovl the boot applies
   ramboot ctl status|start|stop|restart|log ...
                                           control the services of ramboot as PID 1
                                           (see `ramboot ctl --help`)
@@ -65,6 +69,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "plan" => plan::main(rest),
         "install" => install::main(rest),
         "apk" => crate::cli::apk::main_apk(rest),
+        "profile" => profile::main(rest),
         "ctl" => ctl::main(rest),
         "commit" => commit::main(rest),
         "ok" => commit::ok_main(&crate::sys::RealSys, rest),
