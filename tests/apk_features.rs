@@ -642,6 +642,13 @@ impl Sys for BindingSys {
     fn sleep(&self, duration: std::time::Duration) {
         self.0.sleep(duration)
     }
+    fn read_secret(
+        &self,
+        prompt: &str,
+        timeout: std::time::Duration,
+    ) -> io::Result<Option<Vec<u8>>> {
+        self.0.read_secret(prompt, timeout)
+    }
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
         self.0.write_sysctl(key, value)
     }

@@ -60,6 +60,7 @@ const CASES: &[Case] = &[
         assert_eq!(d.usbdelay, None);
         assert_eq!(d.tmpfs_flags, "mode=0755");
         assert_eq!(d.ssh_key, None);
+        assert_eq!(d.apkovl_key, None);
         assert!(!d.keep_apk_new && !d.bootstrap_usr_merged);
         assert!(p.modules.is_empty());
         assert_eq!(p.fixed_modules, strings(&["loop", "squashfs", "simpledrm"]));
@@ -530,6 +531,13 @@ const CASES: &[Case] = &[
     }),
     case("splash", &[(Unsupported, "splash")], |p| {
         assert_eq!(p.splash, Splash::On)
+    }),
+    // apkovl_key
+    case("apkovl_key=/etc/apkovl.key", &[], |p| {
+        assert_eq!(
+            diskless(p).apkovl_key.as_deref(),
+            Some(std::path::Path::new("/etc/apkovl.key"))
+        )
     }),
     // ssh_key
     case(r#"ssh_key="ssh-ed25519 AAAAC3 me@host""#, &[], |p| {

@@ -10,6 +10,7 @@
 
 use super::BootError;
 use crate::apk::{self, InstallRequest, ScriptPolicy};
+use crate::overlay::crypt::Unlocked;
 use crate::overlay::{self, OverlayError};
 use crate::sys::Sys;
 use std::path::{Path, PathBuf};
@@ -37,9 +38,15 @@ pub fn init_db(sys: &dyn Sys, root: &Path) -> Result<(), apk::ApkError> {
     apk::install(&req, sys).map(drop)
 }
 
-/// Extracts `apkovl` into `root` (both as the system sees them). Owners from the archive are
-/// applied when running as root; device nodes (under `dev/` only) go through [`Sys::mknod`].
-pub fn apply(sys: &dyn Sys, root: &Path, apkovl: &Path) -> Result<Applied, OverlayError> {
+/// Extracts `apkovl` into `root` (both as the system sees them), decrypted with `unlocked` when
+/// it is encrypted. Owners from the archive are applied when running as root; device nodes
+/// (under `dev/` only) go through [`Sys::mknod`].
+pub fn apply(
+    sys: &dyn Sys,
+    root: &Path,
+    apkovl: &Path,
+    unlocked: Option<&Unlocked>,
+) -> Result<Applied, OverlayError> {
     let chown = sys.privileged();
     let make_node =
         |rel: &Path, kind, mode, major, minor| sys.mknod(&root.join(rel), kind, mode, major, minor);
@@ -47,6 +54,7 @@ pub fn apply(sys: &dyn Sys, root: &Path, apkovl: &Path) -> Result<Applied, Overl
         chown,
         make_node: Some(&make_node),
         sys: Some(sys),
+        unlocked,
         ..Default::default()
     };
     let host_root = sys.path(root);
@@ -80,7 +88,7 @@ pub fn prepare_install(
     if req.initdb || req.diskless_boot {
         init_db(sys, &root).map_err(|source| BootError::InitDb { source })?;
     }
-    let applied = apply(sys, &root, apkovl)?;
+    let applied = apply(sys, &root, apkovl, None)?;
     for atom in &applied.world {
         if !req.world_add.contains(atom) {
             req.world_add.push(atom.clone());

@@ -62,6 +62,13 @@ fn diskless_lines(l: &mut Lines, d: &Diskless) {
         format!("diskless: the root is a tmpfs in RAM ({})", d.tmpfs_flags),
     );
     l.line("apkovl", apkovl_text(&d.apkovl));
+    l.line(
+        "apkovl key",
+        match &d.apkovl_key {
+            Some(k) => format!("an encrypted apkovl's passphrase is the first line of {} (the console asks when it is missing or wrong)", k.display()),
+            None => "an encrypted apkovl's passphrase is asked on the console (3 tries, then the boot goes on without it)".into(),
+        },
+    );
     l.line("repos", repos_text(&d.repos));
     let mut pkgs = d.pkgs.clone();
     pkgs.push("<apkovl world>".into());
@@ -482,6 +489,10 @@ fn plan_json(plan: &BootPlan) -> Json {
                 ),
                 ("tmpfs_flags", Json::str(&d.tmpfs_flags)),
                 ("ssh_key", Json::opt_str(d.ssh_key.clone())),
+                (
+                    "apkovl_key",
+                    Json::opt_str(d.apkovl_key.as_ref().map(|k| k.display().to_string())),
+                ),
                 ("keep_apk_new", Json::Bool(d.keep_apk_new)),
                 ("bootstrap_usr_merged", Json::Bool(d.bootstrap_usr_merged)),
                 ("root_cache", Json::Bool(d.root_cache)),

@@ -43,6 +43,7 @@ known_options! {
     AoeIflist = "aoe_iflist": "interfaces used for ATA over Ethernet";
     AoeMtu = "aoe_mtu": "MTU of the ATA over Ethernet interfaces";
     Apkovl = "apkovl": "where the apkovl (saved configuration) comes from: URL, DEVICE:[FSTYPE:]PATH or a path";
+    ApkovlKey = "apkovl_key": "ramboot: file whose first line is the passphrase of an encrypted apkovl (*.apkovl.tar.gz.<cipher>); without it, or when it is wrong, the console asks";
     Autodetect = "autodetect": "`noautodetect` stops the hwdrivers service from loading drivers for all devices";
     AutodetectSerial = "autodetect_serial": "add gettys for detected serial ports; `no`, or `setconsole[=REGEX,...]`";
     Blacklist = "blacklist": "comma list of kernel modules never to load in the initramfs";

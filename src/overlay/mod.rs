@@ -14,10 +14,16 @@
 //!   default system instead of a half-applied one; an I/O error during extraction rolls back;
 //! - device nodes only under `dev/`, and an archive with hostile names is refused whole.
 //!
+//! An encrypted apkovl (`.apkovl.tar.gz.<cipher>`, [`crypt`]) is read the same way through a
+//! decrypting reader, once its key is [`crypt::Unlocked`]: the check and the extraction each
+//! decrypt the file as they read it.
+//!
 //! The archive is read with the apk component's tar reader ([`crate::apk::tar`]), the one
 //! that reads packages, in its tar-compatible mode (GNU long link names, old-style regular
 //! files: tar reads them, apk skips them). A name that is not UTF-8 makes the archive
 //! unreadable (that reader is stricter than tar there).
+
+pub mod crypt;
 
 use crate::apk::gz::GzMembers;
 use crate::apk::tar::{Entry, Event, Kind, TarReader};
@@ -43,9 +49,9 @@ pub enum OverlayError {
     /// An entry that would escape the root or is not allowed.
     #[error("apkovl entry {} refused: {reason}", quoted(entry))]
     Hostile { entry: String, reason: &'static str },
-    /// An `.apkovl.tar.gz.<cipher>` file: needs a password and openssl-compatible decryption.
-    #[error("encrypted apkovl ({cipher}) is not supported by ramboot; use an unencrypted apkovl")]
-    Encrypted { cipher: String },
+    /// An `.apkovl.tar.gz.<cipher>` file read without its key.
+    #[error("apkovl {} is encrypted ({cipher}) and no key was given", path.display())]
+    Encrypted { path: PathBuf, cipher: String },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
 }
@@ -72,6 +78,8 @@ pub struct Options<'a> {
     pub resolve: Resolve,
     /// The system boundary for ownership and fifos (`None`: the real system).
     pub sys: Option<&'a dyn crate::sys::Sys>,
+    /// The key of an encrypted apkovl.
+    pub unlocked: Option<&'a crypt::Unlocked>,
 }
 
 /// A checked entry name: relative, no `..`, leading `/` and `./` removed as tar does.
@@ -93,29 +101,45 @@ fn clean_name(raw: &str) -> Result<String, OverlayError> {
     Ok(parts.join("/"))
 }
 
-fn cipher_of(path: &Path) -> Option<String> {
-    let name = path.file_name()?.to_str()?;
-    let suffix = name.rsplit('.').next()?;
-    (suffix != "gz" && name.contains(".apkovl.tar.gz.")).then(|| suffix.to_string())
+/// The apkovl file, decrypted when it is encrypted.
+enum Source {
+    Plain(fs::File),
+    Encrypted(Box<crypt::Decrypt<fs::File>>),
+}
+
+impl io::Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Plain(f) => f.read(buf),
+            Source::Encrypted(d) => d.read(buf),
+        }
+    }
 }
 
 /// The apkovl's entries, in order. The archive ends at its end-of-archive records or at the
 /// end of the stream; concatenated gzip members are read in sequence.
 struct Archive {
-    tar: TarReader<fs::File>,
+    tar: TarReader<Source>,
     path: PathBuf,
 }
 
 impl Archive {
-    fn open(path: &Path) -> Result<Archive, OverlayError> {
-        if let Some(cipher) = cipher_of(path) {
-            return Err(OverlayError::Encrypted { cipher });
-        }
-        let f = fs::File::open(path).map_err(|source| OverlayError::Open {
+    fn open(path: &Path, unlocked: Option<&crypt::Unlocked>) -> Result<Archive, OverlayError> {
+        let open_error = |source| OverlayError::Open {
             path: path.into(),
             source,
-        })?;
-        let gz = GzMembers::new(f).map_err(|source| OverlayError::Corrupt {
+        };
+        let source = match (crypt::suffix_of(path), unlocked) {
+            (_, Some(key)) => Source::Encrypted(Box::new(key.reader(path).map_err(open_error)?)),
+            (Some(cipher), None) => {
+                return Err(OverlayError::Encrypted {
+                    path: path.into(),
+                    cipher: cipher.to_string(),
+                })
+            }
+            _ => Source::Plain(fs::File::open(path).map_err(open_error)?),
+        };
+        let gz = GzMembers::new(source).map_err(|source| OverlayError::Corrupt {
             path: path.into(),
             source,
         })?;
@@ -154,7 +178,15 @@ impl Archive {
 
 /// Reads the whole archive without writing anything: every header, every byte, the gzip trailer.
 pub fn check(path: &Path) -> Result<usize, OverlayError> {
-    let mut archive = Archive::open(path)?;
+    check_unlocked(path, None)
+}
+
+/// [`check`] of an apkovl that may be encrypted, with its key.
+pub fn check_unlocked(
+    path: &Path,
+    unlocked: Option<&crypt::Unlocked>,
+) -> Result<usize, OverlayError> {
+    let mut archive = Archive::open(path, unlocked)?;
     let mut count = 0;
     while let Some(entry) = archive.next()? {
         let clean = clean_name(&entry.name)?;
@@ -178,7 +210,7 @@ pub fn check(path: &Path) -> Result<usize, OverlayError> {
 
 /// Checks, then extracts `path` into `root`. On an error nothing of the archive stays in `root`.
 pub fn extract(path: &Path, root: &Path, opts: Options<'_>) -> Result<Extracted, OverlayError> {
-    check(path)?;
+    check_unlocked(path, opts.unlocked)?;
     let dir = Root::open(root, opts.resolve).map_err(|source| OverlayError::Write {
         path: root.into(),
         source,
@@ -242,7 +274,7 @@ fn timestamps(mtime: u64) -> Timestamps {
 impl Extractor<'_, '_> {
     fn run(&mut self, path: &Path) -> Result<Extracted, OverlayError> {
         let mut out = Extracted::default();
-        let mut archive = Archive::open(path)?;
+        let mut archive = Archive::open(path, self.opts.unlocked)?;
         let mut dir_times: Vec<(String, u64)> = Vec::new();
         while let Some(entry) = archive.next()? {
             let name = clean_name(&entry.name)?;

@@ -378,6 +378,10 @@ pub trait Sys: Send + Sync {
     fn idle_forever(&self);
     /// Waits (the rescue loop's backoff). The double records it and advances its clock.
     fn sleep(&self, duration: Duration);
+    /// Asks for a secret on the console: writes `prompt`, reads one line with echo off (a
+    /// terminal's settings are restored after), waits at most `timeout`. `Ok(None)`: no answer
+    /// (end of input, or the time ran out). The line comes without its newline.
+    fn read_secret(&self, prompt: &str, timeout: Duration) -> io::Result<Option<Vec<u8>>>;
     /// Lowers the calling thread's CPU priority to the lowest (nice 19): background work (the
     /// boot drivers beside the media search) then takes a single core only when the boot's
     /// critical path leaves it idle. Scheduling only, nothing to record: doubles need not act.

@@ -366,6 +366,10 @@ impl Sys for RealSys {
         std::thread::sleep(duration);
     }
 
+    fn read_secret(&self, prompt: &str, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        console_secret::read(prompt, timeout)
+    }
+
     fn background_priority(&self) -> io::Result<()> {
         // `None`: PRIO_PROCESS with who 0, which Linux applies to the calling thread only.
         rustix::process::setpriority_process(None, 19).map_err(io::Error::from)
@@ -1118,6 +1122,78 @@ fn drain_console(limit: Duration) {
         });
     if spawned.is_ok() {
         let _ = drained.recv_timeout(limit);
+    }
+}
+
+/// A passphrase from the console (PID 1's standard input and output, `/dev/console`).
+mod console_secret {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    use std::io;
+    use std::time::{Duration, Instant};
+
+    /// A longer line is cut: a passphrase, not a file.
+    const MAX_LINE: usize = 1024;
+
+    pub(super) fn read(prompt: &str, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        let stdin = rustix::stdio::stdin();
+        let stdout = rustix::stdio::stdout();
+        // A terminal stops echoing for the line and gets its settings back after; input that is
+        // not a terminal (a pipe) is read as it is.
+        let saved = tcgetattr(stdin).ok();
+        if let Some(t) = &saved {
+            let mut quiet = t.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            tcsetattr(stdin, OptionalActions::Now, &quiet)?;
+        }
+        let _ = rustix::io::write(stdout, prompt.as_bytes());
+        let line = read_line(timeout);
+        if let Some(t) = &saved {
+            let _ = tcsetattr(stdin, OptionalActions::Now, t);
+            // The Enter key was not echoed.
+            let _ = rustix::io::write(stdout, b"\n");
+        }
+        line
+    }
+
+    fn read_line(timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        let stdin = rustix::stdio::stdin();
+        let deadline = Instant::now() + timeout;
+        let mut line = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            let ts = Timespec::try_from(left).unwrap_or(Timespec {
+                tv_sec: 3600,
+                tv_nsec: 0,
+            });
+            let mut fds = [PollFd::new(&stdin, PollFlags::IN)];
+            match poll(&mut fds, Some(&ts)) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let n = match rustix::io::read(stdin, &mut buf) {
+                Ok(n) => n,
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                return Ok((!line.is_empty()).then_some(line));
+            }
+            for &b in &buf[..n] {
+                if b == b'\n' || b == b'\r' {
+                    return Ok(Some(line));
+                }
+                if line.len() < MAX_LINE {
+                    line.push(b);
+                }
+            }
+        }
     }
 }
 

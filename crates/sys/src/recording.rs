@@ -140,6 +140,10 @@ pub enum Call {
     Sleep {
         duration: Duration,
     },
+    /// [`Sys::read_secret`]: the prompt (the answer is not recorded).
+    ReadSecret {
+        prompt: String,
+    },
     Sysctl {
         key: String,
         value: String,
@@ -399,6 +403,7 @@ impl fmt::Display for Call {
             Call::Sync => write!(f, "sync"),
             Call::Idle => write!(f, "idle"),
             Call::Sleep { duration } => write!(f, "sleep {}", duration.as_secs_f64()),
+            Call::ReadSecret { prompt } => write!(f, "read secret {prompt:?}"),
             Call::Sysctl { key, value } => {
                 write!(f, "sysctl -w {}={value}", key.replace('/', "."))
             }
@@ -473,6 +478,9 @@ struct State {
     /// What spawned processes hold open, as (pid, number in the child, descriptor): closed
     /// when the process exits, as the kernel would.
     child_fds: Vec<(u32, i32, rustix::fd::OwnedFd)>,
+    /// What the console answers [`Sys::read_secret`], in order; None and an empty queue: no
+    /// answer before the timeout.
+    secrets: VecDeque<Option<Vec<u8>>>,
 }
 
 /// A scripted link change: edits the stand-in tree (its `sys/class/net`).
@@ -636,6 +644,12 @@ impl RecordingSys {
     /// advances on the way, and a `recv` whose timeout ends earlier times out (as a real socket would).
     pub fn push_uevent_after(&self, delay: Duration, ev: UeventRecv) {
         self.lock().uevents.push_back((delay, ev));
+    }
+
+    /// Queues what the console types at the next [`Sys::read_secret`] (None: nothing, the
+    /// timeout passes).
+    pub fn push_secret(&self, answer: Option<&[u8]>) {
+        self.lock().secrets.push_back(answer.map(<[u8]>::to_vec));
     }
 
     /// Queues the exit code of the next [`Sys::run`] (default 0, at once).
@@ -1142,6 +1156,18 @@ impl Sys for RecordingSys {
     fn sleep(&self, duration: Duration) {
         let _ = self.record(Call::Sleep { duration });
         self.lock().clock += duration;
+    }
+
+    fn read_secret(&self, prompt: &str, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        self.record(Call::ReadSecret {
+            prompt: prompt.into(),
+        })?;
+        let mut st = self.lock();
+        let answer = st.secrets.pop_front().flatten();
+        if answer.is_none() {
+            st.clock += timeout;
+        }
+        Ok(answer)
     }
 
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {

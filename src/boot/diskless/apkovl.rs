@@ -1,14 +1,26 @@
 //! The apkovl stage of the diskless branch: where the apkovl comes from (the media's choice, a
 //! path, or a device to mount), its extraction over the new root's fresh apk database, and what
 //! depends on it: the default services and `ssh_key=`.
+//!
+//! An encrypted apkovl (`*.apkovl.tar.gz.<cipher>`, [`crate::overlay::crypt`]) is unlocked first:
+//! with the passphrase in the `apkovl_key=` file, else (or when that one is wrong) typed on the
+//! console, up to [`PASSPHRASE_TRIES`] times as Alpine's init allows. When it stays locked the boot
+//! goes on without it, as with a corrupt apkovl: a default system the user can log into.
 
 use super::{note, Decisions, Media};
 use crate::boot::runner::Done;
 use crate::boot::{apkovl, lkg, stages, sysroot, Boot, BootEnd, BootError, SYSROOT};
 use crate::cmdline::{ApkovlSource, Diskless};
+use crate::overlay::crypt::{self, CryptError, Unlocked};
 use rustix::fs::{Mode, OFlags};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Passphrases typed before the boot goes on without the apkovl (Alpine's init: 3).
+pub(super) const PASSPHRASE_TRIES: u32 = 3;
+/// How long one prompt waits for a line: an unattended machine boots on without its apkovl.
+pub(super) const PASSPHRASE_WAIT: Duration = Duration::from_secs(120);
 
 /// Resolves `apkovl=` (or the media's choice) to a file, mounting a device when asked to.
 pub(super) fn locate_apkovl(
@@ -92,6 +104,14 @@ pub(super) fn load_apkovl(
     if let Err(e) = apkovl::init_db(boot.sys, Path::new(SYSROOT)) {
         log::warn!("cannot create the apk database: {e}");
     }
+    let mut unlocked = None;
+    let apkovl = apkovl.filter(|p| {
+        if crypt::suffix_of(p).is_none() {
+            return true;
+        }
+        unlocked = unlock(boot, plan, p);
+        unlocked.is_some()
+    });
     let Some(path) = apkovl else {
         boot.stage(&stages::APKOVL)
             .untitled()
@@ -102,7 +122,7 @@ pub(super) fn load_apkovl(
         .stage(&stages::APKOVL)
         .detail(path.display())
         .run(|b| {
-            apkovl::apply(b.sys, Path::new(SYSROOT), &path)
+            apkovl::apply(b.sys, Path::new(SYSROOT), &path, unlocked.as_ref())
                 .map(|x| Done::ok(Some(x)))
                 .map_err(BootError::from)
         })?;
@@ -140,6 +160,60 @@ fn last_known_good(
     }
     lkg::record(boot.sys, &found, &choice.record);
     choice.apply
+}
+
+/// The key of the encrypted apkovl at `path`: from the `apkovl_key=` file, else typed on the
+/// console. None (said on the console and in the kernel log): the boot goes on without it.
+fn unlock(boot: &Boot<'_>, plan: &Diskless, path: &Path) -> Option<Unlocked> {
+    let shown = path.display();
+    let suffix = crypt::suffix_of(path).unwrap_or_default();
+    if suffix != crypt::RAMBOOT_SUFFIX {
+        if let Err(e) = crypt::Cipher::by_name(suffix) {
+            log::warn!("apkovl {shown}: {e}: booting without it");
+            return None;
+        }
+    }
+    let file = boot.sys.path(path);
+    if let Some(key) = &plan.apkovl_key {
+        match fs::read(boot.sys.path(key)) {
+            Ok(bytes) => match Unlocked::new(&file, crypt::passphrase_from_file(&bytes)) {
+                Ok(u) => {
+                    log::info!("apkovl {shown} unlocked with the key in {}", key.display());
+                    return Some(u);
+                }
+                Err(e) => log::warn!("apkovl {shown}: the key in {}: {e}", key.display()),
+            },
+            Err(e) => log::warn!("apkovl_key: cannot read {}: {e}", key.display()),
+        }
+    }
+    log::info!("apkovl {shown} is encrypted ({suffix}): asking for its passphrase on the console");
+    for attempt in 1..=PASSPHRASE_TRIES {
+        let prompt = format!("Passphrase for {shown} ({attempt}/{PASSPHRASE_TRIES}): ");
+        let typed = match boot.sys.read_secret(&prompt, PASSPHRASE_WAIT) {
+            Ok(Some(pass)) => pass,
+            Ok(None) => {
+                log::warn!(
+                    "apkovl {shown}: no passphrase typed within {} s",
+                    PASSPHRASE_WAIT.as_secs()
+                );
+                break;
+            }
+            Err(e) => {
+                log::warn!("apkovl {shown}: cannot read a passphrase from the console: {e}");
+                break;
+            }
+        };
+        match Unlocked::new(&file, &typed) {
+            Ok(u) => return Some(u),
+            Err(CryptError::WrongKey) => log::warn!("apkovl {shown}: wrong passphrase"),
+            Err(e) => {
+                log::warn!("apkovl {shown}: {e}");
+                break;
+            }
+        }
+    }
+    log::warn!("apkovl {shown} stays locked: booting without it");
+    None
 }
 
 /// Default services (without an apkovl, or when it asks for them) and `ssh_key=`; returns the

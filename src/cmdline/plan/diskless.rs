@@ -47,6 +47,7 @@ impl Planner<'_> {
             usbdelay,
             tmpfs_flags,
             ssh_key,
+            apkovl_key: self.value(Opt::ApkovlKey).map(PathBuf::from),
             keep_apk_new: self.flag(Opt::KeepApkNew, false),
             bootstrap_usr_merged: self.flag(Opt::BootstrapUsrMerged, false),
             root_cache: self.flag(Opt::RambootCache, true),

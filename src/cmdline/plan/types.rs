@@ -102,6 +102,8 @@ pub struct Diskless {
     pub tmpfs_flags: String,
     /// `ssh_key=`: literal key or URL.
     pub ssh_key: Option<String>,
+    /// `apkovl_key=`: the file holding an encrypted apkovl's passphrase (as the init sees it).
+    pub apkovl_key: Option<PathBuf>,
     pub keep_apk_new: bool,
     pub bootstrap_usr_merged: bool,
     /// `ramboot_cache` (default yes): the installed root is kept on the boot media as an image

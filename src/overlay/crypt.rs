@@ -1,0 +1,715 @@
+//! Encrypted apkovls: reading the `openssl enc` files Alpine's `lbu commit -e` writes, and
+//! ramboot's own authenticated format; writing both (`ramboot commit --encrypt`).
+//!
+//! **openssl** (`<host>.apkovl.tar.gz.<cipher>`): lbu pipes the tar.gz through
+//! `openssl enc -<cipher> -salt`, and Alpine's init reads it back with `openssl enc -d -<cipher>`.
+//! The file is `Salted__`, an 8-byte salt, then the ciphertext with PKCS#7 padding. The key and
+//! IV come from the passphrase and the salt; the file does not say how, so all three ways
+//! openssl has used are tried, each checked against the gzip magic in the first block:
+//! EVP_BytesToKey (one round) with SHA-256 (the default since OpenSSL 1.1.0: what lbu writes
+//! today), with MD5 (the default before, and LibreSSL's, for old apkovls), and PBKDF2-HMAC-SHA256
+//! with 10000 rounds (`-pbkdf2`). Ciphers: AES-128/192/256 in CBC and ECB mode, the AES entries
+//! of `openssl list -cipher-commands` that lbu accepts; the others (aria, camellia, des, sm4) are
+//! refused by name. This format has no integrity: a wrong passphrase shows as a first block that
+//! is not gzip, or as bad padding at the end; damage shows in the gzip CRC.
+//!
+//! **ramboot** (`<host>.apkovl.tar.gz.ramboot`, see DESIGN.md "Encrypted apkovls"):
+//! AES-256-GCM in 64 KiB chunks (the STREAM construction: nonce = prefix, chunk counter, last
+//! flag), the key from PBKDF2-HMAC-SHA256 with the rounds in the header, and a key-check tag in
+//! the header, so a wrong passphrase, damage, reordering and truncation each have their own
+//! error before any byte of the archive is used.
+//!
+//! Decryption streams: the apkovl is read twice (checked whole, then extracted), each time
+//! through a fresh reader from [`Unlocked::reader`]; the key is derived once.
+
+use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::Aes256Gcm;
+use sha2::Digest;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// The suffix of ramboot's own format: `<host>.apkovl.tar.gz.ramboot`.
+pub const RAMBOOT_SUFFIX: &str = "ramboot";
+/// lbu's `DEFAULT_CIPHER`.
+pub const DEFAULT_CIPHER: &str = "aes-256-cbc";
+
+const SALTED: &[u8; 8] = b"Salted__";
+const MAGIC: &[u8; 8] = b"RBAPKOVL";
+const VERSION: u8 = 1;
+const KDF_PBKDF2_SHA256: u8 = 1;
+const AEAD_AES256_GCM: u8 = 1;
+/// `openssl enc -pbkdf2` without `-iter`.
+const OPENSSL_PBKDF2_ROUNDS: u32 = 10_000;
+/// The writer's PBKDF2 rounds (OWASP's 2023 figure for PBKDF2-HMAC-SHA256).
+pub const DEFAULT_ROUNDS: u32 = 600_000;
+/// A header asking for more is refused: a hostile file must not stall the boot for hours.
+const MAX_ROUNDS: u32 = 20_000_000;
+/// Plaintext bytes per chunk written.
+pub const DEFAULT_CHUNK: u32 = 64 * 1024;
+const MAX_CHUNK: u32 = 1 << 20;
+const TAG: usize = 16;
+/// magic, version, kdf, aead, reserved, rounds, chunk size, salt, nonce prefix.
+const HEADER_AAD: usize = 8 + 4 + 4 + 4 + 16 + 7;
+const HEADER: usize = HEADER_AAD + TAG;
+/// The nonce of the header's key-check tag: never a chunk's (their flag byte is 0 or 1).
+const CHECK_FLAG: u8 = 2;
+
+/// Errors of encrypted apkovls.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptError {
+    #[error("cipher {cipher} is not supported by ramboot (it reads aes-128-cbc, aes-192-cbc, aes-256-cbc, the -ecb ones and .{RAMBOOT_SUFFIX})")]
+    UnsupportedCipher { cipher: String },
+    #[error("not an `openssl enc -salt` file (no Salted__ header)")]
+    NotSalted,
+    #[error("wrong passphrase (or not an encrypted tar.gz)")]
+    WrongKey,
+    #[error("the file is truncated")]
+    Truncated,
+    #[error("the file is damaged ({0})")]
+    Damaged(&'static str),
+    #[error("unsupported header: {0}")]
+    BadHeader(&'static str),
+    #[error("no passphrase given")]
+    NoPassphrase,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<CryptError> for io::Error {
+    fn from(e: CryptError) -> io::Error {
+        match e {
+            CryptError::Io(e) => e,
+            e => io::Error::new(io::ErrorKind::InvalidData, e),
+        }
+    }
+}
+
+/// The cipher suffix of an encrypted apkovl's name (`x.apkovl.tar.gz.aes-256-cbc` →
+/// `aes-256-cbc`); None for a plain one. Leftover endings (`.new`, `.bak`, `~`...) are not
+/// ciphers: `x.apkovl.tar.gz.new` is plain, `x.apkovl.tar.gz.aes-256-cbc.bak` is aes-256-cbc.
+pub fn suffix_of(path: &Path) -> Option<&str> {
+    let name = path.file_name()?.to_str()?;
+    let (_, mut suffix) = name.split_once(".apkovl.tar.gz")?;
+    suffix = suffix.trim_end_matches('~');
+    for leftover in [".new", ".bak", ".old", ".orig", ".tmp", ".save"] {
+        suffix = suffix.strip_suffix(leftover).unwrap_or(suffix);
+    }
+    suffix.strip_prefix('.').filter(|s| !s.is_empty())
+}
+
+/// An openssl cipher ramboot reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cipher {
+    pub name: &'static str,
+    key_len: usize,
+    cbc: bool,
+}
+
+const CIPHERS: [Cipher; 6] = [
+    Cipher::new("aes-128-cbc", 16, true),
+    Cipher::new("aes-192-cbc", 24, true),
+    Cipher::new("aes-256-cbc", 32, true),
+    Cipher::new("aes-128-ecb", 16, false),
+    Cipher::new("aes-192-ecb", 24, false),
+    Cipher::new("aes-256-ecb", 32, false),
+];
+
+impl Cipher {
+    const fn new(name: &'static str, key_len: usize, cbc: bool) -> Cipher {
+        Cipher { name, key_len, cbc }
+    }
+
+    /// The cipher `openssl enc -<name>` means, or the refusal naming it.
+    pub fn by_name(name: &str) -> Result<Cipher, CryptError> {
+        CIPHERS
+            .into_iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| CryptError::UnsupportedCipher {
+                cipher: name.to_string(),
+            })
+    }
+
+    fn iv_len(self) -> usize {
+        if self.cbc {
+            16
+        } else {
+            0
+        }
+    }
+}
+
+/// AES with the key size chosen at run time.
+#[derive(Clone)]
+enum Aes {
+    A128(aes::Aes128),
+    A192(aes::Aes192),
+    A256(aes::Aes256),
+}
+
+impl Aes {
+    fn new(key: &[u8]) -> Aes {
+        // The lengths come from the cipher table, so the slices always fit.
+        match key.len() {
+            16 => Aes::A128(aes::Aes128::new(key.try_into().expect("16-byte key"))),
+            24 => Aes::A192(aes::Aes192::new(key.try_into().expect("24-byte key"))),
+            _ => Aes::A256(aes::Aes256::new(key.try_into().expect("32-byte key"))),
+        }
+    }
+
+    fn decrypt(&self, block: &mut [u8; 16]) {
+        let b = block.into();
+        match self {
+            Aes::A128(c) => c.decrypt_block(b),
+            Aes::A192(c) => c.decrypt_block(b),
+            Aes::A256(c) => c.decrypt_block(b),
+        }
+    }
+
+    fn encrypt(&self, block: &mut [u8; 16]) {
+        let b = block.into();
+        match self {
+            Aes::A128(c) => c.encrypt_block(b),
+            Aes::A192(c) => c.encrypt_block(b),
+            Aes::A256(c) => c.encrypt_block(b),
+        }
+    }
+}
+
+/// How `openssl enc` turned the passphrase into key and IV.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpensslKdf {
+    /// EVP_BytesToKey, one round, SHA-256: `openssl enc` since 1.1.0 (lbu today).
+    Sha256,
+    /// EVP_BytesToKey, one round, MD5: OpenSSL before 1.1.0 and LibreSSL (`-md md5`).
+    Md5,
+    /// `-pbkdf2`: PBKDF2-HMAC-SHA256, 10000 rounds.
+    Pbkdf2,
+}
+
+const KDFS: [OpensslKdf; 3] = [OpensslKdf::Sha256, OpensslKdf::Md5, OpensslKdf::Pbkdf2];
+
+/// Key then IV, `len` bytes, as openssl derives them.
+fn openssl_key_iv(kdf: OpensslKdf, pass: &[u8], salt: &[u8], len: usize) -> Vec<u8> {
+    match kdf {
+        OpensslKdf::Pbkdf2 => {
+            let mut out = vec![0; len];
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pass, salt, OPENSSL_PBKDF2_ROUNDS, &mut out);
+            out
+        }
+        OpensslKdf::Sha256 => bytes_to_key::<sha2::Sha256>(pass, salt, len),
+        OpensslKdf::Md5 => bytes_to_key::<md5::Md5>(pass, salt, len),
+    }
+}
+
+/// EVP_BytesToKey with one round: D1 = H(pass salt), Di = H(Di-1 pass salt), concatenated.
+fn bytes_to_key<D: Digest>(pass: &[u8], salt: &[u8], len: usize) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::with_capacity(len + 64);
+    let mut prev: Vec<u8> = Vec::new();
+    while out.len() < len {
+        let mut h = D::new();
+        h.update(&prev);
+        h.update(pass);
+        h.update(salt);
+        prev = h.finalize().to_vec();
+        out.extend_from_slice(&prev);
+    }
+    out.truncate(len);
+    out
+}
+
+/// The passphrase in a key file: its first line, as `openssl enc -pass file:` reads it.
+pub fn passphrase_from_file(bytes: &[u8]) -> &[u8] {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A derived key, checked against the file: opens fresh decrypting readers of it.
+#[derive(Clone)]
+pub struct Unlocked {
+    kind: UnlockedKind,
+}
+
+#[derive(Clone)]
+enum UnlockedKind {
+    Openssl {
+        aes: Box<Aes>,
+        cbc: bool,
+        iv: [u8; 16],
+        kdf: OpensslKdf,
+    },
+    Ramboot {
+        aead: Box<Aes256Gcm>,
+        header: [u8; HEADER_AAD],
+    },
+}
+
+impl Unlocked {
+    /// Derives the key for `path` (its name tells the format) and checks it against the file.
+    pub fn new(path: &Path, pass: &[u8]) -> Result<Unlocked, CryptError> {
+        let suffix = suffix_of(path).unwrap_or(RAMBOOT_SUFFIX);
+        let mut f = File::open(path)?;
+        Unlocked::from_reader(&mut f, suffix, pass)
+    }
+
+    /// As [`Unlocked::new`] on an open stream, with the format given by `suffix`.
+    pub fn from_reader(src: &mut dyn Read, suffix: &str, pass: &[u8]) -> Result<Self, CryptError> {
+        if suffix == RAMBOOT_SUFFIX {
+            return unlock_ramboot(src, pass);
+        }
+        let cipher = Cipher::by_name(suffix)?;
+        let mut head = [0u8; 32];
+        read_full(src, &mut head).map_err(|e| match e {
+            CryptError::Truncated if !head.starts_with(SALTED) => CryptError::NotSalted,
+            e => e,
+        })?;
+        if &head[..8] != SALTED {
+            return Err(CryptError::NotSalted);
+        }
+        let salt = &head[8..16];
+        let first: [u8; 16] = head[16..].try_into().expect("16 bytes");
+        for kdf in KDFS {
+            let material = openssl_key_iv(kdf, pass, salt, cipher.key_len + cipher.iv_len());
+            let (key, iv_bytes) = material.split_at(cipher.key_len);
+            let aes = Aes::new(key);
+            let mut iv = [0u8; 16];
+            iv[..iv_bytes.len()].copy_from_slice(iv_bytes);
+            let mut block = first;
+            aes.decrypt(&mut block);
+            xor(&mut block, &iv);
+            // gzip: 1f 8b, deflate (8), no reserved flag bits.
+            if block[..3] == [0x1f, 0x8b, 8] && block[3] & 0xe0 == 0 {
+                return Ok(Unlocked {
+                    kind: UnlockedKind::Openssl {
+                        aes: Box::new(aes),
+                        cbc: cipher.cbc,
+                        iv,
+                        kdf,
+                    },
+                });
+            }
+        }
+        Err(CryptError::WrongKey)
+    }
+
+    /// For openssl files, which key derivation matched (the others: None).
+    pub fn openssl_kdf(&self) -> Option<OpensslKdf> {
+        match &self.kind {
+            UnlockedKind::Openssl { kdf, .. } => Some(*kdf),
+            UnlockedKind::Ramboot { .. } => None,
+        }
+    }
+
+    /// A reader of the plaintext of `path`.
+    pub fn reader(&self, path: &Path) -> io::Result<Decrypt<File>> {
+        self.decrypt(File::open(path)?)
+    }
+
+    /// A reader of the plaintext of `src` (read from its start).
+    pub fn decrypt<R: Read>(&self, mut src: R) -> io::Result<Decrypt<R>> {
+        let state = match &self.kind {
+            UnlockedKind::Openssl { aes, cbc, iv, .. } => {
+                let mut head = [0u8; 16];
+                read_full(&mut src, &mut head)?;
+                State::Openssl {
+                    aes: aes.clone(),
+                    prev: cbc.then_some(*iv),
+                }
+            }
+            UnlockedKind::Ramboot { aead, header } => {
+                let mut head = [0u8; HEADER];
+                read_full(&mut src, &mut head)?;
+                if head[..HEADER_AAD] != header[..] {
+                    return Err(CryptError::Damaged("the header changed").into());
+                }
+                State::Ramboot {
+                    aead: aead.clone(),
+                    header: *header,
+                    chunk: chunk_size(header) as usize,
+                    counter: 0,
+                }
+            }
+        };
+        Ok(Decrypt {
+            src,
+            state,
+            input: Vec::new(),
+            out: Vec::new(),
+            pos: 0,
+            done: false,
+        })
+    }
+}
+
+fn xor(block: &mut [u8; 16], with: &[u8; 16]) {
+    for (b, w) in block.iter_mut().zip(with) {
+        *b ^= w;
+    }
+}
+
+/// Fills `buf` from `src`; a short stream is [`CryptError::Truncated`].
+fn read_full(src: &mut dyn Read, buf: &mut [u8]) -> Result<(), CryptError> {
+    let n = fill(src, buf)?;
+    if n < buf.len() {
+        return Err(CryptError::Truncated);
+    }
+    Ok(())
+}
+
+/// Reads until `buf` is full or the stream ends; the bytes read.
+fn fill(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn chunk_size(header: &[u8; HEADER_AAD]) -> u32 {
+    u32::from_be_bytes(header[16..20].try_into().expect("4 bytes"))
+}
+
+/// The nonce of chunk `counter`: the header's 7-byte prefix, the counter, the last flag.
+fn nonce(
+    header: &[u8; HEADER_AAD],
+    counter: u32,
+    flag: u8,
+) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
+    let mut n = [0u8; 12];
+    n[..7].copy_from_slice(&header[HEADER_AAD - 7..]);
+    n[7..11].copy_from_slice(&counter.to_be_bytes());
+    n[11] = flag;
+    n.into()
+}
+
+fn unlock_ramboot(src: &mut dyn Read, pass: &[u8]) -> Result<Unlocked, CryptError> {
+    let mut head = [0u8; HEADER];
+    read_full(src, &mut head)?;
+    if &head[..8] != MAGIC {
+        return Err(CryptError::BadHeader("not a ramboot encrypted apkovl"));
+    }
+    if head[8] != VERSION {
+        return Err(CryptError::BadHeader("unknown version"));
+    }
+    if head[9] != KDF_PBKDF2_SHA256 || head[10] != AEAD_AES256_GCM {
+        return Err(CryptError::BadHeader("unknown key derivation or cipher"));
+    }
+    let rounds = u32::from_be_bytes(head[12..16].try_into().expect("4 bytes"));
+    let header: [u8; HEADER_AAD] = head[..HEADER_AAD].try_into().expect("header");
+    let chunk = chunk_size(&header);
+    if rounds == 0 || rounds > MAX_ROUNDS {
+        return Err(CryptError::BadHeader("key derivation rounds out of range"));
+    }
+    if chunk == 0 || chunk > MAX_CHUNK {
+        return Err(CryptError::BadHeader("chunk size out of range"));
+    }
+    let aead = ramboot_aead(pass, &header[20..36], rounds);
+    let tag: [u8; TAG] = head[HEADER_AAD..].try_into().expect("tag");
+    aead.decrypt_inout_detached(
+        &nonce(&header, 0, CHECK_FLAG),
+        &header,
+        (&mut [][..]).into(),
+        &tag.into(),
+    )
+    .map_err(|_| CryptError::WrongKey)?;
+    Ok(Unlocked {
+        kind: UnlockedKind::Ramboot {
+            aead: Box::new(aead),
+            header,
+        },
+    })
+}
+
+fn ramboot_aead(pass: &[u8], salt: &[u8], rounds: u32) -> Aes256Gcm {
+    let mut key = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pass, salt, rounds, &mut key);
+    Aes256Gcm::new(&key.into())
+}
+
+enum State {
+    Openssl {
+        aes: Box<Aes>,
+        /// The previous ciphertext block in CBC mode; None in ECB mode.
+        prev: Option<[u8; 16]>,
+    },
+    Ramboot {
+        aead: Box<Aes256Gcm>,
+        header: [u8; HEADER_AAD],
+        chunk: usize,
+        counter: u32,
+    },
+}
+
+/// The plaintext of an encrypted apkovl, decrypted as it is read. Errors are
+/// [`io::ErrorKind::InvalidData`] carrying a [`CryptError`].
+pub struct Decrypt<R> {
+    src: R,
+    state: State,
+    /// Ciphertext read but not yet decrypted.
+    input: Vec<u8>,
+    out: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+/// openssl ciphertext read at a time.
+const OPENSSL_BUF: usize = 16 * 1024;
+
+impl<R: Read> Decrypt<R> {
+    /// Decrypts the next piece into `out`.
+    fn refill(&mut self) -> Result<(), CryptError> {
+        self.out.clear();
+        self.pos = 0;
+        match &mut self.state {
+            State::Openssl { aes, prev } => {
+                // One block more than is decrypted stays behind: the last block holds the padding.
+                let have = self.input.len();
+                self.input.resize(OPENSSL_BUF + 16, 0);
+                let n = fill(&mut self.src, &mut self.input[have..])?;
+                self.input.truncate(have + n);
+                let eof = self.input.len() < OPENSSL_BUF + 16;
+                if eof && self.input.len() % 16 != 0 {
+                    return Err(CryptError::Truncated);
+                }
+                let blocks = if eof {
+                    self.input.len() / 16
+                } else {
+                    self.input.len() / 16 - 1
+                };
+                for c in self.input[..blocks * 16].chunks_exact(16) {
+                    let c: [u8; 16] = c.try_into().expect("16 bytes");
+                    let mut p = c;
+                    aes.decrypt(&mut p);
+                    if let Some(prev) = prev {
+                        xor(&mut p, prev);
+                        *prev = c;
+                    }
+                    self.out.extend_from_slice(&p);
+                }
+                self.input.drain(..blocks * 16);
+                if eof {
+                    self.done = true;
+                    let pad = self.out.last().copied().ok_or(CryptError::Truncated)? as usize;
+                    let ok = (1..=16).contains(&pad)
+                        && pad <= self.out.len()
+                        && self.out[self.out.len() - pad..]
+                            .iter()
+                            .all(|&b| b as usize == pad);
+                    if !ok {
+                        return Err(CryptError::Damaged(
+                            "bad padding: truncated, or a wrong passphrase",
+                        ));
+                    }
+                    self.out.truncate(self.out.len() - pad);
+                }
+            }
+            State::Ramboot {
+                aead,
+                header,
+                chunk,
+                counter,
+            } => {
+                self.input.resize(*chunk + TAG, 0);
+                let n = fill(&mut self.src, &mut self.input)?;
+                // A full chunk is never the last one: a file whose size is a multiple of the chunk
+                // ends with an empty last chunk, so a cut at a chunk boundary is seen.
+                let last = n < *chunk + TAG;
+                if n < TAG {
+                    return Err(CryptError::Truncated);
+                }
+                let (data, tag) = self.input[..n].split_at_mut(n - TAG);
+                let tag: [u8; TAG] = (&*tag).try_into().expect("tag");
+                aead.decrypt_inout_detached(
+                    &nonce(header, *counter, last as u8),
+                    header,
+                    (&mut *data).into(),
+                    &tag.into(),
+                )
+                .map_err(|_| {
+                    if last {
+                        CryptError::Damaged(
+                            "a chunk fails authentication, or the file is truncated",
+                        )
+                    } else {
+                        CryptError::Damaged("a chunk fails authentication")
+                    }
+                })?;
+                *counter = counter
+                    .checked_add(1)
+                    .ok_or(CryptError::Damaged("too many chunks"))?;
+                self.out.extend_from_slice(data);
+                if last {
+                    self.done = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Decrypt<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.out.len() {
+            if self.done {
+                return Ok(0);
+            }
+            self.refill()?;
+        }
+        let n = buf.len().min(self.out.len() - self.pos);
+        buf[..n].copy_from_slice(&self.out[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The [`CryptError`] inside an I/O error from [`Decrypt`], if that is what it is.
+pub fn crypt_error(e: &io::Error) -> Option<&CryptError> {
+    e.get_ref()?.downcast_ref::<CryptError>()
+}
+
+// --- writing ------------------------------------------------------------------------------------
+
+/// Random bytes from the kernel.
+fn random<const N: usize>() -> io::Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    let mut n = 0;
+    while n < N {
+        n += rustix::rand::getrandom(&mut buf[n..], rustix::rand::GetRandomFlags::empty())?;
+    }
+    Ok(buf)
+}
+
+/// Writes `plain` as `openssl enc -<cipher> -salt` does with OpenSSL's default key derivation
+/// (EVP_BytesToKey, SHA-256): what lbu writes and Alpine's init reads. `salt`: None for a random one.
+pub fn write_openssl(
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+    cipher: Cipher,
+    pass: &[u8],
+    salt: Option<[u8; 8]>,
+) -> io::Result<()> {
+    let salt = match salt {
+        Some(s) => s,
+        None => random()?,
+    };
+    let material = openssl_key_iv(
+        OpensslKdf::Sha256,
+        pass,
+        &salt,
+        cipher.key_len + cipher.iv_len(),
+    );
+    let (key, iv_bytes) = material.split_at(cipher.key_len);
+    let aes = Aes::new(key);
+    let mut prev = cipher.cbc.then(|| {
+        let mut iv = [0u8; 16];
+        iv.copy_from_slice(iv_bytes);
+        iv
+    });
+    out.write_all(SALTED)?;
+    out.write_all(&salt)?;
+    let mut buf = vec![0u8; OPENSSL_BUF];
+    loop {
+        let n = fill(plain, &mut buf)?;
+        let last = n < buf.len();
+        let mut len = n;
+        if last {
+            // PKCS#7: 1 to 16 bytes of the pad length.
+            let pad = 16 - n % 16;
+            buf.truncate(n);
+            buf.resize(n + pad, pad as u8);
+            len = buf.len();
+        }
+        for block in buf[..len].chunks_exact_mut(16) {
+            let b: &mut [u8; 16] = block.try_into().expect("16 bytes");
+            if let Some(prev) = &prev {
+                xor(b, prev);
+            }
+            aes.encrypt(b);
+            if let Some(prev) = &mut prev {
+                *prev = *b;
+            }
+        }
+        out.write_all(&buf[..len])?;
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// Parameters of ramboot's format that a writer chooses.
+#[derive(Clone, Copy, Debug)]
+pub struct RambootParams {
+    pub rounds: u32,
+    pub chunk: u32,
+}
+
+impl Default for RambootParams {
+    fn default() -> Self {
+        RambootParams {
+            rounds: DEFAULT_ROUNDS,
+            chunk: DEFAULT_CHUNK,
+        }
+    }
+}
+
+/// Writes `plain` in ramboot's authenticated format (DESIGN.md "Encrypted apkovls").
+pub fn write_ramboot(
+    plain: &mut dyn Read,
+    out: &mut dyn Write,
+    pass: &[u8],
+    params: RambootParams,
+) -> io::Result<()> {
+    if params.rounds == 0
+        || params.rounds > MAX_ROUNDS
+        || params.chunk == 0
+        || params.chunk > MAX_CHUNK
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "key derivation rounds or chunk size out of range",
+        ));
+    }
+    let salt: [u8; 16] = random()?;
+    let prefix: [u8; 7] = random()?;
+    let mut header = [0u8; HEADER_AAD];
+    header[..8].copy_from_slice(MAGIC);
+    header[8] = VERSION;
+    header[9] = KDF_PBKDF2_SHA256;
+    header[10] = AEAD_AES256_GCM;
+    header[12..16].copy_from_slice(&params.rounds.to_be_bytes());
+    header[16..20].copy_from_slice(&params.chunk.to_be_bytes());
+    header[20..36].copy_from_slice(&salt);
+    header[36..].copy_from_slice(&prefix);
+    let aead = ramboot_aead(pass, &salt, params.rounds);
+    let seal = |counter, flag, data: &mut [u8]| {
+        aead.encrypt_inout_detached(&nonce(&header, counter, flag), &header, data.into())
+            .map_err(|_| io::Error::other("AES-GCM refused the chunk"))
+    };
+    let check = seal(0, CHECK_FLAG, &mut [])?;
+    out.write_all(&header)?;
+    out.write_all(&check)?;
+    let mut buf = vec![0u8; params.chunk as usize];
+    let mut counter: u32 = 0;
+    loop {
+        let n = fill(plain, &mut buf)?;
+        let last = n < buf.len();
+        let tag = seal(counter, last as u8, &mut buf[..n])?;
+        out.write_all(&buf[..n])?;
+        out.write_all(&tag)?;
+        if last {
+            return Ok(());
+        }
+        counter = counter
+            .checked_add(1)
+            .ok_or_else(|| io::Error::other("apkovl too large for the chunk counter"))?;
+    }
+}
+
+#[cfg(test)]
+mod tests;
