@@ -20,6 +20,7 @@ pub mod media;
 pub mod net;
 pub mod overlay;
 pub mod rootcache;
+pub mod sdimage;
 pub mod supervise;
 pub mod system;
 pub mod xorshift;

@@ -9,6 +9,7 @@ pub mod install;
 pub mod mkinitfs;
 pub mod modprobe;
 pub mod plan;
+pub mod sdimage;
 
 use std::ffi::OsString;
 
@@ -25,6 +26,9 @@ As PID 1 (/init in an initramfs) it boots. On a host:
                                           install apk packages into DIR (after the apkovl,
                                           as the boot does)
   ramboot apk genkey|mkpkg|index ...      build signed apk packages and indexes
+  ramboot sdimage -o FILE --target rpi|virt|none [options]
+                                          write a bootable Alpine-layout card image
+                                          (see `ramboot sdimage --help`)
   ramboot ctl status|start|stop|restart|log ...
                                           control the services of ramboot as PID 1
                                           (see `ramboot ctl --help`)
@@ -58,6 +62,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "cmdline" => crate::cmdline::cli::main(rest),
         "plan" => plan::main(rest),
         "install" => install::main(rest),
+        "sdimage" => sdimage::main(rest),
         "apk" => crate::cli::apk::main_apk(rest),
         "ctl" => ctl::main(rest),
         "poweroff" | "reboot" | "halt" => {
