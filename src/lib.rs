@@ -22,6 +22,7 @@ pub mod net;
 pub mod overlay;
 pub mod profile;
 pub mod rootcache;
+pub mod sdimage;
 pub mod supervise;
 pub mod system;
 pub mod xorshift;

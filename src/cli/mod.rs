@@ -11,6 +11,7 @@ pub mod mkinitfs;
 pub mod modprobe;
 pub mod plan;
 pub mod profile;
+pub mod sdimage;
 
 use std::ffi::OsString;
 
@@ -30,6 +31,9 @@ As PID 1 (/init in an initramfs) it boots. On a host:
   ramboot profile check|apkovl PROFILE [-o FILE]
                                           a provisioning profile (TOML) checked, or
                                           written as the apkovl the boot applies
+  ramboot sdimage -o FILE --target rpi|virt|none [options]
+                                          write a bootable Alpine-layout card image
+                                          (see `ramboot sdimage --help`)
   ramboot ctl status|start|stop|restart|log ...
                                           control the services of ramboot as PID 1
                                           (see `ramboot ctl --help`)
@@ -68,6 +72,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "cmdline" => crate::cmdline::cli::main(rest),
         "plan" => plan::main(rest),
         "install" => install::main(rest),
+        "sdimage" => sdimage::main(rest),
         "apk" => crate::cli::apk::main_apk(rest),
         "profile" => profile::main(rest),
         "ctl" => ctl::main(rest),

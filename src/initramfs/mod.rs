@@ -290,6 +290,28 @@ pub fn module_name(path: &str) -> String {
     stem.replace('-', "_")
 }
 
+/// The archive as an image: its bytes and its uncompressed size.
+pub fn encode(
+    archive: &Archive,
+    compression: Compression,
+    mtime: u32,
+) -> io::Result<(Vec<u8>, u64)> {
+    let mut raw = Vec::new();
+    let uncompressed = archive.write_to(&mut raw, mtime)?;
+    let bytes = match compression {
+        Compression::None => raw,
+        Compression::Gzip => {
+            // mtime 0 and no file name in the gzip header keep the output reproducible.
+            let mut gz = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(Vec::new(), flate2::Compression::best());
+            gz.write_all(&raw)?;
+            gz.finish()?
+        }
+    };
+    Ok((bytes, uncompressed))
+}
+
 /// Builds and writes the image; returns what was written.
 pub fn write(spec: &Spec, output: &Path) -> Result<Report, MkinitfsError> {
     let (archive, modules) = build(spec)?;
@@ -297,19 +319,7 @@ pub fn write(spec: &Spec, output: &Path) -> Result<Report, MkinitfsError> {
         path: output.into(),
         source,
     };
-    let mut raw = Vec::new();
-    let uncompressed = archive.write_to(&mut raw, spec.mtime).map_err(werr)?;
-    let bytes = match spec.compression {
-        Compression::None => raw,
-        Compression::Gzip => {
-            // mtime 0 and no file name in the gzip header keep the output reproducible.
-            let mut gz = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(Vec::new(), flate2::Compression::best());
-            gz.write_all(&raw).map_err(werr)?;
-            gz.finish().map_err(werr)?
-        }
-    };
+    let (bytes, uncompressed) = encode(&archive, spec.compression, spec.mtime).map_err(werr)?;
     let tmp = output.with_extension("tmp");
     fs::write(&tmp, &bytes)
         .and_then(|_| fs::rename(&tmp, output))
