@@ -700,6 +700,14 @@ impl Sys for BindingSys {
     fn dhcp_socket(&self, i: &str) -> io::Result<Box<dyn ramboot::sys::DhcpSocket>> {
         self.0.dhcp_socket(i)
     }
+    fn tcp_connect(
+        &self,
+        h: &str,
+        p: u16,
+        t: std::time::Duration,
+    ) -> io::Result<Box<dyn ramboot::sys::Connection>> {
+        self.0.tcp_connect(h, p, t)
+    }
     fn swapon(&self, device: &std::path::Path) -> io::Result<()> {
         self.0.swapon(device)
     }

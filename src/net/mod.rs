@@ -8,7 +8,10 @@
 //! from there.
 
 pub mod dhcp;
+pub mod http;
 pub mod iface;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use crate::cmdline::{IpConfig, StaticIp};
 use crate::sys::Sys;

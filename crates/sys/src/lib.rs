@@ -22,7 +22,7 @@ mod recording;
 mod system;
 mod watchdog;
 
-pub use net::{DhcpSocket, LinkWatch};
+pub use net::{Connection, DhcpSocket, LinkWatch};
 pub use real::RealSys;
 pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
 
@@ -435,6 +435,14 @@ pub trait Sys: Send + Sync {
     fn add_default_route(&self, interface: &str, index: u32, gateway: Ipv4Addr) -> io::Result<()>;
     /// A DHCP client's socket on `interface` (see [`DhcpSocket`]).
     fn dhcp_socket(&self, interface: &str) -> io::Result<Box<dyn DhcpSocket>>;
+    /// A TCP connection to `host:port` (a name is resolved through `/etc/resolv.conf`), given
+    /// up after `timeout` per address.
+    fn tcp_connect(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> io::Result<Box<dyn Connection>>;
     /// `swapon(2)`.
     fn swapon(&self, device: &Path) -> io::Result<()>;
     /// Mixes `seed` into the kernel's random pool (`RNDADDENTROPY`), crediting `credit_bits`.

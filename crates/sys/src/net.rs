@@ -30,6 +30,59 @@ pub trait DhcpSocket: Send {
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>>;
 }
 
+/// A TCP connection for the HTTP client: bytes both ways, every read and write bounded by the
+/// timeout last set (the caller keeps its own deadline and sets what is left of it).
+pub trait Connection: io::Read + io::Write + Send {
+    /// The longest one read or write may wait from now on (a zero timeout is taken as 1 ms:
+    /// the kernel reads zero as "forever").
+    fn set_timeout(&mut self, timeout: Duration) -> io::Result<()>;
+}
+
+/// A connected TCP socket with the kernel's timeouts.
+pub(crate) struct Tcp(std::net::TcpStream);
+
+impl Tcp {
+    /// Resolves `host` (an address, or a name through `/etc/resolv.conf`) and connects to the
+    /// first address that answers within `timeout`.
+    pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<Self> {
+        use std::net::ToSocketAddrs;
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
+        for addr in (host, port).to_socket_addrs()? {
+            match std::net::TcpStream::connect_timeout(&addr, timeout) {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(Self(s));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+impl io::Read for Tcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl io::Write for Tcp {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Connection for Tcp {
+    fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
+        let t = Some(timeout.max(Duration::from_millis(1)));
+        self.0.set_read_timeout(t)?;
+        self.0.set_write_timeout(t)
+    }
+}
+
 const RTMGRP_LINK: u32 = 1;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;

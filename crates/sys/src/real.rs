@@ -431,6 +431,15 @@ impl Sys for RealSys {
         Ok(Box::new(crate::net::UdpDhcp::open(interface)?))
     }
 
+    fn tcp_connect(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> io::Result<Box<dyn crate::Connection>> {
+        Ok(Box::new(crate::net::Tcp::connect(host, port, timeout)?))
+    }
+
     fn swapon(&self, device: &Path) -> io::Result<()> {
         crate::system::swapon(device)
     }

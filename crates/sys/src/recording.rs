@@ -184,6 +184,11 @@ pub enum Call {
         interface: String,
         gateway: std::net::Ipv4Addr,
     },
+    /// A TCP connection to `host:port` (the HTTP client's).
+    TcpConnect {
+        host: String,
+        port: u16,
+    },
     /// A DHCP client's socket opened on `interface`.
     DhcpSocket {
         interface: String,
@@ -325,6 +330,7 @@ impl fmt::Display for Call {
             Call::AddDefaultRoute { interface, gateway } => {
                 write!(f, "ip route add 0.0.0.0/0 via {gateway} dev {interface}")
             }
+            Call::TcpConnect { host, port } => write!(f, "connect {host}:{port}"),
             Call::DhcpSocket { interface } => write!(f, "udhcpc -i {interface}"),
             Call::DhcpSend { interface, packet } => {
                 write!(f, "dhcp send {} bytes on {interface}", packet.len())
@@ -475,6 +481,8 @@ struct State {
     dhcp_server: Option<(Duration, DhcpServer)>,
     /// Answers not yet received (delay after the previous delivery, packet).
     dhcp_inbox: VecDeque<(Duration, Vec<u8>)>,
+    /// The in-process TCP servers: what a connection to (host, port) talks to.
+    tcp_server: Option<TcpServer>,
     /// What spawned processes hold open, as (pid, number in the child, descriptor): closed
     /// when the process exits, as the kernel would.
     child_fds: Vec<(u32, i32, rustix::fd::OwnedFd)>,
@@ -485,6 +493,8 @@ struct State {
 
 /// A scripted link change: edits the stand-in tree (its `sys/class/net`).
 type LinkChange = Box<dyn FnOnce(&Path) + Send>;
+/// In-process TCP servers: a connection to (host, port), or why there is none.
+type TcpServer = Box<dyn FnMut(&str, u16) -> io::Result<Box<dyn crate::Connection>> + Send>;
 /// A fake DHCP server: the answers to one packet.
 type DhcpServer = Box<dyn FnMut(&[u8]) -> Vec<Vec<u8>> + Send>;
 
@@ -716,6 +726,15 @@ impl RecordingSys {
         answer: impl FnMut(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
     ) {
         self.lock().dhcp_server = Some((delay, Box::new(answer)));
+    }
+
+    /// Installs in-process TCP servers: each [`Sys::tcp_connect`] gets what `connect` gives for
+    /// its host and port (an error: the connection failed).
+    pub fn serve_tcp(
+        &self,
+        connect: impl FnMut(&str, u16) -> io::Result<Box<dyn crate::Connection>> + Send + 'static,
+    ) {
+        self.lock().tcp_server = Some(Box::new(connect));
     }
 
     /// Advances the fake `CLOCK_BOOTTIME`.
@@ -1259,6 +1278,25 @@ impl Sys for RecordingSys {
             sys: self.clone(),
             interface: interface.into(),
         }))
+    }
+
+    fn tcp_connect(
+        &self,
+        host: &str,
+        port: u16,
+        _timeout: Duration,
+    ) -> io::Result<Box<dyn crate::Connection>> {
+        self.record(Call::TcpConnect {
+            host: host.into(),
+            port,
+        })?;
+        // The server runs without the lock: it may look at the double (its clock).
+        let Some(mut server) = self.lock().tcp_server.take() else {
+            return Err(io::Error::from(io::ErrorKind::ConnectionRefused));
+        };
+        let c = server(host, port);
+        self.lock().tcp_server.get_or_insert(server);
+        c
     }
 
     fn swapon(&self, device: &Path) -> io::Result<()> {
