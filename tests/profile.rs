@@ -26,9 +26,13 @@ fn apply(profile: &Profile) -> (tempfile::TempDir, PathBuf, ramboot::boot::apkov
     fs::create_dir_all(host.join("sysroot")).unwrap();
     fs::write(host.join("p.apkovl.tar.gz"), profile.apkovl(1_700_000_000)).unwrap();
     let sys = RecordingSys::new(&host).with_privileged(true);
-    let applied =
-        ramboot::boot::apkovl::apply(&sys, Path::new("/sysroot"), Path::new("/p.apkovl.tar.gz"))
-            .unwrap_or_else(|e| panic!("{e}"));
+    let applied = ramboot::boot::apkovl::apply(
+        &sys,
+        Path::new("/sysroot"),
+        Path::new("/p.apkovl.tar.gz"),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     (d, host.join("sysroot"), applied)
 }
 
