@@ -176,8 +176,7 @@ pub fn verify(
                 d
             }
         };
-        let scheme = crate::apk::sign::SigAlgo::Sha1.scheme();
-        if public.verify(scheme, &hash, &sig).is_ok() {
+        if crate::apk::sign::verify(&public, crate::apk::sign::SigAlgo::Sha1, &hash, &sig) {
             return Ok(Verification::Verified { key: key.clone() });
         }
     }

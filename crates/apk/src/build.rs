@@ -16,6 +16,7 @@ use super::ApkError;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha1::Sha1;
+// sha2's SHA-512, not crate::sha512: what is signed here checks the reader's own one.
 use sha2::{Digest, Sha256, Sha512};
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};

@@ -4,9 +4,10 @@
 //! data), so the reader hashes exactly the bytes each member consumes, and pauses at the end of
 //! each member until the caller has looked at the hashes and called [`GzMembers::next_member`].
 
+use crate::sha512::Sha512;
 use flate2::{Decompress, FlushDecompress, Status};
 use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 
 /// The digests fed with compressed bytes. The caller switches them between members.

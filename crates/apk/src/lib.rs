@@ -118,6 +118,7 @@ pub mod ids;
 pub mod install;
 pub mod pkg;
 pub mod repo;
+mod sha512;
 pub mod sign;
 pub mod solver;
 pub mod stream;

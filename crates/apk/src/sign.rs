@@ -1,15 +1,18 @@
 //! RSA signatures over gzip members: `.SIGN.RSA.` (SHA1), `.SIGN.RSA256.`, `.SIGN.RSA512.`.
 //!
-//! Keys are PEM public keys in a keys directory; the signature entry names the key file. The same
-//! module signs, for the package and index builder.
+//! Keys are PEM public keys in a keys directory; the signature entry names the key file.
+//! Verifying is [`PublicKey`]'s (small, for the init build); signing, for the package and
+//! index builder, is the `rsa` crate's.
 
 use super::ApkError;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use std::path::Path;
+
+mod pubkey;
+pub use pubkey::PublicKey;
 
 /// The digest behind a signature entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,34 +48,38 @@ impl SigAlgo {
         }
     }
 
-    /// PKCS#1 v1.5 with this digest's DER `DigestInfo` prefix (RFC 8017 §9.2 note 1).
+    /// The digest's length in bytes.
+    pub fn hash_len(self) -> usize {
+        match self {
+            SigAlgo::Sha1 => 20,
+            SigAlgo::Sha256 => 32,
+            SigAlgo::Sha512 => 64,
+        }
+    }
+
+    /// The digest's DER `DigestInfo` prefix (RFC 8017 §9.2 note 1).
+    pub fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            SigAlgo::Sha1 => &[
+                0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+                0x14,
+            ],
+            SigAlgo::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            SigAlgo::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+
+    /// PKCS#1 v1.5 with this digest, for the `rsa` crate (signing).
     pub fn scheme(self) -> Pkcs1v15Sign {
-        let (hash_len, prefix): (usize, &[u8]) = match self {
-            SigAlgo::Sha1 => (
-                20,
-                &[
-                    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00,
-                    0x04, 0x14,
-                ],
-            ),
-            SigAlgo::Sha256 => (
-                32,
-                &[
-                    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
-                    0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
-                ],
-            ),
-            SigAlgo::Sha512 => (
-                64,
-                &[
-                    0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04,
-                    0x02, 0x03, 0x05, 0x00, 0x04, 0x40,
-                ],
-            ),
-        };
         Pkcs1v15Sign {
-            hash_len: Some(hash_len),
-            prefix: prefix.into(),
+            hash_len: Some(self.hash_len()),
+            prefix: self.digest_info_prefix().into(),
         }
     }
 }
@@ -80,14 +87,12 @@ impl SigAlgo {
 /// Trusted public keys by file name.
 #[derive(Clone, Default)]
 pub struct Keyring {
-    keys: Vec<(String, RsaPublicKey)>,
+    keys: Vec<(String, PublicKey)>,
 }
 
-/// A PEM SubjectPublicKeyInfo RSA key, as in `etc/apk/keys`.
-pub fn parse_public_key(pem: &str) -> Option<RsaPublicKey> {
-    RsaPublicKey::from_public_key_pem(pem)
-        .ok()
-        .or_else(|| RsaPublicKey::from_pkcs1_pem(pem).ok())
+/// A PEM SubjectPublicKeyInfo (or PKCS#1) RSA key, as in `etc/apk/keys`.
+pub fn parse_public_key(pem: &str) -> Option<PublicKey> {
+    PublicKey::from_pem(pem)
 }
 
 impl Keyring {
@@ -125,13 +130,13 @@ impl Keyring {
     }
 
     /// Trusts `key` under its file name `name`.
-    pub fn add(&mut self, name: &str, key: RsaPublicKey) {
+    pub fn add(&mut self, name: &str, key: PublicKey) {
         self.keys.retain(|(n, _)| n != name);
         self.keys.push((name.into(), key));
     }
 
     /// The key named `name`.
-    pub fn get(&self, name: &str) -> Option<&RsaPublicKey> {
+    pub fn get(&self, name: &str) -> Option<&PublicKey> {
         self.keys.iter().find(|(n, _)| n == name).map(|(_, k)| k)
     }
 
@@ -147,8 +152,8 @@ impl Keyring {
 }
 
 /// Verifies `sig` over the pre-computed `digest`.
-pub fn verify(key: &RsaPublicKey, algo: SigAlgo, digest: &[u8], sig: &[u8]) -> bool {
-    key.verify(algo.scheme(), digest, sig).is_ok()
+pub fn verify(key: &PublicKey, algo: SigAlgo, digest: &[u8], sig: &[u8]) -> bool {
+    digest.len() == algo.hash_len() && key.verify_pkcs1v15(algo.digest_info_prefix(), digest, sig)
 }
 
 /// A private key plus the public key file name it is known by (`name-5f3a2b1c.rsa.pub`).
@@ -199,13 +204,16 @@ impl SigningKey {
     }
 
     /// The public key.
-    pub fn public(&self) -> RsaPublicKey {
-        self.private.to_public_key()
+    pub fn public(&self) -> PublicKey {
+        let p = self.private.to_public_key();
+        PublicKey::from_components(&p.n().to_bytes_be(), &p.e().to_bytes_be())
+            .expect("a generated key is a valid public key")
     }
 
     /// The public key as PEM, for `etc/apk/keys`.
     pub fn public_pem(&self) -> String {
-        self.public()
+        self.private
+            .to_public_key()
             .to_public_key_pem(LineEnding::LF)
             .expect("encoding a public key")
     }

@@ -13,8 +13,9 @@ use super::pkg::PkgInfo;
 use super::sign::{self, Keyring, SigAlgo};
 use super::tar::{Entry, Event, Kind, TarReader};
 use super::ApkError;
+use crate::sha512::Sha512;
 use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 use std::io::{self, Read};
 
 /// Largest `.PKGINFO` accepted.
