@@ -14,6 +14,8 @@
 //!   [`tmpfs_root_remount_opts_from_apkovl_fstab`] runs it from an apkovl's fstab.
 //! * 18 `tmpfs_root_apkovl_unpack_merged`: `src/overlay/tests.rs`.
 //!
+//! * 11-15 `tmpfs_root_tiny_cloud_*` are here, with ramboot's `notinycloud` (which Alpine turns
+//!   into "on").
 //! * 19-23 `tmpfs_root_ip_dhcp_*` are here; the DHCP exchange itself (upstream mocks udhcpc)
 //!   is in `tests/net_config.rs`.
 //!
@@ -22,8 +24,6 @@
 //!   not implemented yet; the network comes up and the apkovl URL is skipped with a warning.
 //! * 24 `tmpfs_root_ip_mactab`: renaming interfaces from `/etc/mactab` (nameif) is not
 //!   implemented.
-//! * 11-15 `tmpfs_root_tiny_cloud_*`: tiny-cloud set-up is not implemented (the plan records
-//!   `tinycloud=`/`ds=` only).
 //! * 26 `aoe`, 27 `wireguard`: ATA over Ethernet and WireGuard need networking; not implemented.
 //! * 28 `resume_offset`: resume from hibernation (`resume=`, `resume_offset=`) is recorded by
 //!   the command-line plan but not acted on; a RAM-only diskless boot has no swap to resume from.
@@ -631,4 +631,152 @@ fn tmpfs_root_ip_dhcp_lease_reaches_the_new_root() {
         std::time::Duration::from_millis(4),
         "two answers"
     );
+}
+
+/// tiny-cloud's runlevel links, as `rc_add` makes them.
+fn tiny_cloud_links(w: &World) -> Vec<bool> {
+    [
+        "boot/tiny-cloud-boot",
+        "default/tiny-cloud-early",
+        "default/tiny-cloud-main",
+        "default/tiny-cloud-final",
+    ]
+    .iter()
+    .map(|l| {
+        let link = w.sysroot().join("etc/runlevels").join(l);
+        let name = l.split('/').nth(1).unwrap();
+        fs::read_link(link).ok() == Some(Path::new("/etc/init.d").join(name))
+    })
+    .collect()
+}
+
+fn tiny_cloud_added(w: &World, f: &Finished) -> bool {
+    handed_off(f, w);
+    let links = tiny_cloud_links(w);
+    let packages = &f.record.decisions.as_ref().unwrap().packages;
+    let pkgs = ["tiny-cloud", "ifupdown-ng", "doas"]
+        .iter()
+        .all(|p| packages.iter().any(|q| q == p));
+    assert!(
+        links.iter().all(|l| *l == links[0]) && pkgs == links[0],
+        "all or nothing: {links:?}, packages {packages:?}"
+    );
+    pkgs
+}
+
+fn notes(f: &Finished) -> Vec<String> {
+    f.record.decisions.as_ref().unwrap().notes.clone()
+}
+
+/// A second disk, vdb, whose filesystem is labelled `label` (a NoCloud seed).
+fn seed_disk(w: &World, label: &str) {
+    sys_block(w.root(), "vdb", 254, 16, None, 2048, false);
+    dev_file(w.root(), "vdb", &fat16_image(0x5EED, Some(label)));
+}
+
+/// Case 11: a filesystem labelled cidata (`findfs LABEL=cidata`) brings tiny-cloud: its
+/// services in their runlevels and its packages. `CIDATA` counts too.
+#[test]
+fn tmpfs_root_tiny_cloud_cidata() {
+    for label in ["cidata", "CIDATA"] {
+        let w = World::new("");
+        w.media(&[]);
+        w.init(false);
+        seed_disk(&w, label);
+        let f = w.run();
+        assert!(tiny_cloud_added(&w, &f), "{label}: {:#?}", w.trace());
+        assert!(
+            notes(&f).iter().any(|n| n.starts_with(
+                "tiny-cloud: added (a filesystem is labelled cidata): packages tiny-cloud ifupdown-ng doas"
+            )),
+            "{:?}",
+            notes(&f)
+        );
+    }
+    // Another label does not.
+    let w = World::new("");
+    w.media(&[]);
+    w.init(false);
+    seed_disk(&w, "DATA");
+    let f = w.run();
+    assert!(!tiny_cloud_added(&w, &f));
+}
+
+/// Case 12: `tinycloud=cloud=nocloud` brings tiny-cloud.
+#[test]
+fn tmpfs_root_tiny_cloud_bootopt() {
+    let w = World::new("tinycloud=cloud=nocloud");
+    w.media(&[]);
+    w.init(false);
+    let f = w.run();
+    assert!(tiny_cloud_added(&w, &f));
+}
+
+/// Case 13: `/etc/tiny-cloud.disabled` in the new root stops it, even with a cidata disk; so
+/// does `notinycloud` (ramboot: Alpine reads the word as "on"), and an apkovl that keeps its
+/// own runlevels.
+#[test]
+fn tmpfs_root_tiny_cloud_disabled() {
+    let w = World::new("");
+    w.media(&[]);
+    w.init(false);
+    seed_disk(&w, "cidata");
+    fs::create_dir_all(w.sysroot().join("etc")).unwrap();
+    fs::write(w.sysroot().join("etc/tiny-cloud.disabled"), b"").unwrap();
+    let f = w.run();
+    assert!(!tiny_cloud_added(&w, &f));
+    assert!(notes(&f).contains(
+        &"tiny-cloud: not added (a filesystem is labelled cidata, but /etc/tiny-cloud.disabled)"
+            .to_string()
+    ));
+
+    let w = World::new("notinycloud");
+    w.media(&[]);
+    w.init(false);
+    seed_disk(&w, "cidata");
+    let f = w.run();
+    assert!(!tiny_cloud_added(&w, &f));
+    assert!(notes(&f).contains(
+        &"tiny-cloud: not added (a filesystem is labelled cidata, but notinycloud/nods)"
+            .to_string()
+    ));
+
+    let w = World::new("ds=nocloud");
+    let ovl = apkovl(&[("etc/hostname", "cloudy\n")]);
+    w.media(&[("host.apkovl.tar.gz", &ovl)]);
+    w.init(false);
+    let f = w.run();
+    assert!(!tiny_cloud_added(&w, &f));
+    assert!(notes(&f).contains(
+        &"tiny-cloud: not added (tinycloud= or ds= on the command line, but the apkovl keeps its own runlevels)"
+            .to_string()
+    ));
+}
+
+/// Case 14: `ds=nocloud;s=http://…` brings tiny-cloud.
+#[test]
+fn tmpfs_root_tiny_cloud_net() {
+    let w = World::new("ds=nocloud;s=http://169.254.169.254/");
+    w.media(&[]);
+    w.init(false);
+    let f = w.run();
+    assert!(tiny_cloud_added(&w, &f));
+}
+
+/// Case 15: a DMI `product_serial` that starts with `ds=` brings tiny-cloud.
+#[test]
+fn tmpfs_root_tiny_cloud_smbios() {
+    for (serial, added) in [
+        ("ds=nocloud;s=http://10.0.0.1/\n", true),
+        ("VMware-42\n", false),
+    ] {
+        let w = World::new("");
+        w.media(&[]);
+        w.init(false);
+        let dmi = w.root().join("sys/class/dmi/id");
+        fs::create_dir_all(&dmi).unwrap();
+        fs::write(dmi.join("product_serial"), serial).unwrap();
+        let f = w.run();
+        assert_eq!(tiny_cloud_added(&w, &f), added, "{serial}");
+    }
 }

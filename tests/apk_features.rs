@@ -693,6 +693,9 @@ impl Sys for BindingSys {
     fn dhcp_socket(&self, i: &str) -> io::Result<Box<dyn ramboot::sys::DhcpSocket>> {
         self.0.dhcp_socket(i)
     }
+    fn ipv6_events(&self) -> io::Result<Box<dyn ramboot::sys::Ipv6Events>> {
+        self.0.ipv6_events()
+    }
     fn swapon(&self, device: &std::path::Path) -> io::Result<()> {
         self.0.swapon(device)
     }

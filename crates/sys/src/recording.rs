@@ -180,6 +180,8 @@ pub enum Call {
         interface: String,
         gateway: std::net::Ipv4Addr,
     },
+    /// The IPv6 address and router-advertisement option groups subscribed to.
+    Ipv6Events,
     /// A DHCP client's socket opened on `interface`.
     DhcpSocket {
         interface: String,
@@ -321,6 +323,7 @@ impl fmt::Display for Call {
             Call::AddDefaultRoute { interface, gateway } => {
                 write!(f, "ip route add 0.0.0.0/0 via {gateway} dev {interface}")
             }
+            Call::Ipv6Events => f.write_str("ip -6 monitor address nduseropt"),
             Call::DhcpSocket { interface } => write!(f, "udhcpc -i {interface}"),
             Call::DhcpSend { interface, packet } => {
                 write!(f, "dhcp send {} bytes on {interface}", packet.len())
@@ -470,6 +473,9 @@ struct State {
     dhcp_server: Option<(Duration, DhcpServer)>,
     /// Answers not yet received (delay after the previous delivery, packet).
     dhcp_inbox: VecDeque<(Duration, Vec<u8>)>,
+    /// rtnetlink datagrams for [`Sys::ipv6_events`], by the time they arrive (a socket queues
+    /// them while nobody reads).
+    ipv6_inbox: VecDeque<(Duration, Vec<u8>)>,
     /// What spawned processes hold open, as (pid, number in the child, descriptor): closed
     /// when the process exits, as the kernel would.
     child_fds: Vec<(u32, i32, rustix::fd::OwnedFd)>,
@@ -702,6 +708,13 @@ impl RecordingSys {
         answer: impl FnMut(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
     ) {
         self.lock().dhcp_server = Some((delay, Box::new(answer)));
+    }
+
+    /// Queues an rtnetlink datagram (built by the test) that arrives at `at` on the fake
+    /// clock: [`Sys::ipv6_events`] delivers it then, or at once when read later (queued, as
+    /// in a socket). Push in time order.
+    pub fn push_ipv6_event_at(&self, at: Duration, datagram: Vec<u8>) {
+        self.lock().ipv6_inbox.push_back((at, datagram));
     }
 
     /// Advances the fake `CLOCK_BOOTTIME`.
@@ -1235,6 +1248,11 @@ impl Sys for RecordingSys {
         }))
     }
 
+    fn ipv6_events(&self) -> io::Result<Box<dyn crate::Ipv6Events>> {
+        self.record(Call::Ipv6Events)?;
+        Ok(Box::new(ScriptedIpv6 { sys: self.clone() }))
+    }
+
     fn swapon(&self, device: &Path) -> io::Result<()> {
         self.record(Call::Swapon {
             device: device.into(),
@@ -1497,6 +1515,28 @@ impl crate::LinkWatch for ScriptedLinks {
             None => {
                 st.clock += timeout;
                 Ok(false)
+            }
+        }
+    }
+}
+
+/// Delivers the queued IPv6 datagrams on the fake clock.
+struct ScriptedIpv6 {
+    sys: RecordingSys,
+}
+
+impl crate::Ipv6Events for ScriptedIpv6 {
+    fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        let mut st = self.sys.lock();
+        match st.ipv6_inbox.front() {
+            Some((at, _)) if *at <= st.clock + timeout => {
+                let (at, datagram) = st.ipv6_inbox.pop_front().expect("front exists");
+                st.clock = st.clock.max(at);
+                Ok(Some(datagram))
+            }
+            _ => {
+                st.clock += timeout;
+                Ok(None)
             }
         }
     }

@@ -14,6 +14,7 @@ mod apkovl;
 mod cache;
 mod media;
 mod modloop;
+mod tinycloud;
 
 pub use cache::PendingWrite;
 pub use media::mdev_media_link;
@@ -252,6 +253,7 @@ fn build_root(
     let apkovl_world = load_apkovl(boot, plan, media, decisions)?;
     let applied = decisions.apkovl.is_some();
     let ssh_key = default_services(plan, &root, applied, decisions);
+    let tiny_cloud = tinycloud::add(boot, &root, decisions);
 
     // fstab: root tmpfs options and media relocation.
     let mut media_mounts = media.mounts.clone();
@@ -276,7 +278,14 @@ fn build_root(
     }
     relocate(boot, &fstab, &mut media_mounts);
 
-    let wanted = packages::packages_to_install(boot, plan, &root, apkovl_world, ssh_key.is_some());
+    let wanted = packages::packages_to_install(
+        boot,
+        plan,
+        &root,
+        apkovl_world,
+        ssh_key.is_some(),
+        tiny_cloud,
+    );
     let repositories: Vec<String> = match &plan.repos {
         RepoSource::List(l) => l.clone(),
         RepoSource::None => Vec::new(),
