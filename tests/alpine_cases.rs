@@ -403,6 +403,7 @@ fn tmpfs_root_apkovl_mount() {
 #[test]
 fn tmpfs_root_alpine_repo() {
     let w = World::new("alpine_repo=https://a.example/main,https://b.example/community");
+    w.media(&[]);
     w.init(false);
     let f = w.run();
     handed_off(&f, &w);
@@ -512,6 +513,7 @@ fn three_nics(w: &World, up: [bool; 3]) {
 #[test]
 fn tmpfs_root_ip_dhcp_no_iface() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
     let f = w.run();
@@ -526,6 +528,7 @@ fn tmpfs_root_ip_dhcp_no_iface() {
 #[test]
 fn tmpfs_root_ip_dhcp_no_physical_iface() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     nic(&w, "lo", 1, "00:00:00:00:00:00", "unknown", false);
     nic(&w, "veth0", 2, "02:00:00:00:00:09", "up", false);
@@ -541,6 +544,7 @@ fn tmpfs_root_ip_dhcp_no_physical_iface() {
 #[test]
 fn tmpfs_root_ip_dhcp_all_down() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     three_nics(&w, [false, false, false]);
     let f = w.run();
@@ -556,6 +560,7 @@ fn tmpfs_root_ip_dhcp_all_down() {
 #[test]
 fn tmpfs_root_ip_dhcp_first_up() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     three_nics(&w, [false, true, true]);
     w.run();
@@ -578,6 +583,7 @@ fn tmpfs_root_ip_dhcp_first_up() {
 #[allow(non_snake_case)] // upstream's name
 fn tmpfs_root_ip_dhcp_BOOTIF() {
     let w = World::new("ip=dhcp BOOTIF=01-02-00-00-00-00-03");
+    w.media(&[]);
     w.init(false);
     three_nics(&w, [true, true, true]);
     let f = w.run();
@@ -604,6 +610,7 @@ fn tmpfs_root_ip_dhcp_BOOTIF() {
 #[test]
 fn tmpfs_root_ip_dhcp_lease_reaches_the_new_root() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     nic(&w, "eth0", 2, "52:54:00:12:34:56", "up", true);
     w.sys.serve_dhcp(
@@ -779,4 +786,72 @@ fn tmpfs_root_tiny_cloud_smbios() {
         let f = w.run();
         assert_eq!(tiny_cloud_added(&w, &f), added, "{serial}");
     }
+}
+
+/// The reason the boot gave up with (rescue budget 0: the rescue shell would come next).
+fn gave_up(f: &Finished, w: &World) -> String {
+    match &f.end {
+        BootEnd::GaveUp { reason } => reason.clone(),
+        other => panic!("{other:?}\n{:#?}", w.trace()),
+    }
+}
+
+/// ramboot (issue 10): neither media nor the network gives anything to boot from: one line that
+/// says so, what was looked at and why the network gave nothing, then the media stage's
+/// fallback (the rescue shell; here the budget is 0, so the boot gives up with that line).
+#[test]
+fn nothing_to_boot_from_says_what_was_looked_for() {
+    let looked = "nothing to boot from: no boot repository and no apkovl on any device (looked \
+                  for 5.0s), and";
+    // No network asked for.
+    let w = World::new("");
+    w.init(false);
+    assert_eq!(
+        gave_up(&w.run(), &w),
+        format!("{looked} no network source was asked for (ip=, apkovl=URL or alpine_repo=URL)")
+    );
+    // ip=dhcp without a NIC.
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
+    assert_eq!(
+        gave_up(&w.run(), &w),
+        format!("{looked} no network (IP requested but no network interface was found)")
+    );
+    // A lease, but no URL to fetch from.
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    nic(&w, "eth0", 2, "52:54:00:12:34:56", "up", true);
+    w.sys
+        .serve_dhcp(std::time::Duration::ZERO, support::dhcp::slirp_like(0));
+    assert_eq!(
+        gave_up(&w.run(), &w),
+        format!(
+            "{looked} the network (eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease \
+             86400s)) has nothing to fetch (no apkovl=URL or alpine_repo=URL)"
+        )
+    );
+    // A repository URL, and ip=off.
+    let w = World::new("ip=off alpine_repo=https://a.example/main");
+    w.init(false);
+    assert_eq!(
+        gave_up(&w.run(), &w),
+        format!("{looked} the network is off (ip=off)")
+    );
+}
+
+/// A lease and a URL source, or local media and a failed network: something to boot from.
+#[test]
+fn a_url_source_with_a_network_or_media_without_one_is_enough() {
+    let w = World::new("ip=dhcp alpine_repo=https://a.example/main");
+    w.init(false);
+    nic(&w, "eth0", 2, "52:54:00:12:34:56", "up", true);
+    w.sys
+        .serve_dhcp(std::time::Duration::ZERO, support::dhcp::slirp_like(0));
+    handed_off(&w.run(), &w);
+    let w = World::new("alpine_repo=https://a.example/main");
+    w.media(&[]);
+    w.init(false);
+    fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
+    handed_off(&w.run(), &w);
 }

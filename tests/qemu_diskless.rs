@@ -227,7 +227,37 @@ fn bad_modloop_signature_is_refused() {
 fn no_media_gives_clear_message_and_rescue() {
     let a = artifacts();
     let mut q = Qemu::virt("dl-e-no-media", &a.initrd_virt, "console=ttyAMA0", &[]);
-    q.expect("no boot media found after", BOOT);
+    q.expect(
+        "nothing to boot from: no boot repository and no apkovl on any device (looked for ",
+        BOOT,
+    );
+    q.expect(
+        "and no network source was asked for (ip=, apkovl=URL or alpine_repo=URL)",
+        BOOT,
+    );
+    q.use_rescue_shell_and_power_off(BOOT);
+}
+
+/// Issue 10: no media and `ip=dhcp` on a machine without a NIC: one line says there is nothing
+/// to boot from, what was looked at and why the network gave nothing; then the rescue shell.
+#[test]
+fn no_media_and_no_network_says_nothing_to_boot_from() {
+    let a = artifacts();
+    let mut q = Qemu::virt(
+        "dl-e2-nothing",
+        &a.initrd_virt,
+        "console=ttyAMA0 ip=dhcp",
+        &[],
+    );
+    q.expect("IP requested but no network interface was found", BOOT);
+    q.expect(
+        "nothing to boot from: no boot repository and no apkovl on any device (looked for ",
+        BOOT,
+    );
+    q.expect(
+        "and no network (IP requested but no network interface was found)",
+        BOOT,
+    );
     q.use_rescue_shell_and_power_off(BOOT);
 }
 
