@@ -860,3 +860,23 @@ fn cli_explains_text_and_files() {
     assert_eq!(code, 2);
     assert!(err.contains("usage"));
 }
+
+/// Issue 10 (5): explain says when tiny-cloud is added, and that `notinycloud` turns it off.
+#[test]
+fn explain_shows_when_tiny_cloud_is_added() {
+    let text = |line: &str| {
+        let o = parse(line);
+        explain(&o, &plan(&o))
+    };
+    assert!(text("").contains(
+        "added when a filesystem is labelled cidata/CIDATA or the DMI product_serial starts with ds=: packages tiny-cloud ifupdown-ng doas"
+    ));
+    assert!(text("ds=nocloud").contains("wanted (tinycloud=/ds=): packages tiny-cloud"));
+    assert!(text("ds=nocloud nods").contains("off (notinycloud/nods): never added"));
+    assert!(
+        !text("root=/dev/vda1").contains("tiny-cloud"),
+        "diskless only"
+    );
+    let o = parse("notinycloud");
+    assert!(explain_json(&o, &plan(&o)).contains(r#""tiny_cloud_off": true"#));
+}
