@@ -83,6 +83,13 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
     }
     let needed = boot.sys.now();
     boot.timeline.mark("network needed", needed);
+    // Alpine's kernels build IPv6 as a module: loaded (when the initramfs has it) so the
+    // kernel can do SLAAC; quietly absent otherwise.
+    if !boot.sys.path(Path::new("/proc/sys/net/ipv6")).exists() {
+        if let Some(loader) = boot.loader() {
+            loader.load(&crate::hw::modules::Request::names(["ipv6"]));
+        }
+    }
     let up = boot.stage(&stages::NETWORK).run(|b| {
         crate::net::configure(b.sys, ip, bootif.as_deref())
             .map(|c| Done::ok(Some(c)))
