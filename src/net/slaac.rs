@@ -33,17 +33,13 @@ const SCOPE_LINK: u8 = 253;
 const ND_ROUTER_ADVERT: u8 = 134;
 const ND_OPT_RDNSS: u8 = 25;
 
-/// What one rtnetlink message said about IPv6.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A routable address on interface `index` that passed duplicate detection.
-    Address {
-        index: u32,
-        address: Ipv6Addr,
-        prefix: u8,
-    },
-    /// DNS servers from a router advertisement on interface `index` (lifetime not zero).
-    Dns { index: u32, servers: Vec<Ipv6Addr> },
+/// What the events said so far about one interface.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The first routable address that passed duplicate detection, with its prefix length.
+    pub address: Option<(Ipv6Addr, u8)>,
+    /// DNS servers from router advertisements (lifetime not zero), in order, once each.
+    pub dns: Vec<Ipv6Addr>,
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -59,67 +55,71 @@ fn v6(b: &[u8]) -> Option<Ipv6Addr> {
     Some(Ipv6Addr::from(a))
 }
 
-/// The events in one datagram (several messages may share it); anything else is skipped.
-pub fn parse(datagram: &[u8], out: &mut Vec<Event>) {
-    let mut rest = datagram;
-    while let (Some(len), Some(kind)) = (u32_at(rest, 0), u16_at(rest, 4)) {
-        let len = len as usize;
-        let Some(msg) = rest.get(16..len) else { return };
-        match kind {
-            RTM_NEWADDR => out.extend(address(msg)),
-            RTM_NEWNDUSEROPT => out.extend(rdnss(msg)),
-            _ => {}
+impl Seen {
+    /// Takes in what one datagram (several messages may share it) says about interface
+    /// `index`; anything else is skipped.
+    pub fn read(&mut self, datagram: &[u8], index: u32) {
+        let mut rest = datagram;
+        while let (Some(len), Some(kind)) = (u32_at(rest, 0), u16_at(rest, 4)) {
+            let len = len as usize;
+            let Some(msg) = rest.get(16..len) else { return };
+            let _ = match kind {
+                RTM_NEWADDR => self.address(msg, index),
+                RTM_NEWNDUSEROPT => self.rdnss(msg, index),
+                _ => None,
+            };
+            rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
         }
-        rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
     }
-}
 
-/// `struct ifaddrmsg` and its attributes: a usable routable IPv6 address, if it is one.
-fn address(msg: &[u8]) -> Option<Event> {
-    let (&[family, prefix, flags, scope], index) = (msg.first_chunk::<4>()?, u32_at(msg, 4)?);
-    if family != AF_INET6 || scope >= SCOPE_LINK {
-        return None;
-    }
-    let (mut flags, mut address) = (u32::from(flags), None);
-    let mut attrs = msg.get(8..)?;
-    while let (Some(len), Some(kind)) = (u16_at(attrs, 0), u16_at(attrs, 2)) {
-        let data = attrs.get(4..usize::from(len))?;
-        match kind {
-            IFA_ADDRESS => address = v6(data),
-            // The full flags when the byte in the header is too small for them.
-            IFA_FLAGS => flags = u32_at(data, 0)?,
-            _ => {}
+    /// `struct ifaddrmsg` and its attributes: a usable routable IPv6 address, if it is one.
+    fn address(&mut self, msg: &[u8], index: u32) -> Option<()> {
+        let [family, prefix, flags, scope] = *msg.first_chunk::<4>()?;
+        if family != AF_INET6 || scope >= SCOPE_LINK || u32_at(msg, 4)? != index {
+            return None;
         }
-        attrs = attrs
-            .get(usize::from(len).next_multiple_of(4)..)
-            .unwrap_or_default();
+        let (mut flags, mut address) = (u32::from(flags), None);
+        let mut attrs = msg.get(8..)?;
+        while let (Some(len), Some(kind)) = (u16_at(attrs, 0), u16_at(attrs, 2)) {
+            let data = attrs.get(4..usize::from(len))?;
+            match kind {
+                IFA_ADDRESS => address = v6(data),
+                // The full flags when the byte in the header is too small for them.
+                IFA_FLAGS => flags = u32_at(data, 0)?,
+                _ => {}
+            }
+            attrs = attrs
+                .get(usize::from(len).next_multiple_of(4)..)
+                .unwrap_or_default();
+        }
+        if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0 && self.address.is_none() {
+            self.address = Some((address?, prefix));
+        }
+        Some(())
     }
-    let usable = flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0;
-    usable.then_some(Event::Address {
-        index,
-        address: address?,
-        prefix,
-    })
-}
 
-/// `struct nduseroptmsg` and the advertisement options after it: the RDNSS servers.
-fn rdnss(msg: &[u8]) -> Option<Event> {
-    let (opts_len, index, icmp_type) = (u16_at(msg, 2)?, u32_at(msg, 4)?, *msg.get(8)?);
-    if msg[0] != AF_INET6 || icmp_type != ND_ROUTER_ADVERT {
-        return None;
-    }
-    let mut servers = Vec::new();
-    let mut opts = msg.get(16..16 + usize::from(opts_len))?;
-    while let [kind, units, ..] = *opts {
-        let len = usize::from(units) * 8;
-        let opt = opts.get(..len).filter(|_| len > 0)?;
-        // Type, length, reserved (2), lifetime (4), then the servers; lifetime 0 withdraws.
-        if kind == ND_OPT_RDNSS && u32_at(opt, 4) != Some(0) {
-            servers.extend(opt[8..].chunks_exact(16).filter_map(v6));
+    /// `struct nduseroptmsg` and the advertisement options after it: the RDNSS servers.
+    fn rdnss(&mut self, msg: &[u8], index: u32) -> Option<()> {
+        let (opts_len, icmp_type) = (u16_at(msg, 2)?, *msg.get(8)?);
+        if msg[0] != AF_INET6 || icmp_type != ND_ROUTER_ADVERT || u32_at(msg, 4)? != index {
+            return None;
         }
-        opts = &opts[len..];
+        let mut opts = msg.get(16..16 + usize::from(opts_len))?;
+        while let [kind, units, ..] = *opts {
+            let len = usize::from(units) * 8;
+            let opt = opts.get(..len).filter(|_| len > 0)?;
+            // Type, length, reserved (2), lifetime (4), then the servers; lifetime 0 withdraws.
+            if kind == ND_OPT_RDNSS && u32_at(opt, 4) != Some(0) {
+                for s in opt[8..].chunks_exact(16).filter_map(v6) {
+                    if !self.dns.contains(&s) {
+                        self.dns.push(s);
+                    }
+                }
+            }
+            opts = &opts[len..];
+        }
+        Some(())
     }
-    (!servers.is_empty()).then_some(Event::Dns { index, servers })
 }
 
 /// What SLAAC gave on one interface.
@@ -146,49 +146,28 @@ pub fn collect(
     index: u32,
     deadline: Duration,
 ) -> Option<Slaac> {
-    let mut dns: Vec<Ipv6Addr> = Vec::new();
-    let mut found: Option<(Ipv6Addr, u8)> = None;
-    let mut parsed = Vec::new();
+    let mut seen = Seen::default();
     loop {
         // Once the address is there, only what is already queued (its DNS) is read.
-        let left = match found {
+        let left = match seen.address {
             Some(_) => Duration::ZERO,
             None => deadline.saturating_sub(sys.now()),
         };
-        let datagram = match events.recv(left) {
-            Ok(Some(d)) => d,
+        match events.recv(left) {
+            Ok(Some(datagram)) => seen.read(&datagram, index),
             Ok(None) if left.is_zero() || sys.now() >= deadline => break,
-            Ok(None) => continue,
+            Ok(None) => {}
             Err(e) => {
                 log::warn!("IPv6 events: {e}");
                 break;
             }
-        };
-        parsed.clear();
-        parse(&datagram, &mut parsed);
-        for e in parsed.drain(..) {
-            match e {
-                Event::Address {
-                    index: i,
-                    address,
-                    prefix,
-                } if i == index => found = found.or(Some((address, prefix))),
-                Event::Dns { index: i, servers } if i == index => {
-                    for s in servers {
-                        if !dns.contains(&s) {
-                            dns.push(s);
-                        }
-                    }
-                }
-                _ => {}
-            }
         }
     }
-    let (address, prefix) = found?;
+    let (address, prefix) = seen.address?;
     Some(Slaac {
         address,
         prefix,
-        dns,
+        dns: seen.dns,
     })
 }
 
@@ -253,39 +232,29 @@ mod tests {
 
     #[test]
     fn only_routable_addresses_past_duplicate_detection_count() {
-        let mut out = Vec::new();
-        parse(&newaddr(2, "fe80::1", SCOPE_LINK, 0), &mut out);
-        parse(&newaddr(2, "fec0::1", 200, IFA_F_TENTATIVE as u8), &mut out);
-        assert!(out.is_empty(), "{out:?}");
-        // Two messages in one datagram: both are read.
-        let mut two = newaddr(2, "fec0::1", 200, 0);
-        two.extend(newaddr(3, "2001:db8::7", 0, 0));
-        parse(&two, &mut out);
-        let addr = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let mut seen = Seen::default();
+        seen.read(&newaddr(2, "fe80::1", SCOPE_LINK, 0), 2);
+        seen.read(&newaddr(2, "fec0::1", 200, IFA_F_TENTATIVE as u8), 2);
+        seen.read(&newaddr(3, "2001:db8::7", 0, 0), 2);
         assert_eq!(
-            out,
-            [
-                Event::Address {
-                    index: 2,
-                    address: addr("fec0::1"),
-                    prefix: 64
-                },
-                Event::Address {
-                    index: 3,
-                    address: addr("2001:db8::7"),
-                    prefix: 64
-                }
-            ]
+            seen,
+            Seen::default(),
+            "link-local, tentative, another interface"
         );
+        // Two messages in one datagram: both are read; the first address stays.
+        let mut two = newaddr(2, "fec0::1", 200, 0);
+        two.extend(newaddr(2, "2001:db8::7", 0, 0));
+        seen.read(&two, 2);
+        assert_eq!(seen.address, Some(("fec0::1".parse().unwrap(), 64)));
     }
 
     #[test]
     fn truncated_messages_are_skipped() {
         let m = newaddr(2, "fec0::1", 200, 0);
         for cut in 0..m.len() - 4 {
-            let mut out = Vec::new();
-            parse(&m[..cut], &mut out);
-            assert!(out.is_empty(), "cut at {cut}");
+            let mut seen = Seen::default();
+            seen.read(&m[..cut], 2);
+            assert_eq!(seen, Seen::default(), "cut at {cut}");
         }
     }
 
