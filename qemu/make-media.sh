@@ -101,6 +101,7 @@ echo "RAMBOOT-DEMO: media $(grep ' /media/' /proc/mounts | cut -d' ' -f2 | tr '\
 echo "RAMBOOT-DEMO: timeline $(cat /run/ramboot/timeline.json)"
 # What the initramfs left of the network (issue 10): addresses, routes, resolv.conf.
 echo "RAMBOOT-DEMO: net addr $(ip -4 -o addr show 2>&1 | tr -s ' ' | tr '\n' ' ')"
+echo "RAMBOOT-DEMO: net6 addr $(ip -6 -o addr show 2>&1 | tr -s ' ' | tr '\n' ' ')"
 echo "RAMBOOT-DEMO: net route $(ip -4 route show 2>&1 | tr '\n' ' ')"
 echo "RAMBOOT-DEMO: resolv.conf $(cat /etc/resolv.conf 2>&1 | tr '\n' ' ')"
 # The tests' view of the kernel log (ramboot's lines and any rate-limit notice), on request.

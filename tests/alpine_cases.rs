@@ -14,6 +14,8 @@
 //!   [`tmpfs_root_remount_opts_from_apkovl_fstab`] runs it from an apkovl's fstab.
 //! * 18 `tmpfs_root_apkovl_unpack_merged`: `src/overlay/tests.rs`.
 //!
+//! * 11-15 `tmpfs_root_tiny_cloud_*` are here, with ramboot's `notinycloud` (which Alpine turns
+//!   into "on").
 //! * 19-23 `tmpfs_root_ip_dhcp_*` are here; the DHCP exchange itself (upstream mocks udhcpc)
 //!   is in `tests/net_config.rs`.
 //!
@@ -22,8 +24,6 @@
 //!   not implemented yet; the network comes up and the apkovl URL is skipped with a warning.
 //! * 24 `tmpfs_root_ip_mactab`: renaming interfaces from `/etc/mactab` (nameif) is not
 //!   implemented.
-//! * 11-15 `tmpfs_root_tiny_cloud_*`: tiny-cloud set-up is not implemented (the plan records
-//!   `tinycloud=`/`ds=` only).
 //! * 26 `aoe`, 27 `wireguard`: ATA over Ethernet and WireGuard need networking; not implemented.
 //! * 28 `resume_offset`: resume from hibernation (`resume=`, `resume_offset=`) is recorded by
 //!   the command-line plan but not acted on; a RAM-only diskless boot has no swap to resume from.
@@ -403,6 +403,7 @@ fn tmpfs_root_apkovl_mount() {
 #[test]
 fn tmpfs_root_alpine_repo() {
     let w = World::new("alpine_repo=https://a.example/main,https://b.example/community");
+    w.media(&[]);
     w.init(false);
     let f = w.run();
     handed_off(&f, &w);
@@ -512,6 +513,7 @@ fn three_nics(w: &World, up: [bool; 3]) {
 #[test]
 fn tmpfs_root_ip_dhcp_no_iface() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
     let f = w.run();
@@ -526,6 +528,7 @@ fn tmpfs_root_ip_dhcp_no_iface() {
 #[test]
 fn tmpfs_root_ip_dhcp_no_physical_iface() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     nic(&w, "lo", 1, "00:00:00:00:00:00", "unknown", false);
     nic(&w, "veth0", 2, "02:00:00:00:00:09", "up", false);
@@ -541,6 +544,7 @@ fn tmpfs_root_ip_dhcp_no_physical_iface() {
 #[test]
 fn tmpfs_root_ip_dhcp_all_down() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     three_nics(&w, [false, false, false]);
     let f = w.run();
@@ -556,6 +560,7 @@ fn tmpfs_root_ip_dhcp_all_down() {
 #[test]
 fn tmpfs_root_ip_dhcp_first_up() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     three_nics(&w, [false, true, true]);
     w.run();
@@ -578,6 +583,7 @@ fn tmpfs_root_ip_dhcp_first_up() {
 #[allow(non_snake_case)] // upstream's name
 fn tmpfs_root_ip_dhcp_BOOTIF() {
     let w = World::new("ip=dhcp BOOTIF=01-02-00-00-00-00-03");
+    w.media(&[]);
     w.init(false);
     three_nics(&w, [true, true, true]);
     let f = w.run();
@@ -604,6 +610,7 @@ fn tmpfs_root_ip_dhcp_BOOTIF() {
 #[test]
 fn tmpfs_root_ip_dhcp_lease_reaches_the_new_root() {
     let w = World::new("ip=dhcp");
+    w.media(&[]);
     w.init(false);
     nic(&w, "eth0", 2, "52:54:00:12:34:56", "up", true);
     w.sys.serve_dhcp(
@@ -631,4 +638,220 @@ fn tmpfs_root_ip_dhcp_lease_reaches_the_new_root() {
         std::time::Duration::from_millis(4),
         "two answers"
     );
+}
+
+/// tiny-cloud's runlevel links, as `rc_add` makes them.
+fn tiny_cloud_links(w: &World) -> Vec<bool> {
+    [
+        "boot/tiny-cloud-boot",
+        "default/tiny-cloud-early",
+        "default/tiny-cloud-main",
+        "default/tiny-cloud-final",
+    ]
+    .iter()
+    .map(|l| {
+        let link = w.sysroot().join("etc/runlevels").join(l);
+        let name = l.split('/').nth(1).unwrap();
+        fs::read_link(link).ok() == Some(Path::new("/etc/init.d").join(name))
+    })
+    .collect()
+}
+
+fn tiny_cloud_added(w: &World, f: &Finished) -> bool {
+    handed_off(f, w);
+    let links = tiny_cloud_links(w);
+    let packages = &f.record.decisions.as_ref().unwrap().packages;
+    let pkgs = ["tiny-cloud", "ifupdown-ng", "doas"]
+        .iter()
+        .all(|p| packages.iter().any(|q| q == p));
+    assert!(
+        links.iter().all(|l| *l == links[0]) && pkgs == links[0],
+        "all or nothing: {links:?}, packages {packages:?}"
+    );
+    pkgs
+}
+
+fn notes(f: &Finished) -> Vec<String> {
+    f.record.decisions.as_ref().unwrap().notes.clone()
+}
+
+/// A second disk, vdb, whose filesystem is labelled `label` (a NoCloud seed).
+fn seed_disk(w: &World, label: &str) {
+    sys_block(w.root(), "vdb", 254, 16, None, 2048, false);
+    dev_file(w.root(), "vdb", &fat16_image(0x5EED, Some(label)));
+}
+
+/// Case 11: a filesystem labelled cidata (`findfs LABEL=cidata`) brings tiny-cloud: its
+/// services in their runlevels and its packages. `CIDATA` counts too.
+#[test]
+fn tmpfs_root_tiny_cloud_cidata() {
+    for label in ["cidata", "CIDATA"] {
+        let w = World::new("");
+        w.media(&[]);
+        w.init(false);
+        seed_disk(&w, label);
+        let f = w.run();
+        assert!(tiny_cloud_added(&w, &f), "{label}: {:#?}", w.trace());
+        assert!(
+            notes(&f).iter().any(|n| n.starts_with(
+                "tiny-cloud: added (a filesystem is labelled cidata): packages tiny-cloud ifupdown-ng doas"
+            )),
+            "{:?}",
+            notes(&f)
+        );
+    }
+    // Another label does not.
+    let w = World::new("");
+    w.media(&[]);
+    w.init(false);
+    seed_disk(&w, "DATA");
+    let f = w.run();
+    assert!(!tiny_cloud_added(&w, &f));
+}
+
+/// Case 12: `tinycloud=cloud=nocloud` brings tiny-cloud.
+#[test]
+fn tmpfs_root_tiny_cloud_bootopt() {
+    let w = World::new("tinycloud=cloud=nocloud");
+    w.media(&[]);
+    w.init(false);
+    let f = w.run();
+    assert!(tiny_cloud_added(&w, &f));
+}
+
+/// Case 13: `/etc/tiny-cloud.disabled` in the new root stops it, even with a cidata disk; so
+/// does `notinycloud` (ramboot: Alpine reads the word as "on"), and an apkovl that keeps its
+/// own runlevels.
+#[test]
+fn tmpfs_root_tiny_cloud_disabled() {
+    let w = World::new("");
+    w.media(&[]);
+    w.init(false);
+    seed_disk(&w, "cidata");
+    fs::create_dir_all(w.sysroot().join("etc")).unwrap();
+    fs::write(w.sysroot().join("etc/tiny-cloud.disabled"), b"").unwrap();
+    let f = w.run();
+    assert!(!tiny_cloud_added(&w, &f));
+    assert!(notes(&f).contains(
+        &"tiny-cloud: not added (a filesystem is labelled cidata, but /etc/tiny-cloud.disabled)"
+            .to_string()
+    ));
+
+    let w = World::new("notinycloud");
+    w.media(&[]);
+    w.init(false);
+    seed_disk(&w, "cidata");
+    let f = w.run();
+    assert!(!tiny_cloud_added(&w, &f));
+    assert!(notes(&f).contains(
+        &"tiny-cloud: not added (a filesystem is labelled cidata, but notinycloud/nods)"
+            .to_string()
+    ));
+
+    let w = World::new("ds=nocloud");
+    let ovl = apkovl(&[("etc/hostname", "cloudy\n")]);
+    w.media(&[("host.apkovl.tar.gz", &ovl)]);
+    w.init(false);
+    let f = w.run();
+    assert!(!tiny_cloud_added(&w, &f));
+    assert!(notes(&f).contains(
+        &"tiny-cloud: not added (tinycloud= or ds= on the command line, but the apkovl keeps its own runlevels)"
+            .to_string()
+    ));
+}
+
+/// Case 14: `ds=nocloud;s=http://…` brings tiny-cloud.
+#[test]
+fn tmpfs_root_tiny_cloud_net() {
+    let w = World::new("ds=nocloud;s=http://169.254.169.254/");
+    w.media(&[]);
+    w.init(false);
+    let f = w.run();
+    assert!(tiny_cloud_added(&w, &f));
+}
+
+/// Case 15: a DMI `product_serial` that starts with `ds=` brings tiny-cloud.
+#[test]
+fn tmpfs_root_tiny_cloud_smbios() {
+    for (serial, added) in [
+        ("ds=nocloud;s=http://10.0.0.1/\n", true),
+        ("VMware-42\n", false),
+    ] {
+        let w = World::new("");
+        w.media(&[]);
+        w.init(false);
+        let dmi = w.root().join("sys/class/dmi/id");
+        fs::create_dir_all(&dmi).unwrap();
+        fs::write(dmi.join("product_serial"), serial).unwrap();
+        let f = w.run();
+        assert_eq!(tiny_cloud_added(&w, &f), added, "{serial}");
+    }
+}
+
+/// The reason the boot gave up with (rescue budget 0: the rescue shell would come next).
+fn gave_up(f: &Finished, w: &World) -> String {
+    match &f.end {
+        BootEnd::GaveUp { reason } => reason.clone(),
+        other => panic!("{other:?}\n{:#?}", w.trace()),
+    }
+}
+
+/// ramboot (issue 10): neither media nor the network gives anything to boot from: one line that
+/// says so, what was looked at and why the network gave nothing, then the media stage's
+/// fallback (the rescue shell; here the budget is 0, so the boot gives up with that line).
+#[test]
+fn nothing_to_boot_from_says_what_was_looked_for() {
+    let looked = "nothing to boot from: no boot repository and no apkovl on any device (looked \
+                  for 5.0s), and";
+    // No network asked for.
+    let w = World::new("");
+    w.init(false);
+    assert_eq!(
+        gave_up(&w.run(), &w),
+        format!("{looked} no network source was asked for (ip=, apkovl=URL or alpine_repo=URL)")
+    );
+    // ip=dhcp without a NIC.
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
+    assert_eq!(
+        gave_up(&w.run(), &w),
+        format!("{looked} no network (IP requested but no network interface was found)")
+    );
+    // A lease, but no URL to fetch from.
+    let w = World::new("ip=dhcp");
+    w.init(false);
+    nic(&w, "eth0", 2, "52:54:00:12:34:56", "up", true);
+    w.sys
+        .serve_dhcp(std::time::Duration::ZERO, support::dhcp::slirp_like(0));
+    assert_eq!(
+        gave_up(&w.run(), &w),
+        format!(
+            "{looked} the network (eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease \
+             86400s)) has nothing to fetch (no apkovl=URL or alpine_repo=URL)"
+        )
+    );
+    // A repository URL, and ip=off.
+    let w = World::new("ip=off alpine_repo=https://a.example/main");
+    w.init(false);
+    assert_eq!(
+        gave_up(&w.run(), &w),
+        format!("{looked} the network is off (ip=off)")
+    );
+}
+
+/// A lease and a URL source, or local media and a failed network: something to boot from.
+#[test]
+fn a_url_source_with_a_network_or_media_without_one_is_enough() {
+    let w = World::new("ip=dhcp alpine_repo=https://a.example/main");
+    w.init(false);
+    nic(&w, "eth0", 2, "52:54:00:12:34:56", "up", true);
+    w.sys
+        .serve_dhcp(std::time::Duration::ZERO, support::dhcp::slirp_like(0));
+    handed_off(&w.run(), &w);
+    let w = World::new("alpine_repo=https://a.example/main");
+    w.media(&[]);
+    w.init(false);
+    fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
+    handed_off(&w.run(), &w);
 }

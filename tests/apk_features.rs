@@ -708,6 +708,10 @@ impl Sys for BindingSys {
     ) -> io::Result<Box<dyn ramboot::sys::Connection>> {
         self.0.tcp_connect(h, p, t)
     }
+
+    fn ipv6_events(&self) -> io::Result<Box<dyn ramboot::sys::Ipv6Events>> {
+        self.0.ipv6_events()
+    }
     fn swapon(&self, device: &std::path::Path) -> io::Result<()> {
         self.0.swapon(device)
     }

@@ -275,3 +275,37 @@ fn cpu_feature_modules_load_after_the_media_search() {
         "{trace:#?}"
     );
 }
+
+/// Issue 10 (3): when the kernel has no IPv6 yet (Alpine builds it as a module), the network
+/// stage loads `ipv6` so the kernel can do SLAAC.
+#[test]
+fn the_network_stage_loads_ipv6_when_the_kernel_lacks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("proc")).unwrap();
+    fs::write(root.join("proc/cmdline"), "ip=dhcp\n").unwrap();
+    let mut modules = standard_modules(root);
+    modules.module("kernel/net/ipv6/ipv6.ko", &[]);
+    modules.write();
+    fs::create_dir_all(root.join("sys/class/net")).unwrap();
+    let sys = RecordingSys::new(root).with_kernel_release(RELEASE);
+    let _ = boot::run_recorded(&sys, Some(0));
+    let trace = sys.trace();
+    let ipv6 = |t: &[String]| {
+        t.iter()
+            .any(|l| l.starts_with("insmod") && l.contains("ipv6.ko"))
+    };
+    assert!(ipv6(&trace), "{trace:#?}");
+
+    // With IPv6 there already, nothing is loaded.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("proc/sys/net/ipv6")).unwrap();
+    fs::write(root.join("proc/cmdline"), "ip=dhcp\n").unwrap();
+    let mut modules = standard_modules(root);
+    modules.module("kernel/net/ipv6/ipv6.ko", &[]);
+    modules.write();
+    let sys = RecordingSys::new(root).with_kernel_release(RELEASE);
+    let _ = boot::run_recorded(&sys, Some(0));
+    assert!(!ipv6(&sys.trace()), "{:#?}", sys.trace());
+}

@@ -408,3 +408,40 @@ fn plan_shows_the_network_decisions() {
     );
     assert!(text.contains("udhcpc -i eth0"), "{text}");
 }
+
+/// Issue 10 (3, 8): with IPv6 in the kernel, the plan shows SLAAC switched on before the link
+/// and, on the dry run (no DHCP server, no router), that neither gave an address.
+#[test]
+fn plan_shows_the_ipv6_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let card = root.join("media/mmcblk0p1");
+    fs::create_dir_all(card.join("apks")).unwrap();
+    fs::write(card.join("apks/.boot_repository"), b"").unwrap();
+    let nic = root.join("sys/class/net/eth0");
+    fs::create_dir_all(nic.join("device")).unwrap();
+    fs::write(nic.join("ifindex"), "2\n").unwrap();
+    fs::write(nic.join("address"), "b8:27:eb:00:00:01\n").unwrap();
+    fs::write(nic.join("operstate"), "up\n").unwrap();
+    let conf = root.join("proc/sys/net/ipv6/conf/eth0");
+    fs::create_dir_all(&conf).unwrap();
+    fs::write(conf.join("accept_ra"), "0\n").unwrap();
+    fs::write(conf.join("autoconf"), "0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(["plan", "--root"])
+        .arg(root)
+        .args(["--cmdline", "ip=dhcp"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("network: not configured: no address on eth0: no DHCP server answered (4 tries in 15s) and no IPv6 router advertised a prefix within 10s; the boot went on with the local sources"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("sysctl -w net.ipv6.conf.eth0.accept_ra=1"),
+        "{text}"
+    );
+    assert!(text.contains("ip -6 monitor address nduseropt"), "{text}");
+}

@@ -797,6 +797,7 @@ fn explain_mentions_the_decisions() {
         "diskless",
         "download https://h/x.apkovl.tar.gz",
         "DHCP (the default) on the first interface with a link; needed by apkovl=https://h/x.apkovl.tar.gz;",
+        "IPv6 SLAAC by the kernel alongside, waited for (address and RA DNS servers, up to 10s) only when DHCPv4 gives no lease",
         "kernel panic",
         "switch_root -c /dev/ttyAMA0",
         "did you mean `modules`",
@@ -810,6 +811,7 @@ fn explain_mentions_the_decisions() {
         r#""kind": "diskless""#,
         r#""fail_policy": "kernel-panic""#,
         r#""needs_network": true"#,
+        r#""ipv6": "slaac-fallback""#,
         "\"network_needed_by\": [\n      \"apkovl=https://h/x.apkovl.tar.gz\"\n    ]",
         r#""kind": "misspelled""#,
         r#""watchdog_timeout": null"#,
@@ -879,4 +881,24 @@ fn cli_explains_text_and_files() {
     let (code, _, err) = run(&["explain", "x", "--file", "y"]);
     assert_eq!(code, 2);
     assert!(err.contains("usage"));
+}
+
+/// Issue 10 (5): explain says when tiny-cloud is added, and that `notinycloud` turns it off.
+#[test]
+fn explain_shows_when_tiny_cloud_is_added() {
+    let text = |line: &str| {
+        let o = parse(line);
+        explain(&o, &plan(&o))
+    };
+    assert!(text("").contains(
+        "added when a filesystem is labelled cidata/CIDATA or the DMI product_serial starts with ds=: packages tiny-cloud ifupdown-ng doas"
+    ));
+    assert!(text("ds=nocloud").contains("wanted (tinycloud=/ds=): packages tiny-cloud"));
+    assert!(text("ds=nocloud nods").contains("off (notinycloud/nods): never added"));
+    assert!(
+        !text("root=/dev/vda1").contains("tiny-cloud"),
+        "diskless only"
+    );
+    let o = parse("notinycloud");
+    assert!(explain_json(&o, &plan(&o)).contains(r#""tiny_cloud_off": true"#));
 }

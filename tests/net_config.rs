@@ -10,7 +10,7 @@ use ramboot::sys::{Call, RecordingSys, Sys};
 mod support;
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,7 +99,10 @@ fn a_nak_starts_over_with_a_discover() {
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     sys.serve_dhcp(Duration::ZERO, slirp_like(1));
     let c = configure(&sys, &dhcp(), None).unwrap();
-    assert_eq!(c.lease.address, Ipv4Addr::new(10, 0, 2, 15));
+    assert_eq!(
+        c.lease.as_ref().unwrap().address,
+        Ipv4Addr::new(10, 0, 2, 15)
+    );
     assert_eq!(sent_kinds(&sys), vec![1, 3, 1, 3]);
 }
 
@@ -116,7 +119,10 @@ fn answers_to_other_transactions_are_ignored() {
         out
     });
     let c = configure(&sys, &dhcp(), None).unwrap();
-    assert_eq!(c.lease.address, Ipv4Addr::new(10, 0, 2, 15));
+    assert_eq!(
+        c.lease.as_ref().unwrap().address,
+        Ipv4Addr::new(10, 0, 2, 15)
+    );
 }
 
 /// No server: four DISCOVERs waiting 1, 2, 4 and 8 s, then a clear error.
@@ -222,4 +228,162 @@ fn a_carrier_counts_before_operstate_follows() {
     sys.serve_dhcp(Duration::ZERO, slirp_like(0));
     configure(&sys, &dhcp(), None).unwrap();
     assert_eq!(sys.now(), Duration::ZERO, "no wait for operstate");
+}
+
+/// An rtnetlink message: header (length, type, no flags, sequence and port 0), then `body`.
+fn netlink(kind: u16, body: &[u8]) -> Vec<u8> {
+    let mut m = ((16 + body.len()) as u32).to_ne_bytes().to_vec();
+    m.extend(kind.to_ne_bytes());
+    m.extend([0u8; 10]);
+    m.extend(body);
+    m.resize(m.len().next_multiple_of(4), 0);
+    m
+}
+
+/// `RTM_NEWADDR` for an IPv6 address (scope 200 is "site", what the kernel gives fec0::/10).
+fn newaddr(index: u32, address: &str, scope: u8, tentative: bool) -> Vec<u8> {
+    let mut body = vec![10, 64, if tentative { 0x40 } else { 0 }, scope];
+    body.extend(index.to_ne_bytes());
+    body.extend(20u16.to_ne_bytes());
+    body.extend(1u16.to_ne_bytes()); // IFA_ADDRESS
+    body.extend(address.parse::<Ipv6Addr>().unwrap().octets());
+    netlink(20, &body)
+}
+
+/// `RTM_NEWNDUSEROPT` as the kernel passes a router advertisement's RDNSS option (RFC 8106).
+fn rdnss(index: u32, lifetime: u32, servers: &[&str]) -> Vec<u8> {
+    let mut opt = vec![25, (1 + 2 * servers.len()) as u8, 0, 0];
+    opt.extend(lifetime.to_be_bytes());
+    for s in servers {
+        opt.extend(s.parse::<Ipv6Addr>().unwrap().octets());
+    }
+    let mut body = vec![10, 0];
+    body.extend((opt.len() as u16).to_ne_bytes());
+    body.extend(index.to_ne_bytes());
+    body.extend([134, 0, 0, 0, 0, 0, 0, 0]);
+    body.extend(opt);
+    netlink(68, &body)
+}
+
+/// The kernel's IPv6 settings for `name`, off, as the double's /proc/sys holds them.
+fn ipv6_sysctls(root: &Path, name: &str) {
+    let d = root.join("proc/sys/net/ipv6/conf").join(name);
+    fs::create_dir_all(&d).unwrap();
+    for key in ["accept_ra", "autoconf"] {
+        fs::write(d.join(key), "0\n").unwrap();
+    }
+}
+
+const SLAAC_ADDR: &str = "fec0::5054:ff:fe12:3456";
+
+/// QEMU's user networking with `ipv6=on`: RDNSS fec0::3 with the advertisement, the address
+/// tentative then usable a second later; events on other interfaces and the link-local address
+/// do not count.
+fn slirp_router_advertisement(sys: &RecordingSys) {
+    let s = Duration::from_millis;
+    sys.push_ipv6_event_at(s(900), newaddr(2, "fe80::5054:ff:fe12:3456", 253, false));
+    sys.push_ipv6_event_at(s(1000), rdnss(3, 600, &["2001:db8::53"]));
+    sys.push_ipv6_event_at(s(1800), rdnss(2, 3600, &["fec0::3"]));
+    sys.push_ipv6_event_at(s(1800), newaddr(2, SLAAC_ADDR, 200, true));
+    sys.push_ipv6_event_at(s(2800), newaddr(2, SLAAC_ADDR, 200, false));
+}
+
+/// Issue 10 (3): on an IPv6-only network (no DHCP answer), the kernel's SLAAC address and the
+/// advertised DNS server make the network; SLAAC was switched on before the link came up.
+#[test]
+fn an_ipv6_only_network_comes_up_by_slaac_with_rdnss_dns() {
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    slirp_router_advertisement(&sys);
+    let c = configure(&sys, &dhcp(), None).unwrap();
+    assert_eq!(
+        c.summary(),
+        format!("eth0 {SLAAC_ADDR}/64 (SLAAC, DNS fec0::3; no DHCPv4 lease)")
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("etc/resolv.conf")).unwrap(),
+        "nameserver fec0::3\n"
+    );
+    let trace = sys.trace();
+    let at = |line: &str| trace.iter().position(|l| l == line).expect(line);
+    assert!(at("ip -6 monitor address nduseropt") < at("ip link set eth0 up"));
+    assert!(at("sysctl -w net.ipv6.conf.eth0.accept_ra=1") < at("ip link set eth0 up"));
+    assert!(at("sysctl -w net.ipv6.conf.eth0.autoconf=1") < at("ip link set eth0 up"));
+    // The events queued while DHCP tried (15 s) are read at once: no further wait.
+    assert_eq!(sys.now(), Duration::from_secs(15));
+}
+
+/// The wait for IPv6 ends on the address event, not at the deadline.
+#[test]
+fn the_ipv6_wait_ends_on_the_address_event() {
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    // An advertisement that comes late (a lost first solicitation): 16 s after the link.
+    sys.push_ipv6_event_at(Duration::from_secs(16), newaddr(2, SLAAC_ADDR, 0, false));
+    let e = configure(&sys, &dhcp(), None).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no address on eth0: no DHCP server answered (4 tries in 15s) and no IPv6 router \
+         advertised a prefix within 10s"
+    );
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    // DHCP gives up at 15 s on its own; the deadline is 10 s after the link, so only queued
+    // events count. One that arrives at 9.5 s is queued.
+    sys.push_ipv6_event_at(
+        Duration::from_millis(9500),
+        newaddr(2, SLAAC_ADDR, 0, false),
+    );
+    let c = configure(&sys, &dhcp(), None).unwrap();
+    assert_eq!(c.ipv6.unwrap().address.to_string(), SLAAC_ADDR);
+    assert_eq!(sys.now(), Duration::from_secs(15));
+}
+
+/// With a DHCPv4 lease the boot does not wait for IPv6; what already came is taken, and its DNS
+/// servers follow the lease's.
+#[test]
+fn a_dhcp_lease_takes_ipv6_only_when_it_is_already_there() {
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
+    slirp_router_advertisement(&sys);
+    let c = configure(&sys, &dhcp(), None).unwrap();
+    assert_eq!(c.ipv6, None);
+    assert_eq!(sys.now(), Duration::from_millis(6), "no wait for IPv6");
+
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
+    sys.push_ipv6_event_at(Duration::ZERO, rdnss(2, 3600, &["fec0::3"]));
+    sys.push_ipv6_event_at(Duration::ZERO, newaddr(2, SLAAC_ADDR, 200, false));
+    let c = configure(&sys, &dhcp(), None).unwrap();
+    assert_eq!(
+        c.summary(),
+        format!(
+            "eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s) + \
+             {SLAAC_ADDR}/64 (SLAAC, DNS fec0::3)"
+        )
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("etc/resolv.conf")).unwrap(),
+        "search example.test\nnameserver 10.0.2.3\nnameserver 1.1.1.1\nnameserver fec0::3\n"
+    );
+}
+
+/// A withdrawn DNS server (lifetime 0) is not written.
+#[test]
+fn a_withdrawn_rdnss_server_is_not_used() {
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    sys.push_ipv6_event_at(Duration::ZERO, rdnss(2, 0, &["fec0::3"]));
+    sys.push_ipv6_event_at(Duration::ZERO, newaddr(2, SLAAC_ADDR, 0, false));
+    let c = configure(&sys, &dhcp(), None).unwrap();
+    assert!(c.ipv6.unwrap().dns.is_empty());
+    assert!(!dir.path().join("etc/resolv.conf").exists());
 }

@@ -50,14 +50,17 @@ pub enum BootError {
     },
     #[error("cannot execute {}: {source}", init.display())]
     Exec { init: PathBuf, source: io::Error },
+    /// Neither media nor the network gave a repository or an apkovl: `network` says why the
+    /// network gave none.
     #[error(
-        "no boot media found after {:.1}s (no boot repository and no apkovl on {})",
-        Decimal::secs(*waited),
-        if devices.is_empty() { "any device".to_string() } else { devices.join(", ") }
+        "nothing to boot from: no boot repository and no apkovl on {} (looked for {:.1}s), and {network}",
+        if devices.is_empty() { "any device".to_string() } else { devices.join(", ") },
+        Decimal::secs(*waited)
     )]
     NoBootMedia {
         devices: Vec<String>,
         waited: Duration,
+        network: String,
     },
     /// A Rust panic inside a stage, caught.
     #[error("internal error: {message}")]

@@ -223,6 +223,9 @@ fn drop_from_world<'n>(boot: &Boot<'_>, names: impl Iterator<Item = &'n str>) {
     }
 }
 
+/// What tiny-cloud needs installed (Alpine's list).
+pub const TINY_CLOUD: [&str; 3] = ["tiny-cloud", "ifupdown-ng", "doas"];
+
 /// What the package stage installs.
 pub struct Wanted {
     /// Every package, the user's first, without duplicates.
@@ -238,12 +241,18 @@ pub(super) fn packages_to_install(
     root: &Path,
     apkovl_world: Vec<String>,
     ssh_key: bool,
+    tiny_cloud: bool,
 ) -> Wanted {
     let mut pkgs: Vec<String> = plan.pkgs.clone();
     pkgs.extend(apkovl_world);
     let mut implicit: Vec<(String, String)> = Vec::new();
     if ssh_key {
         implicit.push(("openssh".into(), "wanted for ssh_key=".into()));
+    }
+    if tiny_cloud {
+        for p in TINY_CLOUD {
+            implicit.push((p.into(), "wanted for tiny-cloud".into()));
+        }
     }
     implicit.push((
         "alpine-base".into(),

@@ -223,11 +223,8 @@ fn plan_lines(l: &mut Lines, plan: &BootPlan) {
             ),
         );
     }
-    if plan.tiny_cloud {
-        l.line(
-            "tiny-cloud",
-            "wanted (tiny-cloud packages and services)".into(),
-        );
+    if matches!(plan.mode, Mode::Diskless(_)) {
+        l.line("tiny-cloud", tiny_cloud_text(plan));
     }
     for s in storage_texts(&plan.storage) {
         l.line("unsupported", s);
@@ -334,9 +331,43 @@ fn network_text(plan: &BootPlan) -> String {
             t
         }
     };
+    let ipv6 = match &plan.ip {
+        Some(IpConfig::Static(_)) => "IPv6 SLAAC by the kernel alongside (not waited for)".into(),
+        _ => format!(
+            "IPv6 SLAAC by the kernel alongside, waited for (address and RA DNS servers, up to \
+             {}s) only when DHCPv4 gives no lease",
+            crate::net::slaac::WAIT.as_secs()
+        ),
+    };
     format!(
-        "{how}; needed by {}; a failure is a warning and the boot goes on with local sources",
+        "{how}; needed by {}; {ipv6}; a failure is a warning and the boot goes on with local sources",
         super::plan::network_needed_by(plan).join(" ")
+    )
+}
+
+/// How IPv6 comes, for the JSON form: `slaac` always beside DHCPv4, `slaac-fallback` when it is
+/// waited for without a lease.
+fn ipv6_json(plan: &BootPlan) -> &'static str {
+    match &plan.ip {
+        Some(IpConfig::Off) => "off",
+        _ if !plan.needs_network => "off",
+        Some(IpConfig::Static(_)) => "slaac",
+        _ => "slaac-fallback",
+    }
+}
+
+/// When the diskless boot adds tiny-cloud (src/boot/diskless/tinycloud.rs).
+fn tiny_cloud_text(plan: &BootPlan) -> String {
+    let when = if plan.tiny_cloud_off {
+        return "off (notinycloud/nods): never added, whatever the machine says".into();
+    } else if plan.tiny_cloud {
+        "wanted (tinycloud=/ds=)"
+    } else {
+        "added when a filesystem is labelled cidata/CIDATA or the DMI product_serial starts with ds="
+    };
+    format!(
+        "{when}: packages {}, services tiny-cloud-boot (boot), tiny-cloud-early, -main, -final (default); with the default services only, never when the new root has /etc/tiny-cloud.disabled",
+        crate::boot::packages::TINY_CLOUD.join(" ")
     )
 }
 
@@ -581,6 +612,7 @@ fn plan_json(plan: &BootPlan) -> Json {
         ("autodetect_serial", serial),
         ("ip", ip),
         ("needs_network", Json::Bool(plan.needs_network)),
+        ("ipv6", Json::str(ipv6_json(plan))),
         (
             "network_needed_by",
             Json::strs(super::plan::network_needed_by(plan)),
@@ -600,6 +632,7 @@ fn plan_json(plan: &BootPlan) -> Json {
         ),
         ("chart", Json::Bool(plan.chart)),
         ("tiny_cloud", Json::Bool(plan.tiny_cloud)),
+        ("tiny_cloud_off", Json::Bool(plan.tiny_cloud_off)),
         (
             "watchdog_timeout",
             plan.watchdog

@@ -84,6 +84,10 @@ pub struct Wanted<'a> {
 pub struct Choice {
     pub interface: Interface,
     pub why: &'static str,
+    /// The kernel does IPv6 SLAAC on it (see [`super::slaac::enable`]).
+    pub slaac: bool,
+    /// When it was brought up (boot clock): SLAAC's deadline counts from there.
+    pub up_at: Duration,
 }
 
 /// Waits on `watch` until an interface is `wanted` (the first by ifindex is returned) or
@@ -139,14 +143,21 @@ fn up_and_wait(
     mut candidates: Vec<Interface>,
     why: &'static str,
 ) -> Result<Choice, NetError> {
+    let mut slaac = Vec::with_capacity(candidates.len());
     for c in &candidates {
+        slaac.push(super::slaac::enable(sys, &c.name));
         if let Err(e) = sys.link_up(&c.name) {
             log::warn!("cannot bring {} up: {e}", c.name);
         }
     }
+    let up_at = sys.now();
     let with_carrier = |i: &Interface| i.carrier && candidates.iter().any(|c| c.name == i.name);
     let found = wait_for(sys, watch, &with_carrier)?;
     let linked = found.is_some();
+    let at = found
+        .as_ref()
+        .and_then(|f| candidates.iter().position(|c| c.name == f.name))
+        .unwrap_or(0);
     let interface = match found {
         Some(i) => i,
         None => candidates.remove(0),
@@ -166,5 +177,10 @@ fn up_and_wait(
     for c in candidates.iter().filter(|c| c.name != interface.name) {
         let _ = sys.link_down(&c.name);
     }
-    Ok(Choice { interface, why })
+    Ok(Choice {
+        interface,
+        why,
+        slaac: slaac[at],
+        up_at,
+    })
 }

@@ -4,12 +4,16 @@
 //! when it has none). Everything goes through the `Sys` boundary, so the whole of it runs on the
 //! recording double against an in-process DHCP server.
 //!
+//! IPv6 comes from the kernel's own SLAAC, turned on before the link comes up ([`slaac`]: the
+//! address and the router-advertised DNS servers are awaited only when DHCPv4 gives no lease).
+//!
 //! Addresses and routes set here survive switch_root; the new root's own networking takes over
 //! from there.
 
 pub mod dhcp;
 pub mod http;
 pub mod iface;
+pub mod slaac;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -38,6 +42,13 @@ pub enum NetError {
         dhcp::ATTEMPTS_SECS
     )]
     NoLease { interface: String, tries: usize },
+    #[error(
+        "no address on {interface}: no DHCP server answered ({tries} tries in {}s) and no IPv6 \
+         router advertised a prefix within {}s",
+        dhcp::ATTEMPTS_SECS,
+        slaac::WAIT.as_secs()
+    )]
+    NoAddress { interface: String, tries: usize },
     #[error("cannot set {what} on {interface}: {source}")]
     Apply {
         what: String,
@@ -66,27 +77,54 @@ pub struct Configured {
     pub why: &'static str,
     /// The address came from DHCP (else from `ip=`).
     pub dhcp: bool,
-    /// What was applied: the DHCP lease, or `ip=`'s fields in the same shape.
-    pub lease: dhcp::Lease,
+    /// What was applied: the DHCP lease, or `ip=`'s fields in the same shape; `None` when only
+    /// IPv6 came.
+    pub lease: Option<dhcp::Lease>,
+    /// The kernel's SLAAC address and the advertised DNS servers, when there by then.
+    pub ipv6: Option<slaac::Slaac>,
 }
 
 impl Configured {
-    /// `eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)`.
+    /// `eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)`, then
+    /// ` + fec0::1/64 (SLAAC, DNS fec0::3)` when IPv6 came too.
     pub fn summary(&self) -> String {
-        let l = &self.lease;
-        let mut s = format!("{} {}/{}", self.interface, Dotted(l.address), l.prefix);
-        if let Some(r) = l.router {
-            let _ = write!(s, " via {}", Dotted(r));
+        let mut s = self.interface.clone();
+        if let Some(l) = &self.lease {
+            let _ = write!(s, " {}/{}", Dotted(l.address), l.prefix);
+            if let Some(r) = l.router {
+                let _ = write!(s, " via {}", Dotted(r));
+            }
+            if !self.dhcp {
+                s.push_str(" (static, ip=)");
+            } else {
+                let _ = write!(s, " (DHCP from {}", Dotted(l.server));
+                if let Some(t) = l.lease_secs {
+                    let _ = write!(s, ", lease {t}s");
+                }
+                s.push(')');
+            }
         }
-        if !self.dhcp {
-            s.push_str(" (static, ip=)");
-            return s;
+        if let Some(v6) = &self.ipv6 {
+            let joint = if self.lease.is_some() { " +" } else { "" };
+            let _ = write!(
+                s,
+                "{joint} {}/{} (SLAAC",
+                slaac::Hex6(v6.address),
+                v6.prefix
+            );
+            for (i, d) in v6.dns.iter().enumerate() {
+                let _ = write!(
+                    s,
+                    "{}{}",
+                    if i == 0 { ", DNS " } else { " " },
+                    slaac::Hex6(*d)
+                );
+            }
+            if self.lease.is_none() {
+                s.push_str("; no DHCPv4 lease");
+            }
+            s.push(')');
         }
-        let _ = write!(s, " (DHCP from {}", Dotted(l.server));
-        if let Some(t) = l.lease_secs {
-            let _ = write!(s, ", lease {t}s");
-        }
-        s.push(')');
         s
     }
 }
@@ -105,23 +143,85 @@ pub fn configure(
         IpConfig::Off => return Err(NetError::NoInterface),
     };
     let mut watch = sys.link_watch().map_err(NetError::LinkWatch)?;
-    let Choice { interface, why } = iface::choose(sys, &mut *watch, Wanted { device, bootif })?;
-    let lease = match ip {
-        IpConfig::Static(s) => static_lease(s),
+    // Before any link comes up, so that no IPv6 event is missed; IPv6 is a bonus, never fatal.
+    let v6_events = sys
+        .ipv6_events()
+        .map_err(|e| log::warn!("IPv6 autoconfiguration is not watched: {e}"))
+        .ok();
+    let Choice {
+        interface,
+        why,
+        slaac: slaac_on,
+        up_at,
+    } = iface::choose(sys, &mut *watch, Wanted { device, bootif })?;
+    let mut v6_events = v6_events.filter(|_| slaac_on);
+    let obtained = match ip {
+        IpConfig::Static(s) => Ok(static_lease(s)),
         _ => {
             let mac = interface.mac_bytes();
-            dhcp::obtain(sys, &interface.name, mac, transaction_id(sys, mac))?
+            dhcp::obtain(sys, &interface.name, mac, transaction_id(sys, mac))
         }
     };
     let dhcp = !matches!(ip, IpConfig::Static(_));
-    apply(sys, &interface, &lease, dhcp)?;
+    let (lease, ipv6) = match (obtained, &mut v6_events) {
+        (Ok(lease), events) => {
+            apply(sys, &interface, &lease, dhcp)?;
+            // Only what already arrived: an IPv4 network does not wait for IPv6.
+            let now = sys.now();
+            let v6 = events
+                .as_mut()
+                .and_then(|e| slaac::collect(sys, &mut **e, interface.index, now));
+            (Some(lease), v6)
+        }
+        (
+            Err(NetError::NoLease {
+                interface: name,
+                tries,
+            }),
+            Some(events),
+        ) => {
+            let deadline = up_at + slaac::WAIT;
+            match slaac::collect(sys, &mut **events, interface.index, deadline) {
+                Some(v6) => (None, Some(v6)),
+                None => {
+                    return Err(NetError::NoAddress {
+                        interface: name,
+                        tries,
+                    })
+                }
+            }
+        }
+        (Err(e), _) => return Err(e),
+    };
+    if let Some(v6) = &ipv6 {
+        if let Err(e) = append_resolv_conf(sys, &v6.dns) {
+            log::warn!("cannot write /etc/resolv.conf: {e}");
+        }
+    }
     Ok(Configured {
         interface: interface.name,
         mac: interface.mac,
         why,
         dhcp,
         lease,
+        ipv6,
     })
+}
+
+/// The router-advertised DNS servers after whatever IPv4 put there.
+fn append_resolv_conf(sys: &dyn Sys, dns: &[std::net::Ipv6Addr]) -> io::Result<()> {
+    if dns.is_empty() {
+        return Ok(());
+    }
+    let path = sys.path(Path::new("/etc/resolv.conf"));
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    for s in dns {
+        let _ = writeln!(text, "nameserver {}", slaac::Hex6(*s));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, text)
 }
 
 /// A transaction id that differs between machines (the MAC) and boots (the clock): it only has

@@ -108,6 +108,17 @@ impl Console {
 impl Qemu {
     /// Boots `-M virt` with the given initramfs, command line and extra QEMU arguments.
     pub fn virt(name: &str, initrd: &Path, append: &str, extra: &[String]) -> Qemu {
+        Self::virt_in(&[], name, initrd, append, extra)
+    }
+
+    /// [`Qemu::virt`] run through `wrapper` (a command that ends by exec'ing its arguments).
+    pub fn virt_in(
+        wrapper: &[String],
+        name: &str,
+        initrd: &Path,
+        append: &str,
+        extra: &[String],
+    ) -> Qemu {
         let k = kernel();
         let mut args: Vec<String> = [
             "-M",
@@ -130,11 +141,23 @@ impl Qemu {
         args.extend(["-initrd".into(), initrd.display().to_string()]);
         args.extend(["-append".into(), append.to_string()]);
         args.extend(extra.iter().cloned());
-        Self::spawn(name, &args)
+        Self::spawn_in(wrapper, name, &args)
     }
 
     pub fn spawn(name: &str, args: &[String]) -> Qemu {
-        let mut child = Command::new("timeout")
+        Self::spawn_in(&[], name, args)
+    }
+
+    fn spawn_in(wrapper: &[String], name: &str, args: &[String]) -> Qemu {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg("timeout");
+                c
+            }
+            None => Command::new("timeout"),
+        };
+        let mut child = command
             .arg("300")
             .arg("qemu-system-aarch64")
             .args(args)

@@ -17,12 +17,14 @@ pub mod sort;
 
 pub mod foreign;
 pub mod net;
+pub mod net6;
 mod real;
 mod recording;
 mod system;
 mod watchdog;
 
 pub use net::{Connection, DhcpSocket, LinkWatch};
+pub use net6::Ipv6Events;
 pub use real::RealSys;
 pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};
 
@@ -443,6 +445,9 @@ pub trait Sys: Send + Sync {
         port: u16,
         timeout: Duration,
     ) -> io::Result<Box<dyn Connection>>;
+    /// Subscribes to IPv6 address changes and router advertisement options (see
+    /// [`Ipv6Events`]). Subscribe before bringing the interface up, so nothing is missed.
+    fn ipv6_events(&self) -> io::Result<Box<dyn Ipv6Events>>;
     /// `swapon(2)`.
     fn swapon(&self, device: &Path) -> io::Result<()>;
     /// Mixes `seed` into the kernel's random pool (`RNDADDENTROPY`), crediting `credit_bits`.

@@ -95,7 +95,7 @@ const AF_INET: u8 = 2;
 
 /// Waits until `fd` is readable or `timeout` passes; true when readable. An interrupted wait
 /// is `false` too: callers loop on their own deadline.
-fn readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
+pub(crate) fn readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
     let ts = Timespec {
         tv_sec: timeout.as_secs() as _,
         tv_nsec: timeout.subsec_nanos() as _,
@@ -108,7 +108,7 @@ fn readable(fd: impl AsFd, timeout: Duration) -> io::Result<bool> {
     }
 }
 
-fn rtnetlink(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
+pub(crate) fn rtnetlink(groups: u32, nonblocking: bool) -> io::Result<OwnedFd> {
     let mut flags = SocketFlags::CLOEXEC;
     if nonblocking {
         flags |= SocketFlags::NONBLOCK;

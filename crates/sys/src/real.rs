@@ -440,6 +440,10 @@ impl Sys for RealSys {
         Ok(Box::new(crate::net::Tcp::connect(host, port, timeout)?))
     }
 
+    fn ipv6_events(&self) -> io::Result<Box<dyn crate::Ipv6Events>> {
+        Ok(Box::new(crate::net6::RtnlIpv6::open()?))
+    }
+
     fn swapon(&self, device: &Path) -> io::Result<()> {
         crate::system::swapon(device)
     }

@@ -189,6 +189,8 @@ pub enum Call {
         host: String,
         port: u16,
     },
+    /// The IPv6 address and router-advertisement option groups subscribed to.
+    Ipv6Events,
     /// A DHCP client's socket opened on `interface`.
     DhcpSocket {
         interface: String,
@@ -331,6 +333,7 @@ impl fmt::Display for Call {
                 write!(f, "ip route add 0.0.0.0/0 via {gateway} dev {interface}")
             }
             Call::TcpConnect { host, port } => write!(f, "connect {host}:{port}"),
+            Call::Ipv6Events => f.write_str("ip -6 monitor address nduseropt"),
             Call::DhcpSocket { interface } => write!(f, "udhcpc -i {interface}"),
             Call::DhcpSend { interface, packet } => {
                 write!(f, "dhcp send {} bytes on {interface}", packet.len())
@@ -483,6 +486,9 @@ struct State {
     dhcp_inbox: VecDeque<(Duration, Vec<u8>)>,
     /// The in-process TCP servers: what a connection to (host, port) talks to.
     tcp_server: Option<TcpServer>,
+    /// rtnetlink datagrams for [`Sys::ipv6_events`], by the time they arrive (a socket queues
+    /// them while nobody reads).
+    ipv6_inbox: VecDeque<(Duration, Vec<u8>)>,
     /// What spawned processes hold open, as (pid, number in the child, descriptor): closed
     /// when the process exits, as the kernel would.
     child_fds: Vec<(u32, i32, rustix::fd::OwnedFd)>,
@@ -735,6 +741,13 @@ impl RecordingSys {
         connect: impl FnMut(&str, u16) -> io::Result<Box<dyn crate::Connection>> + Send + 'static,
     ) {
         self.lock().tcp_server = Some(Box::new(connect));
+    }
+
+    /// Queues an rtnetlink datagram (built by the test) that arrives at `at` on the fake
+    /// clock: [`Sys::ipv6_events`] delivers it then, or at once when read later (queued, as
+    /// in a socket). Push in time order.
+    pub fn push_ipv6_event_at(&self, at: Duration, datagram: Vec<u8>) {
+        self.lock().ipv6_inbox.push_back((at, datagram));
     }
 
     /// Advances the fake `CLOCK_BOOTTIME`.
@@ -1299,6 +1312,11 @@ impl Sys for RecordingSys {
         c
     }
 
+    fn ipv6_events(&self) -> io::Result<Box<dyn crate::Ipv6Events>> {
+        self.record(Call::Ipv6Events)?;
+        Ok(Box::new(ScriptedIpv6 { sys: self.clone() }))
+    }
+
     fn swapon(&self, device: &Path) -> io::Result<()> {
         self.record(Call::Swapon {
             device: device.into(),
@@ -1561,6 +1579,28 @@ impl crate::LinkWatch for ScriptedLinks {
             None => {
                 st.clock += timeout;
                 Ok(false)
+            }
+        }
+    }
+}
+
+/// Delivers the queued IPv6 datagrams on the fake clock.
+struct ScriptedIpv6 {
+    sys: RecordingSys,
+}
+
+impl crate::Ipv6Events for ScriptedIpv6 {
+    fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
+        let mut st = self.sys.lock();
+        match st.ipv6_inbox.front() {
+            Some((at, _)) if *at <= st.clock + timeout => {
+                let (at, datagram) = st.ipv6_inbox.pop_front().expect("front exists");
+                st.clock = st.clock.max(at);
+                Ok(Some(datagram))
+            }
+            _ => {
+                st.clock += timeout;
+                Ok(None)
             }
         }
     }

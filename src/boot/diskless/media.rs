@@ -88,17 +88,27 @@ pub(super) fn find_media(
     let explicit =
         !matches!(plan.repos, RepoSource::Auto) || !matches!(plan.apkovl, ApkovlSource::Auto);
     if nothing && !explicit && !boot.plan.needs_network {
-        return Err(BootError::NoBootMedia {
-            devices: d
-                .devices
-                .iter()
-                .map(|s| s.info.dev.name.clone())
-                .filter(|n| !n.starts_with("loop"))
-                .collect(),
-            waited: d.finished.saturating_sub(d.started),
-        });
+        return Err(nothing_to_boot_from(
+            &d,
+            "no network source was asked for (ip=, apkovl=URL or alpine_repo=URL)".into(),
+        ));
     }
     Ok(media)
+}
+
+/// The error for a boot with no source at all: the devices looked at and for how long, and
+/// why the network gave nothing.
+pub(super) fn nothing_to_boot_from(d: &Discovery, network: String) -> BootError {
+    BootError::NoBootMedia {
+        devices: d
+            .devices
+            .iter()
+            .map(|s| s.info.dev.name.clone())
+            .filter(|n| !n.starts_with("loop"))
+            .collect(),
+        waited: d.finished.saturating_sub(d.started),
+        network,
+    }
 }
 
 /// The `/dev/cdrom` and `/dev/usbdisk` links Alpine's mdev rules make for boot media (`sr*`, and

@@ -14,6 +14,7 @@ mod apkovl;
 mod cache;
 mod media;
 mod modloop;
+mod tinycloud;
 
 pub use cache::PendingWrite;
 pub use media::mdev_media_link;
@@ -23,11 +24,11 @@ use super::runner::Done;
 use super::sysroot::{self, MediaMount};
 use super::timeline::{Outcome, Stage};
 use super::{stages, Boot, BootEnd, BootError, SYSROOT};
-use crate::cmdline::{AutodetectSerial, Diskless, IpConfig, RepoSource};
+use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, IpConfig, RepoSource};
 use crate::hw::modloop as hw_modloop;
 use crate::sys::parse_mount_options;
 use apkovl::{default_services, load_apkovl};
-use media::{boot_repositories, find_media, relocate};
+use media::{boot_repositories, find_media, nothing_to_boot_from, relocate};
 use modloop::{modloop_plan, modloop_step, ModloopPlan};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,13 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
     }
     let needed = boot.sys.now();
     boot.timeline.mark("network needed", needed);
+    // Alpine's kernels build IPv6 as a module: loaded (when the initramfs has it) so the
+    // kernel can do SLAAC; quietly absent otherwise.
+    if !boot.sys.path(Path::new("/proc/sys/net/ipv6")).exists() {
+        if let Some(loader) = boot.loader() {
+            loader.load(&crate::hw::modules::Request::names(["ipv6"]));
+        }
+    }
     let up = boot.stage(&stages::NETWORK).run(|b| {
         crate::net::configure(b.sys, ip, bootif.as_deref())
             .map(|c| Done::ok(Some(c)))
@@ -107,6 +115,32 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
     })
 }
 
+/// Why the network gives nothing to boot from, when the media gave nothing either (no
+/// repository, no apkovl, none named on the command line); `None` when there is a source.
+fn no_source(plan: &Diskless, media: &Media, network: Option<&NetworkOutcome>) -> Option<String> {
+    let url = crate::cmdline::is_url;
+    let urls = matches!(&plan.apkovl, ApkovlSource::Url(_))
+        || matches!(&plan.repos, RepoSource::List(l) if l.iter().any(|r| url(r)));
+    let named_local = matches!(
+        &plan.apkovl,
+        ApkovlSource::Device { .. } | ApkovlSource::Path(_)
+    ) || matches!(&plan.repos, RepoSource::List(l) if l.iter().any(|r| !url(r)));
+    if !media.repositories.is_empty() || media.apkovl.is_some() || named_local {
+        return None;
+    }
+    Some(match network {
+        Some(NetworkOutcome::Up(_)) if urls => return None,
+        Some(NetworkOutcome::Up(c)) => format!(
+            "the network ({}) has nothing to fetch (no apkovl=URL or alpine_repo=URL)",
+            c.summary()
+        ),
+        Some(NetworkOutcome::Failed(why)) => format!("no network ({why})"),
+        Some(NetworkOutcome::Off) | None if urls => "the network is off (ip=off)".into(),
+        // apkovl=none or noalpine_repo without media: nothing was meant to be found.
+        Some(NetworkOutcome::Off) | None => return None,
+    })
+}
+
 fn note(d: &mut Decisions, text: String) {
     log::info!("{text}");
     d.notes.push(text);
@@ -115,12 +149,25 @@ fn note(d: &mut Decisions, text: String) {
 /// The diskless branch, from device discovery to a populated `/sysroot`.
 pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     let mut decisions = Decisions::default();
-    let media = boot
-        .stage(&stages::MEDIA)
-        .run(|b| find_media(b, plan, &mut decisions).map(Done::ok))?;
-    if boot.plan.needs_network {
-        decisions.network = Some(bring_up_network(boot)?);
-    }
+    // Media, then the network; when neither gave anything to boot from, the media stage's
+    // fallback (the rescue shell, then both again).
+    let media = loop {
+        let media = boot
+            .stage(&stages::MEDIA)
+            .run(|b| find_media(b, plan, &mut decisions).map(Done::ok))?;
+        if boot.plan.needs_network {
+            decisions.network = Some(bring_up_network(boot)?);
+        }
+        let Some(why) = no_source(plan, &media, decisions.network.as_ref()) else {
+            break media;
+        };
+        let Some(d) = &boot.record.discovery else {
+            break media;
+        };
+        let reason = nothing_to_boot_from(d, why).to_string();
+        log::error!("{reason}");
+        boot.after_failure(&stages::MEDIA, &reason)?;
+    };
 
     // The modloop is verified (a SHA-1 over the whole image) and mounted on another core while
     // the root is built: nothing before the driver reload needs it.
@@ -252,6 +299,7 @@ fn build_root(
     let apkovl_world = load_apkovl(boot, plan, media, decisions)?;
     let applied = decisions.apkovl.is_some();
     let ssh_key = default_services(plan, &root, applied, decisions);
+    let tiny_cloud = tinycloud::add(boot, &root, decisions);
 
     // fstab: root tmpfs options and media relocation.
     let mut media_mounts = media.mounts.clone();
@@ -276,7 +324,14 @@ fn build_root(
     }
     relocate(boot, &fstab, &mut media_mounts);
 
-    let wanted = packages::packages_to_install(boot, plan, &root, apkovl_world, ssh_key.is_some());
+    let wanted = packages::packages_to_install(
+        boot,
+        plan,
+        &root,
+        apkovl_world,
+        ssh_key.is_some(),
+        tiny_cloud,
+    );
     let repositories: Vec<String> = match &plan.repos {
         RepoSource::List(l) => l.clone(),
         RepoSource::None => Vec::new(),

@@ -206,6 +206,12 @@ impl<'a> Planner<'a> {
             Some(Setting::Negated) | None => false,
         };
         let tiny_cloud = wanted(self.get(Opt::Tinycloud)) || wanted(self.get(Opt::Ds));
+        let refused = |s: Option<&Setting>| match s {
+            Some(Setting::Negated) => true,
+            Some(Setting::Value(v)) => v == "no",
+            _ => false,
+        };
+        let tiny_cloud_off = refused(self.get(Opt::Tinycloud)) || refused(self.get(Opt::Ds));
         let storage = self.storage();
 
         let mode = match root {
@@ -274,6 +280,7 @@ impl<'a> Planner<'a> {
             splash,
             chart,
             tiny_cloud,
+            tiny_cloud_off,
             storage,
             ramboot_init,
             watchdog,

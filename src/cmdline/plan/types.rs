@@ -66,6 +66,8 @@ pub struct BootPlan {
     pub chart: bool,
     /// `tinycloud=` or `ds=` ask for tiny-cloud (the boot may also detect it).
     pub tiny_cloud: bool,
+    /// `notinycloud`, `nods` (or `=no`): no tiny-cloud, whatever the machine says.
+    pub tiny_cloud_off: bool,
     /// Storage and platform set-up ramboot records but does not do yet.
     pub storage: Storage,
     /// `ramboot_init` (also `=1|yes`): service mode, ramboot stays PID 1 of the new root
