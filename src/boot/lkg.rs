@@ -73,7 +73,7 @@ impl State {
 pub fn file_sha1(path: &Path) -> io::Result<String> {
     let mut h = sha1::Sha1::new();
     h.update(fs::read(path)?);
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::apk::checksum::hex(&h.finalize()))
 }
 
 /// Whether `name` is a backup of `<host>.apkovl.tar.gz…` as lbu names them:
