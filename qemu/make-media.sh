@@ -16,6 +16,8 @@
 #   OUTDIR/openrc.img           service mode with Alpine's inittab and a stand-in /sbin/openrc
 #                               (make_openrc)
 #   OUTDIR/crashy.img           service mode with a service that crashes at once (make_crashy)
+#   OUTDIR/commit.img           service mode committing in a loop with `ramboot commit` (the aarch64
+#                               host tool at /ramboot), for the power-cut cycles (make_commit)
 # and with --all also the variants the tests use:
 #   OUTDIR/sd.img               the same for a Raspberry Pi SD card (mmcblk0p1)
 #   OUTDIR/usb.img              the same for a USB stick (moved to /media/usb, as in Alpine)
@@ -349,7 +351,50 @@ EOF
   chmod 755 "$s/crashy/run" "$s/watcher/run"
 }
 
-make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services|openrc|crashy)
+# The power-cut cycles of issue 13: `committer` changes /etc (a generation number and 256 KiB of
+# random bytes, so each commit takes a while) and runs `ramboot commit` in a loop, one console
+# marker before and after each; `ticker` prints a line every 20 ms of guest time, the progress the
+# host counts to pick a random point at which it kills QEMU. At boot, `committer` says which
+# generation the apkovl brought. Every marker goes to /dev/console.
+make_commit() { # make_commit DIR
+  local d=$1 s=$1/etc/ramboot/services
+  cat > "$d/etc/inittab" <<'EOF'
+# ramboot service mode: no OpenRC. ramboot, PID 1, supervises /etc/ramboot/services/*.
+EOF
+  mkdir -p "$s/committer" "$s/ticker"
+  cat > "$s/committer/run" <<'EOF'
+#!/bin/sh
+exec > /dev/console 2>&1
+cp /media/vda1/ramboot /tmp/ramboot && chmod 755 /tmp/ramboot
+n=$(cat /etc/generation 2>/dev/null || echo 0)
+echo "RAMBOOT-COMMIT: booted with generation $n"
+echo "RAMBOOT-COMMIT: medium has $(ls /media/vda1 | tr '\n' ' ')"
+while :; do
+  n=$((n + 1))
+  echo "$n" > /etc/generation
+  dd if=/dev/urandom of=/etc/blob bs=1024 count=256 2>/dev/null
+  echo "RAMBOOT-COMMIT: start $n"
+  if /tmp/ramboot commit --force >/dev/null; then
+    echo "RAMBOOT-COMMIT: done $n"
+  else
+    echo "RAMBOOT-COMMIT: failed $n"
+  fi
+done
+EOF
+  cat > "$s/ticker/run" <<'EOF'
+#!/bin/sh
+exec > /dev/console 2>&1
+i=0
+while :; do
+  i=$((i + 1))
+  echo "RAMBOOT-TICK $i"
+  usleep 20000
+done
+EOF
+  chmod 755 "$s/committer/run" "$s/ticker/run"
+}
+
+make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services|openrc|crashy|commit)
   local name=$1 dev=$2 kind=$3 st=$work/img-$1
   rm -rf "$st" && cp -a "$out/stage" "$st"
   case $kind in
@@ -357,6 +402,9 @@ make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|s
     services) MAKE_APKOVL_EXTRA=make_services make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-services "setting=services" "$dev" ;;
     openrc) MAKE_APKOVL_EXTRA=make_openrc make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-openrc "setting=openrc" "$dev" ;;
     crashy) MAKE_APKOVL_EXTRA=make_crashy make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-crashy "setting=crashy" "$dev" ;;
+    commit)
+      MAKE_APKOVL_EXTRA=make_commit make_apkovl "$st/ramboot-commit.apkovl.tar.gz" ramboot-commit "setting=commit" "$dev"
+      cp "$(dirname "$(ramboot_aarch64)")/ramboot" "$st/ramboot" ;;
   esac
   if [ "$kind" = two ]; then
     make_apkovl "$st/zz-old.apkovl.tar.gz" old-host "setting=from-old-apkovl" "$dev"
@@ -558,6 +606,7 @@ make_image media vda1 one
 make_image services vda1 services
 make_image openrc vda1 openrc
 make_image crashy vda1 crashy
+make_image commit vda1 commit
 if [ "$all" = 1 ]; then
   make_image sd mmcblk0p1 one
   make_image usb usb one

@@ -415,3 +415,66 @@ fn commits_keep_the_last_known_good_copy() {
     let c = lkg::choose(&sys, apkovl, 2).unwrap();
     assert_eq!(c.fell_back, None);
 }
+
+/// apk's rule walk in its corners, as apk-tools 2.14.10's `apk audit --backup --recursive
+/// --check-permissions` answers on the same tree: a rule with a glob below a directory, an
+/// exclude with an include inside it, protected paths outside /etc from two lists, a parent of
+/// an owned directory that no package owns (apk expects an impossible owner of it and reports
+/// it), an owned directory whose mode changed, a dangling symlink.
+#[test]
+fn the_selection_follows_apks_rules_in_their_corners() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    for (rel, data) in [
+        ("etc/ssl/certs/ca.pem", "a"),
+        ("etc/ssl/certs/mine.pem", "b"),
+        ("etc/ssl/other.txt", "c"),
+        ("etc/owned/f", "d"),
+        ("etc/anc/deep/g", "e"),
+        ("usr/local/bin/tool", "tool"),
+        ("etc/foo/bar", "x"),
+        ("etc/foo/keep.conf", "y"),
+        ("etc/apk/world", "base\n"),
+    ] {
+        write(root, rel, data, 0o644);
+    }
+    fs::create_dir_all(root.join("var/x")).unwrap();
+    fs::set_permissions(root.join("etc/owned"), fs::Permissions::from_mode(0o700)).unwrap();
+    symlink("/nowhere", root.join("etc/dangling")).unwrap();
+    let installed = format!(
+        "P:base\nV:1\nF:etc\nM:0:0:755\nF:etc/owned\nM:0:0:755\nR:f\nZ:{}\n\
+         F:etc/anc/deep\nM:0:0:755\nR:g\nZ:{}\nF:etc/ssl/certs\nR:ca.pem\nZ:{}\n\n",
+        q1(b"d"),
+        q1(b"e"),
+        q1(b"a")
+    );
+    write(root, "lib/apk/db/installed", &installed, 0o644);
+    write(
+        root,
+        "etc/apk/protected_paths.d/lbu.list",
+        "+etc/ssl/certs/*.pem\n-etc/foo\n+etc/foo/keep.conf\n+usr/local/bin\n",
+        0o644,
+    );
+    write(root, "etc/apk/protected_paths.d/zz.list", "+var/x\n", 0o644);
+    let (_, sel) = commit::selection(root).unwrap();
+    assert_eq!(
+        paths(&sel),
+        [
+            "etc/anc/",
+            "etc/apk/",
+            "etc/apk/protected_paths.d/",
+            "etc/apk/protected_paths.d/lbu.list",
+            "etc/apk/protected_paths.d/zz.list",
+            "etc/apk/world",
+            "etc/dangling",
+            "etc/foo/keep.conf",
+            "etc/owned/",
+            "etc/ssl/",
+            "etc/ssl/certs/mine.pem",
+            "etc/ssl/other.txt",
+            "usr/local/bin/",
+            "usr/local/bin/tool",
+            "var/x/",
+        ]
+    );
+}

@@ -73,7 +73,7 @@ impl State {
 pub fn file_sha1(path: &Path) -> io::Result<String> {
     let mut h = sha1::Sha1::new();
     h.update(fs::read(path)?);
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::apk::checksum::hex(&h.finalize()))
 }
 
 /// Whether `name` is a backup of `<host>.apkovl.tar.gz…` as lbu names them:
@@ -190,13 +190,30 @@ pub fn remove_on_media(sys: &dyn Sys, dir: &Path, name: &str) -> io::Result<()> 
     })
 }
 
+/// Serialises the writers of a medium (`ramboot commit`, `ramboot ok`, service mode's
+/// confirmation): one's read-only remount must not land in the middle of another's write.
+pub const MEDIUM_LOCK: &str = "/run/ramboot/medium.lock";
+
+/// Takes [`MEDIUM_LOCK`] (waiting for the writer holding it); released when the file is closed
+/// in every process that has it. `None` without `/run` (a host, a test): no one to wait for.
+pub fn lock_medium(sys: &dyn Sys) -> Option<fs::File> {
+    let path = sys.path(Path::new(MEDIUM_LOCK));
+    if let Some(parent) = path.parent() {
+        let _ = fs::create_dir_all(parent);
+    }
+    let f = fs::File::create(&path).ok()?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).ok()?;
+    Some(f)
+}
+
 /// Runs `write` with the mount holding `dir` read-write, read-only again afterwards when it
-/// was (whatever `write` did).
+/// was (whatever `write` did), holding [`MEDIUM_LOCK`] meanwhile.
 pub fn with_writable<T>(
     sys: &dyn Sys,
     dir: &Path,
     write: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
+    let _lock = lock_medium(sys);
     let ro = sys
         .mount_containing(dir)
         .ok()

@@ -74,7 +74,7 @@ known_options! {
     Pkgs = "pkgs": "comma list of extra packages to install";
     Quiet = "quiet": "less console output (messages still go to the kernel log)";
     RambootCache = "ramboot_cache": "diskless: keep the installed root as an image on the boot media and mount it instead of installing when nothing changed (default yes; `noramboot_cache` or `ramboot_cache=no` turns it off)";
-    RambootLkg = "ramboot_lkg": "diskless: last-known-good apkovl: after N boots not confirmed good (`ramboot ok`; automatic in service mode once every service is ready) boot the previous apkovl of the rotation; default 2 in service mode, off otherwise (bare = 2, `noramboot_lkg` off)";
+    RambootLkg = "ramboot_lkg": "after N boots not confirmed by `ramboot ok` use the previous apkovl (default 2 in service mode, else off)";
     RambootInit = "ramboot_init": "service mode: after switch_root ramboot stays PID 1 and runs /etc/inittab and /etc/ramboot/services instead of exec'ing init=";
     RambootWatchdog = "ramboot_watchdog": "service mode: PID 1 feeds /dev/watchdog until reboot(2); bare = 60 s timeout, or SECONDS";
     Resume = "resume": "device holding a hibernation image";

@@ -262,6 +262,26 @@ impl Qemu {
         }
     }
 
+    /// Cuts the power: SIGKILL to QEMU itself (the child of `timeout`), so nothing the guest
+    /// had not yet written reaches the disk image; waits until it is gone.
+    pub fn power_cut(&mut self) -> String {
+        self.kill_qemu();
+        let _ = self.child.wait();
+        self.drain(Duration::from_secs(5));
+        self.save_log();
+        self.text()
+    }
+
+    /// SIGKILL to QEMU, the child of `timeout` (killing `timeout` alone leaves QEMU running).
+    fn kill_qemu(&mut self) {
+        let id = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{id}/task/{id}/children")).unwrap_or_default();
+        for pid in children.split_whitespace() {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+    }
+
     /// Types into the serial console.
     pub fn send(&mut self, text: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
@@ -307,6 +327,8 @@ impl Qemu {
 
 impl Drop for Qemu {
     fn drop(&mut self) {
+        // QEMU first: a test that panics must not leave it running (holding its disk image).
+        self.kill_qemu();
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.save_log();

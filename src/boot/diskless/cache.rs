@@ -419,8 +419,11 @@ impl PendingWrite {
 
 impl ScannedWrite {
     /// Makes the media writable and starts the writer; it puts the media back read-only when
-    /// done. Called just before switch_root.
+    /// done. Called just before switch_root. The writer holds the medium's lock to its end
+    /// ([`crate::boot::lkg::MEDIUM_LOCK`]): a `ramboot commit` meanwhile waits for it instead of
+    /// finding the medium made read-only under its write.
     pub fn start(self, sys: &dyn Sys) {
+        let lock = crate::boot::lkg::lock_medium(sys);
         let media = &self.media;
         let was = match sys.mount_containing(media) {
             Ok(m) => m.flags,
@@ -450,6 +453,8 @@ impl ScannedWrite {
         let (root, key) = (self.root, self.key);
         let mut tree = Some(self.tree);
         let mut task = || {
+            // Held (an open descriptor in this child) until the writer ends.
+            let _held = &lock;
             // The new system's first services must not wait for the image: it gets what they
             // leave of the CPU.
             if let Err(e) = sys.background_priority() {
