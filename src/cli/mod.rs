@@ -3,6 +3,7 @@
 //! (no validation), then that record into a validated request the library runs.
 
 pub mod apk;
+pub mod apkovl;
 pub mod args;
 pub mod ctl;
 pub mod install;
@@ -25,6 +26,9 @@ As PID 1 (/init in an initramfs) it boots. On a host:
                                           install apk packages into DIR (after the apkovl,
                                           as the boot does)
   ramboot apk genkey|mkpkg|index ...      build signed apk packages and indexes
+  ramboot apkovl encrypt|decrypt [options] IN OUT
+                                          encrypted apkovls: ramboot's authenticated format,
+                                          or --openssl as `lbu commit -e` writes them
   ramboot ctl status|start|stop|restart|log ...
                                           control the services of ramboot as PID 1
                                           (see `ramboot ctl --help`)
@@ -59,6 +63,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "plan" => plan::main(rest),
         "install" => install::main(rest),
         "apk" => crate::cli::apk::main_apk(rest),
+        "apkovl" => apkovl::main(rest),
         "ctl" => ctl::main(rest),
         "poweroff" | "reboot" | "halt" => {
             ctl::run_if_power(&crate::sys::RealSys, args).unwrap_or(2)
