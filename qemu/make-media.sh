@@ -24,6 +24,9 @@
 #   OUTDIR/two-apkovls.img      plus an older zz-old.apkovl.tar.gz
 #   OUTDIR/corrupt-apkovl.img   the apkovl cut in half
 #   OUTDIR/no-apkovl.img        a repository and modloop, no apkovl
+#   OUTDIR/encrypted-apkovl.img the demo apkovl encrypted by `openssl enc -aes-256-cbc -salt` as
+#                               `lbu commit -e` writes it (<hostname>.apkovl.tar.gz.aes-256-cbc),
+#                               passphrase in OUTDIR/apkovl.key (its first line)
 # plus OUTDIR/keys/<name>.rsa.pub (the trusted apk key, for the initramfs) and
 # OUTDIR/initramfs-files/modloop-virt.SIGN.RSA.<key>.pub (the modloop signature, for the
 # initramfs's /var/cache/misc). --size must be a power of two for -M raspi3b (default 256).
@@ -394,11 +397,11 @@ EOF
   chmod 755 "$s/committer/run" "$s/ticker/run"
 }
 
-make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services|openrc|crashy|commit)
+make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services|openrc|crashy|commit|encrypted)
   local name=$1 dev=$2 kind=$3 st=$work/img-$1
   rm -rf "$st" && cp -a "$out/stage" "$st"
   case $kind in
-    one|two|corrupt) make_apkovl "$st/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl" "$dev" ;;
+    one|two|corrupt|encrypted) make_apkovl "$st/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl" "$dev" ;;
     services) MAKE_APKOVL_EXTRA=make_services make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-services "setting=services" "$dev" ;;
     openrc) MAKE_APKOVL_EXTRA=make_openrc make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-openrc "setting=openrc" "$dev" ;;
     crashy) MAKE_APKOVL_EXTRA=make_crashy make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-crashy "setting=crashy" "$dev" ;;
@@ -412,6 +415,13 @@ make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|s
   if [ "$kind" = corrupt ]; then
     local f=$st/$hostname.apkovl.tar.gz
     head -c $(( $(stat -c %s "$f") / 2 )) "$f" > "$f.cut" && mv "$f.cut" "$f"
+  fi
+  if [ "$kind" = encrypted ]; then
+    # lbu's command: OpenSSL's default key derivation (EVP_BytesToKey, SHA-256), no -pbkdf2.
+    local f=$st/$hostname.apkovl.tar.gz
+    printf 'ramboot demo passphrase\n' > "$out/apkovl.key"
+    openssl enc -aes-256-cbc -salt -pass "file:$out/apkovl.key" -in "$f" -out "$f.aes-256-cbc" 2>/dev/null
+    rm "$f"
   fi
   local img=$out/$name.img
   rm -f "$img"
@@ -613,4 +623,5 @@ if [ "$all" = 1 ]; then
   make_image two-apkovls vda1 two
   make_image corrupt-apkovl vda1 corrupt
   make_image no-apkovl vda1 none
+  make_image encrypted-apkovl vda1 encrypted
 fi

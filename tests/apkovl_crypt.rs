@@ -209,3 +209,109 @@ fn ramboot_format_extracts_and_refuses_a_cut_file() {
     assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
     assert_eq!(extract(&path, b"pw", &root).unwrap(), "secret-host\n");
 }
+
+fn ramboot(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `ramboot apkovl encrypt --openssl`: real openssl reads it with lbu's and Alpine's init's
+/// command line; the ramboot format goes back through `ramboot apkovl decrypt`.
+#[test]
+fn apkovl_command_writes_both_formats() {
+    if !tools::have("openssl") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let plain = write_file(d.path(), "h.apkovl.tar.gz", &apkovl_bytes());
+    let key = write_file(d.path(), "key", b"from a file\n");
+    let enc = d.path().join("h.apkovl.tar.gz.aes-256-cbc");
+    let out = ramboot(&[
+        "apkovl",
+        "encrypt",
+        "--openssl",
+        "--key-file",
+        &s(&key),
+        &s(&plain),
+        &s(&enc),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = openssl(
+        &[
+            "enc",
+            "-d",
+            "-aes-256-cbc",
+            "-in",
+            &s(&enc),
+            "-pass",
+            &format!("file:{}", s(&key)),
+        ],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(back, fs::read(&plain).unwrap());
+
+    let sealed = d.path().join("h.apkovl.tar.gz.ramboot");
+    let args = [
+        "apkovl",
+        "encrypt",
+        "--rounds",
+        "1000",
+        "--key-file",
+        &s(&key),
+        &s(&plain),
+        &s(&sealed),
+    ];
+    assert!(ramboot(&args).status.success());
+    assert!(fs::read(&sealed).unwrap().starts_with(b"RBAPKOVL"));
+    let opened = d.path().join("opened.tar.gz");
+    let out = ramboot(&[
+        "apkovl",
+        "decrypt",
+        "--key-file",
+        &s(&key),
+        &s(&sealed),
+        &s(&opened),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(&opened).unwrap(), fs::read(&plain).unwrap());
+
+    let wrong = write_file(d.path(), "wrong", b"nope\n");
+    let out = ramboot(&[
+        "apkovl",
+        "decrypt",
+        "--key-file",
+        &s(&wrong),
+        &s(&sealed),
+        &s(&opened),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ramboot(&[
+        "apkovl",
+        "encrypt",
+        "--cipher",
+        "aria-128-cbc",
+        "--openssl",
+        &s(&plain),
+        &s(&enc),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cipher aria-128-cbc is not supported"));
+}

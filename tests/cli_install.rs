@@ -214,3 +214,58 @@ fn install_keeps_installed_versions_and_upgrades_with_u() {
     let db = f.read("lib/apk/db/installed");
     assert!(db.contains("P:app\nV:2\n"), "{db}");
 }
+
+/// Issue 13 (4): `--apkovl-key` opens an encrypted apkovl (lbu's openssl format); without it, or
+/// with a wrong one, nothing is installed and the reason is named.
+#[test]
+fn install_opens_an_encrypted_apkovl_with_its_key_file() {
+    let f = Fixture::new();
+    f.publish(vec![pkg("extra", "1.0").file("usr/bin/extra", b"x", 0o755)]);
+    let plain = f.dir.path().join("plain.tar.gz");
+    apkovl(&plain, &[("etc/hostname", b"sealed\n")]);
+    let ovl = f.dir.path().join("host.apkovl.tar.gz.aes-256-cbc");
+    let mut enc = Vec::new();
+    let cipher = ramboot::overlay::crypt::Cipher::by_name("aes-256-cbc").unwrap();
+    ramboot::overlay::crypt::write_openssl(
+        &mut std::fs::File::open(&plain).unwrap(),
+        &mut enc,
+        cipher,
+        b"pw",
+        None,
+    )
+    .unwrap();
+    std::fs::write(&ovl, enc).unwrap();
+    let out = install_with_apkovl(&f, &ovl, &["extra"]);
+    assert_eq!(out.status.code(), Some(99), "{}", text(&out));
+    assert!(text(&out).contains("--apkovl-key"), "{}", text(&out));
+    let key = f.dir.path().join("key");
+    std::fs::write(&key, b"pw\n").unwrap();
+    let with_key = |k: &std::path::Path| {
+        let (root, repo, keys) = (f.root(), f.repo(), f.keys());
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "install".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--initdb".as_ref(),
+            "-X".as_ref(),
+            repo.as_os_str(),
+            "--keys-dir".as_ref(),
+            keys.as_os_str(),
+            "--no-scripts".as_ref(),
+            "--apkovl".as_ref(),
+            ovl.as_os_str(),
+            "--apkovl-key".as_ref(),
+            k.as_os_str(),
+            "extra".as_ref(),
+        ];
+        ramboot(&args)
+    };
+    let wrong = f.dir.path().join("wrong");
+    std::fs::write(&wrong, b"nope\n").unwrap();
+    let out = with_key(&wrong);
+    assert_eq!(out.status.code(), Some(99), "{}", text(&out));
+    assert!(text(&out).contains("wrong passphrase"), "{}", text(&out));
+    let out = with_key(&key);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(f.read("etc/hostname"), "sealed\n");
+}

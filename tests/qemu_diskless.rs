@@ -24,6 +24,8 @@ struct Artifacts {
     initrd_badsig: PathBuf,
     /// SD host drivers for -M raspi3b.
     initrd_rpi: PathBuf,
+    /// The virtio one with the encrypted apkovl's key file at /etc/apkovl.key.
+    initrd_key: PathBuf,
 }
 
 fn artifacts() -> &'static Artifacts {
@@ -43,24 +45,25 @@ fn artifacts() -> &'static Artifacts {
             .unwrap()
             .path();
         let sig_name = sig.file_name().unwrap().to_str().unwrap().to_string();
-        let build = |name: &str, features: &str, sig: &Path| {
+        let apkovl_key = format!("{}:/etc/apkovl.key", media.join("apkovl.key").display());
+        let build_with = |name: &str, features: &str, sig: &Path, extra: &[&str]| {
             let out = out_dir().join(name);
             let file = format!("{}:/var/cache/misc/{sig_name}", sig.display());
-            let text = script(
-                "make-initramfs.sh",
-                &[
-                    out.to_str().unwrap(),
-                    "-F",
-                    features,
-                    "--apk-key",
-                    key.to_str().unwrap(),
-                    "--file",
-                    &file,
-                ],
-            );
+            let mut args = vec![
+                out.to_str().unwrap(),
+                "-F",
+                features,
+                "--apk-key",
+                key.to_str().unwrap(),
+                "--file",
+                &file,
+            ];
+            args.extend_from_slice(extra);
+            let text = script("make-initramfs.sh", &args);
             eprintln!("{text}");
             out
         };
+        let build = |name: &str, features: &str, sig: &Path| build_with(name, features, sig, &[]);
         let initrd_virt = build("dl-initrd-virt", "base,virtio,vfat,usb,scsi", &sig);
         let bad = out_dir().join("bad.sig");
         let mut bytes = std::fs::read(&sig).unwrap();
@@ -68,11 +71,18 @@ fn artifacts() -> &'static Artifacts {
         std::fs::write(&bad, bytes).unwrap();
         let initrd_badsig = build("dl-initrd-badsig", "base,virtio,vfat", &bad);
         let initrd_rpi = build("dl-initrd-rpi", "base,mmc,rpi,vfat", &sig);
+        let initrd_key = build_with(
+            "dl-initrd-key",
+            "base,virtio,vfat",
+            &sig,
+            &["--file", &apkovl_key],
+        );
         Artifacts {
             media,
             initrd_virt,
             initrd_badsig,
             initrd_rpi,
+            initrd_key,
         }
     })
 }
@@ -351,6 +361,57 @@ fn corrupt_apkovl_boots_clean_default() {
         "the package's default: {text}"
     );
     assert!(text.contains("demo.conf setting=from-package"), "{text}");
+}
+
+/// Issue 13 (4): the apkovl `lbu commit -e` writes (real `openssl enc -aes-256-cbc -salt`),
+/// unlocked with the key file packed into the initramfs and named by `apkovl_key=`.
+#[test]
+fn encrypted_apkovl_with_a_key_file() {
+    let a = artifacts();
+    let mut q = Qemu::virt(
+        "dl-13-encrypted-key",
+        &a.initrd_key,
+        "console=ttyAMA0 apkovl_key=/etc/apkovl.key",
+        &virtio("encrypted-apkovl.img"),
+    );
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(
+        text.contains(
+            "ramboot-demo.apkovl.tar.gz.aes-256-cbc unlocked with the key in /etc/apkovl.key"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("Passphrase for"), "{text}");
+    assert!(text.contains("hostname=ramboot-demo"), "{text}");
+    assert!(text.contains("demo.conf setting=from-apkovl"), "{text}");
+}
+
+/// Issue 13 (4): the passphrase typed on the serial console, a wrong one first; nothing typed
+/// is echoed.
+#[test]
+fn encrypted_apkovl_with_a_passphrase_typed_on_the_console() {
+    let a = artifacts();
+    let mut q = Qemu::virt(
+        "dl-13-encrypted-typed",
+        &a.initrd_virt,
+        "console=ttyAMA0",
+        &virtio("encrypted-apkovl.img"),
+    );
+    let prompt = "Passphrase for /media/vda1/ramboot-demo.apkovl.tar.gz.aes-256-cbc";
+    q.expect(&format!("{prompt} (1/3): "), BOOT);
+    q.send("not-the-passphrase\n");
+    q.expect("wrong passphrase", BOOT);
+    q.expect(&format!("{prompt} (2/3): "), BOOT);
+    q.send("ramboot demo passphrase\n");
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("hostname=ramboot-demo"), "{text}");
+    assert!(text.contains("demo.conf setting=from-apkovl"), "{text}");
+    assert!(
+        !text.contains("not-the-passphrase") && !text.contains("ramboot demo passphrase"),
+        "echo is off: {text}"
+    );
 }
 
 /// Issue 5 (e): a tampered package in the repository is refused, the others install, the boot

@@ -77,18 +77,19 @@ pub fn read_world(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `ramboot install --apkovl FILE`: the db (when the request creates one), the apkovl, then
+/// `ramboot install --apkovl FILE [--apkovl-key KEY]`: the db (when the request creates one), the apkovl, then
 /// the request gets the apkovl's world and overlay list, as the boot's package step does.
 pub fn prepare_install(
     sys: &dyn Sys,
     req: &mut InstallRequest,
     apkovl: &Path,
+    unlocked: Option<&Unlocked>,
 ) -> Result<Applied, BootError> {
     let root: PathBuf = req.root.clone();
     if req.initdb || req.diskless_boot {
         init_db(sys, &root).map_err(|source| BootError::InitDb { source })?;
     }
-    let applied = apply(sys, &root, apkovl, None)?;
+    let applied = apply(sys, &root, apkovl, unlocked)?;
     for atom in &applied.world {
         if !req.world_add.contains(atom) {
             req.world_add.push(atom.clone());

@@ -11,10 +11,11 @@ use crate::apk::dep::Dep;
 use crate::apk::install::{install, InstallRequest, Progress, ScriptPolicy};
 use crate::apk::ApkError;
 use crate::boot::apkovl;
+use crate::overlay::crypt::{self, Unlocked};
 use crate::sys::RealSys;
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const INSTALL_HELP: &str = "\
 usage: ramboot install --root DIR [options] PKG...
@@ -34,6 +35,7 @@ Installs packages and their dependencies into DIR, like `apk add --root DIR`.
   --apkovl FILE            apply this apkovl first, as the boot does: the same checked
                            extraction into DIR (after --initdb), its etc/apk/world added,
                            its files kept over the packages' (the overlay list)
+  --apkovl-key FILE        an encrypted apkovl's passphrase: FILE's first line
   --overlay-list FILE      apkovl file list (`-`: stdin); listed files keep the user's copy
   --overlay-from-stdin     same as --overlay-list -
   --clean-protected        keep existing protected files, write no .apk-new
@@ -64,6 +66,7 @@ struct InstallRaw {
     overlay_list: Option<String>,
     overlay_from_stdin: bool,
     apkovl: Option<PathBuf>,
+    apkovl_key: Option<PathBuf>,
     arch: Option<String>,
     jobs: Option<String>,
     initdb: bool,
@@ -91,6 +94,7 @@ fn install_raw(mut p: Args) -> Result<InstallRaw, ArgError> {
             Long("overlay-list") => raw.overlay_list = Some(p.string()?),
             Long("overlay-from-stdin") => raw.overlay_from_stdin = true,
             Long("apkovl") => raw.apkovl = Some(p.path()?),
+            Long("apkovl-key") => raw.apkovl_key = Some(p.path()?),
             Long("arch") => raw.arch = Some(p.string()?),
             Short('j') | Long("jobs") => raw.jobs = Some(p.string()?),
             Long("initdb") => raw.initdb = true,
@@ -119,6 +123,8 @@ pub struct InstallArgs {
     pub req: InstallRequest,
     /// `--apkovl`: applied by the caller before [`run_install`] (see `cli::install`).
     pub apkovl: Option<PathBuf>,
+    /// `--apkovl-key`: the file holding an encrypted apkovl's passphrase.
+    pub apkovl_key: Option<PathBuf>,
     /// `--overlay-list` (`-`: stdin), read by [`run_install`].
     overlay_list: Option<String>,
     quiet: bool,
@@ -178,6 +184,7 @@ fn install_validate(raw: InstallRaw) -> Result<InstallArgs, ArgError> {
     Ok(InstallArgs {
         req,
         apkovl: raw.apkovl,
+        apkovl_key: raw.apkovl_key,
         overlay_list,
         quiet: raw.quiet,
         progress,
@@ -303,6 +310,18 @@ pub fn run_install(mut parsed: InstallArgs) -> i32 {
     }
 }
 
+/// The key of an encrypted apkovl (None for a plain one), from `--apkovl-key`.
+fn unlock(file: &Path, key: Option<&Path>) -> Result<Option<Unlocked>, String> {
+    if crypt::suffix_of(file).is_none() {
+        return Ok(None);
+    }
+    let key = key.ok_or("encrypted: give its passphrase with --apkovl-key FILE")?;
+    let bytes = std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    Unlocked::new(file, crypt::passphrase_from_file(&bytes))
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
 /// Runs `ramboot install ...`; returns the exit status (99: nothing was installed).
 pub fn main(args: &[OsString]) -> i32 {
     let mut parsed = match parse_install(args) {
@@ -310,7 +329,14 @@ pub fn main(args: &[OsString]) -> i32 {
         Err(code) => return code,
     };
     if let Some(file) = parsed.apkovl.take() {
-        match apkovl::prepare_install(&RealSys, &mut parsed.req, &file) {
+        let unlocked = match unlock(&file, parsed.apkovl_key.as_deref()) {
+            Ok(u) => u,
+            Err(e) => {
+                eprintln!("ERROR: {}: {e}; nothing installed", file.display());
+                return 99;
+            }
+        };
+        match apkovl::prepare_install(&RealSys, &mut parsed.req, &file, unlocked.as_ref()) {
             Ok(applied) => {
                 for w in &applied.warnings {
                     eprintln!("WARNING: apkovl: {w}");

@@ -3,6 +3,7 @@
 //! (no validation), then that record into a validated request the library runs.
 
 pub mod apk;
+pub mod apkovl;
 pub mod args;
 pub mod commit;
 pub mod ctl;
@@ -34,6 +35,9 @@ As PID 1 (/init in an initramfs) it boots. On a host:
   ramboot sdimage -o FILE --target rpi|virt|none [options]
                                           write a bootable Alpine-layout card image
                                           (see `ramboot sdimage --help`)
+  ramboot apkovl encrypt|decrypt [options] IN OUT
+                                          encrypted apkovls: ramboot's authenticated format,
+                                          or --openssl as `lbu commit -e` writes them
   ramboot ctl status|start|stop|restart|log ...
                                           control the services of ramboot as PID 1
                                           (see `ramboot ctl --help`)
@@ -75,6 +79,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "sdimage" => sdimage::main(rest),
         "apk" => crate::cli::apk::main_apk(rest),
         "profile" => profile::main(rest),
+        "apkovl" => apkovl::main(rest),
         "ctl" => ctl::main(rest),
         "commit" => commit::main(rest),
         "ok" => commit::ok_main(&crate::sys::RealSys, rest),

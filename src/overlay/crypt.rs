@@ -13,19 +13,20 @@
 //! refused by name. This format has no integrity: a wrong passphrase shows as a first block that
 //! is not gzip, or as bad padding at the end; damage shows in the gzip CRC.
 //!
-//! **ramboot** (`<host>.apkovl.tar.gz.ramboot`, see DESIGN.md "Encrypted apkovls"):
-//! AES-256-GCM in 64 KiB chunks (the STREAM construction: nonce = prefix, chunk counter, last
-//! flag), the key from PBKDF2-HMAC-SHA256 with the rounds in the header, and a key-check tag in
-//! the header, so a wrong passphrase, damage, reordering and truncation each have their own
-//! error before any byte of the archive is used.
+//! **ramboot** (`<host>.apkovl.tar.gz.ramboot`, see DESIGN.md "Encrypted apkovls"): 64 KiB
+//! chunks, each AES-256-CBC then HMAC-SHA256 over the header, the chunk's number, a last-chunk
+//! flag, its IV and ciphertext (encrypt-then-MAC, the AEAD construction of RFC 7518 §5.2), keys
+//! from PBKDF2-HMAC-SHA256 with the rounds in the header, and a key-check MAC in the header: a
+//! wrong passphrase, damage, reordering and truncation each have their own error, and no chunk
+//! is decrypted before its MAC is checked. Built from what the openssl format needs already (AES
+//! decryption, SHA-256, HMAC), it costs the init almost nothing more.
 //!
 //! Decryption streams: the apkovl is read twice (checked whole, then extracted), each time
 //! through a fresh reader from [`Unlocked::reader`]; the key is derived once.
 
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::Aes256Gcm;
-use sha2::Digest;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -39,7 +40,8 @@ const SALTED: &[u8; 8] = b"Salted__";
 const MAGIC: &[u8; 8] = b"RBAPKOVL";
 const VERSION: u8 = 1;
 const KDF_PBKDF2_SHA256: u8 = 1;
-const AEAD_AES256_GCM: u8 = 1;
+/// AES-256-CBC with PKCS#7 padding, then HMAC-SHA256 (encrypt-then-MAC).
+const AEAD_AES256_CBC_HMAC_SHA256: u8 = 1;
 /// `openssl enc -pbkdf2` without `-iter`.
 const OPENSSL_PBKDF2_ROUNDS: u32 = 10_000;
 /// The writer's PBKDF2 rounds (OWASP's 2023 figure for PBKDF2-HMAC-SHA256).
@@ -49,11 +51,14 @@ const MAX_ROUNDS: u32 = 20_000_000;
 /// Plaintext bytes per chunk written.
 pub const DEFAULT_CHUNK: u32 = 64 * 1024;
 const MAX_CHUNK: u32 = 1 << 20;
-const TAG: usize = 16;
-/// magic, version, kdf, aead, reserved, rounds, chunk size, salt, nonce prefix.
-const HEADER_AAD: usize = 8 + 4 + 4 + 4 + 16 + 7;
+const TAG: usize = 32;
+/// A chunk's record: its IV, its ciphertext (the plaintext padded to whole blocks: 1 to 16
+/// bytes more) and its MAC.
+const RECORD_OVERHEAD: usize = 16 + 16 + TAG;
+/// magic, version, kdf, aead, reserved, rounds, chunk size, salt.
+const HEADER_AAD: usize = 8 + 4 + 4 + 4 + 16;
 const HEADER: usize = HEADER_AAD + TAG;
-/// The nonce of the header's key-check tag: never a chunk's (their flag byte is 0 or 1).
+/// The flag of the header's key-check MAC: never a chunk's (theirs is 0 or 1).
 const CHECK_FLAG: u8 = 2;
 
 /// Errors of encrypted apkovls.
@@ -140,21 +145,22 @@ impl Cipher {
     }
 }
 
-/// AES with the key size chosen at run time.
+/// AES decryption with the key size chosen at run time (decryption-only key types: the init
+/// never encrypts).
 #[derive(Clone)]
 enum Aes {
-    A128(aes::Aes128),
-    A192(aes::Aes192),
-    A256(aes::Aes256),
+    A128(aes::Aes128Dec),
+    A192(aes::Aes192Dec),
+    A256(aes::Aes256Dec),
 }
 
 impl Aes {
     fn new(key: &[u8]) -> Aes {
         // The lengths come from the cipher table, so the slices always fit.
         match key.len() {
-            16 => Aes::A128(aes::Aes128::new(key.try_into().expect("16-byte key"))),
-            24 => Aes::A192(aes::Aes192::new(key.try_into().expect("24-byte key"))),
-            _ => Aes::A256(aes::Aes256::new(key.try_into().expect("32-byte key"))),
+            16 => Aes::A128(aes::Aes128Dec::new(key.try_into().expect("16-byte key"))),
+            24 => Aes::A192(aes::Aes192Dec::new(key.try_into().expect("24-byte key"))),
+            _ => Aes::A256(aes::Aes256Dec::new(key.try_into().expect("32-byte key"))),
         }
     }
 
@@ -166,15 +172,86 @@ impl Aes {
             Aes::A256(c) => c.decrypt_block(b),
         }
     }
+}
+
+/// AES encryption, for the writers (the host tool).
+enum AesEnc {
+    A128(aes::Aes128Enc),
+    A192(aes::Aes192Enc),
+    A256(aes::Aes256Enc),
+}
+
+impl AesEnc {
+    fn new(key: &[u8]) -> AesEnc {
+        match key.len() {
+            16 => AesEnc::A128(aes::Aes128Enc::new(key.try_into().expect("16-byte key"))),
+            24 => AesEnc::A192(aes::Aes192Enc::new(key.try_into().expect("24-byte key"))),
+            _ => AesEnc::A256(aes::Aes256Enc::new(key.try_into().expect("32-byte key"))),
+        }
+    }
 
     fn encrypt(&self, block: &mut [u8; 16]) {
         let b = block.into();
         match self {
-            Aes::A128(c) => c.encrypt_block(b),
-            Aes::A192(c) => c.encrypt_block(b),
-            Aes::A256(c) => c.encrypt_block(b),
+            AesEnc::A128(c) => c.encrypt_block(b),
+            AesEnc::A192(c) => c.encrypt_block(b),
+            AesEnc::A256(c) => c.encrypt_block(b),
         }
     }
+}
+
+/// CBC encryption of whole blocks in place, chained from `prev` (None: ECB).
+fn cbc_encrypt(aes: &AesEnc, prev: &mut Option<[u8; 16]>, data: &mut [u8]) {
+    for block in data.chunks_exact_mut(16) {
+        let b: &mut [u8; 16] = block.try_into().expect("16 bytes");
+        if let Some(prev) = prev {
+            xor(b, prev);
+        }
+        aes.encrypt(b);
+        if let Some(prev) = prev {
+            *prev = *b;
+        }
+    }
+}
+
+/// CBC decryption of whole blocks in place, chained from `prev` (None: ECB).
+fn cbc_decrypt(aes: &Aes, prev: &mut Option<[u8; 16]>, data: &mut [u8]) {
+    for block in data.chunks_exact_mut(16) {
+        let b: &mut [u8; 16] = block.try_into().expect("16 bytes");
+        let c = *b;
+        aes.decrypt(b);
+        if let Some(prev) = prev {
+            xor(b, prev);
+            *prev = c;
+        }
+    }
+}
+
+fn xor(block: &mut [u8; 16], with: &[u8; 16]) {
+    for (b, w) in block.iter_mut().zip(with) {
+        *b ^= w;
+    }
+}
+
+/// Strips PKCS#7 padding; false when it is not valid.
+fn unpad(data: &mut Vec<u8>) -> bool {
+    let Some(&pad) = data.last() else {
+        return false;
+    };
+    let pad = pad as usize;
+    let ok = (1..=16).contains(&pad)
+        && pad <= data.len()
+        && data[data.len() - pad..].iter().all(|&b| b as usize == pad);
+    if ok {
+        data.truncate(data.len() - pad);
+    }
+    ok
+}
+
+/// Appends PKCS#7 padding (1 to 16 bytes).
+fn pad(data: &mut Vec<u8>) {
+    let n = 16 - data.len() % 16;
+    data.resize(data.len() + n, n as u8);
 }
 
 /// How `openssl enc` turned the passphrase into key and IV.
@@ -195,10 +272,10 @@ fn openssl_key_iv(kdf: OpensslKdf, pass: &[u8], salt: &[u8], len: usize) -> Vec<
     match kdf {
         OpensslKdf::Pbkdf2 => {
             let mut out = vec![0; len];
-            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pass, salt, OPENSSL_PBKDF2_ROUNDS, &mut out);
+            pbkdf2::pbkdf2_hmac::<Sha256>(pass, salt, OPENSSL_PBKDF2_ROUNDS, &mut out);
             out
         }
-        OpensslKdf::Sha256 => bytes_to_key::<sha2::Sha256>(pass, salt, len),
+        OpensslKdf::Sha256 => bytes_to_key::<Sha256>(pass, salt, len),
         OpensslKdf::Md5 => bytes_to_key::<md5::Md5>(pass, salt, len),
     }
 }
@@ -240,9 +317,16 @@ enum UnlockedKind {
         kdf: OpensslKdf,
     },
     Ramboot {
-        aead: Box<Aes256Gcm>,
+        keys: Box<RambootKeys>,
         header: [u8; HEADER_AAD],
     },
+}
+
+/// The two keys of ramboot's format: the MAC's and the cipher's.
+#[derive(Clone)]
+struct RambootKeys {
+    mac: Hmac<Sha256>,
+    aes: Aes,
 }
 
 impl Unlocked {
@@ -317,14 +401,14 @@ impl Unlocked {
                     prev: cbc.then_some(*iv),
                 }
             }
-            UnlockedKind::Ramboot { aead, header } => {
+            UnlockedKind::Ramboot { keys, header } => {
                 let mut head = [0u8; HEADER];
                 read_full(&mut src, &mut head)?;
                 if head[..HEADER_AAD] != header[..] {
                     return Err(CryptError::Damaged("the header changed").into());
                 }
                 State::Ramboot {
-                    aead: aead.clone(),
+                    keys: keys.clone(),
                     header: *header,
                     chunk: chunk_size(header) as usize,
                     counter: 0,
@@ -339,12 +423,6 @@ impl Unlocked {
             pos: 0,
             done: false,
         })
-    }
-}
-
-fn xor(block: &mut [u8; 16], with: &[u8; 16]) {
-    for (b, w) in block.iter_mut().zip(with) {
-        *b ^= w;
     }
 }
 
@@ -375,17 +453,21 @@ fn chunk_size(header: &[u8; HEADER_AAD]) -> u32 {
     u32::from_be_bytes(header[16..20].try_into().expect("4 bytes"))
 }
 
-/// The nonce of chunk `counter`: the header's 7-byte prefix, the counter, the last flag.
-fn nonce(
+/// The MAC of chunk `counter` (`flag` 1: the last one) over the header, the counter, the flag,
+/// then `data`: the chunk's IV and ciphertext.
+fn chunk_mac(
+    mac: &Hmac<Sha256>,
     header: &[u8; HEADER_AAD],
     counter: u32,
     flag: u8,
-) -> aes_gcm::Nonce<aes_gcm::aead::consts::U12> {
-    let mut n = [0u8; 12];
-    n[..7].copy_from_slice(&header[HEADER_AAD - 7..]);
-    n[7..11].copy_from_slice(&counter.to_be_bytes());
-    n[11] = flag;
-    n.into()
+    data: &[u8],
+) -> Hmac<Sha256> {
+    let mut m = mac.clone();
+    m.update(header);
+    m.update(&counter.to_be_bytes());
+    m.update(&[flag]);
+    m.update(data);
+    m
 }
 
 fn unlock_ramboot(src: &mut dyn Read, pass: &[u8]) -> Result<Unlocked, CryptError> {
@@ -397,7 +479,7 @@ fn unlock_ramboot(src: &mut dyn Read, pass: &[u8]) -> Result<Unlocked, CryptErro
     if head[8] != VERSION {
         return Err(CryptError::BadHeader("unknown version"));
     }
-    if head[9] != KDF_PBKDF2_SHA256 || head[10] != AEAD_AES256_GCM {
+    if head[9] != KDF_PBKDF2_SHA256 || head[10] != AEAD_AES256_CBC_HMAC_SHA256 {
         return Err(CryptError::BadHeader("unknown key derivation or cipher"));
     }
     let rounds = u32::from_be_bytes(head[12..16].try_into().expect("4 bytes"));
@@ -406,30 +488,31 @@ fn unlock_ramboot(src: &mut dyn Read, pass: &[u8]) -> Result<Unlocked, CryptErro
     if rounds == 0 || rounds > MAX_ROUNDS {
         return Err(CryptError::BadHeader("key derivation rounds out of range"));
     }
-    if chunk == 0 || chunk > MAX_CHUNK {
+    if chunk == 0 || chunk > MAX_CHUNK || chunk % 16 != 0 {
         return Err(CryptError::BadHeader("chunk size out of range"));
     }
-    let aead = ramboot_aead(pass, &header[20..36], rounds);
-    let tag: [u8; TAG] = head[HEADER_AAD..].try_into().expect("tag");
-    aead.decrypt_inout_detached(
-        &nonce(&header, 0, CHECK_FLAG),
-        &header,
-        (&mut [][..]).into(),
-        &tag.into(),
-    )
-    .map_err(|_| CryptError::WrongKey)?;
+    let (mac, enc) = ramboot_keys(pass, &header[20..36], rounds);
+    chunk_mac(&mac, &header, u32::MAX, CHECK_FLAG, &[])
+        .verify_slice(&head[HEADER_AAD..])
+        .map_err(|_| CryptError::WrongKey)?;
     Ok(Unlocked {
         kind: UnlockedKind::Ramboot {
-            aead: Box::new(aead),
+            keys: Box::new(RambootKeys {
+                mac,
+                aes: Aes::new(&enc),
+            }),
             header,
         },
     })
 }
 
-fn ramboot_aead(pass: &[u8], salt: &[u8], rounds: u32) -> Aes256Gcm {
-    let mut key = [0u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(pass, salt, rounds, &mut key);
-    Aes256Gcm::new(&key.into())
+/// The MAC key and the AES-256 key: PBKDF2-HMAC-SHA256 gives 64 bytes, the MAC key first (as
+/// RFC 7518 §5.2.2.1 splits its key).
+fn ramboot_keys(pass: &[u8], salt: &[u8], rounds: u32) -> (Hmac<Sha256>, [u8; 32]) {
+    let mut keys = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<Sha256>(pass, salt, rounds, &mut keys);
+    let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&keys[..32]).expect("any key length");
+    (mac, keys[32..].try_into().expect("32 bytes"))
 }
 
 enum State {
@@ -439,7 +522,7 @@ enum State {
         prev: Option<[u8; 16]>,
     },
     Ramboot {
-        aead: Box<Aes256Gcm>,
+        keys: Box<RambootKeys>,
         header: [u8; HEADER_AAD],
         chunk: usize,
         counter: u32,
@@ -468,85 +551,66 @@ impl<R: Read> Decrypt<R> {
         self.pos = 0;
         match &mut self.state {
             State::Openssl { aes, prev } => {
-                // One block more than is decrypted stays behind: the last block holds the padding.
+                // One block more than is decrypted stays behind: the last one holds the padding.
                 let have = self.input.len();
                 self.input.resize(OPENSSL_BUF + 16, 0);
                 let n = fill(&mut self.src, &mut self.input[have..])?;
                 self.input.truncate(have + n);
                 let eof = self.input.len() < OPENSSL_BUF + 16;
-                if eof && self.input.len() % 16 != 0 {
+                if eof && (self.input.is_empty() || self.input.len() % 16 != 0) {
                     return Err(CryptError::Truncated);
                 }
-                let blocks = if eof {
-                    self.input.len() / 16
+                let take = if eof {
+                    self.input.len()
                 } else {
-                    self.input.len() / 16 - 1
+                    (self.input.len() / 16 - 1) * 16
                 };
-                for c in self.input[..blocks * 16].chunks_exact(16) {
-                    let c: [u8; 16] = c.try_into().expect("16 bytes");
-                    let mut p = c;
-                    aes.decrypt(&mut p);
-                    if let Some(prev) = prev {
-                        xor(&mut p, prev);
-                        *prev = c;
-                    }
-                    self.out.extend_from_slice(&p);
-                }
-                self.input.drain(..blocks * 16);
+                self.out.extend(self.input.drain(..take));
+                cbc_decrypt(aes, prev, &mut self.out);
                 if eof {
                     self.done = true;
-                    let pad = self.out.last().copied().ok_or(CryptError::Truncated)? as usize;
-                    let ok = (1..=16).contains(&pad)
-                        && pad <= self.out.len()
-                        && self.out[self.out.len() - pad..]
-                            .iter()
-                            .all(|&b| b as usize == pad);
-                    if !ok {
+                    if !unpad(&mut self.out) {
                         return Err(CryptError::Damaged(
                             "bad padding: truncated, or a wrong passphrase",
                         ));
                     }
-                    self.out.truncate(self.out.len() - pad);
                 }
             }
             State::Ramboot {
-                aead,
+                keys,
                 header,
                 chunk,
                 counter,
             } => {
-                self.input.resize(*chunk + TAG, 0);
+                let full = *chunk + RECORD_OVERHEAD;
+                self.input.resize(full, 0);
                 let n = fill(&mut self.src, &mut self.input)?;
-                // A full chunk is never the last one: a file whose size is a multiple of the chunk
-                // ends with an empty last chunk, so a cut at a chunk boundary is seen.
-                let last = n < *chunk + TAG;
-                if n < TAG {
+                // A full record is never the last one: a file whose size is a multiple of the
+                // chunk ends with an empty last chunk, so a cut at a chunk boundary is seen.
+                let last = n < full;
+                if n < RECORD_OVERHEAD || (n - TAG) % 16 != 0 {
                     return Err(CryptError::Truncated);
                 }
-                let (data, tag) = self.input[..n].split_at_mut(n - TAG);
-                let tag: [u8; TAG] = (&*tag).try_into().expect("tag");
-                aead.decrypt_inout_detached(
-                    &nonce(header, *counter, last as u8),
-                    header,
-                    (&mut *data).into(),
-                    &tag.into(),
-                )
-                .map_err(|_| {
-                    if last {
-                        CryptError::Damaged(
-                            "a chunk fails authentication, or the file is truncated",
-                        )
-                    } else {
-                        CryptError::Damaged("a chunk fails authentication")
-                    }
-                })?;
+                let (sealed, tag) = self.input[..n].split_at(n - TAG);
+                chunk_mac(&keys.mac, header, *counter, last as u8, sealed)
+                    .verify_slice(tag)
+                    .map_err(|_| {
+                        CryptError::Damaged(if last {
+                            "a chunk fails authentication, or the file is truncated"
+                        } else {
+                            "a chunk fails authentication"
+                        })
+                    })?;
+                let mut prev = Some(<[u8; 16]>::try_from(&sealed[..16]).expect("IV"));
+                self.out.extend_from_slice(&sealed[16..]);
+                cbc_decrypt(&keys.aes, &mut prev, &mut self.out);
+                if !unpad(&mut self.out) {
+                    return Err(CryptError::Damaged("bad padding in an authentic chunk"));
+                }
                 *counter = counter
                     .checked_add(1)
                     .ok_or(CryptError::Damaged("too many chunks"))?;
-                self.out.extend_from_slice(data);
-                if last {
-                    self.done = true;
-                }
+                self.done = last;
             }
         }
         Ok(())
@@ -573,7 +637,7 @@ pub fn crypt_error(e: &io::Error) -> Option<&CryptError> {
     e.get_ref()?.downcast_ref::<CryptError>()
 }
 
-// --- writing ------------------------------------------------------------------------------------
+// --- writing (the host tool) ---------------------------------------------------------------------
 
 /// Random bytes from the kernel.
 fn random<const N: usize>() -> io::Result<[u8; N]> {
@@ -586,7 +650,8 @@ fn random<const N: usize>() -> io::Result<[u8; N]> {
 }
 
 /// Writes `plain` as `openssl enc -<cipher> -salt` does with OpenSSL's default key derivation
-/// (EVP_BytesToKey, SHA-256): what lbu writes and Alpine's init reads. `salt`: None for a random one.
+/// (EVP_BytesToKey, SHA-256): what lbu writes and Alpine's init reads. `salt`: None for a random
+/// one.
 pub fn write_openssl(
     plain: &mut dyn Read,
     out: &mut dyn Write,
@@ -605,7 +670,7 @@ pub fn write_openssl(
         cipher.key_len + cipher.iv_len(),
     );
     let (key, iv_bytes) = material.split_at(cipher.key_len);
-    let aes = Aes::new(key);
+    let aes = AesEnc::new(key);
     let mut prev = cipher.cbc.then(|| {
         let mut iv = [0u8; 16];
         iv.copy_from_slice(iv_bytes);
@@ -613,29 +678,17 @@ pub fn write_openssl(
     });
     out.write_all(SALTED)?;
     out.write_all(&salt)?;
-    let mut buf = vec![0u8; OPENSSL_BUF];
+    let mut buf = Vec::with_capacity(OPENSSL_BUF + 16);
     loop {
+        buf.resize(OPENSSL_BUF, 0);
         let n = fill(plain, &mut buf)?;
-        let last = n < buf.len();
-        let mut len = n;
+        buf.truncate(n);
+        let last = n < OPENSSL_BUF;
         if last {
-            // PKCS#7: 1 to 16 bytes of the pad length.
-            let pad = 16 - n % 16;
-            buf.truncate(n);
-            buf.resize(n + pad, pad as u8);
-            len = buf.len();
+            pad(&mut buf);
         }
-        for block in buf[..len].chunks_exact_mut(16) {
-            let b: &mut [u8; 16] = block.try_into().expect("16 bytes");
-            if let Some(prev) = &prev {
-                xor(b, prev);
-            }
-            aes.encrypt(b);
-            if let Some(prev) = &mut prev {
-                *prev = *b;
-            }
-        }
-        out.write_all(&buf[..len])?;
+        cbc_encrypt(&aes, &mut prev, &mut buf);
+        out.write_all(&buf)?;
         if last {
             return Ok(());
         }
@@ -646,6 +699,7 @@ pub fn write_openssl(
 #[derive(Clone, Copy, Debug)]
 pub struct RambootParams {
     pub rounds: u32,
+    /// Plaintext bytes per chunk: a multiple of 16.
     pub chunk: u32,
 }
 
@@ -665,43 +719,44 @@ pub fn write_ramboot(
     pass: &[u8],
     params: RambootParams,
 ) -> io::Result<()> {
-    if params.rounds == 0
-        || params.rounds > MAX_ROUNDS
-        || params.chunk == 0
-        || params.chunk > MAX_CHUNK
-    {
+    let RambootParams { rounds, chunk } = params;
+    if rounds == 0 || rounds > MAX_ROUNDS || chunk == 0 || chunk > MAX_CHUNK || chunk % 16 != 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "key derivation rounds or chunk size out of range",
         ));
     }
     let salt: [u8; 16] = random()?;
-    let prefix: [u8; 7] = random()?;
     let mut header = [0u8; HEADER_AAD];
     header[..8].copy_from_slice(MAGIC);
     header[8] = VERSION;
     header[9] = KDF_PBKDF2_SHA256;
-    header[10] = AEAD_AES256_GCM;
-    header[12..16].copy_from_slice(&params.rounds.to_be_bytes());
-    header[16..20].copy_from_slice(&params.chunk.to_be_bytes());
+    header[10] = AEAD_AES256_CBC_HMAC_SHA256;
+    header[12..16].copy_from_slice(&rounds.to_be_bytes());
+    header[16..20].copy_from_slice(&chunk.to_be_bytes());
     header[20..36].copy_from_slice(&salt);
-    header[36..].copy_from_slice(&prefix);
-    let aead = ramboot_aead(pass, &salt, params.rounds);
-    let seal = |counter, flag, data: &mut [u8]| {
-        aead.encrypt_inout_detached(&nonce(&header, counter, flag), &header, data.into())
-            .map_err(|_| io::Error::other("AES-GCM refused the chunk"))
-    };
-    let check = seal(0, CHECK_FLAG, &mut [])?;
+    let (mac, enc) = ramboot_keys(pass, &salt, rounds);
+    let aes = AesEnc::new(&enc);
+    let check = chunk_mac(&mac, &header, u32::MAX, CHECK_FLAG, &[]).finalize();
     out.write_all(&header)?;
-    out.write_all(&check)?;
-    let mut buf = vec![0u8; params.chunk as usize];
+    out.write_all(&check.into_bytes())?;
+    let chunk = chunk as usize;
+    let mut record = Vec::with_capacity(chunk + RECORD_OVERHEAD);
     let mut counter: u32 = 0;
     loop {
-        let n = fill(plain, &mut buf)?;
-        let last = n < buf.len();
-        let tag = seal(counter, last as u8, &mut buf[..n])?;
-        out.write_all(&buf[..n])?;
-        out.write_all(&tag)?;
+        let iv: [u8; 16] = random()?;
+        record.clear();
+        record.extend_from_slice(&iv);
+        record.resize(16 + chunk, 0);
+        let n = fill(plain, &mut record[16..])?;
+        record.truncate(16 + n);
+        let last = n < chunk;
+        // The IV is one block: the padded plaintext after it is whole blocks too.
+        pad(&mut record);
+        cbc_encrypt(&aes, &mut Some(iv), &mut record[16..]);
+        let tag = chunk_mac(&mac, &header, counter, last as u8, &record).finalize();
+        out.write_all(&record)?;
+        out.write_all(&tag.into_bytes())?;
         if last {
             return Ok(());
         }

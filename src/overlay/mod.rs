@@ -101,20 +101,10 @@ fn clean_name(raw: &str) -> Result<String, OverlayError> {
     Ok(parts.join("/"))
 }
 
-/// The apkovl file, decrypted when it is encrypted.
-enum Source {
-    Plain(fs::File),
-    Encrypted(Box<crypt::Decrypt<fs::File>>),
-}
-
-impl io::Read for Source {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Source::Plain(f) => f.read(buf),
-            Source::Encrypted(d) => d.read(buf),
-        }
-    }
-}
+/// The apkovl file, decrypted when it is encrypted. Boxed: the gzip and tar readers are the
+/// very instances the package installer uses (see `install::stage`), not a second copy of them
+/// in the init.
+type Source = Box<dyn io::Read>;
 
 /// The apkovl's entries, in order. The archive ends at its end-of-archive records or at the
 /// end of the stream; concatenated gzip members are read in sequence.
@@ -130,14 +120,14 @@ impl Archive {
             source,
         };
         let source = match (crypt::suffix_of(path), unlocked) {
-            (_, Some(key)) => Source::Encrypted(Box::new(key.reader(path).map_err(open_error)?)),
+            (_, Some(key)) => Box::new(key.reader(path).map_err(open_error)?) as Source,
             (Some(cipher), None) => {
                 return Err(OverlayError::Encrypted {
                     path: path.into(),
                     cipher: cipher.to_string(),
                 })
             }
-            _ => Source::Plain(fs::File::open(path).map_err(open_error)?),
+            _ => Box::new(fs::File::open(path).map_err(open_error)?),
         };
         let gz = GzMembers::new(source).map_err(|source| OverlayError::Corrupt {
             path: path.into(),

@@ -172,7 +172,7 @@ fn ramboot_format_detects_wrong_key_truncation_damage_and_reordering() {
         Unlocked::from_reader(&mut Cursor::new(&file), RAMBOOT_SUFFIX, b"nope"),
         Err(CryptError::WrongKey)
     ));
-    let record = chunk + TAG;
+    let record = chunk + RECORD_OVERHEAD;
     // Every cut: at the end of each full chunk (the last, empty chunk is missing) and inside one.
     for cut in [
         HEADER,

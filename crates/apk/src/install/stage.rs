@@ -312,6 +312,9 @@ fn stage_job(job: &Job, env: &WorkerEnv<'_>) -> WorkResult {
         env.privileged,
         env.umask,
     );
+    // Boxed: the apkovl reader (ramboot's overlay) shares this instance of the gzip and tar
+    // readers; a package is read in large blocks, so the indirect call costs nothing.
+    let f: Box<dyn std::io::Read> = Box::new(f);
     match read_package(f, &nv, Verify::Identity(&id), &mut stager) {
         Ok(c) => Ok((Some(c), stager.out)),
         Err(e) => Err((e, stager.out)),
