@@ -245,15 +245,23 @@ pub fn local_name(url: &str) -> String {
     }
 }
 
+/// A finished download.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub bytes: u64,
+    /// When its first body byte arrived (`Sys::now`), if it had any.
+    pub first_byte: Option<Duration>,
+}
+
 /// Downloads `url` into `dest` (on the host path of the double or the real root), retrying
 /// transient failures with a doubling backoff. Each attempt starts the file anew; a failed
-/// download leaves no file. Gives the size written.
+/// download leaves no file.
 pub fn fetch_to_file(
     sys: &dyn Sys,
     url: &str,
     dest: &Path,
     limits: &Limits,
-) -> Result<u64, FetchError> {
+) -> Result<Fetched, FetchError> {
     let path = sys.path(dest);
     let write_err = |source| FetchError::Write {
         path: dest.display().to_string(),
@@ -266,9 +274,13 @@ pub fn fetch_to_file(
     let mut attempt = 1;
     loop {
         let mut file = fs::File::create(&path).map_err(write_err)?;
-        let mut sink = |chunk: &[u8]| file.write_all(chunk).map_err(write_err);
+        let mut first_byte = None;
+        let mut sink = |chunk: &[u8]| {
+            first_byte.get_or_insert_with(|| sys.now());
+            file.write_all(chunk).map_err(write_err)
+        };
         match get(sys, url, &mut sink, limits) {
-            Ok(n) => return Ok(n),
+            Ok(bytes) => return Ok(Fetched { bytes, first_byte }),
             Err(e) => {
                 drop(file);
                 let _ = fs::remove_file(&path);

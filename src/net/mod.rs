@@ -10,6 +10,7 @@
 pub mod dhcp;
 pub mod http;
 pub mod iface;
+pub mod template;
 #[cfg(feature = "tls")]
 pub mod tls;
 
