@@ -262,7 +262,18 @@ pub fn fetch_to_file(
     dest: &Path,
     limits: &Limits,
 ) -> Result<Fetched, FetchError> {
-    let path = sys.path(dest);
+    fetch_to_host_path(sys, url, &sys.path(dest), limits)
+}
+
+/// [`fetch_to_file`] to a path already on the host side of [`Sys::path`] (the installer's
+/// cache).
+pub fn fetch_to_host_path(
+    sys: &dyn Sys,
+    url: &str,
+    path: &Path,
+    limits: &Limits,
+) -> Result<Fetched, FetchError> {
+    let dest = path;
     let write_err = |source| FetchError::Write {
         path: dest.display().to_string(),
         source,
@@ -273,7 +284,7 @@ pub fn fetch_to_file(
     let mut backoff = limits.backoff;
     let mut attempt = 1;
     loop {
-        let mut file = fs::File::create(&path).map_err(write_err)?;
+        let mut file = fs::File::create(path).map_err(write_err)?;
         let mut first_byte = None;
         let mut sink = |chunk: &[u8]| {
             first_byte.get_or_insert_with(|| sys.now());
@@ -283,7 +294,7 @@ pub fn fetch_to_file(
             Ok(bytes) => return Ok(Fetched { bytes, first_byte }),
             Err(e) => {
                 drop(file);
-                let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(path);
                 if !e.transient() || attempt >= limits.attempts {
                     return Err(e);
                 }

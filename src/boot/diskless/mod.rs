@@ -420,8 +420,12 @@ fn build_root(
     packages::prepare_package_root(boot, &root);
     decisions.packages = wanted.packages.clone();
     decisions.repositories = repositories.clone();
-    let local = packages::local_repositories(&repositories);
-    let cache = cache_plan(boot, plan, &media_mounts, &local, &wanted, decisions);
+    let usable = packages::usable_repositories(&repositories, offline_reason(decisions).is_none());
+    let local = packages::local_repositories(&usable);
+    // The cached root's key covers local repositories only: none with a remote one.
+    let cache = (usable.len() == local.len())
+        .then(|| cache_plan(boot, plan, &media_mounts, &local, &wanted, decisions))
+        .flatten();
     if cache.is_some() {
         boot.timeline.mark("rootcache key", boot.sys.now());
     }
@@ -458,7 +462,7 @@ fn build_root(
         let installed = boot
             .stage(&stages::PACKAGES)
             .detail(wanted.packages.join(" "))
-            .run(|b| packages::install(b, &local, &wanted, &decisions.overlay_files, plan))?;
+            .run(|b| packages::install(b, &usable, &wanted, &decisions.overlay_files, plan))?;
         if let Some(summary) = installed {
             log::info!("installed {summary}");
         }
