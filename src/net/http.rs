@@ -49,7 +49,8 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Bodies at least this large get progress lines.
 const PROGRESS_FROM: u64 = 1 << 20;
 
-/// Why a download failed. Each names the host or URL it is about.
+/// Why a download failed. Callers say which URL; a variant names a host or URL only when it
+/// may differ from that one (after a redirect).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: {why}")]
@@ -70,21 +71,21 @@ pub enum FetchError {
     },
     #[error("TLS with {host} refused: {reason}")]
     Tls { host: String, reason: String },
-    #[error("{url}: HTTPS needs the TLS-enabled init (ramboot mkinitfs --tls)")]
+    #[error("HTTPS needs the TLS-enabled init (ramboot mkinitfs --tls)")]
     NoTls { url: String },
-    #[error("{url}: the server answered {code} {reason}")]
+    #[error("the server answered {code} {reason}")]
     Status {
         url: String,
         code: u16,
         reason: String,
     },
-    #[error("{url}: more than {MAX_REDIRECTS} redirects")]
+    #[error("more than {MAX_REDIRECTS} redirects")]
     TooManyRedirects { url: String },
     #[error("{from}: redirect to {to} refused (HTTPS to plain HTTP)")]
     Downgrade { from: String, to: String },
-    #[error("{url}: larger than the {limit} bytes allowed")]
+    #[error("larger than the {limit} bytes allowed")]
     TooLarge { url: String, limit: u64 },
-    #[error("{url}: the body ended after {got} of {expected} bytes")]
+    #[error("the body ended after {got} of {expected} bytes")]
     Truncated {
         url: String,
         got: u64,

@@ -123,8 +123,9 @@ pub(super) fn boot_url(boot: &Boot<'_>, decisions: &Decisions, what: &str, url: 
     let s = crate::net::template::substitute(url, &values);
     if !s.missing.is_empty() {
         log::warn!(
-            "{what}: no value for {} on this machine: replaced by nothing",
-            s.missing.join(" ")
+            "{what}: no value for {} on this machine: replaced by nothing in {}",
+            s.missing.join(" "),
+            s.url
         );
     }
     s.url
@@ -149,11 +150,13 @@ pub(super) fn fetch_source(
     dest: &Path,
     max_bytes: u64,
 ) -> Option<PathBuf> {
+    let url = boot_url(boot, decisions, what, url);
     if let Some(why) = offline_reason(decisions) {
-        log::warn!("{what}={url} cannot be fetched ({why}): booting without it");
+        let line = format!("{what}: {url} cannot be fetched ({why}): booting without it");
+        log::warn!("{line}");
+        decisions.notes.push(line);
         return None;
     }
-    let url = boot_url(boot, decisions, what, url);
     let limits = crate::net::http::Limits {
         max_bytes,
         ..Default::default()
@@ -176,7 +179,9 @@ pub(super) fn fetch_source(
             Some(dest.to_path_buf())
         }
         Err(e) => {
-            log::warn!("{what}: cannot fetch {url}: {e}; booting without it");
+            let line = format!("{what}: cannot fetch {url}: {e}; booting without it");
+            log::warn!("{line}");
+            decisions.notes.push(line);
             None
         }
     }
