@@ -35,8 +35,8 @@ pub fn local_repositories(repositories: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Where packages and indexes of URL repositories go: the root's cache when it has one (as
-/// apk does), else memory.
+/// Where packages and indexes of URL repositories go: the root's cache when it has one that
+/// can be written (as apk does), else memory.
 const NET_CACHE: &str = "/tmp/ramboot-apk-cache";
 
 /// The installer's fetcher, over the boot's HTTP client.
@@ -73,7 +73,9 @@ pub fn install(
         .iter()
         .any(|r| r.to_str().is_some_and(crate::cmdline::is_url));
     let root_cache = boot.sys.path(&Path::new(SYSROOT).join("etc/apk/cache"));
-    let cache_dir = (remote && !root_cache.is_dir()).then(|| {
+    // A cache on read-only media (the usual boot medium) cannot take downloads: memory then.
+    let writable = rustix::fs::access(&root_cache, rustix::fs::Access::WRITE_OK).is_ok();
+    let cache_dir = (remote && !(root_cache.is_dir() && writable)).then(|| {
         let _ = std::fs::create_dir_all(boot.sys.path(Path::new(NET_CACHE)));
         PathBuf::from(NET_CACHE)
     });

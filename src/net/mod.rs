@@ -22,6 +22,10 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+/// Where the initramfs has the CA bundle HTTPS servers are checked against (Debian's and
+/// Alpine's path; `ramboot mkinitfs --tls` puts it there).
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// Why the network could not be configured.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
