@@ -267,7 +267,7 @@ impl HttpsServer {
     fn start(dir: &Path, cert: &Path, key: &Path) -> HttpsServer {
         let port = free_port();
         let mut child = Command::new("openssl")
-            .args(["s_server", "-WWW", "-quiet", "-naccept", "100"])
+            .args(["s_server", "-WWW", "-ign_eof", "-naccept", "100"])
             .args(["-accept", &format!("127.0.0.1:{port}")])
             .arg("-cert")
             .arg(cert)

@@ -3,4 +3,9 @@
 //! that both builds can sit beside `ramboot`: `ramboot mkinitfs --tls` picks this one.
 //! Build: `cargo build --release --features tls --bin ramboot-init-tls`.
 
-include!("ramboot-init.rs");
+#[path = "ramboot-init.rs"]
+mod init;
+
+fn main() {
+    init::main()
+}
