@@ -28,6 +28,13 @@ ramboot_aarch64() {
   echo "$REPO/target/aarch64-unknown-linux-musl/release/ramboot-init"
 }
 
+# The static aarch64 TLS init (ramboot-init-tls: HTTPS at boot), for `make-initramfs.sh --tls`.
+ramboot_aarch64_tls() {
+  (cd "$REPO" && cargo build $CARGO_QUIET --release --target aarch64-unknown-linux-musl \
+    --features tls --bin ramboot-init-tls >&2)
+  echo "$REPO/target/aarch64-unknown-linux-musl/release/ramboot-init-tls"
+}
+
 # The host tool.
 ramboot_host() {
   if [ -n "${RAMBOOT_HOST:-}" ]; then echo "$RAMBOOT_HOST"; return; fi

@@ -16,12 +16,14 @@ for pair in qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-st
     mcopy:mtools mkfs.vfat:dosfstools depmod:kmod mksquashfs:squashfs-tools \
     mkfs.ext4:e2fsprogs cpio:cpio openssl:openssl sfdisk:fdisk zstd:zstd xz:xz-utils \
     blkid:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mkfs.f2fs:f2fs-tools \
-    mkfs.exfat:exfatprogs genisoimage:genisoimage unshare:util-linux; do
+    mkfs.exfat:exfatprogs genisoimage:genisoimage unshare:util-linux socat:socat; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/sbin/$cmd" ] || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
 done
 # A static busybox for this machine (package scripts run chrooted in the tests).
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || need+=(busybox-static)
+# The CA bundle `ramboot mkinitfs --tls` puts into the initramfs by default.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   $SUDO dpkg --add-architecture arm64
   updated=0

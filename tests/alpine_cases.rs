@@ -16,12 +16,12 @@
 //!
 //! * 11-15 `tmpfs_root_tiny_cloud_*` are here, with ramboot's `notinycloud` (which Alpine turns
 //!   into "on").
+//! * 5 `tmpfs_root_net_apkovl` and 16 `tmpfs_root_apkovl_url` are here, against the in-process
+//!   HTTP server of `support::http` (upstream mocks wget).
 //! * 19-23 `tmpfs_root_ip_dhcp_*` are here; the DHCP exchange itself (upstream mocks udhcpc)
 //!   is in `tests/net_config.rs`.
 //!
 //! Not applicable, and why:
-//! * 5 `tmpfs_root_net_apkovl`, 16 `tmpfs_root_apkovl_url`: fetching over HTTP(S) (wget) is
-//!   not implemented yet; the network comes up and the apkovl URL is skipped with a warning.
 //! * 24 `tmpfs_root_ip_mactab`: renaming interfaces from `/etc/mactab` (nameif) is not
 //!   implemented.
 //! * 26 `aoe`, 27 `wireguard`: ATA over Ethernet and WireGuard need networking; not implemented.
@@ -854,4 +854,76 @@ fn a_url_source_with_a_network_or_media_without_one_is_enough() {
     w.init(false);
     fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
     handed_off(&w.run(), &w);
+}
+/// A NIC with a lease from the in-process DHCP server, and the files an HTTP server on the
+/// double serves.
+fn online(w: &World, files: &[(&str, Vec<u8>)]) -> support::http::Seen {
+    nic(w, "eth0", 2, "52:54:00:12:34:56", "up", true);
+    w.sys.serve_dhcp(
+        std::time::Duration::from_millis(2),
+        support::dhcp::slirp_like(0),
+    );
+    let files = files
+        .iter()
+        .map(|(p, b)| (p.to_string(), b.clone()))
+        .collect();
+    support::http::serve_files(&w.sys, files)
+}
+
+/// Case 5: `apkovl=https://…/{UUID}/…` is fetched with the DMI product UUID substituted (here
+/// over http: the double has no TLS peer), and the apkovl is applied.
+#[test]
+fn tmpfs_root_net_apkovl() {
+    let w = World::new("apkovl=http://example.com/{UUID}/foo.apkovl.tar.gz");
+    w.init(false);
+    let dmi = w.root().join("sys/class/dmi/id");
+    fs::create_dir_all(&dmi).unwrap();
+    fs::write(dmi.join("product_uuid"), "4c4c4544-0042\n").unwrap();
+    let ovl = apkovl(&[("etc/hostname", "fromnet\n")]);
+    let seen = online(&w, &[("/4c4c4544-0042/foo.apkovl.tar.gz", ovl)]);
+    let f = w.run();
+    handed_off(&f, &w);
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        ["GET /4c4c4544-0042/foo.apkovl.tar.gz HTTP/1.1 example.com:80"]
+    );
+    assert_eq!(
+        fs::read_to_string(w.sysroot().join("etc/hostname")).unwrap(),
+        "fromnet\n"
+    );
+    assert!(f.timeline.marks.iter().any(|(m, _)| m == "first byte"));
+}
+
+/// Case 16: a URL with a `?query` is saved as `/tmp/<name>` without it; `{MAC}` is the MAC of
+/// the interface the lease came on.
+#[test]
+fn tmpfs_root_apkovl_url() {
+    let w = World::new("apkovl=http://h/{MAC}/file?x=y");
+    w.init(false);
+    let ovl = apkovl(&[("etc/motd", "hi\n")]);
+    let seen = online(&w, &[("/52:54:00:12:34:56/file?x=y", ovl.clone())]);
+    let f = w.run();
+    handed_off(&f, &w);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(fs::read(w.root().join("tmp/file")).unwrap(), ovl);
+    assert_eq!(
+        fs::read_to_string(w.sysroot().join("etc/motd")).unwrap(),
+        "hi\n"
+    );
+}
+
+/// A server that refuses: one line naming the URL and the cause, and the boot goes on.
+#[test]
+fn an_apkovl_url_that_cannot_be_fetched_is_one_line_and_the_boot_goes_on() {
+    let w = World::new("apkovl=http://h/missing.apkovl.tar.gz");
+    w.init(false);
+    online(&w, &[]);
+    let f = w.run();
+    handed_off(&f, &w);
+    let notes = &f.record.decisions.as_ref().unwrap().notes;
+    assert!(
+        notes.iter().any(|n| n
+            == "apkovl: cannot fetch http://h/missing.apkovl.tar.gz: the server answered 404 Not Found; booting without it"),
+        "{notes:?}"
+    );
 }

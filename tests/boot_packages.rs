@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod apk_support;
+mod support;
 use apk_support::*;
 use ramboot::boot::{self, timeline::Outcome, BootEnd, RESCUE_SHELL};
 use ramboot::sys::RecordingSys;
@@ -205,4 +206,65 @@ fn a_package_the_user_asked_for_is_not_implicit() {
         text.contains("  openssl: skipped: openssl (no such package)"),
         "{text}"
     );
+}
+
+/// The files under `dir`, keyed `<prefix>/<relative path>` (what an HTTP server would serve).
+fn served(dir: &Path, prefix: &str) -> std::collections::HashMap<String, Vec<u8>> {
+    let mut files = std::collections::HashMap::new();
+    for arch in fs::read_dir(dir).unwrap() {
+        let arch = arch.unwrap().path();
+        for f in fs::read_dir(&arch).unwrap() {
+            let f = f.unwrap().path();
+            let rel = f.strip_prefix(dir).unwrap().display().to_string();
+            files.insert(format!("{prefix}/{rel}"), fs::read(&f).unwrap());
+        }
+    }
+    files
+}
+
+/// Issue 10, point 5: `alpine_repo=http://…` with the network up (a lease from the in-process
+/// DHCP server): the signed index and the chosen package come from the server into memory and
+/// are verified as local ones; a package whose bytes differ from its index record is refused.
+#[test]
+fn packages_from_an_http_repository_are_fetched_and_verified() {
+    let s = Stand::new(
+        "ip=dhcp alpine_repo=http://repo.test/r apkovl=none modloop=none pkgs=net-good,net-bad",
+        vec![
+            pkg("net-good", "1.0").file("usr/bin/ng", b"good", 0o755),
+            pkg("net-bad", "1.0").file("usr/bin/nb", b"bad", 0o755),
+        ],
+    );
+    let repo = s.root().join("repo");
+    let mut files = served(&repo, "/r");
+    fs::remove_dir_all(&repo).unwrap();
+    // The server hands out other bytes for net-bad than its index record names.
+    let bad = files
+        .keys()
+        .find(|k| k.contains("net-bad-1.0"))
+        .unwrap()
+        .clone();
+    let bytes = files.get_mut(&bad).unwrap();
+    let at = bytes.len() - 12; // in the data part, which the index record's checksum covers
+    bytes[at] ^= 0x55;
+    let sys = RecordingSys::new(s.root());
+    support::dhcp::nic(&s.root(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    sys.serve_dhcp(
+        std::time::Duration::from_millis(2),
+        support::dhcp::slirp_like(0),
+    );
+    let seen = support::http::serve_files(&sys, files);
+    boot::run_recorded(&sys, Some(0));
+    let seen = seen.lock().unwrap().clone();
+    let arch = ramboot::apk::build::default_arch();
+    assert_eq!(
+        seen[0],
+        format!("GET /r/{arch}/APKINDEX.tar.gz HTTP/1.1 repo.test:80")
+    );
+    assert_eq!(
+        fs::read(s.root().join("sysroot/usr/bin/ng")).unwrap(),
+        b"good"
+    );
+    assert!(!s.root().join("sysroot/usr/bin/nb").exists());
+    // Into memory: the initramfs's tmpfs, not the new root.
+    assert!(s.root().join("tmp/ramboot-apk-cache").is_dir());
 }

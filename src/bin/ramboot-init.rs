@@ -7,7 +7,7 @@
 
 use std::ffi::OsString;
 
-fn main() {
+pub fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     if rustix::process::getpid().is_init() {
         ramboot::boot::pid1_main();

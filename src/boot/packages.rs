@@ -12,18 +12,44 @@ use std::path::{Path, PathBuf};
 /// `/sys`, `/proc` and `/dev` inside the new root while package scripts run.
 const BINDS: [&str; 3] = ["/sys", "/proc", "/dev"];
 
-/// The repositories the installer can use: local paths (URLs need networking and are skipped,
-/// with a warning).
-pub fn local_repositories(repositories: &[String]) -> Vec<PathBuf> {
-    let mut local = Vec::new();
+/// The repositories the installer can use: local paths, and URLs when the network is up
+/// (`online`); without it, each URL is one line and skipped.
+pub fn usable_repositories(repositories: &[String], online: bool) -> Vec<PathBuf> {
+    let mut usable = Vec::new();
     for r in repositories {
-        if crate::cmdline::is_url(r) {
-            log::warn!("repository {r} is a URL, and fetching over the network is not implemented yet: skipped");
+        if crate::cmdline::is_url(r) && !online {
+            log::warn!("repository {r} cannot be fetched (the network is not up): skipped");
         } else {
-            local.push(PathBuf::from(r));
+            usable.push(PathBuf::from(r));
         }
     }
-    local
+    usable
+}
+
+/// The local repositories among `repositories` (the root cache's key covers only these).
+pub fn local_repositories(repositories: &[PathBuf]) -> Vec<PathBuf> {
+    repositories
+        .iter()
+        .filter(|r| !r.to_str().is_some_and(crate::cmdline::is_url))
+        .cloned()
+        .collect()
+}
+
+/// Where packages and indexes of URL repositories go: the root's cache when it has one that
+/// can be written (as apk does), else memory.
+const NET_CACHE: &str = "/tmp/ramboot-apk-cache";
+
+/// The installer's fetcher, over the boot's HTTP client.
+fn fetcher() -> apk::FetchFn {
+    Box::new(|sys, url, dest| {
+        let limits = crate::net::http::Limits {
+            max_bytes: 512 << 20,
+            ..Default::default()
+        };
+        crate::net::http::fetch_to_host_path(sys, url, dest, &limits)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// The packages stage's step: installs the wanted packages from `repositories` with the
@@ -43,6 +69,16 @@ pub fn install(
     plan: &Diskless,
 ) -> Result<Done<Option<String>>, BootError> {
     let bound = bind_for_scripts(boot);
+    let remote = repositories
+        .iter()
+        .any(|r| r.to_str().is_some_and(crate::cmdline::is_url));
+    let root_cache = boot.sys.path(&Path::new(SYSROOT).join("etc/apk/cache"));
+    // A cache on read-only media (the usual boot medium) cannot take downloads: memory then.
+    let writable = rustix::fs::access(&root_cache, rustix::fs::Access::WRITE_OK).is_ok();
+    let cache_dir = (remote && !(root_cache.is_dir() && writable)).then(|| {
+        let _ = std::fs::create_dir_all(boot.sys.path(Path::new(NET_CACHE)));
+        PathBuf::from(NET_CACHE)
+    });
     let req = InstallRequest {
         root: PathBuf::from(SYSROOT),
         repositories: repositories.to_vec(),
@@ -50,6 +86,8 @@ pub fn install(
         overlay_list: (!plan.keep_apk_new && !overlay_files.is_empty())
             .then(|| overlay_files.to_vec()),
         diskless_boot: true,
+        fetch: remote.then(fetcher),
+        cache_dir,
         clean_protected: !plan.keep_apk_new,
         scripts: ScriptPolicy::Auto,
         progress: Some(Box::new(move |p: &Progress| {
@@ -100,7 +138,7 @@ pub fn install(
 fn mark_phases(boot: &mut Boot<'_>, report: &apk::InstallReport) {
     let end = boot.sys.now();
     let mut at = end.saturating_sub(report.elapsed);
-    let phases = ["prepare", "solve", "commit", "triggers", "db"];
+    let phases = ["prepare", "solve", "fetch", "commit", "triggers", "db"];
     for (name, took) in &report.profile {
         let ms = crate::decimal::Decimal::millis(*took);
         if phases.contains(&name.as_str()) {

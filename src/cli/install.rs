@@ -178,6 +178,8 @@ fn install_validate(raw: InstallRaw) -> Result<InstallArgs, ArgError> {
         jobs,
         progress: None,
         resolve: Default::default(),
+        // `ramboot install` stays offline: remote repositories through the cache only.
+        fetch: None,
     };
     let progress =
         !raw.quiet && !raw.no_progress && rustix::termios::isatty(rustix::stdio::stderr());

@@ -20,6 +20,12 @@ usage: ramboot mkinitfs -o FILE [options]
   --apk-key FILE           add an apk public key to /etc/apk/keys (repeatable)
   --file SRC:DEST          add a file at DEST (repeatable)
   --compress gzip|none     compression (default: gzip)
+  --tls                    HTTPS at boot: the TLS init `ramboot-init-tls` beside this program
+                           (unless --init names one) and a CA bundle at
+                           /etc/ssl/certs/ca-certificates.crt
+  --ca-bundle FILE         the CA bundle (PEM) HTTPS servers are checked against (implies the
+                           bundle goes in; default with --tls: /etc/ssl/certs/ca-certificates.crt,
+                           Debian's ca-certificates)
 ";
 
 const USAGE: Usage = Usage {
@@ -42,6 +48,8 @@ struct Raw {
     apk_keys: Vec<PathBuf>,
     files: Vec<String>,
     compress: Option<String>,
+    tls: bool,
+    ca_bundle: Option<PathBuf>,
     help: bool,
 }
 
@@ -66,6 +74,8 @@ fn parse_raw(mut p: Args) -> Result<Raw, ArgError> {
             Long("apk-key") => raw.apk_keys.push(p.path()?),
             Long("file") => raw.files.push(p.string()?),
             Long("compress") => raw.compress = Some(p.string()?),
+            Long("tls") => raw.tls = true,
+            Long("ca-bundle") => raw.ca_bundle = Some(p.path()?),
             Short('h') | Long("help") => raw.help = true,
             _ => return Err(unexpected(arg)),
         }
@@ -81,12 +91,25 @@ struct Request {
 
 /// The init build (`ramboot-init`, without the host tools) when it sits beside this program, as
 /// cargo builds it; otherwise this program, which boots as well.
-fn default_init() -> Result<PathBuf, ArgError> {
+fn default_init(tls: bool) -> Result<PathBuf, ArgError> {
     let me = std::env::current_exe()
         .map_err(|e| ArgError::Missing(format!("--init FILE (cannot find this program: {e})")))?;
+    if tls {
+        let init = me.with_file_name("ramboot-init-tls");
+        if !init.is_file() {
+            return Err(ArgError::Missing(format!(
+                "--init FILE: --tls needs {} (cargo build --release --features tls --bin ramboot-init-tls)",
+                display(&init)
+            )));
+        }
+        return Ok(init);
+    }
     let init = me.with_file_name("ramboot-init");
     Ok(if init.is_file() { init } else { me })
 }
+
+/// Debian's bundle of the CAs it trusts (package ca-certificates).
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 fn validate(raw: Raw) -> Result<Request, ArgError> {
     let output = raw
@@ -94,8 +117,22 @@ fn validate(raw: Raw) -> Result<Request, ArgError> {
         .ok_or_else(|| ArgError::Missing("-o FILE".into()))?;
     let init = match raw.init {
         Some(p) => p,
-        None => default_init()?,
+        None => default_init(raw.tls)?,
     };
+    let ca_bundle = match (raw.ca_bundle, raw.tls) {
+        (Some(b), _) => Some(b),
+        (None, true) => Some(PathBuf::from(SYSTEM_CA_BUNDLE)),
+        (None, false) => None,
+    };
+    if let Some(b) = &ca_bundle {
+        if !b.is_file() {
+            return Err(ArgError::invalid(
+                "--ca-bundle",
+                &display(b),
+                "not a file (install ca-certificates, or name a PEM bundle)",
+            ));
+        }
+    }
     let compression = match raw.compress.as_deref() {
         None | Some("gzip") => Compression::Gzip,
         Some("none") => Compression::None,
@@ -146,6 +183,9 @@ fn validate(raw: Raw) -> Result<Request, ArgError> {
             .split_once(':')
             .ok_or_else(|| ArgError::invalid("--file", &f, "expected SRC:DEST"))?;
         files.push((PathBuf::from(src), dest.to_string()));
+    }
+    if let Some(b) = ca_bundle {
+        files.push((b, crate::net::CA_BUNDLE.to_string()));
     }
     let mtime = std::env::var("SOURCE_DATE_EPOCH")
         .ok()

@@ -114,10 +114,17 @@ fn diskless_lines(l: &mut Lines, d: &Diskless) {
         );
     }
     if let Some(k) = &d.ssh_key {
-        let kind = if is_url(k) { "fetched from" } else { "key" };
+        let what = if is_url(k) {
+            format!(
+                "fetched from {} when the network is up, else by the system's firstboot",
+                url_text(k)
+            )
+        } else {
+            format!("key {k}")
+        };
         l.line(
             "ssh key",
-            format!("{kind} {k} (openssh added when default services apply)"),
+            format!("{what} (openssh added when default services apply)"),
         );
     }
 }
@@ -271,7 +278,7 @@ fn apkovl_text(a: &ApkovlSource) -> String {
     match a {
         ApkovlSource::Auto => "auto: first *.apkovl.tar.gz* at the top of a boot medium".into(),
         ApkovlSource::None => "none: boot without saved configuration".into(),
-        ApkovlSource::Url(u) => format!("download {u}"),
+        ApkovlSource::Url(u) => format!("download {}", url_text(u)),
         ApkovlSource::Device {
             device,
             fstype,
@@ -289,8 +296,40 @@ fn repos_text(r: &RepoSource) -> String {
     match r {
         RepoSource::Auto => "auto: directories marked .boot_repository on boot media".into(),
         RepoSource::None => "none from media; only the apkovl's /etc/apk/repositories".into(),
-        RepoSource::List(l) => l.join(" "),
+        RepoSource::List(l) => {
+            let shown: Vec<String> = l
+                .iter()
+                .map(|r| if is_url(r) { url_text(r) } else { r.clone() })
+                .collect();
+            shown.join(" ")
+        }
     }
+}
+
+/// A boot URL and, when it has placeholders, what each becomes: they are known only on the
+/// machine at boot, so the plan names their sources.
+fn url_text(url: &str) -> String {
+    use crate::net::template::PLACEHOLDERS;
+    const SOURCES: [&str; 4] = [
+        "the MAC of the interface the network comes up on",
+        "DMI product_uuid",
+        "the device tree's serial-number",
+        "the host name (DHCP or ip=)",
+    ];
+    let found: Vec<String> = PLACEHOLDERS
+        .iter()
+        .zip(SOURCES)
+        .filter(|(p, _)| url.contains(**p))
+        .map(|(p, src)| format!("{p} = {src}"))
+        .collect();
+    let mut t = url.to_string();
+    if !found.is_empty() {
+        let _ = write!(t, " (replaced at boot: {})", found.join(", "));
+    }
+    if url.starts_with("https://") {
+        t.push_str(" [HTTPS: the TLS init (ramboot mkinitfs --tls) checks its certificate against the initramfs CA bundle]");
+    }
+    t
 }
 
 fn modules_text(plan: &BootPlan) -> String {
@@ -380,7 +419,7 @@ fn modloop_text(plan: &BootPlan) -> String {
     match &plan.modloop {
         ModloopSpec::Auto => format!("auto: boot/modloop-* on boot media, {verify}"),
         ModloopSpec::None => "none".into(),
-        ModloopSpec::Url(u) => format!("download {u}, {verify}"),
+        ModloopSpec::Url(u) => format!("download {}, {verify}", url_text(u)),
         ModloopSpec::Path(p) => format!("{p} on boot media, {verify}"),
     }
 }

@@ -25,6 +25,9 @@ const SIG_DIR: &str = "/var/cache/misc";
 /// Errors of the modloop component.
 #[derive(Debug, thiserror::Error)]
 pub enum ModloopError {
+    /// `modloop=URL` could not be downloaded.
+    #[error("cannot fetch the modloop: {0}")]
+    Fetch(#[source] crate::net::http::FetchError),
     /// The image or a key or signature file could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Read { path: PathBuf, source: io::Error },

@@ -49,7 +49,8 @@ const MAX_HEAD: usize = 16 * 1024;
 /// Bodies at least this large get progress lines.
 const PROGRESS_FROM: u64 = 1 << 20;
 
-/// Why a download failed. Each names the host or URL it is about.
+/// Why a download failed. Callers say which URL; a variant names a host or URL only when it
+/// may differ from that one (after a redirect).
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url}: {why}")]
@@ -70,21 +71,21 @@ pub enum FetchError {
     },
     #[error("TLS with {host} refused: {reason}")]
     Tls { host: String, reason: String },
-    #[error("{url}: HTTPS needs the TLS-enabled init (ramboot mkinitfs --tls)")]
+    #[error("HTTPS needs the TLS-enabled init (ramboot mkinitfs --tls)")]
     NoTls { url: String },
-    #[error("{url}: the server answered {code} {reason}")]
+    #[error("the server answered {code} {reason}")]
     Status {
         url: String,
         code: u16,
         reason: String,
     },
-    #[error("{url}: more than {MAX_REDIRECTS} redirects")]
+    #[error("more than {MAX_REDIRECTS} redirects")]
     TooManyRedirects { url: String },
     #[error("{from}: redirect to {to} refused (HTTPS to plain HTTP)")]
     Downgrade { from: String, to: String },
-    #[error("{url}: larger than the {limit} bytes allowed")]
+    #[error("larger than the {limit} bytes allowed")]
     TooLarge { url: String, limit: u64 },
-    #[error("{url}: the body ended after {got} of {expected} bytes")]
+    #[error("the body ended after {got} of {expected} bytes")]
     Truncated {
         url: String,
         got: u64,
@@ -245,16 +246,35 @@ pub fn local_name(url: &str) -> String {
     }
 }
 
+/// A finished download.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fetched {
+    pub bytes: u64,
+    /// When its first body byte arrived (`Sys::now`), if it had any.
+    pub first_byte: Option<Duration>,
+}
+
 /// Downloads `url` into `dest` (on the host path of the double or the real root), retrying
 /// transient failures with a doubling backoff. Each attempt starts the file anew; a failed
-/// download leaves no file. Gives the size written.
+/// download leaves no file.
 pub fn fetch_to_file(
     sys: &dyn Sys,
     url: &str,
     dest: &Path,
     limits: &Limits,
-) -> Result<u64, FetchError> {
-    let path = sys.path(dest);
+) -> Result<Fetched, FetchError> {
+    fetch_to_host_path(sys, url, &sys.path(dest), limits)
+}
+
+/// [`fetch_to_file`] to a path already on the host side of [`Sys::path`] (the installer's
+/// cache).
+pub fn fetch_to_host_path(
+    sys: &dyn Sys,
+    url: &str,
+    path: &Path,
+    limits: &Limits,
+) -> Result<Fetched, FetchError> {
+    let dest = path;
     let write_err = |source| FetchError::Write {
         path: dest.display().to_string(),
         source,
@@ -265,13 +285,17 @@ pub fn fetch_to_file(
     let mut backoff = limits.backoff;
     let mut attempt = 1;
     loop {
-        let mut file = fs::File::create(&path).map_err(write_err)?;
-        let mut sink = |chunk: &[u8]| file.write_all(chunk).map_err(write_err);
+        let mut file = fs::File::create(path).map_err(write_err)?;
+        let mut first_byte = None;
+        let mut sink = |chunk: &[u8]| {
+            first_byte.get_or_insert_with(|| sys.now());
+            file.write_all(chunk).map_err(write_err)
+        };
         match get(sys, url, &mut sink, limits) {
-            Ok(n) => return Ok(n),
+            Ok(bytes) => return Ok(Fetched { bytes, first_byte }),
             Err(e) => {
                 drop(file);
-                let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(path);
                 if !e.transient() || attempt >= limits.attempts {
                     return Err(e);
                 }

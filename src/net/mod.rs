@@ -14,6 +14,7 @@ pub mod dhcp;
 pub mod http;
 pub mod iface;
 pub mod slaac;
+pub mod template;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -24,6 +25,10 @@ use std::fmt::{self, Write as _};
 use std::io;
 use std::net::Ipv4Addr;
 use std::path::Path;
+
+/// Where the initramfs has the CA bundle HTTPS servers are checked against (Debian's and
+/// Alpine's path; `ramboot mkinitfs --tls` puts it there).
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// Why the network could not be configured.
 #[derive(Debug, thiserror::Error)]

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Where the initramfs has the CA bundle (Debian's and Alpine's path).
-pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+use super::CA_BUNDLE;
 
 /// The client configuration, built once per bundle path (each download opens a connection).
 static CONFIG: Mutex<Option<(PathBuf, Arc<ClientConfig>)>> = Mutex::new(None);

@@ -74,3 +74,23 @@ pub fn slirp_like(naks: usize) -> impl FnMut(&[u8]) -> Vec<Vec<u8>> + Send + 'st
         }
     }
 }
+
+/// `sys/class/net/<name>` under a stand-in root as the kernel shows a NIC (`physical`: a
+/// `device` link).
+pub fn nic(
+    root: &std::path::Path,
+    name: &str,
+    index: u32,
+    mac: &str,
+    operstate: &str,
+    physical: bool,
+) {
+    let d = root.join("sys/class/net").join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("ifindex"), format!("{index}\n")).unwrap();
+    std::fs::write(d.join("address"), format!("{mac}\n")).unwrap();
+    std::fs::write(d.join("operstate"), format!("{operstate}\n")).unwrap();
+    if physical {
+        std::fs::create_dir_all(d.join("device")).unwrap();
+    }
+}

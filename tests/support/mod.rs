@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod dhcp;
+pub mod http;
 pub mod hw;
 pub mod qemu;
 pub mod tools;

@@ -126,4 +126,4 @@ pub mod tar;
 pub mod version;
 
 pub use error::{ApkError, BoxedError, RecordError};
-pub use install::{install, InstallReport, InstallRequest, Progress, ScriptPolicy};
+pub use install::{install, FetchFn, InstallReport, InstallRequest, Progress, ScriptPolicy};

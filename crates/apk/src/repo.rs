@@ -55,9 +55,12 @@ pub struct RepoSet {
     pub cache_dir: Option<PathBuf>,
     /// Architecture of the indexes read.
     pub arch: String,
+    /// Remote repositories' packages can be downloaded into the cache (an install with a
+    /// fetcher): they count as available, and their path is the cache's.
+    pub fetch_remote: bool,
 }
 
-fn is_remote(url: &str) -> bool {
+pub(crate) fn is_remote(url: &str) -> bool {
     ["http:", "https:", "ftp:"]
         .iter()
         .any(|p| url.starts_with(p))
@@ -292,7 +295,24 @@ impl RepoSet {
             || self
                 .repos
                 .iter()
-                .any(|r| a.repos & (1 << r.index) != 0 && !r.remote)
+                .any(|r| a.repos & (1 << r.index) != 0 && (!r.remote || self.fetch_remote))
+    }
+
+    /// The remote repository's URL of a package (the first remote repository that lists it).
+    pub fn package_url(&self, info: &PkgInfo) -> Option<String> {
+        let a = self.packages.iter().find(|a| {
+            a.info.identity == info.identity
+                && a.info.name == info.name
+                && a.info.version == info.version
+        })?;
+        let r = self
+            .repos
+            .iter()
+            .find(|r| a.repos & (1 << r.index) != 0 && r.remote)?;
+        Some(join_url(
+            &r.url,
+            &format!("{}/{}.apk", self.arch, info.nv()),
+        ))
     }
 
     /// Where to read a package from: local repositories first (lowest index), then the cache.
@@ -307,7 +327,12 @@ impl RepoSet {
         if let Some(r) = local.first() {
             return r.dir.as_ref().map(|d| d.join(&file));
         }
-        if a.repos & 1 != 0 {
+        let remote = self.fetch_remote
+            && self
+                .repos
+                .iter()
+                .any(|r| a.repos & (1 << r.index) != 0 && r.remote);
+        if a.repos & 1 != 0 || remote {
             return Some(self.cache_dir.as_ref()?.join(cache_package_name(&a.info)?));
         }
         None

@@ -22,18 +22,24 @@ pub(super) const PASSPHRASE_TRIES: u32 = 3;
 /// How long one prompt waits for a line: an unattended machine boots on without its apkovl.
 pub(super) const PASSPHRASE_WAIT: Duration = Duration::from_secs(120);
 
+/// The largest apkovl downloaded (a few KB is usual; lbu keeps whole `/etc` trees).
+const MAX_APKOVL: u64 = 256 << 20;
+
 /// Resolves `apkovl=` (or the media's choice) to a file, mounting a device when asked to.
 pub(super) fn locate_apkovl(
     boot: &mut Boot<'_>,
     plan: &Diskless,
     media: &Media,
+    decisions: &mut Decisions,
 ) -> Option<PathBuf> {
     match &plan.apkovl {
         ApkovlSource::None => None,
         ApkovlSource::Auto => media.apkovl.clone(),
+        // Alpine: `wget -O /tmp/<name without ?query>`; the file then goes through the same
+        // checks as one from the media.
         ApkovlSource::Url(u) => {
-            log::warn!("apkovl={u} is a URL, and fetching over the network is not implemented yet: booting without an apkovl");
-            None
+            let dest = Path::new("/tmp").join(crate::net::http::local_name(u));
+            super::fetch_source(boot, decisions, "apkovl", u, &dest, MAX_APKOVL)
         }
         ApkovlSource::Path(p) => Some(p.clone()),
         ApkovlSource::Device {
@@ -93,7 +99,7 @@ pub(super) fn load_apkovl(
     media: &Media,
     decisions: &mut Decisions,
 ) -> Result<Vec<String>, BootEnd> {
-    let apkovl = locate_apkovl(boot, plan, media).filter(|p| {
+    let apkovl = locate_apkovl(boot, plan, media, decisions).filter(|p| {
         let ok = boot.sys.path(p).is_file();
         if !ok {
             log::warn!("apkovl {} is not a file: booting without one", p.display());

@@ -141,6 +141,141 @@ fn no_source(plan: &Diskless, media: &Media, network: Option<&NetworkOutcome>) -
     })
 }
 
+/// The network, when the stage brought it up.
+fn network_up(decisions: &Decisions) -> Option<&crate::net::Configured> {
+    match &decisions.network {
+        Some(NetworkOutcome::Up(c)) => Some(c),
+        _ => None,
+    }
+}
+
+/// `url` with its placeholders replaced from this machine (the MAC of the interface the
+/// network came up on); a placeholder with no value is named in one line.
+pub(super) fn boot_url(boot: &Boot<'_>, decisions: &Decisions, what: &str, url: &str) -> String {
+    let mac = network_up(decisions).map(|c| c.mac.as_str());
+    let values = crate::net::template::Values::of_machine(boot.sys, mac);
+    let s = crate::net::template::substitute(url, &values);
+    if !s.missing.is_empty() {
+        log::warn!(
+            "{what}: no value for {} on this machine: replaced by nothing in {}",
+            s.missing.join(" "),
+            s.url
+        );
+    }
+    s.url
+}
+
+/// Why a URL source cannot be fetched now, when it cannot (the network is off or failed).
+pub(super) fn offline_reason(decisions: &Decisions) -> Option<&'static str> {
+    match &decisions.network {
+        Some(NetworkOutcome::Up(_)) => None,
+        Some(NetworkOutcome::Off) => Some("ip=off"),
+        _ => Some("the network is not up"),
+    }
+}
+
+/// Downloads a boot source named by URL (after substitution) to `dest`: one line on failure,
+/// the time of the first byte in the timeline, `None` when there is nothing to use.
+pub(super) fn fetch_source(
+    boot: &mut Boot<'_>,
+    decisions: &mut Decisions,
+    what: &str,
+    url: &str,
+    dest: &Path,
+    max_bytes: u64,
+) -> Option<PathBuf> {
+    let url = boot_url(boot, decisions, what, url);
+    if let Some(why) = offline_reason(decisions) {
+        let line = format!("{what}: {url} cannot be fetched ({why}): booting without it");
+        log::warn!("{line}");
+        decisions.notes.push(line);
+        return None;
+    }
+    let limits = crate::net::http::Limits {
+        max_bytes,
+        ..Default::default()
+    };
+    match crate::net::http::fetch_to_file(boot.sys, &url, dest, &limits) {
+        Ok(f) => {
+            if let Some(at) = f.first_byte {
+                if !boot.timeline.marks.iter().any(|(m, _)| m == "first byte") {
+                    boot.timeline.mark("first byte", at);
+                }
+            }
+            note(
+                decisions,
+                format!(
+                    "{what}: fetched {url} ({} bytes) to {}",
+                    f.bytes,
+                    dest.display()
+                ),
+            );
+            Some(dest.to_path_buf())
+        }
+        Err(e) => {
+            let line = format!("{what}: cannot fetch {url}: {e}; booting without it");
+            log::warn!("{line}");
+            decisions.notes.push(line);
+            None
+        }
+    }
+}
+
+/// The modloop images to try: the media's, or the one downloaded now (on the modloop's
+/// thread, beside the root's build).
+fn fetched_modloop(
+    sys: &dyn crate::sys::Sys,
+    plan: &ModloopPlan,
+) -> Result<Vec<PathBuf>, hw_modloop::ModloopError> {
+    match plan {
+        ModloopPlan::Fetch { url, dest } => {
+            let limits = crate::net::http::Limits {
+                max_bytes: modloop::MAX_MODLOOP,
+                ..Default::default()
+            };
+            crate::net::http::fetch_to_file(sys, url, dest, &limits)
+                .map_err(hw_modloop::ModloopError::Fetch)?;
+            log::info!("modloop: fetched {url} to {}", dest.display());
+            Ok(vec![dest.clone()])
+        }
+        ModloopPlan::Try(images) => Ok(images.clone()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// `ssh_key=URL`: Alpine's firstboot fetches the keys after boot; here, when the boot brought
+/// the network up anyway, they are fetched now and written as a literal key would be (only
+/// when the root has no authorized_keys). Without the network it is left to the system.
+fn ssh_key_from_url(boot: &mut Boot<'_>, root: &Path, url: &str, decisions: &mut Decisions) {
+    if offline_reason(decisions).is_some() {
+        note(
+            decisions,
+            format!(
+                "ssh_key={url}: not fetched at boot (no network): left to the system's firstboot"
+            ),
+        );
+        return;
+    }
+    let dest = Path::new("/tmp/ramboot-ssh_key");
+    let Some(file) = fetch_source(boot, decisions, "ssh_key", url, dest, 64 << 10) else {
+        return;
+    };
+    let keys = fs::read_to_string(boot.sys.path(&file)).unwrap_or_default();
+    let _ = fs::remove_file(boot.sys.path(&file));
+    if keys.trim().is_empty() || keys.trim_start().starts_with('<') {
+        log::warn!("ssh_key: {url} gave no keys: nothing written");
+        return;
+    }
+    match apkovl::install_ssh_key(root, &keys) {
+        Ok(true) => note(
+            decisions,
+            "ssh_key: written to /root/.ssh/authorized_keys".into(),
+        ),
+        Ok(false) => {}
+        Err(e) => log::warn!("ssh_key: {e}"),
+    }
+}
+
 fn note(d: &mut Decisions, text: String) {
     log::info!("{text}");
     d.notes.push(text);
@@ -172,18 +307,20 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
     // The modloop is verified (a SHA-1 over the whole image) and mounted on another core while
     // the root is built: nothing before the driver reload needs it.
     let modloop_start = boot.sys.now();
-    let modloop_plan = modloop_plan(boot, &media);
+    let modloop_plan = modloop_plan(boot, &media, &decisions);
     let sys = boot.sys;
     let verify = boot.plan.modloop_verify;
     let release = sys.kernel_release();
     let (built, job) = std::thread::scope(|s| {
         let mut job = match &modloop_plan {
-            ModloopPlan::Try(images) => {
+            ModloopPlan::Try(_) | ModloopPlan::Fetch { .. } => {
                 let loader = boot.share_loader();
                 let release = &release;
+                let plan = &modloop_plan;
                 Some(s.spawn(move || {
-                    let r =
-                        hw_modloop::mount_first(sys, loader.as_deref(), images, release, verify);
+                    let r = fetched_modloop(sys, plan).and_then(|images| {
+                        hw_modloop::mount_first(sys, loader.as_deref(), &images, release, verify)
+                    });
                     // The handle goes with the thread, before it is joined.
                     drop(loader);
                     (r, sys.now())
@@ -300,6 +437,9 @@ fn build_root(
     let applied = decisions.apkovl.is_some();
     let ssh_key = default_services(plan, &root, applied, decisions);
     let tiny_cloud = tinycloud::add(boot, &root, decisions);
+    if let Some(url) = ssh_key.as_deref().filter(|k| crate::cmdline::is_url(k)) {
+        ssh_key_from_url(boot, &root, url, decisions);
+    }
 
     // fstab: root tmpfs options and media relocation.
     let mut media_mounts = media.mounts.clone();
@@ -340,8 +480,12 @@ fn build_root(
     packages::prepare_package_root(boot, &root);
     decisions.packages = wanted.packages.clone();
     decisions.repositories = repositories.clone();
-    let local = packages::local_repositories(&repositories);
-    let cache = cache_plan(boot, plan, &media_mounts, &local, &wanted, decisions);
+    let usable = packages::usable_repositories(&repositories, offline_reason(decisions).is_none());
+    let local = packages::local_repositories(&usable);
+    // The cached root's key covers local repositories only: none with a remote one.
+    let cache = (usable.len() == local.len())
+        .then(|| cache_plan(boot, plan, &media_mounts, &local, &wanted, decisions))
+        .flatten();
     if cache.is_some() {
         boot.timeline.mark("rootcache key", boot.sys.now());
     }
@@ -378,7 +522,7 @@ fn build_root(
         let installed = boot
             .stage(&stages::PACKAGES)
             .detail(wanted.packages.join(" "))
-            .run(|b| packages::install(b, &local, &wanted, &decisions.overlay_files, plan))?;
+            .run(|b| packages::install(b, &usable, &wanted, &decisions.overlay_files, plan))?;
         if let Some(summary) = installed {
             log::info!("installed {summary}");
         }

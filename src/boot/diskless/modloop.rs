@@ -18,17 +18,31 @@ pub(super) enum ModloopPlan {
     Without(String),
     /// The images to try, in order.
     Try(Vec<PathBuf>),
+    /// `modloop=URL` (placeholders replaced): downloaded to `dest` in memory, then verified
+    /// and mounted as one from the media.
+    Fetch { url: String, dest: PathBuf },
 }
 
-pub(super) fn modloop_plan(boot: &Boot<'_>, media: &Media) -> ModloopPlan {
+/// The largest modloop downloaded (Alpine's are 20-100 MB).
+pub(super) const MAX_MODLOOP: u64 = 1 << 30;
+
+pub(super) fn modloop_plan(boot: &Boot<'_>, media: &Media, decisions: &Decisions) -> ModloopPlan {
     match &boot.plan.modloop {
         ModloopSpec::None => ModloopPlan::Off,
-        ModloopSpec::Url(u) => {
-            let w =
-                format!("modloop={u} is a URL, and fetching over the network is not implemented yet; no modloop");
-            log::warn!("{w}");
-            ModloopPlan::Without(w)
-        }
+        ModloopSpec::Url(u) => match super::offline_reason(decisions) {
+            Some(why) => {
+                let w = format!("modloop={u} cannot be fetched ({why}); no modloop");
+                log::warn!("{w}");
+                ModloopPlan::Without(w)
+            }
+            None => {
+                // Alpine's modloop service keeps the URL's file name (`wget -P /lib`): the
+                // signature in /var/cache/misc is found by it.
+                let url = super::boot_url(boot, decisions, "modloop", u);
+                let dest = PathBuf::from("/tmp").join(crate::net::http::local_name(&url));
+                ModloopPlan::Fetch { url, dest }
+            }
+        },
         _ if media.modloops.is_empty() => {
             ModloopPlan::Without("no modloop on the boot media".into())
         }

@@ -221,9 +221,16 @@ fn diskless(r: &mut Report, f: &Finished, dl: &Diskless) {
             ),
         },
         (ApkovlSource::None, _) => "disabled by the command line (noapkovl / apkovl=none)".into(),
-        (ApkovlSource::Url(u), _) => {
-            format!("apkovl={u} is a URL, and fetching over the network is not implemented yet")
-        }
+        // What the download did, with the URL after substitution (the boot's note).
+        (ApkovlSource::Url(u), _) => f
+            .record
+            .decisions
+            .as_ref()
+            .and_then(|d| d.notes.iter().find(|n| n.starts_with("apkovl: ")))
+            .map_or_else(
+                || format!("apkovl={u}: not fetched"),
+                |n| n[8..].to_string(),
+            ),
         (ApkovlSource::Path(p), None) => {
             format!("apkovl={}: not a file (or not a valid apkovl)", p.display())
         }

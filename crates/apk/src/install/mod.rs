@@ -25,11 +25,13 @@ mod stage;
 mod triggers;
 
 use crate::extract::STAGING_DIR;
+use crate::repo::RepoSet;
 use crate::ApkError;
 use ramboot_sys::fsutil::Resolve;
 use ramboot_sys::Sys;
 use scripts::ScriptRunner;
-use std::path::PathBuf;
+use stage::Job;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// When package scripts run.
@@ -76,6 +78,11 @@ pub enum Progress {
 /// The progress callback.
 pub type ProgressFn = Box<dyn Fn(&Progress) + Send + Sync>;
 
+/// Downloads a URL to a host path (the boot's HTTP client): how remote repositories' indexes
+/// and packages reach the cache. The error is one line naming the cause.
+/// It is given the installer's `Sys` (the network goes through it too).
+pub type FetchFn = Box<dyn Fn(&dyn Sys, &str, &Path) -> Result<(), String> + Send + Sync>;
+
 /// Everything an install needs. Paths are as the system sees them (mapped by [`Sys::path`]).
 pub struct InstallRequest {
     /// The root to install into, as the system sees it.
@@ -115,6 +122,10 @@ pub struct InstallRequest {
     pub progress: Option<ProgressFn>,
     /// How paths are resolved in the root (tests force the walk older kernels get).
     pub resolve: Resolve,
+    /// Remote repositories are fetched with this into the cache (which must then be set):
+    /// the index before the solve, the chosen packages before staging. Without it they are
+    /// used only through what the cache already holds (an offline install).
+    pub fetch: Option<FetchFn>,
 }
 
 impl Default for InstallRequest {
@@ -138,6 +149,7 @@ impl Default for InstallRequest {
             jobs: 0,
             progress: None,
             resolve: Resolve::Kernel,
+            fetch: None,
         }
     }
 }
@@ -214,6 +226,32 @@ pub fn install(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     )
 }
 
+/// Downloads the chosen packages that only a remote repository has into the cache, where the
+/// jobs expect them; each is then verified against its index record like any other. A package
+/// that cannot be fetched is one warning, and its job fails as a missing file would.
+fn fetch_packages(
+    sys: &dyn Sys,
+    fetch: &FetchFn,
+    repos: &RepoSet,
+    jobs: &[Job],
+    report: &mut InstallReport,
+) {
+    for job in jobs {
+        let Some(path) = &job.path else { continue };
+        if path.exists() {
+            continue;
+        }
+        let Some(url) = repos.package_url(&job.info) else {
+            continue;
+        };
+        if let Err(e) = fetch(sys, &url, path) {
+            let w = format!("{}: cannot fetch {url}: {e}", job.info.nv());
+            log::warn!("apk: {w}");
+            report.warnings.push(w);
+        }
+    }
+}
+
 /// The transaction, phase by phase.
 fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, ApkError> {
     let started = Instant::now();
@@ -223,6 +261,10 @@ fn transaction(req: &InstallRequest, sys: &dyn Sys) -> Result<InstallReport, Apk
     phase.end("prepare", &mut report);
     let (jobs, tags) = solve::changeset(req, &target, &mut db, &mut report)?;
     phase.end("solve", &mut report);
+    if let Some(fetch) = &req.fetch {
+        fetch_packages(sys, fetch, &target.repos, &jobs, &mut report);
+        phase.end("fetch", &mut report);
+    }
     // Declared sizes come from the index: untrusted numbers that may add up past u64.
     let total_bytes: u64 = jobs
         .iter()

@@ -4,7 +4,7 @@
 use super::protect::{parse_overlay, Protection};
 use super::{InstallReport, InstallRequest};
 use crate::db;
-use crate::repo::{root_repositories, RepoSet};
+use crate::repo::{cache_index_name, is_remote, root_repositories, RepoSet};
 use crate::sign::Keyring;
 use crate::ApkError;
 use ramboot_sys::fsutil::{Root, Symlinks};
@@ -189,15 +189,60 @@ fn load_repositories(
     } else {
         Vec::new()
     };
-    let repo_paths: Vec<PathBuf> = req.repositories.iter().map(|p| sys.path(p)).collect();
-    RepoSet::load(
+    // URLs stay as they are; paths are mapped to the host.
+    let repo_paths: Vec<PathBuf> = req
+        .repositories
+        .iter()
+        .map(|p| match p.to_str() {
+            Some(u) if u.contains("://") => p.clone(),
+            _ => sys.path(p),
+        })
+        .collect();
+    if let (Some(fetch), Some(c)) = (&req.fetch, cache) {
+        let urls = repo_paths
+            .iter()
+            .filter_map(|p| p.to_str())
+            .chain(extra.iter().map(|(_, u)| u.as_str()));
+        fetch_indexes(sys, fetch, urls, arch, &c.host);
+    }
+    let mut set = RepoSet::load(
         &repo_paths,
         &extra,
         arch,
         cache.map(|c| c.host.as_path()),
         keys,
         req.allow_untrusted,
-    )
+    );
+    set.fetch_remote = req.fetch.is_some() && cache.is_some();
+    set
+}
+
+/// `apk update` for the remote repositories: each index into the cache under apk's name for
+/// it, through a temporary name (a failed download keeps the index cached before, if any). The
+/// index is verified when it is loaded, as a cached one is.
+fn fetch_indexes<'a>(
+    sys: &dyn Sys,
+    fetch: &super::FetchFn,
+    urls: impl Iterator<Item = &'a str>,
+    arch: &str,
+    cache: &Path,
+) {
+    for url in urls.filter(|u| is_remote(u)) {
+        let index = format!("{}/{arch}/APKINDEX.tar.gz", url.trim_end_matches('/'));
+        let dest = cache.join(cache_index_name(url, arch));
+        let part = dest.with_extension("part");
+        match fetch(sys, &index, &part) {
+            Ok(()) => {
+                if let Err(e) = std::fs::rename(&part, &dest) {
+                    log::warn!("apk: {url}: cannot keep the index: {e}");
+                }
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&part);
+                log::warn!("apk: {url}: cannot fetch the index: {e}");
+            }
+        }
+    }
 }
 
 /// Creates a directory in the root; an existing one (or a failure) is left to later steps.
