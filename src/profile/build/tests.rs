@@ -141,6 +141,18 @@ fn values_are_checked_where_they_are_written() {
             "1: timezone: not a zoneinfo name",
         ),
         ("cmdline = [\"a b\"]\n", "1: cmdline: one word per entry"),
+        (
+            "[[group]]\nname = \"audio\"\n",
+            "2: group[0].name: a new group name",
+        ),
+        (
+            "[[group]]\nname = \"g\"\ngid = 18\n",
+            "3: group[0].gid: a gid from 1",
+        ),
+        (
+            "[[user]]\nname = \"k\"\nhome = \"/\"\n",
+            "3: user[0].home: an absolute path other than /",
+        ),
     ];
     for (text, want) in cases {
         let e = err(text);
@@ -189,6 +201,15 @@ fn at_boot_interfaces_become_ip_words_the_boot_parses() {
         .services()
         .openrc
         .contains(&("boot".into(), "networking".into())));
+}
+
+#[test]
+fn without_packages_the_boots_default_world_applies() {
+    let p = load("hostname = \"h\"\n").unwrap();
+    assert!(p.tree.get("etc/apk/world").is_none());
+    assert!(p.world().is_empty());
+    let p = load("timezone = \"UTC\"\npackages = [\"tzdata\", \"alpine-base\"]\n").unwrap();
+    assert_eq!(p.world(), ["alpine-base", "tzdata"]);
 }
 
 #[test]
