@@ -266,3 +266,44 @@ fn the_cli_writes_the_apkovl_and_checks_profiles() {
     let r = ramboot(&["profile".as_ref(), "show".as_ref(), bad.as_os_str()], "0");
     assert_eq!(r.status.code(), Some(2));
 }
+
+/// An independent reader (the `tar` crate, as busybox or GNU tar would) sees the same archive:
+/// entries sorted, directories with a trailing slash, numeric owners with their names, every
+/// mtime the one given, link targets.
+#[test]
+fn an_independent_tar_reader_agrees() {
+    let profile = load("kiosk.toml");
+    let bytes = profile.apkovl(42);
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut names = Vec::new();
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        assert_eq!(h.mtime().unwrap(), 42, "{name}");
+        match name.as_str() {
+            "home/kiosk/" => {
+                assert_eq!(h.entry_type(), tar::EntryType::Directory);
+                assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (1000, 1000));
+                assert_eq!(h.username().unwrap(), Some("kiosk"));
+            }
+            "etc/kiosk/url" => {
+                assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 1000));
+                assert_eq!(h.groupname().unwrap(), Some("kiosk"));
+            }
+            "etc/runlevels/default/seatd" => {
+                assert_eq!(h.entry_type(), tar::EntryType::Symlink);
+                let target = e.link_name().unwrap().unwrap();
+                assert_eq!(target, Path::new("/etc/init.d/seatd"));
+            }
+            _ => {}
+        }
+        names.push(name.trim_end_matches('/').to_string());
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    for want in ["home/kiosk", "etc/kiosk/url", "etc/runlevels/default/seatd"] {
+        assert!(names.contains(&want.to_string()), "{want}");
+    }
+}
