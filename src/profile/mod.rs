@@ -110,6 +110,7 @@ pub struct Services {
 }
 
 /// A loaded, checked profile.
+#[derive(Debug)]
 pub struct Profile {
     hostname: Option<String>,
     world: Vec<String>,

@@ -58,6 +58,7 @@ impl Node {
     }
 }
 
+#[derive(Debug)]
 struct Slot {
     node: Node,
     /// The profile field that put it there (for conflicts); None: a parent made implicitly.
@@ -65,7 +66,7 @@ struct Slot {
 }
 
 /// The apkovl's entries by path (relative, `/`-separated, no trailing slash).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Tree {
     slots: BTreeMap<String, Slot>,
 }
