@@ -307,3 +307,47 @@ fn an_independent_tar_reader_agrees() {
         assert!(names.contains(&want.to_string()), "{want}");
     }
 }
+
+/// The whole boot (`ramboot plan` over a card's files) takes the profile's apkovl from the
+/// media: every entry unpacked, Alpine's default services added because of the marker, the
+/// profile's world asked for.
+#[test]
+fn a_planned_boot_applies_the_profiles_apkovl() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let card = root.join("media/mmcblk0p1");
+    fs::create_dir_all(card.join("apks")).unwrap();
+    fs::write(card.join("apks/.boot_repository"), b"").unwrap();
+    let profile = load("kiosk.toml");
+    fs::write(card.join(profile.apkovl_name()), profile.apkovl(0)).unwrap();
+    fs::create_dir_all(root.join("sysroot/sbin")).unwrap();
+    let init = root.join("sysroot/sbin/init");
+    fs::write(&init, b"#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&init, fs::Permissions::from_mode(0o755)).unwrap();
+    let cmdline = format!("console=ttyS0 {}", profile.cmdline_additions().join(" "));
+    let out = ramboot(
+        &[
+            "plan".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--cmdline".as_ref(),
+            cmdline.as_ref(),
+        ],
+        "0",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let want = [
+        "apkovl: /media/mmcblk0p1/kiosk.apkovl.tar.gz (found on the boot media".to_string(),
+        format!(
+            "  {} entries unpacked into /sysroot\n",
+            profile.entries().count()
+        ),
+        "default services: added".to_string(),
+        format!("packages asked for: {}\n", profile.world().join(" ")),
+    ];
+    for w in want {
+        assert!(text.contains(&w), "{w}\nin\n{text}");
+    }
+}
