@@ -62,6 +62,7 @@ fn every_example_profile_loads() {
         let p = load(n);
         assert!(p.world().contains(&"alpine-base".to_string()), "{n}");
         assert!(p.entries().count() > 5, "{n}");
+        assert!(p.warnings().is_empty(), "{n}: {:?}", p.warnings());
     }
     let kiosk = load("kiosk.toml");
     assert!(kiosk.world().contains(&"chromium".into()));

@@ -48,6 +48,7 @@ pub fn build(text: &str, path: &Path) -> Res<Profile> {
         tree: Tree::default(),
         services: Services::default(),
         cmdline: Vec::new(),
+        warnings: Vec::new(),
     }
     .run(raw)
 }
@@ -57,6 +58,7 @@ struct Builder<'a> {
     tree: Tree,
     services: Services,
     cmdline: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -83,6 +85,7 @@ impl Builder<'_> {
             self.file(i, f, &users, &groups)?;
         }
         self.extra_cmdline(&raw.cmdline)?;
+        self.warn_unmet(&raw, &world, &users);
         Ok(Profile {
             hostname,
             world,
@@ -92,7 +95,37 @@ impl Builder<'_> {
             users,
             groups,
             tree: self.tree,
+            warnings: self.warnings,
         })
+    }
+
+    /// What loads but will not work as written unless a package supplies it.
+    fn warn_unmet(&mut self, raw: &Raw, world: &[String], users: &[User]) {
+        let known = |name: &str| {
+            users.iter().any(|u| u.name == name) || accounts::system_user(name).is_some()
+        };
+        for (i, s) in raw.services.iter().enumerate() {
+            let Some(u) = &s.get_ref().user else { continue };
+            let name = u.get_ref().split(':').next().unwrap_or_default();
+            if !name.is_empty() && !known(name) && name.parse::<u32>().is_err() {
+                self.warnings.push(format!(
+                    "{}:{}: service[{i}].user: {name} is neither a [[user]] nor an Alpine system \
+                     account: a package must create it",
+                    self.cx.path.display(),
+                    self.cx.line(u.span())
+                ));
+            }
+        }
+        let has_keys = users.iter().any(|u| !u.ssh_keys.is_empty());
+        let has_ssh = world
+            .iter()
+            .any(|w| w.starts_with("openssh") || w.starts_with("dropbear"));
+        if has_keys && !has_ssh {
+            self.warnings.push(format!(
+                "{}: SSH keys are given but no openssh or dropbear is in packages",
+                self.cx.path.display()
+            ));
+        }
     }
 
     /// World, repositories, timezone and the default-services marker; returns the world and

@@ -265,3 +265,26 @@ fn the_documented_example_loads() {
     };
     assert!(hosts.starts_with(b"127.0.0.1\tkiosk localhost localhost.localdomain\n"));
 }
+
+#[test]
+fn what_a_package_must_supply_is_a_warning() {
+    let p = load(
+        "packages = [\"alpine-base\"]\n[[user]]\nname = \"root\"\nssh_keys = [\"k\"]\n\
+         [[service]]\nname = \"web\"\nrun = \"x\"\nuser = \"www:www\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        p.warnings(),
+        [
+            "/nonexistent/p.toml:8: service[0].user: www is neither a [[user]] nor an Alpine \
+             system account: a package must create it",
+            "/nonexistent/p.toml: SSH keys are given but no openssh or dropbear is in packages",
+        ]
+    );
+    let p = load(
+        "packages = [\"openssh\"]\n[[user]]\nname = \"root\"\nssh_keys = [\"k\"]\n\
+         [[service]]\nname = \"web\"\nrun = \"x\"\nuser = \"nobody\"\n",
+    )
+    .unwrap();
+    assert!(p.warnings().is_empty(), "{:?}", p.warnings());
+}
