@@ -129,6 +129,11 @@ fn the_boots_apkovl_step_gives_the_profiles_tree() {
         meta(&root, "home/dev/.ssh/authorized_keys"),
         (0o600, 1000, 1000)
     );
+    assert_eq!(
+        meta(&root, "home/dev/app"),
+        (0o755, 1000, 1000),
+        "made in dev's home"
+    );
     assert_eq!(meta(&root, "home/dev/app/server.js"), (0o644, 1000, 1000));
     assert!(text(&root, "home/dev/app/server.js").contains("createServer"));
     assert_eq!(meta(&root, "etc/doas.d/wheel.conf"), (0o600, 0, 0));
