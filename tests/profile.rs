@@ -66,6 +66,7 @@ fn every_example_profile_loads() {
         let p = load(n);
         assert!(p.world().contains(&"alpine-base".to_string()), "{n}");
         assert!(p.entries().count() > 5, "{n}");
+        assert!(p.warnings().is_empty(), "{n}: {:?}", p.warnings());
     }
     let kiosk = load("kiosk.toml");
     assert!(kiosk.world().contains(&"chromium".into()));
@@ -131,6 +132,11 @@ fn the_boots_apkovl_step_gives_the_profiles_tree() {
     assert_eq!(
         meta(&root, "home/dev/.ssh/authorized_keys"),
         (0o600, 1000, 1000)
+    );
+    assert_eq!(
+        meta(&root, "home/dev/app"),
+        (0o755, 1000, 1000),
+        "made in dev's home"
     );
     assert_eq!(meta(&root, "home/dev/app/server.js"), (0o644, 1000, 1000));
     assert!(text(&root, "home/dev/app/server.js").contains("createServer"));
@@ -269,4 +275,89 @@ fn the_cli_writes_the_apkovl_and_checks_profiles() {
     );
     let r = ramboot(&["profile".as_ref(), "show".as_ref(), bad.as_os_str()], "0");
     assert_eq!(r.status.code(), Some(2));
+}
+
+/// An independent reader (the `tar` crate, as busybox or GNU tar would) sees the same archive:
+/// entries sorted, directories with a trailing slash, numeric owners with their names, every
+/// mtime the one given, link targets.
+#[test]
+fn an_independent_tar_reader_agrees() {
+    let profile = load("kiosk.toml");
+    let bytes = profile.apkovl(42);
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let mut names = Vec::new();
+    for e in archive.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        assert_eq!(h.mtime().unwrap(), 42, "{name}");
+        match name.as_str() {
+            "home/kiosk/" => {
+                assert_eq!(h.entry_type(), tar::EntryType::Directory);
+                assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (1000, 1000));
+                assert_eq!(h.username().unwrap(), Some("kiosk"));
+            }
+            "etc/kiosk/url" => {
+                assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 1000));
+                assert_eq!(h.groupname().unwrap(), Some("kiosk"));
+            }
+            "etc/runlevels/default/seatd" => {
+                assert_eq!(h.entry_type(), tar::EntryType::Symlink);
+                let target = e.link_name().unwrap().unwrap();
+                assert_eq!(target, Path::new("/etc/init.d/seatd"));
+            }
+            _ => {}
+        }
+        names.push(name.trim_end_matches('/').to_string());
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    for want in ["home/kiosk", "etc/kiosk/url", "etc/runlevels/default/seatd"] {
+        assert!(names.contains(&want.to_string()), "{want}");
+    }
+}
+
+/// The whole boot (`ramboot plan` over a card's files) takes the profile's apkovl from the
+/// media: every entry unpacked, Alpine's default services added because of the marker, the
+/// profile's world asked for.
+#[test]
+fn a_planned_boot_applies_the_profiles_apkovl() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let card = root.join("media/mmcblk0p1");
+    fs::create_dir_all(card.join("apks")).unwrap();
+    fs::write(card.join("apks/.boot_repository"), b"").unwrap();
+    let profile = load("kiosk.toml");
+    fs::write(card.join(profile.apkovl_name()), profile.apkovl(0)).unwrap();
+    fs::create_dir_all(root.join("sysroot/sbin")).unwrap();
+    let init = root.join("sysroot/sbin/init");
+    fs::write(&init, b"#!/bin/sh\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&init, fs::Permissions::from_mode(0o755)).unwrap();
+    let cmdline = format!("console=ttyS0 {}", profile.cmdline_additions().join(" "));
+    let out = ramboot(
+        &[
+            "plan".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--cmdline".as_ref(),
+            cmdline.as_ref(),
+        ],
+        "0",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let want = [
+        "apkovl: /media/mmcblk0p1/kiosk.apkovl.tar.gz (found on the boot media".to_string(),
+        format!(
+            "  {} entries unpacked into /sysroot\n",
+            profile.entries().count()
+        ),
+        "default services: added".to_string(),
+        format!("packages asked for: {}\n", profile.world().join(" ")),
+    ];
+    for w in want {
+        assert!(text.contains(&w), "{w}\nin\n{text}");
+    }
 }

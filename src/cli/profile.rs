@@ -97,6 +97,9 @@ pub fn main(args: &[OsString]) -> i32 {
             return 1;
         }
     };
+    for w in profile.warnings() {
+        eprintln!("ramboot profile: warning: {w}");
+    }
     let result = match &req {
         Request::Check(_) => summary(&profile, &mut std::io::stdout()),
         Request::Apkovl { output, .. } => write(&profile, output.as_deref()),

@@ -34,7 +34,8 @@ const SYSTEM_USERS: &[(&str, u32, u32, &str, &str)] = &[
 
 const NOLOGIN: &str = "/sbin/nologin";
 
-/// (name, gid) of Alpine's system groups.
+/// (name, gid) of Alpine's system groups (device groups included: mdev's rules and udev's
+/// name them).
 const SYSTEM_GROUPS: &[(&str, u32)] = &[
     ("root", 0),
     ("bin", 1),
@@ -44,6 +45,7 @@ const SYSTEM_GROUPS: &[(&str, u32)] = &[
     ("tty", 5),
     ("disk", 6),
     ("lp", 7),
+    ("mem", 8),
     ("kmem", 9),
     ("wheel", 10),
     ("floppy", 11),
@@ -64,9 +66,13 @@ const SYSTEM_GROUPS: &[(&str, u32)] = &[
     ("kvm", 34),
     ("games", 35),
     ("shadow", 42),
+    ("cdrw", 80),
     ("www-data", 82),
+    ("usb", 85),
     ("users", 100),
     ("ntp", 123),
+    ("nofiles", 200),
+    ("locate", 245),
     ("abuild", 300),
     ("utmp", 406),
     ("ping", 999),

@@ -48,6 +48,7 @@ pub fn build(text: &str, path: &Path) -> Res<Profile> {
         tree: Tree::default(),
         services: Services::default(),
         cmdline: Vec::new(),
+        warnings: Vec::new(),
     }
     .run(raw)
 }
@@ -57,6 +58,7 @@ struct Builder<'a> {
     tree: Tree,
     services: Services,
     cmdline: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -66,33 +68,7 @@ impl Builder<'_> {
             .as_ref()
             .map(|h| self.hostname(h))
             .transpose()?;
-        let mut world = self.world(&raw.packages)?;
-        let repositories = self.lines(&raw.repositories, "repositories")?;
-        if !repositories.is_empty() {
-            let text = repositories.join("\n") + "\n";
-            self.put(
-                "etc/apk/repositories",
-                Node::file(text, 0o644),
-                "repositories",
-            )?;
-        }
-        if let Some(tz) = &raw.timezone {
-            self.timezone(tz)?;
-            world.push("tzdata".into());
-        }
-        world.sort();
-        world.dedup();
-        let text: String = world.iter().map(|w| format!("{w}\n")).collect();
-        self.put("etc/apk/world", Node::file(text, 0o644), "packages")?;
-        if raw.default_boot_services.unwrap_or(true) {
-            // Alpine's init adds its default runlevels when this marker is in the apkovl.
-            let marker = Node::file("", 0o644);
-            self.put(
-                "etc/.default_boot_services",
-                marker,
-                "default_boot_services",
-            )?;
-        }
+        let (world, repositories) = self.apk_files(&raw)?;
         let groups = self.groups(&raw.groups)?;
         let (users, groups) = self.users(&raw.users, groups)?;
         if let Some(net) = &raw.network {
@@ -108,15 +84,8 @@ impl Builder<'_> {
         for (i, f) in raw.files.iter().enumerate() {
             self.file(i, f, &users, &groups)?;
         }
-        for word in &raw.cmdline {
-            let w = word.get_ref();
-            if w.is_empty() || w.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(self
-                    .cx
-                    .invalid(word.span(), "cmdline", "one word per entry"));
-            }
-            self.cmdline.push(w.clone());
-        }
+        self.extra_cmdline(&raw.cmdline)?;
+        self.warn_unmet(&raw, &world, &users);
         Ok(Profile {
             hostname,
             world,
@@ -126,7 +95,82 @@ impl Builder<'_> {
             users,
             groups,
             tree: self.tree,
+            warnings: self.warnings,
         })
+    }
+
+    /// What loads but will not work as written unless a package supplies it.
+    fn warn_unmet(&mut self, raw: &Raw, world: &[String], users: &[User]) {
+        let known = |name: &str| {
+            users.iter().any(|u| u.name == name) || accounts::system_user(name).is_some()
+        };
+        for (i, s) in raw.services.iter().enumerate() {
+            let Some(u) = &s.get_ref().user else { continue };
+            let name = u.get_ref().split(':').next().unwrap_or_default();
+            if !name.is_empty() && !known(name) && name.parse::<u32>().is_err() {
+                self.warnings.push(format!(
+                    "{}:{}: service[{i}].user: {name} is neither a [[user]] nor an Alpine system \
+                     account: a package must create it",
+                    self.cx.path.display(),
+                    self.cx.line(u.span())
+                ));
+            }
+        }
+        let has_keys = users.iter().any(|u| !u.ssh_keys.is_empty());
+        let has_ssh = world
+            .iter()
+            .any(|w| w.starts_with("openssh") || w.starts_with("dropbear"));
+        if has_keys && !has_ssh {
+            self.warnings.push(format!(
+                "{}: SSH keys are given but no openssh or dropbear is in packages",
+                self.cx.path.display()
+            ));
+        }
+    }
+
+    /// World, repositories, timezone and the default-services marker; returns the world and
+    /// the repositories. Without packages no world is written: the boot's default applies.
+    fn apk_files(&mut self, raw: &Raw) -> Res<(Vec<String>, Vec<String>)> {
+        let mut world = self.world(&raw.packages)?;
+        let repositories = self.lines(&raw.repositories, "repositories")?;
+        if !repositories.is_empty() {
+            let text = repositories.join("\n") + "\n";
+            let node = Node::file(text, 0o644);
+            self.put("etc/apk/repositories", node, "repositories")?;
+        }
+        if let Some(tz) = &raw.timezone {
+            self.timezone(tz)?;
+            world.push("tzdata".into());
+        }
+        world.sort();
+        world.dedup();
+        if !world.is_empty() {
+            let text: String = world.iter().map(|w| format!("{w}\n")).collect();
+            self.put("etc/apk/world", Node::file(text, 0o644), "packages")?;
+        }
+        if raw.default_boot_services.unwrap_or(true) {
+            // Alpine's init adds its default runlevels when this marker is in the apkovl.
+            let marker = Node::file("", 0o644);
+            self.put(
+                "etc/.default_boot_services",
+                marker,
+                "default_boot_services",
+            )?;
+        }
+        Ok((world, repositories))
+    }
+
+    fn extra_cmdline(&mut self, words: &[Text]) -> Res<()> {
+        for word in words {
+            let w = word.get_ref();
+            if w.is_empty() || w.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(self
+                    .cx
+                    .invalid(word.span(), "cmdline", "one word per entry"));
+            }
+            self.cmdline.push(w.clone());
+        }
+        Ok(())
     }
 
     /// Adds a node; a conflict is reported at the start of the file (its field is named).
@@ -578,46 +622,54 @@ impl Builder<'_> {
             return Err(self.cx.invalid(r.name.span(), &f("name"), why));
         }
         let dir = format!("etc/ramboot/services/{name}");
-        self.put(
-            &format!("{dir}/run"),
-            Node::file(script(r.run.get_ref()), 0o755),
-            &field,
-        )?;
-        if let Some(fin) = &r.finish {
-            let node = Node::file(script(fin.get_ref()), 0o755);
-            self.put(&format!("{dir}/finish"), node, &field)?;
+        let mut files = vec![("run".to_string(), script(r.run.get_ref()))];
+        for (file, text) in [("finish", &r.finish), ("log/run", &r.log)] {
+            if let Some(t) = text {
+                files.push((file.to_string(), script(t.get_ref())));
+            }
         }
-        if let Some(log) = &r.log {
-            let node = Node::file(script(log.get_ref()), 0o755);
-            self.put(&format!("{dir}/log/run"), node, &field)?;
+        for (file, text) in files {
+            let node = Node::file(text, 0o755);
+            self.put(&format!("{dir}/{file}"), node, &field)?;
         }
+        for (file, text) in self.service_settings(r, &field)? {
+            let node = Node::file(text, 0o644);
+            self.put(&format!("{dir}/{file}"), node, &field)?;
+        }
+        self.services.ramboot.push(name.clone());
+        Ok(())
+    }
+
+    /// The service directory's settings files (name, content): `down`, `user`, `depends`,
+    /// `env/*`, `notification-fd`.
+    fn service_settings(&self, r: &RawService, field: &str) -> Res<Vec<(String, String)>> {
+        let f = |x: &str| format!("{field}.{x}");
+        let mut out = Vec::new();
         if r.down {
-            self.put(&format!("{dir}/down"), Node::file("", 0o644), &field)?;
+            out.push(("down".into(), String::new()));
         }
         if let Some(u) = &r.user {
-            let ok = u.get_ref().split(':').count() <= 2
-                && u.get_ref()
-                    .split(':')
+            let parts: Vec<&str> = u.get_ref().split(':').collect();
+            let ok = parts.len() <= 2
+                && parts
+                    .iter()
                     .all(|p| !p.is_empty() && !p.contains(char::is_whitespace));
             if !ok {
-                return Err(self
-                    .cx
-                    .invalid(u.span(), &f("user"), "expected user[:group]"));
+                let why = "expected user[:group]";
+                return Err(self.cx.invalid(u.span(), &f("user"), why));
             }
-            let node = Node::file(format!("{}\n", u.get_ref()), 0o644);
-            self.put(&format!("{dir}/user"), node, &field)?;
+            out.push(("user".into(), format!("{}\n", u.get_ref())));
         }
-        if !r.depends.is_empty() {
-            let mut text = String::new();
-            for d in &r.depends {
-                if !valid_service_name(d.get_ref()) {
-                    return Err(self
-                        .cx
-                        .invalid(d.span(), &f("depends"), "not a service name"));
-                }
-                text.push_str(&format!("{}\n", d.get_ref()));
+        let mut depends = String::new();
+        for d in &r.depends {
+            if !valid_service_name(d.get_ref()) {
+                let why = "not a service name";
+                return Err(self.cx.invalid(d.span(), &f("depends"), why));
             }
-            self.put(&format!("{dir}/depends"), Node::file(text, 0o644), &field)?;
+            depends.push_str(&format!("{}\n", d.get_ref()));
+        }
+        if !depends.is_empty() {
+            out.push(("depends".into(), depends));
         }
         for (var, value) in &r.env {
             let var_ok = var
@@ -629,19 +681,16 @@ impl Builder<'_> {
                 let why = format!("{var}: a variable name and a one-line value");
                 return Err(self.cx.invalid(value.span(), &f("env"), why));
             }
-            let node = Node::file(format!("{}\n", value.get_ref()), 0o644);
-            self.put(&format!("{dir}/env/{var}"), node, &field)?;
+            out.push((format!("env/{var}"), format!("{}\n", value.get_ref())));
         }
         if let Some(fd) = &r.notification_fd {
             if !(3..=1023).contains(fd.get_ref()) {
                 let why = "a descriptor number from 3 to 1023";
                 return Err(self.cx.invalid(fd.span(), &f("notification_fd"), why));
             }
-            let node = Node::file(format!("{}\n", fd.get_ref()), 0o644);
-            self.put(&format!("{dir}/notification-fd"), node, &field)?;
+            out.push(("notification-fd".into(), format!("{}\n", fd.get_ref())));
         }
-        self.services.ramboot.push(name.clone());
-        Ok(())
+        Ok(out)
     }
 
     fn file(

@@ -110,6 +110,7 @@ pub struct Services {
 }
 
 /// A loaded, checked profile.
+#[derive(Debug)]
 pub struct Profile {
     hostname: Option<String>,
     world: Vec<String>,
@@ -119,6 +120,7 @@ pub struct Profile {
     users: Vec<User>,
     groups: Vec<Group>,
     tree: tree::Tree,
+    warnings: Vec<String>,
 }
 
 impl Profile {
@@ -164,6 +166,13 @@ impl Profile {
     /// Users the profile declares (root too when it names it).
     pub fn users(&self) -> &[User] {
         &self.users
+    }
+
+    /// What loads but needs something the profile does not give (a service's user no
+    /// package is known to create, keys without an SSH server), one line each with the
+    /// profile's path (and line).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Groups the profile adds, with their gids.

@@ -58,6 +58,7 @@ impl Node {
     }
 }
 
+#[derive(Debug)]
 struct Slot {
     node: Node,
     /// The profile field that put it there (for conflicts); None: a parent made implicitly.
@@ -65,7 +66,7 @@ struct Slot {
 }
 
 /// The apkovl's entries by path (relative, `/`-separated, no trailing slash).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Tree {
     slots: BTreeMap<String, Slot>,
 }
@@ -92,8 +93,11 @@ impl Tree {
         Ok(())
     }
 
+    /// Missing parents of `path` become directories (0755) owned as the directory they are
+    /// made in: what is made under a user's home belongs to that user.
     fn parents(&mut self, path: &str) -> Result<(), String> {
         let mut at = 0;
+        let mut owner = (0, 0);
         while let Some(i) = path[at..].find('/') {
             let parent = &path[..at + i];
             match self.slots.get(parent) {
@@ -101,10 +105,10 @@ impl Tree {
                     let by = s.by.as_deref().unwrap_or("?");
                     return Err(format!("/{parent} is not a directory (written by {by})"));
                 }
-                Some(_) => {}
+                Some(s) => owner = (s.node.uid, s.node.gid),
                 None => {
                     let slot = Slot {
-                        node: Node::dir(0o755),
+                        node: Node::dir(0o755).owned(owner.0, owner.1),
                         by: None,
                     };
                     self.slots.insert(parent.to_string(), slot);
@@ -186,5 +190,15 @@ mod tests {
             .add("etc-x/a", Node::file("z", 0o644), "file[4]")
             .unwrap_err();
         assert_eq!(e, "/etc-x is not a directory (written by file[1])");
+        t.add("home/u", Node::dir(0o700).owned(1000, 1000), "user[0]")
+            .unwrap();
+        t.add("home/u/a/b", Node::file("", 0o644), "file[5]")
+            .unwrap();
+        assert_eq!(t.get("home").unwrap().uid, 0);
+        assert_eq!(
+            t.get("home/u/a").unwrap().uid,
+            1000,
+            "made in the user's home"
+        );
     }
 }

@@ -141,6 +141,18 @@ fn values_are_checked_where_they_are_written() {
             "1: timezone: not a zoneinfo name",
         ),
         ("cmdline = [\"a b\"]\n", "1: cmdline: one word per entry"),
+        (
+            "[[group]]\nname = \"audio\"\n",
+            "2: group[0].name: a new group name",
+        ),
+        (
+            "[[group]]\nname = \"g\"\ngid = 18\n",
+            "3: group[0].gid: a gid from 1",
+        ),
+        (
+            "[[user]]\nname = \"k\"\nhome = \"/\"\n",
+            "3: user[0].home: an absolute path other than /",
+        ),
     ];
     for (text, want) in cases {
         let e = err(text);
@@ -189,6 +201,15 @@ fn at_boot_interfaces_become_ip_words_the_boot_parses() {
         .services()
         .openrc
         .contains(&("boot".into(), "networking".into())));
+}
+
+#[test]
+fn without_packages_the_boots_default_world_applies() {
+    let p = load("hostname = \"h\"\n").unwrap();
+    assert!(p.tree.get("etc/apk/world").is_none());
+    assert!(p.world().is_empty());
+    let p = load("timezone = \"UTC\"\npackages = [\"tzdata\", \"alpine-base\"]\n").unwrap();
+    assert_eq!(p.world(), ["alpine-base", "tzdata"]);
 }
 
 #[test]
@@ -243,4 +264,27 @@ fn the_documented_example_loads() {
         panic!()
     };
     assert!(hosts.starts_with(b"127.0.0.1\tkiosk localhost localhost.localdomain\n"));
+}
+
+#[test]
+fn what_a_package_must_supply_is_a_warning() {
+    let p = load(
+        "packages = [\"alpine-base\"]\n[[user]]\nname = \"root\"\nssh_keys = [\"k\"]\n\
+         [[service]]\nname = \"web\"\nrun = \"x\"\nuser = \"www:www\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        p.warnings(),
+        [
+            "/nonexistent/p.toml:8: service[0].user: www is neither a [[user]] nor an Alpine \
+             system account: a package must create it",
+            "/nonexistent/p.toml: SSH keys are given but no openssh or dropbear is in packages",
+        ]
+    );
+    let p = load(
+        "packages = [\"openssh\"]\n[[user]]\nname = \"root\"\nssh_keys = [\"k\"]\n\
+         [[service]]\nname = \"web\"\nrun = \"x\"\nuser = \"nobody\"\n",
+    )
+    .unwrap();
+    assert!(p.warnings().is_empty(), "{:?}", p.warnings());
 }
