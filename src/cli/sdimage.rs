@@ -37,6 +37,7 @@ boot (rpi, virt)
   --initramfs FILE        an initramfs as is; without it one is built as `ramboot mkinitfs` does,
                           from --init FILE, --kernel-modules DIR, --busybox FILE, -F FEATURES
                           (default rpi: base,mmc,rpi,usb,vfat; virt: base,virtio,vfat), -m MODULES
+  --initramfs-out FILE    also write the card's initramfs to FILE (QEMU -initrd, netboot)
   --dtbs DIR              device trees: every *.dtb under DIR
   --overlays DIR          rpi: device-tree overlays, copied to overlays/
   --firmware DIR          rpi: firmware files (bootcode.bin, start*.elf, fixup*.dat) for the root
@@ -76,6 +77,7 @@ struct Raw {
     hostname: Option<String>,
     kernel: Option<PathBuf>,
     initramfs: Option<PathBuf>,
+    initramfs_out: Option<PathBuf>,
     init: Option<PathBuf>,
     kernel_modules: Option<PathBuf>,
     busybox: Option<PathBuf>,
@@ -121,6 +123,7 @@ fn parse_raw(mut p: Args) -> Result<Raw, ArgError> {
             Long("hostname") => r.hostname = Some(p.string()?),
             Long("kernel") => r.kernel = Some(p.path()?),
             Long("initramfs") => r.initramfs = Some(p.path()?),
+            Long("initramfs-out") => r.initramfs_out = Some(p.path()?),
             Long("init") => r.init = Some(p.path()?),
             Long("kernel-modules") => r.kernel_modules = Some(p.path()?),
             Long("busybox") => r.busybox = Some(p.path()?),
@@ -270,6 +273,7 @@ fn validate(r: Raw) -> Result<Spec, ArgError> {
         overlays: r.overlays,
         firmware: r.firmware,
         initramfs,
+        initramfs_out: r.initramfs_out,
         modloop,
         cache: r.cache,
         files,

@@ -77,7 +77,7 @@ impl Target {
     fn default_cmdline(self) -> &'static str {
         match self {
             Target::Rpi => "modules=loop,squashfs,sd-mod,usb-storage quiet console=tty1",
-            _ => "modules=loop,squashfs,sd-mod,usb-storage console=ttyAMA0",
+            _ => "modules=loop,squashfs,virtio_blk console=ttyAMA0",
         }
     }
 
@@ -150,6 +150,9 @@ pub struct Spec {
     /// Firmware files copied to the root (rpi: `bootcode.bin`, `start*.elf`, `fixup*.dat`).
     pub firmware: Option<PathBuf>,
     pub initramfs: Option<Initramfs>,
+    /// Also write the card's initramfs here (for a boot that takes it from outside the card:
+    /// QEMU's -initrd, a netboot server).
+    pub initramfs_out: Option<PathBuf>,
     pub modloop: Option<Modloop>,
     /// lbu's package cache (`cache/`).
     pub cache: Option<PathBuf>,
@@ -646,6 +649,7 @@ fn add_boot_files(
             (spec.firmware.is_some(), "--firmware"),
             (spec.overlays.is_some(), "--overlays"),
             (spec.initramfs.is_some(), "--initramfs"),
+            (spec.initramfs_out.is_some(), "--initramfs-out"),
         ] {
             if given {
                 return Err(SdError::BootFileWithoutTarget { what });
@@ -668,11 +672,14 @@ fn add_boot_files(
         modules: Vec::new(),
     };
     let how = spec.initramfs.as_ref().unwrap_or(&default);
-    add_bytes(
-        content,
-        &initramfs_dest,
-        build_initramfs(how, target, extras, spec.epoch)?,
-    );
+    let initramfs = build_initramfs(how, target, extras, spec.epoch)?;
+    if let Some(out) = &spec.initramfs_out {
+        std::fs::write(out, &initramfs).map_err(|e| SdError::Write {
+            path: out.clone(),
+            source: e,
+        })?;
+    }
+    add_bytes(content, &initramfs_dest, initramfs);
     let cmdline = spec
         .cmdline
         .clone()
