@@ -19,6 +19,7 @@ pub mod json;
 pub mod media;
 pub mod net;
 pub mod overlay;
+pub mod profile;
 pub mod rootcache;
 pub mod sdimage;
 pub mod supervise;

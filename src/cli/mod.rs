@@ -10,6 +10,7 @@ pub mod mkinitfs;
 pub mod modprobe;
 pub mod plan;
 pub mod sdimage;
+pub mod profile;
 
 use std::ffi::OsString;
 
@@ -29,6 +30,9 @@ As PID 1 (/init in an initramfs) it boots. On a host:
   ramboot sdimage -o FILE --target rpi|virt|none [options]
                                           write a bootable Alpine-layout card image
                                           (see `ramboot sdimage --help`)
+  ramboot profile check|apkovl PROFILE [-o FILE]
+                                          a provisioning profile (TOML) checked, or
+                                          written as the apkovl the boot applies
   ramboot ctl status|start|stop|restart|log ...
                                           control the services of ramboot as PID 1
                                           (see `ramboot ctl --help`)
@@ -64,6 +68,7 @@ pub fn main(args: &[OsString]) -> i32 {
         "install" => install::main(rest),
         "sdimage" => sdimage::main(rest),
         "apk" => crate::cli::apk::main_apk(rest),
+        "profile" => profile::main(rest),
         "ctl" => ctl::main(rest),
         "poweroff" | "reboot" | "halt" => {
             ctl::run_if_power(&crate::sys::RealSys, args).unwrap_or(2)
