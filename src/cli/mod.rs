@@ -9,8 +9,8 @@ pub mod install;
 pub mod mkinitfs;
 pub mod modprobe;
 pub mod plan;
-pub mod sdimage;
 pub mod profile;
+pub mod sdimage;
 
 use std::ffi::OsString;
 

@@ -104,6 +104,9 @@ pub enum Apkovl {
     Files(Vec<PathBuf>),
     /// One written here: a directory tree, a world list and a hostname (each optional).
     Write(apkovl::OverlaySpec),
+    /// A provisioning profile (TOML, [`crate::profile`]): its apkovl, and its kernel
+    /// command-line words added to the card's command line.
+    Profile(PathBuf),
 }
 
 /// How the initramfs is had.
@@ -215,6 +218,8 @@ pub enum SdError {
     Table(String),
     #[error("{0}")]
     Apk(#[from] crate::apk::ApkError),
+    #[error("{0}")]
+    Profile(#[from] crate::profile::ProfileError),
     #[error("initramfs: {0}")]
     Initramfs(String),
     #[error("modloop: {0}")]
@@ -265,6 +270,15 @@ pub struct Report {
     pub content: u64,
     /// How the modloop was made, for the summary line.
     pub modloop: Option<&'static str>,
+    /// The profile's warnings (what a package must supply), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// What the gathering learnt besides the content.
+struct Gathered {
+    content: Content,
+    modloop: Option<&'static str>,
+    warnings: Vec<String>,
 }
 
 fn add_dirs(content: &mut Content, path: &str) {
@@ -561,8 +575,10 @@ fn build_initramfs(
 }
 
 /// Gathers everything the FAT partition holds.
-fn gather(spec: &Spec) -> Result<(Content, Option<&'static str>), SdError> {
+fn gather(spec: &Spec) -> Result<Gathered, SdError> {
     let mut content = Content::new();
+    let mut warnings = Vec::new();
+    let mut cmdline_words: Vec<String> = Vec::new();
     let key = match &spec.key {
         Some(p) => Some(SigningKey::load(p, None)?),
         None => None,
@@ -591,6 +607,16 @@ fn gather(spec: &Spec) -> Result<(Content, Option<&'static str>), SdError> {
         Some(Apkovl::Write(o)) => {
             let (name, bytes) = apkovl::write(o, spec.epoch)?;
             add_bytes(&mut content, &name, bytes);
+        }
+        Some(Apkovl::Profile(path)) => {
+            let profile = crate::profile::Profile::load(path)?;
+            add_bytes(
+                &mut content,
+                &profile.apkovl_name(),
+                profile.apkovl(spec.epoch),
+            );
+            cmdline_words.extend(profile.cmdline_additions().iter().cloned());
+            warnings.extend(profile.warnings().iter().cloned());
         }
     }
     let mut modloop_how = None;
@@ -627,11 +653,15 @@ fn gather(spec: &Spec) -> Result<(Content, Option<&'static str>), SdError> {
     if let Some(c) = &spec.cache {
         add_tree(&mut content, c, "cache")?;
     }
-    add_boot_files(&mut content, spec, &flavor, &extras)?;
+    add_boot_files(&mut content, spec, &flavor, &extras, &cmdline_words)?;
     for (src, dest) in &spec.files {
         add_file(&mut content, dest.trim_start_matches('/'), src)?;
     }
-    Ok((content, modloop_how))
+    Ok(Gathered {
+        content,
+        modloop: modloop_how,
+        warnings,
+    })
 }
 
 /// The kernel, initramfs, device trees, firmware and boot configuration of the target.
@@ -640,6 +670,7 @@ fn add_boot_files(
     spec: &Spec,
     flavor: &str,
     extras: &Extras,
+    more_words: &[String],
 ) -> Result<(), SdError> {
     let target = spec.target;
     if target == Target::None {
@@ -680,10 +711,16 @@ fn add_boot_files(
         })?;
     }
     add_bytes(content, &initramfs_dest, initramfs);
-    let cmdline = spec
+    let mut cmdline = spec
         .cmdline
         .clone()
         .unwrap_or_else(|| target.default_cmdline().to_string());
+    for word in more_words {
+        if !cmdline.split_whitespace().any(|w| w == word) {
+            cmdline.push(' ');
+            cmdline.push_str(word);
+        }
+    }
     match target {
         Target::Rpi => {
             if let Some(d) = &spec.firmware {
@@ -953,7 +990,11 @@ fn write_ext4(
 
 /// Builds the card described by `spec` into `spec.output`.
 pub fn build(sys: &dyn Sys, spec: &Spec) -> Result<Report, SdError> {
-    let (content, modloop) = gather(spec)?;
+    let Gathered {
+        content,
+        modloop,
+        warnings,
+    } = gather(spec)?;
     let seed = content_hash(&content)?;
     let tail = if spec.gpt { MIB } else { 0 };
     let data_len = spec
@@ -1029,5 +1070,6 @@ pub fn build(sys: &dyn Sys, spec: &Spec) -> Result<Report, SdError> {
         files: content.values().filter(|s| !matches!(s, Src::Dir)).count(),
         content: content.values().map(Src::len).sum(),
         modloop,
+        warnings,
     })
 }
