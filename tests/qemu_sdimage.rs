@@ -111,64 +111,63 @@ fn init_binary() -> PathBuf {
     }
 }
 
-/// Issue 14 (4): a `--target virt` card boots as U-Boot's extlinux would start it: its own
-/// initramfs (built by sdimage with the key and the signature of the modloop it squashed)
-/// installs the demo from the card's repository.
-#[test]
-fn a_virt_card_boots_from_what_it_holds() {
+/// Writes a `--target virt` card of the stage with `apkovl` arguments (its initramfs built by
+/// sdimage with the key and the signature of the modloop it squashed with ramboot's writer),
+/// boots it as U-Boot's extlinux would start it, and returns the console once the demo's
+/// report has powered the machine off.
+fn boot_virt_card(name: &str, apkovl: &[String]) -> String {
     let st = stage();
     let k = kernel();
     // make-initramfs.sh builds the aarch64 init (and checks the toolchain); its image is unused.
     script(
         "make-initramfs.sh",
-        &[out_dir().join("sdimage-unused-initrd").to_str().unwrap()],
+        &[out_dir()
+            .join(format!("{name}-unused-initrd"))
+            .to_str()
+            .unwrap()],
     );
-    let card = out_dir().join("sdimage-virt.img");
-    let ovl = overlay("sdimage-virt", "vda1");
+    let card = out_dir().join(format!("{name}.img"));
     let s = |p: &Path| p.display().to_string();
-    sdimage(&[
-        "-o",
-        &s(&card),
-        "--target",
-        "virt",
-        "--repo",
-        &s(&st.dir.join("stage/apks")),
-        "--key",
-        &s(&st.key),
-        "--cache",
-        &s(&st.dir.join("stage/cache")),
-        "--overlay",
-        &s(&ovl),
-        "--world",
-        "alpine-base demo-service",
-        "--hostname",
-        "sdimage-virt",
-        "--kernel",
-        &s(&k.image),
-        "--init",
-        &s(&init_binary()),
-        "--kernel-modules",
-        &s(&k.modules),
-        "--busybox",
-        &s(&k.busybox),
-        "--modloop-dir",
-        &s(&st.dir.join("modloop-tree")),
-        "--cmdline",
-        "console=ttyAMA0",
-    ]);
+    let mut args: Vec<String> = [
+        "-o".into(),
+        s(&card),
+        "--target".into(),
+        "virt".into(),
+        "--repo".into(),
+        s(&st.dir.join("stage/apks")),
+        "--key".into(),
+        s(&st.key),
+        "--cache".into(),
+        s(&st.dir.join("stage/cache")),
+        "--kernel".into(),
+        s(&k.image),
+        "--init".into(),
+        s(&init_binary()),
+        "--kernel-modules".into(),
+        s(&k.modules),
+        "--busybox".into(),
+        s(&k.busybox),
+        "--modloop-dir".into(),
+        s(&st.dir.join("modloop-tree")),
+        "--cmdline".into(),
+        "console=ttyAMA0".into(),
+    ]
+    .to_vec();
+    args.extend(apkovl.iter().cloned());
+    sdimage(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let files = card_files(&card);
     let conf = String::from_utf8_lossy(&files["extlinux/extlinux.conf"]).into_owned();
     let kernel = extract(
         &files,
         setting(&conf, "LINUX").trim_start_matches('/'),
-        "sdimage-virt-kernel",
+        &format!("{name}-kernel"),
     );
     let initrd = extract(
         &files,
         setting(&conf, "INITRD").trim_start_matches('/'),
-        "sdimage-virt-initrd",
+        &format!("{name}-initrd"),
     );
-    let mut args: Vec<String> = [
+    let mut qemu: Vec<String> = [
         "-M",
         "virt",
         "-cpu",
@@ -191,10 +190,28 @@ fn a_virt_card_boots_from_what_it_holds() {
     .iter()
     .map(|a| a.to_string())
     .collect();
-    args.extend(virtio_snapshot(&card));
-    let mut q = Qemu::spawn("sdimage-virt", &args);
+    qemu.extend(virtio_snapshot(&card));
+    let mut q = Qemu::spawn(name, &qemu);
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
-    let text = q.wait_exit(BOOT);
+    q.wait_exit(BOOT)
+}
+
+/// Issue 14 (4): a `--target virt` card boots from what it holds: its own initramfs installs
+/// the demo from the card's repository, with the modloop verified and the apkovl sdimage wrote.
+#[test]
+fn a_virt_card_boots_from_what_it_holds() {
+    let ovl = overlay("sdimage-virt", "vda1");
+    let text = boot_virt_card(
+        "sdimage-virt",
+        &[
+            "--overlay".into(),
+            ovl.display().to_string(),
+            "--world".into(),
+            "alpine-base demo-service".into(),
+            "--hostname".into(),
+            "sdimage-virt".into(),
+        ],
+    );
     assert!(
         text.contains("modloop /media/vda1/boot/modloop-virt mounted (signature verified with"),
         "{text}"
@@ -202,9 +219,39 @@ fn a_virt_card_boots_from_what_it_holds() {
     assert!(text.contains("hostname=sdimage-virt"), "{text}");
     assert!(text.contains("demo.conf setting=from-sdimage"), "{text}");
     assert!(
-        text.contains(&format!("RAMBOOT-DEMO: modules {} ", k.release)),
+        text.contains(&format!("RAMBOOT-DEMO: modules {} ", kernel().release)),
         "{text}"
     );
+}
+
+/// Issue 14 (3, 4): a card made with `--profile` boots with what the profile says: its
+/// hostname, world and files come from the profile's apkovl.
+#[test]
+fn a_profile_card_boots_with_the_profiles_settings() {
+    let profile = out_dir().join("sdimage-profile.toml");
+    std::fs::write(
+        &profile,
+        "hostname = \"profiled\"\n\
+         packages = [\"alpine-base\", \"demo-service\"]\n\
+         [[file]]\n\
+         path = \"/etc/demo.conf\"\n\
+         content = \"setting=from-profile\\n\"\n",
+    )
+    .unwrap();
+    let text = boot_virt_card(
+        "sdimage-profile",
+        &["--profile".into(), profile.display().to_string()],
+    );
+    assert!(
+        text.contains("RAMBOOT-DEMO: init is running; hostname=profiled"),
+        "{text}"
+    );
+    assert!(text.contains("demo.conf setting=from-profile"), "{text}");
+    let world = text
+        .lines()
+        .find(|l| l.contains("RAMBOOT-DEMO: world"))
+        .unwrap();
+    assert!(world.contains("alpine-base demo-service"), "{world}");
 }
 
 /// Issue 14 (4): a `--target rpi` card boots on `-M raspi3b` as the Pi firmware would start it
