@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds Alpine-layout boot media for the diskless scenarios: an MBR disk image with one FAT32
 # partition holding a signed boot repository (apks/<arch>, .boot_repository), an apkovl,
-# boot/modloop-<flavor> (squashfs of the Debian kernel's storage/fs modules) and cache/.
+# boot/modloop-<flavor> (squashfs of the Debian kernel's storage/fs modules) and cache/, each
+# written by `ramboot sdimage --target none` from OUTDIR/stage (kept: the tests build their
+# bootable --target virt/rpi cards from it too).
 # Every package is built here by ramboot itself from Debian's busybox-static:arm64.
 #
 # Usage: make-media.sh OUTDIR [--size MB] [--hostname NAME] [--all] [--filler N] [--card]
@@ -27,7 +29,8 @@
 #   OUTDIR/encrypted-apkovl.img the demo apkovl encrypted by `openssl enc -aes-256-cbc -salt` as
 #                               `lbu commit -e` writes it (<hostname>.apkovl.tar.gz.aes-256-cbc),
 #                               passphrase in OUTDIR/apkovl.key (its first line)
-# plus OUTDIR/keys/<name>.rsa.pub (the trusted apk key, for the initramfs) and
+# plus OUTDIR/keys/<name>.rsa.pub (the trusted apk key, for the initramfs), OUTDIR/stage and
+# OUTDIR/modloop-tree and OUTDIR/apkovls/<image name>/ (what the cards are made of) and
 # OUTDIR/initramfs-files/modloop-virt.SIGN.RSA.<key>.pub (the modloop signature, for the
 # initramfs's /var/cache/misc). --size must be a power of two for -M raspi3b (default 256).
 set -euo pipefail
@@ -174,7 +177,8 @@ echo "tampered" > "$broken/usr/share/broken/marker"
 PKG_KEY=$badkey pkg broken 1.0-r0 "$broken" --description "tampered"
 
 # --- modloop ------------------------------------------------------------------------------------
-ml=$work/modloop/modules/$KVER
+# The tree stays in OUTDIR/modloop-tree: tests squash it with `ramboot sdimage --modloop-dir`.
+ml=$out/modloop-tree/modules/$KVER
 mkdir -p "$ml"
 (cd "$KMODS" && cp --parents -a modules.builtin modules.builtin.modinfo modules.order \
   kernel/block kernel/drivers/block kernel/drivers/mmc kernel/drivers/usb kernel/drivers/scsi kernel/drivers/virtio \
@@ -186,11 +190,11 @@ ln -s "$ml" "$work/depmod/lib/modules/$KVER"
 depmod -b "$work/depmod" "$KVER"
 # mksquashfs takes ~20 s on two cores: the image is cached per kernel and set of files.
 squash_args=(-comp gzip -noappend -quiet -all-root)
-sum=$( (cd "$work/modloop" && find . -printf '%p %s %l\n' | LC_ALL=C sort; echo "${squash_args[*]}") | sha1sum | cut -c1-16)
+sum=$( (cd "$out/modloop-tree" && find . -printf '%p %s %l\n' | LC_ALL=C sort; echo "${squash_args[*]}") | sha1sum | cut -c1-16)
 cached=$CACHE/modloop-$flavor-$KVER-$sum.squashfs
 if [ ! -f "$cached" ]; then
   rm -f "$CACHE"/modloop-"$flavor"-*.squashfs
-  mksquashfs "$work/modloop" "$cached.tmp.$$" "${squash_args[@]}" >/dev/null
+  mksquashfs "$out/modloop-tree" "$cached.tmp.$$" "${squash_args[@]}" >/dev/null
   mv "$cached.tmp.$$" "$cached"
 fi
 cp "$cached" "$out/stage/boot/modloop-$flavor"
@@ -397,39 +401,48 @@ EOF
   chmod 755 "$s/committer/run" "$s/ticker/run"
 }
 
+# card IMAGE STAGE [sdimage args...]: the stage's repository, modloop, cache and release file on
+# a --size MiB card written by `ramboot sdimage` (MBR + FAT32 in user space, no mtools).
+card() {
+  local img=$1 st=$2; shift 2
+  "$host" sdimage -o "$img" --target none --flavor "$flavor" --size "${size}M" \
+    --repo "$st/apks" --modloop "$st/boot/modloop-$flavor" --cache "$st/cache" \
+    --file "$st/.alpine-release:.alpine-release" "$@" >/dev/null
+}
+
 make_image() { # make_image NAME MEDIA-DEVICE APKOVL-KIND(one|two|corrupt|none|services|openrc|crashy|commit|encrypted)
-  local name=$1 dev=$2 kind=$3 st=$work/img-$1
-  rm -rf "$st" && cp -a "$out/stage" "$st"
+  local name=$1 dev=$2 kind=$3 ovl=$out/apkovls/$1
+  rm -rf "$ovl" && mkdir -p "$ovl"
   case $kind in
-    one|two|corrupt|encrypted) make_apkovl "$st/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl" "$dev" ;;
-    services) MAKE_APKOVL_EXTRA=make_services make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-services "setting=services" "$dev" ;;
-    openrc) MAKE_APKOVL_EXTRA=make_openrc make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-openrc "setting=openrc" "$dev" ;;
-    crashy) MAKE_APKOVL_EXTRA=make_crashy make_apkovl "$st/$hostname.apkovl.tar.gz" ramboot-crashy "setting=crashy" "$dev" ;;
-    commit)
-      MAKE_APKOVL_EXTRA=make_commit make_apkovl "$st/ramboot-commit.apkovl.tar.gz" ramboot-commit "setting=commit" "$dev"
-      cp "$(dirname "$(ramboot_aarch64)")/ramboot" "$st/ramboot" ;;
+    one|two|corrupt|encrypted) make_apkovl "$ovl/$hostname.apkovl.tar.gz" "$hostname" "setting=from-apkovl" "$dev" ;;
+    services) MAKE_APKOVL_EXTRA=make_services make_apkovl "$ovl/$hostname.apkovl.tar.gz" ramboot-services "setting=services" "$dev" ;;
+    openrc) MAKE_APKOVL_EXTRA=make_openrc make_apkovl "$ovl/$hostname.apkovl.tar.gz" ramboot-openrc "setting=openrc" "$dev" ;;
+    crashy) MAKE_APKOVL_EXTRA=make_crashy make_apkovl "$ovl/$hostname.apkovl.tar.gz" ramboot-crashy "setting=crashy" "$dev" ;;
+    commit) MAKE_APKOVL_EXTRA=make_commit make_apkovl "$ovl/ramboot-commit.apkovl.tar.gz" ramboot-commit "setting=commit" "$dev" ;;
   esac
   if [ "$kind" = two ]; then
-    make_apkovl "$st/zz-old.apkovl.tar.gz" old-host "setting=from-old-apkovl" "$dev"
+    make_apkovl "$ovl/zz-old.apkovl.tar.gz" old-host "setting=from-old-apkovl" "$dev"
   fi
   if [ "$kind" = corrupt ]; then
-    local f=$st/$hostname.apkovl.tar.gz
+    local f=$ovl/$hostname.apkovl.tar.gz
     head -c $(( $(stat -c %s "$f") / 2 )) "$f" > "$f.cut" && mv "$f.cut" "$f"
   fi
   if [ "$kind" = encrypted ]; then
     # lbu's command: OpenSSL's default key derivation (EVP_BytesToKey, SHA-256), no -pbkdf2.
-    local f=$st/$hostname.apkovl.tar.gz
+    local f=$ovl/$hostname.apkovl.tar.gz
     printf 'ramboot demo passphrase\n' > "$out/apkovl.key"
     openssl enc -aes-256-cbc -salt -pass "file:$out/apkovl.key" -in "$f" -out "$f.aes-256-cbc" 2>/dev/null
     rm "$f"
   fi
-  local img=$out/$name.img
-  rm -f "$img"
-  truncate -s "${size}M" "$img"
-  echo 'start=2048, type=c, bootable' | sfdisk -q "$img"
-  mkfs.vfat -F 32 -n RAMBOOT --offset 2048 "$img" $(( (size * 1024) - 1024 )) >/dev/null
-  mcopy -s -i "$img@@1M" "$st"/* "$st"/.alpine-release ::/
-  echo "$img"
+  local args=() f
+  for f in "$ovl"/*.apkovl.tar.gz*; do
+    [ -e "$f" ] && args+=(--apkovl "$f")
+  done
+  if [ "$kind" = commit ]; then
+    args+=(--file "$(dirname "$(ramboot_aarch64)")/ramboot:ramboot")
+  fi
+  card "$out/$name.img" "$out/stage" "${args[@]}"
+  echo "$out/$name.img"
 }
 
 # --- the realistic benchmark card (--card) -----------------------------------------------------
@@ -598,11 +611,7 @@ EOT
   ln -sfn /media/vda1/cache "$d/etc/apk/cache"
   tar -C "$d" --owner=0 --group=0 --numeric-owner --mtime=@0 -czf "$st/ramboot-card.apkovl.tar.gz" etc
   local img=$out/card.img
-  rm -f "$img"
-  truncate -s "${size}M" "$img"
-  echo 'start=2048, type=c, bootable' | sfdisk -q "$img"
-  mkfs.vfat -F 32 -n RAMBOOT --offset 2048 "$img" $(( (size * 1024) - 1024 )) >/dev/null
-  mcopy -s -i "$img@@1M" "$st"/* "$st"/.alpine-release ::/
+  card "$img" "$st" --apkovl "$st/ramboot-card.apkovl.tar.gz"
   echo "card: $(ls "$st/apks/$arch"/*.apk | wc -l) packages, $(find "$c" -type f -o -type l | wc -l) files, $(du -sk --apparent-size "$c" | cut -f1) KiB" >&2
   echo "$img"
 }

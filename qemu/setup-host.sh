@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything the build and the tests need on a fresh Debian/Ubuntu machine: QEMU and the
-# image tools, the mkfs tools the probe tests compare against, a static busybox for the package
-# script tests. Tests fail under CI (env CI set) when one is missing, so nothing is skipped there.
+# Installs everything the build and the tests need on a fresh Debian/Ubuntu machine: QEMU, the
+# tools the image tests check cards with (fsck.fat; e2fsprogs, whose mkfs.ext4 -d and debugfs
+# also write `ramboot sdimage`'s ext4 data partition), the mkfs tools the probe tests compare
+# against, a static busybox for the package script tests. Tests fail under CI (env CI set) when
+# one is missing, so nothing is skipped there. No mtools: cards are written by `ramboot sdimage`.
 # Idempotent: re-running it only checks. Needs root (or sudo) for apt-get.
 set -euo pipefail
 SUDO=""
@@ -13,8 +15,9 @@ rustup component add clippy >/dev/null 2>&1
 
 need=()
 for pair in qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static \
-    mcopy:mtools mkfs.vfat:dosfstools depmod:kmod mksquashfs:squashfs-tools \
-    mkfs.ext4:e2fsprogs cpio:cpio openssl:openssl sfdisk:fdisk zstd:zstd xz:xz-utils \
+    mkfs.vfat:dosfstools fsck.fat:dosfstools depmod:kmod mksquashfs:squashfs-tools \
+    mkfs.ext4:e2fsprogs debugfs:e2fsprogs e2fsck:e2fsprogs cpio:cpio openssl:openssl sfdisk:fdisk \
+    zstd:zstd xz:xz-utils \
     blkid:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mkfs.f2fs:f2fs-tools \
     mkfs.exfat:exfatprogs genisoimage:genisoimage unshare:util-linux socat:socat; do
   cmd=${pair%%:*}; pkg=${pair#*:}

@@ -496,10 +496,9 @@ fn the_same_inputs_give_the_same_bytes() {
         a != build("1700000001", "hello"),
         "the epoch sets the times"
     );
-    assert!(
-        a != build("1700000000", "hullo"),
-        "the content sets the ids"
-    );
+    // The FAT's volume id (boot sector offset 67, the partition at 1 MiB) follows the content.
+    let volume_id = |img: &[u8]| img[(1 << 20) + 67..(1 << 20) + 71].to_vec();
+    assert_ne!(volume_id(&a), volume_id(&build("1700000000", "hullo")));
 }
 
 /// Issue 14 (2): `--gpt` writes a GPT (protective MBR, FAT as basic data, ext4 as Linux
@@ -692,5 +691,83 @@ fn an_apkovl_larger_than_the_partition_is_refused() {
     assert!(
         said.contains("--size 8388608 leaves no room for a boot partition"),
         "{said}"
+    );
+}
+
+/// Issue 14 (3, wired here): `--profile` puts the profile's apkovl on the card and adds its
+/// kernel command-line words to cmdline.txt; every example profile makes a card.
+#[test]
+fn a_profile_gives_the_cards_apkovl_and_command_line_words() {
+    let d = tempfile::tempdir().unwrap();
+    let kernel = blob(&d.path().join("Image"), "kernel");
+    let initrd = blob(&d.path().join("initrd"), "initrd");
+    let examples = support::qemu::repo().join("examples/profiles");
+    let mut seen = 0;
+    for e in fs::read_dir(&examples).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        seen += 1;
+        let img = d.path().join("profile.img");
+        ok(&[
+            "-o",
+            s(&img),
+            "--target",
+            "rpi",
+            "--kernel",
+            s(&kernel),
+            "--initramfs",
+            s(&initrd),
+            "--profile",
+            s(&path),
+        ]);
+        let files = card_files(&img);
+        let profile = ramboot::profile::Profile::load(&path).unwrap();
+        assert_eq!(
+            files.get(&profile.apkovl_name()),
+            Some(&profile.apkovl(1_700_000_000)),
+            "{}: the profile's apkovl",
+            path.display()
+        );
+        let cmdline = String::from_utf8_lossy(&files["cmdline.txt"]).into_owned();
+        assert!(
+            cmdline.starts_with("modules=loop,squashfs,sd-mod,usb-storage quiet console=tty1"),
+            "{cmdline}"
+        );
+        for word in profile.cmdline_additions() {
+            assert!(
+                cmdline.split_whitespace().any(|w| w == word),
+                "{}: {word} not in {cmdline}",
+                path.display()
+            );
+        }
+        if profile.services().ramboot.is_empty() {
+            continue;
+        }
+        assert!(
+            cmdline.split_whitespace().any(|w| w == "ramboot_init"),
+            "service mode: {cmdline}"
+        );
+    }
+    assert!(seen >= 4, "the examples are there");
+    let o = sdimage(
+        &[
+            "-o",
+            "x.img",
+            "--target",
+            "none",
+            "--profile",
+            "p.toml",
+            "--world",
+            "a",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--profile and --apkovl/--overlay/--world/--hostname exclude each other"),
+        "{}",
+        text(&o)
     );
 }

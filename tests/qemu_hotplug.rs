@@ -4,17 +4,16 @@
 //! `/dev/usbdisk` links, which go away with it (`device_del`). And the hardware watchdog
 //! (`ramboot_watchdog`, QEMU's stand-in: the `softdog` module): fed, so the machine outlives
 //! several timeouts, and magic-closed at power-off (the kernel says nothing of it).
-// Tests drive real tools and processes (QEMU, mtools, the built binary): the system boundary
+// Tests drive real tools and processes (QEMU, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::qemu::{monitor, monitor_socket, out_dir, script, Qemu};
+use support::qemu::{monitor, monitor_socket, out_dir, script, stage_card, Qemu};
 
 const BOOT: Duration = Duration::from_secs(240);
 
@@ -45,21 +44,9 @@ echo \"WATCHDOG-TEST: still running\"
 poweroff
 ";
 
-fn run(cmd: &mut Command) {
-    let out = cmd
-        .output()
-        .expect("the tool runs (qemu/setup-host.sh installs it)");
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A copy of the demo media whose apkovl is like the demo's (hostname, world) with this
-/// inittab and these executable files (paths under `etc/`).
-fn media_with(demo: &Path, name: &str, inittab: &str, files: &[(&str, &str)]) -> PathBuf {
+/// A card of the demo's stage (`make-media.sh`'s OUTDIR) whose apkovl is like the demo's
+/// (hostname, world) with this inittab and these executable files (paths under `etc/`).
+fn media_with(stage: &Path, name: &str, inittab: &str, files: &[(&str, &str)]) -> PathBuf {
     let dir = out_dir().join(format!("{name}-work"));
     let tree = dir.join("ovl");
     let _ = std::fs::remove_dir_all(&tree);
@@ -75,27 +62,18 @@ fn media_with(demo: &Path, name: &str, inittab: &str, files: &[(&str, &str)]) ->
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::os::unix::fs::symlink("/media/vda1/cache", tree.join("etc/apk/cache")).unwrap();
-    let ovl = dir.join("ramboot-demo.apkovl.tar.gz");
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&tree)
-        .args([
-            "--owner=0",
-            "--group=0",
-            "--numeric-owner",
-            "--mtime=@0",
-            "-czf",
-        ])
-        .arg(&ovl)
-        .arg("etc"));
+    // The card from the demo's stage, its apkovl written by `ramboot sdimage` from the tree.
     let media = out_dir().join(format!("{name}.img"));
-    std::fs::copy(demo, &media).unwrap();
-    run(Command::new("mcopy")
-        .arg("-o")
-        .arg("-i")
-        .arg(format!("{}@@1M", media.display()))
-        .arg(&ovl)
-        .arg("::/ramboot-demo.apkovl.tar.gz"));
+    stage_card(
+        &stage.join("stage"),
+        &media,
+        &[
+            "--overlay",
+            tree.to_str().unwrap(),
+            "--hostname",
+            "ramboot-demo",
+        ],
+    );
     media
 }
 
@@ -117,11 +95,10 @@ fn artifacts() -> &'static Artifacts {
     A.get_or_init(|| {
         let dir = out_dir().join("hotplug");
         script("make-media.sh", &[dir.to_str().unwrap()]);
-        // The demo's apkovl replaced by ones with the service-mode inittabs.
-        let demo = dir.join("media.img");
-        let media = media_with(&demo, "hotplug-media", INITTAB, &[]);
+        // Cards of the demo's stage with apkovls of the service-mode inittabs.
+        let media = media_with(&dir, "hotplug-media", INITTAB, &[]);
         let media_watchdog = media_with(
-            &demo,
+            &dir,
             "watchdog-media",
             WATCHDOG_INITTAB,
             &[("etc/ramboot/wait-past-watchdog", WATCHDOG_SCRIPT)],

@@ -3,16 +3,15 @@
 //! second mounts it instead of installing and must give the same root (every entry, its mode,
 //! owner, target and checksum, the apk database among them); the third finds the image damaged,
 //! says so in one line and installs again.
-// Tests drive real tools and processes (QEMU, mtools, the built binary): the system boundary
+// Tests drive real tools and processes (QEMU, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
 
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
-use support::qemu::{number_after, out_dir, script, virtio_disk, Qemu};
+use support::qemu::{edit_fat_file, number_after, out_dir, script, virtio_disk, Qemu};
 
 const BOOT: Duration = Duration::from_secs(240);
 const IMAGE: &str = "/media/vda1/ramboot-root.sqfs";
@@ -91,31 +90,9 @@ fn stages(timeline: &str) -> Vec<(String, f64)> {
     out
 }
 
-/// Flips one byte inside the image on the FAT partition (mtools, at the partition's 1 MiB).
+/// Flips one byte inside the image on the FAT partition (through fatfs, in user space).
 fn corrupt_image(disk: &Path) {
-    let fat = format!("{}@@1M", disk.display());
-    let copy = out_dir().join("rc-image");
-    let run = |args: &[&str]| {
-        let out = Command::new("mcopy").args(args).output().expect("mtools");
-        assert!(out.status.success(), "{out:?}");
-    };
-    run(&[
-        "-n",
-        "-i",
-        &fat,
-        "::/ramboot-root.sqfs",
-        copy.to_str().unwrap(),
-    ]);
-    let mut bytes = std::fs::read(&copy).unwrap();
-    bytes[20_000] ^= 0x40;
-    std::fs::write(&copy, bytes).unwrap();
-    run(&[
-        "-o",
-        "-i",
-        &fat,
-        copy.to_str().unwrap(),
-        "::/ramboot-root.sqfs",
-    ]);
+    edit_fat_file(disk, "ramboot-root.sqfs", |bytes| bytes[20_000] ^= 0x40);
 }
 
 #[test]

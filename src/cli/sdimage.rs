@@ -32,11 +32,14 @@ configuration
   --overlay DIR           a tree for an apkovl written here as HOSTNAME.apkovl.tar.gz
   --world PKGS            its etc/apk/world (comma or space separated; repeatable)
   --hostname NAME         its etc/hostname (default name: localhost)
+  --profile FILE          a provisioning profile (TOML, see `ramboot profile`): its apkovl, and
+                          its kernel command-line words added to cmdline.txt/extlinux.conf
 boot (rpi, virt)
   --kernel FILE           the kernel image (required)
   --initramfs FILE        an initramfs as is; without it one is built as `ramboot mkinitfs` does,
                           from --init FILE, --kernel-modules DIR, --busybox FILE, -F FEATURES
                           (default rpi: base,mmc,rpi,usb,vfat; virt: base,virtio,vfat), -m MODULES
+  --initramfs-out FILE    also write the card's initramfs to FILE (QEMU -initrd, netboot)
   --dtbs DIR              device trees: every *.dtb under DIR
   --overlays DIR          rpi: device-tree overlays, copied to overlays/
   --firmware DIR          rpi: firmware files (bootcode.bin, start*.elf, fixup*.dat) for the root
@@ -74,8 +77,10 @@ struct Raw {
     overlay: Option<PathBuf>,
     world: Vec<String>,
     hostname: Option<String>,
+    profile: Option<PathBuf>,
     kernel: Option<PathBuf>,
     initramfs: Option<PathBuf>,
+    initramfs_out: Option<PathBuf>,
     init: Option<PathBuf>,
     kernel_modules: Option<PathBuf>,
     busybox: Option<PathBuf>,
@@ -119,8 +124,10 @@ fn parse_raw(mut p: Args) -> Result<Raw, ArgError> {
             Long("overlay") => r.overlay = Some(p.path()?),
             Long("world") => r.world.extend(split_list(&p.string()?)),
             Long("hostname") => r.hostname = Some(p.string()?),
+            Long("profile") => r.profile = Some(p.path()?),
             Long("kernel") => r.kernel = Some(p.path()?),
             Long("initramfs") => r.initramfs = Some(p.path()?),
+            Long("initramfs-out") => r.initramfs_out = Some(p.path()?),
             Long("init") => r.init = Some(p.path()?),
             Long("kernel-modules") => r.kernel_modules = Some(p.path()?),
             Long("busybox") => r.busybox = Some(p.path()?),
@@ -199,6 +206,13 @@ fn validate(r: Raw) -> Result<Spec, ArgError> {
     };
     let writes_ovl = r.overlay.is_some() || !r.world.is_empty() || r.hostname.is_some();
     let apkovl = match (r.apkovls.is_empty(), writes_ovl) {
+        _ if r.profile.is_some() && (writes_ovl || !r.apkovls.is_empty()) => {
+            return Err(conflict(
+                "--profile",
+                "--apkovl/--overlay/--world/--hostname",
+            ))
+        }
+        _ if r.profile.is_some() => r.profile.map(Apkovl::Profile),
         (false, true) => return Err(conflict("--apkovl", "--overlay/--world/--hostname")),
         (false, false) => Some(Apkovl::Files(r.apkovls)),
         (true, true) => Some(Apkovl::Write(OverlaySpec {
@@ -270,6 +284,7 @@ fn validate(r: Raw) -> Result<Spec, ArgError> {
         overlays: r.overlays,
         firmware: r.firmware,
         initramfs,
+        initramfs_out: r.initramfs_out,
         modloop,
         cache: r.cache,
         files,
@@ -294,6 +309,9 @@ pub fn main(args: &[OsString]) -> i32 {
     };
     match sdimage::build(&crate::sys::RealSys, &spec) {
         Ok(r) => {
+            for w in &r.warnings {
+                eprintln!("ramboot sdimage: warning: {w}");
+            }
             let modloop = r
                 .modloop
                 .map(|m| format!("; modloop: {m}"))

@@ -360,6 +360,57 @@ mod tests {
         assert_eq!((t.date.year, t.date.month, t.date.day), (2000, 2, 29));
     }
 
+    /// The short-name entry `name` (11 bytes) in the directory at `cluster`: its first cluster.
+    fn entry_cluster(fs: &[u8], cluster: usize, name: &[u8; 11]) -> Option<usize> {
+        let u16_at = |i: usize| u16::from_le_bytes([fs[i], fs[i + 1]]) as usize;
+        let bps = u16_at(11);
+        let spc = fs[13] as usize;
+        let fat_len = u16::from_le_bytes([fs[36], fs[37]]) as usize;
+        let data = (u16_at(14) + fs[16] as usize * fat_len) * bps;
+        let at = data + (cluster - 2) * spc * bps;
+        fs[at..at + spc * bps]
+            .chunks(32)
+            .find(|e| &e[..11] == name && e[11] != 0x0F)
+            .map(|e| {
+                (u16::from_le_bytes([e[20], e[21]]) as usize) << 16
+                    | u16::from_le_bytes([e[26], e[27]]) as usize
+            })
+    }
+
+    /// fatfs 0.3 puts long-name entries before `.` and `..` and gives the root's subdirectories
+    /// the root's cluster in `..`; fsck.fat rejects both. The written filesystem has `.` and `..`
+    /// in the first two slots and 0 for the root.
+    #[test]
+    fn directories_start_with_dot_and_dotdot() {
+        let mut c = Content::new();
+        c.insert("a".into(), Src::Dir);
+        c.insert("a/b".into(), Src::Dir);
+        c.insert("a/b/f".into(), Src::Bytes(b"x".to_vec()));
+        let fs = build(&c, MIN_FAT, "T", 1, 0).unwrap();
+        let root = u32::from_le_bytes([fs[44], fs[45], fs[46], fs[47]]) as usize;
+        let a = entry_cluster(&fs, root, b"A          ").expect("a in the root");
+        let b = entry_cluster(&fs, a, b"B          ").expect("b in a");
+        let first_two = |cluster: usize| {
+            let u16_at = |i: usize| u16::from_le_bytes([fs[i], fs[i + 1]]) as usize;
+            let fat_len = u16::from_le_bytes([fs[36], fs[37]]) as usize;
+            let at = (u16_at(14) + fs[16] as usize * fat_len) * u16_at(11)
+                + (cluster - 2) * fs[13] as usize * u16_at(11);
+            (fs[at..at + 11].to_vec(), fs[at + 32..at + 43].to_vec())
+        };
+        for dir in [a, b] {
+            let (dot, dotdot) = first_two(dir);
+            assert_eq!(dot, b".          ");
+            assert_eq!(dotdot, b"..         ");
+        }
+        assert_eq!(
+            entry_cluster(&fs, a, b"..         "),
+            Some(0),
+            "the root is 0"
+        );
+        assert_eq!(entry_cluster(&fs, b, b"..         "), Some(a));
+        assert_eq!(entry_cluster(&fs, b, b".          "), Some(b));
+    }
+
     #[test]
     fn clusters_keep_fat32_in_range() {
         for size in [MIN_FAT, 100 * MIB, 260 * MIB, 261 * MIB, 4 << 30, 20 << 30] {

@@ -77,7 +77,7 @@ impl Target {
     fn default_cmdline(self) -> &'static str {
         match self {
             Target::Rpi => "modules=loop,squashfs,sd-mod,usb-storage quiet console=tty1",
-            _ => "modules=loop,squashfs,sd-mod,usb-storage console=ttyAMA0",
+            _ => "modules=loop,squashfs,virtio_blk console=ttyAMA0",
         }
     }
 
@@ -104,6 +104,9 @@ pub enum Apkovl {
     Files(Vec<PathBuf>),
     /// One written here: a directory tree, a world list and a hostname (each optional).
     Write(apkovl::OverlaySpec),
+    /// A provisioning profile (TOML, [`crate::profile`]): its apkovl, and its kernel
+    /// command-line words added to the card's command line.
+    Profile(PathBuf),
 }
 
 /// How the initramfs is had.
@@ -150,6 +153,9 @@ pub struct Spec {
     /// Firmware files copied to the root (rpi: `bootcode.bin`, `start*.elf`, `fixup*.dat`).
     pub firmware: Option<PathBuf>,
     pub initramfs: Option<Initramfs>,
+    /// Also write the card's initramfs here (for a boot that takes it from outside the card:
+    /// QEMU's -initrd, a netboot server).
+    pub initramfs_out: Option<PathBuf>,
     pub modloop: Option<Modloop>,
     /// lbu's package cache (`cache/`).
     pub cache: Option<PathBuf>,
@@ -182,7 +188,7 @@ pub enum SdError {
     BadIndex { dir: PathBuf, why: String },
     #[error("{what} needs --key FILE (the private key that signs it)")]
     NoKey { what: &'static str },
-    #[error("{}: an apkovl's name must end in .apkovl.tar.gz", path.display())]
+    #[error("{}: an apkovl's name must end in .apkovl.tar.gz (or .apkovl.tar.gz.CIPHER when encrypted)", path.display())]
     ApkovlName { path: PathBuf },
     #[error("the apkovl {name} ({size} bytes) is larger than the boot partition ({partition} bytes, {free} free for files); give a larger --size or leave --size out")]
     ApkovlTooLarge {
@@ -212,6 +218,8 @@ pub enum SdError {
     Table(String),
     #[error("{0}")]
     Apk(#[from] crate::apk::ApkError),
+    #[error("{0}")]
+    Profile(#[from] crate::profile::ProfileError),
     #[error("initramfs: {0}")]
     Initramfs(String),
     #[error("modloop: {0}")]
@@ -262,6 +270,15 @@ pub struct Report {
     pub content: u64,
     /// How the modloop was made, for the summary line.
     pub modloop: Option<&'static str>,
+    /// The profile's warnings (what a package must supply), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// What the gathering learnt besides the content.
+struct Gathered {
+    content: Content,
+    modloop: Option<&'static str>,
+    warnings: Vec<String>,
 }
 
 fn add_dirs(content: &mut Content, path: &str) {
@@ -558,8 +575,10 @@ fn build_initramfs(
 }
 
 /// Gathers everything the FAT partition holds.
-fn gather(spec: &Spec) -> Result<(Content, Option<&'static str>), SdError> {
+fn gather(spec: &Spec) -> Result<Gathered, SdError> {
     let mut content = Content::new();
+    let mut warnings = Vec::new();
+    let mut cmdline_words: Vec<String> = Vec::new();
     let key = match &spec.key {
         Some(p) => Some(SigningKey::load(p, None)?),
         None => None,
@@ -579,7 +598,7 @@ fn gather(spec: &Spec) -> Result<(Content, Option<&'static str>), SdError> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if !name.ends_with(".apkovl.tar.gz") {
+                if !is_apkovl_name(&name) {
                     return Err(SdError::ApkovlName { path: f.clone() });
                 }
                 add_file(&mut content, &name, f)?;
@@ -588,6 +607,16 @@ fn gather(spec: &Spec) -> Result<(Content, Option<&'static str>), SdError> {
         Some(Apkovl::Write(o)) => {
             let (name, bytes) = apkovl::write(o, spec.epoch)?;
             add_bytes(&mut content, &name, bytes);
+        }
+        Some(Apkovl::Profile(path)) => {
+            let profile = crate::profile::Profile::load(path)?;
+            add_bytes(
+                &mut content,
+                &profile.apkovl_name(),
+                profile.apkovl(spec.epoch),
+            );
+            cmdline_words.extend(profile.cmdline_additions().iter().cloned());
+            warnings.extend(profile.warnings().iter().cloned());
         }
     }
     let mut modloop_how = None;
@@ -624,11 +653,15 @@ fn gather(spec: &Spec) -> Result<(Content, Option<&'static str>), SdError> {
     if let Some(c) = &spec.cache {
         add_tree(&mut content, c, "cache")?;
     }
-    add_boot_files(&mut content, spec, &flavor, &extras)?;
+    add_boot_files(&mut content, spec, &flavor, &extras, &cmdline_words)?;
     for (src, dest) in &spec.files {
         add_file(&mut content, dest.trim_start_matches('/'), src)?;
     }
-    Ok((content, modloop_how))
+    Ok(Gathered {
+        content,
+        modloop: modloop_how,
+        warnings,
+    })
 }
 
 /// The kernel, initramfs, device trees, firmware and boot configuration of the target.
@@ -637,6 +670,7 @@ fn add_boot_files(
     spec: &Spec,
     flavor: &str,
     extras: &Extras,
+    more_words: &[String],
 ) -> Result<(), SdError> {
     let target = spec.target;
     if target == Target::None {
@@ -646,6 +680,7 @@ fn add_boot_files(
             (spec.firmware.is_some(), "--firmware"),
             (spec.overlays.is_some(), "--overlays"),
             (spec.initramfs.is_some(), "--initramfs"),
+            (spec.initramfs_out.is_some(), "--initramfs-out"),
         ] {
             if given {
                 return Err(SdError::BootFileWithoutTarget { what });
@@ -668,15 +703,24 @@ fn add_boot_files(
         modules: Vec::new(),
     };
     let how = spec.initramfs.as_ref().unwrap_or(&default);
-    add_bytes(
-        content,
-        &initramfs_dest,
-        build_initramfs(how, target, extras, spec.epoch)?,
-    );
-    let cmdline = spec
+    let initramfs = build_initramfs(how, target, extras, spec.epoch)?;
+    if let Some(out) = &spec.initramfs_out {
+        std::fs::write(out, &initramfs).map_err(|e| SdError::Write {
+            path: out.clone(),
+            source: e,
+        })?;
+    }
+    add_bytes(content, &initramfs_dest, initramfs);
+    let mut cmdline = spec
         .cmdline
         .clone()
         .unwrap_or_else(|| target.default_cmdline().to_string());
+    for word in more_words {
+        if !cmdline.split_whitespace().any(|w| w == word) {
+            cmdline.push(' ');
+            cmdline.push_str(word);
+        }
+    }
     match target {
         Target::Rpi => {
             if let Some(d) = &spec.firmware {
@@ -768,7 +812,7 @@ fn check_fit(content: &Content, partition: u64) -> Result<(), SdError> {
     let clusters = partition / cluster;
     let free = partition.saturating_sub(32 * 512 + 2 * clusters * 4 + cluster);
     for (path, src) in content {
-        if path.ends_with(".apkovl.tar.gz") && src.len() > free {
+        if is_apkovl_name(path) && src.len() > free {
             return Err(SdError::ApkovlTooLarge {
                 name: path.clone(),
                 size: src.len(),
@@ -946,7 +990,11 @@ fn write_ext4(
 
 /// Builds the card described by `spec` into `spec.output`.
 pub fn build(sys: &dyn Sys, spec: &Spec) -> Result<Report, SdError> {
-    let (content, modloop) = gather(spec)?;
+    let Gathered {
+        content,
+        modloop,
+        warnings,
+    } = gather(spec)?;
     let seed = content_hash(&content)?;
     let tail = if spec.gpt { MIB } else { 0 };
     let data_len = spec
@@ -1022,5 +1070,15 @@ pub fn build(sys: &dyn Sys, spec: &Spec) -> Result<Report, SdError> {
         files: content.values().filter(|s| !matches!(s, Src::Dir)).count(),
         content: content.values().map(Src::len).sum(),
         modloop,
+        warnings,
     })
+}
+
+/// `NAME.apkovl.tar.gz`, or an encrypted one: `NAME.apkovl.tar.gz.CIPHER` as `lbu commit -e`
+/// names it (the boot asks for its key).
+fn is_apkovl_name(name: &str) -> bool {
+    name.ends_with(".apkovl.tar.gz")
+        || name
+            .rsplit_once(".apkovl.tar.gz.")
+            .is_some_and(|(_, cipher)| !cipher.is_empty() && !cipher.contains('.'))
 }

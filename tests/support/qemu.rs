@@ -402,3 +402,84 @@ pub fn virtio_snapshot(image: &Path) -> Vec<String> {
     args[1].push_str(",snapshot=on");
     args
 }
+
+/// Runs `ramboot sdimage` (the test's build) with `args`; panics with its output on failure.
+#[allow(dead_code)]
+pub fn sdimage(args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .arg("sdimage")
+        .args(args)
+        .output()
+        .expect("ramboot runs");
+    assert!(
+        out.status.success(),
+        "ramboot sdimage {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `ramboot sdimage --target none` of a `qemu/make-media.sh` stage (its signed repository, modloop,
+/// cache and release file) into `image`, with `extra` arguments (the apkovl).
+#[allow(dead_code)]
+pub fn stage_card(stage: &Path, image: &Path, extra: &[&str]) {
+    let s = |p: PathBuf| p.display().to_string();
+    let mut args: Vec<String> = [
+        "-o",
+        &s(image.to_path_buf()),
+        "--target",
+        "none",
+        "--flavor",
+        "virt",
+        "--repo",
+        &s(stage.join("apks")),
+        "--modloop",
+        &s(stage.join("boot/modloop-virt")),
+        "--cache",
+        &s(stage.join("cache")),
+        "--file",
+        &format!("{}:.alpine-release", s(stage.join(".alpine-release"))),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    sdimage(&args.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+/// The first partition's (start, length) in bytes, from the MBR of `disk`.
+fn first_partition(disk: &[u8]) -> (usize, usize) {
+    let e = &disk[446..462];
+    let lba = u32::from_le_bytes(e[8..12].try_into().unwrap()) as usize;
+    let n = u32::from_le_bytes(e[12..16].try_into().unwrap()) as usize;
+    (lba * 512, n * 512)
+}
+
+/// Reads `path` from the FAT partition of `disk` (its first MBR partition), lets `edit` change
+/// it, and writes it back: what the tests did with mtools, in user space through fatfs.
+#[allow(dead_code)]
+pub fn edit_fat_file(disk: &Path, path: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    use std::io::{Cursor, Seek, SeekFrom};
+    let mut bytes = std::fs::read(disk).unwrap();
+    let (start, len) = first_partition(&bytes);
+    let mut part = Cursor::new(bytes[start..start + len].to_vec());
+    {
+        let fs = fatfs::FileSystem::new(&mut part, fatfs::FsOptions::new()).unwrap();
+        let root = fs.root_dir();
+        let mut data = Vec::new();
+        if let Ok(mut f) = root.open_file(path) {
+            f.read_to_end(&mut data).unwrap();
+        }
+        edit(&mut data);
+        let mut f = root.create_file(path).unwrap();
+        f.truncate().unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.write_all(&data).unwrap();
+        f.flush().unwrap();
+        drop(f);
+        drop(root);
+        fs.unmount().unwrap();
+    }
+    bytes[start..start + len].copy_from_slice(part.get_ref());
+    std::fs::write(disk, bytes).unwrap();
+}
