@@ -695,6 +695,34 @@ pub fn write_openssl(
     }
 }
 
+/// An apkovl's bytes encrypted for the name suffix `suffix` ([`RAMBOOT_SUFFIX`]: ramboot's
+/// format with the default parameters; an openssl cipher name: lbu's format): what
+/// `ramboot commit --encrypt` stores as `<host>.apkovl.tar.gz.<suffix>`.
+pub fn seal(plain: &[u8], suffix: &str, pass: &[u8]) -> Result<Vec<u8>, CryptError> {
+    let mut out = Vec::with_capacity(plain.len() + plain.len() / 1024 + 128);
+    if suffix == RAMBOOT_SUFFIX {
+        write_ramboot(&mut &plain[..], &mut out, pass, RambootParams::default())?;
+    } else {
+        write_openssl(
+            &mut &plain[..],
+            &mut out,
+            Cipher::by_name(suffix)?,
+            pass,
+            None,
+        )?;
+    }
+    Ok(out)
+}
+
+/// The plaintext of the encrypted apkovl at `path` (its name tells the format), whole.
+pub fn open_to_vec(path: &Path, pass: &[u8]) -> Result<Vec<u8>, CryptError> {
+    let mut plain = Vec::new();
+    Unlocked::new(path, pass)?
+        .reader(path)?
+        .read_to_end(&mut plain)?;
+    Ok(plain)
+}
+
 /// Parameters of ramboot's format that a writer chooses.
 #[derive(Clone, Copy, Debug)]
 pub struct RambootParams {

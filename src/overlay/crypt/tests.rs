@@ -213,3 +213,26 @@ fn key_file_gives_its_first_line() {
     assert_eq!(passphrase_from_file(b"secret"), b"secret");
     assert_eq!(passphrase_from_file(b""), b"");
 }
+
+#[test]
+fn seal_writes_the_format_its_suffix_names_and_open_to_vec_reads_it() {
+    let d = tempfile::tempdir().unwrap();
+    let plain = gzip(3000);
+    for suffix in ["aes-256-cbc", "aes-128-ecb", RAMBOOT_SUFFIX] {
+        let sealed = seal(&plain, suffix, b"pw").unwrap();
+        let path = d.path().join(format!("h.apkovl.tar.gz.{suffix}"));
+        std::fs::write(&path, &sealed).unwrap();
+        assert_eq!(open_to_vec(&path, b"pw").unwrap(), plain, "{suffix}");
+        // ramboot's wrong-key case is pinned above with cheap rounds; the default is 600,000.
+        if suffix != RAMBOOT_SUFFIX {
+            assert!(matches!(
+                open_to_vec(&path, b"no"),
+                Err(CryptError::WrongKey)
+            ));
+        }
+    }
+    assert!(matches!(
+        seal(&plain, "bf-cbc", b"pw"),
+        Err(CryptError::UnsupportedCipher { .. })
+    ));
+}
