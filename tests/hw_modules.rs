@@ -449,8 +449,9 @@ fn feature_files_resolve_against_a_module_tree() {
 /// A request waits for a module that a background thread (the boot drivers, at nice 19) is
 /// loading: that thread is raised to normal priority for the load, and lowered again after it.
 /// On the benchmark card's single core, the cached root's loop device waited 250 ms for the
-/// `loop` module, which the boot drivers had started first and then got no CPU to finish. The
-/// double holds the background load until the raise is recorded: before, it never came.
+/// `loop` module, which the boot drivers had started first and then got no CPU to finish; the
+/// kernel lists such a module in /proc/modules (`Loading`) before its init is over. The double
+/// holds the background load until the raise is recorded: before, it never came.
 #[test]
 fn a_background_load_someone_waits_for_is_raised_to_normal_priority() {
     let (dir, sys) = setup();
@@ -470,6 +471,13 @@ fn a_background_load_someone_waits_for_is_raised_to_normal_priority() {
             assert!(spins < 1 << 32, "the background load never started");
             std::thread::yield_now();
         }
+        // What the kernel shows while the module's init runs.
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::fs::write(
+            dir.path().join("proc/modules"),
+            "loop 45056 0 - Loading 0x0000000000000000\n",
+        )
+        .unwrap();
         let waiter = loader.load(&Request::names(["loop"]));
         assert_eq!(waiter.already, vec!["loop".to_string()]);
         assert_eq!(background.join().unwrap().loaded, vec!["loop".to_string()]);

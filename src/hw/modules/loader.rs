@@ -242,25 +242,27 @@ impl<'s> ModuleLoader<'s> {
         self.present.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Refreshes the set of loaded modules from `/proc/modules`.
+    /// Refreshes the set of loaded modules from `/proc/modules`: those whose init is over (a
+    /// module still initialising says `Loading` there; its users must wait for it).
     fn refresh_present(&self) {
         let text = read_opt(&self.sys.path(Path::new("/proc/modules")));
         let mut present = self.lock_present();
         present.extend(
             text.lines()
+                .filter(|l| l.split_whitespace().nth(4) != Some("Loading"))
                 .filter_map(|l| l.split_whitespace().next())
                 .map(normalize),
         );
     }
 
     fn is_present(&self, name: &str) -> bool {
-        if self.db.builtin.contains(name) || self.lock_present().contains(name) {
-            return true;
-        }
-        // Being loaded by another of this loader's requests: /sys/module has it while its init
-        // still runs. The step waits for that load (see `load_one`).
+        // Being loaded by another of this loader's requests: /proc/modules and /sys/module show
+        // it while its init still runs. The step waits for that load (see `load_one`).
         if self.lock_loading().contains_key(name) {
             return false;
+        }
+        if self.db.builtin.contains(name) || self.lock_present().contains(name) {
+            return true;
         }
         // Built-in modules with parameters and modules loaded by others show up here too.
         let dir = self.sys.path(&Path::new("/sys/module").join(name));
