@@ -7,7 +7,7 @@ mod support;
 
 use ramboot::hw::modules::{FailReason, ModuleDb, ModuleLoader, Request};
 use ramboot::hw::{closure, modprobe_main};
-use ramboot::sys::{Call, RecordingSys};
+use ramboot::sys::{Call, RecordingSys, Sys};
 use std::path::{Path, PathBuf};
 use support::hw::*;
 
@@ -446,6 +446,52 @@ fn feature_files_resolve_against_a_module_tree() {
     );
 }
 
+/// A request waits for a module that a background thread (the boot drivers, at nice 19) is
+/// loading: that thread is raised to normal priority for the load, and lowered again after it.
+/// On the benchmark card's single core, the cached root's loop device waited 250 ms for the
+/// `loop` module, which the boot drivers had started first and then got no CPU to finish; the
+/// kernel lists such a module in /proc/modules (`Loading`) before its init is over. The double
+/// holds the background load until the raise is recorded: before, it never came.
+#[test]
+fn a_background_load_someone_waits_for_is_raised_to_normal_priority() {
+    let (dir, sys) = setup();
+    let mut m = FakeModules::new(dir.path());
+    m.module("kernel/loop.ko", &[]);
+    m.write();
+    sys.hold_module_until("loop.ko", "renice a background thread to 0");
+    let loader = ModuleLoader::open(&sys).unwrap().with_max_threads(1);
+    std::thread::scope(|s| {
+        let background = s.spawn(|| {
+            sys.background_priority().unwrap();
+            loader.load(&Request::names(["loop"]))
+        });
+        let mut spins = 0u64;
+        while !loaded_order(&sys).contains(&"loop".to_string()) {
+            spins += 1;
+            assert!(spins < 1 << 32, "the background load never started");
+            std::thread::yield_now();
+        }
+        // What the kernel shows while the module's init runs.
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::fs::write(
+            dir.path().join("proc/modules"),
+            "loop 45056 0 - Loading 0x0000000000000000\n",
+        )
+        .unwrap();
+        let waiter = loader.load(&Request::names(["loop"]));
+        assert_eq!(waiter.already, vec!["loop".to_string()]);
+        assert_eq!(background.join().unwrap().loaded, vec!["loop".to_string()]);
+    });
+    assert_eq!(sys.held_loads_that_gave_up(), Vec::<String>::new());
+    let trace = sys.trace();
+    let raised = trace
+        .iter()
+        .filter(|l| *l == "renice a background thread to 0")
+        .count();
+    assert_eq!(raised, 1, "{trace:#?}");
+    assert_eq!(loaded_order(&sys), vec!["loop".to_string()]);
+}
+
 /// Two requests on two threads want the same module: it is loaded once. The first request's
 /// load of `shared` is held until the second has planned (it loads `other` first, which the
 /// double waits for), so the second planned `shared` while it was not yet in the kernel. Before,
@@ -488,4 +534,29 @@ fn a_module_another_request_is_loading_is_waited_for_not_loaded_twice() {
         pos(&order, "shared") < pos(&order, "dependent"),
         "{order:?}"
     );
+}
+
+/// The quick scan that decides whether the modloop's index is worth reading: a pattern of the
+/// device's bus, one with a glob for a bus, `-` written for `_`; nothing for other buses.
+#[test]
+fn the_alias_scan_finds_a_pattern_for_a_modalias_or_says_there_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let aliases = "alias usb:v1234p*d*dc*dsc*dp*ic*isc*ip*in* usb_thing\n\
+                   alias pci:v00001AF4d00001042sv*sd*bc*sc*i* virtio_blk\n\
+                   alias of:N*T*Cgpio-keys* gpio_keys\n\
+                   alias *:acme-gadget acme\n";
+    std::fs::write(dir.path().join("modules.alias"), aliases).unwrap();
+    let has = |m: &str| ModuleDb::has_alias_for(dir.path(), &[m.to_string()]);
+    assert!(has("pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00"));
+    assert!(has("of:NkeysT(null)Cgpio_keys"));
+    assert!(has("platform:acme-gadget"));
+    assert!(!has(
+        "pci:v00001B36d00000008sv00001AF4sd00001100bc06sc00i00"
+    ));
+    assert!(!has("of:NflashT(null)Ccfi-flash"));
+    assert!(!ModuleDb::has_alias_for(dir.path(), &[]));
+    assert!(!ModuleDb::has_alias_for(
+        &dir.path().join("none"),
+        &["platform:x".into()]
+    ));
 }

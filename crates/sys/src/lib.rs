@@ -390,6 +390,18 @@ pub trait Sys: Send + Sync {
     fn background_priority(&self) -> io::Result<()> {
         Ok(())
     }
+    /// The calling thread's id, for [`Sys::hurry_thread`].
+    fn thread_id(&self) -> i32 {
+        0
+    }
+    /// Raises thread `tid` back to normal priority when it runs at background priority; true
+    /// when it did. For a thread whose work another one now waits for (a module load the boot
+    /// needs): at nice 19 it would run only once every other runnable thread is idle. The
+    /// thread lowers itself again with [`Sys::background_priority`] when that work is done.
+    fn hurry_thread(&self, tid: i32) -> io::Result<bool> {
+        let _ = tid;
+        Ok(false)
+    }
     /// Writes a kernel setting under `/proc/sys` (`key` like `kernel/printk_devkmsg`), with a
     /// trailing newline as `echo` would: some handlers (`printk_devkmsg`) refuse a value without.
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()>;

@@ -375,6 +375,22 @@ impl Sys for RealSys {
         rustix::process::setpriority_process(None, 19).map_err(io::Error::from)
     }
 
+    fn thread_id(&self) -> i32 {
+        rustix::thread::gettid().as_raw_nonzero().get()
+    }
+
+    fn hurry_thread(&self, tid: i32) -> io::Result<bool> {
+        // PRIO_PROCESS with a thread id acts on that thread only (Linux).
+        let Some(pid) = rustix::process::Pid::from_raw(tid) else {
+            return Ok(false);
+        };
+        if rustix::process::getpriority_process(Some(pid))? <= 0 {
+            return Ok(false);
+        }
+        rustix::process::setpriority_process(Some(pid), 0)?;
+        Ok(true)
+    }
+
     fn write_sysctl(&self, key: &str, value: &str) -> io::Result<()> {
         std::fs::write(Path::new("/proc/sys").join(key), format!("{value}\n"))
     }

@@ -38,6 +38,8 @@ pub enum Call {
     Background {
         name: String,
     },
+    /// [`Sys::hurry_thread`] raised a thread that was at background priority.
+    Hurry,
     /// [`Sys::set_read_only_at`].
     ReadOnlyAt {
         read_only: bool,
@@ -410,6 +412,7 @@ impl fmt::Display for Call {
             Call::Swapoff { path } => write!(f, "swapoff {}", path.display()),
             Call::Reboot { kind } => write!(f, "reboot {kind}"),
             Call::Sync => write!(f, "sync"),
+            Call::Hurry => write!(f, "renice a background thread to 0"),
             Call::Idle => write!(f, "idle"),
             Call::Sleep { duration } => write!(f, "sleep {}", duration.as_secs_f64()),
             Call::ReadSecret { prompt } => write!(f, "read secret {prompt:?}"),
@@ -457,6 +460,8 @@ pub fn is_exec_recorded(err: &io::Error) -> bool {
 #[derive(Default)]
 struct State {
     calls: Vec<Call>,
+    /// Threads that called [`Sys::background_priority`] (their ids), until hurried.
+    background_threads: Vec<i32>,
     /// (substring of the rendered call, errno): the first matching call fails.
     failures: Vec<(String, i32)>,
     /// (delay after the previous delivery, what arrives).
@@ -1175,6 +1180,32 @@ impl Sys for RecordingSys {
             Err(e) => e,
             Ok(()) => io::Error::other("reboot recorded by the test double"),
         }
+    }
+
+    fn background_priority(&self) -> io::Result<()> {
+        let tid = self.thread_id();
+        let mut st = self.lock();
+        if !st.background_threads.contains(&tid) {
+            st.background_threads.push(tid);
+        }
+        Ok(())
+    }
+
+    fn thread_id(&self) -> i32 {
+        rustix::thread::gettid().as_raw_nonzero().get()
+    }
+
+    fn hurry_thread(&self, tid: i32) -> io::Result<bool> {
+        let was = {
+            let mut st = self.lock();
+            let was = st.background_threads.contains(&tid);
+            st.background_threads.retain(|&t| t != tid);
+            was
+        };
+        if was {
+            self.record(Call::Hurry)?;
+        }
+        Ok(was)
     }
 
     fn sync(&self) {

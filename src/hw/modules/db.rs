@@ -1,7 +1,8 @@
 //! The indexes depmod wrote for one kernel release, read once, and name/alias resolution.
 
-use super::alias::AliasTable;
+use super::alias::{longest_literal, AliasTable};
 use super::{name_from_path, normalize, normalize_alias, ModprobeConfig, ModuleError};
+use crate::fnmatch::fnmatch;
 use crate::sys::Sys;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -135,6 +136,49 @@ impl ModuleDb {
             }
         }
         Ok(db)
+    }
+
+    /// True when the `modules.alias` under `host` has a pattern for one of `modaliases`. A
+    /// streaming scan that builds no table: whether a whole index (the modloop's 1.3 MB of
+    /// aliases) is worth reading for a few devices. Most lines are rejected without allocating:
+    /// by their bus (the text before `:`), then by the last three bytes of their longest literal
+    /// run, which a matching modalias must contain (as in the alias table's lookups).
+    pub fn has_alias_for(host: &Path, modaliases: &[String]) -> bool {
+        let wanted: Vec<String> = modaliases.iter().map(|m| normalize_alias(m)).collect();
+        let bus = |s: &str| s.split_once(':').map(|(b, _)| b.to_string());
+        let buses: HashSet<String> = wanted.iter().filter_map(|m| bus(m)).collect();
+        let trigrams: HashSet<[u8; 3]> = wanted
+            .iter()
+            .flat_map(|m| m.as_bytes().windows(3).map(|w| [w[0], w[1], w[2]]))
+            .collect();
+        read_opt(&host.join("modules.alias")).lines().any(|line| {
+            let mut w = line.split_whitespace();
+            let (Some("alias"), Some(raw)) = (w.next(), w.next()) else {
+                return false;
+            };
+            // A bus with a glob in it (or none) goes on to the full check.
+            if let Some((b, _)) = raw.split_once(':') {
+                let literal = !b.bytes().any(|c| matches!(c, b'*' | b'?' | b'[' | b'\\'));
+                let known = if b.contains('-') {
+                    buses.contains(&b.replace('-', "_"))
+                } else {
+                    buses.contains(b)
+                };
+                if literal && !known {
+                    return false;
+                }
+            }
+            let pattern = normalize_alias(raw);
+            let needle = longest_literal(&pattern);
+            if let [.., x, y, z] = needle.as_bytes() {
+                if !trigrams.contains(&[*x, *y, *z]) {
+                    return false;
+                }
+            }
+            wanted
+                .iter()
+                .any(|m| m.contains(needle.as_str()) && fnmatch(&pattern, m))
+        })
     }
 
     /// Softdeps from the config override those depmod extracted, as in kmod.

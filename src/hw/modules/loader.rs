@@ -158,8 +158,10 @@ pub struct ModuleLoader<'s> {
     db: ModuleDb,
     /// Modules known to be in the kernel.
     present: Mutex<HashSet<String>>,
-    /// Modules being loaded right now, by any thread; `loading_done` wakes their waiters.
-    loading: Mutex<HashSet<String>>,
+    /// Modules being loaded right now, by any thread (its id); `loading_done` wakes waiters.
+    loading: Mutex<HashMap<String, i32>>,
+    /// Threads raised from background priority for a waiter, until their load ends.
+    hurried: Mutex<Vec<i32>>,
     loading_done: Condvar,
     /// Every load this loader made, in the order they finished (when [`Self::timed`]).
     times: Mutex<Vec<ModuleTime>>,
@@ -181,7 +183,8 @@ impl<'s> ModuleLoader<'s> {
             sys,
             db,
             present: Mutex::new(HashSet::new()),
-            loading: Mutex::new(HashSet::new()),
+            loading: Mutex::new(HashMap::new()),
+            hurried: Mutex::new(Vec::new()),
             loading_done: Condvar::new(),
             times: Mutex::new(Vec::new()),
             timed: false,
@@ -239,18 +242,25 @@ impl<'s> ModuleLoader<'s> {
         self.present.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Refreshes the set of loaded modules from `/proc/modules`.
+    /// Refreshes the set of loaded modules from `/proc/modules`: those whose init is over (a
+    /// module still initialising says `Loading` there; its users must wait for it).
     fn refresh_present(&self) {
         let text = read_opt(&self.sys.path(Path::new("/proc/modules")));
         let mut present = self.lock_present();
         present.extend(
             text.lines()
+                .filter(|l| l.split_whitespace().nth(4) != Some("Loading"))
                 .filter_map(|l| l.split_whitespace().next())
                 .map(normalize),
         );
     }
 
     fn is_present(&self, name: &str) -> bool {
+        // Being loaded by another of this loader's requests: /proc/modules and /sys/module show
+        // it while its init still runs. The step waits for that load (see `load_one`).
+        if self.lock_loading().contains_key(name) {
+            return false;
+        }
         if self.db.builtin.contains(name) || self.lock_present().contains(name) {
             return true;
         }
@@ -466,8 +476,13 @@ impl<'s> ModuleLoader<'s> {
     /// it, waits for that load instead and takes its result.
     fn load_one(&self, name: &str, extra: Option<&Vec<String>>) -> Outcome {
         {
-            let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
-            while loading.contains(name) {
+            let mut loading = self.lock_loading();
+            let mut hurried = false;
+            while let Some(&tid) = loading.get(name) {
+                if !hurried {
+                    hurried = true;
+                    self.hurry(tid);
+                }
                 loading = self
                     .loading_done
                     .wait(loading)
@@ -478,15 +493,46 @@ impl<'s> ModuleLoader<'s> {
                 return Outcome::Already;
             }
             // Not loaded, or the other load failed: this request tries (and says why) itself.
-            loading.insert(name.to_string());
+            loading.insert(name.to_string(), self.sys.thread_id());
         }
         let outcome = self.load_one_timed(name, extra);
-        self.loading
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name);
+        self.lock_loading().remove(name);
         self.loading_done.notify_all();
+        self.unhurry();
         outcome
+    }
+
+    fn lock_loading(&self) -> std::sync::MutexGuard<'_, HashMap<String, i32>> {
+        self.loading.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A load someone now waits for runs at normal priority: on one core, a background thread
+    /// (the boot drivers at nice 19) would otherwise get the CPU only when every other thread
+    /// is idle, and the waiter (the cached root's loop device, the modloop) with it.
+    fn hurry(&self, tid: i32) {
+        match self.sys.hurry_thread(tid) {
+            Ok(true) => self
+                .hurried
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(tid),
+            Ok(false) => {}
+            Err(e) => log::debug!("a module load keeps its background priority: {e}"),
+        }
+    }
+
+    /// Back to background priority after a load that was hurried.
+    fn unhurry(&self) {
+        let me = self.sys.thread_id();
+        let was = {
+            let mut h = self.hurried.lock().unwrap_or_else(|e| e.into_inner());
+            let was = h.contains(&me);
+            h.retain(|&t| t != me);
+            was
+        };
+        if was {
+            let _ = self.sys.background_priority();
+        }
     }
 
     fn load_one_timed(&self, name: &str, extra: Option<&Vec<String>>) -> Outcome {
