@@ -15,7 +15,7 @@
 //! Already covered elsewhere and kept there: a corrupt apkovl on the only medium and a modloop
 //! signed by an unknown key (tests/qemu_diskless.rs); a kernel module that fails to load is
 //! pinned on the recording double (tests/hw_modules.rs, tests/hw_hotplug.rs).
-// Tests drive real tools and processes (QEMU, mtools): the system boundary lint is for the
+// Tests drive real tools and processes (QEMU): the system boundary lint is for the
 // library.
 #![allow(clippy::disallowed_methods)]
 
@@ -23,10 +23,11 @@ mod support;
 
 use ramboot::xorshift::Xorshift;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
-use support::qemu::{out_dir, script, virtio_disk, virtio_snapshot, Qemu};
+use support::qemu::{
+    edit_fat_file, fat_names, out_dir, read_fat_file, script, virtio_disk, virtio_snapshot, Qemu,
+};
 
 struct Artifacts {
     media: PathBuf,
@@ -70,38 +71,17 @@ fn only_file(dir: &Path, suffix: &str) -> PathBuf {
 const BOOT: Duration = Duration::from_secs(240);
 const APKOVL: &str = "ramboot-commit.apkovl.tar.gz";
 
-/// The names in the card's top directory (mtools, on the FAT partition at 1 MiB).
+/// The names in the card's top directory (the FAT partition, read through fatfs).
 fn card_names(disk: &Path) -> Vec<String> {
-    let out = Command::new("mdir")
-        .args(["-b", "-i"])
-        .arg(format!("{}@@1M", disk.display()))
-        .arg("::/")
-        .output()
-        .expect("mdir runs (qemu/setup-host.sh installs mtools)");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            l.trim_start_matches("::/")
-                .trim_end_matches('/')
-                .to_string()
-        })
-        .filter(|l| !l.is_empty())
-        .collect()
+    fat_names(disk)
 }
 
 /// The generation (`etc/generation`) in the card's apkovl, after checking the archive whole
 /// with the boot's own reader.
 fn apkovl_generation(disk: &Path, copy: &Path) -> u64 {
     let _ = std::fs::remove_file(copy);
-    let status = Command::new("mcopy")
-        .args(["-n", "-i"])
-        .arg(format!("{}@@1M", disk.display()))
-        .arg(format!("::/{APKOVL}"))
-        .arg(copy)
-        .status()
-        .unwrap();
-    assert!(status.success(), "no {APKOVL} on the card");
+    let data = read_fat_file(disk, APKOVL).unwrap_or_else(|| panic!("no {APKOVL} on the card"));
+    std::fs::write(copy, data).unwrap();
     ramboot::overlay::check(copy).unwrap_or_else(|e| panic!("the apkovl is damaged: {e}"));
     let entries = ramboot::commit::read_entries(&std::fs::read(copy).unwrap()).unwrap();
     match entries.iter().find(|(name, _)| name == "etc/generation") {
@@ -224,34 +204,12 @@ fn a_damaged_modloop_is_refused_and_the_boot_goes_on() {
     let a = artifacts();
     let disk = out_dir().join("faults-modloop.img");
     std::fs::copy(a.media.join("media.img"), &disk).unwrap();
-    let image = format!("{}@@1M", disk.display());
-    let copy = out_dir().join("faults-modloop-virt");
-    let mtools = |args: &[&str]| {
-        let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-        assert!(status.success(), "{args:?}");
-    };
-    mtools(&[
-        "mcopy",
-        "-n",
-        "-i",
-        &image,
-        "::/boot/modloop-virt",
-        copy.to_str().unwrap(),
-    ]);
-    let mut data = std::fs::read(&copy).unwrap();
-    let middle = data.len() / 2 / 4096 * 4096;
-    for (i, b) in data[middle..middle + 4096].iter_mut().enumerate() {
-        *b = !*b ^ (i as u8);
-    }
-    std::fs::write(&copy, &data).unwrap();
-    mtools(&[
-        "mcopy",
-        "-o",
-        "-i",
-        &image,
-        copy.to_str().unwrap(),
-        "::/boot/modloop-virt",
-    ]);
+    edit_fat_file(&disk, "boot/modloop-virt", |data| {
+        let middle = data.len() / 2 / 4096 * 4096;
+        for (i, b) in data[middle..middle + 4096].iter_mut().enumerate() {
+            *b = !*b ^ (i as u8);
+        }
+    });
     let mut q = Qemu::virt(
         "faults-modloop",
         &a.initrd,

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use support::qemu::{number_after, out_dir, script, virtio_snapshot, Qemu};
+use support::qemu::{number_after, out_dir, read_fat_file, script, virtio_snapshot, Qemu};
 
 const BOOT: Duration = Duration::from_secs(240);
 /// The address the guest fetches from (QEMU's guestfwd; no such host exists outside QEMU).
@@ -140,21 +140,13 @@ fn make_certs(dir: &Path) {
 fn artifacts() -> &'static Artifacts {
     static A: OnceLock<Artifacts> = OnceLock::new();
     A.get_or_init(|| {
-        for t in ["socat", "openssl", "mcopy"] {
+        for t in ["socat", "openssl"] {
             require(t);
         }
         let media = out_dir().join("media");
         script("make-media.sh", &[media.to_str().unwrap(), "--all"]);
-        let apkovl_file = out_dir().join("net-demo.apkovl.tar.gz");
-        let _ = std::fs::remove_file(&apkovl_file);
-        let img = format!("{}@@1M", media.join("media.img").display());
-        let ok = Command::new("mcopy")
-            .args(["-i", &img, "::ramboot-demo.apkovl.tar.gz"])
-            .arg(&apkovl_file)
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let apkovl = std::fs::read(&apkovl_file).unwrap();
+        let apkovl = read_fat_file(&media.join("media.img"), "ramboot-demo.apkovl.tar.gz")
+            .expect("the demo card has ramboot-demo.apkovl.tar.gz");
         let key = std::fs::read_dir(media.join("keys"))
             .unwrap()
             .map(|e| e.unwrap().path())

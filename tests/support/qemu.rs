@@ -483,3 +483,33 @@ pub fn edit_fat_file(disk: &Path, path: &str, edit: impl FnOnce(&mut Vec<u8>)) {
     bytes[start..start + len].copy_from_slice(part.get_ref());
     std::fs::write(disk, bytes).unwrap();
 }
+
+/// `path` read from the FAT partition of `disk` (its first MBR partition), None when it is not
+/// there: what the tests did with mcopy, in user space through fatfs.
+#[allow(dead_code)]
+pub fn read_fat_file(disk: &Path, path: &str) -> Option<Vec<u8>> {
+    let bytes = std::fs::read(disk).unwrap();
+    let (start, len) = first_partition(&bytes);
+    let mut part = std::io::Cursor::new(bytes[start..start + len].to_vec());
+    let fs = fatfs::FileSystem::new(&mut part, fatfs::FsOptions::new()).unwrap();
+    let mut f = fs.root_dir().open_file(path).ok()?;
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).unwrap();
+    Some(data)
+}
+
+/// The names in the top directory of the FAT partition of `disk` (mdir, through fatfs).
+#[allow(dead_code)]
+pub fn fat_names(disk: &Path) -> Vec<String> {
+    let bytes = std::fs::read(disk).unwrap();
+    let (start, len) = first_partition(&bytes);
+    let mut part = std::io::Cursor::new(bytes[start..start + len].to_vec());
+    let fs = fatfs::FileSystem::new(&mut part, fatfs::FsOptions::new()).unwrap();
+    let names = fs
+        .root_dir()
+        .iter()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "." && n != "..")
+        .collect();
+    names
+}
