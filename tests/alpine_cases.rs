@@ -895,7 +895,7 @@ fn tmpfs_root_net_apkovl() {
 }
 
 /// Case 16: a URL with a `?query` is saved as `/tmp/<name>` without it; `{MAC}` is the MAC of
-/// the interface the lease came on.
+/// the interface the lease came on, replaced before the name is taken.
 #[test]
 fn tmpfs_root_apkovl_url() {
     let w = World::new("apkovl=http://h/{MAC}/file?x=y");
@@ -925,5 +925,21 @@ fn an_apkovl_url_that_cannot_be_fetched_is_one_line_and_the_boot_goes_on() {
         notes.iter().any(|n| n
             == "apkovl: cannot fetch http://h/missing.apkovl.tar.gz: the server answered 404 Not Found; booting without it"),
         "{notes:?}"
+    );
+}
+
+/// The local name is taken after substitution: `{MAC}.apkovl.tar.gz` is saved as
+/// `/tmp/52:54:00:12:34:56.apkovl.tar.gz`, as Alpine's `${ovl##*/}` does.
+#[test]
+fn the_apkovl_is_saved_under_its_substituted_name() {
+    let w = World::new("apkovl=http://h/{MAC}.apkovl.tar.gz");
+    w.init(false);
+    let ovl = apkovl(&[("etc/motd", "mac\n")]);
+    online(&w, &[("/52:54:00:12:34:56.apkovl.tar.gz", ovl.clone())]);
+    let f = w.run();
+    handed_off(&f, &w);
+    assert_eq!(
+        fs::read(w.root().join("tmp/52:54:00:12:34:56.apkovl.tar.gz")).unwrap(),
+        ovl
     );
 }

@@ -9,7 +9,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::net::{netlink, AddressFamily, SocketFlags, SocketType};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 /// Link changes (an interface appeared, went up or down, got or lost its carrier), from the
@@ -45,9 +45,9 @@ impl Tcp {
     /// Resolves `host` (an address, or a name through `/etc/resolv.conf`) and connects to the
     /// first address that answers within `timeout`.
     pub(crate) fn connect(host: &str, port: u16, timeout: Duration) -> io::Result<Self> {
-        use std::net::ToSocketAddrs;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
-        for addr in (host, port).to_socket_addrs()? {
+        for ip in resolve(host, timeout)? {
+            let addr = std::net::SocketAddr::new(ip, port);
             match std::net::TcpStream::connect_timeout(&addr, timeout) {
                 Ok(s) => {
                     let _ = s.set_nodelay(true);
@@ -81,6 +81,133 @@ impl Connection for Tcp {
         self.0.set_read_timeout(t)?;
         self.0.set_write_timeout(t)
     }
+}
+
+/// The addresses of `host`: an IP literal as it is, a name by one DNS query (A, then AAAA) to
+/// each `nameserver` of `/etc/resolv.conf` in turn. Not std's lookup: that links musl's
+/// resolver (getaddrinfo with its hosts file, services and search logic, ~15 KB of the init
+/// build) for what a boot URL needs, a fully qualified name.
+fn resolve(host: &str, timeout: Duration) -> io::Result<Vec<IpAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let servers = conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok());
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        "no DNS server (no nameserver in /etc/resolv.conf)",
+    );
+    for server in servers {
+        for qtype in [DNS_A, DNS_AAAA] {
+            match dns_lookup(server, host, qtype, timeout) {
+                Ok(found) if !found.is_empty() => return Ok(found),
+                Ok(_) => {
+                    last = io::Error::new(io::ErrorKind::NotFound, "DNS has no address for it")
+                }
+                Err(e) => last = e,
+            }
+        }
+    }
+    Err(last)
+}
+
+const DNS_A: u16 = 1;
+const DNS_AAAA: u16 = 28;
+
+/// One query over UDP, its answer awaited up to `timeout`.
+fn dns_lookup(
+    server: IpAddr,
+    name: &str,
+    qtype: u16,
+    timeout: Duration,
+) -> io::Result<Vec<IpAddr>> {
+    let any: IpAddr = match server {
+        IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let sock = std::net::UdpSocket::bind((any, 0))?;
+    sock.connect((server, 53))?;
+    sock.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+    let id = (rustix::time::clock_gettime(rustix::time::ClockId::Monotonic).tv_nsec as u16) | 1;
+    sock.send(&dns_query(name, qtype, id)?)?;
+    let mut buf = [0u8; 1500];
+    loop {
+        let n = sock.recv(&mut buf)?;
+        if let Some(found) = dns_answers(&buf[..n], id, qtype) {
+            return Ok(found);
+        }
+    }
+}
+
+/// A standard query for `name` (recursion desired).
+pub fn dns_query(name: &str, qtype: u16, id: u16) -> io::Result<Vec<u8>> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, "not a valid DNS name");
+    let mut p = Vec::with_capacity(18 + name.len());
+    p.extend(id.to_be_bytes());
+    p.extend([1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(bad());
+        }
+        p.push(label.len() as u8);
+        p.extend(label.as_bytes());
+    }
+    if p.len() > 12 + 254 {
+        return Err(bad());
+    }
+    p.push(0);
+    p.extend(qtype.to_be_bytes());
+    p.extend(1u16.to_be_bytes());
+    Ok(p)
+}
+
+/// Past a name (labels, ending in a zero length or a compression pointer) at `at`.
+fn skip_name(p: &[u8], mut at: usize) -> Option<usize> {
+    loop {
+        let len = *p.get(at)? as usize;
+        if len == 0 {
+            return Some(at + 1);
+        }
+        if len & 0xc0 == 0xc0 {
+            return Some(at + 2);
+        }
+        at += 1 + len;
+    }
+}
+
+/// The addresses of type `qtype` in the answer to query `id`; `None` when `p` is not that
+/// answer (another id, not a response), an empty list when the server has none (or refuses).
+pub fn dns_answers(p: &[u8], id: u16, qtype: u16) -> Option<Vec<IpAddr>> {
+    let be = |at: usize| Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]));
+    if be(0)? != id || be(2)? & 0x8000 == 0 {
+        return None;
+    }
+    let mut found = Vec::new();
+    if be(2)? & 0x000f != 0 {
+        return Some(found);
+    }
+    let mut at = 12;
+    for _ in 0..be(4)? {
+        at = skip_name(p, at)? + 4;
+    }
+    for _ in 0..be(6)? {
+        at = skip_name(p, at)?;
+        let (kind, class, len) = (be(at)?, be(at + 2)?, be(at + 8)? as usize);
+        let data = p.get(at + 10..at + 10 + len)?;
+        at += 10 + len;
+        if class != 1 || kind != qtype {
+            continue;
+        }
+        if let Ok(a) = <[u8; 4]>::try_from(data) {
+            found.push(IpAddr::from(a));
+        } else if let Ok(a) = <[u8; 16]>::try_from(data) {
+            found.push(IpAddr::from(a));
+        }
+    }
+    Some(found)
 }
 
 const RTMGRP_LINK: u32 = 1;
@@ -270,5 +397,45 @@ impl DhcpSocket for UdpDhcp {
             Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query as a server sees it, and an answer with a CNAME before two A records (the name
+    /// compressed), read back.
+    #[test]
+    fn a_dns_query_and_its_answer() {
+        let q = dns_query("repo.example.org", DNS_A, 0x1234).unwrap();
+        assert_eq!(&q[..12], &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&q[12..30], b"\x04repo\x07example\x03org\x00");
+        assert_eq!(&q[30..], &[0, 1, 0, 1]);
+        let mut a = q.clone();
+        a[2] = 0x81;
+        a[3] = 0x80;
+        a[7] = 3; // three answers
+        a.extend([0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xc0, 12]); // CNAME
+        a.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 100]);
+        a.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 2, 101]);
+        let found = dns_answers(&a, 0x1234, DNS_A).unwrap();
+        assert_eq!(
+            found,
+            [IpAddr::from([10, 0, 2, 100]), IpAddr::from([10, 0, 2, 101])]
+        );
+        assert_eq!(
+            dns_answers(&a, 0x4321, DNS_A),
+            None,
+            "another query's answer"
+        );
+        assert_eq!(dns_answers(&q, 0x1234, DNS_A), None, "not a response");
+        a[3] = 0x83; // NXDOMAIN
+        assert_eq!(dns_answers(&a, 0x1234, DNS_A), Some(vec![]));
+        assert!(dns_query("a..b", DNS_A, 1).is_err());
+        assert!(
+            resolve("10.0.2.100", Duration::from_secs(1)).unwrap()
+                == [IpAddr::from([10, 0, 2, 100])]
+        );
     }
 }

@@ -38,7 +38,8 @@ pub(super) fn locate_apkovl(
         // Alpine: `wget -O /tmp/<name without ?query>`; the file then goes through the same
         // checks as one from the media.
         ApkovlSource::Url(u) => {
-            let dest = Path::new("/tmp").join(crate::net::http::local_name(u));
+            // The name comes from the URL after substitution, as Alpine's `${ovl##*/}`.
+            let dest = |url: &str| Path::new("/tmp").join(crate::net::http::local_name(url));
             super::fetch_source(boot, decisions, "apkovl", u, &dest, MAX_APKOVL)
         }
         ApkovlSource::Path(p) => Some(p.clone()),

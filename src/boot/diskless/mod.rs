@@ -174,17 +174,19 @@ pub(super) fn offline_reason(decisions: &Decisions) -> Option<&'static str> {
     }
 }
 
-/// Downloads a boot source named by URL (after substitution) to `dest`: one line on failure,
-/// the time of the first byte in the timeline, `None` when there is nothing to use.
+/// Downloads a boot source named by URL (after substitution) to `dest(the URL substituted)`:
+/// one line on failure, the time of the first byte in the timeline, `None` when there is
+/// nothing to use.
 pub(super) fn fetch_source(
     boot: &mut Boot<'_>,
     decisions: &mut Decisions,
     what: &str,
     url: &str,
-    dest: &Path,
+    dest: &dyn Fn(&str) -> PathBuf,
     max_bytes: u64,
 ) -> Option<PathBuf> {
     let url = boot_url(boot, decisions, what, url);
+    let dest = &dest(&url);
     if let Some(why) = offline_reason(decisions) {
         let line = format!("{what}: {url} cannot be fetched ({why}): booting without it");
         log::warn!("{line}");
@@ -256,8 +258,8 @@ fn ssh_key_from_url(boot: &mut Boot<'_>, root: &Path, url: &str, decisions: &mut
         );
         return;
     }
-    let dest = Path::new("/tmp/ramboot-ssh_key");
-    let Some(file) = fetch_source(boot, decisions, "ssh_key", url, dest, 64 << 10) else {
+    let dest = |_: &str| PathBuf::from("/tmp/ramboot-ssh_key");
+    let Some(file) = fetch_source(boot, decisions, "ssh_key", url, &dest, 64 << 10) else {
         return;
     };
     let keys = fs::read_to_string(boot.sys.path(&file)).unwrap_or_default();
