@@ -74,43 +74,33 @@ impl Aes {
 /// every byte goes through the inverse S-box.
 fn inv_shift_rows_sub_bytes(block: &mut [u8; 16]) {
     let old = *block;
-    for c in 0..4 {
-        for r in 0..4 {
-            block[r + 4 * ((c + r) % 4)] = INV_SBOX[old[r + 4 * c] as usize];
-        }
+    for (out, from) in block.iter_mut().zip(INV_SHIFT_ROWS) {
+        *out = INV_SBOX[old[from as usize] as usize];
     }
 }
 
+/// Where each byte of the state comes from in InvShiftRows.
+const INV_SHIFT_ROWS: [u8; 16] = [0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3];
+
+/// InvMixColumns as MixColumns after a multiplication by the circulant {05 00 04 00}
+/// (circulant matrices commute): eight doublings per column instead of the ~48 of the
+/// 14-11-13-9 products.
 fn inv_mix_columns(block: &mut [u8; 16]) {
     for column in block.chunks_exact_mut(4) {
-        let a = [column[0], column[1], column[2], column[3]];
-        for (r, out) in column.iter_mut().enumerate() {
-            // Row r of the inverse matrix: 14, 11, 13, 9, rotated right by r.
-            *out =
-                mul14(a[r]) ^ mul11(a[(r + 1) % 4]) ^ mul13(a[(r + 2) % 4]) ^ mul9(a[(r + 3) % 4]);
-        }
+        let u = xtime(xtime(column[0] ^ column[2]));
+        let v = xtime(xtime(column[1] ^ column[3]));
+        let a = [column[0] ^ u, column[1] ^ v, column[2] ^ u, column[3] ^ v];
+        let all = a[0] ^ a[1] ^ a[2] ^ a[3];
+        column[0] = a[0] ^ all ^ xtime(a[0] ^ a[1]);
+        column[1] = a[1] ^ all ^ xtime(a[1] ^ a[2]);
+        column[2] = a[2] ^ all ^ xtime(a[2] ^ a[3]);
+        column[3] = a[3] ^ all ^ xtime(a[3] ^ a[0]);
     }
 }
 
 /// Multiplication by x in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1.
 const fn xtime(b: u8) -> u8 {
-    (b << 1) ^ if b & 0x80 != 0 { 0x1b } else { 0 }
-}
-
-fn mul9(b: u8) -> u8 {
-    xtime(xtime(xtime(b))) ^ b
-}
-
-fn mul11(b: u8) -> u8 {
-    xtime(xtime(xtime(b)) ^ b) ^ b
-}
-
-fn mul13(b: u8) -> u8 {
-    xtime(xtime(xtime(b) ^ b)) ^ b
-}
-
-fn mul14(b: u8) -> u8 {
-    xtime(xtime(xtime(b) ^ b) ^ b)
+    (b << 1) ^ ((b >> 7) * 0x1b)
 }
 
 const SBOX: [u8; 256] = sboxes().0;
