@@ -24,8 +24,9 @@
 //! Decryption streams: the apkovl is read twice (checked whole, then extracted), each time
 //! through a fresh reader from [`Unlocked::reader`]; the key is derived once.
 
-use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
+use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use hmac::{Hmac, Mac};
+use inverse_cipher::Aes;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -141,35 +142,6 @@ impl Cipher {
             16
         } else {
             0
-        }
-    }
-}
-
-/// AES decryption with the key size chosen at run time (decryption-only key types: the init
-/// never encrypts).
-#[derive(Clone)]
-enum Aes {
-    A128(aes::Aes128Dec),
-    A192(aes::Aes192Dec),
-    A256(aes::Aes256Dec),
-}
-
-impl Aes {
-    fn new(key: &[u8]) -> Aes {
-        // The lengths come from the cipher table, so the slices always fit.
-        match key.len() {
-            16 => Aes::A128(aes::Aes128Dec::new(key.try_into().expect("16-byte key"))),
-            24 => Aes::A192(aes::Aes192Dec::new(key.try_into().expect("24-byte key"))),
-            _ => Aes::A256(aes::Aes256Dec::new(key.try_into().expect("32-byte key"))),
-        }
-    }
-
-    fn decrypt(&self, block: &mut [u8; 16]) {
-        let b = block.into();
-        match self {
-            Aes::A128(c) => c.decrypt_block(b),
-            Aes::A192(c) => c.decrypt_block(b),
-            Aes::A256(c) => c.decrypt_block(b),
         }
     }
 }
@@ -794,5 +766,6 @@ pub fn write_ramboot(
     }
 }
 
+mod inverse_cipher;
 #[cfg(test)]
 mod tests;
