@@ -206,7 +206,7 @@ pub fn lock_medium(sys: &dyn Sys) -> Option<fs::File> {
     Some(f)
 }
 
-/// Runs `write` with the mount holding `dir` read-write and `dirsync`, as it was afterwards
+/// Runs `write` with the mount holding `dir` read-write and `sync`, as it was afterwards
 /// (whatever `write` did), holding [`MEDIUM_LOCK`] meanwhile.
 pub fn with_writable<T>(
     sys: &dyn Sys,
@@ -214,15 +214,15 @@ pub fn with_writable<T>(
     write: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
     let _lock = lock_medium(sys);
-    // `dirsync` for the write: FAT has no journal, and without it a rename's new directory
-    // entry may reach the card after the old file's clusters were freed (a power cut then
-    // leaves the name on freed clusters: found by the QEMU power-cut campaign).
-    let changed = sys
-        .mount_containing(dir)
-        .ok()
-        .filter(|m| m.flags.contains(MountFlags::RDONLY) || !m.flags.contains(MountFlags::DIRSYNC));
+    // `sync` for the write: FAT has no journal, and without it a rename's new directory entry
+    // may reach the card before or after the FAT entries it depends on (a power cut then left
+    // the name on freed clusters: found by the QEMU power-cut campaign). Not `dirsync`: a
+    // remount cannot change it (it is not in the kernel's MS_RMT_MASK).
+    let changed = sys.mount_containing(dir).ok().filter(|m| {
+        m.flags.contains(MountFlags::RDONLY) || !m.flags.contains(MountFlags::SYNCHRONOUS)
+    });
     if let Some(m) = &changed {
-        let flags = (m.flags - MountFlags::RDONLY) | MountFlags::DIRSYNC;
+        let flags = (m.flags - MountFlags::RDONLY) | MountFlags::SYNCHRONOUS;
         sys.remount(&m.target, flags, "").map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -334,7 +334,7 @@ mod tests {
         assert_eq!(
             sys.trace()[..2],
             [
-                "mount -o remount,dirsync /media/vda1",
+                "mount -o remount,sync /media/vda1",
                 "mount -o remount,ro /media/vda1"
             ]
         );
