@@ -199,7 +199,7 @@ fn a_committed_apkovl_reads_back_as_the_same_files() {
     assert_eq!(
         sys.trace(),
         [
-            "mount -o remount,relatime /media/vda1",
+            "mount -o remount,sync,relatime /media/vda1",
             "mount -o remount,ro,relatime /media/vda1"
         ]
     );

@@ -3,12 +3,14 @@
 //! * power cut during `ramboot commit`: the guest (service mode, `commit.img` of
 //!   `qemu/make-media.sh`, see `make_commit` there) commits a changed /etc in a loop; the host
 //!   kills QEMU at a random point, counted in the guest's progress lines (a ticker every 20 ms
-//!   of guest time) after a random commit started. After each cut the card must hold exactly one
+//!   of guest time) after a random commit started, up to the length of the commit before it. After each cut the card must hold exactly one
 //!   apkovl, whole and readable, of the generation before or of the one being written, and the
 //!   next boot must bring exactly that generation. `RAMBOOT_FAULT_CYCLES` sets the number of
 //!   cycles (default 5; `qemu/fault-campaign.sh` runs 100), `RAMBOOT_FAULT_SEED` the seed.
 //! * the root tmpfs too small for the packages (`rootflags=size=`): a clear error naming the
 //!   space, the rescue shell, nothing claimed as installed.
+//! * the boot medium pulled out (`drive_del`) as the package stage starts: the I/O errors named,
+//!   the install reported failed, the rescue shell.
 //! * a modloop damaged on the card (a block of its squashfs overwritten, the signature of the
 //!   good image beside it): refused, said why, the boot goes on without it.
 //!
@@ -128,16 +130,33 @@ fn power_cuts_during_commit_leave_one_whole_apkovl_that_boots() {
         if cycle == cycles {
             break;
         }
-        // A random commit of this boot, then a random number of ticks into it.
-        let nth = expected + 1 + rng.range(0, 2);
-        let started = q.expect_after(booted, &format!("RAMBOOT-COMMIT: start {nth}\r"), BOOT);
-        let ticks = rng.range(0, 12);
+        // A random commit of this boot (not its first: the one before gives its length in
+        // ticks), then a random number of ticks into it, up to that length and a little more,
+        // so the cuts spread over the whole commit.
+        let nth = expected + 2 + rng.range(0, 1);
+        let before = q.expect_after(
+            booted,
+            &format!("RAMBOOT-COMMIT: start {}\r", nth - 1),
+            BOOT,
+        );
+        let started = q.expect_after(before, &format!("RAMBOOT-COMMIT: start {nth}\r"), BOOT);
+        let length = q.text()[before..started].matches("RAMBOOT-TICK ").count() as u64;
+        let ticks = rng.range(0, length + 2);
         let mut at = started;
         for _ in 0..ticks {
             at = q.expect_after(at, "RAMBOOT-TICK ", BOOT);
         }
         let text = q.power_cut();
-        let done = text[started..].contains(&format!("RAMBOOT-COMMIT: done {nth}\r"));
+        // What the guest said before the cut: the last commit it finished and the last it began.
+        let last = |what: &str| {
+            text[booted..]
+                .split(&format!("RAMBOOT-COMMIT: {what} "))
+                .skip(1)
+                .filter_map(|rest| rest.split('\r').next()?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(expected)
+        };
+        let (done, begun) = (last("done"), last("start"));
         assert!(
             !text[booted..].contains("RAMBOOT-COMMIT: failed"),
             "cycle {cycle}: a commit failed:\n{text}"
@@ -146,26 +165,23 @@ fn power_cuts_during_commit_leave_one_whole_apkovl_that_boots() {
         let apkovls: Vec<&String> = names.iter().filter(|n| n.contains(".apkovl.")).collect();
         assert_eq!(apkovls, [APKOVL], "cycle {cycle}: {names:?}");
         let generation = apkovl_generation(&disk, &copy);
+        // Old or new: never older than the last finished commit, never newer than the last begun.
         assert!(
-            generation == nth || generation == nth - 1,
-            "cycle {cycle}: cut during commit {nth} ({ticks} ticks in), the card has generation {generation}"
+            (done..=begun).contains(&generation),
+            "cycle {cycle}: cut after commit {done} finished and {begun} began, the card has generation {generation}"
         );
-        if done {
-            assert_eq!(generation, nth, "cycle {cycle}: a finished commit was lost");
-        }
-        if generation == nth && !done {
+        if generation == begun && begun > done {
             cut_mid_write += 1;
-        } else if generation != nth {
+        } else if begun > done {
             cut_between += 1;
         }
         eprintln!(
-            "cycle {cycle}: cut {ticks} ticks into commit {nth}: card has generation {generation}{}",
-            if done { " (commit had finished)" } else { "" }
+            "cycle {cycle}: cut {ticks} ticks after commit {nth} began (last finished {done}, last begun {begun}): card has generation {generation}"
         );
         expected = generation;
     }
     eprintln!(
-        "power cuts: {cycles} cycles passed; {cut_between} left the old apkovl, {cut_mid_write} the new one before the guest said done"
+        "power cuts: {cycles} cycles passed; of the cuts during a commit, {cut_between} left the old apkovl, {cut_mid_write} the new one"
     );
 }
 
@@ -223,5 +239,51 @@ fn a_damaged_modloop_is_refused_and_the_boot_goes_on() {
     assert!(
         !text.contains("modloop /media/vda1/boot/modloop-virt mounted"),
         "{text}"
+    );
+}
+
+/// The boot medium pulled out while the install reads it (`drive_del` on the QEMU monitor the
+/// moment the package stage starts): the index and the modloop cannot be read and say so with
+/// the I/O error, the install is reported failed, the missing init is named, and the boot ends
+/// in the rescue shell.
+#[test]
+fn the_medium_removed_during_the_install_ends_in_the_rescue_shell() {
+    let a = artifacts();
+    let mon = out_dir().join("faults-removal.mon");
+    let mut extra = vec![
+        "-drive".to_string(),
+        format!(
+            "if=none,id=d0,file={},format=raw,snapshot=on",
+            a.media.join("media.img").display()
+        ),
+        "-device".into(),
+        "virtio-blk-pci,drive=d0,id=disk0".into(),
+    ];
+    extra.extend(support::qemu::monitor_socket(&mon));
+    let mut q = Qemu::virt(
+        "faults-removal",
+        &a.initrd,
+        "console=ttyAMA0 noramboot_cache",
+        &extra,
+    );
+    q.expect("Installing packages", BOOT);
+    let answer = support::qemu::monitor(&mon, "drive_del d0");
+    assert!(!answer.contains("Error"), "drive_del: {answer}");
+    let text = q.use_rescue_shell_and_power_off(BOOT);
+    for line in [
+        "index refused: /media/vda1/apks/aarch64/APKINDEX.tar.gz",
+        "I/O error (os error 5)",
+        "failed: ",
+        "/sbin/init does not exist in the new root",
+    ] {
+        assert!(text.contains(line), "{line}:\n{text}");
+    }
+    assert!(
+        text.contains("failed: "),
+        "the install is reported failed:\n{text}"
+    );
+    assert!(
+        !text.contains("RAMBOOT-DEMO"),
+        "the system started:\n{text}"
     );
 }

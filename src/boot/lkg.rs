@@ -206,31 +206,34 @@ pub fn lock_medium(sys: &dyn Sys) -> Option<fs::File> {
     Some(f)
 }
 
-/// Runs `write` with the mount holding `dir` read-write, read-only again afterwards when it
-/// was (whatever `write` did), holding [`MEDIUM_LOCK`] meanwhile.
+/// Runs `write` with the mount holding `dir` read-write and `sync`, as it was afterwards
+/// (whatever `write` did), holding [`MEDIUM_LOCK`] meanwhile.
 pub fn with_writable<T>(
     sys: &dyn Sys,
     dir: &Path,
     write: impl FnOnce() -> io::Result<T>,
 ) -> io::Result<T> {
     let _lock = lock_medium(sys);
-    let ro = sys
-        .mount_containing(dir)
-        .ok()
-        .filter(|m| m.flags.contains(MountFlags::RDONLY));
-    if let Some(m) = &ro {
-        sys.remount(&m.target, m.flags - MountFlags::RDONLY, "")
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot make {} writable: {e}", m.target.display()),
-                )
-            })?;
+    // `sync` for the write: FAT has no journal, and without it a rename's new directory entry
+    // may reach the card before or after the FAT entries it depends on (a power cut then left
+    // the name on freed clusters: found by the QEMU power-cut campaign). Not `dirsync`: a
+    // remount cannot change it (it is not in the kernel's MS_RMT_MASK).
+    let changed = sys.mount_containing(dir).ok().filter(|m| {
+        m.flags.contains(MountFlags::RDONLY) || !m.flags.contains(MountFlags::SYNCHRONOUS)
+    });
+    if let Some(m) = &changed {
+        let flags = (m.flags - MountFlags::RDONLY) | MountFlags::SYNCHRONOUS;
+        sys.remount(&m.target, flags, "").map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot make {} writable: {e}", m.target.display()),
+            )
+        })?;
     }
     let result = write();
-    if let Some(m) = &ro {
+    if let Some(m) = &changed {
         if let Err(e) = sys.remount(&m.target, m.flags, "") {
-            log::warn!("cannot make {} read-only again: {e}", m.target.display());
+            log::warn!("cannot remount {} as it was: {e}", m.target.display());
         }
     }
     result
@@ -331,7 +334,7 @@ mod tests {
         assert_eq!(
             sys.trace()[..2],
             [
-                "mount -o remount /media/vda1",
+                "mount -o remount,sync /media/vda1",
                 "mount -o remount,ro /media/vda1"
             ]
         );
