@@ -601,3 +601,33 @@ fn already_mounted_media_needs_no_superblock() {
         w.trace()
     );
 }
+
+/// Devices a coldplug driver registers while it loads (virtio_pci and the virtio devices behind
+/// it) get their drivers too, even when the goal waits for nothing after coldplug: before this,
+/// a boot needing only the network (apkovl=URL, alpine_repo=URL) never loaded virtio_net and
+/// found no interface.
+#[test]
+fn devices_made_by_coldplugs_own_drivers_get_drivers_too() {
+    let w = World::new();
+    sys_modalias(
+        w.root(),
+        "pci0000:00/0000:00:01.0",
+        "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00",
+    );
+    w.sys.on_module_load("virtio_pci", |root| {
+        sys_modalias(
+            root,
+            "pci0000:00/0000:00:01.0/virtio0",
+            "virtio:d00000002v00001AF4",
+        );
+    });
+    let loader = ModuleLoader::open(&w.sys).unwrap();
+    let goal = Goal::Media {
+        want_repository: false,
+        want_apkovl: false,
+    };
+    let d = discover(&w.sys, Some(&loader), &DiscoverConfig::new(goal));
+    let mut loaded = d.modules.loaded.clone();
+    loaded.sort();
+    assert_eq!(loaded, ["virtio_blk", "virtio_pci"], "{:#?}", w.trace());
+}

@@ -379,9 +379,9 @@ fn apkovl_by_mac_and_modloop_come_over_http() {
     assert!(needed <= up && up <= first, "{timeline}");
 }
 
-/// `alpine_repo=https://…`: the TLS init checks the server
-/// against the CA this test made (the initramfs's bundle), fetches the index and packages into
-/// memory and verifies them as local ones.
+/// `alpine_repo=https://… apkovl=https://…` with a static `ip=` and no disk: the TLS init
+/// checks the server against the CA this test made (the initramfs's bundle), fetches the
+/// apkovl, the index and the packages into memory and verifies them as local ones.
 #[test]
 fn https_repository_with_the_initramfs_ca() {
     let a = artifacts();
@@ -401,17 +401,21 @@ fn https_repository_with_the_initramfs_ca() {
         &a.certs.join("server-ca.pem"),
         &a.certs.join("server-ca.key"),
     );
-    // The apkovl from the media; their repository is not used (alpine_repo= names only the
-    // server). When the command line leaves the media search nothing to look for (apkovl=URL
-    // and alpine_repo= both given) the NIC's driver was not loaded before the network stage
-    // gave up ("no network interface was found"): left open, see the report.
-    let mut extra = virtio_snapshot(&a.media.join("media.img"));
-    extra.extend(user_net(443, server.port));
-    let append = format!("console=ttyAMA0 ip=dhcp alpine_repo=https://{SERVER}/apks");
+    // No disk: everything comes over HTTPS, with a static ip= (the NIC's driver is found by
+    // coldplug's second pass, after virtio_pci registered the virtio device behind it).
+    std::fs::write(www.join("demo.apkovl.tar.gz"), &a.apkovl).unwrap();
+    let extra = user_net(443, server.port);
+    let append = format!(
+        "console=ttyAMA0 ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:none \
+         alpine_repo=https://{SERVER}/apks apkovl=https://{SERVER}/demo.apkovl.tar.gz modloop=none"
+    );
     let mut q = Qemu::virt("net-2-https", &a.initrd_tls, &append, &extra);
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
-    assert!(text.contains("network up: eth0 10.0.2.15/24"), "{text}");
+    assert!(
+        text.contains("network up: eth0 10.0.2.15/24 via 10.0.2.2 (static, ip=)"),
+        "{text}"
+    );
     assert!(!text.contains("cannot fetch"), "{text}");
     assert!(
         text.contains("RAMBOOT-DEMO: init is running; hostname=ramboot-demo"),

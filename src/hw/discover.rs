@@ -228,8 +228,13 @@ impl Driver<'_, '_> {
         self.out.modules.merge(r);
     }
 
+    /// Drivers for the devices present, then again for the devices those drivers made (a bus
+    /// driver such as virtio_pci registers its children while it loads: their uevents can come
+    /// before the socket is read, and a goal that waits for nothing never reads them), until a
+    /// pass loads nothing. The NIC behind virtio-pci is found this way when only the network
+    /// is needed.
     fn coldplug(&mut self) {
-        if let Some(loader) = self.loader {
+        while let Some(loader) = self.loader {
             let mut aliases = scan_modaliases(self.sys);
             if self.cfg.defer_cpu_features {
                 aliases.retain(|a| {
@@ -244,7 +249,11 @@ impl Driver<'_, '_> {
             if r.loaded.iter().any(|m| m == "usb_storage") {
                 self.grace = self.cfg.usb_storage_grace;
             }
+            let more = !r.loaded.is_empty();
             self.out.modules.merge(r);
+            if !more {
+                break;
+            }
         }
         for dev in block::list(self.sys) {
             self.consider(dev);

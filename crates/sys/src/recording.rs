@@ -500,7 +500,13 @@ struct State {
     /// What the console answers [`Sys::read_secret`], in order; None and an empty queue: no
     /// answer before the timeout.
     secrets: VecDeque<Option<Vec<u8>>>,
+    /// (substring of a module image's path, what its load does to the stand-in tree): a bus
+    /// driver registering the devices behind it.
+    load_effects: Vec<(String, LoadEffect)>,
 }
+
+/// What a module load does to the stand-in tree (see [`RecordingSys::on_module_load`]).
+type LoadEffect = Box<dyn Fn(&Path) + Send>;
 
 /// A scripted link change: edits the stand-in tree (its `sys/class/net`).
 type LinkChange = Box<dyn FnOnce(&Path) + Send>;
@@ -805,6 +811,15 @@ impl RecordingSys {
         holds.rules.push((image.into(), until.into()));
     }
 
+    /// Runs `effect` on the stand-in tree's root after each load of a module whose image path
+    /// contains `image`: a bus driver adding the devices behind it (their sysfs entries), as
+    /// the kernel does while the module loads.
+    pub fn on_module_load(&self, image: &str, effect: impl Fn(&Path) + Send + 'static) {
+        self.lock()
+            .load_effects
+            .push((image.into(), Box::new(effect)));
+    }
+
     /// Held loads that gave up waiting: their call never came while they ran.
     pub fn held_loads_that_gave_up(&self) -> Vec<String> {
         let (lock, _) = &*self.holds;
@@ -1017,6 +1032,14 @@ impl Sys for RecordingSys {
         if let ModuleImage::File { path, .. } = image {
             // The path is a guest path, like every other path handed to the trait.
             std::fs::metadata(self.path(path))?;
+        }
+        let st = self.lock();
+        for (_, effect) in st
+            .load_effects
+            .iter()
+            .filter(|(i, _)| name.contains(i.as_str()))
+        {
+            effect(&self.root);
         }
         Ok(())
     }
