@@ -5,6 +5,7 @@
 
 pub use ramboot_apk as apk;
 pub mod boot;
+pub mod civil;
 pub mod cli;
 pub mod cmdline;
 pub mod commit;

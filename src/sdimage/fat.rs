@@ -66,27 +66,17 @@ fn fat_time(epoch: u64) -> fatfs::DateTime {
     const FAT_START: u64 = 315_532_800; // 1980-01-01
     const FAT_END: u64 = 4_354_819_199; // 2107-12-31 23:59:59
     let t = epoch.clamp(FAT_START, FAT_END);
-    let (days, secs) = ((t / 86_400) as i64, t % 86_400);
-    // Civil date from days since 1970 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let c = crate::civil::Civil::from_unix(t as i64);
     fatfs::DateTime {
         date: fatfs::Date {
-            year: year as u16,
-            month: month as u16,
-            day: day as u16,
+            year: c.year as u16,
+            month: c.month as u16,
+            day: c.day as u16,
         },
         time: fatfs::Time {
-            hour: (secs / 3600) as u16,
-            min: (secs / 60 % 60) as u16,
-            sec: (secs % 60) as u16,
+            hour: c.hour as u16,
+            min: c.minute as u16,
+            sec: c.second as u16,
             millis: 0,
         },
     }
