@@ -99,7 +99,7 @@ impl From<CryptError> for io::Error {
 /// is aes-256-cbc.
 pub fn suffix_of(path: &Path) -> Option<&str> {
     let name = path.file_name()?.to_str()?;
-    let (_, mut suffix) = name.rsplit_once(".tar.gz")?;
+    let (_, mut suffix) = name.split_once(".tar.gz")?;
     suffix = suffix.trim_end_matches('~');
     for leftover in [".new", ".bak", ".old", ".orig", ".tmp", ".save"] {
         suffix = suffix.strip_suffix(leftover).unwrap_or(suffix);
