@@ -1,12 +1,17 @@
 //! `ramboot commit` (issue 13, points 1 and 2): lbu's file selection on a fixture root with an
 //! apk database, the archive read back by the boot's own apkovl extraction, lbu's naming and
 //! rotation, the refusals, and the atomic write through the recording double (the medium made
-//! writable only for the write) and on a small real filesystem (a full card).
-// Tests build fixtures and mount a small tmpfs: the system boundary lint is for the library.
+//! writable only for the write) and on a small real filesystem (a full card); encrypted
+//! commits (issue 13 point 4) read back by the boot's key and by the real `openssl enc -d`.
+// Tests build fixtures, mount a small tmpfs and run openssl: the system boundary lint is for
+// the library.
 #![allow(clippy::disallowed_methods)]
 
+mod support;
+
 use ramboot::apk::checksum::Checksum;
-use ramboot::commit::{self, CommitError, Request};
+use ramboot::commit::{self, CommitError, Encrypt, Request};
+use ramboot::overlay::crypt::{self, CryptError, Unlocked};
 use ramboot::sys::RecordingSys;
 use sha1::Digest;
 use std::fs;
@@ -312,6 +317,16 @@ fn lbu_conf() {
     assert_eq!(c.media.as_deref(), Some("mmcblk0p1"));
     assert_eq!(c.backup_limit, Some(3));
     assert_eq!(c.backup_dir, None);
+    let e = commit::LbuConf::parse(
+        "ENCRYPTION=aes-256-cbc\nDEFAULT_CIPHER=aes-128-cbc\nPASSWORD=\"a b\"\n",
+    );
+    assert_eq!(e.encryption.as_deref(), Some("aes-256-cbc"));
+    assert_eq!(e.default_cipher.as_deref(), Some("aes-128-cbc"));
+    assert_eq!(e.password, Some(commit::Password(b"a b".to_vec())));
+    assert!(
+        !format!("{e:?}").contains("a b"),
+        "the password is never shown"
+    );
 }
 
 /// A card too small for the new apkovl (a real 64 KiB tmpfs): the old apkovl stays whole and
@@ -477,4 +492,278 @@ fn the_selection_follows_apks_rules_in_their_corners() {
             "var/x/",
         ]
     );
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+fn set_mtime(path: &Path, secs: u64) {
+    let times = fs::FileTimes::new()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+}
+
+/// The boot's own apkovl step with the key: unlock, then extract; the files it gives.
+fn unlocked_tree(
+    apkovl: &Path,
+    pass: &[u8],
+    out: &Path,
+) -> Vec<(String, u32, u32, String, Vec<u8>)> {
+    let key = Unlocked::new(apkovl, pass).unwrap();
+    fs::create_dir_all(out).unwrap();
+    let opts = ramboot::overlay::Options {
+        chown: true,
+        unlocked: Some(&key),
+        ..Default::default()
+    };
+    ramboot::overlay::extract(apkovl, out, opts).unwrap();
+    tree(out)
+}
+
+fn selected(
+    want: &[&str],
+    t: Vec<(String, u32, u32, String, Vec<u8>)>,
+) -> Vec<(String, u32, u32, String, Vec<u8>)> {
+    t.into_iter()
+        .filter(|(rel, ..)| want.iter().any(|w| w.trim_end_matches('/') == rel))
+        .collect()
+}
+
+/// `commit --encrypt --key-file`: one `<host>.apkovl.tar.gz.ramboot` (no plain copy, no
+/// temporary file), which the boot's apkovl step unlocks with the key file's first line and
+/// extracts to the same files; a wrong key is refused by name; the next commit's backup keeps
+/// the suffix (as lbu's) and the boot reads it too (a last-known-good fall-back applies it);
+/// `diff` decrypts the last apkovl, and says a wrong key is one.
+#[test]
+fn an_encrypted_commit_reads_back_through_the_boots_key() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    let want = fixture(&root);
+    let (sys, media) = media_root(d.path(), true);
+    let key = d.path().join("key");
+    fs::write(&key, "s3cret\nsecond line ignored\n").unwrap();
+    let req = Request {
+        encrypt: Some(Encrypt::Ramboot),
+        key_file: Some(key.clone()),
+        ..request(&root)
+    };
+    commit::commit(&sys, &req).unwrap();
+    assert_eq!(names(&media), ["pi.apkovl.tar.gz.ramboot"]);
+    let apkovl = media.join("pi.apkovl.tar.gz.ramboot");
+    assert_ne!(
+        &fs::read(&apkovl).unwrap()[..2],
+        b"\x1f\x8b",
+        "not gzip: sealed"
+    );
+    let expected = selected(&want, tree(&root));
+    assert_eq!(expected.len(), want.len());
+    assert_eq!(
+        selected(
+            &want,
+            unlocked_tree(&apkovl, b"s3cret", &d.path().join("x1"))
+        ),
+        expected
+    );
+    assert!(matches!(
+        Unlocked::new(&apkovl, b"s3cret\nsecond line ignored"),
+        Err(CryptError::WrongKey)
+    ));
+
+    // diff: nothing changed, then one file; a wrong key is named as such.
+    let (r, sel) = commit::selection(&root).unwrap();
+    assert_eq!(
+        commit::diff(&r, &sel.files, &apkovl, Some(b"s3cret")).unwrap(),
+        []
+    );
+    let err = commit::diff(&r, &sel.files, &apkovl, Some(b"guess")).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            CommitError::Crypt {
+                source: CryptError::WrongKey,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("wrong passphrase"), "{err}");
+    write(&root, "etc/hostname", "pi2\n", 0o644);
+    let (r, sel) = commit::selection(&root).unwrap();
+    let changes = commit::diff(&r, &sel.files, &apkovl, Some(b"s3cret")).unwrap();
+    assert_eq!(
+        changes,
+        [commit::Change {
+            letter: 'U',
+            path: "etc/hostname".into()
+        }]
+    );
+
+    // The next commit: the backup keeps the suffix and is as readable as the apkovl was.
+    set_mtime(&apkovl, 1_700_000_000);
+    let first = fs::read(&apkovl).unwrap();
+    let r = commit::commit(&sys, &req).unwrap();
+    assert_eq!(
+        r.backup.as_deref(),
+        Some("pi.20231114221320.tar.gz.ramboot")
+    );
+    let backup = media.join("pi.20231114221320.tar.gz.ramboot");
+    assert_eq!(fs::read(&backup).unwrap(), first);
+    assert_eq!(crypt::suffix_of(&backup), Some(crypt::RAMBOOT_SUFFIX));
+    assert_eq!(
+        ramboot::boot::lkg::backups(&media, "pi.apkovl.tar.gz.ramboot"),
+        ["pi.20231114221320.tar.gz.ramboot"]
+    );
+    let back = unlocked_tree(&backup, b"s3cret", &d.path().join("x2"));
+    assert!(back
+        .iter()
+        .any(|(p, .., data)| p == "etc/hostname" && data == b"pi\n"));
+}
+
+/// The passphrase typed on the terminal (the Sys boundary, echo off) is asked twice when it
+/// seals: two that differ write nothing; `commit --encrypt` next to a plain apkovl of the same
+/// host is refused (a boot would pick one by its rule), and `-d` replaces it.
+#[test]
+fn a_typed_passphrase_is_confirmed_and_plain_and_encrypted_never_sit_side_by_side() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    fixture(&root);
+    let (sys, media) = media_root(d.path(), false);
+    commit::commit(&sys, &request(&root)).unwrap();
+    let enc = Request {
+        encrypt: Some(Encrypt::Ramboot),
+        ..request(&root)
+    };
+    let err = commit::commit(&sys, &enc).unwrap_err();
+    assert!(
+        matches!(&err, CommitError::OtherApkovls { names, .. } if names == &["pi.apkovl.tar.gz"]),
+        "{err}"
+    );
+    let replace = Request {
+        delete_others: true,
+        ..enc.clone()
+    };
+    sys.push_secret(Some(b"one"));
+    sys.push_secret(Some(b"two"));
+    let err = commit::commit(&sys, &replace).unwrap_err();
+    assert!(matches!(err, CommitError::Passphrase(_)), "{err}");
+    assert_eq!(names(&media), ["pi.apkovl.tar.gz"], "nothing written");
+    sys.push_secret(Some(b"typed"));
+    sys.push_secret(Some(b"typed"));
+    let r = commit::commit(&sys, &replace).unwrap();
+    assert_eq!(r.removed, ["pi.apkovl.tar.gz"]);
+    assert_eq!(names(&media), ["pi.apkovl.tar.gz.ramboot"]);
+    let prompts = sys
+        .trace()
+        .iter()
+        .filter(|l| l.starts_with("read secret"))
+        .count();
+    assert_eq!(prompts, 4, "{:#?}", sys.trace());
+    assert!(crypt::open_to_vec(&media.join("pi.apkovl.tar.gz.ramboot"), b"typed").is_ok());
+}
+
+/// lbu.conf `ENCRYPTION=aes-256-cbc` with `PASSWORD` (as lbu reads them): the apkovl is
+/// `<host>.apkovl.tar.gz.aes-256-cbc`, which the real `openssl enc -d -aes-256-cbc` (what
+/// Alpine's initramfs runs) decrypts to the gzip'd tar the boot reads; `--openssl --cipher`
+/// overrides it; a cipher ramboot cannot write is refused before anything is written.
+#[test]
+fn lbu_conf_encryption_is_read_by_real_openssl() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    let want = fixture(&root);
+    let (sys, media) = media_root(d.path(), false);
+    write(
+        &root,
+        "etc/lbu/lbu.conf",
+        "ENCRYPTION=aes-256-cbc\nPASSWORD='p4ss word'\n",
+        0o644,
+    );
+    commit::commit(&sys, &request(&root)).unwrap();
+    assert_eq!(names(&media), ["pi.apkovl.tar.gz.aes-256-cbc"]);
+    let apkovl = media.join("pi.apkovl.tar.gz.aes-256-cbc");
+    assert_eq!(&fs::read(&apkovl).unwrap()[..8], b"Salted__");
+    assert!(support::tools::have("openssl"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "enc",
+            "-d",
+            "-aes-256-cbc",
+            "-pass",
+            "pass:p4ss word",
+            "-in",
+        ])
+        .arg(&apkovl)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = crypt::open_to_vec(&apkovl, b"p4ss word").unwrap();
+    assert_eq!(out.stdout, ours);
+    let entries = commit::read_entries(&out.stdout).unwrap();
+    let mut got: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+    got.sort();
+    let mut expect: Vec<&str> = want.iter().map(|w| w.trim_end_matches('/')).collect();
+    // lbu.conf is new under /etc: saved too (in the encrypted apkovl, as lbu does).
+    expect.extend(["etc/lbu", "etc/lbu/lbu.conf"]);
+    expect.sort();
+    assert_eq!(got, expect);
+    let wrong = std::process::Command::new("openssl")
+        .args(["enc", "-d", "-aes-256-cbc", "-pass", "pass:guess", "-in"])
+        .arg(&apkovl)
+        .output()
+        .unwrap();
+    assert!(wrong.stdout != ours, "a wrong key gives other bytes");
+
+    // --openssl --cipher wins over lbu.conf; the old one is another apkovl: -d replaces it.
+    let other = Request {
+        encrypt: Some(Encrypt::Openssl {
+            cipher: Some("aes-128-cbc".into()),
+        }),
+        delete_others: true,
+        ..request(&root)
+    };
+    commit::commit(&sys, &other).unwrap();
+    assert_eq!(names(&media), ["pi.apkovl.tar.gz.aes-128-cbc"]);
+    let out = std::process::Command::new("openssl")
+        .args([
+            "enc",
+            "-d",
+            "-aes-128-cbc",
+            "-pass",
+            "pass:p4ss word",
+            "-in",
+        ])
+        .arg(media.join("pi.apkovl.tar.gz.aes-128-cbc"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    write(
+        &root,
+        "etc/lbu/lbu.conf",
+        "ENCRYPTION=des3\nPASSWORD=x\n",
+        0o644,
+    );
+    let err = commit::commit(&sys, &request(&root)).unwrap_err();
+    assert!(matches!(err, CommitError::Cipher { .. }), "{err}");
+    assert!(err.to_string().contains("des3"), "{err}");
+    assert_eq!(names(&media), ["pi.apkovl.tar.gz.aes-128-cbc"]);
 }

@@ -3,7 +3,7 @@
 //! [`crate::boot::lkg`].
 
 use super::args::{unexpected, utf8, ArgError, Args, Long, Short, Usage, Value};
-use crate::commit::{self, CommitError, Request};
+use crate::commit::{self, CommitError, Encrypt, Request};
 use crate::sys::{RealSys, Sys};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -21,6 +21,12 @@ old apkovl or the new one. The previous apkovl is kept as <hostname>.<UTC time>.
 
 `diff` lists what changed since the last commit: A added, D deleted, U updated.
 
+Encrypted: --encrypt writes <hostname>.apkovl.tar.gz.ramboot (ramboot's authenticated format);
+--encrypt --openssl (or -e, or ENCRYPTION=<cipher> in lbu.conf) writes what `lbu commit -e`
+does, <hostname>.apkovl.tar.gz.<cipher>, which Alpine's own initramfs reads too. The
+passphrase: --key-file, else PASSWORD of lbu.conf, else typed twice on the terminal. Backups
+keep the suffix; `diff` decrypts the last apkovl with the same passphrase.
+
   --root DIR        the system's root (default /)
   --media M         medium: a name under /media, or a directory (default: LBU_BACKUPDIR,
                     LBU_MEDIA of lbu.conf, or the medium the boot read its apkovl from)
@@ -29,6 +35,11 @@ old apkovl or the new one. The previous apkovl is kept as <hostname>.<UTC time>.
   -d                remove other apkovls on the medium (else their presence is refused)
   -f, --force       commit although this boot is not confirmed good (`ramboot ok`)
   -v, --verbose     list the files too
+  --encrypt         encrypt (ramboot's format; with --openssl: lbu's)
+  --openssl         with --encrypt: `openssl enc -<cipher> -salt` as lbu writes it
+  --cipher NAME     with --openssl: aes-128-cbc, aes-192-cbc, aes-256-cbc (default), -ecb
+  -e                lbu's -e: --encrypt --openssl with lbu.conf's ENCRYPTION or DEFAULT_CIPHER
+  --key-file FILE   the passphrase is FILE's first line
 ";
 
 const COMMIT_USAGE: Usage = Usage {
@@ -48,6 +59,11 @@ struct CommitRaw {
     force: bool,
     verbose: bool,
     help: bool,
+    encrypt: bool,
+    openssl: bool,
+    lbu_e: bool,
+    cipher: Option<String>,
+    key_file: Option<PathBuf>,
 }
 
 fn commit_raw(mut p: Args) -> Result<CommitRaw, ArgError> {
@@ -64,6 +80,11 @@ fn commit_raw(mut p: Args) -> Result<CommitRaw, ArgError> {
             Short('f') | Long("force") => raw.force = true,
             Short('v') | Long("verbose") => raw.verbose = true,
             Short('h') | Long("help") => raw.help = true,
+            Long("encrypt") => raw.encrypt = true,
+            Long("openssl") => raw.openssl = true,
+            Short('e') => raw.lbu_e = true,
+            Long("cipher") => raw.cipher = Some(p.string()?),
+            Long("key-file") => raw.key_file = Some(p.path()?),
             Value(v) => return Err(ArgError::Unexpected(utf8(v)?)),
             _ => return Err(unexpected(arg)),
         }
@@ -84,6 +105,23 @@ fn commit_validate(raw: CommitRaw) -> Result<CommitArgs, ArgError> {
             "diff writes nothing: -n, -d and --force do not apply".into(),
         ));
     }
+    if raw.openssl && !raw.encrypt {
+        return Err(ArgError::Conflict("--openssl goes with --encrypt".into()));
+    }
+    if raw.cipher.is_some() && !raw.openssl && !raw.lbu_e {
+        return Err(ArgError::Conflict(
+            "--cipher names an openssl cipher: add --encrypt --openssl".into(),
+        ));
+    }
+    if let Some(c) = &raw.cipher {
+        crate::overlay::crypt::Cipher::by_name(c)
+            .map_err(|e| ArgError::invalid("--cipher", c, e.to_string()))?;
+    }
+    let encrypt = if raw.openssl || raw.lbu_e {
+        Some(Encrypt::Openssl { cipher: raw.cipher })
+    } else {
+        raw.encrypt.then_some(Encrypt::Ramboot)
+    };
     Ok(CommitArgs {
         req: Request {
             root: raw.root.unwrap_or_else(|| PathBuf::from("/")),
@@ -92,6 +130,8 @@ fn commit_validate(raw: CommitRaw) -> Result<CommitArgs, ArgError> {
             dry_run: raw.dry_run,
             delete_others: raw.delete_others,
             force: raw.force,
+            encrypt,
+            key_file: raw.key_file,
         },
         diff: raw.diff,
         verbose: raw.verbose || raw.dry_run,
@@ -162,8 +202,7 @@ pub fn run_commit(
 fn run_diff(sys: &dyn Sys, req: &Request) -> Result<(), CommitError> {
     let (root, sel) = commit::selection(&req.root)?;
     let target = commit::target(sys, req, &root)?;
-    let last = sys.path(&target.path());
-    if !last.is_file() {
+    let Some(last) = commit::last_apkovl(&sys.path(&target.dir), req, &target) else {
         println!(
             "no apkovl at {} yet: everything would be added",
             commit::shown(&target.path())
@@ -172,8 +211,13 @@ fn run_diff(sys: &dyn Sys, req: &Request) -> Result<(), CommitError> {
             println!("A {}", f.path.trim_end_matches('/'));
         }
         return Ok(());
-    }
-    for c in commit::diff(&root, &sel.files, &last)? {
+    };
+    let shown = target.dir.join(last.file_name().unwrap_or_default());
+    let pass = match crate::overlay::crypt::suffix_of(&last) {
+        Some(_) => Some(commit::passphrase(sys, req, &target, &shown, false)?),
+        None => None,
+    };
+    for c in commit::diff(&root, &sel.files, &last, pass.as_deref())? {
         println!("{} {}", c.letter, c.path);
     }
     Ok(())

@@ -17,6 +17,11 @@
 //!   confirmed good is refused unless forced, and a commit after a fall-back keeps the
 //!   failing apkovl out of the rotation.
 //!
+//! * Encryption (`--encrypt`, lbu.conf `ENCRYPTION`): the archive is sealed in memory by
+//!   [`crypt::seal`] before the same atomic write, named `<host>.apkovl.tar.gz.<suffix>`
+//!   (ramboot's authenticated format, or lbu's `openssl enc` with that cipher); backups keep
+//!   the suffix as lbu's do, and `diff` decrypts the last one.
+//!
 //! Only the `ramboot` host binary reaches this module; the init build does not link it.
 
 pub mod archive;
@@ -24,6 +29,7 @@ pub mod select;
 
 use crate::boot::lkg;
 use crate::fsutil::{Resolve, Root};
+use crate::overlay::crypt::{self, CryptError};
 use crate::quote::quoted;
 use crate::sys::Sys;
 use std::fs;
@@ -54,8 +60,12 @@ pub enum CommitError {
         needed: u64,
         free: u64,
     },
-    #[error("lbu.conf asks for an encrypted apkovl (ENCRYPTION={cipher}), which this build of ramboot commit cannot write; nothing was written")]
-    Encrypted { cipher: String },
+    #[error("cannot encrypt as {suffix}: {source}; nothing was written")]
+    Cipher { suffix: String, source: CryptError },
+    #[error("{}: {source}", path.display())]
+    Crypt { path: PathBuf, source: CryptError },
+    #[error("no passphrase: {0}")]
+    Passphrase(String),
     #[error("building the apkovl: {0}")]
     Archive(io::Error),
     #[error("writing {}: {source}; the old apkovl is unchanged", path.display())]
@@ -71,6 +81,19 @@ pub struct LbuConf {
     pub backup_dir: Option<String>,
     pub backup_limit: Option<u32>,
     pub encryption: Option<String>,
+    /// The cipher of lbu's `-e` when `ENCRYPTION` is unset.
+    pub default_cipher: Option<String>,
+    pub password: Option<Password>,
+}
+
+/// A passphrase from lbu.conf: never shown by `{:?}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub Vec<u8>);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
 }
 
 impl LbuConf {
@@ -91,6 +114,8 @@ impl LbuConf {
                 "LBU_BACKUPDIR" => c.backup_dir = v,
                 "BACKUP_LIMIT" => c.backup_limit = v.and_then(|v| v.parse().ok()),
                 "ENCRYPTION" => c.encryption = v,
+                "DEFAULT_CIPHER" => c.default_cipher = v,
+                "PASSWORD" => c.password = v.map(|v| Password(v.into_bytes())),
                 _ => {}
             }
         }
@@ -111,6 +136,10 @@ impl LbuConf {
             .backup_limit
             .or_else(|| env("BACKUP_LIMIT").and_then(|v| v.parse().ok()));
         c.encryption = c.encryption.or_else(|| env("ENCRYPTION"));
+        c.default_cipher = c.default_cipher.or_else(|| env("DEFAULT_CIPHER"));
+        c.password = c
+            .password
+            .or_else(|| env("PASSWORD").map(|v| Password(v.into_bytes())));
         c
     }
 }
@@ -130,6 +159,20 @@ pub struct Request {
     pub delete_others: bool,
     /// Commit over an unconfirmed boot.
     pub force: bool,
+    /// Encryption asked for on the command line (None: lbu.conf's `ENCRYPTION`).
+    pub encrypt: Option<Encrypt>,
+    /// `--key-file`: the passphrase is its first line.
+    pub key_file: Option<PathBuf>,
+}
+
+/// How `--encrypt` seals the apkovl.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Encrypt {
+    /// ramboot's authenticated format (`.ramboot`).
+    Ramboot,
+    /// lbu's `openssl enc` format (`--openssl`, lbu's `-e`): the cipher given, else lbu.conf's
+    /// `ENCRYPTION`, else its `DEFAULT_CIPHER`, else [`crypt::DEFAULT_CIPHER`].
+    Openssl { cipher: Option<String> },
 }
 
 /// Where the apkovl goes.
@@ -141,8 +184,11 @@ pub struct Target {
     pub name: String,
     /// How many older copies to keep.
     pub backup_limit: u32,
-    /// `ENCRYPTION` of lbu.conf: the cipher the name ends with.
+    /// The encryption suffix the name ends with: [`crypt::RAMBOOT_SUFFIX`] or an openssl
+    /// cipher (`--encrypt`, lbu.conf's `ENCRYPTION`).
     pub cipher: Option<String>,
+    /// lbu.conf's `PASSWORD`.
+    password: Option<Password>,
 }
 
 impl Target {
@@ -247,8 +293,25 @@ pub fn target(sys: &dyn Sys, req: &Request, root: &Root) -> Result<Target, Commi
     let conf = LbuConf::load(root, &|k| std::env::var(k).ok());
     let host = hostname(&req.root, req.hostname.as_deref());
     let dir = media_dir(sys, req, &conf, &host)?;
+    let cipher = match &req.encrypt {
+        None => conf.encryption.clone(),
+        Some(Encrypt::Ramboot) => Some(crypt::RAMBOOT_SUFFIX.to_string()),
+        Some(Encrypt::Openssl { cipher }) => Some(
+            cipher
+                .clone()
+                .or_else(|| conf.encryption.clone())
+                .or_else(|| conf.default_cipher.clone())
+                .unwrap_or_else(|| crypt::DEFAULT_CIPHER.to_string()),
+        ),
+    };
     let mut name = format!("{host}.apkovl.tar.gz");
-    if let Some(c) = &conf.encryption {
+    if let Some(c) = &cipher {
+        if c != crypt::RAMBOOT_SUFFIX {
+            crypt::Cipher::by_name(c).map_err(|source| CommitError::Cipher {
+                suffix: c.clone(),
+                source,
+            })?;
+        }
         name.push('.');
         name.push_str(c);
     }
@@ -257,8 +320,50 @@ pub fn target(sys: &dyn Sys, req: &Request, root: &Root) -> Result<Target, Commi
         name,
         // At least one: the previous apkovl is the last-known-good fallback.
         backup_limit: conf.backup_limit.unwrap_or(0).max(1),
-        cipher: conf.encryption,
+        cipher,
+        password: conf.password,
     })
+}
+
+/// How long the terminal waits for a passphrase.
+const TYPING_TIME: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The passphrase of an encrypted commit or diff: `--key-file`'s first line, else lbu.conf's
+/// `PASSWORD` (as lbu), else typed on the terminal with echo off, twice when it seals
+/// (`confirm`). `file`: the apkovl the prompt names.
+pub fn passphrase(
+    sys: &dyn Sys,
+    req: &Request,
+    target: &Target,
+    file: &Path,
+    confirm: bool,
+) -> Result<Vec<u8>, CommitError> {
+    let pass = if let Some(f) = &req.key_file {
+        let bytes =
+            fs::read(f).map_err(|e| CommitError::Passphrase(format!("{}: {e}", f.display())))?;
+        crypt::passphrase_from_file(&bytes).to_vec()
+    } else if let Some(p) = &target.password {
+        p.0.clone()
+    } else {
+        let ask = |prompt: &str| match sys.read_secret(prompt, TYPING_TIME) {
+            Ok(Some(p)) => Ok(p),
+            Ok(None) => Err(CommitError::Passphrase("none typed".into())),
+            Err(e) => Err(CommitError::Passphrase(format!(
+                "cannot read one from the terminal: {e} (give --key-file)"
+            ))),
+        };
+        let pass = ask(&format!("Passphrase for {}: ", file.display()))?;
+        if confirm && ask("Passphrase again: ")? != pass {
+            return Err(CommitError::Passphrase(
+                "the two passphrases typed differ".into(),
+            ));
+        }
+        pass
+    };
+    if pass.is_empty() {
+        return Err(CommitError::Passphrase("the passphrase is empty".into()));
+    }
+    Ok(pass)
 }
 
 /// `ramboot commit`.
@@ -269,11 +374,6 @@ pub fn commit(sys: &dyn Sys, req: &Request) -> Result<Report, CommitError> {
         target: Some(target.path()),
         ..Default::default()
     };
-    if let Some(cipher) = &target.cipher {
-        return Err(CommitError::Encrypted {
-            cipher: cipher.clone(),
-        });
-    }
     let host_dir = sys.path(&target.dir);
     let others = other_apkovls(&host_dir, &target.name);
     if !others.is_empty() && !req.delete_others {
@@ -287,16 +387,35 @@ pub fn commit(sys: &dyn Sys, req: &Request) -> Result<Report, CommitError> {
     let mut data = Vec::new();
     let written = write_apkovl(&root, &selection.files, &mut data).map_err(CommitError::Archive)?;
     report.notes.extend(written.skipped);
-    report.bytes = data.len() as u64;
     report.selection = selection;
     if req.dry_run {
+        report.bytes = data.len() as u64;
+        if target.cipher.is_some() {
+            report
+                .notes
+                .push("the size is before encryption; no passphrase was asked".into());
+        }
         return Ok(report);
     }
+    let key = match &target.cipher {
+        Some(suffix) => {
+            let pass = passphrase(sys, req, &target, &target.path(), true)?;
+            data = crypt::seal(&data, suffix, &pass).map_err(|source| CommitError::Cipher {
+                suffix: suffix.clone(),
+                source,
+            })?;
+            Some((suffix.as_str(), pass))
+        }
+        None => None,
+    };
+    report.bytes = data.len() as u64;
+    let key = key.as_ref().map(|(s, p)| (*s, p.as_slice()));
     lkg::with_writable(sys, &target.dir, || {
         Ok(store(
             &host_dir,
             &target,
             &data,
+            key,
             others,
             failing,
             &mut report,
@@ -355,11 +474,13 @@ fn check_lkg(
 /// for an apkovl.
 pub const TEMP_NAME: &str = ".ramboot-commit.tmp";
 
-/// The write itself, on the writable medium (`dir` a host path).
+/// The write itself, on the writable medium (`dir` a host path). `key`: the suffix and
+/// passphrase `data` is sealed with, to read it back.
 fn store(
     dir: &Path,
     target: &Target,
     data: &[u8],
+    key: Option<(&str, &[u8])>,
     others: Vec<String>,
     failing: bool,
     report: &mut Report,
@@ -391,20 +512,22 @@ fn store(
         .inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
         })?;
-    if let Err(reason) = crate::overlay::check(&tmp).map(drop) {
+    if let Err(reason) = read_back(&tmp, key) {
         let _ = fs::remove_file(&tmp);
         return Err(CommitError::ReadBack {
             path: target.path(),
-            reason: reason.to_string(),
+            reason,
         });
     }
     // The old apkovl: copied to its backup name (a rename would leave a moment without any
     // apkovl), or, when a fall-back boot showed it fails, kept aside outside the rotation.
     if let Some(m) = &old {
         let keep = if failing {
+            let suffix = target.cipher.as_ref().map(|c| format!(".{c}"));
             format!(
-                "{}.failed.tar.gz",
-                lkg::host_of(&target.name).unwrap_or("apkovl")
+                "{}.failed.tar.gz{}",
+                lkg::host_of(&target.name).unwrap_or("apkovl"),
+                suffix.unwrap_or_default()
             )
         } else {
             backup_name(dir, &target.name, m)
@@ -443,6 +566,20 @@ fn store(
     }
     sync_dir(dir).map_err(werr(dir))?;
     Ok(())
+}
+
+/// Reads the written file whole as the boot will: decrypted with `key` when sealed.
+fn read_back(path: &Path, key: Option<(&str, &[u8])>) -> Result<(), String> {
+    let unlocked = match key {
+        Some((suffix, pass)) => {
+            let mut f = fs::File::open(path).map_err(|e| e.to_string())?;
+            Some(crypt::Unlocked::from_reader(&mut f, suffix, pass).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    crate::overlay::check_unlocked(path, unlocked.as_ref())
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 fn space_or(
@@ -520,16 +657,52 @@ pub struct Change {
     pub path: String,
 }
 
-/// What changed between the last apkovl at `last` (host path) and what a commit would write
-/// now: content, link target, mode or owner.
-pub fn diff(root: &Root, selection: &[Selected], last: &Path) -> Result<Vec<Change>, CommitError> {
+/// The host's last apkovl in the medium's directory `dir` (a host path): the target's name,
+/// else, when no encryption was asked for, the host's one apkovl under another suffix (a
+/// commit with `--encrypt` before).
+pub fn last_apkovl(dir: &Path, req: &Request, target: &Target) -> Option<PathBuf> {
+    let named = dir.join(&target.name);
+    if named.is_file() || target.cipher.is_some() || req.encrypt.is_some() {
+        return named.is_file().then_some(named);
+    }
+    let host = lkg::host_of(&target.name)?;
+    let mine: Vec<String> = other_apkovls(dir, &target.name)
+        .into_iter()
+        .filter(|n| lkg::host_of(n) == Some(host) && crypt::suffix_of(Path::new(n)).is_some())
+        .collect();
+    match mine.as_slice() {
+        [one] => Some(dir.join(one)),
+        _ => None,
+    }
+}
+
+/// What changed between the last apkovl at `last` (host path; decrypted with `pass` when its
+/// name says it is encrypted) and what a commit would write now: content, link target, mode
+/// or owner.
+pub fn diff(
+    root: &Root,
+    selection: &[Selected],
+    last: &Path,
+    pass: Option<&[u8]>,
+) -> Result<Vec<Change>, CommitError> {
     let mut data = Vec::new();
     write_apkovl(root, selection, &mut data).map_err(CommitError::Archive)?;
     let read = |bytes: &[u8]| read_entries(bytes).map_err(CommitError::Archive);
-    let old = read(&fs::read(last).map_err(|source| CommitError::Write {
+    let crypt_err = |source| CommitError::Crypt {
         path: last.to_path_buf(),
         source,
-    })?)?;
+    };
+    let last_bytes = match crypt::suffix_of(last) {
+        Some(_) => {
+            let pass = pass.ok_or(crypt_err(CryptError::NoPassphrase))?;
+            crypt::open_to_vec(last, pass).map_err(crypt_err)?
+        }
+        None => fs::read(last).map_err(|source| CommitError::Write {
+            path: last.to_path_buf(),
+            source,
+        })?,
+    };
+    let old = read(&last_bytes)?;
     let new = read(&data)?;
     let mut out = Vec::new();
     for (path, e) in &new {

@@ -93,11 +93,13 @@ impl From<CryptError> for io::Error {
 }
 
 /// The cipher suffix of an encrypted apkovl's name (`x.apkovl.tar.gz.aes-256-cbc` →
-/// `aes-256-cbc`); None for a plain one. Leftover endings (`.new`, `.bak`, `~`...) are not
-/// ciphers: `x.apkovl.tar.gz.new` is plain, `x.apkovl.tar.gz.aes-256-cbc.bak` is aes-256-cbc.
+/// `aes-256-cbc`), or of its backup (`x.20250101120000.tar.gz.aes-256-cbc`, which a
+/// last-known-good boot may apply); None for a plain one. Leftover endings (`.new`, `.bak`,
+/// `~`...) are not ciphers: `x.apkovl.tar.gz.new` is plain, `x.apkovl.tar.gz.aes-256-cbc.bak`
+/// is aes-256-cbc.
 pub fn suffix_of(path: &Path) -> Option<&str> {
     let name = path.file_name()?.to_str()?;
-    let (_, mut suffix) = name.split_once(".apkovl.tar.gz")?;
+    let (_, mut suffix) = name.split_once(".tar.gz")?;
     suffix = suffix.trim_end_matches('~');
     for leftover in [".new", ".bak", ".old", ".orig", ".tmp", ".save"] {
         suffix = suffix.strip_suffix(leftover).unwrap_or(suffix);

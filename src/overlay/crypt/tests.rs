@@ -56,6 +56,13 @@ fn names_tell_the_cipher_and_leftovers_are_not_ciphers() {
         Some("aes-256-cbc")
     );
     assert_eq!(s("h.apkovl.tar.gz.ramboot").as_deref(), Some("ramboot"));
+    // Backups (`ramboot commit --encrypt`, lbu's): a last-known-good boot applies them.
+    assert_eq!(
+        s("h.20231114221320.tar.gz.aes-256-cbc").as_deref(),
+        Some("aes-256-cbc")
+    );
+    assert_eq!(s("h.failed.tar.gz.ramboot").as_deref(), Some("ramboot"));
+    assert_eq!(s("h.20231114221320.tar.gz"), None);
 }
 
 #[test]
