@@ -18,6 +18,13 @@ pub trait LinkWatch: Send {
     /// Waits at most `timeout` for a change; true when one came. The caller re-reads the
     /// interfaces' state from sysfs: the event only says "look again".
     fn wait(&mut self, timeout: Duration) -> io::Result<bool>;
+    /// Waits at most `timeout` for a link change or a uevent, whichever comes first: `None`
+    /// for a link change, else what `uevents` gave (`Timeout` when neither came).
+    fn wait_or_uevent(
+        &mut self,
+        uevents: &mut dyn crate::UeventSource,
+        timeout: Duration,
+    ) -> io::Result<Option<crate::UeventRecv>>;
 }
 
 /// A DHCP client's socket: UDP port 68 on one interface, broadcasting to port 67.
@@ -255,6 +262,37 @@ impl RtnlWatch {
 }
 
 impl LinkWatch for RtnlWatch {
+    fn wait_or_uevent(
+        &mut self,
+        uevents: &mut dyn crate::UeventSource,
+        timeout: Duration,
+    ) -> io::Result<Option<crate::UeventRecv>> {
+        let Some(ufd) = uevents.fd() else {
+            return Ok((!self.wait(timeout)?).then_some(crate::UeventRecv::Timeout));
+        };
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        let mut fds = [
+            PollFd::new(&ufd, PollFlags::IN),
+            PollFd::new(&self.0, PollFlags::IN),
+        ];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let (uevent, link) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+        if link {
+            self.wait(Duration::ZERO)?;
+            return Ok(None);
+        }
+        if !uevent {
+            return Ok(Some(crate::UeventRecv::Timeout));
+        }
+        uevents.recv(Duration::ZERO).map(Some)
+    }
+
     fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
         if !readable(&self.0, timeout)? {
             return Ok(false);
