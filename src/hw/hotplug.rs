@@ -276,13 +276,13 @@ fn serve(sys: &dyn Sys, src: &mut dyn UeventSource) {
 
 /// The network stage's link watch: a NIC can appear after the device search ended (the Pi's
 /// smsc95xx/lan78xx behind a USB hub that enumerates late), so while the stage waits, devices
-/// present and arriving get their drivers as here. `loaded` keeps each driver line, for the
-/// timeline.
+/// present and arriving get their drivers as here. `loaded_at`: when the last driver loaded,
+/// for the timeline.
 pub struct NicWatch<'a, 'l> {
     links: Box<dyn LinkWatch>,
     src: Option<Box<dyn UeventSource>>,
     listener: Listener<'a, 'l>,
-    pub loaded: Vec<(String, Duration)>,
+    pub loaded_at: Option<Duration>,
 }
 
 impl<'a, 'l> NicWatch<'a, 'l> {
@@ -297,7 +297,7 @@ impl<'a, 'l> NicWatch<'a, 'l> {
         let mut w = NicWatch {
             links,
             listener: Listener::new(sys, loader),
-            loaded: Vec::new(),
+            loaded_at: None,
             src: None,
         };
         if src.is_some() {
@@ -309,10 +309,8 @@ impl<'a, 'l> NicWatch<'a, 'l> {
     }
 
     fn note(&mut self, lines: Vec<Line>) {
-        for (level, line) in &lines {
-            if *level == log::Level::Info {
-                self.loaded.push((line.clone(), self.listener.sys.now()));
-            }
+        if lines.iter().any(|(level, _)| *level == log::Level::Info) {
+            self.loaded_at = Some(self.listener.sys.now());
         }
         say(lines);
     }
@@ -332,13 +330,5 @@ impl LinkWatch for NicWatch<'_, '_> {
                 Ok(true)
             }
         }
-    }
-
-    fn wait_or_uevent(
-        &mut self,
-        uevents: &mut dyn UeventSource,
-        timeout: Duration,
-    ) -> io::Result<Option<UeventRecv>> {
-        self.links.wait_or_uevent(uevents, timeout)
     }
 }

@@ -19,12 +19,15 @@ pub trait LinkWatch: Send {
     /// interfaces' state from sysfs: the event only says "look again".
     fn wait(&mut self, timeout: Duration) -> io::Result<bool>;
     /// Waits at most `timeout` for a link change or a uevent, whichever comes first: `None`
-    /// for a link change, else what `uevents` gave (`Timeout` when neither came).
+    /// for a link change, else what `uevents` gave (`Timeout` when neither came). This default
+    /// waits on the links only.
     fn wait_or_uevent(
         &mut self,
-        uevents: &mut dyn crate::UeventSource,
+        _uevents: &mut dyn crate::UeventSource,
         timeout: Duration,
-    ) -> io::Result<Option<crate::UeventRecv>>;
+    ) -> io::Result<Option<crate::UeventRecv>> {
+        Ok((!self.wait(timeout)?).then_some(crate::UeventRecv::Timeout))
+    }
 }
 
 /// A DHCP client's socket: UDP port 68 on one interface, broadcasting to port 67.
@@ -265,30 +268,23 @@ impl LinkWatch for RtnlWatch {
     fn wait_or_uevent(
         &mut self,
         uevents: &mut dyn crate::UeventSource,
-        timeout: Duration,
+        mut timeout: Duration,
     ) -> io::Result<Option<crate::UeventRecv>> {
-        let Some(ufd) = uevents.fd() else {
-            return Ok((!self.wait(timeout)?).then_some(crate::UeventRecv::Timeout));
-        };
-        let ts = Timespec {
-            tv_sec: timeout.as_secs() as _,
-            tv_nsec: timeout.subsec_nanos() as _,
-        };
-        let mut fds = [
-            PollFd::new(&ufd, PollFlags::IN),
-            PollFd::new(&self.0, PollFlags::IN),
-        ];
-        match poll(&mut fds, Some(&ts)) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+        if let Some(ufd) = uevents.fd() {
+            let ts = Timespec {
+                tv_sec: timeout.as_secs() as _,
+                tv_nsec: timeout.subsec_nanos() as _,
+            };
+            let mut fds = [
+                PollFd::new(&ufd, PollFlags::IN),
+                PollFd::new(&self.0, PollFlags::IN),
+            ];
+            // A failed or interrupted wait is an empty one: the reads below say what came.
+            let _ = poll(&mut fds, Some(&ts));
+            timeout = Duration::ZERO;
         }
-        let (uevent, link) = (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
-        if link {
-            self.wait(Duration::ZERO)?;
+        if self.wait(timeout)? {
             return Ok(None);
-        }
-        if !uevent {
-            return Ok(Some(crate::UeventRecv::Timeout));
         }
         uevents.recv(Duration::ZERO).map(Some)
     }

@@ -98,8 +98,9 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
         let mut watch =
             NicWatch::open(b.sys, loader.as_deref(), links.map_err(BootError::Network)?);
         let configured = crate::net::configure(b.sys, &mut watch, ip, bootif.as_deref());
-        for (line, at) in std::mem::take(&mut watch.loaded) {
-            b.timeline.mark(&line, at);
+        if let Some(at) = watch.loaded_at {
+            b.timeline
+                .mark("drivers loaded while the network waited", at);
         }
         configured
             .map(|c| Done::ok(Some(c)))
