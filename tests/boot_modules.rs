@@ -360,44 +360,14 @@ fn the_network_stage_loads_ipv6_when_the_kernel_lacks_it() {
 /// (a timeline mark says when) and gets a lease; before, "no network interface was found".
 #[test]
 fn a_usb_nic_appearing_after_the_media_search_is_driven_by_the_network_stage() {
-    use ramboot::sys::{Uevent, UeventRecv};
-    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     media_and_usb_storage_stack(root, "ip=dhcp");
-    let mut modules = standard_modules(root);
-    modules
-        .module("kernel/drivers/net/usb/smsc95xx.ko", &[])
-        .alias("usb:v0424pEC00d*", "smsc95xx")
-        .write();
     fs::create_dir_all(root.join("sys/class/net")).unwrap();
     let sys = RecordingSys::new(root).with_kernel_release(RELEASE);
-    sys.on_module_load("smsc95xx", |root| {
-        let d = root.join("sys/class/net/eth0");
-        fs::create_dir_all(d.join("device")).unwrap();
-        fs::write(d.join("ifindex"), "2\n").unwrap();
-        fs::write(d.join("address"), "b8:27:eb:00:00:01\n").unwrap();
-        fs::write(d.join("operstate"), "up\n").unwrap();
-    });
-    let devpath = "/devices/platform/soc/3f980000.usb/usb1/1-1/1-1.1/1-1.1:1.0";
-    let vars = [
-        ("ACTION", "add"),
-        ("DEVPATH", devpath),
-        ("SUBSYSTEM", "usb"),
-        (
-            "MODALIAS",
-            "usb:v0424pEC00d0200dcFFdsc00dpFFicFFisc00ip02in00",
-        ),
-    ];
-    sys.push_uevent_after(
-        Duration::from_secs(3),
-        UeventRecv::Event(Uevent {
-            action: "add".into(),
-            devpath: devpath.into(),
-            vars: vars.map(|(k, v)| (k.into(), v.into())).to_vec(),
-        }),
-    );
-    sys.serve_dhcp(Duration::from_millis(2), support::dhcp::slirp_like(0));
+    let delay = std::time::Duration::from_secs(3);
+    late_usb_nic(&mut standard_modules(root), &sys, delay);
+    sys.serve_dhcp(delay / 1000, support::dhcp::slirp_like(0)); // 3 ms per answer
     let f = boot::run_recorded(&sys, Some(0));
     let marks: Vec<&str> = f.timeline.marks.iter().map(|(m, _)| m.as_str()).collect();
     assert!(

@@ -396,33 +396,9 @@ fn a_withdrawn_rdnss_server_is_not_used() {
 fn a_usb_nic_appearing_after_the_media_search_gets_its_driver_and_a_lease() {
     use ramboot::hw::hotplug::NicWatch;
     use ramboot::hw::modules::ModuleLoader;
-    use ramboot::sys::{Uevent, UeventRecv};
     let (dir, sys) = world();
-    let mut m = support::hw::FakeModules::new(dir.path());
-    m.module("kernel/drivers/net/usb/smsc95xx.ko", &[])
-        .alias("usb:v0424pEC00d*", "smsc95xx")
-        .write();
-    sys.on_module_load("smsc95xx", |root| {
-        nic(root, "eth0", 2, "b8:27:eb:00:00:01", "up", true)
-    });
-    let devpath = "/devices/platform/soc/3f980000.usb/usb1/1-1/1-1.1/1-1.1:1.0";
-    let vars = [
-        ("ACTION", "add"),
-        ("DEVPATH", devpath),
-        ("SUBSYSTEM", "usb"),
-        (
-            "MODALIAS",
-            "usb:v0424pEC00d0200dcFFdsc00dpFFicFFisc00ip02in00",
-        ),
-    ];
-    sys.push_uevent_after(
-        Duration::from_millis(700),
-        UeventRecv::Event(Uevent {
-            action: "add".into(),
-            devpath: devpath.into(),
-            vars: vars.map(|(k, v)| (k.into(), v.into())).to_vec(),
-        }),
-    );
+    let mut modules = support::hw::FakeModules::new(dir.path());
+    support::hw::late_usb_nic(&mut modules, &sys, Duration::from_millis(700));
     sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
     let loader = ModuleLoader::open(&sys).unwrap();
     let mut watch = NicWatch::open(&sys, Some(&loader), sys.link_watch().unwrap());
