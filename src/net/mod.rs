@@ -135,7 +135,8 @@ impl Configured {
 }
 
 /// Configures the network as `ip` says (`Off` is the caller's business: nothing to do).
-/// `bootif` is `BOOTIF=` as a MAC address.
+/// `bootif` is `BOOTIF=` as a MAC address. `watch` wakes the interface and link waits (the
+/// boot's [`crate::hw::hotplug::NicWatch`] also loads the drivers of devices appearing meanwhile).
 pub fn configure(
     sys: &dyn Sys,
     watch: &mut dyn crate::sys::LinkWatch,
