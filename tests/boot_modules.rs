@@ -354,3 +354,29 @@ fn the_network_stage_loads_ipv6_when_the_kernel_lacks_it() {
     let _ = boot::run_recorded(&sys, Some(0));
     assert!(!ipv6(&sys.trace()), "{:#?}", sys.trace());
 }
+
+/// Issue 10 (1): the Pi 3's smsc95xx is behind a USB hub that enumerates after the SD card was
+/// found: its uevent comes once the device search is over. The network stage loads its driver
+/// (a timeline mark says when) and gets a lease; before, "no network interface was found".
+#[test]
+fn a_usb_nic_appearing_after_the_media_search_is_driven_by_the_network_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    media_and_usb_storage_stack(root, "ip=dhcp");
+    fs::create_dir_all(root.join("sys/class/net")).unwrap();
+    let sys = RecordingSys::new(root).with_kernel_release(RELEASE);
+    let delay = std::time::Duration::from_secs(3);
+    late_usb_nic(&mut standard_modules(root), &sys, delay);
+    sys.serve_dhcp(delay / 1000, support::dhcp::slirp_like(0)); // 3 ms per answer
+    let f = boot::run_recorded(&sys, Some(0));
+    let marks: Vec<&str> = f.timeline.marks.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(
+        marks.contains(&"drivers loaded while the network waited"),
+        "{marks:?} {:#?}",
+        sys.trace()
+    );
+    assert!(
+        marks.iter().any(|m| m.starts_with("network up: eth0")),
+        "{marks:?}"
+    );
+}

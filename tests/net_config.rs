@@ -57,7 +57,7 @@ fn a_dhcp_lease_is_applied_with_its_route_dns_and_hostname() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(
         c.summary(),
         "eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)"
@@ -98,7 +98,7 @@ fn a_nak_starts_over_with_a_discover() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     sys.serve_dhcp(Duration::ZERO, slirp_like(1));
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(
         c.lease.as_ref().unwrap().address,
         Ipv4Addr::new(10, 0, 2, 15)
@@ -118,7 +118,7 @@ fn answers_to_other_transactions_are_ignored() {
         out.extend(real(req));
         out
     });
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(
         c.lease.as_ref().unwrap().address,
         Ipv4Addr::new(10, 0, 2, 15)
@@ -130,7 +130,7 @@ fn answers_to_other_transactions_are_ignored() {
 fn no_server_means_backoff_then_no_lease() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
-    let e = configure(&sys, &dhcp(), None).unwrap_err();
+    let e = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap_err();
     assert!(matches!(e, NetError::NoLease { .. }), "{e}");
     assert_eq!(
         e.to_string(),
@@ -149,7 +149,7 @@ fn static_ip_sets_address_route_and_appends_dns() {
     fs::write(dir.path().join("etc/resolv.conf"), "nameserver 8.8.8.8\n").unwrap();
     let (ip, problems) = parse_ip("192.168.7.10::192.168.7.1:255.255.255.0:host:eth1:none:9.9.9.9");
     assert!(problems.is_empty(), "{problems:?}");
-    let c = configure(&sys, &ip, None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &ip, None).unwrap();
     assert_eq!(
         c.summary(),
         "eth1 192.168.7.10/24 via 192.168.7.1 (static, ip=)"
@@ -182,7 +182,7 @@ fn the_link_wait_ends_on_the_link_event() {
         at.lock().unwrap().get_or_insert(s2.now());
         slirp_like(0)(req)
     });
-    configure(&sys, &dhcp(), None).unwrap();
+    configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert!(has(&sys, "ip monitor link"));
     assert_eq!(*chosen.lock().unwrap(), Some(Duration::from_millis(300)));
 }
@@ -197,7 +197,7 @@ fn an_interface_that_appears_late_is_waited_for() {
         nic(root, "eth0", 4, "b8:27:eb:00:00:01", "up", true);
     });
     sys.serve_dhcp(Duration::ZERO, slirp_like(0));
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(c.interface, "eth0");
     assert_eq!(c.mac, "b8:27:eb:00:00:01");
 }
@@ -208,6 +208,7 @@ fn a_named_interface_that_never_appears_is_a_clear_error() {
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     let e = configure(
         &sys,
+        &mut *sys.link_watch().unwrap(),
         &IpConfig::Dhcp {
             device: Some("eth5".into()),
         },
@@ -226,7 +227,7 @@ fn a_carrier_counts_before_operstate_follows() {
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "down", true);
     fs::write(dir.path().join("sys/class/net/eth0/carrier"), "1\n").unwrap();
     sys.serve_dhcp(Duration::ZERO, slirp_like(0));
-    configure(&sys, &dhcp(), None).unwrap();
+    configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(sys.now(), Duration::ZERO, "no wait for operstate");
 }
 
@@ -296,7 +297,7 @@ fn an_ipv6_only_network_comes_up_by_slaac_with_rdnss_dns() {
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     ipv6_sysctls(dir.path(), "eth0");
     slirp_router_advertisement(&sys);
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(
         c.summary(),
         format!("eth0 {SLAAC_ADDR}/64 (SLAAC, DNS fec0::3; no DHCPv4 lease)")
@@ -322,7 +323,7 @@ fn the_ipv6_wait_ends_on_the_address_event() {
     ipv6_sysctls(dir.path(), "eth0");
     // An advertisement that comes late (a lost first solicitation): 16 s after the link.
     sys.push_ipv6_event_at(Duration::from_secs(16), newaddr(2, SLAAC_ADDR, 0, false));
-    let e = configure(&sys, &dhcp(), None).unwrap_err();
+    let e = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap_err();
     assert_eq!(
         e.to_string(),
         "no address on eth0: no DHCP server answered (4 tries in 15s) and no IPv6 router \
@@ -337,7 +338,7 @@ fn the_ipv6_wait_ends_on_the_address_event() {
         Duration::from_millis(9500),
         newaddr(2, SLAAC_ADDR, 0, false),
     );
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(c.ipv6.unwrap().address.to_string(), SLAAC_ADDR);
     assert_eq!(sys.now(), Duration::from_secs(15));
 }
@@ -351,7 +352,7 @@ fn a_dhcp_lease_takes_ipv6_only_when_it_is_already_there() {
     ipv6_sysctls(dir.path(), "eth0");
     sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
     slirp_router_advertisement(&sys);
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(c.ipv6, None);
     assert_eq!(sys.now(), Duration::from_millis(6), "no wait for IPv6");
 
@@ -361,7 +362,7 @@ fn a_dhcp_lease_takes_ipv6_only_when_it_is_already_there() {
     sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
     sys.push_ipv6_event_at(Duration::ZERO, rdnss(2, 3600, &["fec0::3"]));
     sys.push_ipv6_event_at(Duration::ZERO, newaddr(2, SLAAC_ADDR, 200, false));
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert_eq!(
         c.summary(),
         format!(
@@ -383,7 +384,30 @@ fn a_withdrawn_rdnss_server_is_not_used() {
     ipv6_sysctls(dir.path(), "eth0");
     sys.push_ipv6_event_at(Duration::ZERO, rdnss(2, 0, &["fec0::3"]));
     sys.push_ipv6_event_at(Duration::ZERO, newaddr(2, SLAAC_ADDR, 0, false));
-    let c = configure(&sys, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
     assert!(c.ipv6.unwrap().dns.is_empty());
     assert!(!dir.path().join("etc/resolv.conf").exists());
+}
+
+/// Issue 10 point 1: the Pi 3's smsc95xx sits behind a USB hub that enumerates after the SD
+/// card was found, so its uevent comes while the network stage waits, not during the device
+/// search. The stage's watch loads its driver (before: "no network interface was found").
+#[test]
+fn a_usb_nic_appearing_after_the_media_search_gets_its_driver_and_a_lease() {
+    use ramboot::hw::hotplug::NicWatch;
+    use ramboot::hw::modules::ModuleLoader;
+    let (dir, sys) = world();
+    let mut modules = support::hw::FakeModules::new(dir.path());
+    support::hw::late_usb_nic(&mut modules, &sys, Duration::from_millis(700));
+    sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
+    let loader = ModuleLoader::open(&sys).unwrap();
+    let mut watch = NicWatch::open(&sys, Some(&loader), sys.link_watch().unwrap());
+    let c = configure(&sys, &mut watch, &dhcp(), None).unwrap();
+    assert!(
+        c.summary().starts_with("eth0 10.0.2.15/24"),
+        "{}",
+        c.summary()
+    );
+    assert!(loader.has_loaded("smsc95xx"));
+    assert_eq!(watch.loaded_at, Some(Duration::from_millis(700)));
 }

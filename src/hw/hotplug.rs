@@ -21,7 +21,7 @@
 use super::block::{self, BlockDevice};
 use super::coldplug::{self, Hotplug};
 use super::modules::ModuleLoader;
-use crate::sys::{Sys, Uevent, UeventRecv, UeventSource};
+use crate::sys::{LinkWatch, Sys, Uevent, UeventRecv, UeventSource};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -87,7 +87,12 @@ impl<'a, 'l> Listener<'a, 'l> {
 
     /// Waits at most `wait` for the next event and handles it (an overflow: the sysfs pass).
     pub fn next(&mut self, src: &mut dyn UeventSource, wait: Duration) -> io::Result<Vec<Line>> {
-        Ok(match src.recv(wait)? {
+        Ok(self.on(src.recv(wait)?))
+    }
+
+    /// Handles what the socket gave.
+    pub fn on(&mut self, recv: UeventRecv) -> Vec<Line> {
+        match recv {
             UeventRecv::Event(ev) => self.handle(&ev),
             UeventRecv::Overflow => {
                 let mut lines = vec![(
@@ -98,7 +103,7 @@ impl<'a, 'l> Listener<'a, 'l> {
                 lines
             }
             UeventRecv::Timeout => Vec::new(),
-        })
+        }
     }
 
     fn load(&mut self, what: &str, aliases: impl IntoIterator<Item = String>) -> Vec<Line> {
@@ -265,6 +270,65 @@ fn serve(sys: &dyn Sys, src: &mut dyn UeventSource) {
         match listener.next(src, WAIT) {
             Ok(lines) => say(lines),
             Err(e) => return log::warn!("hotplug: cannot read uevents: {e}; hotplug stops"),
+        }
+    }
+}
+
+/// The network stage's link watch: a NIC can appear after the device search ended (the Pi's
+/// smsc95xx/lan78xx behind a USB hub that enumerates late), so while the stage waits, devices
+/// present and arriving get their drivers as here. `loaded_at`: when the last driver loaded,
+/// for the timeline.
+pub struct NicWatch<'a, 'l> {
+    links: Box<dyn LinkWatch>,
+    src: Option<Box<dyn UeventSource>>,
+    listener: Listener<'a, 'l>,
+    pub loaded_at: Option<Duration>,
+}
+
+impl<'a, 'l> NicWatch<'a, 'l> {
+    /// Listens, then loads drivers for the devices present (without a loader or a uevent socket
+    /// it is `links` alone).
+    pub fn open(
+        sys: &'a dyn Sys,
+        loader: Option<&'a ModuleLoader<'l>>,
+        links: Box<dyn LinkWatch>,
+    ) -> Self {
+        let src = loader.and_then(|_| sys.uevents(1 << 20).ok());
+        let mut w = NicWatch {
+            links,
+            listener: Listener::new(sys, loader),
+            loaded_at: None,
+            src: None,
+        };
+        if src.is_some() {
+            let lines = w.listener.coldplug();
+            w.note(lines);
+        }
+        w.src = src;
+        w
+    }
+
+    fn note(&mut self, lines: Vec<Line>) {
+        if lines.iter().any(|(level, _)| *level == log::Level::Info) {
+            self.loaded_at = Some(self.listener.sys.now());
+        }
+        say(lines);
+    }
+}
+
+impl LinkWatch for NicWatch<'_, '_> {
+    fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
+        let Some(src) = self.src.as_mut() else {
+            return self.links.wait(timeout);
+        };
+        match self.links.wait_or_uevent(&mut **src, timeout)? {
+            None => Ok(true),
+            Some(UeventRecv::Timeout) => Ok(false),
+            Some(recv) => {
+                let lines = self.listener.on(recv);
+                self.note(lines);
+                Ok(true)
+            }
         }
     }
 }

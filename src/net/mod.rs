@@ -135,9 +135,11 @@ impl Configured {
 }
 
 /// Configures the network as `ip` says (`Off` is the caller's business: nothing to do).
-/// `bootif` is `BOOTIF=` as a MAC address.
+/// `bootif` is `BOOTIF=` as a MAC address. `watch` wakes the interface and link waits (the
+/// boot's [`crate::hw::hotplug::NicWatch`] also loads the drivers of devices appearing meanwhile).
 pub fn configure(
     sys: &dyn Sys,
+    watch: &mut dyn crate::sys::LinkWatch,
     ip: &IpConfig,
     bootif: Option<&str>,
 ) -> Result<Configured, NetError> {
@@ -147,7 +149,6 @@ pub fn configure(
         // The plan never asks for the network with ip=off; nothing is configured.
         IpConfig::Off => return Err(NetError::NoInterface),
     };
-    let mut watch = sys.link_watch().map_err(NetError::LinkWatch)?;
     // Before any link comes up, so that no IPv6 event is missed; IPv6 is a bonus, never fatal.
     let v6_events = sys
         .ipv6_events()
@@ -158,7 +159,7 @@ pub fn configure(
         why,
         slaac: slaac_on,
         up_at,
-    } = iface::choose(sys, &mut *watch, Wanted { device, bootif })?;
+    } = iface::choose(sys, watch, Wanted { device, bootif })?;
     let mut v6_events = v6_events.filter(|_| slaac_on);
     let obtained = match ip {
         IpConfig::Static(s) => Ok(static_lease(s)),

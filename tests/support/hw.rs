@@ -1,7 +1,9 @@
 //! Shared fixtures for the hw and media tests: fake module trees, a fake sysfs, and filesystem
 //! images written byte by byte (so the core tests never depend on mkfs tools).
 
+use ramboot::sys::{RecordingSys, Uevent, UeventRecv};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub const RELEASE: &str = "6.1.0-ramboot-test";
 
@@ -255,4 +257,38 @@ pub fn squashfs_image() -> Vec<u8> {
     img[0..4].copy_from_slice(b"hsqs");
     img[28..30].copy_from_slice(&4u16.to_le_bytes());
     img
+}
+
+/// The Raspberry Pi 3's USB NIC: smsc95xx added to `modules` (then written), `eth0` in sysfs
+/// once it loads, and the uevent of the hub's late enumeration, `delay` after the previous one.
+pub fn late_usb_nic(modules: &mut FakeModules, sys: &RecordingSys, delay: Duration) {
+    modules
+        .module("kernel/drivers/net/usb/smsc95xx.ko", &[])
+        .alias("usb:v0424pEC00d*", "smsc95xx")
+        .write();
+    sys.on_module_load("smsc95xx", |root| {
+        let d = root.join("sys/class/net/eth0");
+        std::fs::create_dir_all(d.join("device")).unwrap();
+        std::fs::write(d.join("ifindex"), "2\n").unwrap();
+        std::fs::write(d.join("address"), "b8:27:eb:00:00:01\n").unwrap();
+        std::fs::write(d.join("operstate"), "up\n").unwrap();
+    });
+    let devpath = "/devices/platform/soc/3f980000.usb/usb1/1-1/1-1.1/1-1.1:1.0";
+    let vars = [
+        ("ACTION", "add"),
+        ("DEVPATH", devpath),
+        ("SUBSYSTEM", "usb"),
+        (
+            "MODALIAS",
+            "usb:v0424pEC00d0200dcFFdsc00dpFFicFFisc00ip02in00",
+        ),
+    ];
+    sys.push_uevent_after(
+        delay,
+        UeventRecv::Event(Uevent {
+            action: "add".into(),
+            devpath: devpath.into(),
+            vars: vars.map(|(k, v)| (k.into(), v.into())).to_vec(),
+        }),
+    );
 }

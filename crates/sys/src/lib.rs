@@ -247,6 +247,10 @@ pub enum UeventRecv {
 pub trait UeventSource: Send {
     /// Waits at most `timeout` for the next event.
     fn recv(&mut self, timeout: Duration) -> io::Result<UeventRecv>;
+    /// The socket, for a wait on it and another (see [`LinkWatch::wait_or_uevent`]).
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
 }
 
 /// An open hardware watchdog (see [`Sys::open_watchdog`]). Dropped without

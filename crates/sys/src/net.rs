@@ -18,6 +18,16 @@ pub trait LinkWatch: Send {
     /// Waits at most `timeout` for a change; true when one came. The caller re-reads the
     /// interfaces' state from sysfs: the event only says "look again".
     fn wait(&mut self, timeout: Duration) -> io::Result<bool>;
+    /// Waits at most `timeout` for a link change or a uevent, whichever comes first: `None`
+    /// for a link change, else what `uevents` gave (`Timeout` when neither came). This default
+    /// waits on the links only.
+    fn wait_or_uevent(
+        &mut self,
+        _uevents: &mut dyn crate::UeventSource,
+        timeout: Duration,
+    ) -> io::Result<Option<crate::UeventRecv>> {
+        Ok((!self.wait(timeout)?).then_some(crate::UeventRecv::Timeout))
+    }
 }
 
 /// A DHCP client's socket: UDP port 68 on one interface, broadcasting to port 67.
@@ -255,6 +265,30 @@ impl RtnlWatch {
 }
 
 impl LinkWatch for RtnlWatch {
+    fn wait_or_uevent(
+        &mut self,
+        uevents: &mut dyn crate::UeventSource,
+        mut timeout: Duration,
+    ) -> io::Result<Option<crate::UeventRecv>> {
+        if let Some(ufd) = uevents.fd() {
+            let ts = Timespec {
+                tv_sec: timeout.as_secs() as _,
+                tv_nsec: timeout.subsec_nanos() as _,
+            };
+            let mut fds = [
+                PollFd::new(&ufd, PollFlags::IN),
+                PollFd::new(&self.0, PollFlags::IN),
+            ];
+            // A failed or interrupted wait is an empty one: the reads below say what came.
+            let _ = poll(&mut fds, Some(&ts));
+            timeout = Duration::ZERO;
+        }
+        if self.wait(timeout)? {
+            return Ok(None);
+        }
+        uevents.recv(Duration::ZERO).map(Some)
+    }
+
     fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
         if !readable(&self.0, timeout)? {
             return Ok(false);

@@ -844,6 +844,10 @@ impl NetlinkUevents {
 }
 
 impl UeventSource for NetlinkUevents {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.fd.as_fd())
+    }
+
     fn recv(&mut self, timeout: Duration) -> io::Result<UeventRecv> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let deadline = std::time::Instant::now() + timeout;

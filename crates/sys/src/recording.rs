@@ -1615,6 +1615,31 @@ struct ScriptedLinks {
 }
 
 impl crate::LinkWatch for ScriptedLinks {
+    /// The scripted uevent or link change due first (a tie goes to the link change).
+    fn wait_or_uevent(
+        &mut self,
+        uevents: &mut dyn UeventSource,
+        timeout: Duration,
+    ) -> io::Result<Option<UeventRecv>> {
+        let mut st = self.sys.lock();
+        let link = st.link_changes.front().map(|c| c.0);
+        let uevent = st.uevents.front().map(|e| e.0);
+        let step = [link, uevent, Some(timeout)].into_iter().flatten().min();
+        let step = step.unwrap_or(timeout);
+        if link == Some(step) || uevent != Some(step) {
+            if let Some(front) = st.uevents.front_mut() {
+                front.0 -= step;
+            }
+            drop(st);
+            return Ok((!self.wait(timeout)?).then_some(UeventRecv::Timeout));
+        }
+        if let Some(front) = st.link_changes.front_mut() {
+            front.0 -= step;
+        }
+        drop(st);
+        uevents.recv(timeout).map(Some)
+    }
+
     fn wait(&mut self, timeout: Duration) -> io::Result<bool> {
         let mut st = self.sys.lock();
         match st.link_changes.front_mut() {

@@ -25,7 +25,9 @@ use super::sysroot::{self, MediaMount};
 use super::timeline::{Outcome, Stage};
 use super::{stages, Boot, BootEnd, BootError, SYSROOT};
 use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, IpConfig, RepoSource};
+use crate::hw::hotplug::NicWatch;
 use crate::hw::modloop as hw_modloop;
+use crate::net::NetError;
 use crate::sys::parse_mount_options;
 use apkovl::{default_services, load_apkovl};
 use media::{boot_repositories, find_media, nothing_to_boot_from, relocate};
@@ -91,7 +93,16 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
         }
     }
     let up = boot.stage(&stages::NETWORK).run(|b| {
-        crate::net::configure(b.sys, ip, bootif.as_deref())
+        let links = b.sys.link_watch().map_err(NetError::LinkWatch);
+        let loader = b.share_loader();
+        let mut watch =
+            NicWatch::open(b.sys, loader.as_deref(), links.map_err(BootError::Network)?);
+        let configured = crate::net::configure(b.sys, &mut watch, ip, bootif.as_deref());
+        if let Some(at) = watch.loaded_at {
+            b.timeline
+                .mark("drivers loaded while the network waited", at);
+        }
+        configured
             .map(|c| Done::ok(Some(c)))
             .map_err(BootError::Network)
     });
