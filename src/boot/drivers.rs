@@ -274,12 +274,9 @@ impl<'a> Boot<'a> {
     }
 }
 
-/// The drivers stage's outcome from the job's report: each failure and each missing module of
-/// `modules=` said once.
+/// The drivers stage's outcome from the job's report: each missing module of `modules=` said
+/// once (the loader said each failure as it happened).
 fn report_drivers(boot: &Boot<'_>, report: &LoadReport) -> Done<()> {
-    for (m, why) in &report.failed {
-        log::warn!("module {m}: {why}");
-    }
     for m in &report.not_found {
         if boot.plan.modules.contains(m) {
             log::warn!("module {m} not found");

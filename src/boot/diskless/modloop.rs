@@ -126,9 +126,6 @@ pub(super) fn finish_modloop(
     }
     if let Some(loader) = boot.loader() {
         let report = crate::hw::coldplug::Hotplug::new().load(loader, unmatched.iter().cloned());
-        for (m, why) in &report.failed {
-            log::warn!("module {m}: {why}");
-        }
         if !report.loaded.is_empty() {
             note(
                 decisions,

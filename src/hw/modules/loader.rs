@@ -50,7 +50,7 @@ pub enum FailReason {
 impl fmt::Display for FailReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FailReason::Kernel { errno, message } => write!(f, "{message} (errno {errno})"),
+            FailReason::Kernel { message, .. } => write!(f, "{message}"),
             FailReason::Read(m) => write!(f, "{m}"),
             FailReason::Dependency(d) => write!(f, "dependency {d} failed"),
             FailReason::Missing => write!(f, "not in modules.dep"),
@@ -295,7 +295,10 @@ impl<'s> ModuleLoader<'s> {
         for (name, outcome) in pre_outcomes {
             match outcome {
                 Outcome::Already => report.already.push(name),
-                Outcome::Failed(r) => report.failed.push((name, r)),
+                Outcome::Failed(r) => {
+                    log::warn!("module {name}: {r}");
+                    report.failed.push((name, r));
+                }
                 Outcome::Loaded => report.loaded.push(name),
             }
         }
