@@ -13,10 +13,12 @@
 //!   the install reported failed, the rescue shell.
 //! * a modloop damaged on the card (a block of its squashfs overwritten, the signature of the
 //!   good image beside it): refused, said why, the boot goes on without it.
+//! * a kernel module of `modules=` that the kernel refuses (its file in the initramfs replaced
+//!   by bytes that are no module): the module and the kernel's reason named, the boot goes on.
 //!
 //! Already covered elsewhere and kept there: a corrupt apkovl on the only medium and a modloop
-//! signed by an unknown key (tests/qemu_diskless.rs); a kernel module that fails to load is
-//! pinned on the recording double (tests/hw_modules.rs, tests/hw_hotplug.rs).
+//! signed by an unknown key (tests/qemu_diskless.rs); module failures in hotplug are pinned on
+//! the recording double too (tests/hw_modules.rs, tests/hw_hotplug.rs).
 // Tests drive real tools and processes (QEMU): the system boundary lint is for the
 // library.
 #![allow(clippy::disallowed_methods)]
@@ -25,6 +27,7 @@ mod support;
 
 use ramboot::xorshift::Xorshift;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 use support::qemu::{
@@ -285,5 +288,66 @@ fn the_medium_removed_during_the_install_ends_in_the_rescue_shell() {
     assert!(
         !text.contains("RAMBOOT-DEMO"),
         "the system started:\n{text}"
+    );
+}
+
+/// A kernel module named in `modules=` that the kernel refuses (its file in the initramfs is
+/// no module): one line names it and the kernel's reason, the drivers stage is marked degraded,
+/// and the boot goes on to the system.
+#[test]
+fn a_module_that_fails_to_load_is_named_and_the_boot_goes_on() {
+    let a = artifacts();
+    // A second archive appended to the initramfs (the kernel unpacks both; the later file
+    // replaces the earlier one) puts bytes that are no module at virtio-rng.ko's path.
+    let listing = Command::new("sh")
+        .arg("-c")
+        .arg(format!("zcat '{}' | cpio -it", a.initrd.display()))
+        .output()
+        .expect("zcat and cpio run (qemu/setup-host.sh installs cpio)");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let ko = listing
+        .lines()
+        .find(|l| l.ends_with("/virtio-rng.ko"))
+        .expect("the initramfs has virtio-rng.ko");
+    let tree = out_dir().join("faults-badmod-tree");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(tree.join(ko).parent().unwrap()).unwrap();
+    std::fs::write(tree.join(ko), b"this is not a kernel module\n").unwrap();
+    let extra = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd '{}' && echo '{ko}' | cpio -o -H newc",
+            tree.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(extra.status.success(), "{extra:?}");
+    let initrd = out_dir().join("faults-badmod-initrd");
+    let mut bytes = std::fs::read(&a.initrd).unwrap();
+    // The kernel looks for a following archive only at a 4-byte boundary (zeros are skipped).
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    bytes.extend_from_slice(&extra.stdout);
+    std::fs::write(&initrd, bytes).unwrap();
+    let mut q = Qemu::virt(
+        "faults-badmod",
+        &initrd,
+        "console=ttyAMA0 modules=virtio-rng",
+        &virtio_snapshot(&a.media.join("media.img")),
+    );
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    let line = text
+        .lines()
+        .find(|l| l.contains("module virtio_rng:"))
+        .unwrap_or_else(|| panic!("no line naming the module: {text}"));
+    assert!(line.contains("Exec format error"), "{line}");
+    let said = text
+        .lines()
+        .filter(|l| l.contains("module virtio_rng:"))
+        .count();
+    assert_eq!(said, 1, "the failure is said once: {text}");
+    assert!(
+        text.contains("RAMBOOT-DEMO: init is running"),
+        "the boot did not reach the system: {text}"
     );
 }
