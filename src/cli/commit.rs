@@ -3,6 +3,7 @@
 //! [`crate::boot::lkg`].
 
 use super::args::{unexpected, utf8, ArgError, Args, Long, Short, Usage, Value};
+use crate::commit::hooks::HookRun;
 use crate::commit::{self, CommitError, Encrypt, Request};
 use crate::sys::{RealSys, Sys};
 use std::ffi::OsString;
@@ -145,7 +146,7 @@ pub fn main(args: &[OsString]) -> i32 {
         Err(code) => return code,
     };
     let result = if a.diff {
-        run_diff(&RealSys, &a.req)
+        run_diff(&RealSys, &a.req, a.verbose)
     } else {
         run_commit(&RealSys, &a.req, a.verbose, &mut std::io::stdout())
     };
@@ -158,6 +159,18 @@ pub fn main(args: &[OsString]) -> i32 {
     }
 }
 
+/// Prints a hook that ended: failures on stderr, as busybox run-parts does; the others only
+/// when verbose.
+fn hook_line(verbose: bool) -> impl FnMut(&HookRun) {
+    move |run| {
+        if run.failed() {
+            eprintln!("ramboot commit: {run}");
+        } else if verbose {
+            println!("{run}");
+        }
+    }
+}
+
 /// Commits and prints what was done to `out`.
 pub fn run_commit(
     sys: &dyn Sys,
@@ -165,7 +178,7 @@ pub fn run_commit(
     verbose: bool,
     out: &mut dyn std::io::Write,
 ) -> Result<(), CommitError> {
-    let r = commit::commit(sys, req)?;
+    let r = commit::commit_with(sys, req, &mut hook_line(verbose))?;
     if verbose {
         for f in &r.selection.files {
             let _ = writeln!(out, "{}", f.path);
@@ -199,25 +212,15 @@ pub fn run_commit(
     Ok(())
 }
 
-fn run_diff(sys: &dyn Sys, req: &Request) -> Result<(), CommitError> {
-    let (root, sel) = commit::selection(&req.root)?;
-    let target = commit::target(sys, req, &root)?;
-    let Some(last) = commit::last_apkovl(&sys.path(&target.dir), req, &target) else {
+fn run_diff(sys: &dyn Sys, req: &Request, verbose: bool) -> Result<(), CommitError> {
+    let r = commit::diff_since_last(sys, req, &mut hook_line(verbose))?;
+    if r.last.is_none() {
         println!(
             "no apkovl at {} yet: everything would be added",
-            commit::shown(&target.path())
+            commit::shown(&r.target)
         );
-        for f in &sel.files {
-            println!("A {}", f.path.trim_end_matches('/'));
-        }
-        return Ok(());
-    };
-    let shown = target.dir.join(last.file_name().unwrap_or_default());
-    let pass = match crate::overlay::crypt::suffix_of(&last) {
-        Some(_) => Some(commit::passphrase(sys, req, &target, &shown, false)?),
-        None => None,
-    };
-    for c in commit::diff(&root, &sel.files, &last, pass.as_deref())? {
+    }
+    for c in &r.changes {
         println!("{} {}", c.letter, c.path);
     }
     Ok(())
