@@ -22,6 +22,11 @@ old apkovl or the new one. The previous apkovl is kept as <hostname>.<UTC time>.
 
 `diff` lists what changed since the last commit: A added, D deleted, U updated.
 
+Hooks, as lbu's: the executables in /etc/lbu/pre-package.d run (in name order) before the files
+are chosen, and a failing one stops the commit; those in /etc/lbu/post-package.d run once the
+apkovl is written (or the write failed), their failures only reported. --dry-run and diff run
+them too, as `lbu commit -n` and `lbu diff` do. With --root they run chrooted into the root.
+
 Encrypted: --encrypt writes <hostname>.apkovl.tar.gz.ramboot (ramboot's authenticated format);
 --encrypt --openssl (or -e, or ENCRYPTION=<cipher> in lbu.conf) writes what `lbu commit -e`
 does, <hostname>.apkovl.tar.gz.<cipher>, which Alpine's own initramfs reads too. The
@@ -32,7 +37,7 @@ keep the suffix; `diff` decrypts the last apkovl with the same passphrase.
   --media M         medium: a name under /media, or a directory (default: LBU_BACKUPDIR,
                     LBU_MEDIA of lbu.conf, or the medium the boot read its apkovl from)
   --hostname NAME   name the apkovl after NAME (default: the hostname)
-  -n, --dry-run     list the files, write nothing
+  -n, --dry-run     list the files and the hooks run, write nothing
   -d                remove other apkovls on the medium (else their presence is refused)
   -f, --force       commit although this boot is not confirmed good (`ramboot ok`)
   -v, --verbose     list the files too

@@ -26,8 +26,9 @@
 //!   with `.` and is made only of ASCII letters, digits, `_`, `-` and `.` (busybox allows
 //!   dots, so `10-db.sh` runs, unlike Debian's run-parts), that are regular files (symlinks
 //!   followed) with an execute bit; in byte order of their names; no subdirectories.
-//! * **How.** No arguments; lbu's own environment (lbu exports nothing for them); umask 022
-//!   (busybox `run-parts` sets it). lbu points their stdout at stderr because `lbu package -`
+//! * **How.** No arguments; the command's own environment, as lbu passes its own (it exports
+//!   nothing for them: only what lbu.conf itself `export`s would reach them, and ramboot reads
+//!   lbu.conf without running it); umask 022 (busybox `run-parts` sets it). lbu points their stdout at stderr because `lbu package -`
 //!   writes the archive to stdout; ramboot never does, so their output is left where it is.
 //!
 //! With `--root DIR` the hooks are `DIR`'s, run chrooted into `DIR` (lbu runs `$ROOT`'s hooks
