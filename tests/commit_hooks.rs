@@ -172,6 +172,28 @@ fn the_pre_hook_feeds_the_selection_and_the_post_hook_sees_the_new_apkovl() {
     );
 }
 
+/// lbu's `cmd_commit` removes the backups beyond `BACKUP_LIMIT` only after `cmd_package`
+/// returned, post hooks included: they see the old copies still there.
+#[test]
+fn post_hooks_run_before_the_rotation() {
+    let Some(s) = System::new() else { return };
+    write(&s.root, "etc/lbu/lbu.conf", "BACKUP_LIMIT=1\n", 0o644);
+    fs::write(s.media.join("pi.20200101000000.tar.gz"), b"oldest").unwrap();
+    fs::write(s.apkovl(), b"previous").unwrap();
+    s.hook(
+        "post-package.d",
+        "10-list",
+        "/bin/busybox ls /media/vda1 > /post-saw",
+    );
+    let report = commit::commit(&s.sys, &s.request()).unwrap();
+    let backup = report.backup.unwrap();
+    assert_eq!(
+        s.read("post-saw"),
+        format!("pi.20200101000000.tar.gz\n{backup}\npi.apkovl.tar.gz\n")
+    );
+    assert_eq!(report.removed, ["pi.20200101000000.tar.gz"]);
+}
+
 /// busybox run-parts' choice: names without a leading dot made of letters, digits, `_`, `-`
 /// and `.` (`10-a.sh` runs), regular files (symlinks followed, inside the root) with an
 /// execute bit; byte order; no arguments; umask 022.
