@@ -103,8 +103,8 @@ impl<R: Read> GzMembers<R> {
             g.members = 0;
         } else if g.buf[g.pos..g.end].starts_with(ADB_MAGIC) {
             return Err(corrupt(
-                "an apk v3 file (ADB format, as apk-tools 3 and OpenWrt write): only the v2 \
-                 gzip format of Alpine's packages and indexes is read"
+                "an apk v3 file (ADB format, apk-tools 3/OpenWrt): only Alpine's v2 gzip format \
+                 is read"
                     .into(),
             ));
         }
