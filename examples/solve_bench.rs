@@ -35,7 +35,7 @@ fn candidate(
             license: "MIT".into(),
             origin: name.clone(),
             maintainer: "Natanael Example <maintainer@example.org>".into(),
-            commit: "0123456789abcdef0123456789abcdef01234567".into(),
+            commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             name,
             version: version.into(),
             installed_size: 1,

@@ -231,3 +231,25 @@ fn replaces_lines_stay_in_their_own_record() {
     let rep = record(&f, "rep");
     assert!(rep.contains("\nD:orig\nr:orig\nF:etc\n"), "{rep}");
 }
+
+/// abuild outside a git checkout writes `commit = ` (empty): `apk index` keeps it as `c:` and
+/// apk-tools 2.14 writes the empty `c:` into the installed db (seen in a user repository built
+/// that way, kuba2k2/alpine-home-assistant v3.19-v3.22); absent stays absent.
+#[test]
+fn an_empty_commit_is_kept_as_an_empty_c_line() {
+    let f = Fixture::new();
+    let mut empty = pkg("empty-commit", "1").file("usr/share/e", b"e\n", 0o644);
+    empty.pkginfo_extra = "commit = \n".into();
+    let absent = pkg("no-commit", "1").file("usr/share/n", b"n\n", 0o644);
+    let repo = f.repo();
+    f.publish_with(vec![empty, absent], |idx| {
+        let dir = repo.join(ramboot::apk::build::default_arch());
+        for p in &mut idx.packages {
+            *p = ramboot::apk::build::index_record(&dir.join(format!("{}.apk", p.nv()))).unwrap();
+        }
+        assert!(idx.text().contains("t:1700000000\nc:\n"), "{}", idx.text());
+    });
+    f.install(&["empty-commit", "no-commit"]);
+    assert!(record(&f, "empty-commit").contains("\nt:1700000000\nc:\n"));
+    assert!(!record(&f, "no-commit").contains("\nc:"));
+}

@@ -551,3 +551,40 @@ fn a_protected_file_listed_twice_does_not_crash_the_install() {
     assert_eq!(r.installed.len(), 1, "{r:?}");
     assert!(f.read("lib/apk/db/installed").contains("\nR:x\n"));
 }
+
+/// apk-tools 3 (OpenWrt's feeds, `apk mkpkg`/`apk mkndx`) writes packages and indexes in its ADB
+/// format, which starts with `ADB` and a compression letter: seen in stangri/apk.openwrt.melmac.ca
+/// (`packages.adb`, `*.apk`). Refused naming the format, not as "corrupt gzip data".
+#[test]
+fn apk_v3_files_are_refused_naming_the_format() {
+    // An ADB file's shape: magic, compression `d` (deflate), then compressed bytes.
+    let mut adb = b"ADBd".to_vec();
+    adb.extend((0..600u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+
+    let f = Fixture::new();
+    let built = f.publish(vec![
+        pkg("v3pkg", "1.0").file("usr/share/v3", b"v3\n", 0o644),
+        pkg("good", "1.0"),
+    ]);
+    let dir = f.repo().join(ramboot::apk::build::default_arch());
+    std::fs::write(dir.join(built[0].file_name()), &adb).unwrap();
+    let mut req = f.request(&["v3pkg", "good"]);
+    req.diskless_boot = true;
+    let r = install(&req, &RecordingSys::new("/")).unwrap();
+    let err = format!("{:?}", r.failed);
+    assert!(err.contains("apk v3 file (ADB format"), "{err}");
+    assert!(!err.contains("corrupt gzip"), "{err}");
+
+    let f = Fixture::new();
+    f.publish(vec![pkg("good", "1.0")]);
+    let dir = f.repo().join(ramboot::apk::build::default_arch());
+    std::fs::write(dir.join("APKINDEX.tar.gz"), &adb).unwrap();
+    let r = install(&f.request(&[]), &RecordingSys::new("/")).unwrap();
+    assert!(
+        r.repo_warnings
+            .iter()
+            .any(|w| w.contains("index refused") && w.contains("apk v3 file (ADB format")),
+        "{:?}",
+        r.repo_warnings
+    );
+}

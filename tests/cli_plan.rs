@@ -445,3 +445,26 @@ fn plan_shows_the_ipv6_fallback() {
     );
     assert!(text.contains("ip -6 monitor address nduseropt"), "{text}");
 }
+
+/// A real Orange Pi card (asxtree/CompileKernelandAlpineLinuxforOrangePi) has `apks/aarch64/`
+/// with its index but no `apks/.boot_repository`: the boot, like Alpine's, finds no repository;
+/// the plan names the missing marker next to "nothing to boot from".
+#[test]
+fn plan_names_a_repository_without_its_boot_repository_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let card = dir.path().join("card");
+    fs::create_dir_all(card.join("apks/aarch64")).unwrap();
+    fs::write(card.join("apks/aarch64/APKINDEX.tar.gz"), b"x").unwrap();
+    let keys = dir.path().join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    let (ok, text) = plan_card(&card, &keys, &["--no-scripts"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("nothing to boot from"), "{text}");
+    assert!(
+        text.contains(
+            "media/mmcblk0p1/apks/aarch64/APKINDEX.tar.gz is not used: apks/ has no \
+             .boot_repository file"
+        ),
+        "{text}"
+    );
+}

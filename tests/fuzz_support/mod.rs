@@ -142,7 +142,7 @@ fn packages() -> Vec<PackageBuilder> {
         .hardlink("usr/bin/base2", "usr/bin/base");
     base.info.url = "https://example.org/base".into();
     base.info.maintainer = "Someone <someone@example.org>".into();
-    base.info.commit = "0123456789abcdef0123456789abcdef01234567".into();
+    base.info.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
     let mut old_layout =
         PackageBuilder::new("lib", "1.0-r1").file("usr/lib/libx.so.1", b"ELF", 0o755);
     old_layout.datahash = false;

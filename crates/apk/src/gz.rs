@@ -101,6 +101,12 @@ impl<R: Read> GzMembers<R> {
         if !g.fill()? {
             g.state = State::Eof;
             g.members = 0;
+        } else if g.buf[g.pos..g.end].starts_with(ADB_MAGIC) {
+            return Err(corrupt(
+                "an apk v3 file (ADB format, apk-tools 3/OpenWrt): only Alpine's v2 gzip format \
+                 is read"
+                    .into(),
+            ));
         }
         Ok(g)
     }
@@ -175,6 +181,9 @@ impl<R: Read> GzMembers<R> {
         self.inner
     }
 }
+
+/// The start of apk-tools 3's ADB files (v3 packages and `packages.adb` indexes).
+const ADB_MAGIC: &[u8] = b"ADB";
 
 fn corrupt(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)

@@ -30,8 +30,9 @@ pub struct PkgInfo {
     pub maintainer: String,
     /// `t:` / `builddate`, seconds since the epoch.
     pub build_time: u64,
-    /// `c:` / `commit` of the package's source.
-    pub commit: String,
+    /// `c:` / `commit` of the package's source. Present but empty (abuild outside a git
+    /// checkout writes `commit = `) is kept apart from absent: apk writes `c:` for it.
+    pub commit: Option<String>,
     /// `k:` / `provider_priority`.
     pub provider_priority: u32,
     /// `D:` / `depend`.
@@ -86,7 +87,7 @@ impl PkgInfo {
             "origin" => self.origin = value.into(),
             "maintainer" => self.maintainer = value.into(),
             "builddate" => self.build_time = num(value)?,
-            "commit" => self.commit = value.into(),
+            "commit" => self.commit = Some(value.into()),
             "provider_priority" => self.provider_priority = num(value)? as u32,
             "replaces" => self.replaces.extend(Dep::parse_list(value)?),
             "replaces_priority" => self.replaces_priority = num(value)? as u32,
@@ -146,8 +147,8 @@ impl PkgInfo {
             kv("maintainer", &self.maintainer);
         }
         kv("license", &self.license);
-        if !self.commit.is_empty() {
-            kv("commit", &self.commit);
+        if let Some(c) = &self.commit {
+            kv("commit", c);
         }
         if self.provider_priority != 0 {
             kv("provider_priority", &self.provider_priority.to_string());
@@ -203,7 +204,7 @@ impl PkgInfo {
             b'o' => self.origin = value.into(),
             b'm' => self.maintainer = value.into(),
             b't' => self.build_time = num(value)?,
-            b'c' => self.commit = value.into(),
+            b'c' => self.commit = Some(value.into()),
             b'k' => self.provider_priority = num(value)? as u32,
             b'D' => self.depends.extend(deps(value)?),
             b'p' => self.provides.extend(deps(value)?),
@@ -242,8 +243,8 @@ impl PkgInfo {
         if self.build_time != 0 {
             f('t', &self.build_time.to_string());
         }
-        if !self.commit.is_empty() {
-            f('c', &self.commit);
+        if let Some(c) = &self.commit {
+            f('c', c);
         }
         if self.provider_priority != 0 {
             f('k', &self.provider_priority.to_string());

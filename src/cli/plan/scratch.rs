@@ -135,6 +135,32 @@ fn media_arches(root: &Path) -> Vec<String> {
     out
 }
 
+/// Top-level directories of a medium that hold `<arch>/APKINDEX.tar.gz` but no
+/// `.boot_repository`: a card copied without the marker (seen on a real Orange Pi card). The boot,
+/// as Alpine's `find_boot_repositories`, does not take them as repositories; the plan says why.
+fn unmarked_repositories(medium: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in fs::read_dir(medium).into_iter().flatten().flatten() {
+        let dir = d.path();
+        if !d.file_type().is_ok_and(|t| t.is_dir())
+            || fs::symlink_metadata(dir.join(crate::media::BOOT_REPOSITORY_MARKER)).is_ok()
+        {
+            continue;
+        }
+        for a in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if a.path().join("APKINDEX.tar.gz").is_file() {
+                out.push(format!(
+                    "{}/{}/APKINDEX.tar.gz",
+                    d.file_name().to_string_lossy(),
+                    a.file_name().to_string_lossy()
+                ));
+            }
+        }
+    }
+    crate::sys::sort::sort(&mut out);
+    out
+}
+
 /// Copies DIR and the `--media` trees into `dir`, writes `--cmdline` and synthesises the sysfs
 /// and `/proc/mounts` entries of copied media.
 pub fn prepare(req: &Request, dir: &Path) -> Result<Prepared, PlanError> {
@@ -194,6 +220,14 @@ pub fn prepare(req: &Request, dir: &Path) -> Result<Prepared, PlanError> {
         notes.push(format!(
             "media/{name}: no sys/class/block/{name}, so treated as /dev/{name} already mounted (vfat)"
         ));
+        for index in unmarked_repositories(&dir.join("media").join(&name)) {
+            let repo = index.split('/').next().unwrap_or_default();
+            notes.push(format!(
+                "media/{name}/{index} is not used: {repo}/ has no {} file, which marks a boot \
+                 repository (as for Alpine's init)",
+                crate::media::BOOT_REPOSITORY_MARKER
+            ));
+        }
     }
     let kernel_release =
         match &req.kernel_release {
