@@ -11,7 +11,7 @@
 
 use ramboot::net::http::{fetch_to_file, get, FetchError, Limits};
 use ramboot::net::CA_BUNDLE;
-use ramboot::sys::{Connection, RecordingSys};
+use ramboot::sys::{RealSys, RecordingSys, Sys};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
@@ -149,32 +149,6 @@ fn answer(config: Arc<ServerConfig>, tcp: TcpStream, route: &Route, seen: &Seen)
     Ok(())
 }
 
-/// A real TCP connection for the double.
-struct Tcp(TcpStream);
-
-impl Read for Tcp {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl Write for Tcp {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl Connection for Tcp {
-    fn set_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        let t = Some(timeout.max(Duration::from_millis(1)));
-        self.0.set_read_timeout(t)?;
-        self.0.set_write_timeout(t)
-    }
-}
-
 /// The double with `bundle` (a file of tests/data/tls, or none) at the initramfs' CA bundle
 /// path, its connections to port 443 of `hosts` going to the local servers' ports.
 fn client(bundle: Option<&str>, hosts: &[(&str, u16)]) -> (tempfile::TempDir, RecordingSys) {
@@ -192,7 +166,8 @@ fn client(bundle: Option<&str>, hosts: &[(&str, u16)]) -> (tempfile::TempDir, Re
             .find(|(h, _)| h == host && port == 443)
             .map(|(_, p)| *p)
             .ok_or(io::ErrorKind::ConnectionRefused)?;
-        Ok(Box::new(Tcp(TcpStream::connect(("127.0.0.1", local))?)))
+        // The real system's own TCP connection, to the local server.
+        RealSys.tcp_connect("127.0.0.1", local, Duration::from_secs(5))
     });
     (dir, sys)
 }
