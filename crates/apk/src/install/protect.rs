@@ -5,14 +5,46 @@ use crate::fnmatch::fnmatch_pathname as fnmatch;
 use std::collections::HashSet;
 use std::path::Path;
 
-/// Protection modes of directories (`etc/apk/protected_paths.d`).
+/// How a directory or file is protected (apk's `APK_PROTECT_*`), as a rule of
+/// `etc/apk/protected_paths.d/*.list` says: the installer keeps such files, `ramboot commit`
+/// saves them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Protect {
+pub enum Protect {
+    /// No rule says anything.
     None,
+    /// `-`: never protected.
     Ignore,
+    /// `+` (or no mark): protected when changed or new.
     Changed,
+    /// `@`: symlinks only.
     SymlinksOnly,
+    /// `!`: always.
     All,
+}
+
+impl Protect {
+    /// Not protected at all: no rule, or `-`.
+    pub fn none(self) -> bool {
+        matches!(self, Protect::None | Protect::Ignore)
+    }
+}
+
+/// The rules apk applies before the lists.
+pub const BUILT_IN_RULES: [&str; 3] = ["+etc", "@etc/init.d", "!etc/apk"];
+
+/// One line of a protected paths list: its mode and its pattern without surrounding `/`. None
+/// for comments, empty lines and empty patterns.
+pub fn parse_rule(line: &str) -> Option<(Protect, &str)> {
+    let (mode, pattern) = match line.as_bytes().first()? {
+        b'#' => return None,
+        b'-' => (Protect::Ignore, &line[1..]),
+        b'+' => (Protect::Changed, &line[1..]),
+        b'@' => (Protect::SymlinksOnly, &line[1..]),
+        b'!' => (Protect::All, &line[1..]),
+        _ => (Protect::Changed, line),
+    };
+    let pattern = pattern.trim_matches('/');
+    (!pattern.is_empty()).then_some((mode, pattern))
 }
 
 pub(super) struct Protection {
@@ -23,20 +55,11 @@ impl Protection {
     pub(super) fn load(root: &Path) -> Protection {
         let mut rules = Vec::new();
         let mut add = |line: &str| {
-            let (mode, pat) = match line.as_bytes().first() {
-                Some(b'-') => (Protect::Ignore, &line[1..]),
-                Some(b'+') => (Protect::Changed, &line[1..]),
-                Some(b'@') => (Protect::SymlinksOnly, &line[1..]),
-                Some(b'!') => (Protect::All, &line[1..]),
-                Some(b'#') | None => return,
-                _ => (Protect::Changed, line),
-            };
-            let pat = pat.trim_matches('/');
-            if !pat.is_empty() {
+            if let Some((mode, pat)) = parse_rule(line) {
                 rules.push((mode, pat.split('/').map(String::from).collect()));
             }
         };
-        for l in ["+etc", "@etc/init.d", "!etc/apk"] {
+        for l in BUILT_IN_RULES {
             add(l);
         }
         if let Ok(rd) = std::fs::read_dir(root.join("etc/apk/protected_paths.d")) {
@@ -74,7 +97,7 @@ impl Protection {
     }
 
     pub(super) fn protects(&self, dir: &str) -> bool {
-        !matches!(self.mode(dir), Protect::None | Protect::Ignore)
+        !self.mode(dir).none()
     }
 }
 
