@@ -49,7 +49,7 @@ pub const LBU_LIST: &str = "etc/apk/protected_paths.d/lbu.list";
 impl Rules {
     /// Reads the rules of the root at `root`.
     pub fn load(root: &Root) -> Rules {
-        let mut lines: Vec<String> = BUILT_IN_RULES.map(String::from).to_vec();
+        let mut lines: Vec<String> = BUILT_IN_RULES.lines().map(String::from).collect();
         let mut lists: Vec<String> = fs::read_dir(root.path().join("etc/apk/protected_paths.d"))
             .map(|rd| {
                 rd.flatten()

@@ -638,16 +638,7 @@ fn body(
     let mut copy = |wire: &mut Wire<'_>, want: u64, got: &mut u64| -> Result<bool, FetchError> {
         let mut left = want;
         while left > 0 {
-            let piece = match wire.take(left.min(1 << 16) as usize) {
-                // A TLS server that closes without ending TLS inside a body of known length:
-                // said as the cut the length shows. Up to the close, it stays an error.
-                Err(FetchError::Io { source, .. })
-                    if want != u64::MAX && source.kind() == io::ErrorKind::UnexpectedEof =>
-                {
-                    &[][..]
-                }
-                r => r?,
-            };
+            let piece = wire.take(left.min(1 << 16) as usize)?;
             if piece.is_empty() {
                 return Ok(false);
             }

@@ -19,14 +19,7 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 /// The value of a standard base64 digit (the place of `c` in [`B64`]); the one table of the
 /// crate's two decoders (this module's, and PEM's in `sign::pubkey`).
 pub(crate) fn base64_digit(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
+    B64.iter().position(|&d| d == c).map(|i| i as u8)
 }
 
 /// Standard base64 with `=` padding.

@@ -29,22 +29,26 @@ impl Protect {
     }
 }
 
-/// The rules apk applies before the lists.
-pub const BUILT_IN_RULES: [&str; 3] = ["+etc", "@etc/init.d", "!etc/apk"];
+/// The rules apk applies before the lists, a line each (one string, not an array of them: an
+/// array of `&str` is relocated data in the static init).
+pub const BUILT_IN_RULES: &str = "+etc\n@etc/init.d\n!etc/apk";
 
 /// One line of a protected paths list: its mode and its pattern without surrounding `/`. None
 /// for comments, empty lines and empty patterns.
 pub fn parse_rule(line: &str) -> Option<(Protect, &str)> {
-    let (mode, pattern) = match line.as_bytes().first()? {
-        b'#' => return None,
-        b'-' => (Protect::Ignore, &line[1..]),
-        b'+' => (Protect::Changed, &line[1..]),
-        b'@' => (Protect::SymlinksOnly, &line[1..]),
-        b'!' => (Protect::All, &line[1..]),
+    let (mode, pattern) = match line.as_bytes().first() {
+        Some(b'-') => (Protect::Ignore, &line[1..]),
+        Some(b'+') => (Protect::Changed, &line[1..]),
+        Some(b'@') => (Protect::SymlinksOnly, &line[1..]),
+        Some(b'!') => (Protect::All, &line[1..]),
+        Some(b'#') | None => return None,
         _ => (Protect::Changed, line),
     };
     let pattern = pattern.trim_matches('/');
-    (!pattern.is_empty()).then_some((mode, pattern))
+    if pattern.is_empty() {
+        return None;
+    }
+    Some((mode, pattern))
 }
 
 pub(super) struct Protection {
@@ -59,7 +63,7 @@ impl Protection {
                 rules.push((mode, pat.split('/').map(String::from).collect()));
             }
         };
-        for l in BUILT_IN_RULES {
+        for l in BUILT_IN_RULES.lines() {
             add(l);
         }
         if let Ok(rd) = std::fs::read_dir(root.join("etc/apk/protected_paths.d")) {
@@ -97,7 +101,7 @@ impl Protection {
     }
 
     pub(super) fn protects(&self, dir: &str) -> bool {
-        !self.mode(dir).none()
+        !matches!(self.mode(dir), Protect::None | Protect::Ignore)
     }
 }
 
