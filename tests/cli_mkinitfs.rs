@@ -1,5 +1,6 @@
 //! `ramboot mkinitfs` as a user runs it: from any directory, with the built-in feature lists,
-//! and refusing (with the reason) an `/init` the kernel could not run.
+//! refusing (with the reason) an `/init` the kernel could not run, and with `--tls
+//! --ca-bundle` putting the bundle where the TLS init reads it.
 // Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
@@ -97,5 +98,89 @@ fn an_init_the_kernel_cannot_run_is_refused_with_the_reason() {
         "{}",
         text(&out)
     );
+    assert!(!dir.path().join("initrd").exists(), "nothing written");
+}
+
+/// The files of an uncompressed newc archive: (name, mode, contents).
+fn cpio_entries(bytes: &[u8]) -> Vec<(String, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        let head = std::str::from_utf8(&bytes[pos..pos + 110]).unwrap();
+        assert_eq!(&head[..6], "070701", "a newc header at {pos}");
+        let field = |i: usize| usize::from_str_radix(&head[6 + i * 8..14 + i * 8], 16).unwrap();
+        let (mode, size, name_size) = (field(1) as u32, field(6), field(11));
+        let name = String::from_utf8(bytes[pos + 110..pos + 109 + name_size].to_vec()).unwrap();
+        pos = (pos + 110 + name_size).next_multiple_of(4);
+        let data = bytes[pos..pos + size].to_vec();
+        pos = (pos + size).next_multiple_of(4);
+        if name == "TRAILER!!!" {
+            return out;
+        }
+        out.push((name, mode, data));
+    }
+}
+
+#[test]
+fn the_ca_bundle_lands_where_the_tls_init_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("ramboot-init-tls");
+    fs::write(&init, minimal(EM_AARCH64, true, 3, None)).unwrap();
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls/ca.pem");
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .current_dir(dir.path())
+        .args(["mkinitfs", "-o", "initrd", "--compress", "none", "--tls"])
+        .arg("--ca-bundle")
+        .arg(&bundle)
+        .arg("--init")
+        .arg(&init)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let entries = cpio_entries(&fs::read(dir.path().join("initrd")).unwrap());
+    // The path net::tls opens at boot, relative as in the archive.
+    let at = ramboot::net::CA_BUNDLE.trim_start_matches('/');
+    let (_, mode, data) = entries
+        .iter()
+        .find(|(name, ..)| name == at)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {at} in {:?}",
+                entries.iter().map(|e| &e.0).collect::<Vec<_>>()
+            )
+        });
+    assert_eq!(*data, fs::read(&bundle).unwrap());
+    assert_eq!(mode & 0o170000, 0o100000, "a regular file");
+    assert_eq!(mode & 0o004, 0o004, "readable");
+    let (_, _, init_data) = entries.iter().find(|(name, ..)| name == "init").unwrap();
+    assert_eq!(
+        *init_data,
+        fs::read(&init).unwrap(),
+        "the named init at /init"
+    );
+}
+
+#[test]
+fn a_ca_bundle_that_is_not_a_file_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("ramboot-init-tls");
+    fs::write(&init, minimal(EM_AARCH64, true, 3, None)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .current_dir(dir.path())
+        .args([
+            "mkinitfs",
+            "-o",
+            "initrd",
+            "--tls",
+            "--ca-bundle",
+            "missing.pem",
+            "--init",
+        ])
+        .arg(&init)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("missing.pem"), "{}", text(&out));
+    assert!(text(&out).contains("not a file"), "{}", text(&out));
     assert!(!dir.path().join("initrd").exists(), "nothing written");
 }

@@ -2,7 +2,7 @@
 //! `lbu commit` does, without losing the old one to a power cut, a full card or a
 //! configuration that no longer boots.
 //!
-//! * [`select`] picks the files lbu would (apk's protected paths against the apk database,
+//! * [`mod@select`] picks the files lbu would (apk's protected paths against the apk database,
 //!   lbu's include list); [`archive`] writes them in lbu's format.
 //! * This module finds the medium (`--media`, `LBU_BACKUPDIR`, `LBU_MEDIA` from
 //!   `etc/lbu/lbu.conf`, or the one the boot read its apkovl from), names the output

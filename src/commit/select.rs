@@ -12,6 +12,7 @@
 
 use crate::apk::checksum::Checksum;
 use crate::apk::db;
+use crate::apk::install::{parse_rule, Protect, BUILT_IN_RULES};
 use crate::fnmatch::fnmatch_pathname as fnmatch;
 use crate::fsutil::Root;
 use crate::sys::sort::sort;
@@ -22,26 +23,6 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// How a directory or file is protected (apk's `APK_PROTECT_*`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Protect {
-    None,
-    /// `-`: never taken.
-    Ignore,
-    /// `+`: taken when changed or new.
-    Changed,
-    /// `@`: symlinks only.
-    SymlinksOnly,
-    /// `!`: always taken.
-    All,
-}
-
-impl Protect {
-    fn none(self) -> bool {
-        matches!(self, Self::None | Self::Ignore)
-    }
-}
-
 /// One rule: a pattern (components still to match) and its mode.
 #[derive(Clone, Debug)]
 struct Rule {
@@ -49,19 +30,11 @@ struct Rule {
     mode: Protect,
 }
 
-fn parse_rule(line: &str) -> Option<Rule> {
-    let (mode, rest) = match line.as_bytes().first()? {
-        b'#' => return None,
-        b'-' => (Protect::Ignore, &line[1..]),
-        b'+' => (Protect::Changed, &line[1..]),
-        b'@' => (Protect::SymlinksOnly, &line[1..]),
-        b'!' => (Protect::All, &line[1..]),
-        _ => (Protect::Changed, line),
-    };
-    Some(Rule {
-        pattern: rest.trim_matches('/').to_string(),
+fn rule((mode, pattern): (Protect, &str)) -> Rule {
+    Rule {
+        pattern: pattern.to_string(),
         mode,
-    })
+    }
 }
 
 /// The rules in apk's order, and the `+` entries of lbu's lists (the lbu step after the audit).
@@ -76,9 +49,7 @@ pub const LBU_LIST: &str = "etc/apk/protected_paths.d/lbu.list";
 impl Rules {
     /// Reads the rules of the root at `root`.
     pub fn load(root: &Root) -> Rules {
-        let mut lines: Vec<String> = ["+etc", "@etc/init.d", "!etc/apk"]
-            .map(String::from)
-            .to_vec();
+        let mut lines: Vec<String> = BUILT_IN_RULES.lines().map(String::from).collect();
         let mut lists: Vec<String> = fs::read_dir(root.path().join("etc/apk/protected_paths.d"))
             .map(|rd| {
                 rd.flatten()
@@ -110,7 +81,11 @@ impl Rules {
             }
         }
         Rules {
-            top: lines.iter().filter_map(|l| parse_rule(l)).collect(),
+            top: lines
+                .iter()
+                .filter_map(|l| parse_rule(l))
+                .map(rule)
+                .collect(),
             includes,
         }
     }

@@ -13,7 +13,7 @@
 //! * [`probe`]: filesystem type, label and UUID from superblocks;
 //! * [`spec`]: `root=`-style device specifications;
 //! * [`mount`]: mounting a filesystem at `/media/<dev>` with its module loaded first;
-//! * [`discover`]: the wait for the devices a boot needs, driven by uevents, no fixed sleeps;
+//! * [`mod@discover`]: the wait for the devices a boot needs, driven by uevents, no fixed sleeps;
 //! * [`modloop`]: verifying, mounting and linking the modloop;
 //! * [`modprobe_main`]: the `/sbin/modprobe` personality for the kernel's `request_module`
 //!   (parsed and run in [`crate::cli::modprobe`] with the other commands).

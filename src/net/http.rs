@@ -6,8 +6,8 @@
 //! with a size budget. One connection per request (`Connection: close`), bodies by
 //! `Content-Length`, chunked or until the server closes. Every wait is bounded by a timeout on
 //! the socket (no sleeps but the backoff between attempts); bodies are bounded in size and the
-//! length the server announced is checked. HTTPS goes through [`super::tls`] when the init was
-//! built with it.
+//! length the server announced is checked. HTTPS goes through `net::tls` when the init was built
+//! with it (cargo feature `tls`).
 
 use crate::sys::{Connection, Sys};
 use std::fs;
@@ -689,7 +689,7 @@ fn body(
 }
 
 /// The error the TLS layer puts inside an `io::Error` when it refuses the server (certificate,
-/// handshake): [`Wire`] turns it into [`FetchError::Tls`] naming the host.
+/// handshake): the reader of the answer turns it into [`FetchError::Tls`] naming the host.
 #[derive(Debug)]
 pub struct TlsRefusal(pub String);
 

@@ -67,9 +67,15 @@ pub fn wrap(
 
 struct Tls(StreamOwned<ClientConnection, Box<dyn Connection>>);
 
-/// A TLS error as the line says it: the certificate problems in words, the rest as rustls
-/// words them.
+/// A TLS error as the line says it: the certificate problems and a close without TLS's own end
+/// (close_notify) in words, the rest as rustls words them.
 fn refusal(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return io::Error::new(
+            e.kind(),
+            "the server closed the connection without ending TLS (the answer may be cut short)",
+        );
+    }
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return e;
     };

@@ -175,7 +175,7 @@ pub struct Tree {
 
 /// Reads the tree under `root` (names, metadata, link targets; not file contents), leaving out
 /// the paths (relative, `etc/passwd`) for which `skip` is true and not crossing into other
-/// mounts. Files are read later by [`write`], which refuses any that changed in between.
+/// mounts. Files are read later by [`write()`], which refuses any that changed in between.
 pub fn scan_tree(root: BorrowedFd<'_>, skip: &dyn Fn(&[u8]) -> bool) -> io::Result<Tree> {
     let mut nodes = Vec::new();
     let st = rustix::fs::fstat(root)?;

@@ -107,8 +107,9 @@ fn loopback(sys: &dyn Sys) -> Result<(), String> {
         .map_err(|e| format!("cannot bring lo up: {e}"))
 }
 
-/// The sysctl files in the order they apply: every `*.conf` of [`SYSCTL_DIRS`] by file name
-/// (a name in a later directory hides the earlier ones), then `/etc/sysctl.conf`.
+/// The sysctl files in the order they apply: every `*.conf` of `/usr/lib/sysctl.d`,
+/// `/run/sysctl.d` and `/etc/sysctl.d` by file name (a name in a later directory hides the
+/// earlier ones), then `/etc/sysctl.conf`.
 pub fn sysctl_files(sys: &dyn Sys) -> Vec<PathBuf> {
     let mut by_name: std::collections::BTreeMap<String, PathBuf> = Default::default();
     for dir in SYSCTL_DIRS {

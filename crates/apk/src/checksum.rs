@@ -16,6 +16,12 @@ pub enum Checksum {
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/// The value of a standard base64 digit (the place of `c` in [`B64`]); the one table of the
+/// crate's two decoders (this module's, and PEM's in `sign::pubkey`).
+pub(crate) fn base64_digit(c: u8) -> Option<u8> {
+    B64.iter().position(|&d| d == c).map(|i| i as u8)
+}
+
 /// Standard base64 with `=` padding.
 pub fn base64_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
@@ -50,16 +56,11 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
         let mut pad = 0;
         for (i, &c) in chunk.iter().enumerate() {
             let v = match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'+' => 62,
-                b'/' => 63,
                 b'=' if last && i >= 2 => {
                     pad += 1;
                     0
                 }
-                _ => return None,
+                _ => base64_digit(c)?,
             };
             if pad > 0 && c != b'=' {
                 return None;

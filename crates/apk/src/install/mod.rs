@@ -18,6 +18,7 @@ mod commit;
 pub mod fault;
 mod prepare;
 mod protect;
+pub use protect::{parse_rule, Protect, BUILT_IN_RULES};
 mod record;
 mod scripts;
 mod solve;

@@ -5,14 +5,50 @@ use crate::fnmatch::fnmatch_pathname as fnmatch;
 use std::collections::HashSet;
 use std::path::Path;
 
-/// Protection modes of directories (`etc/apk/protected_paths.d`).
+/// How a directory or file is protected (apk's `APK_PROTECT_*`), as a rule of
+/// `etc/apk/protected_paths.d/*.list` says: the installer keeps such files, `ramboot commit`
+/// saves them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Protect {
+pub enum Protect {
+    /// No rule says anything.
     None,
+    /// `-`: never protected.
     Ignore,
+    /// `+` (or no mark): protected when changed or new.
     Changed,
+    /// `@`: symlinks only.
     SymlinksOnly,
+    /// `!`: always.
     All,
+}
+
+impl Protect {
+    /// Not protected at all: no rule, or `-`.
+    pub fn none(self) -> bool {
+        matches!(self, Protect::None | Protect::Ignore)
+    }
+}
+
+/// The rules apk applies before the lists, a line each (one string, not an array of them: an
+/// array of `&str` is relocated data in the static init).
+pub const BUILT_IN_RULES: &str = "+etc\n@etc/init.d\n!etc/apk";
+
+/// One line of a protected paths list: its mode and its pattern without surrounding `/`. None
+/// for comments, empty lines and empty patterns.
+pub fn parse_rule(line: &str) -> Option<(Protect, &str)> {
+    let (mode, pattern) = match line.as_bytes().first() {
+        Some(b'-') => (Protect::Ignore, &line[1..]),
+        Some(b'+') => (Protect::Changed, &line[1..]),
+        Some(b'@') => (Protect::SymlinksOnly, &line[1..]),
+        Some(b'!') => (Protect::All, &line[1..]),
+        Some(b'#') | None => return None,
+        _ => (Protect::Changed, line),
+    };
+    let pattern = pattern.trim_matches('/');
+    if pattern.is_empty() {
+        return None;
+    }
+    Some((mode, pattern))
 }
 
 pub(super) struct Protection {
@@ -23,20 +59,11 @@ impl Protection {
     pub(super) fn load(root: &Path) -> Protection {
         let mut rules = Vec::new();
         let mut add = |line: &str| {
-            let (mode, pat) = match line.as_bytes().first() {
-                Some(b'-') => (Protect::Ignore, &line[1..]),
-                Some(b'+') => (Protect::Changed, &line[1..]),
-                Some(b'@') => (Protect::SymlinksOnly, &line[1..]),
-                Some(b'!') => (Protect::All, &line[1..]),
-                Some(b'#') | None => return,
-                _ => (Protect::Changed, line),
-            };
-            let pat = pat.trim_matches('/');
-            if !pat.is_empty() {
+            if let Some((mode, pat)) = parse_rule(line) {
                 rules.push((mode, pat.split('/').map(String::from).collect()));
             }
         };
-        for l in ["+etc", "@etc/init.d", "!etc/apk"] {
+        for l in BUILT_IN_RULES.lines() {
             add(l);
         }
         if let Ok(rd) = std::fs::read_dir(root.join("etc/apk/protected_paths.d")) {

@@ -281,18 +281,11 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let (mut acc, mut bits, mut padding) = (0u32, 0, 0);
     for c in text.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padding += 1;
-                continue;
-            }
-            _ => return None,
-        };
+        if c == b'=' {
+            padding += 1;
+            continue;
+        }
+        let v = crate::checksum::base64_digit(c)?;
         if padding > 0 {
             return None;
         }
