@@ -240,7 +240,7 @@ fn spawn_gives_argv0_exactly_the_environment_and_signals_as_new() {
     unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, usr1.as_ptr(), std::ptr::null_mut()) };
     let pid = started.unwrap();
     assert_eq!(proc_strings(pid, "cmdline"), ["-sleepy", "1000"]);
-    // A name given twice: its last value, as Command gave.
+    // A name given twice: its last value, as Command gave (in the order given; Command sorted).
     assert_eq!(proc_strings(pid, "environ"), ["PATH=/usr/bin", "A=2"]);
     assert_eq!(signal_mask(pid, "SigBlk:"), 0, "blocked signals inherited");
     assert_eq!(signal_mask(pid, "SigIgn:") & bit(libc::SIGPIPE), 0);
@@ -353,7 +353,7 @@ fn run_applies_chroot_working_directory_and_umask() {
 fn a_descriptor_placed_on_the_error_pipes_number_does_not_hide_a_failure() {
     let _one = lock();
     let (read, write) = cloexec_pipe();
-    // The lowest free number: where a new pipe would land.
+    // The lowest free number: a new pipe's ends land there and on the next.
     let probe = std::fs::File::open("/dev/null").unwrap();
     let free = probe.as_raw_fd();
     drop(probe);
@@ -361,7 +361,7 @@ fn a_descriptor_placed_on_the_error_pipes_number_does_not_hide_a_failure() {
         program: program.into(),
         args: os(&["-c", &format!("echo placed >&{free}")]),
         env: env(&[("PATH", "/usr/bin:/bin")]),
-        fds: vec![(write.as_raw_fd(), free)],
+        fds: vec![(write.as_raw_fd(), free), (write.as_raw_fd(), free + 1)],
         ..Default::default()
     };
     let e = RealSys.spawn(&spawn("/nonexistent/sh")).unwrap_err();
