@@ -92,7 +92,9 @@ pub struct Spawn {
     /// controlling terminal of the new session when no other session holds it).
     pub console: Option<PathBuf>,
     /// For [`Sys::spawn`]: before exec, print "Please press Enter to activate this console." on
-    /// the terminal and wait for a line (busybox init's `askfirst`).
+    /// the terminal and wait for a line (busybox init's `askfirst`). The caller does not wait:
+    /// `spawn` returns once the child is set up; an exec failing after the line ends the child
+    /// with code 127.
     pub press_enter: bool,
     /// For [`Sys::spawn`]: run as this user (supplementary groups, group, then user, before
     /// exec).
@@ -341,9 +343,12 @@ pub trait Sys: Send + Sync {
     fn free_initramfs(&self, keep: &Path) -> io::Result<()>;
     /// Opens `device` and makes it stdin, stdout and stderr.
     fn attach_console(&self, device: &Path) -> io::Result<()>;
-    /// `execve(2)`: only returns on failure.
+    /// `execve(2)` (a name without '/' looked up in the PATH of `env`, as `execvp`): only
+    /// returns on failure.
     fn exec(&self, program: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error;
-    /// Starts a process and waits for it; returns its exit code (128+signal when killed).
+    /// Starts a process and waits for it; returns its exit code (128+signal when killed). A
+    /// program that cannot start is the kernel's error (ENOENT: `NotFound`), its child reaped;
+    /// a name without '/' is looked up in the PATH of [`Spawn::env`].
     fn run(&self, spawn: &Spawn) -> io::Result<i32>;
 
     /// Starts a process in a new session (`setsid`) and returns its pid without waiting: the

@@ -13,9 +13,10 @@ use rustix::mount::{MountFlags, UnmountFlags};
 use std::ffi::{CString, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub(crate) mod forkexec;
 
 /// The real system: every call is the syscall it names.
 #[derive(Debug, Default)]
@@ -224,49 +225,46 @@ impl Sys for RealSys {
     }
 
     fn exec(&self, program: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> io::Error {
-        let mut cmd = std::process::Command::new(program);
-        if let Some((first, rest)) = argv.split_first() {
-            cmd.arg0(first).args(rest);
+        let (argv0, args) = match argv.split_first() {
+            Some((first, rest)) => (Some(first.as_os_str()), rest),
+            None => (None, argv),
+        };
+        match forkexec::Program::new(program, argv0, args, env) {
+            Ok(program) => forkexec::exec(&program),
+            Err(e) => e,
         }
-        cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
-        cmd.exec()
     }
 
     fn run(&self, spawn: &Spawn) -> io::Result<i32> {
-        let mut cmd = std::process::Command::new(&spawn.program);
-        cmd.args(&spawn.args)
-            .env_clear()
-            .envs(spawn.env.iter().map(|(k, v)| (k, v)));
+        let program = forkexec::Program::new(&spawn.program, None, &spawn.args, &spawn.env)?;
         let chroot = spawn.chroot.as_deref().map(cpath).transpose()?;
         let cwd = spawn.cwd.as_deref().map(cpath).transpose()?;
         let umask = spawn.umask;
         let tty = spawn.controlling_tty;
-        // SAFETY: the closure runs between fork and exec; it only makes raw syscalls through rustix
-        // on data prepared before the fork, and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(root) = &chroot {
-                    rustix::process::chroot(root.as_c_str())?;
-                    rustix::process::chdir(c"/")?;
-                }
-                if let Some(dir) = &cwd {
-                    rustix::process::chdir(dir.as_c_str())?;
-                }
-                if let Some(mask) = umask {
-                    rustix::process::umask(Mode::from_raw_mode(mask));
-                }
-                if tty {
-                    rustix::process::setsid()?;
-                    // Best effort: the console may not be a tty (e.g. /dev/null in tests).
-                    let _ = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin());
-                }
-                Ok(())
-            });
-        }
-        let status = cmd.status()?;
+        // Runs between fork and exec: raw syscalls through rustix on data prepared above.
+        let mut setup = || -> io::Result<()> {
+            if let Some(root) = &chroot {
+                rustix::process::chroot(root.as_c_str())?;
+                rustix::process::chdir(c"/")?;
+            }
+            if let Some(dir) = &cwd {
+                rustix::process::chdir(dir.as_c_str())?;
+            }
+            if let Some(mask) = umask {
+                rustix::process::umask(Mode::from_raw_mode(mask));
+            }
+            if tty {
+                rustix::process::setsid()?;
+                // Best effort: the console may not be a tty (e.g. /dev/null in tests).
+                let _ = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin());
+            }
+            Ok(())
+        };
+        let pid = forkexec::start(&program, &mut setup, None, &[])?;
+        let status = forkexec::wait_for(pid)?;
         Ok(status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+            .exit_status()
+            .unwrap_or_else(|| 128 + status.terminating_signal().unwrap_or(0)))
     }
 
     fn spawn(&self, spawn: &Spawn) -> io::Result<u32> {
@@ -508,53 +506,48 @@ mod processes {
     use std::os::fd::FromRawFd;
 
     pub fn spawn(spawn: &Spawn) -> io::Result<u32> {
-        let mut cmd = std::process::Command::new(&spawn.program);
-        cmd.args(&spawn.args)
-            .env_clear()
-            .envs(spawn.env.iter().map(|(k, v)| (k, v)));
-        if let Some(argv0) = &spawn.argv0 {
-            cmd.arg0(argv0);
-        }
+        let program = forkexec::Program::new(
+            &spawn.program,
+            spawn.argv0.as_deref(),
+            &spawn.args,
+            &spawn.env,
+        )?;
         let console = spawn.console.as_deref().map(cpath).transpose()?;
         let cwd = spawn.cwd.as_deref().map(cpath).transpose()?;
         let tty = spawn.controlling_tty;
-        let press_enter = spawn.press_enter;
-        let fds = spawn.fds.clone();
-        let user = spawn.user.clone();
-        // SAFETY: the closure runs between fork and exec; it only makes raw syscalls through
-        // rustix and libc on data prepared before the fork, and allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                unblock_all_signals()?;
-                rustix::process::setsid()?;
-                if let Some(dev) = &console {
-                    let fd = rustix::fs::open(dev.as_c_str(), OFlags::RDWR, Mode::empty())?;
-                    rustix::stdio::dup2_stdin(&fd)?;
-                    rustix::stdio::dup2_stdout(&fd)?;
-                    rustix::stdio::dup2_stderr(&fd)?;
-                }
-                for &(source, target) in &fds {
-                    place_fd(source, target)?;
-                }
-                if let Some(user) = &user {
-                    become_user(user)?;
-                }
-                if tty {
-                    // Only try: never steal a terminal another session holds.
-                    let _ = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin());
-                }
-                if let Some(dir) = &cwd {
-                    rustix::process::chdir(dir.as_c_str())?;
-                }
-                if press_enter {
-                    wait_for_enter();
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn()?;
-        // Dropping the handle neither waits nor kills: the supervisor reaps with waitpid(-1).
-        Ok(child.id())
+        let fds = &spawn.fds;
+        let user = spawn.user.as_ref();
+        // Runs between fork and exec: raw syscalls through rustix and libc on data prepared
+        // above (the child's signals are reset by forkexec::start).
+        let mut setup = || -> io::Result<()> {
+            rustix::process::setsid()?;
+            if let Some(dev) = &console {
+                let fd = rustix::fs::open(dev.as_c_str(), OFlags::RDWR, Mode::empty())?;
+                rustix::stdio::dup2_stdin(&fd)?;
+                rustix::stdio::dup2_stdout(&fd)?;
+                rustix::stdio::dup2_stderr(&fd)?;
+            }
+            for &(source, target) in fds {
+                place_fd(source, target)?;
+            }
+            if let Some(user) = user {
+                become_user(user)?;
+            }
+            if tty {
+                // Only try: never steal a terminal another session holds.
+                let _ = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin());
+            }
+            if let Some(dir) = &cwd {
+                rustix::process::chdir(dir.as_c_str())?;
+            }
+            Ok(())
+        };
+        // askfirst: the prompt waits in the child, the caller goes on (busybox init's way).
+        let last_step = spawn.press_enter.then_some(wait_for_enter as fn());
+        let placed: Vec<i32> = fds.iter().map(|&(_, target)| target).collect();
+        let pid = forkexec::start(&program, &mut setup, last_step, &placed)?;
+        // The supervisor reaps it with waitpid(-1).
+        Ok(pid.as_raw_nonzero().get() as u32)
     }
 
     /// Makes `source` descriptor number `target` in the child, open across exec.

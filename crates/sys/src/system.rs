@@ -27,37 +27,21 @@ pub fn self_image() -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-fn cstrings<'a>(items: impl Iterator<Item = &'a [u8]>) -> io::Result<Vec<CString>> {
-    items
-        .map(|b| {
-            CString::new(b)
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in argument"))
-        })
-        .collect()
-}
-
 /// `execveat(fd, "", argv, env, AT_EMPTY_PATH)`: only returns on failure.
 pub fn exec_image(
     image: BorrowedFd<'_>,
     argv: &[OsString],
     env: &[(OsString, OsString)],
 ) -> io::Error {
-    let argv = match cstrings(argv.iter().map(|a| a.as_bytes())) {
+    use crate::real::forkexec::CStrings;
+    let argv = match CStrings::new(argv.iter().map(|a| a.as_bytes())) {
         Ok(a) => a,
         Err(e) => return e,
     };
-    let pairs: Vec<Vec<u8>> = env
-        .iter()
-        .map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes()].concat())
-        .collect();
-    let env = match cstrings(pairs.iter().map(Vec::as_slice)) {
+    let env = match CStrings::env(env) {
         Ok(e) => e,
         Err(e) => return e,
     };
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    env_ptrs.push(std::ptr::null());
     // SAFETY: every pointer refers to a NUL-terminated string owned by `argv`/`env`, both
     // arrays end with a null pointer, and all of them outlive the call; on success the process
     // image is replaced and nothing here is used again.
@@ -66,8 +50,8 @@ pub fn exec_image(
             libc::SYS_execveat,
             image.as_raw_fd(),
             c"".as_ptr(),
-            argv_ptrs.as_ptr(),
-            env_ptrs.as_ptr(),
+            argv.as_ptr(),
+            env.as_ptr(),
             libc::AT_EMPTY_PATH,
         );
     }
