@@ -365,7 +365,7 @@ fn slirp_router_advertisement(sys: &RecordingSys) {
 fn marks(c: &ramboot::net::Configured) -> Vec<(&str, u128)> {
     c.marks
         .iter()
-        .map(|(name, at)| (name.as_str(), at.as_millis()))
+        .map(|(name, at)| (*name, at.as_millis()))
         .collect()
 }
 

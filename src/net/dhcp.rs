@@ -217,11 +217,6 @@ impl Exchange {
         self.requesting
     }
 
-    /// How many DISCOVERs were sent.
-    pub fn tries(&self) -> usize {
-        self.attempt + 1
-    }
-
     /// Takes in a datagram from the socket: an OFFER sends the REQUEST, a NAK starts the next
     /// attempt (false: none left), an ACK is the lease; anything else is ignored.
     pub fn take(

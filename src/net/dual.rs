@@ -30,15 +30,25 @@ use super::{Needs, NetError};
 use crate::sys::{Heard, Ipv6Events, Sys};
 use std::time::Duration;
 
-/// How long DHCPv4 may still bring a lease once SLAAC is usable: the first attempt's wait.
+/// How long DHCPv4 may still bring a lease once SLAAC is usable: the first attempt's wait
+/// ([`STOPPED`] says it; a unit test keeps the two equal).
 pub const GRACE: Duration = dhcp::ATTEMPTS[0];
 
 /// What the two families gave, and when each got there (timeline marks on the boot clock).
 pub struct Outcome {
     pub lease: Option<dhcp::Lease>,
     pub ipv6: Option<slaac::Slaac>,
-    pub marks: Vec<(String, Duration)>,
+    pub marks: Marks,
 }
+
+/// Timeline marks: what happened, when (boot clock).
+pub type Marks = Vec<(&'static str, Duration)>;
+
+/// The marks' words (tests and the QEMU scenarios look for them).
+pub const LEASE: &str = "DHCPv4 lease";
+pub const NO_ANSWER: &str = "DHCPv4: no answer (4 tries)";
+pub const STOPPED: &str = "DHCPv4 stopped: no lease 1s after SLAAC";
+pub const ADDRESS: &str = "SLAAC address";
 
 /// The IPv6 side: the events, what they said, and the marks for the timeline.
 struct Six<'a> {
@@ -48,28 +58,23 @@ struct Six<'a> {
 }
 
 impl Six<'_> {
-    /// Takes in one datagram; marks the moment an address is first usable.
-    fn read(&mut self, datagram: &[u8], now: Duration, marks: &mut Vec<(String, Duration)>) {
+    /// Takes in one datagram (`None`: what is queued); marks the moment an address is first
+    /// usable.
+    fn read(&mut self, datagram: Option<&[u8]>, now: Duration, marks: &mut Marks) {
         let before = self.seen.address.is_some();
-        self.seen.read(datagram, self.index);
+        match (datagram, self.events.as_deref_mut()) {
+            (Some(d), _) => self.seen.read(d, self.index),
+            (None, Some(e)) => self.seen.drain(e, self.index),
+            (None, None) => {}
+        }
         if !before && self.seen.address.is_some() {
-            marks.push(("SLAAC address".into(), now));
+            marks.push((ADDRESS, now));
         }
     }
 
     /// What is already queued, then the result.
-    fn finish(
-        &mut self,
-        now: Duration,
-        marks: &mut Vec<(String, Duration)>,
-    ) -> Option<slaac::Slaac> {
-        let before = self.seen.address.is_some();
-        if let Some(e) = self.events.as_deref_mut() {
-            self.seen.drain(e, self.index);
-        }
-        if !before && self.seen.address.is_some() {
-            marks.push(("SLAAC address".into(), now));
-        }
+    fn finish(&mut self, now: Duration, marks: &mut Marks) -> Option<slaac::Slaac> {
+        self.read(None, now, marks);
         self.seen.slaac()
     }
 }
@@ -88,7 +93,6 @@ pub fn run(
     let mac = interface.mac_bytes();
     let xid = super::transaction_id(sys, mac);
     let mut dhcp = Some(Exchange::start(sys, socket, mac, xid)?);
-    let mut tries = 0;
     let mut six = Six {
         events,
         seen: Seen::default(),
@@ -101,9 +105,8 @@ pub fn run(
         let now = sys.now();
         if let Some(ex) = dhcp.as_mut().filter(|ex| now >= ex.deadline()) {
             if ex.next_attempt(sys, socket)? == Step::Spent {
-                tries = ex.tries();
                 dhcp = None;
-                marks.push((format!("DHCPv4: no answer ({tries} tries)"), now));
+                marks.push((NO_ANSWER, now));
             }
         }
         if usable_at.is_none() && !needs.ipv4 && six.seen.usable(needs.dns) {
@@ -114,11 +117,7 @@ pub fn run(
             // SLAAC is usable and DHCPv4 gave up, or had its grace.
             (None, Some(_)) => None,
             (Some(ex), Some(end)) if now >= end && !ex.requesting() => {
-                let grace = GRACE.as_secs();
-                marks.push((
-                    format!("DHCPv4 stopped: no lease {grace}s after SLAAC"),
-                    now,
-                ));
+                marks.push((STOPPED, now));
                 None
             }
             (Some(ex), Some(end)) if !ex.requesting() => Some(ex.deadline().min(end)),
@@ -127,7 +126,7 @@ pub fn run(
                 let deadline = up_at + slaac::WAIT;
                 match six.events.is_some() && now < deadline {
                     true => Some(deadline),
-                    false => return last_chance(&mut six, now, tries, interface, marks),
+                    false => return last_chance(&mut six, now, interface, marks),
                 }
             }
         };
@@ -149,13 +148,13 @@ pub fn run(
         .map_err(NetError::Dhcp)?;
         let now = sys.now();
         match heard {
-            Heard::Ipv6(d) => six.read(&d, now, &mut marks),
+            Heard::Ipv6(d) => six.read(Some(&d), now, &mut marks),
             Heard::Dhcp(p) => {
                 let Some(ex) = dhcp.as_mut() else { continue };
                 match ex.take(sys, socket, &p)? {
                     Step::Waiting => {}
                     Step::Lease(lease) => {
-                        marks.push(("DHCPv4 lease".into(), now));
+                        marks.push((LEASE, now));
                         let ipv6 = six.finish(now, &mut marks);
                         return Ok(Outcome {
                             lease: Some(lease),
@@ -164,9 +163,8 @@ pub fn run(
                         });
                     }
                     Step::Spent => {
-                        tries = ex.tries();
                         dhcp = None;
-                        marks.push((format!("DHCPv4: no answer ({tries} tries)"), now));
+                        marks.push((NO_ANSWER, now));
                     }
                 }
             }
@@ -180,12 +178,10 @@ pub fn run(
 fn last_chance(
     six: &mut Six<'_>,
     now: Duration,
-    tries: usize,
     interface: &Interface,
-    marks: Vec<(String, Duration)>,
+    mut marks: Marks,
 ) -> Result<Outcome, NetError> {
-    let mut marks = marks;
-    let interface = interface.name.clone();
+    let (interface, tries) = (interface.name.clone(), dhcp::ATTEMPTS.len());
     if six.events.is_none() {
         return Err(NetError::NoLease { interface, tries });
     }
@@ -196,5 +192,16 @@ fn last_chance(
             marks,
         }),
         None => Err(NetError::NoAddress { interface, tries }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_marks_say_the_grace_and_the_tries() {
+        assert!(STOPPED.contains(&format!(" {}s ", GRACE.as_secs())));
+        assert!(NO_ANSWER.contains(&format!("({} tries)", dhcp::ATTEMPTS.len())));
     }
 }

@@ -28,7 +28,6 @@ use std::fmt::{self, Write as _};
 use std::io;
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::Duration;
 
 /// Where the initramfs has the CA bundle HTTPS servers are checked against (Debian's and
 /// Alpine's path; `ramboot mkinitfs --tls` puts it there).
@@ -92,7 +91,7 @@ pub struct Configured {
     /// The kernel's SLAAC address and the advertised DNS servers, when there by then.
     pub ipv6: Option<slaac::Slaac>,
     /// When each family got somewhere (or gave up), on the boot clock, for the timeline.
-    pub marks: Vec<(String, Duration)>,
+    pub marks: dual::Marks,
 }
 
 /// What the boot's URLs need of the network, which says when it is up (see [`dual`]).

@@ -110,8 +110,8 @@ fn bring_up_network(boot: &mut Boot<'_>, plan: &Diskless) -> Result<NetworkOutco
     (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
     Ok(match up? {
         Some(c) => {
-            for (name, at) in &c.marks {
-                boot.timeline.mark(name, *at);
+            for &(name, at) in &c.marks {
+                boot.timeline.mark(name, at);
             }
             let line = format!("network up by {}: {}", c.by(), c.summary());
             log::info!("{line}; interface: {}", c.why);
