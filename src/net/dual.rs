@@ -124,10 +124,10 @@ pub fn run(
             (Some(ex), _) => Some(ex.deadline()),
             (None, None) => {
                 let deadline = up_at + slaac::WAIT;
-                match six.events.is_some() && now < deadline {
-                    true => Some(deadline),
-                    false => return last_chance(&mut six, now, interface, marks),
+                if six.events.is_none() || now >= deadline {
+                    return last_chance(&mut six, now, interface, marks);
                 }
+                Some(deadline)
             }
         };
         let Some(wake) = wake else {
