@@ -1,6 +1,7 @@
 //! The network at boot on the recording double (issue 10, points 1-3 and 6): interface choice
-//! with link waits driven by (scripted) link events, static `ip=`, and the DHCPv4 exchange
-//! against the in-process server of `support::dhcp`.
+//! with link waits driven by (scripted) link events, static `ip=`, the DHCPv4 exchange against
+//! the in-process server of `support::dhcp`, and SLAAC's rtnetlink events running at the same
+//! time (IPv6-only, dual-stack and IPv4-only networks, timed on the fake clock).
 // Tests build fake sysfs trees with plain file writes.
 #![allow(clippy::disallowed_methods)]
 
