@@ -632,7 +632,9 @@ fn tmpfs_root_ip_dhcp_lease_reaches_the_new_root() {
             .1
     };
     let needed = mark("network needed");
-    let up = mark("network up: eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)");
+    let up = mark(
+        "network up by DHCPv4: eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)",
+    );
     assert_eq!(
         up - needed,
         std::time::Duration::from_millis(4),

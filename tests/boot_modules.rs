@@ -376,7 +376,9 @@ fn a_usb_nic_appearing_after_the_media_search_is_driven_by_the_network_stage() {
         sys.trace()
     );
     assert!(
-        marks.iter().any(|m| m.starts_with("network up: eth0")),
+        marks
+            .iter()
+            .any(|m| m.starts_with("network up by DHCPv4: eth0")),
         "{marks:?}"
     );
 }

@@ -1,11 +1,12 @@
 //! The network at boot on the recording double (issue 10, points 1-3 and 6): interface choice
-//! with link waits driven by (scripted) link events, static `ip=`, and the DHCPv4 exchange
-//! against the in-process server of `support::dhcp`.
+//! with link waits driven by (scripted) link events, static `ip=`, the DHCPv4 exchange against
+//! the in-process server of `support::dhcp`, and SLAAC's rtnetlink events running at the same
+//! time (IPv6-only, dual-stack and IPv4-only networks, timed on the fake clock).
 // Tests build fake sysfs trees with plain file writes.
 #![allow(clippy::disallowed_methods)]
 
 use ramboot::cmdline::{parse_ip, IpConfig};
-use ramboot::net::{configure, NetError};
+use ramboot::net::{configure, Needs, NetError};
 use ramboot::sys::{Call, RecordingSys, Sys};
 mod support;
 
@@ -57,7 +58,14 @@ fn a_dhcp_lease_is_applied_with_its_route_dns_and_hostname() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(
         c.summary(),
         "eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)"
@@ -98,7 +106,14 @@ fn a_nak_starts_over_with_a_discover() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     sys.serve_dhcp(Duration::ZERO, slirp_like(1));
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(
         c.lease.as_ref().unwrap().address,
         Ipv4Addr::new(10, 0, 2, 15)
@@ -118,7 +133,14 @@ fn answers_to_other_transactions_are_ignored() {
         out.extend(real(req));
         out
     });
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(
         c.lease.as_ref().unwrap().address,
         Ipv4Addr::new(10, 0, 2, 15)
@@ -130,7 +152,14 @@ fn answers_to_other_transactions_are_ignored() {
 fn no_server_means_backoff_then_no_lease() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
-    let e = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap_err();
+    let e = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, NetError::NoLease { .. }), "{e}");
     assert_eq!(
         e.to_string(),
@@ -149,7 +178,14 @@ fn static_ip_sets_address_route_and_appends_dns() {
     fs::write(dir.path().join("etc/resolv.conf"), "nameserver 8.8.8.8\n").unwrap();
     let (ip, problems) = parse_ip("192.168.7.10::192.168.7.1:255.255.255.0:host:eth1:none:9.9.9.9");
     assert!(problems.is_empty(), "{problems:?}");
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &ip, None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &ip,
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(
         c.summary(),
         "eth1 192.168.7.10/24 via 192.168.7.1 (static, ip=)"
@@ -182,7 +218,14 @@ fn the_link_wait_ends_on_the_link_event() {
         at.lock().unwrap().get_or_insert(s2.now());
         slirp_like(0)(req)
     });
-    configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert!(has(&sys, "ip monitor link"));
     assert_eq!(*chosen.lock().unwrap(), Some(Duration::from_millis(300)));
 }
@@ -197,7 +240,14 @@ fn an_interface_that_appears_late_is_waited_for() {
         nic(root, "eth0", 4, "b8:27:eb:00:00:01", "up", true);
     });
     sys.serve_dhcp(Duration::ZERO, slirp_like(0));
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(c.interface, "eth0");
     assert_eq!(c.mac, "b8:27:eb:00:00:01");
 }
@@ -213,6 +263,7 @@ fn a_named_interface_that_never_appears_is_a_clear_error() {
             device: Some("eth5".into()),
         },
         None,
+        Needs::default(),
     )
     .unwrap_err();
     assert_eq!(e.to_string(), "interface eth5 (named by ip=) was not found");
@@ -227,7 +278,14 @@ fn a_carrier_counts_before_operstate_follows() {
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "down", true);
     fs::write(dir.path().join("sys/class/net/eth0/carrier"), "1\n").unwrap();
     sys.serve_dhcp(Duration::ZERO, slirp_like(0));
-    configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(sys.now(), Duration::ZERO, "no wait for operstate");
 }
 
@@ -266,6 +324,20 @@ fn rdnss(index: u32, lifetime: u32, servers: &[&str]) -> Vec<u8> {
     netlink(68, &body)
 }
 
+/// `RTM_NEWROUTE` for the default route a router advertisement installs (`::/0` via the
+/// router's link-local address, protocol "ra", table main).
+fn default_route(index: u32) -> Vec<u8> {
+    let mut body = vec![10, 0, 0, 0, 254, 9, 0, 1];
+    body.extend(0u32.to_ne_bytes());
+    body.extend(20u16.to_ne_bytes());
+    body.extend(5u16.to_ne_bytes()); // RTA_GATEWAY
+    body.extend("fe80::2".parse::<Ipv6Addr>().unwrap().octets());
+    body.extend(8u16.to_ne_bytes());
+    body.extend(4u16.to_ne_bytes()); // RTA_OIF
+    body.extend(index.to_ne_bytes());
+    netlink(24, &body)
+}
+
 /// The kernel's IPv6 settings for `name`, off, as the double's /proc/sys holds them.
 fn ipv6_sysctls(root: &Path, name: &str) {
     let d = root.join("proc/sys/net/ipv6/conf").join(name);
@@ -277,31 +349,50 @@ fn ipv6_sysctls(root: &Path, name: &str) {
 
 const SLAAC_ADDR: &str = "fec0::5054:ff:fe12:3456";
 
-/// QEMU's user networking with `ipv6=on`: RDNSS fec0::3 with the advertisement, the address
-/// tentative then usable a second later; events on other interfaces and the link-local address
-/// do not count.
+/// QEMU's user networking with `ipv6=on`: the default route and RDNSS fec0::3 with the
+/// advertisement, the address tentative then usable a second later (2.8 s after the link);
+/// events on other interfaces and the link-local address do not count.
 fn slirp_router_advertisement(sys: &RecordingSys) {
     let s = Duration::from_millis;
     sys.push_ipv6_event_at(s(900), newaddr(2, "fe80::5054:ff:fe12:3456", 253, false));
     sys.push_ipv6_event_at(s(1000), rdnss(3, 600, &["2001:db8::53"]));
+    sys.push_ipv6_event_at(s(1800), default_route(3));
+    sys.push_ipv6_event_at(s(1800), default_route(2));
     sys.push_ipv6_event_at(s(1800), rdnss(2, 3600, &["fec0::3"]));
     sys.push_ipv6_event_at(s(1800), newaddr(2, SLAAC_ADDR, 200, true));
     sys.push_ipv6_event_at(s(2800), newaddr(2, SLAAC_ADDR, 200, false));
 }
 
+fn marks(c: &ramboot::net::Configured) -> Vec<(&str, u128)> {
+    c.marks
+        .iter()
+        .map(|(name, at)| (*name, at.as_millis()))
+        .collect()
+}
+
 /// Issue 10 (3): on an IPv6-only network (no DHCP answer), the kernel's SLAAC address and the
 /// advertised DNS server make the network; SLAAC was switched on before the link came up.
+/// DHCPv4 runs at the same time and gets 1 s after SLAAC was usable (2.8 s), not its 15 s of
+/// retries: three DISCOVERs (at 0, 1 and 3 s), the network up at 3.8 s on the fake clock.
 #[test]
-fn an_ipv6_only_network_comes_up_by_slaac_with_rdnss_dns() {
+fn an_ipv6_only_network_comes_up_by_slaac_without_spending_the_dhcp_retries() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     ipv6_sysctls(dir.path(), "eth0");
     slirp_router_advertisement(&sys);
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(
         c.summary(),
         format!("eth0 {SLAAC_ADDR}/64 (SLAAC, DNS fec0::3; no DHCPv4 lease)")
     );
+    assert_eq!(c.by(), "SLAAC");
     assert_eq!(
         fs::read_to_string(dir.path().join("etc/resolv.conf")).unwrap(),
         "nameserver fec0::3\n"
@@ -311,19 +402,162 @@ fn an_ipv6_only_network_comes_up_by_slaac_with_rdnss_dns() {
     assert!(at("ip -6 monitor address nduseropt") < at("ip link set eth0 up"));
     assert!(at("sysctl -w net.ipv6.conf.eth0.accept_ra=1") < at("ip link set eth0 up"));
     assert!(at("sysctl -w net.ipv6.conf.eth0.autoconf=1") < at("ip link set eth0 up"));
-    // The events queued while DHCP tried (15 s) are read at once: no further wait.
-    assert_eq!(sys.now(), Duration::from_secs(15));
+    assert_eq!(
+        marks(&c),
+        [
+            ("SLAAC address", 2800),
+            ("DHCPv4 stopped: no lease 1s after SLAAC", 3800)
+        ]
+    );
+    assert_eq!(sent_kinds(&sys), vec![1, 1, 1], "DISCOVERs at 0, 1 and 3 s");
+    assert_eq!(sys.now(), Duration::from_millis(3800));
 }
 
-/// The wait for IPv6 ends on the address event, not at the deadline.
+/// A dual-stack network where SLAAC is usable first (its events at once) and the DHCP server
+/// is slow (700 ms an answer): the REQUEST is out when the grace ends (1 s), so its ACK is
+/// awaited and the IPv4 lease is the result, with the IPv6 address beside it.
 #[test]
-fn the_ipv6_wait_ends_on_the_address_event() {
+fn dual_stack_keeps_the_dhcpv4_lease_when_slaac_is_first() {
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    sys.serve_dhcp(Duration::from_millis(700), slirp_like(0));
+    sys.push_ipv6_event_at(Duration::ZERO, default_route(2));
+    sys.push_ipv6_event_at(Duration::ZERO, rdnss(2, 3600, &["fec0::3"]));
+    sys.push_ipv6_event_at(Duration::ZERO, newaddr(2, SLAAC_ADDR, 200, false));
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
+    assert_eq!(c.by(), "DHCPv4");
+    assert_eq!(
+        c.summary(),
+        format!(
+            "eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s) + \
+             {SLAAC_ADDR}/64 (SLAAC, DNS fec0::3)"
+        )
+    );
+    assert!(has(&sys, "ip addr add 10.0.2.15/24 dev eth0"));
+    assert_eq!(marks(&c), [("SLAAC address", 0), ("DHCPv4 lease", 1400)]);
+    assert_eq!(sent_kinds(&sys), vec![1, 3]);
+}
+
+/// Dual stack, SLAAC first, the DHCP server quick once it answers but its first answer lost:
+/// the retry within the grace brings the lease.
+#[test]
+fn dual_stack_gets_the_lease_of_a_retry_within_the_grace() {
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    let mut real = slirp_like(0);
+    let mut first = true;
+    sys.serve_dhcp(Duration::from_millis(5), move |req| {
+        let out = real(req);
+        if std::mem::take(&mut first) {
+            return Vec::new();
+        }
+        out
+    });
+    let s = Duration::from_millis;
+    sys.push_ipv6_event_at(s(500), default_route(2));
+    sys.push_ipv6_event_at(s(500), newaddr(2, SLAAC_ADDR, 200, false));
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
+    assert_eq!(c.by(), "DHCPv4");
+    assert_eq!(marks(&c), [("SLAAC address", 500), ("DHCPv4 lease", 1010)]);
+}
+
+/// An IPv4-only network with IPv6 watched (the kernel has it, no router advertises): the lease
+/// ends the stage as soon as it is acknowledged, nothing waits for an advertisement.
+#[test]
+fn an_ipv4_only_network_does_not_wait_for_ipv6() {
+    let (dir, sys) = world();
+    nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+    ipv6_sysctls(dir.path(), "eth0");
+    sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
+    assert_eq!(c.by(), "DHCPv4");
+    assert_eq!(c.ipv6, None);
+    assert_eq!(marks(&c), [("DHCPv4 lease", 6)]);
+    assert_eq!(sys.now(), Duration::from_millis(6));
+}
+
+/// SLAAC counts only with what the boot's URLs need: an advertisement without a DNS server
+/// when a URL names its host, or any IPv6 when a URL is an IPv4 address, leaves DHCPv4 its
+/// whole budget (15 s); the address is still taken at the end.
+#[test]
+fn slaac_counts_only_with_what_the_urls_need() {
+    let run = |needs: Needs| {
+        let (dir, sys) = world();
+        nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
+        ipv6_sysctls(dir.path(), "eth0");
+        sys.push_ipv6_event_at(Duration::from_millis(500), default_route(2));
+        sys.push_ipv6_event_at(
+            Duration::from_millis(500),
+            newaddr(2, SLAAC_ADDR, 200, false),
+        );
+        let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None, needs).unwrap();
+        assert_eq!(c.by(), "SLAAC");
+        sys.now().as_millis()
+    };
+    let names = Needs::of_urls(["http://repo.example.org/alpine/v3.20/main"]);
+    assert_eq!(
+        names,
+        Needs {
+            dns: true,
+            ipv4: false
+        }
+    );
+    assert_eq!(run(names), 15_000, "no RDNSS for a named host");
+    let v4 = Needs::of_urls(["http://10.0.2.100/apks", "/media/vda1/apks"]);
+    assert_eq!(
+        v4,
+        Needs {
+            dns: false,
+            ipv4: true
+        }
+    );
+    assert_eq!(run(v4), 15_000, "an IPv4 address");
+    let v6 = Needs::of_urls(["http://[fec0::2]:8080/apks", "https://[2001:db8::1]/x"]);
+    assert_eq!(v6, Needs::default());
+    assert_eq!(run(v6), 1500, "an IPv6 address: no DNS needed");
+}
+
+/// DHCPv4 gave up and SLAAC is not usable: the wait for IPv6 ends at its deadline (10 s after
+/// the link, so at DHCPv4's end only queued events count), and an address without a default
+/// route is still taken then (an on-link repository may be reachable).
+#[test]
+fn without_a_lease_an_address_without_a_route_is_taken_at_the_end() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     ipv6_sysctls(dir.path(), "eth0");
     // An advertisement that comes late (a lost first solicitation): 16 s after the link.
     sys.push_ipv6_event_at(Duration::from_secs(16), newaddr(2, SLAAC_ADDR, 0, false));
-    let e = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap_err();
+    let e = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "no address on eth0: no DHCP server answered (4 tries in 15s) and no IPv6 router \
@@ -332,14 +566,26 @@ fn the_ipv6_wait_ends_on_the_address_event() {
     let (dir, sys) = world();
     nic(dir.path(), "eth0", 2, "52:54:00:12:34:56", "up", true);
     ipv6_sysctls(dir.path(), "eth0");
-    // DHCP gives up at 15 s on its own; the deadline is 10 s after the link, so only queued
-    // events count. One that arrives at 9.5 s is queued.
     sys.push_ipv6_event_at(
         Duration::from_millis(9500),
         newaddr(2, SLAAC_ADDR, 0, false),
     );
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
-    assert_eq!(c.ipv6.unwrap().address.to_string(), SLAAC_ADDR);
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
+    assert_eq!(c.ipv6.as_ref().unwrap().address.to_string(), SLAAC_ADDR);
+    assert_eq!(
+        marks(&c),
+        [
+            ("SLAAC address", 9500),
+            ("DHCPv4: no answer (4 tries)", 15000)
+        ]
+    );
     assert_eq!(sys.now(), Duration::from_secs(15));
 }
 
@@ -352,7 +598,14 @@ fn a_dhcp_lease_takes_ipv6_only_when_it_is_already_there() {
     ipv6_sysctls(dir.path(), "eth0");
     sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
     slirp_router_advertisement(&sys);
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(c.ipv6, None);
     assert_eq!(sys.now(), Duration::from_millis(6), "no wait for IPv6");
 
@@ -362,7 +615,14 @@ fn a_dhcp_lease_takes_ipv6_only_when_it_is_already_there() {
     sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
     sys.push_ipv6_event_at(Duration::ZERO, rdnss(2, 3600, &["fec0::3"]));
     sys.push_ipv6_event_at(Duration::ZERO, newaddr(2, SLAAC_ADDR, 200, false));
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert_eq!(
         c.summary(),
         format!(
@@ -384,7 +644,14 @@ fn a_withdrawn_rdnss_server_is_not_used() {
     ipv6_sysctls(dir.path(), "eth0");
     sys.push_ipv6_event_at(Duration::ZERO, rdnss(2, 0, &["fec0::3"]));
     sys.push_ipv6_event_at(Duration::ZERO, newaddr(2, SLAAC_ADDR, 0, false));
-    let c = configure(&sys, &mut *sys.link_watch().unwrap(), &dhcp(), None).unwrap();
+    let c = configure(
+        &sys,
+        &mut *sys.link_watch().unwrap(),
+        &dhcp(),
+        None,
+        Needs::default(),
+    )
+    .unwrap();
     assert!(c.ipv6.unwrap().dns.is_empty());
     assert!(!dir.path().join("etc/resolv.conf").exists());
 }
@@ -402,7 +669,7 @@ fn a_usb_nic_appearing_after_the_media_search_gets_its_driver_and_a_lease() {
     sys.serve_dhcp(Duration::from_millis(3), slirp_like(0));
     let loader = ModuleLoader::open(&sys).unwrap();
     let mut watch = NicWatch::open(&sys, Some(&loader), sys.link_watch().unwrap());
-    let c = configure(&sys, &mut watch, &dhcp(), None).unwrap();
+    let c = configure(&sys, &mut watch, &dhcp(), None, Needs::default()).unwrap();
     assert!(
         c.summary().starts_with("eth0 10.0.2.15/24"),
         "{}",

@@ -369,7 +369,7 @@ fn apkovl_by_mac_and_modloop_come_over_http() {
     );
     let timeline = demo_line(&text, "timeline");
     let needed = mark_at(timeline, "network needed");
-    let up = mark_at(timeline, "network up: eth0 10.0.2.15/24");
+    let up = mark_at(timeline, "network up by DHCPv4: eth0 10.0.2.15/24");
     let first = mark_at(timeline, "first byte");
     eprintln!(
         "BENCH network needed → lease: {:.1} ms, → first byte: {:.1} ms (instruction clock)",
@@ -413,7 +413,7 @@ fn https_repository_with_the_initramfs_ca() {
     q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
     let text = q.wait_exit(BOOT);
     assert!(
-        text.contains("network up: eth0 10.0.2.15/24 via 10.0.2.2 (static, ip=)"),
+        text.contains("network up by ip=: eth0 10.0.2.15/24 via 10.0.2.2 (static, ip=)"),
         "{text}"
     );
     assert!(!text.contains("cannot fetch"), "{text}");

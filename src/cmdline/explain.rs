@@ -373,9 +373,10 @@ fn network_text(plan: &BootPlan) -> String {
     let ipv6 = match &plan.ip {
         Some(IpConfig::Static(_)) => "IPv6 SLAAC by the kernel alongside (not waited for)".into(),
         _ => format!(
-            "IPv6 SLAAC by the kernel alongside, waited for (address and RA DNS servers, up to \
-             {}s) only when DHCPv4 gives no lease",
-            crate::net::slaac::WAIT.as_secs()
+            "IPv6 SLAAC by the kernel at the same time as DHCPv4: up with the first that gives \
+             what the boot needs (SLAAC: address, default route, RA DNS when a URL names a \
+             host), a DHCPv4 lease within {}s after SLAAC still taken and used",
+            crate::net::dual::GRACE.as_secs()
         ),
     };
     format!(
@@ -384,14 +385,14 @@ fn network_text(plan: &BootPlan) -> String {
     )
 }
 
-/// How IPv6 comes, for the JSON form: `slaac` always beside DHCPv4, `slaac-fallback` when it is
-/// waited for without a lease.
+/// How IPv6 comes, for the JSON form: `slaac` beside a static address (not waited for),
+/// `slaac-alongside` when it runs at the same time as DHCPv4 and may bring the network up.
 fn ipv6_json(plan: &BootPlan) -> &'static str {
     match &plan.ip {
         Some(IpConfig::Off) => "off",
         _ if !plan.needs_network => "off",
         Some(IpConfig::Static(_)) => "slaac",
-        _ => "slaac-fallback",
+        _ => "slaac-alongside",
     }
 }
 

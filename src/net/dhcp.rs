@@ -163,57 +163,109 @@ pub fn class_prefix(a: Ipv4Addr) -> u8 {
     }
 }
 
-/// Waits until `deadline` (on the boot clock) for an answer of one of `kinds` to our `xid`.
-fn answer(
-    sys: &dyn Sys,
-    socket: &mut dyn DhcpSocket,
-    deadline: Duration,
+/// One DHCPv4 exchange as a state machine, so that its waits can be shared with SLAAC's
+/// ([`super::dual`]): each attempt sends a DISCOVER and waits [`ATTEMPTS`]`[i]` for an OFFER,
+/// then sends the REQUEST and waits as long again for the ACK; silence or a NAK starts the next
+/// attempt.
+pub struct Exchange {
     xid: u32,
     mac: [u8; 6],
-    kinds: &[u8],
-) -> Result<Option<(u8, Lease)>, NetError> {
-    loop {
-        let left = deadline.saturating_sub(sys.now());
-        if left.is_zero() {
-            return Ok(None);
-        }
-        // None: the time is up, or the wait ended early; the deadline above decides.
-        let Some(packet) = socket.recv(left).map_err(NetError::Dhcp)? else {
-            continue;
+    /// The attempt under way (an index into [`ATTEMPTS`]).
+    attempt: usize,
+    /// The REQUEST is out: an ACK or a NAK is awaited (else an OFFER).
+    requesting: bool,
+    /// When the awaited answer is given up (boot clock).
+    deadline: Duration,
+}
+
+fn send(socket: &mut dyn DhcpSocket, packet: Vec<u8>) -> Result<(), NetError> {
+    socket.send(&packet).map_err(NetError::Dhcp)
+}
+
+impl Exchange {
+    /// Sends the first DISCOVER.
+    pub fn start(
+        sys: &dyn Sys,
+        socket: &mut dyn DhcpSocket,
+        mac: [u8; 6],
+        xid: u32,
+    ) -> Result<Exchange, NetError> {
+        let mut ex = Exchange {
+            xid,
+            mac,
+            attempt: 0,
+            requesting: false,
+            deadline: Duration::ZERO,
         };
-        if let Some(r) = Reply::parse(&packet, xid, mac).filter(|r| kinds.contains(&r.kind)) {
-            return Ok(Some((r.kind, r.lease)));
+        ex.discover(sys, socket)?;
+        Ok(ex)
+    }
+
+    fn discover(&mut self, sys: &dyn Sys, socket: &mut dyn DhcpSocket) -> Result<(), NetError> {
+        self.requesting = false;
+        self.deadline = sys.now() + ATTEMPTS[self.attempt];
+        send(socket, request(DISCOVER, self.xid, self.mac, &[]))
+    }
+
+    /// When the awaited answer is given up: then [`Exchange::next_attempt`].
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// A server offered an address and the REQUEST for it is out.
+    pub fn requesting(&self) -> bool {
+        self.requesting
+    }
+
+    /// Takes in a datagram from the socket: an OFFER sends the REQUEST, a NAK starts the next
+    /// attempt (false: none left), an ACK is the lease; anything else is ignored.
+    pub fn take(
+        &mut self,
+        sys: &dyn Sys,
+        socket: &mut dyn DhcpSocket,
+        packet: &[u8],
+    ) -> Result<Step, NetError> {
+        let Some(reply) = Reply::parse(packet, self.xid, self.mac) else {
+            return Ok(Step::Waiting);
+        };
+        match (self.requesting, reply.kind) {
+            (false, OFFER) => {
+                let asked = reply.lease.address.octets();
+                let server = reply.lease.server.octets();
+                let extra: [(u8, &[u8]); 2] = [(OPT_REQUESTED, &asked), (OPT_SERVER, &server)];
+                send(socket, request(REQUEST, self.xid, self.mac, &extra))?;
+                self.requesting = true;
+                self.deadline = sys.now() + ATTEMPTS[self.attempt];
+                Ok(Step::Waiting)
+            }
+            (true, ACK) => Ok(Step::Lease(reply.lease)),
+            (true, NAK) => self.next_attempt(sys, socket),
+            _ => Ok(Step::Waiting),
         }
+    }
+
+    /// The deadline passed (or a NAK came): the next attempt's DISCOVER, or `Spent`.
+    pub fn next_attempt(
+        &mut self,
+        sys: &dyn Sys,
+        socket: &mut dyn DhcpSocket,
+    ) -> Result<Step, NetError> {
+        if self.attempt + 1 == ATTEMPTS.len() {
+            return Ok(Step::Spent);
+        }
+        self.attempt += 1;
+        self.discover(sys, socket)?;
+        Ok(Step::Waiting)
     }
 }
 
-/// Runs the exchange on `interface` (hardware address `mac`) until a server acknowledges a
-/// lease or every attempt went unanswered.
-pub fn obtain(sys: &dyn Sys, interface: &str, mac: [u8; 6], xid: u32) -> Result<Lease, NetError> {
-    let mut socket = sys.dhcp_socket(interface).map_err(NetError::Dhcp)?;
-    let socket = &mut *socket;
-    let send = |s: &mut dyn DhcpSocket, p: Vec<u8>| s.send(&p).map_err(NetError::Dhcp);
-    for wait in ATTEMPTS {
-        let deadline = sys.now() + wait;
-        send(socket, request(DISCOVER, xid, mac, &[]))?;
-        let Some((_, offer)) = answer(sys, socket, deadline, xid, mac, &[OFFER])? else {
-            continue;
-        };
-        let asked = offer.address.octets();
-        let server = offer.server.octets();
-        let extra: [(u8, &[u8]); 2] = [(OPT_REQUESTED, &asked), (OPT_SERVER, &server)];
-        send(socket, request(REQUEST, xid, mac, &extra))?;
-        let deadline = sys.now() + wait;
-        match answer(sys, socket, deadline, xid, mac, &[ACK, NAK])? {
-            Some((ACK, lease)) => return Ok(lease),
-            // NAK or silence: start over with a DISCOVER.
-            _ => continue,
-        }
-    }
-    Err(NetError::NoLease {
-        interface: interface.to_string(),
-        tries: ATTEMPTS.len(),
-    })
+/// Where an [`Exchange`] stands after a datagram or a deadline.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    Waiting,
+    Lease(Lease),
+    /// Every attempt went unanswered.
+    Spent,
 }
 
 #[cfg(test)]

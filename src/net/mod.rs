@@ -4,13 +4,16 @@
 //! when it has none). Everything goes through the `Sys` boundary, so the whole of it runs on the
 //! recording double against an in-process DHCP server.
 //!
-//! IPv6 comes from the kernel's own SLAAC, turned on before the link comes up ([`slaac`]: the
-//! address and the router-advertised DNS servers are awaited only when DHCPv4 gives no lease).
+//! IPv6 comes from the kernel's own SLAAC, turned on before the link comes up ([`slaac`]), and
+//! is listened to at the same time as DHCPv4 runs ([`dual`]): whichever family first gives
+//! what the boot needs brings the network up, a DHCPv4 lease winning when both come (within a
+//! short grace after SLAAC).
 //!
 //! Addresses and routes set here survive switch_root; the new root's own networking takes over
 //! from there.
 
 pub mod dhcp;
+pub mod dual;
 pub mod http;
 pub mod iface;
 pub mod slaac;
@@ -87,9 +90,47 @@ pub struct Configured {
     pub lease: Option<dhcp::Lease>,
     /// The kernel's SLAAC address and the advertised DNS servers, when there by then.
     pub ipv6: Option<slaac::Slaac>,
+    /// When each family got somewhere (or gave up), on the boot clock, for the timeline.
+    pub marks: dual::Marks,
+}
+
+/// What the boot's URLs need of the network, which says when it is up (see [`dual`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// A host is a name: IPv6 alone counts only with an advertised DNS server.
+    pub dns: bool,
+    /// A host is an IPv4 address: IPv6 alone never counts.
+    pub ipv4: bool,
+}
+
+impl Needs {
+    /// What fetching `urls` needs (what cannot be parsed needs nothing: its fetch will say why).
+    pub fn of_urls<'a>(urls: impl IntoIterator<Item = &'a str>) -> Needs {
+        let mut needs = Needs::default();
+        for url in urls {
+            let Ok(u) = http::Url::parse(url) else {
+                continue;
+            };
+            if u.host.parse::<Ipv4Addr>().is_ok() {
+                needs.ipv4 = true;
+            } else if !u.host.contains(':') {
+                needs.dns = true;
+            }
+        }
+        needs
+    }
 }
 
 impl Configured {
+    /// Which family configured the network: `DHCPv4`, `ip=` or `SLAAC`.
+    pub fn by(&self) -> &'static str {
+        match (&self.lease, self.dhcp) {
+            (Some(_), true) => "DHCPv4",
+            (Some(_), false) => "ip=",
+            (None, _) => "SLAAC",
+        }
+    }
+
     /// `eth0 10.0.2.15/24 via 10.0.2.2 (DHCP from 10.0.2.2, lease 86400s)`, then
     /// ` + fec0::1/64 (SLAAC, DNS fec0::3)` when IPv6 came too.
     pub fn summary(&self) -> String {
@@ -137,11 +178,13 @@ impl Configured {
 /// Configures the network as `ip` says (`Off` is the caller's business: nothing to do).
 /// `bootif` is `BOOTIF=` as a MAC address. `watch` wakes the interface and link waits (the
 /// boot's [`crate::hw::hotplug::NicWatch`] also loads the drivers of devices appearing meanwhile).
+/// `needs` says what counts as up when only IPv6 comes.
 pub fn configure(
     sys: &dyn Sys,
     watch: &mut dyn crate::sys::LinkWatch,
     ip: &IpConfig,
     bootif: Option<&str>,
+    needs: Needs,
 ) -> Result<Configured, NetError> {
     let device = match ip {
         IpConfig::Dhcp { device } => device.as_deref(),
@@ -161,45 +204,29 @@ pub fn configure(
         up_at,
     } = iface::choose(sys, watch, Wanted { device, bootif })?;
     let mut v6_events = v6_events.filter(|_| slaac_on);
-    let obtained = match ip {
-        IpConfig::Static(s) => Ok(static_lease(s)),
-        _ => {
-            let mac = interface.mac_bytes();
-            dhcp::obtain(sys, &interface.name, mac, transaction_id(sys, mac))
-        }
-    };
+    let events = v6_events
+        .as_mut()
+        .map(|e| &mut **e as &mut dyn crate::sys::Ipv6Events);
     let dhcp = !matches!(ip, IpConfig::Static(_));
-    let (lease, ipv6) = match (obtained, &mut v6_events) {
-        (Ok(lease), events) => {
-            apply(sys, &interface, &lease, dhcp)?;
-            // Only what already arrived: an IPv4 network does not wait for IPv6.
-            let now = sys.now();
-            let v6 = events
-                .as_mut()
-                .and_then(|e| slaac::collect(sys, &mut **e, interface.index, now));
-            (Some(lease), v6)
-        }
-        (
-            Err(NetError::NoLease {
-                interface: name,
-                tries,
-            }),
-            Some(events),
-        ) => {
-            let deadline = up_at + slaac::WAIT;
-            match slaac::collect(sys, &mut **events, interface.index, deadline) {
-                Some(v6) => (None, Some(v6)),
-                None => {
-                    return Err(NetError::NoAddress {
-                        interface: name,
-                        tries,
-                    })
-                }
+    let got = match ip {
+        IpConfig::Static(s) => {
+            // Only what already arrived: a static address does not wait for IPv6.
+            let mut seen = slaac::Seen::default();
+            if let Some(e) = events {
+                seen.drain(e, interface.index);
+            }
+            dual::Outcome {
+                lease: Some(static_lease(s)),
+                ipv6: seen.slaac(),
+                marks: Vec::new(),
             }
         }
-        (Err(e), _) => return Err(e),
+        _ => dual::run(sys, &interface, up_at, events, needs)?,
     };
-    if let Some(v6) = &ipv6 {
+    if let Some(lease) = &got.lease {
+        apply(sys, &interface, lease, dhcp)?;
+    }
+    if let Some(v6) = &got.ipv6 {
         if let Err(e) = append_resolv_conf(sys, &v6.dns) {
             log::warn!("cannot write /etc/resolv.conf: {e}");
         }
@@ -209,8 +236,9 @@ pub fn configure(
         mac: interface.mac,
         why,
         dhcp,
-        lease,
-        ipv6,
+        lease: got.lease,
+        ipv6: got.ipv6,
+        marks: got.marks,
     })
 }
 

@@ -2,14 +2,12 @@
 //!
 //! The kernel does SLAAC by itself once `accept_ra` and `autoconf` are on for the interface
 //! (set here before it is brought up): link-local address, router solicitation, an address per
-//! advertised prefix. The boot only listens on rtnetlink: `RTM_NEWADDR` says when an address is
-//! usable (duplicate detection done), `RTM_NEWNDUSEROPT` carries the advertisement's RDNSS
-//! option, which the kernel leaves to user space.
+//! advertised prefix, and the default route through the advertising router. The boot only
+//! listens on rtnetlink: `RTM_NEWADDR` says when an address is usable (duplicate detection
+//! done), `RTM_NEWROUTE` when the default route is there, `RTM_NEWNDUSEROPT` carries the
+//! advertisement's RDNSS option, which the kernel leaves to user space.
 //!
-//! Policy: SLAAC always runs beside DHCPv4 (the subscription is opened before the link comes
-//! up, so nothing is missed). The boot *waits* for it only when DHCPv4 gives no lease: an
-//! IPv6-only network then still boots from its repositories, and an IPv4 network pays nothing.
-//! With a lease, whatever IPv6 already arrived is taken without waiting.
+//! How long the boot waits for it, beside DHCPv4, is [`super::dual`]'s business.
 
 use crate::sys::{Ipv6Events, Sys};
 use std::fmt;
@@ -22,7 +20,10 @@ use std::time::Duration;
 pub const WAIT: Duration = Duration::from_secs(10);
 
 const RTM_NEWADDR: u16 = 20;
+const RTM_NEWROUTE: u16 = 24;
 const RTM_NEWNDUSEROPT: u16 = 68;
+const RTA_OIF: u16 = 4;
+const RTN_UNICAST: u8 = 1;
 const AF_INET6: u8 = 10;
 const IFA_ADDRESS: u16 = 1;
 const IFA_FLAGS: u16 = 8;
@@ -40,6 +41,8 @@ pub struct Seen {
     pub address: Option<(Ipv6Addr, u8)>,
     /// DNS servers from router advertisements (lifetime not zero), in order, once each.
     pub dns: Vec<Ipv6Addr>,
+    /// The kernel installed a default route through the interface.
+    pub router: bool,
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -65,6 +68,7 @@ impl Seen {
             let Some(msg) = rest.get(16..len) else { return };
             let _ = match kind {
                 RTM_NEWADDR => self.address(msg, index),
+                RTM_NEWROUTE => self.route(msg, index),
                 RTM_NEWNDUSEROPT => self.rdnss(msg, index),
                 _ => None,
             };
@@ -94,6 +98,24 @@ impl Seen {
         }
         if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) == 0 && self.address.is_none() {
             self.address = Some((address?, prefix));
+        }
+        Some(())
+    }
+
+    /// `struct rtmsg` and its attributes: an IPv6 default route out of the interface.
+    fn route(&mut self, msg: &[u8], index: u32) -> Option<()> {
+        let [family, dst_len, .., kind] = *msg.first_chunk::<8>()?;
+        if family != AF_INET6 || dst_len != 0 || kind != RTN_UNICAST {
+            return None;
+        }
+        let mut attrs = msg.get(12..)?;
+        while let (Some(len), Some(attr)) = (u16_at(attrs, 0), u16_at(attrs, 2)) {
+            if attr == RTA_OIF && u32_at(attrs, 4)? == index {
+                self.router = true;
+            }
+            attrs = attrs
+                .get(usize::from(len.max(4)).next_multiple_of(4)..)
+                .unwrap_or_default();
         }
         Some(())
     }
@@ -137,38 +159,36 @@ pub fn enable(sys: &dyn Sys, interface: &str) -> bool {
     set("accept_ra").is_ok() && set("autoconf").is_ok()
 }
 
-/// Reads `events` until an address on interface `index` is usable or `deadline` (boot clock)
-/// passes; what was queued is always read, even past the deadline. DNS servers seen on the way
-/// come with the address.
-pub fn collect(
-    sys: &dyn Sys,
-    events: &mut dyn Ipv6Events,
-    index: u32,
-    deadline: Duration,
-) -> Option<Slaac> {
-    let mut seen = Seen::default();
-    loop {
-        // Once the address is there, only what is already queued (its DNS) is read.
-        let left = match seen.address {
-            Some(_) => Duration::ZERO,
-            None => deadline.saturating_sub(sys.now()),
-        };
-        match events.recv(left) {
-            Ok(Some(datagram)) => seen.read(&datagram, index),
-            Ok(None) if left.is_zero() || sys.now() >= deadline => break,
-            Ok(None) => {}
-            Err(e) => {
-                log::warn!("IPv6 events: {e}");
-                break;
+impl Seen {
+    /// Enough to reach a repository: a routable address with a default route, and a DNS
+    /// server when `dns` (a host is a name).
+    pub fn usable(&self, dns: bool) -> bool {
+        self.address.is_some() && self.router && (!dns || !self.dns.is_empty())
+    }
+
+    /// Takes in what is already queued on `events`, without waiting.
+    pub fn drain(&mut self, events: &mut dyn Ipv6Events, index: u32) {
+        loop {
+            match events.recv(Duration::ZERO) {
+                Ok(Some(datagram)) => self.read(&datagram, index),
+                Ok(None) => return,
+                Err(e) => {
+                    log::warn!("IPv6 events: {e}");
+                    return;
+                }
             }
         }
     }
-    let (address, prefix) = seen.address?;
-    Some(Slaac {
-        address,
-        prefix,
-        dns: seen.dns,
-    })
+
+    /// The address and DNS servers, when there is an address.
+    pub fn slaac(&self) -> Option<Slaac> {
+        let (address, prefix) = self.address?;
+        Some(Slaac {
+            address,
+            prefix,
+            dns: self.dns.clone(),
+        })
+    }
 }
 
 /// An IPv6 address in RFC 5952's short form, without `Ipv6Addr`'s own formatter (a size
@@ -246,6 +266,36 @@ mod tests {
         two.extend(newaddr(2, "2001:db8::7", 0, 0));
         seen.read(&two, 2);
         assert_eq!(seen.address, Some(("fec0::1".parse().unwrap(), 64)));
+    }
+
+    fn route(index: u32, dst_len: u8, kind: u8) -> Vec<u8> {
+        let mut body = vec![AF_INET6, dst_len, 0, 0, 254, 9, 0, kind, 0, 0, 0, 0];
+        body.extend(8u16.to_ne_bytes());
+        body.extend(RTA_OIF.to_ne_bytes());
+        body.extend(index.to_ne_bytes());
+        message(RTM_NEWROUTE, &body)
+    }
+
+    #[test]
+    fn only_a_default_route_out_of_the_interface_counts() {
+        let mut seen = Seen::default();
+        seen.read(&route(3, 0, RTN_UNICAST), 2);
+        seen.read(&route(2, 64, RTN_UNICAST), 2);
+        seen.read(&route(2, 0, 7), 2); // unreachable
+        assert!(
+            !seen.router,
+            "another interface, a prefix route, not unicast"
+        );
+        let m = route(2, 0, RTN_UNICAST);
+        for cut in 0..m.len() - 4 {
+            seen.read(&m[..cut], 2);
+        }
+        assert!(!seen.router, "truncated");
+        seen.read(&m, 2);
+        assert!(seen.router);
+        seen.address = Some(("fec0::1".parse().unwrap(), 64));
+        assert!(seen.usable(false));
+        assert!(!seen.usable(true), "no DNS server advertised");
     }
 
     #[test]

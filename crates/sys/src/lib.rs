@@ -23,7 +23,7 @@ mod recording;
 mod system;
 mod watchdog;
 
-pub use net::{Connection, DhcpSocket, LinkWatch};
+pub use net::{Connection, DhcpSocket, Heard, LinkWatch};
 pub use net6::Ipv6Events;
 pub use real::RealSys;
 pub use recording::{is_exec_recorded, Call, ChrootRuns, ExecRecorded, RecordingSys};

@@ -38,6 +38,24 @@ pub trait DhcpSocket: Send {
     /// possibly earlier (an interrupted wait, a datagram from elsewhere): callers keep their
     /// own deadline.
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>>;
+    /// Waits at most `timeout` for a datagram on this socket or on `ipv6`, whichever comes
+    /// first: what DHCPv4 and SLAAC running side by side wait on. `Nothing` when the time
+    /// passed, and possibly earlier: callers keep their own deadline.
+    fn recv_or_ipv6(
+        &mut self,
+        ipv6: &mut dyn crate::Ipv6Events,
+        timeout: Duration,
+    ) -> io::Result<Heard>;
+}
+
+/// What [`DhcpSocket::recv_or_ipv6`] got.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// A datagram from a DHCP server.
+    Dhcp(Vec<u8>),
+    /// An rtnetlink datagram of the IPv6 events.
+    Ipv6(Vec<u8>),
+    Nothing,
 }
 
 /// A TCP connection for the HTTP client: bytes both ways, every read and write bounded by the
@@ -431,6 +449,32 @@ impl DhcpSocket for UdpDhcp {
             Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn recv_or_ipv6(
+        &mut self,
+        ipv6: &mut dyn crate::Ipv6Events,
+        timeout: Duration,
+    ) -> io::Result<Heard> {
+        let Some(v6) = ipv6.fd() else {
+            return Ok(self.recv(timeout)?.map_or(Heard::Nothing, Heard::Dhcp));
+        };
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        let mut fds = [
+            PollFd::new(&self.0, PollFlags::IN),
+            PollFd::new(&v6, PollFlags::IN),
+        ];
+        // A failed or interrupted wait is an empty one: the reads below say what came.
+        let _ = poll(&mut fds, Some(&ts));
+        if let Some(p) = self.recv(Duration::ZERO)? {
+            return Ok(Heard::Dhcp(p));
+        }
+        Ok(ipv6
+            .recv(Duration::ZERO)?
+            .map_or(Heard::Nothing, Heard::Ipv6))
     }
 }
 

@@ -487,7 +487,7 @@ struct State {
     link_changes: VecDeque<(Duration, LinkChange)>,
     /// The in-process DHCP server: answers each packet sent, after a delay.
     dhcp_server: Option<(Duration, DhcpServer)>,
-    /// Answers not yet received (delay after the previous delivery, packet).
+    /// Answers not yet received (when they arrive on the fake clock, packet).
     dhcp_inbox: VecDeque<(Duration, Vec<u8>)>,
     /// The in-process TCP servers: what a connection to (host, port) talks to.
     tcp_server: Option<TcpServer>,
@@ -1704,31 +1704,48 @@ impl crate::DhcpSocket for ScriptedDhcp {
         let answers = server(packet);
         let mut st = self.sys.lock();
         st.dhcp_server.get_or_insert((delay, server));
-        for (i, a) in answers.into_iter().enumerate() {
-            let delay = if i == 0 { delay } else { Duration::ZERO };
-            st.dhcp_inbox.push_back((delay, a));
+        let at = st.clock + delay;
+        for a in answers {
+            st.dhcp_inbox.push_back((at, a));
         }
         Ok(())
     }
 
     fn recv(&mut self, timeout: Duration) -> io::Result<Option<Vec<u8>>> {
         let mut st = self.sys.lock();
-        match st.dhcp_inbox.front_mut() {
-            Some((delay, _)) if *delay > timeout => {
-                *delay -= timeout;
-                st.clock += timeout;
-                Ok(None)
-            }
-            Some(_) => {
-                let (delay, packet) = st.dhcp_inbox.pop_front().expect("front exists");
-                st.clock += delay;
+        match st.dhcp_inbox.front() {
+            Some((at, _)) if *at <= st.clock + timeout => {
+                let (at, packet) = st.dhcp_inbox.pop_front().expect("front exists");
+                st.clock = st.clock.max(at);
                 Ok(Some(packet))
             }
-            None => {
+            _ => {
                 st.clock += timeout;
                 Ok(None)
             }
         }
+    }
+
+    /// The IPv6 events up to the next answer's arrival (a tie goes to IPv6), then the answer.
+    fn recv_or_ipv6(
+        &mut self,
+        ipv6: &mut dyn crate::Ipv6Events,
+        timeout: Duration,
+    ) -> io::Result<crate::Heard> {
+        let due = {
+            let st = self.sys.lock();
+            st.dhcp_inbox
+                .front()
+                .map(|(at, _)| at.saturating_sub(st.clock))
+        };
+        let step = due.map_or(timeout, |d| d.min(timeout));
+        if let Some(d) = ipv6.recv(step)? {
+            return Ok(crate::Heard::Ipv6(d));
+        }
+        // The step ended where the answer is due, or at the timeout.
+        Ok(self
+            .recv(Duration::ZERO)?
+            .map_or(crate::Heard::Nothing, crate::Heard::Dhcp))
     }
 }
 

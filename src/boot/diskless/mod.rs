@@ -24,7 +24,7 @@ use super::runner::Done;
 use super::sysroot::{self, MediaMount};
 use super::timeline::{Outcome, Stage};
 use super::{stages, Boot, BootEnd, BootError, SYSROOT};
-use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, IpConfig, RepoSource};
+use crate::cmdline::{ApkovlSource, AutodetectSerial, Diskless, IpConfig, ModloopSpec, RepoSource};
 use crate::hw::hotplug::NicWatch;
 use crate::hw::modloop as hw_modloop;
 use crate::net::NetError;
@@ -67,14 +67,15 @@ pub struct Decisions {
 pub enum NetworkOutcome {
     /// `ip=off` (or `none`): the URLs that needed it stay unreachable.
     Off,
-    Up(crate::net::Configured),
+    Up(Box<crate::net::Configured>),
     /// Why it failed; the boot went on with the local sources.
     Failed(String),
 }
 
 /// Alpine's `configure_ip` after the media search: `ip=` as given, DHCP when only a URL asked
 /// for the network. The timeline marks when the network was needed and when it came up.
-fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
+fn bring_up_network(boot: &mut Boot<'_>, plan: &Diskless) -> Result<NetworkOutcome, BootEnd> {
+    let needs = network_needs(plan, &boot.plan.modloop);
     // Taken out of the plan while the stage borrows the boot (cheaper than a clone), then back.
     let (taken, bootif) = (boot.plan.ip.take(), boot.plan.bootif.take());
     let dhcp = IpConfig::Dhcp { device: None };
@@ -97,7 +98,7 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
         let loader = b.share_loader();
         let mut watch =
             NicWatch::open(b.sys, loader.as_deref(), links.map_err(BootError::Network)?);
-        let configured = crate::net::configure(b.sys, &mut watch, ip, bootif.as_deref());
+        let configured = crate::net::configure(b.sys, &mut watch, ip, bootif.as_deref(), needs);
         if let Some(at) = watch.loaded_at {
             b.timeline
                 .mark("drivers loaded while the network waited", at);
@@ -109,11 +110,14 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
     (boot.plan.ip, boot.plan.bootif) = (taken, bootif);
     Ok(match up? {
         Some(c) => {
-            let line = format!("network up: {}", c.summary());
+            for &(name, at) in &c.marks {
+                boot.timeline.mark(name, at);
+            }
+            let line = format!("network up by {}: {}", c.by(), c.summary());
             log::info!("{line}; interface: {}", c.why);
             let at = boot.sys.now();
             boot.timeline.mark(&line, at);
-            NetworkOutcome::Up(c)
+            NetworkOutcome::Up(Box::new(c))
         }
         // The reason is the stage's timeline note (one text, not kept twice).
         None => NetworkOutcome::Failed(match boot.timeline.stages.last() {
@@ -124,6 +128,22 @@ fn bring_up_network(boot: &mut Boot<'_>) -> Result<NetworkOutcome, BootEnd> {
             _ => String::new(),
         }),
     })
+}
+
+/// What the URLs the boot fetches need of the network (a name: DNS; an IPv4 address: IPv4).
+fn network_needs(plan: &Diskless, modloop: &ModloopSpec) -> crate::net::Needs {
+    let mut urls: Vec<&str> = Vec::new();
+    if let ApkovlSource::Url(u) = &plan.apkovl {
+        urls.push(u);
+    }
+    if let RepoSource::List(l) = &plan.repos {
+        urls.extend(l.iter().map(String::as_str));
+    }
+    if let ModloopSpec::Url(u) = modloop {
+        urls.push(u);
+    }
+    urls.extend(plan.ssh_key.as_deref());
+    crate::net::Needs::of_urls(urls)
 }
 
 /// Why the network gives nothing to boot from, when the media gave nothing either (no
@@ -304,7 +324,7 @@ pub fn run(boot: &mut Boot<'_>, plan: &Diskless) -> Result<Decisions, BootEnd> {
             .stage(&stages::MEDIA)
             .run(|b| find_media(b, plan, &mut decisions).map(Done::ok))?;
         if boot.plan.needs_network {
-            decisions.network = Some(bring_up_network(boot)?);
+            decisions.network = Some(bring_up_network(boot, plan)?);
         }
         let Some(why) = no_source(plan, &media, decisions.network.as_ref()) else {
             break media;
