@@ -241,7 +241,7 @@ impl Sys for RealSys {
         let cwd = spawn.cwd.as_deref().map(cpath).transpose()?;
         let umask = spawn.umask;
         let tty = spawn.controlling_tty;
-        // Runs between fork and exec: raw syscalls through rustix on data prepared above.
+        // Runs between fork and exec (see forkexec::start).
         let mut setup = || -> io::Result<()> {
             if let Some(root) = &chroot {
                 rustix::process::chroot(root.as_c_str())?;
@@ -260,7 +260,8 @@ impl Sys for RealSys {
             }
             Ok(())
         };
-        let pid = forkexec::start(&program, &mut setup, None, &[])?;
+        // SAFETY: `setup` makes raw syscalls on the C strings made above, allocates nothing.
+        let pid = unsafe { forkexec::start(&program, &mut setup, None, &[]) }?;
         let status = forkexec::wait_for(pid)?;
         Ok(status
             .exit_status()
@@ -517,8 +518,7 @@ mod processes {
         let tty = spawn.controlling_tty;
         let fds = &spawn.fds;
         let user = spawn.user.as_ref();
-        // Runs between fork and exec: raw syscalls through rustix and libc on data prepared
-        // above (the child's signals are reset by forkexec::start).
+        // Runs between fork and exec (see forkexec::start, which also resets the signals).
         let mut setup = || -> io::Result<()> {
             rustix::process::setsid()?;
             if let Some(dev) = &console {
@@ -545,7 +545,9 @@ mod processes {
         // askfirst: the prompt waits in the child, the caller goes on (busybox init's way).
         let last_step = spawn.press_enter.then_some(wait_for_enter as fn());
         let placed: Vec<i32> = fds.iter().map(|&(_, target)| target).collect();
-        let pid = forkexec::start(&program, &mut setup, last_step, &placed)?;
+        // SAFETY: `setup` and `wait_for_enter` make raw syscalls through rustix and libc on
+        // data prepared above (the C strings, the caller's `fds` and `user`), allocate nothing.
+        let pid = unsafe { forkexec::start(&program, &mut setup, last_step, &placed) }?;
         // The supervisor reaps it with waitpid(-1).
         Ok(pid.as_raw_nonzero().get() as u32)
     }

@@ -188,7 +188,13 @@ pub(super) type Setup<'a> = &'a mut dyn FnMut() -> io::Result<()>;
 /// exec failing after it ends the child with 127, for the caller's reaping); otherwise the
 /// error of the step that failed, the child reaped. `placed` are the descriptor numbers
 /// `setup` makes: the error pipe keeps out of their way.
-pub(super) fn start(
+///
+/// # Safety
+///
+/// `setup` and `last_step` run in the forked child of a process that may have other threads:
+/// they may only make async-signal-safe calls on data prepared before, never allocate, lock
+/// or panic.
+pub(super) unsafe fn start(
     program: &Program,
     setup: Setup<'_>,
     last_step: Option<fn()>,
