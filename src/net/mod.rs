@@ -1,5 +1,5 @@
-//! The network at boot, as Alpine's `configure_ip` sets it up: an interface chosen
-//! ([`iface`]), then a static address from `ip=` or a DHCPv4 lease ([`dhcp`]), applied through
+//! The network at boot, as Alpine's `configure_ip` sets it up: interfaces renamed by
+//! `/etc/mactab` ([`mactab`]), an interface chosen ([`iface`]), then a static address from `ip=` or a DHCPv4 lease ([`dhcp`]), applied through
 //! rtnetlink, and the DNS servers in the initramfs `/etc/resolv.conf` (copied into the new root
 //! when it has none). Everything goes through the `Sys` boundary, so the whole of it runs on the
 //! recording double against an in-process DHCP server.
@@ -13,6 +13,7 @@
 pub mod dhcp;
 pub mod http;
 pub mod iface;
+pub mod mactab;
 pub mod slaac;
 pub mod template;
 #[cfg(feature = "tls")]
@@ -77,6 +78,8 @@ impl fmt::Display for Dotted {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Configured {
     pub interface: String,
+    /// Its name before `/etc/mactab` renamed it.
+    pub renamed_from: Option<String>,
     pub mac: String,
     /// Why that interface.
     pub why: &'static str,
@@ -154,12 +157,13 @@ pub fn configure(
         .ipv6_events()
         .map_err(|e| log::warn!("IPv6 autoconfiguration is not watched: {e}"))
         .ok();
+    let mut names = mactab::Renamer::load(sys);
     let Choice {
         interface,
         why,
         slaac: slaac_on,
         up_at,
-    } = iface::choose(sys, watch, Wanted { device, bootif })?;
+    } = iface::choose(sys, watch, &mut names, Wanted { device, bootif })?;
     let mut v6_events = v6_events.filter(|_| slaac_on);
     let obtained = match ip {
         IpConfig::Static(s) => Ok(static_lease(s)),
@@ -205,6 +209,7 @@ pub fn configure(
         }
     }
     Ok(Configured {
+        renamed_from: names.old_name(&interface.name).map(str::to_string),
         interface: interface.name,
         mac: interface.mac,
         why,

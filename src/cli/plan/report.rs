@@ -178,7 +178,13 @@ fn media_entry(f: &Finished, s: &SeenDevice) -> MediaEntry {
 fn network_text(n: &NetworkOutcome) -> String {
     match n {
         NetworkOutcome::Off => "off (ip=off): what needs it is not reachable".into(),
-        NetworkOutcome::Up(c) => format!("{}; interface: {}", c.summary(), c.why),
+        NetworkOutcome::Up(c) => {
+            let renamed = match &c.renamed_from {
+                Some(old) => format!(" (renamed from {old} by {})", crate::net::mactab::PATH),
+                None => String::new(),
+            };
+            format!("{}; interface: {}{renamed}", c.summary(), c.why)
+        }
         NetworkOutcome::Failed(why) => {
             format!("not configured: {why}; the boot went on with the local sources")
         }
