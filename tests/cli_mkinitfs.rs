@@ -124,8 +124,7 @@ fn mactab_goes_in_as_etc_mactab_once_checked() {
     let out = run("initrd");
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out)
-            .contains("warning: /etc/mactab:2: selector `bus=usb-0000:00:08.2-3` is not supported"),
+        text(&out).contains("warning: /etc/mactab:2: `bus=usb-0000:00:08.2-3` is not supported"),
         "{}",
         text(&out)
     );

@@ -223,8 +223,8 @@ fn check_mactab(path: &Path) -> Result<Vec<String>, ArgError> {
     let bad = |why: String| ArgError::invalid("--mactab", &display(path), why);
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     crate::net::mactab::parse(&text)
-        .map(|m| m.skipped)
-        .map_err(|e| bad(format!("line {}: {}", e.line, e.reason)))
+        .map(|m| m.skipped.iter().map(ToString::to_string).collect())
+        .map_err(|e| bad(format!("line {}: `{}` {}", e.line, e.word, e.reason)))
 }
 
 pub fn main(args: &[OsString]) -> i32 {

@@ -104,9 +104,7 @@ fn wait_for(
     let deadline = sys.now() + LINK_WAIT;
     loop {
         let mut found = scan(sys);
-        if names.apply(sys, &found) {
-            found = scan(sys);
-        }
+        names.apply(sys, &mut found);
         if let Some(i) = found.into_iter().find(|i| wanted(i)) {
             return Ok(Some(i));
         }
@@ -132,17 +130,17 @@ pub fn choose(
                 name: name.to_string(),
             }
         })?;
-        return up_and_wait(sys, watch, vec![iface], "named by ip=");
+        return up_and_wait(sys, watch, names, vec![iface], "named by ip=");
     }
     if let Some(mac) = wanted.bootif {
         match wait_for(sys, watch, names, &|i| i.physical && i.mac == mac)? {
-            Some(i) => return up_and_wait(sys, watch, vec![i], "its address is BOOTIF="),
+            Some(i) => return up_and_wait(sys, watch, names, vec![i], "its address is BOOTIF="),
             None => log::warn!("BOOTIF={mac} matches no interface"),
         }
     }
     wait_for(sys, watch, names, &|i| i.physical)?.ok_or(NetError::NoInterface)?;
     let all = scan(sys).into_iter().filter(|i| i.physical).collect();
-    up_and_wait(sys, watch, all, "")
+    up_and_wait(sys, watch, names, all, "")
 }
 
 /// Brings `candidates` up, waits for a carrier on one, keeps the first with a carrier (or the
@@ -150,9 +148,12 @@ pub fn choose(
 fn up_and_wait(
     sys: &dyn Sys,
     watch: &mut dyn LinkWatch,
+    names: &mut Renamer,
     mut candidates: Vec<Interface>,
     why: &'static str,
 ) -> Result<Choice, NetError> {
+    // Links about to be up are renamed no more.
+    names.stop();
     let mut slaac = Vec::with_capacity(candidates.len());
     for c in &candidates {
         slaac.push(super::slaac::enable(sys, &c.name));
@@ -162,8 +163,7 @@ fn up_and_wait(
     }
     let up_at = sys.now();
     let with_carrier = |i: &Interface| i.carrier && candidates.iter().any(|c| c.name == i.name);
-    // Up links cannot be renamed: nothing more is.
-    let found = wait_for(sys, watch, &mut Renamer::default(), &with_carrier)?;
+    let found = wait_for(sys, watch, names, &with_carrier)?;
     let linked = found.is_some();
     let at = found
         .as_ref()

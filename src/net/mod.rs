@@ -78,8 +78,6 @@ impl fmt::Display for Dotted {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Configured {
     pub interface: String,
-    /// Its name before `/etc/mactab` renamed it.
-    pub renamed_from: Option<String>,
     pub mac: String,
     /// Why that interface.
     pub why: &'static str,
@@ -209,7 +207,6 @@ pub fn configure(
         }
     }
     Ok(Configured {
-        renamed_from: names.old_name(&interface.name).map(str::to_string),
         interface: interface.name,
         mac: interface.mac,
         why,

@@ -64,8 +64,6 @@ pub struct Decisions {
 
 /// What the network stage did (for `ramboot plan` and the logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-// One per boot: a box would cost code for no memory worth saving.
-#[allow(clippy::large_enum_variant)]
 pub enum NetworkOutcome {
     /// `ip=off` (or `none`): the URLs that needed it stay unreachable.
     Off,
