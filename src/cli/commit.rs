@@ -3,6 +3,7 @@
 //! [`crate::boot::lkg`].
 
 use super::args::{unexpected, utf8, ArgError, Args, Long, Short, Usage, Value};
+use crate::commit::hooks::HookRun;
 use crate::commit::{self, CommitError, Encrypt, Request};
 use crate::sys::{RealSys, Sys};
 use std::ffi::OsString;
@@ -21,6 +22,11 @@ old apkovl or the new one. The previous apkovl is kept as <hostname>.<UTC time>.
 
 `diff` lists what changed since the last commit: A added, D deleted, U updated.
 
+Hooks, as lbu's: the executables in /etc/lbu/pre-package.d run (in name order) before the files
+are chosen, and a failing one stops the commit; those in /etc/lbu/post-package.d run once the
+apkovl is written (or the write failed), their failures only reported. --dry-run and diff run
+them too, as `lbu commit -n` and `lbu diff` do. With --root they run chrooted into the root.
+
 Encrypted: --encrypt writes <hostname>.apkovl.tar.gz.ramboot (ramboot's authenticated format);
 --encrypt --openssl (or -e, or ENCRYPTION=<cipher> in lbu.conf) writes what `lbu commit -e`
 does, <hostname>.apkovl.tar.gz.<cipher>, which Alpine's own initramfs reads too. The
@@ -31,7 +37,7 @@ keep the suffix; `diff` decrypts the last apkovl with the same passphrase.
   --media M         medium: a name under /media, or a directory (default: LBU_BACKUPDIR,
                     LBU_MEDIA of lbu.conf, or the medium the boot read its apkovl from)
   --hostname NAME   name the apkovl after NAME (default: the hostname)
-  -n, --dry-run     list the files, write nothing
+  -n, --dry-run     list the files and the hooks run, write nothing
   -d                remove other apkovls on the medium (else their presence is refused)
   -f, --force       commit although this boot is not confirmed good (`ramboot ok`)
   -v, --verbose     list the files too
@@ -145,7 +151,7 @@ pub fn main(args: &[OsString]) -> i32 {
         Err(code) => return code,
     };
     let result = if a.diff {
-        run_diff(&RealSys, &a.req)
+        run_diff(&RealSys, &a.req, a.verbose)
     } else {
         run_commit(&RealSys, &a.req, a.verbose, &mut std::io::stdout())
     };
@@ -158,6 +164,18 @@ pub fn main(args: &[OsString]) -> i32 {
     }
 }
 
+/// Prints a hook that ended: failures on stderr, as busybox run-parts does; the others only
+/// when verbose.
+fn hook_line(verbose: bool) -> impl FnMut(&HookRun) {
+    move |run| {
+        if run.failed() {
+            eprintln!("ramboot commit: {run}");
+        } else if verbose {
+            println!("{run}");
+        }
+    }
+}
+
 /// Commits and prints what was done to `out`.
 pub fn run_commit(
     sys: &dyn Sys,
@@ -165,7 +183,7 @@ pub fn run_commit(
     verbose: bool,
     out: &mut dyn std::io::Write,
 ) -> Result<(), CommitError> {
-    let r = commit::commit(sys, req)?;
+    let r = commit::commit_with(sys, req, &mut hook_line(verbose))?;
     if verbose {
         for f in &r.selection.files {
             let _ = writeln!(out, "{}", f.path);
@@ -199,25 +217,15 @@ pub fn run_commit(
     Ok(())
 }
 
-fn run_diff(sys: &dyn Sys, req: &Request) -> Result<(), CommitError> {
-    let (root, sel) = commit::selection(&req.root)?;
-    let target = commit::target(sys, req, &root)?;
-    let Some(last) = commit::last_apkovl(&sys.path(&target.dir), req, &target) else {
+fn run_diff(sys: &dyn Sys, req: &Request, verbose: bool) -> Result<(), CommitError> {
+    let r = commit::diff_since_last(sys, req, &mut hook_line(verbose))?;
+    if r.last.is_none() {
         println!(
             "no apkovl at {} yet: everything would be added",
-            commit::shown(&target.path())
+            commit::shown(&r.target)
         );
-        for f in &sel.files {
-            println!("A {}", f.path.trim_end_matches('/'));
-        }
-        return Ok(());
-    };
-    let shown = target.dir.join(last.file_name().unwrap_or_default());
-    let pass = match crate::overlay::crypt::suffix_of(&last) {
-        Some(_) => Some(commit::passphrase(sys, req, &target, &shown, false)?),
-        None => None,
-    };
-    for c in commit::diff(&root, &sel.files, &last, pass.as_deref())? {
+    }
+    for c in &r.changes {
         println!("{} {}", c.letter, c.path);
     }
     Ok(())

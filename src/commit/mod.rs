@@ -22,9 +22,14 @@
 //!   (ramboot's authenticated format, or lbu's `openssl enc` with that cipher); backups keep
 //!   the suffix as lbu's do, and `diff` decrypts the last one.
 //!
+//! * lbu's hooks ([`hooks`]): `/etc/lbu/pre-package.d` runs before the selection (a failure
+//!   stops the commit, as lbu's), `post-package.d` after the write, on the writable medium and
+//!   before the rotation, whatever became of the write; `--dry-run` and `diff` run them too.
+//!
 //! Only the `ramboot` host binary reaches this module; the init build does not link it.
 
 pub mod archive;
+pub mod hooks;
 pub mod select;
 
 use crate::boot::lkg;
@@ -32,6 +37,7 @@ use crate::fsutil::{Resolve, Root};
 use crate::overlay::crypt::{self, CryptError};
 use crate::quote::quoted;
 use crate::sys::Sys;
+use hooks::{HookRun, POST_PACKAGE, PRE_PACKAGE};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -72,6 +78,10 @@ pub enum CommitError {
     Write { path: PathBuf, source: io::Error },
     #[error("the apkovl written to {} does not read back: {reason}; the old apkovl is unchanged", path.display())]
     ReadBack { path: PathBuf, reason: String },
+    #[error("{} of the pre-package hooks failed; as lbu, nothing was committed and the medium is unchanged", failed.len())]
+    PreHook { failed: Vec<HookRun> },
+    #[error("the hooks of {} cannot run: it is not inside this system's / ({})", root.display(), top.display())]
+    HookRoot { root: PathBuf, top: PathBuf },
 }
 
 /// `etc/lbu/lbu.conf` (sourced by lbu as shell): the settings `ramboot commit` uses.
@@ -276,16 +286,67 @@ pub struct Report {
     pub backup: Option<String>,
     pub removed: Vec<String>,
     pub notes: Vec<String>,
+    /// The lbu hooks that ran, pre-package then post-package.
+    pub hooks: Vec<HookRun>,
+}
+
+/// Opens the system's root.
+pub fn open_root(root: &Path) -> Result<Root, CommitError> {
+    Root::open(root, Resolve::Kernel).map_err(|source| CommitError::Root {
+        root: root.to_path_buf(),
+        source,
+    })
 }
 
 /// Opens the root and selects its files.
 pub fn selection(root: &Path) -> Result<(Root, Selection), CommitError> {
-    let r = Root::open(root, Resolve::Kernel).map_err(|source| CommitError::Root {
-        root: root.to_path_buf(),
-        source,
-    })?;
+    let r = open_root(root)?;
     let s = select(&r)?;
     Ok((r, s))
+}
+
+/// The system whose hooks run: `root` (opened from `req.root`) and where [`Sys`] sees it.
+pub fn system<'a>(
+    sys: &dyn Sys,
+    req: &Request,
+    root: &'a Root,
+) -> Result<hooks::System<'a>, CommitError> {
+    let canonical = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let host = canonical(&req.root);
+    let top = canonical(&sys.path(Path::new("/")));
+    let inside = host.strip_prefix(&top).map_err(|_| CommitError::HookRoot {
+        root: req.root.clone(),
+        top: top.clone(),
+    })?;
+    Ok(hooks::System {
+        root,
+        sys_root: Path::new("/").join(inside),
+    })
+}
+
+/// Runs `pre-package.d`: the runs, or [`CommitError::PreHook`] when one failed (lbu's
+/// `run-parts … || return 1`).
+pub fn pre_hooks(
+    sys: &dyn Sys,
+    system: &hooks::System,
+    seen: &mut dyn FnMut(&HookRun),
+) -> Result<Vec<HookRun>, CommitError> {
+    let runs = hooks::run(sys, system, PRE_PACKAGE, seen);
+    let failed: Vec<HookRun> = runs.iter().filter(|r| r.failed()).cloned().collect();
+    if failed.is_empty() {
+        Ok(runs)
+    } else {
+        Err(CommitError::PreHook { failed })
+    }
+}
+
+/// Runs `post-package.d`; failures are only reported (lbu ignores their status).
+pub fn post_hooks(
+    sys: &dyn Sys,
+    system: &hooks::System,
+    seen: &mut dyn FnMut(&HookRun),
+) -> Vec<HookRun> {
+    hooks::run(sys, system, POST_PACKAGE, seen)
 }
 
 /// The target of a commit of `req`.
@@ -368,7 +429,16 @@ pub fn passphrase(
 
 /// `ramboot commit`.
 pub fn commit(sys: &dyn Sys, req: &Request) -> Result<Report, CommitError> {
-    let (root, selection) = selection(&req.root)?;
+    commit_with(sys, req, &mut |_| {})
+}
+
+/// `ramboot commit`, telling `seen` of each lbu hook as it ends.
+pub fn commit_with(
+    sys: &dyn Sys,
+    req: &Request,
+    seen: &mut dyn FnMut(&HookRun),
+) -> Result<Report, CommitError> {
+    let root = open_root(&req.root)?;
     let target = target(sys, req, &root)?;
     let mut report = Report {
         target: Some(target.path()),
@@ -384,8 +454,57 @@ pub fn commit(sys: &dyn Sys, req: &Request) -> Result<Report, CommitError> {
     }
     let state = lkg::State::read(&host_dir);
     let failing = check_lkg(&host_dir, &target, state.as_ref(), req.force)?;
+    let system = system(sys, req, &root)?;
+    report.hooks = pre_hooks(sys, &system, seen)?;
+    // Post hooks run once, on the writable medium after the write or after whatever stopped
+    // the package step (lbu runs them whatever `cmd_package`'s archive became).
+    let mut post_ran = false;
+    let mut post = |report: &mut Report| {
+        if !std::mem::replace(&mut post_ran, true) {
+            report.hooks.extend(post_hooks(sys, &system, seen));
+        }
+    };
+    let stored = package(
+        sys,
+        req,
+        &root,
+        &target,
+        Stage {
+            host_dir: &host_dir,
+            others,
+            failing,
+        },
+        &mut report,
+        &mut post,
+    );
+    post(&mut report);
+    stored.map(|()| report)
+}
+
+/// What [`package`] writes over.
+struct Stage<'a> {
+    /// The medium's directory as a host path.
+    host_dir: &'a Path,
+    /// Other apkovls to remove (`-d`).
+    others: Vec<String>,
+    /// The current apkovl failed to boot.
+    failing: bool,
+}
+
+/// lbu's `cmd_package` and what `cmd_commit` does after it: select, archive, seal, write;
+/// `post` in the write's window, before the rotation.
+fn package(
+    sys: &dyn Sys,
+    req: &Request,
+    root: &Root,
+    target: &Target,
+    stage: Stage,
+    report: &mut Report,
+    post: &mut dyn FnMut(&mut Report),
+) -> Result<(), CommitError> {
+    let selection = select(root)?;
     let mut data = Vec::new();
-    let written = write_apkovl(&root, &selection.files, &mut data).map_err(CommitError::Archive)?;
+    let written = write_apkovl(root, &selection.files, &mut data).map_err(CommitError::Archive)?;
     report.notes.extend(written.skipped);
     report.selection = selection;
     if req.dry_run {
@@ -395,11 +514,11 @@ pub fn commit(sys: &dyn Sys, req: &Request) -> Result<Report, CommitError> {
                 .notes
                 .push("the size is before encryption; no passphrase was asked".into());
         }
-        return Ok(report);
+        return Ok(());
     }
     let key = match &target.cipher {
         Some(suffix) => {
-            let pass = passphrase(sys, req, &target, &target.path(), true)?;
+            let pass = passphrase(sys, req, target, &target.path(), true)?;
             data = crypt::seal(&data, suffix, &pass).map_err(|source| CommitError::Cipher {
                 suffix: suffix.clone(),
                 source,
@@ -410,22 +529,16 @@ pub fn commit(sys: &dyn Sys, req: &Request) -> Result<Report, CommitError> {
     };
     report.bytes = data.len() as u64;
     let key = key.as_ref().map(|(s, p)| (*s, p.as_slice()));
+    let dir = stage.host_dir;
     lkg::with_writable(sys, &target.dir, || {
-        Ok(store(
-            &host_dir,
-            &target,
-            &data,
-            key,
-            others,
-            failing,
-            &mut report,
-        ))
+        let stored = store(dir, target, &data, key, stage.others, stage.failing, report);
+        post(report);
+        Ok(stored.and_then(|()| rotate(dir, target, report)))
     })
     .map_err(|source| CommitError::Write {
         path: target.path(),
         source,
-    })??;
-    Ok(report)
+    })?
 }
 
 /// The other apkovls in the medium's top directory (names a boot could pick), not `name`.
@@ -553,6 +666,16 @@ fn store(
             report.removed.push(o);
         }
     }
+    Ok(())
+}
+
+/// After the post hooks, as lbu's `cmd_commit`: older copies beyond `BACKUP_LIMIT` and the
+/// legacy `packages.list` removed, the directory synced.
+fn rotate(dir: &Path, target: &Target, report: &mut Report) -> Result<(), CommitError> {
+    let werr = |source| CommitError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
     let backups = lkg::backups(dir, &target.name);
     let excess = backups.len().saturating_sub(target.backup_limit as usize);
     for b in &backups[..excess] {
@@ -564,8 +687,7 @@ fn store(
     if fs::remove_file(dir.join("packages.list")).is_ok() {
         report.removed.push("packages.list".into());
     }
-    sync_dir(dir).map_err(werr(dir))?;
-    Ok(())
+    sync_dir(dir).map_err(werr)
 }
 
 /// Reads the written file whole as the boot will: decrypted with `key` when sealed.
@@ -727,6 +849,62 @@ pub fn diff(
         }
     }
     Ok(out)
+}
+
+/// What `ramboot commit diff` found.
+#[derive(Debug, Default)]
+pub struct DiffReport {
+    /// Where a commit would write.
+    pub target: PathBuf,
+    /// The last apkovl (the medium's path); None: there is none yet, all is added.
+    pub last: Option<PathBuf>,
+    pub changes: Vec<Change>,
+    /// The lbu hooks that ran.
+    pub hooks: Vec<HookRun>,
+}
+
+/// `ramboot commit diff`, as lbu's `status`: the last apkovl opened (its passphrase asked),
+/// then the hooks run around the selection as for a commit (lbu's `cmd_package -`).
+pub fn diff_since_last(
+    sys: &dyn Sys,
+    req: &Request,
+    seen: &mut dyn FnMut(&HookRun),
+) -> Result<DiffReport, CommitError> {
+    let root = open_root(&req.root)?;
+    let target = target(sys, req, &root)?;
+    let last = last_apkovl(&sys.path(&target.dir), req, &target);
+    let pass = match &last {
+        Some(l) if crypt::suffix_of(l).is_some() => {
+            let shown = target.dir.join(l.file_name().unwrap_or_default());
+            Some(passphrase(sys, req, &target, &shown, false)?)
+        }
+        _ => None,
+    };
+    let system = system(sys, req, &root)?;
+    let mut report = DiffReport {
+        target: target.path(),
+        last: last
+            .as_ref()
+            .map(|l| target.dir.join(l.file_name().unwrap_or_default())),
+        hooks: pre_hooks(sys, &system, seen)?,
+        ..Default::default()
+    };
+    let changes = select(&root)
+        .map_err(CommitError::from)
+        .and_then(|sel| match &last {
+            Some(l) => diff(&root, &sel.files, l, pass.as_deref()),
+            None => Ok(sel
+                .files
+                .iter()
+                .map(|f| Change {
+                    letter: 'A',
+                    path: f.path.trim_end_matches('/').to_string(),
+                })
+                .collect()),
+        });
+    report.hooks.extend(post_hooks(sys, &system, seen));
+    report.changes = changes?;
+    Ok(report)
 }
 
 /// What an entry holds, for comparing two apkovls: kind, mode, owner, link, content.
