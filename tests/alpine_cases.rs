@@ -20,10 +20,10 @@
 //!   HTTP server of `support::http` (upstream mocks wget).
 //! * 19-23 `tmpfs_root_ip_dhcp_*` are here; the DHCP exchange itself (upstream mocks udhcpc)
 //!   is in `tests/net_config.rs`.
+//! * 24 `tmpfs_root_ip_mactab` is here (upstream checks only that `nameif` runs); the file's
+//!   format is unit-tested in `src/net/mactab.rs`.
 //!
 //! Not applicable, and why:
-//! * 24 `tmpfs_root_ip_mactab`: renaming interfaces from `/etc/mactab` (nameif) is not
-//!   implemented.
 //! * 26 `aoe`, 27 `wireguard`: ATA over Ethernet and WireGuard need networking; not implemented.
 //! * 28 `resume_offset`: resume from hibernation (`resume=`, `resume_offset=`) is recorded by
 //!   the command-line plan but not acted on; a RAM-only diskless boot has no swap to resume from.
@@ -602,6 +602,99 @@ fn tmpfs_root_ip_dhcp_BOOTIF() {
         "{:#?}",
         w.trace()
     );
+}
+
+/// The initramfs `/etc/mactab`.
+fn mactab(w: &World, text: &str) {
+    fs::create_dir_all(w.root().join("etc")).unwrap();
+    fs::write(w.root().join("etc/mactab"), text).unwrap();
+}
+
+/// Case 24: with an `/etc/mactab`, interfaces are renamed (nameif) before the choice: the
+/// renamed interface is the one brought up and given to DHCP, under its new name, and `ip=`
+/// can name it.
+#[test]
+fn tmpfs_root_ip_mactab() {
+    let w = World::new("ip=dhcp");
+    w.media(&[]);
+    w.init(false);
+    three_nics(&w, [false, true, false]);
+    mactab(&w, "# eth1's address\nlan0 02:00:00:00:00:02\n");
+    let f = w.run();
+    handed_off(&f, &w);
+    let t = w.trace();
+    let at = |l: &str| {
+        t.iter()
+            .position(|x| x == l)
+            .unwrap_or_else(|| panic!("{l}: {t:#?}"))
+    };
+    let renamed = at("ip link set eth1 name lan0");
+    assert!(
+        !t[..renamed].iter().any(|l| l.ends_with(" up")),
+        "renamed before any link is up: {t:#?}"
+    );
+    for i in ["eth0", "lan0", "eth2"] {
+        assert!(at(&format!("ip link set {i} up")) > renamed);
+    }
+    assert!(at("udhcpc -i lan0") > renamed);
+    assert!(
+        !t[renamed + 1..].iter().any(|l| l.contains("eth1")),
+        "{t:#?}"
+    );
+
+    // `ip=` names the interface by its new name.
+    let w = World::new("ip=:::::lan0:dhcp");
+    w.media(&[]);
+    w.init(false);
+    three_nics(&w, [true, true, true]);
+    mactab(&w, "lan0 02:00:00:00:00:03\n");
+    handed_off(&w.run(), &w);
+    assert!(w.has("ip link set eth2 name lan0"), "{:#?}", w.trace());
+    assert!(w.has("udhcpc -i lan0"), "{:#?}", w.trace());
+    assert!(!w.has("ip link set eth0 up"), "{:#?}", w.trace());
+}
+
+/// Case 24, a name already taken: the kernel refuses (EEXIST), nameif stops there (the later
+/// lines rename nothing), and the boot goes on with the names as they were (the line said is
+/// checked in `src/net/mactab.rs`).
+#[test]
+fn tmpfs_root_ip_mactab_name_taken() {
+    let w = World::new("ip=dhcp");
+    w.media(&[]);
+    w.init(false);
+    three_nics(&w, [false, false, true]);
+    // Lines are matched from the bottom up, interfaces by ifindex: eth0 first, then eth1.
+    mactab(&w, "wan0 02:00:00:00:00:03\neth0 02:00:00:00:00:02\n");
+    let f = w.run();
+    assert!(w.has("ip link set eth1 name eth0"), "{:#?}", w.trace());
+    assert!(
+        !w.trace().iter().any(|l| l.contains(" name wan0")),
+        "{:#?}",
+        w.trace()
+    );
+    assert!(w.has("udhcpc -i eth2"), "{:#?}", w.trace());
+    assert!(network_failed(&f, &w).starts_with("no DHCP lease on eth2"));
+}
+
+/// A NIC that appears while the boot waits (the Pi's USB Ethernet) is renamed too.
+#[test]
+fn tmpfs_root_ip_mactab_late_interface() {
+    let w = World::new("ip=:::::lan0:dhcp");
+    w.media(&[]);
+    w.init(false);
+    fs::create_dir_all(w.root().join("sys/class/net")).unwrap();
+    mactab(&w, "lan0 b8:27:eb:00:00:01\n");
+    w.sys
+        .push_link_change_after(std::time::Duration::from_millis(800), |root| {
+            let d = root.join("sys/class/net/eth0");
+            fs::create_dir_all(d.join("device")).unwrap();
+            fs::write(d.join("ifindex"), "2\n").unwrap();
+            fs::write(d.join("address"), "b8:27:eb:00:00:01\n").unwrap();
+            fs::write(d.join("operstate"), "up\n").unwrap();
+        });
+    handed_off(&w.run(), &w);
+    assert!(w.has("ip link set eth0 name lan0"), "{:#?}", w.trace());
+    assert!(w.has("udhcpc -i lan0"), "{:#?}", w.trace());
 }
 
 /// Beyond upstream's mocks: a lease from the in-process DHCP server reaches the new root (its

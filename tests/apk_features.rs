@@ -688,6 +688,9 @@ impl Sys for BindingSys {
     fn link_down(&self, interface: &str) -> io::Result<()> {
         self.0.link_down(interface)
     }
+    fn rename_link(&self, i: &str, n: u32, to: &str) -> io::Result<()> {
+        self.0.rename_link(i, n, to)
+    }
     fn link_watch(&self) -> io::Result<Box<dyn ramboot::sys::LinkWatch>> {
         self.0.link_watch()
     }

@@ -1,6 +1,6 @@
 //! `ramboot mkinitfs` as a user runs it: from any directory, with the built-in feature lists,
-//! refusing (with the reason) an `/init` the kernel could not run, and with `--tls
-//! --ca-bundle` putting the bundle where the TLS init reads it.
+//! refusing (with the reason) an `/init` the kernel could not run, checking the `/etc/mactab`
+//! it puts in, and with `--tls --ca-bundle` putting the bundle where the TLS init reads it.
 // Tests drive real tools and processes (QEMU, mkfs, the built binary): the system boundary
 // lint is for the library.
 #![allow(clippy::disallowed_methods)]
@@ -183,4 +183,47 @@ fn a_ca_bundle_that_is_not_a_file_is_refused_before_anything_is_written() {
     assert!(text(&out).contains("missing.pem"), "{}", text(&out));
     assert!(text(&out).contains("not a file"), "{}", text(&out));
     assert!(!dir.path().join("initrd").exists(), "nothing written");
+}
+
+/// `--mactab FILE` puts the file at `/etc/mactab` after reading it as the boot will: lines the
+/// boot would skip are warned about, a file it would refuse is refused with the line.
+#[test]
+fn mactab_goes_in_as_etc_mactab_once_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("ramboot");
+    fs::write(&init, minimal(EM_AARCH64, true, 3, None)).unwrap();
+    let tab = dir.path().join("mactab");
+    let run = |out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_ramboot"))
+            .current_dir(dir.path())
+            .args(["mkinitfs", "--compress", "none", "-o", out, "--init"])
+            .arg(&init)
+            .arg("--mactab")
+            .arg(&tab)
+            .output()
+            .unwrap()
+    };
+    let content = "lan0 b8:27:eb:00:00:01 # onboard\nwan0 bus=usb-0000:00:08.2-3\n";
+    fs::write(&tab, content).unwrap();
+    let out = run("initrd");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("warning: /etc/mactab:2: `bus=usb-0000:00:08.2-3` is not supported"),
+        "{}",
+        text(&out)
+    );
+    let image = fs::read(dir.path().join("initrd")).unwrap();
+    let find = |needle: &[u8]| image.windows(needle.len()).position(|w| w == needle);
+    let name = find(b"etc/mactab\0").expect("etc/mactab in the archive");
+    assert!(find(content.as_bytes()).is_some_and(|at| at > name));
+
+    fs::write(&tab, "lan0 b8:27:eb:00:00\n").unwrap();
+    let out = run("initrd2");
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("line 1: `b8:27:eb:00:00` is not a MAC address (XX:XX:XX:XX:XX:XX)"),
+        "{}",
+        text(&out)
+    );
+    assert!(!dir.path().join("initrd2").exists(), "nothing written");
 }

@@ -409,6 +409,40 @@ fn plan_shows_the_network_decisions() {
     assert!(text.contains("udhcpc -i eth0"), "{text}");
 }
 
+/// Issue 10 (mkinitfs case 24): the stand-in root's `/etc/mactab` renames the NIC before the
+/// choice, and the plan says which name it had.
+#[test]
+fn plan_shows_a_mactab_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let card = root.join("media/mmcblk0p1");
+    fs::create_dir_all(card.join("apks")).unwrap();
+    fs::write(card.join("apks/.boot_repository"), b"").unwrap();
+    let nic = root.join("sys/class/net/eth0");
+    fs::create_dir_all(nic.join("device")).unwrap();
+    fs::write(nic.join("ifindex"), "2\n").unwrap();
+    fs::write(nic.join("address"), "b8:27:eb:00:00:01\n").unwrap();
+    fs::write(nic.join("operstate"), "up\n").unwrap();
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::write(root.join("etc/mactab"), "lan0 B8:27:EB:00:00:01\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ramboot"))
+        .args(["plan", "--root"])
+        .arg(root)
+        .args(["--cmdline", "ip=10.0.2.15::10.0.2.2:255.255.255.0::lan0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "network: lan0 10.0.2.15/24 via 10.0.2.2 (static, ip=); interface: named by ip= \
+             (renamed from eth0 by /etc/mactab)"
+        ),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("ip link set eth0 name lan0"), "{text}");
+}
+
 /// Issue 10 (3, 8): with IPv6 in the kernel, the plan shows SLAAC switched on before the link
 /// and, on the dry run (no DHCP server, no router), that neither gave an address.
 #[test]

@@ -306,19 +306,9 @@ const CASES: &[Case] = &[
     case("ip=dhcp", &[], |p| {
         assert_eq!(p.ip, Some(IpConfig::Dhcp { device: None }));
         assert!(p.needs_network);
-        assert_eq!(network_needed_by(p), strings(&["ip=dhcp"]));
     }),
-    case(
-        "ip=10.0.0.5:::255.0.0.0 alpine_repo=/media/a,http://r/b modloop=https://m/x",
-        &[],
-        |p| {
-            let by = ["ip=10.0.0.5", "alpine_repo=http://r/b", "modloop=https://m/x"];
-            assert_eq!(network_needed_by(p), strings(&by));
-        },
-    ),
     case("ip=off apkovl=http://h/a.apkovl.tar.gz", &[(Ignored, "ip")], |p| {
-        assert!(!p.needs_network);
-        assert!(network_needed_by(p).is_empty());
+        assert!(!p.needs_network)
     }),
     case("ip=:::::eth1:dhcp", &[], |p| {
         assert_eq!(
@@ -786,6 +776,38 @@ fn raspberry_pi_image() {
     assert!(!p.needs_network);
 }
 
+/// Why the network is configured, in the user's words: `ip=` whole (not cut to the address),
+/// the URLs that need it; nothing with `ip=off`.
+#[test]
+fn network_needed_by_shows_the_options_as_written() {
+    for (line, by) in [
+        ("ip=dhcp", &["ip=dhcp"][..]),
+        ("ip=:::::eth1:dhcp", &["ip=:::::eth1:dhcp"]),
+        ("ip", &["ip"]),
+        (
+            "ip=10.0.0.5:::255.0.0.0 alpine_repo=/media/a,http://r/b modloop=https://m/x",
+            &[
+                "ip=10.0.0.5:::255.0.0.0",
+                "alpine_repo=http://r/b",
+                "modloop=https://m/x",
+            ],
+        ),
+        // The last ip= counts, as for the plan.
+        (
+            "ip=dhcp ip=10.0.0.5::10.0.0.1:24",
+            &["ip=10.0.0.5::10.0.0.1:24"],
+        ),
+        ("ip=off apkovl=http://h/a.apkovl.tar.gz", &[]),
+        (
+            "apkovl=http://h/a.apkovl.tar.gz",
+            &["apkovl=http://h/a.apkovl.tar.gz"],
+        ),
+    ] {
+        let o = parse(line);
+        assert_eq!(network_needed_by(&o, &plan(&o)), strings(by), "{line}");
+    }
+}
+
 #[test]
 fn explain_mentions_the_decisions() {
     let o = parse(
@@ -818,6 +840,17 @@ fn explain_mentions_the_decisions() {
     ] {
         assert!(json.contains(needle), "{needle:?} missing in:\n{json}");
     }
+    // A static ip= is shown whole, as written, not cut to its address.
+    let o = parse("ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0");
+    let p = plan(&o);
+    let text = explain(&o, &p);
+    let needle = "static 10.0.2.15 on eth0 netmask 255.255.255.0 gateway 10.0.2.2; needed by \
+                  ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0;";
+    assert!(text.contains(needle), "{needle:?} missing in:\n{text}");
+    let json = explain_json(&o, &p);
+    let needle =
+        "\"network_needed_by\": [\n      \"ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0\"\n    ]";
+    assert!(json.contains(needle), "{needle:?} missing in:\n{json}");
 }
 
 #[test]

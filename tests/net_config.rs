@@ -678,3 +678,41 @@ fn a_usb_nic_appearing_after_the_media_search_gets_its_driver_and_a_lease() {
     assert!(loader.has_loaded("smsc95xx"));
     assert_eq!(watch.loaded_at, Some(Duration::from_millis(700)));
 }
+
+/// `RealSys::rename_link` through rtnetlink (`RTM_SETLINK` with `IFLA_IFNAME`), on the
+/// loopback of a network namespace private to one test thread: the host's links are never
+/// touched.
+#[test]
+fn real_rename_link_in_a_private_network_namespace() {
+    if !rustix::process::geteuid().is_root() {
+        support::tools::missing("renaming a link needs root (a private network namespace)");
+        return;
+    }
+    std::thread::spawn(|| {
+        // SAFETY: CLONE_NEWNET only moves this thread to a new network namespace; it holds no
+        // socket or fd table state that the move could invalidate.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }
+            .expect("unshare(CLONE_NEWNET)");
+        let sys = ramboot::sys::RealSys;
+        let name_of = |index: u32| {
+            let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+            // SAFETY: `buf` has the IF_NAMESIZE bytes if_indextoname writes at most.
+            let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+            assert!(!p.is_null(), "no interface {index}");
+            // SAFETY: on success `buf` holds a NUL-terminated name.
+            unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert_eq!(name_of(1), "lo");
+        sys.rename_link("lo", 1, "lan9").unwrap();
+        assert_eq!(name_of(1), "lan9");
+        let gone = sys.rename_link("x", 99, "lan8").unwrap_err();
+        assert_eq!(gone.raw_os_error(), Some(libc::ENODEV), "{gone}");
+        let long = sys.rename_link("lan9", 1, "sixteen-bytes-xx").unwrap_err();
+        assert_eq!(long.kind(), std::io::ErrorKind::InvalidInput);
+        assert_eq!(name_of(1), "lan9");
+    })
+    .join()
+    .unwrap();
+}

@@ -6,7 +6,8 @@
 //! Scenarios: `ip=dhcp apkovl=http://…/{MAC}.apkovl.tar.gz modloop=http://…`;
 //! `alpine_repo=https://…` checked against a CA made here and put into the initramfs (the TLS
 //! init); a repository server that is down (the boot goes on from the
-//! media); a server whose certificate is from another CA (refused, with the host and why).
+//! media); a server whose certificate is from another CA (refused, with the host and why); an
+//! `/etc/mactab` that renames the NIC before DHCP (mkinitfs case 24 on the real kernel).
 // Tests drive real tools and processes (QEMU, openssl, socat): the system boundary lint is for
 // the library.
 #![allow(clippy::disallowed_methods)]
@@ -44,6 +45,8 @@ struct Artifacts {
     initrd: PathBuf,
     /// The TLS init with the test CA as its bundle.
     initrd_tls: PathBuf,
+    /// The default init with an `/etc/mactab` naming QEMU's NIC `lan0`.
+    initrd_mactab: PathBuf,
     certs: PathBuf,
 }
 
@@ -181,6 +184,9 @@ fn artifacts() -> &'static Artifacts {
             out
         };
         let initrd = build("net-initrd", &[]);
+        let mactab = out_dir().join("net-mactab");
+        std::fs::write(&mactab, format!("# QEMU's first NIC\nlan0 {MAC}\n")).unwrap();
+        let initrd_mactab = build("net-initrd-mactab", &["--mactab", mactab.to_str().unwrap()]);
         let bundle = certs.join("ca.pem");
         let initrd_tls = build(
             "net-initrd-tls",
@@ -191,6 +197,7 @@ fn artifacts() -> &'static Artifacts {
             apkovl,
             initrd,
             initrd_tls,
+            initrd_mactab,
             certs,
         }
     })
@@ -483,6 +490,34 @@ fn a_certificate_from_another_ca_is_refused_with_the_host_and_reason() {
     assert!(text.contains(&refusal), "{text}");
     assert!(
         demo_line(&text, "installed").contains("demo-service"),
+        "{text}"
+    );
+}
+
+/// Alpine's `nameif` before the interface choice (mkinitfs case 24) on the real kernel: the
+/// `/etc/mactab` that `mkinitfs --mactab` put in renames the virtio NIC `lan0` while it is
+/// down (RTM_SETLINK), and DHCP runs on `lan0`.
+#[test]
+fn mactab_renames_the_nic_before_dhcp() {
+    let a = artifacts();
+    let mut extra = virtio_snapshot(&a.media.join("media.img"));
+    extra.extend(user_net(80, free_port()));
+    extra.extend(["-icount".into(), "shift=0,sleep=on".into()]);
+    let mut q = Qemu::virt(
+        "net-5-mactab",
+        &a.initrd_mactab,
+        "console=ttyAMA0 ip=dhcp",
+        &extra,
+    );
+    q.expect("RAMBOOT-DEMO: done, powering off", BOOT);
+    let text = q.wait_exit(BOOT);
+    assert!(text.contains("eth0 renamed lan0 (/etc/mactab:2)"), "{text}");
+    assert!(
+        text.contains("lan0: renamed from eth0"),
+        "the kernel's own line: {text}"
+    );
+    assert!(
+        text.contains("network up: lan0 10.0.2.15/24 (DHCP from 10.0.2.2"),
         "{text}"
     );
 }

@@ -19,6 +19,8 @@ usage: ramboot mkinitfs -o FILE [options]
   --busybox FILE           add a static busybox as /bin/busybox and /bin/sh (rescue shell)
   --apk-key FILE           add an apk public key to /etc/apk/keys (repeatable)
   --file SRC:DEST          add a file at DEST (repeatable)
+  --mactab FILE            interface names by MAC address (busybox nameif's format, checked
+                           here) as /etc/mactab: the boot renames interfaces before choosing one
   --compress gzip|none     compression (default: gzip)
   --tls                    HTTPS at boot: the TLS init `ramboot-init-tls` beside this program
                            (unless --init names one) and a CA bundle at
@@ -47,6 +49,7 @@ struct Raw {
     busybox: Option<PathBuf>,
     apk_keys: Vec<PathBuf>,
     files: Vec<String>,
+    mactab: Option<PathBuf>,
     compress: Option<String>,
     tls: bool,
     ca_bundle: Option<PathBuf>,
@@ -73,6 +76,7 @@ fn parse_raw(mut p: Args) -> Result<Raw, ArgError> {
             Long("busybox") => raw.busybox = Some(p.path()?),
             Long("apk-key") => raw.apk_keys.push(p.path()?),
             Long("file") => raw.files.push(p.string()?),
+            Long("mactab") => raw.mactab = Some(p.path()?),
             Long("compress") => raw.compress = Some(p.string()?),
             Long("tls") => raw.tls = true,
             Long("ca-bundle") => raw.ca_bundle = Some(p.path()?),
@@ -87,6 +91,8 @@ fn parse_raw(mut p: Args) -> Result<Raw, ArgError> {
 struct Request {
     spec: Spec,
     output: PathBuf,
+    /// Said on stderr before the image is written (lines of `--mactab` that will be skipped).
+    warnings: Vec<String>,
 }
 
 /// The init build (`ramboot-init`, without the host tools) when it sits beside this program, as
@@ -187,6 +193,11 @@ fn validate(raw: Raw) -> Result<Request, ArgError> {
     if let Some(b) = ca_bundle {
         files.push((b, crate::net::CA_BUNDLE.to_string()));
     }
+    let mut warnings = Vec::new();
+    if let Some(m) = raw.mactab {
+        warnings = check_mactab(&m)?;
+        files.push((m, crate::net::mactab::PATH.to_string()));
+    }
     let mtime = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -202,7 +213,18 @@ fn validate(raw: Raw) -> Result<Request, ArgError> {
             mtime,
         },
         output,
+        warnings,
     })
+}
+
+/// Reads `--mactab FILE` as the boot will: a file the boot would refuse is refused here; the
+/// lines it would skip are returned.
+fn check_mactab(path: &Path) -> Result<Vec<String>, ArgError> {
+    let bad = |why: String| ArgError::invalid("--mactab", &display(path), why);
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    crate::net::mactab::parse(&text)
+        .map(|m| m.skipped.iter().map(ToString::to_string).collect())
+        .map_err(|e| bad(format!("line {}: `{}` {}", e.line, e.word, e.reason)))
 }
 
 pub fn main(args: &[OsString]) -> i32 {
@@ -210,6 +232,9 @@ pub fn main(args: &[OsString]) -> i32 {
         Ok(r) => r,
         Err(code) => return code,
     };
+    for w in &req.warnings {
+        eprintln!("ramboot mkinitfs: warning: {w}");
+    }
     match initramfs::write(&req.spec, &req.output) {
         Ok(r) => {
             println!(

@@ -22,7 +22,7 @@ pub fn explain(options: &BootOptions, plan: &BootPlan) -> String {
         Mode::Diskless(d) => diskless_lines(&mut l, d),
         Mode::Root(r) => root_lines(&mut l, r),
     }
-    plan_lines(&mut l, plan);
+    plan_lines(&mut l, options, plan);
     let mut text = format!("Boot plan\n{}", l.0);
     text.push_str("\nWords\n");
     if options.words.is_empty() && options.after_dashdash.is_empty() {
@@ -157,12 +157,12 @@ fn root_lines(l: &mut Lines, r: &RootSpec) {
 }
 
 /// What every mode shares: modules, network, consoles, handoff, failure policy, output.
-fn plan_lines(l: &mut Lines, plan: &BootPlan) {
+fn plan_lines(l: &mut Lines, options: &BootOptions, plan: &BootPlan) {
     l.line("modules", modules_text(plan));
     if !plan.blacklist.is_empty() {
         l.line("blacklist", plan.blacklist.join(" "));
     }
-    l.line("network", network_text(plan));
+    l.line("network", network_text(options, plan));
     l.line("modloop", modloop_text(plan));
     l.line(
         "consoles",
@@ -344,7 +344,7 @@ fn modules_text(plan: &BootPlan) -> String {
     s
 }
 
-fn network_text(plan: &BootPlan) -> String {
+fn network_text(options: &BootOptions, plan: &BootPlan) -> String {
     let iface = |d: &Option<String>| match (d, &plan.bootif) {
         (Some(d), _) => d.clone(),
         (None, Some(mac)) => format!("the interface with MAC {mac}"),
@@ -381,7 +381,7 @@ fn network_text(plan: &BootPlan) -> String {
     };
     format!(
         "{how}; needed by {}; {ipv6}; a failure is a warning and the boot goes on with local sources",
-        super::plan::network_needed_by(plan).join(" ")
+        super::plan::network_needed_by(options, plan).join(" ")
     )
 }
 
@@ -491,7 +491,7 @@ pub fn explain_json(options: &BootOptions, plan: &BootPlan) -> String {
         })
         .collect();
     Json::obj([
-        ("plan", plan_json(plan)),
+        ("plan", plan_json(options, plan)),
         ("words", Json::Arr(words)),
         ("after_dashdash", Json::strs(&options.after_dashdash)),
         ("warnings", Json::Arr(warnings)),
@@ -516,7 +516,7 @@ fn tagged(kind: &str, mut rest: Vec<(&str, Json)>) -> Json {
     Json::obj(rest)
 }
 
-fn plan_json(plan: &BootPlan) -> Json {
+fn plan_json(options: &BootOptions, plan: &BootPlan) -> Json {
     let mode = match &plan.mode {
         Mode::Diskless(d) => tagged(
             "diskless",
@@ -655,7 +655,7 @@ fn plan_json(plan: &BootPlan) -> Json {
         ("ipv6", Json::str(ipv6_json(plan))),
         (
             "network_needed_by",
-            Json::strs(super::plan::network_needed_by(plan)),
+            Json::strs(super::plan::network_needed_by(options, plan)),
         ),
         ("bootif", Json::opt_str(plan.bootif.clone())),
         ("uevent_buf_size", Json::Num(plan.uevent_buf_size as f64)),

@@ -1,7 +1,9 @@
 //! Which interface the boot configures: the one `ip=` names, else the one whose MAC `BOOTIF=`
 //! gives, else the first (by ifindex) with a carrier once all are up. Interfaces are read from
-//! sysfs; waits end on rtnetlink link events or a deadline, never on a fixed poll.
+//! sysfs; waits end on rtnetlink link events or a deadline, never on a fixed poll. While it
+//! waits, `/etc/mactab` renames the interfaces it names ([`super::mactab`]), before any is up.
 
+use super::mactab::Renamer;
 use super::NetError;
 use crate::sys::{LinkWatch, Sys};
 use std::fs;
@@ -91,15 +93,19 @@ pub struct Choice {
 }
 
 /// Waits on `watch` until an interface is `wanted` (the first by ifindex is returned) or
-/// [`LINK_WAIT`] passes. Not generic: one copy in the init build.
+/// [`LINK_WAIT`] passes; `names` renames each interface as it appears. Not generic: one copy
+/// in the init build.
 fn wait_for(
     sys: &dyn Sys,
     watch: &mut dyn LinkWatch,
+    names: &mut Renamer,
     wanted: &dyn Fn(&Interface) -> bool,
 ) -> Result<Option<Interface>, NetError> {
     let deadline = sys.now() + LINK_WAIT;
     loop {
-        if let Some(i) = scan(sys).into_iter().find(|i| wanted(i)) {
+        let mut found = scan(sys);
+        names.apply(sys, &mut found);
+        if let Some(i) = found.into_iter().find(|i| wanted(i)) {
             return Ok(Some(i));
         }
         let left = deadline.saturating_sub(sys.now());
@@ -110,29 +116,31 @@ fn wait_for(
     }
 }
 
-/// Picks the interface (Alpine's `ip_choose_if` with its link wait) and leaves it up.
+/// Picks the interface (Alpine's `ip_choose_if` with its link wait) and leaves it up; `names`
+/// renames interfaces first (Alpine's `nameif` before the choice).
 pub fn choose(
     sys: &dyn Sys,
     watch: &mut dyn LinkWatch,
+    names: &mut Renamer,
     wanted: Wanted<'_>,
 ) -> Result<Choice, NetError> {
     if let Some(name) = wanted.device {
-        let iface = wait_for(sys, watch, &|i| i.name == name)?.ok_or_else(|| {
+        let iface = wait_for(sys, watch, names, &|i| i.name == name)?.ok_or_else(|| {
             NetError::NamedInterfaceMissing {
                 name: name.to_string(),
             }
         })?;
-        return up_and_wait(sys, watch, vec![iface], "named by ip=");
+        return up_and_wait(sys, watch, names, vec![iface], "named by ip=");
     }
     if let Some(mac) = wanted.bootif {
-        match wait_for(sys, watch, &|i| i.physical && i.mac == mac)? {
-            Some(i) => return up_and_wait(sys, watch, vec![i], "its address is BOOTIF="),
+        match wait_for(sys, watch, names, &|i| i.physical && i.mac == mac)? {
+            Some(i) => return up_and_wait(sys, watch, names, vec![i], "its address is BOOTIF="),
             None => log::warn!("BOOTIF={mac} matches no interface"),
         }
     }
-    wait_for(sys, watch, &|i| i.physical)?.ok_or(NetError::NoInterface)?;
+    wait_for(sys, watch, names, &|i| i.physical)?.ok_or(NetError::NoInterface)?;
     let all = scan(sys).into_iter().filter(|i| i.physical).collect();
-    up_and_wait(sys, watch, all, "")
+    up_and_wait(sys, watch, names, all, "")
 }
 
 /// Brings `candidates` up, waits for a carrier on one, keeps the first with a carrier (or the
@@ -140,9 +148,12 @@ pub fn choose(
 fn up_and_wait(
     sys: &dyn Sys,
     watch: &mut dyn LinkWatch,
+    names: &mut Renamer,
     mut candidates: Vec<Interface>,
     why: &'static str,
 ) -> Result<Choice, NetError> {
+    // Links about to be up are renamed no more.
+    names.stop();
     let mut slaac = Vec::with_capacity(candidates.len());
     for c in &candidates {
         slaac.push(super::slaac::enable(sys, &c.name));
@@ -152,7 +163,7 @@ fn up_and_wait(
     }
     let up_at = sys.now();
     let with_carrier = |i: &Interface| i.carrier && candidates.iter().any(|c| c.name == i.name);
-    let found = wait_for(sys, watch, &with_carrier)?;
+    let found = wait_for(sys, watch, names, &with_carrier)?;
     let linked = found.is_some();
     let at = found
         .as_ref()

@@ -1,5 +1,5 @@
-//! The network at boot, as Alpine's `configure_ip` sets it up: an interface chosen
-//! ([`iface`]), then a static address from `ip=` or a DHCPv4 lease ([`dhcp`]), applied through
+//! The network at boot, as Alpine's `configure_ip` sets it up: interfaces renamed by
+//! `/etc/mactab` ([`mactab`]), an interface chosen ([`iface`]), then a static address from `ip=` or a DHCPv4 lease ([`dhcp`]), applied through
 //! rtnetlink, and the DNS servers in the initramfs `/etc/resolv.conf` (copied into the new root
 //! when it has none). Everything goes through the `Sys` boundary, so the whole of it runs on the
 //! recording double against an in-process DHCP server.
@@ -16,6 +16,7 @@ pub mod dhcp;
 pub mod dual;
 pub mod http;
 pub mod iface;
+pub mod mactab;
 pub mod slaac;
 pub mod template;
 #[cfg(feature = "tls")]
@@ -197,12 +198,13 @@ pub fn configure(
         .ipv6_events()
         .map_err(|e| log::warn!("IPv6 autoconfiguration is not watched: {e}"))
         .ok();
+    let mut names = mactab::Renamer::load(sys);
     let Choice {
         interface,
         why,
         slaac: slaac_on,
         up_at,
-    } = iface::choose(sys, watch, Wanted { device, bootif })?;
+    } = iface::choose(sys, watch, &mut names, Wanted { device, bootif })?;
     let mut v6_events = v6_events.filter(|_| slaac_on);
     let events = v6_events
         .as_mut()

@@ -442,6 +442,10 @@ pub trait Sys: Send + Sync {
     /// Takes a network interface down (`SIOCSIFFLAGS` without `IFF_UP`): the ones not chosen
     /// for the boot, as Alpine leaves them.
     fn link_down(&self, interface: &str) -> io::Result<()>;
+    /// `RTM_SETLINK` with `IFLA_IFNAME`: renames `interface` (ifindex `index`) to `new_name`,
+    /// as busybox `nameif` does for `/etc/mactab`. The kernel refuses when the name is taken
+    /// (EEXIST), and kernels before 6.2 while the link is up (EBUSY).
+    fn rename_link(&self, interface: &str, index: u32, new_name: &str) -> io::Result<()>;
     /// Subscribes to link changes (the rtnetlink link group). Subscribe before reading sysfs,
     /// so that no change between the read and the wait is missed.
     fn link_watch(&self) -> io::Result<Box<dyn LinkWatch>>;

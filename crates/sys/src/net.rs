@@ -1,9 +1,9 @@
 //! Network configuration at boot: link changes from rtnetlink, addresses and routes set with
 //! rtnetlink requests, and the one UDP socket a DHCP client needs.
 //!
-//! Written by hand rather than with a netlink crate: the boot needs four message shapes
-//! (a link-group subscription, `RTM_NEWADDR`, `RTM_NEWROUTE` and the kernel's ack), a few
-//! hundred bytes of code in an init that has a size budget.
+//! Written by hand rather than with a netlink crate: the boot needs five message shapes
+//! (a link-group subscription, `RTM_SETLINK`, `RTM_NEWADDR`, `RTM_NEWROUTE` and the kernel's
+//! ack), a few hundred bytes of code in an init that has a size budget.
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fd::{AsFd, OwnedFd};
@@ -244,6 +244,7 @@ const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
 const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_CREATE: u16 = 0x400;
+const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const AF_INET: u8 = 2;
@@ -364,6 +365,24 @@ fn request(kind: u16, body: &[u8]) -> io::Result<()> {
             at += len.next_multiple_of(4);
         }
     }
+}
+
+/// `RTM_SETLINK`: interface `index` renamed `new_name` (`IFLA_IFNAME`, NUL-terminated).
+pub(crate) fn rename_link(index: u32, new_name: &str) -> io::Result<()> {
+    if new_name.is_empty() || new_name.len() >= 16 || new_name.contains('\0') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
+    }
+    // struct ifinfomsg: family unspecified, pad, type, index, flags, change mask.
+    let mut body = vec![0u8, 0, 0, 0];
+    body.extend(index.to_ne_bytes());
+    body.extend([0u8; 8]);
+    let mut name = new_name.as_bytes().to_vec();
+    name.push(0);
+    attr(&mut body, 3, &name); // IFLA_IFNAME
+    request(RTM_SETLINK, &body)
 }
 
 /// `RTM_NEWADDR`: `address/prefix` (with its broadcast address) on interface `index`.

@@ -419,6 +419,10 @@ impl Sys for RealSys {
         crate::system::link_set(interface, false)
     }
 
+    fn rename_link(&self, _interface: &str, index: u32, new_name: &str) -> io::Result<()> {
+        crate::net::rename_link(index, new_name)
+    }
+
     fn link_watch(&self) -> io::Result<Box<dyn crate::LinkWatch>> {
         Ok(Box::new(crate::net::RtnlWatch::open()?))
     }

@@ -176,6 +176,11 @@ pub enum Call {
     LinkDown {
         interface: String,
     },
+    /// `interface` renamed `to` (the stand-in sysfs entry moves with it).
+    RenameLink {
+        interface: String,
+        to: String,
+    },
     LinkWatch,
     AddAddress {
         interface: String,
@@ -325,6 +330,7 @@ impl fmt::Display for Call {
             Call::Hostname { name } => write!(f, "hostname {name}"),
             Call::LinkUp { interface } => write!(f, "ip link set {interface} up"),
             Call::LinkDown { interface } => write!(f, "ip link set {interface} down"),
+            Call::RenameLink { interface, to } => write!(f, "ip link set {interface} name {to}"),
             Call::LinkWatch => f.write_str("ip monitor link"),
             Call::AddAddress {
                 interface,
@@ -1304,6 +1310,23 @@ impl Sys for RecordingSys {
         self.record(Call::LinkDown {
             interface: interface.into(),
         })
+    }
+
+    fn rename_link(&self, interface: &str, _index: u32, new_name: &str) -> io::Result<()> {
+        self.record(Call::RenameLink {
+            interface: interface.into(),
+            to: new_name.into(),
+        })?;
+        // What the kernel checks, on the stand-in sysfs: the interface exists, the name is free.
+        let net = self.root.join("sys/class/net");
+        let (from, to) = (net.join(interface), net.join(new_name));
+        if !from.is_dir() {
+            return Err(io::Error::from_raw_os_error(libc::ENODEV));
+        }
+        if to.exists() {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        std::fs::rename(from, to)
     }
 
     fn link_watch(&self) -> io::Result<Box<dyn crate::LinkWatch>> {

@@ -5,7 +5,7 @@ use crate::boot::{self, timeline::Outcome, BootEnd, Finished};
 use crate::cmdline::{ApkovlSource, Diskless, Mode, RepoSource};
 use crate::hw::discover::SeenDevice;
 use crate::json::Json;
-use crate::sys::RecordingSys;
+use crate::sys::{Call, RecordingSys};
 use std::path::PathBuf;
 
 /// One boot medium as discovery saw it.
@@ -81,7 +81,7 @@ pub fn report(f: &Finished, sys: &RecordingSys, cmdline: String) -> Report {
     };
     discovery(&mut r, f);
     if let Mode::Diskless(dl) = &plan.mode {
-        diskless(&mut r, f, dl);
+        diskless(&mut r, f, dl, sys);
     }
     outcome(&mut r, f);
     r
@@ -175,17 +175,34 @@ fn media_entry(f: &Finished, s: &SeenDevice) -> MediaEntry {
 }
 
 /// The diskless branch: the apkovl and why, the repositories, the packages asked for.
-fn network_text(n: &NetworkOutcome) -> String {
+/// The network stage's outcome; `sys`'s record says which name the interface had before
+/// `/etc/mactab` renamed it.
+fn network_text(n: &NetworkOutcome, sys: &RecordingSys) -> String {
     match n {
         NetworkOutcome::Off => "off (ip=off): what needs it is not reachable".into(),
-        NetworkOutcome::Up(c) => format!("up by {}: {}; interface: {}", c.by(), c.summary(), c.why),
+        NetworkOutcome::Up(c) => {
+            let old = sys.calls().into_iter().find_map(|call| match call {
+                Call::RenameLink { interface, to } if to == c.interface => Some(interface),
+                _ => None,
+            });
+            let renamed = match old {
+                Some(old) => format!(" (renamed from {old} by {})", crate::net::mactab::PATH),
+                None => String::new(),
+            };
+            format!(
+                "up by {}: {}; interface: {}{renamed}",
+                c.by(),
+                c.summary(),
+                c.why
+            )
+        }
         NetworkOutcome::Failed(why) => {
             format!("not configured: {why}; the boot went on with the local sources")
         }
     }
 }
 
-fn diskless(r: &mut Report, f: &Finished, dl: &Diskless) {
+fn diskless(r: &mut Report, f: &Finished, dl: &Diskless, sys: &RecordingSys) {
     let stage = |name: &str| f.timeline.stages.iter().rev().find(|s| s.name == name);
     let chosen = f.record.discovery.as_ref().and_then(|d| d.apkovl.as_ref());
     match &f.record.decisions {
@@ -194,7 +211,7 @@ fn diskless(r: &mut Report, f: &Finished, dl: &Diskless) {
             r.overlay_files = dec.overlay_files.len();
             r.default_services = Some(dec.default_services);
             r.modloop = dec.modloop.clone();
-            r.network = dec.network.as_ref().map(network_text);
+            r.network = dec.network.as_ref().map(|n| network_text(n, sys));
             r.repositories = dec.repositories.clone();
             r.world = dec.packages.clone();
             r.notes = dec.notes.clone();

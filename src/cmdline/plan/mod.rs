@@ -486,19 +486,19 @@ impl<'a> Planner<'a> {
 }
 
 /// The options that ask for the network (Alpine's `do_networking` conditions, and `nbd=` /
-/// `wireguard=`), as written: the answer to "why does this boot configure the network" for
-/// `explain` (not a field of the plan: the init does not need the texts). Empty with `ip=off`.
-pub fn network_needed_by(plan: &BootPlan) -> Vec<String> {
+/// `wireguard=`), as written in `options` (`ip=` whole, as the user wrote it): the answer to
+/// "why does this boot configure the network" for `explain` (not a field of the plan: the init
+/// does not need the texts). Empty with `ip=off`.
+pub fn network_needed_by(options: &BootOptions, plan: &BootPlan) -> Vec<String> {
     let (mode, modloop, storage, ip) = (&plan.mode, &plan.modloop, &plan.storage, plan.ip.as_ref());
     let mut by = Vec::new();
     match ip {
         Some(IpConfig::Off) => return by,
-        Some(IpConfig::Dhcp { .. }) if matches!(mode, Mode::Diskless(_)) => {
-            by.push("ip=dhcp".into())
-        }
-        Some(IpConfig::Static(s)) if matches!(mode, Mode::Diskless(_)) => {
-            by.push(format!("ip={}", s.client))
-        }
+        Some(_) if matches!(mode, Mode::Diskless(_)) => by.push(match options.last(Opt::Ip) {
+            Some(Setting::Value(v)) => format!("ip={v}"),
+            // `ip` alone, taken as dhcp.
+            _ => "ip".into(),
+        }),
         _ => {}
     }
     if let Mode::Diskless(d) = mode {
