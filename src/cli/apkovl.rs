@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 const USAGE: Usage = Usage {
     prog: "ramboot apkovl",
     text: "\
-Usage: ramboot apkovl encrypt [--openssl] [--cipher NAME] [--key-file FILE] [--rounds N] IN OUT
+usage: ramboot apkovl encrypt [--openssl] [--cipher NAME] [--key-file FILE] [--rounds N] IN OUT
        ramboot apkovl decrypt [--key-file FILE] [--cipher NAME] IN OUT
 
 encrypt: IN (a .apkovl.tar.gz) to OUT in ramboot's authenticated format (name it

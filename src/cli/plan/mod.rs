@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub const HELP: &str = "\
-usage: ramboot plan --root DIR [options]
+usage: ramboot plan --root DIR | --media SRC[:NAME]... [options]
 
 Runs the whole boot unprivileged against DIR standing in for / (proc/cmdline, sys/, dev/,
 media/<dev>/, lib/modules, etc/apk/keys ...) and prints every decision and the recorded calls.
