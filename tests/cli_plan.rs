@@ -434,7 +434,7 @@ fn plan_shows_a_mactab_rename() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains(
-            "network: lan0 10.0.2.15/24 via 10.0.2.2 (static, ip=); interface: named by ip= \
+            "network: up by ip=: lan0 10.0.2.15/24 via 10.0.2.2 (static, ip=); interface: named by ip= \
              (renamed from eth0 by /etc/mactab)"
         ),
         "{text}\n{}",
