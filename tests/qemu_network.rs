@@ -517,7 +517,7 @@ fn mactab_renames_the_nic_before_dhcp() {
         "the kernel's own line: {text}"
     );
     assert!(
-        text.contains("network up: lan0 10.0.2.15/24 (DHCP from 10.0.2.2"),
+        text.contains("network up by DHCPv4: lan0 10.0.2.15/24 (DHCP from 10.0.2.2"),
         "{text}"
     );
 }
