@@ -111,7 +111,11 @@ echo "RAMBOOT-DEMO: timeline $(cat /run/ramboot/timeline.json)"
 echo "RAMBOOT-DEMO: net addr $(ip -4 -o addr show 2>&1 | tr -s ' ' | tr '\n' ' ')"
 echo "RAMBOOT-DEMO: net6 addr $(ip -6 -o addr show 2>&1 | tr -s ' ' | tr '\n' ' ')"
 echo "RAMBOOT-DEMO: net route $(ip -4 route show 2>&1 | tr '\n' ' ')"
-echo "RAMBOOT-DEMO: resolv.conf $(cat /etc/resolv.conf 2>&1 | tr '\n' ' ')"
+if [ -e /etc/resolv.conf ]; then
+    echo "RAMBOOT-DEMO: resolv.conf $(tr '\n' ' ' < /etc/resolv.conf)"
+else
+    echo "RAMBOOT-DEMO: resolv.conf none (the boot configured no network)"
+fi
 # The tests' view of the kernel log (ramboot's lines and any rate-limit notice), on request.
 if grep -qw ramboot_demo=dmesg /proc/cmdline; then
   dmesg | grep -e 'ramboot: ' -e 'suppressed' | sed 's/^/RAMBOOT-DMESG: /'
