@@ -12,7 +12,7 @@ mod support;
 
 use ramboot::commit::hooks::{HookRun, Outcome};
 use ramboot::commit::{self, CommitError, Request};
-use ramboot::sys::{ChrootRuns, RecordingSys};
+use ramboot::sys::{Call, ChrootRuns, RecordingSys};
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -161,6 +161,17 @@ fn the_pre_hook_feeds_the_selection_and_the_post_hook_sees_the_new_apkovl() {
         ]
     );
     assert!(report.hooks.iter().all(|r| r.outcome == Outcome::Done));
+    // lbu's `run-parts … >&2`: a hook's stdout is the command's stderr.
+    let placed: Vec<_> = s
+        .sys
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::Run { spawn } => Some(spawn.fds),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, [vec![(2, 1)], vec![(2, 1)]]);
     assert_eq!(
         s.sys.trace(),
         [

@@ -424,3 +424,24 @@ fn an_askfirst_spawn_returns_while_its_console_waits_for_enter() {
     assert_eq!(status.exit_status(), Some(5));
     assert_no_child_left();
 }
+
+/// `run` gives the child the descriptors it is told to (a hook's stdout pointed at stderr
+/// is one), as `spawn` does.
+#[test]
+fn run_places_the_descriptors_it_is_given() {
+    let _one = lock();
+    let (read, write) = cloexec_pipe();
+    let spawn = Spawn {
+        program: "/bin/sh".into(),
+        args: os(&["-c", "echo to-stdout"]),
+        env: env(&[("PATH", "/usr/bin:/bin")]),
+        fds: vec![(write.as_raw_fd(), 1)],
+        ..Default::default()
+    };
+    assert_eq!(RealSys.run(&spawn).unwrap(), 0);
+    drop(write);
+    let mut got = String::new();
+    std::fs::File::from(read).read_to_string(&mut got).unwrap();
+    assert_eq!(got, "to-stdout\n");
+    assert_no_child_left();
+}

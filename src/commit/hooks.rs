@@ -28,8 +28,9 @@
 //!   followed) with an execute bit; in byte order of their names; no subdirectories.
 //! * **How.** No arguments; the command's own environment, as lbu passes its own (it exports
 //!   nothing for them: only what lbu.conf itself `export`s would reach them, and ramboot reads
-//!   lbu.conf without running it); umask 022 (busybox `run-parts` sets it). lbu points their stdout at stderr because `lbu package -`
-//!   writes the archive to stdout; ramboot never does, so their output is left where it is.
+//!   lbu.conf without running it); umask 022 (busybox `run-parts` sets it); their stdout on
+//!   stderr, as lbu's `run-parts … >&2`, so a hook's output never mixes with `commit diff`'s
+//!   or `--dry-run`'s lists on stdout.
 //!
 //! With `--root DIR` the hooks are `DIR`'s, run chrooted into `DIR` (lbu runs `$ROOT`'s hooks
 //! unconfined): what they write stays in the root whose files the commit takes, as a hook
@@ -150,6 +151,8 @@ pub fn run(
             env: env.clone(),
             chroot: chroot.clone(),
             umask: Some(0o022),
+            // lbu runs them with `>&2`: what a hook prints never mixes with a command's output.
+            fds: vec![(2, 1)],
             ..Default::default()
         };
         let outcome = match sys.run(&spawn) {

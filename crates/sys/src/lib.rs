@@ -99,9 +99,10 @@ pub struct Spawn {
     /// For [`Sys::spawn`]: run as this user (supplementary groups, group, then user, before
     /// exec).
     pub user: Option<Credentials>,
-    /// For [`Sys::spawn`]: descriptors the child gets, as (source, number in the child): a
-    /// service's stdin/stdout/stderr pipe, its readiness fd. Applied in order after
-    /// [`Spawn::console`]; the caller keeps every source open until `spawn` returns.
+    /// Descriptors the child gets, as (source, number in the child): a service's
+    /// stdin/stdout/stderr pipe, its readiness fd, a hook's stdout sent to stderr. Applied in
+    /// order (by [`Sys::spawn`] after [`Spawn::console`], by [`Sys::run`] first); the caller
+    /// keeps every source open until the call returns.
     pub fds: Vec<(RawFd, RawFd)>,
 }
 

@@ -241,8 +241,12 @@ impl Sys for RealSys {
         let cwd = spawn.cwd.as_deref().map(cpath).transpose()?;
         let umask = spawn.umask;
         let tty = spawn.controlling_tty;
+        let fds = &spawn.fds;
         // Runs between fork and exec (see forkexec::start).
         let mut setup = || -> io::Result<()> {
+            for &(source, target) in fds {
+                processes::place_fd(source, target)?;
+            }
             if let Some(root) = &chroot {
                 rustix::process::chroot(root.as_c_str())?;
                 rustix::process::chdir(c"/")?;
@@ -260,8 +264,10 @@ impl Sys for RealSys {
             }
             Ok(())
         };
-        // SAFETY: `setup` makes raw syscalls on the C strings made above, allocates nothing.
-        let pid = unsafe { forkexec::start(&program, &mut setup, None, &[]) }?;
+        let placed: Vec<i32> = fds.iter().map(|&(_, target)| target).collect();
+        // SAFETY: `setup` makes raw syscalls on the C strings made above and the caller's
+        // descriptor numbers, allocates nothing.
+        let pid = unsafe { forkexec::start(&program, &mut setup, None, &placed) }?;
         let status = forkexec::wait_for(pid)?;
         Ok(status
             .exit_status()
@@ -557,7 +563,7 @@ mod processes {
     }
 
     /// Makes `source` descriptor number `target` in the child, open across exec.
-    fn place_fd(source: i32, target: i32) -> io::Result<()> {
+    pub(super) fn place_fd(source: i32, target: i32) -> io::Result<()> {
         // SAFETY: plain syscalls on descriptor numbers; dup2 clears FD_CLOEXEC on the copy,
         // and when both are the same descriptor the flag is cleared by hand.
         let r = unsafe {
